@@ -1,0 +1,5 @@
+"""``python -m gamstore`` runs the command line."""
+
+from gamstore.cli import main
+
+main()
