@@ -1,0 +1,227 @@
+"""The warm-start layer: what a fitter calls to start near a previous optimum.
+
+It ports the seeds' persistence glue onto :mod:`gamstore.store`: block-record keys
+(``"cf-<16 hex>"``), record load/store with a 16 MiB cap, the block warm start with its
+compatibility checks and saturation gate, the inner iteration cap, cross-fit artifacts for
+leave-one-subject-out folds, and outer-iterate sessions. Everything here is best-effort: with
+no store every call is a no-op, and a storage problem returns None/False, logs once and never
+raises into a fit. The only error is a configuration error: a store is configured but the
+family cannot fingerprint its likelihood (:class:`UnsupportedFamilyError`).
+
+Modules (one concept each): :mod:`~gamstore.warmstart.specs` (block/penalty/option specs),
+:mod:`~gamstore.warmstart.keys` (key derivation), :mod:`~gamstore.warmstart.inner_cap`,
+:mod:`~gamstore.warmstart.capability` (the memoized per-root store wrapper),
+:mod:`~gamstore.warmstart.records_io` (records A and B), :mod:`~gamstore.warmstart.blocks`
+(block warm start), :mod:`~gamstore.warmstart.artifacts` (cross-fit capture/consume),
+:mod:`~gamstore.warmstart.sessions` (outer iterates).
+
+Example
+-------
+A fitter's outline (``fam`` has ``name`` and ``warm_start_fingerprint(specs, options)``)::
+
+    from gamstore import warmstart as ws
+
+    wstore = ws.warm_store("file:///tmp/gs")          # or an open Store, or None (disk-silent)
+    specs = [ws.BlockSpec("(parametric)", X0, penalties=()),
+             ws.BlockSpec("s(x0)", X1, penalties=[ws.DensePenalty(S1)], nullspace_dims=[1])]
+    opts = ws.FitOptions(inner_max_cycles=50)
+    p2o = ws.physical_to_outer(specs)                 # penalty -> outer rho index
+    key, warm = ws.load_block_warm_start(wstore, fam, specs, opts, rho_len=1)
+    if warm is None:                                  # exact record missed: try a parent fit
+        warm = ws.consume_fit_artifact(wstore, fam, specs, gauge, p2o, rho0)
+    sess = ws.OuterSession.open(wstore, fam, specs, opts)
+    start = sess.begin(rho_dim=1)                     # start.kind: cold / exact-final / seed
+    ...                                               # each outer evaluation:
+    sess.on_evaluation(rho, beta_flat, cost)
+    ws.store_block_warm_start(wstore, key, specs, ws.BlockWarmStart(rho, betas))
+    ...                                               # at the end:
+    sess.finish(rho, beta_flat, cost, converged=True, hessian=H)
+    ws.capture_fit_artifact(wstore, fam, specs, gauge, betas, rho, p2o, cost, True)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY: dict[str, str] = {
+    # specs
+    "BlockSpec": "gamstore.warmstart.specs",
+    "BlockwisePenalty": "gamstore.warmstart.specs",
+    "DensePenalty": "gamstore.warmstart.specs",
+    "DiagonalPenalty": "gamstore.warmstart.specs",
+    "FitOptions": "gamstore.warmstart.specs",
+    "FixedPenalty": "gamstore.warmstart.specs",
+    "KroneckerPenalty": "gamstore.warmstart.specs",
+    "LabeledPenalty": "gamstore.warmstart.specs",
+    "Penalty": "gamstore.warmstart.specs",
+    "WarmStartFamily": "gamstore.warmstart.specs",
+    "cache_shape": "gamstore.warmstart.specs",
+    "physical_to_outer": "gamstore.warmstart.specs",
+    # keys
+    "UnsupportedFamilyError": "gamstore.warmstart.keys",
+    "block_key": "gamstore.warmstart.keys",
+    "likelihood_fingerprint": "gamstore.warmstart.keys",
+    "session_keys": "gamstore.warmstart.keys",
+    "SessionKeys": "gamstore.warmstart.keys",
+    "SCHEMA_TAG": "gamstore.warmstart.keys",
+    # inner cap
+    "InnerCap": "gamstore.warmstart.inner_cap",
+    "next_inner_cap": "gamstore.warmstart.inner_cap",
+    "update_inner_cap": "gamstore.warmstart.inner_cap",
+    # store capability
+    "WarmStartStore": "gamstore.warmstart.capability",
+    "warm_store": "gamstore.warmstart.capability",
+    "MAX_ENTRY_BYTES": "gamstore.warmstart.capability",
+    # records
+    "load_record": "gamstore.warmstart.records_io",
+    "store_record": "gamstore.warmstart.records_io",
+    "load_block_record": "gamstore.warmstart.records_io",
+    "store_block_record": "gamstore.warmstart.records_io",
+    # block warm start
+    "BlockWarmStart": "gamstore.warmstart.blocks",
+    "CachedInner": "gamstore.warmstart.blocks",
+    "SATURATION_THRESHOLD": "gamstore.warmstart.blocks",
+    "load_block_warm_start": "gamstore.warmstart.blocks",
+    "store_block_warm_start": "gamstore.warmstart.blocks",
+    "normalize_active_sets": "gamstore.warmstart.blocks",
+    # artifacts
+    "capture_fit_artifact": "gamstore.warmstart.artifacts",
+    "consume_fit_artifact": "gamstore.warmstart.artifacts",
+    "descriptor_for": "gamstore.warmstart.artifacts",
+    "per_block_rho_slots": "gamstore.warmstart.artifacts",
+    "store_fit_artifact": "gamstore.warmstart.artifacts",
+    "load_fit_artifact": "gamstore.warmstart.artifacts",
+    # sessions
+    "OuterSession": "gamstore.warmstart.sessions",
+    "OuterStart": "gamstore.warmstart.sessions",
+    "encode_iterate": "gamstore.warmstart.sessions",
+    "decode_iterate": "gamstore.warmstart.sessions",
+    "classify_entry": "gamstore.warmstart.sessions",
+    "ExactFinal": "gamstore.warmstart.sessions",
+    "Seed": "gamstore.warmstart.sessions",
+    "Discard": "gamstore.warmstart.sessions",
+}
+
+__all__ = [
+    "BlockSpec",
+    "BlockWarmStart",
+    "BlockwisePenalty",
+    "CachedInner",
+    "DensePenalty",
+    "DiagonalPenalty",
+    "Discard",
+    "ExactFinal",
+    "FitOptions",
+    "FixedPenalty",
+    "InnerCap",
+    "KroneckerPenalty",
+    "LabeledPenalty",
+    "MAX_ENTRY_BYTES",
+    "OuterSession",
+    "OuterStart",
+    "Penalty",
+    "SATURATION_THRESHOLD",
+    "SCHEMA_TAG",
+    "Seed",
+    "SessionKeys",
+    "UnsupportedFamilyError",
+    "WarmStartFamily",
+    "WarmStartStore",
+    "block_key",
+    "cache_shape",
+    "capture_fit_artifact",
+    "classify_entry",
+    "consume_fit_artifact",
+    "decode_iterate",
+    "descriptor_for",
+    "encode_iterate",
+    "likelihood_fingerprint",
+    "load_block_record",
+    "load_block_warm_start",
+    "load_fit_artifact",
+    "load_record",
+    "next_inner_cap",
+    "normalize_active_sets",
+    "per_block_rho_slots",
+    "physical_to_outer",
+    "session_keys",
+    "store_block_record",
+    "store_block_warm_start",
+    "store_fit_artifact",
+    "store_record",
+    "update_inner_cap",
+    "warm_store",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gamstore.warmstart' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gamstore.warmstart.artifacts import (
+        capture_fit_artifact,
+        consume_fit_artifact,
+        descriptor_for,
+        load_fit_artifact,
+        per_block_rho_slots,
+        store_fit_artifact,
+    )
+    from gamstore.warmstart.blocks import (
+        SATURATION_THRESHOLD,
+        BlockWarmStart,
+        CachedInner,
+        load_block_warm_start,
+        normalize_active_sets,
+        store_block_warm_start,
+    )
+    from gamstore.warmstart.capability import MAX_ENTRY_BYTES, WarmStartStore, warm_store
+    from gamstore.warmstart.inner_cap import InnerCap, next_inner_cap, update_inner_cap
+    from gamstore.warmstart.keys import (
+        SCHEMA_TAG,
+        SessionKeys,
+        UnsupportedFamilyError,
+        block_key,
+        likelihood_fingerprint,
+        session_keys,
+    )
+    from gamstore.warmstart.records_io import (
+        load_block_record,
+        load_record,
+        store_block_record,
+        store_record,
+    )
+    from gamstore.warmstart.sessions import (
+        Discard,
+        ExactFinal,
+        OuterSession,
+        OuterStart,
+        Seed,
+        classify_entry,
+        decode_iterate,
+        encode_iterate,
+    )
+    from gamstore.warmstart.specs import (
+        BlockSpec,
+        BlockwisePenalty,
+        DensePenalty,
+        DiagonalPenalty,
+        FitOptions,
+        FixedPenalty,
+        KroneckerPenalty,
+        LabeledPenalty,
+        Penalty,
+        WarmStartFamily,
+        cache_shape,
+        physical_to_outer,
+    )
