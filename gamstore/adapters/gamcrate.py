@@ -1,0 +1,862 @@
+"""Read the warm-start cache of the Rust crate ``gam`` and import it into a gamstore store.
+
+The crate keeps one directory per 256-bit key under its cache root::
+
+    <root>/<64 hex>/<run_id>.json    metadata (commit marker, written last)
+    <root>/<64 hex>/<run_id>.bin     payload bytes (compact JSON of one record)
+
+The payload of an entry is one of four JSON documents: an inner record (A,
+``PersistentWarmStartRecord``), a block record (B, ``PersistentBlockWarmStartRecord``),
+an outer-iterate payload (C, ``IteratePayload``) or a cross-fit fit artifact (D,
+``FitArtifact``). :func:`scan_crate_dir` walks a root, checks every entry the way the crate's
+own reader would (meta schema, SHA-256 checksum of the payload, record version walls, the
+record's validity rules, and that the key directory is the fingerprint of the record's own
+key) and yields either a :class:`CrateEntry` or a :class:`CrateSkip` with a reason.
+:func:`import_crate_dir` turns the good entries into gamstore records and saves them, and
+returns an :class:`ImportReport` with counts per keyspace and per skip reason.
+
+The reader never modifies the crate directory (the crate's scan deletes corrupt entries; an
+importer must not).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import struct
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("gamstore.adapters.gamcrate")
+
+#: Store meta schema the crate writes (``SCHEMA_VERSION``).
+STORE_SCHEMA_VERSION = 1
+#: ``version`` field of records A and B (``CACHE_VERSION``).
+RECORD_VERSION = 1
+#: ``schema`` of an outer-iterate payload (``ITERATE_PAYLOAD_SCHEMA``).
+ITERATE_PAYLOAD_SCHEMA = 3
+#: ``schema`` of a fit artifact (``FIT_ARTIFACT_SCHEMA``).
+FIT_ARTIFACT_SCHEMA = 1
+#: The crate's per-record cap (``MAX_ENTRY_BYTES``); larger payloads are rejected on load.
+MAX_ENTRY_BYTES = 16 * 1024 * 1024
+#: The crate schema tag under which the fit-artifact keyspace exists (introduced in v3).
+ARTIFACT_SCHEMA_TAGS = ("schema3-unified-fingerprinter-v3",)
+
+#: Crate payload kind -> gamstore keyspace.
+KEYSPACE_OF_KIND = {"inner": "inner", "block": "block", "outer": "outer", "artifact": "artifact"}
+
+# Skip reasons. Benign ones describe files that are not (yet) entries; the others are
+# entries the crate itself would refuse, or that gamstore could not store.
+SKIP_TEMP = "temp-file"
+SKIP_FOREIGN_FILE = "foreign-file"
+SKIP_ORPHAN_PAYLOAD = "orphan-payload"
+SKIP_MISSING_PAYLOAD = "missing-payload"
+SKIP_BAD_META = "bad-meta"
+SKIP_FOREIGN_STORE_SCHEMA = "foreign-store-schema"
+SKIP_OVERSIZE = "oversize"
+SKIP_UNREADABLE = "unreadable"
+SKIP_CHECKSUM = "checksum-mismatch"
+SKIP_BAD_PAYLOAD = "bad-payload"
+SKIP_UNKNOWN_PAYLOAD = "unknown-payload"
+SKIP_FOREIGN_PAYLOAD_SCHEMA = "foreign-payload-schema"
+SKIP_INVALID_RECORD = "invalid-record"
+SKIP_KEY_MISMATCH = "key-mismatch"
+SKIP_ALREADY_PRESENT = "already-present"
+SKIP_CONVERT_FAILED = "convert-failed"
+SKIP_SAVE_FAILED = "save-failed"
+
+#: Reasons that mean "damaged data" (the CLI exits 1 when any of them occurs).
+CORRUPT_REASONS = frozenset(
+    {
+        SKIP_MISSING_PAYLOAD,
+        SKIP_BAD_META,
+        SKIP_UNREADABLE,
+        SKIP_CHECKSUM,
+        SKIP_BAD_PAYLOAD,
+        SKIP_INVALID_RECORD,
+        SKIP_KEY_MISMATCH,
+    }
+)
+
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+_U64_MAX = (1 << 64) - 1
+_U32_MAX = (1 << 32) - 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The crate's SHA-256 fingerprint framing (spec section 2.2), needed to check key directories.
+# ---------------------------------------------------------------------------------------------
+
+_FRAME_TAG, _FRAME_BYTES, _FRAME_STR, _FRAME_U64 = 0, 1, 2, 3
+
+
+class CrateFingerprinter:
+    """The crate's tagged SHA-256 hasher (``absorb_*`` frames), for key-directory checks.
+
+    Each ``absorb_*`` call writes a frame header (one type byte, the tag length as u32
+    little-endian, the tag bytes) and then its payload. This is the crate's hashing, not
+    gamstore's (which uses BLAKE3); it is only used to recompute crate key directories.
+    """
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+
+    def _frame(self, code: int, tag: bytes) -> None:
+        self._h.update(bytes((code,)) + struct.pack("<I", len(tag)) + tag)
+
+    def absorb_tag(self, tag: bytes) -> None:
+        """Absorb a bare tag (no payload)."""
+        self._frame(_FRAME_TAG, tag)
+
+    def absorb_bytes(self, tag: bytes, data: bytes) -> None:
+        """Absorb a byte string, length-prefixed (u64 LE)."""
+        self._frame(_FRAME_BYTES, tag)
+        self._h.update(struct.pack("<Q", len(data)) + data)
+
+    def absorb_str(self, tag: bytes, text: str) -> None:
+        """Absorb a UTF-8 string, length-prefixed (u64 LE byte length)."""
+        data = text.encode("utf-8")
+        self._frame(_FRAME_STR, tag)
+        self._h.update(struct.pack("<Q", len(data)) + data)
+
+    def absorb_u64(self, tag: bytes, value: int) -> None:
+        """Absorb an unsigned 64-bit integer (8 bytes LE)."""
+        self._frame(_FRAME_U64, tag)
+        self._h.update(struct.pack("<Q", value))
+
+    def finalize(self) -> bytes:
+        """Return the 32-byte digest."""
+        return self._h.digest()
+
+
+def record_key_dir(key: str) -> str:
+    """Key directory of a record A/B stored under ``key`` (``absorb_str("warm-start-key")``)."""
+    fp = CrateFingerprinter()
+    fp.absorb_str(b"warm-start-key", key)
+    return fp.finalize().hex()
+
+
+def outer_key_dir(key: str) -> str:
+    """Key directory of an outer-iterate session ``key`` (``absorb_str("outer-iterate-key")``)."""
+    fp = CrateFingerprinter()
+    fp.absorb_str(b"outer-iterate-key", key)
+    return fp.finalize().hex()
+
+
+def descriptor_key(family_kind: str, term_identities: list[bytes]) -> str:
+    """Hex descriptor key of a fit descriptor (spec 2.5: sorted identities, rows excluded)."""
+    fp = CrateFingerprinter()
+    fp.absorb_tag(b"fit-artifact-descriptor-v1")
+    fp.absorb_str(b"family_kind", family_kind)
+    ordered = sorted(term_identities)  # ascending as byte arrays, duplicates kept
+    fp.absorb_u64(b"n_terms", len(ordered))
+    for ident in ordered:
+        fp.absorb_bytes(b"term", ident)
+    return fp.finalize().hex()
+
+
+def artifact_key_dir(descriptor_hex: str, schema_tag: str = ARTIFACT_SCHEMA_TAGS[0]) -> str:
+    """Key directory of the fit artifacts of one descriptor key."""
+    fp = CrateFingerprinter()
+    fp.absorb_str(b"fit-artifact-key", schema_tag)
+    fp.absorb_str(b"fit-artifact-descriptor", descriptor_hex)
+    return fp.finalize().hex()
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsed forms
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CrateMeta:
+    """The metadata JSON of one crate entry (``<run_id>.json``), validated."""
+
+    schema_version: int
+    producer: str
+    written_unix_secs: int
+    written_nanos: int
+    objective: float | None
+    iteration: int | None
+    kind: str  # "Checkpoint" | "Final"
+    checksum_hex: str
+    payload_bytes: int
+    accessed: bool
+    accessed_unix_secs: int
+    accessed_nanos: int
+
+    @property
+    def written_ns(self) -> int:
+        """Creation stamp in nanoseconds since the epoch."""
+        return self.written_unix_secs * 1_000_000_000 + self.written_nanos
+
+
+@dataclass(frozen=True)
+class CrateEntry:
+    """One valid crate entry: its location, metadata and decoded, validated payload.
+
+    ``payload_kind`` is ``"inner"`` (record A), ``"block"`` (record B), ``"outer"``
+    (``IteratePayload``) or ``"artifact"`` (``FitArtifact``). ``payload`` is the parsed JSON
+    object with defaults filled in (serde defaults of the crate) and the outer payload's
+    Hessian scrubbed when inconsistent. ``key`` is the string the crate looks the entry up
+    by: the record's own ``key`` (A, B), the descriptor key hex (D), or ``None`` for outer
+    sessions, whose key string is not recoverable from disk.
+    """
+
+    key_dir: str
+    run_id: str
+    meta: CrateMeta
+    payload_kind: str
+    payload: dict[str, Any]
+    key: str | None
+
+    @property
+    def keyspace(self) -> str:
+        """The gamstore keyspace this entry imports into."""
+        return KEYSPACE_OF_KIND[self.payload_kind]
+
+
+@dataclass(frozen=True)
+class CrateSkip:
+    """A file or entry that was not imported, with the reason and a short explanation."""
+
+    path: str  # relative to the crate root
+    reason: str
+    detail: str
+
+
+@dataclass
+class ImportReport:
+    """Counts of one import: entries imported per keyspace and skipped per reason."""
+
+    imported: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    skips: list[CrateSkip] = field(default_factory=list)
+    keys: dict[str, set[str]] = field(default_factory=dict)
+
+    @property
+    def n_imported(self) -> int:
+        """Total number of imported entries."""
+        return sum(self.imported.values())
+
+    @property
+    def n_skipped(self) -> int:
+        """Total number of skipped files/entries."""
+        return sum(self.skipped.values())
+
+    @property
+    def n_corrupt(self) -> int:
+        """Number of skips whose reason is in :data:`CORRUPT_REASONS`."""
+        return sum(n for reason, n in self.skipped.items() if reason in CORRUPT_REASONS)
+
+    def add_skip(self, skip: CrateSkip) -> None:
+        """Count one skip (and keep it for the detailed listing)."""
+        self.skipped[skip.reason] += 1
+        self.skips.append(skip)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Strict-JSON summary (no per-file details)."""
+        return {
+            "imported": dict(sorted(self.imported.items())),
+            "skipped": dict(sorted(self.skipped.items())),
+            "n_imported": self.n_imported,
+            "n_skipped": self.n_skipped,
+            "n_corrupt": self.n_corrupt,
+        }
+
+
+class _Reject(Exception):
+    """Internal: a payload/meta check failed with a skip reason."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+# ---------------------------------------------------------------------------------------------
+# Strict JSON field checks (names in messages are the crate's field names)
+# ---------------------------------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def _loads_strict(data: bytes) -> Any:
+    """Parse strict JSON: NaN/Infinity literals are refused (serde_json never writes them)."""
+    return json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _uint(obj: Mapping[str, Any], name: str, *, default: int | None = None, bits: int = 64) -> int:
+    if name not in obj:
+        if default is None:
+            raise _Reject(SKIP_INVALID_RECORD, f"field {name!r} is missing")
+        return default
+    value = obj[name]
+    limit = _U64_MAX if bits == 64 else _U32_MAX
+    if not _is_int(value) or value < 0 or value > limit:
+        raise _Reject(
+            SKIP_INVALID_RECORD, f"field {name!r} must be a u{bits} integer, got {value!r}"
+        )
+    return int(value)
+
+
+def _str(obj: Mapping[str, Any], name: str, *, default: str | None = None) -> str:
+    if name not in obj:
+        if default is None:
+            raise _Reject(SKIP_INVALID_RECORD, f"field {name!r} is missing")
+        return default
+    value = obj[name]
+    if not isinstance(value, str):
+        raise _Reject(SKIP_INVALID_RECORD, f"field {name!r} must be a string")
+    return value
+
+
+def _bool(obj: Mapping[str, Any], name: str, *, default: bool | None = None) -> bool:
+    if name not in obj:
+        if default is None:
+            raise _Reject(SKIP_INVALID_RECORD, f"field {name!r} is missing")
+        return default
+    value = obj[name]
+    if not isinstance(value, bool):
+        raise _Reject(SKIP_INVALID_RECORD, f"field {name!r} must be a boolean")
+    return value
+
+
+def _finite(value: Any, name: str) -> float:
+    # serde_json writes non-finite f64 as null, which the crate then cannot read back
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Reject(SKIP_INVALID_RECORD, f"field {name!r} must be a finite number")
+    out = float(value)
+    if not math.isfinite(out):
+        raise _Reject(SKIP_INVALID_RECORD, f"field {name!r} must be finite")
+    return out
+
+
+def _float_list(
+    obj: Mapping[str, Any], name: str, *, default: list[float] | None = None
+) -> list[float]:
+    if name not in obj:
+        if default is None:
+            raise _Reject(SKIP_INVALID_RECORD, f"field {name!r} is missing")
+        return list(default)
+    return _float_seq(obj[name], name)
+
+
+def _float_seq(value: Any, name: str) -> list[float]:
+    if not isinstance(value, list):
+        raise _Reject(SKIP_INVALID_RECORD, f"field {name!r} must be a list of numbers")
+    return [_finite(v, f"{name}[{i}]") for i, v in enumerate(value)]
+
+
+def _opt_float_list(obj: Mapping[str, Any], name: str) -> list[float] | None:
+    value = obj.get(name)  # serde: a missing Option field is None
+    return None if value is None else _float_seq(value, name)
+
+
+def _opt_float(obj: Mapping[str, Any], name: str) -> float | None:
+    value = obj.get(name)
+    return None if value is None else _finite(value, name)
+
+
+def _uint_list(value: Any, name: str) -> list[int]:
+    if not isinstance(value, list) or not all(_is_int(v) and 0 <= v <= _U64_MAX for v in value):
+        raise _Reject(SKIP_INVALID_RECORD, f"field {name!r} must be a list of unsigned integers")
+    return [int(v) for v in value]
+
+
+def _object(value: Any, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _Reject(SKIP_INVALID_RECORD, f"field {name!r} must be a JSON object")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Meta and payload validation
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_meta(data: bytes) -> CrateMeta:
+    """Parse and validate one ``<run_id>.json`` metadata document.
+
+    Parameters
+    ----------
+    data : bytes
+        The raw bytes of the metadata file.
+
+    Returns
+    -------
+    CrateMeta
+
+    Raises
+    ------
+    ValueError
+        With ``args[0]`` naming the failing field. A foreign store schema raises with the
+        message starting ``"foreign-store-schema"``.
+    """
+    try:
+        return _parse_meta(data)
+    except _Reject as exc:
+        raise ValueError(f"{exc.reason}: {exc.detail}") from None
+
+
+def _parse_meta(data: bytes) -> CrateMeta:
+    try:
+        obj = _loads_strict(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _Reject(SKIP_BAD_META, f"meta is not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise _Reject(SKIP_BAD_META, "meta must be a JSON object")
+    try:
+        schema = _uint(obj, "schema_version", bits=32)
+    except _Reject as exc:
+        raise _Reject(SKIP_BAD_META, exc.detail) from None
+    if schema != STORE_SCHEMA_VERSION:
+        raise _Reject(
+            SKIP_FOREIGN_STORE_SCHEMA,
+            f"schema_version {schema}, this reader understands {STORE_SCHEMA_VERSION}",
+        )
+    try:
+        objective_raw = obj.get("objective")
+        objective = None if objective_raw is None else _finite(objective_raw, "objective")
+        iteration_raw = obj.get("iteration")
+        iteration = None if iteration_raw is None else _uint(obj, "iteration")
+        kind = _str(obj, "kind")
+        if kind not in ("Checkpoint", "Final"):
+            raise _Reject(SKIP_BAD_META, f"field 'kind' must be Checkpoint or Final, got {kind!r}")
+        checksum = _str(obj, "checksum_hex")
+        if not _HEX64.match(checksum):
+            raise _Reject(SKIP_BAD_META, "field 'checksum_hex' must be 64 hex characters")
+        return CrateMeta(
+            schema_version=schema,
+            producer=_str(obj, "producer", default=""),
+            written_unix_secs=_uint(obj, "written_unix_secs"),
+            written_nanos=_uint(obj, "written_nanos", default=0, bits=32),
+            objective=objective,
+            iteration=iteration,
+            kind=kind,
+            checksum_hex=checksum.lower(),
+            payload_bytes=_uint(obj, "payload_bytes"),
+            accessed=_bool(obj, "accessed", default=False),
+            accessed_unix_secs=_uint(obj, "accessed_unix_secs", default=0),
+            accessed_nanos=_uint(obj, "accessed_nanos", default=0, bits=32),
+        )
+    except _Reject as exc:
+        raise _Reject(SKIP_BAD_META, exc.detail) from None
+
+
+def classify_payload(obj: Mapping[str, Any]) -> str | None:
+    """Which crate document a parsed payload is, from its field names (None if unknown)."""
+    if "block_names" in obj and "block_beta" in obj:
+        return "block"
+    if "n_cols" in obj and "beta" in obj and "version" in obj:
+        return "inner"
+    if "descriptor" in obj and "terms" in obj:
+        return "artifact"
+    if "schema" in obj and "rho" in obj and "cost" in obj:
+        return "outer"
+    return None
+
+
+def _check_inner(obj: dict[str, Any]) -> dict[str, Any]:
+    version = _uint(obj, "version", bits=32)
+    if version != RECORD_VERSION:
+        raise _Reject(SKIP_FOREIGN_PAYLOAD_SCHEMA, f"record version {version}")
+    n_cols = _uint(obj, "n_cols")
+    out: dict[str, Any] = {
+        "version": version,
+        "key": _str(obj, "key"),
+        "package_version": _str(obj, "package_version"),
+        "created_unix_secs": _uint(obj, "created_unix_secs"),
+        "updated_unix_secs": _uint(obj, "updated_unix_secs"),
+        "n_rows": _uint(obj, "n_rows"),
+        "n_cols": n_cols,
+        "rho": _float_list(obj, "rho"),
+        "beta": _float_list(obj, "beta"),
+        "prev_rho": _opt_float_list(obj, "prev_rho"),
+        "prev_beta": _opt_float_list(obj, "prev_beta"),
+        "last_inner_iters": _uint(obj, "last_inner_iters"),
+        "last_inner_converged": _bool(obj, "last_inner_converged"),
+        "last_pirls_lm_lambda": _opt_float(obj, "last_pirls_lm_lambda"),
+        "last_ift_prediction_residual": _opt_float(obj, "last_ift_prediction_residual"),
+        "last_pirls_accept_rho": _opt_float(obj, "last_pirls_accept_rho"),
+    }
+    # is_compatible rules that do not need the caller's expectations
+    if len(out["beta"]) != n_cols:
+        raise _Reject(
+            SKIP_INVALID_RECORD, f"'beta' has length {len(out['beta'])}, expected n_cols={n_cols}"
+        )
+    if out["prev_rho"] is not None and len(out["prev_rho"]) != len(out["rho"]):
+        raise _Reject(SKIP_INVALID_RECORD, "'prev_rho' must have the length of 'rho'")
+    if out["prev_beta"] is not None and len(out["prev_beta"]) != n_cols:
+        raise _Reject(SKIP_INVALID_RECORD, f"'prev_beta' must have length n_cols={n_cols}")
+    return out
+
+
+_SUMMARY_FLOATS = ("log_likelihood", "penalty_value", "block_logdet_h", "block_logdet_s")
+
+
+def _check_block(obj: dict[str, Any]) -> dict[str, Any]:
+    version = _uint(obj, "version", bits=32)
+    if version != RECORD_VERSION:
+        raise _Reject(SKIP_FOREIGN_PAYLOAD_SCHEMA, f"record version {version}")
+    names = obj.get("block_names")
+    if not isinstance(names, list) or not all(isinstance(s, str) for s in names):
+        raise _Reject(SKIP_INVALID_RECORD, "field 'block_names' must be a list of strings")
+    dims = _uint_list(obj.get("block_dims"), "block_dims")
+    betas_raw = obj.get("block_beta")
+    if not isinstance(betas_raw, list):
+        raise _Reject(SKIP_INVALID_RECORD, "field 'block_beta' must be a list of lists")
+    betas = [_float_seq(b, f"block_beta[{i}]") for i, b in enumerate(betas_raw)]
+    sets_raw = obj.get("active_sets")
+    if not isinstance(sets_raw, list):
+        raise _Reject(SKIP_INVALID_RECORD, "field 'active_sets' must be a list")
+    active_sets: list[list[int] | None] = []
+    for i, s in enumerate(sets_raw):
+        if s is None:
+            active_sets.append(None)
+            continue
+        # load normalisation of the crate: sorted, deduplicated, empty -> None
+        norm = sorted(set(_uint_list(s, f"active_sets[{i}]")))
+        active_sets.append(norm or None)
+    n_blocks = len(dims)
+    if not (len(names) == n_blocks == len(betas) == len(active_sets)):
+        raise _Reject(
+            SKIP_INVALID_RECORD,
+            f"block_names/block_dims/block_beta/active_sets lengths differ "
+            f"({len(names)}/{n_blocks}/{len(betas)}/{len(active_sets)})",
+        )
+    for i, (beta, dim) in enumerate(zip(betas, dims, strict=True)):
+        if len(beta) != dim:
+            raise _Reject(
+                SKIP_INVALID_RECORD, f"'block_beta[{i}]' has length {len(beta)}, expected {dim}"
+            )
+    inner_raw = obj.get("inner")
+    inner: dict[str, Any] | None = None
+    if inner_raw is not None:
+        summary = _object(inner_raw, "inner")
+        inner = {name: _finite(summary.get(name), f"inner.{name}") for name in _SUMMARY_FLOATS}
+        inner["cycles"] = _uint(summary, "cycles")
+        inner["converged"] = _bool(summary, "converged")
+        # newer crates add solver-state fields; keep the finite numeric ones
+        for extra in ("solved_inner_tol",):
+            if summary.get(extra) is not None:
+                inner[extra] = _finite(summary[extra], f"inner.{extra}")
+        for extra in ("block_log_lambdas", "joint_log_lambdas"):
+            if summary.get(extra) is not None:
+                inner[extra] = _float_seq(summary[extra], f"inner.{extra}")
+    return {
+        "version": version,
+        "key": _str(obj, "key"),
+        "package_version": _str(obj, "package_version"),
+        "created_unix_secs": _uint(obj, "created_unix_secs"),
+        "updated_unix_secs": _uint(obj, "updated_unix_secs"),
+        "n_rows": _uint(obj, "n_rows"),
+        "block_names": list(names),
+        "block_dims": dims,
+        "rho": _float_list(obj, "rho"),
+        "block_beta": betas,
+        "active_sets": active_sets,
+        "inner": inner,
+    }
+
+
+def _check_outer(obj: dict[str, Any]) -> dict[str, Any]:
+    schema = _uint(obj, "schema", bits=32)
+    if schema != ITERATE_PAYLOAD_SCHEMA:
+        raise _Reject(SKIP_FOREIGN_PAYLOAD_SCHEMA, f"iterate payload schema {schema}")
+    rho = _float_list(obj, "rho")
+    beta = _float_list(obj, "beta", default=[])
+    cost = _finite(obj.get("cost"), "cost")
+    eval_id = _uint(obj, "eval_id")
+    # the crate scrubs an inconsistent Hessian to empty instead of rejecting the payload
+    hessian: list[float] = []
+    dim = 0
+    raw_h = obj.get("hessian", [])
+    raw_dim = obj.get("hessian_dim", 0)
+    if (
+        isinstance(raw_h, list)
+        and _is_int(raw_dim)
+        and raw_dim > 0
+        and raw_dim * raw_dim == len(raw_h)
+        and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in raw_h
+        )
+    ):
+        hessian = [float(v) for v in raw_h]
+        dim = int(raw_dim)
+    return {
+        "schema": schema,
+        "rho": rho,
+        "beta": beta,
+        "hessian": hessian,
+        "hessian_dim": dim,
+        "cost": cost,
+        "eval_id": eval_id,
+    }
+
+
+_ROLES = {"Mean": "Mean", "Slope": "Slope", "Generic": "Generic", "LogSlope": "Slope"}
+_BASIS_OPT_UINTS = ("degree", "num_knots", "n_centers", "nullspace_order", "matern_nu")
+
+
+def _hex_identity(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not _HEX64.match(value):
+        raise _Reject(SKIP_INVALID_RECORD, f"field {name!r} must be a 64-hex term identity")
+    return value.lower()
+
+
+def _check_artifact(obj: dict[str, Any]) -> dict[str, Any]:
+    schema = _uint(obj, "schema", bits=32)
+    if schema != FIT_ARTIFACT_SCHEMA:
+        raise _Reject(SKIP_FOREIGN_PAYLOAD_SCHEMA, f"fit artifact schema {schema}")
+    desc = _object(obj.get("descriptor"), "descriptor")
+    identities_raw = desc.get("term_identities")
+    if not isinstance(identities_raw, list):
+        raise _Reject(SKIP_INVALID_RECORD, "field 'descriptor.term_identities' must be a list")
+    identities = [
+        _hex_identity(v, f"descriptor.term_identities[{i}]") for i, v in enumerate(identities_raw)
+    ]
+    rsig = _object(desc.get("response_signature"), "descriptor.response_signature")
+    rpop_raw = desc.get("row_population")
+    rpop: dict[str, Any] | None = None
+    if rpop_raw is not None:
+        rp = _object(rpop_raw, "descriptor.row_population")
+        label = rp.get("label")
+        if label is not None and not isinstance(label, str):
+            raise _Reject(SKIP_INVALID_RECORD, "field 'row_population.label' must be a string")
+        rpop = {"n_rows": _uint(rp, "n_rows"), "label": label}
+    descriptor = {
+        "family_kind": _str(desc, "family_kind"),
+        "term_identities": identities,
+        "response_signature": {
+            "family_kind": _str(rsig, "family_kind"),
+            "n_response_channels": _uint(rsig, "n_response_channels"),
+        },
+        "row_population": rpop,
+    }
+    terms_raw = obj.get("terms")
+    if not isinstance(terms_raw, list):
+        raise _Reject(SKIP_INVALID_RECORD, "field 'terms' must be a list")
+    terms = []
+    for i, t_raw in enumerate(terms_raw):
+        t = _object(t_raw, f"terms[{i}]")
+        role = t.get("role")
+        if role not in _ROLES:
+            raise _Reject(SKIP_INVALID_RECORD, f"field 'terms[{i}].role' is unknown: {role!r}")
+        bm = _object(t.get("basis_meta"), f"terms[{i}].basis_meta")
+        basis: dict[str, Any] = {"kind": _str(bm, "kind")}
+        for name in _BASIS_OPT_UINTS:
+            basis[name] = None if bm.get(name) is None else _uint(bm, name)
+        basis["periodic"] = _bool(bm, "periodic", default=False)
+        rot_raw = t.get("joint_null_rotation")
+        rotation: dict[str, Any] | None = None
+        if rot_raw is not None:
+            rot = _object(rot_raw, f"terms[{i}].joint_null_rotation")
+            nr, nc = _uint(rot, "nrows"), _uint(rot, "ncols")
+            data = _float_list(rot, "data")
+            if len(data) != nr * nc:
+                raise _Reject(
+                    SKIP_INVALID_RECORD,
+                    f"'terms[{i}].joint_null_rotation.data' has {len(data)} values, "
+                    f"expected nrows*ncols={nr * nc}",
+                )
+            rotation = {"nrows": nr, "ncols": nc, "data": data}
+        terms.append(
+            {
+                "identity": _hex_identity(t.get("identity"), f"terms[{i}].identity"),
+                "role": _ROLES[role],
+                "basis_meta": basis,
+                "joint_null_rotation": rotation,
+                "raw_beta": _float_list(t, "raw_beta"),
+                "rho_for_term": _float_list(t, "rho_for_term"),
+            }
+        )
+    glob = _object(obj.get("global"), "global")
+    return {
+        "schema": schema,
+        "created_unix_secs": _uint(obj, "created_unix_secs"),
+        "descriptor": descriptor,
+        "terms": terms,
+        "global": {
+            # is_usable(): the outer objective must be finite
+            "outer_objective": _finite(glob.get("outer_objective"), "global.outer_objective"),
+            "converged": _bool(glob, "converged"),
+            "n_rows": _uint(glob, "n_rows"),
+        },
+    }
+
+
+_CHECKERS = {
+    "inner": _check_inner,
+    "block": _check_block,
+    "outer": _check_outer,
+    "artifact": _check_artifact,
+}
+
+
+def parse_payload(data: bytes) -> tuple[str, dict[str, Any]]:
+    """Decode and validate one payload (the ``.bin`` bytes).
+
+    Parameters
+    ----------
+    data : bytes
+        The payload bytes (compact JSON).
+
+    Returns
+    -------
+    (payload_kind, payload) : tuple[str, dict]
+        ``payload_kind`` in ``{"inner", "block", "outer", "artifact"}``; ``payload`` the
+        validated document with crate defaults filled in.
+
+    Raises
+    ------
+    ValueError
+        ``"<reason>: <detail>"`` with a reason from the ``SKIP_*`` constants.
+    """
+    try:
+        return _parse_payload(data)
+    except _Reject as exc:
+        raise ValueError(f"{exc.reason}: {exc.detail}") from None
+
+
+def _parse_payload(data: bytes) -> tuple[str, dict[str, Any]]:
+    try:
+        obj = _loads_strict(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _Reject(SKIP_BAD_PAYLOAD, f"payload is not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise _Reject(SKIP_BAD_PAYLOAD, "payload must be a JSON object")
+    kind = classify_payload(obj)
+    if kind is None:
+        raise _Reject(SKIP_UNKNOWN_PAYLOAD, f"unrecognised payload with fields {sorted(obj)[:8]}")
+    return kind, _CHECKERS[kind](obj)
+
+
+def expected_key(payload_kind: str, payload: Mapping[str, Any]) -> str | None:
+    """The string the crate looks this payload up by (None for outer sessions)."""
+    if payload_kind in ("inner", "block"):
+        return str(payload["key"])
+    if payload_kind == "artifact":
+        desc = payload["descriptor"]
+        ids = [bytes.fromhex(h) for h in desc["term_identities"]]
+        return descriptor_key(desc["family_kind"], ids)
+    return None
+
+
+def _key_dir_matches(payload_kind: str, key: str | None, key_dir: str) -> bool:
+    if payload_kind in ("inner", "block"):
+        return key is not None and record_key_dir(key) == key_dir
+    if payload_kind == "artifact":
+        return key is not None and any(
+            artifact_key_dir(key, tag) == key_dir for tag in ARTIFACT_SCHEMA_TAGS
+        )
+    return True  # an outer session's key string is not on disk; nothing to compare
+
+
+# ---------------------------------------------------------------------------------------------
+# Directory scan
+# ---------------------------------------------------------------------------------------------
+
+
+def scan_crate_dir(
+    root: str | os.PathLike[str], *, verify_keys: bool = True
+) -> Iterator[CrateEntry | CrateSkip]:
+    """Walk a crate cache root and yield every entry, valid or skipped.
+
+    Parameters
+    ----------
+    root : path-like
+        The crate's cache root (the directory holding the 64-hex key directories).
+    verify_keys : bool, default True
+        Require that a record's key directory is the crate fingerprint of the record's own
+        key (A, B) or descriptor key (D). An entry in the wrong directory is unreachable for
+        the crate and is skipped as ``"key-mismatch"``.
+
+    Yields
+    ------
+    CrateEntry or CrateSkip
+        In a deterministic order (key directories and run ids sorted).
+
+    Raises
+    ------
+    ValueError
+        If ``root`` is not an existing directory.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise ValueError(f"crate root {str(root)!r} is not a directory")
+    for top in sorted(os.scandir(base), key=lambda e: e.name):
+        if not top.is_dir(follow_symlinks=False) or not _HEX64.match(top.name):
+            # e.g. README files, unrelated folders: not part of the crate layout
+            yield CrateSkip(top.name, SKIP_FOREIGN_FILE, "not a 64-hex key directory")
+            continue
+        yield from _scan_key_dir(Path(top.path), top.name.lower(), top.name, verify_keys)
+
+
+def _scan_key_dir(
+    path: Path, key_dir: str, rel: str, verify_keys: bool
+) -> Iterator[CrateEntry | CrateSkip]:
+    try:
+        names = sorted(os.listdir(path))
+    except OSError as exc:
+        yield CrateSkip(rel, SKIP_UNREADABLE, f"cannot list: {exc.strerror}")
+        return
+    present = set(names)
+    for name in names:
+        rel_name = f"{rel}/{name}"
+        if ".tmp." in name:
+            yield CrateSkip(rel_name, SKIP_TEMP, "in-flight temp file")
+            continue
+        if name.endswith(".bin"):
+            if name[: -len(".bin")] + ".json" not in present:
+                yield CrateSkip(rel_name, SKIP_ORPHAN_PAYLOAD, "payload without metadata")
+            continue  # read together with its .json
+        if not name.endswith(".json") or not (path / name).is_file():
+            yield CrateSkip(rel_name, SKIP_FOREIGN_FILE, "not a crate entry file")
+            continue
+        run_id = name[: -len(".json")]
+        yield _read_entry(path, key_dir, rel_name, run_id, present, verify_keys)
+
+
+def _read_entry(
+    path: Path, key_dir: str, rel_name: str, run_id: str, present: set[str], verify_keys: bool
+) -> CrateEntry | CrateSkip:
+    bin_name = run_id + ".bin"
+    try:
+        if bin_name not in present:
+            raise _Reject(SKIP_MISSING_PAYLOAD, "metadata without payload")
+        try:
+            meta = _parse_meta((path / f"{run_id}.json").read_bytes())
+            size = (path / bin_name).stat().st_size
+            if size > MAX_ENTRY_BYTES:
+                raise _Reject(SKIP_OVERSIZE, f"payload of {size} bytes exceeds 16 MiB")
+            payload_bytes = (path / bin_name).read_bytes()
+        except OSError as exc:
+            raise _Reject(SKIP_UNREADABLE, f"cannot read: {exc.strerror}") from None
+        digest = hashlib.sha256(payload_bytes).hexdigest()
+        if digest != meta.checksum_hex:
+            raise _Reject(SKIP_CHECKSUM, f"payload SHA-256 {digest[:16]}... != checksum_hex")
+        kind, payload = _parse_payload(payload_bytes)
+        key = expected_key(kind, payload)
+        if verify_keys and not _key_dir_matches(kind, key, key_dir):
+            raise _Reject(SKIP_KEY_MISMATCH, "key directory is not the fingerprint of the key")
+    except _Reject as exc:
+        log.debug("gam crate entry %s skipped: %s (%s)", rel_name, exc.reason, exc.detail)
+        return CrateSkip(rel_name, exc.reason, exc.detail)
+    return CrateEntry(
+        key_dir=key_dir, run_id=run_id, meta=meta, payload_kind=kind, payload=payload, key=key
+    )

@@ -1,0 +1,533 @@
+"""Reading and importing the Rust crate ``gam``'s warm-start cache (gamstore.adapters.gamcrate).
+
+The tests build crate cache directories to the crate's on-disk format with a small builder
+below (key directory = the crate's SHA-256 fingerprint of the key, ``<run_id>.bin`` payload,
+``<run_id>.json`` pretty-printed metadata with the payload's SHA-256), including corrupt and
+foreign-schema entries that must be skipped and counted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gamstore.adapters import gamcrate as gc
+
+# ---------------------------------------------------------------------------------------------
+# An independent implementation of the crate framing (so the library's is checked, not reused)
+# ---------------------------------------------------------------------------------------------
+
+
+def _frame(code: int, tag: bytes) -> bytes:
+    return bytes([code]) + len(tag).to_bytes(4, "little") + tag
+
+
+def _str_frame(tag: bytes, text: str) -> bytes:
+    data = text.encode()
+    return _frame(2, tag) + len(data).to_bytes(8, "little") + data
+
+
+def crate_record_dir(key: str) -> str:
+    return hashlib.sha256(_str_frame(b"warm-start-key", key)).hexdigest()
+
+
+def crate_descriptor_key(family_kind: str, ids: list[bytes]) -> str:
+    body = _frame(0, b"fit-artifact-descriptor-v1") + _str_frame(b"family_kind", family_kind)
+    body += _frame(3, b"n_terms") + struct.pack("<Q", len(ids))
+    for ident in sorted(ids):
+        body += _frame(1, b"term") + struct.pack("<Q", 32) + ident
+    return hashlib.sha256(body).hexdigest()
+
+
+def crate_artifact_dir(descriptor_hex: str) -> str:
+    body = _str_frame(b"fit-artifact-key", "schema3-unified-fingerprinter-v3")
+    body += _str_frame(b"fit-artifact-descriptor", descriptor_hex)
+    return hashlib.sha256(body).hexdigest()
+
+
+def crate_outer_dir(key: str) -> str:
+    return hashlib.sha256(_str_frame(b"outer-iterate-key", key)).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Builder
+# ---------------------------------------------------------------------------------------------
+
+
+class CrateDirBuilder:
+    """Writes entries in the crate's layout: ``<root>/<64 hex>/<run_id>.{bin,json}``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._n = 0
+
+    def run_id(self) -> str:
+        self._n += 1
+        return f"r1a2b-{0x17F000000000 + self._n:x}"
+
+    def add(
+        self,
+        key_dir: str,
+        payload: bytes | dict[str, Any],
+        *,
+        kind: str = "Checkpoint",
+        objective: float | None = None,
+        iteration: int | None = None,
+        run_id: str | None = None,
+        meta: dict[str, Any] | None = None,
+        write_bin: bool = True,
+        write_meta: bool = True,
+    ) -> Path:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        run_id = run_id or self.run_id()
+        d = self.root / key_dir
+        d.mkdir(exist_ok=True)
+        doc: dict[str, Any] = {
+            "schema_version": 1,
+            "producer": "ab" * 32,
+            "written_unix_secs": 1_700_000_000 + self._n,
+            "written_nanos": 123,
+            "objective": objective,
+            "iteration": iteration,
+            "kind": kind,
+            "checksum_hex": hashlib.sha256(data).hexdigest(),
+            "payload_bytes": len(data),
+            "accessed": False,
+            "accessed_unix_secs": 0,
+            "accessed_nanos": 0,
+        }
+        doc.update(meta or {})
+        if write_bin:
+            (d / f"{run_id}.bin").write_bytes(data)
+        if write_meta:
+            (d / f"{run_id}.json").write_text(json.dumps(doc, indent=2))
+        return d / f"{run_id}.json"
+
+    # typed helpers ---------------------------------------------------------------------------
+
+    def add_record_a(self, rec: dict[str, Any], **kw: Any) -> Path:
+        return self.add(crate_record_dir(rec["key"]), rec, **kw)
+
+    def add_record_b(self, rec: dict[str, Any], **kw: Any) -> Path:
+        return self.add(crate_record_dir(rec["key"]), rec, **kw)
+
+    def add_artifact(self, art: dict[str, Any], **kw: Any) -> Path:
+        d = art["descriptor"]
+        ids = [bytes.fromhex(h) for h in d["term_identities"]]
+        return self.add(crate_artifact_dir(crate_descriptor_key(d["family_kind"], ids)), art, **kw)
+
+    def add_iterate(self, session_key: str, payload: dict[str, Any], **kw: Any) -> Path:
+        return self.add(crate_outer_dir(session_key), payload, **kw)
+
+
+def record_a(key: str = "surv-transform-0123456789abcdef", **over: Any) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "version": 1,
+        "key": key,
+        "package_version": "0.3.122",
+        "created_unix_secs": 1_700_000_000,
+        "updated_unix_secs": 1_700_000_050,
+        "n_rows": 200,
+        "n_cols": 4,
+        "rho": [0.5, -1.25],
+        "beta": [1.0, -2.0, 0.25, 3.5],
+        "prev_rho": [0.4, -1.0],
+        "prev_beta": None,
+        "last_inner_iters": 7,
+        "last_inner_converged": True,
+        "last_pirls_lm_lambda": 0.001,
+        "last_ift_prediction_residual": None,
+        "last_pirls_accept_rho": 0.75,
+    }
+    rec.update(over)
+    return rec
+
+
+def record_b(key: str = "cf-00112233aabbccdd", **over: Any) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "version": 1,
+        "key": key,
+        "package_version": "0.3.122",
+        "created_unix_secs": 1_700_000_000,
+        "updated_unix_secs": 1_700_000_000,
+        "n_rows": 500,
+        "block_names": ["mean", "log_sigma"],
+        "block_dims": [3, 2],
+        "rho": [1.5, -0.5, 2.0],
+        "block_beta": [[0.1, 0.2, 0.3], [-1.0, 1.0]],
+        "active_sets": [None, [3, 1, 1]],
+        "inner": {
+            "log_likelihood": -812.5,
+            "penalty_value": 3.25,
+            "cycles": 4,
+            "converged": True,
+            "block_logdet_h": 12.0,
+            "block_logdet_s": -3.0,
+        },
+    }
+    rec.update(over)
+    return rec
+
+
+def iterate_payload(**over: Any) -> dict[str, Any]:
+    p: dict[str, Any] = {
+        "schema": 3,
+        "rho": [2.7, 5.1, -1.5],
+        "beta": [0.5, 0.25],
+        "hessian": [2.0, 0.1, 0.0, 0.1, 3.0, 0.0, 0.0, 0.0, 1.0],
+        "hessian_dim": 3,
+        "cost": 2172.037987,
+        "eval_id": 9,
+    }
+    p.update(over)
+    return p
+
+
+def fit_artifact(**over: Any) -> dict[str, Any]:
+    ids = [hashlib.sha256(b"term-a").hexdigest(), hashlib.sha256(b"term-b").hexdigest()]
+    art: dict[str, Any] = {
+        "schema": 1,
+        "created_unix_secs": 1_700_000_100,
+        "descriptor": {
+            "family_kind": "gam::families::GaussianLocationScale",
+            "term_identities": ids,
+            "response_signature": {
+                "family_kind": "gam::families::GaussianLocationScale",
+                "n_response_channels": 1,
+            },
+            "row_population": {"n_rows": 500, "label": None},
+        },
+        "terms": [
+            {
+                "identity": ids[0],
+                "role": "Mean",
+                "basis_meta": {
+                    "kind": "block-spec",
+                    "degree": None,
+                    "num_knots": None,
+                    "n_centers": 3,
+                    "nullspace_order": None,
+                    "matern_nu": None,
+                    "periodic": False,
+                },
+                "joint_null_rotation": None,
+                "raw_beta": [0.1, -0.2, 0.3],
+                "rho_for_term": [1.5],
+            },
+            {
+                "identity": ids[1],
+                "role": "LogSlope",  # historical role name, read as Slope
+                "basis_meta": {
+                    "kind": "block-spec",
+                    "degree": None,
+                    "num_knots": None,
+                    "n_centers": 2,
+                    "nullspace_order": None,
+                    "matern_nu": None,
+                    "periodic": False,
+                },
+                "joint_null_rotation": {"nrows": 1, "ncols": 2, "data": [0.6, 0.8]},
+                "raw_beta": [-1.0, 1.0],
+                "rho_for_term": [-0.5, 2.0],
+            },
+        ],
+        "global": {"outer_objective": -42.0, "converged": True, "n_rows": 500},
+    }
+    art.update(over)
+    return art
+
+
+def _scan(root: Path) -> tuple[list[gc.CrateEntry], list[gc.CrateSkip]]:
+    good: list[gc.CrateEntry] = []
+    bad: list[gc.CrateSkip] = []
+    for item in gc.scan_crate_dir(root):
+        (good if isinstance(item, gc.CrateEntry) else bad).append(item)
+    return good, bad
+
+
+# ---------------------------------------------------------------------------------------------
+# Fingerprint framing
+# ---------------------------------------------------------------------------------------------
+
+
+def test_key_dirs_match_independent_framing() -> None:
+    for key in ("cf-00112233aabbccdd", "surv-transform-ffff", "", "ключ/ü"):
+        assert gc.record_key_dir(key) == crate_record_dir(key)
+        assert gc.outer_key_dir(key) == crate_outer_dir(key)
+    ids = [hashlib.sha256(b"z").digest(), hashlib.sha256(b"a").digest()]
+    dk = gc.descriptor_key("Fam", ids)
+    assert dk == crate_descriptor_key("Fam", ids)
+    assert dk == gc.descriptor_key("Fam", ids[::-1])  # sorted: order-free
+    assert dk != gc.descriptor_key("Fam2", ids)
+    assert gc.artifact_key_dir(dk) == crate_artifact_dir(dk)
+    # tags separate keyspaces
+    assert gc.record_key_dir("k") != gc.outer_key_dir("k")
+
+
+# ---------------------------------------------------------------------------------------------
+# Scanning valid entries
+# ---------------------------------------------------------------------------------------------
+
+
+def test_scan_reads_all_four_payload_kinds(tmp_path: Path) -> None:
+    b = CrateDirBuilder(tmp_path / "warm")
+    b.add_record_a(record_a())
+    b.add_record_b(record_b(), kind="Checkpoint")
+    b.add_iterate("sess-1", iterate_payload(), kind="Final", objective=2172.037987, iteration=5)
+    b.add_artifact(fit_artifact())
+    good, bad = _scan(tmp_path / "warm")
+    assert bad == []
+    by_kind = {e.payload_kind: e for e in good}
+    assert set(by_kind) == {"inner", "block", "outer", "artifact"}
+
+    a = by_kind["inner"]
+    assert a.key == "surv-transform-0123456789abcdef"
+    assert a.keyspace == "inner"
+    assert a.payload["beta"] == [1.0, -2.0, 0.25, 3.5]
+    assert a.payload["prev_beta"] is None and a.payload["prev_rho"] == [0.4, -1.0]
+
+    blk = by_kind["block"]
+    assert blk.key == "cf-00112233aabbccdd"
+    # the crate's load normalisation: sorted, deduplicated, empty -> None
+    assert blk.payload["active_sets"] == [None, [1, 3]]
+    assert blk.payload["inner"]["cycles"] == 4
+
+    o = by_kind["outer"]
+    assert o.key is None and o.key_dir == crate_outer_dir("sess-1")
+    assert o.meta.kind == "Final" and o.meta.iteration == 5
+    assert o.meta.objective == pytest.approx(2172.037987)
+    assert o.payload["hessian_dim"] == 3
+
+    art = by_kind["artifact"]
+    ids = [bytes.fromhex(h) for h in art.payload["descriptor"]["term_identities"]]
+    assert art.key == crate_descriptor_key("gam::families::GaussianLocationScale", ids)
+    assert [t["role"] for t in art.payload["terms"]] == ["Mean", "Slope"]
+    assert art.meta.written_ns == art.meta.written_unix_secs * 10**9 + 123
+
+
+def test_missing_optional_fields_take_crate_defaults(tmp_path: Path) -> None:
+    b = CrateDirBuilder(tmp_path)
+    rec = record_b()
+    del rec["inner"]  # serde(default)
+    b.add_record_b(rec, meta={"producer": None})
+    p = iterate_payload()
+    for name in ("beta", "hessian", "hessian_dim"):
+        del p[name]
+    d = b.add_iterate("s", p)
+    meta = json.loads(d.read_text())
+    for name in ("producer", "written_nanos", "accessed", "accessed_unix_secs", "accessed_nanos"):
+        meta.pop(name)
+    d.write_text(json.dumps(meta))
+    good, bad = _scan(tmp_path)
+    # producer: null is not a string -> that one meta is bad; the other entry reads fine
+    assert [s.reason for s in bad] == [gc.SKIP_BAD_META]
+    (o,) = good
+    assert o.payload == {
+        "schema": 3,
+        "rho": [2.7, 5.1, -1.5],
+        "beta": [],
+        "hessian": [],
+        "hessian_dim": 0,
+        "cost": 2172.037987,
+        "eval_id": 9,
+    }
+    assert o.meta.producer == "" and o.meta.written_nanos == 0 and o.meta.accessed is False
+
+
+def test_inconsistent_hessian_is_scrubbed_not_rejected(tmp_path: Path) -> None:
+    b = CrateDirBuilder(tmp_path)
+    b.add_iterate("a", iterate_payload(hessian_dim=2))  # 2*2 != 9
+    b.add_iterate("b", iterate_payload(hessian=[1.0, None, 0, 0, 1, 0, 0, 0, 1]))
+    good, bad = _scan(tmp_path)
+    assert bad == [] and len(good) == 2
+    assert all(e.payload["hessian"] == [] and e.payload["hessian_dim"] == 0 for e in good)
+
+
+# ---------------------------------------------------------------------------------------------
+# Corrupt and foreign entries: skipped and counted, never raised
+# ---------------------------------------------------------------------------------------------
+
+
+def _build_messy(root: Path) -> CrateDirBuilder:
+    b = CrateDirBuilder(root)
+    # 3 good entries
+    b.add_record_a(record_a())
+    b.add_record_b(record_b())
+    b.add_iterate("s", iterate_payload())
+    # checksum mismatch: payload bytes changed after the meta was written
+    p = b.add_record_b(record_b(key="cf-1111111111111111"))
+    binf = p.with_suffix(".bin")
+    binf.write_bytes(binf.read_bytes().replace(b"0.1", b"0.9"))
+    # meta without payload, payload without meta
+    b.add_record_a(record_a(key="surv-transform-2"), write_bin=False)
+    b.add_record_a(record_a(key="surv-transform-3"), write_meta=False)
+    # unparsable meta, meta with a wrong field type
+    p = b.add_record_a(record_a(key="surv-transform-4"))
+    p.write_text("{ not json")
+    b.add_record_a(record_a(key="surv-transform-5"), meta={"kind": "Done"})
+    # foreign store schema; foreign payload schemas
+    b.add_record_a(record_a(key="surv-transform-6"), meta={"schema_version": 2})
+    b.add_record_a(record_a(key="surv-transform-7", version=2))
+    b.add_iterate("s2", iterate_payload(schema=2))
+    b.add_artifact(fit_artifact(schema=2))
+    # invalid records: NaN written by serde_json as null, wrong β length, non-finite objective
+    b.add_record_b(record_b(key="cf-2222222222222222", rho=[1.0, None, 2.0]))
+    b.add_record_a(record_a(key="surv-transform-8", beta=[1.0]))
+    b.add_artifact(
+        fit_artifact(**{"global": {"outer_objective": None, "converged": True, "n_rows": 1}})
+    )
+    # a valid record in the wrong key directory (unreachable for the crate)
+    b.add(crate_record_dir("somewhere-else"), record_a(key="surv-transform-9"))
+    # unknown JSON document, non-JSON payload
+    b.add(crate_record_dir("x"), {"hello": "world"})
+    b.add(crate_record_dir("y"), b"\x00\x01binary")
+    # in-flight temps and foreign files
+    kd = root / crate_record_dir("surv-transform-0123456789abcdef")
+    (kd / "r1-2.bin.tmp.4242.77.0").write_bytes(b"partial")
+    (kd / "r1-2.json.touch.tmp.4242.99").write_bytes(b"{}")
+    (kd / "notes.txt").write_text("hi")
+    (root / "README").write_text("not a key dir")
+    (root / "not-hex").mkdir()
+    return b
+
+
+EXPECTED_SKIPS = {
+    gc.SKIP_CHECKSUM: 1,
+    gc.SKIP_MISSING_PAYLOAD: 1,
+    gc.SKIP_ORPHAN_PAYLOAD: 1,
+    gc.SKIP_BAD_META: 2,
+    gc.SKIP_FOREIGN_STORE_SCHEMA: 1,
+    gc.SKIP_FOREIGN_PAYLOAD_SCHEMA: 3,
+    gc.SKIP_INVALID_RECORD: 3,
+    gc.SKIP_KEY_MISMATCH: 1,
+    gc.SKIP_UNKNOWN_PAYLOAD: 1,
+    gc.SKIP_BAD_PAYLOAD: 1,
+    gc.SKIP_TEMP: 2,
+    gc.SKIP_FOREIGN_FILE: 3,
+}
+
+
+def test_corrupt_and_foreign_entries_are_skipped_and_counted(tmp_path: Path) -> None:
+    _build_messy(tmp_path)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    good, bad = _scan(tmp_path)
+    assert sorted(e.payload_kind for e in good) == ["block", "inner", "outer"]
+    counts: dict[str, int] = {}
+    for s in bad:
+        counts[s.reason] = counts.get(s.reason, 0) + 1
+    assert counts == EXPECTED_SKIPS
+    # details name the problem
+    (ck,) = [s for s in bad if s.reason == gc.SKIP_CHECKSUM]
+    assert "SHA-256" in ck.detail
+    (nan,) = [s for s in bad if "rho[1]" in s.detail]
+    assert nan.reason == gc.SKIP_INVALID_RECORD
+    # the reader never changes the crate directory
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_key_check_can_be_disabled(tmp_path: Path) -> None:
+    b = CrateDirBuilder(tmp_path)
+    b.add(crate_record_dir("elsewhere"), record_a())
+    assert [type(x) for x in gc.scan_crate_dir(tmp_path)] == [gc.CrateSkip]
+    (e,) = list(gc.scan_crate_dir(tmp_path, verify_keys=False))
+    assert isinstance(e, gc.CrateEntry) and e.key == record_a()["key"]
+
+
+def test_oversize_payload_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gc, "MAX_ENTRY_BYTES", 64)
+    CrateDirBuilder(tmp_path).add_record_b(record_b())
+    (s,) = list(gc.scan_crate_dir(tmp_path))
+    assert isinstance(s, gc.CrateSkip) and s.reason == gc.SKIP_OVERSIZE
+
+
+def test_scan_rejects_missing_root(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not a directory"):
+        list(gc.scan_crate_dir(tmp_path / "nope"))
+
+
+def test_parse_meta_and_payload_name_the_field() -> None:
+    with pytest.raises(ValueError, match="checksum_hex"):
+        gc.parse_meta(
+            json.dumps(
+                {
+                    "schema_version": 1,
+                    "written_unix_secs": 1,
+                    "objective": None,
+                    "iteration": None,
+                    "kind": "Final",
+                    "checksum_hex": "zz",
+                    "payload_bytes": 0,
+                }
+            ).encode()
+        )
+    with pytest.raises(ValueError, match="foreign-store-schema"):
+        gc.parse_meta(b'{"schema_version": 7}')
+    with pytest.raises(ValueError, match="block_beta\\[1\\]"):
+        gc.parse_payload(json.dumps(record_b(block_beta=[[0.1, 0.2, 0.3], [1.0]])).encode())
+    with pytest.raises(ValueError, match="bad-payload"):
+        gc.parse_payload(b'{"rho": NaN, "schema": 3, "cost": 1}')
+
+
+# strict JSON documents of arbitrary shape
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=6)
+    ),
+    max_leaves=20,
+)
+_fields = st.sampled_from(
+    sorted(set(record_a()) | set(record_b()) | set(iterate_payload()) | set(fit_artifact()))
+)
+
+
+@given(
+    base=st.sampled_from([record_a(), record_b(), iterate_payload(), fit_artifact()]),
+    edits=st.dictionaries(_fields, _json, max_size=3),
+)
+def test_parse_payload_never_raises_anything_but_valueerror(
+    base: dict[str, Any], edits: dict[str, Any]
+) -> None:
+    doc = {**base, **edits}
+    try:
+        kind, payload = gc.parse_payload(json.dumps(doc).encode())
+    except ValueError as exc:
+        reason = str(exc).split(":", 1)[0]
+        assert reason in {
+            gc.SKIP_BAD_PAYLOAD,
+            gc.SKIP_UNKNOWN_PAYLOAD,
+            gc.SKIP_FOREIGN_PAYLOAD_SCHEMA,
+            gc.SKIP_INVALID_RECORD,
+        }
+        return
+    # whatever is accepted is finite and strict JSON again
+    text = json.dumps(payload, allow_nan=False)
+    assert kind in gc.KEYSPACE_OF_KIND
+    floats = [
+        float(v)
+        for v in np.asarray(_leaves(json.loads(text)), dtype=object)
+        if isinstance(v, float)
+    ]
+    assert all(math.isfinite(v) for v in floats)
+
+
+def _leaves(obj: Any) -> list[Any]:
+    if isinstance(obj, dict):
+        return [x for v in obj.values() for x in _leaves(v)]
+    if isinstance(obj, list):
+        return [x for v in obj for x in _leaves(v)]
+    return [obj]
