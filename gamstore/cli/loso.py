@@ -1,0 +1,314 @@
+"""``gamstore loso``: leave-one-subject-out cross-validation of a GAM from a CSV file."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gamstore.cli import EXIT_STORAGE, EXIT_USAGE
+
+logger = logging.getLogger("gamstore.cli")
+
+FAMILIES = ("gaussian", "poisson", "binomial")
+# options that take several values: `--smooth x0 x1` is read as `--smooth x0 --smooth x1`
+_MULTI = ("--smooth", "--linear")
+
+
+class _MultiValueCommand(click.Command):
+    """A command whose ``--smooth``/``--linear`` take every following non-option word."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        out: list[str] = []
+        current: str | None = None
+        for arg in args:
+            if arg in _MULTI:
+                current = arg
+                continue
+            if current is not None and not arg.startswith("-"):
+                out.extend([current, arg])
+                continue
+            current = None
+            out.append(arg)
+        return super().parse_args(ctx, out)
+
+
+def _bad_input(message: str) -> click.exceptions.Exit:
+    click.echo(f"Error: {message}", err=True)
+    return click.exceptions.Exit(EXIT_USAGE)
+
+
+def read_table(path: str) -> Any:
+    """Read the CSV, turning every read failure into a clear usage error (exit code 2)."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise _bad_input(f"data: no such file {path!r}") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise _bad_input(f"data: cannot read {path!r} as CSV ({exc})") from None
+
+
+def check_columns(
+    frame: Any, *, y: str, smooth: tuple[str, ...], linear: tuple[str, ...], subject: str
+) -> None:
+    """Validate the columns the LOSO run will use; raise a usage error naming the problem."""
+    import pandas as pd
+
+    columns = [str(c) for c in frame.columns]
+    for role, names in (
+        ("y", (y,)),
+        ("smooth", smooth),
+        ("linear", linear),
+        ("subject", (subject,)),
+    ):
+        for name in names:
+            if name not in frame.columns:
+                raise _bad_input(
+                    f"--{role}: column {name!r} not in the data (columns: {', '.join(columns)})"
+                )
+    for role, names in (("y", (y,)), ("smooth", smooth), ("linear", linear)):
+        for name in names:
+            if not pd.api.types.is_numeric_dtype(frame[name]) or pd.api.types.is_bool_dtype(
+                frame[name]
+            ):
+                raise _bad_input(
+                    f"--{role}: column {name!r} must be numeric, got dtype {frame[name].dtype}"
+                )
+    n_subjects = frame[subject].nunique(dropna=True)
+    if n_subjects < 2:
+        raise _bad_input(
+            f"--subject: LOSO needs at least 2 distinct subjects in column {subject!r}, "
+            f"got {n_subjects}"
+        )
+
+
+def _parse_storage_options(items: tuple[str, ...]) -> dict[str, Any] | None:
+    if not items:
+        return None
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise _bad_input(f"--storage-option: expected KEY=VALUE, got {item!r}")
+        if key == "endpoint_url":  # s3fs wants this one inside client_kwargs too
+            out.setdefault("client_kwargs", {})["endpoint_url"] = value
+        out[key] = value
+    return out
+
+
+def _summary_table(ds: Any, title: str) -> Any:
+    """A rich table: one row per fold, per start its outer iterations, PIRLS iterations and ms."""
+    import numpy as np
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("held out", justify="right")
+    starts = [str(s) for s in ds["start"].values]
+    for start in starts:
+        table.add_column(f"{start} outer", justify="right")
+        table.add_column(f"{start} PIRLS it", justify="right")
+        table.add_column(f"{start} ms", justify="right")
+    table.add_column("source")
+    table.add_column("REML", justify="right")
+    table.add_column("held-out dev", justify="right")
+    table.add_column("status")
+    first = starts[0]
+    for i, fold in enumerate(ds["fold"].values):
+        row = [str(fold)]
+        for start in starts:
+            sub = ds.isel(fold=i).sel(start=start)
+            ok = str(sub["status"].values) == "ok"
+            row += [
+                str(int(sub["n_outer"])) if ok else "-",
+                str(int(sub["n_pirls_iters"])) if ok else "-",
+                f"{1e3 * float(sub['wall_time']):.1f}" if ok else "-",
+            ]
+        sub = ds.isel(fold=i).sel(start=first)
+        status = [str(s) for s in ds["status"].isel(fold=i).values]
+        errors = [str(e) for e in ds["error"].isel(fold=i).values if str(e)]
+        row += [
+            str(sub["warm_source"].values),
+            f"{float(sub['reml']):.6f}",
+            f"{float(sub['heldout_deviance']):.3f}",
+            "ok" if all(s == "ok" for s in status) else f"failed: {'; '.join(errors)[:80]}",
+        ]
+        table.add_row(*row)
+    ok_all = (ds["status"] == "ok").all("fold")
+    total = ["total"]
+    for start in starts:
+        sub = ds.sel(start=start).where(ok_all)
+        total += [
+            f"{float(np.nansum(sub['n_outer'])):.0f}",
+            f"{float(np.nansum(sub['n_pirls_iters'])):.0f}",
+            f"{1e3 * float(np.nansum(sub['wall_time'])):.1f}",
+        ]
+    total += ["", "", "", f"{int(ok_all.sum())}/{ds.sizes['fold']} folds ok"]
+    table.add_row(*total, style="bold")
+    return table
+
+
+def print_summary(ds: Any, title: str) -> None:
+    """Print the fold table and, with cold and warm both present, the warm/cold ratios."""
+    from rich.console import Console
+
+    console = Console()
+    console.print(_summary_table(ds, title))
+    starts = [str(s) for s in ds["start"].values]
+    if "warm" in starts and "cold" in starts:
+        import numpy as np
+
+        ok = (ds["status"] == "ok").all("start")
+        w, c = ds.sel(start="warm").where(ok), ds.sel(start="cold").where(ok)
+        ratio_it = float(np.nansum(w["n_outer"])) / max(float(np.nansum(c["n_outer"])), 1.0)
+        ratio_t = float(np.nansum(w["wall_time"])) / max(float(np.nansum(c["wall_time"])), 1e-12)
+        drel = np.abs(w["reml"] - c["reml"]) / np.maximum(np.abs(c["reml"]), 1.0)
+        console.print(
+            f"warm/cold: outer iterations {ratio_it:.2f}x, wall time {ratio_t:.2f}x, "
+            f"max |ΔREML| relative {float(drel.max()):.1e}"
+        )
+
+
+def write_outputs(ds: Any, out: str | None, plot: str | None) -> None:
+    """Write the Dataset (netCDF) and the figure (PNG) if asked to."""
+    if out:
+        ds.to_netcdf(out, engine="h5netcdf" if _has("h5netcdf") else None)
+        click.echo(f"wrote {out}", err=True)
+    if plot:
+        from gamstore.plotting import plot_loso
+
+        plot_loso(ds, plot)
+        click.echo(f"wrote {plot}", err=True)
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+@click.command("loso", cls=_MultiValueCommand)
+@click.argument("data", type=click.Path(dir_okay=False))
+@click.option("--y", "y", required=True, help="Response column.")
+@click.option("--smooth", multiple=True, required=True, help="Smooth columns: --smooth x0 x1 ...")
+@click.option("--linear", multiple=True, help="Linear (unpenalised) columns.")
+@click.option("--subject", required=True, help="Subject column (one fold per subject).")
+@click.option(
+    "--family", type=click.Choice(FAMILIES), default="gaussian", show_default=True, help="Family."
+)
+@click.option(
+    "-k",
+    "--k",
+    "k",
+    type=click.IntRange(min=4),
+    default=10,
+    show_default=True,
+    help="Basis dimension of every smooth.",
+)
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    help="Store URL (directory, file://, s3://); default $GAMSTORE_URL or the user cache.",
+)
+@click.option(
+    "--storage-option",
+    "storage_option",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="fsspec storage option (repeatable), e.g. endpoint_url=http://127.0.0.1:5555.",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["serial", "processes"]),
+    default="serial",
+    show_default=True,
+    help="Where folds run (or use --scheduler for dask).",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="Run folds on the dask.distributed scheduler at ADDRESS.",
+)
+@click.option("--compare-cold", is_flag=True, help="Also fit every fold cold and compare.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write a PNG here.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the result Dataset as netCDF here.",
+)
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
+def loso_command(
+    data: str,
+    y: str,
+    smooth: tuple[str, ...],
+    linear: tuple[str, ...],
+    subject: str,
+    family: str,
+    k: int,
+    store_url: str | None,
+    storage_option: tuple[str, ...],
+    executor: str,
+    scheduler: str | None,
+    compare_cold: bool,
+    plot: str | None,
+    out: str | None,
+    progress: bool | None,
+) -> None:
+    """Leave-one-subject-out fits of y ~ s(smooth...) + linear, warm-started from the store."""
+    frame = read_table(data)
+    check_columns(frame, y=y, smooth=smooth, linear=linear, subject=subject)
+    options = _parse_storage_options(storage_option)
+
+    from gamstore.fit import GAM, s
+    from gamstore.loso import run_loso
+    from gamstore.store import open_store
+
+    try:
+        model = GAM([s(c, k=k) for c in smooth], family=family, linear=list(linear))
+    except (TypeError, ValueError) as exc:
+        raise _bad_input(f"model: {exc}") from None
+    try:
+        store = open_store(store_url, storage_options=options)
+    except (TypeError, ValueError) as exc:
+        raise _bad_input(f"--store: {exc}") from None
+    except OSError as exc:
+        click.echo(f"Error: --store: cannot open {store_url!r} ({exc})", err=True)
+        raise click.exceptions.Exit(EXIT_STORAGE) from None
+
+    client: Any = None
+    if scheduler:
+        from distributed import Client
+
+        client = Client(scheduler)
+    try:
+        ds = run_loso(
+            frame,
+            model,
+            subject=subject,
+            y=y,
+            store=store,
+            storage_options=options,
+            executor=client if client is not None else executor,
+            compare_cold=compare_cold,
+            progress=progress,
+        )
+    except (TypeError, ValueError) as exc:
+        raise _bad_input(str(exc)) from None
+    finally:
+        if client is not None:
+            client.close()
+    print_summary(ds, f"LOSO {Path(data).name}: {family}, store {store.url}")
+    write_outputs(ds, out, plot)
+    if int(ds.attrs.get("n_failed", 0)):
+        raise click.exceptions.Exit(1)
+
+
+def register(main: click.Group) -> None:
+    """Add ``loso`` to the ``gamstore`` command group."""
+    main.add_command(loso_command)

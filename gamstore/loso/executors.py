@@ -1,0 +1,167 @@
+"""Running fold tasks: in process, in a spawned process pool, or on a dask cluster.
+
+Each runner takes the tasks, runs every one, retries a failed task once, and reports each
+finished task to a callback (the progress bar). A task fails either inside the fit (the
+outcome says so) or because its worker died (the future raises); both are retried once and
+then reported as a failed fold, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
+from typing import Any
+
+import pandas as pd
+
+from gamstore.loso.folds import (
+    STATUS_FAILED,
+    FoldOutcome,
+    FoldTask,
+    init_worker,
+    run_fold,
+    run_fold_in_worker,
+    run_fold_remote,
+)
+
+logger = logging.getLogger("gamstore.loso")
+
+Report = Callable[[FoldOutcome], None]
+
+
+def _died(task: FoldTask, exc: BaseException) -> FoldOutcome:
+    """The outcome of a task whose worker (or future) failed outside the fit."""
+    return FoldOutcome(
+        subject=task.subject,
+        mode=task.mode,
+        status=STATUS_FAILED,
+        error=f"worker failed: {type(exc).__name__}: {exc}",
+        attempts=task.attempt,
+    )
+
+
+def _retry(task: FoldTask) -> FoldTask:
+    return replace(task, attempt=task.attempt + 1)
+
+
+def run_serial(
+    data: pd.DataFrame, model: Any, tasks: Sequence[FoldTask], store: Any, report: Report
+) -> list[FoldOutcome]:
+    """Run the tasks one after the other in this process, with the live store."""
+    outcomes = []
+    for task in tasks:
+        out = run_fold(data, model, task, store=store)
+        if not out.ok:
+            out = run_fold(data, model, _retry(task), store=store)
+        report(out)
+        outcomes.append(out)
+    return outcomes
+
+
+def _spawn_pool(data: pd.DataFrame, model: Any, max_workers: int) -> ProcessPoolExecutor:
+    # spawn, not fork: fsspec/s3fs event loops and threads do not survive a fork
+    return ProcessPoolExecutor(
+        max_workers=max_workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=init_worker,
+        initargs=(data, model),
+    )
+
+
+def run_processes(
+    data: pd.DataFrame,
+    model: Any,
+    tasks: Sequence[FoldTask],
+    report: Report,
+    max_workers: int | None = None,
+) -> list[FoldOutcome]:
+    """Run the tasks in a spawned :class:`~concurrent.futures.ProcessPoolExecutor`.
+
+    First pass: all tasks concurrently. A worker that dies breaks the whole pool, so every
+    task that did not finish is retried in a second pass that runs one task at a time in a
+    one-worker pool (recreated after each death), which pins a death on the task that
+    caused it.
+    """
+    workers = max_workers or min(len(tasks), os.cpu_count() or 1)
+    done: dict[int, FoldOutcome] = {}
+    again: list[int] = []
+    with _spawn_pool(data, model, max(1, workers)) as pool:
+        futures: dict[Future[FoldOutcome], int] = {
+            pool.submit(run_fold_in_worker, task): i for i, task in enumerate(tasks)
+        }
+        for fut in as_completed(futures):
+            i = futures[fut]
+            try:
+                out = fut.result()
+            except Exception as exc:  # BrokenProcessPool, pickling errors, ...
+                logger.info("LOSO fold %r: %s; retrying", tasks[i].subject, exc)
+                again.append(i)
+                continue
+            if out.ok:
+                done[i] = out
+                report(out)
+            else:
+                again.append(i)
+    pool2: ProcessPoolExecutor | None = None
+    try:
+        for i in sorted(again):
+            task = _retry(tasks[i])
+            if pool2 is None:
+                pool2 = _spawn_pool(data, model, 1)
+            try:
+                out = pool2.submit(run_fold_in_worker, task).result()
+            except BrokenProcessPool as exc:
+                out = _died(task, exc)
+                pool2.shutdown(wait=True)
+                pool2 = None
+            except Exception as exc:
+                out = _died(task, exc)
+            done[i] = out
+            report(out)
+    finally:
+        if pool2 is not None:
+            pool2.shutdown(wait=True)
+    return [done[i] for i in range(len(tasks))]
+
+
+def run_dask(
+    data: pd.DataFrame, model: Any, tasks: Sequence[FoldTask], client: Any, report: Report
+) -> list[FoldOutcome]:
+    """Run the tasks on a ``dask.distributed`` cluster through ``client``.
+
+    The data set is scattered once to every worker; each task opens the store inside the
+    worker from its URL and storage options. Dask itself reschedules the tasks of a worker
+    that died; a task that still fails (``KilledWorker``, or a failed fit) is resubmitted
+    once.
+    """
+    from distributed import as_completed as dask_as_completed
+
+    data_future = client.scatter(data, broadcast=True)
+    model_future = client.scatter(model, broadcast=True)
+    done: dict[int, FoldOutcome] = {}
+
+    def submit(task: FoldTask) -> Any:
+        return client.submit(run_fold_remote, data_future, model_future, task, pure=False)
+
+    futures = {submit(task): (i, task) for i, task in enumerate(tasks)}
+    pending = dask_as_completed(list(futures))
+    for fut in pending:
+        i, task = futures[fut]
+        try:
+            out = fut.result()
+        except Exception as exc:
+            out = _died(task, exc)
+        if not out.ok and task.attempt == 1:
+            task2 = _retry(task)
+            fut2 = submit(task2)
+            futures[fut2] = (i, task2)
+            pending.add(fut2)
+            continue
+        done[i] = out
+        report(out)
+    return [done[i] for i in range(len(tasks))]

@@ -1,0 +1,203 @@
+"""One LOSO fold: what a worker receives, what it sends back, and the code it runs.
+
+Everything here is picklable and importable in a fresh (spawned) interpreter. Workers never
+receive a live store: they get the store URL plus ``storage_options`` and open the store
+themselves, once per process, because fsspec/s3fs filesystems are not fork-safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gamstore.loso.deviance import deviance, family_name
+
+logger = logging.getLogger("gamstore.loso")
+
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """How a worker opens the shared store: URL plus fsspec ``storage_options``."""
+
+    url: str
+    storage_options: dict[str, Any] | None = None
+
+    def cache_key(self) -> tuple[str, str]:
+        """A hashable identity for the per-process store cache."""
+        return (self.url, repr(sorted((self.storage_options or {}).items())))
+
+
+@dataclass(frozen=True)
+class FoldTask:
+    """One fit of one fold.
+
+    ``mode`` is ``"warm"`` (fit with the store, so the fitter may start from the full-data
+    fit) or ``"cold"`` (no store: the fitter's heuristic ``initial.sp`` start).
+    """
+
+    subject: Any
+    mode: str
+    y: str
+    subject_column: str
+    knots: dict[str, np.ndarray] | None
+    store: StoreSpec | None
+    family: str
+    attempt: int = 1
+
+
+@dataclass
+class FoldOutcome:
+    """What one fold fit reports back (plain numbers and strings, cheap to pickle)."""
+
+    subject: Any
+    mode: str
+    status: str = STATUS_FAILED
+    error: str = ""
+    attempts: int = 1
+    rho: np.ndarray = field(default_factory=lambda: np.empty(0))
+    edf: dict[str, float] = field(default_factory=dict)
+    reml: float = float("nan")
+    scale: float = float("nan")
+    n_outer: int = -1
+    n_pirls_calls: int = -1
+    n_pirls_iters: int = -1
+    wall_time: float = float("nan")
+    warm_source: str = ""
+    converged: bool = False
+    heldout_deviance: float = float("nan")
+    heldout_n: int = 0
+    train_n: int = 0
+    worker: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when the fold fit and scored without error."""
+        return self.status == STATUS_OK
+
+
+# per-process caches: a store is opened once per worker, the shared data set once per pool
+_STORES: dict[tuple[str, str], Any] = {}
+_WORKER_STATE: dict[str, Any] = {}
+
+
+def open_worker_store(spec: StoreSpec) -> Any:
+    """Open (once per process) the store a worker writes to."""
+    key = spec.cache_key()
+    store = _STORES.get(key)
+    if store is None:
+        from gamstore.store import open_store
+
+        store = open_store(spec.url, storage_options=spec.storage_options)
+        _STORES[key] = store
+    return store
+
+
+def _worker_label() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _as_float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _as_int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
+
+
+def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) -> FoldOutcome:
+    """Fit one fold (all rows but the held-out subject's) and score the held-out rows.
+
+    Never raises for a failing fit: the error ends up in the outcome's ``status`` and
+    ``error`` so one bad fold cannot sink a run.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        The full data set.
+    model : object
+        A fitter with ``fit(data, y=..., knots=..., store=...)`` (the Fitter API).
+    task : FoldTask
+        Which subject to hold out and how to start.
+    store : Store, optional
+        A live store (serial runs); when None and ``task.store`` is set, the worker opens it.
+
+    Returns
+    -------
+    FoldOutcome
+    """
+    out = FoldOutcome(
+        subject=task.subject, mode=task.mode, attempts=task.attempt, worker=_worker_label()
+    )
+    try:
+        held = (data[task.subject_column] == task.subject).to_numpy()
+        train = data.loc[~held].reset_index(drop=True)
+        test = data.loc[held].reset_index(drop=True)
+        out.train_n, out.heldout_n = len(train), len(test)
+        fit_store = None
+        if task.mode == "warm":
+            if store is not None:
+                fit_store = store
+            elif task.store is not None:
+                fit_store = open_worker_store(task.store)
+        t0 = time.perf_counter()
+        res = model.fit(train, y=task.y, knots=task.knots, store=fit_store)
+        out.wall_time = time.perf_counter() - t0
+        out.rho = np.asarray(res.rho, dtype=np.float64).ravel()
+        out.edf = {str(k): _as_float(v) for k, v in dict(res.edf).items()}
+        out.reml = _as_float(res.reml)
+        out.scale = _as_float(getattr(res, "scale", float("nan")))
+        out.n_outer = _as_int(res.n_outer)
+        out.n_pirls_calls = _as_int(res.n_pirls_calls)
+        out.n_pirls_iters = _as_int(res.n_pirls_iters)
+        out.warm_source = str(getattr(res, "warm", ""))
+        out.converged = bool(getattr(res, "converged", True))
+        mu = np.asarray(res.predict(test, type="response"), dtype=np.float64)
+        out.heldout_deviance = deviance(
+            family_name(task.family), test[task.y].to_numpy(dtype=np.float64), mu
+        )
+        out.status = STATUS_OK
+    except Exception as exc:  # a failing fold is data, not a crash
+        out.status = STATUS_FAILED
+        out.error = f"{type(exc).__name__}: {exc}"
+        logger.info(
+            "LOSO fold %r (%s, attempt %d) failed: %s\n%s",
+            task.subject,
+            task.mode,
+            task.attempt,
+            out.error,
+            traceback.format_exc(limit=4),
+        )
+    return out
+
+
+def init_worker(data: pd.DataFrame, model: Any) -> None:
+    """Process-pool initializer: keep the data set and the model for every task."""
+    _WORKER_STATE["data"] = data
+    _WORKER_STATE["model"] = model
+
+
+def run_fold_in_worker(task: FoldTask) -> FoldOutcome:
+    """Process-pool entry point: run a task against the state set by :func:`init_worker`."""
+    return run_fold(_WORKER_STATE["data"], _WORKER_STATE["model"], task)
+
+
+def run_fold_remote(data: pd.DataFrame, model: Any, task: FoldTask) -> FoldOutcome:
+    """Dask entry point (the data set arrives as a scattered future, resolved by dask)."""
+    return run_fold(data, model, task)

@@ -1,0 +1,287 @@
+"""Leave-one-subject-out (LOSO) cross-validation with warm starts from the full-data fit."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from gamstore._version import __version__
+from gamstore.loso.deviance import family_name
+from gamstore.loso.executors import run_dask, run_processes, run_serial
+from gamstore.loso.folds import FoldOutcome, FoldTask, StoreSpec
+from gamstore.loso.results import build_dataset
+
+logger = logging.getLogger("gamstore.loso")
+
+
+def _as_frame(data: Any) -> pd.DataFrame:
+    if isinstance(data, pd.DataFrame):
+        return data
+    if isinstance(data, Mapping):
+        try:
+            return pd.DataFrame({str(k): np.asarray(v) for k, v in data.items()})
+        except ValueError as exc:
+            raise ValueError(f"data: columns must be 1-D arrays of equal length ({exc})") from exc
+    raise TypeError(
+        f"data: expected a pandas.DataFrame or a mapping of column name -> 1-D array, "
+        f"got {type(data).__name__}"
+    )
+
+
+def _subjects(frame: pd.DataFrame, subject: str) -> list[Any]:
+    if not isinstance(subject, str):
+        raise TypeError(f"subject: expected a column name (str), got {type(subject).__name__}")
+    if subject not in frame.columns:
+        raise ValueError(
+            f"subject: column {subject!r} not in data (columns: {', '.join(map(str, frame.columns))})"
+        )
+    col = frame[subject]
+    if col.isna().any():
+        raise ValueError(f"subject: column {subject!r} has {int(col.isna().sum())} missing labels")
+    labels = list(pd.unique(col))
+    try:
+        labels = sorted(labels)
+    except TypeError:  # mixed label types: keep order of appearance
+        pass
+    if len(labels) < 2:
+        raise ValueError(
+            f"subject: LOSO needs at least 2 distinct subjects in column {subject!r}, "
+            f"got {len(labels)}"
+        )
+    return labels
+
+
+def _executor_kind(executor: Any) -> str:
+    if executor is None or executor == "serial":
+        return "serial"
+    if executor == "processes":
+        return "processes"
+    if hasattr(executor, "submit") and hasattr(executor, "scatter"):
+        return "dask"
+    raise TypeError(
+        "executor: expected None, 'serial', 'processes' or a dask.distributed Client, "
+        f"got {executor!r}"
+    )
+
+
+def _fit_summary(res: Any, wall_time: float) -> dict[str, Any]:
+    return {
+        "rho": np.asarray(res.rho, dtype=np.float64).ravel(),
+        "edf": {str(k): float(v) for k, v in dict(res.edf).items()},
+        "reml": float(res.reml),
+        "scale": float(getattr(res, "scale", np.nan)),
+        "n_outer": int(res.n_outer),
+        "n_pirls_calls": int(res.n_pirls_calls),
+        "n_pirls_iters": int(res.n_pirls_iters),
+        "wall_time": wall_time,
+        "warm_source": str(getattr(res, "warm", "")),
+    }
+
+
+def run_loso(
+    data: Any,
+    model: Any,
+    *,
+    subject: str,
+    y: str = "y",
+    store: Any = None,
+    storage_options: dict[str, Any] | None = None,
+    executor: Any = None,
+    warm: bool = True,
+    compare_cold: bool = False,
+    progress: bool | None = None,
+    max_workers: int | None = None,
+) -> xr.Dataset:
+    """Leave-one-subject-out cross-validation of a GAM, warm-started from the full-data fit.
+
+    The model is first fitted to all rows (saving its state to ``store``); then each subject
+    is held out in turn and the model refitted with the knots frozen at the full-data knots,
+    so the fold fits find the full-data fit in the store and start next to their optimum.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame or mapping of str to 1-D array
+        All rows, with the response, covariates and the subject column.
+    model : gamstore.fit.GAM
+        The model (anything with the Fitter API: ``fit(data, y=, knots=, store=)`` returning
+        a result with ``rho``, ``edf``, ``reml``, ``n_outer``, ``predict`` ...).
+    subject : str
+        Name of the column holding subject labels (at least two distinct, none missing).
+    y : str
+        Name of the response column.
+    store : str, gamstore.Store or None
+        Where warm-start state lives. A URL (``"./dir"``, ``"file://..."``, ``"s3://b/p"``)
+        or an open store. Workers of ``"processes"`` / dask executors open the store
+        themselves from its URL and ``storage_options``, so it must be reachable from them
+        (not ``memory://``). None: a private in-memory store (serial), a temporary directory
+        (``"processes"``); dask needs an explicit shared store.
+    storage_options : dict, optional
+        fsspec options for ``store`` (e.g. ``{"endpoint_url": ...}`` for S3). Needed by the
+        workers because an open store's URL carries no credentials.
+    executor : None, "serial", "processes" or dask.distributed.Client
+        Where the folds run: in this process, in a spawned process pool, or on a dask cluster
+        (local or remote).
+    warm : bool
+        Fit the folds with the store (warm starts). False fits them cold.
+    compare_cold : bool
+        Also fit every fold cold (no store, mgcv's ``initial.sp`` start); the result then has
+        ``start = ["warm", "cold"]``.
+    progress : bool or None
+        Show a tqdm progress bar on stderr; None shows it only when stderr is a terminal.
+    max_workers : int, optional
+        Worker processes for ``executor="processes"`` (default: one per fold, at most the
+        CPU count).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dimensions ``fold`` (coordinate: the held-out subject), ``start`` and ``term``;
+        per-fold ρ, edf, REML, iterations, wall time, warm source, held-out deviance,
+        status and error, plus the full-data fit as ``full_*`` variables and attributes.
+        Failed folds have ``status == "failed"`` and their error message; they never raise.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Bad input (missing columns, fewer than two subjects, unusable store/executor pair).
+    Exception
+        Whatever the full-data fit raises: without it there are no knots to freeze.
+    """
+    frame = _as_frame(data)
+    subjects = _subjects(frame, subject)
+    if not isinstance(y, str) or y not in frame.columns:
+        raise ValueError(f"y: response column {y!r} not in data")
+    kind = _executor_kind(executor)
+    if not warm and not compare_cold:
+        starts = ["cold"]
+    elif warm and compare_cold:
+        starts = ["warm", "cold"]
+    elif warm:
+        starts = ["warm"]
+    else:
+        starts = ["cold"]
+    family = family_name(getattr(model, "family", "gaussian"))
+
+    from gamstore.store import open_store
+
+    tmp: tempfile.TemporaryDirectory[str] | None = None
+    try:
+        if store is None:
+            if kind == "serial":
+                store_obj = open_store(f"memory://gamstore-loso-{uuid.uuid4().hex}")
+            elif kind == "processes":
+                tmp = tempfile.TemporaryDirectory(prefix="gamstore-loso-")
+                store_obj = open_store(tmp.name)
+            else:
+                raise ValueError(
+                    "store: a dask executor needs a store every worker can reach "
+                    "(a shared directory or an s3:// URL with storage_options)"
+                )
+        elif isinstance(store, str):
+            store_obj = open_store(store, storage_options=storage_options)
+        else:
+            store_obj = store
+        url = str(store_obj.url)
+        if kind != "serial" and url.startswith("memory://"):
+            raise ValueError(
+                f"store: {url!r} lives in this process only; executor={kind!r} needs a "
+                "directory or object-store URL"
+            )
+        options = storage_options
+        if options is None:
+            options = getattr(store_obj, "storage_options", None)
+        spec = StoreSpec(url=url, storage_options=dict(options) if options else None)
+
+        t0 = time.perf_counter()
+        full_res = model.fit(frame, y=y, knots=None, store=store_obj)
+        full = _fit_summary(full_res, time.perf_counter() - t0)
+        knots = {str(k): np.asarray(v, dtype=np.float64) for k, v in dict(full_res.knots).items()}
+        logger.info(
+            "LOSO full-data fit: reml=%.6f n_outer=%d (%s)",
+            full["reml"],
+            full["n_outer"],
+            full["warm_source"],
+        )
+
+        tasks = [
+            FoldTask(
+                subject=s,
+                mode=mode,
+                y=y,
+                subject_column=subject,
+                knots=knots,
+                store=spec if mode == "warm" else None,
+                family=family,
+            )
+            for s in subjects
+            for mode in starts
+        ]
+        outcomes = _dispatch(frame, model, tasks, kind, executor, store_obj, progress, max_workers)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+    attrs = {
+        "title": "gamstore leave-one-subject-out fit",
+        "family": family,
+        "response": y,
+        "subject_column": subject,
+        "store_url": "" if tmp is not None else url,
+        "executor": kind,
+        "n_rows": len(frame),
+        "n_subjects": len(subjects),
+        "gamstore_version": __version__,
+    }
+    return build_dataset(subjects, starts, outcomes, full, attrs)
+
+
+def _dispatch(
+    frame: pd.DataFrame,
+    model: Any,
+    tasks: list[FoldTask],
+    kind: str,
+    executor: Any,
+    store_obj: Any,
+    progress: bool | None,
+    max_workers: int | None,
+) -> list[FoldOutcome]:
+    from tqdm.auto import tqdm
+
+    # disable=None lets tqdm hide itself when stderr is not a terminal
+    bar = tqdm(
+        total=len(tasks),
+        desc="LOSO folds",
+        unit="fit",
+        file=sys.stderr,
+        disable=None if progress is None else not progress,
+        leave=False,
+    )
+
+    def report(out: FoldOutcome) -> None:
+        bar.update(1)
+        if not out.ok:
+            logger.warning(
+                "LOSO fold %r (%s) failed after %d attempts: %s",
+                out.subject,
+                out.mode,
+                out.attempts,
+                out.error,
+            )
+
+    try:
+        if kind == "serial":
+            return run_serial(frame, model, tasks, store_obj, report)
+        if kind == "processes":
+            return run_processes(frame, model, tasks, report, max_workers=max_workers)
+        return run_dask(frame, model, tasks, executor, report)
+    finally:
+        bar.close()

@@ -1,0 +1,94 @@
+"""Plots of a LOSO result (needs the optional ``fit`` extra: matplotlib).
+
+The figure is built on :class:`matplotlib.figure.Figure` directly (no pyplot), so plotting
+neither needs a display nor changes the caller's matplotlib backend.
+"""
+
+from __future__ import annotations
+
+import logging
+from os import PathLike
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+logger = logging.getLogger("gamstore.plotting")
+
+_REQUIRED = ("rho", "full_rho", "n_outer", "wall_time", "status")
+
+
+def plot_loso(ds: xr.Dataset, path: str | PathLike[str] | None = None, *, dpi: int = 110) -> Any:
+    """Plot a :func:`gamstore.loso.run_loso` result.
+
+    Three panels: ρ per fold against the full-data ρ (one colour per term, the full-data value
+    as a dashed line); outer iterations per fold, cold against warm; fit wall time per fold,
+    cold against warm. Failed folds are left out (gaps).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The Dataset returned by ``run_loso`` (dims ``fold``, ``start``, ``term``).
+    path : str or os.PathLike, optional
+        Write the figure there (format from the suffix, e.g. ``.png``).
+    dpi : int
+        Resolution when saving.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if not isinstance(ds, xr.Dataset):
+        raise TypeError(f"ds: expected the xarray.Dataset of run_loso, got {type(ds).__name__}")
+    missing = [v for v in _REQUIRED if v not in ds]
+    if missing:
+        raise ValueError(f"ds: not a run_loso result, missing variables {missing}")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    ok = ds["status"] == "ok"
+    starts = [str(s) for s in ds["start"].values]
+    folds = [str(f) for f in ds["fold"].values]
+    x = np.arange(len(folds))
+    fig = Figure(figsize=(13, 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_rho, ax_it, ax_t = fig.subplots(1, 3)
+
+    # rho: the warm fits if present (they are what the user keeps), else the first start
+    shown = "warm" if "warm" in starts else starts[0]
+    rho = ds["rho"].where(ok).sel(start=shown)
+    colors = [f"C{i % 10}" for i in range(ds.sizes["term"])]
+    for t, term in enumerate(ds["term"].values):
+        ax_rho.plot(x, rho.isel(term=t).values, "o", color=colors[t], label=str(term))
+        ax_rho.axhline(float(ds["full_rho"].values[t]), color=colors[t], ls="--", lw=1)
+    ax_rho.set_title(f"log sp per fold ({shown}); dashed: full data")
+    ax_rho.set_xlabel("held-out subject")
+    ax_rho.set_ylabel("ρ = log sp")
+    ax_rho.legend(fontsize="small")
+
+    width = 0.8 / len(starts)
+    hatch = {"cold": "C7", "warm": "C0"}
+    for j, start in enumerate(starts):
+        offset = (j - (len(starts) - 1) / 2) * width
+        it = ds["n_outer"].where(ok).sel(start=start).values.astype(float)
+        ms = 1e3 * ds["wall_time"].where(ok).sel(start=start).values
+        color = hatch.get(start, f"C{j + 2}")
+        ax_it.bar(x + offset, it, width, label=f"{start} (total {np.nansum(it):.0f})", color=color)
+        ax_t.bar(
+            x + offset, ms, width, label=f"{start} (total {np.nansum(ms):.0f} ms)", color=color
+        )
+    ax_it.set_title("outer iterations per fold")
+    ax_it.set_ylabel("iterations")
+    ax_t.set_title("fit wall time per fold")
+    ax_t.set_ylabel("ms")
+    for ax in (ax_rho, ax_it, ax_t):
+        ax.set_xticks(x, folds, fontsize="small")
+    for ax in (ax_it, ax_t):
+        ax.set_xlabel("held-out subject")
+        ax.legend(fontsize="small")
+    family = ds.attrs.get("family", "")
+    fig.suptitle(f"gamstore LOSO: {family}, {len(folds)} folds")
+    if path is not None:
+        fig.savefig(path, dpi=dpi)
+        logger.info("wrote LOSO plot to %s", path)
+    return fig
