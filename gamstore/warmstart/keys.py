@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gamstore.fingerprint import Fingerprinter
+from gamstore.records import SCHEMA_TAG
 from gamstore.warmstart.specs import (
     BlockSpec,
     BlockwisePenalty,
@@ -45,8 +46,6 @@ from gamstore.warmstart.specs import (
     penalty_dim,
     penalty_label,
 )
-
-SCHEMA_TAG = "gamstore-schema-1"  # TEMP until gamstore.records lands
 
 __all__ = [
     "BLOCK_KEY_NAMESPACE",
