@@ -1,0 +1,86 @@
+"""The ``gamstore loso`` and ``gamstore demo`` commands: bad input exits 2 with a clear message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gamstore.cli import EXIT_USAGE, main
+from gamstore.loso import simulate
+
+
+@pytest.fixture
+def csv_path(tmp_path: Path) -> Path:
+    df = simulate("poisson", n=200, n_subjects=4, seed=3)
+    df["label"] = "a"
+    df["one"] = 1
+    path = tmp_path / "data.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output + (result.stderr if result.stderr_bytes else "")
+
+
+BASE = ("--y", "y", "--smooth", "x0", "x1", "--family", "poisson")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--subject", "nope"), "--subject: column 'nope' not in the data"),
+        (("--subject", "one"), "at least 2 distinct subjects"),
+    ],
+)
+def test_bad_subject(csv_path: Path, extra: tuple[str, ...], message: str) -> None:
+    code, out = _run("loso", str(csv_path), *BASE, *extra)
+    assert code == EXIT_USAGE
+    assert message in out
+
+
+def test_non_numeric_smooth(csv_path: Path) -> None:
+    code, out = _run(
+        "loso", str(csv_path), "--y", "y", "--smooth", "x0", "label", "--subject", "subj"
+    )
+    assert code == EXIT_USAGE
+    assert "--smooth: column 'label' must be numeric" in out
+
+
+def test_missing_smooth_column(csv_path: Path) -> None:
+    code, out = _run("loso", str(csv_path), "--y", "y", "--smooth", "x0", "zz", "--subject", "subj")
+    assert code == EXIT_USAGE
+    assert "--smooth: column 'zz' not in the data" in out
+
+
+@pytest.mark.parametrize("content", [None, b"", b"\xff\xfe\x00bad\x00\n\x81\x82"])
+def test_unreadable_csv(tmp_path: Path, content: bytes | None) -> None:
+    path = tmp_path / "broken.csv"
+    if content is not None:
+        path.write_bytes(content)
+    code, out = _run("loso", str(path), *BASE, "--subject", "subj")
+    assert code == EXIT_USAGE
+    assert "data:" in out and str(path.name) in out
+
+
+def test_multi_value_smooth_parsing() -> None:
+    from gamstore.cli.loso import loso_command
+
+    ctx = loso_command.make_context(
+        "loso",
+        ["d.csv", "--y", "y", "--smooth", "x0", "x1", "x2", "--subject", "s", "--linear", "z"],
+    )
+    assert ctx.params["smooth"] == ("x0", "x1", "x2")
+    assert ctx.params["linear"] == ("z",)
+    assert ctx.params["data"] == "d.csv"
+
+
+def test_bad_storage_option(csv_path: Path) -> None:
+    code, out = _run(
+        "loso", str(csv_path), *BASE, "--subject", "subj", "--storage-option", "novalue"
+    )
+    assert code == EXIT_USAGE
+    assert "--storage-option" in out
