@@ -1,0 +1,177 @@
+"""mgcv-compatible cubic P-spline basis (``bs="ps"``) with its scaled difference penalty.
+
+The knot rule, the penalty scaling and the sum-to-zero constraint follow mgcv's
+``smooth.construct.ps.smooth.spec`` and ``smoothCon`` so that a log smoothing parameter here
+means the same thing as mgcv's ``log(sp)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.interpolate import BSpline
+
+DEGREE = 3  # cubic B-splines (mgcv m[1] = 2)
+DIFF_ORDER = 2  # second-order difference penalty (mgcv m[2] = 2)
+
+
+def ps_knots(x_min: float, x_max: float, k: int, degree: int = DEGREE) -> np.ndarray:
+    """Equally spaced knots of mgcv's ``ps`` basis for a covariate range.
+
+    Parameters
+    ----------
+    x_min, x_max : float
+        Covariate range the basis must cover (data range, or a user-supplied range).
+    k : int
+        Basis dimension.
+    degree : int
+        B-spline degree.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``k + degree + 1`` knots; the range is padded by 0.1% each side as mgcv does.
+    """
+    if not (np.isfinite(x_min) and np.isfinite(x_max)) or x_max <= x_min:
+        raise ValueError(f"knot range must be finite with max > min, got ({x_min}, {x_max})")
+    span = x_max - x_min
+    lo = x_min - 0.001 * span
+    hi = x_max + 0.001 * span
+    dx = (hi - lo) / (k - degree)
+    return lo + dx * np.arange(-degree, k + 1, dtype=np.float64)
+
+
+def bspline_design(
+    x: np.ndarray, knots: np.ndarray, degree: int = DEGREE, extrapolate: bool = False
+) -> np.ndarray:
+    """Dense B-spline design matrix (rows sum to one inside the knot span).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Covariate values, shape (n,).
+    knots : numpy.ndarray
+        Full knot vector, shape (k + degree + 1,).
+    degree : int
+        B-spline degree.
+    extrapolate : bool
+        Evaluate the end polynomials outside ``[knots[degree], knots[k]]`` (prediction).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (n, k).
+    """
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    return BSpline.design_matrix(x, knots, degree, extrapolate=extrapolate).toarray()
+
+
+def difference_penalty(k: int, order: int = DIFF_ORDER) -> np.ndarray:
+    """Unscaled difference penalty ``D'D`` (rank ``k - order``)."""
+    d = np.diff(np.eye(k), n=order, axis=0)
+    s = d.T @ d
+    return (s + s.T) / 2.0
+
+
+def sum_to_zero_transform(col_means: np.ndarray) -> np.ndarray:
+    """Null-space basis T of the constraint ``C beta = 0`` with ``C`` the column means.
+
+    The Householder QR of ``C'`` gives an orthogonal Q whose first column spans C'; the
+    remaining columns are T (k x (k-1), orthonormal, C T = 0) — the same matrix mgcv builds.
+    """
+    c = np.asarray(col_means, dtype=np.float64).reshape(-1, 1)
+    q, _ = np.linalg.qr(c, mode="complete")
+    return np.ascontiguousarray(q[:, 1:])
+
+
+@dataclass(frozen=True)
+class SmoothBasis:
+    """Everything needed to rebuild the reduced design of one smooth term.
+
+    Attributes
+    ----------
+    knots : numpy.ndarray
+        Full knot vector (k + 4 values).
+    k : int
+        Basis dimension before the constraint.
+    T : numpy.ndarray
+        Constraint null-space basis, shape (k, k-1); ``beta_raw = T @ beta_reduced``.
+    S_raw : numpy.ndarray
+        Scaled penalty in raw coordinates, ``D'D / S_scale``, shape (k, k).
+    S : numpy.ndarray
+        Scaled penalty in reduced coordinates ``T' S_raw T``, shape (k-1, k-1).
+    S_scale : float
+        mgcv's ``S.scale``: the factor the unscaled ``D'D`` was divided by.
+    rank : int
+        Penalty rank (``k - 2``).
+    """
+
+    knots: np.ndarray
+    k: int
+    T: np.ndarray
+    S_raw: np.ndarray
+    S: np.ndarray
+    S_scale: float
+    rank: int
+
+    def raw_design(self, x: np.ndarray, extrapolate: bool = False) -> np.ndarray:
+        """B-spline design in raw coordinates, shape (n, k)."""
+        return bspline_design(x, self.knots, DEGREE, extrapolate=extrapolate)
+
+    def design(self, x: np.ndarray, extrapolate: bool = False) -> np.ndarray:
+        """Constrained design ``B T``, shape (n, k-1)."""
+        return self.raw_design(x, extrapolate=extrapolate) @ self.T
+
+
+def build_smooth_basis(
+    x: np.ndarray, k: int, knots: np.ndarray | None = None
+) -> tuple[SmoothBasis, np.ndarray]:
+    """Construct the basis of one smooth on its data.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Covariate values, shape (n,), finite.
+    k : int
+        Basis dimension (>= 4).
+    knots : numpy.ndarray or None
+        None: from the data range. Two values: a range (padded like mgcv). ``k + 4`` values:
+        the full knot vector, used as is (frozen knots, e.g. from a previous fit).
+
+    Returns
+    -------
+    (SmoothBasis, numpy.ndarray)
+        The basis and the reduced design ``B T`` on ``x``, shape (n, k-1).
+    """
+    if knots is None:
+        t = ps_knots(float(np.min(x)), float(np.max(x)), k)
+    else:
+        kn = np.asarray(knots, dtype=np.float64).ravel()
+        if kn.size == 2:
+            lo, hi = float(kn.min()), float(kn.max())
+            if lo > float(np.min(x)) or hi < float(np.max(x)):
+                raise ValueError(f"knot range ({lo}, {hi}) does not include the data range")
+            t = ps_knots(lo, hi, k)
+        elif kn.size == k + DEGREE + 1:
+            if not np.all(np.isfinite(kn)) or np.any(np.diff(kn) <= 0):
+                raise ValueError("knots must be finite and strictly increasing")
+            t = kn.copy()
+        else:
+            raise ValueError(
+                f"knots must have 2 values (a range) or k + 4 = {k + DEGREE + 1} values, "
+                f"got {kn.size}"
+            )
+    # rows outside [t[3], t[k]] would not sum to one; frozen knots may not cover new data
+    inside = (x >= t[DEGREE]) & (x <= t[k])
+    B = bspline_design(x, t, DEGREE, extrapolate=not bool(np.all(inside)))
+    S0 = difference_penalty(k, DIFF_ORDER)
+    # mgcv smoothCon: S <- S / (norm(S, "O") / norm(X, "I")^2)
+    x_inf = float(np.max(np.abs(B).sum(axis=1))) if B.shape[0] else 1.0
+    s_scale = float(np.max(np.abs(S0).sum(axis=0))) / x_inf**2
+    S_raw = S0 / s_scale
+    T = sum_to_zero_transform(B.mean(axis=0))
+    S = T.T @ S_raw @ T
+    S = (S + S.T) / 2.0
+    basis = SmoothBasis(knots=t, k=k, T=T, S_raw=S_raw, S=S, S_scale=s_scale, rank=k - DIFF_ORDER)
+    return basis, B @ T

@@ -1,0 +1,102 @@
+"""Input validation: turn a DataFrame or a mapping of arrays into checked float64 columns.
+
+Every problem is reported as a ValueError (or TypeError) that names the offending column, so
+that a user fitting a 40-column frame knows where to look.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+
+def n_rows(data: Any) -> int:
+    """Number of rows of a DataFrame or of a mapping of equal-length arrays."""
+    if hasattr(data, "columns") and hasattr(data, "__len__"):
+        return len(data)
+    if isinstance(data, Mapping):
+        lengths = {np.asarray(v).shape[0] for v in data.values() if np.ndim(v) >= 1}
+        if len(lengths) > 1:
+            raise ValueError(f"data columns have different lengths: {sorted(lengths)}")
+        return lengths.pop() if lengths else 0
+    raise TypeError(
+        f"data must be a pandas DataFrame or a mapping of column name -> array, "
+        f"got {type(data).__name__}"
+    )
+
+
+def column_names(data: Any) -> list[str]:
+    """Column names of ``data`` (for error messages)."""
+    if hasattr(data, "columns"):
+        return [str(c) for c in data.columns]
+    if isinstance(data, Mapping):
+        return [str(c) for c in data]
+    return []
+
+
+def get_column(data: Any, name: str, *, role: str = "covariate") -> np.ndarray:
+    """Fetch one column as a finite float64 vector.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame or Mapping[str, array-like]
+        The data.
+    name : str
+        Column name.
+    role : str
+        What the column is used for (in error messages): covariate, response, weights, offset.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (n,), float64, all finite.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"{role} column name must be a string, got {type(name).__name__}")
+    n = n_rows(data)
+    try:
+        raw = data[name]
+    except (KeyError, IndexError):
+        raise ValueError(
+            f"unknown column {name!r} ({role}); available columns: {column_names(data)}"
+        ) from None
+    return as_vector(raw, name, n, role=role)
+
+
+def as_vector(values: Any, name: str, n: int, *, role: str = "covariate") -> np.ndarray:
+    """Check that ``values`` is a finite numeric vector of length ``n``."""
+    arr = np.asarray(values)
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.float64)
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(
+            f"column {name!r} ({role}) must be numeric, got dtype {arr.dtype} "
+            f"(expected shape ({n},) of float)"
+        )
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"column {name!r} ({role}) must have shape ({n},), got {arr.shape}")
+    bad = ~np.isfinite(arr)
+    if np.any(bad):
+        first = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"column {name!r} ({role}) has {int(bad.sum())} NaN/infinite value(s), "
+            f"first at row {first}"
+        )
+    return arr
+
+
+def resolve_vector(
+    data: Any, spec: Any, n: int, *, role: str, default: float
+) -> tuple[np.ndarray, str | None]:
+    """Resolve a ``weights=`` / ``offset=`` argument: None, a column name, or an array.
+
+    Returns the vector and the column name it came from (None for arrays and defaults).
+    """
+    if spec is None:
+        return np.full(n, default, dtype=np.float64), None
+    if isinstance(spec, str):
+        return get_column(data, spec, role=role), spec
+    return as_vector(spec, role, n, role=role), None

@@ -1,0 +1,397 @@
+"""User-facing model: ``GAM([s("x0"), s("x1", k=12)], family=..., linear=[...]).fit(data, y=...)``.
+
+``fit`` validates the data, builds the mgcv-compatible design, starts the REML Newton loop from
+mgcv's ``initial.sp`` (cold) or from a warm start found through :mod:`gamstore.warmstart`, and
+returns a :class:`FitResult` with per-block coefficients in raw and reduced coordinates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from gamstore.fit.data import get_column, n_rows, resolve_vector
+from gamstore.fit.design import PARAMETRIC, Design, SmoothTerm, build_design
+from gamstore.fit.families import Family, get_family
+from gamstore.fit.newton import InnerCap, NewtonControl, NewtonResult, OnIterate, newton
+from gamstore.fit.reml import Problem, edf_per_block
+
+logger = logging.getLogger("gamstore.fit")
+
+WARM_LEVELS = ("cold", "exact", "session", "cross-fit", "explicit")
+
+
+def s(term: str, k: int = 10) -> SmoothTerm:
+    """A cubic P-spline smooth of one covariate (mgcv ``s(term, bs="ps", k=k)``).
+
+    Parameters
+    ----------
+    term : str
+        Covariate column name.
+    k : int
+        Basis dimension before the sum-to-zero constraint (default 10, >= 4).
+
+    Returns
+    -------
+    SmoothTerm
+    """
+    return SmoothTerm(term, int(k) if isinstance(k, (int, np.integer)) else k)
+
+
+@dataclass
+class FitResult:
+    """A fitted GAM at its REML optimum.
+
+    Attributes
+    ----------
+    family : str
+        Family name.
+    rho : numpy.ndarray
+        Log smoothing parameters, one per smooth (mgcv ``log(sp)`` scale).
+    beta_raw, beta_reduced : dict[str, numpy.ndarray]
+        Coefficients per block (``"(parametric)"``, ``"s(x0)"``, ...); raw = B-spline
+        coefficients, reduced = after the sum-to-zero constraint (mgcv's ``coef``).
+    edf : dict[str, float]
+        Effective degrees of freedom per block (including the parametric block).
+    reml : float
+        REML score on mgcv's ``gcv.ubre`` scale.
+    scale : float
+        Scale parameter (REML estimate for Gaussian, 1 otherwise).
+    fitted : numpy.ndarray
+        Fitted values on the response scale, shape (n,).
+    n_outer, n_pirls_calls, n_pirls_iters : int
+        Outer Newton iterations, PIRLS calls and PIRLS iterations of this fit.
+    warm : str
+        Where the start came from: "cold", "exact", "session", "cross-fit" or "explicit"
+        (``rho0``/``beta0`` passed by the caller).
+    knots : dict[str, numpy.ndarray]
+        Full knot vector per smooth covariate (pass back as ``fit(knots=...)`` to freeze).
+    converged : bool
+        Outer loop convergence.
+    wall_time : float
+        Seconds spent in ``fit``.
+    grad : numpy.ndarray
+        REML gradient in rho at the returned optimum.
+    deviance : float
+        Deviance at the optimum.
+    """
+
+    family: str
+    rho: np.ndarray
+    beta_raw: dict[str, np.ndarray]
+    beta_reduced: dict[str, np.ndarray]
+    edf: dict[str, float]
+    reml: float
+    scale: float
+    fitted: np.ndarray
+    linear_predictor: np.ndarray
+    n_outer: int
+    n_pirls_calls: int
+    n_pirls_iters: int
+    warm: str
+    knots: dict[str, np.ndarray]
+    converged: bool
+    wall_time: float
+    grad: np.ndarray
+    deviance: float
+    S_scale: dict[str, float]
+    n: int
+    model: GAM = field(repr=False)
+    _design: Design = field(repr=False)
+    _family: Family = field(repr=False)
+    _offset_column: str | None = field(default=None, repr=False)
+
+    @property
+    def sp(self) -> np.ndarray:
+        """Smoothing parameters ``exp(rho)``."""
+        return np.exp(self.rho)
+
+    @property
+    def block_names(self) -> list[str]:
+        """Block names in model order."""
+        return list(self._design.block_names)
+
+    @property
+    def coef(self) -> np.ndarray:
+        """All reduced coefficients in model order (mgcv's ``coef(b)``)."""
+        return np.concatenate([self.beta_reduced[name] for name in self._design.block_names])
+
+    @property
+    def edf_total(self) -> float:
+        """Total effective degrees of freedom."""
+        return float(sum(self.edf.values()))
+
+    def predict(
+        self,
+        new_data: Any,
+        type: Literal["response", "link"] = "response",
+        offset: Any = None,
+    ) -> np.ndarray:
+        """Predict on new data with the fitted bases (knots and constraints frozen).
+
+        Parameters
+        ----------
+        new_data : pandas.DataFrame or Mapping[str, array-like]
+            Must hold every covariate of the model. Values outside the knot range are
+            extrapolated with the end polynomials.
+        type : {"response", "link"}
+            Scale of the prediction.
+        offset : None, str or array-like
+            Offset for the new rows. None uses the fit's offset column when the fit took its
+            offset from a column present in ``new_data``, else zero.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape (n_new,).
+        """
+        if type not in ("response", "link"):
+            raise ValueError(f"type must be 'response' or 'link', got {type!r}")
+        n = n_rows(new_data)
+        X = self._design.predict_matrix(new_data)
+        beta_w = self._design.from_reduced(self.beta_reduced)
+        eta = X @ beta_w
+        if offset is None and self._offset_column is not None:
+            try:
+                offset = get_column(new_data, self._offset_column, role="offset")
+            except ValueError:
+                offset = None
+        if offset is not None:
+            off, _ = resolve_vector(new_data, offset, n, role="offset", default=0.0)
+            eta = eta + off
+        return eta if type == "link" else self._family.mu(eta)
+
+
+class GAM:
+    """Additive model with P-spline smooths fitted by REML, with mgcv parity.
+
+    Parameters
+    ----------
+    smooths : sequence of SmoothTerm
+        Smooth terms built with :func:`s`.
+    family : {"gaussian", "poisson", "binomial"} or Family
+        Response family (canonical link).
+    linear : sequence of str
+        Unpenalized linear covariates (an intercept is always included).
+    control : NewtonControl or None
+        Outer-loop settings (mgcv defaults).
+    """
+
+    def __init__(
+        self,
+        smooths: Sequence[SmoothTerm],
+        family: str | Family = "gaussian",
+        linear: Sequence[str] = (),
+        control: NewtonControl | None = None,
+    ) -> None:
+        if isinstance(smooths, SmoothTerm):
+            smooths = [smooths]
+        smooths = list(smooths)
+        for i, sm in enumerate(smooths):
+            if not isinstance(sm, SmoothTerm):
+                raise TypeError(f"smooths[{i}] must be built with s(...), got {type(sm).__name__}")
+        if isinstance(linear, str):
+            linear = [linear]
+        linear = list(linear)
+        for name in linear:
+            if not isinstance(name, str):
+                raise TypeError(f"linear terms must be column names, got {name!r}")
+        terms = [sm.term for sm in smooths]
+        if len(set(terms)) != len(terms):
+            raise ValueError(f"each covariate may have one smooth, got {terms}")
+        if len(set(linear)) != len(linear) or set(linear) & set(terms):
+            raise ValueError(f"linear terms {linear} repeat each other or a smooth covariate")
+        self.smooths: list[SmoothTerm] = smooths
+        self.family: Family = get_family(family)
+        self.linear: list[str] = linear
+        self.control: NewtonControl = control or NewtonControl()
+
+    def __repr__(self) -> str:
+        parts = [f"s({sm.term!r}, k={sm.k})" for sm in self.smooths]
+        return f"GAM([{', '.join(parts)}], family={self.family.name!r}, linear={self.linear!r})"
+
+    def prepare(
+        self,
+        data: Any,
+        y: str,
+        weights: Any = None,
+        offset: Any = None,
+        knots: Mapping[str, Any] | None = None,
+    ) -> tuple[Problem, str | None]:
+        """Validate the data and build the fit problem (design, response, weights, offset)."""
+        if not isinstance(y, str):
+            raise TypeError(f"y must be the response column name, got {type(y).__name__}")
+        n = n_rows(data)
+        yv = get_column(data, y, role="response")
+        wt, _ = resolve_vector(data, weights, n, role="weights", default=1.0)
+        if np.any(wt < 0):
+            raise ValueError("weights must be non-negative")
+        if not np.any(wt > 0):
+            raise ValueError("weights are all zero")
+        off, off_col = resolve_vector(data, offset, n, role="offset", default=0.0)
+        self.family.validate(yv, wt, y)
+        if knots is not None and not isinstance(knots, Mapping):
+            raise TypeError("knots must be a mapping covariate -> knot vector or range")
+        design = build_design(data, self.smooths, self.linear, dict(knots) if knots else None)
+        return Problem(design, yv, wt, off, self.family), off_col
+
+    def fit(
+        self,
+        data: Any,
+        y: str = "y",
+        weights: Any = None,
+        offset: Any = None,
+        knots: Mapping[str, Any] | None = None,
+        store: Any = None,
+        *,
+        rho0: Any = None,
+        beta0: Any = None,
+        inner_cap: InnerCap | None = None,
+        on_iterate: OnIterate | None = None,
+    ) -> FitResult:
+        """Fit by REML.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame or Mapping[str, array-like]
+            Data with the response and all covariates.
+        y : str
+            Response column.
+        weights : None, str or array-like
+            Prior weights (binomial: number of trials, with ``y`` a proportion).
+        offset : None, str or array-like
+            Offset on the link scale.
+        knots : mapping or None
+            Per smooth covariate: a 2-value range, or a full knot vector (``res.knots``) to
+            freeze the basis of an earlier fit.
+        store : gamstore Store or None
+            Warm-start store (exact record, outer session, cross-fit artifact), through
+            :mod:`gamstore.warmstart`. A store problem never changes the answer.
+        rho0 : array-like or None
+            Explicit starting log smoothing parameters (skips the store lookups).
+        beta0 : mapping or array-like or None
+            Explicit starting coefficients: reduced coefficients per block name, or one flat
+            reduced vector in model order.
+        inner_cap : callable or None
+            ``inner_cap(evaluation_index) -> PIRLS iteration cap or None``.
+        on_iterate : callable or None
+            Called after the start and every accepted outer iterate.
+
+        Returns
+        -------
+        FitResult
+        """
+        t0 = time.perf_counter()
+        prob, off_col = self.prepare(data, y, weights, offset, knots)
+        if store is not None and rho0 is None and beta0 is None:
+            from gamstore.fit.warm import fit_with_store
+
+            return fit_with_store(self, prob, off_col, store, t0, inner_cap, on_iterate)
+        start_rho, start_beta, label = self._explicit_start(prob.design, rho0, beta0)
+        nres = self.run(prob, start_rho, start_beta, inner_cap=inner_cap, on_iterate=on_iterate)
+        return self.make_result(prob, off_col, nres, label, t0)
+
+    def _explicit_start(
+        self, d: Design, rho0: Any, beta0: Any
+    ) -> tuple[np.ndarray, np.ndarray | None, str]:
+        if rho0 is None and beta0 is None:
+            return d.initial_rho.copy(), None, "cold"
+        rho = d.initial_rho.copy()
+        if rho0 is not None:
+            rho = np.asarray(rho0, dtype=np.float64).ravel()
+            if rho.shape != (d.n_sp,) or not np.all(np.isfinite(rho)):
+                raise ValueError(f"rho0 must be {d.n_sp} finite values, got shape {rho.shape}")
+        beta = None
+        if beta0 is not None:
+            beta = self.beta_to_working(d, beta0)
+        return rho, beta, "explicit"
+
+    @staticmethod
+    def beta_to_working(d: Design, beta0: Any) -> np.ndarray:
+        """Reduced coefficients (per block mapping or flat vector) -> working basis."""
+        if isinstance(beta0, Mapping):
+            missing = [name for name in d.block_names if name not in beta0]
+            if missing:
+                raise ValueError(f"beta0 lacks blocks {missing}")
+            out = d.from_reduced(dict(beta0))
+        else:
+            flat = np.asarray(beta0, dtype=np.float64).ravel()
+            if flat.shape != (d.p,):
+                raise ValueError(f"beta0 must have shape ({d.p},), got {flat.shape}")
+            out = d.from_reduced(
+                {name: flat[cols] for name, cols in zip(d.block_names, d.block_cols, strict=True)}
+            )
+        if not np.all(np.isfinite(out)):
+            raise ValueError("beta0 must be finite")
+        return out
+
+    def run(
+        self,
+        prob: Problem,
+        rho0: np.ndarray,
+        beta0: np.ndarray | None,
+        *,
+        inner_cap: InnerCap | None = None,
+        on_iterate: OnIterate | None = None,
+    ) -> NewtonResult:
+        """Run the outer loop from a start (working-basis ``beta0``)."""
+        return newton(
+            prob,
+            rho0,
+            beta0,
+            control=self.control,
+            inner_cap=inner_cap,
+            on_iterate=on_iterate,
+        )
+
+    def make_result(
+        self,
+        prob: Problem,
+        off_col: str | None,
+        nres: NewtonResult,
+        warm: str,
+        t0: float,
+        *,
+        extra_calls: int = 0,
+        extra_iters: int = 0,
+    ) -> FitResult:
+        """Assemble a :class:`FitResult` from the outer loop's final evaluation."""
+        d = prob.design
+        fin = nres.final
+        edf = edf_per_block(prob, fin.fit, fin.rho)
+        light = dataclasses.replace(d, X=np.empty((0, d.p)))  # keep bases, drop the n x p matrix
+        return FitResult(
+            family=self.family.name,
+            rho=fin.rho.copy(),
+            beta_raw=d.to_raw(fin.fit.beta),
+            beta_reduced=d.to_reduced(fin.fit.beta),
+            edf=edf,
+            reml=fin.score,
+            scale=fin.scale,
+            fitted=fin.fit.mu.copy(),
+            linear_predictor=fin.fit.eta.copy(),
+            n_outer=nres.n_outer,
+            n_pirls_calls=nres.n_pirls_calls + extra_calls,
+            n_pirls_iters=nres.n_pirls_iters + extra_iters,
+            warm=warm,
+            knots={b.spec.term: b.basis.knots.copy() for b in d.smooths},
+            converged=nres.converged,
+            wall_time=time.perf_counter() - t0,
+            grad=fin.grad.copy(),
+            deviance=fin.fit.deviance,
+            S_scale={b.spec.label: b.basis.S_scale for b in d.smooths},
+            n=d.n,
+            model=self,
+            _design=light,
+            _family=self.family,
+            _offset_column=off_col,
+        )
+
+
+__all__ = ["GAM", "FitResult", "PARAMETRIC", "s"]

@@ -1,0 +1,190 @@
+"""Outer Newton loop on the REML score, mirroring mgcv's ``newton()``.
+
+The loop accepts a starting ``(rho0, beta0)`` (cold or warm), an optional cap on the PIRLS
+iterations of each evaluation and a callback after every accepted iterate (the warm-start layer
+writes session checkpoints from it). Flat directions (``|g_j|`` below a tenth of the tolerance)
+are left out of the step, as mgcv's ``uconv.ind`` does, so smoothing parameters can drift
+towards 0 or infinity without bounds causing trouble.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gamstore.fit.reml import Problem, RemlEval, evaluate
+
+logger = logging.getLogger("gamstore.fit.newton")
+
+RHO_BOUND = 25.0
+
+
+@dataclass(frozen=True)
+class NewtonControl:
+    """Outer-loop settings (mgcv ``gam.control()$newton`` defaults).
+
+    Attributes
+    ----------
+    conv_tol : float
+        Relative convergence tolerance (mgcv ``conv.tol``).
+    max_iter : int
+        Outer iteration cap.
+    max_step : float
+        Largest Newton step in any rho (mgcv ``maxNstep``).
+    max_half : int
+        Step halvings before giving up on a direction (mgcv ``maxHalf``).
+    pirls_tol : float
+        PIRLS tolerance (mgcv uses ``min(1e-7, conv.tol / 100)`` inside ``newton``).
+    """
+
+    conv_tol: float = 1e-6
+    max_iter: int = 200
+    max_step: float = 5.0
+    max_half: int = 30
+    pirls_tol: float = 1e-8
+
+
+@dataclass(frozen=True)
+class Iterate:
+    """What the per-iterate callback sees."""
+
+    iteration: int
+    rho: np.ndarray
+    beta: np.ndarray
+    score: float
+    grad: np.ndarray
+    scale: float
+    converged: bool
+
+
+@dataclass
+class NewtonResult:
+    """Outcome of the outer loop."""
+
+    final: RemlEval
+    n_outer: int
+    n_pirls_calls: int
+    n_pirls_iters: int
+    converged: bool
+    history: list[float] = field(default_factory=list)
+
+
+InnerCap = Callable[[int], "int | None"]
+OnIterate = Callable[[Iterate], None]
+
+
+def newton(
+    prob: Problem,
+    rho0: np.ndarray,
+    beta0: np.ndarray | None = None,
+    *,
+    control: NewtonControl | None = None,
+    inner_cap: InnerCap | None = None,
+    on_iterate: OnIterate | None = None,
+) -> NewtonResult:
+    """Minimise the REML score over rho by damped Newton with step halving.
+
+    Parameters
+    ----------
+    prob : Problem
+        Fit data.
+    rho0 : numpy.ndarray
+        Starting log smoothing parameters, shape (m,).
+    beta0 : numpy.ndarray or None
+        Starting coefficients (working basis) for the first PIRLS call.
+    control : NewtonControl or None
+        Settings.
+    inner_cap : callable or None
+        ``inner_cap(evaluation_index) -> max PIRLS iterations or None``.
+    on_iterate : callable or None
+        Called with an :class:`Iterate` after the start point and after every accepted step.
+
+    Returns
+    -------
+    NewtonResult
+    """
+    ctl = control or NewtonControl()
+    m = prob.design.n_sp
+    rho = np.clip(np.asarray(rho0, dtype=np.float64).copy(), -RHO_BOUND, RHO_BOUND)
+    if rho.shape != (m,):
+        raise ValueError(f"rho0 must have shape ({m},), got {rho.shape}")
+    calls = 0
+    iters = 0
+
+    def ev(r: np.ndarray, b: np.ndarray | None) -> RemlEval:
+        nonlocal calls, iters
+        cap = inner_cap(calls) if inner_cap is not None else None
+        out = evaluate(
+            prob, r, b, max_pirls=100 if cap is None else max(1, int(cap)), pirls_tol=ctl.pirls_tol
+        )
+        calls += 1
+        iters += out.fit.iterations
+        return out
+
+    cur = ev(rho, beta0)
+    history = [cur.score]
+    if m == 0:
+        return NewtonResult(cur, 0, calls, iters, True, history)
+
+    def score_scale(e: RemlEval) -> float:
+        if prob.family.scale_known:
+            return abs(e.score) + e.scale
+        return abs(e.score) + abs(np.log(e.scale))
+
+    def notify(it: int, e: RemlEval, conv: bool) -> None:
+        if on_iterate is not None:
+            on_iterate(Iterate(it, e.rho.copy(), e.fit.beta.copy(), e.score, e.grad, e.scale, conv))
+
+    converged = False
+    n_outer = 0
+    tol = ctl.conv_tol
+    free = np.abs(cur.grad) > 0.1 * tol * score_scale(cur)
+    if not np.any(free):
+        converged = True  # stationary at the start (e.g. an exact warm start)
+    notify(0, cur, converged)
+    while not converged and n_outer < ctl.max_iter:
+        sc = score_scale(cur)
+        free = np.abs(cur.grad) > 0.1 * tol * sc
+        if not np.any(free):
+            converged = True
+            break
+        assert cur.hess is not None
+        step = np.zeros(m)
+        g = cur.grad[free]
+        Hf = cur.hess[np.ix_(free, free)]
+        vals, vecs = np.linalg.eigh(Hf)
+        vmax = float(np.max(np.abs(vals)))
+        vals = np.maximum(np.abs(vals), max(vmax, 1e-300) * 1e-7)
+        step[free] = -(vecs @ ((vecs.T @ g) / vals))
+        big = float(np.max(np.abs(step)))
+        if big > ctl.max_step:
+            step *= ctl.max_step / big
+        new: RemlEval | None = None
+        for _ in range(ctl.max_half + 1):
+            trial_rho = np.clip(cur.rho + step, -RHO_BOUND, RHO_BOUND)
+            trial = ev(trial_rho, cur.fit.beta)
+            if np.isfinite(trial.score) and trial.score <= cur.score:
+                new = trial
+                break
+            step *= 0.5
+        if new is None:
+            # no decrease along the Newton direction, even for tiny steps: at the optimum
+            # to within rounding (mgcv then declares convergence as well)
+            logger.debug("outer step halving failed at iteration %d; stopping", n_outer)
+            converged = bool(np.max(np.abs(cur.grad[free])) <= 5.0 * tol * sc * 10.0)
+            break
+        n_outer += 1
+        dscore = cur.score - new.score
+        cur = new
+        history.append(cur.score)
+        sc = score_scale(cur)
+        free_new = np.abs(cur.grad) > 0.1 * tol * sc
+        gmax = float(np.max(np.abs(cur.grad[free_new]))) if np.any(free_new) else 0.0
+        converged = dscore <= tol * sc and gmax <= 5.0 * tol * sc
+        notify(n_outer, cur, converged)
+    if not converged:
+        logger.info("REML Newton did not converge in %d iterations", n_outer)
+    return NewtonResult(cur, n_outer, calls, iters, converged, history)
