@@ -100,54 +100,66 @@ def _parse_storage_options(items: tuple[str, ...]) -> dict[str, Any] | None:
     return out
 
 
+def _cell(values: list[str]) -> str:
+    return "/".join(values)
+
+
 def _summary_table(ds: Any, title: str) -> Any:
-    """A rich table: one row per fold, per start its outer iterations, PIRLS iterations and ms."""
+    """A rich table, one row per fold; with several starts a cell reads ``warm / cold``."""
     import numpy as np
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=title)
-    table.add_column("held out", justify="right")
     starts = [str(s) for s in ds["start"].values]
-    for start in starts:
-        table.add_column(f"{start} outer", justify="right")
-        table.add_column(f"{start} PIRLS it", justify="right")
-        table.add_column(f"{start} ms", justify="right")
-    table.add_column("source")
-    table.add_column("REML", justify="right")
-    table.add_column("held-out dev", justify="right")
-    table.add_column("status")
-    first = starts[0]
+    if len(starts) > 1:
+        title = f"{title}\n(a/b cells: {_cell(starts)}; source, REML, test dev: {starts[0]})"
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False)
+    table.add_column("fold", justify="right", no_wrap=True)
+    table.add_column("outer", justify="right", no_wrap=True)
+    table.add_column("PIRLS it", justify="right", no_wrap=True)
+    table.add_column("ms", justify="right", no_wrap=True)
+    table.add_column("source", no_wrap=True)
+    table.add_column("REML", justify="right", no_wrap=True)
+    table.add_column("test dev", justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    ok = ds["status"] == "ok"
     for i, fold in enumerate(ds["fold"].values):
-        row = [str(fold)]
-        for start in starts:
-            sub = ds.isel(fold=i).sel(start=start)
-            ok = str(sub["status"].values) == "ok"
-            row += [
-                str(int(sub["n_outer"])) if ok else "-",
-                str(int(sub["n_pirls_iters"])) if ok else "-",
-                f"{1e3 * float(sub['wall_time']):.1f}" if ok else "-",
-            ]
-        sub = ds.isel(fold=i).sel(start=first)
-        status = [str(s) for s in ds["status"].isel(fold=i).values]
-        errors = [str(e) for e in ds["error"].isel(fold=i).values if str(e)]
-        row += [
-            str(sub["warm_source"].values),
-            f"{float(sub['reml']):.6f}",
-            f"{float(sub['heldout_deviance']):.3f}",
-            "ok" if all(s == "ok" for s in status) else f"failed: {'; '.join(errors)[:80]}",
-        ]
-        table.add_row(*row)
-    ok_all = (ds["status"] == "ok").all("fold")
-    total = ["total"]
-    for start in starts:
-        sub = ds.sel(start=start).where(ok_all)
-        total += [
-            f"{float(np.nansum(sub['n_outer'])):.0f}",
-            f"{float(np.nansum(sub['n_pirls_iters'])):.0f}",
-            f"{1e3 * float(np.nansum(sub['wall_time'])):.1f}",
-        ]
-    total += ["", "", "", f"{int(ok_all.sum())}/{ds.sizes['fold']} folds ok"]
-    table.add_row(*total, style="bold")
+        sub = ds.isel(fold=i)
+        good = [bool(v) for v in ok.isel(fold=i).values]
+
+        def col(name: str, fmt: str, sub: Any = sub, good: list[bool] = good) -> str:
+            vals = sub[name].values
+            return _cell([fmt.format(v) if g else "-" for v, g in zip(vals, good, strict=True)])
+
+        first = sub.isel(start=0)
+        table.add_row(
+            str(fold),
+            col("n_outer", "{:d}"),
+            col("n_pirls_iters", "{:d}"),
+            _cell(
+                [
+                    f"{1e3 * v:.1f}" if g else "-"
+                    for v, g in zip(sub["wall_time"].values, good, strict=True)
+                ]
+            ),
+            str(first["warm_source"].values),
+            f"{float(first['reml']):.4f}" if good[0] else "-",
+            f"{float(first['heldout_deviance']):.3f}" if good[0] else "-",
+            "ok" if all(good) else "[red]failed[/red]",
+        )
+    fold_ok = ok.all("start")
+    kept = ds.where(fold_ok)
+    table.add_row(
+        "total",
+        _cell([f"{float(np.nansum(kept['n_outer'].sel(start=s))):.0f}" for s in starts]),
+        _cell([f"{float(np.nansum(kept['n_pirls_iters'].sel(start=s))):.0f}" for s in starts]),
+        _cell([f"{1e3 * float(np.nansum(kept['wall_time'].sel(start=s))):.0f}" for s in starts]),
+        "",
+        "",
+        "",
+        f"{int(fold_ok.sum())}/{ds.sizes['fold']} ok",
+        style="bold",
+    )
     return table
 
 
@@ -157,6 +169,19 @@ def print_summary(ds: Any, title: str) -> None:
 
     console = Console()
     console.print(_summary_table(ds, title))
+    for i, fold in enumerate(ds["fold"].values):
+        for start, status, error, attempts in zip(
+            ds["start"].values,
+            ds["status"].isel(fold=i).values,
+            ds["error"].isel(fold=i).values,
+            ds["attempts"].isel(fold=i).values,
+            strict=True,
+        ):
+            if status != "ok":
+                console.print(
+                    f"[red]fold {fold} ({start}) failed after {attempts} attempts:[/red] {error}",
+                    highlight=False,
+                )
     starts = [str(s) for s in ds["start"].values]
     if "warm" in starts and "cold" in starts:
         import numpy as np
