@@ -1,0 +1,92 @@
+"""Storage layer: Zarr v3 entries on local disk, in memory or on S3 (fsspec/s3fs).
+
+Use :func:`open_store`; see ``docs/architecture.md`` for the Store API contract.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from gamstore.store.backend import Backend, ObjectInfo
+from gamstore.store.codec import MAX_ENTRY_BYTES, CorruptEntryError
+from gamstore.store.core import Store
+from gamstore.store.errors import ReadOnlyStoreError, StoreError
+from gamstore.store.layout import key_folder
+from gamstore.store.registry import open_backend, register_backend, resolve_url
+from gamstore.store.session import Session
+from gamstore.store.types import (
+    KEYSPACES,
+    Entry,
+    EntryInfo,
+    GcReport,
+    StoreStats,
+    VerifyReport,
+)
+
+__all__ = [
+    "KEYSPACES",
+    "MAX_ENTRY_BYTES",
+    "Backend",
+    "CorruptEntryError",
+    "Entry",
+    "EntryInfo",
+    "GcReport",
+    "ObjectInfo",
+    "ReadOnlyStoreError",
+    "Session",
+    "Store",
+    "StoreError",
+    "StoreStats",
+    "VerifyReport",
+    "key_folder",
+    "open_store",
+    "register_backend",
+]
+
+
+def open_store(
+    url: str | os.PathLike[str] | None = None,
+    *,
+    budget_bytes: int = 1 << 30,
+    ttl: float = 30 * 86400.0,
+    storage_options: Mapping[str, Any] | None = None,
+    read_only: bool = False,
+    **options: Any,
+) -> Store:
+    """Open (creating if needed) a gamstore store.
+
+    Parameters
+    ----------
+    url : str or path-like, optional
+        A directory path, ``file://...``, ``memory://<name>`` or ``s3://bucket/prefix``.
+        None means ``$GAMSTORE_URL``, else the user cache directory + ``gamstore``.
+    budget_bytes : int
+        Size budget (default 1 GiB), enforced by throttled eviction sweeps.
+    ttl : float
+        Seconds since last access after which entries expire (default 30 days; 0 = never).
+    storage_options : mapping, optional
+        Passed to the backend (for S3: ``endpoint_url``, ``key``, ``secret``,
+        ``client_kwargs``, ...). Never shown in reprs, logs or errors.
+    read_only : bool
+        Refuse writes (:class:`ReadOnlyStoreError`); lookups do not write access touches.
+    **options
+        Advanced :class:`Store` options: ``producer``, ``record_types``,
+        ``touch_interval``, ``sweep_every``, ``checkpoint_interval``.
+
+    Returns
+    -------
+    Store
+        The store; its root ``zarr.json`` exists afterwards (unless read-only).
+    """
+    resolved = resolve_url(url)
+    backend = open_backend(resolved, storage_options)
+    return Store(
+        backend,
+        budget_bytes=budget_bytes,
+        ttl=ttl,
+        read_only=read_only,
+        storage_options=storage_options,
+        **options,
+    )

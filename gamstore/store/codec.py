@@ -1,0 +1,413 @@
+"""Entry codec: one record <-> the objects of one Zarr v3 group (DESIGN §3).
+
+The bytes are built here directly (no zarr API on the hot path) and are standard Zarr v3:
+
+* every array is 1-D or N-D ``float64``/``int64`` with ``dimension_names``, a single chunk,
+  codecs ``bytes(little)`` + ``crc32c`` and chunk key encoding ``v2`` with separator ``"."``,
+  so the chunk of a 1-D array is ``<name>/0``; a zero-length array gets chunk shape 1 and no
+  chunk object (its chunk grid has no chunks; plain zarr reads it as empty);
+* intermediate folders of array names (``beta`` in ``beta/0``) get a group ``zarr.json`` so
+  zarr and xarray see an explicit hierarchy;
+* the entry's own group ``zarr.json`` is the commit marker; its attributes hold, under
+  ``attrs["gamstore"]``, the record type, schema, key string, producer, creation time,
+  objective (null if non-finite), iteration, kind, each array's blake3 digest and sizes, and
+  the record's strict-JSON fields.
+
+Decoding verifies everything against the marker (sizes, digests, regenerated metadata) and
+raises :class:`CorruptEntryError` on any mismatch: callers turn that into a miss.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import blake3
+import crc32c
+import numpy as np
+
+from gamstore import _json
+from gamstore.store.layout import LAYOUT_VERSION, MARKER
+
+__all__ = [
+    "MAX_ENTRY_BYTES",
+    "CorruptEntryError",
+    "EncodedEntry",
+    "Marker",
+    "array_meta_bytes",
+    "decode_arrays",
+    "decode_record",
+    "encode_entry",
+    "group_meta_bytes",
+    "marker_object_paths",
+    "parse_marker",
+]
+
+#: Per-entry cap (the seed's ``MAX_ENTRY_BYTES``): larger records are refused on save.
+MAX_ENTRY_BYTES = 16 * 1024 * 1024
+MARKER_FORMAT = 1
+_DTYPES: dict[str, tuple[str, Any]] = {"float64": ("<f8", 0.0), "int64": ("<i8", 0)}
+_SEG = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+)\Z")
+_DIM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+_MAX_DEPTH = 4
+
+
+class CorruptEntryError(ValueError):
+    """An entry's objects do not match its marker (or the marker is not ours)."""
+
+
+@dataclass(frozen=True)
+class EncodedEntry:
+    """The objects of one entry, relative to the entry folder.
+
+    Attributes
+    ----------
+    payload : dict of str to bytes
+        Every object except the marker (written first, in any order).
+    marker : bytes
+        The entry's group ``zarr.json`` (written last, create-only).
+    nbytes : int
+        Total bytes of payload and marker.
+    """
+
+    payload: dict[str, bytes]
+    marker: bytes
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class Marker:
+    """Parsed commit marker of one entry (``attrs["gamstore"]`` plus derived facts)."""
+
+    attrs: dict[str, Any]
+    record_type: str
+    schema: str
+    keyspace: str
+    key: str
+    entry_id: str
+    producer: str
+    created: int
+    objective: float | None
+    iteration: int | None
+    kind: str
+    nbytes: int
+
+
+def _json_bytes(obj: Any, root: str) -> bytes:
+    return _json.dumps_bytes(obj, root=root)
+
+
+def group_meta_bytes(attributes: Mapping[str, Any] | None = None) -> bytes:
+    """``zarr.json`` of a group with ``attributes``."""
+    doc = {"attributes": dict(attributes or {}), "node_type": "group", "zarr_format": 3}
+    return _json_bytes(doc, "group")
+
+
+def _chunk_key(ndim: int) -> str:
+    return ".".join(["0"] * ndim) if ndim else "0"
+
+
+def array_meta_bytes(dtype: str, shape: tuple[int, ...], dims: tuple[str, ...]) -> bytes:
+    """``zarr.json`` of a single-chunk array (deterministic, so readers can regenerate it)."""
+    fill = _DTYPES[dtype][1]
+    doc = {
+        "attributes": {},
+        "chunk_grid": {
+            "configuration": {"chunk_shape": [max(int(n), 1) for n in shape]},
+            "name": "regular",
+        },
+        "chunk_key_encoding": {"configuration": {"separator": "."}, "name": "v2"},
+        "codecs": [
+            {"configuration": {"endian": "little"}, "name": "bytes"},
+            {"name": "crc32c"},
+        ],
+        "data_type": dtype,
+        "dimension_names": list(dims),
+        "fill_value": fill,
+        "node_type": "array",
+        "shape": [int(n) for n in shape],
+        "storage_transformers": [],
+        "zarr_format": 3,
+    }
+    return _json_bytes(doc, "array")
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"arrays: array name must be str, got {type(name).__name__}")
+    segs = name.split("/")
+    if len(segs) > _MAX_DEPTH or not all(_SEG.match(s) for s in segs):
+        raise ValueError(
+            f"arrays[{name!r}]: array names must be fixed words and integer indices "
+            f"joined by '/' (at most {_MAX_DEPTH} levels), e.g. 'rho' or 'beta/0'"
+        )
+    return name
+
+
+def _canonical_array(name: str, part: Any) -> tuple[np.ndarray, str, tuple[str, ...]]:
+    data = getattr(part, "data", None)
+    dims = getattr(part, "dims", None)
+    if not isinstance(data, np.ndarray):
+        raise TypeError(f"arrays[{name!r}].data: expected numpy.ndarray, got {type(data).__name__}")
+    if data.dtype.kind == "f" and data.dtype.itemsize == 8:
+        dtype = "float64"
+    elif data.dtype.kind == "i" and data.dtype.itemsize == 8:
+        dtype = "int64"
+    else:
+        raise TypeError(f"arrays[{name!r}].data: dtype must be float64 or int64, got {data.dtype}")
+    if not isinstance(dims, tuple) or not all(isinstance(d, str) and _DIM.match(d) for d in dims):
+        raise ValueError(
+            f"arrays[{name!r}].dims: expected a tuple of identifier strings, got {dims!r}"
+        )
+    if len(dims) != data.ndim:
+        raise ValueError(
+            f"arrays[{name!r}].dims: {len(dims)} dimension names for an array of shape {data.shape}"
+        )
+    if data.ndim == 0:
+        raise ValueError(f"arrays[{name!r}]: 0-d arrays are not stored; use a field")
+    arr = np.ascontiguousarray(data, dtype=_DTYPES[dtype][0])
+    if dtype == "float64" and not np.isfinite(arr).all():
+        raise ValueError(f"arrays[{name!r}]: contains non-finite values (NaN or inf)")
+    return arr, dtype, dims
+
+
+def encode_entry(
+    *,
+    record: Any,
+    keyspace: str,
+    key: str,
+    entry_id: str,
+    producer: str,
+    created: int,
+    objective: float | None,
+    iteration: int | None,
+    kind: str,
+    schema: str,
+    max_bytes: int = MAX_ENTRY_BYTES,
+) -> EncodedEntry:
+    """Build every object of one entry from ``record.to_parts()``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For bad input (naming the field): non-finite array values, wrong ``dims``,
+        unsupported dtypes, invalid array names, non-JSON fields, records over ``max_bytes``.
+    """
+    record_type = getattr(type(record), "RECORD_TYPE", None)
+    if not isinstance(record_type, str) or not hasattr(record, "to_parts"):
+        raise TypeError(
+            f"record: expected a record object with RECORD_TYPE and to_parts(), "
+            f"got {type(record).__name__}"
+        )
+    parts = record.to_parts()
+    fields = _json.canonical(parts.fields, root="record.fields")
+    arrays_in = parts.arrays
+    if not isinstance(arrays_in, Mapping):
+        raise TypeError("record.arrays: expected a mapping of name -> ArrayPart")
+    names = sorted(_check_name(n) for n in arrays_in)
+    name_set = set(names)
+    groups: set[str] = set()
+    for n in names:
+        segs = n.split("/")
+        for i in range(1, len(segs)):
+            parent = "/".join(segs[:i])
+            if parent in name_set:
+                raise ValueError(f"arrays[{n!r}]: name nests under the array {parent!r}")
+            groups.add(parent)
+    payload: dict[str, bytes] = {}
+    specs: dict[str, Any] = {}
+    total = 0
+    for n in names:
+        arr, dtype, dims = _canonical_array(n, arrays_in[n])
+        meta = array_meta_bytes(dtype, arr.shape, dims)
+        payload[f"{n}/{MARKER}"] = meta
+        spec: dict[str, Any] = {
+            "dims": list(dims),
+            "dtype": dtype,
+            "meta_nbytes": len(meta),
+            "shape": list(arr.shape),
+        }
+        total += len(meta)
+        if arr.size:
+            raw = arr.tobytes()
+            chunk = raw + struct.pack("<I", crc32c.crc32c(raw))
+            payload[f"{n}/{_chunk_key(arr.ndim)}"] = chunk
+            spec["digest"] = blake3.blake3(chunk).hexdigest()
+            spec["nbytes"] = len(chunk)
+            total += len(chunk)
+        else:
+            spec["digest"] = None
+            spec["nbytes"] = 0
+        specs[n] = spec
+        if total > max_bytes:
+            raise ValueError(f"record: encoded size exceeds the {max_bytes}-byte entry cap")
+    group_bytes = group_meta_bytes()
+    for g in sorted(groups):
+        payload[f"{g}/{MARKER}"] = group_bytes
+        total += len(group_bytes)
+    if objective is not None and not math.isfinite(objective):
+        objective = None  # non-finite objectives are stored as null (seed rule)
+    attrs = {
+        "arrays": specs,
+        "created": int(created),
+        "entry_id": entry_id,
+        "format": MARKER_FORMAT,
+        "groups": sorted(groups),
+        "iteration": iteration,
+        "key": key,
+        "keyspace": keyspace,
+        "kind": kind,
+        "layout": LAYOUT_VERSION,
+        "nbytes": total,
+        "objective": objective,
+        "producer": producer,
+        "record": fields,
+        "record_type": record_type,
+        "schema": schema,
+    }
+    marker = group_meta_bytes({"gamstore": attrs})
+    total += len(marker)
+    if total > max_bytes:
+        raise ValueError(f"record: encoded size {total} exceeds the {max_bytes}-byte entry cap")
+    return EncodedEntry(payload=payload, marker=marker, nbytes=total)
+
+
+def _req(attrs: Mapping[str, Any], name: str, typ: type | tuple[type, ...]) -> Any:
+    value = attrs.get(name)
+    if not isinstance(value, typ) or isinstance(value, bool) and typ is int:
+        raise CorruptEntryError(f"marker: field {name!r} missing or of wrong type")
+    return value
+
+
+def parse_marker(data: bytes, *, keyspace: str, entry_id: str) -> Marker:
+    """Parse and check a commit marker.
+
+    Raises
+    ------
+    CorruptEntryError
+        If it is not strict JSON, not a Zarr v3 group, not a gamstore entry of this layout,
+        or disagrees with where it was found.
+    """
+    try:
+        doc = _json.loads(data, root="marker")
+    except ValueError as exc:
+        raise CorruptEntryError(str(exc)) from None
+    if not isinstance(doc, dict) or doc.get("zarr_format") != 3 or doc.get("node_type") != "group":
+        raise CorruptEntryError("marker: not a Zarr v3 group document")
+    attrs_all = doc.get("attributes")
+    attrs = attrs_all.get("gamstore") if isinstance(attrs_all, dict) else None
+    if not isinstance(attrs, dict):
+        raise CorruptEntryError("marker: no attrs['gamstore']")
+    if attrs.get("format") != MARKER_FORMAT or attrs.get("layout") != LAYOUT_VERSION:
+        raise CorruptEntryError("marker: unknown format or layout version")
+    if _req(attrs, "keyspace", str) != keyspace or _req(attrs, "entry_id", str) != entry_id:
+        raise CorruptEntryError("marker: keyspace or entry id disagree with the path")
+    kind = _req(attrs, "kind", str)
+    if kind not in ("checkpoint", "final"):
+        raise CorruptEntryError(f"marker: unknown kind {kind!r}")
+    objective = attrs.get("objective")
+    if objective is not None and (
+        isinstance(objective, bool) or not isinstance(objective, (int, float))
+    ):
+        raise CorruptEntryError("marker: objective is not a number or null")
+    iteration = attrs.get("iteration")
+    if iteration is not None and (isinstance(iteration, bool) or not isinstance(iteration, int)):
+        raise CorruptEntryError("marker: iteration is not an integer or null")
+    if not isinstance(attrs.get("arrays"), dict) or not isinstance(attrs.get("groups"), list):
+        raise CorruptEntryError("marker: arrays/groups missing")
+    return Marker(
+        attrs=attrs,
+        record_type=_req(attrs, "record_type", str),
+        schema=_req(attrs, "schema", str),
+        keyspace=keyspace,
+        key=_req(attrs, "key", str),
+        entry_id=entry_id,
+        producer=_req(attrs, "producer", str),
+        created=_req(attrs, "created", int),
+        objective=None if objective is None else float(objective),
+        iteration=iteration,
+        kind=kind,
+        nbytes=_req(attrs, "nbytes", int) + len(data),
+    )
+
+
+def marker_object_paths(marker: Marker) -> list[str]:
+    """Relative paths of every payload object the marker promises."""
+    paths: list[str] = []
+    for name, spec in marker.attrs["arrays"].items():
+        paths.append(f"{name}/{MARKER}")
+        if isinstance(spec, dict) and spec.get("nbytes"):
+            shape = spec.get("shape")
+            ndim = len(shape) if isinstance(shape, list) else 1
+            paths.append(f"{name}/{_chunk_key(ndim)}")
+    for g in marker.attrs["groups"]:
+        paths.append(f"{g}/{MARKER}")
+    return paths
+
+
+def decode_arrays(marker: Marker, blobs: Mapping[str, bytes | None]) -> dict[str, np.ndarray]:
+    """Verify the payload objects against the marker and decode the arrays.
+
+    ``blobs`` maps the paths of :func:`marker_object_paths` to their bytes (None = missing).
+    """
+    group_bytes = group_meta_bytes()
+    for g in marker.attrs["groups"]:
+        if not isinstance(g, str) or blobs.get(f"{g}/{MARKER}") != group_bytes:
+            raise CorruptEntryError(f"group {g!r}: metadata missing or altered")
+    out: dict[str, np.ndarray] = {}
+    for name, spec in marker.attrs["arrays"].items():
+        try:
+            _check_name(name)
+            dtype = spec["dtype"]
+            shape = tuple(int(n) for n in spec["shape"])
+            dims = tuple(spec["dims"])
+            if dtype not in _DTYPES or any(n < 0 for n in shape):
+                raise ValueError("bad dtype or shape")
+            meta = array_meta_bytes(dtype, shape, dims)
+        except (KeyError, TypeError, ValueError):
+            raise CorruptEntryError(f"array {name!r}: malformed spec in marker") from None
+        if blobs.get(f"{name}/{MARKER}") != meta:
+            raise CorruptEntryError(f"array {name!r}: metadata missing or altered")
+        count = math.prod(shape)
+        if count == 0:
+            out[name] = np.zeros(shape, dtype=_DTYPES[dtype][0]).astype(dtype)
+            continue
+        chunk = blobs.get(f"{name}/{_chunk_key(len(shape))}")
+        itemsize = 8
+        if chunk is None or len(chunk) != count * itemsize + 4 or len(chunk) != spec.get("nbytes"):
+            raise CorruptEntryError(f"array {name!r}: chunk missing or of wrong size")
+        digest = spec.get("digest")
+        if not isinstance(digest, str) or not _HEX64.match(digest):
+            raise CorruptEntryError(f"array {name!r}: malformed digest")
+        if blake3.blake3(chunk).hexdigest() != digest:
+            raise CorruptEntryError(f"array {name!r}: digest mismatch")
+        arr = np.frombuffer(chunk, dtype=_DTYPES[dtype][0], count=count).reshape(shape)
+        out[name] = arr.astype(dtype)  # native-endian, writable copy
+    return out
+
+
+def decode_record(
+    marker: Marker, arrays: dict[str, np.ndarray], resolve: Callable[[str], type | None]
+) -> Any:
+    """Build the record object from a verified marker and arrays.
+
+    Raises
+    ------
+    CorruptEntryError
+        If the record type is unknown or ``from_parts`` rejects the content.
+    """
+    cls = resolve(marker.record_type)
+    if cls is None:
+        raise CorruptEntryError(f"record type {marker.record_type!r} is not registered")
+    fields = marker.attrs.get("record")
+    if not isinstance(fields, dict):
+        raise CorruptEntryError("marker: record fields missing")
+    try:
+        return cls.from_parts(fields, arrays)  # type: ignore[attr-defined]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CorruptEntryError(f"record {marker.record_type!r}: {exc}") from None

@@ -1,0 +1,984 @@
+"""The :class:`Store` facade: commit protocol, lookup, access touches, eviction, gc, verify.
+
+Save writes every payload object of a new entry, then its marker (``zarr.json``) last with
+create-only semantics; readers only consider entries whose marker parses and whose objects
+match it. Entries are immutable, which makes in-process caching simple: a parsed marker or a
+decoded entry stays valid for as long as the entry is listed. Caches and throttle counters
+are shared by every handle on the same root in one process (and never across roots).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from gamstore.store import codec
+from gamstore.store.backend import Backend
+from gamstore.store.codec import CorruptEntryError, Marker
+from gamstore.store.errors import ReadOnlyStoreError
+from gamstore.store.eviction import (
+    FULL_EVERY,
+    FULL_SWEEP_MAX_ENTRIES,
+    N_SHARDS,
+    is_expired,
+    plan_eviction,
+)
+from gamstore.store.ids import ENTRY_ID_RE, new_entry_id, parse_created, producer_identity
+from gamstore.store.layout import (
+    ACCESS_DIR,
+    CATALOG_DIR,
+    LAYOUT_VERSION,
+    MARKER,
+    access_path,
+    check_keyspace,
+    entry_prefix,
+    key_folder,
+    key_prefix,
+    split_entry_path,
+)
+from gamstore.store.ranking import Candidate, rank
+from gamstore.store.types import (
+    KEYSPACES,
+    KINDS,
+    Entry,
+    EntryInfo,
+    GcReport,
+    StoreStats,
+    VerifyReport,
+)
+
+if TYPE_CHECKING:
+    from gamstore.store.session import Session
+
+__all__ = ["DEFAULT_SCHEMA", "Store"]
+
+log = logging.getLogger("gamstore.store")
+
+DEFAULT_SCHEMA = "gamstore-schema-1"
+_MAX_MARKERS = 65536
+_MAX_DECODED_ROWS = 128
+_MAX_DECODED_BYTES = 256 * 1024 * 1024
+_TOUCH_FLUSH_COUNT = 64
+_TOUCH_FLUSH_AGE_NS = 5 * 10**9
+
+
+def _schema_tag() -> str:
+    try:
+        from gamstore.records import SCHEMA_TAG
+    except ImportError:
+        return DEFAULT_SCHEMA
+    return str(SCHEMA_TAG)
+
+
+def _default_resolver(name: str) -> type | None:
+    try:
+        from gamstore.records import RECORD_TYPES
+    except ImportError:
+        return None
+    cls = RECORD_TYPES.get(name)
+    return cls if isinstance(cls, type) else None
+
+
+@dataclass
+class _RootState:
+    """Per-root, per-process caches and throttle counters (shared by every handle)."""
+
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    markers: OrderedDict[str, Marker] = field(default_factory=OrderedDict)
+    decoded: OrderedDict[str, Entry] = field(default_factory=OrderedDict)
+    decoded_bytes: int = 0
+    last_access: dict[str, int] = field(default_factory=dict)  # known access ns, by entry path
+    touched: dict[str, int] = field(default_factory=dict)  # when we last wrote the touch
+    pending: dict[str, int] = field(default_factory=dict)  # touches not yet written
+    root_checked: bool = False
+    save_counter: int = 0
+    shard_bytes: list[int] | None = None  # estimated bytes per <kk> shard
+    shard_counts: list[int] | None = None  # estimated entries per <kk> shard
+    shard_cursor: int = 0
+    sweeps_since_full: int = 0
+
+    def remember_marker(self, path: str, marker: Marker) -> None:
+        with self.lock:
+            self.markers[path] = marker
+            self.markers.move_to_end(path)
+            while len(self.markers) > _MAX_MARKERS:
+                self.markers.popitem(last=False)
+
+    def remember_entry(self, path: str, entry: Entry) -> None:
+        if entry.nbytes > _MAX_DECODED_BYTES:
+            return
+        with self.lock:
+            old = self.decoded.pop(path, None)
+            if old is not None:
+                self.decoded_bytes -= old.nbytes
+            self.decoded[path] = entry
+            self.decoded_bytes += entry.nbytes
+            while len(self.decoded) > _MAX_DECODED_ROWS or self.decoded_bytes > _MAX_DECODED_BYTES:
+                _, dropped = self.decoded.popitem(last=False)
+                self.decoded_bytes -= dropped.nbytes
+
+    def forget(self, path: str) -> None:
+        with self.lock:
+            self.markers.pop(path, None)
+            dropped = self.decoded.pop(path, None)
+            if dropped is not None:
+                self.decoded_bytes -= dropped.nbytes
+            self.last_access.pop(path, None)
+            self.touched.pop(path, None)
+            self.pending.pop(path, None)
+
+
+_STATES: dict[str, _RootState] = {}
+_STATES_LOCK = threading.Lock()
+
+
+def _state_for(root_key: str) -> _RootState:
+    with _STATES_LOCK:
+        st = _STATES.get(root_key)
+        if st is None:
+            st = _STATES[root_key] = _RootState()
+        return st
+
+
+_OPEN_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_all_at_exit() -> None:  # pragma: no cover - runs at interpreter exit
+    for store in list(_OPEN_STORES):
+        try:
+            store.flush()
+        except Exception:  # noqa: BLE001 - never fail interpreter exit
+            pass
+
+
+class Store:
+    """A gamstore store on one root (use :func:`gamstore.open_store` to create one).
+
+    Parameters
+    ----------
+    backend : Backend
+        Object storage under the root.
+    budget_bytes : int
+        Size budget enforced by eviction sweeps (approximate between sweeps).
+    ttl : float
+        Seconds since last activity after which an entry expires; 0 disables expiry.
+    read_only : bool
+        Refuse every write with :class:`ReadOnlyStoreError` (lookups do not touch).
+    producer : str, optional
+        Producer identity written into entries (default: this process's identity). A
+        ``final`` by another producer reads as a ``checkpoint``.
+    record_types : mapping, optional
+        ``RECORD_TYPE -> class`` used to decode entries (default
+        ``gamstore.records.RECORD_TYPES``).
+    touch_interval : float, optional
+        Minimum seconds between two access touches of one entry by this process (default
+        ``clamp(ttl / 32, 1 s, 1 h)``).
+    sweep_every : int
+        Run an eviction sweep every this many saves (and on the first save).
+    checkpoint_interval : float
+        Rate limit of :meth:`Session.checkpoint` for non-improving objectives.
+    storage_options : mapping, optional
+        Kept only to open :meth:`zarr_store` on S3; never logged or shown.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        budget_bytes: int = 1 << 30,
+        ttl: float = 30 * 86400.0,
+        read_only: bool = False,
+        producer: str | None = None,
+        record_types: Mapping[str, type] | None = None,
+        touch_interval: float | None = None,
+        sweep_every: int = 32,
+        checkpoint_interval: float = 2.0,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, int) or budget_bytes < 0:
+            raise ValueError(f"budget_bytes: expected an int >= 0, got {budget_bytes!r}")
+        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl >= 0:
+            raise ValueError(f"ttl: expected seconds >= 0 (0 disables expiry), got {ttl!r}")
+        if not isinstance(sweep_every, int) or sweep_every < 1:
+            raise ValueError(f"sweep_every: expected an int >= 1, got {sweep_every!r}")
+        if producer is not None and (not isinstance(producer, str) or not producer):
+            raise ValueError("producer: expected a non-empty string")
+        self._backend = backend
+        self.budget_bytes = int(budget_bytes)
+        self.ttl = float(ttl)
+        self.read_only = bool(read_only)
+        self.producer = producer or producer_identity()
+        self._record_types = dict(record_types) if record_types is not None else None
+        if touch_interval is None:
+            touch_interval = min(max(self.ttl / 32.0, 1.0), 3600.0) if self.ttl else 3600.0
+        self.touch_interval = float(touch_interval)
+        self.sweep_every = sweep_every
+        self.checkpoint_interval = float(checkpoint_interval)
+        self._storage_options = dict(storage_options or {})
+        self._schema = _schema_tag()
+        self._state = _state_for(getattr(backend, "cache_key", backend.url))
+        self._stats = StoreStats()
+        self._clock: Callable[[], int] = time.time_ns
+        self._init_root()
+        _OPEN_STORES.add(self)
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def url(self) -> str:
+        """Normalised root URL, credentials stripped."""
+        return self._backend.url
+
+    @property
+    def backend(self) -> Backend:
+        """The backend (for tests and tools; bypasses every check)."""
+        return self._backend
+
+    def __repr__(self) -> str:
+        mode = "read-only" if self.read_only else "read-write"
+        return f"Store({self.url!r}, {mode}, budget_bytes={self.budget_bytes}, ttl={self.ttl})"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Write pending access touches and release the backend."""
+        self.flush()
+        _OPEN_STORES.discard(self)
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyStoreError(f"store {self.url} is read-only")
+
+    def _init_root(self) -> None:
+        st = self._state
+        if st.root_checked:
+            return
+        doc = codec.group_meta_bytes({"gamstore": {"layout": LAYOUT_VERSION}})
+        existing = self._backend.get(MARKER)
+        if existing is None and not self.read_only:
+            if self._backend.put_if_absent(MARKER, doc):
+                existing = doc
+            else:
+                existing = self._backend.get(MARKER)
+        if existing is not None:
+            self._check_root_doc(existing)
+        st.root_checked = True
+
+    def _check_root_doc(self, data: bytes) -> None:
+        from gamstore import _json
+
+        try:
+            doc = _json.loads(data, root="zarr.json")
+            layout = doc["attributes"]["gamstore"]["layout"]
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(
+                f"url: {self.url} holds a zarr.json that is not a gamstore root "
+                "(expected attrs {'gamstore': {'layout': 1}})"
+            ) from None
+        if layout != LAYOUT_VERSION:
+            raise ValueError(
+                f"url: {self.url} has gamstore layout {layout!r}; this version reads {LAYOUT_VERSION}"
+            )
+
+    def _resolve(self, name: str) -> type | None:
+        if self._record_types is not None and name in self._record_types:
+            return self._record_types[name]
+        return _default_resolver(name)
+
+    def _effective_kind(self, kind: str, producer: str) -> str:
+        return kind if kind != "final" or producer == self.producer else "checkpoint"
+
+    # ------------------------------------------------------------------ save
+    def save(
+        self,
+        keyspace: str,
+        key: str,
+        record: Any,
+        *,
+        objective: float | None = None,
+        iteration: int | None = None,
+        kind: str = "checkpoint",
+    ) -> str | None:
+        """Store ``record`` as a new immutable entry under ``(keyspace, key)``.
+
+        Parameters
+        ----------
+        keyspace : str
+            One of ``inner``, ``block``, ``outer``, ``artifact``, ``from``.
+        key : str
+            The caller's key string (stored in the attrs, hashed into the folder name).
+        record : object
+            A record implementing ``RECORD_TYPE`` and ``to_parts()``.
+        objective : float, optional
+            Objective value; non-finite values are stored as null.
+        iteration : int, optional
+            The caller's iteration counter (>= 0).
+        kind : {"checkpoint", "final"}
+            Entry kind.
+
+        Returns
+        -------
+        str or None
+            The new entry id, or None when the storage failed (logged once; nothing that
+            was already stored is affected).
+
+        Raises
+        ------
+        ReadOnlyStoreError
+            On a read-only store.
+        ValueError, TypeError
+            For bad input (nothing is written).
+        """
+        self._check_writable()
+        check_keyspace(keyspace)
+        if kind not in KINDS:
+            raise ValueError(f"kind: expected one of {list(KINDS)}, got {kind!r}")
+        if objective is not None:
+            if isinstance(objective, bool) or not isinstance(objective, (int, float)):
+                raise TypeError(
+                    f"objective: expected a float or None, got {type(objective).__name__}"
+                )
+            objective = float(objective)
+            if not math.isfinite(objective):
+                objective = None
+        if iteration is not None and (
+            isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0
+        ):
+            raise ValueError(f"iteration: expected an int >= 0 or None, got {iteration!r}")
+        folder = key_folder(keyspace, key)
+        entry_id = new_entry_id(self.producer, self._clock())
+        created = parse_created(entry_id)
+        assert created is not None
+        enc = codec.encode_entry(
+            record=record,
+            keyspace=keyspace,
+            key=key,
+            entry_id=entry_id,
+            producer=self.producer,
+            created=created,
+            objective=objective,
+            iteration=iteration,
+            kind=kind,
+            schema=self._schema,
+        )
+        path = entry_prefix(keyspace, folder, entry_id)
+        self._flush_touches()
+        try:
+            self._backend.put_many({f"{path}/{p}": b for p, b in enc.payload.items()})
+            if not self._backend.put_if_absent(f"{path}/{MARKER}", enc.marker):
+                raise FileExistsError(f"entry {path} already exists")
+        except Exception as exc:  # noqa: BLE001 - any storage failure is reported, not raised
+            self._stats.save_errors += 1
+            log.warning("gamstore: save to %s failed (%s: %s)", self.url, type(exc).__name__, exc)
+            try:
+                self._backend.delete_prefix(path)
+            except Exception:  # noqa: BLE001 - best effort; gc removes leftovers
+                log.debug("gamstore: cleanup of failed save %s failed", path)
+            return None
+        self._stats.saves += 1
+        self._stats.bytes_written += enc.nbytes
+        marker = Marker(
+            attrs=codec.parse_marker(enc.marker, keyspace=keyspace, entry_id=entry_id).attrs,
+            record_type=type(record).RECORD_TYPE,
+            schema=self._schema,
+            keyspace=keyspace,
+            key=key,
+            entry_id=entry_id,
+            producer=self.producer,
+            created=created,
+            objective=objective,
+            iteration=iteration,
+            kind=kind,
+            nbytes=enc.nbytes,
+        )
+        self._state.remember_marker(path, marker)
+        self._after_save(folder, enc.nbytes)
+        return entry_id
+
+    # ------------------------------------------------------------------ lookup
+    def lookup(self, keyspace: str, key: str) -> Entry | None:
+        """Return the best entry under ``(keyspace, key)``, or None (a miss).
+
+        A final beats any checkpoint; the newest final wins; checkpoints go by lowest
+        objective (within 1e-12 the newer). Corrupt, partial or foreign entries are misses
+        (and are cleaned up); the next-best valid entry is returned instead.
+        """
+        return self._lookup(keyspace, key, "best")
+
+    def lookup_latest(self, keyspace: str, key: str) -> Entry | None:
+        """Return the newest valid entry under ``(keyspace, key)``, or None."""
+        return self._lookup(keyspace, key, "latest")
+
+    def _lookup(self, keyspace: str, key: str, mode: str) -> Entry | None:
+        check_keyspace(keyspace)
+        folder = key_folder(keyspace, key)
+        try:
+            cands = self._scan_key(keyspace, folder)
+        except Exception as exc:  # noqa: BLE001 - storage trouble on read is a miss
+            log.debug("gamstore: listing %s failed: %s", keyspace, exc)
+            cands = []
+        now = self._clock()
+        ttl_ns = int(self.ttl * 1e9)
+        for cand in rank(cands, mode):
+            marker = self._state.markers.get(cand.path)
+            if marker is None:
+                continue
+            if marker.key != key or marker.schema != self._schema:
+                continue  # folder collision or another schema: never returned
+            if ttl_ns and self._expired(cand.path, marker.created, now, ttl_ns):
+                self._stats.expired += 1
+                if not self.read_only:
+                    self._delete_path(cand.path)
+                continue
+            entry = self._load(cand.path, marker)
+            if entry is None:
+                continue
+            self._stats.hits += 1
+            self._note_access(cand.path, now)
+            if cand.kind != entry.kind:
+                entry = replace(entry, kind=cand.kind)
+            return entry
+        self._stats.misses += 1
+        return None
+
+    def _scan_key(self, keyspace: str, folder: str) -> list[Candidate]:
+        """Committed entries of one key folder (one listing; markers from cache or GET)."""
+        prefix = key_prefix(keyspace, folder)
+        be = self._backend
+        st = self._state
+        if be.flat_listing:
+            names = {
+                o.path[len(prefix) + 1 :].split("/", 1)[0]
+                for o in be.list(prefix)
+                if o.path.endswith(f"/{MARKER}") and o.path.count("/") == 4
+            }
+        else:
+            names = set(be.list_dir(prefix))
+        paths = [f"{prefix}/{n}" for n in names if ENTRY_ID_RE.match(n)]
+        unknown = [p for p in paths if p not in st.markers]
+        if unknown:
+            blobs = be.get_many([f"{p}/{MARKER}" for p in unknown])
+            for p, blob in zip(unknown, blobs, strict=True):
+                if blob is None:
+                    continue  # not committed (yet): being written, crashed or deleted
+                self._stats.bytes_read += len(blob)
+                try:
+                    m = codec.parse_marker(blob, keyspace=keyspace, entry_id=p.rsplit("/", 1)[1])
+                except CorruptEntryError as exc:
+                    self._corrupt(p, exc)
+                    continue
+                if m.schema != self._schema:
+                    self._corrupt(p, CorruptEntryError(f"schema {m.schema!r}"))
+                    continue
+                st.remember_marker(p, m)
+        out: list[Candidate] = []
+        markers = st.markers
+        for p in paths:
+            known = markers.get(p)
+            if known is not None:
+                out.append(
+                    Candidate(
+                        p,
+                        known.entry_id,
+                        known.created,
+                        self._effective_kind(known.kind, known.producer),
+                        known.objective,
+                    )
+                )
+        return out
+
+    def _expired(self, path: str, created: int, now: int, ttl_ns: int) -> bool:
+        last = max(created, self._state.last_access.get(path, 0))
+        if now - last < ttl_ns:
+            return False
+        # Another process may have read it since: its touch object knows.
+        try:
+            touched = self._backend.mtime(access_path(path))
+        except Exception:  # noqa: BLE001
+            touched = None
+        if touched is not None and now - touched < ttl_ns:
+            self._state.last_access[path] = touched
+            return False
+        return True
+
+    def _load(self, path: str, marker: Marker) -> Entry | None:
+        st = self._state
+        cached = st.decoded.get(path)
+        if cached is not None:
+            # Entries are immutable: if the marker is still there, the cached record is right.
+            if self._backend.flat_listing or self._backend.mtime(f"{path}/{MARKER}") is not None:
+                return cached
+            st.forget(path)
+            return None
+        rel = codec.marker_object_paths(marker)
+        try:
+            blobs = self._backend.get_many([f"{path}/{r}" for r in rel])
+        except Exception as exc:  # noqa: BLE001 - a read failure is a miss, nothing deleted
+            log.debug("gamstore: reading %s failed: %s", path, exc)
+            return None
+        self._stats.bytes_read += sum(len(b) for b in blobs if b is not None)
+        try:
+            arrays = codec.decode_arrays(marker, dict(zip(rel, blobs, strict=True)))
+            record = codec.decode_record(marker, arrays, self._resolve)
+        except CorruptEntryError as exc:
+            # A concurrent delete removes the marker first: then this is just a miss.
+            if self._backend.mtime(f"{path}/{MARKER}") is None:
+                st.forget(path)
+                return None
+            self._corrupt(path, exc)
+            return None
+        entry = Entry(
+            record=record,
+            keyspace=marker.keyspace,
+            key=marker.key,
+            entry_id=marker.entry_id,
+            kind=marker.kind,
+            objective=marker.objective,
+            iteration=marker.iteration,
+            created=marker.created,
+            producer=marker.producer,
+            nbytes=marker.nbytes,
+        )
+        st.remember_entry(path, entry)
+        return entry
+
+    def _corrupt(self, path: str, exc: Exception) -> None:
+        self._stats.corrupt += 1
+        log.debug("gamstore: corrupt entry %s: %s", path, exc)
+        self._state.forget(path)
+        if not self.read_only:
+            try:
+                self._delete_path(path)
+            except Exception as e:  # noqa: BLE001 - cleanup is best effort
+                log.debug("gamstore: cleanup of %s failed: %s", path, e)
+
+    # ------------------------------------------------------------------ access touches
+    def _note_access(self, path: str, now: int) -> None:
+        st = self._state
+        st.last_access[path] = now
+        if self.read_only:
+            return
+        last = st.touched.get(path)
+        if last is not None and now - last < self.touch_interval * 1e9:
+            return
+        with st.lock:
+            st.touched[path] = now
+            st.pending[path] = now
+            flush = (
+                len(st.pending) >= _TOUCH_FLUSH_COUNT
+                or now - min(st.pending.values()) >= _TOUCH_FLUSH_AGE_NS
+            )
+        if flush:
+            self._flush_touches()
+
+    def _flush_touches(self) -> None:
+        st = self._state
+        if not st.pending or self.read_only:
+            return
+        with st.lock:
+            pending, st.pending = st.pending, {}
+        for path in pending:
+            try:
+                self._backend.touch(access_path(path))
+            except Exception as exc:  # noqa: BLE001 - a lost touch only ages the entry
+                log.debug("gamstore: touch of %s failed: %s", path, exc)
+
+    def flush(self) -> None:
+        """Write the access touches that lookups deferred (so reads stay reads)."""
+        self._flush_touches()
+
+    # ------------------------------------------------------------------ listing
+    def _iter_infos(
+        self,
+        keyspace: str | None = None,
+        shard: str | None = None,
+        *,
+        uncommitted: list[str] | None = None,
+    ) -> Iterator[EntryInfo]:
+        """Committed entries (optionally one keyspace and/or one ``<kk>`` shard)."""
+        be = self._backend
+        st = self._state
+        spaces = [keyspace] if keyspace is not None else [k for k in KEYSPACES]
+        for ks in spaces:
+            top = ks if shard is None else f"{ks}/{shard}"
+            access: dict[str, int] = {}
+            for o in be.list(f"{ACCESS_DIR}/{top}"):
+                access[o.path[len(ACCESS_DIR) + 1 :]] = o.mtime
+            if be.flat_listing:
+                sizes: dict[str, int] = {}
+                committed: set[str] = set()
+                for o in be.list(top):
+                    parts = o.path.split("/", 4)
+                    if len(parts) < 5:
+                        continue
+                    ep = "/".join(parts[:4])
+                    sizes[ep] = sizes.get(ep, 0) + o.size
+                    if parts[4] == MARKER:
+                        committed.add(ep)
+                for ep in sorted(sizes):
+                    if ep not in committed:
+                        if uncommitted is not None:
+                            uncommitted.append(ep)
+                        continue
+                    info = self._make_info(ep, sizes[ep], access.get(ep))
+                    if info is not None:
+                        yield info
+                continue
+            shards = [shard] if shard is not None else sorted(be.list_dir(ks))
+            for kk in shards:
+                for folder in sorted(be.list_dir(f"{ks}/{kk}")):
+                    kp = f"{ks}/{kk}/{folder}"
+                    paths = [f"{kp}/{n}" for n in sorted(be.list_dir(kp)) if ENTRY_ID_RE.match(n)]
+                    unknown = [p for p in paths if p not in st.markers]
+                    if unknown:
+                        blobs = be.get_many([f"{p}/{MARKER}" for p in unknown])
+                        for p, blob in zip(unknown, blobs, strict=True):
+                            if blob is None:
+                                if uncommitted is not None:
+                                    uncommitted.append(p)
+                                continue
+                            try:
+                                m = codec.parse_marker(
+                                    blob, keyspace=ks, entry_id=p.rsplit("/", 1)[1]
+                                )
+                            except CorruptEntryError as exc:
+                                self._corrupt(p, exc)
+                                continue
+                            st.remember_marker(p, m)
+                    for p in paths:
+                        known = st.markers.get(p)
+                        if known is None:
+                            continue
+                        info = self._make_info(p, known.nbytes, access.get(p))
+                        if info is not None:
+                            yield info
+
+    def _make_info(self, path: str, nbytes: int, touched: int | None) -> EntryInfo | None:
+        split = split_entry_path(path)
+        if split is None:
+            return None
+        ks, folder, entry_id = split
+        created = parse_created(entry_id)
+        if created is None:
+            return None
+        known = self._state.last_access.get(path)
+        if known is not None:
+            touched = known if touched is None else max(known, touched)
+        return EntryInfo(
+            keyspace=ks,
+            folder=folder,
+            entry_id=entry_id,
+            created=created,
+            nbytes=nbytes,
+            last_access=touched,
+            path=path,
+        )
+
+    def entries(self, keyspace: str | None = None) -> Iterator[EntryInfo]:
+        """Iterate over committed entries (listing only; nothing is decoded)."""
+        if keyspace is not None:
+            check_keyspace(keyspace)
+        return self._iter_infos(keyspace)
+
+    def read_marker(self, info: EntryInfo) -> dict[str, Any] | None:
+        """Return ``attrs["gamstore"]`` of a listed entry (one GET), or None if unreadable."""
+        m = self._state.markers.get(info.path)
+        if m is None:
+            try:
+                blob = self._backend.get(f"{info.path}/{MARKER}")
+            except Exception:  # noqa: BLE001
+                return None
+            if blob is None:
+                return None
+            try:
+                m = codec.parse_marker(blob, keyspace=info.keyspace, entry_id=info.entry_id)
+            except CorruptEntryError:
+                self._stats.corrupt += 1
+                return None
+            self._state.remember_marker(info.path, m)
+        import copy
+
+        return copy.deepcopy(m.attrs)
+
+    def read_entry(self, info: EntryInfo) -> Entry | None:
+        """Fully decode and verify one listed entry (no access touch), or None."""
+        if self.read_marker(info) is None:
+            return None
+        m = self._state.markers.get(info.path)
+        if m is None or m.schema != self._schema:
+            return None
+        entry = self._load(info.path, m)
+        if entry is None:
+            return None
+        kind = self._effective_kind(entry.kind, entry.producer)
+        return entry if kind == entry.kind else replace(entry, kind=kind)
+
+    # ------------------------------------------------------------------ deletion
+    def _delete_path(self, path: str) -> bool:
+        """Delete one entry: marker first (it disappears atomically), then the payload."""
+        self._state.forget(path)
+        existed = self._backend.delete(f"{path}/{MARKER}")
+        self._backend.delete_prefix(path)
+        self._backend.delete(access_path(path))
+        return existed
+
+    def delete_entry(self, info: EntryInfo) -> bool:
+        """Delete a listed entry; return False if its marker was already gone."""
+        self._check_writable()
+        if split_entry_path(info.path) is None:
+            raise ValueError(f"info.path: not an entry path: {info.path!r}")
+        return self._delete_path(info.path)
+
+    # ------------------------------------------------------------------ eviction
+    def _after_save(self, folder: str, nbytes: int) -> None:
+        st = self._state
+        with st.lock:
+            n = st.save_counter
+            st.save_counter += 1
+            if st.shard_bytes is not None and st.shard_counts is not None:
+                st.shard_bytes[int(folder[:2], 16)] += nbytes
+                st.shard_counts[int(folder[:2], 16)] += 1
+            over = st.shard_bytes is not None and sum(st.shard_bytes) > self.budget_bytes
+        if n == 0 or n % self.sweep_every == 0 or over:
+            try:
+                self._sweep(over)
+            except Exception as exc:  # noqa: BLE001 - eviction errors are only logged
+                log.warning("gamstore: eviction sweep on %s failed (%s)", self.url, exc)
+
+    def _sweep(self, over: bool) -> int:
+        st = self._state
+        self._stats.sweeps += 1
+        shard_bytes, shard_counts = st.shard_bytes, st.shard_counts
+        if (
+            shard_bytes is None
+            or shard_counts is None
+            or sum(shard_counts) <= FULL_SWEEP_MAX_ENTRIES
+            or st.sweeps_since_full >= FULL_EVERY
+        ):
+            return self._full_sweep()
+        with st.lock:
+            if over:  # work where the bytes are
+                k = max(range(N_SHARDS), key=shard_bytes.__getitem__)
+            else:
+                k = st.shard_cursor
+                st.shard_cursor = (k + 1) % N_SHARDS
+            st.sweeps_since_full += 1
+        infos = list(self._iter_infos(shard=f"{k:02x}"))
+        gone, kept = self._evict_among(infos, self.budget_bytes // N_SHARDS)
+        with st.lock:
+            shard_bytes[k] = kept
+            shard_counts[k] = len(infos) - len(gone)
+        return len(gone)
+
+    def _full_sweep(self) -> int:
+        st = self._state
+        self._stats.full_sweeps += 1
+        infos = list(self._iter_infos())
+        gone, _kept = self._evict_among(infos, self.budget_bytes)
+        shard_bytes = [0] * N_SHARDS
+        shard_counts = [0] * N_SHARDS
+        for info in infos:
+            if info.path not in gone:
+                k = int(info.folder[:2], 16)
+                shard_bytes[k] += info.nbytes
+                shard_counts[k] += 1
+        with st.lock:
+            st.shard_bytes = shard_bytes
+            st.shard_counts = shard_counts
+            st.sweeps_since_full = 0
+        return len(gone)
+
+    def _evict_among(self, infos: list[EntryInfo], budget: int) -> tuple[set[str], int]:
+        """Drop expired entries, then evict to ``budget``; return (removed paths, bytes kept)."""
+        now = self._clock()
+        ttl_ns = int(self.ttl * 1e9)
+        live: list[EntryInfo] = []
+        gone: list[str] = []
+        for info in infos:
+            if is_expired(info, now, ttl_ns):
+                self._delete_path(info.path)
+                self._stats.expired += 1
+                gone.append(info.path)
+            else:
+                live.append(info)
+        victims = plan_eviction(live, budget)
+        for info in victims:
+            self._delete_path(info.path)
+            self._stats.evictions += 1
+            gone.append(info.path)
+        kept = sum(i.nbytes for i in live) - sum(i.nbytes for i in victims)
+        return set(gone), kept
+
+    def evict(self) -> int:
+        """Run a full eviction sweep now (TTL, then budget); return entries removed."""
+        self._check_writable()
+        self._flush_touches()
+        return self._full_sweep()
+
+    # ------------------------------------------------------------------ maintenance
+    def gc(self, grace: float = 3600.0) -> GcReport:
+        """Remove markerless payloads and stray temp files older than ``grace`` seconds,
+        and touch objects of entries that no longer exist.
+
+        Returns
+        -------
+        GcReport
+            Counts of what was removed.
+        """
+        self._check_writable()
+        if not grace >= 0:
+            raise ValueError(f"grace: expected seconds >= 0, got {grace!r}")
+        self._flush_touches()
+        be = self._backend
+        cutoff = self._clock() - int(grace * 1e9)
+        payloads = temps = acc = freed = 0
+        committed: set[str] = set()
+        for o in be.list(""):
+            if o.path.startswith(f"{ACCESS_DIR}/") or o.path.startswith(f"{CATALOG_DIR}/"):
+                continue
+            name = o.path.rsplit("/", 1)[-1]
+            if ".tmp." in name:
+                if o.mtime <= cutoff and be.delete(o.path):
+                    temps += 1
+                    freed += o.size
+        groups: dict[str, list[Any]] = {}
+        for ks in KEYSPACES:
+            for o in be.list(ks):
+                parts = o.path.split("/", 4)
+                if len(parts) < 5 or ".tmp." in parts[-1]:
+                    continue
+                groups.setdefault("/".join(parts[:4]), []).append(o)
+        for ep, objs in groups.items():
+            if any(o.path == f"{ep}/{MARKER}" for o in objs):
+                committed.add(ep)
+                continue
+            if max(o.mtime for o in objs) <= cutoff:
+                self._state.forget(ep)
+                be.delete_prefix(ep)
+                payloads += 1
+                freed += sum(o.size for o in objs)
+        for o in be.list(ACCESS_DIR):
+            ep = o.path[len(ACCESS_DIR) + 1 :]
+            if ep not in committed and o.mtime <= cutoff and be.delete(o.path):
+                acc += 1
+        return GcReport(payloads=payloads, temps=temps, access=acc, bytes_freed=freed)
+
+    def verify(self, fix: bool = False) -> VerifyReport:
+        """Fully decode every committed entry; with ``fix=True`` delete the corrupt ones."""
+        if fix:
+            self._check_writable()
+        uncommitted: list[str] = []
+        checked = ok = fixed = 0
+        corrupt: list[str] = []
+        saved_ro = self.read_only
+        self.read_only = True  # report only: _corrupt must not delete during the scan
+        try:
+            infos = list(self._iter_infos(uncommitted=uncommitted))
+            for info in infos:
+                checked += 1
+                self._state.forget(info.path)
+                blob = self._backend.get(f"{info.path}/{MARKER}")
+                try:
+                    if blob is None:
+                        raise CorruptEntryError("marker vanished")
+                    m = codec.parse_marker(blob, keyspace=info.keyspace, entry_id=info.entry_id)
+                    rel = codec.marker_object_paths(m)
+                    blobs = self._backend.get_many([f"{info.path}/{r}" for r in rel])
+                    arrays = codec.decode_arrays(m, dict(zip(rel, blobs, strict=True)))
+                    codec.decode_record(m, arrays, self._resolve)
+                    ok += 1
+                except CorruptEntryError:
+                    corrupt.append(info.path)
+        finally:
+            self.read_only = saved_ro
+        if fix:
+            for p in corrupt:
+                self._delete_path(p)
+                fixed += 1
+        return VerifyReport(
+            checked=checked,
+            ok=ok,
+            corrupt=tuple(corrupt),
+            uncommitted=len(uncommitted),
+            fixed=fixed,
+        )
+
+    def stats(self) -> StoreStats:
+        """Counters of this handle (requests as counted by the backend)."""
+        s = replace(self._stats)
+        s.requests = self._backend.requests.copy()
+        return s
+
+    # ------------------------------------------------------------------ sessions
+    def session(self, key: str, keyspace: str = "outer") -> Session:
+        """Open a checkpoint session: one logical slot for one in-flight fit."""
+        from gamstore.store.session import Session
+
+        check_keyspace(keyspace)
+        key_folder(keyspace, key)  # validates the key
+        return Session(self, keyspace, key)
+
+    # ------------------------------------------------------------------ raw catalog objects
+    def _catalog_path(self, path: str) -> str:
+        from gamstore.store.backend import check_path
+
+        if not path:
+            raise ValueError("path: expected a non-empty relative path")
+        return f"{CATALOG_DIR}/{check_path(path)}"
+
+    def put_raw(self, path: str, data: bytes, *, if_absent: bool = False) -> bool:
+        """Write an object under ``<root>/.catalog/``; with ``if_absent`` create-only.
+
+        Returns False only when ``if_absent`` and the object exists.
+        """
+        self._check_writable()
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data: expected bytes, got {type(data).__name__}")
+        full = self._catalog_path(path)
+        if if_absent:
+            return self._backend.put_if_absent(full, bytes(data))
+        self._backend.put(full, bytes(data))
+        return True
+
+    def get_raw(self, path: str) -> bytes | None:
+        """Read an object under ``<root>/.catalog/`` (None if missing)."""
+        return self._backend.get(self._catalog_path(path))
+
+    def list_raw(self, prefix: str = "") -> list[tuple[str, int, int]]:
+        """List objects under ``<root>/.catalog/<prefix>`` as (path, size, mtime ns)."""
+        base = f"{CATALOG_DIR}/{prefix}".rstrip("/") if prefix else CATALOG_DIR
+        if prefix:
+            self._catalog_path(prefix)
+        cut = len(CATALOG_DIR) + 1
+        return sorted((o.path[cut:], o.size, o.mtime) for o in self._backend.list(base))
+
+    def delete_raw(self, path: str) -> bool:
+        """Delete an object under ``<root>/.catalog/``."""
+        self._check_writable()
+        return self._backend.delete(self._catalog_path(path))
+
+    # ------------------------------------------------------------------ zarr interop
+    def zarr_store(self, read_only: bool = True) -> Any:
+        """A ``zarr.abc.store.Store`` on the same root, for plain zarr and xarray.
+
+        Writing through it bypasses the commit protocol; it is read-only by default.
+        """
+        from gamstore.store.zarr_bridge import zarr_store_for
+
+        if not read_only:
+            self._check_writable()
+        return zarr_store_for(
+            self._backend, read_only=read_only, storage_options=self._storage_options
+        )

@@ -1,0 +1,61 @@
+"""Eviction policy: TTL from last activity, then a byte budget (DESIGN §5).
+
+Eviction order: never-accessed entries first, then the oldest activity
+(``max(created, last access)``), then the path (deterministic tie-break).
+
+Sweeps are throttled by the store (first save, every ``sweep_every``-th save, estimated
+overflow). Keys are spread evenly over the 256 ``<kk>`` shards by their hash, so a sweep of
+a large store lists one shard and holds it to ``budget / 256``; a full reconciliation runs
+only for small stores or every ``FULL_EVERY`` sweeps, keeping the listing cost per save
+bounded as the store grows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from gamstore.store.types import EntryInfo
+
+__all__ = [
+    "FULL_EVERY",
+    "FULL_SWEEP_MAX_ENTRIES",
+    "N_SHARDS",
+    "activity",
+    "eviction_order",
+    "is_expired",
+    "plan_eviction",
+]
+
+N_SHARDS = 256
+#: Stores with at most this many entries are always swept whole (cheap, exact).
+FULL_SWEEP_MAX_ENTRIES = 2048
+#: A large store is reconciled whole once every this many shard sweeps.
+FULL_EVERY = 256
+
+
+def activity(info: EntryInfo) -> int:
+    """Last activity of an entry: ``max(created, last access)`` in ns."""
+    return info.created if info.last_access is None else max(info.created, info.last_access)
+
+
+def is_expired(info: EntryInfo, now_ns: int, ttl_ns: int) -> bool:
+    """True when ``ttl_ns > 0`` and the entry's activity is at least ``ttl_ns`` old."""
+    return ttl_ns > 0 and now_ns - activity(info) >= ttl_ns
+
+
+def eviction_order(infos: Iterable[EntryInfo]) -> list[EntryInfo]:
+    """Entries in the order they are evicted."""
+    return sorted(infos, key=lambda i: (i.last_access is not None, activity(i), i.path))
+
+
+def plan_eviction(infos: Iterable[EntryInfo], budget: int) -> list[EntryInfo]:
+    """The entries to delete, in order, so that the rest fits in ``budget`` bytes."""
+    ordered = eviction_order(infos)
+    total = sum(i.nbytes for i in ordered)
+    out: list[EntryInfo] = []
+    for info in ordered:
+        if total <= budget:
+            break
+        out.append(info)
+        total -= info.nbytes
+    return out

@@ -1,0 +1,86 @@
+"""Protocol registry: URL scheme -> backend factory (fsspec's ``known_implementations`` idea).
+
+Factories are imported lazily so ``memory://`` and local paths never import s3fs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from gamstore.store.backend import Backend
+
+__all__ = ["open_backend", "register_backend", "registered_schemes", "resolve_url"]
+
+BackendFactory = Callable[[str, Mapping[str, Any]], Backend]
+
+# scheme -> "module:function" (lazy) or a factory registered at run time
+_KNOWN: dict[str, str | BackendFactory] = {
+    "file": "gamstore.store.local:_from_url",
+    "memory": "gamstore.store.memory:_from_url",
+    "s3": "gamstore.store.s3:_from_url",
+}
+_INSTALL_HINT = {"s3": "pip install 'gamstore[s3]' (needs s3fs)"}
+
+
+def register_backend(scheme: str, factory: BackendFactory, *, clobber: bool = False) -> None:
+    """Register ``factory(url, storage_options) -> Backend`` for URLs ``<scheme>://...``."""
+    if scheme in _KNOWN and not clobber:
+        raise ValueError(f"scheme: {scheme!r} is already registered (pass clobber=True)")
+    _KNOWN[scheme] = factory
+
+
+def registered_schemes() -> list[str]:
+    """Schemes that :func:`open_backend` understands."""
+    return sorted(_KNOWN)
+
+
+def resolve_url(url: str | os.PathLike[str] | None) -> str:
+    """Apply the defaults: None -> ``$GAMSTORE_URL`` -> user cache dir / ``gamstore``."""
+    if url is None:
+        url = os.environ.get("GAMSTORE_URL") or None
+    if url is None:
+        import platformdirs
+
+        url = os.path.join(platformdirs.user_cache_dir(), "gamstore")
+    return os.fspath(url)
+
+
+def _scheme(url: str) -> str:
+    if "://" not in url:
+        return "file"
+    return url.split("://", 1)[0].lower()
+
+
+def open_backend(url: str, storage_options: Mapping[str, Any] | None = None) -> Backend:
+    """Open the backend for ``url`` (a path, ``file://``, ``memory://`` or ``s3://`` URL)."""
+    scheme = _scheme(url)
+    target = _KNOWN.get(scheme)
+    if target is None:
+        raise ValueError(
+            f"url: unsupported scheme {scheme!r}; expected a path or one of "
+            f"{[s + '://' for s in registered_schemes()]}"
+        )
+    if isinstance(target, str):
+        module, _, func = target.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module), func)
+        except ImportError as exc:
+            hint = _INSTALL_HINT.get(scheme, "")
+            raise ImportError(f"backend for {scheme}:// is not installed: {hint}") from exc
+    else:
+        factory = target
+    return factory(url, dict(storage_options or {}))
+
+
+def local_path_from_url(url: str) -> str:
+    """Filesystem path of a plain path or ``file://`` URL."""
+    if "://" not in url:
+        return os.path.abspath(os.path.expanduser(url))
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise ValueError(f"url: file:// URLs must be local, got host {parts.netloc!r}")
+    return os.path.abspath(unquote(parts.path))

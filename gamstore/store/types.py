@@ -1,0 +1,174 @@
+"""Plain value types returned by :class:`gamstore.store.Store`."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = [
+    "KEYSPACES",
+    "KINDS",
+    "Entry",
+    "EntryInfo",
+    "GcReport",
+    "StoreStats",
+    "VerifyReport",
+]
+
+#: Keyspaces and the fingerprint tag each one hashes its key strings under. Disjoint by
+#: construction: the same key string lands in a different folder in every keyspace.
+KEYSPACES: dict[str, str] = {
+    "inner": "gamstore/keyspace/inner",
+    "block": "gamstore/keyspace/block",
+    "outer": "gamstore/keyspace/outer",
+    "artifact": "gamstore/keyspace/artifact",
+    "from": "gamstore/keyspace/from",
+}
+
+#: Entry kinds as written. A ``final`` from another producer reads back as ``checkpoint``.
+KINDS: tuple[str, ...] = ("checkpoint", "final")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One committed, verified entry as returned by a lookup.
+
+    Attributes
+    ----------
+    record : Any
+        The decoded record object (``RECORD_TYPES[record_type].from_parts(...)``).
+    keyspace, key : str
+        Where it was stored; ``key`` is the caller's key string read back from the attrs.
+    entry_id : str
+        Sortable id: creation ns (16 hex) ``-`` producer short id ``-`` random suffix.
+    kind : str
+        ``"checkpoint"`` or ``"final"`` as read (foreign finals read as ``"checkpoint"``).
+    objective : float or None
+        Finite objective, or None.
+    iteration : int or None
+        The caller's iteration counter.
+    created : int
+        Creation time, ns since the epoch.
+    producer : str
+        Identity of the process that wrote the entry.
+    nbytes : int
+        Total bytes of the entry's objects.
+    """
+
+    record: Any
+    keyspace: str
+    key: str
+    entry_id: str
+    kind: str
+    objective: float | None
+    iteration: int | None
+    created: int
+    producer: str
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class EntryInfo:
+    """One listed entry (committed: its marker exists), known without reading it.
+
+    Attributes
+    ----------
+    keyspace : str
+        The keyspace.
+    folder : str
+        64-hex folder of the key.
+    entry_id : str
+        The entry id (sortable by creation time).
+    created : int
+        Creation ns parsed from the entry id.
+    nbytes : int
+        Total bytes of the entry's objects.
+    last_access : int or None
+        ns of the last recorded access (touch object mtime), None if never accessed.
+    path : str
+        ``"<keyspace>/<kk>/<folder>/<entry_id>"`` relative to the store root.
+    """
+
+    keyspace: str
+    folder: str
+    entry_id: str
+    created: int
+    nbytes: int
+    last_access: int | None
+    path: str
+
+
+@dataclass
+class StoreStats:
+    """Counters of one :class:`~gamstore.store.Store` handle since it was opened.
+
+    ``requests`` counts backend requests by kind (``get``, ``put``, ``put_if_absent``,
+    ``list``, ``delete``, ``touch``, ``head``); on S3 each is one HTTP request.
+    """
+
+    hits: int = 0
+    misses: int = 0
+    saves: int = 0
+    save_errors: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    evictions: int = 0
+    expired: int = 0
+    corrupt: int = 0
+    sweeps: int = 0
+    full_sweeps: int = 0
+    requests: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the counters as plain JSON-compatible builtins."""
+        out = asdict(self)
+        out["requests"] = dict(sorted(self.requests.items()))
+        return out
+
+
+@dataclass(frozen=True)
+class GcReport:
+    """What :meth:`Store.gc` removed.
+
+    Attributes
+    ----------
+    payloads : int
+        Markerless entry payloads older than the grace period that were removed.
+    temps : int
+        Stray temporary files removed.
+    access : int
+        Touch objects whose entry no longer exists, removed.
+    bytes_freed : int
+        Sum of the sizes of removed objects (as listed).
+    """
+
+    payloads: int = 0
+    temps: int = 0
+    access: int = 0
+    bytes_freed: int = 0
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Result of :meth:`Store.verify`.
+
+    Attributes
+    ----------
+    checked : int
+        Committed entries fully decoded.
+    ok : int
+        Entries that verified.
+    corrupt : tuple of str
+        Paths of entries that failed verification.
+    uncommitted : int
+        Markerless payloads seen (``gc`` removes them after the grace period).
+    fixed : int
+        Corrupt entries deleted (only with ``fix=True``).
+    """
+
+    checked: int = 0
+    ok: int = 0
+    corrupt: tuple[str, ...] = ()
+    uncommitted: int = 0
+    fixed: int = 0
