@@ -1,0 +1,454 @@
+"""The explicit, opt-in warm-start store capability (spec §3.9, the seed's
+``ConfiguredWarmStartStore``).
+
+:func:`warm_store` turns what a user passes as ``store=`` (None, a URL/path, an open
+:class:`gamstore.store.Store`, or a :class:`WarmStartStore`) into one memoized
+:class:`WarmStartStore` per root per process, or None (disk-silent: every warm-start call is
+a no-op). There is no hidden global root.
+
+A :class:`WarmStartStore` never raises into a fit:
+
+* opening is lazy (constructing one touches nothing); an open failure is memoized, logged
+  once, and makes the capability unavailable for good;
+* the first I/O error (``OSError``: storage unreachable, permission denied, a save the store
+  reports as failed) disables every later operation through it and its sessions, logged once;
+* a record/codec error (``ValueError``/``TypeError``, e.g. a record that is not strict JSON)
+  is logged and returns None/False but does not disable anything;
+* a write to a read-only store disables writes only; reads keep working;
+* records whose parts exceed :data:`MAX_ENTRY_BYTES` (16 MiB) are skipped with a log line,
+  and a loaded entry over the cap is a miss.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from gamstore.records import MAX_ENTRY_BYTES
+
+__all__ = ["MAX_ENTRY_BYTES", "StoreArg", "WarmStartStore", "clear_memo", "warm_store"]
+
+_log = logging.getLogger("gamstore.warmstart")
+
+
+class _StoreLike(Protocol):
+    """The part of :class:`gamstore.store.Store` the warm-start layer uses."""
+
+    @property
+    def url(self) -> str: ...
+
+    def save(
+        self,
+        keyspace: str,
+        key: str,
+        record: Any,
+        *,
+        objective: float | None = None,
+        iteration: int | None = None,
+        kind: str = "checkpoint",
+    ) -> str | None: ...
+
+    def lookup(self, keyspace: str, key: str) -> Any: ...
+
+    def lookup_latest(self, keyspace: str, key: str) -> Any: ...
+
+    def session(self, key: str, keyspace: str = "outer") -> Any: ...
+
+
+def _is_io_error(exc: BaseException) -> bool:
+    # OSError covers StoreError, ReadOnlyStoreError (PermissionError), ConnectionError and
+    # TimeoutError; everything else (ValueError/TypeError from codecs) is a record problem.
+    return isinstance(exc, OSError)
+
+
+def _is_read_only_error(exc: BaseException) -> bool:
+    try:
+        from gamstore.store.errors import ReadOnlyStoreError
+    except ImportError:  # pragma: no cover - the storage layer is part of the package
+        return False
+    return isinstance(exc, ReadOnlyStoreError)
+
+
+def _record_nbytes(record: Any) -> int | None:
+    """Stored size estimate of a record (fields JSON + raw arrays), None if unknown."""
+    to_parts = getattr(record, "to_parts", None)
+    if to_parts is None:
+        return None
+    return int(to_parts().nbytes)
+
+
+class WarmStartStore:
+    """A lazily opened store shared by every warm-start operation on one root.
+
+    Parameters
+    ----------
+    url : str or os.PathLike, optional
+        Store root (``"path/dir"``, ``"file://..."``, ``"memory://name"``,
+        ``"s3://bucket/prefix"``). Exactly one of ``url``, ``store`` and ``opener``.
+    store : gamstore.store.Store, optional
+        An already open store to wrap.
+    opener : callable, optional
+        Zero-argument callable returning the store on first use (tests, custom setups).
+    storage_options : mapping, optional
+        Passed to :func:`gamstore.open_store` (e.g. an S3 endpoint). Never logged.
+    read_only : bool
+        Open the store read-only: loads work, stores are no-ops.
+    open_kwargs : dict, optional
+        Further keyword arguments of :func:`gamstore.open_store` (``budget_bytes``, ``ttl``).
+
+    Notes
+    -----
+    Thread-safe: the open happens once under a lock; the availability flags are plain
+    booleans that only ever go from True to False.
+    """
+
+    def __init__(
+        self,
+        url: str | os.PathLike[str] | None = None,
+        *,
+        store: _StoreLike | None = None,
+        opener: Callable[[], _StoreLike] | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        read_only: bool = False,
+        open_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        given = sum(x is not None for x in (url, store, opener))
+        if given != 1:
+            raise ValueError("WarmStartStore: expected exactly one of url, store or opener")
+        self._url = None if url is None else os.fspath(url)
+        self._store: _StoreLike | None = store
+        self._opener = opener
+        self._storage_options = dict(storage_options or {})
+        self._read_only = bool(read_only)
+        self._open_kwargs = dict(open_kwargs or {})
+        self._lock = threading.Lock()
+        self._opened = store is not None
+        self._available = True
+        self._writable = True
+        self._disabled_reason: str | None = None
+
+    # -- state -------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        state = "available" if self._available else f"disabled ({self._disabled_reason})"
+        return f"WarmStartStore({self.url!r}, {state})"
+
+    @property
+    def url(self) -> str:
+        """The store URL (normalised by the store once open; credentials never included)."""
+        if self._store is not None:
+            return str(getattr(self._store, "url", "<store>"))
+        if self._url is not None:
+            return self._url
+        return "<custom opener>"
+
+    @property
+    def available(self) -> bool:
+        """False once opening failed or an I/O error disabled the capability."""
+        return self._available
+
+    @property
+    def writable(self) -> bool:
+        """False when unavailable, read-only, or after a read-only refusal."""
+        return self._available and self._writable and not self._read_only
+
+    @property
+    def disabled_reason(self) -> str | None:
+        """Why the capability is unavailable (None while available)."""
+        return self._disabled_reason
+
+    def disable(self, reason: str) -> None:
+        """Mark the capability unavailable for good (logged once)."""
+        with self._lock:
+            if not self._available:
+                return
+            self._available = False
+            self._disabled_reason = reason
+        _log.warning(
+            "warm-start store %s disabled for this process: %s (fits continue cold)",
+            self.url,
+            reason,
+        )
+
+    def report_error(self, op: str, exc: BaseException) -> None:
+        """Route an error of ``op`` here: I/O disables (once), a record error is only logged."""
+        if _is_read_only_error(exc):
+            if self._writable:
+                self._writable = False
+                _log.info("warm-start store %s is read-only; %s skipped from now on", self.url, op)
+            return
+        if _is_io_error(exc):
+            self.disable(f"{op} failed: {type(exc).__name__}: {exc}")
+            return
+        _log.info("warm-start %s on %s skipped: %s: %s", op, self.url, type(exc).__name__, exc)
+
+    def store(self) -> _StoreLike | None:
+        """The underlying store, opening it on first use; None when unavailable."""
+        if not self._available:
+            return None
+        if self._opened:
+            return self._store
+        with self._lock:
+            if not self._opened:
+                try:
+                    if self._opener is not None:
+                        self._store = self._opener()
+                    else:
+                        from gamstore.store import open_store
+
+                        self._store = open_store(
+                            self._url,
+                            storage_options=self._storage_options or None,
+                            read_only=self._read_only,
+                            **self._open_kwargs,
+                        )
+                except Exception as exc:  # memoized: never retried
+                    self._store = None
+                    self._available = False
+                    self._disabled_reason = f"open failed: {type(exc).__name__}: {exc}"
+                    _log.warning(
+                        "warm-start store %s could not be opened (%s: %s); fits run cold",
+                        self._url if self._url is not None else "<custom opener>",
+                        type(exc).__name__,
+                        exc,
+                    )
+                finally:
+                    self._opened = True
+        return self._store if self._available else None
+
+    # -- operations ----------------------------------------------------------------------------
+    def save(
+        self,
+        keyspace: str,
+        key: str,
+        record: Any,
+        *,
+        objective: float | None = None,
+        iteration: int | None = None,
+        kind: str = "checkpoint",
+    ) -> str | None:
+        """Best-effort save; the entry id, or None when skipped or failed (never raises)."""
+        if not self.writable:
+            return None
+        try:
+            nbytes = _record_nbytes(record)
+        except Exception as exc:
+            self.report_error(f"encode {keyspace} record", exc)
+            return None
+        if nbytes is not None and nbytes > MAX_ENTRY_BYTES:
+            _log.info(
+                "warm-start %s record skipped: %d bytes exceeds the %d-byte entry cap",
+                keyspace,
+                nbytes,
+                MAX_ENTRY_BYTES,
+            )
+            return None
+        st = self.store()
+        if st is None or not self.writable:
+            return None
+        try:
+            entry_id = st.save(
+                keyspace, key, record, objective=objective, iteration=iteration, kind=kind
+            )
+        except Exception as exc:
+            self.report_error(f"save {keyspace}", exc)
+            return None
+        if entry_id is None:
+            # the store returns None only when storage failed (it logged the details)
+            self.disable(f"save {keyspace} failed")
+        return entry_id
+
+    def _lookup(self, how: str, keyspace: str, key: str) -> Any:
+        st = self.store()
+        if st is None:
+            return None
+        try:
+            entry = getattr(st, how)(keyspace, key)
+        except Exception as exc:
+            self.report_error(f"{how} {keyspace}", exc)
+            return None
+        if entry is None:
+            return None
+        nbytes = getattr(entry, "nbytes", 0) or 0
+        if nbytes > MAX_ENTRY_BYTES:
+            _log.info(
+                "warm-start %s entry ignored: %d bytes exceeds the %d-byte entry cap",
+                keyspace,
+                nbytes,
+                MAX_ENTRY_BYTES,
+            )
+            return None
+        return entry
+
+    def lookup(self, keyspace: str, key: str) -> Any:
+        """Best entry under ``key`` (Entry) or None; never raises."""
+        return self._lookup("lookup", keyspace, key)
+
+    def lookup_latest(self, keyspace: str, key: str) -> Any:
+        """Newest entry under ``key`` (Entry) or None; never raises."""
+        return self._lookup("lookup_latest", keyspace, key)
+
+    def session(self, key: str, keyspace: str = "outer") -> CapabilitySession | None:
+        """A session on ``key`` that reports errors here, or None when unavailable."""
+        st = self.store()
+        if st is None:
+            return None
+        try:
+            inner = st.session(key, keyspace=keyspace)
+        except Exception as exc:
+            self.report_error(f"open session {keyspace}", exc)
+            return None
+        return CapabilitySession(self, inner, keyspace)
+
+
+class CapabilitySession:
+    """A store session guarded by its :class:`WarmStartStore`.
+
+    Checks availability before each operation; after any I/O refusal every later load,
+    checkpoint and finalize through any session of the capability is a no-op returning
+    None/False (spec §3.9).
+    """
+
+    def __init__(self, owner: WarmStartStore, inner: Any, keyspace: str) -> None:
+        self._owner = owner
+        self._inner = inner
+        self._keyspace = keyspace
+
+    @property
+    def key(self) -> str:
+        """The session key string."""
+        return str(getattr(self._inner, "key", ""))
+
+    def load(self) -> Any:
+        """Best entry of the session key, or None."""
+        if not self._owner.available:
+            return None
+        try:
+            entry = self._inner.load()
+        except Exception as exc:
+            self._owner.report_error(f"session load {self._keyspace}", exc)
+            return None
+        if entry is not None and (getattr(entry, "nbytes", 0) or 0) > MAX_ENTRY_BYTES:
+            return None
+        return entry
+
+    def _write(self, op: str, payload: Any, objective: float | None, iteration: int | None) -> bool:
+        if not self._owner.writable:
+            return False
+        try:
+            result = getattr(self._inner, op)(payload, objective, iteration)
+        except Exception as exc:
+            self._owner.report_error(f"session {op} {self._keyspace}", exc)
+            return False
+        return bool(result)
+
+    def checkpoint(self, payload: Any, objective: float | None, iteration: int | None) -> bool:
+        """Rate-limited checkpoint (the store's rule); True when written."""
+        return self._write("checkpoint", payload, objective, iteration)
+
+    def finalize(self, payload: Any, objective: float | None, iteration: int | None) -> bool:
+        """Write the ``final`` entry; True when written."""
+        return self._write("finalize", payload, objective, iteration)
+
+
+StoreArg = WarmStartStore | _StoreLike | str | os.PathLike[str] | None
+
+_memo_lock = threading.Lock()
+_by_url: dict[tuple[str, bool, str], WarmStartStore] = {}
+_by_store: weakref.WeakKeyDictionary[Any, WarmStartStore] = weakref.WeakKeyDictionary()
+_by_store_id: dict[int, tuple[Any, WarmStartStore]] = {}
+
+
+def _url_memo_key(
+    url: str | os.PathLike[str], read_only: bool, storage_options: Mapping[str, Any] | None
+) -> tuple[str, bool, str]:
+    text = os.fspath(url)
+    if "://" not in text:
+        text = "file://" + os.path.abspath(os.path.expanduser(text))
+    elif text.startswith("file://"):
+        text = "file://" + os.path.abspath(text[len("file://") :])
+    # options only distinguish handles in memory; they are never logged or stored
+    opts = repr(sorted((str(k), repr(v)) for k, v in (storage_options or {}).items()))
+    return text.rstrip("/") or text, bool(read_only), opts
+
+
+def warm_store(
+    url_or_store: StoreArg,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    read_only: bool = False,
+    **open_kwargs: Any,
+) -> WarmStartStore | None:
+    """Resolve a user's ``store=`` argument to the process-wide capability for that root.
+
+    Parameters
+    ----------
+    url_or_store : None, str, os.PathLike, Store or WarmStartStore
+        None gives None (disk-silent). A URL/path gives one memoized, lazily opened
+        :class:`WarmStartStore` per (root, read_only, storage options). An open store is
+        wrapped once (memoized per store object); a :class:`WarmStartStore` is returned as
+        is.
+    storage_options : mapping, optional
+        For URLs: passed to :func:`gamstore.open_store`.
+    read_only : bool
+        For URLs: open read-only.
+    **open_kwargs
+        For URLs: further :func:`gamstore.open_store` arguments (``budget_bytes``, ``ttl``),
+        used by the first call for a root only.
+
+    Returns
+    -------
+    WarmStartStore or None
+
+    Raises
+    ------
+    TypeError
+        If ``url_or_store`` is none of the accepted types.
+    """
+    if url_or_store is None:
+        return None
+    if isinstance(url_or_store, WarmStartStore):
+        return url_or_store
+    if isinstance(url_or_store, str | os.PathLike):
+        key = _url_memo_key(url_or_store, read_only, storage_options)
+        with _memo_lock:
+            ws = _by_url.get(key)
+            if ws is None:
+                ws = WarmStartStore(
+                    url_or_store,
+                    storage_options=storage_options,
+                    read_only=read_only,
+                    open_kwargs=open_kwargs,
+                )
+                _by_url[key] = ws
+            return ws
+    if all(callable(getattr(url_or_store, m, None)) for m in ("save", "lookup", "session")):
+        with _memo_lock:
+            try:
+                ws = _by_store.get(url_or_store)
+                if ws is None:
+                    ws = WarmStartStore(store=url_or_store)
+                    _by_store[url_or_store] = ws
+                return ws
+            except TypeError:  # not weak-referenceable: memoize by id, keeping it alive
+                held = _by_store_id.get(id(url_or_store))
+                if held is not None and held[0] is url_or_store:
+                    return held[1]
+                ws = WarmStartStore(store=url_or_store)
+                _by_store_id[id(url_or_store)] = (url_or_store, ws)
+                return ws
+    raise TypeError(
+        "store: expected None, a URL or path, a gamstore Store or a WarmStartStore, got "
+        f"{type(url_or_store).__name__}"
+    )
+
+
+def clear_memo() -> None:
+    """Forget every memoized capability (tests; a new process starts empty anyway)."""
+    with _memo_lock:
+        _by_url.clear()
+        _by_store.clear()
+        _by_store_id.clear()

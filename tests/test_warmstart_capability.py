@@ -1,0 +1,163 @@
+"""The warm-start store capability: lazy open, memoization, error policy, entry cap
+(spec §3.9, §5.9; checklist 43, 44, 55)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_warmstart_fakes import FakeStore
+
+from gamstore.records import MAX_ENTRY_BYTES, WarmStartRecord
+from gamstore.store.errors import StoreError
+from gamstore.warmstart.capability import WarmStartStore, clear_memo, warm_store
+
+
+@pytest.fixture(autouse=True)
+def _fresh_memo() -> None:
+    clear_memo()
+
+
+def _rec(key: str = "k", n: int = 3) -> WarmStartRecord:
+    return WarmStartRecord(key=key, n_rows=10, n_cols=n, rho=[0.5], beta=np.arange(float(n)))
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_none_is_disk_silent() -> None:
+    assert warm_store(None) is None
+
+
+def test_url_memoized_per_root(tmp_path: Path) -> None:
+    a = warm_store(str(tmp_path / "s"))
+    b = warm_store(f"file://{tmp_path}/s/")
+    c = warm_store(tmp_path / "s")
+    assert a is not None and a is b is c
+    assert warm_store(str(tmp_path / "other")) is not a
+    assert warm_store(str(tmp_path / "s"), read_only=True) is not a
+    assert warm_store(a) is a
+    # constructing touches nothing on disk (lazy open, checklist 44)
+    assert not (tmp_path / "s").exists()
+
+
+def test_store_object_wrapped_once() -> None:
+    fake = FakeStore()
+    a = warm_store(fake)
+    assert a is warm_store(fake)
+    assert a is not None and a.store() is fake
+    assert warm_store(FakeStore()) is not a
+
+
+def test_bad_argument_type() -> None:
+    with pytest.raises(TypeError, match="store: expected None, a URL"):
+        warm_store(42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="exactly one"):
+        WarmStartStore()
+
+
+def test_lazy_open_and_memoized_open_failure(caplog: pytest.LogCaptureFixture) -> None:
+    calls = []
+
+    def opener() -> FakeStore:
+        calls.append(1)
+        raise PermissionError("denied")
+
+    ws = WarmStartStore(opener=opener)
+    assert calls == []  # nothing opened until used
+    with caplog.at_level(logging.INFO, logger="gamstore"):
+        assert ws.lookup("inner", "k") is None
+        assert ws.save("inner", "k", _rec()) is None
+        assert ws.session("s") is None
+        assert ws.lookup_latest("inner", "k") is None
+    assert calls == [1]  # never retried
+    assert not ws.available and "open failed" in (ws.disabled_reason or "")
+    assert len(_warnings(caplog)) == 1
+
+
+def test_io_error_disables_every_later_operation(caplog: pytest.LogCaptureFixture) -> None:
+    fake = FakeStore()
+    ws = WarmStartStore(store=fake)
+    assert ws.save("inner", "k", _rec()) is not None
+    sess = ws.session("sess-key")
+    assert sess is not None
+    fake.fail_lookup = StoreError("connection reset")
+    with caplog.at_level(logging.INFO, logger="gamstore"):
+        assert ws.lookup("inner", "k") is None
+        fake.fail_lookup = None  # storage "comes back": still disabled (no retry)
+        assert ws.lookup("inner", "k") is None
+        assert ws.save("inner", "k", _rec()) is None
+        assert sess.load() is None
+        assert sess.checkpoint(_rec(), 1.0, 1) is False
+        assert sess.finalize(_rec(), 1.0, 1) is False
+    assert not ws.available
+    assert fake.calls == ["save:inner", "lookup:inner"]  # nothing reached the store after
+    assert len(_warnings(caplog)) == 1
+
+
+def test_failed_save_disables(caplog: pytest.LogCaptureFixture) -> None:
+    fake = FakeStore()
+    fake.save_returns_none = True  # the store's way of reporting a storage error
+    ws = WarmStartStore(store=fake)
+    assert ws.save("inner", "k", _rec()) is None
+    assert not ws.available
+    fake2 = FakeStore()
+    fake2.fail_save = OSError(28, "No space left on device")
+    ws2 = WarmStartStore(store=fake2)
+    assert ws2.save("inner", "k", _rec()) is None
+    assert not ws2.available
+
+
+def test_codec_error_does_not_disable(caplog: pytest.LogCaptureFixture) -> None:
+    fake = FakeStore()
+    fake.fail_save = ValueError("fields.x: not strict JSON")
+    ws = WarmStartStore(store=fake)
+    with caplog.at_level(logging.INFO, logger="gamstore"):
+        assert ws.save("inner", "k", _rec()) is None
+    assert ws.available and ws.writable
+    assert any("skipped" in r.getMessage() for r in caplog.records)
+    fake.fail_save = None
+    assert ws.save("inner", "k", _rec()) is not None
+    fake.fail_lookup = TypeError("bad attrs")
+    assert ws.lookup("inner", "k") is None
+    assert ws.available
+
+
+def test_read_only_refusal_keeps_reads() -> None:
+    fake = FakeStore()
+    ws = WarmStartStore(store=fake)
+    assert ws.save("inner", "k", _rec()) is not None
+    fake.read_only = True
+    assert ws.save("inner", "k", _rec()) is None
+    assert ws.available and not ws.writable
+    assert ws.lookup("inner", "k") is not None
+    n = len(fake.calls)
+    assert ws.save("inner", "k", _rec()) is None
+    assert len(fake.calls) == n  # no further write attempts
+
+
+def test_oversize_record_skipped_with_log(caplog: pytest.LogCaptureFixture) -> None:
+    fake = FakeStore()
+    ws = WarmStartStore(store=fake)
+    n = MAX_ENTRY_BYTES // 8 + 16
+    big = WarmStartRecord(key="big", n_rows=1, n_cols=n, beta=np.zeros(n))
+    with caplog.at_level(logging.INFO, logger="gamstore"):
+        assert ws.save("inner", "big", big) is None
+    assert fake.calls == []  # never sent to the store
+    assert any("entry cap" in r.getMessage() for r in caplog.records)
+    assert ws.available  # a skip is not an error
+
+
+def test_oversize_entry_on_load_is_a_miss() -> None:
+    fake = FakeStore()
+    ws = WarmStartStore(store=fake)
+    fake.fake_nbytes = MAX_ENTRY_BYTES + 1
+    assert ws.save("inner", "k", _rec()) is not None
+    assert ws.lookup("inner", "k") is None
+    assert ws.lookup_latest("inner", "k") is None
+    fake.fake_nbytes = MAX_ENTRY_BYTES
+    assert ws.save("inner", "k2", _rec("k2")) is not None
+    assert ws.lookup("inner", "k2") is not None
