@@ -121,6 +121,36 @@ def _as_int(value: Any) -> int:
         return -1
 
 
+def model_columns(model: Any) -> list[tuple[str, str]]:
+    """(term label, covariate column) of every smooth and linear term the model declares."""
+    out = []
+    for sm in getattr(model, "smooths", ()) or ():
+        term = getattr(sm, "term", None)
+        if isinstance(term, str):
+            out.append((f"s({term})", term))
+    for name in getattr(model, "linear", ()) or ():
+        if isinstance(name, str):
+            out.append((name, name))
+    return out
+
+
+def check_identifiable(model: Any, train: pd.DataFrame, subject: Any) -> None:
+    """Raise if dropping ``subject`` leaves a term without information.
+
+    A covariate that is constant on the remaining rows makes its term unidentifiable: a
+    linear term becomes collinear with the intercept, a centred smooth becomes zero.
+    """
+    for label, column in model_columns(model):
+        if column not in train.columns:
+            continue  # the fitter reports missing columns itself
+        values = train[column].to_numpy()
+        if len(values) and np.all(values == values[0]):
+            raise ValueError(
+                f"term {label} is unidentifiable without subject {subject!r}: "
+                f"covariate {column!r} is constant on the remaining rows"
+            )
+
+
 def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) -> FoldOutcome:
     """Fit one fold (all rows but the held-out subject's) and score the held-out rows.
 
@@ -150,6 +180,7 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
         train = data.loc[~held].reset_index(drop=True)
         test = data.loc[held].reset_index(drop=True)
         out.train_n, out.heldout_n = len(train), len(test)
+        check_identifiable(model, train, task.subject)
         fit_store = None
         if task.mode == "warm":
             if store is not None:

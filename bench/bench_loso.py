@@ -1,0 +1,233 @@
+"""LOSO benchmark: cold (mgcv ``initial.sp`` start) against warm (full-data fit from the store).
+
+Runs the Appendix B simulation (10 subjects, n = 2000) for three families through
+:func:`gamstore.loso.run_loso` with ``compare_cold=True`` and a local store, and, when
+``Rscript`` with mgcv is present, the same folds through mgcv (cold, and warm with
+``in.out = list(sp = sp_full, scale = sig2_full)``) in the same run. Prints markdown tables:
+per-fold and total outer iterations, PIRLS calls/iterations and wall time, the warm/cold
+ratios, and the largest relative |ΔREML| between cold and warm optima.
+
+``--big`` adds a 100-subject Gaussian LOSO with n = 100 000 rows (mgcv on the first
+``--mgcv-folds`` folds only: each of its fits takes seconds there).
+
+Usage::
+
+    OPENBLAS_NUM_THREADS=1 python bench/bench_loso.py [--big] [--no-mgcv] [--families ...]
+"""
+
+from __future__ import annotations
+
+import os
+
+# one BLAS thread before numpy loads: p is ~30 here, threads only add contention
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from gamstore.fit import GAM, s  # noqa: E402
+from gamstore.loso import run_loso, simulate  # noqa: E402
+from gamstore.store import open_store  # noqa: E402
+
+R_SCRIPT = r"""
+suppressMessages(library(mgcv))
+args <- commandArgs(TRUE)
+d <- read.csv(args[1]); fam <- args[2]; out <- args[3]; max_folds <- as.integer(args[4])
+family <- switch(fam, gaussian = gaussian(), poisson = poisson(), binomial = binomial())
+form <- y ~ s(x0, bs = "ps", k = 10) + s(x1, bs = "ps", k = 10) + s(x2, bs = "ps", k = 10)
+kn <- list(x0 = range(d$x0), x1 = range(d$x1), x2 = range(d$x2))
+el <- function(expr) { t0 <- proc.time()[["elapsed"]]; force(expr); proc.time()[["elapsed"]] - t0 }
+b <- NULL
+t_full <- el(b <- gam(form, data = d, family = family, method = "REML", knots = kn))
+subjects <- sort(unique(d$subj))
+subjects <- subjects[seq_len(min(length(subjects), max_folds))]
+rows <- list()
+for (s in subjects) {
+  fd <- d[d$subj != s, ]
+  bc <- NULL; bw <- NULL
+  tc <- el(bc <- gam(form, data = fd, family = family, method = "REML", knots = kn))
+  tw <- el(bw <- gam(form, data = fd, family = family, method = "REML", knots = kn,
+                     in.out = list(sp = b$sp, scale = b$sig2)))
+  rows[[length(rows) + 1]] <- data.frame(
+    subj = s, cold_outer = bc$outer.info$iter, cold_time = tc, cold_reml = bc$gcv.ubre,
+    warm_outer = bw$outer.info$iter, warm_time = tw, warm_reml = bw$gcv.ubre)
+}
+res <- do.call(rbind, rows)
+res$full_time <- t_full
+write.csv(res, out, row.names = FALSE)
+"""
+
+
+def run_mgcv(df: pd.DataFrame, family: str, workdir: Path, max_folds: int) -> pd.DataFrame | None:
+    """The same folds through mgcv (cold and ``in.out`` warm); None when R is missing."""
+    rscript = shutil.which("Rscript")
+    if rscript is None:
+        return None
+    data_csv, out_csv, script = workdir / "d.csv", workdir / "mgcv.csv", workdir / "loso.R"
+    df.to_csv(data_csv, index=False)
+    script.write_text(R_SCRIPT)
+    proc = subprocess.run(
+        [rscript, str(script), str(data_csv), family, str(out_csv), str(max_folds)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+        check=False,
+    )
+    if proc.returncode != 0:
+        print(f"mgcv run failed: {proc.stderr.strip()[-500:]}", file=sys.stderr)
+        return None
+    return pd.read_csv(out_csv)
+
+
+def fold_table(ds: Any) -> str:
+    """Markdown: one row per fold, cold and warm side by side."""
+    lines = [
+        "| fold | cold outer | warm outer | cold PIRLS calls | warm PIRLS calls "
+        "| cold PIRLS it | warm PIRLS it | cold ms | warm ms | warm source | rel ΔREML |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    c, w = ds.sel(start="cold"), ds.sel(start="warm")
+    for i, fold in enumerate(ds["fold"].values):
+        ci, wi = c.isel(fold=i), w.isel(fold=i)
+        drel = abs(float(wi.reml) - float(ci.reml)) / max(abs(float(ci.reml)), 1.0)
+        lines.append(
+            f"| {fold} | {int(ci.n_outer)} | {int(wi.n_outer)} | {int(ci.n_pirls_calls)} "
+            f"| {int(wi.n_pirls_calls)} | {int(ci.n_pirls_iters)} | {int(wi.n_pirls_iters)} "
+            f"| {1e3 * float(ci.wall_time):.1f} | {1e3 * float(wi.wall_time):.1f} "
+            f"| {wi.warm_source.item()} | {drel:.1e} |"
+        )
+    return "\n".join(lines)
+
+
+def summary_row(label: str, ds: Any, mg: pd.DataFrame | None, loso_wall: float) -> str:
+    """One markdown row of totals for a family."""
+    c, w = ds.sel(start="cold"), ds.sel(start="warm")
+    ok = bool((ds.status == "ok").all())
+    tot = {
+        k: (float(c[k].sum()), float(w[k].sum()))
+        for k in ("n_outer", "n_pirls_calls", "n_pirls_iters", "wall_time")
+    }
+    drel = float((abs(w.reml - c.reml) / np.maximum(abs(c.reml), 1.0)).max())
+    ratio_t = tot["wall_time"][1] / tot["wall_time"][0]
+    cells = [
+        label,
+        f"{int(ds.sizes['fold'])}{'' if ok else ' (failures!)'}",
+        f"{tot['n_outer'][0]:.0f} / {tot['n_outer'][1]:.0f}",
+        f"{tot['n_pirls_calls'][0]:.0f} / {tot['n_pirls_calls'][1]:.0f}",
+        f"{tot['n_pirls_iters'][0]:.0f} / {tot['n_pirls_iters'][1]:.0f}",
+        f"{1e3 * tot['wall_time'][0]:.0f} / {1e3 * tot['wall_time'][1]:.0f}",
+        f"**{ratio_t:.2f}**",
+        f"{drel:.1e}",
+        f"{loso_wall:.2f}",
+    ]
+    if mg is not None:
+        n_mg = len(mg)
+        scale = ds.sizes["fold"] / n_mg  # mgcv may run a subset of folds (--big)
+        mg_note = "" if n_mg == ds.sizes["fold"] else f" ({n_mg} folds, scaled)"
+        mg_drel = float(
+            (abs(mg.warm_reml - mg.cold_reml) / np.maximum(abs(mg.cold_reml), 1.0)).max()
+        )
+        cells += [
+            f"{mg.cold_outer.sum():.0f} / {mg.warm_outer.sum():.0f}{mg_note}",
+            f"{1e3 * scale * mg.cold_time.sum():.0f} / {1e3 * scale * mg.warm_time.sum():.0f}",
+            f"{mg.warm_time.sum() / mg.cold_time.sum():.2f}",
+            f"{mg_drel:.1e}",
+            f"**{tot['wall_time'][1] / (scale * mg.warm_time.sum()):.3f}**",
+        ]
+    else:
+        cells += ["R not found"] + [""] * 4
+    return "| " + " | ".join(cells) + " |"
+
+
+SUMMARY_HEAD = (
+    "| run | folds | outer it cold / warm | PIRLS calls cold / warm | PIRLS it cold / warm "
+    "| fit ms cold / warm | warm/cold time | max rel ΔREML | run_loso s "
+    "| mgcv outer cold / warm | mgcv ms cold / warm | mgcv warm/cold | mgcv max rel ΔREML "
+    "| gamstore warm / mgcv warm |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def bench_one(
+    label: str,
+    family: str,
+    n: int,
+    subjects: int,
+    use_mgcv: bool,
+    mgcv_folds: int,
+    show_folds: bool,
+) -> str:
+    df = simulate(family, n=n, n_subjects=subjects)
+    model = GAM([s("x0"), s("x1"), s("x2")], family=family)
+    with tempfile.TemporaryDirectory(prefix="gamstore-bench-loso-") as tmp:
+        store = open_store(str(Path(tmp) / "store"))
+        t0 = time.perf_counter()
+        ds = run_loso(df, model, subject="subj", store=store, compare_cold=True, progress=False)
+        loso_wall = time.perf_counter() - t0
+        mg = run_mgcv(df, family, Path(tmp), mgcv_folds) if use_mgcv else None
+    if show_folds:
+        print(f"\n#### {label}: per fold (gamstore reference fitter, Newton)\n")
+        print(fold_table(ds))
+        if mg is not None:
+            print(f"\n#### {label}: per fold (mgcv {family}, cold / in.out warm)\n")
+            print(
+                mg.to_markdown(index=False, floatfmt=".4g") if _has_tabulate() else mg.to_string()
+            )
+    return summary_row(label, ds, mg, loso_wall)
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--families", nargs="+", default=["gaussian", "poisson", "binomial"])
+    ap.add_argument("--big", action="store_true", help="add the 100-subject n=100000 Gaussian run")
+    ap.add_argument("--no-mgcv", action="store_true", help="skip the R mgcv comparison")
+    ap.add_argument("--mgcv-folds", type=int, default=10, help="mgcv folds in --big (default 10)")
+    ap.add_argument("--folds", action="store_true", help="print the per-fold tables")
+    args = ap.parse_args()
+    print("### LOSO: cold (initial.sp) vs warm (full-data fit from a local store)\n")
+    print(
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, one process, "
+        "folds serial; times are per-fit wall clock summed over folds.\n"
+    )
+    rows = []
+    for family in args.families:
+        rows.append(
+            bench_one(f"{family} n=2000 S=10", family, 2000, 10, not args.no_mgcv, 10, args.folds)
+        )
+    if args.big:
+        rows.append(
+            bench_one(
+                "gaussian n=100000 S=100",
+                "gaussian",
+                100_000,
+                100,
+                not args.no_mgcv,
+                args.mgcv_folds,
+                args.folds,
+            )
+        )
+    print()
+    print(SUMMARY_HEAD)
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
