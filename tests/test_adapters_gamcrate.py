@@ -531,3 +531,129 @@ def _leaves(obj: Any) -> list[Any]:
     if isinstance(obj, list):
         return [x for v in obj for x in _leaves(v)]
     return [obj]
+
+
+# ---------------------------------------------------------------------------------------------
+# Import into a gamstore store
+# ---------------------------------------------------------------------------------------------
+
+
+def _memory_store(name: str) -> Any:
+    import gamstore
+
+    return gamstore.open_store(f"memory://adapters-gamcrate-{name}")
+
+
+def test_import_records_and_iterates_round_trip(tmp_path: Path) -> None:
+    from gamstore.records import BlockWarmStartRecord, IteratePayload, WarmStartRecord
+
+    b = CrateDirBuilder(tmp_path)
+    b.add_record_a(record_a(), objective=None, iteration=None)
+    b.add_record_b(record_b())
+    b.add_iterate("sess", iterate_payload(), kind="Final", objective=2172.037987, iteration=5)
+    store = _memory_store("roundtrip")
+    report = gc.import_crate_dir(tmp_path, store)
+    assert dict(report.imported) == {"inner": 1, "block": 1, "outer": 1}
+    assert report.n_skipped == 0 and report.n_corrupt == 0
+
+    a = store.lookup("inner", "surv-transform-0123456789abcdef")
+    assert isinstance(a.record, WarmStartRecord)
+    assert a.record.is_compatible("surv-transform-0123456789abcdef", 200, 4)
+    np.testing.assert_array_equal(a.record.beta, [1.0, -2.0, 0.25, 3.5])
+    np.testing.assert_array_equal(a.record.prev_rho, [0.4, -1.0])
+    assert a.record.prev_beta is None and a.record.last_pirls_lm_lambda == 0.001
+    assert a.record.created_unix_secs == 1_700_000_000  # the crate's stamp is kept
+
+    blk = store.lookup("block", "cf-00112233aabbccdd")
+    assert isinstance(blk.record, BlockWarmStartRecord)
+    assert blk.record.is_compatible("cf-00112233aabbccdd", 500, ["mean", "log_sigma"], [3, 2], 3)
+    np.testing.assert_array_equal(blk.record.block_beta[1], [-1.0, 1.0])
+    assert blk.record.active_sets[0] is None
+    np.testing.assert_array_equal(blk.record.active_sets[1], [1, 3])
+    assert blk.record.inner is not None and blk.record.inner.cycles == 4
+
+    key = gc.OUTER_KEY_PREFIX + crate_outer_dir("sess")
+    o = store.lookup("outer", key)
+    assert isinstance(o.record, IteratePayload)
+    assert o.objective == pytest.approx(2172.037987) and o.iteration == 5
+    np.testing.assert_array_equal(o.record.rho, [2.7, 5.1, -1.5])
+    assert o.record.hessian.shape == (3, 3) and o.record.hessian[1, 1] == 3.0
+    assert report.keys == {
+        "inner": {"surv-transform-0123456789abcdef"},
+        "block": {"cf-00112233aabbccdd"},
+        "outer": {key},
+    }
+
+
+def test_import_counts_skips_and_repeated_import_adds_nothing(tmp_path: Path) -> None:
+    _build_messy(tmp_path / "crate")
+    store = _memory_store("messy")
+    report = gc.import_crate_dir(tmp_path / "crate", store)
+    assert dict(report.imported) == {"inner": 1, "block": 1, "outer": 1}
+    assert dict(report.skipped) == EXPECTED_SKIPS
+    assert report.n_corrupt == sum(n for r, n in EXPECTED_SKIPS.items() if r in gc.CORRUPT_REASONS)
+    doc = report.as_dict()
+    assert json.loads(json.dumps(doc)) == doc
+    n_entries = len(list(store.entries()))
+    assert n_entries == 3
+
+    again = gc.import_crate_dir(tmp_path / "crate", store)
+    assert again.n_imported == 0
+    assert again.skipped[gc.SKIP_ALREADY_PRESENT] == 3
+    assert len(list(store.entries())) == n_entries
+
+    forced = gc.import_crate_dir(tmp_path / "crate", store, skip_existing=False)
+    assert forced.n_imported == 3 and len(list(store.entries())) == 2 * n_entries
+
+
+def test_dry_run_writes_nothing(tmp_path: Path) -> None:
+    CrateDirBuilder(tmp_path).add_record_b(record_b())
+    store = _memory_store("dry")
+    report = gc.import_crate_dir(tmp_path, store, dry_run=True)
+    assert report.n_imported == 1 and list(store.entries()) == []
+
+
+def test_imported_store_opens_with_plain_zarr(tmp_path: Path) -> None:
+    import zarr
+
+    import gamstore
+
+    CrateDirBuilder(tmp_path / "crate").add_record_b(record_b())
+    store = gamstore.open_store(str(tmp_path / "gs"))
+    assert gc.import_crate_dir(tmp_path / "crate", store).n_imported == 1
+    (info,) = list(store.entries("block"))
+    grp = zarr.open_group(store.zarr_store(read_only=True), path=info.path, mode="r")
+    np.testing.assert_array_equal(grp["rho"][:], [1.5, -0.5, 2.0])
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------
+
+
+def test_cli_import_gam(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from gamstore.cli import main
+
+    _build_messy(tmp_path / "crate")
+    url = (tmp_path / "gs").as_uri()
+    runner = CliRunner()
+    res = runner.invoke(main, ["import-gam", str(tmp_path / "crate"), url, "--json"])
+    assert res.exit_code == 1, res.output  # corrupt entries were found
+    doc = json.loads(res.output)
+    assert doc["imported"] == {"block": 1, "inner": 1, "outer": 1}
+    assert doc["skipped"] == dict(sorted(EXPECTED_SKIPS.items()))
+
+    res = runner.invoke(main, ["import-gam", str(tmp_path / "crate"), url])
+    assert "imported 0 entries" in res.output and "already-present" in res.output
+    assert "checksum-mismatch" in res.output and "(corrupt)" in res.output
+
+    clean = tmp_path / "clean"
+    CrateDirBuilder(clean).add_record_b(record_b(key="cf-3333333333333333"))
+    res = runner.invoke(main, ["import-gam", str(clean), url, "--details"])
+    assert res.exit_code == 0, res.output
+    assert "imported 1 entries" in res.output
+
+    res = runner.invoke(main, ["import-gam", str(tmp_path / "missing"), url])
+    assert res.exit_code == 2 and "not a directory" in res.output

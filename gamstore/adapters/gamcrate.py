@@ -860,3 +860,235 @@ def _read_entry(
     return CrateEntry(
         key_dir=key_dir, run_id=run_id, meta=meta, payload_kind=kind, payload=payload, key=key
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Conversion to gamstore records and import
+# ---------------------------------------------------------------------------------------------
+
+#: Key-string prefix of imported outer sessions (the crate's session key string is not on
+#: disk, only its fingerprint, so the key directory stands in for it).
+OUTER_KEY_PREFIX = "gam-crate-outer/"
+
+
+def store_key(entry: CrateEntry) -> str:
+    """The gamstore key an entry is imported under.
+
+    Records A and B keep the crate's own key string (``"cf-…"``, ``"surv-transform-…"``) and
+    fit artifacts their descriptor key hex, i.e. the strings the crate looks them up by; an
+    outer session becomes ``"gam-crate-outer/<64 hex key directory>"``.
+    """
+    if entry.key is not None:
+        return entry.key
+    return OUTER_KEY_PREFIX + entry.key_dir
+
+
+def to_record(entry: CrateEntry) -> Any:
+    """Convert a validated crate entry into the matching gamstore record object.
+
+    Parameters
+    ----------
+    entry : CrateEntry
+
+    Returns
+    -------
+    WarmStartRecord, BlockWarmStartRecord, IteratePayload or FitArtifact
+
+    Raises
+    ------
+    ValueError, TypeError
+        When the gamstore record type refuses the values (naming the field).
+    """
+    from gamstore import records  # the model layer; imported lazily (numpy only)
+
+    p = entry.payload
+    if entry.payload_kind == "inner":
+        return records.WarmStartRecord(
+            key=p["key"],
+            n_rows=p["n_rows"],
+            n_cols=p["n_cols"],
+            rho=p["rho"],
+            beta=p["beta"],
+            prev_rho=p["prev_rho"],
+            prev_beta=p["prev_beta"],
+            last_inner_iters=p["last_inner_iters"],
+            last_inner_converged=p["last_inner_converged"],
+            last_pirls_lm_lambda=p["last_pirls_lm_lambda"],
+            last_ift_prediction_residual=p["last_ift_prediction_residual"],
+            last_pirls_accept_rho=p["last_pirls_accept_rho"],
+            version=p["version"],
+            package_version=p["package_version"],
+            created_unix_secs=p["created_unix_secs"],
+            updated_unix_secs=p["updated_unix_secs"],
+        )
+    if entry.payload_kind == "block":
+        inner = p["inner"]
+        summary = None
+        if inner is not None:
+            summary = records.InnerSummary(
+                log_likelihood=inner["log_likelihood"],
+                penalty_value=inner["penalty_value"],
+                cycles=inner["cycles"],
+                converged=inner["converged"],
+                block_logdet_h=inner["block_logdet_h"],
+                block_logdet_s=inner["block_logdet_s"],
+                solved_inner_tol=inner.get("solved_inner_tol"),
+                block_log_lambdas=inner.get("block_log_lambdas"),
+                joint_log_lambdas=inner.get("joint_log_lambdas"),
+            )
+        return records.BlockWarmStartRecord(
+            key=p["key"],
+            n_rows=p["n_rows"],
+            block_names=tuple(p["block_names"]),
+            block_dims=tuple(p["block_dims"]),
+            rho=p["rho"],
+            block_beta=tuple(p["block_beta"]),
+            active_sets=tuple(p["active_sets"]),
+            inner=summary,
+            version=p["version"],
+            package_version=p["package_version"],
+            created_unix_secs=p["created_unix_secs"],
+            updated_unix_secs=p["updated_unix_secs"],
+        )
+    if entry.payload_kind == "outer":
+        import numpy as np
+
+        dim = p["hessian_dim"]
+        hessian = np.asarray(p["hessian"], dtype=np.float64).reshape(dim, dim)
+        return records.IteratePayload(
+            rho=p["rho"],
+            cost=p["cost"],
+            eval_id=p["eval_id"],
+            beta=p["beta"],
+            hessian=hessian,
+            schema=p["schema"],
+        )
+    if entry.payload_kind == "artifact":
+        return _to_artifact(p)
+    raise ValueError(f"payload_kind: unknown {entry.payload_kind!r}")
+
+
+def _to_artifact(p: Mapping[str, Any]) -> Any:
+    from gamstore import artifact as art  # imported lazily: the model layer
+
+    return art.FitArtifact.from_crate_json(p)
+
+
+def _parts_equal(a: Any, b: Any) -> bool:
+    import numpy as np
+
+    pa, pb = a.to_parts(), b.to_parts()
+    if pa.fields != pb.fields or set(pa.arrays) != set(pb.arrays):
+        return False
+    return all(
+        pa.arrays[n].dims == pb.arrays[n].dims
+        and np.array_equal(pa.arrays[n].data, pb.arrays[n].data)
+        for n in pa.arrays
+    )
+
+
+class _Existing:
+    """What a store already holds, to make a repeated import a no-op (per keyspace listing)."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self._by_folder: dict[str, dict[str, list[Any]]] = {}
+
+    def contains(self, keyspace: str, key: str, record: Any, meta: CrateMeta) -> bool:
+        from gamstore.fingerprint import key_fingerprint
+
+        folders = self._by_folder.get(keyspace)
+        if folders is None:
+            folders = {}
+            for info in self._store.entries(keyspace):
+                folders.setdefault(info.folder, []).append(info)
+            self._by_folder[keyspace] = folders
+        for info in folders.get(key_fingerprint(keyspace, key).hex(), ()):
+            old = self._store.read_entry(info)
+            if (
+                old is not None
+                and old.key == key
+                and old.objective == meta.objective
+                and old.iteration == meta.iteration
+                and type(old.record) is type(record)
+                and _parts_equal(old.record, record)
+            ):
+                return True
+        return False
+
+
+def import_crate_dir(
+    root: str | os.PathLike[str],
+    store: Any,
+    *,
+    verify_keys: bool = True,
+    skip_existing: bool = True,
+    dry_run: bool = False,
+) -> ImportReport:
+    """Import every valid entry of a crate cache directory into a gamstore store.
+
+    Parameters
+    ----------
+    root : path-like
+        The crate's cache root (``<root>/<64 hex>/<run_id>.json`` + ``.bin``).
+    store : gamstore.store.Store
+        Destination, e.g. ``gamstore.open_store("memory://x")``.
+    verify_keys : bool, default True
+        See :func:`scan_crate_dir`.
+    skip_existing : bool, default True
+        Do not save an entry whose key already holds an identical record (same record,
+        objective and iteration), so importing the same directory twice adds nothing.
+        Costs one listing per keyspace plus one read per same-key entry.
+    dry_run : bool, default False
+        Validate and count, but write nothing.
+
+    Returns
+    -------
+    ImportReport
+        Imported counts per gamstore keyspace, skipped counts per reason, and the list of
+        skips with details. ``report.keys`` maps each keyspace to the imported key strings.
+
+    Notes
+    -----
+    Entries keep their metadata where gamstore has a place for it: the objective, the
+    iteration and the kind (``"Final"`` -> ``"final"``). The creation time of the gamstore
+    entry is the import time; the crate's own stamps stay in the records' fields
+    (``created_unix_secs``) where the record type has them. The crate directory is only read.
+    """
+    report = ImportReport()
+    existing = _Existing(store) if (skip_existing and not dry_run) else None
+    for item in scan_crate_dir(root, verify_keys=verify_keys):
+        if isinstance(item, CrateSkip):
+            report.add_skip(item)
+            continue
+        rel = f"{item.key_dir}/{item.run_id}"
+        try:
+            record = to_record(item)
+        except (ValueError, TypeError) as exc:
+            report.add_skip(CrateSkip(rel, SKIP_CONVERT_FAILED, str(exc)))
+            continue
+        keyspace, key = item.keyspace, store_key(item)
+        if existing is not None and existing.contains(keyspace, key, record, item.meta):
+            report.add_skip(CrateSkip(rel, SKIP_ALREADY_PRESENT, f"{keyspace}/{key}"))
+            continue
+        if not dry_run:
+            entry_id = store.save(
+                keyspace,
+                key,
+                record,
+                objective=item.meta.objective,
+                iteration=item.meta.iteration,
+                kind="final" if item.meta.kind == "Final" else "checkpoint",
+            )
+            if entry_id is None:
+                report.add_skip(CrateSkip(rel, SKIP_SAVE_FAILED, "the store refused the save"))
+                continue
+        report.imported[keyspace] += 1
+        report.keys.setdefault(keyspace, set()).add(key)
+    log.info(
+        "imported %d gam crate entries, skipped %d %s",
+        report.n_imported,
+        report.n_skipped,
+        dict(report.skipped),
+    )
+    return report

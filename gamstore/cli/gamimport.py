@@ -1,0 +1,114 @@
+"""``gamstore import-gam DIR URL``: import a Rust ``gam`` crate warm-start cache.
+
+Reads the crate's cache root ``DIR`` (``<DIR>/<64 hex>/<run_id>.json`` + ``.bin``), verifies
+every payload's SHA-256 checksum and the record formats, and saves records A and B, outer
+iterate payloads and fit artifacts into the gamstore store at ``URL``, so the cache can be
+inspected with xarray (``gamstore.open_fits``/``open_entry``). Prints the counts: imported
+per keyspace and skipped per reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import click
+
+log = logging.getLogger("gamstore.cli")
+
+
+def _open_store(url: str, *, read_only: bool) -> object:
+    import gamstore
+
+    return gamstore.open_store(url, read_only=read_only)
+
+
+@click.command("import-gam")
+@click.argument("directory", metavar="DIR", type=click.Path(path_type=Path))
+@click.argument("url")
+@click.option("--dry-run", is_flag=True, help="Validate and count, write nothing.")
+@click.option(
+    "--no-key-check",
+    is_flag=True,
+    help="Accept records whose key directory is not the crate fingerprint of their key.",
+)
+@click.option(
+    "--reimport",
+    is_flag=True,
+    help="Save entries even when an identical record is already stored under the key.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--details", is_flag=True, help="List every skipped file with its reason.")
+def import_gam(
+    directory: Path,
+    url: str,
+    dry_run: bool,
+    no_key_check: bool,
+    reimport: bool,
+    as_json: bool,
+    details: bool,
+) -> None:
+    """Import the gam crate cache at DIR into the gamstore store at URL.
+
+    Exit status 1 when some entries were corrupt (bad checksum, unreadable or invalid
+    metadata/payload, wrong key directory); foreign-schema and temp files are skipped and
+    counted without failing.
+    """
+    from gamstore.adapters import gamcrate
+    from gamstore.cli import EXIT_PROBLEM, EXIT_STORAGE, EXIT_USAGE
+
+    if not directory.is_dir():
+        click.echo(f"error: DIR is not a directory: {directory}", err=True)
+        raise SystemExit(EXIT_USAGE)
+    try:
+        store = _open_store(url, read_only=dry_run)
+    except (ValueError, TypeError) as exc:
+        click.echo(f"error: cannot open store URL: {exc}", err=True)
+        raise SystemExit(EXIT_USAGE) from None
+    except OSError as exc:
+        click.echo(f"error: storage unreachable: {exc}", err=True)
+        raise SystemExit(EXIT_STORAGE) from None
+    try:
+        report = gamcrate.import_crate_dir(
+            directory,
+            store,
+            verify_keys=not no_key_check,
+            skip_existing=not reimport,
+            dry_run=dry_run,
+        )
+    except OSError as exc:
+        click.echo(f"error: storage error during import: {exc}", err=True)
+        raise SystemExit(EXIT_STORAGE) from None
+    except Exception as exc:  # a read-only store refuses writes with its own error type
+        if type(exc).__name__ == "ReadOnlyStoreError":
+            click.echo(f"error: {exc}", err=True)
+            raise SystemExit(EXIT_STORAGE) from None
+        raise
+
+    if as_json:
+        doc = report.as_dict()
+        if details:
+            doc["skips"] = [
+                {"path": s.path, "reason": s.reason, "detail": s.detail} for s in report.skips
+            ]
+        click.echo(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        verb = "would import" if dry_run else "imported"
+        click.echo(f"{verb} {report.n_imported} entries")
+        for keyspace, n in sorted(report.imported.items()):
+            click.echo(f"  {keyspace:<10} {n}")
+        click.echo(f"skipped {report.n_skipped}")
+        for reason, n in sorted(report.skipped.items()):
+            mark = " (corrupt)" if reason in gamcrate.CORRUPT_REASONS else ""
+            click.echo(f"  {reason:<22} {n}{mark}")
+        if details:
+            for s in report.skips:
+                click.echo(f"  - {s.path}: {s.reason}: {s.detail}")
+    if report.n_corrupt:
+        raise SystemExit(EXIT_PROBLEM)
+
+
+def register(main: click.Group) -> None:
+    """Add the ``import-gam`` command to the ``gamstore`` group."""
+    main.add_command(import_gam)
