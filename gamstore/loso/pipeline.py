@@ -47,7 +47,8 @@ def _subjects(frame: pd.DataFrame, subject: str) -> list[Any]:
     col = frame[subject]
     if col.isna().any():
         raise ValueError(f"subject: column {subject!r} has {int(col.isna().sum())} missing labels")
-    labels = list(pd.unique(col))
+    # plain Python labels: they show up in messages, coordinates and pickles
+    labels = [v.item() if isinstance(v, np.generic) else v for v in pd.unique(col)]
     try:
         labels = sorted(labels)
     except TypeError:  # mixed label types: keep order of appearance
@@ -174,8 +175,13 @@ def run_loso(
     from gamstore.store import open_store
 
     tmp: tempfile.TemporaryDirectory[str] | None = None
+    store_obj: Any = None
+    spec: StoreSpec | None = None
+    url = ""
     try:
-        if store is None:
+        if store is None and not warm:
+            pass  # cold folds only: nothing to store, nothing to read
+        elif store is None:
             if kind == "serial":
                 store_obj = open_store(f"memory://gamstore-loso-{uuid.uuid4().hex}")
             elif kind == "processes":
@@ -190,16 +196,17 @@ def run_loso(
             store_obj = open_store(store, storage_options=storage_options)
         else:
             store_obj = store
-        url = str(store_obj.url)
-        if kind != "serial" and url.startswith("memory://"):
-            raise ValueError(
-                f"store: {url!r} lives in this process only; executor={kind!r} needs a "
-                "directory or object-store URL"
-            )
-        options = storage_options
-        if options is None:
-            options = getattr(store_obj, "storage_options", None)
-        spec = StoreSpec(url=url, storage_options=dict(options) if options else None)
+        if store_obj is not None:
+            url = str(store_obj.url)
+            if kind != "serial" and url.startswith("memory://"):
+                raise ValueError(
+                    f"store: {url!r} lives in this process only; executor={kind!r} needs a "
+                    "directory or object-store URL"
+                )
+            options = storage_options
+            if options is None:
+                options = getattr(store_obj, "storage_options", None)
+            spec = StoreSpec(url=url, storage_options=dict(options) if options else None)
 
         t0 = time.perf_counter()
         full_res = model.fit(frame, y=y, knots=None, store=store_obj)
