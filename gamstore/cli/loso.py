@@ -94,8 +94,6 @@ def _parse_storage_options(items: tuple[str, ...]) -> dict[str, Any] | None:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise _bad_input(f"--storage-option: expected KEY=VALUE, got {item!r}")
-        if key == "endpoint_url":  # s3fs wants this one inside client_kwargs too
-            out.setdefault("client_kwargs", {})["endpoint_url"] = value
         out[key] = value
     return out
 
