@@ -30,7 +30,7 @@ def _artifact_row(
         iterations=created,
         converged=True,
         labels={
-            "term_name": [f"s(x{i})" for i in range(n)],
+            "term_basis": [f"ps{i}" for i in range(n)],
             "term_role": ["Mean"] * n,
             "term_identity": ["ab" * 32] * n,
         },
@@ -54,7 +54,7 @@ def test_artifact_rows_are_padded_masked_and_sorted() -> None:
     np.testing.assert_array_equal(e2["rho_mask"].values, [[True, False], [True, True]])
     # the mask is exactly where values were stored
     assert (np.isfinite(ds["beta"].values) == ds["beta_mask"].values).all()
-    assert list(ds["term_name"].sel(fit="e1").values) == ["s(x0)", ""]
+    assert list(ds["term_basis"].sel(fit="e1").values) == ["ps0", ""]
     assert ds["created"].dtype == np.dtype("datetime64[ns]")
     assert ds["created"].values[0] == np.datetime64(10, "ns")
     np.testing.assert_array_equal(ds["objective"].values, [10.0, 20.0])
@@ -104,7 +104,7 @@ def test_bad_rows_are_rejected_with_field_names() -> None:
             "artifact",
             0,
             "final",
-            labels={"term_name": ["a"], "term_role": ["Mean"], "term_identity": ["x"]},
+            labels={"term_basis": ["a"], "term_role": ["Mean"], "term_identity": ["x"]},
             nested={"rho": [[1.0]], "beta": [[1.0], [2.0]]},
         )
     with pytest.raises(ValueError, match="1-D"):

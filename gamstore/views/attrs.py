@@ -58,8 +58,14 @@ VARIABLE_ATTRS: dict[str, dict[str, str]] = {
     "n_penalty": {"long_name": "number of smoothing parameters"},
     "n_term": {"long_name": "number of terms"},
     "n_block": {"long_name": "number of blocks"},
-    "term_name": {"long_name": "term name", "description": "Label of the term ('' = padding)."},
-    "term_role": {"long_name": "term role", "description": "Mean, Slope or Generic."},
+    "term_basis": {
+        "long_name": "term basis kind",
+        "description": "Basis kind of the term, e.g. 'ps' ('' = padding).",
+    },
+    "term_role": {
+        "long_name": "term role",
+        "description": "Mean, Slope or Generic ('' = padding).",
+    },
     "term_identity": {
         "long_name": "term identity key",
         "description": "64-hex fingerprint identifying the term across folds.",

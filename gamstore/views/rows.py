@@ -62,7 +62,7 @@ LAYOUTS: dict[str, KeyspaceLayout] = {
         "artifact",
         "term",
         nested={"rho": "penalty", "beta": "coef"},
-        labels=("term_name", "term_role", "term_identity"),
+        labels=("term_identity", "term_role", "term_basis"),
     ),
     "block": KeyspaceLayout(
         "block",

@@ -1,0 +1,374 @@
+"""The catalog: one consolidated Zarr data set of every entry, replaced atomically.
+
+Layout under ``<root>/.catalog/`` (objects written through ``Store.put_raw``)::
+
+    v<created ns, 16 hex>-<random 8 hex>/zarr.json      root group of one catalog version
+    v.../<keyspace>/...                                  one padded Dataset per keyspace
+                                                         (consolidated metadata, one chunk
+                                                         per variable)
+    current.json                                         pointer, written LAST
+
+A rebuild writes a complete new version folder, then replaces the small pointer object (one
+atomic PUT), then deletes older versions except the one it replaced (a reader that just read
+the old pointer can still finish). The pointer lists every object of the version with its size
+and blake3 digest, so a reader needs no listing and detects torn or foreign objects; any
+problem makes :func:`load_catalog` return None and the caller falls back to the listing.
+
+The catalog is current for a keyspace when the keyspace's listing signature (see
+:mod:`gamstore.views.listing`) equals the one recorded in the pointer.
+
+A create-only ``writer.lock`` object keeps rebuilds single-writer; a lock older than
+:data:`LOCK_STALE_SECONDS` (a crashed writer) is taken over.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import blake3
+import numpy as np
+import xarray as xr
+
+from gamstore import _json
+from gamstore.views.assemble import VIEW_SCHEMA, assemble_fits
+from gamstore.views.listing import list_infos, listing_signature, read_rows
+from gamstore.views.rows import KEYSPACES, layout_for
+
+__all__ = [
+    "CATALOG_FORMAT",
+    "CatalogBusyError",
+    "CatalogInfo",
+    "LOCK_STALE_SECONDS",
+    "POINTER",
+    "dataset_from_objects",
+    "dataset_to_objects",
+    "load_catalog",
+    "read_pointer",
+    "write_catalog",
+]
+
+log = logging.getLogger("gamstore.views")
+
+CATALOG_FORMAT = "gamstore-catalog"
+CATALOG_VERSION = 1
+POINTER = "current.json"
+LOCK = "writer.lock"
+LOCK_STALE_SECONDS = 600.0
+_MAX_POINTER_BYTES = 64 * 1024 * 1024
+
+
+class CatalogBusyError(RuntimeError):
+    """Another process is rebuilding the catalog of this store right now."""
+
+
+@dataclass(frozen=True)
+class CatalogInfo:
+    """What one catalog version holds.
+
+    Attributes
+    ----------
+    folder : str
+        Version folder under ``.catalog/``.
+    created : int
+        When it was written, ns since the epoch.
+    keyspaces : dict
+        keyspace -> ``{"signature": hex, "listed": int, "fits": int}``.
+    nbytes : int
+        Total bytes of the version's objects.
+    """
+
+    folder: str
+    created: int
+    keyspaces: dict[str, dict[str, Any]]
+    nbytes: int
+
+
+# ------------------------------------------------------------------ Dataset <-> Zarr objects
+def _zarr_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
+    # one chunk per variable: the catalog is read whole, so fewer objects = fewer requests
+    return {
+        str(name): {"chunks": tuple(max(int(n), 1) for n in var.shape)}
+        for name, var in ds.variables.items()
+    }
+
+
+def _prepare(ds: xr.Dataset) -> xr.Dataset:
+    out = ds.copy()
+    meta = out.attrs.get("gamstore")
+    if isinstance(meta, dict):  # nested attrs become a JSON string (portable to netCDF)
+        out.attrs["gamstore"] = _json.dumps(meta, root="attrs.gamstore")
+    return out
+
+
+def dataset_to_objects(datasets: Mapping[str, xr.Dataset]) -> dict[str, bytes]:
+    """Encode one Dataset per keyspace as the objects of a Zarr v3 hierarchy.
+
+    Each keyspace becomes a child group with consolidated metadata. Object paths are
+    relative to the hierarchy root.
+    """
+    from zarr.storage import MemoryStore
+
+    store_dict: dict[str, Any] = {}
+    mem = MemoryStore(store_dict=store_dict)
+    with warnings.catch_warnings():
+        # consolidated metadata is not (yet) in the v3 spec: fine for our own catalog
+        warnings.simplefilter("ignore")
+        import zarr
+
+        zarr.create_group(mem, attributes={"gamstore_catalog": CATALOG_VERSION}, zarr_format=3)
+        for ks, ds in datasets.items():
+            layout_for(ks)
+            prepared = _prepare(ds)
+            prepared.to_zarr(
+                mem,
+                group=ks,
+                mode="w",
+                consolidated=True,
+                zarr_format=3,
+                encoding=_zarr_encoding(prepared),
+            )
+    return {key: value.to_bytes() for key, value in store_dict.items()}
+
+
+def _strings_to_object(ds: xr.Dataset) -> xr.Dataset:
+    # zarr returns numpy StringDType; the in-memory views use object strings
+    for name, var in ds.variables.items():
+        if var.dtype.kind in ("T", "U", "S"):
+            ds[name] = var.astype(object)
+    return ds
+
+
+def dataset_from_objects(objects: Mapping[str, bytes], keyspace: str) -> xr.Dataset:
+    """Decode the Dataset of ``keyspace`` from objects made by :func:`dataset_to_objects`."""
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.storage import MemoryStore
+
+    layout_for(keyspace)
+    proto = default_buffer_prototype()
+    store_dict = {k: proto.buffer.from_bytes(v) for k, v in objects.items()}
+    mem = MemoryStore(store_dict=store_dict, read_only=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = xr.open_zarr(mem, group=keyspace, consolidated=True, zarr_format=3).load()
+    ds = _strings_to_object(ds)
+    meta = ds.attrs.get("gamstore")
+    if isinstance(meta, str):
+        ds.attrs["gamstore"] = _json.loads(meta.encode("utf-8"), root="attrs.gamstore")
+    return ds
+
+
+# ------------------------------------------------------------------ pointer and lock
+def read_pointer(store: Any) -> dict[str, Any] | None:
+    """Return the parsed catalog pointer of ``store``, or None if absent or not ours."""
+    try:
+        blob = store.get_raw(POINTER)
+    except Exception as exc:  # noqa: BLE001 - an unreadable catalog is just "no catalog"
+        log.debug("gamstore.views: catalog pointer unreadable: %s", exc)
+        return None
+    if blob is None:
+        return None
+    try:
+        doc = _json.loads(blob, root="catalog", max_bytes=_MAX_POINTER_BYTES)
+    except ValueError as exc:
+        log.debug("gamstore.views: catalog pointer is not strict JSON: %s", exc)
+        return None
+    if (
+        not isinstance(doc, dict)
+        or doc.get("format") != CATALOG_FORMAT
+        or doc.get("version") != CATALOG_VERSION
+        or not isinstance(doc.get("folder"), str)
+        or not isinstance(doc.get("keyspaces"), dict)
+        or not isinstance(doc.get("objects"), dict)
+    ):
+        log.debug("gamstore.views: catalog pointer has an unknown format")
+        return None
+    return doc
+
+
+def _acquire_lock(store: Any, now: int) -> bytes:
+    token = _json.dumps_bytes({"created": now, "token": secrets.token_hex(8)}, root="lock")
+    if store.put_raw(LOCK, token, if_absent=True):
+        return token
+    held = store.get_raw(LOCK)
+    age = None
+    if held is not None:
+        try:
+            age = (now - int(_json.loads(held, root="lock")["created"])) / 1e9
+        except (ValueError, KeyError, TypeError):
+            age = None
+    if age is not None and age < LOCK_STALE_SECONDS:
+        raise CatalogBusyError(
+            f"catalog of {store.url} is being rebuilt by another process "
+            f"(lock {age:.0f} s old; it is taken over after {LOCK_STALE_SECONDS:.0f} s)"
+        )
+    log.info("gamstore.views: taking over a stale catalog lock of %s", store.url)
+    store.delete_raw(LOCK)
+    if not store.put_raw(LOCK, token, if_absent=True):
+        raise CatalogBusyError(f"catalog of {store.url}: another writer took the lock")
+    return token
+
+
+def _release_lock(store: Any, token: bytes) -> None:
+    try:
+        if store.get_raw(LOCK) == token:
+            store.delete_raw(LOCK)
+    except Exception as exc:  # noqa: BLE001 - a leftover lock goes stale, nothing breaks
+        log.debug("gamstore.views: releasing the catalog lock failed: %s", exc)
+
+
+# ------------------------------------------------------------------ write
+def write_catalog(
+    store: Any,
+    *,
+    keyspaces: Iterable[str] = KEYSPACES,
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> CatalogInfo:
+    """Rebuild the catalog of ``store`` from a full listing and replace it atomically.
+
+    Parameters
+    ----------
+    store : Store
+        A writable store.
+    keyspaces : iterable of str
+        Keyspaces to include (default: all).
+    progress : callable, optional
+        Called with 1 after each entry is read (for progress bars).
+    on_total : callable, optional
+        Called once with the number of listed entries before reading starts.
+
+    Returns
+    -------
+    CatalogInfo
+        The version written.
+
+    Raises
+    ------
+    CatalogBusyError
+        If another process holds a fresh writer lock.
+    gamstore.store.ReadOnlyStoreError
+        If the store is read-only.
+    """
+    spaces = [layout_for(ks).keyspace for ks in keyspaces]
+    now = time.time_ns()
+    token = _acquire_lock(store, now)
+    try:
+        previous = read_pointer(store)
+        listed = {ks: list_infos(store, ks) for ks in spaces}
+        if on_total is not None:
+            on_total(sum(len(v) for v in listed.values()))
+        datasets: dict[str, xr.Dataset] = {}
+        summary: dict[str, dict[str, Any]] = {}
+        for ks in spaces:
+            rows, _skipped = read_rows(store, listed[ks], progress=progress)
+            datasets[ks] = assemble_fits(rows, ks)
+            summary[ks] = {
+                "signature": listing_signature(listed[ks]),
+                "listed": len(listed[ks]),
+                "fits": len(rows),
+            }
+        objects = dataset_to_objects(datasets)
+        folder = f"v{now:016x}-{secrets.token_hex(4)}"
+        manifest: dict[str, dict[str, Any]] = {}
+        for rel, data in sorted(objects.items()):
+            store.put_raw(f"{folder}/{rel}", data)
+            manifest[rel] = {"size": len(data), "digest": blake3.blake3(data).hexdigest()}
+        pointer = {
+            "format": CATALOG_FORMAT,
+            "version": CATALOG_VERSION,
+            "view_schema": VIEW_SCHEMA,
+            "folder": folder,
+            "created": now,
+            "keyspaces": summary,
+            "objects": manifest,
+        }
+        store.put_raw(POINTER, _json.dumps_bytes(pointer, root="catalog"))  # the commit
+        keep = {folder}
+        if previous is not None:
+            keep.add(previous["folder"])
+        _delete_old_versions(store, keep)
+    finally:
+        _release_lock(store, token)
+    return CatalogInfo(
+        folder=folder,
+        created=now,
+        keyspaces=summary,
+        nbytes=sum(int(m["size"]) for m in manifest.values()),
+    )
+
+
+def _delete_old_versions(store: Any, keep: set[str]) -> None:
+    try:
+        for rel, _size, _mtime in store.list_raw():
+            top = rel.split("/", 1)[0]
+            if "/" in rel and top.startswith("v") and top not in keep:
+                store.delete_raw(rel)
+    except Exception as exc:  # noqa: BLE001 - leftovers only cost space
+        log.debug("gamstore.views: deleting old catalog versions failed: %s", exc)
+
+
+# ------------------------------------------------------------------ read
+def load_catalog(store: Any, keyspace: str, *, signature: str | None = None) -> xr.Dataset | None:
+    """Return the catalog Dataset of ``keyspace`` if it is present, intact and current.
+
+    Parameters
+    ----------
+    store : Store
+    keyspace : str
+    signature : str, optional
+        The keyspace's current listing signature; when given, a catalog recorded under
+        another signature is stale and None is returned.
+
+    Returns
+    -------
+    xarray.Dataset or None
+        None when there is no usable catalog (the caller then walks the listing).
+    """
+    layout_for(keyspace)
+    pointer = read_pointer(store)
+    if pointer is None:
+        return None
+    if pointer.get("view_schema") != VIEW_SCHEMA:
+        return None
+    recorded = pointer["keyspaces"].get(keyspace)
+    if not isinstance(recorded, dict):
+        return None
+    if signature is not None and recorded.get("signature") != signature:
+        log.debug("gamstore.views: catalog of %s is stale for %s", store.url, keyspace)
+        return None
+    folder = pointer["folder"]
+    wanted = {
+        rel: spec
+        for rel, spec in pointer["objects"].items()
+        if rel == "zarr.json" or rel.startswith(f"{keyspace}/")
+    }
+    objects: dict[str, bytes] = {}
+    for rel, spec in wanted.items():
+        try:
+            data = store.get_raw(f"{folder}/{rel}")
+        except Exception as exc:  # noqa: BLE001
+            log.debug("gamstore.views: catalog object %s unreadable: %s", rel, exc)
+            return None
+        if (
+            data is None
+            or not isinstance(spec, dict)
+            or len(data) != spec.get("size")
+            or blake3.blake3(data).hexdigest() != spec.get("digest")
+        ):
+            log.debug("gamstore.views: catalog object %s missing or altered", rel)
+            return None
+        objects[rel] = data
+    try:
+        ds = dataset_from_objects(objects, keyspace)
+    except Exception as exc:  # noqa: BLE001 - any decode problem means "no catalog"
+        log.debug("gamstore.views: catalog of %s undecodable: %s", store.url, exc)
+        return None
+    if ds.sizes.get("fit", 0) != recorded.get("fits") or not np.all(ds["keyspace"] == keyspace):
+        return None
+    return ds

@@ -1,0 +1,100 @@
+"""``open_fits``: every stored entry of one keyspace as one padded :class:`xarray.Dataset`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import xarray as xr
+
+from gamstore.views.assemble import assemble_fits
+from gamstore.views.catalog import load_catalog
+from gamstore.views.listing import list_infos, listing_signature, read_rows
+from gamstore.views.rows import layout_for
+from gamstore.views.source import resolve_store
+
+__all__ = ["open_fits"]
+
+log = logging.getLogger("gamstore.views")
+
+_CATALOG_MODES = ("auto", "never", "require")
+
+
+def open_fits(
+    url_or_store: Any,
+    keyspace: str = "artifact",
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    catalog: str = "auto",
+    progress: Callable[[int], None] | None = None,
+) -> xr.Dataset:
+    """Open every stored entry of ``keyspace`` as one Dataset (one row per entry).
+
+    Parameters
+    ----------
+    url_or_store : str, os.PathLike or Store
+        Store URL (``"path"``, ``"file://..."``, ``"memory://name"``, ``"s3://bucket/prefix"``)
+        or an open store.
+    keyspace : {"artifact", "block", "outer", "inner", "from"}
+        Which entries to tabulate.
+    storage_options : mapping, optional
+        fsspec options for remote URLs (e.g. ``{"endpoint_url": ...}``).
+    catalog : {"auto", "never", "require"}
+        ``"auto"`` uses the catalog written by ``gamstore catalog`` when it is current
+        (same listing signature) and walks the entries otherwise; ``"never"`` always walks;
+        ``"require"`` raises if no current catalog exists.
+    progress : callable, optional
+        Called with 1 per entry read while walking (for progress bars).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dimension ``fit`` indexed by entry id, with coordinates ``key``, ``keyspace``,
+        ``created`` (datetime64), ``family``, ``descriptor_key``, ``kind``, ``producer``,
+        scalar variables ``objective``, ``n_rows``, ``converged``, ``iterations``, ``nbytes``
+        and the keyspace's ragged arrays NaN-padded with a ``<name>_mask`` and counts:
+
+        * ``artifact``: ``rho(fit, term, penalty)``, ``beta(fit, term, coef)``, ``n_term``,
+          ``term_identity``/``term_role``/``term_basis(fit, term)``;
+        * ``block``: ``rho(fit, penalty)``, ``block_beta(fit, block, coef)``, ``block_name``;
+        * ``outer``, ``from``, ``inner``: ``rho(fit, penalty)``, ``beta(fit, coef)``.
+
+        ``attrs["gamstore"]["source"]`` says whether it came from the ``"catalog"`` or the
+        ``"listing"``.
+
+    Raises
+    ------
+    ValueError
+        Unknown keyspace or catalog mode, empty URL, missing local store directory, or
+        ``catalog="require"`` without a current catalog.
+    TypeError
+        If ``url_or_store`` is neither a URL nor a store.
+
+    Examples
+    --------
+    >>> ds = gamstore.open_fits("s3://bucket/cache", storage_options={"anon": False})
+    >>> ds.rho.where(ds.rho_mask).mean("fit")  # doctest: +SKIP
+    """
+    layout_for(keyspace)
+    if catalog not in _CATALOG_MODES:
+        raise ValueError(f"catalog: expected one of {', '.join(_CATALOG_MODES)}, got {catalog!r}")
+    store = resolve_store(url_or_store, storage_options=storage_options)
+    infos = list_infos(store, keyspace)
+    signature = listing_signature(infos)
+    meta: dict[str, Any] = {"store_url": store.url, "listing_signature": signature}
+    if catalog != "never":
+        ds = load_catalog(store, keyspace, signature=signature)
+        if ds is not None:
+            ds.attrs.setdefault("gamstore", {}).update(meta, source="catalog")
+            return ds
+        if catalog == "require":
+            raise ValueError(
+                f"catalog: no current catalog for keyspace {keyspace!r} in {store.url} "
+                "(run `gamstore catalog URL`)"
+            )
+    rows, skipped = read_rows(store, infos, progress=progress)
+    if skipped:
+        log.info("gamstore.views: %d of %d %s entries skipped", skipped, len(infos), keyspace)
+    meta.update(source="listing", skipped=skipped)
+    return assemble_fits(rows, keyspace, attrs=meta)
