@@ -672,7 +672,7 @@ def _save(
                 if hinv.shape == (k, k) and np.all(np.isfinite(hinv)):
                     try:
                         # BFGS works in log α; ρ = log α + log 2 has the same Hessian
-                        hessian = np.linalg.inv(0.5 * (hinv + hinv.T))
+                        hessian = np.asarray(np.linalg.inv(0.5 * (hinv + hinv.T)), dtype=np.float64)
                     except np.linalg.LinAlgError:
                         hessian = np.zeros((0, 0))
             pay = IteratePayload(
