@@ -1,0 +1,362 @@
+"""Cross-fit artifacts (record D): capture after a converged fit, consume at the start of
+another fit of the same structure - typically a leave-one-subject-out fold finding the
+full-data fit (spec §6).
+
+* :func:`descriptor_for` - the fit's structural descriptor: family name plus one term
+  identity per block (role from the block name, penalty labels, nullspace dims, reduced
+  width). No rows, response or penalty values enter its key, so a fold's descriptor key equals
+  the full-data one.
+* :func:`capture_fit_artifact` - per-block ρ slots from ``physical_to_outer``, the gauge lift
+  of the reduced β to raw β, finite guards; stored under the descriptor key only when the
+  artifact is usable.
+* :func:`consume_fit_artifact` - loads the newest artifact under the descriptor key
+  (``lookup_latest``: objectives of different folds are not comparable), builds the warm start
+  with :func:`gamstore.transfer.build_warm_start` (ρ per matched term, β projected through the
+  new gauge's diagonal slab), counts ρ- and β-transferred terms and returns None when nothing
+  transferred or the iterate is non-finite or mis-sized. The warm start has no active sets
+  and no cached inner mode.
+
+Both are gated on the family fingerprinting itself (#1607: families without a data
+fingerprint drifted from run to run by seeding off their own artifacts); with a store
+configured that is the same configuration error as for the block key. Neither ever raises
+otherwise: every anomaly is a skipped capture or a cold start.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from gamstore.artifact import (
+    FitArtifact,
+    FitDescriptor,
+    ResponseSig,
+    RowPopulationTag,
+    TermIdentity,
+    TermRole,
+    artifact_key,
+    term_identity_from_block,
+)
+from gamstore.fingerprint import Fingerprint
+from gamstore.gauge import Gauge
+from gamstore.transfer import (
+    Provenance,
+    TermBuildContext,
+    TransferConfig,
+    TransferError,
+    build_warm_start,
+    capture_artifact,
+)
+from gamstore.transfer import per_block_rho_slots as _slots_by_counts
+from gamstore.warmstart.blocks import BlockWarmStart
+from gamstore.warmstart.capability import StoreArg, warm_store
+from gamstore.warmstart.keys import check_specs, family_fingerprint
+from gamstore.warmstart.specs import (
+    BlockSpec,
+    FitOptions,
+    WarmStartFamily,
+    penalty_label,
+)
+
+__all__ = [
+    "ARTIFACT_KEYSPACE",
+    "block_term_identity",
+    "capture_fit_artifact",
+    "consume_fit_artifact",
+    "descriptor_for",
+    "load_fit_artifact",
+    "per_block_rho_slots",
+    "store_fit_artifact",
+]
+
+_log = logging.getLogger("gamstore.warmstart")
+
+ARTIFACT_KEYSPACE = "artifact"
+
+
+def _family_kind(family: Any) -> str:
+    name = getattr(family, "name", None)
+    return name if isinstance(name, str) and name else type(family).__qualname__
+
+
+def block_term_identity(spec: BlockSpec) -> TermIdentity:
+    """Fold-invariant identity of a block (term identity v2, spec §2.5)."""
+    return term_identity_from_block(
+        TermRole.from_block_name(spec.name),
+        spec.name,
+        [penalty_label(p) for p in spec.penalties],
+        list(spec.nullspace_dims),
+        spec.width,
+    )
+
+
+def descriptor_for(family: WarmStartFamily | str, specs: Sequence[BlockSpec]) -> FitDescriptor:
+    """The fit's :class:`~gamstore.artifact.FitDescriptor` (family kind = family name).
+
+    The row population is recorded for diagnostics but is not part of the key.
+    """
+    blocks = check_specs(specs)
+    kind = family if isinstance(family, str) else _family_kind(family)
+    n_rows = blocks[0].n_rows if blocks else 0
+    return FitDescriptor(
+        family_kind=kind,
+        term_identities=tuple(block_term_identity(s) for s in blocks),
+        response_signature=ResponseSig(kind, 1),
+        row_population=RowPopulationTag(n_rows),
+    )
+
+
+def per_block_rho_slots(
+    specs: Sequence[BlockSpec], physical_to_outer: Sequence[int | None]
+) -> list[tuple[int, ...]]:
+    """Outer ρ indices of each block's penalties (fixed penalties have none, spec §6.2)."""
+    return _slots_by_counts([len(s.penalties) for s in specs], physical_to_outer)
+
+
+def _artifact_key_of(descriptor: FitDescriptor | Fingerprint | str) -> str:
+    if isinstance(descriptor, str):
+        return artifact_key(Fingerprint.from_hex(descriptor))
+    return artifact_key(descriptor)
+
+
+def store_fit_artifact(store: StoreArg, artifact: FitArtifact) -> bool:
+    """Persist a usable artifact under its descriptor key; True when written.
+
+    An unusable artifact (wrong schema, non-finite numbers) is never stored.
+    """
+    ws = warm_store(store)
+    if ws is None:
+        return False
+    if not isinstance(artifact, FitArtifact):
+        raise TypeError(f"artifact: expected FitArtifact, got {type(artifact).__name__}")
+    if not artifact.is_usable():
+        _log.debug("fit artifact not stored: %s", artifact.unusable_reason())
+        return False
+    key = artifact_key(artifact.descriptor)
+    return ws.save(ARTIFACT_KEYSPACE, key, artifact, objective=None, kind="checkpoint") is not None
+
+
+def load_fit_artifact(
+    store: StoreArg, descriptor: FitDescriptor | Fingerprint | str
+) -> FitArtifact | None:
+    """The newest usable artifact under a descriptor key, or None.
+
+    Parameters
+    ----------
+    store : StoreArg
+    descriptor : FitDescriptor, Fingerprint or str
+        The descriptor, its :meth:`~gamstore.artifact.FitDescriptor.descriptor_key`, or that
+        key's 64-hex form.
+    """
+    ws = warm_store(store)
+    if ws is None:
+        return None
+    key = _artifact_key_of(descriptor)
+    entry = ws.lookup_latest(ARTIFACT_KEYSPACE, key)
+    if entry is None:
+        return None
+    record = getattr(entry, "record", None)
+    if not isinstance(record, FitArtifact):
+        return None
+    if not record.is_usable():  # finite guard on the way out: never poison a fit
+        _log.debug("fit artifact under %s unusable: %s", key, record.unusable_reason())
+        return None
+    return record
+
+
+def _check_gated(family: WarmStartFamily, specs: Sequence[BlockSpec], options: Any) -> None:
+    # #1607 gate; raises UnsupportedFamilyError for a family that cannot key itself
+    family_fingerprint(family, specs, options if options is not None else FitOptions())
+
+
+def capture_fit_artifact(
+    store: StoreArg,
+    family: WarmStartFamily,
+    specs: Sequence[BlockSpec],
+    gauge: Gauge,
+    reduced_block_beta: Sequence[Any],
+    rho: Any,
+    physical_to_outer: Sequence[int | None],
+    outer_objective: float,
+    converged: bool,
+    *,
+    options: FitOptions | None = None,
+    basis_metas: Sequence[Any] | None = None,
+) -> bool:
+    """Capture and persist a converged fit as a cross-fit artifact (lifecycle step 7).
+
+    Parameters
+    ----------
+    store : StoreArg
+        None: no-op.
+    family, specs
+        The fit's family and blocks.
+    gauge : Gauge
+        The fit's gauge ``raw = T·θ + a`` (one block per spec).
+    reduced_block_beta : sequence of array_like
+        Converged reduced β per block.
+    rho : array_like
+        Converged outer ρ.
+    physical_to_outer : sequence of (int or None)
+        Outer index of every physical penalty (block then penalty order), None when fixed;
+        see :func:`gamstore.warmstart.specs.physical_to_outer`.
+    outer_objective : float
+    converged : bool
+    options : FitOptions, optional
+        Passed to the family's fingerprint (the #1607 gate).
+    basis_metas : sequence of BasisMeta, optional
+        Per block (knots, penalty scale, ...); default: the ``"block-spec"`` stub.
+
+    Returns
+    -------
+    bool
+        True when an artifact was stored. Any anomaly (count or width mismatch, invalid
+        gauge, non-finite lifted β, ρ or objective) skips the capture.
+
+    Raises
+    ------
+    UnsupportedFamilyError
+        When a store is configured but the family cannot fingerprint itself.
+    """
+    ws = warm_store(store)
+    if ws is None:
+        return False
+    blocks = check_specs(specs)
+    _check_gated(family, blocks, options)
+    try:
+        slots = per_block_rho_slots(blocks, physical_to_outer)
+        artifact = capture_artifact(
+            family_kind=_family_kind(family),
+            block_names=[s.name for s in blocks],
+            penalty_labels=[[penalty_label(p) for p in s.penalties] for s in blocks],
+            nullspace_dims=[list(s.nullspace_dims) for s in blocks],
+            gauge=gauge,
+            reduced_block_beta=list(reduced_block_beta),
+            rho=np.asarray(rho, dtype=np.float64),
+            rho_slots=slots,
+            outer_objective=float(outer_objective),
+            converged=bool(converged),
+            n_rows=blocks[0].n_rows if blocks else 0,
+            basis_metas=basis_metas,
+        )
+    except (TypeError, ValueError) as exc:
+        _log.debug("fit artifact capture skipped: %s", exc)
+        return False
+    if artifact is None:
+        return False
+    return store_fit_artifact(ws, artifact)
+
+
+def consume_fit_artifact(
+    store: StoreArg,
+    family: WarmStartFamily,
+    specs: Sequence[BlockSpec],
+    gauge: Gauge | None,
+    physical_to_outer: Sequence[int | None],
+    rho_default: Any,
+    *,
+    options: FitOptions | None = None,
+    config: TransferConfig | None = None,
+    column_means: Sequence[Any | None] | None = None,
+    intercept_column: int | None = None,
+) -> BlockWarmStart | None:
+    """Build a warm start from the newest parent artifact with the same descriptor key.
+
+    Call only when the exact block record missed. ρ transfers per matched term (when the
+    parent's per-term ρ count equals the block's slot count); β is projected from the
+    parent's raw coefficients onto this fit's reduced coordinates through the block's slab
+    of ``gauge`` (ρ only when the gauge does not partition into the blocks).
+
+    Parameters
+    ----------
+    store : StoreArg
+        None: returns None.
+    family, specs
+        The fit's family and blocks.
+    gauge : Gauge or None
+        This fit's gauge; None transfers ρ only.
+    physical_to_outer : sequence of (int or None)
+        As for :func:`capture_fit_artifact`.
+    rho_default : array_like
+        This fit's starting ρ; slots that receive nothing keep these values. Empty ρ
+        means no cross-fit transfer (returns None).
+    options : FitOptions, optional
+        Passed to the family's fingerprint (the #1607 gate).
+    config : TransferConfig, optional
+        Projection mode and the optional historical ρ gate/clamp.
+    column_means : sequence of (array_like or None), optional
+        Per block, this fit's raw column means (``mode="transport"`` only).
+    intercept_column : int, optional
+        Raw index of the intercept in block 0 (``mode="transport"`` only).
+
+    Returns
+    -------
+    BlockWarmStart or None
+        ρ in outer coordinates (same length as ``rho_default``), per-block reduced β, active
+        sets None, no cached inner mode; None for a cold start. Inputs are never modified.
+
+    Raises
+    ------
+    UnsupportedFamilyError
+        When a store is configured but the family cannot fingerprint itself.
+    """
+    ws = warm_store(store)
+    if ws is None:
+        return None
+    blocks = check_specs(specs)
+    _check_gated(family, blocks, options)
+    rho0 = np.asarray(rho_default, dtype=np.float64)
+    if rho0.ndim != 1 or rho0.size == 0:
+        return None  # nothing to warm: the cross-fit transfer needs ρ (spec §6.3 step 6)
+    descriptor = descriptor_for(family, blocks)
+    parent = load_fit_artifact(ws, descriptor)
+    if parent is None:
+        return None
+    try:
+        slots = per_block_rho_slots(blocks, physical_to_outer)
+        aligned = gauge is not None and gauge.n_blocks == len(blocks)
+        contexts = []
+        for b, (spec, sl) in enumerate(zip(blocks, slots, strict=True)):
+            t_block = gauge.block_transform(b) if aligned and gauge is not None else None
+            means = None if column_means is None else column_means[b]
+            contexts.append(
+                TermBuildContext(
+                    identity=block_term_identity(spec),
+                    rho_slots=sl,
+                    reduced_width=spec.width,
+                    gauge_t_block=t_block,
+                    column_means=means,
+                    intercept_column=intercept_column if b == 0 else None,
+                )
+            )
+        result = build_warm_start(descriptor, contexts, rho0, parent, config)
+    except TransferError as exc:
+        _log.debug("cross-fit transfer: cold fallback (%s)", exc)
+        return None
+    except (TypeError, ValueError, IndexError) as exc:
+        _log.debug("cross-fit transfer: cold fallback (%s: %s)", type(exc).__name__, exc)
+        return None
+    n_rho = sum(p in (Provenance.RHO_ONLY, Provenance.PROJECTED) for p in result.provenance)
+    n_beta = sum(p is Provenance.PROJECTED for p in result.provenance)
+    if n_rho == 0 and n_beta == 0:
+        _log.debug("cross-fit transfer: nothing matched; cold start")
+        return None
+    if result.warm_start(rho0.shape[0], [s.width for s in blocks]) is None:
+        _log.debug("cross-fit transfer skipped: non-finite or mis-sized warm iterate")
+        return None
+    _log.info(
+        "warm-start cross-fit transfer descriptor=%s terms=%d rho_warm=%d beta_projected=%d",
+        descriptor.descriptor_key().finish_hex(),
+        len(blocks),
+        n_rho,
+        n_beta,
+    )
+    return BlockWarmStart(
+        rho=np.array(result.rho),
+        block_beta=[np.array(b) for b in result.block_beta],
+        active_sets=[None] * len(blocks),
+        cached_inner=None,
+    )
