@@ -294,6 +294,7 @@ def _local_search(
     factors: Sequence[float],
     strategy: str,
     max_rounds: int,
+    rel_tol: float,
 ) -> tuple[float, Any, int]:
     """Search λ0 × factors around the start; move the grid while the best is on its edge.
 
@@ -308,8 +309,9 @@ def _local_search(
         nonlocal best_score, best_gam, best_lam
         coef = None if best_gam is None else best_gam.coef_
         score, gam = ev.fit(lam, coef)
-        # a strict, relative improvement: flat directions must not keep the search moving
-        if score < best_score - 1e-10 * abs(best_score):
+        # a relative improvement of at least rel_tol: flat directions (a λ that wants to go
+        # to 0 or infinity) must not keep the search moving for nothing
+        if score < best_score - rel_tol * abs(best_score):
             best_score, best_gam, best_lam = score, gam, lam
             return True
         return False
@@ -328,7 +330,7 @@ def _local_search(
     else:
         # one λ at a time (others at the incumbent), sweeps repeated while they improve;
         # each sweep re-centres, so an edge optimum simply moves the next sweep
-        while rounds < 4 * max_rounds:
+        while rounds < 2 * max_rounds:
             rounds += 1
             improved = False
             for j in range(centre.size):
@@ -353,6 +355,7 @@ def gridsearch(
     factors: Sequence[float] = DEFAULT_FACTORS,
     strategy: str = "coordinate",
     max_rounds: int = 4,
+    rel_tol: float = 1e-6,
     default_grid: ArrayLike | None = None,
     warm: bool = True,
     publish_seed: bool = True,
@@ -387,7 +390,11 @@ def gridsearch(
         every combination (``len(factors) ** n_lam`` fits per round, as pyGAM's gridsearch
         with per-term grids). ``"auto"``: cartesian when that is at most 125 fits per round.
     max_rounds : int
-        Rounds of re-centring when the best point is on the grid's edge.
+        Cartesian: rounds of re-centring when the best point is on the grid's edge.
+        Coordinate: at most ``2 * max_rounds`` sweeps.
+    rel_tol : float
+        A point replaces the incumbent only if it improves the score by this relative amount
+        (stops chasing flat directions).
     default_grid : array_like, optional
         Cold grid (1-D: shared by all terms, as pyGAM).
     warm : bool
@@ -428,8 +435,10 @@ def gridsearch(
     if strategy == "auto":
         strategy = "cartesian" if len(fac) ** n_lam <= 125 else "coordinate"
     grid = np.asarray(DEFAULT_GRID if default_grid is None else default_grid, dtype=np.float64)
+    if not (math.isfinite(rel_tol) and rel_tol >= 0):
+        raise ValueError(f"rel_tol: expected a finite float >= 0, got {rel_tol!r}")
     opts = {"factors": sorted(fac), "strategy": strategy, "max_rounds": max_rounds,
-            "default_grid": grid.tolist()}  # fmt: skip
+            "rel_tol": rel_tol, "default_grid": grid.tolist()}  # fmt: skip
     ekey, skey = keys(base, Xa, ya, wa, obj, opts)
 
     start = (
@@ -448,7 +457,9 @@ def gridsearch(
         score, best = ev.fit(start.lam, start.coef)
         rounds = 0
     else:
-        score, best, rounds = _local_search(ev, start.lam, start.coef, fac, strategy, max_rounds)
+        score, best, rounds = _local_search(
+            ev, start.lam, start.coef, fac, strategy, max_rounds, rel_tol
+        )
     if best is None:
         raise ValueError("no pyGAM model could be fitted on the grid")
     lam = _flat_lam(best)
