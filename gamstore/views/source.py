@@ -64,7 +64,10 @@ def resolve_store(
             raise ValueError(f"url_or_store: no store directory at {url!r}")
     from gamstore.store import open_store  # storage layer is imported only when used
 
-    return open_store(url, storage_options=dict(storage_options or {}), read_only=read_only)
+    # ttl=0: an inspection shows every committed entry, expired or not, and never deletes
+    return open_store(
+        url, storage_options=dict(storage_options or {}), read_only=read_only, ttl=0.0
+    )
 
 
 def _local_path(url: str) -> str | None:
