@@ -84,3 +84,47 @@ def test_bad_storage_option(csv_path: Path) -> None:
     )
     assert code == EXIT_USAGE
     assert "--storage-option" in out
+
+
+def test_demo_runs_loso_and_writes_png(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    code, text = _run(
+        "demo", "--dir", str(out), "--family", "poisson", "--n", "600", "--subjects", "3"
+    )
+    assert code == 0, text
+    assert "LOSO poisson" in text and "warm/cold: outer iterations" in text
+    png = out / "loso_poisson.png"
+    assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert any((out / kind).is_dir() for kind in ("block", "artifact", "outer"))
+
+
+def test_demo_preview_fingerprints_and_stores_a_record(tmp_path: Path) -> None:
+    code, text = _run("demo", "--dir", str(tmp_path / "p"), "--preview")
+    assert code == 0, text
+    assert "hash_array ->" in text and "BlockWarmStartRecord cf-" in text
+    assert "lookup hit: True" in " ".join(text.split())  # rich may wrap long lines
+
+
+def test_loso_command_end_to_end(csv_path: Path, tmp_path: Path) -> None:
+    import xarray as xr
+
+    nc, png = tmp_path / "r.nc", tmp_path / "r.png"
+    code, text = _run(
+        "loso",
+        str(csv_path),
+        *BASE,
+        "--subject",
+        "subj",
+        "--store",
+        str(tmp_path / "store"),
+        "--compare-cold",
+        "--out",
+        str(nc),
+        "--plot",
+        str(png),
+    )
+    assert code == 0, text
+    ds = xr.open_dataset(nc, engine="h5netcdf").load()
+    assert list(ds["start"].values) == ["warm", "cold"] and ds.sizes["fold"] == 4
+    assert (ds["status"] == "ok").all()
+    assert png.read_bytes()[:4] == b"\x89PNG"

@@ -85,7 +85,8 @@ def _preview(directory: Path, seed: int) -> None:
     store = open_store(str(directory))
     entry_id = store.save("block", record.key, record)
     hit = store.lookup("block", record.key)
-    console.print(f"saved entry {entry_id} in {store.url}; lookup hit: {hit is not None}")
+    console.print(f"saved entry {entry_id} in {store.url}", soft_wrap=True)
+    console.print(f"lookup hit: {hit is not None}")
 
 
 def _full_demo(
