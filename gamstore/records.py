@@ -311,8 +311,43 @@ class StoredRecord(Protocol):
     def from_parts(cls, fields: Mapping[str, Any], arrays: Mapping[str, Any]) -> Any: ...
 
 
-#: ``RECORD_TYPE`` -> class, for every registered record type.
-RECORD_TYPES: dict[str, type] = {}
+# modules that register record types on import; imported on the first lookup miss so that
+# ``RECORD_TYPES.get("fit_artifact")`` works without the caller importing them (layers stay
+# one-way: records never imports artifact at module level)
+_REGISTERING_MODULES = ("gamstore.artifact",)
+
+
+class _Registry(dict[str, type]):
+    """A dict that imports the registering model modules once, on the first lookup miss."""
+
+    loaded = False
+
+    def _load(self) -> None:
+        if not self.loaded:
+            self.loaded = True  # set first: the imports register into this very dict
+            for module in _REGISTERING_MODULES:
+                importlib.import_module(module)
+
+    def __missing__(self, key: str) -> type:
+        self._load()
+        if dict.__contains__(self, key):
+            return dict.__getitem__(self, key)
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        if not dict.__contains__(self, key):
+            self._load()
+        return dict.__contains__(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        if not dict.__contains__(self, key):
+            self._load()
+        return dict.get(self, key, default)
+
+
+#: ``RECORD_TYPE`` -> class, for every registered record type (lookups of a missing name
+#: first import the model modules that register themselves, e.g. ``gamstore.artifact``).
+RECORD_TYPES: dict[str, type] = _Registry()
 
 _T = TypeVar("_T", bound=type)
 
@@ -333,7 +368,7 @@ def register_record_type(cls: _T) -> _T:
     for method in ("to_parts", "from_parts"):
         if not callable(getattr(cls, method, None)):
             raise TypeError(f"{cls.__name__}: missing {method}()")
-    existing = RECORD_TYPES.get(name)
+    existing = dict.get(RECORD_TYPES, name)  # plain lookup: never triggers lazy imports
     if existing is not None and (existing.__module__, existing.__qualname__) != (
         cls.__module__,
         cls.__qualname__,
@@ -341,10 +376,6 @@ def register_record_type(cls: _T) -> _T:
         raise ValueError(f"record type {name!r} is already registered to {existing!r}")
     RECORD_TYPES[name] = cls
     return cls
-
-
-# modules that register record types on import; looked up lazily to keep layers one-way
-_REGISTERING_MODULES = ("gamstore.artifact",)
 
 
 def get_record_type(name: str) -> type:
@@ -356,10 +387,6 @@ def get_record_type(name: str) -> type:
         If no class is registered under ``name``.
     """
     cls = RECORD_TYPES.get(name)
-    if cls is None:
-        for module in _REGISTERING_MODULES:
-            importlib.import_module(module)
-        cls = RECORD_TYPES.get(name)
     if cls is None:
         raise ValueError(f"record type: unknown {name!r} (known: {sorted(RECORD_TYPES)})")
     return cls

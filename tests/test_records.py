@@ -671,3 +671,21 @@ def test_checklist_47_classification() -> None:
     assert far_seed.hessian is None
     with pytest.raises(ValueError, match="entry_kind"):
         p.classify("Done", "exact", None, 2)
+
+
+def test_registry_imports_artifact_on_first_miss() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from gamstore.records import RECORD_TYPES\n"
+        "assert 'gamstore.artifact' not in sys.modules\n"
+        "cls = RECORD_TYPES.get('fit_artifact')\n"
+        "assert cls is not None and cls.__name__ == 'FitArtifact', cls\n"
+        "assert 'nope' not in RECORD_TYPES and RECORD_TYPES.get('nope') is None\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
