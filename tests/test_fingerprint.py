@@ -50,23 +50,17 @@ def b3(data: bytes) -> bytes:
 
 
 def ref_array_encoding(a: np.ndarray) -> bytes:
-    """Simple, slow reference: dtype, ndim, shape, canonical C-order LE values."""
+    """Simple reference: dtype, ndim, shape, then one full canonical C-order LE copy."""
     le = a.dtype.newbyteorder("<")
     dt = le.str.encode()
     out = u64(len(dt)) + dt + u64(a.ndim) + b"".join(u64(d) for d in a.shape)
     c = np.array(a, dtype=le, order="C", copy=True).reshape(-1)
     if a.dtype.kind in "fc":
         comp = c.view(np.dtype(f"<f{le.itemsize // 2}")) if a.dtype.kind == "c" else c
-        vals = comp.tolist()
-        words = []
-        for v in vals:
-            if v != v:
-                words.append(CANON_NAN[comp.itemsize])
-            else:
-                if v == 0.0:
-                    v = 0.0
-                words.append(int.from_bytes(np.array([v], dtype=comp.dtype).tobytes(), "little"))
-        return out + b"".join(w.to_bytes(comp.itemsize, "little") for w in words)
+        with np.errstate(invalid="ignore"):
+            comp[comp == 0] = 0.0  # -0.0 -> +0.0
+        nan = np.isnan(comp)
+        comp.view(f"<u{comp.itemsize}")[nan] = CANON_NAN[comp.itemsize]
     return out + c.tobytes()
 
 
@@ -77,12 +71,16 @@ def ref_hash_array(a: np.ndarray) -> bytes:
 
 @contextlib.contextmanager
 def chunk_bytes(n: int) -> Iterator[None]:
-    old = fpmod.CHUNK_BYTES
-    fpmod.CHUNK_BYTES = n
+    """Force the streaming path with tiny chunks/blocks so small arrays span many of them."""
+    names = ("CHUNK_BYTES", "_SMALL_BYTES", "_T_MIN_ROWS", "_T_MAX_BYTES")
+    old = [getattr(fpmod, k) for k in names]
+    for k, v in zip(names, (n, 0, 1, 4 * n), strict=True):
+        setattr(fpmod, k, v)
     try:
         yield
     finally:
-        fpmod.CHUNK_BYTES = old
+        for k, v in zip(names, old, strict=True):
+            setattr(fpmod, k, v)
 
 
 def f64_from_bits(bits: int) -> float:
@@ -493,7 +491,7 @@ def test_streaming_chunks_match_reference(chunk: int, shape: tuple[int, ...], dt
 
 @pytest.mark.parametrize("delta", [-1, 0, 1])
 def test_chunk_boundaries(delta: int) -> None:
-    with chunk_bytes(80):  # 10 float64 per chunk; rows of 3 -> 3 rows per block
+    with chunk_bytes(80):  # 10 float64 per flat chunk; 1 row per transposed block
         n = 10 + delta
         a = np.arange(n * 3, dtype=np.float64).reshape(n, 3)
         a[a.shape[0] - 1, 2] = -0.0  # last element, last chunk
@@ -508,9 +506,9 @@ def test_chunk_boundaries(delta: int) -> None:
 def test_real_chunk_size_large_arrays(order: str) -> None:
     # bigger than several real chunks, with awkward row counts (not multiples of the block)
     rng = np.random.default_rng(7)
-    base = rng.standard_normal((1537, 97))
+    base = rng.standard_normal((2731, 211))
     base[::101, 5] = -0.0
-    base[3::211, 96] = np.nan
+    base[3::211, 210] = np.nan
     assert base.nbytes > 4 * fpmod.CHUNK_BYTES
     ref = ref_hash_array(base)
     if order == "C":
@@ -524,10 +522,19 @@ def test_real_chunk_size_large_arrays(order: str) -> None:
     elif order == "bigF":
         v = base.astype(">f8", order="F")
     else:
-        b3d = np.asfortranarray(base[:1536].reshape(48, 32, 97))
+        b3d = np.asfortranarray(base[:2730].reshape(91, 30, 211))
         assert hash_array(b3d).digest == ref_hash_array(b3d)
         return
     assert hash_array(v).digest == ref
+
+
+def test_wide_column_major_matrix_real_blocks() -> None:
+    # the min-rows floor makes blocks bigger than the chunk; rows not a multiple of 32
+    a = np.random.default_rng(5).standard_normal((101, 3000))
+    a[100, 2999] = -0.0
+    a[32, 0] = np.nan
+    for v in [np.asfortranarray(a), a.astype(">f8", order="F")]:
+        assert hash_array(v).digest == ref_hash_array(a)
 
 
 def test_wide_rows_larger_than_chunk() -> None:
