@@ -13,6 +13,7 @@ Modules (one concept each): :mod:`~gamstore.warmstart.specs` (block/penalty/opti
 :mod:`~gamstore.warmstart.capability` (the memoized per-root store wrapper),
 :mod:`~gamstore.warmstart.records_io` (records A and B), :mod:`~gamstore.warmstart.blocks`
 (block warm start), :mod:`~gamstore.warmstart.artifacts` (cross-fit capture/consume),
+:mod:`~gamstore.warmstart.plan` (exact record, then cross-fit artifact),
 :mod:`~gamstore.warmstart.sessions` (outer iterates).
 
 Example
@@ -92,6 +93,9 @@ _LAZY: dict[str, str] = {
     "per_block_rho_slots": "gamstore.warmstart.artifacts",
     "store_fit_artifact": "gamstore.warmstart.artifacts",
     "load_fit_artifact": "gamstore.warmstart.artifacts",
+    # plan
+    "WarmPlan": "gamstore.warmstart.plan",
+    "plan_warm_start": "gamstore.warmstart.plan",
     # sessions
     "OuterSession": "gamstore.warmstart.sessions",
     "OuterStart": "gamstore.warmstart.sessions",
@@ -126,6 +130,7 @@ __all__ = [
     "Seed",
     "SessionKeys",
     "UnsupportedFamilyError",
+    "WarmPlan",
     "WarmStartFamily",
     "WarmStartStore",
     "block_key",
@@ -145,6 +150,7 @@ __all__ = [
     "normalize_active_sets",
     "per_block_rho_slots",
     "physical_to_outer",
+    "plan_warm_start",
     "session_keys",
     "store_block_record",
     "store_block_warm_start",
@@ -195,6 +201,7 @@ if TYPE_CHECKING:  # pragma: no cover
         likelihood_fingerprint,
         session_keys,
     )
+    from gamstore.warmstart.plan import WarmPlan, plan_warm_start
     from gamstore.warmstart.records_io import (
         load_block_record,
         load_record,
