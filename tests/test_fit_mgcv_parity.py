@@ -65,6 +65,10 @@ def assert_parity(name: str, mg: dict[str, Any]) -> None:
     fit_rel = np.max(np.abs(res.fitted - fitted_mg)) / np.max(np.abs(fitted_mg))
     assert fit_rel <= (1e-4 if flat.any() else 1e-5), (name, fit_rel)
 
+    # same basis, same constraint (gauge): the reduced coefficients are mgcv's coef(b)
+    coef_mg = np.asarray(mg["coefficients"])
+    assert np.max(np.abs(res.coef - coef_mg)) <= 2e-4 * np.max(np.abs(coef_mg)), name
+
     edf = np.array([res.edf[label] for label in labels])
     tol_edf = np.where(flat, 5e-3, 5e-4)
     assert np.all(np.abs(edf - np.asarray(mg["edf"])) <= tol_edf), (name, edf, mg["edf"])

@@ -126,7 +126,7 @@ class SmoothBasis:
 
 def build_smooth_basis(
     x: np.ndarray, k: int, knots: np.ndarray | None = None
-) -> tuple[SmoothBasis, np.ndarray]:
+) -> tuple[SmoothBasis, bool]:
     """Construct the basis of one smooth on its data.
 
     Parameters
@@ -141,8 +141,9 @@ def build_smooth_basis(
 
     Returns
     -------
-    (SmoothBasis, numpy.ndarray)
-        The basis and the reduced design ``B T`` on ``x``, shape (n, k-1).
+    (SmoothBasis, bool)
+        The basis, and whether ``x`` reaches outside the knot span (frozen knots from another
+        data set), in which case the end polynomials are extrapolated.
     """
     if knots is None:
         t = ps_knots(float(np.min(x)), float(np.max(x)), k)
@@ -163,15 +164,42 @@ def build_smooth_basis(
                 f"got {kn.size}"
             )
     # rows outside [t[3], t[k]] would not sum to one; frozen knots may not cover new data
-    inside = (x >= t[DEGREE]) & (x <= t[k])
-    B = bspline_design(x, t, DEGREE, extrapolate=not bool(np.all(inside)))
+    extrapolate = not bool(np.all((x >= t[DEGREE]) & (x <= t[k])))
+    # first pass over row chunks: column means (the constraint) and the max row sum of |B|
+    col_sum = np.zeros(k)
+    x_inf = 0.0
+    for sl in _chunks(x.shape[0]):
+        Bc = bspline_design(x[sl], t, DEGREE, extrapolate=extrapolate)
+        col_sum += Bc.sum(axis=0)
+        x_inf = max(x_inf, float(np.max(np.abs(Bc).sum(axis=1))))
+    if x.shape[0] == 0:
+        x_inf = 1.0
     S0 = difference_penalty(k, DIFF_ORDER)
     # mgcv smoothCon: S <- S / (norm(S, "O") / norm(X, "I")^2)
-    x_inf = float(np.max(np.abs(B).sum(axis=1))) if B.shape[0] else 1.0
     s_scale = float(np.max(np.abs(S0).sum(axis=0))) / x_inf**2
     S_raw = S0 / s_scale
-    T = sum_to_zero_transform(B.mean(axis=0))
+    T = sum_to_zero_transform(col_sum / max(x.shape[0], 1))
     S = T.T @ S_raw @ T
     S = (S + S.T) / 2.0
     basis = SmoothBasis(knots=t, k=k, T=T, S_raw=S_raw, S=S, S_scale=s_scale, rank=k - DIFF_ORDER)
-    return basis, B @ T
+    return basis, extrapolate
+
+
+def _chunks(n: int, chunk: int = 16384) -> list[slice]:
+    return [slice(i, min(n, i + chunk)) for i in range(0, n, chunk)]
+
+
+def fill_design(
+    out: np.ndarray, x: np.ndarray, basis: SmoothBasis, R: np.ndarray, extrapolate: bool
+) -> np.ndarray:
+    """Write ``B T R`` into ``out`` (n, k-1) chunk by chunk; return colSums((B T)^2).
+
+    ``R`` is the reduced -> working rotation; the column sums of squares of the *reduced*
+    design feed mgcv's ``initial.sp``.
+    """
+    ldxx = np.zeros(basis.k - 1)
+    for sl in _chunks(x.shape[0]):
+        Xr = bspline_design(x[sl], basis.knots, DEGREE, extrapolate=extrapolate) @ basis.T
+        ldxx += np.einsum("ij,ij->j", Xr, Xr)
+        out[sl] = Xr @ R
+    return ldxx

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from gamstore.fit.basis import SmoothBasis, build_smooth_basis
+from gamstore.fit.basis import SmoothBasis, build_smooth_basis, fill_design
 from gamstore.fit.data import get_column, n_rows
 
 PARAMETRIC = "(parametric)"
@@ -206,7 +206,14 @@ def build_design(
     unknown = sorted(set(knots) - {sm.term for sm in smooths})
     if unknown:
         raise ValueError(f"knots given for {unknown}, which are not smooth terms of the model")
+    terms = [sm.term for sm in smooths]
+    if len(set(terms)) != len(terms):
+        raise ValueError(f"each covariate may have one smooth, got {terms}")
+    if len(set(linear)) != len(linear) or set(linear) & set(terms):
+        raise ValueError(f"linear terms {linear} repeat each other or a smooth covariate")
     p = 1 + len(linear) + sum(sm.k - 1 for sm in smooths)
+    if n <= p:
+        raise ValueError(f"data has {n} rows, fewer than the {p} coefficients of the model")
     X = np.empty((n, p))
     X[:, 0] = 1.0
     names = [PARAMETRIC]
@@ -228,9 +235,8 @@ def build_design(
                 f"column {sm.term!r} has {n_unique} unique values, fewer than k = {sm.k} "
                 f"needed by {sm.label}; lower k"
             )
-        basis, Xr = build_smooth_basis(x, sm.k, knots.get(sm.term))
+        basis, extrapolate = build_smooth_basis(x, sm.k, knots.get(sm.term))
         sl = slice(start, start + sm.k - 1)
-        ldxx[sl] = np.einsum("ij,ij->j", Xr, Xr)
         pen_blocks.append((sl, basis.S))
         vals, vecs = np.linalg.eigh(basis.S)
         order = np.argsort(vals)[::-1]
@@ -238,16 +244,10 @@ def build_design(
         eig = vals.copy()
         eig[basis.rank :] = 0.0  # the null space is exact: the linear trend
         logdet = float(np.sum(np.log(vals[: basis.rank])))
-        X[:, sl] = Xr @ vecs
+        ldxx[sl] = fill_design(X[:, sl], x, basis, vecs, extrapolate)
         blocks.append(SmoothBlock(sm, basis, vecs, eig, sl, logdet))
         names.append(sm.label)
         cols.append(sl)
         start = sl.stop
-    if len(set(names)) != len(names):
-        raise ValueError(f"duplicate smooth terms: {names[1:]}")
-    if len(set(linear)) != len(linear) or set(linear) & {sm.term for sm in smooths}:
-        raise ValueError(f"linear terms {linear} repeat each other or a smooth covariate")
-    if n <= p:
-        raise ValueError(f"data has {n} rows, fewer than the {p} coefficients of the model")
     rho0 = _initial_sp(ldxx, pen_blocks) if blocks else np.zeros(0)
     return Design(X, list(linear), blocks, n, p, rho0, names, cols)

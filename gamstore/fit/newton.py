@@ -151,6 +151,7 @@ def newton(
     n_outer = 0
     n_polish = 0
     tol = ctl.conv_tol
+    notify(0, cur, not np.any(np.abs(cur.grad) > 0.1 * tol * score_scale(cur)))
     mgcv_conv = False  # mgcv's test passed on the last step
     while n_outer < ctl.max_iter:
         sc = score_scale(cur)

@@ -47,6 +47,7 @@ class PirlsResult:
     penalty: float
     iterations: int
     converged: bool
+    xtwx: np.ndarray | None = None  # X'WX at beta when it is already known (Gaussian)
 
     @property
     def pdev(self) -> float:
@@ -114,12 +115,14 @@ def pirls(
 
     if family.name == "gaussian":
         # identity link: one weighted least-squares solve is the exact minimiser
-        H = xtwx(X, wt)
+        XtWX = xtwx(X, wt)
+        H = XtWX.copy()
         H[np.diag_indices(p)] += s_diag
         beta = SPDFactor(H).solve(_xt(X, wt * (y - offset)))
         eta = _linear_predictor(X, beta, offset)
         mu = family.mu(eta)
-        return PirlsResult(beta, eta, mu, family.deviance(y, mu, wt), pen(beta), 1, True)
+        dev = family.deviance(y, mu, wt)
+        return PirlsResult(beta, eta, mu, dev, pen(beta), 1, True, XtWX)
 
     if beta0 is not None:
         beta_old: np.ndarray | None = np.asarray(beta0, dtype=np.float64).copy()

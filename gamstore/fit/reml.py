@@ -118,9 +118,10 @@ def evaluate(
         d.X, prob.y, prob.wt, prob.offset, fam, s_diag, beta0, max_iter=max_pirls, tol=pirls_tol
     )
     beta, mu = fit.beta, fit.mu
-    var = fam.variance(mu)
-    w = prob.wt * var
-    H = xtwx(d.X, w)
+    if fit.xtwx is not None:
+        H = fit.xtwx.copy()
+    else:
+        H = xtwx(d.X, prob.wt * fam.variance(mu))
     H[np.diag_indices(d.p)] += s_diag
     fac = SPDFactor(H)
     Hinv = fac.inverse()
