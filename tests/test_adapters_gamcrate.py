@@ -226,7 +226,7 @@ def fit_artifact(**over: Any) -> dict[str, Any]:
             },
             {
                 "identity": ids[1],
-                "role": "LogSlope",  # historical role name, read as Slope
+                "role": "Slope",
                 "basis_meta": {
                     "kind": "block-spec",
                     "degree": None,
@@ -312,6 +312,7 @@ def test_scan_reads_all_four_payload_kinds(tmp_path: Path) -> None:
     ids = [bytes.fromhex(h) for h in art.payload["descriptor"]["term_identities"]]
     assert art.key == crate_descriptor_key("gam::families::GaussianLocationScale", ids)
     assert [t["role"] for t in art.payload["terms"]] == ["Mean", "Slope"]
+    assert art.payload["terms"][1]["joint_null_rotation"]["data"] == [0.6, 0.8]
     assert art.meta.written_ns == art.meta.written_unix_secs * 10**9 + 123
 
 
@@ -380,6 +381,11 @@ def _build_messy(root: Path) -> CrateDirBuilder:
     b.add_record_a(record_a(key="surv-transform-7", version=2))
     b.add_iterate("s2", iterate_payload(schema=2))
     b.add_artifact(fit_artifact(schema=2))
+    # the historical role name LogSlope: renamed without a schema bump, unreadable for the crate
+    old = fit_artifact()
+    old["terms"][1]["role"] = "LogSlope"
+    old["descriptor"]["family_kind"] = "OldFamily"
+    b.add_artifact(old)
     # invalid records: NaN written by serde_json as null, wrong β length, non-finite objective
     b.add_record_b(record_b(key="cf-2222222222222222", rho=[1.0, None, 2.0]))
     b.add_record_a(record_a(key="surv-transform-8", beta=[1.0]))
@@ -407,7 +413,7 @@ EXPECTED_SKIPS = {
     gc.SKIP_ORPHAN_PAYLOAD: 1,
     gc.SKIP_BAD_META: 2,
     gc.SKIP_FOREIGN_STORE_SCHEMA: 1,
-    gc.SKIP_FOREIGN_PAYLOAD_SCHEMA: 3,
+    gc.SKIP_FOREIGN_PAYLOAD_SCHEMA: 4,
     gc.SKIP_INVALID_RECORD: 3,
     gc.SKIP_KEY_MISMATCH: 1,
     gc.SKIP_UNKNOWN_PAYLOAD: 1,
@@ -551,9 +557,10 @@ def test_import_records_and_iterates_round_trip(tmp_path: Path) -> None:
     b.add_record_a(record_a(), objective=None, iteration=None)
     b.add_record_b(record_b())
     b.add_iterate("sess", iterate_payload(), kind="Final", objective=2172.037987, iteration=5)
+    b.add_artifact(fit_artifact())
     store = _memory_store("roundtrip")
     report = gc.import_crate_dir(tmp_path, store)
-    assert dict(report.imported) == {"inner": 1, "block": 1, "outer": 1}
+    assert dict(report.imported) == {"inner": 1, "block": 1, "outer": 1, "artifact": 1}
     assert report.n_skipped == 0 and report.n_corrupt == 0
 
     a = store.lookup("inner", "surv-transform-0123456789abcdef")
@@ -578,10 +585,27 @@ def test_import_records_and_iterates_round_trip(tmp_path: Path) -> None:
     assert o.objective == pytest.approx(2172.037987) and o.iteration == 5
     np.testing.assert_array_equal(o.record.rho, [2.7, 5.1, -1.5])
     assert o.record.hessian.shape == (3, 3) and o.record.hessian[1, 1] == 3.0
+    from gamstore.artifact import FitArtifact, TermRole, artifact_key
+
+    (akey,) = report.keys["artifact"]
+    art = store.lookup_latest("artifact", akey).record
+    assert isinstance(art, FitArtifact) and art.is_usable()
+    assert akey == artifact_key(art.descriptor)
+    assert art.descriptor.family_kind == "gam::families::GaussianLocationScale"
+    assert [t.role for t in art.terms] == [TermRole.MEAN, TermRole.SLOPE]
+    np.testing.assert_array_equal(art.terms[0].raw_beta, [0.1, -0.2, 0.3])
+    np.testing.assert_array_equal(art.terms[1].rho_for_term, [-0.5, 2.0])
+    np.testing.assert_array_equal(art.terms[1].joint_null_rotation, [[0.6, 0.8]])
+    assert art.global_.outer_objective == -42.0 and art.global_.n_rows == 500
+    # the crate's JSON survives the trip (the exporter of artifact.py reproduces it)
+    exported = art.to_crate_json()
+    assert exported["terms"] == fit_artifact()["terms"]
+    assert exported["descriptor"] == fit_artifact()["descriptor"]
     assert report.keys == {
         "inner": {"surv-transform-0123456789abcdef"},
         "block": {"cf-00112233aabbccdd"},
         "outer": {key},
+        "artifact": {akey},
     }
 
 

@@ -609,7 +609,7 @@ def _check_outer(obj: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_ROLES = {"Mean": "Mean", "Slope": "Slope", "Generic": "Generic", "LogSlope": "Slope"}
+_ROLES = ("Mean", "Slope", "Generic")
 _BASIS_OPT_UINTS = ("degree", "num_knots", "n_centers", "nullspace_order", "matern_nu")
 
 
@@ -655,6 +655,11 @@ def _check_artifact(obj: dict[str, Any]) -> dict[str, Any]:
     for i, t_raw in enumerate(terms_raw):
         t = _object(t_raw, f"terms[{i}]")
         role = t.get("role")
+        if role == "LogSlope":
+            # renamed to Slope without a schema bump: the current crate cannot read these
+            raise _Reject(
+                SKIP_FOREIGN_PAYLOAD_SCHEMA, f"'terms[{i}].role' uses the historical LogSlope"
+            )
         if role not in _ROLES:
             raise _Reject(SKIP_INVALID_RECORD, f"field 'terms[{i}].role' is unknown: {role!r}")
         bm = _object(t.get("basis_meta"), f"terms[{i}].basis_meta")
@@ -678,7 +683,7 @@ def _check_artifact(obj: dict[str, Any]) -> dict[str, Any]:
         terms.append(
             {
                 "identity": _hex_identity(t.get("identity"), f"terms[{i}].identity"),
-                "role": _ROLES[role],
+                "role": role,
                 "basis_meta": basis,
                 "joint_null_rotation": rotation,
                 "raw_beta": _float_list(t, "raw_beta"),
@@ -871,13 +876,20 @@ def _read_entry(
 OUTER_KEY_PREFIX = "gam-crate-outer/"
 
 
-def store_key(entry: CrateEntry) -> str:
+def store_key(entry: CrateEntry, record: Any = None) -> str:
     """The gamstore key an entry is imported under.
 
-    Records A and B keep the crate's own key string (``"cf-…"``, ``"surv-transform-…"``) and
-    fit artifacts their descriptor key hex, i.e. the strings the crate looks them up by; an
-    outer session becomes ``"gam-crate-outer/<64 hex key directory>"``.
+    Records A and B keep the crate's own key string (``"cf-…"``, ``"surv-transform-…"``), the
+    string the crate looks them up by. A fit artifact goes under gamstore's own artifact key
+    of its descriptor (:func:`gamstore.artifact.artifact_key`), where gamstore's cross-fit
+    lookup and views expect it. An outer session, whose key string the crate does not keep,
+    becomes ``"gam-crate-outer/<64 hex key directory>"``.
     """
+    if entry.payload_kind == "artifact":
+        from gamstore.artifact import artifact_key
+
+        art = record if record is not None else _to_artifact(entry.payload)
+        return str(artifact_key(art.descriptor))
     if entry.key is not None:
         return entry.key
     return OUTER_KEY_PREFIX + entry.key_dir
@@ -969,9 +981,9 @@ def to_record(entry: CrateEntry) -> Any:
 
 
 def _to_artifact(p: Mapping[str, Any]) -> Any:
-    from gamstore import artifact as art  # imported lazily: the model layer
+    from gamstore.artifact import FitArtifact  # imported lazily: the model layer
 
-    return art.FitArtifact.from_crate_json(p)
+    return FitArtifact.from_crate_json(p)
 
 
 def _parts_equal(a: Any, b: Any) -> bool:
@@ -1067,7 +1079,7 @@ def import_crate_dir(
         except (ValueError, TypeError) as exc:
             report.add_skip(CrateSkip(rel, SKIP_CONVERT_FAILED, str(exc)))
             continue
-        keyspace, key = item.keyspace, store_key(item)
+        keyspace, key = item.keyspace, store_key(item, record)
         if existing is not None and existing.contains(keyspace, key, record, item.meta):
             report.add_skip(CrateSkip(rel, SKIP_ALREADY_PRESENT, f"{keyspace}/{key}"))
             continue
