@@ -161,3 +161,24 @@ def test_oversize_entry_on_load_is_a_miss() -> None:
     fake.fake_nbytes = MAX_ENTRY_BYTES
     assert ws.save("inner", "k2", _rec("k2")) is not None
     assert ws.lookup("inner", "k2") is not None
+
+
+def test_pickles_as_the_capability_for_its_root(tmp_path: Path) -> None:
+    import pickle
+
+    ws = warm_store(str(tmp_path / "p"))
+    assert ws is not None
+    assert ws.save("inner", "k", _rec()) is not None
+    back = pickle.loads(pickle.dumps(ws))
+    assert back is ws  # same process: the memoized handle for that root
+    clear_memo()
+    fresh = pickle.loads(pickle.dumps(ws))  # as in a worker process
+    assert fresh is not ws and fresh is not None
+    assert fresh.lookup("inner", "k") is not None
+    from gamstore.store import open_store
+
+    wrapped = WarmStartStore(store=open_store(str(tmp_path / "q")))
+    clone = pickle.loads(pickle.dumps(wrapped))
+    assert clone is not None and clone.url == wrapped.url
+    with pytest.raises(TypeError, match="custom opener"):
+        pickle.dumps(WarmStartStore(opener=FakeStore))

@@ -131,6 +131,24 @@ class WarmStartStore:
         self._writable = True
         self._disabled_reason: str | None = None
 
+    # -- pickling (process pools, dask workers) -----------------------------------------------
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as "the capability for this root": a worker re-resolves it with
+        :func:`warm_store` (one memoized handle per root per worker process). A wrapped open
+        store is re-opened from its URL (storage options of an open store are not carried:
+        pass a URL and ``storage_options`` when workers need credentials)."""
+        if self._url is not None:
+            return (
+                _restore,
+                (self._url, self._storage_options, self._read_only, self._open_kwargs),
+            )
+        if self._store is not None and isinstance(getattr(self._store, "url", None), str):
+            read_only = bool(getattr(self._store, "read_only", False))
+            return (_restore, (self._store.url, {}, read_only, {}))
+        raise TypeError(
+            "WarmStartStore built from a custom opener cannot be pickled; pass a URL instead"
+        )
+
     # -- state -------------------------------------------------------------------------------
     def __repr__(self) -> str:
         state = "available" if self._available else f"disabled ({self._disabled_reason})"
@@ -443,6 +461,14 @@ def warm_store(
     raise TypeError(
         "store: expected None, a URL or path, a gamstore Store or a WarmStartStore, got "
         f"{type(url_or_store).__name__}"
+    )
+
+
+def _restore(
+    url: str, storage_options: dict[str, Any], read_only: bool, open_kwargs: dict[str, Any]
+) -> WarmStartStore | None:
+    return warm_store(
+        url, storage_options=storage_options or None, read_only=read_only, **open_kwargs
     )
 
 
