@@ -41,12 +41,15 @@ Array encoding (``write_array``, ``absorb_array`` payload, :func:`hash_array`)
     and booleans are hashed as they are. Equal values in C order, F order, strided views or
     byte-swapped copies therefore hash equal, while a different dtype or shape does not.
 
-    Values are streamed: large arrays pass through a reused scratch buffer of
-    :data:`CHUNK_BYTES` bytes (C-ordered input is copied in flat chunks; column-major 2-D
-    input is copied in row blocks through a cache-sized transpose). The bytes fed to BLAKE3
-    are exactly those of the whole canonical array, so **the digest does not depend on the
-    chunk size** and a design matrix can simply be passed to ``write_array``
-    (:meth:`Fingerprinter.write_matrix` adds a 2-D shape check).
+    Values are streamed: arrays up to 64 KiB are canonicalised in one temporary copy; larger
+    ones pass through a reused per-thread scratch buffer of :data:`CHUNK_BYTES` bytes, never
+    as a full copy (C-ordered input is copied in flat chunks; column-major 2-D input in
+    blocks of rows, read column by column and transposed back inside the cache; anything
+    else in blocks of leading-axis rows). The bytes fed to BLAKE3 are exactly those of the
+    whole canonical array, so **the digest does not depend on the chunk size** and a design
+    matrix of any size can simply be passed to ``write_array``
+    (:meth:`Fingerprinter.write_matrix` adds a 2-D shape check). This replaces the reference's per-chunk
+    ``(chunk_rows, ncols)`` headers: keys here never need to match the Rust ones.
 
 Everything here is pure computation: no I/O, no global state besides per-thread scratch
 buffers.
@@ -55,6 +58,7 @@ buffers.
 from __future__ import annotations
 
 import cmath
+import math
 import re
 import struct
 import threading
@@ -334,7 +338,8 @@ class _Scratch(threading.local):
         buf = self.bufs[which]
         if buf.size < nbytes:
             buf = np.empty(max(nbytes, CHUNK_BYTES), np.uint8)
-            self.bufs[which] = buf
+            if nbytes <= 2 * CHUNK_BYTES:  # keep at most ~2 chunks per thread alive
+                self.bufs[which] = buf
         return buf
 
 
@@ -408,7 +413,7 @@ def _fix_nans(out: np.ndarray, plan: _ArrayPlan) -> None:
     comp = out.view(plan.comp) if out.dtype != plan.comp else out
     # A sum is NaN when any term is NaN, so a finite sum proves there is none; only a
     # non-finite sum (NaN, or infinities/overflow) pays for the elementwise scan.
-    if np.isfinite(np.add.reduce(comp)):
+    if math.isfinite(np.add.reduce(comp)):
         return
     mask = np.isnan(comp)
     if mask.any():
