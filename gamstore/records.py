@@ -83,6 +83,17 @@ def _readonly(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
+def _is_frozen_float64(arr: np.ndarray) -> bool:
+    """An owned, read-only, native float64 C array: safe to share without copying."""
+    return (
+        arr.dtype == np.float64
+        and arr.dtype.isnative
+        and arr.base is None
+        and not arr.flags.writeable
+        and arr.flags.c_contiguous
+    )
+
+
 def _check_numeric_dtype(arr: np.ndarray, name: str) -> None:
     if arr.dtype.kind not in "fiu" or arr.dtype == np.float16:
         raise TypeError(f"{name}: expected real numbers (float64), got dtype {arr.dtype}")
@@ -115,7 +126,10 @@ def as_float_vector(
         raise ValueError(f"{name}: expected a 1-D vector, got shape {arr.shape}")
     if length is not None and arr.shape[0] != length:
         raise ValueError(f"{name}: expected length {length}, got {arr.shape[0]}")
-    out = np.array(arr, dtype=np.float64, copy=True, order="C")
+    if _is_frozen_float64(arr):
+        out = arr  # already an owned read-only float64 copy (e.g. from another record)
+    else:
+        out = np.array(arr, dtype=np.float64, copy=True, order="C")
     if finite and not np.isfinite(out).all():
         bad = int(np.flatnonzero(~np.isfinite(out))[0])
         raise ValueError(f"{name}: expected finite values, {name}[{bad}] = {out[bad]!r}")
