@@ -779,3 +779,48 @@ def test_prop_tagged_stream_matches_hand_encoding(
             f.absorb_array(tag, arr)
             expected += ref_array_encoding(arr)
     assert f.finalize().digest == b3(bytes(expected))
+
+
+# --------------------------------------------------------------------------------------------
+# robustness: inputs are never modified; odd buffers; threads
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [5, 50_000])  # small path and streaming path
+def test_input_is_never_modified(n: int) -> None:
+    a = np.arange(n, dtype=np.float64)
+    a[0] = -0.0
+    a[1] = f64_from_bits(0xFFF8000000000BAD)  # negative NaN with a payload
+    before = a.view(np.uint64).copy()
+    f = np.asfortranarray(np.tile(a[:, None], (1, 3)))
+    f_before = f.view(np.uint64).copy()
+    hash_array(a)
+    hash_array(f)
+    assert np.array_equal(a.view(np.uint64), before)
+    assert np.array_equal(f.view(np.uint64), f_before)
+
+
+def test_read_only_unaligned_and_memmap_like_inputs() -> None:
+    a = np.random.default_rng(2).standard_normal(20_000)
+    ref = ref_hash_array(a)
+    ro = a.copy()
+    ro.flags.writeable = False
+    assert hash_array(ro).digest == ref
+    raw = b"\x00" + a.tobytes()
+    unaligned = np.frombuffer(raw, dtype="<f8", offset=1)
+    assert not unaligned.flags.aligned
+    assert hash_array(unaligned).digest == ref
+    assert hash_array(unaligned[:10]).digest == ref_hash_array(a[:10])
+
+
+def test_concurrent_threads_give_consistent_digests() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(4)
+    arrays = [rng.standard_normal((3000, 40 + i)) for i in range(6)]
+    arrays += [np.asfortranarray(x) for x in arrays]
+    expected = [ref_hash_array(x) for x in arrays]
+    with ThreadPoolExecutor(max_workers=4) as ex:
+        for _ in range(3):
+            got = list(ex.map(lambda x: hash_array(x).digest, arrays))
+            assert got == expected
