@@ -306,7 +306,7 @@ class BasisMeta(FrozenArrays):
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class GlobalFitSummary:
     """Whole-fit summary (spec §5.8); only the objective's finiteness matters."""
 

@@ -89,7 +89,7 @@ def make_artifact(
 # ------------------------------------------------------------------------------------------
 
 
-def test_term_identity_changes_with_every_structural_input() -> None:
+def test_checklist_10_term_identity_changes_with_every_structural_input() -> None:
     base = term_identity_from_block(TermRole.MEAN, "s(x)", [None, "a"], [1, 2], 9)
     assert isinstance(base, TermIdentity) and isinstance(base, Fingerprint)
     assert base == term_identity_from_block(TermRole.MEAN, "s(x)", (None, "a"), (1, 2), 9)
@@ -148,7 +148,7 @@ def test_term_role_names_and_discriminants() -> None:
         TermRole.from_name(1)
 
 
-def test_descriptor_key_invariances() -> None:
+def test_checklist_11_descriptor_key_invariances() -> None:
     a, b, c = ident("s(a)"), ident("s(b)"), ident("s(c)")
     d1 = FitDescriptor("fam", (a, b, c), ResponseSig("fam", 1), RowPopulationTag(100))
     d2 = FitDescriptor("fam", (c, a, b), ResponseSig("other", 3), RowPopulationTag(7, "fold-3"))

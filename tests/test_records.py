@@ -230,6 +230,15 @@ def test_records_are_immutable_and_copy_inputs() -> None:
     rec = WarmStartRecord("k", 1, 2, rho=rho, beta=[0.0, 0.0])
     rho[0] = 99.0
     assert rec.rho[0] == 1.0
+    # a read-only *view* of writable memory is still copied
+    base = np.array([1.0, 2.0])
+    view = base[:]
+    view.flags.writeable = False
+    rec_v = WarmStartRecord("k", 1, 2, rho=view, beta=[0.0, 0.0])
+    base[0] = 42.0
+    assert rec_v.rho[0] == 1.0
+    # an owned read-only array from another record may be shared (it cannot change)
+    assert WarmStartRecord("k", 1, 2, rho=rec.rho, beta=rec.beta).rho is rec.rho
     with pytest.raises(ValueError, match="read-only"):
         rec.rho[0] = 5.0
     with pytest.raises(dataclasses.FrozenInstanceError):
