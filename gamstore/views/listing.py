@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import blake3
@@ -17,7 +18,7 @@ import blake3
 from gamstore.views.extract import UnsupportedRecordError, row_from_entry
 from gamstore.views.rows import FitRow, layout_for
 
-__all__ = ["list_infos", "listing_signature", "read_rows"]
+__all__ = ["list_infos", "listing_signature", "read_rows", "with_stored_kind"]
 
 log = logging.getLogger("gamstore.views")
 
@@ -48,6 +49,19 @@ def listing_signature(infos: Iterable[Any]) -> str:
     return h.hexdigest()
 
 
+def with_stored_kind(store: Any, info: Any, entry: Any) -> Any:
+    """``entry`` with its kind as stored.
+
+    A store reads a ``final`` written by another process as a ``checkpoint`` (so it never
+    certifies someone else's fit); an inspection shows what was written.
+    """
+    marker = store.read_marker(info)
+    kind = marker.get("kind") if isinstance(marker, dict) else None
+    if kind in ("checkpoint", "final") and kind != entry.kind:
+        return replace(entry, kind=kind)
+    return entry
+
+
 def _is_remote(store: Any) -> bool:
     backend = getattr(store, "backend", None)
     return bool(getattr(backend, "flat_listing", False))
@@ -73,6 +87,7 @@ def read_rows(
         if entry is None:
             log.debug("gamstore.views: entry %s unreadable, skipped", info.path)
             return None
+        entry = with_stored_kind(store, info, entry)
         try:
             return row_from_entry(entry)
         except UnsupportedRecordError as exc:
