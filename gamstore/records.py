@@ -1077,7 +1077,10 @@ def _scrub_hessian(hessian: Any) -> FloatArray:
     empty = _readonly(np.zeros((0, 0), dtype=np.float64))
     if hessian is None:
         return empty
-    arr = np.asarray(hessian)
+    try:
+        arr = np.asarray(hessian)
+    except (TypeError, ValueError):  # ragged or otherwise not an array
+        return empty
     if arr.dtype.kind not in "fiu" or arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
         return empty
     out = np.array(arr, dtype=np.float64, copy=True, order="C")

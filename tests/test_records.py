@@ -640,7 +640,8 @@ def test_checklist_46_decode_rejects(payload: IteratePayload) -> None:
 
 
 def test_checklist_46_decode_scrubs_bad_hessian() -> None:
-    for bad in (np.ones((2, 3)), np.array([[1.0, np.nan], [0.0, 1.0]]), np.ones(4), [[1j]]):
+    ragged = [[1.0, 2.0], [3.0]]
+    for bad in (np.ones((2, 3)), np.array([[1.0, np.nan], [0.0, 1.0]]), np.ones(4), [[1j]], ragged):
         p = IteratePayload.encode([1.0, 2.0], 1.0, 0, hessian=bad)
         assert p.hessian_dim == 0 and p.decode(2) is p
     ok = IteratePayload.encode([1.0, 2.0], 1.0, 0, hessian=np.eye(2))
