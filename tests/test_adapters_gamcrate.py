@@ -681,3 +681,18 @@ def test_cli_import_gam(tmp_path: Path) -> None:
 
     res = runner.invoke(main, ["import-gam", str(tmp_path / "missing"), url])
     assert res.exit_code == 2 and "not a directory" in res.output
+
+
+def test_imported_cache_is_inspectable_with_xarray(tmp_path: Path) -> None:
+    import gamstore
+
+    b = CrateDirBuilder(tmp_path / "crate")
+    b.add_record_b(record_b())
+    b.add_artifact(fit_artifact())
+    store = gamstore.open_store(str(tmp_path / "gs"))
+    assert gc.import_crate_dir(tmp_path / "crate", store).n_imported == 2
+    tree = gamstore.open_entry(store, "block", "cf-00112233aabbccdd")
+    np.testing.assert_array_equal(tree["blocks/1"]["beta"].values, [-1.0, 1.0])
+    fits = gamstore.open_fits(store)
+    assert list(fits["family"].values) == ["gam::families::GaussianLocationScale"]
+    np.testing.assert_array_equal(fits["beta"].values[0, 0], [0.1, -0.2, 0.3])

@@ -77,14 +77,9 @@ def import_gam(
             skip_existing=not reimport,
             dry_run=dry_run,
         )
-    except OSError as exc:
+    except OSError as exc:  # includes the store's ReadOnlyStoreError (a PermissionError)
         click.echo(f"error: storage error during import: {exc}", err=True)
         raise SystemExit(EXIT_STORAGE) from None
-    except Exception as exc:  # a read-only store refuses writes with its own error type
-        if type(exc).__name__ == "ReadOnlyStoreError":
-            click.echo(f"error: {exc}", err=True)
-            raise SystemExit(EXIT_STORAGE) from None
-        raise
 
     if as_json:
         doc = report.as_dict()
