@@ -423,6 +423,13 @@ def build_warm_start(
         Different descriptor keys.
     TypeError, ValueError
         For malformed arguments.
+
+    Notes
+    -----
+    As in the reference, the new gauge's affine shift ``a`` is not subtracted before the
+    projection (only the linear part ``T_b`` is used); with the usual zero shift this is
+    exact. Each new term takes the first parent term with an equal identity; unmatched
+    terms keep their default ρ slots and a zero β (Cold), and other slots are never touched.
     """
     cfg = TransferConfig() if config is None else config
     if not isinstance(cfg, TransferConfig):

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.interpolate import BSpline
 
 from gamstore.artifact import (
@@ -492,3 +494,41 @@ def test_build_warm_start_argument_types() -> None:
         build_warm_start(parent.descriptor, ctx, [[0.0]], parent)
     with pytest.raises(TypeError, match="config: expected TransferConfig"):
         build_warm_start(parent.descriptor, ctx, [0.0], parent, "project")  # type: ignore[arg-type]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 8), st.integers(0, 2**31), st.floats(0.1, 0.9))
+def test_transport_is_exact_for_random_folds(k: int, seed: int, cut: float) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.0, 1.0, size=80)
+    basis = BSpline.design_matrix(x, _knots(x, k=max(k, 4)), 3).toarray()
+    kk = basis.shape[1]
+    t_full = stz(basis.mean(axis=0))
+    i0, i1 = ident("(parametric)", 1, 0), ident("s(x)", kk - 1)
+    theta = rng.normal(size=kk - 1)
+    parent = artifact([(i0, [0.3], []), (i1, t_full @ theta, [0.0])])
+    keep = x > np.quantile(x, cut * 0.5)
+    fold = basis[keep]
+    c_new = fold.mean(axis=0)
+    t_new = stz(c_new)
+    ctx = [
+        TermBuildContext(i0, (), 1, np.eye(1), intercept_column=0),
+        TermBuildContext(i1, (0,), kk - 1, t_new, column_means=c_new),
+    ]
+    res = build_warm_start(parent.descriptor, ctx, [0.0], parent, TransferConfig("transport"))
+    eta_parent = 0.3 + fold @ (t_full @ theta)
+    eta_new = res.block_beta[0][0] + fold @ (t_new @ res.block_beta[1])
+    assert np.max(np.abs(eta_new - eta_parent)) < 1e-12 * max(1.0, float(np.abs(eta_parent).max()))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 6), st.integers(0, 5), st.integers(0, 2**31))
+def test_projection_agrees_with_pinv(rows: int, cols: int, seed: int) -> None:
+    cols = min(cols, rows)
+    rng = np.random.default_rng(seed)
+    t = rng.normal(size=(rows, cols))
+    beta = rng.normal(size=rows)
+    theta = project_beta(t, beta, cols)
+    assert theta is not None and theta.shape == (cols,)
+    if cols:
+        assert np.allclose(theta, np.linalg.pinv(t) @ beta, atol=1e-9, rtol=1e-9)
