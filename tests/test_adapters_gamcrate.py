@@ -12,6 +12,8 @@ import hashlib
 import json
 import math
 import struct
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -696,3 +698,14 @@ def test_imported_cache_is_inspectable_with_xarray(tmp_path: Path) -> None:
     fits = gamstore.open_fits(store)
     assert list(fits["family"].values) == ["gam::families::GaussianLocationScale"]
     np.testing.assert_array_equal(fits["beta"].values[0, 0], [0.1, -0.2, 0.3])
+
+
+def test_core_imports_no_optional_fitters() -> None:
+    """``import gamstore`` / ``gamstore.warmstart`` / the crate importer pull in no adapter extra."""
+    code = (
+        "import sys, gamstore, gamstore.warmstart, gamstore.adapters, gamstore.adapters.gamcrate\n"
+        "import gamstore.cli\n"
+        "bad = [m for m in ('statsmodels', 'pygam') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
