@@ -507,6 +507,15 @@ def select_penweight(
     ------
     ValueError
         For an unknown criterion/method, a bad ``start_alpha`` or ``gtol``.
+    TypeError
+        If ``model`` is not a ``GLMGam``.
+
+    Notes
+    -----
+    Afterwards ``model.alpha`` holds the selected α, so ``model.fit()`` reproduces
+    ``results``. ``n_calls`` counts every PIRLS fit of the search (statsmodels chains β from
+    one evaluation to the next); the refit is counted separately. A problem reading the
+    store never fails the call: it starts cold and logs one line at INFO.
     """
     gam_mod = _require_statsmodels()
     if not isinstance(model, gam_mod.GLMGam):
