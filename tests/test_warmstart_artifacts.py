@@ -3,14 +3,13 @@ cold-fallback path (spec §6; checklist 10, 11, 58-66)."""
 
 from __future__ import annotations
 
-import copy
 import time
 import uuid
 from typing import Any
 
 import numpy as np
 import pytest
-from test_warmstart_fakes import FakeStore, Family
+from test_warmstart_fakes import FakeStore, Family, assert_unchanged, freeze
 
 from gamstore.artifact import (
     FIT_ARTIFACT_SCHEMA,
@@ -259,8 +258,9 @@ def test_loso_fold_consumes_full_data_artifact() -> None:
     ok, _, _, full_gauge, betas = _capture(ws, m)
     assert ok
     ffam, fspecs, fgauge = m.fit(slice(6, None))
-    snap = copy.deepcopy((fspecs, fgauge))
-    warm = consume_fit_artifact(ws, ffam, fspecs, fgauge, physical_to_outer(fspecs), np.zeros(3))
+    rho0 = np.zeros(3)
+    snap = freeze(ffam, fspecs, fgauge, rho0)
+    warm = consume_fit_artifact(ws, ffam, fspecs, fgauge, physical_to_outer(fspecs), rho0)
     assert warm is not None
     np.testing.assert_array_equal(warm.rho, RHO)
     assert [b.shape[0] for b in warm.block_beta] == [s.width for s in fspecs]
@@ -272,9 +272,8 @@ def test_loso_fold_consumes_full_data_artifact() -> None:
         z = fgauge.block_transform(b)
         resid = raw_parent[b] - raw_fold[b]
         np.testing.assert_allclose(z.T @ resid, 0.0, atol=1e-10)  # normal equations
-    for a, b in zip(fspecs, snap[0], strict=True):
-        np.testing.assert_array_equal(a.design, b.design)
-    assert fgauge == snap[1]
+    assert_unchanged(snap, ffam, fspecs, fgauge, rho0)
+    assert warm.rho.flags.writeable  # the warm start owns its arrays
 
 
 def test_latest_artifact_wins_regardless_of_objective() -> None:
@@ -321,12 +320,10 @@ def test_capture_aborts_store_nothing(what: str) -> None:
     }
     kw.update(CAPTURE_ABORTS[what](specs, gauge))
     g = kw.pop("gauge", gauge)
-    snap = copy.deepcopy(kw)
+    snap = freeze(fam, specs, g, kw["reduced_block_beta"], kw["rho"])
     assert capture_fit_artifact(ws, fam, specs, g, **kw) is False
     assert fake.entries == []
-    for k, v in snap.items():  # inputs untouched
-        if isinstance(v, np.ndarray):
-            np.testing.assert_array_equal(kw[k], v)
+    assert_unchanged(snap, fam, specs, g, kw["reduced_block_beta"], kw["rho"])
 
 
 def test_out_of_range_slots_dropped_on_capture() -> None:
@@ -376,23 +373,31 @@ def _consume(ws: Any, m: Model, rows: Any = slice(None), **kw: Any) -> Any:
 def test_consume_cold_paths() -> None:
     # checklist 65, 66: every "falls back cold" path returns None and touches nothing
     m = Model()
-    assert _consume(None, m) is None  # no store
-    ws = _store()
-    assert _consume(ws, m) is None  # no artifact
-    assert _capture(ws, m)[0]
-    empty_rho = np.zeros(0)
-    assert _consume(ws, m, rho_default=empty_rho) is None  # empty ρ0
-    # nothing matched: no gauge and no ρ slots -> every term Cold
-    assert _consume(ws, m, gauge=None, physical_to_outer=[None] * 3) is None
-    # non-finite iterate: an untouched default slot is NaN
-    rho0 = np.array([0.0, 0.0, 0.0, np.nan])
-    snap = rho0.copy()
-    assert _consume(ws, m, rho_default=rho0) is None
-    np.testing.assert_array_equal(rho0, snap)
-    # a different model structure misses by descriptor key
     fam, specs, gauge = m.fit()
+    p2o = physical_to_outer(specs)
+    rho0 = np.zeros(3)
+    nan_rho0 = np.array([0.0, 0.0, 0.0, np.nan])  # an untouched default slot is NaN
+    empty = np.zeros(0)
     other = [specs[0], specs[1]]
-    assert consume_fit_artifact(ws, fam, other, None, physical_to_outer(other), np.zeros(1)) is None
+    snap = freeze(fam, specs, gauge, rho0, nan_rho0, p2o)
+
+    def cold(store: Any, **kw: Any) -> None:
+        args: dict[str, Any] = {"gauge": gauge, "physical_to_outer": p2o, "rho_default": rho0}
+        args.update(kw)
+        blocks = args.pop("specs", specs)
+        assert consume_fit_artifact(store, fam, blocks, **args) is None, kw
+        assert_unchanged(snap, fam, specs, gauge, rho0, nan_rho0, p2o)
+
+    cold(None)  # no store
+    ws = _store()
+    cold(ws)  # no artifact
+    assert capture_fit_artifact(ws, fam, specs, gauge, _betas(specs), RHO, p2o, 1.0, True)
+    assert consume_fit_artifact(ws, fam, specs, gauge, p2o, rho0) is not None  # control
+    cold(ws, rho_default=empty)  # empty ρ0
+    cold(ws, gauge=None, physical_to_outer=[None] * 3)  # nothing matched: all terms Cold
+    cold(ws, rho_default=nan_rho0)  # non-finite warm iterate
+    cold(ws, specs=other, physical_to_outer=p2o[:1])  # another structure: descriptor miss
+    cold(ws, rho_default=np.zeros((3, 1)))  # not a vector
 
 
 def test_consume_misaligned_gauge_transfers_rho_only() -> None:

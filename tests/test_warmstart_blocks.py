@@ -3,13 +3,12 @@ checklist 9, 53-57, 70)."""
 
 from __future__ import annotations
 
-import copy
 import logging
 from typing import Any
 
 import numpy as np
 import pytest
-from test_warmstart_fakes import FakeStore, Family, make_fit
+from test_warmstart_fakes import FakeStore, Family, assert_unchanged, freeze, make_fit
 
 from gamstore.records import BlockWarmStartRecord, InnerSummary, WarmStartRecord
 from gamstore.warmstart.blocks import (
@@ -58,10 +57,6 @@ def _inner(**kw: Any) -> CachedInner:
     }
     base.update(kw)
     return CachedInner(**base)
-
-
-def _snapshot(obj: Any) -> Any:
-    return copy.deepcopy(obj)
 
 
 def _assert_same(a: BlockWarmStart, b: BlockWarmStart) -> None:
@@ -154,9 +149,9 @@ def test_round_trip_restores_rho_beta_active_sets_and_inner() -> None:
         active_sets=[np.array([3, 1, 3, 1]), np.array([], dtype=int), None],
         cached_inner=_inner(),
     )
-    before = _snapshot(current)
+    before = freeze(current, specs)
     assert store_block_warm_start(ws, key, specs, current)
-    _assert_same(current, before)  # nothing mutated
+    assert_unchanged(before, current, specs)  # nothing mutated
     key2, got = load_block_warm_start(ws, fam, specs, opts, rho_len=3)
     assert key2 == key and got is not None
     _assert_same(got, current)
@@ -232,11 +227,10 @@ def test_incompatible_record_falls_back_cold(what: str) -> None:
     _, ok = load_block_warm_start(ws, fam, specs, opts, rho_len=3)
     assert ok is not None  # control: the unchanged record is accepted
     assert store_block_record(ws, _record_for(key, specs, **INCOMPATIBLE[what]))
-    snap = _snapshot(specs)
+    snap = freeze(fam, specs)
     key2, got = load_block_warm_start(ws, fam, specs, opts, rho_len=3)
     assert key2 == key and got is None
-    for a, b in zip(specs, snap, strict=True):  # inputs untouched
-        np.testing.assert_array_equal(a.design, b.design)
+    assert_unchanged(snap, fam, specs)
 
 
 def test_rho_len_mismatch_is_cold() -> None:
@@ -244,7 +238,9 @@ def test_rho_len_mismatch_is_cold() -> None:
     fam, specs, opts = make_fit()
     key = block_key(fam, specs, opts)
     assert store_block_warm_start(ws, key, specs, _warm(specs))
+    snap = freeze(fam, specs)
     assert load_block_warm_start(ws, fam, specs, opts, rho_len=2)[1] is None
+    assert_unchanged(snap, fam, specs)
     assert load_block_warm_start(ws, fam, specs, opts, rho_len=3)[1] is not None
 
 
@@ -254,8 +250,10 @@ def test_different_data_or_options_miss() -> None:
     key = block_key(fam, specs, opts)
     assert store_block_warm_start(ws, key, specs, _warm(specs))
     fam2 = Family("poisson", fam.y + 1.0)
+    snap = freeze(fam, fam2, specs)
     assert load_block_warm_start(ws, fam2, specs, opts, rho_len=3)[1] is None
     assert load_block_warm_start(ws, fam, specs, FitOptions(inner_max_cycles=51), 3)[1] is None
+    assert_unchanged(snap, fam, fam2, specs)
 
 
 @pytest.mark.parametrize(
@@ -277,7 +275,7 @@ def test_saturation_gate(
     fam, specs, opts = make_fit()
     key = block_key(fam, specs, opts)
     warm = _warm(specs, rho=rho)
-    before = _snapshot(warm)
+    before = freeze(warm, specs)
     with caplog.at_level(logging.DEBUG, logger="gamstore"):
         assert (
             store_block_warm_start(ws, key, specs, warm, saturation_threshold=threshold) is stored
@@ -285,7 +283,7 @@ def test_saturation_gate(
     assert (len(fake.entries) == 1) is stored
     if not stored:
         assert any("saturated" in r.getMessage() for r in caplog.records)
-    _assert_same(warm, before)
+    assert_unchanged(before, warm, specs)
     got = load_block_warm_start(ws, fam, specs, opts, rho_len=3)[1]
     assert (got is not None) is stored
 
@@ -313,21 +311,22 @@ def test_store_skips_bad_warm_start(what: str) -> None:
     fam, specs, opts = make_fit()
     key = block_key(fam, specs, opts)
     warm = BAD_WARM[what](specs)
-    before = _snapshot(warm)
+    before = freeze(warm, specs)
     assert store_block_warm_start(ws, key, specs, warm) is False
     assert fake.entries == []
-    np.testing.assert_array_equal(warm.rho, before.rho)
-    for a, b in zip(warm.block_beta, before.block_beta, strict=True):
-        np.testing.assert_array_equal(a, b)
+    assert_unchanged(before, warm, specs)
 
 
 def test_no_store_is_silent_even_without_fingerprint() -> None:
     _, specs, opts = make_fit()
     fam = Family("custom", None)  # cannot fingerprint itself
+    warm = _warm(specs)
+    snap = freeze(specs, warm)
     assert load_block_warm_start(None, fam, specs, opts, rho_len=3) == (None, None)
-    assert store_block_warm_start(None, "cf-0", specs, _warm(specs)) is False
+    assert store_block_warm_start(None, "cf-0", specs, warm) is False
     ws = WarmStartStore(store=FakeStore())
-    assert store_block_warm_start(ws, None, specs, _warm(specs)) is False
+    assert store_block_warm_start(ws, None, specs, warm) is False
+    assert_unchanged(snap, specs, warm)
 
 
 def test_store_configured_without_fingerprint_is_refused() -> None:
@@ -348,11 +347,11 @@ def test_storage_failure_never_raises_and_falls_back_cold() -> None:
     key = block_key(fam, specs, opts)
     assert store_block_warm_start(ws, key, specs, _warm(specs))
     fake.fail_lookup = StoreError("timeout")
-    snap = _snapshot(specs)
+    warm = _warm(specs)
+    snap = freeze(fam, specs, warm)
     assert load_block_warm_start(ws, fam, specs, opts, rho_len=3) == (key, None)
-    assert store_block_warm_start(ws, key, specs, _warm(specs)) is False
-    for a, b in zip(specs, snap, strict=True):
-        np.testing.assert_array_equal(a.design, b.design)
+    assert store_block_warm_start(ws, key, specs, warm) is False
+    assert_unchanged(snap, fam, specs, warm)
 
 
 def test_update_inner_cap_from_warm_start() -> None:

@@ -209,3 +209,46 @@ def make_fit(n: int = 40, seed: int = 7, widths: tuple[int, ...] = (2, 5, 4)) ->
             BlockSpec(f"s(x{j})", rng.normal(size=(n, w)), penalties=pens, nullspace_dims=[2])
         )
     return Family("poisson", y), specs, FitOptions(inner_max_cycles=50)
+
+
+def freeze(*objs: Any) -> Any:
+    """Make every array reachable from ``objs`` read-only (an in-place write then raises)
+    and return a deep snapshot to compare against afterwards."""
+    import copy
+
+    import numpy as np
+
+    def walk(o: Any) -> None:
+        if isinstance(o, np.ndarray):
+            o.flags.writeable = False
+        elif isinstance(o, list | tuple):
+            for x in o:
+                walk(x)
+        elif hasattr(o, "__dict__") or hasattr(o, "__dataclass_fields__"):
+            for v in vars(o).values() if hasattr(o, "__dict__") else ():
+                walk(v)
+
+    snap = copy.deepcopy(objs)
+    for o in objs:
+        walk(o)
+    return snap
+
+
+def assert_unchanged(snap: Any, *objs: Any) -> None:
+    """Compare ``objs`` with a :func:`freeze` snapshot, arrays bitwise."""
+    import numpy as np
+
+    def same(a: Any, b: Any) -> None:
+        if isinstance(a, np.ndarray):
+            assert isinstance(b, np.ndarray) and a.shape == b.shape and a.dtype == b.dtype
+            assert a.tobytes() == b.tobytes()
+        elif isinstance(a, list | tuple):
+            assert len(a) == len(b)
+            for x, y in zip(a, b, strict=True):
+                same(x, y)
+        elif hasattr(a, "__dict__"):
+            same(list(vars(a).values()), list(vars(b).values()))
+        else:
+            assert a == b or (a != a and b != b)
+
+    same(list(snap), list(objs))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_warmstart_artifacts import RHO, Model, _betas
-from test_warmstart_fakes import Family, make_fit
+from test_warmstart_fakes import Family, assert_unchanged, freeze, make_fit
 
 import gamstore.warmstart as ws_pkg
 from gamstore.store import open_store
@@ -50,7 +50,9 @@ def test_public_names_resolve() -> None:
 def test_plan_no_store_is_cold_and_needs_no_fingerprint() -> None:
     _, specs, opts = make_fit()
     rho0 = np.array([1.0, 2.0, 3.0])
+    snap = freeze(specs, rho0)
     plan = plan_warm_start(None, Family("custom", None), specs, opts, rho0)
+    assert_unchanged(snap, specs, rho0)
     assert plan.source == "cold" and plan.key is None and plan.warm is None
     assert not plan.skip_seed_screening
     np.testing.assert_array_equal(plan.rho0, rho0)
@@ -69,8 +71,9 @@ def test_plan_prefers_exact_then_cross_fit(store_url: str) -> None:
     opts = FitOptions()
     p2o = physical_to_outer(specs)
     rho0 = np.zeros(3)
-    snap = rho0.copy()
+    snap = freeze(fam, specs, gauge, rho0)
     cold = plan_warm_start(store_url, fam, specs, opts, rho0, gauge=gauge)
+    assert_unchanged(snap, fam, specs, gauge, rho0)
     assert cold.source == "cold" and cold.key is not None and not cold.skip_seed_screening
     # a parent artifact exists: the cross-fit transfer is used, ρ0 replaced
     assert capture_fit_artifact(store_url, fam, specs, gauge, _betas(specs), RHO, p2o, 1.0, True)
@@ -85,7 +88,7 @@ def test_plan_prefers_exact_then_cross_fit(store_url: str) -> None:
     exact = plan_warm_start(store_url, fam, specs, opts, rho0, gauge=gauge)
     assert exact.source == "exact" and exact.skip_seed_screening
     np.testing.assert_array_equal(exact.rho0, exact_rho)
-    np.testing.assert_array_equal(rho0, snap)  # never modified
+    assert_unchanged(snap, fam, specs, gauge, rho0)  # never modified
 
 
 def test_plan_cross_fit_needs_non_empty_rho(store_url: str) -> None:
@@ -93,8 +96,11 @@ def test_plan_cross_fit_needs_non_empty_rho(store_url: str) -> None:
     fam, specs, gauge = m.fit()
     p2o = physical_to_outer(specs)
     assert capture_fit_artifact(store_url, fam, specs, gauge, _betas(specs), RHO, p2o, 1.0, True)
-    plan = plan_warm_start(store_url, fam, specs, FitOptions(), np.zeros(0), gauge=gauge)
+    empty = np.zeros(0)
+    snap = freeze(fam, specs, gauge, empty)
+    plan = plan_warm_start(store_url, fam, specs, FitOptions(), empty, gauge=gauge)
     assert plan.source == "cold" and plan.warm is None
+    assert_unchanged(snap, fam, specs, gauge, empty)
 
 
 def test_plan_loso_fold_uses_parent(store_url: str) -> None:

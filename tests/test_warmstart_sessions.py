@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_warmstart_fakes import FakeStore, Family, make_fit
+from test_warmstart_fakes import FakeStore, Family, assert_unchanged, freeze, make_fit
 
 from gamstore.records import IteratePayload, WarmStartRecord
 from gamstore.store import open_store
@@ -240,12 +240,25 @@ def test_non_finite_evaluations_not_persisted(rho: Any, beta: Any, cost: Any) ->
     fam, specs, opts = make_fit()
     sess = _run(ws, fam, specs, opts)
     sess.begin(3)
-    before = (np.array(rho, copy=True), np.array(beta, copy=True))
+    rho, beta = np.array(rho, copy=True), np.array(beta, copy=True)
+    before = freeze(rho, beta)
     assert sess.on_evaluation(rho, beta, cost) is False
     assert sess.evaluations == 0
     assert _run(ws, fam, specs, opts).begin(3).kind == "cold"
-    np.testing.assert_array_equal(rho, before[0])
-    np.testing.assert_array_equal(beta, before[1])
+    assert_unchanged(before, rho, beta)
+
+
+def test_finish_with_non_finite_beta_is_rho_only() -> None:
+    ws = _store()
+    fam, specs, opts = make_fit()
+    sess = _run(ws, fam, specs, opts)
+    sess.begin(3)
+    beta = np.array([0.0, np.nan])
+    snap = freeze(beta)
+    assert sess.finish(RHO, beta, 1.0, True) is True
+    assert_unchanged(snap, beta)
+    start = _run(ws, fam, specs, opts).begin(3)
+    assert start.kind == "exact-final" and start.beta is None
 
 
 def test_loso_fold_seeds_from_mirror_never_exact_final() -> None:
@@ -293,6 +306,8 @@ def test_storage_failures_never_raise() -> None:
     fake = FakeStore()
     ws = WarmStartStore(store=fake)
     fam, specs, opts = make_fit()
+    rho, beta = RHO.copy(), BETA.copy()
+    snap = freeze(fam, specs, rho, beta)
     sess = _run(ws, fam, specs, opts)
     fake.fail_lookup = StoreError("unreachable")
     assert sess.begin(3).kind == "cold"
@@ -303,8 +318,9 @@ def test_storage_failures_never_raise() -> None:
     fake2.fail_save = OSError(5, "I/O error")
     sess2 = _run(WarmStartStore(store=fake2), fam, specs, opts)
     assert sess2.begin(3).kind == "cold"
-    assert sess2.on_evaluation(RHO, BETA, 1.0) is False
-    assert sess2.finish(RHO, BETA, 1.0, True) is False
+    assert sess2.on_evaluation(rho, beta, 1.0) is False
+    assert sess2.finish(rho, beta, 1.0, True) is False
+    assert_unchanged(snap, fam, specs, rho, beta)
 
 
 def test_start_arrays_are_private_copies_and_inputs_untouched() -> None:
