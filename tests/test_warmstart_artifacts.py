@@ -481,3 +481,25 @@ def test_storage_failure_never_raises() -> None:
     fake.fail_save = StoreError("bucket gone")
     assert _capture(ws, m)[0] is False
     assert _consume(ws, m) is None
+
+
+def test_capture_lifts_with_affine_shift() -> None:
+    # checklist 58: raw = T·θ + a, split at the raw partition
+    ws = _store()
+    m = Model()
+    fam, specs, gauge = m.fit()
+    shift = np.linspace(-0.5, 0.5, gauge.t_full.shape[0])
+    shifted = Gauge(gauge.t_full, shift, gauge.block_starts_raw, gauge.block_starts_reduced)
+    betas = _betas(specs)
+    p2o = physical_to_outer(specs)
+    assert capture_fit_artifact(ws, fam, specs, shifted, betas, RHO, p2o, 1.0, True)
+    art = load_fit_artifact(ws, descriptor_for(fam, specs))
+    assert art is not None
+    theta = np.concatenate(betas)
+    raw = gauge.t_full @ theta + shift
+    p = gauge.block_starts_raw
+    for b, term in enumerate(art.terms):
+        np.testing.assert_allclose(term.raw_beta, raw[p[b] : p[b + 1]], rtol=0, atol=1e-14)
+    assert art.global_.converged and art.global_.n_rows == m.n
+    assert art.descriptor.row_population is not None
+    assert art.descriptor.row_population.n_rows == m.n
