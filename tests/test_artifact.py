@@ -423,3 +423,27 @@ def test_from_parts_errors_name_the_field(mutate: Any, exc: type, pattern: str) 
     mutate(fields, arrays)
     with pytest.raises(exc, match=pattern):
         FitArtifact.from_parts(fields, arrays)
+
+
+def test_every_record_type_round_trips_through_a_real_store() -> None:
+    import uuid
+
+    import gamstore
+    from gamstore.records import BlockWarmStartRecord, InnerSummary, IteratePayload, WarmStartRecord
+
+    store = gamstore.open_store(f"memory://model-roundtrip-{uuid.uuid4().hex}")
+    block = BlockWarmStartRecord(
+        "cf-1", 7, ["(parametric)", "s(x)"], [1, 3], rho=[0.1, -0.0],
+        block_beta=[[1.0], [5e-324, 1.0, 2.0]], active_sets=[None, [2, 0]],
+        inner=InnerSummary(1.0, 2.0, 3, True, 4.0, 5.0, 1e-9, [0.5], [0.25]),
+    )  # fmt: skip
+    flat = WarmStartRecord("surv-1", 3, 2, rho=[1.0], beta=[2.0, 3.0], prev_beta=[0.0, 0.0])
+    payload = IteratePayload.encode([1.0, 2.0], 3.0, 4, beta=[1.0], hessian=np.eye(2))
+    art = make_artifact()
+    cases = [("block", "cf-1", block), ("inner", "surv-1", flat), ("outer", "s", payload),
+             ("artifact", artifact_key(art.descriptor), art)]  # fmt: skip
+    for keyspace, key, record in cases:
+        assert store.save(keyspace, key, record) is not None
+        entry = store.lookup_latest(keyspace, key)
+        assert entry is not None and type(entry.record) is type(record)
+        assert entry.record == record
