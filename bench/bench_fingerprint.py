@@ -76,7 +76,7 @@ def per_call_us(fn: Callable[[], Any], budget_s: float = 0.2) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size-mb", type=float, default=1024.0, help="matrix size in MiB")
-    ap.add_argument("--cols", type=int, default=512, help="number of columns")
+    ap.add_argument("--cols", type=int, default=500, help="number of columns")
     ap.add_argument("--repeats", type=int, default=3, help="best of this many runs")
     ap.add_argument("--no-joblib", action="store_true", help="skip the slow joblib baseline")
     args = ap.parse_args(argv)
