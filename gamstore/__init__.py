@@ -38,10 +38,15 @@ _LAZY: dict[str, str] = {
     "GlobalFitSummary": "gamstore.artifact",
     "ResponseSig": "gamstore.artifact",
     "RowPopulationTag": "gamstore.artifact",
+    "TermIdentity": "gamstore.artifact",
+    "term_identity_from_block": "gamstore.artifact",
     "Gauge": "gamstore.gauge",
     "build_warm_start": "gamstore.transfer",
     "Provenance": "gamstore.transfer",
     "TransferConfig": "gamstore.transfer",
+    "TermBuildContext": "gamstore.transfer",
+    "ParentUnusable": "gamstore.transfer",
+    "DescriptorMismatch": "gamstore.transfer",
     # storage
     "open_store": "gamstore.store",
     "Store": "gamstore.store",
@@ -78,7 +83,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         ResponseSig,
         RowPopulationTag,
         TermArtifact,
+        TermIdentity,
         TermRole,
+        term_identity_from_block,
     )
     from gamstore.fingerprint import Fingerprint, Fingerprinter, hash_array
     from gamstore.gauge import Gauge
@@ -90,5 +97,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         WarmStartRecord,
     )
     from gamstore.store import Entry, EntryInfo, Session, Store, open_store
-    from gamstore.transfer import Provenance, TransferConfig, build_warm_start
+    from gamstore.transfer import (
+        DescriptorMismatch,
+        ParentUnusable,
+        Provenance,
+        TermBuildContext,
+        TransferConfig,
+        build_warm_start,
+    )
     from gamstore.views import open_entry, open_fits
