@@ -58,7 +58,41 @@ _LAZY: dict[str, str] = {
     "open_entry": "gamstore.views",
 }
 
-__all__ = ["__version__", *sorted(_LAZY)]
+__all__ = [
+    "__version__",
+    "BasisMeta",
+    "BlockWarmStartRecord",
+    "DescriptorMismatch",
+    "Entry",
+    "EntryInfo",
+    "Fingerprint",
+    "Fingerprinter",
+    "FitArtifact",
+    "FitDescriptor",
+    "Gauge",
+    "GlobalFitSummary",
+    "InnerSummary",
+    "IteratePayload",
+    "ParentUnusable",
+    "Provenance",
+    "ResponseSig",
+    "RowPopulationTag",
+    "SCHEMA_TAG",
+    "Session",
+    "Store",
+    "TermArtifact",
+    "TermBuildContext",
+    "TermIdentity",
+    "TermRole",
+    "TransferConfig",
+    "WarmStartRecord",
+    "build_warm_start",
+    "hash_array",
+    "open_entry",
+    "open_fits",
+    "open_store",
+    "term_identity_from_block",
+]
 
 
 def __getattr__(name: str) -> Any:
