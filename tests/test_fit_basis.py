@@ -32,11 +32,11 @@ def test_knots_follow_mgcv_formula() -> None:
 def test_penalty_scale_is_16_for_cubic_second_differences() -> None:
     x = np.linspace(0, 1, 200)
     for k in (5, 10, 20):
-        basis, _ = build_smooth_basis(x, k)
+        basis, _, _ = build_smooth_basis(x, k)
         assert basis.S_scale == pytest.approx(16.0, rel=1e-12)
         np.testing.assert_allclose(basis.S_raw * 16.0, difference_penalty(k), atol=1e-12)
     # k = 4: the widest column of D'D sums to 12, not 16
-    basis4, _ = build_smooth_basis(x, 4)
+    basis4, _, _ = build_smooth_basis(x, 4)
     assert basis4.S_scale == pytest.approx(12.0, rel=1e-12)
 
 
@@ -63,7 +63,7 @@ def test_basis_properties(n: int, k: int, seed: int, lo: float, width: float) ->
     rng = np.random.default_rng(seed)
     x = lo + width * rng.uniform(size=n)
     x[0], x[1] = lo, lo + width  # make the range exact
-    basis, extrapolate = build_smooth_basis(x, k)
+    basis, extrapolate, _ = build_smooth_basis(x, k)
     assert not extrapolate
     B = basis.raw_design(x)
     assert B.shape == (n, k)
@@ -91,11 +91,11 @@ def test_basis_properties(n: int, k: int, seed: int, lo: float, width: float) ->
 def test_range_knots_equal_data_knots_and_full_knots_are_frozen() -> None:
     rng = np.random.default_rng(1)
     x = rng.uniform(2, 5, size=100)
-    b0, _ = build_smooth_basis(x, 10)
-    b1, _ = build_smooth_basis(x, 10, knots=np.array([x.min(), x.max()]))
+    b0, _, _ = build_smooth_basis(x, 10)
+    b1, _, _ = build_smooth_basis(x, 10, knots=np.array([x.min(), x.max()]))
     np.testing.assert_array_equal(b0.knots, b1.knots)
     sub = x[:40]
-    b2, _ = build_smooth_basis(sub, 10, knots=b0.knots)
+    b2, _, _ = build_smooth_basis(sub, 10, knots=b0.knots)
     np.testing.assert_array_equal(b2.knots, b0.knots)
     assert not np.allclose(b2.T, b0.T)  # the constraint follows the rows it is computed on
 
@@ -112,7 +112,31 @@ def test_knot_errors_are_clear() -> None:
 
 def test_extrapolation_outside_frozen_knots_is_finite() -> None:
     x = np.linspace(0, 1, 60)
-    basis, _ = build_smooth_basis(x, 8)
+    basis, _, _ = build_smooth_basis(x, 8)
     out = bspline_design(np.array([-0.5, 1.5]), basis.knots, extrapolate=True)
     assert np.all(np.isfinite(out))
     np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-10)
+
+
+@settings(max_examples=40)
+@given(
+    k=st.integers(4, 20),
+    seed=st.integers(0, 2**31 - 1),
+    lo=st.floats(-1e3, 1e3),
+    width=st.floats(1e-3, 1e4),
+)
+def test_closed_form_uniform_basis_matches_scipy(
+    k: int, seed: int, lo: float, width: float
+) -> None:
+    from scipy.interpolate import BSpline
+
+    rng = np.random.default_rng(seed)
+    t = ps_knots(lo, lo + width, k)
+    x = np.concatenate([lo + width * rng.uniform(size=50), t[3 : k + 1], [t[3], t[k]]])
+    ref = BSpline.design_matrix(x, t, 3).toarray()
+    np.testing.assert_allclose(bspline_design(x, t), ref, rtol=0, atol=1e-12)
+    xo = np.array([t[3] - 0.3 * width, t[k] + 0.2 * width])
+    ref_o = BSpline.design_matrix(xo, t, 3, extrapolate=True).toarray()
+    np.testing.assert_allclose(bspline_design(xo, t, extrapolate=True), ref_o, atol=1e-9)
+    with pytest.raises(ValueError):
+        bspline_design(xo, t)

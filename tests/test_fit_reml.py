@@ -102,7 +102,9 @@ def test_gradient_and_hessian_match_finite_differences(family: str) -> None:
     tight = {"pirls_tol": 1e-13}
     e = evaluate(prob, rho, **tight)
     assert e.hess is not None
-    h = 1e-4
+    # PIRLS stops on the penalized deviance, so beta (and log|H|) carry ~1e-8 noise:
+    # steps much below 1e-3 would measure that noise, not the derivative
+    h = 1e-3
     g_fd = np.zeros(3)
     H_fd = np.zeros((3, 3))
     for j in range(3):
@@ -112,8 +114,8 @@ def test_gradient_and_hessian_match_finite_differences(family: str) -> None:
         eu, ed = evaluate(prob, up, **tight), evaluate(prob, dn, **tight)
         g_fd[j] = (eu.score - ed.score) / (2 * h)
         H_fd[:, j] = (eu.grad - ed.grad) / (2 * h)
-    np.testing.assert_allclose(e.grad, g_fd, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(e.hess, H_fd, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(e.grad, g_fd, rtol=5e-5, atol=1e-5)
+    np.testing.assert_allclose(e.hess, H_fd, rtol=1e-3, atol=1e-4)
 
 
 def test_working_basis_is_orthogonal_to_reduced() -> None:

@@ -64,7 +64,42 @@ def bspline_design(
         Shape (n, k).
     """
     x = np.ascontiguousarray(x, dtype=np.float64)
-    return BSpline.design_matrix(x, knots, degree, extrapolate=extrapolate).toarray()
+    t = np.asarray(knots, dtype=np.float64)
+    if degree == 3 and _is_uniform(t):
+        return _uniform_cubic_design(x, t, extrapolate)
+    return BSpline.design_matrix(x, t, degree, extrapolate=extrapolate).toarray()
+
+
+def _is_uniform(t: np.ndarray) -> bool:
+    d = np.diff(t)
+    return bool(d.size > 0 and d[0] > 0 and np.ptp(d) <= 1e-9 * d[0])
+
+
+def _uniform_cubic_design(x: np.ndarray, t: np.ndarray, extrapolate: bool) -> np.ndarray:
+    """Cubic B-splines on equally spaced knots in closed form (what ``ps`` knots always are).
+
+    On knot interval m with local coordinate u in [0, 1) the four non-zero basis functions
+    are the uniform cubic B-spline pieces; outside the span the end pieces are extended,
+    exactly as ``BSpline.design_matrix(..., extrapolate=True)`` does.
+    """
+    k = t.size - 4
+    if not extrapolate and x.size and (x.min() < t[3] or x.max() > t[k]):
+        raise ValueError(f"x values outside the knot span [{t[3]}, {t[k]}]")
+    h = (t[-1] - t[0]) / (t.size - 1)
+    s = (x - t[0]) / h
+    m = np.clip(np.floor(s), 3, k - 1).astype(np.int64)
+    u = s - m
+    u2 = u * u
+    u3 = u2 * u
+    n = x.shape[0]
+    B = np.zeros((n, k))
+    rows = np.arange(n)
+    w = 1.0 - u
+    B[rows, m - 3] = w * w * w / 6.0
+    B[rows, m - 2] = (3.0 * u3 - 6.0 * u2 + 4.0) / 6.0
+    B[rows, m - 1] = (-3.0 * u3 + 3.0 * u2 + 3.0 * u + 1.0) / 6.0
+    B[rows, m] = u3 / 6.0
+    return B
 
 
 def difference_penalty(k: int, order: int = DIFF_ORDER) -> np.ndarray:
@@ -105,6 +140,9 @@ class SmoothBasis:
         mgcv's ``S.scale``: the factor the unscaled ``D'D`` was divided by.
     rank : int
         Penalty rank (``k - 2``).
+    col_means : numpy.ndarray or None
+        Column means of the raw design on the fit's rows: the constraint row C that T was
+        built from (used to transport coefficients across a changed constraint).
     """
 
     knots: np.ndarray
@@ -114,6 +152,7 @@ class SmoothBasis:
     S: np.ndarray
     S_scale: float
     rank: int
+    col_means: np.ndarray | None = None
 
     def raw_design(self, x: np.ndarray, extrapolate: bool = False) -> np.ndarray:
         """B-spline design in raw coordinates, shape (n, k)."""
@@ -126,7 +165,7 @@ class SmoothBasis:
 
 def build_smooth_basis(
     x: np.ndarray, k: int, knots: np.ndarray | None = None
-) -> tuple[SmoothBasis, bool]:
+) -> tuple[SmoothBasis, bool, np.ndarray | None]:
     """Construct the basis of one smooth on its data.
 
     Parameters
@@ -141,9 +180,10 @@ def build_smooth_basis(
 
     Returns
     -------
-    (SmoothBasis, bool)
-        The basis, and whether ``x`` reaches outside the knot span (frozen knots from another
-        data set), in which case the end polynomials are extrapolated.
+    (SmoothBasis, bool, numpy.ndarray or None)
+        The basis; whether ``x`` reaches outside the knot span (frozen knots from another
+        data set), in which case the end polynomials are extrapolated; and the raw design
+        when the data fit in one row chunk (else None: it is rebuilt chunk by chunk).
     """
     if knots is None:
         t = ps_knots(float(np.min(x)), float(np.max(x)), k)
@@ -168,7 +208,9 @@ def build_smooth_basis(
     # first pass over row chunks: column means (the constraint) and the max row sum of |B|
     col_sum = np.zeros(k)
     x_inf = 0.0
-    for sl in _chunks(x.shape[0]):
+    chunks = _chunks(x.shape[0])
+    Bc = np.zeros((0, k))
+    for sl in chunks:
         Bc = bspline_design(x[sl], t, DEGREE, extrapolate=extrapolate)
         col_sum += Bc.sum(axis=0)
         x_inf = max(x_inf, float(np.max(np.abs(Bc).sum(axis=1))))
@@ -178,11 +220,12 @@ def build_smooth_basis(
     # mgcv smoothCon: S <- S / (norm(S, "O") / norm(X, "I")^2)
     s_scale = float(np.max(np.abs(S0).sum(axis=0))) / x_inf**2
     S_raw = S0 / s_scale
-    T = sum_to_zero_transform(col_sum / max(x.shape[0], 1))
+    col_means = col_sum / max(x.shape[0], 1)
+    T = sum_to_zero_transform(col_means)
     S = T.T @ S_raw @ T
     S = (S + S.T) / 2.0
-    basis = SmoothBasis(knots=t, k=k, T=T, S_raw=S_raw, S=S, S_scale=s_scale, rank=k - DIFF_ORDER)
-    return basis, extrapolate
+    basis = SmoothBasis(t, k, T, S_raw, S, s_scale, k - DIFF_ORDER, col_means)
+    return basis, extrapolate, (Bc if len(chunks) == 1 else None)
 
 
 def _chunks(n: int, chunk: int = 16384) -> list[slice]:
@@ -190,16 +233,22 @@ def _chunks(n: int, chunk: int = 16384) -> list[slice]:
 
 
 def fill_design(
-    out: np.ndarray, x: np.ndarray, basis: SmoothBasis, R: np.ndarray, extrapolate: bool
+    out: np.ndarray,
+    x: np.ndarray,
+    basis: SmoothBasis,
+    R: np.ndarray,
+    extrapolate: bool,
+    B: np.ndarray | None = None,
 ) -> np.ndarray:
     """Write ``B T R`` into ``out`` (n, k-1) chunk by chunk; return colSums((B T)^2).
 
     ``R`` is the reduced -> working rotation; the column sums of squares of the *reduced*
-    design feed mgcv's ``initial.sp``.
+    design feed mgcv's ``initial.sp``. ``B`` is the raw design when already computed.
     """
     ldxx = np.zeros(basis.k - 1)
     for sl in _chunks(x.shape[0]):
-        Xr = bspline_design(x[sl], basis.knots, DEGREE, extrapolate=extrapolate) @ basis.T
+        Bc = B[sl] if B is not None else bspline_design(x[sl], basis.knots, DEGREE, extrapolate)
+        Xr = Bc @ basis.T
         ldxx += np.einsum("ij,ij->j", Xr, Xr)
         out[sl] = Xr @ R
     return ldxx

@@ -235,7 +235,7 @@ def build_design(
                 f"column {sm.term!r} has {n_unique} unique values, fewer than k = {sm.k} "
                 f"needed by {sm.label}; lower k"
             )
-        basis, extrapolate = build_smooth_basis(x, sm.k, knots.get(sm.term))
+        basis, extrapolate, B = build_smooth_basis(x, sm.k, knots.get(sm.term))
         sl = slice(start, start + sm.k - 1)
         pen_blocks.append((sl, basis.S))
         vals, vecs = np.linalg.eigh(basis.S)
@@ -244,7 +244,7 @@ def build_design(
         eig = vals.copy()
         eig[basis.rank :] = 0.0  # the null space is exact: the linear trend
         logdet = float(np.sum(np.log(vals[: basis.rank])))
-        ldxx[sl] = fill_design(X[:, sl], x, basis, vecs, extrapolate)
+        ldxx[sl] = fill_design(X[:, sl], x, basis, vecs, extrapolate, B)
         blocks.append(SmoothBlock(sm, basis, vecs, eig, sl, logdet))
         names.append(sm.label)
         cols.append(sl)

@@ -364,7 +364,7 @@ class GAM:
         """Assemble a :class:`FitResult` from the outer loop's final evaluation."""
         d = prob.design
         fin = nres.final
-        edf = edf_per_block(prob, fin.fit, fin.rho)
+        edf = edf_per_block(prob, fin)
         light = dataclasses.replace(d, X=np.empty((0, d.p)))  # keep bases, drop the n x p matrix
         return FitResult(
             family=self.family.name,

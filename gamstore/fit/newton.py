@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gamstore.fit.reml import Problem, RemlEval, evaluate
+from gamstore.fit.reml import Problem, RemlEval, evaluate, with_hessian
 
 logger = logging.getLogger("gamstore.fit.newton")
 
@@ -127,7 +127,12 @@ def newton(
         nonlocal calls, iters
         cap = inner_cap(calls) if inner_cap is not None else None
         out = evaluate(
-            prob, r, b, max_pirls=100 if cap is None else max(1, int(cap)), pirls_tol=ctl.pirls_tol
+            prob,
+            r,
+            b,
+            hessian=False,  # filled in only where a Newton step is taken
+            max_pirls=100 if cap is None else max(1, int(cap)),
+            pirls_tol=ctl.pirls_tol,
         )
         calls += 1
         iters += out.fit.iterations
@@ -165,6 +170,7 @@ def newton(
             break
         if mgcv_conv:
             n_polish += 1
+        cur = with_hessian(prob, cur)
         assert cur.hess is not None
         step = np.zeros(m)
         g = cur.grad[free]

@@ -9,7 +9,9 @@ Gaussian family the scale is profiled out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -61,6 +63,10 @@ class RemlEval:
     hess: np.ndarray | None
     fit: PirlsResult
     scale: float
+    logdet_h: float = float("nan")
+    logdet_s: float = float("nan")
+    loglik: float = float("nan")
+    parts: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 def _xt(X: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -134,12 +140,14 @@ def evaluate(
     if fam.scale_known:
         scale = 1.0
         ll = fam.loglik(prob.y, mu, prob.wt, 1.0)
+        extras = (fac.logdet, logdet_S, ll)
         score = -ll + 0.5 * penalty + 0.5 * fac.logdet - 0.5 * logdet_S - 0.5 * Mp * LOG_2PI
     else:
         dof = prob.n_eff - Mp
         if dof <= 0:
             raise ValueError(f"too few observations ({prob.n_eff}) for {Mp} unpenalized terms")
         scale = (fit.deviance + penalty) / dof
+        extras = (fac.logdet, logdet_S, fam.loglik(prob.y, mu, prob.wt, scale))
         pos = prob.wt > 0
         score = (
             0.5 * dof * (1.0 + np.log(2.0 * np.pi * scale))
@@ -156,52 +164,65 @@ def evaluate(
     diag_hinv = np.diag(Hinv)
     tr = np.array([lam[j] * np.dot(b.eig, diag_hinv[b.cols]) for j, b in enumerate(d.smooths)])
     dbeta = -Hinv @ Sb  # (p, m)
+    parts: dict[str, Any] = {
+        "H": H, "Hinv": Hinv, "s_diag": s_diag, "Sb": Sb, "a": a, "tr": tr, "dbeta": dbeta,
+        "lam": lam,
+    }  # fmt: skip
 
     if fam.name == "gaussian":
         grad = a / (2.0 * scale) + 0.5 * tr - 0.5 * ranks
-        hess = None
-        if hessian:
-            da = np.diag(a) - 2.0 * (Sb.T @ (Hinv @ Sb))
-            T2 = _trace_pairs(d, Hinv, lam)
-            dof = prob.n_eff - Mp
-            hess = (
-                da / (2.0 * scale)
-                - np.outer(a, a) / (2.0 * dof * scale**2)
-                + 0.5 * np.diag(tr)
-                - 0.5 * T2
-            )
-        return RemlEval(rho, float(score), grad, _sym(hess), fit, scale)
+    else:
+        dw = prob.wt * fam.dw(mu)
+        h = leverages(d.X, Hinv)
+        q = _xt(d.X, h * dw)  # X'(h * dw/deta): turns dbeta into the trace term of log|H|
+        grad = 0.5 * a + 0.5 * (q @ dbeta + tr) - 0.5 * ranks
+        parts.update(dw=dw, h=h, q=q)
+    out = RemlEval(rho, float(score), grad, None, fit, scale, *extras, parts=parts)
+    return with_hessian(prob, out) if hessian else out
 
-    dw = prob.wt * fam.dw(mu)
-    h = leverages(d.X, Hinv)
-    q = _xt(d.X, h * dw)  # X'(h * dw/deta): turns dbeta into the trace term of log|H|
-    grad = 0.5 * a + 0.5 * (q @ dbeta + tr) - 0.5 * ranks
-    hess = None
-    if hessian:
-        eta_j = _xmul(d.X, dbeta)  # X dbeta/drho_j, (n, m)
-        Dj = dw[:, None] * eta_j
-        XDX = xtwx_many(d.X, Dj)  # X' diag(dw * eta_j) X, (m, p, p)
-        dH = XDX.copy()
-        for j, b in enumerate(d.smooths):
-            idx = np.arange(b.cols.start, b.cols.stop)
-            dH[j, idx, idx] += lam[j] * b.eig
-        G = np.einsum("ab,jbc->jac", Hinv, dH)  # H^{-1} dH_j
-        trGG = np.einsum("jab,kba->jk", G, G)
-        d2w = prob.wt * fam.d2w(mu)
-        hw2 = h * d2w
-        t_w2 = eta_j.T @ (hw2[:, None] * eta_j)  # sum_i h_i w''_i eta_j eta_k
-        hess = np.zeros((m, m))
-        da = np.diag(a) - 2.0 * (Sb.T @ (Hinv @ Sb))
-        for j in range(m):
-            for k in range(j, m):
-                # d2beta/drho_j drho_k from differentiating H dbeta_j = -S_j beta
-                v = dH[k] @ dbeta[:, j] + _s_times(d, lam, j, dbeta[:, k])
-                if j == k:
-                    v = v + Sb[:, j]
-                d2beta = -Hinv @ v
-                dT = -trGG[j, k] + t_w2[j, k] + q @ d2beta + (tr[j] if j == k else 0.0)
-                hess[j, k] = hess[k, j] = 0.5 * da[j, k] + 0.5 * dT
-    return RemlEval(rho, float(score), grad, _sym(hess), fit, scale)
+
+def with_hessian(prob: Problem, ev: RemlEval) -> RemlEval:
+    """The evaluation with its exact Hessian filled in (reusing the gradient's pieces)."""
+    if ev.hess is not None:
+        return ev
+    d = prob.design
+    fam = prob.family
+    m = d.n_sp
+    P = ev.parts
+    Hinv, Sb, a, tr, dbeta, lam = P["Hinv"], P["Sb"], P["a"], P["tr"], P["dbeta"], P["lam"]
+    da = np.diag(a) - 2.0 * (Sb.T @ (Hinv @ Sb))
+    if fam.name == "gaussian":
+        dof = prob.n_eff - d.null_space_dim
+        scale = ev.scale
+        hess = (
+            da / (2.0 * scale)
+            - np.outer(a, a) / (2.0 * dof * scale**2)
+            + 0.5 * np.diag(tr)
+            - 0.5 * _trace_pairs(d, Hinv, lam)
+        )
+        return dataclasses.replace(ev, hess=_sym(hess))
+    dw, h, q = P["dw"], P["h"], P["q"]
+    eta_j = _xmul(d.X, dbeta)  # X dbeta/drho_j, (n, m)
+    XDX = xtwx_many(d.X, dw[:, None] * eta_j)  # X' diag(dw * eta_j) X, (m, p, p)
+    dH = XDX.copy()
+    for j, b in enumerate(d.smooths):
+        idx = np.arange(b.cols.start, b.cols.stop)
+        dH[j, idx, idx] += lam[j] * b.eig
+    G = np.einsum("ab,jbc->jac", Hinv, dH)  # H^{-1} dH_j
+    trGG = np.einsum("jab,kba->jk", G, G)
+    hw2 = h * (prob.wt * fam.d2w(ev.fit.mu))
+    t_w2 = eta_j.T @ (hw2[:, None] * eta_j)  # sum_i h_i w''_i eta_j eta_k
+    hess = np.zeros((m, m))
+    for j in range(m):
+        for k in range(j, m):
+            # d2beta/drho_j drho_k from differentiating H dbeta_j = -S_j beta
+            v = dH[k] @ dbeta[:, j] + _s_times(d, lam, j, dbeta[:, k])
+            if j == k:
+                v = v + Sb[:, j]
+            d2beta = -Hinv @ v
+            dT = -trGG[j, k] + t_w2[j, k] + q @ d2beta + (tr[j] if j == k else 0.0)
+            hess[j, k] = hess[k, j] = 0.5 * da[j, k] + 0.5 * dT
+    return dataclasses.replace(ev, hess=_sym(hess))
 
 
 def _s_times(d: Design, lam: np.ndarray, j: int, v: np.ndarray) -> np.ndarray:
@@ -230,14 +251,20 @@ def _sym(h: np.ndarray | None) -> np.ndarray | None:
     return None if h is None else (h + h.T) / 2.0
 
 
-def edf_per_block(prob: Problem, fit: PirlsResult, rho: np.ndarray) -> dict[str, float]:
+def edf_per_block(prob: Problem, ev: RemlEval) -> dict[str, float]:
     """Effective degrees of freedom per block: block traces of ``H^{-1} X'WX``."""
     d = prob.design
-    w = prob.wt * prob.family.variance(fit.mu)
-    XtWX = xtwx(d.X, w)
-    H = XtWX.copy()
-    H[np.diag_indices(d.p)] += d.s_diag(rho)
-    F_diag = np.einsum("ij,ji->i", SPDFactor(H).inverse(), XtWX)
+    P = ev.parts
+    if "Hinv" in P:
+        Hinv = P["Hinv"]
+        XtWX = P["H"].copy()
+        XtWX[np.diag_indices(d.p)] -= P["s_diag"]
+    else:
+        XtWX = xtwx(d.X, prob.wt * prob.family.variance(ev.fit.mu))
+        H = XtWX.copy()
+        H[np.diag_indices(d.p)] += d.s_diag(ev.rho)
+        Hinv = SPDFactor(H).inverse()
+    F_diag = np.einsum("ij,ji->i", Hinv, XtWX)
     return {
         name: float(F_diag[cols].sum())
         for name, cols in zip(d.block_names, d.block_cols, strict=True)

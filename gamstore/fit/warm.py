@@ -1,0 +1,405 @@
+"""``fit(store=...)``: the three warm-start levels, through :mod:`gamstore.warmstart` only.
+
+Order of the lookups (first hit wins):
+
+1. **exact** - the block record (record B) of the same data, spec and options: start at its
+   ρ and β (working basis) and recertify; the returned optimum is recomputed, never copied.
+2. **session** - the outer session under the fit's *exact* session key: a ``final`` resumes
+   and recertifies, a checkpoint of an interrupted run seeds ρ (and β when it was produced
+   at exactly that ρ).
+3. **cross-fit** - the newest fit artifact with the same structural descriptor (e.g. the
+   full-data fit seen from a leave-one-subject-out fold, knots frozen with
+   ``fit(knots=...)``): ρ copied per term, β transported exactly across the fold's own
+   sum-to-zero constraint (reference-fitter §3.3), or ρ only when the knots differ.
+
+A session entry found only under the row-count-free *seed* key (another fit of the same
+model) is the last resort, ρ only, and still reported as ``"session"``.
+
+After a fit that was not an exact hit, the block record, the session final and the cross-fit
+artifact are written. Nothing here can change the optimum: every start is only a start for the
+same Newton loop, and any warm-start failure falls back to a cold start with one log line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gamstore.fit.design import Design
+from gamstore.fit.newton import RHO_BOUND, InnerCap, Iterate, NewtonControl, OnIterate
+from gamstore.fit.reml import Problem
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gamstore.fit.model import GAM, FitResult
+    from gamstore.warmstart.blocks import BlockWarmStart
+    from gamstore.warmstart.capability import WarmStartStore
+    from gamstore.warmstart.sessions import OuterSession
+    from gamstore.warmstart.specs import BlockSpec, FitOptions
+
+logger = logging.getLogger("gamstore.fit.warm")
+
+FITTER_TAG = "gamstore.fit/reference-1"
+
+
+class LikelihoodKey:
+    """The warm-start layer's view of a family: its name and a fingerprint of the
+    likelihood inputs that are not in the block specs (response and prior weights)."""
+
+    def __init__(self, prob: Problem) -> None:
+        self._prob = prob
+
+    @property
+    def name(self) -> str:
+        """Family name."""
+        return self._prob.family.name
+
+    def warm_start_fingerprint(self, specs: Sequence[BlockSpec], options: FitOptions) -> str:
+        """64-hex digest of (response, weights, link, fitter)."""
+        from gamstore.warmstart.keys import likelihood_fingerprint
+
+        fam = self._prob.family
+        return likelihood_fingerprint(
+            fam.name,
+            {"y": self._prob.y, "weights": self._prob.wt},
+            {"link": fam.link, "fitter": FITTER_TAG},
+        )
+
+
+def block_specs(prob: Problem) -> list[BlockSpec]:
+    """One BlockSpec per block, in the solver's working coordinates (diagonal penalties)."""
+    from gamstore.warmstart.specs import BlockSpec, DiagonalPenalty
+
+    d = prob.design
+    specs = [
+        BlockSpec(
+            d.block_names[0],
+            d.X[:, d.block_cols[0]],
+            offset=prob.offset,
+            penalties=(),
+            nullspace_dims=(),
+        )
+    ]
+    for j, b in enumerate(d.smooths):
+        width = b.cols.stop - b.cols.start
+        specs.append(
+            BlockSpec(
+                b.spec.label,
+                d.X[:, b.cols],
+                penalties=(DiagonalPenalty(b.eig),),
+                nullspace_dims=(width - b.rank,),
+                initial_log_lambdas=d.initial_rho[j : j + 1],
+            )
+        )
+    return specs
+
+
+def fit_options(control: NewtonControl) -> FitOptions:
+    """Every optimum-changing setting of the fitter, for the keys."""
+    from gamstore.warmstart.specs import FitOptions
+
+    return FitOptions(
+        inner_max_cycles=100,
+        inner_tol=control.pirls_tol,
+        outer_max_iter=control.max_iter,
+        outer_tol=control.conv_tol,
+        use_reml=True,
+        use_outer_hessian=True,
+        compute_covariance=False,
+        extra=(
+            ("fitter", FITTER_TAG),
+            ("polish", str(control.polish)),
+            ("max_polish", str(control.max_polish)),
+        ),
+    )
+
+
+def gauge_of(d: Design) -> Any:
+    """Block-diagonal gauge ``raw = T U beta_working`` (identity on the parametric block)."""
+    from gamstore.gauge import Gauge
+
+    width0 = d.block_cols[0].stop - d.block_cols[0].start
+    return Gauge.block_diagonal([np.eye(width0)] + [b.basis.T @ b.U for b in d.smooths])
+
+
+def basis_metas(d: Design) -> list[Any]:
+    """Per block: the P-spline description (knots, S.scale, constraint row) or None."""
+    from gamstore.artifact import BasisMeta
+
+    metas: list[Any] = [None]
+    for b in d.smooths:
+        metas.append(
+            BasisMeta(
+                kind="ps",
+                degree=3,
+                num_knots=int(b.basis.knots.size),
+                knots=b.basis.knots,
+                s_scale=float(b.basis.S_scale),
+                penalty_order=2,
+                constraint=b.basis.col_means,
+            )
+        )
+    return metas
+
+
+def split_beta(d: Design, beta_w: np.ndarray) -> list[np.ndarray]:
+    """Flat working-basis β -> per-block arrays."""
+    return [np.array(beta_w[cols]) for cols in d.block_cols]
+
+
+@dataclass
+class Start:
+    """Where the outer loop starts."""
+
+    rho: np.ndarray
+    beta: np.ndarray | None
+    level: str  # "cold" | "exact" | "session" | "cross-fit"
+    warm: BlockWarmStart | None = None
+
+
+class WarmContext:
+    """Keys and handles of one fit against one store."""
+
+    def __init__(self, prob: Problem, store: Any, control: NewtonControl) -> None:
+        from gamstore.warmstart.capability import warm_store
+        from gamstore.warmstart.specs import physical_to_outer
+
+        self.prob = prob
+        ws = warm_store(store)
+        if ws is None:
+            raise ValueError("store: expected a store, URL or path, got None")
+        self.ws: WarmStartStore = ws
+        self.family = LikelihoodKey(prob)
+        self.specs = block_specs(prob)
+        self.options = fit_options(control)
+        self.gauge = gauge_of(prob.design)
+        self.p2o = physical_to_outer(self.specs)
+        self.key: str | None = None
+        self._session: OuterSession | None = None
+
+    @property
+    def session(self) -> OuterSession:
+        """The fit's outer session, opened on first use (an exact hit never needs it)."""
+        from gamstore.warmstart.sessions import OuterSession
+
+        if self._session is None:
+            self._session = OuterSession.open(self.ws, self.family, self.specs, self.options)
+        return self._session
+
+    # -- lookups -----------------------------------------------------------------------------
+    def _usable(self, rho: Any, betas: Sequence[Any] | None) -> bool:
+        d = self.prob.design
+        r = np.asarray(rho, dtype=np.float64)
+        if r.shape != (d.n_sp,) or not np.all(np.isfinite(r)):
+            return False
+        if betas is None:
+            return True
+        if len(betas) != len(d.block_cols):
+            return False
+        return all(
+            np.asarray(b).shape == (c.stop - c.start,) and np.all(np.isfinite(b))
+            for b, c in zip(betas, d.block_cols, strict=True)
+        )
+
+    def find_start(self) -> Start:
+        """Exact record, then exact session, then cross-fit artifact, then seed session."""
+        from gamstore.warmstart.blocks import load_block_warm_start
+
+        d = self.prob.design
+        cold = Start(d.initial_rho.copy(), None, "cold")
+        key, warm = load_block_warm_start(self.ws, self.family, self.specs, self.options, d.n_sp)
+        self.key = key
+        if warm is not None and self._usable(warm.rho, warm.block_beta):
+            return Start(
+                np.array(warm.rho, dtype=np.float64),
+                np.concatenate([np.asarray(b, dtype=np.float64) for b in warm.block_beta]),
+                "exact",
+                warm,
+            )
+        start = self.session.begin(d.n_sp)
+        seed_fallback: Start | None = None
+        if start.warm and start.rho is not None and self._usable(start.rho, None):
+            rho = np.array(start.rho, dtype=np.float64)
+            beta = start.beta_for(start.rho) if start.source == "exact" else None
+            if beta is not None and beta.shape != (d.p,):
+                beta = None
+            sess = Start(rho, beta, "session")
+            if start.source == "exact":
+                return sess
+            seed_fallback = sess  # another fit of the same model: ρ only, after cross-fit
+        cross = self._cross_fit()
+        if cross is not None:
+            return cross
+        return seed_fallback or cold
+
+    def _cross_fit(self) -> Start | None:
+        from gamstore.transfer import TransferConfig
+        from gamstore.warmstart.artifacts import (
+            consume_fit_artifact,
+            descriptor_for,
+            load_fit_artifact,
+        )
+
+        d = self.prob.design
+        if d.n_sp == 0:
+            return None
+        means: list[Any] = [None] + [b.basis.col_means for b in d.smooths]
+        warm = consume_fit_artifact(
+            self.ws,
+            self.family,
+            self.specs,
+            self.gauge,
+            self.p2o,
+            d.initial_rho,
+            options=self.options,
+            config=TransferConfig(mode="transport"),
+            column_means=means,
+            intercept_column=0,
+        )
+        if warm is None or not self._usable(warm.rho, warm.block_beta):
+            return None
+        beta: np.ndarray | None = np.concatenate(
+            [np.asarray(b, dtype=np.float64) for b in warm.block_beta]
+        )
+        # the artifact's β is in the parent's raw B-spline coordinates: it transfers only when
+        # the knots are the same (frozen); otherwise keep ρ only
+        parent = load_fit_artifact(self.ws, descriptor_for(self.family, self.specs))
+        if parent is None or not self._same_knots(parent):
+            beta = None
+        return Start(np.array(warm.rho, dtype=np.float64), beta, "cross-fit", warm)
+
+    def _same_knots(self, parent: Any) -> bool:
+        d = self.prob.design
+        terms = getattr(parent, "terms", ())
+        if len(terms) != len(d.block_cols):
+            return False
+        for term, b in zip(terms[1:], d.smooths, strict=True):
+            knots = getattr(term.basis_meta, "knots", None)
+            if knots is None or np.shape(knots) != b.basis.knots.shape:
+                return False
+            if not np.allclose(knots, b.basis.knots, rtol=0.0, atol=1e-12):
+                return False
+        return True
+
+    # -- progress and results -----------------------------------------------------------------
+    def checkpoint(self, it: Iterate) -> None:
+        """Rate-limited session checkpoint of an accepted outer iterate."""
+        self.session.on_evaluation(it.rho, it.beta, it.score)
+
+    def save(self, final: Any, n_outer: int, converged: bool) -> None:
+        """Block record, session final and cross-fit artifact of the finished fit."""
+        from gamstore.warmstart.artifacts import capture_fit_artifact
+        from gamstore.warmstart.blocks import (
+            BlockWarmStart,
+            CachedInner,
+            store_block_warm_start,
+        )
+
+        d = self.prob.design
+        betas = split_beta(d, final.fit.beta)
+        cached = CachedInner(
+            log_likelihood=final.loglik,
+            penalty_value=final.fit.penalty,
+            cycles=final.fit.iterations,
+            converged=final.fit.converged,
+            block_logdet_h=final.logdet_h,
+            block_logdet_s=final.logdet_s,
+            solved_inner_tol=self.options.inner_tol,
+        )
+        store_block_warm_start(
+            self.ws,
+            self.key,
+            self.specs,
+            BlockWarmStart(final.rho.copy(), betas, [], cached),
+            saturation_threshold=RHO_BOUND,  # our box; the seed's 9 would drop real optima
+        )
+        self.session.finish(
+            final.rho,
+            final.fit.beta,
+            final.score,
+            converged,
+            hessian=final.hess,
+            beta_rho=final.rho,
+            iterations=n_outer,
+        )
+        if converged:
+            capture_fit_artifact(
+                self.ws,
+                self.family,
+                self.specs,
+                self.gauge,
+                betas,
+                final.rho,
+                self.p2o,
+                final.score,
+                converged,
+                options=self.options,
+                basis_metas=basis_metas(d),
+            )
+
+
+def fit_with_store(
+    model: GAM,
+    prob: Problem,
+    off_col: str | None,
+    store: Any,
+    t0: float,
+    inner_cap: InnerCap | None,
+    on_iterate: OnIterate | None,
+) -> FitResult:
+    """Fit with warm starts from ``store`` (see the module docstring)."""
+    from gamstore.warmstart.keys import UnsupportedFamilyError
+
+    try:
+        ctx: WarmContext | None = WarmContext(prob, store, model.control)
+        assert ctx is not None
+        start = ctx.find_start()
+    except UnsupportedFamilyError:
+        raise  # the one documented configuration error
+    except Exception as exc:  # a warm-start problem never fails a fit
+        logger.info("warm start unavailable (%s: %s); fitting cold", type(exc).__name__, exc)
+        ctx = None
+        start = Start(prob.design.initial_rho.copy(), None, "cold")
+    if start.level != "cold":
+        logger.debug("warm start level %s", start.level)
+
+    cap_state = None
+    if start.warm is not None and start.warm.cached_inner is not None:
+        from gamstore.warmstart.inner_cap import InnerCap as SeedInnerCap
+
+        cap_state = SeedInnerCap(full_budget=100)
+        cached = start.warm.cached_inner
+        cap_state.update(int(cached.cycles), bool(cached.converged))
+
+    def cap(i: int) -> int | None:
+        caps = [c for c in (inner_cap(i) if inner_cap else None, cap_state and cap_state.cap) if c]
+        return min(caps) if caps else None
+
+    def iterate(it: Iterate) -> None:
+        if cap_state is not None and start.warm is not None and start.warm.cached_inner:
+            cached = start.warm.cached_inner
+            cap_state.update(
+                int(cached.cycles), bool(cached.converged), float(np.abs(it.grad).max())
+            )
+        if ctx is not None and start.level != "exact":
+            try:
+                ctx.checkpoint(it)
+            except Exception as exc:  # pragma: no cover - the layer is best-effort already
+                logger.debug("session checkpoint failed: %s", exc)
+        if on_iterate is not None:
+            on_iterate(it)
+
+    beta0 = start.beta
+    if beta0 is not None and (beta0.shape != (prob.design.p,) or not np.all(np.isfinite(beta0))):
+        beta0 = None
+    nres = model.run(prob, start.rho, beta0, inner_cap=cap, on_iterate=iterate)
+    # an exact hit that recertified without a step changes nothing worth writing
+    if ctx is not None and (start.level != "exact" or nres.n_outer > 0):
+        try:
+            ctx.save(nres.final, nres.n_outer, nres.converged)
+        except Exception as exc:
+            logger.info("warm-start save failed (%s: %s)", type(exc).__name__, exc)
+    return model.make_result(prob, off_col, nres, start.level, t0)
