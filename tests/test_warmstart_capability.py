@@ -182,3 +182,18 @@ def test_pickles_as_the_capability_for_its_root(tmp_path: Path) -> None:
     assert clone is not None and clone.url == wrapped.url
     with pytest.raises(TypeError, match="custom opener"):
         pickle.dumps(WarmStartStore(opener=FakeStore))
+
+
+def test_store_enforced_cap_is_a_logged_skip(caplog: pytest.LogCaptureFixture) -> None:
+    # array bytes just under the cap: the warm-start pre-check passes, the store's exact
+    # encoded size (metadata + checksums) exceeds it -> a skip, not an error
+    from gamstore.store import open_store
+
+    ws = WarmStartStore(store=open_store("memory://ws-cap-edge"))
+    n = MAX_ENTRY_BYTES // 8 - 2
+    rec = WarmStartRecord(key="edge", n_rows=1, n_cols=n, beta=np.zeros(n), rho=[0.0])
+    with caplog.at_level(logging.INFO, logger="gamstore"):
+        assert ws.save("inner", "edge", rec) is None
+    assert ws.available and ws.writable
+    assert any("cap" in r.getMessage() for r in caplog.records)
+    assert ws.save("inner", "small", _rec("small")) is not None

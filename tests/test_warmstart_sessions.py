@@ -343,3 +343,17 @@ def test_start_arrays_are_private_copies_and_inputs_untouched() -> None:
 def test_begin_validates_rho_dim() -> None:
     with pytest.raises(ValueError, match="rho_dim"):
         OuterSession(None, None).begin(-1)
+
+
+def test_mirror_checkpoints_can_be_final_only() -> None:
+    ws = _store()
+    fam, specs, opts = make_fit()
+    ffam, fspecs = _fold(fam, specs)
+    full = OuterSession.open(ws, fam, specs, opts, mirror_checkpoints=False)
+    full.begin(3)
+    assert full.on_evaluation(RHO, BETA, 5.0)
+    assert _run(ws, ffam, fspecs, opts).begin(3).reason == "miss"  # mirror not written yet
+    assert _run(ws, fam, specs, opts).begin(3).kind == "seed"  # exact key was
+    assert full.finish(RHO, BETA, 4.0, True)
+    start = _run(ws, ffam, fspecs, opts).begin(3)
+    assert start.kind == "seed" and start.source == "seed-key"

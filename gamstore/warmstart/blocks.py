@@ -210,6 +210,12 @@ def store_block_warm_start(
 ) -> bool:
     """Persist the current block warm start under ``key`` (lifecycle step 6).
 
+    Every call writes a fresh entry (the newest is loaded next time; eviction bounds the
+    total). One call with the converged state at the end of a fit is enough for the next
+    identical fit; calling it after every derivative-bearing outer evaluation, as the seed
+    does, also leaves a restart point if the fit dies, at one entry write per call (see
+    ``bench/bench_warmstart.py`` for the cost).
+
     Parameters
     ----------
     store : StoreArg

@@ -28,6 +28,8 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+import numpy as np
+
 from gamstore.records import MAX_ENTRY_BYTES
 
 __all__ = ["MAX_ENTRY_BYTES", "StoreArg", "WarmStartStore", "clear_memo", "warm_store"]
@@ -73,12 +75,25 @@ def _is_read_only_error(exc: BaseException) -> bool:
     return isinstance(exc, ReadOnlyStoreError)
 
 
-def _record_nbytes(record: Any) -> int | None:
-    """Stored size estimate of a record (fields JSON + raw arrays), None if unknown."""
-    to_parts = getattr(record, "to_parts", None)
-    if to_parts is None:
-        return None
-    return int(to_parts().nbytes)
+def _record_array_bytes(record: Any) -> int:
+    """Bytes of the arrays a record holds (a cheap lower bound of its stored size).
+
+    Walks dataclass fields, tuples and lists; no encoding happens here (the store encodes
+    once and enforces the exact cap itself).
+    """
+    total = 0
+    stack: list[Any] = [record]
+    seen = 0
+    while stack and seen < 100_000:  # bounded walk: records are shallow
+        obj = stack.pop()
+        seen += 1
+        if isinstance(obj, np.ndarray):
+            total += int(obj.nbytes)
+        elif isinstance(obj, tuple | list):
+            stack.extend(obj)
+        elif hasattr(obj, "__dataclass_fields__"):
+            stack.extend(getattr(obj, name) for name in obj.__dataclass_fields__)
+    return total
 
 
 class WarmStartStore:
@@ -251,12 +266,8 @@ class WarmStartStore:
         """Best-effort save; the entry id, or None when skipped or failed (never raises)."""
         if not self.writable:
             return None
-        try:
-            nbytes = _record_nbytes(record)
-        except Exception as exc:
-            self.report_error(f"encode {keyspace} record", exc)
-            return None
-        if nbytes is not None and nbytes > MAX_ENTRY_BYTES:
+        nbytes = _record_array_bytes(record)
+        if nbytes > MAX_ENTRY_BYTES:
             _log.info(
                 "warm-start %s record skipped: %d bytes exceeds the %d-byte entry cap",
                 keyspace,

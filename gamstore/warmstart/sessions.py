@@ -210,6 +210,10 @@ class OuterSession:
     analytic_hessian : bool
         Whether the objective declares analytic second-order geometry; a seed's Hessian is
         offered only then.
+    mirror_checkpoints : bool
+        Also checkpoint every evaluation to the mirror (the seed's behaviour, default). With
+        False the mirror receives only the final entry, which halves the per-evaluation
+        storage cost; folds then seed only from finished fits.
     """
 
     def __init__(
@@ -219,11 +223,13 @@ class OuterSession:
         seed_key: str | None = None,
         *,
         analytic_hessian: bool = True,
+        mirror_checkpoints: bool = True,
     ) -> None:
         self._ws: WarmStartStore | None = warm_store(store) if exact_key is not None else None
         self.exact_key = exact_key
         self.seed_key = seed_key
         self.analytic_hessian = bool(analytic_hessian)
+        self.mirror_checkpoints = bool(mirror_checkpoints)
         self._exact: CapabilitySession | None = None
         self._mirror: CapabilitySession | None = None
         self._opened = False
@@ -242,6 +248,7 @@ class OuterSession:
         *,
         mirror: bool = True,
         analytic_hessian: bool = True,
+        mirror_checkpoints: bool = True,
     ) -> OuterSession:
         """The session of a fit, keyed by :func:`~gamstore.warmstart.keys.session_keys`.
 
@@ -256,7 +263,11 @@ class OuterSession:
             return cls(None, None)
         keys = session_keys(family, specs, options)
         return cls(
-            store, keys.exact, keys.seed if mirror else None, analytic_hessian=analytic_hessian
+            store,
+            keys.exact,
+            keys.seed if mirror else None,
+            analytic_hessian=analytic_hessian,
+            mirror_checkpoints=mirror_checkpoints,
         )
 
     @property
@@ -365,6 +376,8 @@ class OuterSession:
         self._evals += 1
         self._last_rho, self._last_beta = rho_v, beta_v
         sessions = self._sessions()
+        if not self.mirror_checkpoints:
+            sessions = [s for s in sessions if s is not self._mirror]
         if not sessions:
             return False
         payload = encode_iterate(rho_v, cost_f, self._evals, beta=beta_v)
