@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +38,7 @@ from gamstore import _json
 from gamstore.views.assemble import VIEW_SCHEMA, assemble_fits
 from gamstore.views.listing import list_infos, listing_signature, read_rows
 from gamstore.views.rows import KEYSPACES, layout_for
+from gamstore.views.zarrio import decode_group, encode_groups
 
 __all__ = [
     "CATALOG_FORMAT",
@@ -90,77 +90,27 @@ class CatalogInfo:
 
 
 # ------------------------------------------------------------------ Dataset <-> Zarr objects
-def _zarr_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
-    # one chunk per variable: the catalog is read whole, so fewer objects = fewer requests
-    return {
-        str(name): {"chunks": tuple(max(int(n), 1) for n in var.shape)}
-        for name, var in ds.variables.items()
-    }
-
-
-def _prepare(ds: xr.Dataset) -> xr.Dataset:
-    out = ds.copy()
-    meta = out.attrs.get("gamstore")
-    if isinstance(meta, dict):  # nested attrs become a JSON string (portable to netCDF)
-        out.attrs["gamstore"] = _json.dumps(meta, root="attrs.gamstore")
-    return out
-
-
 def dataset_to_objects(datasets: Mapping[str, xr.Dataset]) -> dict[str, bytes]:
-    """Encode one Dataset per keyspace as the objects of a Zarr v3 hierarchy.
+    """Encode one Dataset per keyspace as the objects of one Zarr v3 hierarchy.
 
-    Each keyspace becomes a child group with consolidated metadata. Object paths are
-    relative to the hierarchy root.
+    Each keyspace becomes a child group with inline consolidated metadata (also at the
+    root). Object paths are relative to the hierarchy root.
     """
-    from zarr.storage import MemoryStore
-
-    store_dict: dict[str, Any] = {}
-    mem = MemoryStore(store_dict=store_dict)
-    with warnings.catch_warnings():
-        # consolidated metadata is not (yet) in the v3 spec: fine for our own catalog
-        warnings.simplefilter("ignore")
-        import zarr
-
-        zarr.create_group(mem, attributes={"gamstore_catalog": CATALOG_VERSION}, zarr_format=3)
-        for ks, ds in datasets.items():
-            layout_for(ks)
-            prepared = _prepare(ds)
-            prepared.to_zarr(
-                mem,
-                group=ks,
-                mode="w",
-                consolidated=True,
-                zarr_format=3,
-                encoding=_zarr_encoding(prepared),
-            )
-    return {key: value.to_bytes() for key, value in store_dict.items()}
-
-
-def _strings_to_object(ds: xr.Dataset) -> xr.Dataset:
-    # zarr returns numpy StringDType; the in-memory views use object strings
-    for name, var in ds.variables.items():
-        if var.dtype.kind in ("T", "U", "S"):
-            ds[name] = var.astype(object)
-    return ds
+    for ks in datasets:
+        layout_for(ks)
+    return encode_groups(datasets, {"gamstore_catalog": CATALOG_VERSION})
 
 
 def dataset_from_objects(objects: Mapping[str, bytes], keyspace: str) -> xr.Dataset:
-    """Decode the Dataset of ``keyspace`` from objects made by :func:`dataset_to_objects`."""
-    from zarr.core.buffer import default_buffer_prototype
-    from zarr.storage import MemoryStore
+    """Decode the Dataset of ``keyspace`` from objects made by :func:`dataset_to_objects`.
 
+    Variables come back in the order :func:`~gamstore.views.assemble.assemble_fits` uses.
+    """
     layout_for(keyspace)
-    proto = default_buffer_prototype()
-    store_dict = {k: proto.buffer.from_bytes(v) for k, v in objects.items()}
-    mem = MemoryStore(store_dict=store_dict, read_only=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ds = xr.open_zarr(mem, group=keyspace, consolidated=True, zarr_format=3).load()
-    ds = _strings_to_object(ds)
-    meta = ds.attrs.get("gamstore")
-    if isinstance(meta, str):
-        ds.attrs["gamstore"] = _json.loads(meta.encode("utf-8"), root="attrs.gamstore")
-    return ds
+    ds = decode_group(objects, keyspace)
+    order = list(assemble_fits([], keyspace).data_vars)
+    extra = [v for v in ds.data_vars if v not in order]
+    return ds[[v for v in order if v in ds.data_vars] + extra]
 
 
 # ------------------------------------------------------------------ pointer and lock
