@@ -1,0 +1,252 @@
+"""Warm starts of ``GAM.fit(store=...)``: exact record, outer session, cross-fit artifact.
+
+For every family and level the warm fit must reach the cold optimum (|dREML| <= 1e-6
+relative, fitted values <= 1e-5 relative), and broken, foreign or stale store entries may only
+cost speed, never change the answer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import gamstore as gs
+from gamstore.fit import GAM, FitResult, s
+from gamstore.fit.simulate import FAMILIES, simulate
+from gamstore.fit.warm import WarmContext, split_beta
+
+_counter = itertools.count()
+
+
+def _store() -> Any:
+    return gs.open_store(f"memory://fit-warm-{next(_counter)}")
+
+
+def _model(family: str) -> GAM:
+    return GAM([s("x0"), s("x1"), s("x2")], family=family)
+
+
+def _data(family: str, seed: int = 20240601) -> pd.DataFrame:
+    return simulate(family, n=1000, S=10, seed=seed)
+
+
+def assert_same_optimum(warm: FitResult, cold: FitResult) -> None:
+    assert warm.converged and cold.converged
+    assert abs(warm.reml - cold.reml) <= 1e-6 * abs(cold.reml), (warm.reml, cold.reml)
+    rel = np.max(np.abs(warm.fitted - cold.fitted)) / np.max(np.abs(cold.fitted))
+    assert rel <= 1e-5, rel
+
+
+def _delete(store: Any, keyspace: str) -> int:
+    infos = list(store.entries(keyspace))
+    for info in infos:
+        store.delete_entry(info)
+    return len(infos)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_exact_record_refit(family: str) -> None:
+    df, model, store = _data(family), _model(family), _store()
+    cold = model.fit(df, y="y")
+    first = model.fit(df, y="y", store=store)
+    assert first.warm == "cold"
+    assert_same_optimum(first, cold)
+    again = model.fit(df, y="y", store=store)
+    assert again.warm == "exact"
+    assert_same_optimum(again, cold)
+    # recertified at the stored optimum: one PIRLS call, one (or two) iterations
+    assert again.n_outer == 0 and again.n_pirls_calls == 1 and again.n_pirls_iters <= 2
+    # recomputed, not copied: the result is the evaluation of this run
+    assert again.reml == pytest.approx(first.reml, rel=1e-10)
+    assert again.fitted is not first.fitted
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_outer_session_resume(family: str) -> None:
+    df, model, store = _data(family), _model(family), _store()
+    cold = model.fit(df, y="y")
+    model.fit(df, y="y", store=store)
+    assert list(store.entries("outer")), "the Newton loop checkpoints / finalizes a session"
+    assert _delete(store, "block") == 1
+    res = model.fit(df, y="y", store=store)
+    assert res.warm == "session"
+    assert_same_optimum(res, cold)
+    assert res.n_outer <= 1
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_cross_fit_artifact_for_a_fold(family: str) -> None:
+    df, model, store = _data(family), _model(family), _store()
+    full = model.fit(df, y="y", store=store)
+    fold = df[df["subj"] != 3]
+    cold = model.fit(fold, y="y", knots=full.knots)
+    _delete(store, "outer")  # leave only the artifact (and the full fit's block record)
+    warm = model.fit(fold, y="y", knots=full.knots, store=store)
+    assert warm.warm == "cross-fit"
+    assert_same_optimum(warm, cold)
+    assert warm.n_outer < cold.n_outer
+    assert warm.n_pirls_iters < cold.n_pirls_iters
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_fold_finds_parent_through_session_seed_or_artifact(family: str) -> None:
+    df, model, store = _data(family), _model(family), _store()
+    full = model.fit(df, y="y", store=store)
+    fold = df[df["subj"] != 5]
+    cold = model.fit(fold, y="y", knots=full.knots)
+    warm = model.fit(fold, y="y", knots=full.knots, store=store)
+    # the artifact (ρ and transported β) is preferred over the ρ-only seed session
+    assert warm.warm == "cross-fit"
+    assert_same_optimum(warm, cold)
+
+
+def test_cross_fit_with_other_knots_transfers_rho_only() -> None:
+    df, model, store = _data("poisson"), _model("poisson"), _store()
+    model.fit(df, y="y", store=store)
+    fold = df[df["x1"] < 0.9]  # own knots differ from the parent's
+    cold = model.fit(fold, y="y")
+    ctx_prob, _ = model.prepare(fold, "y")
+    ctx = WarmContext(ctx_prob, store, model.control)
+    start = ctx.find_start()
+    assert start.level in ("cross-fit", "session") and start.beta is None
+    warm = model.fit(fold, y="y", store=store)
+    assert_same_optimum(warm, cold)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_wrong_exact_record_only_costs_speed(family: str) -> None:
+    from gamstore.warmstart.blocks import BlockWarmStart, store_block_warm_start
+
+    df, model, store = _data(family), _model(family), _store()
+    cold = model.fit(df, y="y")
+    prob, _ = model.prepare(df, "y")
+    ctx = WarmContext(prob, store, model.control)
+    assert ctx.find_start().level == "cold"
+    rng = np.random.default_rng(0)
+    bad_beta = split_beta(prob.design, rng.normal(scale=3.0, size=prob.design.p))
+    ok = store_block_warm_start(
+        store,
+        ctx.key,
+        ctx.specs,
+        BlockWarmStart(cold.rho + 3.0, bad_beta),
+        saturation_threshold=None,
+    )
+    assert ok
+    res = model.fit(df, y="y", store=store)
+    assert res.warm == "exact"
+    assert_same_optimum(res, cold)
+    assert res.n_outer > 0
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_wrong_session_final_only_costs_speed(family: str) -> None:
+    df, model, store = _data(family), _model(family), _store()
+    cold = model.fit(df, y="y")
+    prob, _ = model.prepare(df, "y")
+    ctx = WarmContext(prob, store, model.control)
+    ctx.session.begin(prob.design.n_sp)
+    wrong_rho = cold.rho - 4.0
+    wrong_beta = np.full(prob.design.p, 2.5)
+    assert ctx.session.finish(wrong_rho, wrong_beta, cold.reml - 50.0, True, beta_rho=wrong_rho)
+    res = model.fit(df, y="y", store=store)
+    assert res.warm == "session"
+    assert_same_optimum(res, cold)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_wrong_artifact_only_costs_speed(family: str) -> None:
+    from gamstore.warmstart.artifacts import capture_fit_artifact
+
+    df, model, store = _data(family), _model(family), _store()
+    full = model.fit(df, y="y")
+    fold = df[df["subj"] != 1]
+    cold = model.fit(fold, y="y", knots=full.knots)
+    prob, _ = model.prepare(fold, "y", knots=full.knots)
+    ctx = WarmContext(prob, store, model.control)
+    rng = np.random.default_rng(1)
+    bad = split_beta(prob.design, rng.normal(scale=4.0, size=prob.design.p))
+    assert capture_fit_artifact(
+        store, ctx.family, ctx.specs, ctx.gauge, bad, full.rho + 2.5, ctx.p2o, 1.0, True
+    )
+    res = model.fit(fold, y="y", knots=full.knots, store=store)
+    assert res.warm == "cross-fit"
+    assert_same_optimum(res, cold)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_stale_parent_from_other_data(family: str) -> None:
+    model, store = _model(family), _store()
+    model.fit(_data(family, seed=1), y="y", store=store)
+    other = _data(family, seed=2)
+    cold = model.fit(other, y="y")
+    res = model.fit(other, y="y", store=store)
+    assert res.warm in ("cross-fit", "session")  # a structurally equal parent, other data
+    assert_same_optimum(res, cold)
+
+
+def test_corrupt_files_read_as_a_miss(tmp_path: Path) -> None:
+    df, model = _data("binomial"), _model("binomial")
+    store = gs.open_store(tmp_path / "st")
+    cold = model.fit(df, y="y")
+    model.fit(df, y="y", store=store)
+    n = 0
+    for f in (tmp_path / "st").rglob("*"):
+        if f.is_file() and f.name not in ("zarr.json",) and ".access" not in f.parts:
+            f.write_bytes(b"\x00garbage" * 3)
+            n += 1
+    assert n > 0
+    res = model.fit(df, y="y", store=gs.open_store(tmp_path / "st"))
+    assert res.warm == "cold"
+    assert_same_optimum(res, cold)
+
+
+class _BrokenStore:
+    """Raises on every call, like an unreachable bucket."""
+
+    url = "memory://broken"
+
+    def save(self, *a: Any, **k: Any) -> Any:
+        raise OSError("disk on fire")
+
+    def lookup(self, *a: Any, **k: Any) -> Any:
+        raise OSError("disk on fire")
+
+    def lookup_latest(self, *a: Any, **k: Any) -> Any:
+        raise OSError("disk on fire")
+
+    def session(self, *a: Any, **k: Any) -> Any:
+        raise OSError("disk on fire")
+
+
+def test_failing_store_never_fails_a_fit(caplog: pytest.LogCaptureFixture) -> None:
+    df, model = _data("gaussian"), _model("gaussian")
+    cold = model.fit(df, y="y")
+    with caplog.at_level(logging.DEBUG, logger="gamstore"):
+        res = model.fit(df, y="y", store=_BrokenStore())
+    assert res.warm == "cold"
+    assert_same_optimum(res, cold)
+
+
+def test_read_only_store_warm_starts_but_never_writes(tmp_path: Path) -> None:
+    df, model = _data("poisson"), _model("poisson")
+    model.fit(df, y="y", store=gs.open_store(tmp_path / "ro"))
+    ro = gs.open_store(tmp_path / "ro", read_only=True)
+    before = sorted(p for p in (tmp_path / "ro").rglob("*") if ".access" not in p.parts)
+    res = model.fit(df[df["subj"] != 0], y="y", store=ro)
+    after = sorted(p for p in (tmp_path / "ro").rglob("*") if ".access" not in p.parts)
+    assert res.converged and res.warm in ("cross-fit", "session")
+    assert before == after
+
+
+def test_explicit_start_bypasses_the_store() -> None:
+    df, model, store = _data("gaussian"), _model("gaussian"), _store()
+    cold = model.fit(df, y="y")
+    res = model.fit(df, y="y", store=store, rho0=cold.rho)
+    assert res.warm == "explicit"
+    assert not list(store.entries())
