@@ -537,3 +537,17 @@ def test_likelihood_fingerprint() -> None:
     assert len(variants) == 9
     with pytest.raises(TypeError, match=r"scalars\['bad'\]"):
         likelihood_fingerprint("x", {}, {"bad": [1]})  # type: ignore[dict-item]
+
+
+def test_session_keys_block_key_hint() -> None:
+    fam, specs, opts = make_inputs()
+    k = block_key(fam, specs, opts)
+    assert session_keys(fam, specs, opts, block_key_hint=k) == session_keys(fam, specs, opts)
+    # the exact session key follows the block key (same data <=> same exact key)
+    other = session_keys(fam, specs, opts, block_key_hint="cf-0000000000000000")
+    assert other.exact != session_keys(fam, specs, opts).exact
+    assert other.seed == session_keys(fam, specs, opts).seed
+    with pytest.raises(ValueError, match="block_key_hint"):
+        session_keys(fam, specs, opts, block_key_hint="cf-XYZ")
+    with pytest.raises(UnsupportedFamilyError):
+        session_keys(NoFingerprint(), specs, opts, block_key_hint=k)

@@ -357,3 +357,17 @@ def test_mirror_checkpoints_can_be_final_only() -> None:
     assert full.finish(RHO, BETA, 4.0, True)
     start = _run(ws, ffam, fspecs, opts).begin(3)
     assert start.kind == "seed" and start.source == "seed-key"
+
+
+def test_open_with_block_key_hint_uses_same_keys() -> None:
+    from gamstore.warmstart.blocks import load_block_warm_start
+
+    ws = _store()
+    fam, specs, opts = make_fit()
+    key, _ = load_block_warm_start(ws, fam, specs, opts, 3)
+    a = OuterSession.open(ws, fam, specs, opts, block_key=key)
+    b = OuterSession.open(ws, fam, specs, opts)
+    assert (a.exact_key, a.seed_key) == (b.exact_key, b.seed_key)
+    a.begin(3)
+    assert a.on_evaluation(RHO, BETA, 1.0)
+    assert b.begin(3).kind == "seed"

@@ -24,6 +24,7 @@ key. The design chunking never affects the digest.
 from __future__ import annotations
 
 import logging
+import re
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ BLOCK_KEY_NAMESPACE = "gamstore-persistent-block-warm-start"
 _SESSION_EXACT_NAMESPACE = "gamstore-outer-session-exact"
 _SESSION_SEED_NAMESPACE = "gamstore-outer-session-seed"
 _LIKELIHOOD_DOMAIN = "gamstore-likelihood-fingerprint-v1"
+_BLOCK_KEY_RE = re.compile(r"cf-[0-9a-f]{16}")
 _F64_BITS = struct.Struct("<d")
 _U64 = struct.Struct("<Q")
 
@@ -290,33 +292,52 @@ class SessionKeys:
 
 
 def session_keys(
-    family: WarmStartFamily, specs: Sequence[BlockSpec], options: FitOptions
+    family: WarmStartFamily,
+    specs: Sequence[BlockSpec],
+    options: FitOptions,
+    *,
+    block_key_hint: str | None = None,
 ) -> SessionKeys:
     """Derive the outer-session keys of a fit (spec §1, "keys for whole fits").
 
-    ``exact`` hashes the same content as :func:`block_key` (so an exact session hit means
-    the same problem) and embeds ``dims=<n_rows>x<total width>``; ``seed`` hashes only the
-    family name, the block structure (names, widths, penalty kinds/labels/widths, nullspace
-    dims) and the options - no rows, no data, no penalty values - so a LOSO fold finds the
-    full-data fit's session.
+    ``exact`` is derived from the fit's :func:`block_key` (so an exact session hit means the
+    same data, spec and options) and embeds ``dims=<n_rows>x<total width>``; ``seed`` hashes
+    only the family name, the block structure (names, widths, penalty kinds/labels/widths,
+    nullspace dims) and the options - no rows, no data, no penalty values - so a LOSO fold
+    finds the full-data fit's session.
+
+    Parameters
+    ----------
+    family, specs, options
+        As for :func:`block_key`.
+    block_key_hint : str, optional
+        The block key already computed for exactly these inputs (e.g. returned by
+        ``load_block_warm_start``), to skip hashing the designs a second time.
 
     Raises
     ------
     UnsupportedFamilyError
         As :func:`block_key`.
+    ValueError
+        If ``block_key_hint`` is not a ``"cf-<16 hex>"`` string.
     """
     blocks = check_specs(specs)
     _check_options(options)
-    fam_fp = family_fingerprint(family, blocks, options)
+    if block_key_hint is None:
+        bkey = block_key(family, blocks, options)
+    else:
+        if not isinstance(block_key_hint, str) or not _BLOCK_KEY_RE.fullmatch(block_key_hint):
+            raise ValueError(
+                f"block_key_hint: expected a 'cf-<16 hex>' block key, got {block_key_hint!r}"
+            )
+        family_fingerprint(family, blocks, options)  # same refusal as without a hint
+        bkey = block_key_hint
     name = _family_name(family)
     n_rows = blocks[0].n_rows if blocks else 0
     n_cols = sum(b.width for b in blocks)
 
     exact = Fingerprinter()
-    exact.write_str(_SESSION_EXACT_NAMESPACE).write_str(SCHEMA_TAG)
-    exact.write_str(name).write_str(fam_fp).write_f64(options.jeffreys_tau)
-    _write_blocks(exact, blocks)
-    _write_options(exact, options)
+    exact.write_str(_SESSION_EXACT_NAMESPACE).write_str(SCHEMA_TAG).write_str(bkey)
 
     seed = Fingerprinter()
     seed.write_str(_SESSION_SEED_NAMESPACE).write_str(SCHEMA_TAG)

@@ -249,10 +249,13 @@ class OuterSession:
         mirror: bool = True,
         analytic_hessian: bool = True,
         mirror_checkpoints: bool = True,
+        block_key: str | None = None,
     ) -> OuterSession:
         """The session of a fit, keyed by :func:`~gamstore.warmstart.keys.session_keys`.
 
-        Without a store no key is derived (a family without a fingerprint is fine).
+        Without a store no key is derived (a family without a fingerprint is fine). Pass the
+        fit's ``block_key`` (from ``load_block_warm_start``) to avoid hashing the designs
+        again.
 
         Raises
         ------
@@ -261,7 +264,7 @@ class OuterSession:
         """
         if warm_store(store) is None:
             return cls(None, None)
-        keys = session_keys(family, specs, options)
+        keys = session_keys(family, specs, options, block_key_hint=block_key)
         return cls(
             store,
             keys.exact,
