@@ -515,13 +515,14 @@ class Store:
 
     def _load(self, path: str, marker: Marker) -> Entry | None:
         st = self._state
-        cached = st.decoded.get(path)
-        if cached is not None:
-            # Entries are immutable: if the marker is still there, the cached record is right.
-            if self._backend.flat_listing or self._backend.mtime(f"{path}/{MARKER}") is not None:
-                return cached
+        # A one-level listing cannot see whether the marker is still there (deletes remove it
+        # first): check it. Entries are immutable, so then any cached decode is still right.
+        if not self._backend.flat_listing and self._backend.mtime(f"{path}/{MARKER}") is None:
             st.forget(path)
             return None
+        cached = st.decoded.get(path)
+        if cached is not None:
+            return cached
         rel = codec.marker_object_paths(marker)
         try:
             blobs = self._backend.get_many([f"{path}/{r}" for r in rel])
@@ -610,32 +611,24 @@ class Store:
         """Committed entries (optionally one keyspace and/or one ``<kk>`` shard)."""
         be = self._backend
         st = self._state
-        spaces = [keyspace] if keyspace is not None else [k for k in KEYSPACES]
+        spaces = [keyspace] if keyspace is not None else list(KEYSPACES)
+        if be.flat_listing:
+            # Object stores list recursively at no extra cost: one listing (per keyspace or
+            # for the whole root) gives marker presence, sizes and touch times.
+            if keyspace is None and shard is None:
+                objs = be.list("")
+            else:
+                objs = []
+                for ks in spaces:
+                    top = ks if shard is None else f"{ks}/{shard}"
+                    objs += be.list(f"{ACCESS_DIR}/{top}") + be.list(top)
+            yield from self._infos_from_objects(objs, uncommitted)
+            return
         for ks in spaces:
             top = ks if shard is None else f"{ks}/{shard}"
             access: dict[str, int] = {}
             for o in be.list(f"{ACCESS_DIR}/{top}"):
                 access[o.path[len(ACCESS_DIR) + 1 :]] = o.mtime
-            if be.flat_listing:
-                sizes: dict[str, int] = {}
-                committed: set[str] = set()
-                for o in be.list(top):
-                    parts = o.path.split("/", 4)
-                    if len(parts) < 5:
-                        continue
-                    ep = "/".join(parts[:4])
-                    sizes[ep] = sizes.get(ep, 0) + o.size
-                    if parts[4] == MARKER:
-                        committed.add(ep)
-                for ep in sorted(sizes):
-                    if ep not in committed:
-                        if uncommitted is not None:
-                            uncommitted.append(ep)
-                        continue
-                    info = self._make_info(ep, sizes[ep], access.get(ep))
-                    if info is not None:
-                        yield info
-                continue
             shards = [shard] if shard is not None else sorted(be.list_dir(ks))
             for kk in shards:
                 for folder in sorted(be.list_dir(f"{ks}/{kk}")):
@@ -664,6 +657,33 @@ class Store:
                         info = self._make_info(p, known.nbytes, access.get(p))
                         if info is not None:
                             yield info
+
+    def _infos_from_objects(
+        self, objs: list[Any], uncommitted: list[str] | None
+    ) -> Iterator[EntryInfo]:
+        access: dict[str, int] = {}
+        sizes: dict[str, int] = {}
+        committed: set[str] = set()
+        cut = len(ACCESS_DIR) + 1
+        for o in objs:
+            if o.path.startswith(f"{ACCESS_DIR}/"):
+                access[o.path[cut:]] = o.mtime
+                continue
+            parts = o.path.split("/", 4)
+            if len(parts) < 5 or parts[0] not in KEYSPACES:
+                continue
+            ep = "/".join(parts[:4])
+            sizes[ep] = sizes.get(ep, 0) + o.size
+            if parts[4] == MARKER:
+                committed.add(ep)
+        for ep in sorted(sizes):
+            if ep not in committed:
+                if uncommitted is not None:
+                    uncommitted.append(ep)
+                continue
+            info = self._make_info(ep, sizes[ep], access.get(ep))
+            if info is not None:
+                yield info
 
     def _make_info(self, path: str, nbytes: int, touched: int | None) -> EntryInfo | None:
         split = split_entry_path(path)

@@ -9,16 +9,13 @@
     .catalog/...                                free-form objects of the catalog (views layer)
 
 Keys never become path segments: a key string maps to the 64-hex folder
-``blake3(frame(keyspace tag, key string))`` (the ``absorb_str`` frame of
-:mod:`gamstore.fingerprint`), so user strings cannot inject paths.
+``key_fingerprint(keyspace, key).hex()`` (:mod:`gamstore.fingerprint`), so user strings
+cannot inject paths.
 """
 
 from __future__ import annotations
 
-import struct
-
-import blake3
-
+from gamstore.fingerprint import key_fingerprint
 from gamstore.store.types import KEYSPACES
 
 __all__ = [
@@ -38,7 +35,6 @@ LAYOUT_VERSION = 1
 MARKER = "zarr.json"
 ACCESS_DIR = ".access"
 CATALOG_DIR = ".catalog"
-_STR_FRAME = 2  # Fingerprinter type code of absorb_str
 
 
 def check_keyspace(keyspace: object) -> str:
@@ -53,18 +49,14 @@ def check_keyspace(keyspace: object) -> str:
 def key_folder(keyspace: str, key: str) -> str:
     """Return the 64-hex folder of ``key`` in ``keyspace``.
 
-    Equal to ``Fingerprinter().absorb_str(KEYSPACES[keyspace], key).finalize().hex()``.
+    Equal to ``gamstore.fingerprint.key_fingerprint(keyspace, key).hex()``: the keyspace and
+    the key are separate tagged frames, so keyspaces are disjoint.
     """
     if not isinstance(key, str):
         raise TypeError(f"key: expected str, got {type(key).__name__}")
     if not key:
         raise ValueError("key: expected a non-empty string")
-    tag = KEYSPACES[check_keyspace(keyspace)].encode("utf-8")
-    payload = key.encode("utf-8")
-    frame = (
-        struct.pack("<BI", _STR_FRAME, len(tag)) + tag + struct.pack("<Q", len(payload)) + payload
-    )
-    return blake3.blake3(frame).hexdigest()
+    return key_fingerprint(check_keyspace(keyspace), key).hex()
 
 
 def key_prefix(keyspace: str, folder: str) -> str:

@@ -16,14 +16,14 @@ __all__ = [
     "VerifyReport",
 ]
 
-#: Keyspaces and the fingerprint tag each one hashes its key strings under. Disjoint by
-#: construction: the same key string lands in a different folder in every keyspace.
+#: Keyspaces and what each holds. Disjoint by construction: the keyspace name is hashed into
+#: the folder of every key, so one key string lands in a different folder in each keyspace.
 KEYSPACES: dict[str, str] = {
-    "inner": "gamstore/keyspace/inner",
-    "block": "gamstore/keyspace/block",
-    "outer": "gamstore/keyspace/outer",
-    "artifact": "gamstore/keyspace/artifact",
-    "from": "gamstore/keyspace/from",
+    "inner": "record A: WarmStartRecord",
+    "block": "record B: BlockWarmStartRecord",
+    "outer": "outer-iterate sessions: IteratePayload",
+    "artifact": "cross-fit artifacts: FitArtifact",
+    "from": "explicit warm_start_from: IteratePayload",
 }
 
 #: Entry kinds as written. A ``final`` from another producer reads back as ``checkpoint``.

@@ -1,0 +1,261 @@
+"""S3 backend (``s3://bucket/prefix``) on s3fs/aiobotocore.
+
+Every operation is a single direct S3 call (no ``exists``/``info`` probes, no HEAD before a
+GET): ``put_object``, ``put_object(IfNoneMatch="*")`` for create-only markers (412 ->
+``FileExistsError`` -> False), ``get_object``, ``list_objects_v2`` (sizes and LastModified
+come with the listing), ``delete_objects`` in batches of 1000. Multi-object reads and writes
+run concurrently on s3fs's event loop. Timeouts and retries are set on the botocore client.
+
+``storage_options`` go to :class:`s3fs.S3FileSystem` (``endpoint_url``, ``key``, ``secret``,
+``token``, ``client_kwargs``, ``config_kwargs``, ...). They are never stored in reprs or
+messages; :attr:`S3Backend.url` is ``s3://bucket/prefix`` only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import os
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import blake3
+
+from gamstore.store.backend import Backend, ObjectInfo, check_path
+from gamstore.store.errors import StoreError
+
+__all__ = ["S3Backend"]
+
+_CONCURRENCY = 16
+_FS_CACHE: dict[tuple[int, str], Any] = {}
+_FS_LOCK = threading.Lock()
+_DEFAULT_CONFIG = {
+    "connect_timeout": 5,
+    "read_timeout": 30,
+    "retries": {"max_attempts": 3, "mode": "standard"},
+}
+
+
+def _ns(dt: Any) -> int:
+    return int(dt.timestamp() * 1e9)
+
+
+class S3Backend(Backend):
+    """Objects under ``s3://bucket/prefix``.
+
+    Parameters
+    ----------
+    bucket : str
+        Bucket name (must exist).
+    prefix : str
+        Key prefix of the root ("" for the bucket root).
+    storage_options : mapping
+        Passed to :class:`s3fs.S3FileSystem`.
+    """
+
+    scheme = "s3"
+    flat_listing = True
+
+    def __init__(self, bucket: str, prefix: str, storage_options: Mapping[str, Any]) -> None:
+        super().__init__()
+        import s3fs
+        from fsspec.asyn import sync
+
+        self._sync = sync
+        if not bucket:
+            raise ValueError("url: s3:// URLs need a bucket, e.g. 's3://bucket/prefix'")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        opts = dict(storage_options)
+        config = dict(_DEFAULT_CONFIG)
+        config.update(opts.pop("config_kwargs", None) or {})
+        opts.setdefault("max_concurrency", 1)  # no HEAD before GET in s3fs helpers
+        self._endpoint = str(opts.get("endpoint_url") or "")
+        # One client per process and option set: creating an aiobotocore client costs
+        # ~0.2-0.4 s. The cache key is a digest, so secrets are not kept as dict keys.
+        ident = blake3.blake3(repr(sorted((k, repr(v)) for k, v in opts.items())).encode())
+        cache_key = (os.getpid(), ident.hexdigest() + repr(sorted(config.items())))
+        with _FS_LOCK:
+            fs = _FS_CACHE.get(cache_key)
+            if fs is None:
+                fs = s3fs.S3FileSystem(skip_instance_cache=True, config_kwargs=config, **opts)
+                _FS_CACHE[cache_key] = fs
+        self.fs = fs
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+    @property
+    def cache_key(self) -> str:
+        """Identity of the root for in-process caches (endpoint included, no credentials)."""
+        return f"{self.url}@{self._endpoint}"
+
+    def _key(self, path: str) -> str:
+        check_path(path)
+        if not self.prefix:
+            return path
+        return f"{self.prefix}/{path}" if path else self.prefix
+
+    def _folder_key(self, prefix: str) -> str:
+        k = self._key(prefix)
+        return f"{k}/" if k else ""
+
+    def _run(self, coro: Any) -> Any:
+        try:
+            return self._sync(self.fs.loop, lambda: coro)
+        except (FileNotFoundError, FileExistsError, PermissionError, StoreError):
+            raise
+        except OSError as exc:
+            raise StoreError(f"S3 request on {self.url} failed: {exc}") from exc
+
+    async def _gather(self, coros: Sequence[Any]) -> builtins.list[Any]:
+        sem = asyncio.Semaphore(_CONCURRENCY)
+
+        async def one(c: Any) -> Any:
+            async with sem:
+                return await c
+
+        return await asyncio.gather(*(one(c) for c in coros))
+
+    async def _call(self, kind: str, method: str, **kwargs: Any) -> Any:
+        self.requests[kind] += 1
+        return await self.fs._call_s3(method, Bucket=self.bucket, **kwargs)
+
+    # -- reads ---------------------------------------------------------------------------
+    async def _get(self, path: str) -> bytes | None:
+        try:
+            resp = await self._call("get", "get_object", Key=self._key(path))
+        except FileNotFoundError:
+            return None
+        body = resp["Body"]
+        try:
+            data = await body.read()
+        finally:
+            body.close()
+        return bytes(data)
+
+    def get(self, path: str) -> bytes | None:
+        return self._run(self._get(path))  # type: ignore[no-any-return]
+
+    def get_many(self, paths: Sequence[str]) -> builtins.list[bytes | None]:
+        if not paths:
+            return []
+        return self._run(self._gather([self._get(p) for p in paths]))  # type: ignore[no-any-return]
+
+    async def _mtime(self, path: str) -> int | None:
+        try:
+            resp = await self._call("head", "head_object", Key=self._key(path))
+        except FileNotFoundError:
+            return None
+        return _ns(resp["LastModified"])
+
+    def mtime(self, path: str) -> int | None:
+        return self._run(self._mtime(path))  # type: ignore[no-any-return]
+
+    async def _list(
+        self, prefix: str, delimiter: bool
+    ) -> tuple[builtins.list[Any], builtins.list[str]]:
+        base = self._folder_key(prefix)
+        contents: builtins.list[Any] = []
+        dirs: builtins.list[str] = []
+        kwargs: dict[str, Any] = {"Prefix": base}
+        if delimiter:
+            kwargs["Delimiter"] = "/"
+        while True:
+            resp = await self._call("list", "list_objects_v2", **kwargs)
+            contents.extend(resp.get("Contents", []))
+            dirs.extend(p["Prefix"] for p in resp.get("CommonPrefixes", []))
+            if not resp.get("IsTruncated"):
+                break
+            kwargs["ContinuationToken"] = resp["NextContinuationToken"]
+        return contents, dirs
+
+    def list(self, prefix: str) -> builtins.list[ObjectInfo]:
+        contents, _ = self._run(self._list(prefix, False))
+        cut = len(self.prefix) + 1 if self.prefix else 0
+        return [
+            ObjectInfo(c["Key"][cut:], int(c["Size"]), _ns(c["LastModified"])) for c in contents
+        ]
+
+    def list_dir(self, prefix: str) -> builtins.list[str]:
+        contents, dirs = self._run(self._list(prefix, True))
+        cut = len(self._folder_key(prefix))
+        names = [d[cut:].rstrip("/") for d in dirs]
+        names.extend(c["Key"][cut:] for c in contents)
+        return [n for n in names if n]
+
+    # -- writes --------------------------------------------------------------------------
+    async def _put(self, path: str, data: bytes, kind: str = "put") -> None:
+        await self._call(kind, "put_object", Key=self._key(path), Body=data)
+
+    def put(self, path: str, data: bytes) -> None:
+        self._run(self._put(path, data))
+
+    def put_many(self, items: Mapping[str, bytes]) -> None:
+        self._run(self._gather([self._put(p, d) for p, d in items.items()]))
+
+    async def _put_if_absent(self, path: str, data: bytes) -> bool:
+        for attempt in range(4):
+            try:
+                await self._call(
+                    "put_if_absent", "put_object", Key=self._key(path), Body=data, IfNoneMatch="*"
+                )
+                return True
+            except FileExistsError:
+                return False
+            except OSError as exc:
+                # 409 ConditionalRequestConflict: a concurrent conditional write; retry.
+                if "Conflict" not in str(exc) or attempt == 3:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
+        return False  # pragma: no cover
+
+    def put_if_absent(self, path: str, data: bytes) -> bool:
+        return self._run(self._put_if_absent(path, data))  # type: ignore[no-any-return]
+
+    def touch(self, path: str) -> None:
+        self._run(self._put(path, b"", "touch"))
+
+    async def _delete(self, path: str) -> None:
+        await self._call("delete", "delete_object", Key=self._key(path))
+
+    def delete(self, path: str) -> bool:
+        """Delete one object. S3 does not say whether it existed: always True."""
+        try:
+            self._run(self._delete(path))
+        except FileNotFoundError:
+            return False
+        return True
+
+    async def _delete_keys(self, keys: builtins.list[str]) -> int:
+        done = 0
+        for i in range(0, len(keys), 1000):
+            batch = keys[i : i + 1000]
+            resp = await self._call(
+                "delete",
+                "delete_objects",
+                Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
+            )
+            done += len(batch) - len(resp.get("Errors", []))
+        return done
+
+    def delete_many(self, paths: Iterable[str]) -> int:
+        keys = [self._key(p) for p in paths]
+        if not keys:
+            return 0
+        return self._run(self._delete_keys(keys))  # type: ignore[no-any-return]
+
+    def delete_prefix(self, prefix: str) -> int:
+        if not prefix:
+            raise ValueError("prefix: refusing to delete the whole root")
+        return self.delete_many([o.path for o in self.list(prefix)])
+
+
+def _from_url(url: str, storage_options: dict[str, Any]) -> S3Backend:
+    rest = url.split("://", 1)[1]
+    bucket, _, prefix = rest.partition("/")
+    if "@" in bucket or ":" in bucket:
+        raise ValueError("url: put credentials in storage_options, not in the s3:// URL")
+    return S3Backend(bucket, prefix, storage_options)

@@ -1,0 +1,640 @@
+"""Reusable conformance tests for gamstore stores (like ``zarr.testing.store.StoreTests``).
+
+Subclass :class:`StoreConformance` in a test module and provide a ``make_store`` fixture: a
+callable ``make_store(name="a", **options) -> Store`` that opens a store on a fresh root
+private to the test (the same ``name`` reopens the same root, another name gives another
+root)::
+
+    class TestMemoryStore(StoreConformance):
+        @pytest.fixture
+        def make_store(self, request):
+            tag = uuid.uuid4().hex
+            return lambda name="a", **kw: gamstore.open_store(f"memory://{tag}-{name}", **kw)
+
+Tests tamper with stored objects through the back door ``store.backend`` (plain get/put/
+delete that bypass every check). Names of tests that adapt the reference checklist carry
+the item number (``test_item25_final_beats_checkpoint``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gamstore.records import BlockWarmStartRecord, IteratePayload
+from gamstore.store import codec
+from gamstore.store.core import Store
+from gamstore.store.errors import ReadOnlyStoreError
+from gamstore.store.layout import MARKER, access_path, key_folder, key_prefix
+from gamstore.store.types import Entry
+
+__all__ = ["StoreConformance", "block_record", "iterate_payload", "record_values_ok"]
+
+MakeStore = Callable[..., Store]
+
+
+def block_record(
+    key: str, seed: int = 0, n_blocks: int = 5, width: int = 50
+) -> BlockWarmStartRecord:
+    """A block record whose values are derived from (key, seed), so readers can check them."""
+    base = float(sum(key.encode()) % 997) + 1000.0 * seed
+    return BlockWarmStartRecord(
+        key=key,
+        n_rows=100 + seed,
+        block_names=tuple(f"s(x{i})" for i in range(n_blocks)),
+        block_dims=(width,) * n_blocks,
+        rho=np.linspace(-1.0, 1.0, 4) + base,
+        block_beta=tuple(np.arange(width, dtype=float) * (i + 1) + base for i in range(n_blocks)),
+        created_unix_secs=1_700_000_000 + seed,  # fixed: the default is "now"
+        updated_unix_secs=1_700_000_000 + seed,
+    )
+
+
+def record_values_ok(rec: Any, key: str, seed: int) -> bool:
+    """True when ``rec`` holds exactly the values :func:`block_record` derives."""
+    exp = block_record(key, seed, n_blocks=len(rec.block_beta), width=rec.block_dims[0])
+    return bool(rec == exp)
+
+
+def iterate_payload(cost: float, n_rho: int = 3) -> IteratePayload:
+    """A small outer-iterate payload."""
+    return IteratePayload(
+        rho=np.arange(n_rho, dtype=float) + cost, cost=cost, eval_id=int(cost * 10) % 1000
+    )
+
+
+def _payload_paths(store: Store, entry_path: str) -> list[str]:
+    return sorted(o.path for o in store.backend.list(entry_path))
+
+
+def _entry_path(store: Store, keyspace: str, key: str, entry_id: str) -> str:
+    return f"{key_prefix(keyspace, key_folder(keyspace, key))}/{entry_id}"
+
+
+class StoreConformance:
+    """Behaviour every backend must show. Subclasses provide the ``make_store`` fixture."""
+
+    @pytest.fixture
+    def make_store(self) -> MakeStore:  # pragma: no cover - overridden
+        raise NotImplementedError("subclasses provide make_store")
+
+    @pytest.fixture
+    def store(self, make_store: MakeStore) -> Store:
+        return make_store()
+
+    # ------------------------------------------------------------------ basics
+    def test_root_group_created_once(self, make_store: MakeStore) -> None:
+        s = make_store()
+        doc = s.backend.get(MARKER)
+        assert doc is not None
+        from gamstore import _json
+
+        parsed = _json.loads(doc)
+        assert parsed["node_type"] == "group" and parsed["zarr_format"] == 3
+        assert parsed["attributes"] == {"gamstore": {"layout": 1}}
+        s2 = make_store()  # reopening is idempotent
+        assert s2.backend.get(MARKER) == doc
+
+    def test_roundtrip_block_record(self, store: Store) -> None:
+        rec = block_record("k1")
+        eid = store.save("block", "k1", rec, objective=12.5, iteration=7)
+        assert isinstance(eid, str)
+        e = store.lookup("block", "k1")
+        assert isinstance(e, Entry)
+        assert e.record == rec
+        assert (e.entry_id, e.key, e.keyspace, e.kind) == (eid, "k1", "block", "checkpoint")
+        assert e.objective == 12.5 and e.iteration == 7
+        assert e.producer == store.producer and e.nbytes > 0
+
+    def test_roundtrip_iterate_payload_with_empty_arrays(self, store: Store) -> None:
+        p = iterate_payload(2.0)
+        assert p.beta.size == 0 and p.hessian.shape == (0, 0)
+        store.save("outer", "sess", p, objective=2.0)
+        e = store.lookup("outer", "sess")
+        assert e is not None and e.record == p
+        assert e.record.hessian.shape == (0, 0)
+
+    def test_item13_save_returns_sortable_entry_id(self, store: Store) -> None:
+        ids = [store.save("block", "k", block_record("k", i)) for i in range(3)]
+        assert all(isinstance(i, str) for i in ids)
+        assert ids == sorted(ids)  # type: ignore[type-var]
+        assert len(list(store.entries("block"))) == 3
+
+    def test_item16_nonfinite_objective_stored_as_null(self, store: Store) -> None:
+        store.save("block", "k", block_record("k"), objective=math.nan)
+        e = store.lookup("block", "k")
+        assert e is not None and e.objective is None
+        info = next(iter(store.entries("block")))
+        marker = store.read_marker(info)
+        assert marker is not None and marker["objective"] is None
+
+    def test_item21_missing_key_is_a_miss_and_creates_nothing(self, store: Store) -> None:
+        before = sorted(o.path for o in store.backend.list(""))
+        assert store.lookup("block", "absent") is None
+        assert store.lookup_latest("inner", "absent") is None
+        assert sorted(o.path for o in store.backend.list("")) == before
+        assert store.stats().misses == 2
+
+    def test_item12_keyspaces_are_disjoint(self, store: Store) -> None:
+        store.save("block", "same", block_record("same"))
+        assert store.lookup("inner", "same") is None
+        assert store.lookup("block", "same") is not None
+        assert key_folder("block", "same") != key_folder("inner", "same")
+
+    # ------------------------------------------------------------------ ranking
+    def test_item25_final_beats_checkpoint(self, store: Store) -> None:
+        store.save("block", "k", block_record("k", 1), objective=10.0, kind="final")
+        store.save("block", "k", block_record("k", 2), objective=1.0)
+        e = store.lookup("block", "k")
+        assert e is not None and e.kind == "final" and e.objective == 10.0
+
+    def test_item26_newest_final_wins(self, store: Store) -> None:
+        store.save("block", "k", block_record("k", 1), objective=1.0, kind="final")
+        store.save("block", "k", block_record("k", 2), objective=50.0, kind="final")
+        e = store.lookup("block", "k")
+        assert e is not None and record_values_ok(e.record, "k", 2)
+
+    def test_item27_checkpoints_by_objective_with_tie(self, store: Store) -> None:
+        store.save("block", "k", block_record("k", 1), objective=5.0)
+        store.save("block", "k", block_record("k", 2), objective=3.0)
+        store.save("block", "k", block_record("k", 3), objective=4.0)
+        e = store.lookup("block", "k")
+        assert e is not None and e.objective == 3.0 and record_values_ok(e.record, "k", 2)
+        store.save("block", "k", block_record("k", 4), objective=3.0 + 1e-13)  # tie -> newer
+        e = store.lookup("block", "k")
+        assert e is not None and record_values_ok(e.record, "k", 4)
+
+    def test_item27_objective_beats_none_and_newer_without(self, store: Store) -> None:
+        store.save("block", "k", block_record("k", 1))
+        store.save("block", "k", block_record("k", 2), objective=99.0)
+        store.save("block", "k", block_record("k", 3))
+        e = store.lookup("block", "k")
+        assert e is not None and record_values_ok(e.record, "k", 2)
+        store.save("block", "j", block_record("j", 1))
+        store.save("block", "j", block_record("j", 2))
+        e = store.lookup("block", "j")
+        assert e is not None and record_values_ok(e.record, "j", 2)
+
+    def test_item28_latest_ignores_objective_and_kind(self, store: Store) -> None:
+        store.save("block", "k", block_record("k", 1), objective=1.0, kind="final")
+        store.save("block", "k", block_record("k", 2), objective=100.0)
+        e = store.lookup_latest("block", "k")
+        assert e is not None and record_values_ok(e.record, "k", 2)
+        best = store.lookup("block", "k")
+        assert best is not None and record_values_ok(best.record, "k", 1)
+
+    def test_item29_foreign_final_reads_as_checkpoint(self, make_store: MakeStore) -> None:
+        other = make_store(producer="someone-else")
+        other.save("block", "k", block_record("k", 1), objective=10.0, kind="final")
+        mine = make_store()
+        mine.save("block", "k", block_record("k", 2), objective=1.0)
+        e = mine.lookup("block", "k")
+        # the foreign final is just a checkpoint here, so the lower objective wins
+        assert e is not None and e.objective == 1.0
+        latest = mine.lookup_latest("block", "k")
+        assert latest is not None and latest.kind == "checkpoint"
+        only_final = make_store(producer="someone-else").lookup("block", "k")
+        assert only_final is not None and only_final.kind == "final"
+        # payload and objective unchanged by the downgrade
+        infos = [i for i in mine.entries("block")]
+        foreign = [mine.read_entry(i) for i in infos]
+        kinds = sorted(e.kind for e in foreign if e is not None)
+        assert kinds == ["checkpoint", "checkpoint"]
+
+    def test_item30_producer_identity_stable_and_nonempty(self, make_store: MakeStore) -> None:
+        a, b = make_store(), make_store()
+        assert a.producer and a.producer == b.producer
+
+    # ------------------------------------------------------------------ visibility / caches
+    def test_item34_new_entry_by_other_handle_is_seen(self, make_store: MakeStore) -> None:
+        a, b = make_store(), make_store()
+        a.save("block", "k", block_record("k", 1), objective=5.0)
+        e = b.lookup("block", "k")
+        assert e is not None and e.objective == 5.0
+        a.save("block", "k", block_record("k", 2), objective=1.0)
+        e = b.lookup("block", "k")
+        assert e is not None and e.objective == 1.0 and record_values_ok(e.record, "k", 2)
+
+    def test_item35_roots_do_not_share_caches(self, make_store: MakeStore) -> None:
+        a, b = make_store("a"), make_store("b")
+        a.save("block", "k", block_record("k", 1))
+        assert a.lookup("block", "k") is not None
+        assert b.lookup("block", "k") is None
+
+    def test_repeated_hit_served_from_cache(self, store: Store) -> None:
+        store.save("block", "k", block_record("k"))
+        assert store.lookup("block", "k") is not None
+        gets = store.stats().requests["get"]
+        for _ in range(5):
+            e = store.lookup("block", "k")
+            assert e is not None and record_values_ok(e.record, "k", 0)
+        assert store.stats().requests["get"] == gets
+
+    def test_deleted_entry_not_served_from_cache(self, make_store: MakeStore) -> None:
+        a, b = make_store(), make_store()
+        a.save("block", "k", block_record("k", 1), objective=1.0)
+        a.save("block", "k", block_record("k", 2), objective=2.0)
+        assert b.lookup("block", "k") is not None
+        best = next(i for i in b.entries("block") if b.read_marker(i)["objective"] == 1.0)  # type: ignore[index]
+        assert a.delete_entry(best)
+        e = b.lookup("block", "k")
+        assert e is not None and e.objective == 2.0
+
+    # ------------------------------------------------------------------ commit protocol
+    def test_item15_payload_without_marker_is_invisible(self, store: Store) -> None:
+        eid = store.save("block", "k", block_record("k"))
+        assert eid is not None
+        path = _entry_path(store, "block", "k", eid)
+        store.backend.delete(f"{path}/{MARKER}")
+        fresh = type(store)(store.backend, producer="reader-2")
+        assert fresh.lookup("block", "k") is None
+        assert list(fresh.entries("block")) == []
+        report = store.gc(grace=0)
+        assert report.payloads == 1
+        assert _payload_paths(store, path) == []
+
+    def test_gc_respects_grace(self, store: Store) -> None:
+        eid = store.save("block", "k", block_record("k"))
+        assert eid is not None
+        path = _entry_path(store, "block", "k", eid)
+        store.backend.delete(f"{path}/{MARKER}")
+        assert store.gc(grace=3600).payloads == 0
+        assert _payload_paths(store, path) != []
+
+    def test_item19_key_folder_never_deleted_listing_still_works(self, store: Store) -> None:
+        for i in range(3):
+            store.save("block", "k", block_record("k", i))
+        for info in list(store.entries("block")):
+            store.delete_entry(info)
+        assert store.lookup("block", "k") is None
+        store.gc(grace=0)
+        eid = store.save("block", "k", block_record("k", 9))
+        e = store.lookup("block", "k")
+        assert e is not None and e.entry_id == eid
+
+    def test_delete_entry_removes_marker_and_payload(self, store: Store) -> None:
+        eid = store.save("block", "k", block_record("k"))
+        assert store.lookup("block", "k") is not None
+        store.flush()
+        info = next(iter(store.entries("block")))
+        assert info.entry_id == eid
+        assert store.delete_entry(info)
+        assert _payload_paths(store, info.path) == []
+        assert store.backend.get(access_path(info.path)) is None
+        assert store.lookup("block", "k") is None
+
+    # ------------------------------------------------------------------ corruption
+    @pytest.mark.parametrize("how", ["delete", "truncate", "flip", "marker_json"])
+    def test_corruption_of_every_object_is_a_miss_or_previous(
+        self, make_store: MakeStore, how: str
+    ) -> None:
+        writer = make_store()
+        writer.save("block", "k", block_record("k", 1, n_blocks=2), objective=2.0)
+        victim = writer.save("block", "k", block_record("k", 2, n_blocks=2), objective=1.0)
+        assert victim is not None
+        path = _entry_path(writer, "block", "k", victim)
+        objects = _payload_paths(writer, path)
+        assert f"{path}/{MARKER}" in objects and len(objects) == 8
+        snapshot = {o: writer.backend.get(o) for o in objects}
+        for obj in objects:
+            if how == "marker_json" and not obj.endswith(f"{path}/{MARKER}"):
+                continue
+            original = snapshot[obj]
+            assert original is not None
+            if how == "delete":
+                writer.backend.delete(obj)
+            elif how == "truncate":
+                writer.backend.put(obj, original[: len(original) // 2])
+            elif how == "flip":
+                pos = len(original) // 2
+                writer.backend.put(
+                    obj, original[:pos] + bytes([original[pos] ^ 0x10]) + original[pos + 1 :]
+                )
+            else:
+                writer.backend.put(obj, b"{not json")
+            reader = type(writer)(writer.backend, producer=f"reader-{how}")
+            reader._state.forget(path)
+            e = reader.lookup("block", "k")
+            assert e is None or (e.objective == 2.0 and record_values_ok(e.record, "k", 1)), (
+                obj,
+                e,
+            )
+            assert reader.backend.get(f"{path}/{MARKER}") is None, f"not cleaned up: {obj}"
+            if how == "delete" and obj.endswith(f"{path}/{MARKER}"):
+                assert reader.stats().corrupt == 0  # just uncommitted now: gc's business
+            else:
+                assert reader.stats().corrupt >= 1
+            # restore the victim (payload first, marker last) for the next object
+            for o, data in snapshot.items():
+                if not o.endswith(f"{path}/{MARKER}"):
+                    assert data is not None
+                    writer.backend.put(o, data)
+            marker = snapshot[f"{path}/{MARKER}"]
+            assert marker is not None
+            writer.backend.put(f"{path}/{MARKER}", marker)
+            writer._state.forget(path)
+            again = type(writer)(writer.backend, producer="check").lookup("block", "k")
+            assert again is not None and record_values_ok(again.record, "k", 2)
+
+    def test_foreign_marker_is_a_miss(self, store: Store) -> None:
+        eid = store.save("block", "k", block_record("k"))
+        assert eid is not None
+        path = _entry_path(store, "block", "k", eid)
+        store.backend.put(f"{path}/{MARKER}", codec.group_meta_bytes({"other": 1}))
+        store._state.forget(path)
+        assert store.lookup("block", "k") is None
+        assert store.stats().corrupt == 1
+
+    def test_item24_other_schema_is_deleted_and_never_returned(self, store: Store) -> None:
+        from gamstore import _json
+
+        eid = store.save("block", "k", block_record("k"))
+        assert eid is not None
+        path = _entry_path(store, "block", "k", eid)
+        doc = _json.loads(store.backend.get(f"{path}/{MARKER}"))  # type: ignore[arg-type]
+        doc["attributes"]["gamstore"]["schema"] = "gamstore-schema-0"
+        store.backend.put(f"{path}/{MARKER}", _json.dumps_bytes(doc))
+        store._state.forget(path)
+        assert store.lookup("block", "k") is None
+        assert store.backend.get(f"{path}/{MARKER}") is None
+
+    def test_verify_reports_and_fixes(self, store: Store) -> None:
+        store.save("block", "a", block_record("a"))
+        eid = store.save("block", "b", block_record("b"))
+        assert eid is not None
+        path = _entry_path(store, "block", "b", eid)
+        chunk = f"{path}/rho/0"
+        data = store.backend.get(chunk)
+        assert data is not None
+        store.backend.put(chunk, data[:-1] + bytes([data[-1] ^ 1]))
+        rep = store.verify()
+        assert rep.checked == 2 and rep.ok == 1 and rep.corrupt == (path,) and rep.fixed == 0
+        assert store.backend.get(f"{path}/{MARKER}") is not None  # report only
+        rep = store.verify(fix=True)
+        assert rep.fixed == 1
+        assert store.verify().checked == 1
+
+    # ------------------------------------------------------------------ bad input
+    def _assert_nothing_written(self, store: Store, before: list[str]) -> None:
+        assert sorted(o.path for o in store.backend.list("")) == before
+
+    def test_bad_input_rejected_nothing_written(self, store: Store) -> None:
+        before = sorted(o.path for o in store.backend.list(""))
+        rec = block_record("k")
+        with pytest.raises(ValueError, match="keyspace"):
+            store.save("nope", "k", rec)
+        with pytest.raises(ValueError, match="key"):
+            store.save("block", "", rec)
+        with pytest.raises(TypeError, match="key"):
+            store.save("block", 3, rec)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="kind"):
+            store.save("block", "k", rec, kind="done")
+        with pytest.raises(ValueError, match="iteration"):
+            store.save("block", "k", rec, iteration=-1)
+        with pytest.raises(TypeError, match="objective"):
+            store.save("block", "k", rec, objective="1")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="record"):
+            store.save("block", "k", {"rho": [1.0]})
+        with pytest.raises(ValueError, match="keyspace"):
+            store.lookup("nope", "k")
+        self._assert_nothing_written(store, before)
+
+    def test_nonfinite_and_wrong_shapes_rejected(self, store: Store) -> None:
+        from gamstore.records import ArrayPart, RecordParts
+
+        before = sorted(o.path for o in store.backend.list(""))
+
+        class Raw:
+            RECORD_TYPE = "raw_test"
+
+            def __init__(self, arrays: dict[str, Any]) -> None:
+                self.arrays = arrays
+
+            def to_parts(self) -> Any:
+                return RecordParts(fields={}, arrays=self.arrays)
+
+        with pytest.raises(ValueError, match="non-finite"):
+            store.save("block", "k", Raw({"rho": ArrayPart(np.array([1.0, np.nan]), ("rho",))}))
+        with pytest.raises(ValueError, match="non-finite"):
+            store.save("block", "k", Raw({"rho": ArrayPart(np.array([np.inf]), ("rho",))}))
+        with pytest.raises(ValueError, match="nests"):
+            store.save(
+                "block",
+                "k",
+                Raw({"b": ArrayPart(np.ones(2), ("n",)), "b/0": ArrayPart(np.ones(2), ("n",))}),
+            )
+
+        class Part:  # duck-typed part with inconsistent dims (ArrayPart would refuse it)
+            def __init__(self, data: np.ndarray, dims: tuple[str, ...]) -> None:
+                self.data, self.dims = data, dims
+
+        class Loose(Raw):
+            def to_parts(self) -> Any:
+                return type("P", (), {"fields": {}, "arrays": self.arrays})()
+
+        with pytest.raises(ValueError, match="dimension names"):
+            store.save("block", "k", Loose({"rho": Part(np.ones((2, 2)), ("rho",))}))
+        with pytest.raises(TypeError, match="dtype"):
+            store.save("block", "k", Loose({"rho": Part(np.ones(2, dtype=np.float32), ("rho",))}))
+        with pytest.raises(ValueError, match="names"):
+            store.save("block", "k", Loose({"../x": Part(np.ones(2), ("rho",))}))
+        self._assert_nothing_written(store, before)
+
+    def test_oversize_record_rejected(self, store: Store) -> None:
+        before = sorted(o.path for o in store.backend.list(""))
+        big = IteratePayload(rho=np.ones(3), cost=1.0, eval_id=1, beta=np.ones(2_100_000))
+        with pytest.raises(ValueError, match="cap"):
+            store.save("outer", "big", big)
+        self._assert_nothing_written(store, before)
+
+    # ------------------------------------------------------------------ read-only
+    def test_read_only_refuses_writes(self, make_store: MakeStore) -> None:
+        w = make_store()
+        w.save("block", "k", block_record("k"))
+        ro = make_store(read_only=True)
+        assert ro.read_only
+        before = sorted(o.path for o in ro.backend.list(""))
+        e = ro.lookup("block", "k")
+        assert e is not None and record_values_ok(e.record, "k", 0)
+        ro.flush()
+        info = next(iter(ro.entries("block")))
+        for call in (
+            lambda: ro.save("block", "k", block_record("k")),
+            lambda: ro.evict(),
+            lambda: ro.gc(),
+            lambda: ro.verify(fix=True),
+            lambda: ro.delete_entry(info),
+            lambda: ro.put_raw("x", b"1"),
+            lambda: ro.session("s").finalize(iterate_payload(1.0), 1.0),
+        ):
+            with pytest.raises(ReadOnlyStoreError, match="read-only"):
+                call()
+        assert sorted(o.path for o in ro.backend.list("")) == before  # no touches either
+
+    # ------------------------------------------------------------------ TTL / access
+    def test_item31_hit_records_access_without_changing_created(self, store: Store) -> None:
+        eid = store.save("block", "k", block_record("k"))
+        info0 = next(iter(store.entries("block")))
+        assert info0.last_access is None
+        assert store.lookup("block", "k") is not None
+        store.flush()
+        fresh = type(store)(store.backend, producer="lister")
+        fresh._state.last_access.clear()
+        info1 = next(iter(fresh.entries("block")))
+        assert info1.last_access is not None and info1.created == info0.created
+        assert info1.entry_id == eid
+
+    def test_touches_are_rate_limited(self, store: Store) -> None:
+        store.save("block", "k", block_record("k"))
+        for _ in range(10):
+            store.lookup("block", "k")
+        store.flush()
+        assert store.stats().requests["touch"] == 1
+
+    def test_item32_ttl_expiry_and_refresh(self, make_store: MakeStore) -> None:
+        s = make_store(ttl=100.0, touch_interval=0.0)
+        s.save("block", "old", block_record("old"))
+        s.save("block", "read", block_record("read"))
+        t0 = s._clock()
+        s._clock = lambda: t0 + int(60e9)
+        assert s.lookup("block", "read") is not None  # refreshes "read"
+        s.flush()
+        s._clock = lambda: t0 + int(130e9)
+        assert s.lookup("block", "old") is None  # expired and deleted
+        assert s.lookup("block", "read") is not None  # 70 s since its last access
+        assert s.stats().expired == 1
+        assert [i.path for i in s.entries("block")] == [
+            i.path for i in s.entries("block") if "old" not in i.path
+        ]
+        assert len(list(s.entries("block"))) == 1
+
+    def test_item32_ttl_zero_disables(self, make_store: MakeStore) -> None:
+        s = make_store(ttl=0)
+        s.save("block", "k", block_record("k"))
+        t0 = s._clock()
+        s._clock = lambda: t0 + int(1e9 * 86400 * 3650)
+        assert s.lookup("block", "k") is not None
+        assert s.evict() == 0
+
+    def test_ttl_uses_other_processes_touches(self, make_store: MakeStore) -> None:
+        a = make_store(ttl=100.0)
+        a.save("block", "k", block_record("k"))
+        b = make_store(ttl=100.0, producer="other-reader", touch_interval=0.0)
+        b._state.last_access.clear()
+        assert b.lookup("block", "k") is not None
+        b.flush()
+        a._state.last_access.clear()
+        t_touch = a.backend.mtime(access_path(next(iter(a.entries("block"))).path))
+        assert t_touch is not None
+        a._state.last_access.clear()
+        a._clock = lambda: t_touch + int(99e9)
+        assert a.lookup("block", "k") is not None
+
+    # ------------------------------------------------------------------ eviction
+    def test_item36_eviction_order(self, make_store: MakeStore) -> None:
+        s = make_store(budget_bytes=1 << 40, touch_interval=0.0)
+        for k in ("a", "b", "c", "d"):
+            s.save("block", k, block_record(k))
+        size = max(i.nbytes for i in s.entries("block"))
+        assert s.lookup("block", "a") is not None  # a accessed -> evicted last
+        s.flush()
+        s.budget_bytes = 2 * size + size // 2
+        removed = s.evict()
+        assert removed == 2
+        left = {s.read_marker(i)["key"] for i in s.entries("block")}  # type: ignore[index]
+        assert left == {"a", "d"}  # never-accessed oldest (b, c) went first
+
+    def test_item38_size_bound_holds(self, make_store: MakeStore) -> None:
+        s = make_store(budget_bytes=4096)
+        keys = [f"key{i}" for i in range(20)]
+        for k in keys:
+            s.save("outer", k, iterate_payload(float(len(k))))
+        total = sum(i.nbytes for i in s.entries())
+        assert total <= 2 * 4096
+        assert s.lookup("outer", keys[-1]) is not None
+        assert s.lookup("outer", keys[0]) is None
+        s.evict()
+        assert sum(i.nbytes for i in s.entries()) <= 4096
+        assert s.stats().evictions > 0
+
+    def test_item20_first_save_and_every_nth_sweep(self, make_store: MakeStore) -> None:
+        s = make_store(sweep_every=4)
+        s.save("block", "k0", block_record("k0"))
+        assert s.stats().sweeps == 1
+        for i in range(1, 8):
+            s.save("block", f"k{i}", block_record(f"k{i}"))
+        assert s.stats().sweeps == 2  # saves #0 and #4 (throttle shared by handles)
+        t = make_store(sweep_every=4)
+        t.save("block", "k8", block_record("k8"))
+        assert t.stats().sweeps == 1  # save #8 of this root
+
+    def test_stats_counts(self, store: Store) -> None:
+        store.save("block", "k", block_record("k"))
+        store.lookup("block", "k")
+        store.lookup("block", "nope")
+        st = store.stats()
+        assert (st.saves, st.hits, st.misses) == (1, 1, 1)
+        assert st.bytes_written > 0 and st.bytes_read > 0
+        d = st.as_dict()
+        assert d["requests"]["put_if_absent"] >= 1
+
+    # ------------------------------------------------------------------ sessions
+    def test_item40_checkpoint_rate_limit(self, store: Store) -> None:
+        sess = store.session("fit-1")
+        assert sess.checkpoint(iterate_payload(5.0), 5.0, 1)
+        assert not sess.checkpoint(iterate_payload(5.0), 5.0, 2)  # no improvement, < 2 s
+        assert not sess.checkpoint(iterate_payload(5.0), None, 3)  # None never improves
+        assert sess.checkpoint(iterate_payload(4.0), 4.0, 4)  # improves
+        t = sess._monotonic()
+        sess._monotonic = lambda: t + 2.5
+        assert sess.checkpoint(iterate_payload(6.0), 6.0, 5)  # interval passed
+        assert len(list(store.entries("outer"))) == 1  # one slot
+
+    def test_item41_finalize_bypasses_rate_limit(self, store: Store) -> None:
+        sess = store.session("fit-1")
+        assert sess.checkpoint(iterate_payload(5.0), 5.0, 1)
+        assert sess.finalize(iterate_payload(4.5), 4.5, 9)
+        e = sess.load()
+        assert e is not None and e.kind == "final" and e.iteration == 9
+        assert e.record == iterate_payload(4.5)
+        assert len(list(store.entries("outer"))) == 1
+
+    def test_item42_second_session_sees_first(self, make_store: MakeStore) -> None:
+        a = make_store().session("fit")
+        a.checkpoint(iterate_payload(3.0), 3.0, 1)
+        b = make_store(producer="process-2").session("fit")
+        e = b.load()
+        assert e is not None and e.objective == 3.0
+
+    # ------------------------------------------------------------------ interop
+    def test_plain_zarr_reads_entry(self, store: Store) -> None:
+        import zarr
+
+        rec = block_record("k")
+        store.save("block", "k", rec, objective=1.5)
+        info = next(iter(store.entries("block")))
+        g = zarr.open_group(store.zarr_store(), path=info.path, mode="r", zarr_format=3)
+        attrs: Any = g.attrs.asdict()["gamstore"]
+        assert attrs["key"] == "k" and attrs["objective"] == 1.5
+        rho = g["rho"]
+        assert isinstance(rho, zarr.Array)
+        np.testing.assert_array_equal(rho[:], rec.rho)
+        for i, beta in enumerate(rec.block_beta):
+            arr = g[f"block_beta/{i}"]
+            assert isinstance(arr, zarr.Array)
+            np.testing.assert_array_equal(arr[:], beta)
+            assert arr.metadata.dimension_names == (f"coef_{i}",)  # type: ignore[union-attr]
+
+    def test_catalog_raw_objects(self, store: Store) -> None:
+        assert store.put_raw("shards/00.json", b"{}")
+        assert not store.put_raw("shards/00.json", b"{1}", if_absent=True)
+        assert store.get_raw("shards/00.json") == b"{}"
+        assert [p for p, _, _ in store.list_raw()] == ["shards/00.json"]
+        assert store.delete_raw("shards/00.json")
+        assert store.get_raw("missing") is None
+        with pytest.raises(ValueError):
+            store.get_raw("../escape")
