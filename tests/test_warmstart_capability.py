@@ -197,3 +197,15 @@ def test_store_enforced_cap_is_a_logged_skip(caplog: pytest.LogCaptureFixture) -
     assert ws.available and ws.writable
     assert any("cap" in r.getMessage() for r in caplog.records)
     assert ws.save("inner", "small", _rec("small")) is not None
+
+
+def test_record_errors_logged_once_per_operation(caplog: pytest.LogCaptureFixture) -> None:
+    fake = FakeStore()
+    fake.fail_save = ValueError("fields.x: not strict JSON")
+    ws = WarmStartStore(store=fake)
+    with caplog.at_level(logging.INFO, logger="gamstore"):
+        for _ in range(5):
+            assert ws.save("block", "k", _rec()) is None
+    infos = [r for r in caplog.records if r.levelno == logging.INFO and "skipped" in r.getMessage()]
+    assert len(infos) == 1
+    assert ws.available

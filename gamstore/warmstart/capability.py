@@ -145,6 +145,7 @@ class WarmStartStore:
         self._available = True
         self._writable = True
         self._disabled_reason: str | None = None
+        self._logged_ops: set[str] = set()
 
     # -- pickling (process pools, dask workers) -----------------------------------------------
     def __reduce__(self) -> tuple[Any, ...]:
@@ -216,7 +217,12 @@ class WarmStartStore:
         if _is_io_error(exc):
             self.disable(f"{op} failed: {type(exc).__name__}: {exc}")
             return
-        _log.info("warm-start %s on %s skipped: %s: %s", op, self.url, type(exc).__name__, exc)
+        # a record problem repeats on every evaluation: INFO once per operation, then DEBUG
+        level = logging.DEBUG if op in self._logged_ops else logging.INFO
+        self._logged_ops.add(op)
+        _log.log(
+            level, "warm-start %s on %s skipped: %s: %s", op, self.url, type(exc).__name__, exc
+        )
 
     def store(self) -> _StoreLike | None:
         """The underlying store, opening it on first use; None when unavailable."""
