@@ -13,7 +13,15 @@ from gamstore.fit import GAM, s
 from gamstore.loso import run_loso, simulate
 from gamstore.store import open_store
 
-NUMERIC = ["rho", "edf", "reml", "heldout_deviance"]
+# (name, rtol, atol): the warm folds may start from different parents than in the serial
+# run (the newest artifact wins), so they agree to the optimiser's tolerance, not bitwise;
+# ρ only to ~1e-3 along the flat directions of the REML surface
+TOLERANCES = [
+    ("reml", 1e-9, 0.0),
+    ("heldout_deviance", 1e-6, 0.0),
+    ("edf", 1e-4, 0.0),
+    ("rho", 0.0, 1e-3),
+]
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +53,15 @@ def test_dask_s3_equals_serial(client: Any, s3_store_url: str, s3_options: dict[
     )
     assert ds.attrs["executor"] == "dask"
     assert (ds["status"] == "ok").all()
-    for name in NUMERIC:
-        np.testing.assert_allclose(ds[name].values, serial[name].values, rtol=1e-6, err_msg=name)
+    for name, rtol, atol in TOLERANCES:
+        np.testing.assert_allclose(
+            ds[name].values, serial[name].values, rtol=rtol, atol=atol, err_msg=name
+        )
+    # the cold folds do not depend on the order of the folds: those agree exactly
+    for name in ("reml", "rho", "n_outer", "n_pirls_iters"):
+        np.testing.assert_array_equal(
+            ds[name].sel(start="cold").values, serial[name].sel(start="cold").values, name
+        )
     assert set(ds["warm_source"].sel(start="warm").values) <= {"cross-fit", "session"}
     # both workers took part and wrote their fold records to the shared S3 store
     assert len({str(w) for w in ds["worker"].values.ravel()}) == 2

@@ -261,7 +261,7 @@ def _dispatch(
     progress: bool | None,
     max_workers: int | None,
 ) -> list[FoldOutcome]:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     # disable=None lets tqdm hide itself when stderr is not a terminal
     bar = tqdm(
