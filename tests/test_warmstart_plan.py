@@ -195,3 +195,13 @@ def test_memoized_handle_shares_store(store_url: str) -> None:
     assert st is not None and st is b.store()
     wrapped = warm_store(open_store(f"memory://ws-plan-{uuid.uuid4().hex}"))
     assert wrapped is not None and wrapped.available
+
+
+def test_module_docstring_example_runs() -> None:
+    import textwrap
+
+    doc = ws_pkg.__doc__ or ""
+    block = doc.split("executes it)::\n", 1)[1]
+    code = textwrap.dedent(block.split('\n"""', 1)[0])
+    clear_memo()
+    exec(compile(code, "gamstore.warmstart docstring", "exec"), {})

@@ -18,26 +18,41 @@ Modules (one concept each): :mod:`~gamstore.warmstart.specs` (block/penalty/opti
 
 Example
 -------
-A fitter's outline (``fam`` has ``name`` and ``warm_start_fingerprint(specs, options)``)::
+A fitter's outline; runnable as is (``tests/test_warmstart_plan.py`` executes it)::
 
+    import numpy as np
     from gamstore import warmstart as ws
+    from gamstore.gauge import Gauge
 
-    wstore = ws.warm_store("file:///tmp/gs")          # or an open Store, or None (disk-silent)
-    specs = [ws.BlockSpec("(parametric)", X0, penalties=()),
-             ws.BlockSpec("s(x0)", X1, penalties=[ws.DensePenalty(S1)], nullspace_dims=[1])]
+    class Poisson:                                    # any object with these two members
+        name = "poisson"
+        def __init__(self, y): self.y = y
+        def warm_start_fingerprint(self, specs, options):
+            return ws.likelihood_fingerprint(self.name, {"y": self.y})
+
+    rng = np.random.default_rng(0)
+    X0, X1, y = np.ones((50, 1)), rng.normal(size=(50, 4)), rng.poisson(2.0, 50) * 1.0
+    fam = Poisson(y)
+    specs = [ws.BlockSpec("(parametric)", X0),
+             ws.BlockSpec("s(x0)", X1, penalties=[ws.DensePenalty(np.eye(4))],
+                          nullspace_dims=[0])]
     opts = ws.FitOptions(inner_max_cycles=50)
-    p2o = ws.physical_to_outer(specs)                 # penalty -> outer rho index
-    key, warm = ws.load_block_warm_start(wstore, fam, specs, opts, rho_len=1)
-    if warm is None:                                  # exact record missed: try a parent fit
-        warm = ws.consume_fit_artifact(wstore, fam, specs, gauge, p2o, rho0)
-    sess = ws.OuterSession.open(wstore, fam, specs, opts)
-    start = sess.begin(rho_dim=1)                     # start.kind: cold / exact-final / seed
-    ...                                               # each outer evaluation:
-    sess.on_evaluation(rho, beta_flat, cost)
-    ws.store_block_warm_start(wstore, key, specs, ws.BlockWarmStart(rho, betas))
-    ...                                               # at the end:
-    sess.finish(rho, beta_flat, cost, converged=True, hessian=H)
-    ws.capture_fit_artifact(wstore, fam, specs, gauge, betas, rho, p2o, cost, True)
+    gauge = Gauge.identity([1, 4])                    # raw = T·reduced (+ shift)
+    store = ws.warm_store("memory://docs-example")    # or a path / Store; None = disk-silent
+
+    plan = ws.plan_warm_start(store, fam, specs, opts, np.zeros(1), gauge=gauge)
+    # plan.source: "cold" | "exact" | "cross-fit"; plan.rho0: where to start;
+    # plan.skip_seed_screening: True when warm
+    sess = ws.OuterSession.open(store, fam, specs, opts, block_key=plan.key)
+    start = sess.begin(rho_dim=1)                     # cold | exact-final | seed
+    rho = start.rho if start.warm else plan.rho0
+    betas = [np.zeros(1), np.zeros(4)]                # ... the outer loop runs here ...
+    sess.on_evaluation(rho, np.concatenate(betas), 12.5)         # each evaluation
+    ws.store_block_warm_start(store, plan.key, specs, ws.BlockWarmStart(rho, betas))
+    sess.finish(rho, np.concatenate(betas), 12.5, converged=True)  # at the end
+    ws.capture_fit_artifact(store, fam, specs, gauge, betas, rho,
+                            ws.physical_to_outer(specs), 12.5, True)
+    assert ws.plan_warm_start(store, fam, specs, opts, np.zeros(1)).source == "exact"
 """
 
 from __future__ import annotations

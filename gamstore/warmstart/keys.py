@@ -23,7 +23,6 @@ key. The design chunking never affects the digest.
 
 from __future__ import annotations
 
-import logging
 import re
 import struct
 from collections.abc import Mapping, Sequence
@@ -59,8 +58,6 @@ __all__ = [
     "likelihood_fingerprint",
     "session_keys",
 ]
-
-_log = logging.getLogger("gamstore.warmstart")
 
 #: leading namespace string of the block key stream
 BLOCK_KEY_NAMESPACE = "gamstore-persistent-block-warm-start"
