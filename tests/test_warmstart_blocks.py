@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_warmstart_fakes import FakeStore, Family, assert_unchanged, freeze, make_fit
 
 from gamstore.records import BlockWarmStartRecord, InnerSummary, WarmStartRecord
@@ -377,3 +379,32 @@ def test_inner_summary_conversion() -> None:
     back = CachedInner.from_summary(s)
     assert back.kkt_residual is None and back.block_log_lambdas is not None
     assert _inner(cycles=-1).summary() is None  # invalid count: not persisted
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    widths=st.lists(st.integers(0, 5), min_size=1, max_size=4),
+    n=st.integers(1, 12),
+    data=st.data(),
+)
+def test_property_round_trip_is_bitwise(widths: list[int], n: int, data: Any) -> None:
+    import uuid
+
+    from gamstore.store import open_store
+
+    finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+    rng = np.random.default_rng(len(widths) * 100 + n)
+    specs = [BlockSpec(f"b{i}", rng.normal(size=(n, w))) for i, w in enumerate(widths)]
+    fam = Family("gaussian", rng.normal(size=n))
+    opts = FitOptions()
+    rho = np.array(data.draw(st.lists(st.floats(-8.99, 8.99), min_size=0, max_size=3)))
+    betas = [np.array(data.draw(st.lists(finite, min_size=w, max_size=w))) for w in widths]
+    ws = WarmStartStore(store=open_store(f"memory://ws-prop-{uuid.uuid4().hex}"))
+    key, miss = load_block_warm_start(ws, fam, specs, opts, rho.shape[0])
+    assert miss is None
+    assert store_block_warm_start(ws, key, specs, BlockWarmStart(rho, betas))
+    _, got = load_block_warm_start(ws, fam, specs, opts, rho.shape[0])
+    assert got is not None
+    assert got.rho.tobytes() == rho.astype(np.float64).tobytes()
+    for a, b in zip(got.block_beta, betas, strict=True):
+        assert a.tobytes() == b.astype(np.float64).tobytes()
