@@ -1,7 +1,7 @@
 """Record keyspaces A (``inner``) and B (``block``): best-effort load and store (spec §5.9).
 
-* ``store_*`` writes a fresh entry each time (objective None, kind ``checkpoint``), so the
-  best lookup returns the newest; it returns True only when an entry was written. With no
+* ``store_*`` writes a fresh entry each time (objective None, kind ``checkpoint``) and
+  ``load_*`` returns the newest; ``store_*`` returns True only when an entry was written. With no
   store, a record over the 16 MiB cap, a read-only store or a storage failure it writes
   nothing and returns False (logged once by the capability), never raising.
 * ``load_*`` returns the record or None (miss, store unavailable, oversize entry, foreign
@@ -39,7 +39,9 @@ def _load(store: StoreArg, keyspace: str, key: str, cls: type) -> Any:
         return None
     if not isinstance(key, str):
         raise TypeError(f"key: expected str, got {type(key).__name__}")
-    entry = ws.lookup(keyspace, key)
+    # records carry no objective and are all checkpoints, so "best" means "newest"; asking
+    # for the newest says so directly and never depends on other writers' objectives
+    entry = ws.lookup_latest(keyspace, key)
     if entry is None:
         return None
     record = getattr(entry, "record", None)
