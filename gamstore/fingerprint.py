@@ -349,7 +349,17 @@ _scratch = _Scratch()
 class _ArrayPlan:
     """How one dtype is canonicalised: little-endian dtype, float component, NaN pattern."""
 
-    __slots__ = ("dtype", "header", "is_float", "comp", "nan_view", "nan_bits", "zero")
+    __slots__ = (
+        "dtype",
+        "header",
+        "is_float",
+        "comp",
+        "nan_view",
+        "nan_bits",
+        "zero",
+        "py_fmt",
+        "py_nan",
+    )
     dtype: np.dtype[Any]
     header: bytes
     is_float: bool
@@ -357,6 +367,8 @@ class _ArrayPlan:
     nan_view: np.dtype[Any]
     nan_bits: int
     zero: Any
+    py_fmt: str  # struct code for the pure-Python path ("" when not applicable)
+    py_nan: float
 
     def __init__(self, dtype: np.dtype[Any]) -> None:
         kind = dtype.kind
@@ -370,6 +382,10 @@ class _ArrayPlan:
         enc = le.str.encode("ascii")
         self.header = _PACK_U64(len(enc)) + enc
         self.is_float = kind in _FLOAT_KINDS
+        self.py_fmt = {"<f8": "d", "<f4": "f"}.get(le.str, "")
+        # canonical quiet NaN as a Python float (struct packs its bits as they are; the
+        # float32 conversion of this value is 0x7fc00000)
+        self.py_nan = struct.unpack("<d", _PACK_U64(0x7FF8000000000000))[0]
         if self.is_float:
             comp = np.dtype(f"<f{le.itemsize // 2}") if kind == "c" else le
             if comp.itemsize not in _CANON_NAN:
@@ -566,7 +582,14 @@ class Fingerprinter:
             return
         if a.size * plan.dtype.itemsize <= _SMALL_BYTES:
             # small arrays (the common per-fit case): one canonical copy, no scratch buffer
-            if plan.is_float:
+            if plan.py_fmt and a.size <= 16:
+                # tiniest float arrays: plain Python floats beat several numpy calls
+                vals = a.ravel().tolist()
+                nan = plan.py_nan
+                data = struct.pack(
+                    f"<{len(vals)}{plan.py_fmt}", *[nan if v != v else v + 0.0 for v in vals]
+                )  # v + 0.0 turns -0.0 into +0.0
+            elif plan.is_float:
                 with np.errstate(all="ignore"):  # signalling NaNs / inf sums are expected
                     c = np.add(a, plan.zero, dtype=plan.dtype)  # scalar when a is 0-d
                     if not cmath.isfinite(np.add.reduce(c, axis=None)):
