@@ -30,8 +30,8 @@ Untagged ("write") calls
     the stream (conventionally with a leading namespace string). ``write_u64`` /
     ``write_usize`` are 8 bytes LE, ``write_u8`` / ``write_bool`` one byte, ``write_f64`` is
     the IEEE bits LE with -0.0 normalised to +0.0 but NaN payloads kept as they are (as the
-    reference specification requires), ``write_str`` / ``write_bytes`` are raw here
-    (``write_str`` is prefixed with its u64 UTF-8 length; ``write_bytes`` is not).
+    reference specification requires), ``write_str`` is the u64 UTF-8 length then the
+    UTF-8 bytes, and ``write_bytes`` is the raw bytes with no length.
 
 Array encoding (``write_array``, ``absorb_array`` payload, :func:`hash_array`)
     ``write_str(dtype string in little-endian form)`` (e.g. ``"<f8"``, ``"|b1"``), the number
@@ -48,8 +48,9 @@ Array encoding (``write_array``, ``absorb_array`` payload, :func:`hash_array`)
     else in blocks of leading-axis rows). The bytes fed to BLAKE3 are exactly those of the
     whole canonical array, so **the digest does not depend on the chunk size** and a design
     matrix of any size can simply be passed to ``write_array``
-    (:meth:`Fingerprinter.write_matrix` adds a 2-D shape check). This replaces the reference's per-chunk
-    ``(chunk_rows, ncols)`` headers: keys here never need to match the Rust ones.
+    (:meth:`Fingerprinter.write_matrix` adds a 2-D shape check). This replaces the
+    reference's per-chunk ``(chunk_rows, ncols)`` headers: keys here never need to match the
+    Rust ones.
 
 Everything here is pure computation: no I/O, no global state besides per-thread scratch
 buffers.
