@@ -298,6 +298,7 @@ CAPTURE_ABORTS: dict[str, Any] = {
     },
     "non-finite rho for a term": lambda specs, gauge: {"rho": np.array([1.0, np.inf, 0.0])},
     "non-finite objective": lambda specs, gauge: {"outer_objective": float("nan")},
+    "not converged": lambda specs, gauge: {"converged": False},
     "gauge block count": lambda specs, gauge: {"gauge": Gauge.identity([2, 5])},
     "invalid gauge": lambda specs, gauge: {
         "gauge": Gauge(np.full((13, 11), np.nan), np.zeros(13), (0, 2, 8, 13), (0, 2, 7, 11))

@@ -213,8 +213,9 @@ def capture_fit_artifact(
     Returns
     -------
     bool
-        True when an artifact was stored. Any anomaly (count or width mismatch, invalid
-        gauge, non-finite lifted β, ρ or objective) skips the capture.
+        True when an artifact was stored. A fit that did not converge is never captured (it
+        would seed other fits with a point it never certified); any anomaly (count or width
+        mismatch, invalid gauge, non-finite lifted β, ρ or objective) skips the capture.
 
     Raises
     ------
@@ -226,6 +227,9 @@ def capture_fit_artifact(
         return False
     blocks = check_specs(specs)
     _check_gated(family, blocks, options)
+    if not converged:
+        _log.debug("fit artifact capture skipped: the fit did not converge")
+        return False
     try:
         slots = per_block_rho_slots(blocks, physical_to_outer)
         artifact = capture_artifact(
