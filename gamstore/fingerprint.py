@@ -168,7 +168,7 @@ class Fingerprint:
         raise AttributeError("Fingerprint is immutable")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Fingerprint, (self._digest,))
+        return (type(self), (self._digest,))  # subclasses (newtypes) round-trip as themselves
 
     # -- accessors ---------------------------------------------------------------------------
     @property

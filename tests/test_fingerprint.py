@@ -168,6 +168,21 @@ def test_fingerprint_immutable_hashable_ordered() -> None:
     assert pickle.loads(pickle.dumps(fp)) == fp
 
 
+class _Newtype(Fingerprint):
+    __slots__ = ()
+
+
+def test_subclass_round_trips_as_itself() -> None:
+    import copy
+
+    fp = Fingerprinter().write_str("sub").finalize()
+    sub = _Newtype.from_hex(fp.hex())
+    assert type(sub) is _Newtype and type(_Newtype.from_json(fp.to_json())) is _Newtype
+    assert type(pickle.loads(pickle.dumps(sub))) is _Newtype
+    assert type(copy.deepcopy(sub)) is _Newtype
+    assert sub == fp and hash(sub) == hash(fp)
+
+
 # --------------------------------------------------------------------------------------------
 # 3-4. tagged frames
 # --------------------------------------------------------------------------------------------
