@@ -160,3 +160,21 @@ def test_bad_data_type() -> None:
             GAM([s("x0")]),
             subject="subj",
         )
+
+
+def test_save_folds_false_reads_only_the_full_fit(tmp_path: Path) -> None:
+    data = simulate("poisson", n=800, n_subjects=4, seed=8)
+    url = str(tmp_path / "store")
+    store = open_store(url)
+    _model().fit(data, y="y", store=store)  # what the full-data fit of run_loso writes
+    before = sorted(info.path for info in store.entries())
+    ds = run_loso(data, _model(), subject="subj", store=url, save_folds=False)
+    assert (ds["status"] == "ok").all()
+    assert set(ds["warm_source"].values.ravel()) == {"cross-fit"}
+    assert ds.attrs["save_folds"] == 0
+    # the folds wrote nothing (the full-data fit was an exact hit and rewrote nothing either)
+    assert ds["full_warm_source"].item() == "exact"
+    assert sorted(info.path for info in store.entries()) == before
+    # every fold started from the same parent: the folds do not depend on each other
+    again = run_loso(data.iloc[::-1], _model(), subject="subj", store=url, save_folds=False)
+    np.testing.assert_array_equal(again["n_outer"].values, ds["n_outer"].values)

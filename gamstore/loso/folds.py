@@ -32,10 +32,11 @@ class StoreSpec:
 
     url: str
     storage_options: dict[str, Any] | None = None
+    read_only: bool = False
 
-    def cache_key(self) -> tuple[str, str]:
+    def cache_key(self) -> tuple[str, str, bool]:
         """A hashable identity for the per-process store cache."""
-        return (self.url, repr(sorted((self.storage_options or {}).items())))
+        return (self.url, repr(sorted((self.storage_options or {}).items())), self.read_only)
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class FoldOutcome:
 
 
 # per-process caches: a store is opened once per worker, the shared data set once per pool
-_STORES: dict[tuple[str, str], Any] = {}
+_STORES: dict[tuple[str, str, bool], Any] = {}
 _WORKER_STATE: dict[str, Any] = {}
 
 
@@ -98,7 +99,7 @@ def open_worker_store(spec: StoreSpec) -> Any:
     if store is None:
         from gamstore.store import open_store
 
-        store = open_store(spec.url, storage_options=spec.storage_options)
+        store = open_store(spec.url, storage_options=spec.storage_options, read_only=spec.read_only)
         _STORES[key] = store
     return store
 

@@ -101,6 +101,7 @@ def run_loso(
     compare_cold: bool = False,
     progress: bool | None = None,
     max_workers: int | None = None,
+    save_folds: bool = True,
 ) -> xr.Dataset:
     """Leave-one-subject-out cross-validation of a GAM, warm-started from the full-data fit.
 
@@ -141,6 +142,11 @@ def run_loso(
     max_workers : int, optional
         Worker processes for ``executor="processes"`` (default: one per fold, at most the
         CPU count).
+    save_folds : bool
+        Let the warm fold fits write their own state (block record, session, artifact) so a
+        repeated LOSO on the same data starts from it (the default). False opens the store
+        read-only for the folds: every fold then starts from the full-data fit whatever the
+        order or executor, and no fold pays for writes.
 
     Returns
     -------
@@ -206,7 +212,11 @@ def run_loso(
             options = storage_options
             if options is None:
                 options = getattr(store_obj, "storage_options", None)
-            spec = StoreSpec(url=url, storage_options=dict(options) if options else None)
+            spec = StoreSpec(
+                url=url,
+                storage_options=dict(options) if options else None,
+                read_only=not save_folds,
+            )
 
         t0 = time.perf_counter()
         full_res = model.fit(frame, y=y, knots=None, store=store_obj)
@@ -232,7 +242,13 @@ def run_loso(
             for s in subjects
             for mode in starts
         ]
-        outcomes = _dispatch(frame, model, tasks, kind, executor, store_obj, progress, max_workers)
+        fold_store = store_obj
+        if store_obj is not None and not save_folds and kind == "serial":
+            # a read-only twin on the same root: the folds read the full-data fit only
+            fold_store = open_store(
+                url, storage_options=spec.storage_options if spec else None, read_only=True
+            )
+        outcomes = _dispatch(frame, model, tasks, kind, executor, fold_store, progress, max_workers)
     finally:
         if tmp is not None:
             tmp.cleanup()
@@ -244,6 +260,7 @@ def run_loso(
         "subject_column": subject,
         "store_url": "" if tmp is not None else url,
         "executor": kind,
+        "save_folds": int(save_folds),
         "n_rows": len(frame),
         "n_subjects": len(subjects),
         "gamstore_version": __version__,
