@@ -134,9 +134,12 @@ def test_closed_form_uniform_basis_matches_scipy(
     t = ps_knots(lo, lo + width, k)
     x = np.concatenate([lo + width * rng.uniform(size=50), t[3 : k + 1], [t[3], t[k]]])
     ref = BSpline.design_matrix(x, t, 3).toarray()
-    np.testing.assert_allclose(bspline_design(x, t), ref, rtol=0, atol=1e-12)
+    # knots far from 0 relative to their spacing are only uniform to rounding; both
+    # evaluations then agree to that rounding
+    tol = 1e-12 * max(1.0, abs(lo) / width)
+    np.testing.assert_allclose(bspline_design(x, t), ref, rtol=0, atol=tol)
     xo = np.array([t[3] - 0.3 * width, t[k] + 0.2 * width])
     ref_o = BSpline.design_matrix(xo, t, 3, extrapolate=True).toarray()
-    np.testing.assert_allclose(bspline_design(xo, t, extrapolate=True), ref_o, atol=1e-9)
+    np.testing.assert_allclose(bspline_design(xo, t, extrapolate=True), ref_o, atol=1e3 * tol)
     with pytest.raises(ValueError):
         bspline_design(xo, t)

@@ -250,3 +250,37 @@ def test_explicit_start_bypasses_the_store() -> None:
     res = model.fit(df, y="y", store=store, rho0=cold.rho)
     assert res.warm == "explicit"
     assert not list(store.entries())
+
+
+class _Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_interrupted_fit_resumes_from_session_checkpoint(family: str) -> None:
+    df, store = _data(family), _store()
+    model = GAM([s("x0"), s("x1"), s("x2")], family=family, checkpoint_interval=0.0)
+    cold = model.fit(df, y="y")
+
+    def stop_after_two(it: Any) -> None:
+        if it.iteration == 2:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        model.fit(df, y="y", store=store, on_iterate=stop_after_two)
+    assert not list(store.entries("block")) and not list(store.entries("artifact"))
+    assert len(list(store.entries("outer"))) == 1  # the latest checkpoint of the session
+    res = model.fit(df, y="y", store=store)
+    assert res.warm == "session"
+    assert_same_optimum(res, cold)
+    assert res.n_outer < cold.n_outer
+
+
+def test_quick_fits_finalize_without_checkpoints() -> None:
+    df, model, store = _data("poisson"), _model("poisson"), _store()
+    assert model.checkpoint_interval == 1.0
+    model.fit(df, y="y", store=store)
+    outer = list(store.entries("outer"))
+    assert len(outer) == 1
+    entry = store.read_entry(outer[0])
+    assert entry is not None and entry.kind == "final"

@@ -86,9 +86,9 @@ def _uniform_cubic_design(x: np.ndarray, t: np.ndarray, extrapolate: bool) -> np
     if not extrapolate and x.size and (x.min() < t[3] or x.max() > t[k]):
         raise ValueError(f"x values outside the knot span [{t[3]}, {t[k]}]")
     h = (t[-1] - t[0]) / (t.size - 1)
-    s = (x - t[0]) / h
-    m = np.clip(np.floor(s), 3, k - 1).astype(np.int64)
-    u = s - m
+    m = np.clip(np.floor((x - t[0]) / h), 3, k - 1).astype(np.int64)
+    # local coordinate from the interval's own knots: no cancellation against t[0]
+    u = (x - t[m]) / (t[m + 1] - t[m])
     u2 = u * u
     u3 = u2 * u
     n = x.shape[0]

@@ -181,6 +181,10 @@ class GAM:
         Unpenalized linear covariates (an intercept is always included).
     control : NewtonControl or None
         Outer-loop settings (mgcv defaults).
+    checkpoint_interval : float
+        With a store, seconds between outer-session checkpoints of accepted Newton steps
+        (the first after this long into the fit); 0 checkpoints every step. The converged
+        fit is always finalized.
     """
 
     def __init__(
@@ -189,6 +193,7 @@ class GAM:
         family: str | Family = "gaussian",
         linear: Sequence[str] = (),
         control: NewtonControl | None = None,
+        checkpoint_interval: float = 1.0,
     ) -> None:
         if isinstance(smooths, SmoothTerm):
             smooths = [smooths]
@@ -211,6 +216,11 @@ class GAM:
         self.family: Family = get_family(family)
         self.linear: list[str] = linear
         self.control: NewtonControl = control or NewtonControl()
+        if not (isinstance(checkpoint_interval, (int, float)) and checkpoint_interval >= 0):
+            raise ValueError(
+                f"checkpoint_interval must be >= 0 seconds, got {checkpoint_interval!r}"
+            )
+        self.checkpoint_interval = float(checkpoint_interval)
 
     def __repr__(self) -> str:
         parts = [f"s({sm.term!r}, k={sm.k})" for sm in self.smooths]

@@ -40,11 +40,14 @@ class NewtonControl:
         PIRLS tolerance (mgcv uses ``min(1e-7, conv.tol / 100)`` inside ``newton``).
     polish : bool
         After mgcv's test passes, keep taking Newton steps (at most ``max_polish``) until no
-        gradient component exceeds the flatness threshold ``0.1 conv_tol score_scale``. With
-        an exact Hessian this costs about one cheap warm PIRLS call and makes cold and warm
-        fits land on the same optimum, not just within mgcv's tolerance of it.
+        gradient component exceeds ``polish_factor * conv_tol * score_scale``. With an exact
+        Hessian this costs about one cheap warm PIRLS call and makes cold and warm fits land
+        on the same optimum, not just within mgcv's tolerance of it.
     max_polish : int
         Cap on those extra steps.
+    polish_factor : float
+        Gradient threshold of the polish, relative to ``conv_tol * score_scale`` (mgcv drops
+        parameters below 0.1 of it from the step as flat).
     """
 
     conv_tol: float = 1e-6
@@ -54,6 +57,7 @@ class NewtonControl:
     pirls_tol: float = 1e-8
     polish: bool = True
     max_polish: int = 2
+    polish_factor: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -156,15 +160,20 @@ def newton(
     n_outer = 0
     n_polish = 0
     tol = ctl.conv_tol
-    notify(0, cur, not np.any(np.abs(cur.grad) > 0.1 * tol * score_scale(cur)))
+    # flatness threshold: mgcv's uconv.ind before its test passes, tighter while polishing
+    flat0 = (ctl.polish_factor if ctl.polish else 0.1) * tol
+    notify(0, cur, not np.any(np.abs(cur.grad) > flat0 * score_scale(cur)))
     mgcv_conv = False  # mgcv's test passed on the last step
     while n_outer < ctl.max_iter:
         sc = score_scale(cur)
-        free = np.abs(cur.grad) > 0.1 * tol * sc
-        if not np.any(free):
-            # every gradient component is below the flatness threshold: stationary
+        flat = (ctl.polish_factor if (mgcv_conv and ctl.polish) else 0.1) * tol * sc
+        if not np.any(np.abs(cur.grad) > flat0 * sc):
+            # every gradient component is below the (polish) threshold: stationary
             converged = True
             break
+        free = np.abs(cur.grad) > flat
+        if not np.any(free):
+            free = np.abs(cur.grad) > flat0 * sc
         if mgcv_conv and (not ctl.polish or n_polish >= ctl.max_polish):
             converged = True
             break
@@ -204,7 +213,7 @@ def newton(
         free_new = np.abs(cur.grad) > 0.1 * tol * sc
         gmax = float(np.max(np.abs(cur.grad[free_new]))) if np.any(free_new) else 0.0
         mgcv_conv = mgcv_conv or (dscore <= tol * sc and gmax <= 5.0 * tol * sc)
-        notify(n_outer, cur, mgcv_conv and not np.any(free_new))
+        notify(n_outer, cur, mgcv_conv and not np.any(np.abs(cur.grad) > flat0 * sc))
     if not converged:
         logger.info("REML Newton did not converge in %d iterations", n_outer)
     return NewtonResult(cur, n_outer, calls, iters, converged, history)

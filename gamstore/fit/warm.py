@@ -23,6 +23,7 @@ same Newton loop, and any warm-start failure falls back to a cold start with one
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -186,7 +187,11 @@ class WarmContext:
         from gamstore.warmstart.sessions import OuterSession
 
         if self._session is None:
-            self._session = OuterSession.open(self.ws, self.family, self.specs, self.options)
+            # no mirror on the row-free seed key: folds find their parent through the
+            # cross-fit artifact (ρ and exactly transported β), which beats a ρ-only seed
+            self._session = OuterSession.open(
+                self.ws, self.family, self.specs, self.options, mirror=False
+            )
         return self._session
 
     # -- lookups -----------------------------------------------------------------------------
@@ -378,13 +383,24 @@ def fit_with_store(
         caps = [c for c in (inner_cap(i) if inner_cap else None, cap_state and cap_state.cap) if c]
         return min(caps) if caps else None
 
+    last_checkpoint = t0
+
     def iterate(it: Iterate) -> None:
+        nonlocal last_checkpoint
         if cap_state is not None and start.warm is not None and start.warm.cached_inner:
             cached = start.warm.cached_inner
             cap_state.update(
                 int(cached.cycles), bool(cached.converged), float(np.abs(it.grad).max())
             )
-        if ctx is not None and start.level != "exact":
+        # checkpoint accepted steps of fits long enough to be worth resuming; a fit of a few
+        # milliseconds is cheaper to redo than to checkpoint (it is still finalized)
+        now = time.perf_counter()
+        if (
+            ctx is not None
+            and it.iteration > 0
+            and now - last_checkpoint >= model.checkpoint_interval
+        ):
+            last_checkpoint = now
             try:
                 ctx.checkpoint(it)
             except Exception as exc:  # pragma: no cover - the layer is best-effort already
