@@ -176,7 +176,15 @@ __all__ = [
 ]
 
 
+_SUBMODULES = frozenset(
+    {"artifacts", "blocks", "capability", "inner_cap", "keys", "plan", "records_io", "sessions",
+     "specs"}
+)  # fmt: skip
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:  # ``ws.capability`` etc. without an explicit import
+        return importlib.import_module(f"gamstore.warmstart.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'gamstore.warmstart' has no attribute {name!r}")
