@@ -153,8 +153,20 @@ def _open(
         return resolve_store(url, storage_options=options)
     except (ValueError, TypeError) as exc:
         _fail(EXIT_USAGE, str(exc))
-    except OSError as exc:
+    except _storage_exceptions() as exc:
         _fail(EXIT_STORAGE, f"cannot open store {url!r}: {exc}")
+
+
+def _storage_exceptions() -> tuple[type[BaseException], ...]:
+    """OSError plus the S3 client's own errors (connection refused, access denied, ...)."""
+    types: list[type[BaseException]] = [OSError]
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        types += [BotoCoreError, ClientError]
+    except ImportError:  # no S3 support installed: only local errors can happen
+        pass
+    return tuple(types)
 
 
 @contextmanager
@@ -168,7 +180,7 @@ def _storage_errors(url: str) -> Iterator[None]:
         _fail(EXIT_USAGE, str(exc))
     except (ValueError, TypeError) as exc:
         _fail(EXIT_USAGE, str(exc))
-    except OSError as exc:
+    except _storage_exceptions() as exc:
         _fail(EXIT_STORAGE, f"storage error on {url!r}: {exc}")
 
 
