@@ -130,11 +130,11 @@ def test_repeat_fit_is_exact_and_loso_folds_start_cross_fit(store: ws.WarmStartS
         assert w["source"] == "cross-fit"
         assert w["score"] == pytest.approx(c["score"], rel=1e-8)  # same optimum
         np.testing.assert_allclose(w["rho"], c["rho"], atol=1e-3)
-        # the fold starts much nearer its own optimum than the cold start does
-        # (evaluation counts are the optimizer's business: BFGS from an identity metric
-        # spends its iterations in the endgame either way, cf. spec §6.6)
         # the newest artifact of this structure seeds the fold: the full-data fit for the
         # first fold, then the previous fold's own capture (lookup_latest, as the seed does)
         np.testing.assert_array_equal(w["rho0"], parent)
         parent = w["rho"]
+        # the fold starts much nearer its own optimum than the cold start does
+        # (evaluation counts are the optimizer's business: BFGS from an identity metric
+        # spends its iterations in the endgame either way, cf. spec §6.6)
         assert np.linalg.norm(w["rho0"] - c["rho"]) < 0.5 * np.linalg.norm(c["rho0"] - c["rho"])
