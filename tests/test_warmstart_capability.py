@@ -209,3 +209,39 @@ def test_record_errors_logged_once_per_operation(caplog: pytest.LogCaptureFixtur
     infos = [r for r in caplog.records if r.levelno == logging.INFO and "skipped" in r.getMessage()]
     assert len(infos) == 1
     assert ws.available
+
+
+def test_concurrent_first_use_opens_once(tmp_path: Path) -> None:
+    import threading
+
+    from gamstore.store import open_store
+
+    opened: list[int] = []
+
+    def opener() -> object:
+        opened.append(1)
+        return open_store(str(tmp_path / "c"))
+
+    ws = WarmStartStore(opener=opener)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def work(i: int) -> None:
+        try:
+            barrier.wait()
+            for j in range(3):
+                key = f"k{i}-{j}"
+                assert ws.save("inner", key, _rec(key)) is not None
+                entry = ws.lookup("inner", key)
+                assert entry is not None and entry.record.key == key
+        except BaseException as exc:  # collected and re-raised in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert opened == [1]
+    assert ws.available
