@@ -90,7 +90,13 @@ def _preview(directory: Path, seed: int) -> None:
 
 
 def _full_demo(
-    directory: Path, families: tuple[str, ...], n: int, subjects: int, seed: int, plot: bool
+    directory: Path,
+    families: tuple[str, ...],
+    n: int,
+    subjects: int,
+    seed: int,
+    plot: bool,
+    save_folds: bool,
 ) -> None:
     from gamstore.cli.loso import print_summary
     from gamstore.fit import GAM, s
@@ -105,7 +111,15 @@ def _full_demo(
     for family in families:
         df = simulate(family, n=n, n_subjects=subjects, seed=seed)
         model = GAM([s("x0"), s("x1"), s("x2")], family=family)
-        ds = run_loso(df, model, subject="subj", y="y", store=store, compare_cold=True)
+        ds = run_loso(
+            df,
+            model,
+            subject="subj",
+            y="y",
+            store=store,
+            compare_cold=True,
+            save_folds=save_folds,
+        )
         print_summary(
             ds,
             f"LOSO {family}: n={n}, {subjects} subjects, full-data REML {ds.full_reml.item():.6f}",
@@ -147,9 +161,22 @@ def _has_h5() -> bool:
 @click.option("--subjects", type=click.IntRange(min=2), default=10, show_default=True)
 @click.option("--seed", type=int, default=20240601, show_default=True)
 @click.option("--plot/--no-plot", default=True, show_default=True, help="Write PNG figures.")
+@click.option(
+    "--save-folds/--no-save-folds",
+    default=False,
+    show_default=True,
+    help="Let the warm folds write their own state (default: they only read the full-data fit).",
+)
 @click.option("--preview", is_flag=True, help="Only fingerprint a design and build a record.")
 def demo_command(
-    directory: Path, family: str, n: int, subjects: int, seed: int, plot: bool, preview: bool
+    directory: Path,
+    family: str,
+    n: int,
+    subjects: int,
+    seed: int,
+    plot: bool,
+    save_folds: bool,
+    preview: bool,
 ) -> None:
     """Run the Appendix B simulation through LOSO, cold against warm, into a local store."""
     if n % subjects:
@@ -159,7 +186,7 @@ def demo_command(
         _preview(directory, seed)
         return
     families = FAMILIES if family == "all" else (family,)
-    _full_demo(directory, families, n, subjects, seed, plot)
+    _full_demo(directory, families, n, subjects, seed, plot, save_folds)
 
 
 def register(main: click.Group) -> None:

@@ -102,62 +102,72 @@ def _cell(values: list[str]) -> str:
     return "/".join(values)
 
 
+def _ms(seconds: float) -> str:
+    ms = 1e3 * float(seconds)
+    return f"{ms:.0f}" if ms >= 100 else f"{ms:.1f}"
+
+
 def _summary_table(ds: Any, title: str) -> Any:
-    """A rich table, one row per fold; with several starts a cell reads ``warm / cold``."""
+    """A rich table, one row per fold; with several starts a cell reads ``warm/cold``."""
     import numpy as np
     from rich import box
     from rich.table import Table
 
     starts = [str(s) for s in ds["start"].values]
+    ok = ds["status"] == "ok"
+    sources = {str(v) for v in ds["warm_source"].isel(start=0).where(ok.isel(start=0)).values}
+    sources.discard("nan")
+    sources.discard("")
+    one_source = len(sources) <= 1
+    notes = []
     if len(starts) > 1:
-        title = f"{title}\n(a/b cells: {_cell(starts)}; source, REML, test dev: {starts[0]})"
+        notes.append(f"a/b cells: {_cell(starts)}; REML and test dev: {starts[0]}")
+    if one_source and sources:
+        notes.append(f"{starts[0]} start: {next(iter(sources))}")
+    if notes:
+        title = f"{title}\n({'; '.join(notes)})"
     table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False)
-    table.add_column("fold", justify="right", no_wrap=True)
-    table.add_column("outer", justify="right", no_wrap=True)
-    table.add_column("PIRLS it", justify="right", no_wrap=True)
-    table.add_column("ms", justify="right", no_wrap=True)
-    table.add_column("source", no_wrap=True)
+    for name in ("fold", "outer", "PIRLS it", "ms"):
+        table.add_column(name, justify="right", no_wrap=True)
+    if not one_source:
+        table.add_column("source", no_wrap=True)
     table.add_column("REML", justify="right", no_wrap=True)
     table.add_column("test dev", justify="right", no_wrap=True)
     table.add_column("status", no_wrap=True)
-    ok = ds["status"] == "ok"
     for i, fold in enumerate(ds["fold"].values):
         sub = ds.isel(fold=i)
         good = [bool(v) for v in ok.isel(fold=i).values]
 
-        def col(name: str, fmt: str, sub: Any = sub, good: list[bool] = good) -> str:
+        def col(name: str, fmt: Any, sub: Any = sub, good: list[bool] = good) -> str:
             vals = sub[name].values
-            return _cell([fmt.format(v) if g else "-" for v, g in zip(vals, good, strict=True)])
+            return _cell([fmt(v) if g else "-" for v, g in zip(vals, good, strict=True)])
 
         first = sub.isel(start=0)
-        table.add_row(
+        row = [
             str(fold),
-            col("n_outer", "{:d}"),
-            col("n_pirls_iters", "{:d}"),
-            _cell(
-                [
-                    f"{1e3 * v:.1f}" if g else "-"
-                    for v, g in zip(sub["wall_time"].values, good, strict=True)
-                ]
-            ),
-            str(first["warm_source"].values),
+            col("n_outer", lambda v: f"{int(v)}"),
+            col("n_pirls_iters", lambda v: f"{int(v)}"),
+            col("wall_time", _ms),
+        ]
+        if not one_source:
+            row.append(str(first["warm_source"].values))
+        row += [
             f"{float(first['reml']):.4f}" if good[0] else "-",
             f"{float(first['heldout_deviance']):.3f}" if good[0] else "-",
             "ok" if all(good) else "[red]failed[/red]",
-        )
+        ]
+        table.add_row(*row)
     fold_ok = ok.all("start")
     kept = ds.where(fold_ok)
-    table.add_row(
+    total = [
         "total",
         _cell([f"{float(np.nansum(kept['n_outer'].sel(start=s))):.0f}" for s in starts]),
         _cell([f"{float(np.nansum(kept['n_pirls_iters'].sel(start=s))):.0f}" for s in starts]),
         _cell([f"{1e3 * float(np.nansum(kept['wall_time'].sel(start=s))):.0f}" for s in starts]),
-        "",
-        "",
-        "",
-        f"{int(fold_ok.sum())}/{ds.sizes['fold']} ok",
-        style="bold",
-    )
+    ]
+    total += [""] * (2 if one_source else 3)
+    total.append(f"{int(fold_ok.sum())}/{ds.sizes['fold']} ok")
+    table.add_row(*total, style="bold")
     return table
 
 
