@@ -205,3 +205,30 @@ def test_module_docstring_example_runs() -> None:
     code = textwrap.dedent(block.split('\n"""', 1)[0])
     clear_memo()
     exec(compile(code, "gamstore.warmstart docstring", "exec"), {})
+
+
+def test_layer_adds_no_storage_requests() -> None:
+    # the warm-start layer costs exactly the store's own requests (no extra lookups/HEADs)
+    from gamstore.records import BlockWarmStartRecord
+
+    fam, specs, opts = make_fit()
+    rng = np.random.default_rng(2)
+    warm = BlockWarmStart(np.array([0.1, 0.2, 0.3]), [rng.normal(size=s.width) for s in specs])
+    st_a = open_store(f"memory://ws-req-a-{uuid.uuid4().hex}")
+    st_b = open_store(f"memory://ws-req-b-{uuid.uuid4().hex}")
+    key = "cf-00000000000000aa"
+    rec = BlockWarmStartRecord(
+        key=key, n_rows=40, block_names=tuple(s.name for s in specs),
+        block_dims=tuple(s.width for s in specs), rho=warm.rho, block_beta=warm.block_beta,
+        active_sets=(None,) * 3,
+    )  # fmt: skip
+    wa = WarmStartStore(store=st_a)
+    assert store_block_warm_start(wa, key, specs, warm)  # first saves may sweep
+    assert st_b.save("block", key, rec)
+    before_a, before_b = dict(st_a.stats().requests), dict(st_b.stats().requests)
+    assert store_block_warm_start(wa, key, specs, warm)
+    assert st_b.save("block", key, rec)
+    delta_a = {k: v - before_a.get(k, 0) for k, v in st_a.stats().requests.items()}
+    delta_b = {k: v - before_b.get(k, 0) for k, v in st_b.stats().requests.items()}
+    used = {k: v for k, v in delta_a.items() if v}
+    assert used and used == {k: v for k, v in delta_b.items() if v}
