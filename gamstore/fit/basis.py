@@ -93,12 +93,13 @@ def _uniform_cubic_design(x: np.ndarray, t: np.ndarray, extrapolate: bool) -> np
     u3 = u2 * u
     n = x.shape[0]
     B = np.zeros((n, k))
-    rows = np.arange(n)
+    flat = B.reshape(-1)  # a view: write the four bands through flat indices
+    idx = np.arange(n) * k + m
     w = 1.0 - u
-    B[rows, m - 3] = w * w * w / 6.0
-    B[rows, m - 2] = (3.0 * u3 - 6.0 * u2 + 4.0) / 6.0
-    B[rows, m - 1] = (-3.0 * u3 + 3.0 * u2 + 3.0 * u + 1.0) / 6.0
-    B[rows, m] = u3 / 6.0
+    flat[idx - 3] = w * w * w / 6.0
+    flat[idx - 2] = (3.0 * u3 - 6.0 * u2 + 4.0) / 6.0
+    flat[idx - 1] = (-3.0 * u3 + 3.0 * u2 + 3.0 * u + 1.0) / 6.0
+    flat[idx] = u3 / 6.0
     return B
 
 
