@@ -12,6 +12,7 @@ missing tool must fail the run.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ def moto_endpoint() -> Iterator[str]:
     """Endpoint URL of a moto S3 server on 127.0.0.1 (random free port) for the session."""
     server_mod = _need("moto.moto_server.threaded_moto_server")
     _need("s3fs")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per request
     server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

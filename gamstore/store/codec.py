@@ -19,6 +19,8 @@ raises :class:`CorruptEntryError` on any mismatch: callers turn that into a miss
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import re
 import struct
@@ -73,11 +75,14 @@ class EncodedEntry:
         The entry's group ``zarr.json`` (written last, create-only).
     nbytes : int
         Total bytes of payload and marker.
+    attrs : dict
+        The marker's ``attrs["gamstore"]``.
     """
 
     payload: dict[str, bytes]
     marker: bytes
     nbytes: int
+    attrs: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -98,20 +103,30 @@ class Marker:
     nbytes: int
 
 
-def _json_bytes(obj: Any, root: str) -> bytes:
-    return _json.dumps_bytes(obj, root=root)
+def _trusted_json(obj: Any) -> bytes:
+    # Same canonical form as gamstore._json.dumps, for documents built here from values
+    # already checked (record fields go through _json.canonical first).
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+_EMPTY_GROUP = _trusted_json({"attributes": {}, "node_type": "group", "zarr_format": 3})
 
 
 def group_meta_bytes(attributes: Mapping[str, Any] | None = None) -> bytes:
-    """``zarr.json`` of a group with ``attributes``."""
-    doc = {"attributes": dict(attributes or {}), "node_type": "group", "zarr_format": 3}
-    return _json_bytes(doc, "group")
+    """``zarr.json`` of a group with ``attributes`` (strict, canonical JSON)."""
+    if not attributes:
+        return _EMPTY_GROUP
+    doc = {"attributes": dict(attributes), "node_type": "group", "zarr_format": 3}
+    return _json.dumps_bytes(doc, root="group")
 
 
 def _chunk_key(ndim: int) -> str:
     return ".".join(["0"] * ndim) if ndim else "0"
 
 
+@functools.lru_cache(maxsize=4096)
 def array_meta_bytes(dtype: str, shape: tuple[int, ...], dims: tuple[str, ...]) -> bytes:
     """``zarr.json`` of a single-chunk array (deterministic, so readers can regenerate it)."""
     fill = _DTYPES[dtype][1]
@@ -130,11 +145,11 @@ def array_meta_bytes(dtype: str, shape: tuple[int, ...], dims: tuple[str, ...]) 
         "dimension_names": list(dims),
         "fill_value": fill,
         "node_type": "array",
-        "shape": [int(n) for n in shape],
+        "shape": list(shape),
         "storage_transformers": [],
         "zarr_format": 3,
     }
-    return _json_bytes(doc, "array")
+    return _trusted_json(doc)
 
 
 def _check_name(name: object) -> str:
@@ -270,11 +285,13 @@ def encode_entry(
         "record_type": record_type,
         "schema": schema,
     }
-    marker = group_meta_bytes({"gamstore": attrs})
+    marker = _trusted_json(
+        {"attributes": {"gamstore": attrs}, "node_type": "group", "zarr_format": 3}
+    )
     total += len(marker)
     if total > max_bytes:
         raise ValueError(f"record: encoded size {total} exceeds the {max_bytes}-byte entry cap")
-    return EncodedEntry(payload=payload, marker=marker, nbytes=total)
+    return EncodedEntry(payload=payload, marker=marker, nbytes=total, attrs=attrs)
 
 
 def _req(attrs: Mapping[str, Any], name: str, typ: type | tuple[type, ...]) -> Any:

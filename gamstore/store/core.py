@@ -390,7 +390,7 @@ class Store:
         self._stats.saves += 1
         self._stats.bytes_written += enc.nbytes
         marker = Marker(
-            attrs=codec.parse_marker(enc.marker, keyspace=keyspace, entry_id=entry_id).attrs,
+            attrs=enc.attrs,
             record_type=type(record).RECORD_TYPE,
             schema=self._schema,
             keyspace=keyspace,
@@ -880,6 +880,18 @@ class Store:
                 if len(parts) < 5 or ".tmp." in parts[-1]:
                     continue
                 groups.setdefault("/".join(parts[:4]), []).append(o)
+        if not be.flat_listing:
+            # Folders of writers killed before their first file hold no objects at all.
+            for ks in KEYSPACES:
+                for kk in be.list_dir(ks):
+                    for folder in be.list_dir(f"{ks}/{kk}"):
+                        for name in be.list_dir(f"{ks}/{kk}/{folder}"):
+                            ep = f"{ks}/{kk}/{folder}/{name}"
+                            if ep not in groups and ENTRY_ID_RE.match(name):
+                                made = be.mtime(ep)
+                                if made is None or made <= cutoff:
+                                    be.delete_prefix(ep)
+                                    payloads += 1
         for ep, objs in groups.items():
             if any(o.path == f"{ep}/{MARKER}" for o in objs):
                 committed.add(ep)

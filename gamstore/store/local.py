@@ -131,15 +131,18 @@ class LocalBackend(Backend):
             raise
 
     def put_many(self, items: Mapping[str, bytes]) -> None:
-        # Fresh paths under an uncommitted entry: plain writes, no rename needed.
-        made: set[str] = set()
-        for path, data in items.items():
+        # Fresh paths under an uncommitted entry: plain writes, no rename needed. Folders are
+        # made parents-first with one mkdir each (sorted order), makedirs only as a fallback.
+        fulls = [(self._full(p), d) for p, d in items.items()]
+        for folder in sorted({os.path.dirname(f) for f, _ in fulls}):
+            try:
+                os.mkdir(folder)
+            except FileExistsError:
+                pass
+            except FileNotFoundError:
+                os.makedirs(folder, exist_ok=True)
+        for full, data in fulls:
             self.requests["put"] += 1
-            full = self._full(path)
-            parent = os.path.dirname(full)
-            if parent not in made:
-                os.makedirs(parent, exist_ok=True)
-                made.add(parent)
             _write_file(full, data)
 
     def put_if_absent(self, path: str, data: bytes) -> bool:

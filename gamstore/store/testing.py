@@ -638,3 +638,83 @@ class StoreConformance:
         assert store.get_raw("missing") is None
         with pytest.raises(ValueError):
             store.get_raw("../escape")
+
+
+# ---------------------------------------------------------------------- process workloads
+def mixed_workload(
+    url: str,
+    storage_options: dict[str, Any] | None,
+    seed: int,
+    n_ops: int = 300,
+    n_keys: int = 12,
+    budget_bytes: int = 1 << 30,
+) -> dict[str, Any]:
+    """Random saves, lookups and evictions on overlapping keys (run in a worker process).
+
+    Values are derived from (key, objective), so every reader can check what it gets.
+    Returns counts plus the text of any exception and any wrong value seen.
+    """
+    import random
+    import traceback
+
+    from gamstore.store import open_store
+
+    rng = random.Random(seed)
+    out: dict[str, Any] = {
+        "errors": [],
+        "wrong": [],
+        "hits": 0,
+        "misses": 0,
+        "saves": 0,
+        "failed_saves": 0,
+    }
+    try:
+        store = open_store(
+            url, storage_options=storage_options, budget_bytes=budget_bytes, sweep_every=8
+        )
+    except Exception:  # noqa: BLE001 - reported to the parent
+        out["errors"].append(traceback.format_exc())
+        return out
+    for _ in range(n_ops):
+        key = f"key-{rng.randrange(n_keys)}"
+        op = rng.random()
+        try:
+            if op < 0.45:
+                s = rng.randrange(1, 10_000)
+                eid = store.save(
+                    "block", key, block_record(key, s, n_blocks=2, width=20), objective=float(s)
+                )
+                out["saves" if eid else "failed_saves"] += 1
+            elif op < 0.95:
+                e = store.lookup("block", key) if op < 0.8 else store.lookup_latest("block", key)
+                if e is None:
+                    out["misses"] += 1
+                    continue
+                out["hits"] += 1
+                if (
+                    e.key != key
+                    or e.objective is None
+                    or not record_values_ok(e.record, key, int(e.objective))
+                ):
+                    out["wrong"].append(f"{key}: {e.entry_id} objective={e.objective}")
+            else:
+                store.evict()
+        except Exception:  # noqa: BLE001 - reported to the parent
+            out["errors"].append(traceback.format_exc())
+    store.close()
+    return out
+
+
+def crash_writer(url: str, n_saves: int, ready: Any) -> None:
+    """Save ``n_saves`` entries as fast as possible (a parent kills this process)."""
+    from gamstore.store import open_store
+
+    store = open_store(url, sweep_every=10**9)
+    ready.set()
+    for i in range(n_saves):
+        store.save(
+            "block",
+            f"crash-{i % 7}",
+            block_record(f"crash-{i % 7}", i, n_blocks=3),
+            objective=float(i),
+        )
