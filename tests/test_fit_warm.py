@@ -284,3 +284,20 @@ def test_quick_fits_finalize_without_checkpoints() -> None:
     assert len(outer) == 1
     entry = store.read_entry(outer[0])
     assert entry is not None and entry.kind == "final"
+
+
+def test_folds_keep_transferring_from_the_full_data_fit() -> None:
+    df, model, store = _data("poisson"), _model("poisson"), _store()
+    full = model.fit(df, y="y", store=store)
+    artifacts = [i.entry_id for i in store.entries("artifact")]
+    assert len(artifacts) == 1
+    for subj in (0, 1, 2):
+        fold = df[df["subj"] != subj]
+        res = model.fit(fold, y="y", knots=full.knots, store=store)
+        assert res.warm == "cross-fit"
+        assert_same_optimum(res, model.fit(fold, y="y", knots=full.knots))
+    # folds wrote their block records and sessions, but the artifact is still the parent's
+    assert [i.entry_id for i in store.entries("artifact")] == artifacts
+    assert len(list(store.entries("block"))) == 4
+    again = model.fit(df[df["subj"] != 1], y="y", knots=full.knots, store=store)
+    assert again.warm == "exact"

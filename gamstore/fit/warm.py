@@ -15,8 +15,9 @@ Order of the lookups (first hit wins):
 A session entry found only under the row-count-free *seed* key (another fit of the same
 model) is the last resort, ρ only, and still reported as ``"session"``.
 
-After a fit that was not an exact hit, the block record, the session final and the cross-fit
-artifact are written. Nothing here can change the optimum: every start is only a start for the
+After a fit that was not an exact hit, the block record and the session final are written,
+and the cross-fit artifact too unless the fit was itself seeded by one (so the folds of a
+leave-one-subject-out run all transfer from the full-data fit, not from each other). Nothing here can change the optimum: every start is only a start for the
 same Newton loop, and any warm-start failure falls back to a cold start with one log line.
 """
 
@@ -294,8 +295,8 @@ class WarmContext:
         """Rate-limited session checkpoint of an accepted outer iterate."""
         self.session.on_evaluation(it.rho, it.beta, it.score)
 
-    def save(self, final: Any, n_outer: int, converged: bool) -> None:
-        """Block record, session final and cross-fit artifact of the finished fit."""
+    def save(self, final: Any, n_outer: int, converged: bool, *, artifact: bool = True) -> None:
+        """Block record, session final and (when ``artifact``) the cross-fit artifact."""
         from gamstore.warmstart.artifacts import capture_fit_artifact
         from gamstore.warmstart.blocks import (
             BlockWarmStart,
@@ -330,7 +331,7 @@ class WarmContext:
             beta_rho=final.rho,
             iterations=n_outer,
         )
-        if converged:
+        if converged and artifact:
             capture_fit_artifact(
                 self.ws,
                 self.family,
@@ -415,7 +416,9 @@ def fit_with_store(
     # an exact hit that recertified without a step changes nothing worth writing
     if ctx is not None and (start.level != "exact" or nres.n_outer > 0):
         try:
-            ctx.save(nres.final, nres.n_outer, nres.converged)
+            # a fit seeded by a parent's artifact (a fold) does not replace that parent as the
+            # artifact of its descriptor: every fold then transfers from the full-data fit
+            ctx.save(nres.final, nres.n_outer, nres.converged, artifact=start.level != "cross-fit")
         except Exception as exc:
             logger.info("warm-start save failed (%s: %s)", type(exc).__name__, exc)
     return model.make_result(prob, off_col, nres, start.level, t0)
