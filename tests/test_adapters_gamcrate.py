@@ -347,6 +347,23 @@ def test_missing_optional_fields_take_crate_defaults(tmp_path: Path) -> None:
     assert o.meta.producer == "" and o.meta.written_nanos == 0 and o.meta.accessed is False
 
 
+def test_newer_inner_summary_fields_are_kept_or_dropped_never_fatal(tmp_path: Path) -> None:
+    b = CrateDirBuilder(tmp_path)
+    rec = record_b()
+    rec["inner"].update(
+        solved_inner_tol=1e-8, block_log_lambdas=[1.5, -0.5], joint_log_lambdas=[[1.0], [2.0]]
+    )
+    b.add_record_b(rec)
+    (e,) = list(gc.scan_crate_dir(tmp_path))
+    assert isinstance(e, gc.CrateEntry)
+    assert e.payload["inner"]["solved_inner_tol"] == 1e-8
+    assert e.payload["inner"]["block_log_lambdas"] == [1.5, -0.5]
+    assert "joint_log_lambdas" not in e.payload["inner"]  # nested: unknown shape, dropped
+    summary = gc.to_record(e).inner
+    np.testing.assert_array_equal(summary.block_log_lambdas, [1.5, -0.5])
+    assert summary.solved_inner_tol == 1e-8 and summary.joint_log_lambdas is None
+
+
 def test_inconsistent_hessian_is_scrubbed_not_rejected(tmp_path: Path) -> None:
     b = CrateDirBuilder(tmp_path)
     b.add_iterate("a", iterate_payload(hessian_dim=2))  # 2*2 != 9

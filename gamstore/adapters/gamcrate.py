@@ -550,13 +550,19 @@ def _check_block(obj: dict[str, Any]) -> dict[str, Any]:
         inner = {name: _finite(summary.get(name), f"inner.{name}") for name in _SUMMARY_FLOATS}
         inner["cycles"] = _uint(summary, "cycles")
         inner["converged"] = _bool(summary, "converged")
-        # newer crates add solver-state fields; keep the finite numeric ones
-        for extra in ("solved_inner_tol",):
-            if summary.get(extra) is not None:
-                inner[extra] = _finite(summary[extra], f"inner.{extra}")
+        # newer crates add solver-state fields whose exact types are not known here: keep
+        # them when they are a positive finite number / a flat finite vector, else drop them
+        # (they only refine reuse of the cached mode; the record stands without them)
+        tol = summary.get("solved_inner_tol")
+        if isinstance(tol, (int, float)) and not isinstance(tol, bool):
+            if math.isfinite(tol) and tol > 0:
+                inner["solved_inner_tol"] = float(tol)
         for extra in ("block_log_lambdas", "joint_log_lambdas"):
             if summary.get(extra) is not None:
-                inner[extra] = _float_seq(summary[extra], f"inner.{extra}")
+                try:
+                    inner[extra] = _float_seq(summary[extra], f"inner.{extra}")
+                except _Reject:
+                    log.debug("gam crate record: dropping inner.%s of unknown shape", extra)
     return {
         "version": version,
         "key": _str(obj, "key"),
