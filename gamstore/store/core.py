@@ -274,7 +274,7 @@ class Store:
                 existing = self._backend.get(MARKER)
         if existing is not None:
             self._check_root_doc(existing)
-        st.root_checked = True
+            st.root_checked = True  # a missing root seen read-only is checked again later
 
     def _check_root_doc(self, data: bytes) -> None:
         from gamstore import _json
