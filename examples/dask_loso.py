@@ -28,7 +28,7 @@ def main() -> None:
 
     from distributed import Client, LocalCluster
 
-    df = simulate("binomial", n=2000, n_subjects=10)
+    df = simulate("binomial", n=1200, n_subjects=6)
     model = GAM([s("x0"), s("x1"), s("x2")], family="binomial")
     with tempfile.TemporaryDirectory(prefix="gamstore-dask-") as tmp:
         if args.scheduler:
