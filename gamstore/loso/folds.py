@@ -74,6 +74,7 @@ class FoldOutcome:
     n_pirls_calls: int = -1
     n_pirls_iters: int = -1
     wall_time: float = float("nan")
+    cpu_time: float = float("nan")
     warm_source: str = ""
     converged: bool = False
     heldout_deviance: float = float("nan")
@@ -188,9 +189,10 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
                 fit_store = store
             elif task.store is not None:
                 fit_store = open_worker_store(task.store)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = model.fit(train, y=task.y, knots=task.knots, store=fit_store)
         out.wall_time = time.perf_counter() - t0
+        out.cpu_time = time.process_time() - c0
         out.rho = np.asarray(res.rho, dtype=np.float64).ravel()
         out.edf = {str(k): _as_float(v) for k, v in dict(res.edf).items()}
         out.reml = _as_float(res.reml)

@@ -5,6 +5,7 @@ smoothing parameter):
 
 * per fold and start: ``rho(fold, start, term)``, ``edf(fold, start, term)``, ``edf_total``,
   ``reml``, ``scale``, ``n_outer``, ``n_pirls_calls``, ``n_pirls_iters``, ``wall_time``,
+  ``cpu_time``,
   ``warm_source``, ``converged``, ``heldout_deviance``, ``heldout_n``, ``status``, ``error``,
   ``attempts``;
 * the full-data fit: ``full_rho(term)``, ``full_edf(term)``, ``full_edf_total``,
@@ -77,7 +78,10 @@ def build_dataset(
 
     rho = filled(np.nan, np.float64, nt)
     edf = filled(np.nan, np.float64, nt)
-    floats = {k: filled(np.nan, np.float64) for k in ("edf_total", "reml", "scale", "wall_time")}
+    floats = {
+        k: filled(np.nan, np.float64)
+        for k in ("edf_total", "reml", "scale", "wall_time", "cpu_time")
+    }
     floats["heldout_deviance"] = filled(np.nan, np.float64)
     ints = {
         k: filled(-1, np.int64) for k in ("n_outer", "n_pirls_calls", "n_pirls_iters", "attempts")
@@ -94,7 +98,7 @@ def build_dataset(
         if out.ok:
             edf[i, j] = [out.edf.get(t, np.nan) for t in terms]
             floats["edf_total"][i, j] = sum(out.edf.values()) if out.edf else np.nan
-        for k in ("reml", "scale", "wall_time", "heldout_deviance"):
+        for k in ("reml", "scale", "wall_time", "cpu_time", "heldout_deviance"):
             floats[k][i, j] = getattr(out, k)
         for k in ("n_outer", "n_pirls_calls", "n_pirls_iters", "attempts", "heldout_n"):
             ints[k][i, j] = getattr(out, k)
@@ -115,6 +119,11 @@ def build_dataset(
         "n_pirls_calls": (dims, ints["n_pirls_calls"], {"long_name": "PIRLS calls"}),
         "n_pirls_iters": (dims, ints["n_pirls_iters"], {"long_name": "PIRLS iterations"}),
         "wall_time": (dims, floats["wall_time"], {"long_name": "fit wall time", "units": "s"}),
+        "cpu_time": (
+            dims,
+            floats["cpu_time"],
+            {"long_name": "CPU time of the fitting process during the fit", "units": "s"},
+        ),
         "warm_source": (dims, strs["warm_source"], {"long_name": "warm-start level used"}),
         "converged": (dims, converged, {"long_name": "outer loop converged"}),
         "heldout_deviance": (
