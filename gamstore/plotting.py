@@ -85,7 +85,9 @@ def plot_loso(ds: xr.Dataset, path: str | PathLike[str] | None = None, *, dpi: i
         ax.set_xticks(x, folds, fontsize="small")
     for ax in (ax_it, ax_t):
         ax.set_xlabel("held-out subject")
-        ax.legend(fontsize="small")
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo, hi * 1.2)  # headroom for the legend above the bars
+        ax.legend(fontsize="small", loc="upper center", ncols=len(starts))
     family = ds.attrs.get("family", "")
     fig.suptitle(f"gamstore LOSO: {family}, {len(folds)} folds")
     if path is not None:

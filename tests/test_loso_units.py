@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -143,3 +145,39 @@ def test_build_dataset_layout_and_failures() -> None:
     assert float(ds["full_reml"]) == 100.0 and ds.attrs["full_reml"] == 100.0
     np.testing.assert_array_equal(ds["full_edf"].values, [4.0, 3.0])
     assert float(ds["edf_total"].sel(fold=1, start="warm")) == 7.0
+
+
+def test_plot_loso_rejects_other_datasets() -> None:
+    import xarray as xr
+
+    from gamstore.plotting import plot_loso
+
+    with pytest.raises(TypeError, match="ds: expected the xarray.Dataset"):
+        plot_loso({"rho": 1})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="missing variables"):
+        plot_loso(xr.Dataset({"rho": ("x", [1.0])}))
+
+
+def test_plot_loso_draws_every_fold(tmp_path: Path) -> None:
+    outcomes = [
+        _outcome(s, m, ok=(s, m) != (2, "cold")) for s in (1, 2, 3) for m in ("cold", "warm")
+    ]
+    full = {
+        "rho": np.array([1.5, 2.5]),
+        "edf": {"(parametric)": 1.0, "s(a)": 4.0, "s(b)": 3.0},
+        "reml": 100.0,
+        "scale": 0.5,
+        "n_outer": 5,
+        "n_pirls_calls": 6,
+        "n_pirls_iters": 7,
+        "wall_time": 0.02,
+        "warm_source": "cold",
+    }
+    ds = build_dataset([1, 2, 3], ["warm", "cold"], outcomes, full, {"family": "gaussian"})
+    from gamstore.plotting import plot_loso
+
+    fig = plot_loso(ds, tmp_path / "p.png")
+    ax_rho, ax_it, ax_t = fig.axes
+    assert len(ax_rho.lines) == 2 * 2  # per term: the fold points and the full-data line
+    assert [len(c) for c in ax_it.containers] == [3, 3]  # warm and cold bars per fold
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
