@@ -1,0 +1,282 @@
+"""S3 faults: a fault-injecting proxy in front of the moto server (issue 8).
+
+Under each fault: a lookup returns the right value or a miss within a bounded time (never an
+exception, never wrong numbers, never a deleted good entry); a save commits whole or not at
+all, and an acknowledged save is really there; a LOSO run completes with the right numbers
+(cold where the cache was unreachable); ``stats()`` counts what happened.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from faults.proxy import FaultProxy, Rule
+from faults.s3 import READ_TIMEOUT, fault_options, open_fault_store, request_bound_seconds
+
+import gamstore
+from gamstore.store.testing import block_record, record_values_ok
+
+pytestmark = pytest.mark.s3
+
+KEY, SECRET = "gamstore-test-key", "gamstore-test-secret"
+KS = "block"
+
+# A lookup is at most three rounds of requests: LIST, marker GETs, array GETs (concurrent).
+LOOKUP_ROUNDS = 3
+
+
+@pytest.fixture
+def proxy(moto_endpoint: str) -> Iterator[FaultProxy]:
+    with FaultProxy(moto_endpoint) as p:
+        yield p
+
+
+@pytest.fixture
+def clean(s3_store_url: str, s3_options: dict[str, Any]) -> gamstore.Store:
+    """A store on the same root that talks to moto directly (the ground truth)."""
+    return gamstore.open_store(s3_store_url, storage_options=s3_options)
+
+
+@pytest.fixture
+def faulty(proxy: FaultProxy, s3_store_url: str, clean: gamstore.Store) -> gamstore.Store:
+    """A store on the same root behind the fault proxy, short timeouts."""
+    return open_fault_store(s3_store_url, fault_options(proxy.endpoint, KEY, SECRET))
+
+
+def _matrix(names: list[str], fast: set[str]) -> list[Any]:
+    """Every combination; those outside ``fast`` run only under ``-m stress``."""
+    return [n if n in fast else pytest.param(n, marks=pytest.mark.stress) for n in sorted(names)]
+
+
+def _timed(fn: Any, *args: Any) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t0
+
+
+# Where a lookup's fault lands: the key listing, the entry marker GET, an array chunk GET.
+TARGETS = {
+    "list": {"method": "GET", "query_contains": "list-type"},
+    "marker": {"method": "GET", "path_contains": "zarr.json"},
+    "chunk": {"method": "GET", "path_contains": "/rho/0"},
+}
+READ_FAULTS = {
+    "drop": {"fault": "drop"},
+    "drop_after": {"fault": "drop_after"},
+    "500": {"fault": "status", "status": 500},
+    "503_slowdown": {"fault": "status", "status": 503},
+    "truncate": {"fault": "truncate", "keep": 0.5},
+    "delay": {"fault": "delay", "seconds": 2 * READ_TIMEOUT},
+}
+# One transient fault on one request is absorbed by the clients' retries, except a body
+# truncated after the headers (read outside the retry loop): that one may be a miss.
+MAY_MISS_ONCE = {"truncate"}
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+@pytest.mark.parametrize(
+    "fault", _matrix(list(READ_FAULTS), {"drop_after", "503_slowdown", "truncate"})
+)
+def test_lookup_under_one_transient_fault(
+    fault: str, target: str, proxy: FaultProxy, clean: gamstore.Store, faulty: gamstore.Store
+) -> None:
+    key = f"k-{fault}-{target}"
+    clean.save(KS, key, block_record(key, 3))
+    rule = proxy.add(Rule(times=1, **READ_FAULTS[fault], **TARGETS[target]))  # type: ignore[arg-type]
+    entry, took = _timed(faulty.lookup, KS, key)
+    assert rule.fired == 1
+    assert took < LOOKUP_ROUNDS * request_bound_seconds(rule.seconds)
+    if entry is None:
+        assert fault in MAY_MISS_ONCE, f"{fault} on {target}: retries should absorb one fault"
+        assert faulty.stats().misses == 1
+    else:
+        assert record_values_ok(entry.record, key, 3)
+        assert faulty.stats().hits == 1
+    # The fault is gone: the entry is intact and found (a transient fault deletes nothing).
+    again = faulty.lookup(KS, key)
+    assert again is not None and record_values_ok(again.record, key, 3)
+    truth = clean.lookup(KS, key)
+    assert truth is not None and record_values_ok(truth.record, key, 3)
+
+
+@pytest.mark.parametrize("fault", _matrix(list(READ_FAULTS), {"drop", "truncate"}))
+def test_lookup_under_persistent_fault_is_a_bounded_miss(
+    fault: str, proxy: FaultProxy, clean: gamstore.Store, faulty: gamstore.Store
+) -> None:
+    key = f"k-persistent-{fault}"
+    clean.save(KS, key, block_record(key, 4))
+    rule = proxy.add(Rule(times=-1, **READ_FAULTS[fault]))  # type: ignore[arg-type]
+    entry, took = _timed(faulty.lookup, KS, key)
+    assert rule.fired >= 1
+    assert entry is None  # never an exception, never wrong numbers
+    assert took < LOOKUP_ROUNDS * request_bound_seconds(rule.seconds)
+    s = faulty.stats()
+    assert (s.misses, s.hits, s.corrupt) == (1, 0, 0)
+    proxy.clear()
+    # Nothing was deleted: an unreachable store is not a corrupt one.
+    truth = clean.lookup(KS, key)
+    assert truth is not None and record_values_ok(truth.record, key, 4)
+    back = faulty.lookup(KS, key)
+    assert back is not None and record_values_ok(back.record, key, 4)
+
+
+SAVE_TARGETS = {
+    "payload_put": {"method": "PUT", "path_contains": "/rho/"},
+    "marker_put": {"method": "PUT", "header": "If-None-Match"},
+}
+SAVE_FAULTS = {
+    "drop": {"fault": "drop"},
+    "drop_after": {"fault": "drop_after"},
+    "500": {"fault": "status", "status": 500},
+    "503_slowdown": {"fault": "status", "status": 503},
+    "delay": {"fault": "delay", "seconds": 2 * READ_TIMEOUT},
+}
+
+
+def _assert_whole_or_nothing(
+    clean: gamstore.Store, key: str, seed: int, entry_id: str | None
+) -> None:
+    committed = [i for i in clean.entries(KS) if i.folder == gamstore.store.key_folder(KS, key)]
+    if entry_id is None:
+        assert committed == [], "a failed save must leave no committed entry"
+    else:
+        assert [i.entry_id for i in committed] == [entry_id], "an acknowledged save is stored"
+        got = clean.lookup_latest(KS, key)
+        assert got is not None and got.entry_id == entry_id
+        assert record_values_ok(got.record, key, seed)
+    report = clean.verify()
+    assert report.corrupt == ()
+    clean.gc(grace=0.0)  # leftovers of a failed save are garbage, not entries
+    assert clean.verify().uncommitted == 0
+
+
+@pytest.mark.parametrize("target", sorted(SAVE_TARGETS))
+@pytest.mark.parametrize("fault", _matrix(list(SAVE_FAULTS), {"drop", "drop_after"}))
+def test_save_under_one_transient_fault_commits(
+    fault: str, target: str, proxy: FaultProxy, clean: gamstore.Store, faulty: gamstore.Store
+) -> None:
+    key = f"s-{fault}-{target}"
+    rule = proxy.add(Rule(times=1, **SAVE_FAULTS[fault], **SAVE_TARGETS[target]))  # type: ignore[arg-type]
+    entry_id, took = _timed(faulty.save, KS, key, block_record(key, 5))
+    assert rule.fired == 1
+    assert took < 3 * request_bound_seconds(rule.seconds)
+    # One lost request or response is retried; a create-only marker PUT whose first attempt
+    # landed must be recognised as our own commit, not as a conflict.
+    assert entry_id is not None
+    assert faulty.stats().save_errors == 0
+    _assert_whole_or_nothing(clean, key, 5, entry_id)
+
+
+@pytest.mark.parametrize("target", _matrix([*SAVE_TARGETS, "all"], {"marker_put", "all"}))
+@pytest.mark.parametrize("fault", _matrix(list(SAVE_FAULTS), {"drop", "500"}))
+def test_save_under_persistent_fault_is_whole_or_nothing(
+    fault: str,
+    target: str,
+    proxy: FaultProxy,
+    clean: gamstore.Store,
+    faulty: gamstore.Store,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    key = f"p-{fault}-{target}"
+    where = SAVE_TARGETS.get(target, {})
+    rule = proxy.add(Rule(times=-1, **SAVE_FAULTS[fault], **where))  # type: ignore[arg-type]
+    with caplog.at_level("WARNING", logger="gamstore"):
+        entry_id, took = _timed(faulty.save, KS, key, block_record(key, 6))
+    assert rule.fired >= 1
+    assert took < 4 * request_bound_seconds(rule.seconds)
+    proxy.clear()
+    _assert_whole_or_nothing(clean, key, 6, entry_id)
+    if entry_id is None:
+        assert faulty.stats().save_errors == 1
+        assert any("save to" in r.getMessage() for r in caplog.records)
+    else:  # drop_after lets every request land: the save really happened
+        assert fault == "drop_after"
+
+
+def test_stats_count_requests_hits_misses_and_errors(
+    proxy: FaultProxy, clean: gamstore.Store, faulty: gamstore.Store
+) -> None:
+    clean.save(KS, "counted", block_record("counted", 1))
+    assert faulty.lookup(KS, "counted") is not None
+    with proxy.fault(Rule("drop", times=-1)):
+        assert faulty.lookup(KS, "missing") is None
+        assert faulty.save(KS, "lost", block_record("lost", 2)) is None
+    s = faulty.stats()
+    assert (s.hits, s.misses, s.saves, s.save_errors) == (1, 1, 0, 1)
+    # Logical requests by kind (client retries are not counted separately).
+    assert s.requests["list"] >= 2 and s.requests["get"] >= 1 and s.requests["put"] >= 1
+
+
+# -- LOSO through a faulty cache ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def loso_data() -> Any:
+    from gamstore.loso import simulate
+
+    return simulate("gaussian", n=600, n_subjects=3, seed=11)
+
+
+def _model() -> Any:
+    from gamstore.fit import GAM, s
+
+    return GAM([s("x0"), s("x1")], family="gaussian")
+
+
+@pytest.fixture(scope="module")
+def loso_cold(loso_data: Any) -> Any:
+    from gamstore.loso import run_loso
+
+    return run_loso(loso_data, _model(), subject="subj", warm=False)
+
+
+def _same_optimum(ds: Any, cold: Any, rtol: float) -> None:
+    assert (ds["status"] == "ok").all()
+    got = ds["reml"].sel(start="warm").values
+    want = cold["reml"].sel(start="cold").values
+    np.testing.assert_allclose(got, want, rtol=rtol)
+    np.testing.assert_allclose(ds["full_reml"].item(), cold["full_reml"].item(), rtol=1e-12)
+
+
+@pytest.mark.stress
+def test_loso_completes_cold_when_cache_goes_away(
+    proxy: FaultProxy, faulty: gamstore.Store, loso_data: Any, loso_cold: Any
+) -> None:
+    from gamstore.loso import run_loso
+
+    proxy.add(Rule("drop", times=-1))  # unreachable after open
+    ds = run_loso(loso_data, _model(), subject="subj", store=faulty)
+    _same_optimum(ds, loso_cold, rtol=1e-10)
+    assert set(ds["warm_source"].values.ravel()) == {"cold"}
+    assert faulty.stats().saves == 0
+
+
+def test_loso_completes_under_intermittent_faults(
+    proxy: FaultProxy, faulty: gamstore.Store, loso_data: Any, loso_cold: Any
+) -> None:
+    from gamstore.loso import run_loso
+
+    for skip, fault in ((2, "drop"), (5, "drop_after"), (9, "truncate"), (13, "status")):
+        proxy.add(Rule(fault, times=2, skip=skip))
+    ds = run_loso(loso_data, _model(), subject="subj", store=faulty)
+    assert proxy.fired() >= 1
+    _same_optimum(ds, loso_cold, rtol=1e-6)
+    assert set(ds["warm_source"].values.ravel()) <= {"cold", "cross-fit", "session", "exact"}
+
+
+def test_loso_completes_cold_when_cache_unreachable_from_start(
+    proxy: FaultProxy, s3_store_url: str, loso_data: Any, loso_cold: Any
+) -> None:
+    from gamstore.loso import run_loso
+
+    proxy.add(Rule("drop", times=-1))
+    opts = fault_options(proxy.endpoint, KEY, SECRET)
+    t0 = time.perf_counter()
+    ds = run_loso(loso_data, _model(), subject="subj", store=s3_store_url, storage_options=opts)
+    assert time.perf_counter() - t0 < 120
+    _same_optimum(ds, loso_cold, rtol=1e-10)
+    assert set(ds["warm_source"].values.ravel()) == {"cold"}
