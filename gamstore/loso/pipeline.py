@@ -199,7 +199,13 @@ def run_loso(
                     "(a shared directory or an s3:// URL with storage_options)"
                 )
         elif isinstance(store, str):
-            store_obj = open_store(store, storage_options=storage_options)
+            try:
+                store_obj = open_store(store, storage_options=storage_options)
+            except (ValueError, TypeError, ImportError):
+                raise  # a bad URL or missing extra is the caller's to fix
+            except Exception as exc:  # unreachable cache: the run goes on cold
+                logger.warning("LOSO store %s unavailable (%s); folds run cold", store, exc)
+                store_obj = None
         else:
             store_obj = store
         if store_obj is not None:
