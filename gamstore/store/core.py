@@ -378,7 +378,10 @@ class Store:
         try:
             self._backend.put_many({f"{path}/{p}": b for p, b in enc.payload.items()})
             if not self._backend.put_if_absent(f"{path}/{MARKER}", enc.marker):
-                raise FileExistsError(f"entry {path} already exists")
+                # A retried create-only PUT whose first attempt landed (response lost) finds
+                # our own marker: entry ids are unique, so equal bytes mean it is committed.
+                if self._backend.get(f"{path}/{MARKER}") != enc.marker:
+                    raise FileExistsError(f"entry {path} already exists")
         except Exception as exc:  # noqa: BLE001 - any storage failure is reported, not raised
             self._stats.save_errors += 1
             log.warning("gamstore: save to %s failed (%s: %s)", self.url, type(exc).__name__, exc)
