@@ -12,8 +12,8 @@ baselines in the same process (median of repeats):
   (the layer's own overhead: checks, record build, capability);
 * ``load_block_record`` (warm hit, key known) vs ``np.load`` of that file;
 * ``load_block_warm_start`` (key + lookup + compatibility) vs BLAKE3 + ``np.load``;
-* ``OuterSession.on_evaluation`` when the checkpoint is written and when the rate limit
-  suppresses it;
+* ``OuterSession.on_evaluation`` when the checkpoint is written (exact key + mirror, or
+  exact key only with ``mirror_checkpoints=False``) and when the rate limit suppresses it;
 * ``consume_fit_artifact`` (artifact lookup + per-block projection) on a LOSO fold.
 
 Prints one markdown table.
@@ -187,8 +187,17 @@ def main() -> None:
             sess.on_evaluation(warm.rho, beta_flat, cost[0])
 
         t_ckpt = median_time(improving, reps)
+        sess1 = ws.OuterSession.open(wst, fam, specs, opts, mirror_checkpoints=False)
+        sess1.begin(2)
+
+        def improving_exact_only() -> None:
+            cost[0] -= 1.0
+            sess1.on_evaluation(warm.rho, beta_flat, cost[0])
+
+        t_ckpt1 = median_time(improving_exact_only, reps)
         t_supp = median_time(lambda: sess.on_evaluation(warm.rho, beta_flat, 2e6), reps, 20)
         rows.append(("on_evaluation, checkpoint written", t_ckpt, "np.savez", t_npz_save))
+        rows.append(("on_evaluation, written, final-only mirror", t_ckpt1, "np.savez", t_npz_save))
         rows.append(("on_evaluation, rate-limited", t_supp, "np.savez", t_npz_save))
 
         p2o = ws.physical_to_outer(specs)
