@@ -29,6 +29,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -39,19 +40,35 @@ from gamstore.fit._mgcv import mgcv_available, run_mgcv  # noqa: E402
 from gamstore.fit.simulate import FAMILIES, simulate  # noqa: E402
 
 
+@dataclass(frozen=True)
+class Timing:
+    """Medians over reps of wall and process CPU seconds (CPU time is what the fitter
+    itself costs when other processes share the cores)."""
+
+    wall: float
+    cpu: float
+
+    def cell(self) -> str:
+        return f"{self.wall * 1e3:.2f} / {self.cpu * 1e3:.2f}"
+
+    def ratio(self, base: Timing) -> str:
+        return f"{self.wall / base.wall:.2f} / {self.cpu / base.cpu:.2f}"
+
+
 def timed(
     fn: Callable[[], FitResult], reps: int, before: Callable[[], None] | None = None
-) -> tuple[float, FitResult]:
-    times = []
+) -> tuple[Timing, FitResult]:
+    walls, cpus = [], []
     res = None
     for _ in range(reps):
         if before is not None:
             before()
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         res = fn()
-        times.append(time.perf_counter() - t0)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
     assert res is not None
-    return statistics.median(times), res
+    return Timing(statistics.median(walls), statistics.median(cpus)), res
 
 
 def delete_keyspace(store: Any, keyspace: str) -> None:
@@ -89,11 +106,11 @@ def bench_family(family: str, reps: int, with_mgcv: bool) -> list[str]:
     rows = []
 
     def row(
-        level: str, r: FitResult, t: float, ratio_to: float, drem: float, note: str = ""
+        level: str, r: FitResult, t: Timing, ratio_to: Timing, drem: float, note: str = ""
     ) -> str:
         return (
             f"| {family} | {level} | {r.n_outer} | {r.n_pirls_calls} | {r.n_pirls_iters} | "
-            f"{t * 1e3:.2f} | {t / ratio_to:.2f} | {drem:.1e} | {note} |"
+            f"{t.cell()} | {t.ratio(ratio_to)} | {drem:.1e} | {note} |"
         )
 
     rows.append(row("cold", cold, t_cold, t_cold, 0.0))
@@ -121,8 +138,8 @@ def bench_family(family: str, reps: int, with_mgcv: bool) -> list[str]:
 
     # cross-fit: 10 leave-one-subject-out folds, knots frozen at the full-data fit
     full = model.fit(df, y="y")
-    stats_c: list[tuple[int, int, int, float]] = []
-    stats_w: list[tuple[int, int, int, float]] = []
+    stats_c: list[tuple[float, ...]] = []
+    stats_w: list[tuple[float, ...]] = []
     worst = 0.0
     for subj in sorted(df["subj"].unique()):
         fold = df[df["subj"] != subj]
@@ -145,27 +162,30 @@ def bench_family(family: str, reps: int, with_mgcv: bool) -> list[str]:
             )
         assert fw.warm == "cross-fit", fw.warm
         worst = max(worst, check(fw, fc))
-        stats_c.append((fc.n_outer, fc.n_pirls_calls, fc.n_pirls_iters, tc))
-        stats_w.append((fw.n_outer, fw.n_pirls_calls, fw.n_pirls_iters, tw))
+        stats_c.append((fc.n_outer, fc.n_pirls_calls, fc.n_pirls_iters, tc.wall, tc.cpu))
+        stats_w.append((fw.n_outer, fw.n_pirls_calls, fw.n_pirls_iters, tw.wall, tw.cpu))
     mc = np.mean(np.array(stats_c), axis=0)
     mw = np.mean(np.array(stats_w), axis=0)
+    tmc, tmw = Timing(mc[3], mc[4]), Timing(mw[3], mw[4])
     rows.append(
         f"| {family} | fold cold (mean of 10) | {mc[0]:.1f} | {mc[1]:.1f} | {mc[2]:.1f} | "
-        f"{mc[3] * 1e3:.2f} | 1.00 | 0 | knots frozen |"
+        f"{tmc.cell()} | {tmc.ratio(t_cold)} | 0 | knots frozen, no store |"
     )
     rows.append(
         f"| {family} | cross-fit (mean of 10) | {mw[0]:.1f} | {mw[1]:.1f} | {mw[2]:.1f} | "
-        f"{mw[3] * 1e3:.2f} | {mw[3] / mc[3]:.2f} | {worst:.1e} | vs fold cold |"
+        f"{tmw.cell()} | {tmw.ratio(t_cold)} | {worst:.1e} | fold vs fold cold: "
+        f"{tmw.ratio(tmc)} |"
     )
     if with_mgcv:
         mg = run_mgcv(
             df, y="y", smooths=[("x0", 10), ("x1", 10), ("x2", 10)], family=family, reps=reps
         )
-        t_mg = float(mg["seconds_per_fit"][0])
+        t_mg = Timing(float(mg["seconds_per_fit"][0]), float(mg["cpu_seconds_per_fit"][0]))
         rows.append(
             f"| {family} | mgcv gam(REML) | {int(mg['outer_iter'][0])} | - | - | "
-            f"{t_mg * 1e3:.1f} | {t_mg / t_cold:.2f} | "
-            f"{abs(mg['reml'][0] - cold.reml) / abs(cold.reml):.1e} | timed in R, {reps} reps |"
+            f"{t_mg.cell()} | {t_mg.ratio(t_cold)} | "
+            f"{abs(mg['reml'][0] - cold.reml) / abs(cold.reml):.1e} | mean over {reps} fits "
+            "in an R loop |"
         )
     return rows
 
@@ -202,6 +222,10 @@ def main() -> None:
     args = ap.parse_args()
     global STORE_KIND
     STORE_KIND = args.store
+    print(
+        f"store: {args.store}; reps: {args.reps}; load average before: "
+        f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}\n"
+    )
     with_mgcv = not args.no_mgcv and mgcv_available()
     print(
         "| family | level | outer iters | PIRLS calls | PIRLS iters | wall ms | ratio to cold | "
@@ -221,6 +245,7 @@ def main() -> None:
         )
         print("|---|---|---|---|---|---|---|")
         print(bench_large(), flush=True)
+    print(f"\nload average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -74,10 +74,15 @@ def test_outer_session_resume(family: str) -> None:
     model.fit(df, y="y", store=store)
     assert list(store.entries("outer")), "the Newton loop checkpoints / finalizes a session"
     assert _delete(store, "block") == 1
+    outer_before = [i.entry_id for i in store.entries("outer")]
     res = model.fit(df, y="y", store=store)
     assert res.warm == "session"
     assert_same_optimum(res, cold)
     assert res.n_outer <= 1
+    if res.n_outer == 0:  # recertified the final: only the missing block record is written
+        assert [i.entry_id for i in store.entries("outer")] == outer_before
+    assert len(list(store.entries("block"))) == 1
+    assert model.fit(df, y="y", store=store).warm == "exact"
 
 
 @pytest.mark.parametrize("family", FAMILIES)

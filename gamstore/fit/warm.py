@@ -15,9 +15,9 @@ Order of the lookups (first hit wins):
 A session entry found only under the row-count-free *seed* key (another fit of the same
 model) is the last resort, ρ only, and still reported as ``"session"``.
 
-After a fit that was not an exact hit, the block record and the session final are written,
-and the cross-fit artifact too unless the fit was itself seeded by one (so the folds of a
-leave-one-subject-out run all transfer from the full-data fit, not from each other). Nothing here can change the optimum: every start is only a start for the
+After the fit, what the next fit can use and does not already have is written (see
+:func:`_save`): a fold seeded by a cross-fit artifact never overwrites its parent's artifact,
+so every fold of a leave-one-subject-out run transfers from the full-data fit. Nothing here can change the optimum: every start is only a start for the
 same Newton loop, and any warm-start failure falls back to a cold start with one log line.
 """
 
@@ -141,7 +141,6 @@ def basis_metas(d: Design) -> list[Any]:
                 knots=b.basis.knots,
                 s_scale=float(b.basis.S_scale),
                 penalty_order=2,
-                constraint=b.basis.col_means,
             )
         )
     return metas
@@ -160,6 +159,7 @@ class Start:
     beta: np.ndarray | None
     level: str  # "cold" | "exact" | "session" | "cross-fit"
     warm: BlockWarmStart | None = None
+    final: bool = False  # resumed from a stored final (nothing new to finalize if no step)
 
 
 class WarmContext:
@@ -181,6 +181,7 @@ class WarmContext:
         self.p2o = physical_to_outer(self.specs)
         self.key: str | None = None
         self._session: OuterSession | None = None
+        self.checkpoints = 0
 
     @property
     def session(self) -> OuterSession:
@@ -232,7 +233,7 @@ class WarmContext:
             beta = start.beta_for(start.rho) if start.source == "exact" else None
             if beta is not None and beta.shape != (d.p,):
                 beta = None
-            sess = Start(rho, beta, "session")
+            sess = Start(rho, beta, "session", final=start.kind == "exact-final")
             if start.source == "exact":
                 return sess
             seed_fallback = sess  # another fit of the same model: ρ only, after cross-fit
@@ -294,9 +295,18 @@ class WarmContext:
     def checkpoint(self, it: Iterate) -> None:
         """Rate-limited session checkpoint of an accepted outer iterate."""
         self.session.on_evaluation(it.rho, it.beta, it.score)
+        self.checkpoints += 1
 
-    def save(self, final: Any, n_outer: int, converged: bool, *, artifact: bool = True) -> None:
-        """Block record, session final and (when ``artifact``) the cross-fit artifact."""
+    def save(
+        self,
+        final: Any,
+        n_outer: int,
+        converged: bool,
+        *,
+        session: bool = True,
+        artifact: bool = True,
+    ) -> None:
+        """Block record, and when asked the session final and the cross-fit artifact."""
         from gamstore.warmstart.artifacts import capture_fit_artifact
         from gamstore.warmstart.blocks import (
             BlockWarmStart,
@@ -322,15 +332,16 @@ class WarmContext:
             BlockWarmStart(final.rho.copy(), betas, [], cached),
             saturation_threshold=RHO_BOUND,  # our box; the seed's 9 would drop real optima
         )
-        self.session.finish(
-            final.rho,
-            final.fit.beta,
-            final.score,
-            converged,
-            hessian=final.hess,
-            beta_rho=final.rho,
-            iterations=n_outer,
-        )
+        if session:
+            self.session.finish(
+                final.rho,
+                final.fit.beta,
+                final.score,
+                converged,
+                hessian=final.hess,
+                beta_rho=final.rho,
+                iterations=n_outer,
+            )
         if converged and artifact:
             capture_fit_artifact(
                 self.ws,
@@ -413,12 +424,30 @@ def fit_with_store(
     if beta0 is not None and (beta0.shape != (prob.design.p,) or not np.all(np.isfinite(beta0))):
         beta0 = None
     nres = model.run(prob, start.rho, beta0, inner_cap=cap, on_iterate=iterate)
-    # an exact hit that recertified without a step changes nothing worth writing
-    if ctx is not None and (start.level != "exact" or nres.n_outer > 0):
-        try:
-            # a fit seeded by a parent's artifact (a fold) does not replace that parent as the
-            # artifact of its descriptor: every fold then transfers from the full-data fit
-            ctx.save(nres.final, nres.n_outer, nres.converged, artifact=start.level != "cross-fit")
-        except Exception as exc:
-            logger.info("warm-start save failed (%s: %s)", type(exc).__name__, exc)
+    if ctx is not None:
+        _save(ctx, start, nres)
     return model.make_result(prob, off_col, nres, start.level, t0)
+
+
+def _save(ctx: WarmContext, start: Start, nres: Any) -> None:
+    """Write what the next fit can use, and nothing it already has.
+
+    * cold, or a warm start that needed Newton steps: block record, session final, artifact;
+    * exact hit recertified without a step: nothing;
+    * resumed from a session final without a step: the block record only;
+    * a fold seeded by a cross-fit artifact: block record, plus the session final only if
+      the fit checkpointed (long fits); never the artifact, so every fold keeps transferring
+      from the full-data fit rather than from another fold.
+    """
+    stepped = nres.n_outer > 0
+    if start.level == "exact" and not stepped:
+        return
+    session = not (start.level == "session" and start.final and not stepped)
+    artifact = session
+    if start.level == "cross-fit":
+        session = ctx.checkpoints > 0
+        artifact = False
+    try:
+        ctx.save(nres.final, nres.n_outer, nres.converged, session=session, artifact=artifact)
+    except Exception as exc:
+        logger.info("warm-start save failed (%s: %s)", type(exc).__name__, exc)
