@@ -776,20 +776,28 @@ class Store:
             over = st.shard_bytes is not None and sum(st.shard_bytes) > self.budget_bytes
         if n == 0 or n % self.sweep_every == 0 or over:
             try:
-                self._sweep(over)
+                self._sweep(over, hint=int(folder[:2], 16))
             except Exception as exc:  # noqa: BLE001 - eviction errors are only logged
                 log.warning("gamstore: eviction sweep on %s failed (%s)", self.url, exc)
 
-    def _sweep(self, over: bool) -> int:
+    def _sweep(self, over: bool, hint: int = 0) -> int:
         st = self._state
         self._stats.sweeps += 1
         shard_bytes, shard_counts = st.shard_bytes, st.shard_counts
-        if (
-            shard_bytes is None
-            or shard_counts is None
-            or sum(shard_counts) <= FULL_SWEEP_MAX_ENTRIES
-            or st.sweeps_since_full >= FULL_EVERY
-        ):
+        if shard_bytes is None or shard_counts is None:
+            # First sweep of this root in this process: sample one shard before deciding,
+            # so a new process on a big store does not walk all of it on its first save.
+            sample = list(self._iter_infos(shard=f"{hint:02x}"))
+            if len(sample) * N_SHARDS <= FULL_SWEEP_MAX_ENTRIES:
+                return self._full_sweep()
+            gone, kept = self._evict_among(sample, self.budget_bytes // N_SHARDS)
+            n_kept = len(sample) - len(gone)
+            with st.lock:  # other shards: assume the sampled one is typical
+                st.shard_bytes = [kept] * N_SHARDS
+                st.shard_counts = [n_kept] * N_SHARDS
+                st.sweeps_since_full = 0
+            return len(gone)
+        if sum(shard_counts) <= FULL_SWEEP_MAX_ENTRIES or st.sweeps_since_full >= FULL_EVERY:
             return self._full_sweep()
         with st.lock:
             if over:  # work where the bytes are

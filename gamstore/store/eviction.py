@@ -7,7 +7,8 @@ Sweeps are throttled by the store (first save, every ``sweep_every``-th save, es
 overflow). Keys are spread evenly over the 256 ``<kk>`` shards by their hash, so a sweep of
 a large store lists one shard and holds it to ``budget / 256``; a full reconciliation runs
 only for small stores or every ``FULL_EVERY`` sweeps, keeping the listing cost per save
-bounded as the store grows.
+bounded as the store grows. The first sweep of a process samples one shard and extrapolates
+(it only walks the whole store when that estimate is small).
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ __all__ = [
 N_SHARDS = 256
 #: Stores with at most this many entries are always swept whole (cheap, exact).
 FULL_SWEEP_MAX_ENTRIES = 2048
-#: A large store is reconciled whole once every this many shard sweeps.
-FULL_EVERY = 256
+#: A large store is reconciled whole once every this many shard sweeps (8192 sweeps of 32
+#: saves each by default; shard sweeps keep every shard near budget / 256 in between).
+FULL_EVERY = 8192
 
 
 def activity(info: EntryInfo) -> int:

@@ -603,6 +603,45 @@ class StoreConformance:
         assert e.record == iterate_payload(4.5)
         assert len(list(store.entries("outer"))) == 1
 
+    def test_item14_session_slot_leaves_exactly_one_entry(self, store: Store) -> None:
+        # adapted: entries are immutable; a session writes a new entry, then drops its old one
+        sess = store.session("fit")
+        for i in range(4):
+            assert sess.checkpoint(iterate_payload(10.0 - i), 10.0 - i, i)
+        infos = list(store.entries("outer"))
+        assert len(infos) == 1 and infos[0].entry_id == sess.entry_id
+
+    def test_item39_session_entries_are_sortable_ids(self, store: Store) -> None:
+        from gamstore.store.ids import ENTRY_ID_RE, parse_created
+
+        sess = store.session("fit")
+        sess.checkpoint(iterate_payload(1.0), 1.0, 1)
+        first = sess.entry_id
+        sess.finalize(iterate_payload(0.5), 0.5, 2)
+        assert first is not None and sess.entry_id is not None
+        assert ENTRY_ID_RE.match(sess.entry_id) and sess.entry_id > first
+        assert parse_created(sess.entry_id) is not None
+
+    def test_item22_tampered_payload_is_a_miss_and_deleted(self, store: Store) -> None:
+        eid = store.save("block", "k", block_record("k"))
+        assert eid is not None
+        path = _entry_path(store, "block", "k", eid)
+        chunk = store.backend.get(f"{path}/block_beta/2/0")
+        assert chunk is not None
+        store.backend.put(f"{path}/block_beta/2/0", chunk[:8] + bytes([chunk[8] ^ 1]) + chunk[9:])
+        store._state.forget(path)
+        assert store.lookup("block", "k") is None
+        assert _payload_paths(store, path) == []  # marker and payload gone
+
+    def test_item23_unparsable_marker_deleted_with_payload(self, store: Store) -> None:
+        eid = store.save("block", "k", block_record("k"))
+        assert eid is not None
+        path = _entry_path(store, "block", "k", eid)
+        store.backend.put(f"{path}/{MARKER}", b"\x00garbage")
+        store._state.forget(path)
+        assert store.lookup("block", "k") is None
+        assert _payload_paths(store, path) == []
+
     def test_item42_second_session_sees_first(self, make_store: MakeStore) -> None:
         a = make_store().session("fit")
         a.checkpoint(iterate_payload(3.0), 3.0, 1)

@@ -1,0 +1,429 @@
+"""Store benchmarks: local latency beside peers, S3 request counts, scaling with store size.
+
+Run ``OPENBLAS_NUM_THREADS=1 python bench/bench_store.py [--quick] [--dir DIR] [--skip-s3]
+[--skip-scaling]``. Prints markdown tables (medians, ratios from one run in one process).
+
+* local: a 5-block record of 50 coefficients each (+ rho) saved/read by gamstore, one ``.npz``
+  file, diskcache, a joblib-style pickle file per key, and zarr's high-level API;
+* s3: S3 API calls per save / hit / miss on a moto server on loopback, counted by wrapping
+  ``S3FileSystem._call_s3`` (every call s3fs makes), beside zarr's high-level API on the same
+  server;
+* scaling: hit and save latency at 10, 1 000 and 100 000 entries (``--quick``: 10 000) and the
+  eviction-sweep cost per save.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import gamstore  # noqa: E402
+from gamstore.records import ArrayPart, RecordParts  # noqa: E402
+from gamstore.store.testing import block_record  # noqa: E402
+
+
+def median_us(fn: Callable[[int], Any], n: int, warmup: int = 5) -> float:
+    for i in range(warmup):
+        fn(-1 - i)
+    times = []
+    for i in range(n):
+        t = time.perf_counter()
+        fn(i)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e6
+
+
+def arrays_of(rec: Any) -> dict[str, np.ndarray]:
+    return {n: p.data for n, p in rec.to_parts().arrays.items()}
+
+
+# ------------------------------------------------------------------------------ local
+def interleaved(ops: dict[str, Callable[[int], Any]], n: int, warmup: int = 3) -> dict[str, float]:
+    """Median µs per op; the ops run round-robin so load drift hits all of them alike."""
+    for i in range(warmup):
+        for fn in ops.values():
+            fn(-1 - i)
+    times: dict[str, list[float]] = {k: [] for k in ops}
+    for i in range(n):
+        for name, fn in ops.items():
+            t = time.perf_counter()
+            fn(i)
+            times[name].append(time.perf_counter() - t)
+    return {k: statistics.median(v) * 1e6 for k, v in times.items()}
+
+
+def bench_local(base: Path, n: int) -> list[tuple[str, float, float, float, float]]:
+    import diskcache
+    import zarr
+    from zarr.storage import LocalStore
+
+    base.mkdir(parents=True, exist_ok=True)
+    recs = [block_record(f"key-{i}", i % 7) for i in range(n + 10)]
+    arrs = [arrays_of(r) for r in recs]
+    attrs = {"key": "k", "objective": 1.0}
+
+    store = gamstore.open_store(base / "gamstore")
+    reader = gamstore.open_store(base / "gamstore", sweep_every=10**9)
+
+    def g_hit(i: int) -> None:
+        reader._state.decoded.clear()
+        reader._state.markers.clear()
+        assert reader.lookup("block", f"key-{i}") is not None
+
+    d = base / "npz"
+    d.mkdir()
+
+    def npz_save(i: int) -> None:
+        flat = {k.replace("/", "_"): v for k, v in arrs[i % len(arrs)].items()}
+        np.savez(d / f"k{i}.npz", attrs=np.array(repr(attrs)), **flat)
+
+    def npz_load(i: int) -> None:
+        with np.load(d / f"k{i}.npz") as z:
+            for k in z.files:
+                z[k]
+
+    def npz_miss(i: int) -> None:
+        try:
+            np.load(d / f"absent{i}.npz")
+        except FileNotFoundError:
+            pass
+
+    cache = diskcache.Cache(str(base / "diskcache"))
+    pdir = base / "pickle"
+    pdir.mkdir()
+
+    def pk_save(i: int) -> None:
+        folder = pdir / f"{i & 0xFFFFFFFF:08x}"
+        folder.mkdir(exist_ok=True)
+        tmp = folder / f"output.pkl.{uuid.uuid4().hex}"
+        with open(tmp, "wb") as f:
+            pickle.dump(arrs[i % len(arrs)], f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, folder / "output.pkl")
+
+    def pk_load(i: int) -> None:
+        with open(pdir / f"{i & 0xFFFFFFFF:08x}" / "output.pkl", "rb") as f:
+            pickle.load(f)
+
+    def pk_miss(i: int) -> None:
+        try:
+            open(pdir / f"absent{i}" / "output.pkl", "rb")
+        except FileNotFoundError:
+            pass
+
+    zs = LocalStore(str(base / "zarr"))
+
+    def z_save(i: int) -> None:
+        g = zarr.create_group(zs, path=f"e{i}", attributes=attrs, zarr_format=3, overwrite=True)
+        for name, a in arrs[i % len(arrs)].items():
+            g.create_array(name.replace("/", "_"), data=a, chunks=a.shape, compressors=None)
+
+    def z_load(i: int) -> None:
+        g = zarr.open_group(zs, path=f"e{i}", mode="r", zarr_format=3)
+        g.attrs.asdict()
+        for name in arrs[0]:
+            g[name.replace("/", "_")][...]  # type: ignore[index]
+
+    def z_miss(i: int) -> None:
+        try:
+            zarr.open_group(zs, path=f"absent{i}", mode="r", zarr_format=3)
+        except FileNotFoundError:
+            pass
+
+    saves = interleaved(
+        {
+            "gamstore": lambda i: store.save("block", f"key-{i}", recs[i % len(recs)]),
+            "npz file": npz_save,
+            "diskcache": lambda i: cache.set(f"k{i}", arrs[i % len(arrs)]),
+            "pickle file (joblib-style)": pk_save,
+            "zarr high-level API": z_save,
+        },
+        n,
+    )
+    hits = interleaved(
+        {
+            "gamstore": g_hit,
+            "npz file": npz_load,
+            "diskcache": lambda i: cache.get(f"k{i}"),
+            "pickle file (joblib-style)": pk_load,
+            "zarr high-level API": z_load,
+        },
+        n,
+    )
+    reader.lookup("block", "key-3")
+    repeated = interleaved(
+        {
+            "gamstore": lambda i: reader.lookup("block", "key-3"),
+            "npz file": lambda i: npz_load(3),
+            "diskcache": lambda i: cache.get("k3"),
+            "pickle file (joblib-style)": lambda i: pk_load(3),
+            "zarr high-level API": lambda i: z_load(3),
+        },
+        n,
+    )
+    misses = interleaved(
+        {
+            "gamstore": lambda i: reader.lookup("block", f"absent-{i}"),
+            "npz file": npz_miss,
+            "diskcache": lambda i: cache.get(f"absent{i}"),
+            "pickle file (joblib-style)": pk_miss,
+            "zarr high-level API": z_miss,
+        },
+        n,
+    )
+    cache.close()
+    return [(k, saves[k], hits[k], repeated[k], misses[k]) for k in saves]
+
+
+def print_local(rows: list[tuple[str, float, float, float, float]], where: str) -> None:
+    npz = next(r for r in rows if r[0] == "npz file")
+    print(f"\n### Local store ({where}): 5 blocks x 50 coefficients + rho, medians in µs\n")
+    print("| backend | save | first hit | repeated hit | miss | save / npz | first hit / npz |")
+    print("|---|---|---|---|---|---|---|")
+    for name, s, h, c, m in rows:
+        print(
+            f"| {name} | {s:.0f} | {h:.0f} | {c:.1f} | {m:.1f} | {s / npz[1]:.2f} | {h / npz[2]:.2f} |"
+        )
+    g = rows[0]
+    print(
+        f"\nTargets: first hit ≤ 2.5× npz → {g[2] / npz[2]:.2f}×; save ≤ 4× npz → "
+        f"{g[1] / npz[1]:.2f}×; miss ≤ 100 µs → {g[4]:.1f} µs; repeated hit vs diskcache get "
+        f"→ {g[3] / rows[2][2]:.2f}×."
+    )
+
+
+# ------------------------------------------------------------------------------ S3
+def bench_s3(n: int) -> None:
+    import logging
+
+    import botocore.session
+    import zarr
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+    from zarr.storage import FsspecStore
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    srv = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    srv.start()
+    host, port = srv.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    opts = {"endpoint_url": endpoint, "key": "bench-key", "secret": "bench-secret"}
+    client = botocore.session.Session().create_client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="bench-key",
+        aws_secret_access_key="bench-secret",
+    )
+    client.create_bucket(Bucket="bench")
+    try:
+        store = gamstore.open_store("s3://bench/g", storage_options=opts, sweep_every=10**9)
+        fs = store.backend.fs  # type: ignore[attr-defined]
+        calls: Counter[str] = Counter()
+        orig = fs._call_s3
+
+        async def counting(method: str, *a: Any, **kw: Any) -> Any:
+            calls[method + ("(If-None-Match)" if kw.get("IfNoneMatch") else "")] += 1
+            return await orig(method, *a, **kw)
+
+        fs._call_s3 = counting
+        recs = [block_record(f"key-{i}", i % 7) for i in range(n)]
+        store.save("block", "warm", recs[0])
+        per: dict[str, tuple[Counter[str], float]] = {}
+
+        def measure(label: str, fn: Callable[[int], Any]) -> None:
+            calls.clear()
+            t = median_us(fn, n, warmup=0)
+            per[label] = (Counter({k: v / n for k, v in calls.items()}), t)
+
+        measure("save", lambda i: store.save("block", f"key-{i}", recs[i]))
+
+        def first_hit(i: int) -> None:
+            store._state.decoded.clear()
+            store._state.markers.clear()
+            assert store.lookup("block", f"key-{i}") is not None
+
+        measure("first hit", first_hit)
+        store.lookup("block", "key-0")
+        measure("repeated hit", lambda i: store.lookup("block", "key-0"))
+        measure("miss", lambda i: store.lookup("block", f"absent-{i}"))
+        fs._call_s3 = orig
+
+        # zarr's high-level API on the same server, for comparison (request counts only)
+        zfs_store = FsspecStore.from_url("s3://bench/z", storage_options=opts)
+        zfs = zfs_store.fs
+        zcalls: Counter[str] = Counter()
+        zorig = zfs._call_s3
+
+        async def zcounting(method: str, *a: Any, **kw: Any) -> Any:
+            zcalls[method] += 1
+            return await zorig(method, *a, **kw)
+
+        zfs._call_s3 = zcounting
+        arrs = arrays_of(recs[0])
+        nz = max(3, n // 5)
+
+        def z_save(i: int) -> None:
+            g = zarr.create_group(zfs_store, path=f"e{i}", attributes={"k": 1}, zarr_format=3)
+            for name, a in arrs.items():
+                g.create_array(name.replace("/", "_"), data=a, chunks=a.shape, compressors=None)
+
+        def z_load(i: int) -> None:
+            g = zarr.open_group(zfs_store, path=f"e{i}", mode="r", zarr_format=3)
+            for name in arrs:
+                g[name.replace("/", "_")][...]  # type: ignore[index]
+
+        zper: dict[str, tuple[Counter[str], float]] = {}
+        for label, fn in (("save", z_save), ("first hit", z_load)):
+            zcalls.clear()
+            t = median_us(fn, nz, warmup=0)
+            zper[label] = (Counter({k: v / nz for k, v in zcalls.items()}), t)
+    finally:
+        srv.stop()
+
+    def fmt(c: Counter[str]) -> str:
+        return ", ".join(f"{v:g} {k}" for k, v in sorted(c.items())) or "–"
+
+    print(f"\n### S3 on moto (loopback), requests per operation (mean of {n}) and median ms\n")
+    print("| operation | gamstore requests | gamstore ms | zarr high-level requests | zarr ms |")
+    print("|---|---|---|---|---|")
+    for label, (c, t) in per.items():
+        z = zper.get(label)
+        zs = (fmt(z[0]), f"{z[1] / 1e3:.1f}") if z else ("–", "–")
+        print(f"| {label} | {fmt(c)} | {t / 1e3:.1f} | {zs[0]} | {zs[1]} |")
+
+
+# ------------------------------------------------------------------------------ scaling
+class Filler:
+    """A one-array record used to fill stores quickly (2 objects + marker per entry)."""
+
+    RECORD_TYPE = "bench_filler"
+
+    def __init__(self, i: int) -> None:
+        self.i = i
+
+    def to_parts(self) -> RecordParts:
+        return RecordParts(
+            fields={"i": self.i}, arrays={"v": ArrayPart(np.array([float(self.i)]), ("v",))}
+        )
+
+    @classmethod
+    def from_parts(cls, fields: dict[str, Any], arrays: dict[str, np.ndarray]) -> Filler:
+        return cls(int(fields["i"]))
+
+
+def tiny(i: int) -> Filler:
+    return Filler(i)
+
+
+def bench_scaling(base: Path, sizes: list[int], n: int) -> None:
+    rows = []
+    for size in sizes:
+        root = base / f"scale-{size}"
+        store = gamstore.open_store(root, sweep_every=10**9, record_types={"bench_filler": Filler})
+        t0 = time.perf_counter()
+        for i in range(size):
+            store.save("outer", f"fill-{i}", tiny(i))
+        fill_s = time.perf_counter() - t0
+        recs = [block_record(f"probe-{i}") for i in range(n)]
+        for i in range(n):
+            store.save("block", f"probe-{i}", recs[i])
+        # a fresh handle = a new process: caches and throttle state start empty
+        from gamstore.store import core
+
+        core._STATES.clear()
+        s2 = gamstore.open_store(root)  # default throttling: first save, every 32nd, overflow
+        t = time.perf_counter()
+        s2.save("block", "first-save", recs[0])
+        first_save_ms = (time.perf_counter() - t) * 1e3
+
+        def hit(i: int) -> None:
+            s2._state.decoded.clear()
+            s2._state.markers.clear()
+            assert s2.lookup("block", f"probe-{i % n}") is not None
+
+        h = median_us(hit, n)
+        c = median_us(lambda i: s2.lookup("block", "probe-1"), n)
+        lists0 = s2.stats().requests["list"]
+        sweeps0 = s2.stats().sweeps
+        times = []
+        t_all = time.perf_counter()
+        for i in range(4 * 32):
+            t = time.perf_counter()
+            s2.save("block", f"new-{i}", recs[i % n])
+            times.append(time.perf_counter() - t)
+        per_save_ms = (time.perf_counter() - t_all) / (4 * 32) * 1e3
+        sweeps = s2.stats().sweeps - sweeps0
+        lists = s2.stats().requests["list"] - lists0
+        rows.append(
+            (
+                size,
+                fill_s,
+                statistics.median(times) * 1e6,
+                per_save_ms,
+                h,
+                c,
+                first_save_ms,
+                sweeps,
+                lists / (4 * 32),
+            )
+        )
+        shutil.rmtree(root, ignore_errors=True)
+    print("\n### Scaling (local): latency against entries already stored\n")
+    print(
+        "| entries | save median µs | save mean incl. sweeps ms | first hit µs | repeated hit µs | first save of a process ms | sweeps / 128 saves | listings per save |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for size, _fill, s, mean, h, c, fs_ms, sw, lps in rows:
+        print(
+            f"| {size} | {s:.0f} | {mean:.2f} | {h:.0f} | {c:.1f} | {fs_ms:.1f} | {sw} | {lps:.2f} |"
+        )
+    lo, hi = rows[0], rows[-1]
+    print(
+        f"\nRatio {hi[0]} / {lo[0]} entries: first hit {hi[4] / lo[4]:.2f}×, save (median) "
+        f"{hi[2] / lo[2]:.2f}×, save incl. sweeps {hi[3] / lo[3]:.2f}× (target ≤ 1.3)."
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions and entries")
+    ap.add_argument(
+        "--dir", default=None, help="directory for the local runs (default: ./bench-tmp)"
+    )
+    ap.add_argument("--skip-s3", action="store_true")
+    ap.add_argument("--skip-scaling", action="store_true")
+    ap.add_argument("--skip-local", action="store_true")
+    args = ap.parse_args()
+    n = 60 if args.quick else 300
+    parent = Path(args.dir or "bench-tmp")
+    parent.mkdir(parents=True, exist_ok=True)
+    base = Path(tempfile.mkdtemp(prefix="bench-store-", dir=parent))
+    print(f"python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f}, n={n}")
+    try:
+        if not args.skip_local:
+            print_local(bench_local(base / "local", n), str(parent))
+        if not args.skip_s3:
+            bench_s3(max(10, n // 6))
+        if not args.skip_scaling:
+            sizes = [10, 1000, 10_000] if args.quick else [10, 1000, 100_000]
+            bench_scaling(base, sizes, 30 if args.quick else 60)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
