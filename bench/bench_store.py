@@ -329,6 +329,41 @@ def tiny(i: int) -> Filler:
     return Filler(i)
 
 
+def _measure_scale(root: Path, recs: list[Any], n: int) -> tuple[float, ...]:
+    s2 = gamstore.open_store(root)  # default throttling: first save, every 32nd, overflow
+    t = time.perf_counter()
+    s2.save("block", "first-save", recs[0])
+    first_save_ms = (time.perf_counter() - t) * 1e3
+
+    def hit(i: int) -> None:
+        s2._state.decoded.clear()
+        s2._state.markers.clear()
+        assert s2.lookup("block", f"probe-{i % n}") is not None
+
+    h = median_us(hit, n)
+    c = median_us(lambda i: s2.lookup("block", "probe-1"), n)
+    lists0 = s2.stats().requests["list"]
+    sweeps0 = s2.stats().sweeps
+    times = []
+    t_all = time.perf_counter()
+    for i in range(4 * 32):
+        t = time.perf_counter()
+        s2.save("block", f"new-{i}", recs[i % n])
+        times.append(time.perf_counter() - t)
+    per_save_ms = (time.perf_counter() - t_all) / (4 * 32) * 1e3
+    sweeps = s2.stats().sweeps - sweeps0
+    lists = s2.stats().requests["list"] - lists0
+    return (
+        statistics.median(times) * 1e6,
+        per_save_ms,
+        h,
+        c,
+        first_save_ms,
+        sweeps,
+        lists / (4 * 32),
+    )
+
+
 def bench_scaling(base: Path, sizes: list[int], n: int) -> None:
     rows = []
     for size in sizes:
@@ -345,42 +380,7 @@ def bench_scaling(base: Path, sizes: list[int], n: int) -> None:
         from gamstore.store import core
 
         core._STATES.clear()
-        s2 = gamstore.open_store(root)  # default throttling: first save, every 32nd, overflow
-        t = time.perf_counter()
-        s2.save("block", "first-save", recs[0])
-        first_save_ms = (time.perf_counter() - t) * 1e3
-
-        def hit(i: int) -> None:
-            s2._state.decoded.clear()
-            s2._state.markers.clear()
-            assert s2.lookup("block", f"probe-{i % n}") is not None
-
-        h = median_us(hit, n)
-        c = median_us(lambda i: s2.lookup("block", "probe-1"), n)
-        lists0 = s2.stats().requests["list"]
-        sweeps0 = s2.stats().sweeps
-        times = []
-        t_all = time.perf_counter()
-        for i in range(4 * 32):
-            t = time.perf_counter()
-            s2.save("block", f"new-{i}", recs[i % n])
-            times.append(time.perf_counter() - t)
-        per_save_ms = (time.perf_counter() - t_all) / (4 * 32) * 1e3
-        sweeps = s2.stats().sweeps - sweeps0
-        lists = s2.stats().requests["list"] - lists0
-        rows.append(
-            (
-                size,
-                fill_s,
-                statistics.median(times) * 1e6,
-                per_save_ms,
-                h,
-                c,
-                first_save_ms,
-                sweeps,
-                lists / (4 * 32),
-            )
-        )
+        rows.append((size, fill_s, *_measure_scale(root, recs, n)))
         shutil.rmtree(root, ignore_errors=True)
     print("\n### Scaling (local): latency against entries already stored\n")
     print(
