@@ -558,11 +558,11 @@ class Store:
         st.remember_entry(path, entry)
         return entry
 
-    def _corrupt(self, path: str, exc: Exception) -> None:
+    def _corrupt(self, path: str, exc: Exception, cleanup: bool = True) -> None:
         self._stats.corrupt += 1
         log.debug("gamstore: corrupt entry %s: %s", path, exc)
         self._state.forget(path)
-        if not self.read_only:
+        if cleanup and not self.read_only:
             try:
                 self._delete_path(path)
             except Exception as e:  # noqa: BLE001 - cleanup is best effort
@@ -610,8 +610,13 @@ class Store:
         shard: str | None = None,
         *,
         uncommitted: list[str] | None = None,
+        corrupt: list[str] | None = None,
     ) -> Iterator[EntryInfo]:
-        """Committed entries (optionally one keyspace and/or one ``<kk>`` shard)."""
+        """Committed entries (optionally one keyspace and/or one ``<kk>`` shard).
+
+        Markerless entries are appended to ``uncommitted``; entries whose marker does not
+        parse are cleaned up, or only appended to ``corrupt`` when that list is given.
+        """
         be = self._backend
         st = self._state
         spaces = [keyspace] if keyspace is not None else list(KEYSPACES)
@@ -650,7 +655,9 @@ class Store:
                                     blob, keyspace=ks, entry_id=p.rsplit("/", 1)[1]
                                 )
                             except CorruptEntryError as exc:
-                                self._corrupt(p, exc)
+                                self._corrupt(p, exc, cleanup=corrupt is None)
+                                if corrupt is not None:
+                                    corrupt.append(p)
                                 continue
                             st.remember_marker(p, m)
                     for p in paths:
@@ -925,27 +932,23 @@ class Store:
         uncommitted: list[str] = []
         checked = ok = fixed = 0
         corrupt: list[str] = []
-        saved_ro = self.read_only
-        self.read_only = True  # report only: _corrupt must not delete during the scan
-        try:
-            infos = list(self._iter_infos(uncommitted=uncommitted))
-            for info in infos:
-                checked += 1
-                self._state.forget(info.path)
-                blob = self._backend.get(f"{info.path}/{MARKER}")
-                try:
-                    if blob is None:
-                        raise CorruptEntryError("marker vanished")
-                    m = codec.parse_marker(blob, keyspace=info.keyspace, entry_id=info.entry_id)
-                    rel = codec.marker_object_paths(m)
-                    blobs = self._backend.get_many([f"{info.path}/{r}" for r in rel])
-                    arrays = codec.decode_arrays(m, dict(zip(rel, blobs, strict=True)))
-                    codec.decode_record(m, arrays, self._resolve)
-                    ok += 1
-                except CorruptEntryError:
-                    corrupt.append(info.path)
-        finally:
-            self.read_only = saved_ro
+        infos = list(self._iter_infos(uncommitted=uncommitted, corrupt=corrupt))
+        checked = len(corrupt)
+        for info in infos:
+            checked += 1
+            self._state.forget(info.path)
+            blob = self._backend.get(f"{info.path}/{MARKER}")
+            try:
+                if blob is None:
+                    raise CorruptEntryError("marker vanished")
+                m = codec.parse_marker(blob, keyspace=info.keyspace, entry_id=info.entry_id)
+                rel = codec.marker_object_paths(m)
+                blobs = self._backend.get_many([f"{info.path}/{r}" for r in rel])
+                arrays = codec.decode_arrays(m, dict(zip(rel, blobs, strict=True)))
+                codec.decode_record(m, arrays, self._resolve)
+                ok += 1
+            except CorruptEntryError:
+                corrupt.append(info.path)
         if fix:
             for p in corrupt:
                 self._delete_path(p)

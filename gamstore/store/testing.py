@@ -377,6 +377,17 @@ class StoreConformance:
         rep = store.verify(fix=True)
         assert rep.fixed == 1
         assert store.verify().checked == 1
+        # an unparsable marker is reported too (not silently dropped), and fixed on request
+        eid = store.save("block", "c", block_record("c"))
+        assert eid is not None
+        bad = _entry_path(store, "block", "c", eid)
+        store.backend.put(f"{bad}/{MARKER}", b"{")
+        store._state.forget(bad)
+        rep = store.verify()
+        assert rep.corrupt == (bad,) and rep.checked == 2
+        assert store.backend.get(f"{bad}/{MARKER}") is not None
+        assert store.verify(fix=True).fixed == 1
+        assert store.verify().corrupt == ()
 
     # ------------------------------------------------------------------ bad input
     def _assert_nothing_written(self, store: Store, before: list[str]) -> None:
