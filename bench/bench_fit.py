@@ -228,8 +228,8 @@ def main() -> None:
     )
     with_mgcv = not args.no_mgcv and mgcv_available()
     print(
-        "| family | level | outer iters | PIRLS calls | PIRLS iters | wall ms | ratio to cold | "
-        "rel dREML | note |"
+        "| family | level | outer iters | PIRLS calls | PIRLS iters | ms per fit (wall / CPU) | "
+        "ratio to cold (wall / CPU) | rel dREML vs cold | note |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for fam in FAMILIES:
