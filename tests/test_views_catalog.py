@@ -19,7 +19,7 @@ from gamstore import _json
 from gamstore.views import catalog as cat
 from gamstore.views.assemble import assemble_fits
 from gamstore.views.rows import FitRow
-from gamstore.views.synthetic import populate
+from gamstore.views.synthetic import populate, synthetic_fit
 
 
 def _store(tmp_path: Path, n: int = 4) -> Any:
@@ -76,6 +76,40 @@ def test_stale_catalog_falls_back_to_listing(tmp_path: Path) -> None:
     store.delete_entry(victim)
     block = gamstore.open_fits(store, "block")
     assert block.attrs["gamstore"]["source"] == "listing" and block.sizes["fit"] == 2
+
+
+def test_entry_committing_after_the_rebuild_makes_it_stale(tmp_path: Path) -> None:
+    from gamstore.store import codec, key_folder
+    from gamstore.store.ids import new_entry_id
+    from gamstore.views.synthetic import iterate_record
+
+    store = _store(tmp_path, 2)
+    # a save in progress: payload objects written, commit marker not yet
+    key = "outer/mid-save"
+    folder = key_folder("outer", key)
+    eid = new_entry_id()
+    path = f"outer/{folder[:2]}/{folder}/{eid}"
+    enc = codec.encode_entry(
+        record=iterate_record(synthetic_fit(50, 0), 0),
+        keyspace="outer",
+        key=key,
+        entry_id=eid,
+        producer=store.producer,
+        created=int(eid[:16], 16),
+        objective=1.0,
+        iteration=0,
+        kind="final",
+        schema=gamstore.SCHEMA_TAG,
+    )
+    store.backend.put_many({f"{path}/{rel}": data for rel, data in enc.payload.items()})
+    cat.write_catalog(store)
+    pointer = cat.read_pointer(store)
+    assert pointer["keyspaces"]["outer"]["pending"] == [path]
+    assert pointer["keyspaces"]["outer"]["fits"] == 2
+    assert gamstore.open_fits(store, "outer").attrs["gamstore"]["source"] == "catalog"
+    assert store.backend.put_if_absent(f"{path}/zarr.json", enc.marker)  # the save commits
+    outer = gamstore.open_fits(store, "outer")
+    assert outer.attrs["gamstore"]["source"] == "listing" and eid in set(outer["fit"].values)
 
 
 def test_rebuild_replaces_pointer_and_prunes_old_versions(tmp_path: Path) -> None:

@@ -36,7 +36,13 @@ import xarray as xr
 
 from gamstore import _json
 from gamstore.views.assemble import VIEW_SCHEMA, assemble_fits
-from gamstore.views.listing import list_infos, listing_signature, read_rows
+from gamstore.views.listing import (
+    ListingState,
+    list_infos,
+    listing_state,
+    pending_committed,
+    read_rows,
+)
 from gamstore.views.rows import KEYSPACES, layout_for
 from gamstore.views.zarrio import decode_group, encode_groups
 
@@ -210,7 +216,13 @@ def write_catalog(
     token = _acquire_lock(store, now)
     try:
         previous = read_pointer(store)
-        listed = {ks: list_infos(store, ks) for ks in spaces}
+        # signature first, then the committed listing: anything that commits in between is
+        # either in the rows already or makes the signature differ later (never missed)
+        states = {ks: listing_state(store, ks) for ks in spaces}
+        listed = {
+            ks: st.infos if st.infos is not None else list_infos(store, ks)
+            for ks, st in states.items()
+        }
         if on_total is not None:
             on_total(sum(len(v) for v in listed.values()))
         datasets: dict[str, xr.Dataset] = {}
@@ -218,8 +230,11 @@ def write_catalog(
         for ks in spaces:
             rows, _skipped = read_rows(store, listed[ks], progress=progress)
             datasets[ks] = assemble_fits(rows, ks)
+            committed = {info.path for info in listed[ks]}
             summary[ks] = {
-                "signature": listing_signature(listed[ks]),
+                "method": states[ks].method,
+                "signature": states[ks].signature,
+                "pending": sorted(set(states[ks].paths) - committed),
                 "listed": len(listed[ks]),
                 "fits": len(rows),
             }
@@ -264,16 +279,20 @@ def _delete_old_versions(store: Any, keep: set[str]) -> None:
 
 
 # ------------------------------------------------------------------ read
-def load_catalog(store: Any, keyspace: str, *, signature: str | None = None) -> xr.Dataset | None:
+def load_catalog(
+    store: Any, keyspace: str, *, state: ListingState | None = None
+) -> xr.Dataset | None:
     """Return the catalog Dataset of ``keyspace`` if it is present, intact and current.
 
     Parameters
     ----------
     store : Store
     keyspace : str
-    signature : str, optional
-        The keyspace's current listing signature; when given, a catalog recorded under
-        another signature is stale and None is returned.
+    state : ListingState, optional
+        The keyspace's current listing signature (see
+        :func:`gamstore.views.listing.listing_state`); when given, a catalog recorded under
+        another signature, or one whose pending entries have committed since, is stale and
+        None is returned.
 
     Returns
     -------
@@ -289,9 +308,16 @@ def load_catalog(store: Any, keyspace: str, *, signature: str | None = None) -> 
     recorded = pointer["keyspaces"].get(keyspace)
     if not isinstance(recorded, dict):
         return None
-    if signature is not None and recorded.get("signature") != signature:
-        log.debug("gamstore.views: catalog of %s is stale for %s", store.url, keyspace)
-        return None
+    if state is not None:
+        pending = recorded.get("pending", [])
+        if (
+            recorded.get("method") != state.method
+            or recorded.get("signature") != state.signature
+            or not isinstance(pending, list)
+            or pending_committed(store, [str(p) for p in pending])
+        ):
+            log.debug("gamstore.views: catalog of %s is stale for %s", store.url, keyspace)
+            return None
     folder = pointer["folder"]
     wanted = {
         rel: spec

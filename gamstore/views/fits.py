@@ -10,7 +10,7 @@ import xarray as xr
 
 from gamstore.views.assemble import assemble_fits
 from gamstore.views.catalog import load_catalog
-from gamstore.views.listing import list_infos, listing_signature, read_rows
+from gamstore.views.listing import list_infos, listing_state, read_rows
 from gamstore.views.rows import layout_for
 from gamstore.views.source import resolve_store
 
@@ -80,11 +80,10 @@ def open_fits(
     if catalog not in _CATALOG_MODES:
         raise ValueError(f"catalog: expected one of {', '.join(_CATALOG_MODES)}, got {catalog!r}")
     store = resolve_store(url_or_store, storage_options=storage_options)
-    infos = list_infos(store, keyspace)
-    signature = listing_signature(infos)
-    meta: dict[str, Any] = {"store_url": store.url, "listing_signature": signature}
+    state = listing_state(store, keyspace)
+    meta: dict[str, Any] = {"store_url": store.url, "listing_signature": state.signature}
     if catalog != "never":
-        ds = load_catalog(store, keyspace, signature=signature)
+        ds = load_catalog(store, keyspace, state=state)
         if ds is not None:
             ds.attrs.setdefault("gamstore", {}).update(meta, source="catalog")
             return ds
@@ -93,6 +92,7 @@ def open_fits(
                 f"catalog: no current catalog for keyspace {keyspace!r} in {store.url} "
                 "(run `gamstore catalog URL`)"
             )
+    infos = state.infos if state.infos is not None else list_infos(store, keyspace)
     rows, skipped = read_rows(store, infos, progress=progress)
     if skipped:
         log.info("gamstore.views: %d of %d %s entries skipped", skipped, len(infos), keyspace)

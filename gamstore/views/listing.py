@@ -1,16 +1,25 @@
 """Walk a store's listing: entry infos, the listing signature, and decoded rows.
 
-The *listing signature* of a keyspace is a digest of the sorted paths of its committed
-entries. Entries are immutable and their ids unique, so equal signatures mean the same set
-of entries with the same contents: that is how the catalog knows it is still current.
+The *listing signature* of a keyspace is a digest of the sorted paths of its entries.
+Entries are immutable and their ids unique, so equal signatures mean the same entries with
+the same contents: that is how the catalog knows it is still current. It is computed the
+cheapest way the backend allows:
+
+* ``"entries"`` (object stores, whose one flat listing already says which entries are
+  committed): the paths of ``store.entries(keyspace)``;
+* ``"walk"`` (local disk, memory): the entry folders found by a names-only walk of
+  ``<keyspace>/<kk>/<key>/``, which reads no marker. A folder may hold an entry still being
+  written (no marker yet); the catalog writer records those as *pending*, and a reader
+  treats the catalog as stale once any pending entry has committed.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import blake3
@@ -18,12 +27,22 @@ import blake3
 from gamstore.views.extract import UnsupportedRecordError, row_from_entry
 from gamstore.views.rows import FitRow, layout_for
 
-__all__ = ["list_infos", "listing_signature", "read_rows", "with_stored_kind"]
+__all__ = [
+    "ListingState",
+    "list_infos",
+    "listing_signature",
+    "listing_state",
+    "pending_committed",
+    "read_rows",
+    "with_stored_kind",
+]
 
 log = logging.getLogger("gamstore.views")
 
 # concurrent reads only pay off on object stores (network latency); local disk is CPU-bound
 _REMOTE_WORKERS = 16
+_ENTRY_ID = re.compile(r"[0-9a-f]{16}-[0-9a-f]{8}-[0-9a-f]{8}\Z")
+_MARKER = "zarr.json"
 
 Progress = Callable[[int], None]
 
@@ -40,13 +59,69 @@ def list_infos(store: Any, keyspace: str) -> list[Any]:
     return sorted(store.entries(keyspace), key=lambda info: info.path)
 
 
-def listing_signature(infos: Iterable[Any]) -> str:
-    """64-hex digest of the sorted entry paths of ``infos``."""
+def listing_signature(paths: Iterable[str]) -> str:
+    """64-hex digest of a set of entry paths (order does not matter)."""
     h = blake3.blake3(b"gamstore-listing-v1\n")
-    for path in sorted(info.path for info in infos):
+    for path in sorted(paths):
         h.update(path.encode("utf-8"))
         h.update(b"\n")
     return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ListingState:
+    """The listing signature of one keyspace and how it was taken.
+
+    Attributes
+    ----------
+    method : {"entries", "walk"}
+    signature : str
+    paths : tuple of str
+        Entry paths the signature covers (for ``"walk"`` committed or not).
+    infos : list or None
+        The committed :class:`~gamstore.store.EntryInfo` list when the method produced it
+        (``"entries"``), so a caller that needs it does not list twice.
+    """
+
+    method: str
+    signature: str
+    paths: tuple[str, ...]
+    infos: list[Any] | None = None
+
+
+def _walk_paths(backend: Any, keyspace: str) -> list[str]:
+    paths: list[str] = []
+    for kk in backend.list_dir(keyspace):
+        for folder in backend.list_dir(f"{keyspace}/{kk}"):
+            prefix = f"{keyspace}/{kk}/{folder}"
+            paths.extend(f"{prefix}/{n}" for n in backend.list_dir(prefix) if _ENTRY_ID.match(n))
+    return paths
+
+
+def listing_state(store: Any, keyspace: str) -> ListingState:
+    """Take the cheapest listing signature of ``keyspace`` (see the module notes)."""
+    layout_for(keyspace)
+    backend = getattr(store, "backend", None)
+    if backend is not None and not getattr(backend, "flat_listing", True):
+        paths = _walk_paths(backend, keyspace)
+        return ListingState("walk", listing_signature(paths), tuple(sorted(paths)))
+    infos = list_infos(store, keyspace)
+    paths = [info.path for info in infos]
+    return ListingState("entries", listing_signature(paths), tuple(paths), infos)
+
+
+def pending_committed(store: Any, pending: Sequence[str]) -> bool:
+    """True if any entry that had no marker when the catalog was written has one now."""
+    backend = getattr(store, "backend", None)
+    if backend is None:
+        return bool(pending)
+    for path in pending:
+        try:
+            if backend.mtime(f"{path}/{_MARKER}") is not None:
+                return True
+        except Exception:  # noqa: BLE001 - unknown state: do not trust the catalog
+            return True
+    return False
 
 
 def with_stored_kind(store: Any, info: Any, entry: Any) -> Any:
@@ -55,6 +130,8 @@ def with_stored_kind(store: Any, info: Any, entry: Any) -> Any:
     A store reads a ``final`` written by another process as a ``checkpoint`` (so it never
     certifies someone else's fit); an inspection shows what was written.
     """
+    if entry.kind == "final" or entry.producer == getattr(store, "producer", None):
+        return entry  # only a foreign final is ever read differently from how it was stored
     marker = store.read_marker(info)
     kind = marker.get("kind") if isinstance(marker, dict) else None
     if kind in ("checkpoint", "final") and kind != entry.kind:
