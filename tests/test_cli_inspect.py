@@ -164,6 +164,14 @@ def test_bad_input_exit_codes(store_dir: Path, tmp_path: Path) -> None:
     assert run("catalog", tmp_path / "missing").exit_code == EXIT_USAGE
 
 
+def test_progress_bar_and_help(store_dir: Path) -> None:
+    forced = CliRunner().invoke(main, ["du", str(store_dir), "--progress"])
+    assert forced.exit_code == EXIT_OK, forced.output
+    assert "total" in forced.output
+    helptext = run("verify", "--help").output
+    assert "1 corrupt entries remain" in helptext
+
+
 def test_helpers() -> None:
     assert parse_duration("90", "x") == 90 and parse_duration("2h", "x") == 7200
     assert parse_duration("1.5d", "x") == 1.5 * 86400

@@ -278,7 +278,10 @@ def ls_command(
     as_json: bool,
     progress: bool | None,
 ) -> None:
-    """List the committed entries of the store at URL."""
+    """List the committed entries of the store at URL.
+
+    Exit codes: 0 ok, 2 bad URL/option, 3 storage error.
+    """
     try:
         older = None if older_than is None else parse_duration(older_than, "--older-than")
         newer = None if newer_than is None else parse_duration(newer_than, "--newer-than")
@@ -356,7 +359,10 @@ def show_command(
     latest: bool,
     as_json: bool,
 ) -> None:
-    """Show one entry (metadata, record fields and arrays): by entry id or by key string."""
+    """Show one entry (metadata, record fields and arrays): by entry id or by key string.
+
+    Exit codes: 0 ok, 2 no such entry / bad URL, 3 storage error.
+    """
     from gamstore.views.entry import EntryNotFoundError, find_entry
 
     store = _open(url, storage_option)
@@ -419,7 +425,10 @@ def show_command(
 def du_command(
     url: str, storage_option: tuple[str, ...], as_json: bool, progress: bool | None
 ) -> None:
-    """Bytes and entry counts by keyspace (from the listing; nothing is decoded)."""
+    """Bytes and entry counts by keyspace (from the listing; nothing is decoded).
+
+    Exit codes: 0 ok, 2 bad URL/option, 3 storage error.
+    """
     store = _open(url, storage_option)
     usage: dict[str, dict[str, int]] = {}
     with _storage_errors(url), _progress("listing", progress) as (advance, _total):
@@ -471,7 +480,10 @@ def du_command(
               help="Only remove uncommitted payloads older than this.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def gc_command(url: str, storage_option: tuple[str, ...], grace: str, as_json: bool) -> None:
-    """Remove crashed writes (markerless payloads, temp files) and orphan access touches."""
+    """Remove crashed writes (markerless payloads, temp files) and orphan access touches.
+
+    Exit codes: 0 ok, 2 bad URL/option, 3 storage error or read-only store.
+    """
     try:
         seconds = parse_duration(grace, "--grace")
     except ValueError as exc:
@@ -495,7 +507,11 @@ def gc_command(url: str, storage_option: tuple[str, ...], grace: str, as_json: b
 @click.option("--fix", is_flag=True, help="Delete the corrupt entries found.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def verify_command(url: str, storage_option: tuple[str, ...], fix: bool, as_json: bool) -> None:
-    """Decode and check every committed entry; exit 1 when corrupt entries remain."""
+    """Decode and check every committed entry; exit 1 when corrupt entries remain.
+
+    Exit codes: 0 all ok (or all fixed), 1 corrupt entries remain, 2 bad URL/option,
+    3 storage error.
+    """
     store = _open(url, storage_option, write=fix)
     with _storage_errors(url):
         report = store.verify(fix=fix)
@@ -525,7 +541,10 @@ def verify_command(url: str, storage_option: tuple[str, ...], fix: bool, as_json
 def evict_command(
     url: str, storage_option: tuple[str, ...], budget: str, ttl: str, as_json: bool
 ) -> None:
-    """Run an eviction sweep now: expired entries first, then least recently used over budget."""
+    """Run an eviction sweep now: expired entries first, then least recently used over budget.
+
+    Exit codes: 0 ok, 2 bad URL/option, 3 storage error.
+    """
     try:
         budget_bytes = parse_size(budget, "--budget")
         ttl_s = parse_duration(ttl, "--ttl")
@@ -561,7 +580,11 @@ def export_command(
     keyspace: tuple[str, ...],
     progress: bool | None,
 ) -> None:
-    """Export every verified entry to one HDF5 file (same hierarchy and attributes)."""
+    """Export every verified entry to one HDF5 file (same hierarchy and attributes).
+
+    Exit codes: 0 ok, 1 some entries were unreadable (skipped), 2 bad URL/option,
+    3 storage error.
+    """
     from gamstore.views.hdf5 import export_hdf5
 
     store = _open(url, storage_option)
@@ -589,7 +612,11 @@ def export_command(
 def import_command(
     url: str, storage_option: tuple[str, ...], src: str, progress: bool | None
 ) -> None:
-    """Import an HDF5 export into the store at URL (same entry ids; existing ones kept)."""
+    """Import an HDF5 export into the store at URL (same entry ids; existing ones kept).
+
+    Exit codes: 0 ok, 1 some entries were refused, 2 missing or foreign file / bad URL,
+    3 storage error.
+    """
     import os
 
     from gamstore.views.hdf5 import import_hdf5
@@ -616,7 +643,10 @@ def import_command(
 def catalog_command(
     url: str, storage_option: tuple[str, ...], keyspace: tuple[str, ...], progress: bool | None
 ) -> None:
-    """Rebuild the consolidated catalog that open_fits reads (atomic, single writer)."""
+    """Rebuild the consolidated catalog that open_fits reads (atomic, single writer).
+
+    Exit codes: 0 ok, 1 another process is rebuilding it, 2 bad URL/option, 3 storage error.
+    """
     from gamstore.views.catalog import CatalogBusyError, write_catalog
 
     store = _open(url, storage_option, write=True)
