@@ -38,7 +38,7 @@ def client() -> Iterator[Any]:
 
 @pytest.mark.s3
 def test_dask_s3_equals_serial(client: Any, s3_store_url: str, s3_options: dict[str, Any]) -> None:
-    data: pd.DataFrame = simulate("poisson", n=1000, n_subjects=5, seed=4)
+    data: pd.DataFrame = simulate("poisson", n=800, n_subjects=4, seed=4)
     model = GAM([s("x0"), s("x1"), s("x2")], family="poisson")
     serial = run_loso(data, model, subject="subj", compare_cold=True)
     store = open_store(s3_store_url, storage_options=s3_options)

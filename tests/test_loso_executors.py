@@ -41,7 +41,7 @@ class DyingGAM(GAM):
 
 @pytest.fixture(scope="module")
 def data() -> pd.DataFrame:
-    return simulate("binomial", n=800, n_subjects=4, seed=2)
+    return simulate("binomial", n=600, n_subjects=3, seed=2)
 
 
 def test_processes_equal_serial(data: pd.DataFrame, tmp_path: Path) -> None:
@@ -74,18 +74,18 @@ def test_dead_worker_is_retried_and_reported(
         family="binomial",
         marker_dir=str(tmp_path),
         die_once=1,
-        die_always=3,
+        die_always=2,
     )
     ds = run_loso(data, model, subject="subj", warm=False, executor="processes", max_workers=2)
     status = dict(zip(ds["fold"].values, ds["status"].sel(start="cold").values, strict=True))
-    assert status == {0: "ok", 1: "ok", 2: "ok", 3: "failed"}
+    assert status == {0: "ok", 1: "ok", 2: "failed"}
     assert int(ds["attempts"].sel(fold=1, start="cold")) == 2
-    err = str(ds["error"].sel(fold=3, start="cold").values)
+    err = str(ds["error"].sel(fold=2, start="cold").values)
     assert "worker failed" in err and "BrokenProcessPool" in err
     assert (tmp_path / "died-1").exists()
     # the surviving folds have the same optimum as an undisturbed in-process run
     plain = GAM([s("x0"), s("x1")], family="binomial")
     ref = run_loso(data, plain, subject="subj", warm=False)
     np.testing.assert_allclose(
-        ds["reml"].sel(fold=[0, 1, 2]).values, ref["reml"].sel(fold=[0, 1, 2]).values, rtol=1e-9
+        ds["reml"].sel(fold=[0, 1]).values, ref["reml"].sel(fold=[0, 1]).values, rtol=1e-9
     )
