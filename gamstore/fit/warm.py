@@ -53,6 +53,7 @@ class LikelihoodKey:
 
     def __init__(self, prob: Problem) -> None:
         self._prob = prob
+        self._digest: str | None = None  # the inputs are fixed: hash them once per fit
 
     @property
     def name(self) -> str:
@@ -63,12 +64,14 @@ class LikelihoodKey:
         """64-hex digest of (response, weights, link, fitter)."""
         from gamstore.warmstart.keys import likelihood_fingerprint
 
-        fam = self._prob.family
-        return likelihood_fingerprint(
-            fam.name,
-            {"y": self._prob.y, "weights": self._prob.wt},
-            {"link": fam.link, "fitter": FITTER_TAG},
-        )
+        if self._digest is None:
+            fam = self._prob.family
+            self._digest = likelihood_fingerprint(
+                fam.name,
+                {"y": self._prob.y, "weights": self._prob.wt},
+                {"link": fam.link, "fitter": FITTER_TAG},
+            )
+        return self._digest
 
 
 def block_specs(prob: Problem) -> list[BlockSpec]:
