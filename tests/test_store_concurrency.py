@@ -51,8 +51,8 @@ def test_four_processes_local(tmp_path: Path) -> None:
 
 
 # moto serves every request from one thread of the test process (~3-15 ms each under load),
-# so the full 4 x 300 run takes minutes there: the default run does 4 x 60, `-m stress` 4 x 300.
-N_OPS_S3_QUICK = 60
+# so the full 4 x 300 run takes minutes there: the default run does 4 x 40, `-m stress` 4 x 300.
+N_OPS_S3_QUICK = 40
 
 
 @pytest.mark.s3

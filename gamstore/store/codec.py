@@ -337,6 +337,11 @@ def parse_marker(data: bytes, *, keyspace: str, entry_id: str) -> Marker:
         raise CorruptEntryError("marker: iteration is not an integer or null")
     if not isinstance(attrs.get("arrays"), dict) or not isinstance(attrs.get("groups"), list):
         raise CorruptEntryError("marker: arrays/groups missing")
+    for name in [*attrs["arrays"], *attrs["groups"]]:
+        try:  # a hostile marker must not steer reads outside its entry ("..", "/abs")
+            _check_name(name)
+        except (TypeError, ValueError):
+            raise CorruptEntryError(f"marker: invalid array/group name {name!r:.80}") from None
     return Marker(
         attrs=attrs,
         record_type=_req(attrs, "record_type", str),

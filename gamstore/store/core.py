@@ -27,6 +27,7 @@ from gamstore.store.errors import ReadOnlyStoreError
 from gamstore.store.eviction import (
     FULL_EVERY,
     FULL_SWEEP_MAX_ENTRIES,
+    LOW_WATER,
     N_SHARDS,
     is_expired,
     plan_eviction,
@@ -796,8 +797,8 @@ class Store:
             # so a new process on a big store does not walk all of it on its first save.
             sample = list(self._iter_infos(shard=f"{hint:02x}"))
             if len(sample) * N_SHARDS <= FULL_SWEEP_MAX_ENTRIES:
-                return self._full_sweep()
-            gone, kept = self._evict_among(sample, self.budget_bytes // N_SHARDS)
+                return self._full_sweep(over)
+            gone, kept = self._evict_among(sample, self._target(over) // N_SHARDS)
             n_kept = len(sample) - len(gone)
             with st.lock:  # other shards: assume the sampled one is typical
                 st.shard_bytes = [kept] * N_SHARDS
@@ -805,7 +806,7 @@ class Store:
                 st.sweeps_since_full = 0
             return len(gone)
         if sum(shard_counts) <= FULL_SWEEP_MAX_ENTRIES or st.sweeps_since_full >= FULL_EVERY:
-            return self._full_sweep()
+            return self._full_sweep(over)
         with st.lock:
             if over:  # work where the bytes are
                 k = max(range(N_SHARDS), key=shard_bytes.__getitem__)
@@ -814,17 +815,22 @@ class Store:
                 st.shard_cursor = (k + 1) % N_SHARDS
             st.sweeps_since_full += 1
         infos = list(self._iter_infos(shard=f"{k:02x}"))
-        gone, kept = self._evict_among(infos, self.budget_bytes // N_SHARDS)
+        gone, kept = self._evict_among(infos, self._target(over) // N_SHARDS)
         with st.lock:
             shard_bytes[k] = kept
             shard_counts[k] = len(infos) - len(gone)
         return len(gone)
 
-    def _full_sweep(self) -> int:
+    def _target(self, over: bool) -> int:
+        # An overflow sweep frees LOW_WATER headroom, so a cache that sits at its budget
+        # sweeps once per many saves instead of on every save.
+        return int(self.budget_bytes * LOW_WATER) if over else self.budget_bytes
+
+    def _full_sweep(self, over: bool = False) -> int:
         st = self._state
         self._stats.full_sweeps += 1
         infos = list(self._iter_infos())
-        gone, _kept = self._evict_among(infos, self.budget_bytes)
+        gone, _kept = self._evict_among(infos, self._target(over))
         shard_bytes = [0] * N_SHARDS
         shard_counts = [0] * N_SHARDS
         for info in infos:

@@ -8,7 +8,9 @@ overflow). Keys are spread evenly over the 256 ``<kk>`` shards by their hash, so
 a large store lists one shard and holds it to ``budget / 256``; a full reconciliation runs
 only for small stores or every ``FULL_EVERY`` sweeps, keeping the listing cost per save
 bounded as the store grows. The first sweep of a process samples one shard and extrapolates
-(it only walks the whole store when that estimate is small).
+(it only walks the whole store when that estimate is small). A sweep triggered by an
+estimated overflow evicts down to ``LOW_WATER`` of the budget, so a cache at capacity pays
+one shard listing per many saves, not per save.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from gamstore.store.types import EntryInfo
 __all__ = [
     "FULL_EVERY",
     "FULL_SWEEP_MAX_ENTRIES",
+    "LOW_WATER",
     "N_SHARDS",
     "activity",
     "eviction_order",
@@ -29,7 +32,9 @@ __all__ = [
 
 N_SHARDS = 256
 #: Stores with at most this many entries are always swept whole (cheap, exact).
-FULL_SWEEP_MAX_ENTRIES = 2048
+FULL_SWEEP_MAX_ENTRIES = 512
+#: Sweeps triggered by an estimated overflow evict down to this fraction of the budget.
+LOW_WATER = 0.9
 #: A large store is reconciled whole once every this many shard sweeps (8192 sweeps of 32
 #: saves each by default; shard sweeps keep every shard near budget / 256 in between).
 FULL_EVERY = 8192
