@@ -402,14 +402,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and entries")
     ap.add_argument(
-        "--dir", default=None, help="directory for the local runs (default: ./bench-tmp)"
+        "--dir", default=None, help="directory for the local runs (default: system temp)"
     )
     ap.add_argument("--skip-s3", action="store_true")
     ap.add_argument("--skip-scaling", action="store_true")
     ap.add_argument("--skip-local", action="store_true")
     args = ap.parse_args()
     n = 60 if args.quick else 300
-    parent = Path(args.dir or "bench-tmp")
+    parent = Path(args.dir or tempfile.gettempdir())
     parent.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="bench-store-", dir=parent))
     print(f"python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f}, n={n}")
