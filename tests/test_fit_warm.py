@@ -306,3 +306,32 @@ def test_folds_keep_transferring_from_the_full_data_fit() -> None:
     assert len(list(store.entries("block"))) == 4
     again = model.fit(df[df["subj"] != 1], y="y", knots=full.knots, store=store)
     assert again.warm == "exact"
+
+
+def test_foreign_record_under_the_key_is_ignored() -> None:
+    """A record of another shape under this fit's key (another producer's, or a model whose
+    blocks differ) reads as incompatible: cold start, same answer."""
+    from gamstore.records import BlockWarmStartRecord
+
+    df, model, store = _data("poisson"), _model("poisson"), _store()
+    cold = model.fit(df, y="y")
+    prob, _ = model.prepare(df, "y")
+    ctx = WarmContext(prob, store, model.control)
+    ctx.find_start()
+    assert ctx.key is not None
+    foreign = BlockWarmStartRecord(
+        key=ctx.key,
+        n_rows=len(df),
+        block_names=("(parametric)", "s(x0)"),
+        block_dims=(1, 5),
+        rho=np.array([1.0]),
+        block_beta=(np.zeros(1), np.ones(5)),
+        active_sets=(None, None),
+        inner=None,
+        created_unix_secs=0,
+        updated_unix_secs=0,
+    )
+    assert store.save("block", ctx.key, foreign) is not None
+    res = model.fit(df, y="y", store=store)
+    assert res.warm == "cold"
+    assert_same_optimum(res, cold)
