@@ -217,3 +217,22 @@ def test_nelder_mead_path_and_gcv() -> None:
     model, _ = _model(n=300)
     fit = ad.select_penweight(model, criterion="gcv", method="nm", options={"xtol": 1e-3})
     assert fit.success is None and fit.value == pytest.approx(float(fit.results.gcv))
+
+
+def test_fold_model_carries_offset_and_exposure() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(120, 2))
+    expo = rng.uniform(1, 3, 120)
+    off = rng.normal(scale=0.1, size=120)
+    y = rng.poisson(expo * np.exp(x[:, 0]))
+    bs = BSplines(x, df=[6, 6], degree=[3, 3], constraints="center")
+    kw = {"family": sm.families.Poisson()}
+    m = GLMGam(y, exog=np.ones((120, 1)), smoother=bs, exposure=expo, offset=off, **kw)
+    rows = np.arange(120) % 3 != 0
+    f = ad.fold_model(m, rows)
+    np.testing.assert_allclose(f.exposure, m.exposure[rows])  # GLM keeps log(exposure)
+    np.testing.assert_allclose(f.offset, m.offset[rows])
+    # offset and exposure are data: they enter the exact key, not the row-free seed key
+    plain = GLMGam(y, exog=np.ones((120, 1)), smoother=bs, **kw)
+    assert ad.exact_key(plain) != ad.exact_key(m)
+    assert ad.seed_key(plain) == ad.seed_key(m)
