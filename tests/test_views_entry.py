@@ -90,3 +90,30 @@ def test_open_entry_s3(s3_store_url: str, s3_options: dict[str, Any]) -> None:
     populate(s, 1, seed=8, keyspaces=("block",))
     tree = gamstore.open_entry(s3_store_url, "block", "block/fit-8-0", storage_options=s3_options)
     np.testing.assert_array_equal(tree["rho"].values, synthetic_fit(8, 0).rho_flat)
+
+
+def test_inner_keyspace_record(tmp_path: Path) -> None:
+    from gamstore.records import WarmStartRecord
+
+    s = gamstore.open_store(tmp_path / "inner")
+    record = WarmStartRecord(
+        key="inner/k",
+        n_rows=50,
+        n_cols=3,
+        rho=np.array([0.5, -1.0]),
+        beta=np.array([1.0, 2.0, 3.0]),
+        prev_rho=np.array([0.4, -0.9]),
+        last_inner_iters=7,
+        last_inner_converged=True,
+    )
+    eid = s.save("inner", "inner/k", record, objective=12.5, iteration=4)
+    assert eid is not None
+    tree = gamstore.open_entry(s, "inner", "inner/k")
+    np.testing.assert_array_equal(tree["beta"].values, [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(tree["prev_rho"].values, [0.4, -0.9])
+    assert int(tree["iterations"]) == 7 and bool(tree["converged"]) and int(tree["n_cols"]) == 3
+    ds = gamstore.open_fits(s, "inner")
+    assert ds.sizes["fit"] == 1 and ds["fit"].values[0] == eid
+    np.testing.assert_array_equal(ds["rho"].values[0], [0.5, -1.0])
+    assert float(ds["objective"][0]) == 12.5 and int(ds["iterations"][0]) == 4
+    assert int(ds["n_rows"][0]) == 50 and bool(ds["converged"][0])
