@@ -186,6 +186,13 @@ def test_exact_and_seed_warm_starts_through_the_store() -> None:
     # publish_seed=False left the full-data seed as the newest
     assert store.lookup_latest("outer", cold.seed_key).entry_id == newest_seed
 
+    # the stored fits are inspectable with xarray; the convention is in the key, next to ρ
+    fits = gamstore.open_fits(store, "block")
+    keys = [str(k) for k in fits["key"].values]
+    assert all("conv=statsmodels-alpha" in k for k in keys) and cold.exact_key in keys
+    row = fits.isel(fit=keys.index(cold.exact_key))
+    np.testing.assert_allclose(row["rho"].values[: len(cold.rho)], np.log(2 * cold.alpha))
+
 
 def test_unusable_stored_state_falls_back_to_cold() -> None:
     from gamstore.records import IteratePayload
