@@ -107,6 +107,11 @@ class Backend(ABC):
     def touch(self, path: str) -> None:
         """Create ``path`` (empty) or bump its modification time to now."""
 
+    def touch_many(self, paths: Iterable[str]) -> None:
+        """Touch several objects (object stores send the requests concurrently)."""
+        for p in paths:
+            self.touch(p)
+
     @abstractmethod
     def delete(self, path: str) -> bool:
         """Delete one object; return False if it did not exist."""

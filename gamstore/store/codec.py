@@ -339,7 +339,8 @@ def parse_marker(data: bytes, *, keyspace: str, entry_id: str) -> Marker:
         raise CorruptEntryError("marker: arrays/groups missing")
     for name in [*attrs["arrays"], *attrs["groups"]]:
         try:  # a hostile marker must not steer reads outside its entry ("..", "/abs")
-            _check_name(name)
+            if len(_check_name(name)) > 200:
+                raise ValueError("name too long")
         except (TypeError, ValueError):
             raise CorruptEntryError(f"marker: invalid array/group name {name!r:.80}") from None
     return Marker(

@@ -594,11 +594,10 @@ class Store:
             return
         with st.lock:
             pending, st.pending = st.pending, {}
-        for path in pending:
-            try:
-                self._backend.touch(access_path(path))
-            except Exception as exc:  # noqa: BLE001 - a lost touch only ages the entry
-                log.debug("gamstore: touch of %s failed: %s", path, exc)
+        try:
+            self._backend.touch_many([access_path(p) for p in pending])
+        except Exception as exc:  # noqa: BLE001 - a lost touch only ages the entry
+            log.debug("gamstore: touching %d entries failed: %s", len(pending), exc)
 
     def flush(self) -> None:
         """Write the access touches that lookups deferred (so reads stay reads)."""

@@ -218,6 +218,9 @@ class S3Backend(Backend):
     def touch(self, path: str) -> None:
         self._run(self._put(path, b"", "touch"))
 
+    def touch_many(self, paths: Iterable[str]) -> None:
+        self._run(self._gather([self._put(p, b"", "touch") for p in paths]))
+
     async def _delete(self, path: str) -> None:
         await self._call("delete", "delete_object", Key=self._key(path))
 
