@@ -649,6 +649,36 @@ def test_import_counts_skips_and_repeated_import_adds_nothing(tmp_path: Path) ->
     assert forced.n_imported == 3 and len(list(store.entries())) == 2 * n_entries
 
 
+def test_refused_saves_are_counted_and_read_only_store_raises(tmp_path: Path) -> None:
+    import gamstore
+    from gamstore.store import ReadOnlyStoreError
+
+    b = CrateDirBuilder(tmp_path / "crate")
+    b.add_record_b(record_b())
+    b.add_iterate("s", iterate_payload())
+
+    class Refusing:  # a store whose saves fail softly (the Store API returns None)
+        def __init__(self) -> None:
+            self.inner = _memory_store("refusing")
+
+        def entries(self, keyspace: str | None = None) -> Any:
+            return self.inner.entries(keyspace)
+
+        def read_entry(self, info: Any) -> Any:
+            return self.inner.read_entry(info)
+
+        def save(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    report = gc.import_crate_dir(tmp_path / "crate", Refusing())
+    assert report.n_imported == 0 and report.skipped[gc.SKIP_SAVE_FAILED] == 2
+
+    gamstore.open_store(str(tmp_path / "gs"))  # create it, then reopen read-only
+    ro = gamstore.open_store(str(tmp_path / "gs"), read_only=True)
+    with pytest.raises(ReadOnlyStoreError):
+        gc.import_crate_dir(tmp_path / "crate", ro)
+
+
 def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     CrateDirBuilder(tmp_path).add_record_b(record_b())
     store = _memory_store("dry")

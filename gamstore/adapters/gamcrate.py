@@ -1066,6 +1066,14 @@ def import_crate_dir(
         Imported counts per gamstore keyspace, skipped counts per reason, and the list of
         skips with details. ``report.keys`` maps each keyspace to the imported key strings.
 
+    Raises
+    ------
+    ValueError
+        If ``root`` is not a directory.
+    OSError
+        A storage error of the destination, e.g. ``gamstore.store.ReadOnlyStoreError`` for a
+        read-only store. Bad crate entries never raise: they are counted in the report.
+
     Notes
     -----
     Entries keep their metadata where gamstore has a place for it: the objective, the
@@ -1090,14 +1098,18 @@ def import_crate_dir(
             report.add_skip(CrateSkip(rel, SKIP_ALREADY_PRESENT, f"{keyspace}/{key}"))
             continue
         if not dry_run:
-            entry_id = store.save(
-                keyspace,
-                key,
-                record,
-                objective=item.meta.objective,
-                iteration=item.meta.iteration,
-                kind="final" if item.meta.kind == "Final" else "checkpoint",
-            )
+            try:
+                entry_id = store.save(
+                    keyspace,
+                    key,
+                    record,
+                    objective=item.meta.objective,
+                    iteration=item.meta.iteration,
+                    kind="final" if item.meta.kind == "Final" else "checkpoint",
+                )
+            except (ValueError, TypeError) as exc:  # the record, not the storage: skip it
+                report.add_skip(CrateSkip(rel, SKIP_SAVE_FAILED, str(exc)))
+                continue
             if entry_id is None:
                 report.add_skip(CrateSkip(rel, SKIP_SAVE_FAILED, "the store refused the save"))
                 continue
