@@ -68,6 +68,15 @@ def test_show_by_key_and_entry_id(store_dir: Path) -> None:
     assert json.loads(by_id.output)["metadata"]["key"] == "outer/fit-31-1"
     table = run("show", store_dir, "block/fit-31-0", "-k", "block")
     assert table.exit_code == EXIT_OK and "block_beta/0" in table.output
+    # the same key string in two keyspaces needs --keyspace
+    from gamstore.views.synthetic import iterate_record
+
+    s = gamstore.open_store(store_dir)
+    s.save("from", "outer/fit-31-1", iterate_record(synthetic_fit(31, 1), 1), kind="final")
+    ambiguous = run("show", store_dir, "outer/fit-31-1")
+    assert ambiguous.exit_code == EXIT_USAGE and "--keyspace" in ambiguous.output
+    chosen = run("show", store_dir, "outer/fit-31-1", "-k", "from", "--json")
+    assert json.loads(chosen.output)["metadata"]["keyspace"] == "from"
 
 
 def test_du_counts_bytes(store_dir: Path) -> None:

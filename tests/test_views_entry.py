@@ -117,3 +117,39 @@ def test_inner_keyspace_record(tmp_path: Path) -> None:
     np.testing.assert_array_equal(ds["rho"].values[0], [0.5, -1.0])
     assert float(ds["objective"][0]) == 12.5 and int(ds["iterations"][0]) == 4
     assert int(ds["n_rows"][0]) == 50 and bool(ds["converged"][0])
+
+
+class _Dummy:
+    """A record type the views have no rule for (generic tree, skipped by open_fits)."""
+
+    RECORD_TYPE = "views_test_dummy"
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values
+
+    def to_parts(self) -> Any:
+        from gamstore.records import ArrayPart, RecordParts
+
+        return RecordParts(
+            {"note": "dummy"},
+            {
+                "vals": ArrayPart(self.values, ("n",)),
+                "sub/0": ArrayPart(np.arange(2, dtype=np.int64), ("m",)),
+            },
+        )
+
+    @classmethod
+    def from_parts(cls, fields: Any, arrays: Any) -> _Dummy:
+        return cls(np.asarray(arrays["vals"]))
+
+
+def test_unknown_record_type_gives_generic_tree(tmp_path: Path) -> None:
+    s = gamstore.open_store(tmp_path / "dummy", record_types={"views_test_dummy": _Dummy})
+    populate(s, 1, seed=1, keyspaces=("outer",))
+    eid = s.save("outer", "dummy-key", _Dummy(np.array([1.5, 2.5, 3.5])))
+    tree = gamstore.open_entry(s, "outer", entry_id=eid)
+    assert tree.attrs["record_type"] == "views_test_dummy"
+    np.testing.assert_array_equal(tree["vals/values"].values, [1.5, 2.5, 3.5])
+    np.testing.assert_array_equal(tree["sub/0/values"].values, [0, 1])
+    ds = gamstore.open_fits(s, "outer")  # the dummy entry has no row; the iterate one does
+    assert ds.sizes["fit"] == 1 and ds.attrs["gamstore"]["skipped"] == 1
