@@ -377,9 +377,9 @@ def bench_scaling(base: Path, sizes: list[int], n: int) -> None:
         for i in range(n):
             store.save("block", f"probe-{i}", recs[i])
         # a fresh handle = a new process: caches and throttle state start empty
-        from gamstore.store import core
+        from gamstore.store.cache import clear_states
 
-        core._STATES.clear()
+        clear_states()
         rows.append((size, fill_s, *_measure_scale(root, recs, n)))
         shutil.rmtree(root, ignore_errors=True)
     print("\n### Scaling (local): latency against entries already stored\n")

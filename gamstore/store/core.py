@@ -12,16 +12,15 @@ from __future__ import annotations
 import atexit
 import logging
 import math
-import threading
 import time
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from gamstore.store import codec
 from gamstore.store.backend import Backend
+from gamstore.store.cache import state_for
 from gamstore.store.codec import CorruptEntryError, Marker
 from gamstore.store.errors import ReadOnlyStoreError
 from gamstore.store.eviction import (
@@ -64,9 +63,6 @@ __all__ = ["DEFAULT_SCHEMA", "Store"]
 log = logging.getLogger("gamstore.store")
 
 DEFAULT_SCHEMA = "gamstore-schema-1"
-_MAX_MARKERS = 65536
-_MAX_DECODED_ROWS = 128
-_MAX_DECODED_BYTES = 256 * 1024 * 1024
 _TOUCH_FLUSH_COUNT = 64
 _TOUCH_FLUSH_AGE_NS = 5 * 10**9
 
@@ -86,67 +82,6 @@ def _default_resolver(name: str) -> type | None:
         return None
     cls = RECORD_TYPES.get(name)
     return cls if isinstance(cls, type) else None
-
-
-@dataclass
-class _RootState:
-    """Per-root, per-process caches and throttle counters (shared by every handle)."""
-
-    lock: threading.RLock = field(default_factory=threading.RLock)
-    markers: OrderedDict[str, Marker] = field(default_factory=OrderedDict)
-    decoded: OrderedDict[str, Entry] = field(default_factory=OrderedDict)
-    decoded_bytes: int = 0
-    last_access: dict[str, int] = field(default_factory=dict)  # known access ns, by entry path
-    touched: dict[str, int] = field(default_factory=dict)  # when we last wrote the touch
-    pending: dict[str, int] = field(default_factory=dict)  # touches not yet written
-    root_checked: bool = False
-    save_counter: int = 0
-    shard_bytes: list[int] | None = None  # estimated bytes per <kk> shard
-    shard_counts: list[int] | None = None  # estimated entries per <kk> shard
-    shard_cursor: int = 0
-    sweeps_since_full: int = 0
-
-    def remember_marker(self, path: str, marker: Marker) -> None:
-        with self.lock:
-            self.markers[path] = marker
-            self.markers.move_to_end(path)
-            while len(self.markers) > _MAX_MARKERS:
-                self.markers.popitem(last=False)
-
-    def remember_entry(self, path: str, entry: Entry) -> None:
-        if entry.nbytes > _MAX_DECODED_BYTES:
-            return
-        with self.lock:
-            old = self.decoded.pop(path, None)
-            if old is not None:
-                self.decoded_bytes -= old.nbytes
-            self.decoded[path] = entry
-            self.decoded_bytes += entry.nbytes
-            while len(self.decoded) > _MAX_DECODED_ROWS or self.decoded_bytes > _MAX_DECODED_BYTES:
-                _, dropped = self.decoded.popitem(last=False)
-                self.decoded_bytes -= dropped.nbytes
-
-    def forget(self, path: str) -> None:
-        with self.lock:
-            self.markers.pop(path, None)
-            dropped = self.decoded.pop(path, None)
-            if dropped is not None:
-                self.decoded_bytes -= dropped.nbytes
-            self.last_access.pop(path, None)
-            self.touched.pop(path, None)
-            self.pending.pop(path, None)
-
-
-_STATES: dict[str, _RootState] = {}
-_STATES_LOCK = threading.Lock()
-
-
-def _state_for(root_key: str) -> _RootState:
-    with _STATES_LOCK:
-        st = _STATES.get(root_key)
-        if st is None:
-            st = _STATES[root_key] = _RootState()
-        return st
 
 
 _OPEN_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
@@ -226,7 +161,7 @@ class Store:
         self.checkpoint_interval = float(checkpoint_interval)
         self._storage_options = dict(storage_options or {})
         self._schema = _schema_tag()
-        self._state = _state_for(getattr(backend, "cache_key", backend.url))
+        self._state = state_for(getattr(backend, "cache_key", backend.url))
         self._stats = StoreStats()
         self._clock: Callable[[], int] = time.time_ns
         self._init_root()
@@ -873,98 +808,16 @@ class Store:
     # ------------------------------------------------------------------ maintenance
     def gc(self, grace: float = 3600.0) -> GcReport:
         """Remove markerless payloads and stray temp files older than ``grace`` seconds,
-        and touch objects of entries that no longer exist.
+        and touch objects of entries that no longer exist (see :func:`maintenance.gc`)."""
+        from gamstore.store import maintenance
 
-        Returns
-        -------
-        GcReport
-            Counts of what was removed.
-        """
-        self._check_writable()
-        if not grace >= 0:
-            raise ValueError(f"grace: expected seconds >= 0, got {grace!r}")
-        self._flush_touches()
-        be = self._backend
-        cutoff = self._clock() - int(grace * 1e9)
-        payloads = temps = acc = freed = 0
-        committed: set[str] = set()
-        for o in be.list(""):
-            if o.path.startswith(f"{ACCESS_DIR}/") or o.path.startswith(f"{CATALOG_DIR}/"):
-                continue
-            name = o.path.rsplit("/", 1)[-1]
-            if ".tmp." in name:
-                if o.mtime <= cutoff and be.delete(o.path):
-                    temps += 1
-                    freed += o.size
-        groups: dict[str, list[Any]] = {}
-        for ks in KEYSPACES:
-            for o in be.list(ks):
-                parts = o.path.split("/", 4)
-                if len(parts) < 5 or ".tmp." in parts[-1]:
-                    continue
-                groups.setdefault("/".join(parts[:4]), []).append(o)
-        if not be.flat_listing:
-            # Folders of writers killed before their first file hold no objects at all.
-            for ks in KEYSPACES:
-                for kk in be.list_dir(ks):
-                    for folder in be.list_dir(f"{ks}/{kk}"):
-                        for name in be.list_dir(f"{ks}/{kk}/{folder}"):
-                            ep = f"{ks}/{kk}/{folder}/{name}"
-                            if ep not in groups and ENTRY_ID_RE.match(name):
-                                made = be.mtime(ep)
-                                if made is None or made <= cutoff:
-                                    be.delete_prefix(ep)
-                                    payloads += 1
-        for ep, objs in groups.items():
-            if any(o.path == f"{ep}/{MARKER}" for o in objs):
-                committed.add(ep)
-                continue
-            if max(o.mtime for o in objs) <= cutoff:
-                self._state.forget(ep)
-                be.delete_prefix(ep)
-                payloads += 1
-                freed += sum(o.size for o in objs)
-        for o in be.list(ACCESS_DIR):
-            ep = o.path[len(ACCESS_DIR) + 1 :]
-            if ep not in committed and o.mtime <= cutoff and be.delete(o.path):
-                acc += 1
-        return GcReport(payloads=payloads, temps=temps, access=acc, bytes_freed=freed)
+        return maintenance.gc(self, grace)
 
     def verify(self, fix: bool = False) -> VerifyReport:
         """Fully decode every committed entry; with ``fix=True`` delete the corrupt ones."""
-        if fix:
-            self._check_writable()
-        uncommitted: list[str] = []
-        checked = ok = fixed = 0
-        corrupt: list[str] = []
-        infos = list(self._iter_infos(uncommitted=uncommitted, corrupt=corrupt))
-        checked = len(corrupt)
-        for info in infos:
-            checked += 1
-            self._state.forget(info.path)
-            blob = self._backend.get(f"{info.path}/{MARKER}")
-            try:
-                if blob is None:
-                    raise CorruptEntryError("marker vanished")
-                m = codec.parse_marker(blob, keyspace=info.keyspace, entry_id=info.entry_id)
-                rel = codec.marker_object_paths(m)
-                blobs = self._backend.get_many([f"{info.path}/{r}" for r in rel])
-                arrays = codec.decode_arrays(m, dict(zip(rel, blobs, strict=True)))
-                codec.decode_record(m, arrays, self._resolve)
-                ok += 1
-            except CorruptEntryError:
-                corrupt.append(info.path)
-        if fix:
-            for p in corrupt:
-                self._delete_path(p)
-                fixed += 1
-        return VerifyReport(
-            checked=checked,
-            ok=ok,
-            corrupt=tuple(corrupt),
-            uncommitted=len(uncommitted),
-            fixed=fixed,
-        )
+        from gamstore.store import maintenance
+
+        return maintenance.verify(self, fix)
 
     def stats(self) -> StoreStats:
         """Counters of this handle (requests as counted by the backend)."""

@@ -1,0 +1,117 @@
+"""Maintenance: ``gc`` (garbage of crashed writers) and ``verify`` (an fsck of the store).
+
+Both are functions of a :class:`~gamstore.store.core.Store` (its methods delegate here) and
+use only its backend, listing and deletion helpers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from gamstore.store import codec
+from gamstore.store.codec import CorruptEntryError
+from gamstore.store.ids import ENTRY_ID_RE
+from gamstore.store.layout import ACCESS_DIR, CATALOG_DIR, MARKER
+from gamstore.store.types import KEYSPACES, GcReport, VerifyReport
+
+if TYPE_CHECKING:
+    from gamstore.store.core import Store
+
+__all__ = ["gc", "verify"]
+
+
+def gc(store: Store, grace: float = 3600.0) -> GcReport:
+    """Remove markerless payloads and stray temp files older than ``grace`` seconds,
+    and touch objects of entries that no longer exist.
+
+    Returns
+    -------
+    GcReport
+        Counts of what was removed.
+    """
+    store._check_writable()
+    if not grace >= 0:
+        raise ValueError(f"grace: expected seconds >= 0, got {grace!r}")
+    store._flush_touches()
+    be = store._backend
+    cutoff = store._clock() - int(grace * 1e9)
+    payloads = temps = acc = freed = 0
+    committed: set[str] = set()
+    for o in be.list(""):
+        if o.path.startswith(f"{ACCESS_DIR}/") or o.path.startswith(f"{CATALOG_DIR}/"):
+            continue
+        name = o.path.rsplit("/", 1)[-1]
+        if ".tmp." in name:
+            if o.mtime <= cutoff and be.delete(o.path):
+                temps += 1
+                freed += o.size
+    groups: dict[str, list[Any]] = {}
+    for ks in KEYSPACES:
+        for o in be.list(ks):
+            parts = o.path.split("/", 4)
+            if len(parts) < 5 or ".tmp." in parts[-1]:
+                continue
+            groups.setdefault("/".join(parts[:4]), []).append(o)
+    if not be.flat_listing:
+        # Folders of writers killed before their first file hold no objects at all.
+        for ks in KEYSPACES:
+            for kk in be.list_dir(ks):
+                for folder in be.list_dir(f"{ks}/{kk}"):
+                    for name in be.list_dir(f"{ks}/{kk}/{folder}"):
+                        ep = f"{ks}/{kk}/{folder}/{name}"
+                        if ep not in groups and ENTRY_ID_RE.match(name):
+                            made = be.mtime(ep)
+                            if made is None or made <= cutoff:
+                                be.delete_prefix(ep)
+                                payloads += 1
+    for ep, objs in groups.items():
+        if any(o.path == f"{ep}/{MARKER}" for o in objs):
+            committed.add(ep)
+            continue
+        if max(o.mtime for o in objs) <= cutoff:
+            store._state.forget(ep)
+            be.delete_prefix(ep)
+            payloads += 1
+            freed += sum(o.size for o in objs)
+    for o in be.list(ACCESS_DIR):
+        ep = o.path[len(ACCESS_DIR) + 1 :]
+        if ep not in committed and o.mtime <= cutoff and be.delete(o.path):
+            acc += 1
+    return GcReport(payloads=payloads, temps=temps, access=acc, bytes_freed=freed)
+
+
+def verify(store: Store, fix: bool = False) -> VerifyReport:
+    """Fully decode every committed entry; with ``fix=True`` delete the corrupt ones."""
+    if fix:
+        store._check_writable()
+    uncommitted: list[str] = []
+    checked = ok = fixed = 0
+    corrupt: list[str] = []
+    infos = list(store._iter_infos(uncommitted=uncommitted, corrupt=corrupt))
+    checked = len(corrupt)
+    for info in infos:
+        checked += 1
+        store._state.forget(info.path)
+        blob = store._backend.get(f"{info.path}/{MARKER}")
+        try:
+            if blob is None:
+                raise CorruptEntryError("marker vanished")
+            m = codec.parse_marker(blob, keyspace=info.keyspace, entry_id=info.entry_id)
+            rel = codec.marker_object_paths(m)
+            blobs = store._backend.get_many([f"{info.path}/{r}" for r in rel])
+            arrays = codec.decode_arrays(m, dict(zip(rel, blobs, strict=True)))
+            codec.decode_record(m, arrays, store._resolve)
+            ok += 1
+        except CorruptEntryError:
+            corrupt.append(info.path)
+    if fix:
+        for p in corrupt:
+            store._delete_path(p)
+            fixed += 1
+    return VerifyReport(
+        checked=checked,
+        ok=ok,
+        corrupt=tuple(corrupt),
+        uncommitted=len(uncommitted),
+        fixed=fixed,
+    )
