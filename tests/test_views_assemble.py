@@ -134,3 +134,45 @@ def test_padding_round_trips(fits: list[list[list[float]]]) -> None:
             np.testing.assert_array_equal(fit["beta"].values[t, :n], values)
             assert fit["beta_mask"].values[t, :n].all() and not fit["beta_mask"].values[t, n:].any()
             assert np.isnan(fit["beta"].values[t, n:]).all()
+
+
+@given(st.lists(st.lists(vectors, min_size=0, max_size=4), min_size=0, max_size=6))
+def test_dataset_rows_inverts_assembly(fits: list[list[list[float]]]) -> None:
+    from gamstore.views.assemble import dataset_rows
+
+    rows = [
+        _artifact_row(f"e{i:03d}", i, [v[:2] for v in terms], terms) for i, terms in enumerate(fits)
+    ]
+    ds = assemble_fits(rows, "artifact")
+    back = dataset_rows(ds, "artifact")
+    assert [r.entry_id for r in back] == [r.entry_id for r in rows]
+    for a, b in zip(rows, back, strict=True):
+        assert (a.key, a.kind, a.family, a.n_rows, a.iterations, a.converged) == (
+            b.key,
+            b.kind,
+            b.family,
+            b.n_rows,
+            b.iterations,
+            b.converged,
+        )
+        assert a.labels == b.labels
+        for name in ("rho", "beta"):
+            assert len(a.nested[name]) == len(b.nested[name])
+            for x, y in zip(a.nested[name], b.nested[name], strict=True):
+                np.testing.assert_array_equal(x, y)
+    import xarray as xr
+
+    xr.testing.assert_identical(assemble_fits(back, "artifact"), ds)
+
+
+def test_dataset_rows_flat_layout_and_bad_input() -> None:
+    from gamstore.views.assemble import dataset_rows
+
+    row = FitRow(
+        "e", "k", "outer", 5, "final", objective=2.0, flat={"rho": [1.0], "beta": [2.0, 3.0]}
+    )
+    (back,) = dataset_rows(assemble_fits([row], "outer"), "outer")
+    np.testing.assert_array_equal(back.flat["beta"], [2.0, 3.0])
+    assert back.objective == 2.0 and back.created == 5
+    with pytest.raises(ValueError, match="missing"):
+        dataset_rows(assemble_fits([row], "outer"), "artifact")

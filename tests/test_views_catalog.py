@@ -112,6 +112,30 @@ def test_entry_committing_after_the_rebuild_makes_it_stale(tmp_path: Path) -> No
     assert outer.attrs["gamstore"]["source"] == "listing" and eid in set(outer["fit"].values)
 
 
+def test_rebuild_reuses_rows_of_unchanged_entries(tmp_path: Path) -> None:
+    store = _store(tmp_path, 3)
+    first = cat.write_catalog(store)
+    assert first.reused == 0
+    populate(store, 2, seed=77, keyspaces=("outer",))
+    gone = sorted(store.entries("block"), key=lambda i: i.created)[0]
+    store.delete_entry(gone)
+    second = cat.write_catalog(store)
+    assert second.reused == 3 + 2 + 3  # artifact + remaining block + old outer
+    assert second.keyspaces["outer"]["fits"] == 5 and second.keyspaces["block"]["fits"] == 2
+    incremental = {
+        ks: gamstore.open_fits(store, ks, catalog="require")
+        for ks in ("artifact", "block", "outer")
+    }
+    third = cat.write_catalog(store, full=True)
+    assert third.reused == 0
+    for ks, ds in incremental.items():
+        rebuilt = gamstore.open_fits(store, ks, catalog="require")
+        xr.testing.assert_identical(_strip(ds), _strip(rebuilt))
+        xr.testing.assert_identical(
+            _strip(ds), _strip(gamstore.open_fits(store, ks, catalog="never"))
+        )
+
+
 def test_rebuild_replaces_pointer_and_prunes_old_versions(tmp_path: Path) -> None:
     store = _store(tmp_path, 2)
     first = cat.write_catalog(store)

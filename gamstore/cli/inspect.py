@@ -639,9 +639,14 @@ def import_command(
 @click.command("catalog")
 @_url_argument
 @_keyspace_option
+@click.option("--full", is_flag=True, help="Re-read every entry (default: reuse unchanged rows).")
 @_progress_option
 def catalog_command(
-    url: str, storage_option: tuple[str, ...], keyspace: tuple[str, ...], progress: bool | None
+    url: str,
+    storage_option: tuple[str, ...],
+    keyspace: tuple[str, ...],
+    full: bool,
+    progress: bool | None,
 ) -> None:
     """Rebuild the consolidated catalog that open_fits reads (atomic, single writer).
 
@@ -653,12 +658,19 @@ def catalog_command(
     try:
         with _storage_errors(url), _progress("cataloguing", progress) as (advance, total):
             info = write_catalog(
-                store, keyspaces=keyspace or _KEYSPACES, progress=advance, on_total=total
+                store,
+                keyspaces=keyspace or _KEYSPACES,
+                full=full,
+                progress=advance,
+                on_total=total,
             )
     except CatalogBusyError as exc:
         _fail(EXIT_PROBLEM, str(exc))
     fits = ", ".join(f"{ks} {v['fits']}" for ks, v in info.keyspaces.items())
-    click.echo(f"catalog {info.folder} of {store.url}: {fits} ({_human_bytes(info.nbytes)})")
+    click.echo(
+        f"catalog {info.folder} of {store.url}: {fits} "
+        f"({_human_bytes(info.nbytes)}, {info.reused} rows reused)"
+    )
 
 
 _COMMANDS = (

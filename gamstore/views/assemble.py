@@ -16,7 +16,7 @@ import xarray as xr
 from gamstore.views.attrs import variable_attrs
 from gamstore.views.rows import FitRow, KeyspaceLayout, layout_for
 
-__all__ = ["assemble_fits", "FIT_DIM", "VIEW_SCHEMA"]
+__all__ = ["assemble_fits", "dataset_rows", "FIT_DIM", "VIEW_SCHEMA"]
 
 FIT_DIM = "fit"
 VIEW_SCHEMA = 1
@@ -158,3 +158,59 @@ def _add_ragged(
         data[name] = _with_attrs(name, (FIT_DIM, group, dim), values)
         data[f"{name}_mask"] = _with_attrs(f"{name}_mask", (FIT_DIM, group, dim), mask)
         data[f"n_{dim}"] = _with_attrs(f"n_{dim}", (FIT_DIM, group), counts)
+
+
+def dataset_rows(ds: xr.Dataset, keyspace: str) -> list[FitRow]:
+    """Split a Dataset made by :func:`assemble_fits` back into its rows (the inverse).
+
+    Used to reuse the rows of unchanged entries when the catalog is rebuilt (entries are
+    immutable, so a row once read stays right for as long as its entry exists).
+
+    Raises
+    ------
+    ValueError
+        If ``ds`` lacks a variable of the keyspace's layout.
+    """
+    layout = layout_for(keyspace)
+    needed = ["objective", "n_rows", "iterations", "nbytes", "converged", *_STRING_COORDS]
+    needed += [f"n_{dim}" for dim in (*layout.flat.values(), *layout.nested.values())]
+    needed += [*layout.flat, *layout.nested, *layout.labels]
+    if layout.group_count is not None:
+        needed.append(layout.group_count)
+    missing = [name for name in needed if name not in ds.variables]
+    if missing:
+        raise ValueError(f"ds: not a {keyspace!r} fits Dataset (missing {', '.join(missing)})")
+    v = {name: ds[name].values for name in needed}
+    ids = ds[FIT_DIM].values
+    created = ds["created"].values.astype("datetime64[ns]").view(np.int64)
+    rows = []
+    for i in range(ids.size):
+        n_groups = int(v[layout.group_count][i]) if layout.group_count is not None else 0
+        nested = {
+            name: [v[name][i, g, : int(v[f"n_{dim}"][i, g])].copy() for g in range(n_groups)]
+            for name, dim in layout.nested.items()
+        }
+        rows.append(
+            FitRow(
+                entry_id=str(ids[i]),
+                key=str(v["key"][i]),
+                keyspace=keyspace,
+                created=int(created[i]),
+                kind=str(v["kind"][i]),
+                producer=str(v["producer"][i]),
+                nbytes=int(v["nbytes"][i]),
+                family=str(v["family"][i]),
+                descriptor_key=str(v["descriptor_key"][i]),
+                objective=float(v["objective"][i]),
+                n_rows=int(v["n_rows"][i]),
+                iterations=int(v["iterations"][i]),
+                converged=bool(v["converged"][i]),
+                labels={name: [str(s) for s in v[name][i, :n_groups]] for name in layout.labels},
+                nested=nested,
+                flat={
+                    name: v[name][i, : int(v[f"n_{dim}"][i])].copy()
+                    for name, dim in layout.flat.items()
+                },
+            )
+        )
+    return rows

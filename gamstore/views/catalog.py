@@ -35,7 +35,8 @@ import numpy as np
 import xarray as xr
 
 from gamstore import _json
-from gamstore.views.assemble import VIEW_SCHEMA, assemble_fits
+from gamstore.store.layout import key_folder
+from gamstore.views.assemble import VIEW_SCHEMA, assemble_fits, dataset_rows
 from gamstore.views.listing import (
     ListingState,
     list_infos,
@@ -43,7 +44,7 @@ from gamstore.views.listing import (
     pending_committed,
     read_rows,
 )
-from gamstore.views.rows import KEYSPACES, layout_for
+from gamstore.views.rows import KEYSPACES, FitRow, layout_for
 from gamstore.views.zarrio import decode_group, encode_groups
 
 __all__ = [
@@ -87,12 +88,15 @@ class CatalogInfo:
         keyspace -> ``{"signature": hex, "listed": int, "fits": int}``.
     nbytes : int
         Total bytes of the version's objects.
+    reused : int
+        Rows taken from the previous catalog instead of reading their entries.
     """
 
     folder: str
     created: int
     keyspaces: dict[str, dict[str, Any]]
     nbytes: int
+    reused: int = 0
 
 
 # ------------------------------------------------------------------ Dataset <-> Zarr objects
@@ -183,10 +187,14 @@ def write_catalog(
     store: Any,
     *,
     keyspaces: Iterable[str] = KEYSPACES,
+    full: bool = False,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
 ) -> CatalogInfo:
     """Rebuild the catalog of ``store`` from a full listing and replace it atomically.
+
+    Entries are immutable, so by default the rows of entries already in the current
+    catalog are reused and only new entries are read; entries no longer listed drop out.
 
     Parameters
     ----------
@@ -194,8 +202,11 @@ def write_catalog(
         A writable store.
     keyspaces : iterable of str
         Keyspaces to include (default: all).
+    full : bool
+        Read every entry again instead of reusing the previous catalog's rows (e.g. after
+        ``gamstore verify`` found damaged entries).
     progress : callable, optional
-        Called with 1 after each entry is read (for progress bars).
+        Called with 1 per listed entry (read or reused), for progress bars.
     on_total : callable, optional
         Called once with the number of listed entries before reading starts.
 
@@ -227,8 +238,22 @@ def write_catalog(
             on_total(sum(len(v) for v in listed.values()))
         datasets: dict[str, xr.Dataset] = {}
         summary: dict[str, dict[str, Any]] = {}
+        reused = 0
         for ks in spaces:
-            rows, _skipped = read_rows(store, listed[ks], progress=progress)
+            known = {} if full or previous is None else _previous_rows(store, ks)
+            keep_rows, to_read = [], []
+            for info in listed[ks]:
+                row = known.get(info.entry_id)
+                # same id under the same key folder = the same immutable entry
+                if row is not None and row.key and key_folder(ks, row.key) == info.folder:
+                    keep_rows.append(row)
+                    if progress is not None:
+                        progress(1)
+                else:
+                    to_read.append(info)
+            rows, _skipped = read_rows(store, to_read, progress=progress)
+            rows.extend(keep_rows)
+            reused += len(keep_rows)
             datasets[ks] = assemble_fits(rows, ks)
             committed = {info.path for info in listed[ks]}
             summary[ks] = {
@@ -265,7 +290,20 @@ def write_catalog(
         created=now,
         keyspaces=summary,
         nbytes=sum(int(m["size"]) for m in manifest.values()),
+        reused=reused,
     )
+
+
+def _previous_rows(store: Any, keyspace: str) -> dict[str, FitRow]:
+    """Rows of the current catalog of ``keyspace`` by entry id (empty if none is usable)."""
+    ds = load_catalog(store, keyspace)  # integrity-checked, currency not required
+    if ds is None:
+        return {}
+    try:
+        return {row.entry_id: row for row in dataset_rows(ds, keyspace)}
+    except (TypeError, ValueError) as exc:
+        log.debug("gamstore.views: previous catalog rows unusable: %s", exc)
+        return {}
 
 
 def _delete_old_versions(store: Any, keep: set[str]) -> None:
