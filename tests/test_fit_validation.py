@@ -45,6 +45,25 @@ def test_non_binary_binomial_response(df: pd.DataFrame) -> None:
         _fit(bad, family="binomial")
 
 
+def test_degenerate_responses(df: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match=r"'y'.*gaussian response is constant"):
+        _fit(df.assign(y=3.0), family="gaussian")
+    with pytest.raises(ValueError, match=r"'y'.*all zero"):
+        _fit(df.assign(y=0.0))
+    with pytest.raises(ValueError, match=r"'y'.*single outcome"):
+        _fit(df.assign(y=1.0), family="binomial")
+
+
+def test_binomial_non_integer_successes_warn(
+    df: pd.DataFrame, caplog: pytest.LogCaptureFixture
+) -> None:
+    ok = df.assign(y=np.where(df["y"] > 1, 1.0, 0.0), w=1.5)
+    with caplog.at_level("WARNING", logger="gamstore.fit"):
+        res = _fit(ok, family="binomial", weights="w")
+    assert res.converged
+    assert "whole numbers" in caplog.text
+
+
 def test_binomial_proportions_with_trials_are_accepted(df: pd.DataFrame) -> None:
     ok = df.assign(y=np.where(df["y"] > 1, 0.5, 0.0), m=2.0)
     res = _fit(ok, family="binomial", weights="m")

@@ -8,11 +8,14 @@ REML score is on mgcv's ``gcv.ubre`` scale).
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import numpy as np
 from scipy.special import expit, gammaln, xlogy
+
+_log = logging.getLogger("gamstore.fit")
 
 _ETA_MAX = 700.0  # exp() overflows just above 709
 
@@ -103,7 +106,11 @@ class Gaussian(Family):
         return y.astype(np.float64, copy=True)
 
     def validate(self, y: np.ndarray, wt: np.ndarray, column: str) -> None:
-        return None
+        used = y[wt > 0]
+        if used.size and np.ptp(used) == 0.0:
+            raise ValueError(
+                f"column {column!r}: gaussian response is constant; the scale cannot be estimated"
+            )
 
 
 class Poisson(Family):
@@ -143,6 +150,8 @@ class Poisson(Family):
                 f"column {column!r}: poisson response must be non-negative counts, "
                 f"found {int(np.count_nonzero(y < 0))} negative value(s)"
             )
+        if not np.any(y[wt > 0] > 0):
+            raise ValueError(f"column {column!r}: poisson response is all zero")
 
 
 class Binomial(Family):
@@ -190,11 +199,20 @@ class Binomial(Family):
                 "with weights = number of trials)"
             )
         trials = wt > 0
+        if np.all(wt == 1.0) and np.any((y != 0.0) & (y != 1.0)):
+            raise ValueError(
+                f"column {column!r}: binomial response must be binary 0/1 (pass the number of "
+                "trials as weights for proportions)"
+            )
         counts = wt[trials] * y[trials]
         if np.any(np.abs(counts - np.round(counts)) > 1e-6):
+            # as glm/mgcv: allowed, but the saturated likelihood rounds the counts
+            _log.warning("column %r: weights * response are not whole numbers of successes", column)
+        used = y[trials]
+        if used.size and (np.all(used == 0.0) or np.all(used == 1.0)):
             raise ValueError(
-                f"column {column!r}: binomial response must be binary 0/1; with weights as "
-                "trials, weights * response must be whole numbers of successes"
+                f"column {column!r}: binomial response has a single outcome "
+                f"(all {int(used[0])}); the model is not estimable"
             )
 
 
