@@ -15,7 +15,11 @@ and blake3 digest, so a reader needs no listing and detects torn or foreign obje
 problem makes :func:`load_catalog` return None and the caller falls back to the listing.
 
 The catalog is current for a keyspace when the keyspace's listing signature (see
-:mod:`gamstore.views.listing`) equals the one recorded in the pointer.
+:mod:`gamstore.views.listing`) equals the one recorded in the pointer and none of the entries
+that were mid-save during the rebuild (recorded as ``pending``) has committed since.
+
+Entries are immutable, so a rebuild reuses the rows of entries the previous catalog already
+holds and reads only the new ones (``full=True`` re-reads everything).
 
 A create-only ``writer.lock`` object keeps rebuilds single-writer; a lock older than
 :data:`LOCK_STALE_SECONDS` (a crashed writer) is taken over.
