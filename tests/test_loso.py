@@ -178,3 +178,13 @@ def test_save_folds_false_reads_only_the_full_fit(tmp_path: Path) -> None:
     # every fold started from the same parent: the folds do not depend on each other
     again = run_loso(data.iloc[::-1], _model(), subject="subj", store=url, save_folds=False)
     np.testing.assert_array_equal(again["n_outer"].values, ds["n_outer"].values)
+
+
+def test_string_subject_labels_and_mapping_input() -> None:
+    data = simulate("gaussian", n=600, n_subjects=3, seed=9)
+    labels = np.array(["anna", "ben", "cleo"])[data["subj"].to_numpy()]
+    columns = {"x0": data["x0"].to_numpy(), "y": data["y"].to_numpy(), "who": labels}
+    ds = run_loso(columns, GAM([s("x0")]), subject="who", warm=False)
+    assert list(ds["fold"].values) == ["anna", "ben", "cleo"]
+    assert (ds["status"] == "ok").all() and (ds["heldout_n"] == 200).all()
+    assert ds.sel(fold="ben")["reml"].item() > 0
