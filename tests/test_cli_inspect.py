@@ -212,5 +212,16 @@ def test_s3_commands(s3_store_url: str, s3_options: dict[str, Any], tmp_path: Pa
     assert run("export", s3_store_url, "--to", out, *opts).exit_code == EXIT_OK
     assert run("verify", s3_store_url, *opts).exit_code == EXIT_OK
     assert run("du", s3_store_url, "--json", *opts).exit_code == EXIT_OK
+    shown = run("show", s3_store_url, "outer/fit-9-1", "--json", *opts)
+    assert (
+        json.loads(shown.output)["arrays"]["beta"]["values"]
+        == synthetic_fit(9, 1).beta_flat.tolist()
+    )
+    copy = s3_store_url + "-copy"
+    imported = run("import", copy, "--from", out, *opts)
+    assert imported.exit_code == EXIT_OK and "imported 6 entries" in imported.output
+    assert run("gc", copy, "--json", *opts).exit_code == EXIT_OK
+    evicted = run("evict", copy, "--budget", "0", "--json", *opts)
+    assert evicted.exit_code == EXIT_OK and json.loads(evicted.output)["removed"] == 6
     missing_bucket = run("du", "s3://no-such-bucket-here/x", *opts)
     assert missing_bucket.exit_code == EXIT_STORAGE, missing_bucket.output
