@@ -31,7 +31,7 @@ class StoreSpec:
     """How a worker opens the shared store: URL plus fsspec ``storage_options``."""
 
     url: str
-    storage_options: dict[str, Any] | None = None
+    storage_options: dict[str, Any] | None = field(default=None, repr=False)  # credentials
     read_only: bool = False
 
     def cache_key(self) -> tuple[str, str, bool]:
