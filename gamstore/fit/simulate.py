@@ -27,15 +27,7 @@ def simulate_arrays(
     rng = np.random.default_rng(seed)
     subj = np.repeat(np.arange(S), n // S)
     x = rng.uniform(size=(n, 3))
-    f0 = np.sin(2 * np.pi * x[:, 0])
-    f1 = np.exp(2 * x[:, 1])
-    f1 = (f1 - f1.mean()) / f1.std()
-    f2 = (
-        0.2 * x[:, 2] ** 11 * (10 * (1 - x[:, 2])) ** 6
-        + 10 * (10 * x[:, 2]) ** 3 * (1 - x[:, 2]) ** 10
-    )
-    f2 = (f2 - f2.mean()) / f2.std()
-    eta = f0 + f1 + f2
+    eta = _effects(x)
     if family == "gaussian":
         y = eta + rng.normal(scale=0.7, size=n)
     elif family == "poisson":
