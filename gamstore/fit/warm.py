@@ -17,8 +17,12 @@ model) is the last resort, ρ only, and still reported as ``"session"``.
 
 After the fit, what the next fit can use and does not already have is written (see
 :func:`_save`): a fold seeded by a cross-fit artifact never overwrites its parent's artifact,
-so every fold of a leave-one-subject-out run transfers from the full-data fit. Nothing here can change the optimum: every start is only a start for the
-same Newton loop, and any warm-start failure falls back to a cold start with one log line.
+so every fold of a leave-one-subject-out run transfers from the full-data fit. Session
+checkpoints are written during the Newton loop once the fit has run ``checkpoint_interval``
+seconds (a millisecond fit is cheaper to redo than to checkpoint).
+
+Nothing here can change the optimum: every start is only a start for the same Newton loop,
+and any warm-start failure falls back to a cold start with one log line.
 """
 
 from __future__ import annotations
