@@ -128,3 +128,10 @@ def test_loso_command_end_to_end(csv_path: Path, tmp_path: Path) -> None:
     assert list(ds["start"].values) == ["warm", "cold"] and ds.sizes["fold"] == 4
     assert (ds["status"] == "ok").all()
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_weights_column_must_exist_and_be_numeric(csv_path: Path) -> None:
+    code, out = _run("loso", str(csv_path), *BASE, "--subject", "subj", "--weights", "nope")
+    assert code == EXIT_USAGE and "--weights: column 'nope' not in the data" in out
+    code, out = _run("loso", str(csv_path), *BASE, "--subject", "subj", "--offset", "label")
+    assert code == EXIT_USAGE and "--offset: column 'label' must be numeric" in out

@@ -188,3 +188,25 @@ def test_string_subject_labels_and_mapping_input() -> None:
     assert list(ds["fold"].values) == ["anna", "ben", "cleo"]
     assert (ds["status"] == "ok").all() and (ds["heldout_n"] == 200).all()
     assert ds.sel(fold="ben")["reml"].item() > 0
+
+
+def test_weights_and_offset_columns_reach_every_fit() -> None:
+    rng = np.random.default_rng(4)
+    data = simulate("poisson", n=600, n_subjects=3, seed=4)
+    data["exposure"] = rng.uniform(0.5, 2.0, size=len(data))
+    data["y"] = rng.poisson(data["exposure"] * np.exp(np.sin(2 * np.pi * data["x0"]))).astype(float)
+    data["logexp"] = np.log(data["exposure"])
+    data["w"] = rng.integers(1, 4, size=len(data)).astype(float)
+    model = GAM([s("x0")], family="poisson")
+    ds = run_loso(data, model, subject="subj", warm=False, weights="w", offset="logexp")
+    full = model.fit(data, y="y", weights="w", offset="logexp")
+    assert float(ds["full_reml"]) == pytest.approx(full.reml, rel=1e-10)
+    held = data["subj"] == 2
+    direct = model.fit(data[~held], y="y", weights="w", offset="logexp", knots=full.knots)
+    fold = ds.sel(fold=2, start="cold")
+    assert float(fold["reml"]) == pytest.approx(direct.reml, rel=1e-10)
+    mu = direct.predict(data[held], type="response")  # uses the offset column of new data
+    expected = deviance("poisson", data.loc[held, "y"], mu, data.loc[held, "w"])
+    assert float(fold["heldout_deviance"]) == pytest.approx(expected, rel=1e-10)
+    with pytest.raises(ValueError, match="weights: expected the name of a column"):
+        run_loso(data, model, subject="subj", weights="nope")

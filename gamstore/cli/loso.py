@@ -53,24 +53,27 @@ def read_table(path: str) -> Any:
 
 
 def check_columns(
-    frame: Any, *, y: str, smooth: tuple[str, ...], linear: tuple[str, ...], subject: str
+    frame: Any,
+    *,
+    y: str,
+    smooth: tuple[str, ...],
+    linear: tuple[str, ...],
+    subject: str,
+    extra: dict[str, str | None] | None = None,
 ) -> None:
     """Validate the columns the LOSO run will use; raise a usage error naming the problem."""
     import pandas as pd
 
     columns = [str(c) for c in frame.columns]
-    for role, names in (
-        ("y", (y,)),
-        ("smooth", smooth),
-        ("linear", linear),
-        ("subject", (subject,)),
-    ):
+    optional = [(role, (name,)) for role, name in (extra or {}).items() if name]
+    numeric = [("y", (y,)), ("smooth", smooth), ("linear", linear), *optional]
+    for role, names in [*numeric, ("subject", (subject,))]:
         for name in names:
             if name not in frame.columns:
                 raise _bad_input(
                     f"--{role}: column {name!r} not in the data (columns: {', '.join(columns)})"
                 )
-    for role, names in (("y", (y,)), ("smooth", smooth), ("linear", linear)):
+    for role, names in numeric:
         for name in names:
             if not pd.api.types.is_numeric_dtype(frame[name]) or pd.api.types.is_bool_dtype(
                 frame[name]
@@ -229,6 +232,8 @@ def _has(module: str) -> bool:
 @click.option("--smooth", multiple=True, required=True, help="Smooth columns: --smooth x0 x1 ...")
 @click.option("--linear", multiple=True, help="Linear (unpenalised) columns.")
 @click.option("--subject", required=True, help="Subject column (one fold per subject).")
+@click.option("--weights", default=None, metavar="COLUMN", help="Prior weights column.")
+@click.option("--offset", default=None, metavar="COLUMN", help="Offset column (link scale).")
 @click.option(
     "--family", type=click.Choice(FAMILIES), default="gaussian", show_default=True, help="Family."
 )
@@ -282,6 +287,8 @@ def loso_command(
     smooth: tuple[str, ...],
     linear: tuple[str, ...],
     subject: str,
+    weights: str | None,
+    offset: str | None,
     family: str,
     k: int,
     store_url: str | None,
@@ -295,7 +302,14 @@ def loso_command(
 ) -> None:
     """Leave-one-subject-out fits of y ~ s(smooth...) + linear, warm-started from the store."""
     frame = read_table(data)
-    check_columns(frame, y=y, smooth=smooth, linear=linear, subject=subject)
+    check_columns(
+        frame,
+        y=y,
+        smooth=smooth,
+        linear=linear,
+        subject=subject,
+        extra={"weights": weights, "offset": offset},
+    )
     options = _parse_storage_options(storage_option)
 
     from gamstore.fit import GAM, s
@@ -330,6 +344,8 @@ def loso_command(
             executor=client if client is not None else executor,
             compare_cold=compare_cold,
             progress=progress,
+            weights=weights,
+            offset=offset,
         )
     except (TypeError, ValueError) as exc:
         raise _bad_input(str(exc)) from None

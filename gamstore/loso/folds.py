@@ -55,6 +55,8 @@ class FoldTask:
     store: StoreSpec | None
     family: str
     attempt: int = 1
+    weights: str | None = None
+    offset: str | None = None
 
 
 @dataclass
@@ -190,7 +192,8 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
             elif task.store is not None:
                 fit_store = open_worker_store(task.store)
         t0, c0 = time.perf_counter(), time.process_time()
-        res = model.fit(train, y=task.y, knots=task.knots, store=fit_store)
+        extra = {k: v for k, v in (("weights", task.weights), ("offset", task.offset)) if v}
+        res = model.fit(train, y=task.y, knots=task.knots, store=fit_store, **extra)
         out.wall_time = time.perf_counter() - t0
         out.cpu_time = time.process_time() - c0
         out.rho = np.asarray(res.rho, dtype=np.float64).ravel()
@@ -203,8 +206,9 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
         out.warm_source = str(getattr(res, "warm", ""))
         out.converged = bool(getattr(res, "converged", True))
         mu = np.asarray(res.predict(test, type="response"), dtype=np.float64)
+        wt = None if task.weights is None else test[task.weights].to_numpy(dtype=np.float64)
         out.heldout_deviance = deviance(
-            family_name(task.family), test[task.y].to_numpy(dtype=np.float64), mu
+            family_name(task.family), test[task.y].to_numpy(dtype=np.float64), mu, wt
         )
         out.status = STATUS_OK
     except Exception as exc:  # a failing fold is data, not a crash

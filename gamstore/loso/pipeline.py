@@ -102,6 +102,8 @@ def run_loso(
     progress: bool | None = None,
     max_workers: int | None = None,
     save_folds: bool = True,
+    weights: str | None = None,
+    offset: str | None = None,
 ) -> xr.Dataset:
     """Leave-one-subject-out cross-validation of a GAM, warm-started from the full-data fit.
 
@@ -147,6 +149,10 @@ def run_loso(
         repeated LOSO on the same data starts from it (the default). False opens the store
         read-only for the folds: every fold then starts from the full-data fit whatever the
         order or executor, and no fold pays for writes.
+    weights, offset : str, optional
+        Columns of prior weights (binomial: trials, with ``y`` a proportion) and of a
+        link-scale offset, passed to every fit; the held-out deviance uses the weights and
+        the predictions the offset.
 
     Returns
     -------
@@ -167,6 +173,9 @@ def run_loso(
     subjects = _subjects(frame, subject)
     if not isinstance(y, str) or y not in frame.columns:
         raise ValueError(f"y: response column {y!r} not in data")
+    for role, column in (("weights", weights), ("offset", offset)):
+        if column is not None and (not isinstance(column, str) or column not in frame.columns):
+            raise ValueError(f"{role}: expected the name of a column of data, got {column!r}")
     kind = _executor_kind(executor)
     if not warm and not compare_cold:
         starts = ["cold"]
@@ -225,7 +234,8 @@ def run_loso(
             )
 
         t0 = time.perf_counter()
-        full_res = model.fit(frame, y=y, knots=None, store=store_obj)
+        extra = {k: v for k, v in (("weights", weights), ("offset", offset)) if v}
+        full_res = model.fit(frame, y=y, knots=None, store=store_obj, **extra)
         full = _fit_summary(full_res, time.perf_counter() - t0)
         knots = {str(k): np.asarray(v, dtype=np.float64) for k, v in dict(full_res.knots).items()}
         logger.info(
@@ -244,6 +254,8 @@ def run_loso(
                 knots=knots,
                 store=spec if mode == "warm" else None,
                 family=family,
+                weights=weights,
+                offset=offset,
             )
             for s in subjects
             for mode in starts
