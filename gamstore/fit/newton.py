@@ -184,6 +184,8 @@ def newton(
         step = np.zeros(m)
         g = cur.grad[free]
         Hf = cur.hess[np.ix_(free, free)]
+        if not np.all(np.isfinite(Hf)):
+            Hf = np.eye(int(free.sum()))  # unusable curvature: fall back to steepest descent
         vals, vecs = np.linalg.eigh(Hf)
         vmax = float(np.max(np.abs(vals)))
         vals = np.maximum(np.abs(vals), max(vmax, 1e-300) * 1e-7)
