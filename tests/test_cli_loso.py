@@ -118,6 +118,7 @@ def test_loso_command_end_to_end(csv_path: Path, tmp_path: Path) -> None:
         "--store",
         str(tmp_path / "store"),
         "--compare-cold",
+        "--no-save-folds",
         "--out",
         str(nc),
         "--plot",
@@ -127,6 +128,7 @@ def test_loso_command_end_to_end(csv_path: Path, tmp_path: Path) -> None:
     ds = xr.open_dataset(nc, engine="h5netcdf").load()
     assert list(ds["start"].values) == ["warm", "cold"] and ds.sizes["fold"] == 4
     assert (ds["status"] == "ok").all()
+    assert ds.attrs["save_folds"] == 0 and ds.attrs["family"] == "poisson"
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 

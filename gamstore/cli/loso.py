@@ -280,6 +280,13 @@ def _has(module: str) -> bool:
     default=None,
     help="Write the result Dataset as netCDF here.",
 )
+@click.option(
+    "--save-folds/--no-save-folds",
+    default=True,
+    show_default=True,
+    help="Let the warm folds save their state (a repeated run starts from it); "
+    "--no-save-folds: they only read the full-data fit.",
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
 def loso_command(
     data: str,
@@ -298,6 +305,7 @@ def loso_command(
     compare_cold: bool,
     plot: str | None,
     out: str | None,
+    save_folds: bool,
     progress: bool | None,
 ) -> None:
     """Leave-one-subject-out fits of y ~ s(smooth...) + linear, warm-started from the store."""
@@ -346,6 +354,7 @@ def loso_command(
             progress=progress,
             weights=weights,
             offset=offset,
+            save_folds=save_folds,
         )
     except (TypeError, ValueError) as exc:
         raise _bad_input(str(exc)) from None
