@@ -187,10 +187,17 @@ def as_bool(value: Any, name: str) -> bool:
 
 
 def as_str(value: Any, name: str) -> str:
-    """Validate a str."""
+    """Validate a str (numpy ``str_`` becomes a plain ``str``)."""
     if not isinstance(value, str):
         raise TypeError(f"{name}: expected a str, got {type(value).__name__}")
-    return value
+    return str(value)
+
+
+def _as_seq(value: Any, name: str) -> list[Any]:
+    """Validate a sequence argument (so ``None`` or a number names the field)."""
+    if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name}: expected a sequence, got {type(value).__name__}")
+    return list(value)
 
 
 def as_finite_float(value: Any, name: str) -> float:
@@ -887,12 +894,18 @@ class BlockWarmStartRecord(FrozenArrays):
         s(
             self,
             "block_names",
-            tuple(as_str(n, f"{r}.block_names[{i}]") for i, n in enumerate(self.block_names)),
+            tuple(
+                as_str(n, f"{r}.block_names[{i}]")
+                for i, n in enumerate(_as_seq(self.block_names, f"{r}.block_names"))
+            ),
         )
         s(
             self,
             "block_dims",
-            tuple(as_count(d, f"{r}.block_dims[{i}]") for i, d in enumerate(self.block_dims)),
+            tuple(
+                as_count(d, f"{r}.block_dims[{i}]")
+                for i, d in enumerate(_as_seq(self.block_dims, f"{r}.block_dims"))
+            ),
         )
         s(self, "rho", as_float_vector(self.rho, f"{r}.rho"))
         if isinstance(self.block_beta, np.ndarray) and self.block_beta.ndim != 2:
@@ -901,7 +914,8 @@ class BlockWarmStartRecord(FrozenArrays):
             self,
             "block_beta",
             tuple(
-                as_float_vector(b, f"{r}.block_beta[{i}]") for i, b in enumerate(self.block_beta)
+                as_float_vector(b, f"{r}.block_beta[{i}]")
+                for i, b in enumerate(_as_seq(self.block_beta, f"{r}.block_beta"))
             ),
         )
         s(self, "active_sets", normalize_active_sets(self.active_sets, f"{r}.active_sets"))
