@@ -46,6 +46,8 @@ def resolve_url(url: str | os.PathLike[str] | None) -> str:
         import platformdirs
 
         url = os.path.join(platformdirs.user_cache_dir(), "gamstore")
+    if not isinstance(url, (str, os.PathLike)):
+        raise TypeError(f"url: expected a str or path-like, got {type(url).__name__}")
     return os.fspath(url)
 
 
