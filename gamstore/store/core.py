@@ -279,7 +279,7 @@ class Store:
         """
         self._check_writable()
         check_keyspace(keyspace)
-        if kind not in KINDS:
+        if not isinstance(kind, str) or kind not in KINDS:
             raise ValueError(f"kind: expected one of {list(KINDS)}, got {kind!r}")
         if objective is not None:
             if isinstance(objective, bool) or not isinstance(objective, (int, float)):
