@@ -363,3 +363,9 @@ def test_non_uniform_full_knots_use_the_general_basis() -> None:
     res = model.fit(df, y="y", knots={"x0": t})
     np.testing.assert_array_equal(res.knots["x0"], t)
     np.testing.assert_allclose(res.predict(df), res.fitted, rtol=1e-10, atol=1e-12)
+
+
+def test_store_of_the_wrong_type_is_a_type_error() -> None:
+    df, model = _data("gaussian"), _model("gaussian")
+    with pytest.raises(TypeError, match="store"):
+        model.fit(df, y="y", store=12345)

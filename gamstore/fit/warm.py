@@ -374,9 +374,18 @@ def fit_with_store(
     inner_cap: InnerCap | None,
     on_iterate: OnIterate | None,
 ) -> FitResult:
-    """Fit with warm starts from ``store`` (see the module docstring)."""
+    """Fit with warm starts from ``store`` (see the module docstring).
+
+    Raises
+    ------
+    TypeError
+        When ``store`` is not a store, URL or path (a configuration error, not a warm-start
+        problem: it is raised, never turned into a cold fit).
+    """
+    from gamstore.warmstart.capability import warm_store
     from gamstore.warmstart.keys import UnsupportedFamilyError
 
+    warm_store(store)  # resolves (memoized) or raises TypeError naming ``store``
     try:
         ctx: WarmContext | None = WarmContext(prob, store, model.control)
         assert ctx is not None
