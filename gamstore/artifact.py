@@ -10,6 +10,12 @@ Unlike records A and B, artifact constructors check structure (types, shapes) bu
 non-finite numbers, because finiteness is judged by :meth:`TermArtifact.is_finite` and
 :meth:`FitArtifact.is_usable` (a capture that produced NaN must be recognisable as unusable,
 spec §5.3, §6.3). Non-finite scalars are stored as JSON null and read back as NaN.
+
+The ρ convention (:data:`gamstore.records.RHO_CONVENTIONS`) is one field of the whole
+artifact, not of :class:`GlobalFitSummary` or each term: every term's ``rho_for_term`` comes
+from the same fitter, so they share one convention. It is stored as the top-level field
+``rho_convention``; artifacts written without it read as ``"mgcv"``. The crate JSON
+(:meth:`FitArtifact.to_crate_json`) has no such field and leaves it out.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import numpy as np
 
 from gamstore.fingerprint import Fingerprint, Fingerprinter
 from gamstore.records import (
+    DEFAULT_RHO_CONVENTION,
     SCHEMA_TAG,
     ArrayPart,
     FloatArray,
@@ -37,6 +44,7 @@ from gamstore.records import (
     as_float_matrix,
     as_float_vector,
     as_opt_finite_float,
+    as_rho_convention,
     as_str,
     register_record_type,
 )
@@ -553,6 +561,10 @@ class FitArtifact(FrozenArrays):
     schema : int
         :data:`FIT_ARTIFACT_SCHEMA` when written by this library.
     created_unix_secs : int
+    rho_convention : str
+        Which penalty every term's ``rho_for_term`` multiplies, one of
+        :data:`gamstore.records.RHO_CONVENTIONS` (default ``"mgcv"``, also what an artifact
+        stored without the field reads as).
     """
 
     RECORD_TYPE: ClassVar[str] = "fit_artifact"
@@ -562,6 +574,7 @@ class FitArtifact(FrozenArrays):
     global_: GlobalFitSummary = field(default_factory=_global_summary_default)
     schema: int = FIT_ARTIFACT_SCHEMA
     created_unix_secs: int = field(default_factory=lambda: int(time.time()))
+    rho_convention: str = DEFAULT_RHO_CONVENTION
 
     def __post_init__(self) -> None:
         s = object.__setattr__
@@ -579,6 +592,11 @@ class FitArtifact(FrozenArrays):
             self,
             "created_unix_secs",
             as_count(self.created_unix_secs, "FitArtifact.created_unix_secs"),
+        )
+        s(
+            self,
+            "rho_convention",
+            as_rho_convention(self.rho_convention, "FitArtifact.rho_convention"),
         )
 
     def is_usable(self) -> bool:
@@ -637,6 +655,7 @@ class FitArtifact(FrozenArrays):
                 "converged": self.global_.converged,
                 "n_rows": self.global_.n_rows,
             },
+            "rho_convention": self.rho_convention,
         }
         return RecordParts(fields, arrays)
 
@@ -692,6 +711,7 @@ class FitArtifact(FrozenArrays):
             ),
             schema=f.count("schema"),
             created_unix_secs=f.count("created_unix_secs"),
+            rho_convention=f.rho_convention(),
         )
         a.finish()
         return out

@@ -13,6 +13,11 @@ Record types defined here:
 * :class:`IteratePayload` (keyspaces ``outer`` and ``from``): an outer iterate, schema 3, with
   :meth:`IteratePayload.classify` turning a loaded entry into :class:`ExactFinal`,
   :class:`Seed` or :class:`Discard`.
+
+Records A and B (and :class:`gamstore.artifact.FitArtifact`) carry a ``rho_convention``:
+which penalty matrix a stored ρ = log λ multiplies (:data:`RHO_CONVENTIONS`). A ρ is only
+meaningful together with its convention; entries written before the field existed read as
+:data:`DEFAULT_RHO_CONVENTION` (``"mgcv"``).
 """
 
 from __future__ import annotations
@@ -35,9 +40,11 @@ from gamstore._version import __version__
 
 __all__ = [
     "CACHE_VERSION",
+    "DEFAULT_RHO_CONVENTION",
     "ITERATE_PAYLOAD_SCHEMA",
     "MAX_ENTRY_BYTES",
     "RECORD_TYPES",
+    "RHO_CONVENTIONS",
     "SCHEMA_TAG",
     "ArrayPart",
     "BlockWarmStartRecord",
@@ -49,6 +56,7 @@ __all__ = [
     "RecordParts",
     "Seed",
     "WarmStartRecord",
+    "as_rho_convention",
     "classify_entry",
     "get_record_type",
     "normalize_active_sets",
@@ -63,6 +71,18 @@ CACHE_VERSION = 1
 ITERATE_PAYLOAD_SCHEMA = 3
 #: Per-record cap: a larger record is silently not stored, a larger loaded one is ignored.
 MAX_ENTRY_BYTES = 16 * 1024 * 1024
+
+#: The ρ conventions a stored ρ = log λ may be in, i.e. which S the λ multiplies
+#: (reference fitter §4 item 1). Values of different conventions are never interchangeable.
+RHO_CONVENTIONS: dict[str, str] = {
+    "mgcv": "λ multiplies S = D'D / S_scale in the reduced basis; deviance D + Σ λ β'Sβ "
+    "(gamstore's fitter; mgcv's sp)",
+    "statsmodels-alpha": "λ = 2α on statsmodels' cov_der2 (GLMGam penalty weight α)",
+    "pygam-lam": "λ is pyGAM's lam on its unscaled difference penalty D'D, deviance scale",
+    "custom": "any other scaling known only to the writer",
+}
+#: Convention of records that do not say (everything written before the field existed).
+DEFAULT_RHO_CONVENTION = "mgcv"
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -198,6 +218,22 @@ def _as_seq(value: Any, name: str) -> list[Any]:
     if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
         raise TypeError(f"{name}: expected a sequence, got {type(value).__name__}")
     return list(value)
+
+
+def as_rho_convention(value: Any, name: str = "rho_convention") -> str:
+    """Validate a ρ convention name against :data:`RHO_CONVENTIONS`.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a str.
+    ValueError
+        If it is not one of the known names.
+    """
+    text = as_str(value, name)
+    if text not in RHO_CONVENTIONS:
+        raise ValueError(f"{name}: expected one of {sorted(RHO_CONVENTIONS)}, got {text!r}")
+    return text
 
 
 def as_finite_float(value: Any, name: str) -> float:
@@ -438,6 +474,12 @@ class _Fields:
     def string(self, key: str) -> str:
         return as_str(self.raw(key), self.name(key))
 
+    def rho_convention(self) -> str:
+        # optional: entries written before the field existed are mgcv-convention
+        return as_rho_convention(
+            self.raw("rho_convention", DEFAULT_RHO_CONVENTION), self.name("rho_convention")
+        )
+
     def flag(self, key: str, default: Any = ...) -> bool:
         return as_bool(self.raw(key, default), self.name(key))
 
@@ -548,6 +590,9 @@ class WarmStartRecord(FrozenArrays):
         Written, never compared (spec §5.0).
     created_unix_secs, updated_unix_secs : int
         Seconds since the epoch.
+    rho_convention : str
+        Which penalty ``rho`` multiplies, one of :data:`RHO_CONVENTIONS` (default
+        ``"mgcv"``; also what an entry without the field reads as).
     """
 
     RECORD_TYPE: ClassVar[str] = "warm_start"
@@ -568,6 +613,7 @@ class WarmStartRecord(FrozenArrays):
     package_version: str = __version__
     created_unix_secs: int = field(default_factory=_now)
     updated_unix_secs: int = field(default_factory=_now)
+    rho_convention: str = DEFAULT_RHO_CONVENTION
 
     def __post_init__(self) -> None:
         s = object.__setattr__
@@ -604,6 +650,11 @@ class WarmStartRecord(FrozenArrays):
         )
         for name in ("created_unix_secs", "updated_unix_secs"):
             s(self, name, as_count(getattr(self, name), f"WarmStartRecord.{name}"))
+        s(
+            self,
+            "rho_convention",
+            as_rho_convention(self.rho_convention, "WarmStartRecord.rho_convention"),
+        )
 
     @classmethod
     def new(cls, key: str, n_rows: int, n_cols: int) -> Self:
@@ -612,13 +663,17 @@ class WarmStartRecord(FrozenArrays):
         return cls(key=key, n_rows=n_rows, n_cols=n_cols, created_unix_secs=now,
                    updated_unix_secs=now)  # fmt: skip
 
-    def is_compatible(self, key: str, n_rows: int, n_cols: int) -> bool:
+    def is_compatible(
+        self, key: str, n_rows: int, n_cols: int, *, rho_convention: str | None = None
+    ) -> bool:
         """Whether this record may seed a fit of ``(key, n_rows, n_cols)`` (spec §5.1).
 
         ``len(rho)`` is not checked here (callers check it); ``package_version`` is ignored.
+        With ``rho_convention`` given, the record's convention must equal it.
         """
         return (
             self.version == CACHE_VERSION
+            and (rho_convention is None or self.rho_convention == rho_convention)
             and self.key == key
             and self.n_rows == n_rows
             and self.n_cols == n_cols
@@ -654,6 +709,7 @@ class WarmStartRecord(FrozenArrays):
             "last_pirls_lm_lambda": self.last_pirls_lm_lambda,
             "last_ift_prediction_residual": self.last_ift_prediction_residual,
             "last_pirls_accept_rho": self.last_pirls_accept_rho,
+            "rho_convention": self.rho_convention,
         }
         arrays = {"rho": _vec(self.rho, "rho"), "beta": _vec(self.beta, "coef")}
         if self.prev_rho is not None:
@@ -689,6 +745,7 @@ class WarmStartRecord(FrozenArrays):
             package_version=f.string("package_version"),
             created_unix_secs=f.count("created_unix_secs"),
             updated_unix_secs=f.count("updated_unix_secs"),
+            rho_convention=f.rho_convention(),
         )
         a.finish()
         return out
@@ -865,7 +922,7 @@ class BlockWarmStartRecord(FrozenArrays):
     active_sets : sequence of (array_like of int or None)
         Normalised on construction (sorted, deduplicated, empty -> None).
     inner : InnerSummary, optional
-    version, package_version, created_unix_secs, updated_unix_secs
+    version, package_version, created_unix_secs, updated_unix_secs, rho_convention
         As in :class:`WarmStartRecord`.
     """
 
@@ -883,6 +940,7 @@ class BlockWarmStartRecord(FrozenArrays):
     package_version: str = __version__
     created_unix_secs: int = field(default_factory=_now)
     updated_unix_secs: int = field(default_factory=_now)
+    rho_convention: str = DEFAULT_RHO_CONVENTION
 
     def __post_init__(self) -> None:
         s = object.__setattr__
@@ -925,6 +983,7 @@ class BlockWarmStartRecord(FrozenArrays):
         s(self, "package_version", as_str(self.package_version, f"{r}.package_version"))
         for name in ("created_unix_secs", "updated_unix_secs"):
             s(self, name, as_count(getattr(self, name), f"{r}.{name}"))
+        s(self, "rho_convention", as_rho_convention(self.rho_convention, f"{r}.rho_convention"))
 
     @classmethod
     def new(
@@ -943,16 +1002,20 @@ class BlockWarmStartRecord(FrozenArrays):
         block_names: Sequence[str],
         block_dims: Sequence[int],
         rho_len: int,
+        *,
+        rho_convention: str | None = None,
     ) -> bool:
         """Whether this record may seed the described fit (spec §5.2, checklist 53).
 
         Requires version, key, n_rows, names, dims and ρ length to match, finite ρ and β,
         one β of the right width and one active-set entry per block, and a valid summary
-        when present. ``package_version`` is not compared.
+        when present. ``package_version`` is not compared. With ``rho_convention`` given,
+        the record's convention must equal it.
         """
         dims = tuple(int(d) for d in block_dims)
         return (
             self.version == CACHE_VERSION
+            and (rho_convention is None or self.rho_convention == rho_convention)
             and self.key == key
             and self.n_rows == n_rows
             and self.block_names == tuple(block_names)
@@ -982,6 +1045,7 @@ class BlockWarmStartRecord(FrozenArrays):
             "n_block_beta": len(self.block_beta),
             "active_set_present": [s is not None for s in self.active_sets],
             "inner": None if self.inner is None else self.inner._fields(),
+            "rho_convention": self.rho_convention,
         }
         arrays = {"rho": _vec(self.rho, "rho")}
         for i, b in enumerate(self.block_beta):
@@ -1042,6 +1106,7 @@ class BlockWarmStartRecord(FrozenArrays):
             package_version=f.string("package_version"),
             created_unix_secs=f.count("created_unix_secs"),
             updated_unix_secs=f.count("updated_unix_secs"),
+            rho_convention=f.rho_convention(),
         )
         a.finish()
         return out
