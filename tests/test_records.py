@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 from gamstore import _json
 from gamstore.records import (
     CACHE_VERSION,
+    DEFAULT_RHO_CONVENTION,
     MAX_ENTRY_BYTES,
     RECORD_TYPES,
+    RHO_CONVENTIONS,
     SCHEMA_TAG,
     ArrayPart,
     BlockWarmStartRecord,
@@ -28,6 +30,7 @@ from gamstore.records import (
     RecordParts,
     Seed,
     WarmStartRecord,
+    as_rho_convention,
     classify_entry,
     get_record_type,
     normalize_active_sets,
@@ -68,6 +71,7 @@ opt_vec = st.none() | vec
 opt_float = st.none() | finite
 count = st.integers(min_value=0, max_value=2**53)
 text = st.text(max_size=12)
+conventions = st.sampled_from(sorted(RHO_CONVENTIONS))
 
 
 @st.composite
@@ -89,6 +93,7 @@ def warm_start_records(draw: Any) -> WarmStartRecord:
         package_version=draw(text),
         created_unix_secs=draw(count),
         updated_unix_secs=draw(count),
+        rho_convention=draw(conventions),
     )
 
 
@@ -127,6 +132,7 @@ def block_records(draw: Any) -> BlockWarmStartRecord:
         package_version=draw(text),
         created_unix_secs=draw(count),
         updated_unix_secs=draw(count),
+        rho_convention=draw(conventions),
     )
 
 
@@ -699,3 +705,157 @@ def test_registry_imports_artifact_on_first_miss() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+# ------------------------------------------------------------------------------------------
+# ρ convention (which S a stored ρ multiplies)
+# ------------------------------------------------------------------------------------------
+
+
+def _artifact(**kw: Any) -> Any:
+    from gamstore.artifact import (
+        BasisMeta,
+        FitArtifact,
+        FitDescriptor,
+        GlobalFitSummary,
+        ResponseSig,
+        RowPopulationTag,
+        TermArtifact,
+        TermRole,
+        term_identity_from_block,
+    )
+
+    ident = term_identity_from_block(TermRole.from_block_name("s(x)"), "s(x)", [None], [1], 4)
+    return FitArtifact(
+        descriptor=FitDescriptor("poisson", (ident,), ResponseSig("poisson", 1),
+                                 RowPopulationTag(50)),
+        terms=(TermArtifact(ident, TermRole.GENERIC, BasisMeta.block_spec(4),
+                            [0.1, 0.2, 0.3, 0.4], [1.5]),),
+        global_=GlobalFitSummary(-12.0, True, 50),
+        created_unix_secs=1_700_000_000,
+        **kw,
+    )  # fmt: skip
+
+
+class _Rewritten:
+    """Writes a record's parts with ``rho_convention`` replaced (None: left out, as in an
+    entry written before the field existed)."""
+
+    RECORD_TYPE = ""
+
+    def __init__(self, record: Any, convention: Any) -> None:
+        self.record, self.convention = record, convention
+
+    def to_parts(self) -> RecordParts:
+        parts = self.record.to_parts()
+        fields = dict(parts.fields)
+        del fields["rho_convention"]
+        if self.convention is not None:
+            fields["rho_convention"] = self.convention
+        return RecordParts(fields, parts.arrays)
+
+
+def _rewritten(record: Any, convention: Any = None) -> Any:
+    cls = type("Rewritten", (_Rewritten,), {"RECORD_TYPE": record.RECORD_TYPE})
+    return cls(record, convention)
+
+
+def _all_kinds(**kw: Any) -> list[Any]:
+    return [_rec_a(**kw), _rec_b(**kw), _artifact(**kw)]
+
+
+def test_rho_convention_defaults_to_mgcv_and_is_serialised() -> None:
+    assert DEFAULT_RHO_CONVENTION == "mgcv"
+    assert set(RHO_CONVENTIONS) == {"mgcv", "statsmodels-alpha", "pygam-lam", "custom"}
+    for rec in _all_kinds():
+        assert rec.rho_convention == "mgcv"
+        assert rec.to_parts().fields["rho_convention"] == "mgcv"
+    for conv in RHO_CONVENTIONS:
+        for rec in _all_kinds(rho_convention=conv):
+            back = through_store(rec)
+            assert back.rho_convention == conv and back == rec
+            assert rec.to_parts().fields["rho_convention"] == conv
+    # the convention is part of record equality: same numbers, other S, not the same record
+    assert _rec_a() != _rec_a(rho_convention="pygam-lam")
+    assert _rec_b() != _rec_b(rho_convention="statsmodels-alpha")
+    assert _artifact() != _artifact(rho_convention="custom")
+
+
+@pytest.mark.parametrize(
+    ("factory", "name"),
+    [(_rec_a, "WarmStartRecord"), (_rec_b, "BlockWarmStartRecord"), (_artifact, "FitArtifact")],
+)
+def test_rho_convention_is_validated_by_name(factory: Any, name: str) -> None:
+    with pytest.raises(ValueError, match=rf"{name}\.rho_convention: expected one of .*'mgcv'"):
+        factory(rho_convention="MGCV")
+    with pytest.raises(ValueError, match=rf"{name}\.rho_convention"):
+        factory(rho_convention="")
+    with pytest.raises(TypeError, match=rf"{name}\.rho_convention: expected a str"):
+        factory(rho_convention=None)
+    # on load: an unknown or mistyped convention is a ValueError/TypeError naming the field
+    parts = factory().to_parts()
+    arrays = {k: v.data for k, v in parts.arrays.items()}
+    cls = type(factory())
+    for bad, exc in (("lambda", ValueError), (3, TypeError)):
+        fields = dict(parts.fields, rho_convention=bad)
+        with pytest.raises(exc, match=rf"{name}\.rho_convention"):
+            cls.from_parts(fields, arrays)
+
+
+def test_as_rho_convention() -> None:
+    for conv in RHO_CONVENTIONS:
+        assert as_rho_convention(conv) == conv
+    assert as_rho_convention(np.str_("pygam-lam")) == "pygam-lam"
+    assert type(as_rho_convention(np.str_("pygam-lam"))) is str
+    with pytest.raises(ValueError, match="conv: expected one of"):
+        as_rho_convention("statsmodels", "conv")
+    with pytest.raises(TypeError, match="rho_convention"):
+        as_rho_convention(b"mgcv")
+
+
+def test_fields_without_rho_convention_read_as_mgcv() -> None:
+    for rec in _all_kinds(rho_convention="custom"):
+        parts = rec.to_parts()
+        fields = dict(parts.fields)
+        del fields["rho_convention"]
+        back = type(rec).from_parts(fields, {k: v.data for k, v in parts.arrays.items()})
+        assert back.rho_convention == "mgcv"
+        assert back == dataclasses.replace(rec, rho_convention="mgcv")
+
+
+@pytest.mark.parametrize("where", ["memory", "local"])
+def test_entry_written_without_rho_convention_still_loads(where: str, tmp_path: Any) -> None:
+    import uuid
+
+    from gamstore.store import open_store
+
+    url = f"memory://rho-conv-{uuid.uuid4().hex}" if where == "memory" else str(tmp_path)
+    store = open_store(url)
+    for keyspace, rec in zip(("inner", "block", "artifact"), _all_kinds(), strict=True):
+        assert store.save(keyspace, "old", _rewritten(rec)) is not None
+        marker = store.read_marker(next(iter(store.entries(keyspace))))
+        assert marker is not None and "rho_convention" not in marker["record"]
+        entry = store.lookup(keyspace, "old")
+        assert entry is not None and type(entry.record) is type(rec)
+        assert entry.record.rho_convention == "mgcv" and entry.record == rec
+        # and a current entry keeps a non-default convention
+        new = dataclasses.replace(rec, rho_convention="statsmodels-alpha")
+        assert store.save(keyspace, "new", new) is not None
+        got = store.lookup(keyspace, "new")
+        assert got is not None and got.record.rho_convention == "statsmodels-alpha"
+    # a stored convention nobody knows is a corrupt entry: a miss, never a guess
+    bad = _rewritten(_rec_a(), "sm")
+    assert store.save("inner", "unknown-conv", bad) is not None
+    assert store.lookup("inner", "unknown-conv") is None
+
+
+def test_is_compatible_checks_rho_convention_when_asked() -> None:
+    a = _rec_a(rho_convention="pygam-lam")
+    assert a.is_compatible("k", 5, 2)  # not asked: unchanged rules
+    assert a.is_compatible("k", 5, 2, rho_convention="pygam-lam")
+    assert not a.is_compatible("k", 5, 2, rho_convention="mgcv")
+    assert not _rec_a().is_compatible("k", 5, 2, rho_convention="pygam-lam")
+    b = _rec_b(rho_convention="statsmodels-alpha")
+    assert b.is_compatible(*ARGS_B)
+    assert b.is_compatible(*ARGS_B, rho_convention="statsmodels-alpha")
+    assert not b.is_compatible(*ARGS_B, rho_convention="mgcv")
