@@ -127,3 +127,53 @@ def test_poisson_uses_ubre_and_bad_input_is_named() -> None:
         ap.gridsearch(_gam(), X, y[:-1])
     with pytest.raises(TypeError, match="pyGAM"):
         ap.gridsearch(object(), X, y)
+
+
+class _NoConvention:
+    """A record A written without ``rho_convention`` (an entry from before the field)."""
+
+    RECORD_TYPE = "warm_start"
+
+    def __init__(self, record: Any) -> None:
+        self.record = record
+
+    def to_parts(self) -> Any:
+        from gamstore.records import RecordParts
+
+        parts = self.record.to_parts()
+        fields = {k: v for k, v in parts.fields.items() if k != "rho_convention"}
+        return RecordParts(fields, parts.arrays)
+
+
+def test_record_states_its_rho_convention_and_another_one_is_a_logged_miss(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import dataclasses
+    import logging
+    import uuid
+
+    store = _store(f"conv-{uuid.uuid4().hex}")
+    X, y, _ = _data(n=240)
+    kw: dict[str, Any] = {"store": store, "publish_seed": False, "factors": (0.5, 1.0, 2.0)}
+    cold = ap.gridsearch(_gam(), X, y, **kw)
+    assert cold.warm == "cold" and "outer" not in cold.saved
+    rec = store.lookup("inner", cold.exact_key).record
+    assert rec.rho_convention == ap.RHO_CONVENTION == "pygam-lam"
+    assert f"conv={ap.RHO_CONVENTION}/" in cold.exact_key  # the key string is unchanged
+
+    # the same λ under the same key, labelled with another convention (or with none, which
+    # reads as "mgcv") and made the best entry: a miss, logged
+    for i, foreign in enumerate(
+        [dataclasses.replace(rec, rho_convention="custom"), _NoConvention(rec)]
+    ):
+        store.save("inner", cold.exact_key, foreign, objective=cold.score - 1.0 - i, kind="final")
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="gamstore.adapters.pygam"):
+            again = ap.gridsearch(_gam(), X, y, **kw)
+        assert again.warm == "cold"
+        label = "custom" if i == 0 else "mgcv"
+        assert f"rho_convention {label!r}, expected 'pygam-lam'" in caplog.text
+
+    # control: the very same record with the adapter's convention is an exact hit
+    store.save("inner", cold.exact_key, rec, objective=cold.score - 10.0, kind="final")
+    assert ap.gridsearch(_gam(), X, y, **kw).warm == "exact"

@@ -243,3 +243,52 @@ def test_fold_model_carries_offset_and_exposure() -> None:
     plain = GLMGam(y, exog=np.ones((120, 1)), smoother=bs, **kw)
     assert ad.exact_key(plain) != ad.exact_key(m)
     assert ad.seed_key(plain) == ad.seed_key(m)
+
+
+class _NoConvention:
+    """A block record written without ``rho_convention`` (an entry from before the field)."""
+
+    RECORD_TYPE = "block_warm_start"
+
+    def __init__(self, record: Any) -> None:
+        self.record = record
+
+    def to_parts(self) -> Any:
+        from gamstore.records import RecordParts
+
+        parts = self.record.to_parts()
+        fields = {k: v for k, v in parts.fields.items() if k != "rho_convention"}
+        return RecordParts(fields, parts.arrays)
+
+
+def test_record_states_its_rho_convention_and_another_one_is_a_logged_miss(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import dataclasses
+    import logging
+    import uuid
+
+    store = _store(f"conv-{uuid.uuid4().hex}")
+    model, _ = _model(n=300)
+    cold = ad.select_penweight(model, store=store, publish_seed=False)
+    assert cold.warm == "cold" and "outer" not in cold.saved
+    rec = store.lookup("block", cold.exact_key).record
+    assert rec.rho_convention == ad.RHO_CONVENTION == "statsmodels-alpha"
+    assert f"conv={ad.RHO_CONVENTION}/" in cold.exact_key  # the key string is unchanged
+
+    # the same numbers under the same key, labelled with another convention (or with none,
+    # which reads as "mgcv") and made the best entry: never reinterpreted as log(2α)
+    for i, foreign in enumerate(
+        [dataclasses.replace(rec, rho_convention="mgcv"), _NoConvention(rec)]
+    ):
+        store.save("block", cold.exact_key, foreign, objective=cold.value - 1.0 - i, kind="final")
+        assert store.lookup("block", cold.exact_key).record.rho_convention == "mgcv"
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="gamstore.adapters.statsmodels"):
+            again = ad.select_penweight(model, store=store, publish_seed=False)
+        assert again.warm == "cold"
+        assert "rho_convention 'mgcv', expected 'statsmodels-alpha'" in caplog.text
+
+    # control: relabelled with the adapter's convention, the very same record is an exact hit
+    store.save("block", cold.exact_key, rec, objective=cold.value - 10.0, kind="final")
+    assert ad.select_penweight(model, store=store, publish_seed=False).warm == "exact"

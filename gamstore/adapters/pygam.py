@@ -7,8 +7,10 @@ pyGAM selects λ only by exhaustive grid search (``GAM.gridsearch``; default 11 
 lies on the grid's edge. That is what :func:`gridsearch` does.
 
 * **Convention.** ρ = log λ with pyGAM's unscaled 2nd-difference penalty ``D'D`` on the
-  deviance scale (``conv=pygam-lam`` in every key string); λ is flattened over terms and
-  their penalties in pyGAM's order (``flatten(gam.lam)``).
+  deviance scale (``conv=pygam-lam`` in every key string, and the ``rho_convention`` field
+  of the stored record); λ is flattened over terms and their penalties in pyGAM's order
+  (``flatten(gam.lam)``). A record under the exact key with another convention (including
+  records written before the field existed, which read as ``"mgcv"``) is a miss, logged.
 * **Keys.** The exact key hashes X, y, weights, the model specification (terms without their
   λ, the compiled edge knots, distribution, link, options) and the search settings, with
   :mod:`gamstore.fingerprint`. The seed key leaves out rows (X, y, weights) so LOSO folds find
@@ -39,7 +41,8 @@ from numpy.typing import ArrayLike, NDArray
 
 log = logging.getLogger("gamstore.adapters.pygam")
 
-#: Name of the ρ convention recorded in every key string.
+#: Name of the ρ convention recorded in every key string and in the ``rho_convention`` field
+#: of stored records.
 RHO_CONVENTION = "pygam-lam"
 #: Default multiplicative grid around a stored λ (per term).
 DEFAULT_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -238,9 +241,15 @@ def _load_start(
     try:
         entry = store.lookup("inner", ekey)
         rec = None if entry is None else entry.record
-        if (
+        if isinstance(rec, WarmStartRecord) and rec.rho_convention != RHO_CONVENTION:
+            # same key string, but its ρ multiplies another S: never reinterpret it
+            log.info(
+                "pyGAM exact record ignored: rho_convention %r, expected %r",
+                rec.rho_convention, RHO_CONVENTION,
+            )  # fmt: skip
+        elif (
             isinstance(rec, WarmStartRecord)
-            and rec.is_compatible(ekey, n_rows, n_coefs)
+            and rec.is_compatible(ekey, n_rows, n_coefs, rho_convention=RHO_CONVENTION)
             and rec.rho.shape == (n_lam,)
         ):
             return _Start(np.exp(rec.rho), np.asarray(rec.beta, dtype=np.float64), "exact")
@@ -504,6 +513,7 @@ def _save(store: Any, fit: GridFit, n_rows: int, publish_seed: bool) -> dict[str
             last_inner_converged=True,
             created_unix_secs=rec.created_unix_secs,
             updated_unix_secs=rec.updated_unix_secs,
+            rho_convention=RHO_CONVENTION,
         )
         saved["inner"] = store.save(
             "inner", fit.exact_key, rec, objective=fit.score, iteration=fit.n_fits, kind="final"

@@ -9,7 +9,9 @@ optimum and starts later calls from it:
   ``S_j = cov_der2`` (∫B''B''ᵀ, not a difference penalty), i.e. mgcv's deviance scale with
   λ_j = 2α_j. Stored ρ is therefore ``log(2α)`` and the key string of every entry carries
   ``conv=statsmodels-alpha`` (λ = 2α on ``cov_der2``), so it is never mistaken for an
-  mgcv-convention ρ. ``start_params`` of ``select_penweight`` is α (not log α); the adapter
+  mgcv-convention ρ. The stored block record also says so in its ``rho_convention`` field;
+  a record under the exact key with another convention (including records written before
+  the field existed, which read as ``"mgcv"``) is a miss, logged. ``start_params`` of ``select_penweight`` is α (not log α); the adapter
   converts.
 * **Keys.** The exact key hashes the data and the specification (response, full design,
   penalty matrices, family, link, offset/exposure/weights, criterion, optimiser settings)
@@ -46,7 +48,8 @@ from numpy.typing import ArrayLike, NDArray
 
 log = logging.getLogger("gamstore.adapters.statsmodels")
 
-#: Name of the ρ convention recorded in every key string (λ = 2α on ``cov_der2``).
+#: Name of the ρ convention recorded in every key string and in the ``rho_convention`` field
+#: of stored block records (λ = 2α on ``cov_der2``).
 RHO_CONVENTION = "statsmodels-alpha"
 #: Name of the parametric block in stored records.
 PARAMETRIC_BLOCK = "(parametric)"
@@ -416,8 +419,14 @@ def _load_start(
     try:
         entry = store.lookup("block", ekey)
         rec = None if entry is None else entry.record
-        if isinstance(rec, BlockWarmStartRecord) and rec.is_compatible(
-            ekey, int(model.nobs), names, dims, k
+        if isinstance(rec, BlockWarmStartRecord) and rec.rho_convention != RHO_CONVENTION:
+            # same key string, but its ρ multiplies another S: never reinterpret it
+            log.info(
+                "statsmodels exact record ignored: rho_convention %r, expected %r",
+                rec.rho_convention, RHO_CONVENTION,
+            )  # fmt: skip
+        elif isinstance(rec, BlockWarmStartRecord) and rec.is_compatible(
+            ekey, int(model.nobs), names, dims, k, rho_convention=RHO_CONVENTION
         ):
             beta = np.concatenate([np.asarray(b) for b in rec.block_beta])
             return _Start(rho_to_alpha(rec.rho), beta, None, "exact")
@@ -669,6 +678,7 @@ def _save(
             active_sets=(None,) * len(cols),
             created_unix_secs=rec.created_unix_secs,
             updated_unix_secs=rec.updated_unix_secs,
+            rho_convention=RHO_CONVENTION,
         )
         saved["block"] = store.save(
             "block", fit.exact_key, rec, objective=fit.value, iteration=fit.n_calls, kind="final"
