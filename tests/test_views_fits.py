@@ -149,3 +149,26 @@ def test_open_fits_s3(s3_store_url: str, s3_options: dict[str, Any]) -> None:
         s3_store_url, engine="gamstore", keyspace="outer", storage_options=s3_options
     )
     assert engine.sizes["fit"] == N_FITS
+
+
+def test_fresh_process_reads_every_entry_concurrently(tmp_path: Path) -> None:
+    # regression: concurrent first decodes raced the lazy registration of FitArtifact
+    import json
+    import subprocess
+    import sys
+
+    store = gamstore.open_store(tmp_path / "store")
+    populate(store, 24, seed=1, keyspaces=("artifact",))
+    code = (
+        "import json, sys, gamstore\n"
+        "ds = gamstore.open_fits(sys.argv[1], catalog='never')\n"
+        "print(json.dumps([int(ds.sizes['fit']), ds.attrs['gamstore']['skipped']]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "store")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [24, 0]

@@ -39,8 +39,9 @@ __all__ = [
 
 log = logging.getLogger("gamstore.views")
 
-# concurrent reads only pay off on object stores (network latency); local disk is CPU-bound
+# reads overlap I/O waits: many for object stores (network latency), a few on local disk
 _REMOTE_WORKERS = 16
+_LOCAL_WORKERS = 4
 _ENTRY_ID = re.compile(r"[0-9a-f]{16}-[0-9a-f]{8}-[0-9a-f]{8}\Z")
 _MARKER = "zarr.json"
 
@@ -139,9 +140,20 @@ def with_stored_kind(store: Any, info: Any, entry: Any) -> Any:
     return entry
 
 
-def _is_remote(store: Any) -> bool:
+def _workers(store: Any) -> int:
     backend = getattr(store, "backend", None)
-    return bool(getattr(backend, "flat_listing", False))
+    return _REMOTE_WORKERS if getattr(backend, "flat_listing", False) else _LOCAL_WORKERS
+
+
+def _load_record_types() -> None:
+    # The record registry imports its registering modules (gamstore.artifact) on the first
+    # lookup, and a lookup racing that import from another thread misses the type (the
+    # entry would read as corrupt). Finish the import here, before any worker starts.
+    try:
+        from gamstore.records import RECORD_TYPES
+    except ImportError:  # pragma: no cover - the model layer is part of the package
+        return
+    RECORD_TYPES.get("")
 
 
 def read_rows(
@@ -173,19 +185,10 @@ def read_rows(
 
     rows: list[FitRow] = []
     skipped = 0
-    if _is_remote(store) and len(infos) > 1:
-        with ThreadPoolExecutor(max_workers=_REMOTE_WORKERS) as pool:
-            results: Iterable[FitRow | None] = pool.map(one, infos)
-            for row in results:
-                if row is None:
-                    skipped += 1
-                else:
-                    rows.append(row)
-                if progress is not None:
-                    progress(1)
-    else:
-        for info in infos:
-            row = one(info)
+    _load_record_types()
+    with ThreadPoolExecutor(max_workers=max(1, min(_workers(store), len(infos)))) as pool:
+        results: Iterable[FitRow | None] = pool.map(one, infos)
+        for row in results:
             if row is None:
                 skipped += 1
             else:
