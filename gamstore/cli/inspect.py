@@ -222,30 +222,36 @@ def _family(marker: dict[str, Any]) -> str:
 def _listing_rows(
     store: Any, keyspaces: tuple[str, ...], advance: Callable[[int], None]
 ) -> list[dict[str, Any]]:
+    from concurrent.futures import ThreadPoolExecutor
+
     now = time.time_ns()
+    infos = [info for ks in keyspaces or _KEYSPACES for info in store.entries(ks)]
+    remote = bool(getattr(getattr(store, "backend", None), "flat_listing", False))
+
+    def row(info: Any) -> dict[str, Any]:
+        marker = store.read_marker(info) or {}  # one GET on object stores: run them in parallel
+        return {
+            "keyspace": info.keyspace,
+            "entry_id": info.entry_id,
+            "key": marker.get("key", ""),
+            "kind": marker.get("kind", ""),
+            "record_type": marker.get("record_type", ""),
+            "family": _family(marker),
+            "created": _iso(info.created),
+            "created_ns": info.created,
+            "age_s": max(0.0, (now - info.created) / 1e9),
+            "last_access": None if info.last_access is None else _iso(info.last_access),
+            "objective": marker.get("objective"),
+            "iteration": marker.get("iteration"),
+            "nbytes": info.nbytes,
+            "producer": marker.get("producer", ""),
+            "path": info.path,
+        }
+
     rows = []
-    for ks in keyspaces or _KEYSPACES:
-        for info in store.entries(ks):
-            marker = store.read_marker(info) or {}
-            rows.append(
-                {
-                    "keyspace": info.keyspace,
-                    "entry_id": info.entry_id,
-                    "key": marker.get("key", ""),
-                    "kind": marker.get("kind", ""),
-                    "record_type": marker.get("record_type", ""),
-                    "family": _family(marker),
-                    "created": _iso(info.created),
-                    "created_ns": info.created,
-                    "age_s": max(0.0, (now - info.created) / 1e9),
-                    "last_access": None if info.last_access is None else _iso(info.last_access),
-                    "objective": marker.get("objective"),
-                    "iteration": marker.get("iteration"),
-                    "nbytes": info.nbytes,
-                    "producer": marker.get("producer", ""),
-                    "path": info.path,
-                }
-            )
+    with ThreadPoolExecutor(max_workers=16 if remote else 1) as pool:
+        for r in pool.map(row, infos):
+            rows.append(r)
             advance(1)
     rows.sort(key=lambda r: (r["keyspace"], r["created_ns"], r["entry_id"]))
     return rows
