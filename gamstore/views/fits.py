@@ -60,6 +60,8 @@ def open_fits(
         * ``block``: ``rho(fit, penalty)``, ``block_beta(fit, block, coef)``, ``block_name``;
         * ``outer``, ``from``, ``inner``: ``rho(fit, penalty)``, ``beta(fit, coef)``.
 
+        ``kind`` is the kind as stored (a store reads another process's ``final`` as a
+        ``checkpoint`` for warm starts; a view shows what was written).
         ``attrs["gamstore"]["source"]`` says whether it came from the ``"catalog"`` or the
         ``"listing"``.
 
@@ -73,7 +75,7 @@ def open_fits(
 
     Examples
     --------
-    >>> ds = gamstore.open_fits("s3://bucket/cache", storage_options={"anon": False})
+    >>> ds = gamstore.open_fits("s3://bucket/cache", storage_options={"anon": False})  # doctest: +SKIP
     >>> ds.rho.where(ds.rho_mask).mean("fit")  # doctest: +SKIP
     """
     layout_for(keyspace)
