@@ -14,7 +14,8 @@ Modules (one concept each): :mod:`~gamstore.warmstart.specs` (block/penalty/opti
 :mod:`~gamstore.warmstart.records_io` (records A and B), :mod:`~gamstore.warmstart.blocks`
 (block warm start), :mod:`~gamstore.warmstart.artifacts` (cross-fit capture/consume),
 :mod:`~gamstore.warmstart.plan` (exact record, then cross-fit artifact),
-:mod:`~gamstore.warmstart.sessions` (outer iterates).
+:mod:`~gamstore.warmstart.sessions` (outer iterates), :mod:`~gamstore.warmstart.from_model`
+(explicit resume points, keyspace ``from``).
 
 Example
 -------
@@ -120,6 +121,10 @@ _LAZY: dict[str, str] = {
     "ExactFinal": "gamstore.warmstart.sessions",
     "Seed": "gamstore.warmstart.sessions",
     "Discard": "gamstore.warmstart.sessions",
+    # explicit resume (keyspace "from")
+    "ResumePoint": "gamstore.warmstart.from_model",
+    "load_resume_point": "gamstore.warmstart.from_model",
+    "save_resume_point": "gamstore.warmstart.from_model",
 }
 
 __all__ = [
@@ -140,6 +145,7 @@ __all__ = [
     "OuterSession",
     "OuterStart",
     "Penalty",
+    "ResumePoint",
     "SATURATION_THRESHOLD",
     "SCHEMA_TAG",
     "Seed",
@@ -161,11 +167,13 @@ __all__ = [
     "load_block_warm_start",
     "load_fit_artifact",
     "load_record",
+    "load_resume_point",
     "next_inner_cap",
     "normalize_active_sets",
     "per_block_rho_slots",
     "physical_to_outer",
     "plan_warm_start",
+    "save_resume_point",
     "session_keys",
     "store_block_record",
     "store_block_warm_start",
@@ -177,8 +185,8 @@ __all__ = [
 
 
 _SUBMODULES = frozenset(
-    {"artifacts", "blocks", "capability", "inner_cap", "keys", "plan", "records_io", "sessions",
-     "specs"}
+    {"artifacts", "blocks", "capability", "from_model", "inner_cap", "keys", "plan", "records_io",
+     "sessions", "specs"}
 )  # fmt: skip
 
 
@@ -215,6 +223,7 @@ if TYPE_CHECKING:  # pragma: no cover
         store_block_warm_start,
     )
     from gamstore.warmstart.capability import MAX_ENTRY_BYTES, WarmStartStore, warm_store
+    from gamstore.warmstart.from_model import ResumePoint, load_resume_point, save_resume_point
     from gamstore.warmstart.inner_cap import InnerCap, next_inner_cap, update_inner_cap
     from gamstore.warmstart.keys import (
         SCHEMA_TAG,
