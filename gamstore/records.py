@@ -27,6 +27,7 @@ import enum
 import importlib
 import math
 import re
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -378,12 +379,20 @@ class _Registry(dict[str, type]):
     """A dict that imports the registering model modules once, on the first lookup miss."""
 
     loaded = False
+    # Re-entrant: the imports below register into this very dict from the same thread, while
+    # other threads must wait until registration is complete (else they see a miss and a
+    # healthy entry would be treated as corrupt).
+    _lock = threading.RLock()
 
     def _load(self) -> None:
-        if not self.loaded:
-            self.loaded = True  # set first: the imports register into this very dict
+        if self.loaded:
+            return
+        with self._lock:
+            if self.loaded:
+                return
             for module in _REGISTERING_MODULES:
                 importlib.import_module(module)
+            self.loaded = True
 
     def __missing__(self, key: str) -> type:
         self._load()
