@@ -35,6 +35,7 @@ class RootState:
     pending: dict[str, int] = field(default_factory=dict)  # touches not yet written
     root_checked: bool = False
     save_counter: int = 0
+    last_sweep_save: int = 0  # save_counter value at the last throttled sweep
     shard_bytes: list[int] | None = None  # estimated bytes per <kk> shard
     shard_counts: list[int] | None = None  # estimated entries per <kk> shard
     shard_cursor: int = 0

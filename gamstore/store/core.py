@@ -311,8 +311,10 @@ class Store:
         )
         path = entry_prefix(keyspace, folder, entry_id)
         self._flush_touches()
+        marker_sent = False
         try:
             self._backend.put_many({f"{path}/{p}": b for p, b in enc.payload.items()})
+            marker_sent = True
             if not self._backend.put_if_absent(f"{path}/{MARKER}", enc.marker):
                 # A retried create-only PUT whose first attempt landed (response lost) finds
                 # our own marker: entry ids are unique, so equal bytes mean it is committed.
@@ -321,6 +323,11 @@ class Store:
         except Exception as exc:  # noqa: BLE001 - any storage failure is reported, not raised
             self._stats.save_errors += 1
             log.warning("gamstore: save to %s failed (%s: %s)", self.url, type(exc).__name__, exc)
+            if marker_sent and self._backend.flat_listing and not isinstance(exc, FileExistsError):
+                # A timed-out marker PUT may still land later: keep the payload so that makes
+                # a whole (unacknowledged) entry, never a marker without arrays; gc removes it
+                # after the grace period otherwise.
+                return None
             try:
                 self._backend.delete_prefix(path)
             except Exception:  # noqa: BLE001 - best effort; gc removes leftovers
@@ -712,11 +719,18 @@ class Store:
         with st.lock:
             n = st.save_counter
             st.save_counter += 1
+            every = self.sweep_every
             if st.shard_bytes is not None and st.shard_counts is not None:
                 st.shard_bytes[int(folder[:2], 16)] += nbytes
                 st.shard_counts[int(folder[:2], 16)] += 1
+                # A shard sweep lists about one shard's keys: space sweeps out as shards grow,
+                # so the listings per save stay constant however big the store gets.
+                every = max(every, sum(st.shard_counts) // N_SHARDS)
             over = st.shard_bytes is not None and sum(st.shard_bytes) > self.budget_bytes
-        if n == 0 or n % self.sweep_every == 0 or over:
+            due = n == 0 or over or n - st.last_sweep_save >= every
+            if due:
+                st.last_sweep_save = n
+        if due:
             try:
                 self._sweep(over, hint=int(folder[:2], 16))
             except Exception as exc:  # noqa: BLE001 - eviction errors are only logged

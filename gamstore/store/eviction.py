@@ -3,14 +3,16 @@
 Eviction order: never-accessed entries first, then the oldest activity
 (``max(created, last access)``), then the path (deterministic tie-break).
 
-Sweeps are throttled by the store (first save, every ``sweep_every``-th save, estimated
-overflow). Keys are spread evenly over the 256 ``<kk>`` shards by their hash, so a sweep of
-a large store lists one shard and holds it to ``budget / 256``; a full reconciliation runs
-only for small stores or every ``FULL_EVERY`` sweeps, keeping the listing cost per save
-bounded as the store grows. The first sweep of a process samples one shard and extrapolates
-(it only walks the whole store when that estimate is small). A sweep triggered by an
-estimated overflow evicts down to ``LOW_WATER`` of the budget, so a cache at capacity pays
-one shard listing per many saves, not per save.
+Sweeps are throttled by the store: the first save of a process, every ``sweep_every``-th
+save, and any save that pushes the estimated total over budget. Keys are spread evenly over
+the 256 ``<kk>`` shards by their hash, so a sweep of a large store lists one shard and holds
+it to ``budget / 256``; a full reconciliation runs only for small stores (at most
+``FULL_SWEEP_MAX_ENTRIES``) or every ``FULL_EVERY`` sweeps. Once shards hold more than
+``sweep_every`` entries each, the sweep interval grows to the entries per shard, so the
+listings per save stay constant as the store grows. The first sweep of a process samples
+one shard and extrapolates (it only walks the whole store when that estimate is small). A
+sweep triggered by an estimated overflow evicts down to ``LOW_WATER`` of the budget, so a
+cache at capacity pays one shard listing per many saves, not per save.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ __all__ = [
 
 N_SHARDS = 256
 #: Stores with at most this many entries are always swept whole (cheap, exact).
-FULL_SWEEP_MAX_ENTRIES = 512
+FULL_SWEEP_MAX_ENTRIES = 128
 #: Sweeps triggered by an estimated overflow evict down to this fraction of the budget.
 LOW_WATER = 0.9
 #: A large store is reconciled whole once every this many shard sweeps (8192 sweeps of 32
