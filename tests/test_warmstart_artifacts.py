@@ -504,3 +504,15 @@ def test_capture_lifts_with_affine_shift() -> None:
     assert art.global_.converged and art.global_.n_rows == m.n
     assert art.descriptor.row_population is not None
     assert art.descriptor.row_population.n_rows == m.n
+
+
+def test_consume_refuses_a_parent_of_another_rho_convention() -> None:
+    ws = _store()
+    ok, fam, specs, gauge, _ = _capture(ws, Model())
+    assert ok
+    p2o = physical_to_outer(specs)
+    assert consume_fit_artifact(ws, fam, specs, gauge, p2o, np.zeros(3)) is not None
+    other = consume_fit_artifact(
+        ws, fam, specs, gauge, p2o, np.zeros(3), rho_convention="pygam-lam"
+    )
+    assert other is None

@@ -408,3 +408,18 @@ def test_property_round_trip_is_bitwise(widths: list[int], n: int, data: Any) ->
     assert got.rho.tobytes() == rho.astype(np.float64).tobytes()
     for a, b in zip(got.block_beta, betas, strict=True):
         assert a.tobytes() == b.astype(np.float64).tobytes()
+
+
+def test_record_of_another_rho_convention_is_a_miss() -> None:
+    # a stored ρ means nothing without the penalty it multiplies: another convention is cold
+    ws = WarmStartStore(store=FakeStore())
+    fam, specs, opts = make_fit()
+    key, _ = load_block_warm_start(ws, fam, specs, opts, rho_len=3)
+    assert key is not None
+    assert store_block_warm_start(ws, key, specs, _warm(specs))
+    _, same = load_block_warm_start(ws, fam, specs, opts, rho_len=3, rho_convention="mgcv")
+    assert same is not None
+    _, other = load_block_warm_start(
+        ws, fam, specs, opts, rho_len=3, rho_convention="statsmodels-alpha"
+    )
+    assert other is None

@@ -266,6 +266,7 @@ def consume_fit_artifact(
     config: TransferConfig | None = None,
     column_means: Sequence[Any | None] | None = None,
     intercept_column: int | None = None,
+    rho_convention: str = "mgcv",
 ) -> BlockWarmStart | None:
     """Build a warm start from the newest parent artifact with the same descriptor key.
 
@@ -295,6 +296,8 @@ def consume_fit_artifact(
         Per block, this fit's raw column means (``mode="transport"`` only).
     intercept_column : int, optional
         Raw index of the intercept in block 0 (``mode="transport"`` only).
+    rho_convention : str
+        What this fitter's ρ means; a parent stored under another convention is not used.
 
     Returns
     -------
@@ -318,6 +321,13 @@ def consume_fit_artifact(
     descriptor = descriptor_for(family, blocks)
     parent = load_fit_artifact(ws, descriptor)
     if parent is None:
+        return None
+    if parent.rho_convention != rho_convention:
+        _log.info(
+            "cross-fit artifact uses rho convention %r, this fit %r; starting cold",
+            parent.rho_convention,
+            rho_convention,
+        )
         return None
     try:
         slots = per_block_rho_slots(blocks, physical_to_outer)

@@ -152,6 +152,8 @@ def load_block_warm_start(
     specs: Sequence[BlockSpec],
     options: FitOptions,
     rho_len: int,
+    *,
+    rho_convention: str = "mgcv",
 ) -> tuple[str | None, BlockWarmStart | None]:
     """Exact resume from record B (lifecycle step 2).
 
@@ -163,6 +165,9 @@ def load_block_warm_start(
         As in :func:`gamstore.warmstart.keys.block_key`.
     rho_len : int
         Number of outer smoothing parameters of the current fit.
+    rho_convention : str
+        What the fitter's ρ means (see :data:`gamstore.records.RHO_CONVENTIONS`); a record
+        written under another convention is a miss.
 
     Returns
     -------
@@ -185,7 +190,9 @@ def load_block_warm_start(
     if record is None:
         return key, None
     n_rows, names, dims = cache_shape(blocks)
-    if not record.is_compatible(key, n_rows, names, dims, int(rho_len)):
+    if not record.is_compatible(
+        key, n_rows, names, dims, int(rho_len), rho_convention=rho_convention
+    ):
         _log.info("warm-start block record %s incompatible with this fit; starting cold", key)
         return key, None
     active = [None if a is None else np.array(a) for a in normalize_active_sets(record.active_sets)]
