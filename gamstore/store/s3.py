@@ -117,7 +117,13 @@ class S3Backend(Backend):
             async with sem:
                 return await c
 
-        return await asyncio.gather(*(one(c) for c in coros))
+        # Wait for every request (retries included) before raising the first error: a
+        # failed save must not have writes still landing after it returned and cleaned up.
+        results = await asyncio.gather(*(one(c) for c in coros), return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        return results
 
     async def _call(self, kind: str, method: str, **kwargs: Any) -> Any:
         self.requests[kind] += 1
