@@ -298,3 +298,18 @@ def test_late_marker_put_after_a_failed_save_never_leaves_a_torn_entry(
     report = clean.verify()
     assert report.corrupt == (), "a marker landed without its arrays"
     _assert_whole_or_nothing(clean, key, 8, None)
+
+
+def test_failed_save_leaves_no_requests_in_flight(
+    proxy: FaultProxy, clean: gamstore.Store, faulty: gamstore.Store
+) -> None:
+    # A few payload PUTs pass, the rest are dropped: the concurrent writes of put_many must
+    # all have finished (retries included) before save() reports the failure and cleans up.
+    proxy.add(Rule("drop", method="PUT", skip=3, times=-1))
+    assert faulty.save(KS, "straggle", block_record("straggle", 1)) is None
+    arrived = proxy.requests()
+    time.sleep(2.5)  # longer than any client backoff
+    assert proxy.requests() == arrived, "requests of a failed save arrived after it returned"
+    proxy.clear()
+    report = clean.verify()
+    assert report.corrupt == () and report.uncommitted == 0  # its cleanup saw every object
