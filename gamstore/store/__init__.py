@@ -1,6 +1,17 @@
 """Storage layer: Zarr v3 entries on local disk, in memory or on S3 (fsspec/s3fs).
 
-Use :func:`open_store`; see ``docs/architecture.md`` for the Store API contract.
+Use :func:`open_store`; ``docs/architecture.md`` has the Store API contract::
+
+    store = open_store("s3://bucket/cache", storage_options={"endpoint_url": ...})
+    entry_id = store.save("block", key, record, objective=reml, kind="final")
+    entry = store.lookup("block", key)          # best entry or None; never raises on bad data
+
+Modules: ``backend`` (the abstract object store), ``local`` / ``memory`` / ``s3`` (one per
+backend), ``registry`` (URL scheme -> backend), ``codec`` (record <-> Zarr v3 group bytes),
+``layout`` and ``ids`` (paths and entry ids), ``ranking`` (which entry a lookup returns),
+``eviction`` (TTL, budget, sweep policy), ``cache`` (per-root in-process caches), ``core``
+(the :class:`Store` facade), ``session``, ``maintenance`` (gc, verify), ``zarr_bridge`` (a zarr
+store on the same root) and ``testing`` (the reusable conformance suite).
 """
 
 from __future__ import annotations
