@@ -175,16 +175,41 @@ def test_readme_starts_with_the_two_commands() -> None:
     assert text.index("```") < text.index("\n## "), "the commands come before any section"
 
 
-@pytest.mark.parametrize(
-    "doc", [README, *sorted((ROOT / "docs").glob("*.md"))], ids=lambda p: p.name
-)
+def anchors(doc: Path) -> set[str]:
+    """GitHub-style anchors of the headings of a markdown file."""
+    out: set[str] = set()
+    in_fence = False
+    for line in doc.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            in_fence = not in_fence
+        if in_fence or not line.startswith("#"):
+            continue
+        title = line.lstrip("#").strip().lower()
+        slug = re.sub(r"[^\w\- ]", "", title).replace(" ", "-")
+        out.add(slug)
+    return out
+
+
+DOC_FILES = [README, *sorted((ROOT / "docs").glob("*.md"))]
+
+
+@pytest.mark.parametrize("doc", DOC_FILES, ids=lambda p: p.name)
 def test_relative_links_resolve(doc: Path) -> None:
     text = doc.read_text(encoding="utf-8")
     bad = []
     for target in re.findall(r"\]\(([^)\s]+)\)", text):
-        if re.match(r"[a-z]+://|#|mailto:", target):
+        if re.match(r"[a-z]+://|mailto:", target):
             continue
-        path = (doc.parent / target.split("#", 1)[0]).resolve()
+        file_part, _, anchor = target.partition("#")
+        path = (doc.parent / file_part).resolve() if file_part else doc
         if not path.exists():
             bad.append(target)
+        elif anchor and path.suffix == ".md" and anchor not in anchors(path):
+            bad.append(target)
     assert not bad, f"{doc.name}: broken links {bad}"
+
+
+def test_anchor_slugs() -> None:
+    doc = README
+    assert "1-fitter-authors-gamstorewarmstart" in anchors(doc)
+    assert "3-analysts-inspecting-past-fits-jupyter-cli" in anchors(doc)
