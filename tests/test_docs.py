@@ -213,3 +213,17 @@ def test_anchor_slugs() -> None:
     doc = README
     assert "1-fitter-authors-gamstorewarmstart" in anchors(doc)
     assert "3-analysts-inspecting-past-fits-jupyter-cli" in anchors(doc)
+
+
+def test_performance_commands_are_the_ones_in_benchmarks() -> None:
+    # numbers in the README's performance table are quoted with the command that made them
+    text = README.read_text(encoding="utf-8")
+    start = text.index("\n## Performance")
+    table = text[start : text.index("\n## ", start + 1)]
+    bench = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
+    commands = [
+        m.group(1) for m in re.finditer(r"\| `([^`]*bench/[^`]*)` \|$", table, re.MULTILINE)
+    ]
+    assert len(commands) >= 6, commands
+    missing = [c for c in commands if c not in bench]
+    assert not missing, f"README quotes commands that BENCHMARKS.md does not show: {missing}"
