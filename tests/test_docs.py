@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -227,3 +228,37 @@ def test_performance_commands_are_the_ones_in_benchmarks() -> None:
     assert len(commands) >= 6, commands
     missing = [c for c in commands if c not in bench]
     assert not missing, f"README quotes commands that BENCHMARKS.md does not show: {missing}"
+
+
+def shell_invocations(doc: Path) -> list[list[str]]:
+    """``gamstore ...`` command lines of the ```bash blocks of a markdown file, as tokens."""
+    text = doc.read_text(encoding="utf-8")
+    out: list[list[str]] = []
+    for block in re.findall(r"^```bash\n(.*?)^```", text, re.MULTILINE | re.DOTALL):
+        joined = block.replace("\\\n", " ")
+        for line in joined.splitlines():
+            line = line.split(" #", 1)[0].strip()
+            if line.startswith("gamstore "):
+                out.append(shlex.split(line))
+    return out
+
+
+@pytest.mark.parametrize("doc", DOC_FILES, ids=lambda p: p.name)
+def test_shell_examples_use_real_commands_and_options(doc: Path) -> None:
+    bad = []
+    for tokens in shell_invocations(doc):
+        name = tokens[1]
+        if name not in cli_main.commands:
+            bad.append(" ".join(tokens))
+            continue
+        valid = real_options(name) | {"-h", "--help"}
+        for tok in tokens[2:]:
+            opt = tok.strip("[]").split("=", 1)[0]
+            if opt.startswith("-") and opt not in valid:
+                bad.append(f"{' '.join(tokens)}: {opt}")
+    assert not bad, f"{doc.name}: {bad}"
+
+
+def test_readme_shell_examples_cover_the_cli() -> None:
+    used = {tokens[1] for tokens in shell_invocations(README)}
+    assert set(cli_main.commands) - {"demo"} <= used, sorted(set(cli_main.commands) - used)
