@@ -313,3 +313,18 @@ def test_failed_save_leaves_no_requests_in_flight(
     proxy.clear()
     report = clean.verify()
     assert report.corrupt == () and report.uncommitted == 0  # its cleanup saw every object
+
+
+@pytest.mark.parametrize("target", ["marker", "chunk"])
+def test_bytes_corrupted_in_transit_are_a_miss_not_a_deletion(
+    target: str, proxy: FaultProxy, clean: gamstore.Store, faulty: gamstore.Store
+) -> None:
+    key = f"flip-{target}"
+    clean.save(KS, key, block_record(key, 9))
+    rule = proxy.add(Rule("corrupt", times=1, **TARGETS[target]))  # type: ignore[arg-type]
+    entry = faulty.lookup(KS, key)
+    assert rule.fired == 1
+    assert entry is None or record_values_ok(entry.record, key, 9)  # never wrong numbers
+    # One bad read in transit is not proof that the stored entry is bad: it must survive.
+    truth = clean.lookup(KS, key)
+    assert truth is not None and record_values_ok(truth.record, key, 9)

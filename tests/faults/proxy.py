@@ -17,6 +17,9 @@ query substring and apply one fault to the next ``times`` matching requests:
 ``truncate``
     Forward, then send the response headers (full ``Content-Length``) and only the first
     ``keep`` fraction of the body before closing the connection.
+``corrupt``
+    Forward, then flip one byte in the middle of the response body (length unchanged, so
+    HTTP cannot notice: only the reader's own checks can).
 
 The proxy logs every request as ``(method, path, fault)`` in :attr:`FaultProxy.log`, so
 tests can assert which faults actually fired. Loopback only: it refuses non-loopback
@@ -38,7 +41,7 @@ from urllib.parse import urlsplit
 
 __all__ = ["FAULTS", "FaultProxy", "Rule"]
 
-FAULTS = ("drop", "drop_after", "delay", "status", "truncate")
+FAULTS = ("drop", "drop_after", "delay", "status", "truncate", "corrupt")
 _REASON = {500: "Internal Server Error", 503: "Slow Down"}
 _CODE = {500: "InternalError", 503: "SlowDown"}
 _HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade"}
@@ -139,6 +142,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "drop_after":
             self._hangup()
             return
+        if fault == "corrupt" and data and 200 <= status < 300:
+            mid = len(data) // 2
+            data = data[:mid] + bytes([data[mid] ^ 0x01]) + data[mid + 1 :]
         self.send_response_only(status, reason)
         for k, v in headers:
             if k.lower() not in _HOP and k.lower() != "content-length":
