@@ -262,3 +262,22 @@ def test_shell_examples_use_real_commands_and_options(doc: Path) -> None:
 def test_readme_shell_examples_cover_the_cli() -> None:
     used = {tokens[1] for tokens in shell_invocations(README)}
     assert set(cli_main.commands) - {"demo"} <= used, sorted(set(cli_main.commands) - used)
+
+
+def _exit_codes(text: str) -> set[int]:
+    m = re.search(r"Exit (?:codes|status):?(.*?)(?:\n\s*\n|\Z)", text, re.DOTALL)
+    return (
+        {int(d) for d in re.findall(r"(?<![\w.-])([0-3])(?!\w|\.\d)", m.group(1))} if m else set()
+    )
+
+
+@pytest.mark.parametrize("name", sorted(cli_main.commands))
+def test_cli_doc_exit_codes_match_the_help(name: str) -> None:
+    section = cli_sections()[name]
+    documented = _exit_codes(section)
+    assert 0 in documented, f"gamstore {name}: docs/cli.md states no exit codes"
+    helped = _exit_codes(cli_main.commands[name].help or "")
+    if "Exit codes" in (cli_main.commands[name].help or ""):
+        assert documented == helped, f"gamstore {name}: docs {documented}, --help {helped}"
+    else:  # the help names only some codes (or none)
+        assert helped <= documented, f"gamstore {name}: docs {documented}, --help {helped}"
