@@ -42,6 +42,7 @@ FAULTS = {
     "503 SlowDown": {"fault": "status", "status": 503},
     "truncated body": {"fault": "truncate", "keep": 0.5},
     "delay 0.6 s (> read timeout)": {"fault": "delay", "seconds": 0.6},
+    "byte flipped in transit": {"fault": "corrupt"},
 }
 
 
@@ -103,8 +104,8 @@ def main() -> None:
                 if times == 1 and tname == "every request":
                     continue
                 for fname, fault in FAULTS.items():
-                    if fault["fault"] == "truncate":
-                        continue  # PUT responses have no body to cut
+                    if fault["fault"] in ("truncate", "corrupt"):
+                        continue  # PUT responses have no body to cut or flip
                     n += 1
                     key = f"s{n}"
                     faulty = open_fault_store(url, opts)
