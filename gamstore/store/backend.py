@@ -67,12 +67,22 @@ class Backend(ABC):
 
     # -- reads ---------------------------------------------------------------------------
     @abstractmethod
-    def get(self, path: str) -> bytes | None:
-        """Return the object's bytes, or None if it does not exist."""
+    def get(self, path: str, max_bytes: int | None = None) -> bytes | None:
+        """Return the object's bytes, or None if it does not exist.
 
-    def get_many(self, paths: Sequence[str]) -> builtins.list[bytes | None]:
-        """Return the bytes of several objects (None for missing ones), in order."""
-        return [self.get(p) for p in paths]
+        With ``max_bytes``, at most ``max_bytes + 1`` bytes are read, so a caller that knows
+        the expected size detects an oversize object without loading it.
+        """
+
+    def get_many(
+        self, paths: Sequence[str], max_bytes: Sequence[int | None] | None = None
+    ) -> builtins.list[bytes | None]:
+        """Return the bytes of several objects (None for missing ones), in order.
+
+        ``max_bytes`` gives a per-object cap as in :meth:`get`.
+        """
+        caps = max_bytes if max_bytes is not None else [None] * len(paths)
+        return [self.get(p, c) for p, c in zip(paths, caps, strict=True)]
 
     @abstractmethod
     def mtime(self, path: str) -> int | None:

@@ -46,6 +46,7 @@ __all__ = [
     "encode_entry",
     "group_meta_bytes",
     "marker_object_paths",
+    "marker_object_sizes",
     "parse_marker",
 ]
 
@@ -371,6 +372,24 @@ def marker_object_paths(marker: Marker) -> list[str]:
     for g in marker.attrs["groups"]:
         paths.append(f"{g}/{MARKER}")
     return paths
+
+
+def marker_object_sizes(marker: Marker) -> list[int]:
+    """Expected size of each object of :func:`marker_object_paths` (same order).
+
+    Used as read caps, so a planted oversize object is never loaded whole. Malformed specs
+    give a cap of 0 (the read then fails verification).
+    """
+    sizes: list[int] = []
+    for spec in marker.attrs["arrays"].values():
+        ok = isinstance(spec, dict)
+        meta = spec.get("meta_nbytes") if ok else None
+        sizes.append(meta if isinstance(meta, int) and 0 <= meta <= MAX_ENTRY_BYTES else 0)
+        n = spec.get("nbytes") if ok else None
+        if n:
+            sizes.append(n if isinstance(n, int) and 0 <= n <= MAX_ENTRY_BYTES else 0)
+    sizes.extend(len(_EMPTY_GROUP) for _ in marker.attrs["groups"])
+    return sizes
 
 
 def decode_arrays(marker: Marker, blobs: Mapping[str, bytes | None]) -> dict[str, np.ndarray]:

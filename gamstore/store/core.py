@@ -64,6 +64,8 @@ log = logging.getLogger("gamstore.store")
 
 DEFAULT_SCHEMA = "gamstore-schema-1"
 _TOUCH_FLUSH_COUNT = 64
+#: Largest marker ever read (a marker is part of an entry, so the entry cap bounds it).
+MAX_MARKER_BYTES = codec.MAX_ENTRY_BYTES
 _TOUCH_FLUSH_AGE_NS = 5 * 10**9
 
 
@@ -415,7 +417,9 @@ class Store:
         paths = [f"{prefix}/{n}" for n in names if ENTRY_ID_RE.match(n)]
         unknown = [p for p in paths if p not in st.markers]
         if unknown:
-            blobs = be.get_many([f"{p}/{MARKER}" for p in unknown])
+            blobs = be.get_many(
+                [f"{p}/{MARKER}" for p in unknown], [MAX_MARKER_BYTES] * len(unknown)
+            )
             for p, blob in zip(unknown, blobs, strict=True):
                 if blob is None:
                     continue  # not committed (yet): being written, crashed or deleted
@@ -471,7 +475,9 @@ class Store:
             return cached
         rel = codec.marker_object_paths(marker)
         try:
-            blobs = self._backend.get_many([f"{path}/{r}" for r in rel])
+            blobs = self._backend.get_many(
+                [f"{path}/{r}" for r in rel], codec.marker_object_sizes(marker)
+            )
         except Exception as exc:  # noqa: BLE001 - a read failure is a miss, nothing deleted
             log.debug("gamstore: reading %s failed: %s", path, exc)
             return None
@@ -586,7 +592,9 @@ class Store:
                     paths = [f"{kp}/{n}" for n in sorted(be.list_dir(kp)) if ENTRY_ID_RE.match(n)]
                     unknown = [p for p in paths if p not in st.markers]
                     if unknown:
-                        blobs = be.get_many([f"{p}/{MARKER}" for p in unknown])
+                        blobs = be.get_many(
+                            [f"{p}/{MARKER}" for p in unknown], [MAX_MARKER_BYTES] * len(unknown)
+                        )
                         for p, blob in zip(unknown, blobs, strict=True):
                             if blob is None:
                                 if uncommitted is not None:
@@ -669,7 +677,7 @@ class Store:
         m = self._state.markers.get(info.path)
         if m is None:
             try:
-                blob = self._backend.get(f"{info.path}/{MARKER}")
+                blob = self._backend.get(f"{info.path}/{MARKER}", MAX_MARKER_BYTES)
             except Exception:  # noqa: BLE001
                 return None
             if blob is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import errno
+import io
 import os
 import secrets
 from collections.abc import Iterable, Mapping
@@ -63,10 +64,12 @@ class LocalBackend(Backend):
         return os.path.join(head, f".{tail}.tmp.{os.getpid():x}.{secrets.token_hex(4)}")
 
     # -- reads ---------------------------------------------------------------------------
-    def get(self, path: str) -> bytes | None:
+    def get(self, path: str, max_bytes: int | None = None) -> bytes | None:
         self.requests["get"] += 1
         try:
             with open(self._full(path), "rb", buffering=0) as f:
+                if max_bytes is not None:
+                    return _read_upto(f, max_bytes + 1)
                 return f.readall()
         except _MISSING:
             return None
@@ -222,6 +225,17 @@ class LocalBackend(Backend):
                 os.rmdir(dirpath)
             except OSError:
                 pass  # not empty (a concurrent writer) or already gone
+
+
+def _read_upto(f: io.RawIOBase, n: int) -> bytes:
+    parts = []
+    while n > 0:
+        chunk = f.read(n)
+        if not chunk:
+            break
+        parts.append(chunk)
+        n -= len(chunk)
+    return b"".join(parts)
 
 
 def _unlink_quiet(path: str) -> None:

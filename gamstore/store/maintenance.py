@@ -92,13 +92,15 @@ def verify(store: Store, fix: bool = False) -> VerifyReport:
     for info in infos:
         checked += 1
         store._state.forget(info.path)
-        blob = store._backend.get(f"{info.path}/{MARKER}")
+        blob = store._backend.get(f"{info.path}/{MARKER}", codec.MAX_ENTRY_BYTES)
         try:
             if blob is None:
                 raise CorruptEntryError("marker vanished")
             m = codec.parse_marker(blob, keyspace=info.keyspace, entry_id=info.entry_id)
             rel = codec.marker_object_paths(m)
-            blobs = store._backend.get_many([f"{info.path}/{r}" for r in rel])
+            blobs = store._backend.get_many(
+                [f"{info.path}/{r}" for r in rel], codec.marker_object_sizes(m)
+            )
             arrays = codec.decode_arrays(m, dict(zip(rel, blobs, strict=True)))
             codec.decode_record(m, arrays, store._resolve)
             ok += 1

@@ -82,14 +82,16 @@ class MemoryBackend(Backend):
             node = child
         return node
 
-    def get(self, path: str) -> bytes | None:
+    def get(self, path: str, max_bytes: int | None = None) -> bytes | None:
         self.requests["get"] += 1
         with _LOCK:
             found = self._walk(path)
             if found is None:
                 return None
             item = found[0].get(found[1])
-        return item[0] if isinstance(item, tuple) else None
+        if not isinstance(item, tuple):
+            return None
+        return item[0] if max_bytes is None else item[0][: max_bytes + 1]
 
     def mtime(self, path: str) -> int | None:
         self.requests["head"] += 1

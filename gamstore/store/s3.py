@@ -37,6 +37,14 @@ _DEFAULT_CONFIG = {
 }
 
 
+def _invalid_range(exc: BaseException) -> bool:
+    """True for S3's 416 InvalidRange (s3fs turns it into a plain OSError)."""
+    cause = exc.__cause__ or exc.__context__
+    response = getattr(cause, "response", None)
+    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    return code == "InvalidRange" or "range is not satisfiable" in str(exc)
+
+
 def _ns(dt: Any) -> int:
     return int(dt.timestamp() * 1e9)
 
@@ -130,11 +138,18 @@ class S3Backend(Backend):
         return await self.fs._call_s3(method, Bucket=self.bucket, **kwargs)
 
     # -- reads ---------------------------------------------------------------------------
-    async def _get(self, path: str) -> bytes | None:
+    async def _get(self, path: str, max_bytes: int | None = None) -> bytes | None:
+        kwargs: dict[str, Any] = {"Key": self._key(path)}
+        if max_bytes is not None:
+            kwargs["Range"] = f"bytes=0-{max_bytes}"  # inclusive: at most max_bytes + 1
         try:
-            resp = await self._call("get", "get_object", Key=self._key(path))
+            resp = await self._call("get", "get_object", **kwargs)
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            if max_bytes is not None and _invalid_range(exc):
+                return b""  # a range on an empty object: it is empty
+            raise
         body = resp["Body"]
         try:
             data = await body.read()
@@ -142,13 +157,17 @@ class S3Backend(Backend):
             body.close()
         return bytes(data)
 
-    def get(self, path: str) -> bytes | None:
-        return self._run(self._get(path))  # type: ignore[no-any-return]
+    def get(self, path: str, max_bytes: int | None = None) -> bytes | None:
+        return self._run(self._get(path, max_bytes))  # type: ignore[no-any-return]
 
-    def get_many(self, paths: Sequence[str]) -> builtins.list[bytes | None]:
+    def get_many(
+        self, paths: Sequence[str], max_bytes: Sequence[int | None] | None = None
+    ) -> builtins.list[bytes | None]:
         if not paths:
             return []
-        return self._run(self._gather([self._get(p) for p in paths]))  # type: ignore[no-any-return]
+        caps = max_bytes if max_bytes is not None else [None] * len(paths)
+        coros = [self._get(p, c) for p, c in zip(paths, caps, strict=True)]
+        return self._run(self._gather(coros))  # type: ignore[no-any-return]
 
     async def _mtime(self, path: str) -> int | None:
         try:

@@ -340,6 +340,30 @@ class StoreConformance:
             again = type(writer)(writer.backend, producer="check").lookup("block", "k")
             assert again is not None and record_values_ok(again.record, "k", 2)
 
+    def test_backend_reads_are_capped(self, store: Store) -> None:
+        be = store.backend
+        be.put("x/big", b"a" * 100_000)
+        be.put("x/empty", b"")
+        assert be.get("x/big", 10) == b"a" * 11  # cap + 1: oversize is detectable
+        assert be.get("x/big") == b"a" * 100_000
+        assert be.get("x/empty", 10) == b""
+        assert be.get("x/missing", 10) is None
+        assert be.get_many(["x/big", "x/missing"], [0, 5]) == [b"a", None]
+
+    def test_oversize_object_is_a_miss_without_loading_it(self, store: Store) -> None:
+        store.save("block", "k", block_record("k", 1), objective=2.0)
+        eid = store.save("block", "k", block_record("k", 2), objective=1.0)
+        assert eid is not None
+        path = _entry_path(store, "block", "k", eid)
+        chunk = store.backend.get(f"{path}/rho/0")
+        assert chunk is not None
+        store.backend.put(f"{path}/rho/0", chunk + b"\0" * 1_000_000)
+        store._state.forget(path)
+        gets = store.stats().bytes_read
+        e = store.lookup("block", "k")
+        assert e is not None and record_values_ok(e.record, "k", 1)
+        assert store.stats().bytes_read - gets < 100_000  # the 1 MB object was not read
+
     def test_foreign_marker_is_a_miss(self, store: Store) -> None:
         eid = store.save("block", "k", block_record("k"))
         assert eid is not None
