@@ -250,11 +250,6 @@ def test_path_escapes_are_refused_by_the_backend(tmp_path: Path) -> None:
 BIG = 256 * 1024 * 1024
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug (reported): backends read a whole object before any size check; "
-    "Backend.get needs a size cap (local: stat/read(cap+1); S3: sizes from the listing)",
-)
 @pytest.mark.parametrize("which", ["chunk", "marker"])
 def test_planted_huge_object_is_not_read_into_memory(which: str, tmp_path: Path) -> None:
     root = tmp_path / "store"
