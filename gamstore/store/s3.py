@@ -71,6 +71,16 @@ class S3Backend(Backend):
         from fsspec.asyn import sync
 
         self._sync = sync
+        # Client-side transport failures that are not OSErrors (a dropped connection is a
+        # botocore ConnectionClosedError, a cut body an aiohttp ClientPayloadError).
+        import aiohttp
+        from botocore.exceptions import BotoCoreError
+
+        self._transport_errors: tuple[type[Exception], ...] = (
+            OSError,
+            BotoCoreError,
+            aiohttp.ClientError,
+        )
         if not bucket:
             raise ValueError("url: s3:// URLs need a bucket, e.g. 's3://bucket/prefix'")
         self.bucket = bucket
@@ -115,7 +125,7 @@ class S3Backend(Backend):
             return self._sync(self.fs.loop, lambda: coro)
         except (FileNotFoundError, FileExistsError, PermissionError, StoreError):
             raise
-        except OSError as exc:
+        except self._transport_errors as exc:
             raise StoreError(f"S3 request on {self.url} failed: {exc}") from exc
 
     async def _gather(self, coros: Sequence[Any]) -> builtins.list[Any]:
