@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 import pytest
 from faults.proxy import FaultProxy, Rule
-from faults.s3 import READ_TIMEOUT, fault_options, open_fault_store, request_bound_seconds
+from faults.s3 import (
+    READ_TIMEOUT,
+    S3FS_RETRIES,
+    fault_options,
+    open_fault_store,
+    request_bound_seconds,
+)
 
 import gamstore
 from gamstore.store.testing import block_record, record_values_ok
@@ -328,3 +334,20 @@ def test_bytes_corrupted_in_transit_are_a_miss_not_a_deletion(
     # One bad read in transit is not proof that the stored entry is bad: it must survive.
     truth = clean.lookup(KS, key)
     assert truth is not None and record_values_ok(truth.record, key, 9)
+
+
+@pytest.mark.parametrize("fault", ["drop", "delay"])
+def test_unreachable_store_raises_a_store_error_on_open(
+    fault: str, proxy: FaultProxy, s3_store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import s3fs
+
+    from gamstore.store import StoreError
+
+    # open_store talks to S3 before open_fault_store can cap s3fs's retry loop: cap it here
+    monkeypatch.setattr(s3fs.S3FileSystem, "retries", S3FS_RETRIES)
+    proxy.add(Rule(fault, seconds=2 * READ_TIMEOUT, times=-1))
+    t0 = time.perf_counter()
+    with pytest.raises(StoreError, match="s3://"):  # an OSError, not a raw client exception
+        open_fault_store(f"{s3_store_url}-unreachable", fault_options(proxy.endpoint, KEY, SECRET))
+    assert time.perf_counter() - t0 < request_bound_seconds(2 * READ_TIMEOUT)
