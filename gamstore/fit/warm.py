@@ -31,6 +31,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -174,7 +175,6 @@ class WarmContext:
 
     def __init__(self, prob: Problem, store: Any, control: NewtonControl) -> None:
         from gamstore.warmstart.capability import warm_store
-        from gamstore.warmstart.specs import physical_to_outer
 
         self.prob = prob
         ws = warm_store(store)
@@ -184,11 +184,30 @@ class WarmContext:
         self.family = LikelihoodKey(prob)
         self.specs = block_specs(prob)
         self.options = fit_options(control)
-        self.gauge = gauge_of(prob.design)
-        self.p2o = physical_to_outer(self.specs)
         self.key: str | None = None
         self._session: OuterSession | None = None
         self.checkpoints = 0
+
+    # the gauge and ρ slots serve only the cross-fit transfer and the artifact capture: an
+    # exact hit never builds them
+    @cached_property
+    def gauge(self) -> Any:
+        """The fit's gauge (see :func:`gauge_of`)."""
+        return gauge_of(self.prob.design)
+
+    @cached_property
+    def p2o(self) -> list[int | None]:
+        """Outer ρ index of every physical penalty."""
+        from gamstore.warmstart.specs import physical_to_outer
+
+        return physical_to_outer(self.specs)
+
+    @cached_property
+    def descriptor(self) -> Any:
+        """The fit's structural descriptor (cross-fit artifact key), derived once."""
+        from gamstore.warmstart.artifacts import descriptor_for
+
+        return descriptor_for(self.family, self.specs)
 
     @property
     def session(self) -> OuterSession:
@@ -199,7 +218,7 @@ class WarmContext:
             # no mirror on the row-free seed key: folds find their parent through the
             # cross-fit artifact (ρ and exactly transported β), which beats a ρ-only seed
             self._session = OuterSession.open(
-                self.ws, self.family, self.specs, self.options, mirror=False
+                self.ws, self.family, self.specs, self.options, mirror=False, block_key=self.key
             )
         return self._session
 
@@ -251,14 +270,14 @@ class WarmContext:
 
     def _cross_fit(self) -> Start | None:
         from gamstore.transfer import TransferConfig
-        from gamstore.warmstart.artifacts import (
-            consume_fit_artifact,
-            descriptor_for,
-            load_fit_artifact,
-        )
+        from gamstore.warmstart.artifacts import consume_fit_artifact, load_fit_artifact
 
         d = self.prob.design
         if d.n_sp == 0:
+            return None
+        # the parent is read once: the transfer and the knot check below both use it
+        parent = load_fit_artifact(self.ws, self.descriptor)
+        if parent is None:
             return None
         means: list[Any] = [None] + [b.basis.col_means for b in d.smooths]
         warm = consume_fit_artifact(
@@ -272,6 +291,8 @@ class WarmContext:
             config=TransferConfig(mode="transport"),
             column_means=means,
             intercept_column=0,
+            descriptor=self.descriptor,
+            parent=parent,
         )
         if warm is None or not self._usable(warm.rho, warm.block_beta):
             return None
@@ -280,8 +301,7 @@ class WarmContext:
         )
         # the artifact's β is in the parent's raw B-spline coordinates: it transfers only when
         # the knots are the same (frozen); otherwise keep ρ only
-        parent = load_fit_artifact(self.ws, descriptor_for(self.family, self.specs))
-        if parent is None or not self._same_knots(parent):
+        if not self._same_knots(parent):
             beta = None
         return Start(np.array(warm.rho, dtype=np.float64), beta, "cross-fit", warm)
 
@@ -294,7 +314,8 @@ class WarmContext:
             knots = getattr(term.basis_meta, "knots", None)
             if knots is None or np.shape(knots) != b.basis.knots.shape:
                 return False
-            if not np.allclose(knots, b.basis.knots, rtol=0.0, atol=1e-12):
+            # |Δ| <= 1e-12 everywhere (a NaN compares False)
+            if not float(np.max(np.abs(np.asarray(knots) - b.basis.knots))) <= 1e-12:
                 return False
         return True
 
@@ -458,6 +479,8 @@ def _save(ctx: WarmContext, start: Start, nres: Any) -> None:
     stepped = nres.n_outer > 0
     if start.level == "exact" and not stepped:
         return
+    if not ctx.ws.writable:
+        return  # read-only or disabled store: do not build records nobody can save
     session = not (start.level == "session" and start.final and not stepped)
     artifact = session
     if start.level == "cross-fit":

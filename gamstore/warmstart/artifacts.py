@@ -24,6 +24,7 @@ otherwise: every anomaly is a skipped capture or a cold start.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -82,14 +83,23 @@ def _family_kind(family: Any) -> str:
     return name if isinstance(name, str) and name else type(family).__qualname__
 
 
+@functools.lru_cache(maxsize=1024)
+def _term_identity(
+    name: str, labels: tuple[str | None, ...], dims: tuple[int, ...], width: int
+) -> TermIdentity:
+    # keyed on the identity's own (immutable) inputs, so a hit is the same pure value
+    return term_identity_from_block(
+        TermRole.from_block_name(name), name, list(labels), list(dims), width
+    )
+
+
 def block_term_identity(spec: BlockSpec) -> TermIdentity:
     """Fold-invariant identity of a block (term identity v2, spec §2.5)."""
-    return term_identity_from_block(
-        TermRole.from_block_name(spec.name),
+    return _term_identity(
         spec.name,
-        [penalty_label(p) for p in spec.penalties],
-        list(spec.nullspace_dims),
-        spec.width,
+        tuple(penalty_label(p) for p in spec.penalties),
+        tuple(int(d) for d in spec.nullspace_dims),
+        int(spec.width),
     )
 
 
@@ -267,6 +277,8 @@ def consume_fit_artifact(
     column_means: Sequence[Any | None] | None = None,
     intercept_column: int | None = None,
     rho_convention: str = "mgcv",
+    descriptor: FitDescriptor | None = None,
+    parent: FitArtifact | None = None,
 ) -> BlockWarmStart | None:
     """Build a warm start from the newest parent artifact with the same descriptor key.
 
@@ -298,6 +310,13 @@ def consume_fit_artifact(
         Raw index of the intercept in block 0 (``mode="transport"`` only).
     rho_convention : str
         What this fitter's ρ means; a parent stored under another convention is not used.
+    descriptor : FitDescriptor, optional
+        ``descriptor_for(family, specs)`` when the caller already has it (saves deriving the
+        term identities again).
+    parent : FitArtifact, optional
+        The artifact :func:`load_fit_artifact` just returned for this fit's descriptor, when
+        the caller needs it too (e.g. to compare knots); skips the store lookup. It is still
+        checked for usability.
 
     Returns
     -------
@@ -318,9 +337,14 @@ def consume_fit_artifact(
     rho0 = np.asarray(rho_default, dtype=np.float64)
     if rho0.ndim != 1 or rho0.size == 0:
         return None  # nothing to warm: the cross-fit transfer needs ρ (spec §6.3 step 6)
-    descriptor = descriptor_for(family, blocks)
-    parent = load_fit_artifact(ws, descriptor)
+    if descriptor is None or len(descriptor.term_identities) != len(blocks):
+        descriptor = descriptor_for(family, blocks)
     if parent is None:
+        parent = load_fit_artifact(ws, descriptor)
+        if parent is None:
+            return None
+    elif not isinstance(parent, FitArtifact) or not parent.is_usable():
+        _log.debug("cross-fit artifact passed in is unusable; cold start")
         return None
     if parent.rho_convention != rho_convention:
         _log.info(
@@ -338,7 +362,7 @@ def consume_fit_artifact(
             means = None if column_means is None else column_means[b]
             contexts.append(
                 TermBuildContext(
-                    identity=block_term_identity(spec),
+                    identity=descriptor.term_identities[b],  # = block_term_identity(spec)
                     rho_slots=sl,
                     reduced_width=spec.width,
                     gauge_t_block=t_block,

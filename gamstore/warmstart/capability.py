@@ -187,7 +187,11 @@ class WarmStartStore:
     @property
     def writable(self) -> bool:
         """False when unavailable, read-only, or after a read-only refusal."""
-        return self._available and self._writable and not self._read_only
+        if not (self._available and self._writable and not self._read_only):
+            return False
+        # a wrapped store opened read-only: known without a refused write (callers skip
+        # building records nobody can save)
+        return getattr(self._store, "read_only", False) is not True
 
     @property
     def disabled_reason(self) -> str | None:

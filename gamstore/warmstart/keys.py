@@ -54,6 +54,7 @@ __all__ = [
     "UnsupportedFamilyError",
     "block_key",
     "check_specs",
+    "exact_session_key",
     "family_fingerprint",
     "likelihood_fingerprint",
     "session_keys",
@@ -319,23 +320,8 @@ def session_keys(
         If ``block_key_hint`` is not a ``"cf-<16 hex>"`` string.
     """
     blocks = check_specs(specs)
-    _check_options(options)
-    if block_key_hint is None:
-        bkey = block_key(family, blocks, options)
-    else:
-        if not isinstance(block_key_hint, str) or not _BLOCK_KEY_RE.fullmatch(block_key_hint):
-            raise ValueError(
-                f"block_key_hint: expected a 'cf-<16 hex>' block key, got {block_key_hint!r}"
-            )
-        family_fingerprint(family, blocks, options)  # same refusal as without a hint
-        bkey = block_key_hint
+    exact = exact_session_key(family, blocks, options, block_key_hint=block_key_hint)
     name = _family_name(family)
-    n_rows = blocks[0].n_rows if blocks else 0
-    n_cols = sum(b.width for b in blocks)
-
-    exact = Fingerprinter()
-    exact.write_str(_SESSION_EXACT_NAMESPACE).write_str(SCHEMA_TAG).write_str(bkey)
-
     seed = Fingerprinter()
     seed.write_str(_SESSION_SEED_NAMESPACE).write_str(SCHEMA_TAG)
     seed.write_str(name).write_f64(options.jeffreys_tau)
@@ -351,10 +337,44 @@ def session_keys(
         for dim in spec.nullspace_dims:
             seed.write_usize(dim)
     _write_options(seed, options)
-    return SessionKeys(
-        exact=f"{SCHEMA_TAG}/family={name}/dims={n_rows}x{n_cols}/shape={exact.finish_hex()}",
-        seed=f"{SCHEMA_TAG}/family={name}/seed/{seed.finish_hex()}",
-    )
+    return SessionKeys(exact=exact, seed=f"{SCHEMA_TAG}/family={name}/seed/{seed.finish_hex()}")
+
+
+def exact_session_key(
+    family: WarmStartFamily,
+    specs: Sequence[BlockSpec],
+    options: FitOptions,
+    *,
+    block_key_hint: str | None = None,
+) -> str:
+    """The ``exact`` outer-session key of :func:`session_keys` alone.
+
+    For a session opened without the seed mirror, which never needs the seed key.
+
+    Raises
+    ------
+    UnsupportedFamilyError
+        As :func:`block_key`.
+    ValueError
+        If ``block_key_hint`` is not a ``"cf-<16 hex>"`` string.
+    """
+    blocks = check_specs(specs)
+    _check_options(options)
+    if block_key_hint is None:
+        bkey = block_key(family, blocks, options)
+    else:
+        if not isinstance(block_key_hint, str) or not _BLOCK_KEY_RE.fullmatch(block_key_hint):
+            raise ValueError(
+                f"block_key_hint: expected a 'cf-<16 hex>' block key, got {block_key_hint!r}"
+            )
+        family_fingerprint(family, blocks, options)  # same refusal as without a hint
+        bkey = block_key_hint
+    name = _family_name(family)
+    n_rows = blocks[0].n_rows if blocks else 0
+    n_cols = sum(b.width for b in blocks)
+    exact = Fingerprinter()
+    exact.write_str(_SESSION_EXACT_NAMESPACE).write_str(SCHEMA_TAG).write_str(bkey)
+    return f"{SCHEMA_TAG}/family={name}/dims={n_rows}x{n_cols}/shape={exact.finish_hex()}"
 
 
 def likelihood_fingerprint(

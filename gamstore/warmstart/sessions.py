@@ -55,7 +55,7 @@ from gamstore.records import (
     classify_entry,
 )
 from gamstore.warmstart.capability import CapabilitySession, StoreArg, WarmStartStore, warm_store
-from gamstore.warmstart.keys import session_keys
+from gamstore.warmstart.keys import exact_session_key, session_keys
 from gamstore.warmstart.specs import BlockSpec, FitOptions, WarmStartFamily
 
 __all__ = [
@@ -264,11 +264,20 @@ class OuterSession:
         """
         if warm_store(store) is None:
             return cls(None, None)
+        if not mirror:  # the seed key would go unused
+            exact = exact_session_key(family, specs, options, block_key_hint=block_key)
+            return cls(
+                store,
+                exact,
+                None,
+                analytic_hessian=analytic_hessian,
+                mirror_checkpoints=mirror_checkpoints,
+            )
         keys = session_keys(family, specs, options, block_key_hint=block_key)
         return cls(
             store,
             keys.exact,
-            keys.seed if mirror else None,
+            keys.seed,
             analytic_hessian=analytic_hessian,
             mirror_checkpoints=mirror_checkpoints,
         )
