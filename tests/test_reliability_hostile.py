@@ -364,3 +364,23 @@ def test_grep_finds_a_planted_violation(tmp_path: Path) -> None:
             test_package_never_imports_pickle_or_evaluates_code()
     finally:
         _package_sources = saved
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(changes=mutations)
+def test_fuzzed_entry_through_the_xarray_views(changes: list[tuple[str, bytes]]) -> None:
+    """The views (DataTree of one entry, the fits table) read hostile stores without crashing."""
+    import numpy as np
+
+    from gamstore.views.entry import EntryNotFoundError
+
+    store = gamstore.open_store(f"memory://hostile-views-{uuid.uuid4().hex}")
+    _load_into(store, changes)
+    try:
+        tree = gamstore.open_entry(store, KS, KEY)
+    except EntryNotFoundError:
+        tree = None
+    if tree is not None:  # a readable entry shows exactly the saved numbers
+        got = [n for n in tree.subtree if "rho" in n.data_vars]
+        assert got and np.array_equal(got[0]["rho"].values, GOOD.rho)
+    gamstore.open_fits(store)
