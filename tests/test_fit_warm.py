@@ -369,3 +369,55 @@ def test_store_of_the_wrong_type_is_a_type_error() -> None:
     df, model = _data("gaussian"), _model("gaussian")
     with pytest.raises(TypeError, match="store"):
         model.fit(df, y="y", store=12345)
+
+
+def test_warm_fold_does_each_lookup_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fold hashes its design once (block and session keys share it), reads the parent
+    artifact once, and writes only its block record."""
+    import gamstore.warmstart.blocks as blocks_mod
+    import gamstore.warmstart.keys as keys_mod
+
+    df, store = _data("poisson"), _store()
+    # no time-based session checkpoints, whatever the load of the machine
+    model = GAM([s("x0"), s("x1"), s("x2")], family="poisson", checkpoint_interval=1e9)
+    full = model.fit(df, y="y", store=store)
+    fold = df[df["subj"] != 4]
+    cold = model.fit(fold, y="y", knots=full.knots)
+    calls: dict[str, int] = {"block_key": 0, "lookup_latest": 0}
+    real_key, real_latest = keys_mod.block_key, type(store).lookup_latest
+
+    def counting_key(*a: Any, **k: Any) -> str:
+        calls["block_key"] += 1
+        return real_key(*a, **k)
+
+    def counting_latest(self: Any, keyspace: str, key: str) -> Any:
+        calls["lookup_latest"] += keyspace == "artifact"
+        return real_latest(self, keyspace, key)
+
+    monkeypatch.setattr(keys_mod, "block_key", counting_key)
+    monkeypatch.setattr(blocks_mod, "block_key", counting_key)
+    monkeypatch.setattr(type(store), "lookup_latest", counting_latest)
+    before = {ks: len(list(store.entries(ks))) for ks in ("block", "outer", "artifact")}
+    res = model.fit(fold, y="y", knots=full.knots, store=store)
+    assert res.warm == "cross-fit"
+    assert_same_optimum(res, cold)
+    assert calls == {"block_key": 1, "lookup_latest": 1}
+    after = {ks: len(list(store.entries(ks))) for ks in ("block", "outer", "artifact")}
+    assert after == {**before, "block": before["block"] + 1}
+
+
+def test_read_only_store_builds_no_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gamstore.warmstart.blocks as blocks_mod
+
+    df, model = _data("gaussian"), _model("gaussian")
+    full = model.fit(df, y="y", store=gs.open_store(tmp_path / "st"))
+    ro = gs.open_store(tmp_path / "st", read_only=True)
+
+    def never(*a: Any, **k: Any) -> bool:
+        raise AssertionError("a record was built for a read-only store")
+
+    monkeypatch.setattr(blocks_mod, "store_block_warm_start", never)
+    fold = df[df["subj"] != 2]
+    res = model.fit(fold, y="y", knots=full.knots, store=ro)
+    assert res.warm == "cross-fit"
+    assert_same_optimum(res, model.fit(fold, y="y", knots=full.knots))

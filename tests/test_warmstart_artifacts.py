@@ -516,3 +516,64 @@ def test_consume_refuses_a_parent_of_another_rho_convention() -> None:
         ws, fam, specs, gauge, p2o, np.zeros(3), rho_convention="pygam-lam"
     )
     assert other is None
+
+
+def test_consume_with_a_preloaded_parent_equals_the_lookup() -> None:
+    ws = _store()
+    m = Model()
+    assert _capture(ws, m)[0]
+    ffam, fspecs, fgauge = m.fit(slice(6, None))
+    p2o = physical_to_outer(fspecs)
+    rho0 = np.zeros(3)
+    desc = descriptor_for(ffam, fspecs)
+    parent = load_fit_artifact(ws, desc)
+    assert parent is not None
+    looked_up = consume_fit_artifact(ws, ffam, fspecs, fgauge, p2o, rho0)
+    given = consume_fit_artifact(
+        ws, ffam, fspecs, fgauge, p2o, rho0, descriptor=desc, parent=parent
+    )
+    assert looked_up is not None and given is not None
+    np.testing.assert_array_equal(given.rho, looked_up.rho)
+    for a, b in zip(given.block_beta, looked_up.block_beta, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # a descriptor of another block count is re-derived, not trusted
+    short = FitDescriptor(
+        family_kind=desc.family_kind,
+        term_identities=desc.term_identities[:1],
+        response_signature=desc.response_signature,
+        row_population=None,
+    )
+    again = consume_fit_artifact(
+        ws, ffam, fspecs, fgauge, p2o, rho0, descriptor=short, parent=parent
+    )
+    assert again is not None
+    np.testing.assert_array_equal(again.rho, looked_up.rho)
+    # an unusable or foreign parent passed in is a cold start, never an error
+    assert consume_fit_artifact(ws, ffam, fspecs, fgauge, p2o, rho0, parent="x") is None  # type: ignore[arg-type]
+    bad = FitArtifact(
+        descriptor=parent.descriptor,
+        terms=parent.terms,
+        global_=parent.global_,
+        schema=FIT_ARTIFACT_SCHEMA + 1,
+    )
+    assert consume_fit_artifact(ws, ffam, fspecs, fgauge, p2o, rho0, parent=bad) is None
+
+
+def test_block_term_identity_memo_is_value_keyed() -> None:
+    from gamstore.warmstart.artifacts import block_term_identity
+
+    a = BlockSpec(
+        "s(x)", np.ones((4, 3)), penalties=(DensePenalty(np.eye(3)),), nullspace_dims=(1,)
+    )
+    b = BlockSpec(
+        "s(x)", np.zeros((9, 3)), penalties=(DensePenalty(2 * np.eye(3)),), nullspace_dims=(1,)
+    )
+    c = BlockSpec(
+        "s(x)", np.ones((4, 3)), penalties=(DensePenalty(np.eye(3)),), nullspace_dims=(2,)
+    )
+    ref = term_identity_from_block(TermRole.GENERIC, "s(x)", [None], [1], 3)
+    assert block_term_identity(a) == ref and block_term_identity(b) == ref  # no values enter
+    assert block_term_identity(c) != ref
+    assert block_term_identity(c) == term_identity_from_block(
+        TermRole.GENERIC, "s(x)", [None], [2], 3
+    )

@@ -18,6 +18,7 @@ from gamstore.warmstart import keys as keys_mod
 from gamstore.warmstart.keys import (
     UnsupportedFamilyError,
     block_key,
+    exact_session_key,
     likelihood_fingerprint,
     session_keys,
 )
@@ -551,3 +552,17 @@ def test_session_keys_block_key_hint() -> None:
         session_keys(fam, specs, opts, block_key_hint="cf-XYZ")
     with pytest.raises(UnsupportedFamilyError):
         session_keys(NoFingerprint(), specs, opts, block_key_hint=k)
+
+
+def test_exact_session_key_equals_the_session_keys_exact() -> None:
+    fam, specs, opts = make_inputs()
+    k = block_key(fam, specs, opts)
+    assert exact_session_key(fam, specs, opts) == session_keys(fam, specs, opts).exact
+    assert (
+        exact_session_key(fam, specs, opts, block_key_hint=k)
+        == session_keys(fam, specs, opts).exact
+    )
+    with pytest.raises(ValueError, match="block_key_hint"):
+        exact_session_key(fam, specs, opts, block_key_hint="cf-XYZ")
+    with pytest.raises(UnsupportedFamilyError):
+        exact_session_key(NoFingerprint(), specs, opts, block_key_hint=k)
