@@ -186,13 +186,14 @@ def build_smooth_basis(
         data set), in which case the end polynomials are extrapolated; and the raw design
         when the data fit in one row chunk (else None: it is rebuilt chunk by chunk).
     """
+    x_lo, x_hi = (float(np.min(x)), float(np.max(x))) if x.size else (np.nan, np.nan)
     if knots is None:
-        t = ps_knots(float(np.min(x)), float(np.max(x)), k)
+        t = ps_knots(x_lo, x_hi, k)
     else:
         kn = np.asarray(knots, dtype=np.float64).ravel()
         if kn.size == 2:
             lo, hi = float(kn.min()), float(kn.max())
-            if lo > float(np.min(x)) or hi < float(np.max(x)):
+            if lo > x_lo or hi < x_hi:
                 raise ValueError(f"knot range ({lo}, {hi}) does not include the data range")
             t = ps_knots(lo, hi, k)
         elif kn.size == k + DEGREE + 1:
@@ -205,7 +206,7 @@ def build_smooth_basis(
                 f"got {kn.size}"
             )
     # rows outside [t[3], t[k]] would not sum to one; frozen knots may not cover new data
-    extrapolate = not bool(np.all((x >= t[DEGREE]) & (x <= t[k])))
+    extrapolate = bool(x.size) and not (x_lo >= t[DEGREE] and x_hi <= t[k])
     # first pass over row chunks: column means (the constraint) and the max row sum of |B|
     col_sum = np.zeros(k)
     x_inf = 0.0
@@ -214,7 +215,10 @@ def build_smooth_basis(
     for sl in chunks:
         Bc = bspline_design(x[sl], t, DEGREE, extrapolate=extrapolate)
         col_sum += Bc.sum(axis=0)
-        x_inf = max(x_inf, float(np.max(np.abs(Bc).sum(axis=1))))
+        # B >= 0 inside the knot span, so |B| is B itself (skips a copy; a -0.0 entry sums
+        # like 0.0); extrapolated or rounding-negative values take the |B| path
+        absB = Bc if Bc.min() >= 0.0 else np.abs(Bc)
+        x_inf = max(x_inf, float(np.max(absB.sum(axis=1))))
     if x.shape[0] == 0:
         x_inf = 1.0
     S0 = difference_penalty(k, DIFF_ORDER)

@@ -78,8 +78,8 @@ def as_vector(values: Any, name: str, n: int, *, role: str = "covariate") -> np.
     arr = np.ascontiguousarray(arr, dtype=np.float64)
     if arr.ndim != 1 or arr.shape[0] != n:
         raise ValueError(f"column {name!r} ({role}) must have shape ({n},), got {arr.shape}")
-    bad = ~np.isfinite(arr)
-    if np.any(bad):
+    if not np.isfinite(arr).all():  # one pass in the common case; details only on failure
+        bad = ~np.isfinite(arr)
         first = int(np.flatnonzero(bad)[0])
         raise ValueError(
             f"column {name!r} ({role}) has {int(bad.sum())} NaN/infinite value(s), "
