@@ -122,7 +122,11 @@ def main() -> None:
                     if isinstance(eid, str) and eid.startswith("EXCEPTION"):
                         out = eid
                     elif eid is None:
-                        out = "not committed" if got is None else "whole, unacknowledged (late write landed)"
+                        out = (
+                            "not committed"
+                            if got is None
+                            else "whole, unacknowledged (late write landed)"
+                        )
                     else:
                         ok = (
                             got is not None
