@@ -366,7 +366,7 @@ def test_grep_finds_a_planted_violation(tmp_path: Path) -> None:
         _package_sources = saved
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(changes=mutations)
 def test_fuzzed_entry_through_the_xarray_views(changes: list[tuple[str, bytes]]) -> None:
     """The views (DataTree of one entry, the fits table) read hostile stores without crashing."""

@@ -325,7 +325,7 @@ def test_failed_save_leaves_no_requests_in_flight(
     proxy.add(Rule("drop", method="PUT", skip=3, times=-1))
     assert faulty.save(KS, "straggle", block_record("straggle", 1)) is None
     arrived = proxy.requests()
-    time.sleep(2.5)  # longer than any client backoff
+    time.sleep(2.0)  # longer than any client backoff (2 attempts, <= 1 s jitter)
     assert proxy.requests() == arrived, "requests of a failed save arrived after it returned"
     proxy.clear()
     report = clean.verify()
