@@ -372,10 +372,13 @@ class Store:
     def _lookup(self, keyspace: str, key: str, mode: str) -> Entry | None:
         check_keyspace(keyspace)
         folder = key_folder(keyspace, key)
+        # I/O failures of this read (listing, markers, arrays): any makes it a read error.
+        io_errors: list[BaseException] = []
         try:
             cands = self._scan_key(keyspace, folder)
         except Exception as exc:  # noqa: BLE001 - storage trouble on read is a miss
             log.debug("gamstore: listing %s failed: %s", keyspace, exc)
+            io_errors.append(exc)
             cands = []
         now = self._clock()
         ttl_ns = int(self.ttl * 1e9)
@@ -390,7 +393,7 @@ class Store:
                 if not self.read_only:
                     self._delete_path(cand.path)
                 continue
-            entry = self._load(cand.path, marker)
+            entry = self._load(cand.path, marker, io_errors)
             if entry is None:
                 continue
             self._stats.hits += 1
@@ -399,6 +402,8 @@ class Store:
                 entry = replace(entry, kind=cand.kind)
             return entry
         self._stats.misses += 1
+        if io_errors:
+            self._stats.read_errors += 1
         return None
 
     def _scan_key(self, keyspace: str, folder: str) -> list[Candidate]:
@@ -463,23 +468,28 @@ class Store:
             return False
         return True
 
-    def _load(self, path: str, marker: Marker) -> Entry | None:
+    def _load(
+        self, path: str, marker: Marker, io_errors: list[BaseException] | None = None
+    ) -> Entry | None:
+        """Decode one entry, or None; a storage failure is appended to ``io_errors``."""
         st = self._state
-        # A one-level listing cannot see whether the marker is still there (deletes remove it
-        # first): check it. Entries are immutable, so then any cached decode is still right.
-        if not self._backend.flat_listing and self._backend.mtime(f"{path}/{MARKER}") is None:
-            st.forget(path)
-            return None
-        cached = st.decoded.get(path)
-        if cached is not None:
-            return cached
-        rel = codec.marker_object_paths(marker)
         try:
+            # A one-level listing cannot see whether the marker is still there (deletes
+            # remove it first): check it. Entries are immutable, so any cached decode holds.
+            if not self._backend.flat_listing and self._backend.mtime(f"{path}/{MARKER}") is None:
+                st.forget(path)
+                return None
+            cached = st.decoded.get(path)
+            if cached is not None:
+                return cached
+            rel = codec.marker_object_paths(marker)
             blobs = self._backend.get_many(
                 [f"{path}/{r}" for r in rel], codec.marker_object_sizes(marker)
             )
         except Exception as exc:  # noqa: BLE001 - a read failure is a miss, nothing deleted
             log.debug("gamstore: reading %s failed: %s", path, exc)
+            if io_errors is not None:
+                io_errors.append(exc)
             return None
         self._stats.bytes_read += sum(len(b) for b in blobs if b is not None)
         try:
@@ -678,7 +688,9 @@ class Store:
         if m is None:
             try:
                 blob = self._backend.get(f"{info.path}/{MARKER}", MAX_MARKER_BYTES)
-            except Exception:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - unreadable: None, counted
+                log.debug("gamstore: reading the marker of %s failed: %s", info.path, exc)
+                self._stats.read_errors += 1
                 return None
             if blob is None:
                 return None
@@ -699,8 +711,11 @@ class Store:
         m = self._state.markers.get(info.path)
         if m is None or m.schema != self._schema:
             return None
-        entry = self._load(info.path, m)
+        io_errors: list[BaseException] = []
+        entry = self._load(info.path, m, io_errors)
         if entry is None:
+            if io_errors:
+                self._stats.read_errors += 1
             return None
         kind = self._effective_kind(entry.kind, entry.producer)
         return entry if kind == entry.kind else replace(entry, kind=kind)

@@ -4,7 +4,16 @@ Every operation is a single direct S3 call (no ``exists``/``info`` probes, no HE
 GET): ``put_object``, ``put_object(IfNoneMatch="*")`` for create-only markers (412 ->
 ``FileExistsError`` -> False), ``get_object``, ``list_objects_v2`` (sizes and LastModified
 come with the listing), ``delete_objects`` in batches of 1000. Multi-object reads and writes
-run concurrently on s3fs's event loop. Timeouts and retries are set on the botocore client.
+run concurrently on s3fs's event loop.
+
+Timeouts and retries are sized for a cache (a dead endpoint must cost seconds, not minutes):
+botocore connect timeout 2 s, read timeout 10 s, ``standard`` retries with 2 attempts in all
+(``total_max_attempts``; botocore's ``max_attempts`` counts *retries*), and one pass of s3fs's
+own retry loop (its class default is 5 passes, each one a full botocore retry cycle). Override
+them through ``storage_options``: ``config_kwargs={"connect_timeout": ..., "read_timeout": ...,
+"retries": {...}}`` (merged over the defaults) and ``retries=<int >= 1>`` (s3fs's loop; popped
+here and set on the filesystem, since s3fs would hand it on to the botocore client, which
+rejects it). :func:`request_bound_seconds` is the resulting worst case of one request.
 
 ``storage_options`` go to :class:`s3fs.S3FileSystem` (``endpoint_url``, ``key``, ``secret``,
 ``token``, ``client_kwargs``, ``config_kwargs``, ...). They are never stored in reprs or
@@ -25,16 +34,73 @@ import blake3
 from gamstore.store.backend import Backend, ObjectInfo, check_path
 from gamstore.store.errors import StoreError
 
-__all__ = ["S3Backend"]
+__all__ = ["DEFAULT_CONFIG", "DEFAULT_S3FS_RETRIES", "S3Backend", "request_bound_seconds"]
 
 _CONCURRENCY = 16
 _FS_CACHE: dict[tuple[int, str], Any] = {}
 _FS_LOCK = threading.Lock()
-_DEFAULT_CONFIG = {
-    "connect_timeout": 5,
-    "read_timeout": 30,
-    "retries": {"max_attempts": 3, "mode": "standard"},
+#: botocore client settings (``config_kwargs``) unless the caller overrides them.
+DEFAULT_CONFIG: dict[str, Any] = {
+    "connect_timeout": 2,
+    "read_timeout": 10,
+    "retries": {"total_max_attempts": 2, "mode": "standard"},
 }
+#: Passes of s3fs's own retry loop around each call (botocore already retries transient
+#: errors, so one pass keeps a dead endpoint from multiplying the botocore cycle).
+DEFAULT_S3FS_RETRIES = 1
+
+
+def _total_attempts(retries: Mapping[str, Any] | None) -> int:
+    """Tries per call under botocore's ``retries`` config (its default: legacy mode, 5)."""
+    if not retries:
+        return 5
+    if "total_max_attempts" in retries:
+        return max(1, int(retries["total_max_attempts"]))
+    if "max_attempts" in retries:
+        return max(1, int(retries["max_attempts"]) + 1)  # botocore: max_attempts = retries
+    return 3 if retries.get("mode") == "standard" else 5
+
+
+def request_bound_seconds(
+    config: Mapping[str, Any] | None = None, s3fs_retries: int = DEFAULT_S3FS_RETRIES
+) -> float:
+    """Worst-case seconds of one S3 request that never gets an answer.
+
+    ``s3fs_retries x (attempts x (connect + read timeout) + botocore backoff) + s3fs sleeps``,
+    with botocore's ``standard`` backoff at most ``2 ** (i - 1)`` s before try ``i + 1`` and
+    s3fs's sleep ``min(1.7 ** i x 0.1, 15)`` s after its pass ``i``. A server that trickles
+    bytes slower than one per read timeout is not bounded by this (the read timeout is per
+    socket read).
+
+    Parameters
+    ----------
+    config : mapping, optional
+        botocore ``config_kwargs`` (default :data:`DEFAULT_CONFIG`).
+    s3fs_retries : int
+        Passes of s3fs's retry loop.
+
+    Returns
+    -------
+    float
+        The bound in seconds.
+    """
+    cfg = dict(DEFAULT_CONFIG if config is None else config)
+    connect = float(cfg.get("connect_timeout", 60))
+    read = float(cfg.get("read_timeout", 60))
+    attempts = _total_attempts(cfg.get("retries"))
+    backoff = sum(min(2.0 ** (i - 1), 20.0) for i in range(1, attempts))
+    cycle = attempts * (connect + read) + backoff
+    sleeps = sum(min(1.7**i * 0.1, 15.0) for i in range(s3fs_retries))
+    return s3fs_retries * cycle + sleeps
+
+
+def _s3fs_retries(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"storage_options.retries: expected an int >= 1 (passes of s3fs's retry loop), "
+            f"got {value!r}"
+        )
+    return value
 
 
 def _invalid_range(exc: BaseException) -> bool:
@@ -86,20 +152,42 @@ class S3Backend(Backend):
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         opts = dict(storage_options)
-        config = dict(_DEFAULT_CONFIG)
-        config.update(opts.pop("config_kwargs", None) or {})
+        config = dict(DEFAULT_CONFIG)
+        user_config = opts.pop("config_kwargs", None) or {}
+        if not isinstance(user_config, Mapping):
+            raise TypeError(
+                "storage_options.config_kwargs: expected a mapping of botocore Config "
+                f"arguments, got {type(user_config).__name__}"
+            )
+        config.update(user_config)
+        if isinstance(config.get("retries"), Mapping):  # botocore edits it in place
+            config["retries"] = dict(config["retries"])
+        # s3fs keeps unknown keyword arguments for the botocore client, which rejects
+        # ``retries``: it is s3fs's own loop count, set on the filesystem below.
+        retries = _s3fs_retries(opts.pop("retries", DEFAULT_S3FS_RETRIES))
         opts.setdefault("max_concurrency", 1)  # no HEAD before GET in s3fs helpers
         self._endpoint = str(opts.get("endpoint_url") or "")
+        self.config = config
+        self.s3fs_retries = retries
         # One client per process and option set: creating an aiobotocore client costs
         # ~0.2-0.4 s. The cache key is a digest, so secrets are not kept as dict keys.
         ident = blake3.blake3(repr(sorted((k, repr(v)) for k, v in opts.items())).encode())
-        cache_key = (os.getpid(), ident.hexdigest() + repr(sorted(config.items())))
+        cache_key = (
+            os.getpid(),
+            ident.hexdigest() + repr(sorted(config.items())) + f"/retries={retries}",
+        )
         with _FS_LOCK:
             fs = _FS_CACHE.get(cache_key)
             if fs is None:
                 fs = s3fs.S3FileSystem(skip_instance_cache=True, config_kwargs=config, **opts)
+                fs.retries = retries  # instance attribute: the class default stays 5
                 _FS_CACHE[cache_key] = fs
         self.fs = fs
+
+    @property
+    def request_bound(self) -> float:
+        """Worst-case seconds of one request with this backend's settings."""
+        return request_bound_seconds(self.config, self.s3fs_retries)
 
     @property
     def url(self) -> str:

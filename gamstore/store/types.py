@@ -105,12 +105,19 @@ class StoreStats:
 
     ``requests`` counts backend requests by kind (``get``, ``put``, ``put_if_absent``,
     ``list``, ``delete``, ``touch``, ``head``); on S3 each is one HTTP request.
+
+    ``read_errors`` counts reads (``lookup``, ``lookup_latest``, ``read_entry``,
+    ``read_marker``, session loads) that met a storage failure (unreachable, timed out,
+    refused, cut off): each returned None, and a failed lookup is also one of ``misses``. So
+    ``misses`` with ``read_errors == 0`` is an empty cache, ``read_errors`` close to
+    ``misses`` an unreachable one.
     """
 
     hits: int = 0
     misses: int = 0
     saves: int = 0
     save_errors: int = 0
+    read_errors: int = 0
     bytes_read: int = 0
     bytes_written: int = 0
     evictions: int = 0

@@ -15,6 +15,13 @@ A :class:`WarmStartStore` never raises into a fit:
 * a record/codec error (``ValueError``/``TypeError``, e.g. a record that is not strict JSON)
   is logged and returns None/False but does not disable anything;
 * a write to a read-only store disables writes only; reads keep working;
+* a read that the store reports as failed on I/O (a real :class:`~gamstore.store.Store`
+  never raises on lookup: it returns a miss and counts ``stats().read_errors``) feeds a
+  circuit breaker: after :data:`BREAKER_FAILURES` (3) consecutive failed reads, reads are
+  skipped (a miss at no cost) for :data:`BREAKER_COOLDOWN` (60 s; ``cooldown=None``: for the
+  rest of the process), logged once at WARNING. After the cool-down one read probes the
+  store: a success (a hit or a clean miss) closes the breaker, a failure opens it again.
+  Saves are not affected (a failed save disables the capability, above);
 * records whose parts exceed :data:`MAX_ENTRY_BYTES` (16 MiB) are skipped with a log line,
   and a loaded entry over the cap is a miss.
 """
@@ -22,8 +29,10 @@ A :class:`WarmStartStore` never raises into a fit:
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -32,9 +41,22 @@ import numpy as np
 
 from gamstore.records import MAX_ENTRY_BYTES
 
-__all__ = ["MAX_ENTRY_BYTES", "StoreArg", "WarmStartStore", "clear_memo", "warm_store"]
+__all__ = [
+    "BREAKER_COOLDOWN",
+    "BREAKER_FAILURES",
+    "MAX_ENTRY_BYTES",
+    "StoreArg",
+    "WarmStartStore",
+    "clear_memo",
+    "warm_store",
+]
 
 _log = logging.getLogger("gamstore.warmstart")
+
+#: Consecutive failed reads (I/O errors, not misses) that open the read circuit breaker.
+BREAKER_FAILURES = 3
+#: Seconds reads stay skipped once the breaker opened (then one read probes the store).
+BREAKER_COOLDOWN = 60.0
 
 
 class _StoreLike(Protocol):
@@ -65,6 +87,18 @@ def _is_io_error(exc: BaseException) -> bool:
     # OSError covers StoreError, ReadOnlyStoreError (PermissionError), ConnectionError and
     # TimeoutError; everything else (ValueError/TypeError from codecs) is a record problem.
     return isinstance(exc, OSError)
+
+
+def _read_error_count(store: Any) -> int | None:
+    """``stats().read_errors`` of a store, or None when it does not report them."""
+    stats = getattr(store, "stats", None)
+    if not callable(stats):
+        return None
+    try:
+        value = getattr(stats(), "read_errors", None)
+    except Exception:  # noqa: BLE001 - counters are advisory
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _is_read_only_error(exc: BaseException) -> bool:
@@ -114,11 +148,17 @@ class WarmStartStore:
         Open the store read-only: loads work, stores are no-ops.
     open_kwargs : dict, optional
         Further keyword arguments of :func:`gamstore.open_store` (``budget_bytes``, ``ttl``).
+    failure_threshold : int
+        Consecutive failed reads (I/O errors reported by the store, not misses) after which
+        reads are skipped (default :data:`BREAKER_FAILURES`).
+    cooldown : float or None
+        Seconds reads stay skipped before one read probes the store again (default
+        :data:`BREAKER_COOLDOWN`); None skips them for the rest of the process.
 
     Notes
     -----
     Thread-safe: the open happens once under a lock; the availability flags are plain
-    booleans that only ever go from True to False.
+    booleans that only ever go from True to False; the breaker state changes under the lock.
     """
 
     def __init__(
@@ -130,10 +170,35 @@ class WarmStartStore:
         storage_options: Mapping[str, Any] | None = None,
         read_only: bool = False,
         open_kwargs: Mapping[str, Any] | None = None,
+        failure_threshold: int = BREAKER_FAILURES,
+        cooldown: float | None = BREAKER_COOLDOWN,
     ) -> None:
         given = sum(x is not None for x in (url, store, opener))
         if given != 1:
             raise ValueError("WarmStartStore: expected exactly one of url, store or opener")
+        if (
+            isinstance(failure_threshold, bool)
+            or not isinstance(failure_threshold, int)
+            or failure_threshold < 1
+        ):
+            raise ValueError(f"failure_threshold: expected an int >= 1, got {failure_threshold!r}")
+        if cooldown is not None and (
+            isinstance(cooldown, bool)
+            or not isinstance(cooldown, int | float)
+            or not 0 <= cooldown < math.inf
+        ):
+            raise ValueError(
+                f"cooldown: expected finite seconds >= 0 or None (rest of the process), "
+                f"got {cooldown!r}"
+            )
+        self.failure_threshold = failure_threshold
+        self.cooldown = None if cooldown is None else float(cooldown)
+        self._read_failures = 0  # consecutive
+        self._paused_until: float | None = None  # monotonic s; inf: for good
+        self._breaker_logged = False
+        self._clock: Callable[[], float] = time.monotonic
+        #: Reads skipped while the breaker was open (each one a miss at no cost).
+        self.reads_skipped = 0
         self._url = None if url is None else os.fspath(url)
         self._store: _StoreLike | None = store
         self._opener = opener
@@ -168,7 +233,15 @@ class WarmStartStore:
     # -- state -------------------------------------------------------------------------------
     def __repr__(self) -> str:
         state = "available" if self._available else f"disabled ({self._disabled_reason})"
+        if self._available and self._paused_until is not None:
+            state += ", reads paused"
         return f"WarmStartStore({self.url!r}, {state})"
+
+    @property
+    def reads_paused(self) -> bool:
+        """True while the read circuit breaker is open (reads are skipped as misses)."""
+        until = self._paused_until
+        return until is not None and self._clock() < until
 
     @property
     def url(self) -> str:
@@ -300,14 +373,75 @@ class WarmStartStore:
             self.disable(f"save {keyspace} failed")
         return entry_id
 
+    # -- read circuit breaker -----------------------------------------------------------------
+    def _read_allowed(self) -> bool:
+        """False while the breaker is open; after the cool-down, let one probe through."""
+        if self._paused_until is None:
+            return True
+        with self._lock:
+            until = self._paused_until
+            if until is None:
+                return True
+            now = self._clock()
+            if now < until:
+                self.reads_skipped += 1
+                return False
+            # Cool-down over: this read probes the store; others keep skipping meanwhile.
+            self._paused_until = now + (self.cooldown or 0.0)
+            return True
+
+    def _read_done(self, op: str, failed: bool) -> None:
+        """Feed one read outcome (``failed``: an I/O error, not a miss) to the breaker."""
+        if not failed:
+            if self._read_failures or self._paused_until is not None:
+                with self._lock:
+                    was_open = self._paused_until is not None
+                    self._read_failures = 0
+                    self._paused_until = None
+                if was_open:
+                    _log.info("warm-start store %s reachable again; reads resumed", self.url)
+            return
+        with self._lock:
+            self._read_failures += 1
+            if self._read_failures < self.failure_threshold:
+                return
+            pause = math.inf if self.cooldown is None else self.cooldown
+            self._paused_until = self._clock() + pause
+            first = not self._breaker_logged
+            self._breaker_logged = True
+        span = "for the rest of the process" if self.cooldown is None else f"for {pause:g} s"
+        _log.log(
+            logging.WARNING if first else logging.DEBUG,
+            "warm-start store %s: %d consecutive reads failed (last: %s); reads skipped %s "
+            "(fits continue cold)",
+            self.url,
+            self._read_failures,
+            op,
+            span,
+        )
+
+    def _guarded_read(self, op: str, st: Any, read: Callable[[], Any]) -> Any:
+        """Run one read of ``st`` under the breaker; raises only what ``read`` raises."""
+        if not self._read_allowed():
+            return None
+        before = _read_error_count(st)
+        entry = read()  # a raised error goes to report_error (an I/O one disables for good)
+        failed = False
+        if entry is None and before is not None:
+            after = _read_error_count(st)
+            failed = after is not None and after > before
+        self._read_done(op, failed)
+        return entry
+
     def _lookup(self, how: str, keyspace: str, key: str) -> Any:
         st = self.store()
         if st is None:
             return None
+        op = f"{how} {keyspace}"
         try:
-            entry = getattr(st, how)(keyspace, key)
+            entry = self._guarded_read(op, st, lambda: getattr(st, how)(keyspace, key))
         except Exception as exc:
-            self.report_error(f"{how} {keyspace}", exc)
+            self.report_error(op, exc)
             return None
         if entry is None:
             return None
@@ -365,10 +499,12 @@ class CapabilitySession:
         """Best entry of the session key, or None."""
         if not self._owner.available:
             return None
+        op = f"session load {self._keyspace}"
+        st = getattr(self._inner, "store", None)
         try:
-            entry = self._inner.load()
+            entry = self._owner._guarded_read(op, st, self._inner.load)
         except Exception as exc:
-            self._owner.report_error(f"session load {self._keyspace}", exc)
+            self._owner.report_error(op, exc)
             return None
         if entry is not None and (getattr(entry, "nbytes", 0) or 0) > MAX_ENTRY_BYTES:
             return None
