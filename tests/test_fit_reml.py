@@ -170,3 +170,63 @@ def test_pirls_matches_statsmodels_glmgam_at_fixed_penalty(family: str) -> None:
         family=sm_family,
     ).fit(tol=1e-12)
     np.testing.assert_allclose(res.params, fit.beta, rtol=0, atol=1e-8)
+
+
+def test_gaussian_gram_is_formed_once_and_matches_a_fresh_solve() -> None:
+    prob = _problem("gaussian")
+    d = prob.design
+    rho = np.array([0.5, 2.0, -1.0])
+    fresh = pirls(d.X, prob.y, prob.wt, prob.offset, prob.family, d.s_diag(rho))
+    got = evaluate(prob, rho)
+    np.testing.assert_allclose(got.fit.beta, fresh.beta, rtol=1e-10, atol=1e-12)
+    assert got.fit.deviance == pytest.approx(fresh.deviance, rel=1e-12)
+    gram = prob.gaussian_gram()
+    assert prob.gaussian_gram() is gram  # cached on the problem, not recomputed
+    np.testing.assert_allclose(gram[0], d.X.T @ (prob.wt[:, None] * d.X), rtol=1e-12, atol=1e-12)
+    # a problem rebuilt with other data must not inherit the cached products
+    import dataclasses
+
+    other = dataclasses.replace(prob, y=prob.y + 1.0)
+    assert other.gaussian_gram() is not gram
+    np.testing.assert_allclose(
+        other.gaussian_gram()[1], d.X.T @ (prob.wt * (prob.y + 1.0 - prob.offset)), rtol=1e-10
+    )
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_newton_end_game_lands_on_the_tight_optimum(family: str) -> None:
+    from gamstore.fit.newton import NewtonControl, newton
+
+    prob = _problem(family, n=1000)
+    rho0 = prob.design.initial_rho
+    # reference: no end-game shortcuts, polish until the gradient is below 1e-4 conv_tol
+    tight = newton(
+        prob,
+        rho0,
+        control=NewtonControl(final_step=0.0, skip_step=0.0, polish_factor=1e-4, max_polish=6),
+    )
+    fast = newton(prob, rho0)
+    assert tight.converged and fast.converged
+    assert fast.n_pirls_calls <= tight.n_pirls_calls
+    fitted = tight.final.fit.mu
+    rel = np.max(np.abs(fast.final.fit.mu - fitted)) / np.max(np.abs(fitted))
+    assert rel <= 5e-6, rel  # the warm == cold contract is 1e-5
+    assert fast.final.score == pytest.approx(tight.final.score, rel=1e-10)
+    # restarting at the end point is recognised at once: one evaluation, no step
+    again = newton(prob, fast.final.rho, fast.final.fit.beta)
+    assert again.converged and again.n_outer == 0 and again.n_pirls_calls == 1
+    # a nearby start finishes with an exact final Newton step
+    near = newton(prob, fast.final.rho + 1e-3, fast.final.fit.beta)
+    assert near.converged and near.n_outer <= 2
+    rel = np.max(np.abs(near.final.fit.mu - fitted)) / np.max(np.abs(fitted))
+    assert rel <= 5e-6, rel  # the warm == cold contract is 1e-5
+
+
+def test_newton_without_polish_stops_on_mgcv_rule() -> None:
+    from gamstore.fit.newton import NewtonControl, newton
+
+    prob = _problem("poisson", n=1000)
+    res = newton(prob, prob.design.initial_rho, control=NewtonControl(polish=False))
+    assert res.converged
+    ref = newton(prob, prob.design.initial_rho)
+    assert abs(res.final.score - ref.final.score) <= 1e-6 * abs(ref.final.score)

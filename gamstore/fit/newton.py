@@ -48,6 +48,20 @@ class NewtonControl:
     polish_factor : float
         Gradient threshold of the polish, relative to ``conv_tol * score_scale`` (mgcv drops
         parameters below 0.1 of it from the step as flat).
+    near_grad : float
+        With ``polish``: the end-game rules below apply once no gradient component exceeds
+        ``near_grad * conv_tol * score_scale``.
+    final_step : float
+        End game: when the exact Newton step (over every component above the polish
+        threshold) moves no rho by more than this, take it in full, evaluate once and stop.
+        Newton converges quadratically, so the point reached is within about the square of
+        this of the optimum, which replaces mgcv's rule plus a checked polish step.
+    skip_step : float
+        End game: when the Newton step moves no rho by more than this and the Newton
+        decrement ``g'H^{-1}g`` is at most ``decrement_tol * conv_tol * score_scale``, the
+        current point is the optimum to within tolerance: stop without an evaluation.
+    decrement_tol : float
+        See ``skip_step``.
     """
 
     conv_tol: float = 1e-6
@@ -58,6 +72,10 @@ class NewtonControl:
     polish: bool = True
     max_polish: int = 2
     polish_factor: float = 0.01
+    near_grad: float = 1e3
+    final_step: float = 4e-3
+    skip_step: float = 1e-4
+    decrement_tol: float = 1e-2
 
 
 @dataclass(frozen=True)
@@ -160,7 +178,7 @@ def newton(
     n_outer = 0
     n_polish = 0
     tol = ctl.conv_tol
-    # flatness threshold: mgcv's uconv.ind before its test passes, tighter while polishing
+    # stationarity threshold: every |g_j| below it means no step can matter
     flat0 = (ctl.polish_factor if ctl.polish else 0.1) * tol
     notify(0, cur, not np.any(np.abs(cur.grad) > flat0 * score_scale(cur)))
     mgcv_conv = False  # mgcv's test passed on the last step
@@ -177,23 +195,31 @@ def newton(
         if mgcv_conv and (not ctl.polish or n_polish >= ctl.max_polish):
             converged = True
             break
-        if mgcv_conv:
-            n_polish += 1
         cur = with_hessian(prob, cur)
         assert cur.hess is not None
         step = np.zeros(m)
         g = cur.grad[free]
         Hf = cur.hess[np.ix_(free, free)]
-        if not np.all(np.isfinite(Hf)):
-            Hf = np.eye(int(free.sum()))  # unusable curvature: fall back to steepest descent
-        vals, vecs = np.linalg.eigh(Hf)
-        vmax = float(np.max(np.abs(vals)))
-        vals = np.maximum(np.abs(vals), max(vmax, 1e-300) * 1e-7)
-        step[free] = -(vecs @ ((vecs.T @ g) / vals))
+        step[free] = _newton_step(g, Hf)
+        last = False  # this step is the final one (quadratic convergence from here)
+        if ctl.polish and float(np.max(np.abs(cur.grad))) <= ctl.near_grad * tol * sc:
+            fine, exact = _fine_step(cur.grad, cur.hess, flat0 * sc)
+            size = float(np.max(np.abs(fine)))
+            dec = float(-np.dot(cur.grad, fine))  # Newton decrement g'H^{-1}g
+            if exact and size <= ctl.skip_step and dec <= ctl.decrement_tol * tol * sc:
+                # already within a negligible step of the optimum: no evaluation needed
+                converged = True
+                break
+            if exact and size <= ctl.final_step:
+                # one exact Newton step from here lands within ~size^2 of the optimum
+                step, last = fine, True
+        if mgcv_conv:
+            n_polish += 1
         big = float(np.max(np.abs(step)))
         if big > ctl.max_step:
             step *= ctl.max_step / big
         new: RemlEval | None = None
+        halved = False
         for _ in range(ctl.max_half + 1):
             trial_rho = np.clip(cur.rho + step, -RHO_BOUND, RHO_BOUND)
             trial = ev(trial_rho, cur.fit.beta)
@@ -201,6 +227,7 @@ def newton(
                 new = trial
                 break
             step *= 0.5
+            halved = True
         if new is None:
             # no decrease along the Newton direction even for tiny steps: the score is at
             # its minimum to within rounding of the inner fit
@@ -215,7 +242,45 @@ def newton(
         free_new = np.abs(cur.grad) > 0.1 * tol * sc
         gmax = float(np.max(np.abs(cur.grad[free_new]))) if np.any(free_new) else 0.0
         mgcv_conv = mgcv_conv or (dscore <= tol * sc and gmax <= 5.0 * tol * sc)
+        if last and not halved:
+            notify(n_outer, cur, True)
+            converged = True
+            break
         notify(n_outer, cur, mgcv_conv and not np.any(np.abs(cur.grad) > flat0 * sc))
     if not converged:
         logger.info("REML Newton did not converge in %d iterations", n_outer)
     return NewtonResult(cur, n_outer, calls, iters, converged, history)
+
+
+def _newton_step(g: np.ndarray, Hf: np.ndarray) -> np.ndarray:
+    """``-H^{-1} g`` with the eigenvalues of H replaced by ``max(|e|, 1e-7 max|e|)`` (mgcv)."""
+    return _newton_step_pd(g, Hf)[0]
+
+
+def _newton_step_pd(g: np.ndarray, Hf: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The regularised Newton step and whether H needed no regularisation (exact Newton)."""
+    if not np.all(np.isfinite(Hf)):
+        Hf = np.eye(g.shape[0])  # unusable curvature: fall back to steepest descent
+        exact = False
+    else:
+        exact = True
+    vals, vecs = np.linalg.eigh(Hf)
+    vmax = float(np.max(np.abs(vals)))
+    floor = max(vmax, 1e-300) * 1e-7
+    exact = exact and bool(np.all(vals >= floor))
+    vals = np.maximum(np.abs(vals), floor)
+    return -(vecs @ ((vecs.T @ g) / vals)), exact
+
+
+def _fine_step(grad: np.ndarray, hess: np.ndarray, flat: float) -> tuple[np.ndarray, bool]:
+    """Newton step over every component with ``|g_j| > flat`` (zero elsewhere).
+
+    The flag is True when that block of the Hessian is positive definite, so the step is an
+    exact Newton step and quadratic convergence applies.
+    """
+    step = np.zeros_like(grad)
+    fp = np.abs(grad) > flat
+    exact = True
+    if np.any(fp):
+        step[fp], exact = _newton_step_pd(grad[fp], hess[np.ix_(fp, fp)])
+    return step, exact

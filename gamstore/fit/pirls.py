@@ -81,6 +81,7 @@ def pirls(
     *,
     max_iter: int = 100,
     tol: float = 1e-8,
+    gram: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> PirlsResult:
     """Fit the penalized GLM at fixed smoothing parameters.
 
@@ -100,6 +101,10 @@ def pirls(
         Iteration cap (a warm-start layer may lower it).
     tol : float
         Relative tolerance on the penalized deviance (mgcv: ``|d - d_old| < tol (|d| + 0.1)``).
+    gram : tuple of numpy.ndarray or None
+        Gaussian only: precomputed ``(X'WX, X'W(y - offset))`` with ``W = diag(wt)``. Both are
+        independent of the smoothing parameters, so the outer loop forms them once per fit and
+        each evaluation is a p x p solve plus O(np) for the fitted values.
 
     Returns
     -------
@@ -115,10 +120,13 @@ def pirls(
 
     if family.name == "gaussian":
         # identity link: one weighted least-squares solve is the exact minimiser
-        XtWX = xtwx(X, wt)
+        if gram is None:
+            XtWX, XtWz = xtwx(X, wt), _xt(X, wt * (y - offset))
+        else:
+            XtWX, XtWz = gram
         H = XtWX.copy()
         H[np.diag_indices(p)] += s_diag
-        beta = SPDFactor(H).solve(_xt(X, wt * (y - offset)))
+        beta = SPDFactor(H).solve(XtWz)
         eta = _linear_predictor(X, beta, offset)
         mu = family.mu(eta)
         dev = family.deviance(y, mu, wt)

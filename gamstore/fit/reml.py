@@ -32,11 +32,39 @@ class Problem:
     wt: np.ndarray
     offset: np.ndarray
     family: Family
+    # rho-independent products, formed on first use and reused by every evaluation of the fit
+    _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def n_eff(self) -> int:
         """Observations with positive weight."""
-        return int(np.count_nonzero(self.wt > 0))
+        n = self._cache.get("n_eff")
+        if n is None:
+            n = self._cache["n_eff"] = int(np.count_nonzero(self.wt > 0))
+        return int(n)
+
+    def gaussian_gram(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(X'WX, X'W(y - offset))`` with ``W = diag(wt)``, computed once per problem.
+
+        For the identity link W does not depend on beta or rho, so these two products carry
+        all the n-sized work of a Gaussian fit; every outer evaluation then costs p x p.
+        """
+        g = self._cache.get("gram")
+        if g is None:
+            X = self.design.X
+            g = self._cache["gram"] = (
+                xtwx(X, self.wt),
+                _xt(X, self.wt * (self.y - self.offset)),
+            )
+        return g  # type: ignore[no-any-return]
+
+    def sum_log_wt(self) -> float:
+        """``sum(log wt)`` over positive weights (a constant of the profiled Gaussian score)."""
+        v = self._cache.get("sum_log_wt")
+        if v is None:
+            pos = self.wt > 0
+            v = self._cache["sum_log_wt"] = float(np.sum(np.log(self.wt[pos])))
+        return float(v)
 
 
 @dataclass(frozen=True)
@@ -120,8 +148,18 @@ def evaluate(
     if rho.shape != (m,):
         raise ValueError(f"rho must have shape ({m},), got {rho.shape}")
     s_diag = d.s_diag(rho)
+    gaussian = fam.name == "gaussian"
     fit = pirls(
-        d.X, prob.y, prob.wt, prob.offset, fam, s_diag, beta0, max_iter=max_pirls, tol=pirls_tol
+        d.X,
+        prob.y,
+        prob.wt,
+        prob.offset,
+        fam,
+        s_diag,
+        beta0,
+        max_iter=max_pirls,
+        tol=pirls_tol,
+        gram=prob.gaussian_gram() if gaussian else None,
     )
     beta, mu = fit.beta, fit.mu
     if fit.xtwx is not None:
@@ -148,12 +186,11 @@ def evaluate(
             raise ValueError(f"too few observations ({prob.n_eff}) for {Mp} unpenalized terms")
         scale = (fit.deviance + penalty) / dof
         extras = (fac.logdet, logdet_S, fam.loglik(prob.y, mu, prob.wt, scale))
-        pos = prob.wt > 0
         score = (
             0.5 * dof * (1.0 + np.log(2.0 * np.pi * scale))
             + 0.5 * fac.logdet
             - 0.5 * logdet_S
-            - 0.5 * float(np.sum(np.log(prob.wt[pos])))
+            - 0.5 * prob.sum_log_wt()
         )
 
     # per smoothing parameter: S_j beta (lambda included), a_j, tr_j, dbeta/drho_j
@@ -169,7 +206,7 @@ def evaluate(
         "lam": lam,
     }  # fmt: skip
 
-    if fam.name == "gaussian":
+    if gaussian:
         grad = a / (2.0 * scale) + 0.5 * tr - 0.5 * ranks
     else:
         dw = prob.wt * fam.dw(mu)
