@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_warmstart_fakes import FakeStore
+from test_warmstart_fakes import FakeEntry, FakeStore
 
 from gamstore.records import MAX_ENTRY_BYTES, WarmStartRecord
 from gamstore.store.errors import StoreError
@@ -245,3 +245,209 @@ def test_concurrent_first_use_opens_once(tmp_path: Path) -> None:
     assert not errors, errors
     assert opened == [1]
     assert ws.available
+
+
+# -- read circuit breaker ------------------------------------------------------------------------
+
+
+class _Stats:
+    def __init__(self, read_errors: int) -> None:
+        self.read_errors = read_errors
+
+
+class UnreachableStore(FakeStore):
+    """A FakeStore whose reads, while ``down``, behave like a real Store's on I/O failure:
+    a miss (None) plus one ``stats().read_errors``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+        self.read_errors = 0
+
+    def stats(self) -> _Stats:
+        return _Stats(self.read_errors)
+
+    def lookup(self, keyspace: str, key: str) -> FakeEntry | None:
+        if self.down:
+            self.calls.append(f"lookup:{keyspace}")
+            self.read_errors += 1
+            return None
+        return super().lookup(keyspace, key)
+
+    def lookup_latest(self, keyspace: str, key: str) -> FakeEntry | None:
+        if self.down:
+            self.calls.append(f"lookup_latest:{keyspace}")
+            self.read_errors += 1
+            return None
+        return super().lookup_latest(keyspace, key)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _breaker(store: FakeStore, **kwargs: object) -> tuple[WarmStartStore, Clock]:
+    ws = WarmStartStore(store=store, **kwargs)  # type: ignore[arg-type]
+    clock = Clock()
+    ws._clock = clock
+    return ws, clock
+
+
+def _reads(store: FakeStore) -> int:
+    return sum(c.startswith("lookup") for c in store.calls)
+
+
+def test_breaker_opens_after_three_failed_reads(caplog: pytest.LogCaptureFixture) -> None:
+    from gamstore.warmstart.capability import BREAKER_COOLDOWN, BREAKER_FAILURES
+
+    assert (BREAKER_FAILURES, BREAKER_COOLDOWN) == (3, 60.0)  # the documented defaults
+    fake = UnreachableStore()
+    ws, _clock = _breaker(fake)
+    assert ws.save("inner", "k", _rec()) is not None
+    fake.down = True
+    with caplog.at_level(logging.INFO, logger="gamstore"):
+        assert ws.lookup("inner", "k") is None
+        assert ws.lookup_latest("inner", "k") is None
+        assert not ws.reads_paused  # two failures: still reading
+        assert ws.lookup("inner", "k") is None
+        assert ws.reads_paused and "reads paused" in repr(ws)
+        for _ in range(5):  # skipped: the store is not asked again
+            assert ws.lookup("inner", "k") is None
+            assert ws.lookup_latest("inner", "k") is None
+    assert _reads(fake) == 3 and ws.reads_skipped == 10
+    warnings = _warnings(caplog)
+    assert len(warnings) == 1 and "3 consecutive reads failed" in warnings[0]
+    assert "60 s" in warnings[0]
+    # reads are paused, not the capability: saves still go to the store
+    assert ws.available and ws.writable
+    assert ws.save("inner", "k2", _rec("k2")) is not None
+
+
+def test_misses_are_not_failures() -> None:
+    fake = UnreachableStore()
+    ws, _clock = _breaker(fake)
+    for i in range(10):  # an empty cache: clean misses never open the breaker
+        assert ws.lookup("inner", f"absent-{i}") is None
+    assert not ws.reads_paused and _reads(fake) == 10
+
+
+def test_success_resets_the_consecutive_count() -> None:
+    fake = UnreachableStore()
+    ws, _clock = _breaker(fake)
+    assert ws.save("inner", "k", _rec()) is not None
+    for _ in range(4):
+        fake.down = True
+        assert ws.lookup("inner", "k") is None
+        assert ws.lookup("inner", "k") is None
+        fake.down = False
+        assert ws.lookup("inner", "k") is not None  # a hit in between: count back to zero
+        fake.down = True
+        assert ws.lookup("inner", "absent") is None  # a failure ...
+        fake.down = False
+        assert ws.lookup("inner", "absent") is None  # ... then a clean miss also resets
+    assert not ws.reads_paused and ws.reads_skipped == 0
+
+
+def test_breaker_probes_after_the_cooldown(caplog: pytest.LogCaptureFixture) -> None:
+    fake = UnreachableStore()
+    ws, clock = _breaker(fake, failure_threshold=2, cooldown=30.0)
+    assert ws.save("inner", "k", _rec()) is not None
+    fake.down = True
+    with caplog.at_level(logging.DEBUG, logger="gamstore"):
+        for _ in range(2):
+            assert ws.lookup("inner", "k") is None
+        assert ws.reads_paused
+        clock.now += 29.0
+        assert ws.lookup("inner", "k") is None and _reads(fake) == 2  # still cooling down
+        clock.now += 1.5
+        assert ws.lookup("inner", "k") is None  # the probe: reaches the store, fails
+        assert _reads(fake) == 3 and ws.reads_paused
+        assert ws.lookup("inner", "k") is None and _reads(fake) == 3  # open again
+        clock.now += 31.0
+        fake.down = False
+        entry = ws.lookup("inner", "k")  # the store came back: the probe is a hit
+        assert entry is not None and entry.record.key == "k"
+        assert not ws.reads_paused
+        assert ws.lookup("inner", "k") is not None and _reads(fake) == 5
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1  # logged once; the re-opening after the probe is DEBUG
+    assert any("reads resumed" in r.getMessage() for r in caplog.records)
+
+
+def test_breaker_for_the_rest_of_the_process(caplog: pytest.LogCaptureFixture) -> None:
+    fake = UnreachableStore()
+    ws, clock = _breaker(fake, cooldown=None)
+    fake.down = True
+    with caplog.at_level(logging.WARNING, logger="gamstore"):
+        for _ in range(3):
+            assert ws.lookup("inner", "k") is None
+    fake.down = False
+    clock.now += 1e9
+    assert ws.lookup("inner", "k") is None and ws.reads_paused
+    assert _reads(fake) == 3
+    warnings = _warnings(caplog)
+    assert len(warnings) == 1 and "for the rest of the process" in warnings[0]
+
+
+def test_session_loads_go_through_the_breaker() -> None:
+    fake = UnreachableStore()
+    ws, _clock = _breaker(fake)
+    sess = ws.session("sess-key")
+    assert sess is not None
+    fake.down = True
+    for _ in range(3):
+        assert sess.load() is None
+    assert ws.reads_paused
+    assert sess.load() is None and ws.lookup("outer", "sess-key") is None
+    assert _reads(fake) == 3
+    assert sess.checkpoint(_rec(), 1.0, 1) is True  # writes unaffected
+
+
+def test_stores_without_read_error_counts_never_trip() -> None:
+    fake = FakeStore()  # no stats(): misses cannot be told from failures, so none count
+    ws, _clock = _breaker(fake, failure_threshold=1)
+    for _ in range(5):
+        assert ws.lookup("inner", "absent") is None
+    assert not ws.reads_paused
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"failure_threshold": 0}, "failure_threshold"),
+        ({"failure_threshold": 2.5}, "failure_threshold"),
+        ({"failure_threshold": True}, "failure_threshold"),
+        ({"cooldown": -1.0}, "cooldown"),
+        ({"cooldown": float("inf")}, "cooldown"),
+        ({"cooldown": "60"}, "cooldown"),
+    ],
+)
+def test_breaker_settings_validated(kwargs: dict[str, object], field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        WarmStartStore(store=FakeStore(), **kwargs)  # type: ignore[arg-type]
+
+
+def test_breaker_on_a_real_store_with_failing_reads(tmp_path: Path) -> None:
+    # A real local store whose listings fail (permission lost, disk gone): lookups are misses
+    # counted as read errors, and the breaker stops asking after three.
+    from gamstore.store import open_store
+
+    store = open_store(str(tmp_path / "r"))
+    ws, _clock = _breaker(store)  # type: ignore[arg-type]
+    assert ws.save("inner", "k", _rec()) is not None
+    calls: list[str] = []
+
+    def broken(*_a: object, **_k: object) -> list[str]:
+        calls.append("list")
+        raise PermissionError(13, "Permission denied")
+
+    store.backend.list = broken  # type: ignore[method-assign]
+    store.backend.list_dir = broken  # type: ignore[method-assign]
+    for _ in range(6):
+        assert ws.lookup("inner", "k") is None
+    assert store.stats().read_errors == 3 and len(calls) == 3
+    assert ws.reads_paused and ws.available
