@@ -139,3 +139,72 @@ def test_zarr_store_on_s3_reads_entry(s3_store_url: str, s3_options: dict[str, A
     info = next(iter(s.entries()))
     g = zarr.open_group(s.zarr_store(), path=info.path, mode="r", zarr_format=3)
     np.testing.assert_array_equal(g["block_beta/4"][:], rec.block_beta[4])  # type: ignore[index]
+
+
+# -- timeouts and retries sized for a cache ------------------------------------------------------
+
+
+def test_default_timeouts_and_retries_reach_the_client(
+    s3_store_url: str, s3_options: dict[str, Any]
+) -> None:
+    import s3fs
+
+    from gamstore.store.s3 import request_bound_seconds
+
+    store = open_store(s3_store_url, storage_options=s3_options)
+    fs = store.backend.fs  # type: ignore[attr-defined]
+    conf = fs.s3.meta.config  # the botocore client actually built
+    assert (conf.connect_timeout, conf.read_timeout) == (2, 10)
+    assert conf.retries["mode"] == "standard" and conf.retries["total_max_attempts"] == 2
+    assert fs.retries == 1  # one pass of s3fs's loop ...
+    assert s3fs.S3FileSystem.retries == 5  # ... set on the instance, the class is untouched
+    # 1 pass x (2 tries x (2 s + 10 s) + <= 1 s botocore backoff) + 0.1 s s3fs sleep
+    assert store.backend.request_bound == pytest.approx(25.1)  # type: ignore[attr-defined]
+    assert request_bound_seconds() == pytest.approx(25.1)
+
+
+def test_s3fs_retries_through_storage_options(
+    s3_store_url: str, s3_options: dict[str, Any]
+) -> None:
+    # used to crash inside aiobotocore (s3fs handed ``retries`` on to the client)
+    store = open_store(s3_store_url, storage_options={**s3_options, "retries": 3})
+    assert store.backend.fs.retries == 3  # type: ignore[attr-defined]
+    assert store.save("block", "k", block_record("k")) is not None
+    assert store.lookup("block", "k") is not None
+    other = open_store(s3_store_url, storage_options=s3_options)  # not the same cached client
+    assert other.backend.fs.retries == 1  # type: ignore[attr-defined]
+    assert store.backend.request_bound > other.backend.request_bound  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.0, "3", True, None])
+def test_bad_s3fs_retries_named(bad: object, s3_store_url: str, s3_options: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=r"storage_options\.retries"):
+        open_store(s3_store_url, storage_options={**s3_options, "retries": bad})
+
+
+def test_config_kwargs_merge_over_the_defaults(
+    s3_store_url: str, s3_options: dict[str, Any]
+) -> None:
+    opts = {**s3_options, "config_kwargs": {"read_timeout": 1.5}}
+    store = open_store(s3_store_url, storage_options=opts)
+    conf = store.backend.fs.s3.meta.config  # type: ignore[attr-defined]
+    assert (conf.connect_timeout, conf.read_timeout) == (2, 1.5)
+    assert conf.retries["total_max_attempts"] == 2
+    with pytest.raises(TypeError, match=r"storage_options\.config_kwargs"):
+        open_store(s3_store_url, storage_options={**s3_options, "config_kwargs": [1]})
+
+
+def test_request_bound_follows_botocore_semantics() -> None:
+    from gamstore.store.s3 import request_bound_seconds
+
+    short = {"connect_timeout": 0.3, "read_timeout": 0.3}
+    # botocore's ``max_attempts`` counts retries: 2 means 3 tries (backoff <= 1 s, then <= 2 s)
+    three = request_bound_seconds({**short, "retries": {"max_attempts": 2, "mode": "standard"}})
+    assert three == pytest.approx(3 * 0.6 + 1 + 2 + 0.1)
+    total = {**short, "retries": {"total_max_attempts": 2, "mode": "standard"}}
+    assert request_bound_seconds(total) == pytest.approx(2 * 0.6 + 1 + 0.1)
+    # s3fs passes multiply the whole botocore cycle and add 0.1 s x 1.7**i sleeps
+    assert request_bound_seconds(total, 3) == pytest.approx(3 * 2.2 + 0.1 * (1 + 1.7 + 1.7**2))
+    # botocore's own defaults (legacy mode, 5 tries, 60 s timeouts) and s3fs's class default
+    old = request_bound_seconds({}, 5)
+    assert old > 5 * 5 * 120
