@@ -446,11 +446,16 @@ def build_warm_start(
     reason = parent.unusable_reason()
     if reason is not None:
         raise ParentUnusable(f"parent artifact unusable: {reason}")
-    if parent.descriptor.descriptor_key() != descriptor.descriptor_key():
-        raise DescriptorMismatch(
-            f"descriptor key {descriptor.descriptor_key().hex()} != parent "
-            f"{parent.descriptor.descriptor_key().hex()}"
-        )
+    # each key is a hash over every term identity: skip it when the family and the terms
+    # (in order) are the same, which implies equal keys; otherwise hash each side once
+    same = descriptor.family_kind == parent.descriptor.family_kind and tuple(
+        descriptor.term_identities
+    ) == tuple(parent.descriptor.term_identities)
+    if not same:
+        key_new = descriptor.descriptor_key()
+        key_parent = parent.descriptor.descriptor_key()
+        if key_parent != key_new:
+            raise DescriptorMismatch(f"descriptor key {key_new.hex()} != parent {key_parent.hex()}")
 
     by_identity: dict[TermIdentity, TermArtifact] = {}
     for t in parent.terms:

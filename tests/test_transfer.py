@@ -532,3 +532,32 @@ def test_projection_agrees_with_pinv(rows: int, cols: int, seed: int) -> None:
     assert theta is not None and theta.shape == (cols,)
     if cols:
         assert np.allclose(theta, np.linalg.pinv(t) @ beta, atol=1e-9, rtol=1e-9)
+
+
+def test_descriptor_keys_hashed_at_most_once_per_side(monkeypatch: pytest.MonkeyPatch) -> None:
+    a = ident("s(a)", 2)
+    b = ident("s(b)", 2)
+    ctx = [TermBuildContext(a, (0,), 2, np.eye(2))]
+    calls = []
+    real = FitDescriptor.descriptor_key
+
+    def counting(self: FitDescriptor) -> Any:
+        calls.append(self)
+        return real(self)
+
+    monkeypatch.setattr(FitDescriptor, "descriptor_key", counting)
+    good = artifact([(a, [1.0, 2.0], [0.5])])
+    # same family and terms: equal keys without hashing
+    res = build_warm_start(descriptor_of([a]), ctx, [0.0], good)
+    assert calls == []
+    np.testing.assert_allclose(res.rho, [0.5])
+    # same term set in another order: hashed once per side, and still equal (keys sort terms)
+    two = artifact([(a, [1.0, 2.0], [0.5]), (b, [3.0, 4.0], [1.5])])
+    ctx2 = [TermBuildContext(b, (0,), 2, np.eye(2)), TermBuildContext(a, (1,), 2, np.eye(2))]
+    res = build_warm_start(descriptor_of([b, a]), ctx2, [0.0, 0.0], two)
+    assert len(calls) == 2
+    np.testing.assert_allclose(res.rho, [1.5, 0.5])
+    calls.clear()
+    with pytest.raises(DescriptorMismatch, match="descriptor key"):
+        build_warm_start(descriptor_of([b]), ctx, [0.0], good)
+    assert len(calls) == 2
