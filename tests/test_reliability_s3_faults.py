@@ -122,6 +122,7 @@ def test_lookup_under_persistent_fault_is_a_bounded_miss(
     assert took < LOOKUP_ROUNDS * request_bound_seconds(rule.seconds)
     s = faulty.stats()
     assert (s.misses, s.hits, s.corrupt) == (1, 0, 0)
+    assert s.read_errors == 1  # an unreachable cache, not an empty one
     proxy.clear()
     # Nothing was deleted: an unreachable store is not a corrupt one.
     truth = clean.lookup(KS, key)
@@ -218,8 +219,10 @@ def test_stats_count_requests_hits_misses_and_errors(
     with proxy.fault(Rule("drop", times=-1)):
         assert faulty.lookup(KS, "missing") is None
         assert faulty.save(KS, "lost", block_record("lost", 2)) is None
+    assert faulty.lookup(KS, "absent") is None  # reachable again: a clean miss
     s = faulty.stats()
-    assert (s.hits, s.misses, s.saves, s.save_errors) == (1, 1, 0, 1)
+    assert (s.hits, s.misses, s.saves, s.save_errors) == (1, 2, 0, 1)
+    assert s.read_errors == 1  # the miss under the fault, not the clean one
     # Logical requests by kind (client retries are not counted separately).
     assert s.requests["list"] >= 2 and s.requests["get"] >= 1 and s.requests["put"] >= 1
 
@@ -363,3 +366,103 @@ def test_unreachable_store_raises_a_store_error_on_open(
         open_fault_store(f"{s3_store_url}-unreachable", fault_options(proxy.endpoint, KEY, SECRET))
     # one request round; x2 for a loaded machine (botocore's jittered backoff is not capped)
     assert time.perf_counter() - t0 < 2 * request_bound_seconds(2 * READ_TIMEOUT)
+
+
+# -- default timeouts, read errors, the warm-start circuit breaker -------------------------------
+
+
+def _default_options(endpoint: str, **extra: Any) -> dict[str, Any]:
+    """storage_options with gamstore's default timeouts and retries (no config_kwargs)."""
+    return {"endpoint_url": endpoint, "key": KEY, "secret": SECRET, **extra}
+
+
+def test_black_holed_endpoint_is_a_miss_within_the_default_bound(
+    proxy: FaultProxy, s3_store_url: str, clean: gamstore.Store
+) -> None:
+    from gamstore.store.s3 import DEFAULT_CONFIG, request_bound_seconds
+
+    clean.save(KS, "held", block_record("held", 2))
+    store = gamstore.open_store(s3_store_url, storage_options=_default_options(proxy.endpoint))
+    # Every request is accepted and then held far beyond the read timeout: a black hole.
+    rule = proxy.add(Rule("delay", seconds=35.0, times=-1))
+    entry, took = _timed(store.lookup, KS, "held")
+    assert entry is None and rule.fired == 2  # the LIST, tried twice; the lookup ends there
+    bound = request_bound_seconds()  # 25.1 s: the documented per-request bound
+    # the connection is accepted at once, so each try waits one read timeout
+    assert 2 * DEFAULT_CONFIG["read_timeout"] - 0.5 <= took < bound
+    s = store.stats()
+    assert (s.misses, s.read_errors, s.corrupt) == (1, 1, 0)
+
+
+@pytest.mark.parametrize(
+    ("fault", "retries", "expected"),
+    [
+        ({"fault": "status", "status": 500}, None, 2),  # 2 botocore tries, 1 s3fs pass
+        ({"fault": "status", "status": 503}, 2, 4),  # SlowDown: s3fs passes x botocore tries
+    ],
+)
+def test_tries_per_request_are_what_the_bound_assumes(
+    fault: dict[str, Any],
+    retries: int | None,
+    expected: int,
+    proxy: FaultProxy,
+    s3_store_url: str,
+    clean: gamstore.Store,
+) -> None:
+    extra = {} if retries is None else {"retries": retries}
+    store = gamstore.open_store(
+        s3_store_url, storage_options=_default_options(proxy.endpoint, **extra)
+    )
+    proxy.clear()
+    proxy.add(Rule(times=-1, **fault))  # type: ignore[arg-type]
+    assert store.lookup(KS, "absent") is None
+    assert proxy.requests() == expected
+    assert store.stats().read_errors == 1
+
+
+def test_dropped_connections_cost_little_with_the_defaults(
+    proxy: FaultProxy, s3_store_url: str, clean: gamstore.Store
+) -> None:
+    store = gamstore.open_store(s3_store_url, storage_options=_default_options(proxy.endpoint))
+    proxy.clear()
+    proxy.add(Rule("drop", times=-1))
+    entry, took = _timed(store.lookup, KS, "absent")
+    assert entry is None and store.stats().read_errors == 1
+    # 2 botocore tries; aiohttp itself retries an idempotent request once when a reused
+    # keep-alive connection is closed under it, so up to 2 requests per try
+    assert 2 <= proxy.requests() <= 4
+    assert took < 5.0  # a cut is immediate: only botocore's backoff (<= 1 s) is paid
+
+
+def test_breaker_stops_paying_the_retry_bound(
+    proxy: FaultProxy,
+    clean: gamstore.Store,
+    faulty: gamstore.Store,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from gamstore.warmstart.capability import WarmStartStore
+
+    clean.save(KS, "bk", block_record("bk", 3))
+    ws = WarmStartStore(store=faulty)
+    now = [0.0]
+    ws._clock = lambda: now[0]
+    assert ws.lookup(KS, "bk") is not None  # reachable: a hit
+    proxy.add(Rule("drop", times=-1))  # the cache goes away
+    with caplog.at_level("WARNING", logger="gamstore"):
+        for _ in range(3):
+            assert ws.lookup(KS, "bk") is None
+        sent = proxy.requests()
+        t0 = time.perf_counter()
+        for _ in range(20):  # e.g. the remaining folds of a LOSO run
+            assert ws.lookup(KS, "bk") is None
+            assert ws.lookup_latest(KS, "bk") is None
+        took = time.perf_counter() - t0
+    assert proxy.requests() == sent, "reads reached the store while the breaker was open"
+    assert took < 0.5 and ws.reads_skipped == 40
+    assert faulty.stats().read_errors == 3
+    assert len([r for r in caplog.records if "consecutive reads failed" in r.getMessage()]) == 1
+    proxy.clear()  # the cache comes back; after the cool-down one probe finds it
+    now[0] += 61.0
+    entry = ws.lookup(KS, "bk")
+    assert entry is not None and record_values_ok(entry.record, "bk", 3)
+    assert not ws.reads_paused
