@@ -230,3 +230,26 @@ def test_newton_without_polish_stops_on_mgcv_rule() -> None:
     assert res.converged
     ref = newton(prob, prob.design.initial_rho)
     assert abs(res.final.score - ref.final.score) <= 1e-6 * abs(ref.final.score)
+
+
+@pytest.mark.parametrize("family", ["poisson", "binomial"])
+def test_pirls_reuses_the_start_xtwx_from_the_previous_evaluation(family: str) -> None:
+    prob = _problem(family)
+    d = prob.design
+    first = evaluate(prob, np.array([1.0, 2.0, 0.0]), hessian=False)
+    XtWX = first.parts["XtWX"]
+    np.testing.assert_allclose(
+        XtWX, d.X.T @ ((prob.wt * prob.family.variance(first.fit.mu))[:, None] * d.X), rtol=1e-10
+    )
+    rho = np.array([1.2, 1.8, 0.3])
+    plain = evaluate(prob, rho, first.fit.beta, hessian=False)
+    reused = evaluate(prob, rho, first.fit.beta, hessian=False, xtwx0=XtWX)
+    # the same product at the same beta: identical iterates, score and gradient
+    np.testing.assert_array_equal(reused.fit.beta, plain.fit.beta)
+    assert reused.score == plain.score
+    np.testing.assert_array_equal(reused.grad, plain.grad)
+    with pytest.raises(ValueError, match="xtwx0 must have shape"):
+        pirls(
+            d.X, prob.y, prob.wt, prob.offset, prob.family, d.s_diag(rho), first.fit.beta,
+            xtwx0=np.eye(2),
+        )  # fmt: skip

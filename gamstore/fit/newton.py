@@ -145,7 +145,7 @@ def newton(
     calls = 0
     iters = 0
 
-    def ev(r: np.ndarray, b: np.ndarray | None) -> RemlEval:
+    def ev(r: np.ndarray, b: np.ndarray | None, start: RemlEval | None = None) -> RemlEval:
         nonlocal calls, iters
         cap = inner_cap(calls) if inner_cap is not None else None
         out = evaluate(
@@ -155,6 +155,8 @@ def newton(
             hessian=False,  # filled in only where a Newton step is taken
             max_pirls=100 if cap is None else max(1, int(cap)),
             pirls_tol=ctl.pirls_tol,
+            # X'WX at the start beta is the previous evaluation's: PIRLS skips one product
+            xtwx0=None if start is None else start.parts.get("XtWX"),
         )
         calls += 1
         iters += out.fit.iterations
@@ -222,7 +224,7 @@ def newton(
         halved = False
         for _ in range(ctl.max_half + 1):
             trial_rho = np.clip(cur.rho + step, -RHO_BOUND, RHO_BOUND)
-            trial = ev(trial_rho, cur.fit.beta)
+            trial = ev(trial_rho, cur.fit.beta, cur)
             if np.isfinite(trial.score) and trial.score <= cur.score:
                 new = trial
                 break

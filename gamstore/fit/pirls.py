@@ -82,6 +82,7 @@ def pirls(
     max_iter: int = 100,
     tol: float = 1e-8,
     gram: tuple[np.ndarray, np.ndarray] | None = None,
+    xtwx0: np.ndarray | None = None,
 ) -> PirlsResult:
     """Fit the penalized GLM at fixed smoothing parameters.
 
@@ -105,6 +106,10 @@ def pirls(
         Gaussian only: precomputed ``(X'WX, X'W(y - offset))`` with ``W = diag(wt)``. Both are
         independent of the smoothing parameters, so the outer loop forms them once per fit and
         each evaluation is a p x p solve plus O(np) for the fitted values.
+    xtwx0 : numpy.ndarray or None
+        ``X'WX`` at ``beta0`` (the outer loop has it from the REML evaluation that produced
+        ``beta0``); used for the first iteration instead of recomputing it. Ignored without
+        ``beta0``.
 
     Returns
     -------
@@ -150,11 +155,18 @@ def pirls(
     it = 0
     beta = np.zeros(p) if beta_old is None else beta_old
     dev = np.inf
+    known = xtwx0 if beta_old is not None else None
     while it < max_iter:
         it += 1
         var = family.variance(mu)
         w = wt * var
-        H = xtwx(X, w)
+        if known is not None:
+            if known.shape != (p, p):
+                raise ValueError(f"xtwx0 must have shape ({p}, {p}), got {known.shape}")
+            H = known.copy()
+            known = None
+        else:
+            H = xtwx(X, w)
         H[np.diag_indices(p)] += s_diag
         # X'W z with z = eta - offset + (y - mu) / V, written without the division
         rhs = _xt(X, w * (eta - offset) + wt * (y - mu))

@@ -119,6 +119,7 @@ def evaluate(
     hessian: bool = True,
     max_pirls: int = 100,
     pirls_tol: float = 1e-8,
+    xtwx0: np.ndarray | None = None,
 ) -> RemlEval:
     """Run PIRLS at ``rho`` and return the REML score with its derivatives.
 
@@ -136,6 +137,9 @@ def evaluate(
         PIRLS iteration cap.
     pirls_tol : float
         PIRLS convergence tolerance.
+    xtwx0 : numpy.ndarray or None
+        ``X'WX`` at ``beta0`` when known (``parts["XtWX"]`` of the evaluation that produced
+        ``beta0``): saves PIRLS one n x p^2 product.
 
     Returns
     -------
@@ -160,12 +164,11 @@ def evaluate(
         max_iter=max_pirls,
         tol=pirls_tol,
         gram=prob.gaussian_gram() if gaussian else None,
+        xtwx0=None if gaussian or beta0 is None else xtwx0,
     )
     beta, mu = fit.beta, fit.mu
-    if fit.xtwx is not None:
-        H = fit.xtwx.copy()
-    else:
-        H = xtwx(d.X, prob.wt * fam.variance(mu))
+    XtWX = fit.xtwx if fit.xtwx is not None else xtwx(d.X, prob.wt * fam.variance(mu))
+    H = XtWX.copy()
     H[np.diag_indices(d.p)] += s_diag
     fac = SPDFactor(H)
     Hinv = fac.inverse()
@@ -203,7 +206,7 @@ def evaluate(
     dbeta = -Hinv @ Sb  # (p, m)
     parts: dict[str, Any] = {
         "H": H, "Hinv": Hinv, "s_diag": s_diag, "Sb": Sb, "a": a, "tr": tr, "dbeta": dbeta,
-        "lam": lam,
+        "lam": lam, "XtWX": XtWX,
     }  # fmt: skip
 
     if gaussian:
@@ -294,8 +297,7 @@ def edf_per_block(prob: Problem, ev: RemlEval) -> dict[str, float]:
     P = ev.parts
     if "Hinv" in P:
         Hinv = P["Hinv"]
-        XtWX = P["H"].copy()
-        XtWX[np.diag_indices(d.p)] -= P["s_diag"]
+        XtWX = P["XtWX"]
     else:
         XtWX = xtwx(d.X, prob.wt * prob.family.variance(ev.fit.mu))
         H = XtWX.copy()
