@@ -94,21 +94,40 @@ def test_read_entry_and_read_marker_count_failures(
     assert store.stats().read_errors == 3 and store.stats().corrupt == 0
 
 
-def test_fallback_to_another_entry_is_a_hit_not_an_error(
+def test_io_failure_on_the_best_entry_stops_the_lookup(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Storage trouble is not a bad entry: the lookup does not go on to pay the retry bound
+    # again for the next candidate (a corrupt best entry still falls back, see conformance).
     store.save("block", "k", block_record("k", 5), objective=2.0)
     best = store.save("block", "k", block_record("k", 6), objective=1.0)
+    assert best is not None
     store._state.decoded.clear()
     real = store.backend.get_many
+    reads: list[str] = []
 
     def fail_best(paths: Any, *args: Any) -> Any:
-        if any(best is not None and best in p for p in paths):
+        reads.extend(paths)
+        if any(best in p for p in paths):
             raise OSError(5, "Input/output error")
         return real(paths, *args)
 
     monkeypatch.setattr(store.backend, "get_many", fail_best)
-    entry = store.lookup("block", "k")
-    assert entry is not None and record_values_ok(entry.record, "k", 5)
+    assert store.lookup("block", "k") is None
+    assert all(best in p for p in reads)  # the other entry was never read
     s = store.stats()
-    assert (s.hits, s.misses, s.read_errors) == (1, 0, 0)
+    assert (s.hits, s.misses, s.read_errors, s.corrupt) == (0, 1, 1, 0)
+    monkeypatch.setattr(store.backend, "get_many", real)
+    entry = store.lookup("block", "k")  # both entries intact
+    assert entry is not None and entry.entry_id == best and record_values_ok(entry.record, "k", 6)
+
+
+def test_failed_removal_of_an_expired_entry_is_still_a_miss(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.save("block", "k", block_record("k", 7))
+    store.flush()
+    store._clock = lambda: 10**19  # far beyond the TTL: the entry has expired
+    monkeypatch.setattr(store.backend, "delete", _fail)
+    assert store.lookup("block", "k") is None  # never raises
+    assert store.stats().expired == 1

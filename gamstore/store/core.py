@@ -391,10 +391,18 @@ class Store:
             if ttl_ns and self._expired(cand.path, marker.created, now, ttl_ns):
                 self._stats.expired += 1
                 if not self.read_only:
-                    self._delete_path(cand.path)
+                    try:
+                        self._delete_path(cand.path)
+                    except Exception as exc:  # noqa: BLE001 - a read never raises on I/O
+                        log.debug("gamstore: removing expired %s failed: %s", cand.path, exc)
                 continue
             entry = self._load(cand.path, marker, io_errors)
             if entry is None:
+                if io_errors:
+                    # Storage trouble, not a bad entry: the next candidate would most likely
+                    # pay the same retry bound again. Stop here (the lookup's deadline is
+                    # three request rounds: listing, markers, arrays).
+                    break
                 continue
             self._stats.hits += 1
             self._note_access(cand.path, now)
