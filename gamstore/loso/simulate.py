@@ -11,6 +11,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from gamstore.fit.simulate import simulate_arrays
+
 Family = Literal["gaussian", "poisson", "binomial"]
 
 FAMILIES: tuple[str, ...] = ("gaussian", "poisson", "binomial")
@@ -47,20 +49,7 @@ def simulate(
         raise ValueError(f"n_subjects: expected an integer >= 2, got {n_subjects!r}")
     if not isinstance(n, (int, np.integer)) or n < n_subjects or n % n_subjects:
         raise ValueError(f"n: expected a positive multiple of n_subjects={n_subjects}, got {n!r}")
-    rng = np.random.default_rng(seed)
-    subj = np.repeat(np.arange(n_subjects, dtype=np.int64), n // n_subjects)
-    x = rng.uniform(size=(n, 3))
-    f0 = np.sin(2 * np.pi * x[:, 0])
-    f1 = np.exp(2 * x[:, 1])
-    f1 = (f1 - f1.mean()) / f1.std()
-    x2 = x[:, 2]
-    f2 = 0.2 * x2**11 * (10 * (1 - x2)) ** 6 + 10 * (10 * x2) ** 3 * (1 - x2) ** 10
-    f2 = (f2 - f2.mean()) / f2.std()
-    eta = f0 + f1 + f2
-    if family == "gaussian":
-        y = eta + rng.normal(scale=0.7, size=n)
-    elif family == "poisson":
-        y = rng.poisson(np.exp(0.5 * eta + 0.5)).astype(float)
-    else:
-        y = rng.binomial(1, 1 / (1 + np.exp(-eta))).astype(float)
-    return pd.DataFrame({"x0": x[:, 0], "x1": x[:, 1], "x2": x2, "y": y, "subj": subj})
+    # one generator for the whole project: the fitter's parity fixtures use the same draws
+    x, y, subj = simulate_arrays(family, int(n), int(n_subjects), seed)
+    subj = subj.astype(np.int64)
+    return pd.DataFrame({"x0": x[:, 0], "x1": x[:, 1], "x2": x[:, 2], "y": y, "subj": subj})
