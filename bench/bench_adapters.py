@@ -35,28 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import gamstore  # noqa: E402
 from gamstore.adapters import gamcrate  # noqa: E402
-
-
-def simulate(family: str = "gaussian", n: int = 2000, S: int = 10, seed: int = 20240601) -> Any:
-    """Reference-fitter Appendix B simulation (x: (n, 3), y, subject labels)."""
-    rng = np.random.default_rng(seed)
-    subj = np.repeat(np.arange(S), n // S)
-    x = rng.uniform(size=(n, 3))
-    f0 = np.sin(2 * np.pi * x[:, 0])
-    f1 = np.exp(2 * x[:, 1])
-    f1 = (f1 - f1.mean()) / f1.std()
-    x2 = x[:, 2]
-    f2 = 0.2 * x2**11 * (10 * (1 - x2)) ** 6 + 10 * (10 * x2) ** 3 * (1 - x2) ** 10
-    f2 = (f2 - f2.mean()) / f2.std()
-    eta = f0 + f1 + f2
-    if family == "gaussian":
-        y = eta + rng.normal(scale=0.7, size=n)
-    elif family == "poisson":
-        y = rng.poisson(np.exp(0.5 * eta + 0.5)).astype(float)
-    else:
-        y = rng.binomial(1, 1 / (1 + np.exp(-eta))).astype(float)
-    return x, y, subj
-
+from gamstore.fit.simulate import simulate_arrays as simulate  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 
