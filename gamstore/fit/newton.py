@@ -73,7 +73,7 @@ class NewtonControl:
     max_polish: int = 2
     polish_factor: float = 0.01
     near_grad: float = 1e3
-    final_step: float = 4e-3
+    final_step: float = 3e-3
     skip_step: float = 1e-4
     decrement_tol: float = 1e-2
 
