@@ -253,3 +253,26 @@ def test_pirls_reuses_the_start_xtwx_from_the_previous_evaluation(family: str) -
             d.X, prob.y, prob.wt, prob.offset, prob.family, d.s_diag(rho), first.fit.beta,
             xtwx0=np.eye(2),
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_weight_free_hessian_is_close_and_spares_a_refit_the_exact_one(
+    family: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gamstore.fit.newton as nw
+    from gamstore.fit.reml import fisher_hessian
+
+    prob = _problem(family, n=1000)
+    opt = nw.newton(prob, prob.design.initial_rho)
+    at = evaluate(prob, opt.final.rho, opt.final.fit.beta)
+    assert at.hess is not None
+    approx = fisher_hessian(prob, at)
+    err = np.max(np.abs(approx - at.hess)) / np.max(np.abs(at.hess))
+    assert err <= (1e-12 if family == "gaussian" else 0.05), err
+    exact_calls = []
+    real = nw.with_hessian
+    monkeypatch.setattr(nw, "with_hessian", lambda p, e: exact_calls.append(1) or real(p, e))
+    again = nw.newton(prob, opt.final.rho, opt.final.fit.beta)
+    assert again.converged and again.n_outer == 0 and again.n_pirls_calls == 1
+    if family != "gaussian":  # Gaussian's exact Hessian is the cheap one
+        assert exact_calls == []

@@ -265,6 +265,27 @@ def with_hessian(prob: Problem, ev: RemlEval) -> RemlEval:
     return dataclasses.replace(ev, hess=_sym(hess))
 
 
+def fisher_hessian(prob: Problem, ev: RemlEval) -> np.ndarray:
+    """Hessian in rho without the terms in dW/deta (no n-sized work).
+
+    Exact for the Gaussian family; for others it is the PQL/Fisher-type approximation that
+    drops the derivatives of the weights (within a few percent of the exact Hessian near the
+    optimum). The outer loop uses it only to decide that a step would be negligible.
+    """
+    if prob.family.name == "gaussian":
+        h = with_hessian(prob, ev).hess
+        assert h is not None
+        return h
+    d = prob.design
+    P = ev.parts
+    Hinv, Sb, a, tr, lam = P["Hinv"], P["Sb"], P["a"], P["tr"], P["lam"]
+    da = np.diag(a) - 2.0 * (Sb.T @ (Hinv @ Sb))
+    hess = da / (2.0 * ev.scale) + 0.5 * np.diag(tr) - 0.5 * _trace_pairs(d, Hinv, lam)
+    out = _sym(hess)
+    assert out is not None
+    return out
+
+
 def _s_times(d: Design, lam: np.ndarray, j: int, v: np.ndarray) -> np.ndarray:
     """``lambda_j S_j v`` (S_j diagonal in the working basis)."""
     out = np.zeros_like(v)
