@@ -451,3 +451,30 @@ def test_breaker_on_a_real_store_with_failing_reads(tmp_path: Path) -> None:
         assert ws.lookup("inner", "k") is None
     assert store.stats().read_errors == 3 and len(calls) == 3
     assert ws.reads_paused and ws.available
+
+
+def test_failed_session_write_disables_but_rate_limit_does_not(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Session.checkpoint returns False both when rate-limited and when the store failed the
+    # write; only the store's save_errors counter tells them apart.
+    from gamstore.store import open_store
+
+    store = open_store(str(tmp_path / "w"))
+    ws = WarmStartStore(store=store)
+    sess = ws.session("fit-1", keyspace="inner")
+    assert sess is not None
+    assert sess.checkpoint(_rec(), 5.0, 1) is True
+    assert sess.checkpoint(_rec(), 6.0, 2) is False  # no improvement within 2 s: rate-limited
+    assert ws.available and store.stats().save_errors == 0
+
+    def broken(*_a: object, **_k: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    store.backend.put_many = broken  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING, logger="gamstore"):
+        assert sess.checkpoint(_rec(), 1.0, 3) is False  # improving, so really written: fails
+    assert store.stats().save_errors == 1
+    assert not ws.available and "session checkpoint inner failed" in (ws.disabled_reason or "")
+    assert sess.finalize(_rec(), 1.0, 4) is False
+    assert store.stats().save_errors == 1  # nothing more was attempted

@@ -21,7 +21,8 @@ A :class:`WarmStartStore` never raises into a fit:
   skipped (a miss at no cost) for :data:`BREAKER_COOLDOWN` (60 s; ``cooldown=None``: for the
   rest of the process), logged once at WARNING. After the cool-down one read probes the
   store: a success (a hit or a clean miss) closes the breaker, a failure opens it again.
-  Saves are not affected (a failed save disables the capability, above);
+  Saves are not affected (a failed save, including a session checkpoint or finalize that
+  the store counts in ``stats().save_errors``, disables the capability, above);
 * records whose parts exceed :data:`MAX_ENTRY_BYTES` (16 MiB) are skipped with a log line,
   and a loaded entry over the cap is a miss.
 """
@@ -89,16 +90,21 @@ def _is_io_error(exc: BaseException) -> bool:
     return isinstance(exc, OSError)
 
 
-def _read_error_count(store: Any) -> int | None:
-    """``stats().read_errors`` of a store, or None when it does not report them."""
+def _error_count(store: Any, counter: str) -> int | None:
+    """``stats().<counter>`` of a store, or None when it does not report it."""
     stats = getattr(store, "stats", None)
     if not callable(stats):
         return None
     try:
-        value = getattr(stats(), "read_errors", None)
+        value = getattr(stats(), counter, None)
     except Exception:  # noqa: BLE001 - counters are advisory
         return None
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _read_error_count(store: Any) -> int | None:
+    """``stats().read_errors`` of a store, or None when it does not report them."""
+    return _error_count(store, "read_errors")
 
 
 def _is_read_only_error(exc: BaseException) -> bool:
@@ -513,11 +519,19 @@ class CapabilitySession:
     def _write(self, op: str, payload: Any, objective: float | None, iteration: int | None) -> bool:
         if not self._owner.writable:
             return False
+        st = getattr(self._inner, "store", None)
+        before = _error_count(st, "save_errors")
         try:
             result = getattr(self._inner, op)(payload, objective, iteration)
         except Exception as exc:
             self._owner.report_error(f"session {op} {self._keyspace}", exc)
             return False
+        if not result and before is not None:
+            # False is also a rate-limited checkpoint; only the store's save_errors counter
+            # tells a failed write, which disables like a failed save() does
+            after = _error_count(st, "save_errors")
+            if after is not None and after > before:
+                self._owner.disable(f"session {op} {self._keyspace} failed")
         return bool(result)
 
     def checkpoint(self, payload: Any, objective: float | None, iteration: int | None) -> bool:
