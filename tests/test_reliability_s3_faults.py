@@ -466,3 +466,27 @@ def test_breaker_stops_paying_the_retry_bound(
     entry = ws.lookup(KS, "bk")
     assert entry is not None and record_values_ok(entry.record, "bk", 3)
     assert not ws.reads_paused
+
+
+def test_loso_on_an_unreachable_read_only_cache_stops_reading(
+    proxy: FaultProxy,
+    s3_store_url: str,
+    clean: gamstore.Store,
+    loso_data: Any,
+    loso_cold: Any,
+) -> None:
+    from gamstore.loso import run_loso
+    from gamstore.warmstart.capability import BREAKER_FAILURES, WarmStartStore
+
+    # Read-only: no save can fail and disable the capability; only the breaker stops reads.
+    store = open_fault_store(
+        s3_store_url, fault_options(proxy.endpoint, KEY, SECRET), read_only=True
+    )
+    ws = WarmStartStore(store=store)
+    proxy.add(Rule("drop", times=-1))
+    ds = run_loso(loso_data, _model(), subject="subj", store=ws)
+    _same_optimum(ds, loso_cold, rtol=1e-10)
+    assert set(ds["warm_source"].values.ravel()) == {"cold"}
+    s = store.stats()
+    assert s.read_errors == BREAKER_FAILURES  # then no read reached the store
+    assert ws.reads_skipped >= 3 and ws.reads_paused and ws.available
