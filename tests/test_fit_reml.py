@@ -276,3 +276,17 @@ def test_weight_free_hessian_is_close_and_spares_a_refit_the_exact_one(
     assert again.converged and again.n_outer == 0 and again.n_pirls_calls == 1
     if family != "gaussian":  # Gaussian's exact Hessian is the cheap one
         assert exact_calls == []
+
+
+@pytest.mark.parametrize("family", ["poisson", "binomial"])
+def test_every_end_point_is_recertified_without_a_step(family: str) -> None:
+    from gamstore.fit.newton import newton
+
+    df = simulate(family, n=1500, S=10, seed=11)
+    model = GAM([s("x0"), s("x1"), s("x2")], family=family)
+    for subj in sorted(df["subj"].unique())[:5]:
+        prob, _ = model.prepare(df[df["subj"] != subj], "y")
+        res = newton(prob, prob.design.initial_rho)
+        again = newton(prob, res.final.rho, res.final.fit.beta)
+        assert res.converged and again.converged
+        assert again.n_outer == 0 and again.n_pirls_calls == 1, (subj, again.n_outer)

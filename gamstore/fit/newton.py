@@ -252,7 +252,7 @@ def newton(
         free_new = np.abs(cur.grad) > 0.1 * tol * sc
         gmax = float(np.max(np.abs(cur.grad[free_new]))) if np.any(free_new) else 0.0
         mgcv_conv = mgcv_conv or (dscore <= tol * sc and gmax <= 5.0 * tol * sc)
-        if last and not halved:
+        if last and not halved and _certified(prob, cur, flat0, tol, sc, ctl):
             notify(n_outer, cur, True)
             converged = True
             break
@@ -260,6 +260,24 @@ def newton(
     if not converged:
         logger.info("REML Newton did not converge in %d iterations", n_outer)
     return NewtonResult(cur, n_outer, calls, iters, converged, history)
+
+
+def _certified(
+    prob: Problem, ev: RemlEval, flat0: float, tol: float, sc: float, ctl: NewtonControl
+) -> bool:
+    """Whether a refit starting at ``ev`` would stop at once (see the loop's first checks).
+
+    After the final Newton step the point is checked the way a refit from the store checks
+    it (stationary gradient, or a negligible step under the weight-free Hessian with its
+    factor-2 margin), so an exact-record refit does not take a step; the check costs no
+    n-sized work. When it fails the loop simply goes on.
+    """
+    g = np.abs(ev.grad)
+    if not np.any(g > flat0 * sc):
+        return True
+    if float(np.max(g)) > 5.0 * tol * sc:
+        return False
+    return _negligible(ev.grad, fisher_hessian(prob, ev), flat0 * sc, tol, sc, ctl, 0.5)
 
 
 def _negligible(
