@@ -5,6 +5,11 @@ iterations of each evaluation and a callback after every accepted iterate (the w
 writes session checkpoints from it). Flat directions (``|g_j|`` below a tenth of the tolerance)
 are left out of the step, as mgcv's ``uconv.ind`` does, so smoothing parameters can drift
 towards 0 or infinity without bounds causing trouble.
+
+Near the optimum the loop ends on the exact Hessian rather than on mgcv's test plus a checked
+polish step: a Newton step that moves no rho by more than ``final_step`` is taken and ends the
+loop (quadratic convergence), and a point whose Newton step would be below ``skip_step`` is
+accepted without another evaluation (see :class:`NewtonControl`).
 """
 
 from __future__ import annotations
