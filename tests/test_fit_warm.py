@@ -421,3 +421,25 @@ def test_read_only_store_builds_no_records(tmp_path: Path, monkeypatch: pytest.M
     res = model.fit(fold, y="y", knots=full.knots, store=ro)
     assert res.warm == "cross-fit"
     assert_same_optimum(res, model.fit(fold, y="y", knots=full.knots))
+
+
+def test_every_outer_control_setting_enters_the_key() -> None:
+    # a record written under another stopping rule or tolerance must never be an exact hit
+    import dataclasses
+
+    from gamstore.fit.newton import NewtonControl
+    from gamstore.fit.warm import fit_options
+
+    base = NewtonControl()
+    seen = {fit_options(base)}
+    for f in dataclasses.fields(base):
+        value = getattr(base, f.name)
+        if isinstance(value, bool):
+            changed = not value
+        elif isinstance(value, int):
+            changed = value + 1
+        else:
+            changed = value * 2
+        opts = fit_options(dataclasses.replace(base, **{f.name: changed}))
+        assert opts not in seen, f.name
+        seen.add(opts)

@@ -27,6 +27,7 @@ and any warm-start failure falls back to a cold start with one log line.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -49,7 +50,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger("gamstore.fit.warm")
 
-FITTER_TAG = "gamstore.fit/reference-1"
+FITTER_TAG = "gamstore.fit/reference-2"  # bumped with the end-game stopping rule
 
 
 class LikelihoodKey:
@@ -119,10 +120,11 @@ def fit_options(control: NewtonControl) -> FitOptions:
         use_reml=True,
         use_outer_hessian=True,
         compute_covariance=False,
+        # every control field: a new stopping rule or tolerance must never match records
+        # written under another one (the seed's #1048 lesson, keys = data + spec + options)
         extra=(
             ("fitter", FITTER_TAG),
-            ("polish", str(control.polish)),
-            ("max_polish", str(control.max_polish)),
+            *((f.name, repr(getattr(control, f.name))) for f in dataclasses.fields(control)),
         ),
     )
 
