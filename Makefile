@@ -17,7 +17,7 @@ export MKL_NUM_THREADS ?= 1
 help:
 	@echo "make demo   - run the LOSO demo (creates .venv on first use)"
 	@echo "make test   - ruff + mypy + the test suite (creates .venv on first use)"
-	@echo "make bench  - run the benchmarks in bench/ and print their tables"
+	@echo "make bench  - run the benchmarks in bench/ (BENCH_ARGS=--quick for the small sizes)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,7 +48,7 @@ pytest: $(VENV)/.test-installed
 test: lint typecheck pytest
 
 bench: $(VENV)/.test-installed
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

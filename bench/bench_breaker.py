@@ -10,6 +10,7 @@ pass); ``failure_threshold=10**9`` stands for "no breaker". Prints a markdown ta
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -62,6 +63,7 @@ def _case(
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0]).parse_args()
     import botocore.session
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 

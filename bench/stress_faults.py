@@ -9,6 +9,7 @@ slowest call against the computed bound.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 import time
@@ -47,6 +48,7 @@ FAULTS = {
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0]).parse_args()
     import botocore.session
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
