@@ -1,0 +1,80 @@
+"""Imports go one way, bottom to top (docs/architecture.md): checked on the source, by AST."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "gamstore"
+
+# layer of each module path prefix (most specific first); lower number = lower layer
+LAYERS: list[tuple[str, int]] = [
+    ("gamstore.fingerprint", 0),
+    ("gamstore._json", 1),
+    ("gamstore._version", 0),
+    ("gamstore.records", 1),
+    ("gamstore.artifact", 1),
+    ("gamstore.gauge", 1),
+    ("gamstore.transfer", 1),
+    ("gamstore.store", 2),
+    ("gamstore.warmstart", 3),
+    ("gamstore.fit", 4),
+    ("gamstore.loso", 5),
+    ("gamstore.plotting", 5),
+    ("gamstore.views", 5),
+    ("gamstore.adapters", 5),
+    ("gamstore.cli", 6),
+]
+# allowed (importer, imported) exceptions, each with its reason: none today
+ALLOWED: set[tuple[str, str]] = set()
+
+
+def layer_of(module: str) -> int | None:
+    for prefix, level in LAYERS:
+        if module == prefix or module.startswith(prefix + "."):
+            return level
+    return None
+
+
+def modules() -> list[tuple[str, Path]]:
+    out = []
+    for path in sorted(PKG.rglob("*.py")):
+        rel = path.relative_to(PKG.parent).with_suffix("")
+        name = ".".join(rel.parts)
+        if name.endswith(".__init__"):
+            name = name[: -len(".__init__")]
+        out.append((name, path))
+    return out
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+    return {m for m in found if m.startswith("gamstore")}
+
+
+@pytest.mark.parametrize("name,path", modules(), ids=[m for m, _ in modules()])
+def test_no_upward_import(name: str, path: Path) -> None:
+    own = layer_of(name)
+    if own is None or name == "gamstore":
+        return
+    for target in imports_of(path):
+        level = layer_of(target)
+        if level is None or (name, target) in ALLOWED:
+            continue
+        assert level <= own, f"{name} (layer {own}) imports {target} (layer {level})"
+
+
+def test_fitter_reaches_the_store_only_through_the_warm_start_layer() -> None:
+    for name, path in modules():
+        if name.startswith("gamstore.fit"):
+            bad = {t for t in imports_of(path) if t.startswith("gamstore.store")}
+            assert not bad, f"{name} imports {bad}"
