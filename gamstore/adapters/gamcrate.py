@@ -313,26 +313,24 @@ def _uint(obj: Mapping[str, Any], name: str, *, default: int | None = None, bits
     return int(value)
 
 
-def _str(obj: Mapping[str, Any], name: str, *, default: str | None = None) -> str:
+def _typed(obj: Mapping[str, Any], name: str, kind: type, what: str, default: Any) -> Any:
+    """Field ``name`` of the crate JSON, of exactly ``kind`` (``default`` when absent)."""
     if name not in obj:
         if default is None:
             raise _Reject(SKIP_INVALID_RECORD, f"field {name!r} is missing")
         return default
     value = obj[name]
-    if not isinstance(value, str):
-        raise _Reject(SKIP_INVALID_RECORD, f"field {name!r} must be a string")
+    if not isinstance(value, kind):
+        raise _Reject(SKIP_INVALID_RECORD, f"field {name!r} must be {what}")
     return value
+
+
+def _str(obj: Mapping[str, Any], name: str, *, default: str | None = None) -> str:
+    return str(_typed(obj, name, str, "a string", default))
 
 
 def _bool(obj: Mapping[str, Any], name: str, *, default: bool | None = None) -> bool:
-    if name not in obj:
-        if default is None:
-            raise _Reject(SKIP_INVALID_RECORD, f"field {name!r} is missing")
-        return default
-    value = obj[name]
-    if not isinstance(value, bool):
-        raise _Reject(SKIP_INVALID_RECORD, f"field {name!r} must be a boolean")
-    return value
+    return bool(_typed(obj, name, bool, "a boolean", default))
 
 
 def _finite(value: Any, name: str) -> float:
