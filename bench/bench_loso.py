@@ -28,6 +28,7 @@ import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -228,6 +229,76 @@ def bench_one(
     return rows
 
 
+FLOOR_HEAD = (
+    "| family | folds | design build ms | warm path ms | Newton ms cold / warm "
+    "| REML evaluations cold / warm | fold warm/cold (no save) "
+    "| floor: Newton-only warm/cold (design and store free) |\n"
+    "|---|---|---|---|---|---|---|---|"
+)
+
+
+def _best_of(fn: Any, reps: int) -> tuple[float, Any]:
+    best, out = float("inf"), None
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def floor_row(family: str, n: int, subjects: int, reps: int) -> str:
+    """Where a warm LOSO fold's time goes, part by part, best of ``reps`` per part and fold.
+
+    A fold fit is design build + (warm only) store lookups and transfer + the Newton loop. Both
+    starts pay the design build; the Newton loop is run here on the same prepared problem from
+    the cold start and from the start the store gives, so its ratio is the smallest warm/cold
+    ratio any store could reach with this fitter (the "floor": design build and store access
+    free).
+    """
+    from gamstore.fit.warm import WarmContext
+
+    df = simulate(family, n=n, n_subjects=subjects)
+    model = GAM([s("x0"), s("x1"), s("x2")], family=family)
+    tot = dict.fromkeys(("design", "warm_path", "cold", "warm"), 0.0)
+    evals = [0, 0]
+    with tempfile.TemporaryDirectory(prefix="gamstore-bench-floor-") as tmp:
+        full = model.fit(df, y="y", store=open_store(tmp))
+        ro = open_store(tmp, read_only=True)
+        for subj in sorted(df["subj"].unique()):
+            train = df[df["subj"] != subj].reset_index(drop=True)
+            t_design, (prob, _) = _best_of(
+                lambda train=train: model.prepare(train, "y", knots=full.knots), reps
+            )
+            t_path, start = _best_of(
+                lambda prob=prob: WarmContext(prob, ro, model.control).find_start(), reps
+            )
+            rho0 = prob.design.initial_rho.copy()
+            t_cold, rc = _best_of(lambda prob=prob, rho0=rho0: model.run(prob, rho0, None), reps)
+            t_warm, rw = _best_of(
+                lambda prob=prob, start=start: model.run(prob, start.rho, start.beta), reps
+            )
+            tot["design"] += t_design
+            tot["warm_path"] += t_path
+            tot["cold"] += t_cold
+            tot["warm"] += t_warm
+            evals[0] += rc.n_pirls_calls
+            evals[1] += rw.n_pirls_calls
+    k = float(subjects)
+    cold_fold = tot["design"] + tot["cold"]
+    warm_fold = tot["design"] + tot["warm_path"] + tot["warm"]
+    cells = [
+        f"{family} n={n}",
+        str(subjects),
+        f"{1e3 * tot['design'] / k:.2f}",
+        f"{1e3 * tot['warm_path'] / k:.2f}",
+        f"{1e3 * tot['cold'] / k:.2f} / {1e3 * tot['warm'] / k:.2f}",
+        f"{evals[0] / k:.1f} / {evals[1] / k:.1f}",
+        f"{warm_fold / cold_fold:.2f}",
+        f"**{tot['warm'] / tot['cold']:.2f}**",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
 def _has_tabulate() -> bool:
     try:
         import tabulate  # noqa: F401
@@ -243,6 +314,12 @@ def main() -> None:
     ap.add_argument("--no-mgcv", action="store_true", help="skip the R mgcv comparison")
     ap.add_argument("--mgcv-folds", type=int, default=10, help="mgcv folds in --big (default 10)")
     ap.add_argument("--folds", action="store_true", help="print the per-fold tables")
+    ap.add_argument(
+        "--floor",
+        action="store_true",
+        help="also break a warm fold down part by part (design, store, Newton) and print the "
+        "Newton-only warm/cold ratio: the floor no store could go below",
+    )
     ap.add_argument(
         "--repeat", type=int, default=3, help="LOSO repeats per variant; per fit the fastest"
     )
@@ -289,6 +366,11 @@ def main() -> None:
     print()
     print(SUMMARY_HEAD)
     print("\n".join(rows))
+    if args.floor:
+        print("\n### Where a warm fold's time goes (per fold, best of 5 per part)\n")
+        print(FLOOR_HEAD)
+        for family in args.families:
+            print(floor_row(family, 2000, 10, 5))
 
 
 if __name__ == "__main__":
