@@ -4,6 +4,12 @@ Atomicity: :meth:`LocalBackend.put` writes a temp file next to the target and re
 :meth:`LocalBackend.put_if_absent` writes a temp file and hard-links it into place
 (``os.link`` fails if the target exists), falling back to ``O_EXCL`` where links are not
 supported. Temp names contain ``.tmp.<pid hex>.`` so ``gc`` can recognise strays.
+
+Cost of a save (the hot path of a LOSO fold): folders are made deepest first (one ``mkdir``
+when the parent exists, walking up only on ``ENOENT``) and, below a folder this call just
+created, without any existence checks; files are one ``open``/``write``/``close`` each. No
+``stat``/``exists`` calls are issued on the write path: the create-only ``link`` is the
+existence check.
 """
 
 from __future__ import annotations
@@ -22,17 +28,52 @@ __all__ = ["LocalBackend"]
 
 _MISSING = (FileNotFoundError, NotADirectoryError)
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
+# Temp names are random: create-only, so a (never expected) name clash cannot clobber a file.
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
 def _write_file(full: str, data: bytes, flags: int = _WRITE_FLAGS) -> None:
     fd = os.open(full, flags, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
+        n = os.write(fd, data) if data else 0
+        if n < len(data):  # a short write (signals, odd file systems): finish the rest
+            view = memoryview(data)[n:]
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
     finally:
         os.close(fd)
+
+
+def _make_dir(full: str) -> bool:
+    """Create folder ``full`` and any missing parents; return whether ``full`` is new.
+
+    Deepest first: one ``mkdir`` when the parent exists (the common case), walking up only
+    on ``ENOENT`` — no ``stat`` calls, unlike ``os.makedirs``.
+    """
+    missing = []
+    d = full
+    while True:
+        try:
+            os.mkdir(d)
+            break
+        except FileExistsError:
+            if d == full:
+                return False
+            break  # a parent appeared (a concurrent writer): make the rest below it
+        except FileNotFoundError:
+            parent = os.path.dirname(d)
+            if parent == d:
+                raise
+            missing.append(d)
+            d = parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d)
+        except FileExistsError:
+            if d == full:
+                return False
+    return True
 
 
 class LocalBackend(Backend):
@@ -50,6 +91,8 @@ class LocalBackend(Backend):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         super().__init__()
         self.root = os.path.abspath(os.fspath(root))
+        # os.path.join(root, path) for a checked relative path, as one concatenation
+        self._prefix = self.root if self.root.endswith(os.sep) else self.root + os.sep
 
     @property
     def url(self) -> str:
@@ -57,7 +100,7 @@ class LocalBackend(Backend):
 
     def _full(self, path: str) -> str:
         check_path(path)
-        return os.path.join(self.root, path) if path else self.root
+        return self._prefix + path if path else self.root
 
     def _tmp_name(self, full: str) -> str:
         head, tail = os.path.split(full)
@@ -116,7 +159,7 @@ class LocalBackend(Backend):
 
     # -- writes --------------------------------------------------------------------------
     def _ensure_parent(self, full: str) -> None:
-        os.makedirs(os.path.dirname(full), exist_ok=True)
+        _make_dir(os.path.dirname(full))
 
     def put(self, path: str, data: bytes) -> None:
         self.requests["put"] += 1
@@ -124,42 +167,56 @@ class LocalBackend(Backend):
         tmp = self._tmp_name(full)
         try:
             try:
-                _write_file(tmp, data)
+                _write_file(tmp, data, _TEMP_FLAGS)
             except FileNotFoundError:
                 self._ensure_parent(full)
-                _write_file(tmp, data)
+                _write_file(tmp, data, _TEMP_FLAGS)
             os.replace(tmp, full)
         except BaseException:
             _unlink_quiet(tmp)
             raise
 
     def put_many(self, items: Mapping[str, bytes]) -> None:
-        # Fresh paths under an uncommitted entry: plain writes, no rename needed. Folders are
-        # made parents-first with one mkdir each (sorted order), makedirs only as a fallback.
-        fulls = [(self._full(p), d) for p, d in items.items()]
-        for folder in sorted({os.path.dirname(f) for f, _ in fulls}):
-            try:
-                os.mkdir(folder)
-            except FileExistsError:
-                pass
-            except FileNotFoundError:
-                os.makedirs(folder, exist_ok=True)
-        for full, data in fulls:
+        # Fresh paths under an uncommitted entry: plain writes, no rename needed. The folders
+        # are planned in relative paths: the deepest folder common to all of them is made
+        # first (deepest first, see _make_dir); the ones below it follow parents first, one
+        # mkdir each and no existence checks (below a folder made just now nothing exists).
+        for p in items:
+            check_path(p)
+        dirs = {p.rpartition("/")[0] for p in items}  # "" is the root itself
+        if dirs:
+            top = _common_folder(dirs)
+            below: set[str] = set()
+            for d in dirs:
+                while d != top:
+                    below.add(d)
+                    d = d.rpartition("/")[0]
+            prefix = self._prefix
+            _make_dir(prefix + top if top else self.root)
+            for d in sorted(below):  # a parent sorts before its children (it is a prefix)
+                try:
+                    os.mkdir(prefix + d)
+                except FileExistsError:
+                    pass  # the common folder already existed (not a fresh entry)
+                except FileNotFoundError:
+                    _make_dir(prefix + d)  # removed under us (gc of an empty folder)
+        prefix = self._prefix
+        for p, data in items.items():
             self.requests["put"] += 1
-            _write_file(full, data)
+            _write_file(prefix + p, data)
 
     def put_if_absent(self, path: str, data: bytes) -> bool:
         self.requests["put_if_absent"] += 1
         full = self._full(path)
-        if os.path.lexists(full):
-            return False
+        # No existence check first: os.link below is the create-only test, and the commit
+        # path (fresh entry ids) never meets an existing marker.
         tmp = self._tmp_name(full)
         try:
             try:
-                _write_file(tmp, data)
+                _write_file(tmp, data, _TEMP_FLAGS)
             except FileNotFoundError:
                 self._ensure_parent(full)
-                _write_file(tmp, data)
+                _write_file(tmp, data, _TEMP_FLAGS)
             try:
                 os.link(tmp, full)
             except FileExistsError:
@@ -183,12 +240,12 @@ class LocalBackend(Backend):
     def touch(self, path: str) -> None:
         self.requests["touch"] += 1
         full = self._full(path)
+        try:
+            os.utime(full, None)  # touched before: bump the mtime
+            return
+        except FileNotFoundError:
+            pass
         for _ in range(4):  # a concurrent cleaner may remove an empty parent in between
-            try:
-                os.utime(full, None)
-                return
-            except FileNotFoundError:
-                pass
             try:
                 _write_file(full, b"")
                 return
@@ -225,6 +282,21 @@ class LocalBackend(Backend):
                 os.rmdir(dirpath)
             except OSError:
                 pass  # not empty (a concurrent writer) or already gone
+
+
+def _common_folder(dirs: set[str]) -> str:
+    """Deepest folder (relative, ``""`` for the root) that contains every one of ``dirs``."""
+    it = iter(dirs)
+    common = next(it).split("/")
+    for d in it:
+        segs = d.split("/")
+        n = 0
+        for a, b in zip(common, segs, strict=False):
+            if a != b:
+                break
+            n += 1
+        del common[n:]
+    return "/".join(common)
 
 
 def _read_upto(f: io.RawIOBase, n: int) -> bytes:

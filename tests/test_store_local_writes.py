@@ -1,0 +1,225 @@
+"""The local backend's write path: folders made once, no existence checks, same results.
+
+These pin the file-system calls a save issues (counted with wrappers around ``os``; the
+numbers are a property of the code, not a timing) and the behaviour of the helpers on the
+awkward cases (missing root, pre-existing folders, files at the root, concurrent removal).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zarr
+
+from gamstore.store import local, open_store
+from gamstore.store.layout import MARKER, entry_prefix, key_folder
+from gamstore.store.local import LocalBackend
+from gamstore.store.testing import block_record, record_values_ok
+
+_COUNTED = ("mkdir", "makedirs", "stat", "lstat", "open", "link", "unlink", "replace", "utime")
+
+
+@contextmanager
+def counting_os(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, str]]]:
+    """Record (call, first argument, outcome) of the os functions the backend uses."""
+    calls: list[tuple[str, str, str]] = []
+
+    def wrap(name: str, fn: Any) -> Any:
+        def counted(*a: Any, **k: Any) -> Any:
+            arg = str(a[0]) if a else ""
+            try:
+                out = fn(*a, **k)
+            except OSError as exc:
+                calls.append((name, arg, type(exc).__name__))
+                raise
+            calls.append((name, arg, "ok"))
+            return out
+
+        return counted
+
+    with monkeypatch.context() as m:
+        for name in _COUNTED:
+            m.setattr(os, name, wrap(name, getattr(os, name)))
+        m.setattr(os.path, "exists", wrap("exists", os.path.exists))
+        m.setattr(os.path, "lexists", wrap("lexists", os.path.lexists))
+        m.setattr(os.path, "isdir", wrap("isdir", os.path.isdir))
+        yield calls
+
+
+def _folders_below(root: Path) -> set[str]:
+    return {str(p) for p in root.rglob("*") if p.is_dir()}
+
+
+def test_save_makes_each_folder_once_and_never_stats(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "store"
+    s = open_store(root, sweep_every=10**9)
+    s.save("block", "warm", block_record("warm", 0))  # root, keyspace folder exist now
+    rec = block_record("fold", 3, n_blocks=4)
+    before = _folders_below(root)
+    with counting_os(monkeypatch) as calls:
+        entry_id = s.save("block", "fold", rec)
+    assert entry_id is not None
+    made = _folders_below(root) - before
+    kinds = Counter(c for c, _, _ in calls)
+    # no existence probes at all: the create-only link is the only existence test
+    assert not {"stat", "lstat", "exists", "lexists", "isdir", "makedirs"} & set(kinds)
+    ok_mkdirs = [a for c, a, r in calls if c == "mkdir" and r == "ok"]
+    assert sorted(ok_mkdirs) == sorted(made)  # every new folder made exactly once
+    failed = [(a, r) for c, a, r in calls if c == "mkdir" and r != "ok"]
+    # only the walk up to the first existing ancestor (entry, key folder) may fail
+    assert len(failed) <= 2 and all(r == "FileNotFoundError" for _, r in failed)
+    path = entry_prefix("block", key_folder("block", "fold"), entry_id)
+    files = [p for p in (root / path).rglob("*") if p.is_file()]
+    opens = [a for c, a, r in calls if c == "open"]
+    assert len(opens) == len(files)  # payload objects + the marker's temp file, each once
+    assert kinds["link"] == 1 and kinds["unlink"] == 1  # marker: link, then drop the temp
+    hit = s.lookup("block", "fold")
+    assert hit is not None and record_values_ok(hit.record, "fold", 3)
+
+
+def test_second_save_under_a_key_makes_only_its_entry_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = open_store(tmp_path, sweep_every=10**9)
+    s.save("block", "k", block_record("k", 1, n_blocks=2))
+    with counting_os(monkeypatch) as calls:
+        assert s.save("block", "k", block_record("k", 2, n_blocks=2)) is not None
+    mkdirs = [(a, r) for c, a, r in calls if c == "mkdir"]
+    assert all(r == "ok" for _, r in mkdirs)  # the key folder exists: nothing fails
+    # entry, rho, block_beta, block_beta/0, block_beta/1
+    assert len(mkdirs) == 5
+
+
+def test_saved_entry_still_opens_with_plain_zarr(tmp_path: Path) -> None:
+    s = open_store(tmp_path)
+    rec = block_record("k", 5, n_blocks=3)
+    entry_id = s.save("block", "k", rec, objective=2.5, kind="final")
+    assert entry_id is not None
+    path = entry_prefix("block", key_folder("block", "k"), entry_id)
+    g = zarr.open_group(str(tmp_path / path), mode="r")
+    assert g.attrs["gamstore"]["entry_id"] == entry_id
+    parts = rec.to_parts().arrays
+    for name, part in parts.items():
+        np.testing.assert_array_equal(g[name][:], part.data)
+    assert not [p for p in tmp_path.rglob("*") if ".tmp." in p.name]
+
+
+def test_put_many_creates_a_missing_root_and_nested_folders(tmp_path: Path) -> None:
+    be = LocalBackend(tmp_path / "a" / "b" / "root")
+    items = {
+        "top.json": b"0",
+        "x/y/z/deep": b"1",  # x and x/y hold no file of their own
+        "x/w/f": b"2",
+        "q/r": b"",
+    }
+    be.put_many(items)
+    for p, data in items.items():
+        assert be.get(p) == data
+    assert sorted(o.path for o in be.list("")) == sorted(items)
+
+
+def test_put_many_into_an_existing_folder_replaces_files(tmp_path: Path) -> None:
+    be = LocalBackend(tmp_path)
+    be.put_many({"e/a/0": b"old", "e/b/0": b"old"})
+    be.put_many({"e/a/0": b"new-longer", "e/c/0": b"c"})  # common folder "e" exists
+    assert be.get("e/a/0") == b"new-longer"
+    assert be.get("e/b/0") == b"old"
+    assert be.get("e/c/0") == b"c"
+
+
+def test_put_many_single_folder_and_bad_paths(tmp_path: Path) -> None:
+    be = LocalBackend(tmp_path)
+    be.put_many({"k/e/v/zarr.json": b"m", "k/e/v/0": b"c"})
+    assert be.get("k/e/v/0") == b"c"
+    for bad in ("../x", "a//b", "/abs", "a/./b"):
+        with pytest.raises(ValueError, match="invalid storage path"):
+            be.put_many({"ok/1": b"1", bad: b"2"})
+    assert not (tmp_path / "ok").exists()  # paths are checked before anything is written
+
+
+def test_make_dir_reports_new_folders_and_fills_the_chain(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b" / "c"
+    assert local._make_dir(str(target)) is True
+    assert target.is_dir()
+    assert local._make_dir(str(target)) is False
+    assert local._make_dir(str(tmp_path / "a" / "b" / "d")) is True
+    (tmp_path / "file").write_bytes(b"")
+    assert local._make_dir(str(tmp_path / "file")) is False  # exists (not a folder)
+    with pytest.raises(NotADirectoryError):
+        local._make_dir(str(tmp_path / "file" / "sub"))
+
+
+def test_put_many_recovers_when_a_fresh_folder_is_removed_under_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    be = LocalBackend(tmp_path)
+    real_mkdir = os.mkdir
+    removed = []
+
+    def racing_mkdir(path: Any, *a: Any, **k: Any) -> None:
+        real_mkdir(path, *a, **k)
+        if str(path).endswith(os.sep + "e") and not removed:
+            os.rmdir(path)  # a cleaner removes the empty folder we just made
+            removed.append(path)
+
+    monkeypatch.setattr(os, "mkdir", racing_mkdir)
+    be.put_many({"e/a/0": b"1", "e/b/0": b"2"})
+    monkeypatch.undo()
+    assert removed and be.get("e/a/0") == b"1" and be.get("e/b/0") == b"2"
+
+
+def test_touch_creates_parents_then_bumps_mtime(tmp_path: Path) -> None:
+    be = LocalBackend(tmp_path)
+    be.touch(".access/block/ab/f/e")
+    full = tmp_path / ".access" / "block" / "ab" / "f" / "e"
+    assert full.is_file() and full.stat().st_size == 0
+    old = time.time() - 3600
+    os.utime(full, (old, old))
+    be.touch(".access/block/ab/f/e")
+    assert full.stat().st_mtime > old + 1800
+
+
+def test_put_if_absent_is_create_only_and_leaves_no_temp(tmp_path: Path) -> None:
+    be = LocalBackend(tmp_path)
+    assert be.put_if_absent("a/b/zarr.json", b"first")
+    assert not be.put_if_absent("a/b/zarr.json", b"second")
+    assert be.get("a/b/zarr.json") == b"first"
+    assert sorted(o.path for o in be.list("")) == ["a/b/zarr.json"]
+
+
+def test_put_replaces_atomically_and_makes_parents(tmp_path: Path) -> None:
+    be = LocalBackend(tmp_path)
+    be.put("c/d/current.json", b"1")
+    be.put("c/d/current.json", b"22")
+    assert be.get("c/d/current.json") == b"22"
+    assert sorted(o.path for o in be.list("")) == ["c/d/current.json"]
+
+
+def test_marker_temp_is_written_create_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flags_seen: list[int] = []
+    real = local._write_file
+
+    def spy(full: str, data: bytes, *a: Any) -> None:
+        if ".tmp." in full:
+            flags_seen.append(a[0] if a else local._WRITE_FLAGS)
+        real(full, data, *a)
+
+    monkeypatch.setattr(local, "_write_file", spy)
+    s = open_store(tmp_path)
+    entry_id = s.save("block", "k", block_record("k"))
+    assert entry_id is not None
+    assert flags_seen and all(f & os.O_EXCL for f in flags_seen)
+    entry = tmp_path / entry_prefix("block", key_folder("block", "k"), entry_id)
+    assert sorted(os.listdir(entry)) == sorted(["block_beta", "rho", MARKER])
