@@ -15,6 +15,8 @@ cannot inject paths.
 
 from __future__ import annotations
 
+import functools
+
 from gamstore.fingerprint import key_fingerprint
 from gamstore.store.types import KEYSPACES
 
@@ -56,7 +58,13 @@ def key_folder(keyspace: str, key: str) -> str:
         raise TypeError(f"key: expected str, got {type(key).__name__}")
     if not key:
         raise ValueError("key: expected a non-empty string")
-    return key_fingerprint(check_keyspace(keyspace), key).hex()
+    return _folder_of(check_keyspace(keyspace), str(key))
+
+
+@functools.lru_cache(maxsize=4096)
+def _folder_of(keyspace: str, key: str) -> str:
+    # A fold looks a key up and then saves under it: hash each (keyspace, key) once.
+    return key_fingerprint(keyspace, key).hex()
 
 
 def key_prefix(keyspace: str, folder: str) -> str:
