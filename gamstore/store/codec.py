@@ -106,8 +106,13 @@ class Marker:
 
 # Same canonical form as gamstore._json.dumps (one encoder, built once), for documents built
 # here from values already checked (record fields go through _plain_fields first).
+# The documents are trees built here (no cycles), so the encoder skips its cycle check.
 _ENCODER = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    sort_keys=True,
+    separators=(",", ":"),
+    ensure_ascii=False,
+    allow_nan=False,
+    check_circular=False,
 )
 
 
