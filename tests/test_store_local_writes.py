@@ -18,11 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 import zarr
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from gamstore.store import local, open_store
-from gamstore.store.backend import check_path
 from gamstore.store.layout import MARKER, entry_prefix, key_folder
 from gamstore.store.local import LocalBackend
 from gamstore.store.testing import block_record, record_values_ok
@@ -226,30 +223,3 @@ def test_marker_temp_is_written_create_only(
     assert flags_seen and all(f & os.O_EXCL for f in flags_seen)
     entry = tmp_path / entry_prefix("block", key_folder("block", "k"), entry_id)
     assert sorted(os.listdir(entry)) == sorted(["block_beta", "rho", MARKER])
-
-
-def _accepted(fn: Any, path: str) -> bool:
-    try:
-        fn(path)
-    except ValueError:
-        return False
-    return True
-
-
-def _fast_ok(path: str) -> bool:
-    return not (path and local._BAD_PATH.search(path))
-
-
-@settings(max_examples=400, deadline=None)
-@given(
-    st.lists(
-        st.one_of(
-            st.sampled_from(["", ".", "..", "...", ".a", "a.", "zarr.json", "0.0", "a\\b", "\x00"]),
-            st.text(alphabet="ab./\\\x00\n", max_size=4),
-        ),
-        min_size=1,
-        max_size=4,
-    ).map("/".join)
-)
-def test_fast_path_check_agrees_with_check_path(path: str) -> None:
-    assert _fast_ok(path) == _accepted(check_path, path)

@@ -18,7 +18,6 @@ import builtins
 import errno
 import io
 import os
-import re
 import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -28,9 +27,6 @@ from gamstore.store.backend import Backend, ObjectInfo, check_path
 __all__ = ["LocalBackend"]
 
 _MISSING = (FileNotFoundError, NotADirectoryError)
-# What backend.check_path rejects in a non-empty path: an empty, "." or ".." segment, a
-# backslash or a NUL. One regex search per path; check_path itself raises the error.
-_BAD_PATH = re.compile(r"(?:\A|/)\.{0,2}(?:/|\Z)|[\\\x00]")
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
 # Temp names are random: create-only, so a (never expected) name clash cannot clobber a file.
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
@@ -185,10 +181,8 @@ class LocalBackend(Backend):
         # are planned in relative paths: the deepest folder common to all of them is made
         # first (deepest first, see _make_dir); the ones below it follow parents first, one
         # mkdir each and no existence checks (below a folder made just now nothing exists).
-        bad = _BAD_PATH.search
         for p in items:
-            if type(p) is not str or (p and bad(p)):
-                check_path(p)  # raises TypeError/ValueError naming the path
+            check_path(p)
         dirs = {p.rpartition("/")[0] for p in items}  # "" is the root itself
         if dirs:
             top = _common_folder(dirs)
