@@ -8,6 +8,7 @@ means the same thing as mgcv's ``log(sp)``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.interpolate import BSpline
@@ -71,8 +72,8 @@ def bspline_design(
 
 
 def _is_uniform(t: np.ndarray) -> bool:
-    d = np.diff(t)
-    return bool(d.size > 0 and d[0] > 0 and np.ptp(d) <= 1e-9 * d[0])
+    d = t[1:] - t[:-1]  # np.diff without its wrapper
+    return bool(d.size > 0 and d[0] > 0 and d.max() - d.min() <= 1e-9 * d[0])
 
 
 def _uniform_cubic_design(x: np.ndarray, t: np.ndarray, extrapolate: bool) -> np.ndarray:
@@ -82,25 +83,151 @@ def _uniform_cubic_design(x: np.ndarray, t: np.ndarray, extrapolate: bool) -> np
     are the uniform cubic B-spline pieces; outside the span the end pieces are extended,
     exactly as ``BSpline.design_matrix(..., extrapolate=True)`` does.
     """
+    first, bands = _uniform_cubic_bands(x, t, extrapolate)
+    return _scatter_bands(first, bands, t.size - 4)
+
+
+# rows 1 and 2 of the bands: (3u^3 - 6u^2 + 0u + 4) / 6 and (-3u^3 + 3u^2 + 3u + 1) / 6,
+# evaluated term by term left to right (a - b is exactly a + (-b); adding 0u changes nothing)
+_MID_COEF = np.array([[3.0, -6.0, 0.0, 4.0], [-3.0, 3.0, 3.0, 1.0]])
+
+
+def _uniform_cubic_bands(
+    x: np.ndarray, t: np.ndarray, extrapolate: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """The non-zero part of the uniform cubic design: ``(first, bands)``.
+
+    Row i of the design is zero except columns ``first[i] .. first[i] + 3``, which hold
+    ``bands[:, i]`` (bands has shape (4, n)). Each value is the same floating-point
+    expression, in the same order, as the textbook formulas; evaluating the four pieces as
+    rows of one array just saves numpy calls.
+    """
     k = t.size - 4
     if not extrapolate and x.size and (x.min() < t[3] or x.max() > t[k]):
         raise ValueError(f"x values outside the knot span [{t[3]}, {t[k]}]")
     h = (t[-1] - t[0]) / (t.size - 1)
-    m = np.clip(np.floor((x - t[0]) / h), 3, k - 1).astype(np.int64)
+    r = x - t[0]
+    r /= h
+    np.floor(r, out=r)
+    np.maximum(r, 3, out=r)  # clip to the intervals [t[3], t[k]]; x is finite here
+    np.minimum(r, k - 1, out=r)
+    m = r.astype(np.intp)
     # local coordinate from the interval's own knots: no cancellation against t[0]
-    u = (x - t[m]) / (t[m + 1] - t[m])
-    u2 = u * u
-    u3 = u2 * u
+    u = x - t[m]
+    u /= (t[1:] - t[:-1])[m]
     n = x.shape[0]
-    B = np.zeros((n, k))
-    flat = B.reshape(-1)  # a view: write the four bands through flat indices
-    idx = np.arange(n) * k + m
+    bands = np.empty((4, n))
+    u2 = u * u
+    u3 = np.multiply(u2, u, out=bands[3])
     w = 1.0 - u
-    flat[idx - 3] = w * w * w / 6.0
-    flat[idx - 2] = (3.0 * u3 - 6.0 * u2 + 4.0) / 6.0
-    flat[idx - 1] = (-3.0 * u3 + 3.0 * u2 + 3.0 * u + 1.0) / 6.0
-    flat[idx] = u3 / 6.0
+    np.multiply(w, w, out=bands[0])
+    bands[0] *= w
+    mid = bands[1:3]
+    np.multiply(_MID_COEF[:, :1], u3, out=mid)
+    mid += _MID_COEF[:, 1:2] * u2
+    mid += _MID_COEF[:, 2:3] * u
+    mid += _MID_COEF[:, 3:4]
+    bands /= 6.0
+    m -= 3
+    return m, bands
+
+
+def _scatter_bands(first: np.ndarray, bands: np.ndarray, k: int) -> np.ndarray:
+    """Dense (n, k) design from its four bands (zeros elsewhere)."""
+    n = first.shape[0]
+    B = np.zeros((n, k))
+    start = np.arange(0, n * k, k)
+    start += first
+    idx = np.empty((4, n), dtype=np.intp)
+    for j in range(4):
+        np.add(start, j, out=idx[j])
+    B.reshape(-1)[idx] = bands  # a view: write the bands in one pass
     return B
+
+
+_COL_SUM_OK: dict[int, bool] = {}
+
+
+def _col_sums(B: np.ndarray) -> np.ndarray:
+    """``B.sum(axis=0)`` bit for bit, through einsum.
+
+    numpy adds the rows of a C-ordered matrix one after another, and so does
+    ``einsum("ij->j")``, several times faster for a narrow B. The agreement is checked
+    once per width on awkward data; numpy's own sum is used if it ever fails.
+    """
+    k = B.shape[1]
+    ok = _COL_SUM_OK.get(k)
+    if ok is None:
+        probe = _probe(k)
+        ok = _COL_SUM_OK[k] = np.einsum("ij->j", probe).tobytes() == probe.sum(axis=0).tobytes()
+    if not ok or not B.flags.c_contiguous:
+        return np.asarray(B.sum(axis=0))
+    return np.asarray(np.einsum("ij->j", B))
+
+
+def _probe(k: int) -> np.ndarray:
+    """A (300, k) matrix whose sums depend on the order of addition (mixed magnitudes)."""
+    rng = np.random.default_rng(k)
+    probe = rng.standard_normal((300, k)) * 10.0 ** rng.uniform(-8.0, 8.0, size=(300, k))
+    probe[rng.uniform(size=probe.shape) < 0.5] = 0.0
+    return probe
+
+
+def _pairwise(cols: list[np.ndarray]) -> np.ndarray:
+    """numpy's pairwise summation of ``cols`` (element-wise over rows), same grouping.
+
+    numpy reduces a contiguous run of n doubles as: n < 8 left to right; n <= 128 with
+    eight interleaved partial sums combined as ((r0+r1)+(r2+r3))+((r4+r5)+(r6+r7)) and
+    the tail added left to right; larger n split in halves (multiple of 8) recursively.
+    """
+    n = len(cols)
+    if n < 8:
+        res = cols[0] + cols[1] if n > 1 else cols[0].copy()
+        for c in cols[2:]:
+            res += c
+        return res
+    if n > 128:
+        half = n // 2
+        half -= half % 8
+        res = _pairwise(cols[:half])
+        res += _pairwise(cols[half:])
+        return res
+    r = [cols[j] + cols[j + 8] if n >= 16 else cols[j] for j in range(8)]
+    i = 16 if n >= 16 else 8
+    while i < n - n % 8:
+        for j in range(8):
+            r[j] = r[j] + cols[i + j]
+        i += 8
+    res = r[0] + r[1]
+    res += r[2] + r[3]
+    s47 = r[4] + r[5]
+    s47 += r[6] + r[7]
+    res += s47
+    for c in cols[i:]:
+        res += c
+    return res
+
+
+_ROW_SUM_OK: dict[int, bool] = {}
+
+
+def _row_sums(B: np.ndarray) -> np.ndarray:
+    """``B.sum(axis=1)`` bit for bit, in k vector additions instead of n tiny reductions.
+
+    numpy reduces each row separately (one inner-loop call per row); for a narrow B it is
+    faster to replay its pairwise grouping over the k columns. The replay is checked
+    against numpy once per width on awkward data and numpy's own sum is used if they
+    ever disagree (e.g. a numpy release that changes the summation order).
+    """
+    k = B.shape[1]
+    ok = _ROW_SUM_OK.get(k)
+    if ok is None:
+        probe = _probe(k)
+        replay = _pairwise([probe[:, j] for j in range(k)])
+        ok = _ROW_SUM_OK[k] = replay.tobytes() == probe.sum(axis=1).tobytes()
+    if not ok or k < 2:
+        return np.asarray(B.sum(axis=1))
+    return _pairwise([B[:, j] for j in range(k)])
 
 
 def difference_penalty(k: int, order: int = DIFF_ORDER) -> np.ndarray:
@@ -119,6 +246,35 @@ def sum_to_zero_transform(col_means: np.ndarray) -> np.ndarray:
     c = np.asarray(col_means, dtype=np.float64).reshape(-1, 1)
     q, _ = np.linalg.qr(c, mode="complete")
     return np.ascontiguousarray(q[:, 1:])
+
+
+def sum_to_zero_transforms(col_means: list[np.ndarray]) -> list[np.ndarray]:
+    """:func:`sum_to_zero_transform` of several constraints, one LAPACK call per width.
+
+    ``numpy.linalg.qr`` factors a stack matrix by matrix with the same routine, so each T
+    is bit-identical to the one-at-a-time result; only the per-call overhead is shared.
+    """
+    out: list[np.ndarray] = [np.empty(0)] * len(col_means)
+    by_k: dict[int, list[int]] = {}
+    for i, c in enumerate(col_means):
+        by_k.setdefault(np.size(c), []).append(i)
+    for idx in by_k.values():
+        if len(idx) == 1:
+            out[idx[0]] = sum_to_zero_transform(col_means[idx[0]])
+            continue
+        c = np.stack([np.asarray(col_means[i], dtype=np.float64).reshape(-1, 1) for i in idx])
+        q, _ = np.linalg.qr(c, mode="complete")
+        for j, i in enumerate(idx):
+            out[i] = np.ascontiguousarray(q[j, :, 1:])
+    return out
+
+
+@lru_cache(maxsize=32)
+def _penalty(k: int) -> tuple[np.ndarray, float]:
+    """``D'D`` for width k (read-only, shared) and its 1-norm: data-independent, so cached."""
+    S0 = difference_penalty(k, DIFF_ORDER)
+    S0.setflags(write=False)
+    return S0, float(np.max(np.abs(S0).sum(axis=0)))
 
 
 @dataclass(frozen=True)
@@ -186,7 +342,29 @@ def build_smooth_basis(
         data set), in which case the end polynomials are extrapolated; and the raw design
         when the data fit in one row chunk (else None: it is rebuilt chunk by chunk).
     """
-    x_lo, x_hi = (float(np.min(x)), float(np.max(x))) if x.size else (np.nan, np.nan)
+    raw = raw_smooth_basis(x, k, knots)
+    return finish_smooth_basis(raw, sum_to_zero_transform(raw.col_means)), raw.extrapolate, raw.B
+
+
+@dataclass(frozen=True)
+class RawSmoothBasis:
+    """The data-dependent part of a smooth basis, before the constraint transform T.
+
+    Split from :func:`build_smooth_basis` so a design with several smooths can factor all
+    their constraints in one call (:func:`sum_to_zero_transforms`).
+    """
+
+    knots: np.ndarray
+    k: int
+    extrapolate: bool
+    col_means: np.ndarray
+    S_scale: float
+    B: np.ndarray | None  # the raw design when the rows fit in one chunk
+
+
+def raw_smooth_basis(x: np.ndarray, k: int, knots: np.ndarray | None = None) -> RawSmoothBasis:
+    """Knots, column means and penalty scale of one smooth (see :func:`build_smooth_basis`)."""
+    x_lo, x_hi = (float(x.min()), float(x.max())) if x.size else (np.nan, np.nan)
     if knots is None:
         t = ps_knots(x_lo, x_hi, k)
     else:
@@ -197,7 +375,7 @@ def build_smooth_basis(
                 raise ValueError(f"knot range ({lo}, {hi}) does not include the data range")
             t = ps_knots(lo, hi, k)
         elif kn.size == k + DEGREE + 1:
-            if not np.all(np.isfinite(kn)) or np.any(np.diff(kn) <= 0):
+            if not (np.isfinite(kn).all() and (kn[1:] > kn[:-1]).all()):
                 raise ValueError("knots must be finite and strictly increasing")
             t = kn.copy()
         else:
@@ -207,30 +385,43 @@ def build_smooth_basis(
             )
     # rows outside [t[3], t[k]] would not sum to one; frozen knots may not cover new data
     extrapolate = bool(x.size) and not (x_lo >= t[DEGREE] and x_hi <= t[k])
+    uniform = _is_uniform(t)
     # first pass over row chunks: column means (the constraint) and the max row sum of |B|
     col_sum = np.zeros(k)
     x_inf = 0.0
     chunks = _chunks(x.shape[0])
     Bc = np.zeros((0, k))
     for sl in chunks:
-        Bc = bspline_design(x[sl], t, DEGREE, extrapolate=extrapolate)
-        col_sum += Bc.sum(axis=0)
+        xc = np.ascontiguousarray(x[sl], dtype=np.float64)
+        if uniform:
+            # the span check is done above (x_lo, x_hi): skip it per chunk
+            first, bands = _uniform_cubic_bands(xc, t, extrapolate=True)
+            Bc = _scatter_bands(first, bands, k)
+            nonneg = bands.min() >= 0.0  # the zeros outside the bands are >= 0 too
+        else:
+            Bc = BSpline.design_matrix(xc, t, DEGREE, extrapolate=extrapolate).toarray()
+            nonneg = Bc.min() >= 0.0
+        col_sum += _col_sums(Bc)
         # B >= 0 inside the knot span, so |B| is B itself (skips a copy; a -0.0 entry sums
         # like 0.0); extrapolated or rounding-negative values take the |B| path
-        absB = Bc if Bc.min() >= 0.0 else np.abs(Bc)
-        x_inf = max(x_inf, float(np.max(absB.sum(axis=1))))
+        absB = Bc if nonneg else np.abs(Bc)
+        x_inf = max(x_inf, float(_row_sums(absB).max()))
     if x.shape[0] == 0:
         x_inf = 1.0
-    S0 = difference_penalty(k, DIFF_ORDER)
     # mgcv smoothCon: S <- S / (norm(S, "O") / norm(X, "I")^2)
-    s_scale = float(np.max(np.abs(S0).sum(axis=0))) / x_inf**2
-    S_raw = S0 / s_scale
+    s_scale = _penalty(k)[1] / x_inf**2
     col_means = col_sum / max(x.shape[0], 1)
-    T = sum_to_zero_transform(col_means)
+    return RawSmoothBasis(t, k, extrapolate, col_means, s_scale, Bc if len(chunks) == 1 else None)
+
+
+def finish_smooth_basis(raw: RawSmoothBasis, T: np.ndarray) -> SmoothBasis:
+    """Scaled penalties in raw and reduced coordinates, given the constraint transform T."""
+    S_raw = _penalty(raw.k)[0] / raw.S_scale
     S = T.T @ S_raw @ T
     S = (S + S.T) / 2.0
-    basis = SmoothBasis(t, k, T, S_raw, S, s_scale, k - DIFF_ORDER, col_means)
-    return basis, extrapolate, (Bc if len(chunks) == 1 else None)
+    return SmoothBasis(
+        raw.knots, raw.k, T, S_raw, S, raw.S_scale, raw.k - DIFF_ORDER, raw.col_means
+    )
 
 
 def _chunks(n: int, chunk: int = 16384) -> list[slice]:
@@ -255,5 +446,21 @@ def fill_design(
         Bc = B[sl] if B is not None else bspline_design(x[sl], basis.knots, DEGREE, extrapolate)
         Xr = Bc @ basis.T
         ldxx += np.einsum("ij,ij->j", Xr, Xr)
-        out[sl] = Xr @ R
+        dst = out[sl]
+        if _gemm_writable(dst):
+            np.matmul(Xr, R, out=dst)  # straight into the block: no temporary, same gemm
+        else:
+            dst[...] = Xr @ R
     return ldxx
+
+
+def _gemm_writable(a: np.ndarray) -> bool:
+    """Whether BLAS gemm can write ``a`` in place (float64, unit column stride).
+
+    numpy's matmul calls gemm for such an ``out`` with a leading dimension; other layouts
+    would switch it to its own loop, whose rounding differs, so those take a copy.
+    """
+    if a.dtype != np.float64 or a.ndim != 2:
+        return False
+    s0, s1 = a.strides
+    return bool(s1 == 8 and s0 % 8 == 0 and s0 >= 8 * a.shape[1])

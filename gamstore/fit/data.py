@@ -6,6 +6,7 @@ that a user fitting a 40-column frame knows where to look.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -67,7 +68,7 @@ def get_column(data: Any, name: str, *, role: str = "covariate") -> np.ndarray:
 
 def as_vector(values: Any, name: str, n: int, *, role: str = "covariate") -> np.ndarray:
     """Check that ``values`` is a finite numeric vector of length ``n``."""
-    arr = np.asarray(values)
+    arr = _as_array(values)
     if arr.dtype == np.bool_:
         arr = arr.astype(np.float64)
     if arr.dtype.kind not in "iuf":
@@ -86,6 +87,20 @@ def as_vector(values: Any, name: str, n: int, *, role: str = "covariate") -> np.
             f"first at row {first}"
         )
     return arr
+
+
+def _as_array(values: Any) -> np.ndarray:
+    """``np.asarray(values)``, with a shortcut for numpy-backed pandas Series.
+
+    ``np.asarray(series)`` ends in ``Series.__array__``, but numpy first probes the
+    ``__array_interface__``/``__array_struct__`` protocols, which pandas answers through its
+    slow ``__getattr__``; calling ``__array__`` directly gives the same (read-only view) array.
+    Extension dtypes (nullable, categorical, ...) keep the generic path.
+    """
+    pd = sys.modules.get("pandas")  # a Series implies pandas is already imported
+    if pd is not None and type(values) is pd.Series and isinstance(values.dtype, np.dtype):
+        return np.asarray(values.__array__())
+    return np.asarray(values)
 
 
 def resolve_vector(

@@ -15,7 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from gamstore.fit.basis import SmoothBasis, build_smooth_basis, fill_design
+from gamstore.fit.basis import (
+    RawSmoothBasis,
+    SmoothBasis,
+    fill_design,
+    finish_smooth_basis,
+    raw_smooth_basis,
+    sum_to_zero_transforms,
+)
 from gamstore.fit.data import get_column, n_rows
 
 PARAMETRIC = "(parametric)"
@@ -147,35 +154,84 @@ class Design:
         return X
 
 
+_EPS_08 = np.finfo(float).eps ** 0.8  # mgcv's threshold for "non-zero" penalty entries
+
+
 def _initial_sp(ldxx: np.ndarray, pen_blocks: list[tuple[slice, np.ndarray]]) -> np.ndarray:
     """mgcv ``initial.sp``: rough smoothing parameters from the sizes of X'X and S.
 
     ``ldxx`` is ``colSums(X^2)`` of the reduced design; ``pen_blocks`` holds each penalty's
-    columns and its reduced S_j.
+    columns and its reduced S_j. Means are written as ``add.reduce / count``, which is
+    exactly what ``numpy.mean`` computes, without its per-call overhead.
     """
     p = ldxx.size
     ldss = np.zeros(p)
     pen = np.zeros(p, dtype=bool)
     sp = np.zeros(len(pen_blocks))
+    add = np.add.reduce
     for i, (cols, S) in enumerate(pen_blocks):
         absS = np.abs(S)
-        thresh = np.finfo(float).eps ** 0.8 * absS.max()
-        ind = (absS.mean(axis=1) > thresh) & (absS.mean(axis=0) > thresh) & (np.diag(absS) > thresh)
+        m = S.shape[0]
+        thresh = _EPS_08 * absS.max()
+        dS = S.diagonal()
+        ind = add(absS, axis=1) / m > thresh
+        ind &= add(absS, axis=0) / m > thresh
+        ind &= np.abs(dS) > thresh
         xx = ldxx[cols][ind]
-        ss = np.diag(S)[ind]
+        ss = dS[ind]
         pen[cols] |= ind
-        sp[i] = xx.mean() / ss.mean()
-        ldss[cols] += sp[i] * np.diag(S)
+        sp[i] = (add(xx) / xx.size) / (add(ss) / ss.size)
+        ldss[cols] += sp[i] * dS
     ind = (ldss > 0) & pen & (ldxx > 0)
     lx, ls = ldxx[ind], ldss[ind]
-    if lx.size:
-        while np.mean(lx / (lx + ls)) > 0.4:
+    nl = lx.size
+    if nl:
+        while add(lx / (lx + ls)) / nl > 0.4:
             sp *= 10.0
             ls = ls * 10.0
-        while np.mean(lx / (lx + ls)) < 0.4:
+        while add(lx / (lx + ls)) / nl < 0.4:
             sp /= 10.0
             ls = ls / 10.0
     return np.log(sp)
+
+
+def _check_distinct(x: np.ndarray, sm: SmoothTerm) -> None:
+    """Raise unless ``x`` has at least ``k`` distinct values (and is not constant).
+
+    The first few rows usually settle it; only otherwise are all values sorted.
+    """
+    if len(set(x[: 4 * sm.k].tolist())) >= sm.k:
+        return
+    n_unique = np.unique(x).size
+    if n_unique == 1:
+        raise ValueError(f"column {sm.term!r} is constant: {sm.label} cannot be estimated")
+    if n_unique < sm.k:
+        raise ValueError(
+            f"column {sm.term!r} has {n_unique} unique values, fewer than k = {sm.k} "
+            f"needed by {sm.label}; lower k"
+        )
+
+
+def _eigh_by_width(mats: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``numpy.linalg.eigh`` of each matrix, one LAPACK call per group of equal size.
+
+    A stacked call runs the same routine matrix by matrix, so the results are identical
+    to separate calls; grouping shares the per-call overhead.
+    """
+    out: list[tuple[np.ndarray, np.ndarray]] = [(np.empty(0), np.empty(0))] * len(mats)
+    groups: dict[int, list[int]] = {}
+    for i, a in enumerate(mats):
+        groups.setdefault(a.shape[0], []).append(i)
+    for idx in groups.values():
+        vals, vecs = np.linalg.eigh(
+            mats[idx[0]] if len(idx) == 1 else np.stack([mats[i] for i in idx])
+        )
+        if len(idx) == 1:
+            out[idx[0]] = (vals, vecs)
+        else:
+            for j, i in enumerate(idx):
+                out[i] = (vals[j], vecs[j])
+    return out
 
 
 def build_design(
@@ -220,31 +276,32 @@ def build_design(
     cols = [slice(0, 1 + len(linear))]
     for i, name in enumerate(linear):
         X[:, 1 + i] = get_column(data, name, role="linear covariate")
+    ldxx = np.empty(p)
+    ldxx[cols[0]] = np.einsum("ij,ij->j", X[:, cols[0]], X[:, cols[0]])
+    # pass 1, smooth by smooth: every check that can fail on the data, in model order
+    xs: list[np.ndarray] = []
+    raws: list[RawSmoothBasis] = []
+    for sm in smooths:
+        x = get_column(data, sm.term, role=f"covariate of {sm.label}")
+        _check_distinct(x, sm)
+        xs.append(x)
+        raws.append(raw_smooth_basis(x, sm.k, knots.get(sm.term)))
+    # pass 2: constraints and penalty eigenvectors, batched across smooths of equal k
+    Ts = sum_to_zero_transforms([r.col_means for r in raws])
+    bases: list[SmoothBasis] = [finish_smooth_basis(r, T) for r, T in zip(raws, Ts, strict=True)]
+    eigs = _eigh_by_width([b.S for b in bases])
     start = 1 + len(linear)
     blocks: list[SmoothBlock] = []
     pen_blocks: list[tuple[slice, np.ndarray]] = []
-    ldxx = np.empty(p)
-    ldxx[cols[0]] = np.einsum("ij,ij->j", X[:, cols[0]], X[:, cols[0]])
-    for sm in smooths:
-        x = get_column(data, sm.term, role=f"covariate of {sm.label}")
-        n_unique = np.unique(x).size
-        if n_unique == 1:
-            raise ValueError(f"column {sm.term!r} is constant: {sm.label} cannot be estimated")
-        if n_unique < sm.k:
-            raise ValueError(
-                f"column {sm.term!r} has {n_unique} unique values, fewer than k = {sm.k} "
-                f"needed by {sm.label}; lower k"
-            )
-        basis, extrapolate, B = build_smooth_basis(x, sm.k, knots.get(sm.term))
+    for sm, x, raw, basis, (vals, vecs) in zip(smooths, xs, raws, bases, eigs, strict=True):
         sl = slice(start, start + sm.k - 1)
         pen_blocks.append((sl, basis.S))
-        vals, vecs = np.linalg.eigh(basis.S)
         order = np.argsort(vals)[::-1]
         vals, vecs = vals[order], vecs[:, order]
         eig = vals.copy()
         eig[basis.rank :] = 0.0  # the null space is exact: the linear trend
-        logdet = float(np.sum(np.log(vals[: basis.rank])))
-        ldxx[sl] = fill_design(X[:, sl], x, basis, vecs, extrapolate, B)
+        logdet = float(np.log(vals[: basis.rank]).sum())
+        ldxx[sl] = fill_design(X[:, sl], x, basis, vecs, raw.extrapolate, raw.B)
         blocks.append(SmoothBlock(sm, basis, vecs, eig, sl, logdet))
         names.append(sm.label)
         cols.append(sl)
