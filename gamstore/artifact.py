@@ -21,6 +21,7 @@ from the same fitter, so they share one convention. It is stored as the top-leve
 from __future__ import annotations
 
 import enum
+import functools
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -419,14 +420,9 @@ class FitDescriptor:
 
         Invariant to term order, row population and response signature; duplicates are kept.
         """
-        fp = Fingerprinter()
-        fp.absorb_tag("fit-artifact-descriptor-v1")
-        fp.absorb_str("family_kind", self.family_kind)
-        ids = sorted(t.digest for t in self.term_identities)
-        fp.absorb_u64("n_terms", len(ids))
-        for digest in ids:
-            fp.absorb_bytes("term", digest)
-        return fp.finalize()
+        return _descriptor_key(
+            self.family_kind, tuple(sorted(t.digest for t in self.term_identities))
+        )
 
     def _fields(self) -> dict[str, Any]:
         row = self.row_population
@@ -466,6 +462,19 @@ class FitDescriptor:
             ),  # fmt: skip
             row_population=row,
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _descriptor_key(family_kind: str, sorted_digests: tuple[bytes, ...]) -> Fingerprint:
+    # a pure function of immutable values (str, bytes): every fit of a LOSO run asks for the
+    # same key several times (artifact lookup, transfer check, log line)
+    fp = Fingerprinter()
+    fp.absorb_tag("fit-artifact-descriptor-v1")
+    fp.absorb_str("family_kind", family_kind)
+    fp.absorb_u64("n_terms", len(sorted_digests))
+    for digest in sorted_digests:
+        fp.absorb_bytes("term", digest)
+    return fp.finalize()
 
 
 def artifact_key(descriptor: FitDescriptor | Fingerprint) -> str:

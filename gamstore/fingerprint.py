@@ -79,6 +79,7 @@ __all__ = [
     "TYPE_U64",
     "Fingerprint",
     "Fingerprinter",
+    "StreamRecorder",
     "hash_array",
     "key_fingerprint",
 ]
@@ -605,12 +606,45 @@ class Fingerprinter:
             if len(pend) > _PENDING_LIMIT:
                 self._flush()
             return
+        if self._staged(a, plan, len(pend)):
+            return
         self._flush()
         if plan.is_float:
             with np.errstate(all="ignore"):  # signalling NaNs / inf sums are expected
                 _stream(self._hasher.update, a, plan)
         else:
             _stream(self._hasher.update, a, plan)
+
+    def _staged(self, a: np.ndarray, plan: _ArrayPlan, plen: int) -> bool:
+        """Hash the pending bytes and a mid-sized array's canonical values in ONE update.
+
+        BLAKE3 is markedly slower on a large update that follows a short one (the pending
+        frame header) than on the same bytes in a single call, so the pending bytes are
+        copied in front of the array's canonical copy in the scratch buffer. The byte stream
+        is exactly the one of the streaming path. Only for arrays that fit in one chunk and
+        whose rows are laid out row-major (C order or a row-major view such as a column
+        slice); False leaves the array to :func:`_stream`.
+        """
+        isz = plan.dtype.itemsize
+        nbytes = a.size * isz
+        if plen + nbytes + isz > CHUNK_BYTES:
+            return False
+        if not a.flags.c_contiguous and (a.ndim != 2 or abs(a.strides[0]) < abs(a.strides[1])):
+            return False  # column-major and N-d views keep their tuned streaming paths
+        lead = -plen % isz  # the values start aligned for their dtype
+        buf = _scratch.get(0, lead + plen + nbytes)
+        if plen:
+            buf[lead : lead + plen] = np.frombuffer(self._pending, np.uint8)
+        out = buf[lead + plen : lead + plen + nbytes].view(plan.dtype).reshape(a.shape)
+        if plan.is_float:
+            with np.errstate(all="ignore"):  # signalling NaNs / inf sums are expected
+                _canon_into(out, a, plan)
+                _fix_nans(out.reshape(-1), plan)
+        else:
+            _canon_into(out, a, plan)
+        self._hasher.update(buf[lead : lead + plen + nbytes].data)
+        self._pending.clear()
+        return True
 
     # -- tagged API --------------------------------------------------------------------------
     def absorb_tag(self, tag: str) -> Fingerprinter:
@@ -751,6 +785,55 @@ class Fingerprinter:
     def finish_hex(self) -> str:
         """Return :meth:`finish_u64` as 16 lowercase zero-padded hex characters."""
         return f"{self.finish_u64():016x}"
+
+
+class _Sink:
+    """Stands in for the BLAKE3 hasher of a :class:`StreamRecorder`: keeps the bytes."""
+
+    __slots__ = ("data",)
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def update(self, chunk: Any) -> None:
+        self.data += memoryview(chunk).cast("B")
+
+    def copy(self) -> _Sink:
+        new = _Sink()
+        new.data = bytearray(self.data)
+        return new
+
+
+class StreamRecorder(Fingerprinter):
+    """A :class:`Fingerprinter` that records its byte stream instead of hashing it.
+
+    ``Fingerprinter().write_bytes(rec.stream())`` then gives exactly the digest the same
+    calls would have given directly, so the encoding of an immutable input (e.g. a fit's
+    options) can be computed once and reused for every key that contains it.
+    :meth:`finalize` and the other finishers are not available.
+    """
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._hasher = _Sink()  # type: ignore[assignment]
+
+    def copy(self) -> StreamRecorder:
+        """Return an independent copy (a recorder too)."""
+        new = StreamRecorder.__new__(StreamRecorder)
+        new._hasher = self._hasher.copy()
+        new._pending = bytearray(self._pending)
+        return new
+
+    def stream(self) -> bytes:
+        """Every byte written so far, in order."""
+        self._flush()
+        return bytes(self._hasher.data)  # type: ignore[attr-defined]
+
+    def finalize(self) -> Fingerprint:
+        """Not available: a recorder does not hash."""
+        raise TypeError("StreamRecorder records bytes; use stream(), not finalize()")
 
 
 # --------------------------------------------------------------------------------------------

@@ -160,14 +160,21 @@ def as_float_vector(
 def as_float_matrix(
     value: ArrayLike, name: str, *, shape: tuple[int, int] | None = None, finite: bool = True
 ) -> FloatArray:
-    """Copy ``value`` into a read-only C-ordered 2-D float64 array, validating it."""
+    """Copy ``value`` into a read-only C-ordered 2-D float64 array, validating it.
+
+    An owned, read-only, native float64 C array is shared rather than copied (it cannot
+    change under the caller), as in :func:`as_float_vector`.
+    """
     arr = np.asarray(value)
     _check_numeric_dtype(arr, name)
     if arr.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D matrix, got shape {arr.shape}")
     if shape is not None and arr.shape != shape:
         raise ValueError(f"{name}: expected shape {shape}, got {arr.shape}")
-    out = np.array(arr, dtype=np.float64, copy=True, order="C")
+    if _is_frozen_float64(arr):
+        out = arr  # already an owned read-only float64 copy (e.g. a gauge's block slab)
+    else:
+        out = np.array(arr, dtype=np.float64, copy=True, order="C")
     if finite and not np.isfinite(out).all():
         raise ValueError(f"{name}: expected finite values")
     return _readonly(out)

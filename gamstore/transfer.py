@@ -314,12 +314,21 @@ def project_beta(t_block: ArrayLike, raw_beta: ArrayLike, reduced_width: int) ->
         return _readonly(np.empty(0))
     g = t.T @ t
     b = t.T @ beta
+    ru = r * _UNIT_ROUNDOFF
+    gamma = math.inf if ru >= 1.0 else ru / (1.0 - ru)
+    if r == 1:
+        # the 1x1 eigenproblem is exact (LAPACK returns λ = g and v = 1): the same θ, bit for
+        # bit, without the eigh call (e.g. the intercept-only parametric block)
+        lam1 = g[0]  # shape (1,)
+        # "+ 0.0": the matrix products of the general path turn a -0.0 into +0.0
+        theta = b / lam1 + 0.0 if lam1[0] > gamma * abs(float(lam1[0])) else np.zeros(1)
+        if not np.isfinite(theta).all():
+            return None
+        return _readonly(theta)
     try:
         lam, vecs = np.linalg.eigh(g)
     except np.linalg.LinAlgError:
         return None
-    ru = r * _UNIT_ROUNDOFF
-    gamma = math.inf if ru >= 1.0 else ru / (1.0 - ru)
     tau = gamma * float(np.max(np.abs(lam)))
     keep = lam > tau
     coef = (vecs[:, keep].T @ b) / lam[keep]
@@ -446,6 +455,20 @@ def build_warm_start(
     reason = parent.unusable_reason()
     if reason is not None:
         raise ParentUnusable(f"parent artifact unusable: {reason}")
+    return _build_from_usable(descriptor, contexts, rho, parent, cfg)
+
+
+def _build_from_usable(
+    descriptor: FitDescriptor,
+    contexts: Sequence[TermBuildContext],
+    rho: np.ndarray,
+    parent: FitArtifact,
+    cfg: TransferConfig,
+) -> TransferResult:
+    """:func:`build_warm_start` after its argument checks, for a parent known to be usable.
+
+    ``rho`` is a fresh writable copy of the default ρ; it is filled in and returned.
+    """
     # each key is a hash over every term identity: skip it when the family and the terms
     # (in order) are the same, which implies equal keys; otherwise hash each side once
     same = descriptor.family_kind == parent.descriptor.family_kind and tuple(

@@ -28,6 +28,7 @@ and any warm-start failure falls back to a cold start with one log line.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -80,6 +81,14 @@ class LikelihoodKey:
         return self._digest
 
 
+@functools.cache
+def _transport_config() -> Any:
+    """The cross-fit transfer's configuration (exact transport across the fold's constraint)."""
+    from gamstore.transfer import TransferConfig
+
+    return TransferConfig(mode="transport")
+
+
 def block_specs(prob: Problem) -> list[BlockSpec]:
     """One BlockSpec per block, in the solver's working coordinates (diagonal penalties)."""
     from gamstore.warmstart.specs import BlockSpec, DiagonalPenalty
@@ -108,8 +117,23 @@ def block_specs(prob: Problem) -> list[BlockSpec]:
     return specs
 
 
+# the last control seen and its options: a model fits every fold with the same (frozen)
+# control object, so the options are derived once per model, not once per fit
+_options_memo: tuple[NewtonControl, FitOptions] | None = None
+
+
 def fit_options(control: NewtonControl) -> FitOptions:
     """Every optimum-changing setting of the fitter, for the keys."""
+    global _options_memo
+    memo = _options_memo
+    if memo is not None and memo[0] is control:  # identity: == would conflate 0.0 and -0.0
+        return memo[1]
+    options = _fit_options(control)
+    _options_memo = (control, options)
+    return options
+
+
+def _fit_options(control: NewtonControl) -> FitOptions:
     from gamstore.warmstart.specs import FitOptions
 
     return FitOptions(
@@ -129,12 +153,20 @@ def fit_options(control: NewtonControl) -> FitOptions:
     )
 
 
+def gauge_blocks(d: Design) -> list[np.ndarray]:
+    """Per block ``T_b`` of :func:`gauge_of` (read-only): identity, then ``T U`` per smooth."""
+    width0 = d.block_cols[0].stop - d.block_cols[0].start
+    blocks = [np.eye(width0)] + [b.basis.T @ b.U for b in d.smooths]
+    for t in blocks:
+        t.flags.writeable = False  # shared as is by the gauge and the transfer contexts
+    return blocks
+
+
 def gauge_of(d: Design) -> Any:
     """Block-diagonal gauge ``raw = T U beta_working`` (identity on the parametric block)."""
     from gamstore.gauge import Gauge
 
-    width0 = d.block_cols[0].stop - d.block_cols[0].start
-    return Gauge.block_diagonal([np.eye(width0)] + [b.basis.T @ b.U for b in d.smooths])
+    return Gauge.block_diagonal(gauge_blocks(d))
 
 
 def basis_metas(d: Design) -> list[Any]:
@@ -271,8 +303,7 @@ class WarmContext:
         return seed_fallback or cold
 
     def _cross_fit(self) -> Start | None:
-        from gamstore.transfer import TransferConfig
-        from gamstore.warmstart.artifacts import consume_fit_artifact, load_fit_artifact
+        from gamstore.warmstart.artifacts import consume_loaded_artifact, load_fit_artifact
 
         d = self.prob.design
         if d.n_sp == 0:
@@ -282,15 +313,16 @@ class WarmContext:
         if parent is None:
             return None
         means: list[Any] = [None] + [b.basis.col_means for b in d.smooths]
-        warm = consume_fit_artifact(
+        # the gauge's diagonal slabs, without building the full gauge (only a capture needs it)
+        warm = consume_loaded_artifact(
             self.ws,
             self.family,
             self.specs,
-            self.gauge,
+            gauge_blocks(d),
             self.p2o,
             d.initial_rho,
             options=self.options,
-            config=TransferConfig(mode="transport"),
+            config=_transport_config(),
             column_means=means,
             intercept_column=0,
             descriptor=self.descriptor,

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,12 +43,13 @@ from gamstore.artifact import (
 )
 from gamstore.fingerprint import Fingerprint
 from gamstore.gauge import Gauge
+from gamstore.records import as_float_vector
 from gamstore.transfer import (
     Provenance,
     TermBuildContext,
     TransferConfig,
     TransferError,
-    build_warm_start,
+    _build_from_usable,
     capture_artifact,
 )
 from gamstore.transfer import per_block_rho_slots as _slots_by_counts
@@ -67,6 +68,7 @@ __all__ = [
     "block_term_identity",
     "capture_fit_artifact",
     "consume_fit_artifact",
+    "consume_loaded_artifact",
     "descriptor_for",
     "load_fit_artifact",
     "per_block_rho_slots",
@@ -346,6 +348,108 @@ def consume_fit_artifact(
     elif not isinstance(parent, FitArtifact) or not parent.is_usable():
         _log.debug("cross-fit artifact passed in is unusable; cold start")
         return None
+
+    def t_block_of(b: int) -> Any:
+        aligned = gauge is not None and gauge.n_blocks == len(blocks)
+        return gauge.block_transform(b) if aligned and gauge is not None else None
+
+    return _transfer(
+        blocks,
+        t_block_of,
+        physical_to_outer,
+        rho0,
+        config=config,
+        column_means=column_means,
+        intercept_column=intercept_column,
+        rho_convention=rho_convention,
+        descriptor=descriptor,
+        parent=parent,
+    )
+
+
+def consume_loaded_artifact(
+    store: StoreArg,
+    family: WarmStartFamily,
+    specs: Sequence[BlockSpec],
+    block_transforms: Sequence[Any | None],
+    physical_to_outer: Sequence[int | None],
+    rho_default: Any,
+    *,
+    descriptor: FitDescriptor,
+    parent: FitArtifact,
+    options: FitOptions | None = None,
+    config: TransferConfig | None = None,
+    column_means: Sequence[Any | None] | None = None,
+    intercept_column: int | None = None,
+    rho_convention: str = "mgcv",
+) -> BlockWarmStart | None:
+    """:func:`consume_fit_artifact` for a parent that :func:`load_fit_artifact` just returned.
+
+    The same transfer and the same cold fallbacks, without the work a fitter already did:
+    the parent is not checked for usability a second time (``load_fit_artifact`` only
+    returns usable artifacts, and they are immutable), and the per-block gauge slabs are
+    given directly (``block_transforms[b]`` is what ``gauge.block_transform(b)`` returns for
+    a block-diagonal gauge; None leaves that block's β cold), so no full gauge is built.
+
+    Parameters
+    ----------
+    store, family, specs, physical_to_outer, rho_default, options, config, column_means,
+    intercept_column, rho_convention
+        As for :func:`consume_fit_artifact`.
+    block_transforms : sequence of (array_like or None)
+        One per block: the block's slab ``T_b`` (raw width × reduced width).
+    descriptor : FitDescriptor
+        ``descriptor_for(family, specs)``.
+    parent : FitArtifact
+        The artifact ``load_fit_artifact(store, descriptor)`` returned (not None).
+
+    Raises
+    ------
+    UnsupportedFamilyError
+        When a store is configured but the family cannot fingerprint itself.
+    """
+    ws = warm_store(store)
+    if ws is None:
+        return None
+    blocks = check_specs(specs)
+    _check_gated(family, blocks, options)
+    rho0 = np.asarray(rho_default, dtype=np.float64)
+    if rho0.ndim != 1 or rho0.size == 0:
+        return None
+    if not isinstance(descriptor, FitDescriptor) or len(descriptor.term_identities) != len(blocks):
+        descriptor = descriptor_for(family, blocks)
+    if not isinstance(parent, FitArtifact):
+        _log.debug("cross-fit artifact passed in is unusable; cold start")
+        return None
+    transforms = list(block_transforms)
+    return _transfer(
+        blocks,
+        transforms.__getitem__,  # a missing entry is an IndexError: a cold fallback
+        physical_to_outer,
+        rho0,
+        config=config,
+        column_means=column_means,
+        intercept_column=intercept_column,
+        rho_convention=rho_convention,
+        descriptor=descriptor,
+        parent=parent,
+    )
+
+
+def _transfer(
+    blocks: list[BlockSpec],
+    t_block_of: Callable[[int], Any],
+    physical_to_outer: Sequence[int | None],
+    rho0: np.ndarray,
+    *,
+    config: TransferConfig | None,
+    column_means: Sequence[Any | None] | None,
+    intercept_column: int | None,
+    rho_convention: str,
+    descriptor: FitDescriptor,
+    parent: FitArtifact,
+) -> BlockWarmStart | None:
+    """The transfer itself, from a usable parent (shared by both consume entry points)."""
     if parent.rho_convention != rho_convention:
         _log.info(
             "cross-fit artifact uses rho convention %r, this fit %r; starting cold",
@@ -354,23 +458,29 @@ def consume_fit_artifact(
         )
         return None
     try:
+        cfg = TransferConfig() if config is None else config
+        if not isinstance(cfg, TransferConfig):
+            raise TypeError("config: expected TransferConfig")
+        if not isinstance(descriptor, FitDescriptor):
+            raise TypeError("descriptor: expected FitDescriptor")
         slots = per_block_rho_slots(blocks, physical_to_outer)
-        aligned = gauge is not None and gauge.n_blocks == len(blocks)
         contexts = []
         for b, (spec, sl) in enumerate(zip(blocks, slots, strict=True)):
-            t_block = gauge.block_transform(b) if aligned and gauge is not None else None
             means = None if column_means is None else column_means[b]
             contexts.append(
                 TermBuildContext(
                     identity=descriptor.term_identities[b],  # = block_term_identity(spec)
                     rho_slots=sl,
                     reduced_width=spec.width,
-                    gauge_t_block=t_block,
+                    gauge_t_block=t_block_of(b),
                     column_means=means,
                     intercept_column=intercept_column if b == 0 else None,
                 )
             )
-        result = build_warm_start(descriptor, contexts, rho0, parent, config)
+        # build_warm_start minus its parent check: the parent is usable (checked on load or
+        # by the caller above) and immutable
+        rho = np.array(as_float_vector(rho0, "rho_default", finite=False))
+        result = _build_from_usable(descriptor, contexts, rho, parent, cfg)
     except TransferError as exc:
         _log.debug("cross-fit transfer: cold fallback (%s)", exc)
         return None
@@ -385,13 +495,14 @@ def consume_fit_artifact(
     if result.warm_start(rho0.shape[0], [s.width for s in blocks]) is None:
         _log.debug("cross-fit transfer skipped: non-finite or mis-sized warm iterate")
         return None
-    _log.info(
-        "warm-start cross-fit transfer descriptor=%s terms=%d rho_warm=%d beta_projected=%d",
-        descriptor.descriptor_key().finish_hex(),
-        len(blocks),
-        n_rho,
-        n_beta,
-    )
+    if _log.isEnabledFor(logging.INFO):  # the descriptor hex is only worth it when logged
+        _log.info(
+            "warm-start cross-fit transfer descriptor=%s terms=%d rho_warm=%d beta_projected=%d",
+            descriptor.descriptor_key().finish_hex(),
+            len(blocks),
+            n_rho,
+            n_beta,
+        )
     return BlockWarmStart(
         rho=np.array(result.rho),
         block_beta=[np.array(b) for b in result.block_beta],

@@ -90,8 +90,30 @@ def _is_io_error(exc: BaseException) -> bool:
     return isinstance(exc, OSError)
 
 
+_STORE_CLASS: list[type] = []  # gamstore.store.Store, imported on first use
+
+
+def _live_counter(store: Any, counter: str) -> int | None:
+    """The live counter of a gamstore :class:`~gamstore.store.Store`, or None for any
+    other store. ``Store.stats()`` returns a copy of these very counters (a dataclass
+    ``replace`` per call, and every guarded read asks twice); the value is the same."""
+    if not _STORE_CLASS:
+        try:
+            from gamstore.store.core import Store
+        except ImportError:  # pragma: no cover - the storage layer is part of the package
+            return None
+        _STORE_CLASS.append(Store)
+    if type(store) is not _STORE_CLASS[0]:  # exact type: a subclass may override stats()
+        return None
+    value = getattr(getattr(store, "_stats", None), counter, None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _error_count(store: Any, counter: str) -> int | None:
     """``stats().<counter>`` of a store, or None when it does not report it."""
+    live = _live_counter(store, counter)
+    if live is not None:
+        return live
     stats = getattr(store, "stats", None)
     if not callable(stats):
         return None

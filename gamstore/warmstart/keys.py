@@ -23,6 +23,7 @@ key. The design chunking never affects the digest.
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from collections.abc import Mapping, Sequence
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gamstore.fingerprint import Fingerprinter
+from gamstore.fingerprint import Fingerprinter, StreamRecorder
 from gamstore.records import SCHEMA_TAG
 from gamstore.warmstart.specs import (
     BlockSpec,
@@ -205,6 +206,25 @@ def _write_optional_f64(fp: Fingerprinter, value: float | None) -> None:
 
 
 def _write_options(fp: Fingerprinter, options: FitOptions) -> None:
+    try:
+        encoded = _options_stream(options)
+    except TypeError:  # an unhashable field value (not from FitOptions' own checks)
+        _encode_options(fp, options)
+        return
+    fp.write_bytes(encoded)
+
+
+@functools.lru_cache(maxsize=64)
+def _options_stream(options: FitOptions) -> bytes:
+    # FitOptions is frozen and its fields are immutable; equal options (==) give the same
+    # bytes (floats are finite and -0.0 is written as +0.0), so the encoding is cached per
+    # value: every fit of a model hashes the same options
+    rec = StreamRecorder()
+    _encode_options(rec, options)
+    return rec.stream()
+
+
+def _encode_options(fp: Fingerprinter, options: FitOptions) -> None:
     fp.write_usize(options.inner_max_cycles).write_f64(options.inner_tol)
     fp.write_usize(options.outer_max_iter).write_f64(options.outer_tol)
     _write_optional_f64(fp, options.outer_rel_cost_tol)
