@@ -8,6 +8,7 @@ awkward cases (missing root, pre-existing folders, files at the root, concurrent
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -75,9 +76,8 @@ def test_save_makes_each_folder_once_and_never_stats(
     assert not {"stat", "lstat", "exists", "lexists", "isdir", "makedirs"} & set(kinds)
     ok_mkdirs = [a for c, a, r in calls if c == "mkdir" and r == "ok"]
     assert sorted(ok_mkdirs) == sorted(made)  # every new folder made exactly once
-    failed = [(a, r) for c, a, r in calls if c == "mkdir" and r != "ok"]
-    # only the walk up to the first existing ancestor (entry, key folder) may fail
-    assert len(failed) <= 2 and all(r == "FileNotFoundError" for _, r in failed)
+    # the backend knows the keyspace folder: nothing is probed, nothing fails
+    assert [(a, r) for c, a, r in calls if c == "mkdir" and r != "ok"] == []
     path = entry_prefix("block", key_folder("block", "fold"), entry_id)
     files = [p for p in (root / path).rglob("*") if p.is_file()]
     opens = [a for c, a, r in calls if c == "open"]
@@ -223,3 +223,51 @@ def test_marker_temp_is_written_create_only(
     assert flags_seen and all(f & os.O_EXCL for f in flags_seen)
     entry = tmp_path / entry_prefix("block", key_folder("block", "k"), entry_id)
     assert sorted(os.listdir(entry)) == sorted(["block_beta", "rho", MARKER])
+
+
+def test_folders_removed_by_someone_else_are_made_again(tmp_path: Path) -> None:
+    s = open_store(tmp_path)
+    assert s.save("block", "a", block_record("a", 1)) is not None
+    s.lookup("block", "a")
+    shutil.rmtree(tmp_path / "block")  # the whole keyspace, behind the backend's back
+    shutil.rmtree(tmp_path / ".access", ignore_errors=True)
+    assert s.save("block", "b", block_record("b", 2)) is not None
+    assert s.save("block", "a", block_record("a", 3)) is not None
+    s.flush()
+    for key, seed in (("a", 3), ("b", 2)):
+        hit = s.lookup("block", key)
+        assert hit is not None and record_values_ok(hit.record, key, seed)
+
+
+def test_first_touch_in_a_known_folder_is_one_create(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    be = LocalBackend(tmp_path)
+    be.touch(".access/block/ab/f1/e1")
+    with counting_os(monkeypatch) as calls:
+        be.touch(".access/block/ab/f1/e2")  # parent known: no probe, no failed open
+        be.touch(".access/block/ab/f2/e3")  # new key folder: one mkdir, then the file
+    assert [(c, r) for c, _, r in calls] == [
+        ("utime", "FileNotFoundError"),
+        ("open", "ok"),
+        ("utime", "FileNotFoundError"),
+        ("mkdir", "ok"),
+        ("open", "ok"),
+    ]
+    assert (tmp_path / ".access/block/ab/f2/e3").is_file()
+
+
+def test_writes_into_a_folder_deleted_after_it_was_made(tmp_path: Path) -> None:
+    # the backend remembers folders it made; deleting them must not break later writes
+    be = LocalBackend(tmp_path)
+    be.put_many({"k/e/v/zarr.json": b"m", "k/e/v/0": b"c"})
+    be.put("k/e/v/0", b"c2")
+    for _ in range(2):
+        be.delete_prefix("k/e")
+        assert not (tmp_path / "k" / "e").exists()
+        be.put("k/e/v/0", b"again")  # parent chain known but gone: made again
+        assert be.get("k/e/v/0") == b"again"
+        be.delete_prefix("k/e")
+        be.put_many({"k/e/v/zarr.json": b"m", "k/e/v/0": b"c"})  # single folder, known
+        assert be.get("k/e/v/zarr.json") == b"m"
+        assert be.put_if_absent("k/e/zarr.json", b"marker")

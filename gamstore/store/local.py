@@ -5,11 +5,11 @@ Atomicity: :meth:`LocalBackend.put` writes a temp file next to the target and re
 (``os.link`` fails if the target exists), falling back to ``O_EXCL`` where links are not
 supported. Temp names contain ``.tmp.<pid hex>.`` so ``gc`` can recognise strays.
 
-Cost of a save (the hot path of a LOSO fold): folders are made deepest first (one ``mkdir``
-when the parent exists, walking up only on ``ENOENT``) and, below a folder this call just
-created, without any existence checks; files are one ``open``/``write``/``close`` each. No
-``stat``/``exists`` calls are issued on the write path: the create-only ``link`` is the
-existence check.
+Cost of a save (the hot path of a LOSO fold): an entry's folder is made below the deepest
+folder known to exist (kept per backend; on a miss, deepest first, walking up only on
+``ENOENT``), the folders inside it without any existence checks (nothing exists below a folder
+made just now), and each file is one ``open``/``write``/``close``. No ``stat``/``exists`` calls
+are issued on the write path: the create-only ``link`` is the existence check.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from gamstore.store.backend import Backend, ObjectInfo, check_path
 __all__ = ["LocalBackend"]
 
 _MISSING = (FileNotFoundError, NotADirectoryError)
+_MAX_KNOWN_FOLDERS = 8192
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
 # Temp names are random: create-only, so a (never expected) name clash cannot clobber a file.
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
@@ -93,6 +94,11 @@ class LocalBackend(Backend):
         self.root = os.path.abspath(os.fspath(root))
         # os.path.join(root, path) for a checked relative path, as one concatenation
         self._prefix = self.root if self.root.endswith(os.sep) else self.root + os.sep
+        # Folders this backend made or met (root, keyspace, shard and key folders): a save
+        # under a known key folder makes its entry folder with one mkdir and no probes. Only
+        # a hint: gamstore never removes these folders, and if someone else does, the mkdir
+        # below one fails with ENOENT and the cache is dropped.
+        self._folders: set[str] = set()
 
     @property
     def url(self) -> str:
@@ -159,7 +165,39 @@ class LocalBackend(Backend):
 
     # -- writes --------------------------------------------------------------------------
     def _ensure_parent(self, full: str) -> None:
-        _make_dir(os.path.dirname(full))
+        self._make_folder(os.path.dirname(full))
+
+    def _make_folder(self, full: str) -> None:
+        """Create folder ``full`` and its missing parents, below the deepest known folder."""
+        known = self._folders
+        chain = [full]  # always made (or found existing): a cached fact may be stale
+        d = os.path.dirname(full)
+        while d not in known:
+            if len(d) <= len(self.root):  # nothing known yet: probe deepest first
+                _make_dir(full)
+                self._remember(full)
+                return
+            chain.append(d)
+            d = os.path.dirname(d)
+        for c in reversed(chain):
+            try:
+                os.mkdir(c)
+            except FileExistsError:
+                pass
+            except FileNotFoundError:  # a known folder was removed by someone else
+                known.clear()
+                _make_dir(full)
+                break
+        self._remember(full)
+
+    def _remember(self, full: str) -> None:
+        known = self._folders
+        if len(known) >= _MAX_KNOWN_FOLDERS:
+            known.clear()
+        d = full
+        while len(d) >= len(self.root) and d not in known:
+            known.add(d)
+            d = os.path.dirname(d)
 
     def put(self, path: str, data: bytes) -> None:
         self.requests["put"] += 1
@@ -192,7 +230,7 @@ class LocalBackend(Backend):
                     below.add(d)
                     d = d.rpartition("/")[0]
             prefix = self._prefix
-            _make_dir(prefix + top if top else self.root)
+            self._make_folder(prefix + top if top else self.root)
             for d in sorted(below):  # a parent sorts before its children (it is a prefix)
                 try:
                     os.mkdir(prefix + d)
@@ -245,6 +283,9 @@ class LocalBackend(Backend):
             return
         except FileNotFoundError:
             pass
+        parent = os.path.dirname(full)
+        if parent not in self._folders:  # a first touch in a new key folder
+            self._make_folder(parent)
         for _ in range(4):  # a concurrent cleaner may remove an empty parent in between
             try:
                 _write_file(full, b"")
