@@ -9,7 +9,14 @@ Run ``OPENBLAS_NUM_THREADS=1 python bench/bench_store.py [--quick] [--dir DIR] [
   ``S3FileSystem._call_s3`` (every call s3fs makes), beside zarr's high-level API on the same
   server;
 * scaling: hit and save latency at 10, 1 000 and 100 000 entries (``--quick``: 10 000) and the
-  eviction-sweep cost per save.
+  eviction-sweep cost per save;
+* small-entry save: a LOSO fold's block record (4 blocks of 1/9/9/9 coefficients + 3 rho) saved
+  under a new key, on the system temp dir and on /dev/shm: file-system calls per save (counted
+  by wrapping the ``os`` functions) and time, beside the previous write path (kept below as
+  ``LegacyLocalBackend`` plus the previous codec steps, so before/after run in one process),
+  ``np.savez`` of the same arrays into one file, the same folders and files written with bare
+  ``os`` calls, and the same number of files in one folder. ``--only-small-save`` runs just
+  this table.
 """
 
 from __future__ import annotations
@@ -34,7 +41,8 @@ import numpy as np
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import gamstore  # noqa: E402
-from gamstore.records import ArrayPart, RecordParts  # noqa: E402
+from gamstore.records import ArrayPart, BlockWarmStartRecord, InnerSummary, RecordParts  # noqa: E402
+from gamstore.store.local import LocalBackend  # noqa: E402
 from gamstore.store.testing import block_record  # noqa: E402
 
 
@@ -413,6 +421,395 @@ def bench_scaling(base: Path, sizes: list[int], n: int) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+# ------------------------------------------------------------------------------ small-entry save
+def fold_record(i: int) -> BlockWarmStartRecord:
+    """A block record shaped like the one a LOSO fold of ``s(x0)+s(x1)+s(x2)`` saves."""
+    rng = np.random.default_rng(i)
+    dims = (1, 9, 9, 9)
+    return BlockWarmStartRecord(
+        key=f"cf-{i:016x}",
+        n_rows=1800,
+        block_names=("(parametric)", "s(x0)", "s(x1)", "s(x2)"),
+        block_dims=dims,
+        rho=rng.normal(size=3),
+        block_beta=tuple(rng.normal(size=d) for d in dims),
+        inner=InnerSummary(
+            log_likelihood=-2848.069618714664,
+            penalty_value=14.133594726421002,
+            cycles=1,
+            converged=True,
+            block_logdet_h=130.22098164259214,
+            block_logdet_s=52.62298576336236,
+            solved_inner_tol=1e-8,
+        ),
+        created_unix_secs=1_795_457_573,
+        updated_unix_secs=1_795_457_573,
+    )
+
+
+class LegacyLocalBackend(LocalBackend):
+    """The write path of ``LocalBackend`` before this round (commit 2f88e6b), for comparison.
+
+    Folders of ``put_many`` sorted and made with one ``mkdir`` each, ``os.makedirs`` (a
+    ``stat`` per level) on ``ENOENT``; ``put_if_absent`` checks ``os.path.lexists`` first;
+    ``touch`` retries ``utime`` after making the parents. (Write paths only: reads, listings
+    and deletes are the current ones.)
+    """
+
+    def put_many(self, items: Any) -> None:
+        fulls = [(os.path.join(self.root, p), d) for p, d in items.items()]
+        for folder in sorted({os.path.dirname(f) for f, _ in fulls}):
+            try:
+                os.mkdir(folder)
+            except FileExistsError:
+                pass
+            except FileNotFoundError:
+                os.makedirs(folder, exist_ok=True)
+        for full, data in fulls:
+            self.requests["put"] += 1
+            _legacy_write(full, data)
+
+    def touch(self, path: str) -> None:
+        self.requests["touch"] += 1
+        full = os.path.join(self.root, path)
+        for _ in range(4):
+            try:
+                os.utime(full, None)
+                return
+            except FileNotFoundError:
+                pass
+            try:
+                _legacy_write(full, b"")
+                return
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(full), exist_ok=True)
+        _legacy_write(full, b"")
+
+    def put_if_absent(self, path: str, data: bytes) -> bool:
+        self.requests["put_if_absent"] += 1
+        full = os.path.join(self.root, path)
+        if os.path.lexists(full):
+            return False
+        tmp = self._tmp_name(full)
+        try:
+            try:
+                _legacy_write(tmp, data)
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(full), exist_ok=True)
+                _legacy_write(tmp, data)
+            try:
+                os.link(tmp, full)
+            except FileExistsError:
+                return False
+            return True
+        finally:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _legacy_write(full: str, data: bytes) -> None:
+    fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+    finally:
+        os.close(fd)
+
+
+class _LegacyCodec:
+    """Swap the previous codec steps in around one call (fields through ``_json.canonical``,
+    a fresh ``json.dumps`` per document, the key folder hashed on every call)."""
+
+    def __init__(self) -> None:
+        import json
+
+        from gamstore import _json
+        from gamstore.fingerprint import key_fingerprint
+        from gamstore.store import codec, core, layout
+
+        def fields(f: Any) -> Any:
+            return _json.canonical(f, root="record.fields")
+
+        def dumps(obj: Any) -> bytes:
+            return json.dumps(
+                obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            ).encode("utf-8")
+
+        def folder(keyspace: str, key: str) -> str:
+            if not isinstance(key, str):
+                raise TypeError(f"key: expected str, got {type(key).__name__}")
+            if not key:
+                raise ValueError("key: expected a non-empty string")
+            return key_fingerprint(layout.check_keyspace(keyspace), key).hex()
+
+        self.patches = [(codec, "_plain_fields", fields), (codec, "_trusted_json", dumps)]
+        self.patches.append((core, "key_folder", folder))
+        self.saved = [(m, n, getattr(m, n)) for m, n, _ in self.patches]
+
+    def __enter__(self) -> None:
+        for m, n, v in self.patches:
+            setattr(m, n, v)
+
+    def __exit__(self, *exc: object) -> None:
+        for m, n, v in self.saved:
+            setattr(m, n, v)
+
+
+_OS_CALLS = ("mkdir", "makedirs", "stat", "lstat", "open", "write", "close", "link", "unlink")
+_OS_CALLS += ("rename", "replace", "utime", "fsync")
+
+
+def count_os_calls(fn: Callable[[int], Any], ids: range) -> Counter[str]:
+    """Mean file-system calls per ``fn(i)`` over ``ids``, by ``os`` function (``os.path.*``
+    probes are ``stat``/``lstat`` underneath and are counted there; ``io.open``, which
+    ``np.savez`` uses, is counted as one call per file)."""
+    import io
+
+    counts: Counter[str] = Counter()
+    real = {n: getattr(os, n) for n in _OS_CALLS}
+    real_io_open = io.open
+
+    def wrap(name: str, fn0: Callable[..., Any]) -> Callable[..., Any]:
+        def counted(*a: Any, **k: Any) -> Any:
+            counts[name] += 1
+            return fn0(*a, **k)
+
+        return counted
+
+    try:
+        for n in _OS_CALLS:
+            setattr(os, n, wrap(n, real[n]))
+        io.open = wrap("io.open", real_io_open)
+        for i in ids:
+            fn(i)
+    finally:
+        for n, f in real.items():
+            setattr(os, n, f)
+        io.open = real_io_open
+    counts.pop("makedirs", None)  # its mkdir/stat calls are counted themselves
+    return Counter({k: v / len(ids) for k, v in counts.items()})
+
+
+def _small_save_ops(base: Path, legacy_codec: _LegacyCodec) -> dict[str, Callable[[int], Any]]:
+    """The writers of the small-entry table, each writing under ``base``."""
+    from gamstore.store import codec
+    from gamstore.store.core import Store
+
+    new = Store(LocalBackend(base / "new"), sweep_every=10**9)
+    old = Store(LegacyLocalBackend(base / "old"), sweep_every=10**9)
+    recs = [fold_record(i) for i in range(64)]
+    arrs = [arrays_of(r) for r in recs]
+    enc = codec.encode_entry(
+        record=recs[0],
+        keyspace="block",
+        key="k",
+        entry_id="0" * 16 + "-" + "0" * 8 + "-" + "0" * 8,
+        producer="p",
+        created=1,
+        objective=None,
+        iteration=None,
+        kind="checkpoint",
+        schema="s",
+    )
+    payload = enc.payload
+    folders: set[str] = set()
+    for p in payload:
+        d = p.rpartition("/")[0]
+        while d:
+            folders.add(d)
+            d = d.rpartition("/")[0]
+    folder_list = sorted(folders)  # parents first
+    for sub in ("npz", "raw", "flat"):
+        (base / sub).mkdir()
+
+    def g_new(i: int) -> None:
+        assert new.save("block", f"new-{i}", recs[i % 64]) is not None
+
+    def g_old(i: int) -> None:
+        with legacy_codec:
+            assert old.save("block", f"old-{i}", recs[i % 64]) is not None
+
+    def npz(i: int) -> None:
+        flat = {k.replace("/", "_"): v for k, v in arrs[i % 64].items()}
+        np.savez(base / "npz" / f"k{i}.npz", **flat)
+
+    def os_layout(i: int) -> None:
+        # the same folders (key folder, entry, arrays) and files as one entry, bare os calls,
+        # marker by temp + link: the layout's floor on this file system (no encoding)
+        entry = f"{base}/raw/{i}/e"
+        os.mkdir(entry[:-2])
+        os.mkdir(entry)
+        for d in folder_list:
+            os.mkdir(f"{entry}/{d}")
+        for p, data in payload.items():
+            fd = os.open(f"{entry}/{p}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.write(fd, data)
+            os.close(fd)
+        tmp = f"{entry}/.zarr.json.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, enc.marker)
+        os.close(fd)
+        os.link(tmp, f"{entry}/zarr.json")
+        os.unlink(tmp)
+
+    def os_flat(i: int) -> None:
+        # the same number of files (payload + marker) in one new folder, no sub-folders
+        d = f"{base}/flat/{i}"
+        os.mkdir(d)
+        for j, data in enumerate([*payload.values(), enc.marker]):
+            fd = os.open(f"{d}/{j}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.write(fd, data)
+            os.close(fd)
+
+    return {
+        "gamstore `Store.save` (this round)": g_new,
+        "gamstore, previous write path + codec steps": g_old,
+        "`np.savez`, same arrays, one file": npz,
+        "bare `os` calls, same folders and files": os_layout,
+        "bare `os` calls, same number of files, one folder": os_flat,
+    }
+
+
+def bench_small_save(parents: list[Path], n: int) -> None:
+    """Save a fold-sized record under a new key, beside baselines, per location."""
+    legacy_codec = _LegacyCodec()
+    for parent in parents:
+        base = Path(tempfile.mkdtemp(prefix="bench-small-", dir=parent))
+        try:
+            ops = _small_save_ops(base, legacy_codec)
+            for fn in ops.values():
+                fn(10**6)  # warm: the first save also makes the keyspace folder
+            # steady state, new keys (a new <kk> shard folder for most of them, as in a small
+            # store): mean calls over 16 saves
+            calls = {
+                name: count_os_calls(fn, range(10**6 + 1, 10**6 + 17)) for name, fn in ops.items()
+            }
+            times: dict[str, list[float]] = {k: [] for k in ops}
+            for i in range(n):
+                for name, fn in ops.items():  # round-robin: load drift hits all alike
+                    t = time.perf_counter()
+                    fn(i)
+                    times[name].append(time.perf_counter() - t)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+        med = {k: statistics.median(v) * 1e6 for k, v in times.items()}
+        npz_med = med["`np.savez`, same arrays, one file"]
+        print(
+            f"\n### Small-entry save (a LOSO fold's block record, new key): {parent}, "
+            f"median of {n}, µs\n"
+        )
+        print("| writer | median µs | mean µs | / npz | fs calls per save | calls by kind |")
+        print("|---|---|---|---|---|---|")
+        for name in ops:
+            c = calls[name]
+            kinds = ", ".join(f"{v:g} {k}" for k, v in sorted(c.items()))
+            print(
+                f"| {name} | {med[name]:.0f} | {statistics.fmean(times[name]) * 1e6:.0f} | "
+                f"{med[name] / npz_med:.2f} | {sum(c.values()):g} | {kinds} |"
+            )
+        new_med = med["gamstore `Store.save` (this round)"]
+        old_med = med["gamstore, previous write path + codec steps"]
+        print(f"\nThis round / previous: {new_med / old_med:.2f}× (median).", flush=True)
+
+
+def bench_fold_save(parents: list[Path], n: int) -> None:
+    """Time spent in ``Store.save`` by a real LOSO fold fit, this round vs the previous path.
+
+    Each repetition: a fresh store holding the full fit, then the fold (subject 3 left out)
+    fitted warm against it; only the fold's ``Store.save`` calls are timed (its block record,
+    plus the access touch its lookups left pending). The two variants alternate.
+    """
+    from gamstore.fit import GAM, s
+    from gamstore.loso import simulate
+    from gamstore.store import core
+
+    df = simulate("poisson")
+    model = GAM([s("x0"), s("x1"), s("x2")], family="poisson")
+    knots = model.fit(df, y="y").knots
+    fold = df[df.subj != 3].reset_index(drop=True)
+    legacy_codec = _LegacyCodec()
+    variants: dict[str, tuple[type[LocalBackend], Any]] = {
+        "this round": (LocalBackend, None),
+        "previous write path + codec steps": (LegacyLocalBackend, legacy_codec),
+    }
+    real_save = core.Store.save
+    for parent in parents:
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        calls: dict[str, Counter[str]] = {k: Counter() for k in variants}
+        saves: Counter[str] = Counter()
+        base = Path(tempfile.mkdtemp(prefix="bench-fold-", dir=parent))
+        try:
+            for i in range(n + 1):
+                order = list(variants) if i % 2 else list(variants)[::-1]
+                for name in order:
+                    backend_cls, patch = variants[name]
+                    store = core.Store(backend_cls(base / f"{name[:4]}-{i}"))
+                    model.fit(df, y="y", store=store)
+                    spent = [0.0]
+
+                    def timed(
+                        self: Any, *a: Any, _patch: Any = patch, _s: Any = spent, **k: Any
+                    ) -> Any:
+                        t = time.perf_counter()
+                        if _patch is None:
+                            out = real_save(self, *a, **k)
+                        else:
+                            with _patch:
+                                out = real_save(self, *a, **k)
+                        _s[0] += time.perf_counter() - t
+                        return out
+
+                    if i == 0:  # first repetition: count the calls instead of timing
+
+                        def counted(
+                            self: Any,
+                            *a: Any,
+                            _name: str = name,
+                            _saves: Counter[str] = saves,
+                            _calls: dict[str, Counter[str]] = calls,
+                            **k: Any,
+                        ) -> Any:
+                            _saves[_name] += 1
+                            out: list[Any] = []
+                            _calls[_name].update(
+                                count_os_calls(
+                                    lambda _i: out.append(timed(self, *a, **k)), range(1)
+                                )
+                            )
+                            return out[0]
+
+                        core.Store.save = counted  # type: ignore[method-assign]
+                    else:
+                        core.Store.save = timed  # type: ignore[method-assign]
+                    try:
+                        model.fit(fold, y="y", knots=knots, store=store)
+                    finally:
+                        core.Store.save = real_save  # type: ignore[method-assign]
+                    if i:
+                        times[name].append(spent[0])
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+        print(
+            f"\n### Inside a LOSO fold: time in `Store.save` per fold fit ({parent}, "
+            f"median of {n}, interleaved)\n"
+        )
+        print("| write path | median ms | min ms | saves per fold | fs calls per fold |")
+        print("|---|---|---|---|---|")
+        for name in variants:
+            v = times[name]
+            kinds = ", ".join(f"{c:g} {k}" for k, c in sorted(calls[name].items()))
+            print(
+                f"| {name} | {statistics.median(v) * 1e3:.3f} | {min(v) * 1e3:.3f} | "
+                f"{saves[name]} | {sum(calls[name].values()):g} ({kinds}) |"
+            )
+        a, b = (statistics.median(times[k]) for k in variants)
+        print(f"\nThis round / previous: {a / b:.2f}× (median).", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and entries")
@@ -428,13 +825,24 @@ def main() -> None:
     ap.add_argument("--skip-s3", action="store_true")
     ap.add_argument("--skip-scaling", action="store_true")
     ap.add_argument("--skip-local", action="store_true")
+    ap.add_argument("--skip-small-save", action="store_true")
+    ap.add_argument(
+        "--only-small-save", action="store_true", help="only the small-entry save table"
+    )
     args = ap.parse_args()
     n = 60 if args.quick else 300
+    if args.only_small_save:
+        args.skip_local = args.skip_s3 = args.skip_scaling = True
     parent = Path(args.dir or tempfile.gettempdir())
     parent.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="bench-store-", dir=parent))
     print(f"python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f}, n={n}")
     try:
+        if not args.skip_small_save:
+            shm = Path("/dev/shm")
+            places = [parent] + ([shm] if shm.is_dir() and parent != shm else [])
+            bench_small_save(places, n)
+            bench_fold_save(places, 8 if args.quick else 30)
         if not args.skip_local:
             print_local(bench_local(base / "local", n), str(parent))
         if not args.skip_s3:
