@@ -72,8 +72,21 @@ def bspline_design(
 
 
 def _is_uniform(t: np.ndarray) -> bool:
+    return _knot_facts(np.ascontiguousarray(t, dtype=np.float64).tobytes())[1]
+
+
+@lru_cache(maxsize=256)
+def _knot_facts(t_bytes: bytes) -> tuple[bool, bool]:
+    """(finite and strictly increasing, equally spaced) for a knot vector's bytes.
+
+    A fit checks the same frozen knots again and again (every LOSO fold); the answer
+    depends on the knot values only, so it is cached.
+    """
+    t = np.frombuffer(t_bytes, dtype=np.float64)
+    valid = bool(np.isfinite(t).all() and (t[1:] > t[:-1]).all())
     d = t[1:] - t[:-1]  # np.diff without its wrapper
-    return bool(d.size > 0 and d[0] > 0 and d.max() - d.min() <= 1e-9 * d[0])
+    uniform = bool(d.size > 0 and d[0] > 0 and d.max() - d.min() <= 1e-9 * d[0])
+    return valid, uniform
 
 
 def _uniform_cubic_design(x: np.ndarray, t: np.ndarray, extrapolate: bool) -> np.ndarray:
@@ -83,86 +96,114 @@ def _uniform_cubic_design(x: np.ndarray, t: np.ndarray, extrapolate: bool) -> np
     are the uniform cubic B-spline pieces; outside the span the end pieces are extended,
     exactly as ``BSpline.design_matrix(..., extrapolate=True)`` does.
     """
-    first, bands = _uniform_cubic_bands(x, t, extrapolate)
-    return _scatter_bands(first, bands, t.size - 4)
-
-
-# rows 1 and 2 of the bands: (3u^3 - 6u^2 + 0u + 4) / 6 and (-3u^3 + 3u^2 + 3u + 1) / 6,
-# evaluated term by term left to right (a - b is exactly a + (-b); adding 0u changes nothing)
-_MID_COEF = np.array([[3.0, -6.0, 0.0, 4.0], [-3.0, 3.0, 3.0, 1.0]])
-
-
-def _uniform_cubic_bands(
-    x: np.ndarray, t: np.ndarray, extrapolate: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """The non-zero part of the uniform cubic design: ``(first, bands)``.
-
-    Row i of the design is zero except columns ``first[i] .. first[i] + 3``, which hold
-    ``bands[:, i]`` (bands has shape (4, n)). Each value is the same floating-point
-    expression, in the same order, as the textbook formulas; evaluating the four pieces as
-    rows of one array just saves numpy calls.
-    """
     k = t.size - 4
     if not extrapolate and x.size and (x.min() < t[3] or x.max() > t[k]):
         raise ValueError(f"x values outside the knot span [{t[3]}, {t[k]}]")
-    h = (t[-1] - t[0]) / (t.size - 1)
-    r = x - t[0]
-    r /= h
-    np.floor(r, out=r)
-    np.maximum(r, 3, out=r)  # clip to the intervals [t[3], t[k]]; x is finite here
+    m, bands = _cubic_bands(x[None, :], t[None, :])
+    return _scatter_bands(m, bands, k)[0]
+
+
+# u^3, u^2, u and 1 coefficients of the two middle pieces (times 6): 3u^3 - 6u^2 + 0u + 4
+# and -3u^3 + 3u^2 + 3u + 1, summed term by term left to right as the textbook formula
+# reads (a - b is exactly a + (-b), and adding 0u changes nothing)
+_MID_COEF = np.array([[3.0, -3.0], [-6.0, 3.0], [0.0, 3.0], [4.0, 1.0]]).reshape(4, 2, 1, 1)
+# bands are stored in the order (1-u)^3, u^3, middle left, middle right: columns +0, +3, +1, +2
+_BAND_OFFSET = np.array([0, 3, 1, 2], dtype=np.intp).reshape(4, 1, 1)
+
+
+def _cubic_bands(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Non-zero part of the uniform cubic designs of s smooths at once: ``(m, bands)``.
+
+    ``x`` has shape (s, n) and ``t`` (s, k + 4), one uniform knot vector per row. Row i of
+    smooth j's design is zero except columns ``m[j, i] - 3 + _BAND_OFFSET``, which hold
+    ``bands[:, j, i]`` (bands has shape (4, s, n)). Every value is the same floating-point
+    expression, in the same order, as evaluating one smooth and one piece at a time:
+    ``((1-u)(1-u))(1-u)/6``, ``(3u^3 - 6u^2 + 4)/6``, ``(-3u^3 + 3u^2 + 3u + 1)/6`` and
+    ``(u u) u / 6``. Stacking only shares numpy's per-call overhead.
+    """
+    s, nt = t.shape
+    k = nt - 4
+    h = (t[:, -1] - t[:, 0]) / (nt - 1)
+    r = x - t[:, :1]
+    r /= h[:, None]
+    # clip to the intervals 3 .. k-1; truncating the clipped (non-negative) value is the
+    # floor of the unclipped one clipped, as x is finite here
+    np.maximum(r, 3, out=r)
     np.minimum(r, k - 1, out=r)
     m = r.astype(np.intp)
-    # local coordinate from the interval's own knots: no cancellation against t[0]
-    u = x - t[m]
-    u /= (t[1:] - t[:-1])[m]
-    n = x.shape[0]
-    bands = np.empty((4, n))
-    u2 = u * u
-    u3 = np.multiply(u2, u, out=bands[3])
-    w = 1.0 - u
-    np.multiply(w, w, out=bands[0])
-    bands[0] *= w
-    mid = bands[1:3]
-    np.multiply(_MID_COEF[:, :1], u3, out=mid)
-    mid += _MID_COEF[:, 1:2] * u2
-    mid += _MID_COEF[:, 2:3] * u
-    mid += _MID_COEF[:, 3:4]
+    if s == 1:
+        at, dt = t[0], t[0, 1:] - t[0, :-1]
+        idx = m[0]
+    else:
+        dt = np.zeros((s, nt))
+        np.subtract(t[:, 1:], t[:, :-1], out=dt[:, :-1])
+        at, dt = t.reshape(-1), dt.reshape(-1)
+        idx = m + np.arange(0, s * nt, nt)[:, None]
+    # wu = (1 - u, u), with u the local coordinate from the interval's own knots (no
+    # cancellation against t[0])
+    wu = np.empty((2,) + x.shape)
+    u = np.subtract(x, at[idx], out=wu[1])
+    u /= dt[idx]
+    np.subtract(1.0, u, out=wu[0])
+    sq = wu * wu
+    bands = np.empty((4,) + x.shape)
+    np.multiply(sq, wu, out=bands[:2])  # (1-u)^3 and u^3
+    mid = bands[2:]
+    np.multiply(_MID_COEF[0], bands[1], out=mid)
+    mid += _MID_COEF[1] * sq[1]
+    mid += _MID_COEF[2] * u
+    mid += _MID_COEF[3]
     bands /= 6.0
-    m -= 3
     return m, bands
 
 
-def _scatter_bands(first: np.ndarray, bands: np.ndarray, k: int) -> np.ndarray:
-    """Dense (n, k) design from its four bands (zeros elsewhere)."""
-    n = first.shape[0]
-    B = np.zeros((n, k))
-    start = np.arange(0, n * k, k)
-    start += first
-    idx = np.empty((4, n), dtype=np.intp)
-    for j in range(4):
-        np.add(start, j, out=idx[j])
-    B.reshape(-1)[idx] = bands  # a view: write the bands in one pass
+def _scatter_bands(m: np.ndarray, bands: np.ndarray, k: int) -> np.ndarray:
+    """Dense (s, n, k) designs from their four bands (zeros elsewhere)."""
+    s, n = m.shape
+    B = np.zeros((s, n, k))
+    start = np.arange(-3, s * n * k - 3, k).reshape(s, n)
+    start += m
+    B.reshape(-1)[start + _BAND_OFFSET] = bands  # a view: write the bands in one pass
     return B
 
 
-_COL_SUM_OK: dict[int, bool] = {}
+_EINSUM_OK: dict[int, bool] = {}
+
+
+def _einsum_ok(k: int) -> bool:
+    """Whether einsum column sums equal numpy's own, bit for bit, for width k.
+
+    numpy sums a C-ordered matrix over axis 0 row after row; so does ``einsum("ij->j")``
+    (several times faster for a narrow matrix), and ``einsum("ij,ij->j", a, a)`` is the
+    column sum of the squares ``a * a``. Checked once per width on awkward data (2-D and
+    stacked); the callers fall back to the plain numpy expressions if it ever fails.
+    """
+    ok = _EINSUM_OK.get(k)
+    if ok is None:
+        probe = _probe(k)
+        stack = np.stack([probe, probe[::-1]])
+        ok = (
+            np.einsum("ij->j", probe).tobytes() == probe.sum(axis=0).tobytes()
+            and np.einsum("sij->sj", stack).tobytes() == stack.sum(axis=1).tobytes()
+            and np.einsum("ij->j", probe * probe).tobytes()
+            == np.einsum("ij,ij->j", probe, probe).tobytes()
+        )
+        _EINSUM_OK[k] = ok
+    return ok
 
 
 def _col_sums(B: np.ndarray) -> np.ndarray:
-    """``B.sum(axis=0)`` bit for bit, through einsum.
+    """``B.sum(axis=-2)`` of a C-ordered (n, k) or (s, n, k) array, bit for bit."""
+    if not (_einsum_ok(B.shape[-1]) and B.flags.c_contiguous):
+        return np.asarray(B.sum(axis=-2))
+    return np.asarray(np.einsum("...ij->...j", B))
 
-    numpy adds the rows of a C-ordered matrix one after another, and so does
-    ``einsum("ij->j")``, several times faster for a narrow B. The agreement is checked
-    once per width on awkward data; numpy's own sum is used if it ever fails.
-    """
-    k = B.shape[1]
-    ok = _COL_SUM_OK.get(k)
-    if ok is None:
-        probe = _probe(k)
-        ok = _COL_SUM_OK[k] = np.einsum("ij->j", probe).tobytes() == probe.sum(axis=0).tobytes()
-    if not ok or not B.flags.c_contiguous:
-        return np.asarray(B.sum(axis=0))
-    return np.asarray(np.einsum("ij->j", B))
+
+def _sq_col_sums(X: np.ndarray) -> np.ndarray:
+    """``einsum("ij,ij->j", X, X)`` (column sums of squares), bit for bit, faster."""
+    if not (_einsum_ok(X.shape[1]) and X.flags.c_contiguous):
+        return np.asarray(np.einsum("ij,ij->j", X, X))
+    return np.asarray(np.einsum("ij->j", X * X))
 
 
 def _probe(k: int) -> np.ndarray:
@@ -212,22 +253,22 @@ _ROW_SUM_OK: dict[int, bool] = {}
 
 
 def _row_sums(B: np.ndarray) -> np.ndarray:
-    """``B.sum(axis=1)`` bit for bit, in k vector additions instead of n tiny reductions.
+    """``B.sum(axis=-1)`` bit for bit, in k vector additions instead of n tiny reductions.
 
     numpy reduces each row separately (one inner-loop call per row); for a narrow B it is
     faster to replay its pairwise grouping over the k columns. The replay is checked
     against numpy once per width on awkward data and numpy's own sum is used if they
     ever disagree (e.g. a numpy release that changes the summation order).
     """
-    k = B.shape[1]
+    k = B.shape[-1]
     ok = _ROW_SUM_OK.get(k)
     if ok is None:
         probe = _probe(k)
         replay = _pairwise([probe[:, j] for j in range(k)])
         ok = _ROW_SUM_OK[k] = replay.tobytes() == probe.sum(axis=1).tobytes()
     if not ok or k < 2:
-        return np.asarray(B.sum(axis=1))
-    return _pairwise([B[:, j] for j in range(k)])
+        return np.asarray(B.sum(axis=-1))
+    return _pairwise([B[..., j] for j in range(k)])
 
 
 def difference_penalty(k: int, order: int = DIFF_ORDER) -> np.ndarray:
@@ -350,8 +391,9 @@ def build_smooth_basis(
 class RawSmoothBasis:
     """The data-dependent part of a smooth basis, before the constraint transform T.
 
-    Split from :func:`build_smooth_basis` so a design with several smooths can factor all
-    their constraints in one call (:func:`sum_to_zero_transforms`).
+    Split from :func:`build_smooth_basis` so a design with several smooths can build
+    their designs together (:func:`raw_smooth_bases`) and factor all their constraints in
+    one call (:func:`sum_to_zero_transforms`).
     """
 
     knots: np.ndarray
@@ -362,8 +404,14 @@ class RawSmoothBasis:
     B: np.ndarray | None  # the raw design when the rows fit in one chunk
 
 
-def raw_smooth_basis(x: np.ndarray, k: int, knots: np.ndarray | None = None) -> RawSmoothBasis:
-    """Knots, column means and penalty scale of one smooth (see :func:`build_smooth_basis`)."""
+def smooth_knots(x: np.ndarray, k: int, knots: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
+    """Resolve and check the knots of one smooth (see :func:`build_smooth_basis`).
+
+    Returns
+    -------
+    (numpy.ndarray, bool)
+        The full knot vector (k + 4 values) and whether ``x`` reaches outside its span.
+    """
     x_lo, x_hi = (float(x.min()), float(x.max())) if x.size else (np.nan, np.nan)
     if knots is None:
         t = ps_knots(x_lo, x_hi, k)
@@ -375,7 +423,7 @@ def raw_smooth_basis(x: np.ndarray, k: int, knots: np.ndarray | None = None) -> 
                 raise ValueError(f"knot range ({lo}, {hi}) does not include the data range")
             t = ps_knots(lo, hi, k)
         elif kn.size == k + DEGREE + 1:
-            if not (np.isfinite(kn).all() and (kn[1:] > kn[:-1]).all()):
+            if not _knot_facts(kn.tobytes())[0]:
                 raise ValueError("knots must be finite and strictly increasing")
             t = kn.copy()
         else:
@@ -385,33 +433,71 @@ def raw_smooth_basis(x: np.ndarray, k: int, knots: np.ndarray | None = None) -> 
             )
     # rows outside [t[3], t[k]] would not sum to one; frozen knots may not cover new data
     extrapolate = bool(x.size) and not (x_lo >= t[DEGREE] and x_hi <= t[k])
-    uniform = _is_uniform(t)
-    # first pass over row chunks: column means (the constraint) and the max row sum of |B|
-    col_sum = np.zeros(k)
-    x_inf = 0.0
-    chunks = _chunks(x.shape[0])
-    Bc = np.zeros((0, k))
-    for sl in chunks:
-        xc = np.ascontiguousarray(x[sl], dtype=np.float64)
-        if uniform:
-            # the span check is done above (x_lo, x_hi): skip it per chunk
-            first, bands = _uniform_cubic_bands(xc, t, extrapolate=True)
-            Bc = _scatter_bands(first, bands, k)
-            nonneg = bands.min() >= 0.0  # the zeros outside the bands are >= 0 too
-        else:
-            Bc = BSpline.design_matrix(xc, t, DEGREE, extrapolate=extrapolate).toarray()
-            nonneg = Bc.min() >= 0.0
-        col_sum += _col_sums(Bc)
-        # B >= 0 inside the knot span, so |B| is B itself (skips a copy; a -0.0 entry sums
-        # like 0.0); extrapolated or rounding-negative values take the |B| path
-        absB = Bc if nonneg else np.abs(Bc)
-        x_inf = max(x_inf, float(_row_sums(absB).max()))
-    if x.shape[0] == 0:
-        x_inf = 1.0
-    # mgcv smoothCon: S <- S / (norm(S, "O") / norm(X, "I")^2)
-    s_scale = _penalty(k)[1] / x_inf**2
-    col_means = col_sum / max(x.shape[0], 1)
-    return RawSmoothBasis(t, k, extrapolate, col_means, s_scale, Bc if len(chunks) == 1 else None)
+    return t, extrapolate
+
+
+def raw_smooth_basis(x: np.ndarray, k: int, knots: np.ndarray | None = None) -> RawSmoothBasis:
+    """Knots, column means and penalty scale of one smooth (see :func:`build_smooth_basis`)."""
+    t, extrapolate = smooth_knots(x, k, knots)
+    return raw_smooth_bases([x], k, [t], [extrapolate])[0]
+
+
+def raw_smooth_bases(
+    xs: list[np.ndarray], k: int, ts: list[np.ndarray], extrapolate: list[bool]
+) -> list[RawSmoothBasis]:
+    """:func:`raw_smooth_basis` of several smooths of equal width k and equal length.
+
+    Smooths on equally spaced knots (what ``ps`` knots always are) are evaluated together
+    as rows of stacked arrays; the results are identical to one smooth at a time.
+    ``ts``/``extrapolate`` come from :func:`smooth_knots`.
+    """
+    xs = [np.ascontiguousarray(x, dtype=np.float64) for x in xs]
+    n = xs[0].shape[0] if xs else 0
+    uni = [i for i, t in enumerate(ts) if _is_uniform(t)]
+    other = [i for i in range(len(xs)) if i not in uni]
+    col_sum = np.zeros((len(xs), k))
+    x_inf = np.zeros(len(xs))
+    B: list[np.ndarray | None] = [None] * len(xs)
+    chunks = _chunks(n)
+    # stacking pays off for small n (numpy's per-call overhead); with several row chunks
+    # each smooth runs alone, so the chunk temporaries stay those of one smooth
+    groups = [uni] if len(chunks) == 1 else [[i] for i in uni]
+    for grp in groups:
+        if not grp:
+            continue
+        xu = xs[grp[0]][None, :] if len(grp) == 1 else np.stack([xs[i] for i in grp])
+        tu = ts[grp[0]][None, :] if len(grp) == 1 else np.stack([ts[i] for i in grp])
+        for sl in chunks:
+            m, bands = _cubic_bands(xu[:, sl], tu)
+            Bu = _scatter_bands(m, bands, k)
+            col_sum[grp] += _col_sums(Bu)
+            # B >= 0 inside the knot span, so |B| is B itself (skips a copy; a -0.0 entry
+            # sums like 0.0); extrapolated values take the |B| path. The zeros off the
+            # bands are >= 0 too.
+            absB = Bu if bands.min() >= 0.0 else np.abs(Bu)
+            x_inf[grp] = np.maximum(x_inf[grp], _row_sums(absB).max(axis=-1))
+            del m, bands, absB
+            if len(chunks) == 1:
+                for j, i in enumerate(grp):
+                    B[i] = Bu[j]
+    for i in other:
+        for sl in chunks:
+            Bc = BSpline.design_matrix(xs[i][sl], ts[i], DEGREE, extrapolate=extrapolate[i])
+            Bc = Bc.toarray()
+            col_sum[i] += _col_sums(Bc)
+            absB = Bc if Bc.min() >= 0.0 else np.abs(Bc)
+            x_inf[i] = max(x_inf[i], float(_row_sums(absB).max()))
+            if len(chunks) == 1:
+                B[i] = Bc
+    out = []
+    s0_norm = _penalty(k)[1]
+    for i in range(len(xs)):
+        xi = float(x_inf[i]) if n else 1.0
+        # mgcv smoothCon: S <- S / (norm(S, "O") / norm(X, "I")^2)
+        s_scale = s0_norm / xi**2
+        col_means = col_sum[i] / max(n, 1)
+        out.append(RawSmoothBasis(ts[i], k, extrapolate[i], col_means, s_scale, B[i]))
+    return out
 
 
 def finish_smooth_basis(raw: RawSmoothBasis, T: np.ndarray) -> SmoothBasis:
@@ -445,7 +531,7 @@ def fill_design(
     for sl in _chunks(x.shape[0]):
         Bc = B[sl] if B is not None else bspline_design(x[sl], basis.knots, DEGREE, extrapolate)
         Xr = Bc @ basis.T
-        ldxx += np.einsum("ij,ij->j", Xr, Xr)
+        ldxx += _sq_col_sums(Xr)
         dst = out[sl]
         if _gemm_writable(dst):
             np.matmul(Xr, R, out=dst)  # straight into the block: no temporary, same gemm

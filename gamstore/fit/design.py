@@ -20,7 +20,8 @@ from gamstore.fit.basis import (
     SmoothBasis,
     fill_design,
     finish_smooth_basis,
-    raw_smooth_basis,
+    raw_smooth_bases,
+    smooth_knots,
     sum_to_zero_transforms,
 )
 from gamstore.fit.data import get_column, n_rows
@@ -167,8 +168,35 @@ def _initial_sp(ldxx: np.ndarray, pen_blocks: list[tuple[slice, np.ndarray]]) ->
     p = ldxx.size
     ldss = np.zeros(p)
     pen = np.zeros(p, dtype=bool)
-    sp = np.zeros(len(pen_blocks))
+    sp = _block_sp_stacked(ldxx, pen_blocks, ldss, pen)
+    if sp is None:
+        sp = _block_sp(ldxx, pen_blocks, ldss, pen)
     add = np.add.reduce
+    ind = (ldss > 0) & pen & (ldxx > 0)
+    lx, ls = ldxx[ind], ldss[ind]
+    nl = lx.size
+    if nl:
+        while add(lx / (lx + ls)) / nl > 0.4:
+            sp *= 10.0
+            ls = ls * 10.0
+        while add(lx / (lx + ls)) / nl < 0.4:
+            sp /= 10.0
+            ls = ls / 10.0
+    return np.log(sp)
+
+
+def _block_sp(
+    ldxx: np.ndarray,
+    pen_blocks: list[tuple[slice, np.ndarray]],
+    ldss: np.ndarray,
+    pen: np.ndarray,
+) -> np.ndarray:
+    """Per-penalty starting sp (``mean(X'X diag) / mean(S diag)`` on S's non-zero rows).
+
+    Fills ``ldss`` (the scaled S diagonals) and ``pen`` (the penalized columns) in place.
+    """
+    add = np.add.reduce
+    sp = np.zeros(len(pen_blocks))
     for i, (cols, S) in enumerate(pen_blocks):
         absS = np.abs(S)
         m = S.shape[0]
@@ -182,17 +210,39 @@ def _initial_sp(ldxx: np.ndarray, pen_blocks: list[tuple[slice, np.ndarray]]) ->
         pen[cols] |= ind
         sp[i] = (add(xx) / xx.size) / (add(ss) / ss.size)
         ldss[cols] += sp[i] * dS
-    ind = (ldss > 0) & pen & (ldxx > 0)
-    lx, ls = ldxx[ind], ldss[ind]
-    nl = lx.size
-    if nl:
-        while add(lx / (lx + ls)) / nl > 0.4:
-            sp *= 10.0
-            ls = ls * 10.0
-        while add(lx / (lx + ls)) / nl < 0.4:
-            sp /= 10.0
-            ls = ls / 10.0
-    return np.log(sp)
+    return sp
+
+
+def _block_sp_stacked(
+    ldxx: np.ndarray,
+    pen_blocks: list[tuple[slice, np.ndarray]],
+    ldss: np.ndarray,
+    pen: np.ndarray,
+) -> np.ndarray | None:
+    """:func:`_block_sp` for penalties of one size, as stacked array operations.
+
+    numpy reduces a stack slice by slice in the same order as one matrix, so the values
+    are identical. Only the common case is taken: every row of every S non-zero (the
+    means then run over whole rows); otherwise returns None before touching anything.
+    """
+    if not pen_blocks or len({S.shape for _, S in pen_blocks}) != 1:
+        return None
+    add = np.add.reduce
+    S3 = np.stack([S for _, S in pen_blocks])
+    m = S3.shape[1]
+    absS = np.abs(S3)
+    thresh = (_EPS_08 * absS.max(axis=(1, 2)))[:, None]
+    dS = S3.diagonal(axis1=1, axis2=2)
+    ind = add(absS, axis=2) / m > thresh
+    ind &= add(absS, axis=1) / m > thresh
+    ind &= np.abs(dS) > thresh
+    if not ind.all():
+        return None
+    cols = np.array([c.start for c, _ in pen_blocks])[:, None] + np.arange(m)
+    sp = np.asarray((add(ldxx[cols], axis=1) / m) / (add(dS, axis=1) / m))
+    pen[cols] = True
+    ldss[cols] += sp[:, None] * dS
+    return sp
 
 
 def _check_distinct(x: np.ndarray, sm: SmoothTerm) -> None:
@@ -280,12 +330,26 @@ def build_design(
     ldxx[cols[0]] = np.einsum("ij,ij->j", X[:, cols[0]], X[:, cols[0]])
     # pass 1, smooth by smooth: every check that can fail on the data, in model order
     xs: list[np.ndarray] = []
-    raws: list[RawSmoothBasis] = []
+    knot_vecs: list[tuple[np.ndarray, bool]] = []
     for sm in smooths:
         x = get_column(data, sm.term, role=f"covariate of {sm.label}")
         _check_distinct(x, sm)
         xs.append(x)
-        raws.append(raw_smooth_basis(x, sm.k, knots.get(sm.term)))
+        knot_vecs.append(smooth_knots(x, sm.k, knots.get(sm.term)))
+    # raw designs, evaluated together for smooths of equal k (identical to one at a time)
+    raws: list[RawSmoothBasis] = [None] * len(smooths)  # type: ignore[list-item]
+    by_k: dict[int, list[int]] = {}
+    for i, sm in enumerate(smooths):
+        by_k.setdefault(sm.k, []).append(i)
+    for k, idx in by_k.items():
+        group = raw_smooth_bases(
+            [xs[i] for i in idx],
+            k,
+            [knot_vecs[i][0] for i in idx],
+            [knot_vecs[i][1] for i in idx],
+        )
+        for i, raw in zip(idx, group, strict=True):
+            raws[i] = raw
     # pass 2: constraints and penalty eigenvectors, batched across smooths of equal k
     Ts = sum_to_zero_transforms([r.col_means for r in raws])
     bases: list[SmoothBasis] = [finish_smooth_basis(r, T) for r, T in zip(raws, Ts, strict=True)]
