@@ -21,7 +21,7 @@ import pytest
 import zarr
 
 from gamstore.store import local, open_store
-from gamstore.store.layout import MARKER, entry_prefix, key_folder
+from gamstore.store.layout import MARKER, entry_prefix, key_folder, key_prefix
 from gamstore.store.local import LocalBackend
 from gamstore.store.testing import block_record, record_values_ok
 
@@ -271,3 +271,15 @@ def test_writes_into_a_folder_deleted_after_it_was_made(tmp_path: Path) -> None:
         be.put_many({"k/e/v/zarr.json": b"m", "k/e/v/0": b"c"})  # single folder, known
         assert be.get("k/e/v/zarr.json") == b"m"
         assert be.put_if_absent("k/e/zarr.json", b"marker")
+
+
+def test_known_folders_are_key_folders_not_entries(tmp_path: Path) -> None:
+    s = open_store(tmp_path)
+    ids = [s.save("block", "k", block_record("k", i)) for i in range(3)]
+    be = s.backend
+    assert isinstance(be, LocalBackend)
+    key_dir = str(tmp_path / key_prefix("block", key_folder("block", "k")))
+    assert key_dir in be._folders
+    for entry_id in ids:
+        assert entry_id is not None
+        assert os.path.join(key_dir, entry_id) not in be._folders

@@ -167,28 +167,32 @@ class LocalBackend(Backend):
     def _ensure_parent(self, full: str) -> None:
         self._make_folder(os.path.dirname(full))
 
-    def _make_folder(self, full: str) -> None:
-        """Create folder ``full`` and its missing parents, below the deepest known folder."""
+    def _make_folder(self, full: str, *, keep: bool = True) -> None:
+        """Create folder ``full`` and its missing parents, below the deepest known folder.
+
+        With ``keep=False`` only its parents are remembered (an entry folder is never made
+        twice, so remembering it would only crowd the key folders out of the cache).
+        """
         known = self._folders
         chain = [full]  # always made (or found existing): a cached fact may be stale
         d = os.path.dirname(full)
         while d not in known:
             if len(d) <= len(self.root):  # nothing known yet: probe deepest first
                 _make_dir(full)
-                self._remember(full)
-                return
+                break
             chain.append(d)
             d = os.path.dirname(d)
-        for c in reversed(chain):
-            try:
-                os.mkdir(c)
-            except FileExistsError:
-                pass
-            except FileNotFoundError:  # a known folder was removed by someone else
-                known.clear()
-                _make_dir(full)
-                break
-        self._remember(full)
+        else:
+            for c in reversed(chain):
+                try:
+                    os.mkdir(c)
+                except FileExistsError:
+                    pass
+                except FileNotFoundError:  # a known folder was removed by someone else
+                    known.clear()
+                    _make_dir(full)
+                    break
+        self._remember(full if keep else os.path.dirname(full))
 
     def _remember(self, full: str) -> None:
         known = self._folders
@@ -230,7 +234,7 @@ class LocalBackend(Backend):
                     below.add(d)
                     d = d.rpartition("/")[0]
             prefix = self._prefix
-            self._make_folder(prefix + top if top else self.root)
+            self._make_folder(prefix + top if top else self.root, keep=False)
             for d in sorted(below):  # a parent sorts before its children (it is a prefix)
                 try:
                     os.mkdir(prefix + d)
