@@ -42,6 +42,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import gamstore  # noqa: E402
 from gamstore.records import ArrayPart, BlockWarmStartRecord, InnerSummary, RecordParts  # noqa: E402
+from gamstore.store.backend import check_path  # noqa: E402
 from gamstore.store.local import LocalBackend  # noqa: E402
 from gamstore.store.testing import block_record  # noqa: E402
 
@@ -457,7 +458,7 @@ class LegacyLocalBackend(LocalBackend):
     """
 
     def put_many(self, items: Any) -> None:
-        fulls = [(os.path.join(self.root, p), d) for p, d in items.items()]
+        fulls = [(os.path.join(self.root, check_path(p)), d) for p, d in items.items()]
         for folder in sorted({os.path.dirname(f) for f, _ in fulls}):
             try:
                 os.mkdir(folder)
@@ -471,7 +472,7 @@ class LegacyLocalBackend(LocalBackend):
 
     def touch(self, path: str) -> None:
         self.requests["touch"] += 1
-        full = os.path.join(self.root, path)
+        full = os.path.join(self.root, check_path(path))
         for _ in range(4):
             try:
                 os.utime(full, None)
@@ -487,7 +488,7 @@ class LegacyLocalBackend(LocalBackend):
 
     def put_if_absent(self, path: str, data: bytes) -> bool:
         self.requests["put_if_absent"] += 1
-        full = os.path.join(self.root, path)
+        full = os.path.join(self.root, check_path(path))
         if os.path.lexists(full):
             return False
         tmp = self._tmp_name(full)
