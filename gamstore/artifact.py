@@ -610,11 +610,15 @@ class FitArtifact(FrozenArrays):
 
     def is_usable(self) -> bool:
         """Schema 1, finite outer objective and every term finite (spec §5.3)."""
-        return (
-            self.schema == FIT_ARTIFACT_SCHEMA
-            and math.isfinite(self.global_.outer_objective)
-            and all(t.is_finite() for t in self.terms)
-        )
+        if self.schema != FIT_ARTIFACT_SCHEMA or not math.isfinite(self.global_.outer_objective):
+            return False
+        # every term's arrays in one finite scan (what all(t.is_finite()) computes)
+        parts: list[np.ndarray] = []
+        for t in self.terms:
+            parts += (t.raw_beta, t.rho_for_term)
+            if t.joint_null_rotation is not None:
+                parts.append(t.joint_null_rotation.reshape(-1))
+        return not parts or bool(np.isfinite(np.concatenate(parts)).all())
 
     def unusable_reason(self) -> str | None:
         """Why :meth:`is_usable` is False (None when usable)."""

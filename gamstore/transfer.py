@@ -303,39 +303,74 @@ def project_beta(t_block: ArrayLike, raw_beta: ArrayLike, reduced_width: int) ->
         None (cold β) when ``T`` is not (len(β_raw), reduced_width), any input is non-finite,
         the decomposition fails, or θ is non-finite. An empty θ when ``reduced_width == 0``.
     """
-    t = np.asarray(t_block, dtype=np.float64)
-    beta = np.asarray(raw_beta, dtype=np.float64)
-    r = int(reduced_width)
-    if t.ndim != 2 or beta.ndim != 1 or t.shape != (beta.shape[0], r):
-        return None
-    if not (np.isfinite(t).all() and np.isfinite(beta).all()):
-        return None
-    if r == 0:
-        return _readonly(np.empty(0))
-    g = t.T @ t
-    b = t.T @ beta
+    return _project_all([(t_block, raw_beta, reduced_width)])[0]
+
+
+def _project_all(items: Sequence[tuple[ArrayLike, ArrayLike, int]]) -> list[FloatArray | None]:
+    """:func:`project_beta` of several blocks; the same θ for each, bit for bit.
+
+    Blocks of the same reduced width share one stacked ``eigh`` call (LAPACK decomposes
+    each matrix of the stack exactly as it would alone); a stack that fails to decompose is
+    redone block by block, so one failure stays that block's own cold β.
+    """
+    out: list[FloatArray | None] = [None] * len(items)
+    pending: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = {}
+    for i, (t_block, raw_beta, reduced_width) in enumerate(items):
+        t = np.asarray(t_block, dtype=np.float64)
+        beta = np.asarray(raw_beta, dtype=np.float64)
+        r = int(reduced_width)
+        if t.ndim != 2 or beta.ndim != 1 or t.shape != (beta.shape[0], r):
+            continue
+        if not (np.isfinite(t).all() and np.isfinite(beta).all()):
+            continue
+        if r == 0:
+            out[i] = _readonly(np.empty(0))
+            continue
+        g = t.T @ t
+        b = t.T @ beta
+        if r == 1:
+            # the 1x1 eigenproblem is exact (LAPACK returns λ = g and v = 1): the same θ,
+            # bit for bit, without the eigh call (e.g. the intercept-only parametric block)
+            lam1 = g[0]  # shape (1,)
+            keep1 = lam1[0] > _gamma(1) * abs(float(lam1[0]))
+            # "+ 0.0": the matrix products of the general path turn a -0.0 into +0.0
+            theta = b / lam1 + 0.0 if keep1 else np.zeros(1)
+            out[i] = _readonly(theta) if np.isfinite(theta).all() else None
+            continue
+        pending.setdefault(r, []).append((i, g, b))
+    for r, group in pending.items():
+        decomposed: list[tuple[np.ndarray, np.ndarray] | None] = []
+        if len(group) > 1:
+            try:
+                lams, vecss = np.linalg.eigh(np.stack([g for _, g, _ in group]))
+                decomposed = [(lams[k], vecss[k]) for k in range(len(group))]
+            except np.linalg.LinAlgError:
+                decomposed = []
+        if not decomposed:
+            for _, g, _ in group:
+                try:
+                    decomposed.append(tuple(np.linalg.eigh(g)))  # type: ignore[arg-type]
+                except np.linalg.LinAlgError:
+                    decomposed.append(None)
+        gamma = _gamma(r)
+        for (i, _, b), dec in zip(group, decomposed, strict=True):
+            if dec is None:
+                continue
+            lam, vecs = dec
+            tau = gamma * float(np.max(np.abs(lam)))
+            keep = lam > tau
+            v = vecs[:, keep]
+            coef = (v.T @ b) / lam[keep]
+            theta = v @ coef
+            if np.isfinite(theta).all():
+                out[i] = _readonly(np.ascontiguousarray(theta))
+    return out
+
+
+def _gamma(r: int) -> float:
+    """``γ_r = r·u/(1 − r·u)``, ∞ once ``r·u ≥ 1`` (spec §6.4)."""
     ru = r * _UNIT_ROUNDOFF
-    gamma = math.inf if ru >= 1.0 else ru / (1.0 - ru)
-    if r == 1:
-        # the 1x1 eigenproblem is exact (LAPACK returns λ = g and v = 1): the same θ, bit for
-        # bit, without the eigh call (e.g. the intercept-only parametric block)
-        lam1 = g[0]  # shape (1,)
-        # "+ 0.0": the matrix products of the general path turn a -0.0 into +0.0
-        theta = b / lam1 + 0.0 if lam1[0] > gamma * abs(float(lam1[0])) else np.zeros(1)
-        if not np.isfinite(theta).all():
-            return None
-        return _readonly(theta)
-    try:
-        lam, vecs = np.linalg.eigh(g)
-    except np.linalg.LinAlgError:
-        return None
-    tau = gamma * float(np.max(np.abs(lam)))
-    keep = lam > tau
-    coef = (vecs[:, keep].T @ b) / lam[keep]
-    theta = vecs[:, keep] @ coef
-    if not np.isfinite(theta).all():
-        return None
-    return _readonly(np.ascontiguousarray(theta))
+    return math.inf if ru >= 1.0 else ru / (1.0 - ru)
 
 
 def _copy_rho(
@@ -489,19 +524,36 @@ def _build_from_usable(
     else:
         raw_betas = [None if m is None else m.raw_beta for m in matched]
 
+    # every projection first (one stacked eigh per reduced width), then the per-block walk
+    todo = [
+        i
+        for i, (ctx, m, raw) in enumerate(zip(contexts, matched, raw_betas, strict=True))
+        if m is not None and raw is not None and ctx.gauge_t_block is not None
+    ]
+    thetas = dict(
+        zip(
+            todo,
+            _project_all(
+                [
+                    (contexts[i].gauge_t_block, raw_betas[i], contexts[i].reduced_width)  # type: ignore[misc]
+                    for i in todo
+                ]
+            ),
+            strict=True,
+        )
+    )
     block_beta: list[FloatArray] = []
     provenance: list[Provenance] = []
-    for ctx, parent_term, raw in zip(contexts, matched, raw_betas, strict=True):
+    for i, (ctx, parent_term, raw) in enumerate(zip(contexts, matched, raw_betas, strict=True)):
         beta = _readonly(np.zeros(ctx.reduced_width))
         if parent_term is None or raw is None:
             block_beta.append(beta)
             provenance.append(Provenance.COLD)
             continue
         projected = False
-        if ctx.gauge_t_block is not None:
-            theta = project_beta(ctx.gauge_t_block, raw, ctx.reduced_width)
-            if theta is not None:
-                beta, projected = theta, True
+        theta = thetas.get(i)
+        if theta is not None:
+            beta, projected = theta, True
         copied = _copy_rho(rho, ctx.rho_slots, parent_term.rho_for_term, cfg)
         block_beta.append(beta)
         if projected:

@@ -347,3 +347,84 @@ def test_fit_options_memo_is_by_identity() -> None:
     assert fit_options(other) == _fit_options(other) != fit_options(c)
     assert fit_options(c) == _fit_options(c)
     assert math.isfinite(fit_options(c).inner_tol)
+
+
+# -- batched projections, zero offsets, one-scan usability, shared descriptors ---------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 6))
+def test_batched_projections_equal_one_by_one(seed: int, n: int) -> None:
+    from gamstore.transfer import _project_all
+
+    rng = np.random.default_rng(seed)
+    items = []
+    for _ in range(n):
+        r = int(rng.integers(0, 6))
+        t = rng.normal(size=(r + int(rng.integers(0, 3)), r)) * 10.0 ** int(rng.integers(-3, 4))
+        if r > 1 and rng.random() < 0.3:
+            t[:, -1] = t[:, 0]  # rank deficient: a dropped eigenvalue
+        if r > 0 and rng.random() < 0.1:
+            t[0, 0] = np.nan
+        items.append((t, rng.normal(size=t.shape[0]), r))
+    items.append((np.ones((3, 2)), np.ones(4), 2))  # mis-sized: None
+    with np.errstate(all="ignore"):
+        got = _project_all(items)
+        want = [project_beta(*it) for it in items]
+    for g, w in zip(got, want, strict=True):
+        assert (g is None) == (w is None)
+        if g is not None and w is not None:
+            assert g.tobytes() == w.tobytes() and not g.flags.writeable
+
+
+@pytest.mark.parametrize(
+    "offset",
+    [
+        np.zeros(50),
+        -np.zeros(50),
+        np.zeros(50).astype(">f8"),
+        np.r_[np.zeros(49), np.nan],
+        np.r_[np.zeros(49), 1e-300],
+        np.zeros((2, 25))[0],
+        np.zeros(0),
+    ],
+)
+def test_zero_offset_shortcut_writes_the_array_encoding(offset: np.ndarray) -> None:
+    from gamstore.warmstart.keys import _write_offset
+
+    fast, slow = StreamRecorder(), StreamRecorder()
+    _write_offset(fast, offset)
+    slow.write_array(offset)
+    assert fast.stream() == slow.stream()
+
+
+def test_usability_in_one_scan_matches_per_term_checks() -> None:
+    import dataclasses
+
+    ws, m = _ws(), Model()
+    assert _capture(ws, m)[0]
+    fam, specs, _ = m.fit()
+    art = load_fit_artifact(ws, descriptor_for(fam, specs))
+    assert art is not None and art.is_usable()
+    for i in range(len(art.terms)):
+        for field in ("raw_beta", "rho_for_term"):
+            bad = np.array(getattr(art.terms[i], field))
+            if bad.size == 0:
+                continue
+            bad[-1] = np.inf
+            terms = list(art.terms)
+            terms[i] = dataclasses.replace(terms[i], **{field: bad})
+            broken = dataclasses.replace(art, terms=tuple(terms))
+            assert not broken.is_usable()
+            assert broken.unusable_reason() == f"term {i} has non-finite values"
+    rot = dataclasses.replace(art.terms[0], joint_null_rotation=np.array([[np.nan]]))
+    assert not dataclasses.replace(art, terms=(rot, *art.terms[1:])).is_usable()
+    assert dataclasses.replace(art, terms=()).is_usable()
+
+
+def test_descriptors_are_shared_by_value() -> None:
+    m = Model()
+    fam, specs, _ = m.fit()
+    a, b = descriptor_for(fam, specs), descriptor_for("poisson", specs)
+    assert a is b
+    assert descriptor_for(fam, m.fit(slice(2, None))[1]).row_population.n_rows == m.n - 2

@@ -97,12 +97,7 @@ def _term_identity(
 
 def block_term_identity(spec: BlockSpec) -> TermIdentity:
     """Fold-invariant identity of a block (term identity v2, spec §2.5)."""
-    return _term_identity(
-        spec.name,
-        tuple(penalty_label(p) for p in spec.penalties),
-        tuple(int(d) for d in spec.nullspace_dims),
-        int(spec.width),
-    )
+    return _term_identity(*_identity_inputs(spec))
 
 
 def descriptor_for(family: WarmStartFamily | str, specs: Sequence[BlockSpec]) -> FitDescriptor:
@@ -113,9 +108,29 @@ def descriptor_for(family: WarmStartFamily | str, specs: Sequence[BlockSpec]) ->
     blocks = check_specs(specs)
     kind = family if isinstance(family, str) else _family_kind(family)
     n_rows = blocks[0].n_rows if blocks else 0
+    return _descriptor(kind, tuple(_identity_inputs(s) for s in blocks), n_rows)
+
+
+def _identity_inputs(spec: BlockSpec) -> tuple[str, tuple[str | None, ...], tuple[int, ...], int]:
+    return (
+        spec.name,
+        tuple(penalty_label(p) for p in spec.penalties),
+        tuple(int(d) for d in spec.nullspace_dims),
+        int(spec.width),
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _descriptor(
+    kind: str,
+    blocks: tuple[tuple[str, tuple[str | None, ...], tuple[int, ...], int], ...],
+    n_rows: int,
+) -> FitDescriptor:
+    # value-keyed on immutable inputs, and a FitDescriptor is immutable: every fold of a
+    # LOSO run with the same row count shares one
     return FitDescriptor(
         family_kind=kind,
-        term_identities=tuple(block_term_identity(s) for s in blocks),
+        term_identities=tuple(_term_identity(*b) for b in blocks),
         response_signature=ResponseSig(kind, 1),
         row_population=RowPopulationTag(n_rows),
     )

@@ -248,7 +248,7 @@ def _write_blocks(fp: Fingerprinter, specs: Sequence[BlockSpec]) -> None:
         fp.write_str(spec.name)
         fp.write_matrix(spec.design)  # streamed through a reused buffer, layout-free
         assert spec.offset is not None and spec.initial_log_lambdas is not None
-        fp.write_array(spec.offset)
+        _write_offset(fp, spec.offset)
         fp.write_usize(len(spec.penalties))
         for pen in spec.penalties:
             _write_penalty(fp, pen)
@@ -256,6 +256,27 @@ def _write_blocks(fp: Fingerprinter, specs: Sequence[BlockSpec]) -> None:
         for dim in spec.nullspace_dims:
             fp.write_usize(dim)
         fp.write_array(spec.initial_log_lambdas)
+
+
+def _write_offset(fp: Fingerprinter, offset: np.ndarray) -> None:
+    # no offset (all zeros, the usual case): the encoding of zeros(n), computed once per n;
+    # -0.0 counts as zero (it is hashed as +0.0) and NaN does not (it is truthy)
+    n = offset.shape[0] if offset.ndim == 1 else 0
+    if 0 < n <= _ZEROS_CACHE_ROWS and offset.dtype == _F64_LE and not offset.any():
+        fp.write_bytes(_zeros_encoding(n))
+    else:
+        fp.write_array(offset)
+
+
+_F64_LE = np.dtype("<f8")
+_ZEROS_CACHE_ROWS = 1 << 17  # at most 1 MiB per cached encoding
+
+
+@functools.lru_cache(maxsize=8)
+def _zeros_encoding(n: int) -> bytes:
+    rec = StreamRecorder()
+    rec.write_array(np.zeros(n))
+    return rec.stream()
 
 
 def _check_options(options: FitOptions) -> None:

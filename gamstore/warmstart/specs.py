@@ -300,7 +300,7 @@ class BlockSpec:
                 1,
                 "(k,)",
             )
-            if not np.all(np.isfinite(init)):
+            if not np.isfinite(init).all():
                 raise ValueError(
                     f"BlockSpec({self.name!r}).initial_log_lambdas: expected finite values"
                 )
