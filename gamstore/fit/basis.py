@@ -7,6 +7,7 @@ means the same thing as mgcv's ``log(sp)``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -128,8 +129,7 @@ def _cubic_bands(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     r /= h[:, None]
     # clip to the intervals 3 .. k-1; truncating the clipped (non-negative) value is the
     # floor of the unclipped one clipped, as x is finite here
-    np.maximum(r, 3, out=r)
-    np.minimum(r, k - 1, out=r)
+    np.clip(r, 3.0, k - 1.0, out=r)
     m = r.astype(np.intp)
     if s == 1:
         at, dt = t[0], t[0, 1:] - t[0, :-1]
@@ -300,14 +300,49 @@ def sum_to_zero_transforms(col_means: list[np.ndarray]) -> list[np.ndarray]:
     for i, c in enumerate(col_means):
         by_k.setdefault(np.size(c), []).append(i)
     for idx in by_k.values():
-        if len(idx) == 1:
-            out[idx[0]] = sum_to_zero_transform(col_means[idx[0]])
-            continue
         c = np.stack([np.asarray(col_means[i], dtype=np.float64).reshape(-1, 1) for i in idx])
-        q, _ = np.linalg.qr(c, mode="complete")
+        q = _complete_q(c)
         for j, i in enumerate(idx):
             out[i] = np.ascontiguousarray(q[j, :, 1:])
     return out
+
+
+def _complete_q(c: np.ndarray) -> np.ndarray:
+    """Q of ``numpy.linalg.qr(c, mode="complete")`` for a stack c of shape (s, k, 1)."""
+    fast = _fast_complete_q()
+    if fast is None or c.shape[-2] < 2:
+        return np.asarray(np.linalg.qr(c, mode="complete")[0])
+    return fast(c)
+
+
+_FAST_Q: list[Callable[[np.ndarray], np.ndarray] | None] = []
+
+
+def _fast_complete_q() -> Callable[[np.ndarray], np.ndarray] | None:
+    """numpy's own QR gufuncs without ``numpy.linalg.qr``'s wrapper, or None.
+
+    ``numpy.linalg.qr`` spends most of its ~15 us on a (k, 1) input in Python: error-state
+    contexts, dtype checks and an R factor we discard. Calling the two LAPACK gufuncs it
+    calls (private numpy API) gives the same Q bit for bit; this is checked once against
+    the public function, and anything unexpected falls back to it.
+    """
+    if not _FAST_Q:
+        fast: Callable[[np.ndarray], np.ndarray] | None = None
+        try:
+            from numpy.linalg import _umath_linalg as lapack
+
+            def q_of(c: np.ndarray) -> np.ndarray:
+                a = c.astype(np.float64, copy=True)
+                tau = lapack.qr_r_raw(a, signature="d->d")
+                return np.asarray(lapack.qr_complete(a, tau, signature="dd->d"))
+
+            probe = np.random.default_rng(0).uniform(0.01, 1.0, size=(3, 11, 1))
+            if q_of(probe).tobytes() == np.linalg.qr(probe, mode="complete")[0].tobytes():
+                fast = q_of
+        except Exception:  # private API moved or changed: use the public function
+            fast = None
+        _FAST_Q.append(fast)
+    return _FAST_Q[0]
 
 
 @lru_cache(maxsize=32)
@@ -510,7 +545,30 @@ def finish_smooth_basis(raw: RawSmoothBasis, T: np.ndarray) -> SmoothBasis:
     )
 
 
+def finish_smooth_bases(raws: list[RawSmoothBasis], Ts: list[np.ndarray]) -> list[SmoothBasis]:
+    """:func:`finish_smooth_basis` for several smooths of one width k, as stacked products.
+
+    numpy multiplies a stack matrix by matrix with the same BLAS calls, so every S is
+    identical to the one-at-a-time result; stacking shares the per-call overhead.
+    """
+    if len(raws) == 1:
+        return [finish_smooth_basis(raws[0], Ts[0])]
+    k = raws[0].k
+    S0 = _penalty(k)[0]
+    scales = np.array([r.S_scale for r in raws])
+    S_raw = S0 / scales[:, None, None]
+    T = np.stack(Ts)
+    S = T.transpose(0, 2, 1) @ S_raw @ T
+    S = (S + S.transpose(0, 2, 1)) / 2.0
+    return [
+        SmoothBasis(r.knots, k, Ts[j], S_raw[j], S[j], r.S_scale, k - DIFF_ORDER, r.col_means)
+        for j, r in enumerate(raws)
+    ]
+
+
 def _chunks(n: int, chunk: int = 16384) -> list[slice]:
+    if 0 < n <= chunk:
+        return [slice(0, n)]
     return [slice(i, min(n, i + chunk)) for i in range(0, n, chunk)]
 
 

@@ -19,7 +19,7 @@ from gamstore.fit.basis import (
     RawSmoothBasis,
     SmoothBasis,
     fill_design,
-    finish_smooth_basis,
+    finish_smooth_bases,
     raw_smooth_bases,
     smooth_knots,
     sum_to_zero_transforms,
@@ -262,25 +262,25 @@ def _check_distinct(x: np.ndarray, sm: SmoothTerm) -> None:
         )
 
 
-def _eigh_by_width(mats: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``numpy.linalg.eigh`` of each matrix, one LAPACK call per group of equal size.
+def _working_rotations(
+    penalties: list[np.ndarray], rank: int
+) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Per penalty S (all of one size): ``(U, eig, log|S|_+)`` of the working basis.
 
-    A stacked call runs the same routine matrix by matrix, so the results are identical
-    to separate calls; grouping shares the per-call overhead.
+    U holds the eigenvectors of S by decreasing eigenvalue, eig those eigenvalues with the
+    null space set to exactly zero. One stacked ``eigh`` call serves all penalties: LAPACK
+    runs matrix by matrix, so the results are identical to separate calls.
     """
-    out: list[tuple[np.ndarray, np.ndarray]] = [(np.empty(0), np.empty(0))] * len(mats)
-    groups: dict[int, list[int]] = {}
-    for i, a in enumerate(mats):
-        groups.setdefault(a.shape[0], []).append(i)
-    for idx in groups.values():
-        vals, vecs = np.linalg.eigh(
-            mats[idx[0]] if len(idx) == 1 else np.stack([mats[i] for i in idx])
-        )
-        if len(idx) == 1:
-            out[idx[0]] = (vals, vecs)
-        else:
-            for j, i in enumerate(idx):
-                out[i] = (vals[j], vecs[j])
+    S = penalties[0][None] if len(penalties) == 1 else np.stack(penalties)
+    vals, vecs = np.linalg.eigh(S)
+    order = np.argsort(vals, axis=-1)[:, ::-1]
+    out = []
+    for j in range(len(penalties)):
+        v = vals[j][order[j]]
+        U = vecs[j][:, order[j]]
+        eig = v.copy()
+        eig[rank:] = 0.0  # the null space is exact: the linear trend
+        out.append((U, eig, float(np.log(v[:rank]).sum())))
     return out
 
 
@@ -336,11 +336,14 @@ def build_design(
         _check_distinct(x, sm)
         xs.append(x)
         knot_vecs.append(smooth_knots(x, sm.k, knots.get(sm.term)))
-    # raw designs, evaluated together for smooths of equal k (identical to one at a time)
-    raws: list[RawSmoothBasis] = [None] * len(smooths)  # type: ignore[list-item]
+    # raw designs, constraints, penalties and their eigenvectors, computed together for
+    # smooths of equal k (stacked arrays; identical to one smooth at a time)
     by_k: dict[int, list[int]] = {}
     for i, sm in enumerate(smooths):
         by_k.setdefault(sm.k, []).append(i)
+    raws: list[RawSmoothBasis] = [None] * len(smooths)  # type: ignore[list-item]
+    bases: list[SmoothBasis] = [None] * len(smooths)  # type: ignore[list-item]
+    rots: list[tuple[np.ndarray, np.ndarray, float]] = [None] * len(smooths)  # type: ignore[list-item]
     for k, idx in by_k.items():
         group = raw_smooth_bases(
             [xs[i] for i in idx],
@@ -348,25 +351,19 @@ def build_design(
             [knot_vecs[i][0] for i in idx],
             [knot_vecs[i][1] for i in idx],
         )
-        for i, raw in zip(idx, group, strict=True):
-            raws[i] = raw
-    # pass 2: constraints and penalty eigenvectors, batched across smooths of equal k
-    Ts = sum_to_zero_transforms([r.col_means for r in raws])
-    bases: list[SmoothBasis] = [finish_smooth_basis(r, T) for r, T in zip(raws, Ts, strict=True)]
-    eigs = _eigh_by_width([b.S for b in bases])
+        Ts = sum_to_zero_transforms([r.col_means for r in group])
+        group_bases = finish_smooth_bases(group, Ts)
+        group_rots = _working_rotations([b.S for b in group_bases], group_bases[0].rank)
+        for j, i in enumerate(idx):
+            raws[i], bases[i], rots[i] = group[j], group_bases[j], group_rots[j]
     start = 1 + len(linear)
     blocks: list[SmoothBlock] = []
     pen_blocks: list[tuple[slice, np.ndarray]] = []
-    for sm, x, raw, basis, (vals, vecs) in zip(smooths, xs, raws, bases, eigs, strict=True):
+    for sm, x, raw, basis, (U, eig, logdet) in zip(smooths, xs, raws, bases, rots, strict=True):
         sl = slice(start, start + sm.k - 1)
         pen_blocks.append((sl, basis.S))
-        order = np.argsort(vals)[::-1]
-        vals, vecs = vals[order], vecs[:, order]
-        eig = vals.copy()
-        eig[basis.rank :] = 0.0  # the null space is exact: the linear trend
-        logdet = float(np.log(vals[: basis.rank]).sum())
-        ldxx[sl] = fill_design(X[:, sl], x, basis, vecs, raw.extrapolate, raw.B)
-        blocks.append(SmoothBlock(sm, basis, vecs, eig, sl, logdet))
+        ldxx[sl] = fill_design(X[:, sl], x, basis, U, raw.extrapolate, raw.B)
+        blocks.append(SmoothBlock(sm, basis, U, eig, sl, logdet))
         names.append(sm.label)
         cols.append(sl)
         start = sl.stop
