@@ -100,8 +100,7 @@ def _uniform_cubic_design(x: np.ndarray, t: np.ndarray, extrapolate: bool) -> np
     k = t.size - 4
     if not extrapolate and x.size and (x.min() < t[3] or x.max() > t[k]):
         raise ValueError(f"x values outside the knot span [{t[3]}, {t[k]}]")
-    m, bands = _cubic_bands(x[None, :], t[None, :])
-    return _scatter_bands(m, bands, k)[0]
+    return _uniform_designs(x[None, :], t[None, :])[0][0]
 
 
 # u^3, u^2, u and 1 coefficients of the two middle pieces (times 6): 3u^3 - 6u^2 + 0u + 4
@@ -157,14 +156,32 @@ def _cubic_bands(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return m, bands
 
 
-def _scatter_bands(m: np.ndarray, bands: np.ndarray, k: int) -> np.ndarray:
-    """Dense (s, n, k) designs from their four bands (zeros elsewhere)."""
-    s, n = m.shape
+# rows x smooths evaluated per _cubic_bands call: its ~10 temporaries then stay small
+# (<= 128 KiB), so they are recycled by malloc instead of being fresh pages every call
+_BAND_BLOCK = 8192
+
+
+def _uniform_designs(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Dense designs of s smooths on uniform knots, shape (s, n, k), and whether all >= 0.
+
+    ``x`` (s, n), ``t`` (s, k + 4). The bands are evaluated in row blocks and written into
+    the zero matrix through flat indices (one fancy assignment per block).
+    """
+    s, n = x.shape
+    k = t.shape[1] - 4
     B = np.zeros((s, n, k))
-    start = np.arange(-3, s * n * k - 3, k).reshape(s, n)
-    start += m
-    B.reshape(-1)[start + _BAND_OFFSET] = bands  # a view: write the bands in one pass
-    return B
+    flat = B.reshape(-1)
+    step = max(1, _BAND_BLOCK // max(s, 1))
+    nonneg = True
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        m, bands = _cubic_bands(x[:, a:b], t)
+        start = np.arange(a * k - 3, b * k - 3, k) + np.arange(0, s * n * k, n * k)[:, None]
+        start += m
+        flat[start + _BAND_OFFSET] = bands
+        # the zeros off the bands are >= 0 too
+        nonneg = nonneg and bool(bands.min() >= 0.0)
+    return B, nonneg
 
 
 _EINSUM_OK: dict[int, bool] = {}
@@ -503,15 +520,13 @@ def raw_smooth_bases(
         xu = xs[grp[0]][None, :] if len(grp) == 1 else np.stack([xs[i] for i in grp])
         tu = ts[grp[0]][None, :] if len(grp) == 1 else np.stack([ts[i] for i in grp])
         for sl in chunks:
-            m, bands = _cubic_bands(xu[:, sl], tu)
-            Bu = _scatter_bands(m, bands, k)
+            Bu, nonneg = _uniform_designs(xu[:, sl], tu)
             col_sum[grp] += _col_sums(Bu)
             # B >= 0 inside the knot span, so |B| is B itself (skips a copy; a -0.0 entry
-            # sums like 0.0); extrapolated values take the |B| path. The zeros off the
-            # bands are >= 0 too.
-            absB = Bu if bands.min() >= 0.0 else np.abs(Bu)
+            # sums like 0.0); extrapolated values take the |B| path
+            absB = Bu if nonneg else np.abs(Bu)
             x_inf[grp] = np.maximum(x_inf[grp], _row_sums(absB).max(axis=-1))
-            del m, bands, absB
+            del absB
             if len(chunks) == 1:
                 for j, i in enumerate(grp):
                     B[i] = Bu[j]
