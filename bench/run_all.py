@@ -24,6 +24,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "bench_store.py": ([], ["--quick"]),
     "bench_warmstart.py": ([], ["--quick"]),
     "bench_fit.py": (["--reps", "7"], ["--reps", "3", "--no-large"]),
+    "bench_design.py": ([], ["--quick", "--reps", "3"]),
     "bench_loso.py": (["--big"], ["--no-mgcv", "--repeat", "1", "--stores", "local-readonly"]),
     "bench_open_fits.py": ([], ["--quick"]),
     "bench_adapters.py": ([], ["--quick"]),
