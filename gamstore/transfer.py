@@ -357,7 +357,7 @@ def _project_all(items: Sequence[tuple[ArrayLike, ArrayLike, int]]) -> list[Floa
             if dec is None:
                 continue
             lam, vecs = dec
-            tau = gamma * float(np.max(np.abs(lam)))
+            tau = gamma * float(np.abs(lam).max())
             keep = lam > tau
             v = vecs[:, keep]
             coef = (v.T @ b) / lam[keep]

@@ -349,7 +349,7 @@ class WarmContext:
             if knots is None or np.shape(knots) != b.basis.knots.shape:
                 return False
             # |Δ| <= 1e-12 everywhere (a NaN compares False)
-            if not float(np.max(np.abs(np.asarray(knots) - b.basis.knots))) <= 1e-12:
+            if not float(np.abs(np.asarray(knots) - b.basis.knots).max()) <= 1e-12:
                 return False
         return True
 
