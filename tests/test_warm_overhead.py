@@ -428,3 +428,53 @@ def test_descriptors_are_shared_by_value() -> None:
     a, b = descriptor_for(fam, specs), descriptor_for("poisson", specs)
     assert a is b
     assert descriptor_for(fam, m.fit(slice(2, None))[1]).row_population.n_rows == m.n - 2
+
+
+def _likelihood_uncached(family: str, arrays: dict[str, Any], scalars: dict[str, Any]) -> str:
+    from gamstore.warmstart.keys import _LIKELIHOOD_DOMAIN, _absorb_scalars
+
+    fp = Fingerprinter().absorb_tag(_LIKELIHOOD_DOMAIN).absorb_str("family", family)
+    fp.absorb_u64("n_arrays", len(arrays))
+    for key in sorted(arrays):
+        fp.absorb_str("name", key).absorb_array("array", arrays[key])
+    _absorb_scalars(fp, scalars)
+    return fp.finalize().hex()
+
+
+@pytest.mark.parametrize(
+    "scalars",
+    [
+        {},
+        {"link": "log", "fitter": "gamstore.fit/reference-2"},
+        {"a": True},
+        {"a": 1},
+        {"a": 1.0},
+        {"a": -0.0},
+        {"a": 0.0},
+        {"a": float("nan")},
+        {"a": None},
+        {"a": -3},
+        {"b": "x", "a": 2.5, "c": False},
+    ],
+)
+def test_cached_scalar_part_of_the_likelihood_fingerprint(scalars: dict[str, Any]) -> None:
+    from gamstore.warmstart.keys import likelihood_fingerprint
+
+    y = np.arange(5.0)
+    want = _likelihood_uncached("poisson", {"y": y}, scalars)
+    assert likelihood_fingerprint("poisson", {"y": y}, scalars) == want
+    assert likelihood_fingerprint("poisson", {"y": y}, dict(scalars)) == want  # cached
+
+
+def test_likelihood_scalar_types_stay_distinct_and_checked() -> None:
+    from gamstore.warmstart.keys import likelihood_fingerprint
+
+    fps = {likelihood_fingerprint("f", None, {"a": v}) for v in (True, 1, 1.0, "1", None)}
+    assert len(fps) == 5
+    assert likelihood_fingerprint("f", None, {"a": np.float64(1.0)}) == likelihood_fingerprint(
+        "f", None, {"a": 1.0}
+    )
+    with pytest.raises(TypeError, match=r"scalars\['a'\]: expected str, int, float, bool"):
+        likelihood_fingerprint("f", None, {"a": [1]})
+    with pytest.raises(TypeError):
+        likelihood_fingerprint("f", None, {1: "x"})  # type: ignore[dict-item]

@@ -463,6 +463,30 @@ def likelihood_fingerprint(
             fp.absorb_tag("absent")
         else:
             fp.absorb_array("array", value)
+    typed = tuple((k, type(v), v) for k, v in sorted(scalars.items()))
+    if all(t in _SCALAR_TYPES and isinstance(k, str) for k, t, _ in typed):
+        # the usual (link, fitter tag) part is the same for every fit: encoded once
+        fp.write_bytes(_scalars_stream(typed))
+    else:
+        _absorb_scalars(fp, scalars)
+    return fp.finalize().hex()
+
+
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
+@functools.lru_cache(maxsize=64)
+def _scalars_stream(typed: tuple[tuple[str, type, object], ...]) -> bytes:
+    # keyed on (name, exact type, value): True and 1 (or 1 and 1.0) never share an entry;
+    # -0.0 and 0.0 may, and absorb_f64 writes both as +0.0
+    rec = StreamRecorder()
+    _absorb_scalars(rec, {k: v for k, _, v in typed})  # type: ignore[misc]
+    return rec.stream()
+
+
+def _absorb_scalars(
+    fp: Fingerprinter, scalars: Mapping[str, str | int | float | bool | None]
+) -> None:
     fp.absorb_u64("n_scalars", len(scalars))
     for key in sorted(scalars):
         sval = scalars[key]
@@ -485,4 +509,3 @@ def likelihood_fingerprint(
                 f"scalars[{key!r}]: expected str, int, float, bool or None, "
                 f"got {type(sval).__name__}"
             )
-    return fp.finalize().hex()
