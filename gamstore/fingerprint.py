@@ -451,6 +451,29 @@ def _canon_into(out: np.ndarray, src: np.ndarray, plan: _ArrayPlan) -> None:
         np.copyto(out, src, casting="equiv")
 
 
+def _copy_rows(out: np.ndarray, src: np.ndarray, plan: _ArrayPlan) -> bool:
+    """Canonical copy of a row-major 2-D view (e.g. a column block of a wider matrix) into
+    ``out`` (C order) one row at a time as raw bytes, then the float canonicalisation in
+    place: about twice as fast as the strided elementwise copy. False when ``src`` is not
+    such a view in the little-endian dtype (the caller copies elementwise)."""
+    if (
+        src.flags.c_contiguous
+        or src.ndim != 2
+        or src.dtype != plan.dtype
+        or src.strides[1] != src.itemsize
+        or src.shape[1] < 2
+    ):
+        return False
+    row = np.dtype((np.void, src.shape[1] * src.itemsize))
+    try:
+        np.copyto(out.view(row), src.view(row))
+    except (TypeError, ValueError):  # a view numpy cannot reinterpret
+        return False
+    if plan.is_float:
+        np.add(out, plan.zero, out=out)  # -0.0 + 0.0 == +0.0, in place
+    return True
+
+
 def _stream(update: Any, a: np.ndarray, plan: _ArrayPlan) -> None:
     """Feed the canonical little-endian C-order bytes of ``a`` to ``update``."""
     n = a.size
@@ -659,9 +682,10 @@ class Fingerprinter:
         out = buf[lead + plen : lead + plen + nbytes].view(plan.dtype).reshape(a.shape)
         if plan.is_float:
             with np.errstate(all="ignore"):  # signalling NaNs / inf sums are expected
-                _canon_into(out, a, plan)
+                if not _copy_rows(out, a, plan):
+                    _canon_into(out, a, plan)
                 _fix_nans(out.reshape(-1), plan)
-        else:
+        elif not _copy_rows(out, a, plan):
             _canon_into(out, a, plan)
         end = lead + plen + nbytes
         cut = (self._fed + plen + nbytes) // _ALIGN * _ALIGN - self._fed

@@ -65,7 +65,10 @@ def _ref_encoding(a: np.ndarray) -> bytes:
 
 
 @pytest.mark.parametrize("prefix", ["", "a", "abcdefg", "x" * 5000])
-@pytest.mark.parametrize("layout", ["C", "colslice", "rowslice", "F", "big-endian", "f4"])
+@pytest.mark.parametrize(
+    "layout",
+    ["C", "colslice", "rowslice", "rowrev", "colrev", "F", "big-endian", "f4", "int", "width1"],
+)
 def test_staged_arrays_hash_the_reference_stream(prefix: str, layout: str) -> None:
     rng = np.random.default_rng(len(prefix))
     base = rng.standard_normal((1500, 31))  # 372 KB: above the small-array path
@@ -80,6 +83,10 @@ def test_staged_arrays_hash_the_reference_stream(prefix: str, layout: str) -> No
         "F": np.asfortranarray(base[:, :20]),
         "big-endian": base.astype(">f8"),
         "f4": f4,
+        "rowrev": base[::-1, 2:20],  # negative row stride
+        "colrev": base[:, ::-1],  # negative column stride: elementwise copy
+        "int": np.arange(46_500, dtype=np.int64).reshape(1500, 31)[:, 3:17],
+        "width1": base[:, 5:6],  # one column: too narrow for the row copy
     }[layout]
     got = Fingerprinter().write_str(prefix).write_array(a).write_u64(7).finalize().digest
     ref = _u64(len(prefix)) + prefix.encode() + _ref_encoding(a) + _u64(7)
