@@ -306,24 +306,6 @@ def sum_to_zero_transform(col_means: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(q[:, 1:])
 
 
-def sum_to_zero_transforms(col_means: list[np.ndarray]) -> list[np.ndarray]:
-    """:func:`sum_to_zero_transform` of several constraints, one LAPACK call per width.
-
-    ``numpy.linalg.qr`` factors a stack matrix by matrix with the same routine, so each T
-    is bit-identical to the one-at-a-time result; only the per-call overhead is shared.
-    """
-    out: list[np.ndarray] = [np.empty(0)] * len(col_means)
-    by_k: dict[int, list[int]] = {}
-    for i, c in enumerate(col_means):
-        by_k.setdefault(np.size(c), []).append(i)
-    for idx in by_k.values():
-        c = np.stack([np.asarray(col_means[i], dtype=np.float64).reshape(-1, 1) for i in idx])
-        q = _complete_q(c)
-        for j, i in enumerate(idx):
-            out[i] = np.ascontiguousarray(q[j, :, 1:])
-    return out
-
-
 def _complete_q(c: np.ndarray) -> np.ndarray:
     """Q of ``numpy.linalg.qr(c, mode="complete")`` for a stack c of shape (s, k, 1)."""
     fast = _fast_complete_q()
@@ -445,7 +427,7 @@ class RawSmoothBasis:
 
     Split from :func:`build_smooth_basis` so a design with several smooths can build
     their designs together (:func:`raw_smooth_bases`) and factor all their constraints in
-    one call (:func:`sum_to_zero_transforms`).
+    one call (:func:`finish_smooth_bases`).
     """
 
     knots: np.ndarray
@@ -560,25 +542,25 @@ def finish_smooth_basis(raw: RawSmoothBasis, T: np.ndarray) -> SmoothBasis:
     )
 
 
-def finish_smooth_bases(raws: list[RawSmoothBasis], Ts: list[np.ndarray]) -> list[SmoothBasis]:
-    """:func:`finish_smooth_basis` for several smooths of one width k, as stacked products.
+def finish_smooth_bases(raws: list[RawSmoothBasis]) -> tuple[list[SmoothBasis], np.ndarray]:
+    """Constraints and penalties of several smooths of one width k, as stacked arrays.
 
-    numpy multiplies a stack matrix by matrix with the same BLAS calls, so every S is
-    identical to the one-at-a-time result; stacking shares the per-call overhead.
+    The same as ``finish_smooth_basis(raw, sum_to_zero_transform(raw.col_means))`` per
+    smooth, bit for bit: numpy factors and multiplies a stack matrix by matrix with the
+    same LAPACK/BLAS calls; stacking only shares the per-call overhead. Returns the bases
+    and their reduced penalties S stacked, shape (s, k-1, k-1).
     """
-    if len(raws) == 1:
-        return [finish_smooth_basis(raws[0], Ts[0])]
     k = raws[0].k
-    S0 = _penalty(k)[0]
-    scales = np.array([r.S_scale for r in raws])
-    S_raw = S0 / scales[:, None, None]
-    T = np.stack(Ts)
+    q = _complete_q(np.stack([r.col_means for r in raws])[:, :, None])
+    T = np.ascontiguousarray(q[:, :, 1:])
+    S_raw = _penalty(k)[0] / np.array([r.S_scale for r in raws])[:, None, None]
     S = T.transpose(0, 2, 1) @ S_raw @ T
     S = (S + S.transpose(0, 2, 1)) / 2.0
-    return [
-        SmoothBasis(r.knots, k, Ts[j], S_raw[j], S[j], r.S_scale, k - DIFF_ORDER, r.col_means)
+    bases = [
+        SmoothBasis(r.knots, k, T[j], S_raw[j], S[j], r.S_scale, k - DIFF_ORDER, r.col_means)
         for j, r in enumerate(raws)
     ]
+    return bases, S
 
 
 def _chunks(n: int, chunk: int = 16384) -> list[slice]:
@@ -600,11 +582,15 @@ def fill_design(
     ``R`` is the reduced -> working rotation; the column sums of squares of the *reduced*
     design feed mgcv's ``initial.sp``. ``B`` is the raw design when already computed.
     """
+    chunks = _chunks(x.shape[0])
     ldxx = np.zeros(basis.k - 1)
-    for sl in _chunks(x.shape[0]):
+    for sl in chunks:
         Bc = B[sl] if B is not None else bspline_design(x[sl], basis.knots, DEGREE, extrapolate)
         Xr = Bc @ basis.T
-        ldxx += _sq_col_sums(Xr)
+        if len(chunks) == 1:
+            ldxx = _sq_col_sums(Xr)  # 0 + v is v: these sums of squares are >= +0
+        else:
+            ldxx += _sq_col_sums(Xr)
         dst = out[sl]
         if _gemm_writable(dst):
             np.matmul(Xr, R, out=dst)  # straight into the block: no temporary, same gemm

@@ -22,7 +22,6 @@ from gamstore.fit.basis import (
     finish_smooth_bases,
     raw_smooth_bases,
     smooth_knots,
-    sum_to_zero_transforms,
 )
 from gamstore.fit.data import get_column, n_rows
 
@@ -231,7 +230,7 @@ def _block_sp_stacked(
     S3 = np.stack([S for _, S in pen_blocks])
     m = S3.shape[1]
     absS = np.abs(S3)
-    thresh = (_EPS_08 * absS.max(axis=(1, 2)))[:, None]
+    thresh = (_EPS_08 * absS.reshape(absS.shape[0], -1).max(axis=1))[:, None]
     dS = S3.diagonal(axis1=1, axis2=2)
     ind = add(absS, axis=2) / m > thresh
     ind &= add(absS, axis=1) / m > thresh
@@ -262,20 +261,17 @@ def _check_distinct(x: np.ndarray, sm: SmoothTerm) -> None:
         )
 
 
-def _working_rotations(
-    penalties: list[np.ndarray], rank: int
-) -> list[tuple[np.ndarray, np.ndarray, float]]:
-    """Per penalty S (all of one size): ``(U, eig, log|S|_+)`` of the working basis.
+def _working_rotations(S: np.ndarray, rank: int) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Per penalty in the stack S (s, m, m): ``(U, eig, log|S|_+)`` of the working basis.
 
     U holds the eigenvectors of S by decreasing eigenvalue, eig those eigenvalues with the
     null space set to exactly zero. One stacked ``eigh`` call serves all penalties: LAPACK
     runs matrix by matrix, so the results are identical to separate calls.
     """
-    S = penalties[0][None] if len(penalties) == 1 else np.stack(penalties)
     vals, vecs = np.linalg.eigh(S)
     order = np.argsort(vals, axis=-1)[:, ::-1]
     out = []
-    for j in range(len(penalties)):
+    for j in range(S.shape[0]):
         v = vals[j][order[j]]
         U = vecs[j][:, order[j]]
         eig = v.copy()
@@ -327,7 +323,10 @@ def build_design(
     for i, name in enumerate(linear):
         X[:, 1 + i] = get_column(data, name, role="linear covariate")
     ldxx = np.empty(p)
-    ldxx[cols[0]] = np.einsum("ij,ij->j", X[:, cols[0]], X[:, cols[0]])
+    if linear:
+        ldxx[cols[0]] = np.einsum("ij,ij->j", X[:, cols[0]], X[:, cols[0]])
+    else:
+        ldxx[0] = float(n)  # a sum of n ones, exact in any order
     # pass 1, smooth by smooth: every check that can fail on the data, in model order
     xs: list[np.ndarray] = []
     knot_vecs: list[tuple[np.ndarray, bool]] = []
@@ -351,9 +350,8 @@ def build_design(
             [knot_vecs[i][0] for i in idx],
             [knot_vecs[i][1] for i in idx],
         )
-        Ts = sum_to_zero_transforms([r.col_means for r in group])
-        group_bases = finish_smooth_bases(group, Ts)
-        group_rots = _working_rotations([b.S for b in group_bases], group_bases[0].rank)
+        group_bases, S_stack = finish_smooth_bases(group)
+        group_rots = _working_rotations(S_stack, group_bases[0].rank)
         for j, i in enumerate(idx):
             raws[i], bases[i], rots[i] = group[j], group_bases[j], group_rots[j]
     start = 1 + len(linear)
