@@ -327,6 +327,46 @@ class ArrayPart:
         object.__setattr__(self, "dims", dims)
 
 
+class _NotPlain(Exception):
+    """A value :func:`_plain_json` leaves to :func:`gamstore._json.canonical`."""
+
+
+def _plain_json(value: Any, depth: int) -> Any:
+    """What ``_json.canonical`` returns for a value made only of exact builtins (dict with
+    str keys, list, tuple, str, int, finite float, bool, None) within the nesting limit;
+    raises :class:`_NotPlain` on anything else (numpy scalars, non-finite floats, lone
+    surrogates, other types, too deep), for the full check to convert or report."""
+    t = type(value)
+    if value is None or t is bool or t is int:
+        return value
+    if t is float:
+        if math.isfinite(value):
+            return value
+        raise _NotPlain
+    if t is str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _NotPlain from None
+        return value
+    if depth >= _json.DEFAULT_MAX_DEPTH:
+        raise _NotPlain
+    if t is dict:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _NotPlain
+            try:
+                key.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _NotPlain from None
+            out[key] = _plain_json(item, depth + 1)
+        return out
+    if t is list or t is tuple:
+        return [_plain_json(item, depth + 1) for item in value]
+    raise _NotPlain
+
+
 @dataclass(frozen=True)
 class RecordParts:
     """What a record gives the store: strict-JSON ``fields`` and named ``arrays``.
@@ -345,7 +385,11 @@ class RecordParts:
     def __post_init__(self) -> None:
         if not isinstance(self.fields, Mapping):
             raise TypeError("RecordParts.fields: expected a dict")
-        object.__setattr__(self, "fields", _json.canonical(dict(self.fields), root="fields"))
+        try:  # the usual case: plain builtins only, checked without building error paths
+            fields = _plain_json(dict(self.fields), 0)
+        except _NotPlain:  # anything else: the full check (conversions, exact error paths)
+            fields = _json.canonical(dict(self.fields), root="fields")
+        object.__setattr__(self, "fields", fields)
         if not isinstance(self.arrays, Mapping):
             raise TypeError("RecordParts.arrays: expected a dict")
         for name, part in self.arrays.items():

@@ -485,3 +485,64 @@ def test_likelihood_scalar_types_stay_distinct_and_checked() -> None:
         likelihood_fingerprint("f", None, {"a": [1]})
     with pytest.raises(TypeError):
         likelihood_fingerprint("f", None, {1: "x"})  # type: ignore[dict-item]
+
+
+# -- record fields: plain builtins take the fast strict-JSON check ----------------------------
+
+_json_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=5),
+    st.sampled_from(["\ud800", np.float64(1.5), np.int64(3), np.bool_(True), np.float64("nan")]),
+)
+_json_value = st.recursive(
+    _json_leaf,
+    lambda kids: st.one_of(
+        st.lists(kids, max_size=4),
+        st.lists(kids, max_size=3).map(tuple),
+        st.dictionaries(st.one_of(st.text(max_size=4), st.just("\udfff")), kids, max_size=4),
+    ),
+    max_leaves=20,
+)
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+@settings(max_examples=300, deadline=None)
+@given(fields=st.dictionaries(st.text(max_size=4), _json_value, max_size=5))
+def test_record_parts_fields_equal_the_canonical_check(fields: dict[str, Any]) -> None:
+    from gamstore import _json
+    from gamstore.records import RecordParts
+
+    try:
+        want: Any = _json.canonical(dict(fields), root="fields")
+    except ValueError as exc:
+        with pytest.raises(type(exc)) as info:
+            RecordParts(fields, {})
+        assert str(info.value) == str(exc)
+        return
+    assert _same_json(RecordParts(fields, {}).fields, want)
+
+
+def test_record_parts_deep_nesting_is_still_refused() -> None:
+    from gamstore.records import RecordParts
+
+    deep: Any = 1
+    for _ in range(70):
+        deep = [deep]
+    with pytest.raises(ValueError, match="nesting deeper"):
+        RecordParts({"x": deep}, {})
+    ok: Any = 1
+    for _ in range(62):
+        ok = [ok]
+    assert RecordParts({"x": ok}, {}).fields == {"x": ok}
