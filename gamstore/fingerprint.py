@@ -45,7 +45,12 @@ Array encoding (``write_array``, ``absorb_array`` payload, :func:`hash_array`)
     ones pass through a reused per-thread scratch buffer of :data:`CHUNK_BYTES` bytes, never
     as a full copy (C-ordered input is copied in flat chunks; column-major 2-D input in
     blocks of rows, read column by column and transposed back inside the cache; anything
-    else in blocks of leading-axis rows). The bytes fed to BLAKE3 are exactly those of the
+    else in blocks of leading-axis rows). An array that fits in one chunk and is laid out
+    row-major (C order, or a column block of a wider C matrix, copied row by row as raw
+    bytes) is staged behind the pending frame bytes, and BLAKE3 receives the stream in
+    updates that end only at multiples of 64 KiB (one large update hashes markedly faster
+    than several short ones split at arbitrary offsets); update boundaries never change a
+    digest. The bytes fed to BLAKE3 are exactly those of the
     whole canonical array, so **the digest does not depend on the chunk size** and a design
     matrix of any size can simply be passed to ``write_array``
     (:meth:`Fingerprinter.write_matrix` adds a 2-D shape check). This replaces the
