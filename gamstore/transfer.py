@@ -175,11 +175,13 @@ class TermBuildContext(FrozenArrays):
             self,
             "rho_slots",
             tuple(
-                as_count(v, f"TermBuildContext.rho_slots[{i}]")
+                v if type(v) is int and v >= 0 else as_count(v, f"TermBuildContext.rho_slots[{i}]")
                 for i, v in enumerate(self.rho_slots)
             ),
         )
-        s(self, "reduced_width", as_count(self.reduced_width, "TermBuildContext.reduced_width"))
+        w = self.reduced_width
+        if type(w) is not int or w < 0:  # exact non-negative ints pass as they are
+            s(self, "reduced_width", as_count(w, "TermBuildContext.reduced_width"))
         if self.gauge_t_block is not None:
             s(
                 self,
@@ -243,7 +245,10 @@ class TransferResult(FrozenArrays):
         """
         if self.n_rho == 0 and self.n_beta == 0:
             return None
-        widths = [as_count(w, f"block_widths[{i}]") for i, w in enumerate(block_widths)]
+        widths = [
+            w if type(w) is int and w >= 0 else as_count(w, f"block_widths[{i}]")
+            for i, w in enumerate(block_widths)
+        ]
         if self.rho.shape[0] != as_count(rho_len, "rho_len") or not np.isfinite(self.rho).all():
             return None
         if len(self.block_beta) != len(widths):
@@ -275,7 +280,7 @@ def per_block_rho_slots(
     list of tuple of int
     """
     table = [
-        None if v is None else as_count(v, f"physical_to_outer[{i}]")
+        v if v is None or (type(v) is int and v >= 0) else as_count(v, f"physical_to_outer[{i}]")
         for i, v in enumerate(physical_to_outer)
     ]
     out: list[tuple[int, ...]] = []
@@ -545,15 +550,16 @@ def _build_from_usable(
     block_beta: list[FloatArray] = []
     provenance: list[Provenance] = []
     for i, (ctx, parent_term, raw) in enumerate(zip(contexts, matched, raw_betas, strict=True)):
-        beta = _readonly(np.zeros(ctx.reduced_width))
         if parent_term is None or raw is None:
-            block_beta.append(beta)
+            block_beta.append(_readonly(np.zeros(ctx.reduced_width)))
             provenance.append(Provenance.COLD)
             continue
         projected = False
         theta = thetas.get(i)
         if theta is not None:
             beta, projected = theta, True
+        else:
+            beta = _readonly(np.zeros(ctx.reduced_width))
         copied = _copy_rho(rho, ctx.rho_slots, parent_term.rho_for_term, cfg)
         block_beta.append(beta)
         if projected:

@@ -72,6 +72,19 @@ def _float_array(value: Any, field_name: str, ndim: int, shape_hint: str) -> np.
     return arr
 
 
+def _plain_f8(value: Any, ndim: int) -> np.ndarray | None:
+    """``value`` itself when :func:`_float_array` would return it unchanged (an 8-byte float
+    ndarray of ``ndim`` dimensions), else None (the caller runs the full check)."""
+    if (
+        type(value) is np.ndarray
+        and value.ndim == ndim
+        and value.dtype.kind == "f"
+        and value.dtype.itemsize == 8
+    ):
+        return value
+    return None
+
+
 def _square(value: Any, field_name: str) -> np.ndarray:
     arr = _float_array(value, field_name, 2, "(m, m)")
     if arr.shape[0] != arr.shape[1]:
@@ -263,7 +276,10 @@ class BlockSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str):
             raise TypeError(f"BlockSpec.name: expected str, got {type(self.name).__name__}")
-        design = _float_array(self.design, f"BlockSpec({self.name!r}).design", 2, "(n, p)")
+        # (the error texts are formatted only when a value needs the full check)
+        design = _plain_f8(self.design, 2)
+        if design is None:
+            design = _float_array(self.design, f"BlockSpec({self.name!r}).design", 2, "(n, p)")
         n, p = design.shape
         if self.offset is None:
             offset = np.zeros(n)
@@ -281,25 +297,31 @@ class BlockSpec:
             )
         penalties = tuple(self.penalties)
         for i, pen in enumerate(penalties):
-            _check_penalty(pen, f"BlockSpec({self.name!r}).penalties[{i}]")
+            if not isinstance(pen, _PENALTY_TYPES):
+                _check_penalty(pen, f"BlockSpec({self.name!r}).penalties[{i}]")
             if penalty_dim(pen) != p:
                 raise ValueError(
                     f"BlockSpec({self.name!r}).penalties[{i}]: expected a penalty acting on "
                     f"width {p} (the design columns), got width {penalty_dim(pen)}"
                 )
         nullspace = tuple(
-            _non_negative_int(d, f"BlockSpec({self.name!r}).nullspace_dims[{i}]")
+            d
+            if type(d) is int and d >= 0
+            else _non_negative_int(d, f"BlockSpec({self.name!r}).nullspace_dims[{i}]")
             for i, d in enumerate(self.nullspace_dims)
         )
+        init: np.ndarray | None
         if self.initial_log_lambdas is None:
             init = np.zeros(0)
         else:
-            init = _float_array(
-                self.initial_log_lambdas,
-                f"BlockSpec({self.name!r}).initial_log_lambdas",
-                1,
-                "(k,)",
-            )
+            init = _plain_f8(self.initial_log_lambdas, 1)
+            if init is None:
+                init = _float_array(
+                    self.initial_log_lambdas,
+                    f"BlockSpec({self.name!r}).initial_log_lambdas",
+                    1,
+                    "(k,)",
+                )
             if not np.isfinite(init).all():
                 raise ValueError(
                     f"BlockSpec({self.name!r}).initial_log_lambdas: expected finite values"
