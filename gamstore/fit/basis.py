@@ -485,6 +485,14 @@ def raw_smooth_bases(
     as rows of stacked arrays; the results are identical to one smooth at a time.
     ``ts``/``extrapolate`` come from :func:`smooth_knots`.
     """
+    return raw_smooth_group(xs, k, ts, extrapolate)[0]
+
+
+def raw_smooth_group(
+    xs: list[np.ndarray], k: int, ts: list[np.ndarray], extrapolate: list[bool]
+) -> tuple[list[RawSmoothBasis], np.ndarray | None]:
+    """:func:`raw_smooth_bases`, plus all raw designs stacked (s, n, k) when one array
+    holds them (every smooth on uniform knots, one row chunk), else None."""
     xs = [np.ascontiguousarray(x, dtype=np.float64) for x in xs]
     n = xs[0].shape[0] if xs else 0
     uni = [i for i, t in enumerate(ts) if _is_uniform(t)]
@@ -496,6 +504,7 @@ def raw_smooth_bases(
     # stacking pays off for small n (numpy's per-call overhead); with several row chunks
     # each smooth runs alone, so the chunk temporaries stay those of one smooth
     groups = [uni] if len(chunks) == 1 else [[i] for i in uni]
+    stack: np.ndarray | None = None
     for grp in groups:
         if not grp:
             continue
@@ -512,6 +521,8 @@ def raw_smooth_bases(
             if len(chunks) == 1:
                 for j, i in enumerate(grp):
                     B[i] = Bu[j]
+                if len(grp) == len(xs):
+                    stack = Bu
     for i in other:
         for sl in chunks:
             Bc = BSpline.design_matrix(xs[i][sl], ts[i], DEGREE, extrapolate=extrapolate[i])
@@ -529,7 +540,7 @@ def raw_smooth_bases(
         s_scale = s0_norm / xi**2
         col_means = col_sum[i] / max(n, 1)
         out.append(RawSmoothBasis(ts[i], k, extrapolate[i], col_means, s_scale, B[i]))
-    return out
+    return out, stack
 
 
 def finish_smooth_basis(raw: RawSmoothBasis, T: np.ndarray) -> SmoothBasis:
@@ -542,13 +553,15 @@ def finish_smooth_basis(raw: RawSmoothBasis, T: np.ndarray) -> SmoothBasis:
     )
 
 
-def finish_smooth_bases(raws: list[RawSmoothBasis]) -> tuple[list[SmoothBasis], np.ndarray]:
+def finish_smooth_bases(
+    raws: list[RawSmoothBasis],
+) -> tuple[list[SmoothBasis], np.ndarray, np.ndarray]:
     """Constraints and penalties of several smooths of one width k, as stacked arrays.
 
     The same as ``finish_smooth_basis(raw, sum_to_zero_transform(raw.col_means))`` per
     smooth, bit for bit: numpy factors and multiplies a stack matrix by matrix with the
-    same LAPACK/BLAS calls; stacking only shares the per-call overhead. Returns the bases
-    and their reduced penalties S stacked, shape (s, k-1, k-1).
+    same LAPACK/BLAS calls; stacking only shares the per-call overhead. Returns the bases,
+    their reduced penalties S stacked (s, k-1, k-1) and their transforms T (s, k, k-1).
     """
     k = raws[0].k
     q = _complete_q(np.stack([r.col_means for r in raws])[:, :, None])
@@ -560,7 +573,7 @@ def finish_smooth_bases(raws: list[RawSmoothBasis]) -> tuple[list[SmoothBasis], 
         SmoothBasis(r.knots, k, T[j], S_raw[j], S[j], r.S_scale, k - DIFF_ORDER, r.col_means)
         for j, r in enumerate(raws)
     ]
-    return bases, S
+    return bases, S, T
 
 
 def _chunks(n: int, chunk: int = 16384) -> list[slice]:
@@ -597,6 +610,28 @@ def fill_design(
         else:
             dst[...] = Xr @ R
     return ldxx
+
+
+def fill_designs(
+    outs: list[np.ndarray], B: np.ndarray, T: np.ndarray, Rs: list[np.ndarray]
+) -> list[np.ndarray]:
+    """:func:`fill_design` for smooths whose raw designs are stacked in one array.
+
+    ``B`` (s, n, k) and ``T`` (s, k, k-1); writes ``B[j] T[j] Rs[j]`` into ``outs[j]`` and
+    returns colSums((B[j] T[j])^2) per smooth. The stacked product runs the same gemm per
+    smooth, so every value equals the one-smooth result.
+    """
+    Xr = np.matmul(B, T)
+    if _einsum_ok(T.shape[-1]):
+        sq = list(np.einsum("sij->sj", Xr * Xr))
+    else:
+        sq = [np.asarray(np.einsum("ij,ij->j", a, a)) for a in Xr]
+    for j, (dst, R) in enumerate(zip(outs, Rs, strict=True)):
+        if _gemm_writable(dst):
+            np.matmul(Xr[j], R, out=dst)
+        else:
+            dst[...] = Xr[j] @ R
+    return sq
 
 
 def _gemm_writable(a: np.ndarray) -> bool:

@@ -19,8 +19,9 @@ from gamstore.fit.basis import (
     RawSmoothBasis,
     SmoothBasis,
     fill_design,
+    fill_designs,
     finish_smooth_bases,
-    raw_smooth_bases,
+    raw_smooth_group,
     smooth_knots,
 )
 from gamstore.fit.data import get_column, n_rows
@@ -157,17 +158,22 @@ class Design:
 _EPS_08 = np.finfo(float).eps ** 0.8  # mgcv's threshold for "non-zero" penalty entries
 
 
-def _initial_sp(ldxx: np.ndarray, pen_blocks: list[tuple[slice, np.ndarray]]) -> np.ndarray:
+def _initial_sp(
+    ldxx: np.ndarray,
+    pen_blocks: list[tuple[slice, np.ndarray]],
+    S_stack: np.ndarray | None = None,
+) -> np.ndarray:
     """mgcv ``initial.sp``: rough smoothing parameters from the sizes of X'X and S.
 
     ``ldxx`` is ``colSums(X^2)`` of the reduced design; ``pen_blocks`` holds each penalty's
-    columns and its reduced S_j. Means are written as ``add.reduce / count``, which is
-    exactly what ``numpy.mean`` computes, without its per-call overhead.
+    columns and its reduced S_j (``S_stack``: the same matrices stacked, if at hand). Means
+    are written as ``add.reduce / count``, which is exactly what ``numpy.mean`` computes,
+    without its per-call overhead.
     """
     p = ldxx.size
     ldss = np.zeros(p)
     pen = np.zeros(p, dtype=bool)
-    sp = _block_sp_stacked(ldxx, pen_blocks, ldss, pen)
+    sp = _block_sp_stacked(ldxx, pen_blocks, ldss, pen, S_stack)
     if sp is None:
         sp = _block_sp(ldxx, pen_blocks, ldss, pen)
     add = np.add.reduce
@@ -217,6 +223,7 @@ def _block_sp_stacked(
     pen_blocks: list[tuple[slice, np.ndarray]],
     ldss: np.ndarray,
     pen: np.ndarray,
+    S_stack: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """:func:`_block_sp` for penalties of one size, as stacked array operations.
 
@@ -227,7 +234,7 @@ def _block_sp_stacked(
     if not pen_blocks or len({S.shape for _, S in pen_blocks}) != 1:
         return None
     add = np.add.reduce
-    S3 = np.stack([S for _, S in pen_blocks])
+    S3 = np.stack([S for _, S in pen_blocks]) if S_stack is None else S_stack
     m = S3.shape[1]
     absS = np.abs(S3)
     thresh = (_EPS_08 * absS.reshape(absS.shape[0], -1).max(axis=1))[:, None]
@@ -269,15 +276,19 @@ def _working_rotations(S: np.ndarray, rank: int) -> list[tuple[np.ndarray, np.nd
     runs matrix by matrix, so the results are identical to separate calls.
     """
     vals, vecs = np.linalg.eigh(S)
-    order = np.argsort(vals, axis=-1)[:, ::-1]
-    out = []
-    for j in range(S.shape[0]):
-        v = vals[j][order[j]]
-        U = vecs[j][:, order[j]]
-        eig = v.copy()
-        eig[rank:] = 0.0  # the null space is exact: the linear trend
-        out.append((U, eig, float(np.log(v[:rank]).sum())))
-    return out
+    if (vals[:, 1:] > vals[:, :-1]).all():
+        # LAPACK returns ascending values; with no ties argsort is the identity, so the
+        # decreasing order is the plain reversal
+        vals = vals[:, ::-1].copy()
+        vecs = vecs[:, :, ::-1].copy()
+    else:
+        order = np.argsort(vals, axis=-1)[:, ::-1]
+        vals = np.take_along_axis(vals, order, axis=-1)
+        vecs = np.take_along_axis(vecs, order[:, None, :], axis=-1)
+    logdet = np.log(vals[:, :rank]).sum(axis=-1)  # row by row, as a 1-D sum would
+    eig = vals.copy()
+    eig[:, rank:] = 0.0  # the null space is exact: the linear trend
+    return [(vecs[j], eig[j], float(logdet[j])) for j in range(S.shape[0])]
 
 
 def build_design(
@@ -343,27 +354,48 @@ def build_design(
     raws: list[RawSmoothBasis] = [None] * len(smooths)  # type: ignore[list-item]
     bases: list[SmoothBasis] = [None] * len(smooths)  # type: ignore[list-item]
     rots: list[tuple[np.ndarray, np.ndarray, float]] = [None] * len(smooths)  # type: ignore[list-item]
+    stacks: list[np.ndarray] = []
+    raw_stacks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for k, idx in by_k.items():
-        group = raw_smooth_bases(
+        group, B_stack = raw_smooth_group(
             [xs[i] for i in idx],
             k,
             [knot_vecs[i][0] for i in idx],
             [knot_vecs[i][1] for i in idx],
         )
-        group_bases, S_stack = finish_smooth_bases(group)
+        group_bases, S_stack, T_stack = finish_smooth_bases(group)
+        stacks.append(S_stack)
+        if B_stack is not None:
+            raw_stacks[k] = (B_stack, T_stack)
         group_rots = _working_rotations(S_stack, group_bases[0].rank)
         for j, i in enumerate(idx):
             raws[i], bases[i], rots[i] = group[j], group_bases[j], group_rots[j]
+    slices: list[slice] = []
     start = 1 + len(linear)
+    for sm in smooths:
+        slices.append(slice(start, start + sm.k - 1))
+        start += sm.k - 1
+    # the working-basis blocks: stacked products where a k group's raw designs are stacked
+    for k, (B_stack, T_stack) in raw_stacks.items():
+        idx = by_k[k]
+        sums = fill_designs(
+            [X[:, slices[i]] for i in idx], B_stack, T_stack, [rots[i][0] for i in idx]
+        )
+        for i, v in zip(idx, sums, strict=True):
+            ldxx[slices[i]] = v
     blocks: list[SmoothBlock] = []
     pen_blocks: list[tuple[slice, np.ndarray]] = []
-    for sm, x, raw, basis, (U, eig, logdet) in zip(smooths, xs, raws, bases, rots, strict=True):
-        sl = slice(start, start + sm.k - 1)
+    for i, (sm, x, raw, basis, (U, eig, logdet)) in enumerate(
+        zip(smooths, xs, raws, bases, rots, strict=True)
+    ):
+        sl = slices[i]
         pen_blocks.append((sl, basis.S))
-        ldxx[sl] = fill_design(X[:, sl], x, basis, U, raw.extrapolate, raw.B)
+        if sm.k not in raw_stacks:
+            ldxx[sl] = fill_design(X[:, sl], x, basis, U, raw.extrapolate, raw.B)
         blocks.append(SmoothBlock(sm, basis, U, eig, sl, logdet))
         names.append(sm.label)
         cols.append(sl)
-        start = sl.stop
-    rho0 = _initial_sp(ldxx, pen_blocks) if blocks else np.zeros(0)
+    # one k group: its stacked penalties are in model order already
+    S_all = stacks[0] if len(stacks) == 1 else None
+    rho0 = _initial_sp(ldxx, pen_blocks, S_all) if blocks else np.zeros(0)
     return Design(X, list(linear), blocks, n, p, rho0, names, cols)
