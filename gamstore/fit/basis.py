@@ -141,8 +141,8 @@ def _cubic_bands(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # wu = (1 - u, u), with u the local coordinate from the interval's own knots (no
     # cancellation against t[0])
     wu = np.empty((2,) + x.shape)
-    u = np.subtract(x, at[idx], out=wu[1])
-    u /= dt[idx]
+    u = np.subtract(x, at.take(idx), out=wu[1])
+    u /= dt.take(idx)
     np.subtract(1.0, u, out=wu[0])
     sq = wu * wu
     bands = np.empty((4,) + x.shape)
@@ -150,7 +150,7 @@ def _cubic_bands(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mid = bands[2:]
     np.multiply(_MID_COEF[0], bands[1], out=mid)
     mid += _MID_COEF[1] * sq[1]
-    mid += _MID_COEF[2] * u
+    mid[1] += 3.0 * u  # the left piece's u term is 0u, and the + 4 that follows absorbs it
     mid += _MID_COEF[3]
     bands /= 6.0
     return m, bands
