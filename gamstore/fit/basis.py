@@ -103,10 +103,10 @@ def _uniform_cubic_design(x: np.ndarray, t: np.ndarray, extrapolate: bool) -> np
     return _uniform_designs(x[None, :], t[None, :])[0][0]
 
 
-# u^3, u^2, u and 1 coefficients of the two middle pieces (times 6): 3u^3 - 6u^2 + 0u + 4
-# and -3u^3 + 3u^2 + 3u + 1, summed term by term left to right as the textbook formula
-# reads (a - b is exactly a + (-b), and adding 0u changes nothing)
-_MID_COEF = np.array([[3.0, -3.0], [-6.0, 3.0], [0.0, 3.0], [4.0, 1.0]]).reshape(4, 2, 1, 1)
+# u^3, u^2 and constant coefficients of the two middle pieces (times 6): 3u^3 - 6u^2 + 4
+# and -3u^3 + 3u^2 + 3u + 1 (its 3u added separately), summed term by term left to right
+# as the textbook formula reads (a - b is exactly a + (-b))
+_MID_COEF = np.array([[3.0, -3.0], [-6.0, 3.0], [4.0, 1.0]]).reshape(3, 2, 1, 1)
 # bands are stored in the order (1-u)^3, u^3, middle left, middle right: columns +0, +3, +1, +2
 _BAND_OFFSET = np.array([0, 3, 1, 2], dtype=np.intp).reshape(4, 1, 1)
 
@@ -150,8 +150,8 @@ def _cubic_bands(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mid = bands[2:]
     np.multiply(_MID_COEF[0], bands[1], out=mid)
     mid += _MID_COEF[1] * sq[1]
-    mid[1] += 3.0 * u  # the left piece's u term is 0u, and the + 4 that follows absorbs it
-    mid += _MID_COEF[3]
+    mid[1] += 3.0 * u  # the left piece has no u term
+    mid += _MID_COEF[2]
     bands /= 6.0
     return m, bands
 
