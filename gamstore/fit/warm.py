@@ -260,14 +260,14 @@ class WarmContext:
     def _usable(self, rho: Any, betas: Sequence[Any] | None) -> bool:
         d = self.prob.design
         r = np.asarray(rho, dtype=np.float64)
-        if r.shape != (d.n_sp,) or not np.all(np.isfinite(r)):
+        if r.shape != (d.n_sp,) or not np.isfinite(r).all():
             return False
         if betas is None:
             return True
         if len(betas) != len(d.block_cols):
             return False
         return all(
-            np.asarray(b).shape == (c.stop - c.start,) and np.all(np.isfinite(b))
+            np.asarray(b).shape == (c.stop - c.start,) and bool(np.isfinite(b).all())
             for b, c in zip(betas, d.block_cols, strict=True)
         )
 
@@ -492,7 +492,7 @@ def fit_with_store(
             on_iterate(it)
 
     beta0 = start.beta
-    if beta0 is not None and (beta0.shape != (prob.design.p,) or not np.all(np.isfinite(beta0))):
+    if beta0 is not None and (beta0.shape != (prob.design.p,) or not np.isfinite(beta0).all()):
         beta0 = None
     nres = model.run(prob, start.rho, beta0, inner_cap=cap, on_iterate=iterate)
     if ctx is not None:
