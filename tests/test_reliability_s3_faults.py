@@ -490,3 +490,67 @@ def test_loso_on_an_unreachable_read_only_cache_stops_reading(
     s = store.stats()
     assert s.read_errors == BREAKER_FAILURES  # then no read reached the store
     assert ws.reads_skipped >= 3 and ws.reads_paused and ws.available
+
+
+# -- the wall-clock deadline per operation ------------------------------------------------------
+
+
+def test_trickling_server_is_cut_by_the_request_deadline(
+    proxy: FaultProxy, s3_store_url: str, clean: gamstore.Store
+) -> None:
+    from gamstore.store.s3 import DEFAULT_CONFIG
+
+    clean.save(KS, "drip", block_record("drip", 3))
+    deadline = 2.0
+    store = gamstore.open_store(
+        s3_store_url,
+        storage_options=_default_options(proxy.endpoint, request_deadline=deadline),
+    )
+    # One byte every 50 ms: each socket read returns long before the 10 s read timeout, so
+    # without a deadline the key listing alone (hundreds of bytes) would take many seconds.
+    rule = proxy.add(Rule("drip", method="GET", seconds=0.05, chunk=1, times=-1))
+    entry, took = _timed(store.lookup, KS, "drip")
+    assert entry is None and rule.fired >= 1
+    assert deadline - 0.2 <= took < deadline + 1.5
+    assert took < DEFAULT_CONFIG["read_timeout"]  # the timeouts never fired: the deadline did
+    s = store.stats()
+    assert (s.misses, s.read_errors) == (1, 1)
+    # the same store answers again once the server behaves
+    proxy.clear()
+    got = store.lookup(KS, "drip")
+    assert got is not None and record_values_ok(got.record, "drip", 3)
+
+
+def test_slow_but_healthy_reads_finish_inside_the_deadline(
+    proxy: FaultProxy, s3_store_url: str, clean: gamstore.Store
+) -> None:
+    clean.save(KS, "slow", block_record("slow", 4))
+    for deadline in (30.0, None):
+        store = gamstore.open_store(
+            s3_store_url,
+            storage_options=_default_options(proxy.endpoint, request_deadline=deadline),
+        )
+        proxy.clear()
+        rule = proxy.add(Rule("drip", method="GET", seconds=0.01, chunk=64, times=-1))
+        got, took = _timed(store.lookup, KS, "slow")
+        assert got is not None and record_values_ok(got.record, "slow", 4), deadline
+        # at least the key listing trickled (entries already read may come from memory)
+        assert rule.fired >= 1 and took < 20
+        assert store.stats().read_errors == 0
+
+
+def test_save_past_the_deadline_is_whole_or_nothing(
+    proxy: FaultProxy, s3_store_url: str, clean: gamstore.Store
+) -> None:
+    key = "late-by-deadline"
+    store = gamstore.open_store(
+        s3_store_url, storage_options=_default_options(proxy.endpoint, request_deadline=1.5)
+    )
+    # the create-only marker PUT is held 3 s (inside the 10 s read timeout) and then forwarded
+    proxy.add(Rule("delay", method="PUT", header="If-None-Match", seconds=3.0, times=-1))
+    saved, took = _timed(store.save, KS, key, block_record(key, 8))
+    assert saved is None and took < 3.0
+    assert store.stats().save_errors == 1
+    time.sleep(2.5)  # the held marker lands now, after the save gave up
+    proxy.clear()
+    _assert_whole_or_nothing(clean, key, 8, None)

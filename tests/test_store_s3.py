@@ -208,3 +208,28 @@ def test_request_bound_follows_botocore_semantics() -> None:
     # botocore's own defaults (legacy mode, 5 tries, 60 s timeouts) and s3fs's class default
     old = request_bound_seconds({}, 5)
     assert old > 5 * 5 * 120
+
+
+def test_request_deadline_caps_the_bound(s3_store_url: str, s3_options: dict[str, Any]) -> None:
+    from gamstore.store.s3 import DEFAULT_REQUEST_DEADLINE
+
+    default = open_store(s3_store_url, storage_options=s3_options)
+    assert default.backend.request_deadline == DEFAULT_REQUEST_DEADLINE  # type: ignore[attr-defined]
+    assert default.backend.request_bound == pytest.approx(25.1)  # type: ignore[attr-defined]
+    short = open_store(s3_store_url, storage_options={**s3_options, "request_deadline": 5})
+    assert short.backend.request_bound == 5.0  # type: ignore[attr-defined]
+    off = open_store(s3_store_url, storage_options={**s3_options, "request_deadline": None})
+    assert off.backend.request_deadline is None  # type: ignore[attr-defined]
+    assert off.backend.request_bound == pytest.approx(25.1)  # type: ignore[attr-defined]
+    # gamstore's own option: the botocore client is the same cached one for every deadline
+    assert short.backend.fs is default.backend.fs  # type: ignore[attr-defined]
+    assert short.save("block", "k", block_record("k")) is not None
+    assert off.lookup("block", "k") is not None
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, "3", True, float("nan"), float("inf"), [5]])
+def test_bad_request_deadline_named(
+    bad: object, s3_store_url: str, s3_options: dict[str, Any]
+) -> None:
+    with pytest.raises(ValueError, match=r"storage_options\.request_deadline"):
+        open_store(s3_store_url, storage_options={**s3_options, "request_deadline": bad})

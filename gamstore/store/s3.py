@@ -14,6 +14,9 @@ them through ``storage_options``: ``config_kwargs={"connect_timeout": ..., "read
 "retries": {...}}`` (merged over the defaults) and ``retries=<int >= 1>`` (s3fs's loop; popped
 here and set on the filesystem, since s3fs would hand it on to the botocore client, which
 rejects it). :func:`request_bound_seconds` is the resulting worst case of one request.
+Timeouts only bound a server that goes silent; a wall-clock deadline per operation
+(``request_deadline=<seconds or None>``, default :data:`DEFAULT_REQUEST_DEADLINE`, popped here
+too) also bounds one that trickles its answer, by cancelling the operation on the event loop.
 
 ``storage_options`` go to :class:`s3fs.S3FileSystem` (``endpoint_url``, ``key``, ``secret``,
 ``token``, ``client_kwargs``, ``config_kwargs``, ...). They are never stored in reprs or
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import math
 import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -48,6 +52,11 @@ DEFAULT_CONFIG: dict[str, Any] = {
 #: Passes of s3fs's own retry loop around each call (botocore already retries transient
 #: errors, so one pass keeps a dead endpoint from multiplying the botocore cycle).
 DEFAULT_S3FS_RETRIES = 1
+#: Wall-clock limit, in seconds, of one backend operation (a GET, a PUT, a LIST, or one
+#: concurrent batch of them), retries included. The timeouts above bound a server that goes
+#: silent; only a deadline bounds one that trickles its answer slower than one byte per read
+#: timeout. Well above the 25.1 s request bound, so a healthy operation never meets it.
+DEFAULT_REQUEST_DEADLINE = 60.0
 
 
 def _total_attempts(retries: Mapping[str, Any] | None) -> int:
@@ -101,6 +110,22 @@ def _s3fs_retries(value: Any) -> int:
             f"got {value!r}"
         )
     return value
+
+
+def _request_deadline(value: Any) -> float | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(
+            "storage_options.request_deadline: expected a number of seconds > 0 (or None for "
+            f"no deadline), got {value!r}"
+        )
+    return float(value)
 
 
 def _invalid_range(exc: BaseException) -> bool:
@@ -165,6 +190,10 @@ class S3Backend(Backend):
         # s3fs keeps unknown keyword arguments for the botocore client, which rejects
         # ``retries``: it is s3fs's own loop count, set on the filesystem below.
         retries = _s3fs_retries(opts.pop("retries", DEFAULT_S3FS_RETRIES))
+        # gamstore's own option (not the client's): taken out before the client cache key
+        self.request_deadline = _request_deadline(
+            opts.pop("request_deadline", DEFAULT_REQUEST_DEADLINE)
+        )
         opts.setdefault("max_concurrency", 1)  # no HEAD before GET in s3fs helpers
         self._endpoint = str(opts.get("endpoint_url") or "")
         self.config = config
@@ -186,8 +215,15 @@ class S3Backend(Backend):
 
     @property
     def request_bound(self) -> float:
-        """Worst-case seconds of one request with this backend's settings."""
-        return request_bound_seconds(self.config, self.s3fs_retries)
+        """Worst-case seconds of one request with this backend's settings.
+
+        The timeout-and-retry bound of :func:`request_bound_seconds`, capped by
+        ``request_deadline`` when that is shorter.
+        """
+        bound = request_bound_seconds(self.config, self.s3fs_retries)
+        if self.request_deadline is not None:
+            bound = min(bound, self.request_deadline)
+        return bound
 
     @property
     def url(self) -> str:
@@ -209,10 +245,20 @@ class S3Backend(Backend):
         return f"{k}/" if k else ""
 
     def _run(self, coro: Any) -> Any:
+        from fsspec.exceptions import FSTimeoutError
+
         try:
-            return self._sync(self.fs.loop, lambda: coro)
+            # past the deadline the operation is cancelled inside the event loop (its
+            # requests are abandoned; a write abandoned there is cleaned up like any failed
+            # save: the entry is only committed by its create-only marker)
+            return self._sync(self.fs.loop, lambda: coro, timeout=self.request_deadline)
         except (FileNotFoundError, FileExistsError, PermissionError, StoreError):
             raise
+        except FSTimeoutError as exc:
+            raise StoreError(
+                f"S3 request on {self.url} exceeded its {self.request_deadline:g} s deadline "
+                "(storage_options.request_deadline)"
+            ) from exc
         except self._transport_errors as exc:
             raise StoreError(f"S3 request on {self.url} failed: {exc}") from exc
 

@@ -20,6 +20,10 @@ query substring and apply one fault to the next ``times`` matching requests:
 ``corrupt``
     Forward, then flip one byte in the middle of the response body (length unchanged, so
     HTTP cannot notice: only the reader's own checks can).
+``drip``
+    Forward, then send the headers at once and the body ``chunk`` bytes at a time with
+    ``seconds`` between writes: a server that trickles its answer. Each write arrives well
+    inside a per-read socket timeout, so only a wall-clock deadline can cut it short.
 
 The proxy logs every request as ``(method, path, fault)`` in :attr:`FaultProxy.log`, so
 tests can assert which faults actually fired. Loopback only: it refuses non-loopback
@@ -41,7 +45,7 @@ from urllib.parse import urlsplit
 
 __all__ = ["FAULTS", "FaultProxy", "Rule"]
 
-FAULTS = ("drop", "drop_after", "delay", "status", "truncate", "corrupt")
+FAULTS = ("drop", "drop_after", "delay", "status", "truncate", "corrupt", "drip")
 _REASON = {500: "Internal Server Error", 503: "Slow Down"}
 _CODE = {500: "InternalError", 503: "SlowDown"}
 _HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade"}
@@ -66,11 +70,13 @@ class Rule:
     skip : int
         Let this many matching requests through untouched first.
     seconds : float
-        Delay of ``delay``.
+        Delay of ``delay``; pause between the writes of ``drip``.
     status : int
         Status of ``status`` (500 or 503).
     keep : float
         Fraction of the body kept by ``truncate``.
+    chunk : int
+        Bytes per write of ``drip``.
     """
 
     fault: str
@@ -83,6 +89,7 @@ class Rule:
     seconds: float = 0.0
     status: int = 503
     keep: float = 0.5
+    chunk: int = 1
     fired: int = field(default=0, init=False)
     seen: int = field(default=0, init=False)
 
@@ -158,6 +165,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data[: int(len(data) * rule.keep)])
             self.wfile.flush()
             self._hangup()
+            return
+        if fault == "drip" and data:
+            assert rule is not None
+            step = max(1, rule.chunk)
+            for i in range(0, len(data), step):
+                self.wfile.write(data[i : i + step])
+                self.wfile.flush()
+                time.sleep(rule.seconds)
             return
         self.wfile.write(data)
         self.wfile.flush()
