@@ -129,11 +129,15 @@ def test_read_only_s3_reads_without_writing(s3_store_url: str, s3_options: dict[
     assert "put_object" not in calls and "delete_object" not in calls
 
 
-def test_zarr_store_on_s3_reads_entry(s3_store_url: str, s3_options: dict[str, Any]) -> None:
+@pytest.mark.parametrize("extra", [{}, {"retries": 2, "request_deadline": 30}])
+def test_zarr_store_on_s3_reads_entry(
+    extra: dict[str, Any], s3_store_url: str, s3_options: dict[str, Any]
+) -> None:
     import numpy as np
     import zarr
 
-    s = open_store(s3_store_url, storage_options=s3_options)
+    # gamstore's own options (retries, request_deadline) must not reach zarr's s3fs client
+    s = open_store(s3_store_url, storage_options={**s3_options, **extra})
     rec = block_record("k")
     s.save("block", "k", rec)
     info = next(iter(s.entries()))

@@ -112,6 +112,24 @@ def _s3fs_retries(value: Any) -> int:
     return value
 
 
+#: ``storage_options`` keys that gamstore consumes itself and never hands to s3fs.
+GAMSTORE_OPTIONS = ("retries", "request_deadline")
+
+
+def s3fs_options(storage_options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``storage_options`` for a plain :class:`s3fs.S3FileSystem` (e.g. zarr's FsspecStore).
+
+    Drops gamstore's own keys (:data:`GAMSTORE_OPTIONS`: s3fs would hand them on to the
+    botocore client, which rejects them) and merges :data:`DEFAULT_CONFIG` under the caller's
+    ``config_kwargs``, so plain-zarr reads get the same cache-sized timeouts.
+    """
+    opts = {k: v for k, v in dict(storage_options or {}).items() if k not in GAMSTORE_OPTIONS}
+    user_config = opts.get("config_kwargs") or {}
+    if isinstance(user_config, Mapping):
+        opts["config_kwargs"] = {**DEFAULT_CONFIG, **user_config}
+    return opts
+
+
 def _request_deadline(value: Any) -> float | None:
     if value is None:
         return None

@@ -104,6 +104,8 @@ def zarr_store_for(
     if backend.scheme == "s3":
         from zarr.storage import FsspecStore
 
-        opts = dict(storage_options or {})
+        from gamstore.store.s3 import s3fs_options
+
+        opts = s3fs_options(storage_options)
         return FsspecStore.from_url(backend.url, storage_options=opts, read_only=read_only)
     return BackendZarrStore(backend, read_only=read_only)
