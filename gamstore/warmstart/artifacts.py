@@ -349,13 +349,10 @@ def consume_fit_artifact(
     ws = warm_store(store)
     if ws is None:
         return None
-    blocks = check_specs(specs)
-    _check_gated(family, blocks, options)
-    rho0 = np.asarray(rho_default, dtype=np.float64)
-    if rho0.ndim != 1 or rho0.size == 0:
-        return None  # nothing to warm: the cross-fit transfer needs ρ (spec §6.3 step 6)
-    if descriptor is None or len(descriptor.term_identities) != len(blocks):
-        descriptor = descriptor_for(family, blocks)
+    ready = _consume_inputs(family, specs, options, rho_default, descriptor)
+    if ready is None:
+        return None
+    blocks, rho0, descriptor = ready
     if parent is None:
         parent = load_fit_artifact(ws, descriptor)
         if parent is None:
@@ -380,6 +377,24 @@ def consume_fit_artifact(
         descriptor=descriptor,
         parent=parent,
     )
+
+
+def _consume_inputs(
+    family: WarmStartFamily,
+    specs: Sequence[BlockSpec],
+    options: FitOptions | None,
+    rho_default: Any,
+    descriptor: FitDescriptor | None,
+) -> tuple[list[BlockSpec], np.ndarray, FitDescriptor] | None:
+    """Checked blocks, the default ρ and the fit's descriptor; None when there is no ρ."""
+    blocks = check_specs(specs)
+    _check_gated(family, blocks, options)
+    rho0 = np.asarray(rho_default, dtype=np.float64)
+    if rho0.ndim != 1 or rho0.size == 0:
+        return None  # nothing to warm: the cross-fit transfer needs ρ (spec §6.3 step 6)
+    if not isinstance(descriptor, FitDescriptor) or len(descriptor.term_identities) != len(blocks):
+        descriptor = descriptor_for(family, blocks)
+    return blocks, rho0, descriptor
 
 
 def consume_loaded_artifact(
@@ -426,13 +441,10 @@ def consume_loaded_artifact(
     ws = warm_store(store)
     if ws is None:
         return None
-    blocks = check_specs(specs)
-    _check_gated(family, blocks, options)
-    rho0 = np.asarray(rho_default, dtype=np.float64)
-    if rho0.ndim != 1 or rho0.size == 0:
+    ready = _consume_inputs(family, specs, options, rho_default, descriptor)
+    if ready is None:
         return None
-    if not isinstance(descriptor, FitDescriptor) or len(descriptor.term_identities) != len(blocks):
-        descriptor = descriptor_for(family, blocks)
+    blocks, rho0, descriptor = ready
     if not isinstance(parent, FitArtifact):
         _log.debug("cross-fit artifact passed in is unusable; cold start")
         return None
