@@ -2,8 +2,7 @@
 
 Each block runs as a script in a fresh interpreter, in its own empty working directory, so
 the documentation cannot depend on earlier blocks, on the repository checkout or on the
-user's cache. A block whose first line is ``# not-run`` is skipped (used sparingly, for
-snippets that need a real external service).
+user's cache. There is no opt-out: every block runs.
 
 Blocks that mention ``S3_ENDPOINT_URL`` are the S3 snippets: they run against the loopback
 moto server of ``tests/conftest.py``, with its endpoint in ``S3_ENDPOINT_URL`` and dummy
@@ -36,7 +35,6 @@ DOCS = [
 
 _FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 _BUCKET = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/|\b)")
-SKIP_MARK = "# not-run"
 S3_MARK = "S3_ENDPOINT_URL"
 TIMEOUT = 180
 
@@ -52,11 +50,6 @@ class Snippet:
     @property
     def id(self) -> str:
         return f"{self.path.relative_to(ROOT)}:{self.line}"
-
-    @property
-    def skipped(self) -> bool:
-        first = self.code.lstrip("\n").splitlines()[0] if self.code.strip() else ""
-        return first.strip() == SKIP_MARK
 
     @property
     def needs_s3(self) -> bool:
@@ -161,8 +154,6 @@ def run_snippet(snippet: Snippet, cwd: Path, env: dict[str, str]) -> subprocess.
 
 @pytest.mark.parametrize("snippet", SNIPPETS, ids=[sn.id for sn in SNIPPETS])
 def test_snippet_runs(snippet: Snippet, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    if snippet.skipped:
-        pytest.skip(f"{snippet.id} is marked {SKIP_MARK!r}")
     if snippet.imports("distributed"):
         _require("distributed")
     env = _base_env(tmp_path)
@@ -184,24 +175,18 @@ def test_docs_have_snippets() -> None:
     # the README quickstart and each user section carry a runnable block
     readme = [sn for sn in SNIPPETS if sn.path.name == "README.md"]
     assert len(readme) >= 5, [sn.id for sn in readme]
-    assert all(not sn.skipped for sn in readme), "README blocks must all run"
     assert any(sn.needs_s3 for sn in readme), "the S3 snippet must run against moto"
-
-
-def test_not_run_is_used_sparingly() -> None:
-    skipped = [sn.id for sn in SNIPPETS if sn.skipped]
-    assert len(skipped) <= 2, f"too many '# not-run' blocks: {skipped}"
 
 
 def test_extract_and_run_catch_failures(tmp_path: Path) -> None:
     doc = tmp_path / "doc.md"
     doc.write_text(
         "text\n```python\nprint('ok')\n```\n\n```bash\nexit 1\n```\n"
-        "```python\n# not-run\nraise SystemExit(3)\n```\n```python\nraise SystemExit(4)\n```\n",
+        "```python\nraise SystemExit(4)\n```\n",
         encoding="utf-8",
     )
     found = extract_snippets(doc)
-    assert [(sn.line, sn.skipped) for sn in found] == [(2, False), (9, True), (13, False)]
+    assert [sn.line for sn in found] == [2, 9]  # the bash block is not a snippet
     env = _base_env(tmp_path)
     assert run_snippet(found[0], tmp_path, env).returncode == 0
-    assert run_snippet(found[2], tmp_path, env).returncode == 4  # a failing block is seen
+    assert run_snippet(found[1], tmp_path, env).returncode == 4  # a failing block is seen
