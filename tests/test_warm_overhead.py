@@ -335,6 +335,8 @@ def test_live_error_counter_equals_stats() -> None:
 
     assert _error_count(Other(), "read_errors") == 5
     assert _error_count(object(), "read_errors") is None
+    with pytest.raises(ValueError, match="counter"):
+        store.error_count("misses")
 
 
 # -- fit options memo ------------------------------------------------------------------------

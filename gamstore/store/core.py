@@ -870,6 +870,22 @@ class Store:
         s.requests = self._backend.requests.copy()
         return s
 
+    def error_count(self, counter: str) -> int:
+        """``stats().read_errors`` or ``stats().save_errors``, without copying the stats.
+
+        Parameters
+        ----------
+        counter : {"read_errors", "save_errors"}
+            Which counter.
+
+        Returns
+        -------
+        int
+        """
+        if counter not in ("read_errors", "save_errors"):
+            raise ValueError(f"counter: expected 'read_errors' or 'save_errors', got {counter!r}")
+        return int(getattr(self._stats, counter))
+
     # ------------------------------------------------------------------ sessions
     def session(self, key: str, keyspace: str = "outer") -> Session:
         """Open a checkpoint session: one logical slot for one in-flight fit."""

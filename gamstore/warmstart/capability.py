@@ -90,30 +90,20 @@ def _is_io_error(exc: BaseException) -> bool:
     return isinstance(exc, OSError)
 
 
-_STORE_CLASS: list[type] = []  # gamstore.store.Store, imported on first use
-
-
-def _live_counter(store: Any, counter: str) -> int | None:
-    """The live counter of a gamstore :class:`~gamstore.store.Store`, or None for any
-    other store. ``Store.stats()`` returns a copy of these very counters (a dataclass
-    ``replace`` per call, and every guarded read asks twice); the value is the same."""
-    if not _STORE_CLASS:
-        try:
-            from gamstore.store.core import Store
-        except ImportError:  # pragma: no cover - the storage layer is part of the package
-            return None
-        _STORE_CLASS.append(Store)
-    if type(store) is not _STORE_CLASS[0]:  # exact type: a subclass may override stats()
-        return None
-    value = getattr(getattr(store, "_stats", None), counter, None)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def _error_count(store: Any, counter: str) -> int | None:
-    """``stats().<counter>`` of a store, or None when it does not report it."""
-    live = _live_counter(store, counter)
-    if live is not None:
-        return live
+    """``stats().<counter>`` of a store, or None when it does not report it.
+
+    A store with ``error_count(counter)`` (gamstore's :class:`~gamstore.store.Store`) answers
+    without copying its stats: every guarded read asks twice.
+    """
+    live = getattr(store, "error_count", None)
+    if callable(live):
+        try:
+            value = live(counter)
+        except Exception:  # noqa: BLE001 - counters are advisory
+            value = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
     stats = getattr(store, "stats", None)
     if not callable(stats):
         return None
