@@ -1,7 +1,10 @@
 """Parity of the reference fitter with R mgcv 1.8-41 (reference-fitter.md §3.10).
 
 The recorded fixtures (tests/fixtures/mgcv_parity.json, made by make_mgcv_fixtures.py with
-mgcv_fit.R) always run. The live test refits every case with Rscript + mgcv when available; it
+mgcv_fit.R) always run. Every case runs on the data stored in
+tests/fixtures/mgcv_parity_data.npz (exact float64): the simulation that made it uses
+``np.sin``/``np.exp``, whose last bits differ between CPUs and numpy builds, so it is never
+rerun here. The live test refits every case with Rscript + mgcv when available; it
 skips without R, but fails instead under GAMSTORE_CI=1.
 
 Criteria: REML score within 1e-6 relative; log smoothing parameters within 1e-3 except along
@@ -11,21 +14,41 @@ still agree; edf per term to 3 decimals (looser along flat directions).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from gamstore.fit import GAM, s
 from gamstore.fit._mgcv import R_SCRIPT, mgcv_available, run_mgcv
 from gamstore.fit.reml import evaluate
-from gamstore.fit.simulate import PARITY_CASES, parity_case
+from gamstore.fit.simulate import PARITY_CASES, ParityCase
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PARITY = json.loads((FIXTURES / "mgcv_parity.json").read_text())
+
+
+def _stored_arrays() -> dict[str, np.ndarray]:
+    with np.load(FIXTURES / PARITY["data"], allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+DATA = _stored_arrays()
+
+
+def parity_case(name: str) -> ParityCase:
+    """The recorded case: the stored bytes and the recorded model spec, no simulation."""
+    fx = PARITY["cases"][name]
+    frame = pd.DataFrame({c: DATA[f"{name}/{c}"].astype(np.float64) for c in fx["columns"]})
+    smooths = tuple((str(t), int(k)) for t, k in fx["smooths"])
+    return ParityCase(
+        name, frame, fx["family"], smooths, tuple(fx["linear"]), fx["weights"], fx["offset"]
+    )
 
 
 def _fit(name: str) -> tuple[Any, Any, Any]:
@@ -94,9 +117,44 @@ def test_fixtures_cover_all_cases_and_families() -> None:
 def test_parity_with_recorded_mgcv(name: str) -> None:
     fx = PARITY["cases"][name]
     case = parity_case(name)
-    assert case.digest() == fx["data_sha256"], "simulated data drifted from the fixture"
+    assert case.digest() == fx["data_sha256"], "stored fixture data corrupted"
     assert [list(t) for t in case.smooths] == fx["smooths"]
     assert_parity(name, fx["mgcv"])
+
+
+def test_fixture_data_are_stored_not_regenerated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression (issue 13.1): parity ran on data regenerated with np.sin/np.exp and failed
+    on other CPUs/numpy builds. Make the simulation differ in the last bit, as another
+    machine's libm does: the cases must still be the stored bytes and still match mgcv."""
+    import gamstore.fit.simulate as sim
+
+    real = sim._effects
+
+    def other_libm(x: np.ndarray) -> np.ndarray:
+        return np.nextafter(real(x), np.inf)
+
+    monkeypatch.setattr(sim, "_effects", other_libm)
+    drifted = sim.parity_case("sim_gaussian")
+    assert drifted.digest() != PARITY["cases"]["sim_gaussian"]["data_sha256"]
+    for name in PARITY_CASES:
+        case = parity_case(name)
+        assert case.digest() == PARITY["cases"][name]["data_sha256"], name
+    assert_parity("sim_gaussian", PARITY["cases"]["sim_gaussian"]["mgcv"])
+
+
+def test_stored_digest_detects_a_one_ulp_change() -> None:
+    """The recorded SHA-256 guards the stored bytes: one ulp in one value changes it."""
+    case = parity_case("poisson_offset_k12_null")
+    data = case.data.copy()
+    data.loc[7, "lt"] = np.nextafter(data.loc[7, "lt"], np.inf)
+    bent = ParityCase(case.name, data, case.family, case.smooths, case.linear, None, "lt")
+    assert bent.digest() != PARITY["cases"][case.name]["data_sha256"]
+    # and the digest is over the column names and little-endian bytes, nothing machine-bound
+    h = hashlib.sha256()
+    for c in PARITY["cases"][case.name]["columns"]:
+        h.update(c.encode())
+        h.update(DATA[f"{case.name}/{c}"].astype("<f8").tobytes())
+    assert h.hexdigest() == PARITY["cases"][case.name]["data_sha256"]
 
 
 def test_appendix_b_reference_numbers() -> None:
