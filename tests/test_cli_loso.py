@@ -127,6 +127,10 @@ def test_loso_command_end_to_end(csv_path: Path, tmp_path: Path) -> None:
     assert code == 0, text
     ds = xr.open_dataset(nc, engine="h5netcdf").load()
     assert list(ds["start"].values) == ["warm", "cold"] and ds.sizes["fold"] == 4
+    # off a terminal the table keeps every digit (it used to cut cells to `90802.39…`)
+    assert "…" not in text
+    for reml in ds["reml"].sel(start="warm").values:
+        assert f"{float(reml):.4f}" in text
     assert (ds["status"] == "ok").all()
     assert ds.attrs["save_folds"] == 0 and ds.attrs["family"] == "poisson"
     assert png.read_bytes()[:4] == b"\x89PNG"
@@ -137,3 +141,27 @@ def test_weights_column_must_exist_and_be_numeric(csv_path: Path) -> None:
     assert code == EXIT_USAGE and "--weights: column 'nope' not in the data" in out
     code, out = _run("loso", str(csv_path), *BASE, "--subject", "subj", "--offset", "label")
     assert code == EXIT_USAGE and "--offset: column 'label' must be numeric" in out
+
+
+def test_summary_table_keeps_whole_numbers_off_a_terminal() -> None:
+    """Large REML values and long warm sources used to be cut to `90802.39…` in a pipe."""
+    from gamstore.cli.loso import print_summary
+    from gamstore.fit import GAM, s
+    from gamstore.loso import run_loso
+
+    df = simulate("poisson", n=180, n_subjects=3, seed=3)
+    ds = run_loso(
+        df, GAM([s("x0", k=6)], family="poisson"), subject="subj", y="y", compare_cold=True
+    )
+    ds["reml"] = ds["reml"] * 0 + 90802.391234
+    ds["heldout_deviance"] = ds["heldout_deviance"] * 0 + 123456.789
+    sources = ["cross-fit block record", "full-data artifact", "outer session"]
+    ds["warm_source"][:, 0] = sources
+    runner = CliRunner()
+    with runner.isolation() as (out, _err, *_):
+        print_summary(ds, "LOSO data.csv: poisson, store memory://a-rather-long-store-name")
+        text = out.getvalue().decode()
+    assert "…" not in text
+    assert text.count("90802.3912") == 3 and text.count("123456.789") == 3
+    for source in sources:
+        assert source in text

@@ -39,14 +39,14 @@ def _fitter_available() -> bool:
 def _preview(directory: Path, seed: int) -> None:
     """Fingerprint a design matrix and build a block warm-start record from an OLS fit."""
     import numpy as np
-    from rich.console import Console
     from rich.table import Table
 
+    from gamstore.cli.common import console as make_console
     from gamstore.fingerprint import hash_array
     from gamstore.loso.simulate import simulate
     from gamstore.records import BlockWarmStartRecord
 
-    console = Console()
+    console = make_console()
     df = simulate("gaussian", seed=seed)
     blocks = {"(parametric)": np.ones((len(df), 1))}
     for col in ("x0", "x1", "x2"):
@@ -158,8 +158,16 @@ def _has_h5() -> bool:
     help="Which simulated family to run.",
 )
 @click.option("--n", type=click.IntRange(min=100), default=2000, show_default=True, help="Rows.")
-@click.option("--subjects", type=click.IntRange(min=2), default=10, show_default=True)
-@click.option("--seed", type=int, default=20240601, show_default=True)
+@click.option(
+    "--subjects",
+    type=click.IntRange(min=2),
+    default=10,
+    show_default=True,
+    help="Simulated subjects, one LOSO fold each (--n must be a multiple).",
+)
+@click.option(
+    "--seed", type=int, default=20240601, show_default=True, help="Seed of the simulation."
+)
 @click.option("--plot/--no-plot", default=True, show_default=True, help="Write PNG figures.")
 @click.option(
     "--save-folds/--no-save-folds",

@@ -12,21 +12,25 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import click
+
+from gamstore.cli.common import fail, parse_storage_options, storage_option
 
 log = logging.getLogger("gamstore.cli")
 
 
-def _open_store(url: str, *, read_only: bool) -> object:
+def _open_store(url: str, *, read_only: bool, storage_options: dict[str, Any]) -> object:
     import gamstore
 
-    return gamstore.open_store(url, read_only=read_only)
+    return gamstore.open_store(url, read_only=read_only, storage_options=storage_options)
 
 
 @click.command("import-gam")
 @click.argument("directory", metavar="DIR", type=click.Path(path_type=Path))
 @click.argument("url")
+@storage_option
 @click.option("--dry-run", is_flag=True, help="Validate and count, write nothing.")
 @click.option(
     "--no-key-check",
@@ -43,6 +47,7 @@ def _open_store(url: str, *, read_only: bool) -> object:
 def import_gam(
     directory: Path,
     url: str,
+    storage_option: tuple[str, ...],
     dry_run: bool,
     no_key_check: bool,
     reimport: bool,
@@ -59,16 +64,14 @@ def import_gam(
     from gamstore.cli import EXIT_PROBLEM, EXIT_STORAGE, EXIT_USAGE
 
     if not directory.is_dir():
-        click.echo(f"error: DIR is not a directory: {directory}", err=True)
-        raise SystemExit(EXIT_USAGE)
+        fail(EXIT_USAGE, f"DIR is not a directory: {directory}")
     try:
-        store = _open_store(url, read_only=dry_run)
+        options = parse_storage_options(storage_option)
+        store = _open_store(url, read_only=dry_run, storage_options=options)
     except (ValueError, TypeError) as exc:
-        click.echo(f"error: cannot open store URL: {exc}", err=True)
-        raise SystemExit(EXIT_USAGE) from None
+        fail(EXIT_USAGE, f"cannot open store URL: {exc}")
     except OSError as exc:
-        click.echo(f"error: storage unreachable: {exc}", err=True)
-        raise SystemExit(EXIT_STORAGE) from None
+        fail(EXIT_STORAGE, f"storage unreachable: {exc}")
     try:
         report = gamcrate.import_crate_dir(
             directory,
@@ -78,8 +81,7 @@ def import_gam(
             dry_run=dry_run,
         )
     except OSError as exc:  # includes the store's ReadOnlyStoreError (a PermissionError)
-        click.echo(f"error: storage error during import: {exc}", err=True)
-        raise SystemExit(EXIT_STORAGE) from None
+        fail(EXIT_STORAGE, f"storage error during import: {exc}")
 
     if as_json:
         doc = report.as_dict()
@@ -101,7 +103,7 @@ def import_gam(
             for s in report.skips:
                 click.echo(f"  - {s.path}: {s.reason}: {s.detail}")
     if report.n_corrupt:
-        raise SystemExit(EXIT_PROBLEM)
+        raise click.exceptions.Exit(EXIT_PROBLEM)
 
 
 def register(main: click.Group) -> None:

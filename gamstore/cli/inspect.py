@@ -16,11 +16,14 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from gamstore.cli import EXIT_PROBLEM, EXIT_STORAGE, EXIT_USAGE
+from gamstore.cli.common import console as _console
+from gamstore.cli.common import fail as _fail
+from gamstore.cli.common import parse_storage_options, storage_option
 
 __all__ = ["register", "parse_duration", "parse_size", "parse_storage_options"]
 
@@ -32,11 +35,6 @@ _ENTRY_ID = re.compile(r"^[0-9a-f]{16}-[0-9a-f]{8}-[0-9a-f]{8}$")
 
 
 # ------------------------------------------------------------------ parsing helpers
-def _fail(code: int, message: str) -> NoReturn:
-    click.echo(f"Error: {message}", err=True)
-    raise click.exceptions.Exit(code)
-
-
 def parse_duration(text: str, name: str) -> float:
     """``"90"``, ``"90s"``, ``"15m"``, ``"2h"``, ``"7d"``, ``"2w"`` -> seconds."""
     m = _DURATION.match(text)
@@ -52,20 +50,6 @@ def parse_size(text: str, name: str) -> int:
         raise ValueError(f"{name}: expected a size like 1000, 500M or 2G, got {text!r}")
     power = " kmgt".index(m.group(2).lower() or " ")
     return int(float(m.group(1)) * 1024**power)
-
-
-def parse_storage_options(items: tuple[str, ...]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs -> dict; ``true``/``false``/``null`` and numbers are converted."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--storage-option: expected KEY=VALUE, got {item!r}")
-        converted: Any = value
-        if value in ("true", "false", "null") or re.fullmatch(r"-?\d+(\.\d+)?", value):
-            converted = json.loads(value)
-        out[key.strip()] = converted
-    return out
 
 
 def _jsonable(value: Any) -> Any:
@@ -98,14 +82,6 @@ def _human_age(seconds: float) -> str:
 
 
 # ------------------------------------------------------------------ console and progress
-def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
-
-    probe = Console(stderr=stderr)
-    # off a terminal, do not squeeze tables into 80 columns (entry ids are 35 wide)
-    return probe if probe.is_terminal else Console(stderr=stderr, width=200)
-
-
 @contextmanager
 def _progress(
     label: str, enabled: bool | None
@@ -185,15 +161,7 @@ def _storage_errors(url: str) -> Iterator[None]:
 
 
 def _url_argument(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option(
-        "-o",
-        "--storage-option",
-        "storage_option",
-        multiple=True,
-        metavar="KEY=VALUE",
-        help="fsspec storage option (repeatable), e.g. endpoint_url=http://127.0.0.1:5555.",
-    )(f)
-    return click.argument("url")(f)
+    return click.argument("url")(storage_option(f))
 
 
 _keyspace_option = click.option(

@@ -9,6 +9,8 @@ from typing import Any
 import click
 
 from gamstore.cli import EXIT_STORAGE, EXIT_USAGE
+from gamstore.cli.common import console as _console
+from gamstore.cli.common import parse_storage_options, storage_option
 
 logger = logging.getLogger("gamstore.cli")
 
@@ -89,16 +91,8 @@ def check_columns(
         )
 
 
-def _parse_storage_options(items: tuple[str, ...]) -> dict[str, Any] | None:
-    if not items:
-        return None
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise _bad_input(f"--storage-option: expected KEY=VALUE, got {item!r}")
-        out[key] = value
-    return out
+def _attempts(n: Any) -> str:
+    return "1 attempt" if int(n) == 1 else f"{int(n)} attempts"
 
 
 def _cell(values: list[str]) -> str:
@@ -176,9 +170,7 @@ def _summary_table(ds: Any, title: str) -> Any:
 
 def print_summary(ds: Any, title: str) -> None:
     """Print the fold table and, with cold and warm both present, the warm/cold ratios."""
-    from rich.console import Console
-
-    console = Console()
+    console = _console()
     console.print(_summary_table(ds, title))
     for i, fold in enumerate(ds["fold"].values):
         for start, status, error, attempts in zip(
@@ -190,7 +182,7 @@ def print_summary(ds: Any, title: str) -> None:
         ):
             if status != "ok":
                 console.print(
-                    f"[red]fold {fold} ({start}) failed after {attempts} attempts:[/red] {error}",
+                    f"[red]fold {fold} ({start}) failed after {_attempts(attempts)}:[/red] {error}",
                     highlight=False,
                 )
     starts = [str(s) for s in ds["start"].values]
@@ -252,13 +244,7 @@ def _has(module: str) -> bool:
     default=None,
     help="Store URL (directory, file://, s3://); default $GAMSTORE_URL or the user cache.",
 )
-@click.option(
-    "--storage-option",
-    "storage_option",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="fsspec storage option (repeatable), e.g. endpoint_url=http://127.0.0.1:5555.",
-)
+@storage_option
 @click.option(
     "--executor",
     type=click.Choice(["serial", "processes"]),
@@ -318,7 +304,10 @@ def loso_command(
         subject=subject,
         extra={"weights": weights, "offset": offset},
     )
-    options = _parse_storage_options(storage_option)
+    try:
+        options = parse_storage_options(storage_option) or None
+    except ValueError as exc:
+        raise _bad_input(str(exc)) from None
 
     from gamstore.fit import GAM, s
     from gamstore.loso import run_loso
