@@ -293,7 +293,8 @@ def test_fit_rejects_nan_covariates_and_bad_model(fit_data: Any) -> None:
     bad = fit_data.copy()
     bad.loc[3, "x0"] = math.nan
     with pytest.raises(ValueError, match="x0"):
-        GAM([s("x0")], family="gaussian").fit(bad, y="y")
+        GAM([s("x0")], family="gaussian", na_action="raise").fit(bad, y="y")
+    assert GAM([s("x0")], family="gaussian").fit(bad, y="y").n_dropped == 1  # mgcv's na.omit
     with pytest.raises((ValueError, TypeError), match="family"):
         GAM([s("x0")], family="no-such-family")
     with pytest.raises((ValueError, TypeError), match="k"):

@@ -68,8 +68,9 @@ def check_columns(
 
     columns = [str(c) for c in frame.columns]
     optional = [(role, (name,)) for role, name in (extra or {}).items() if name]
-    numeric = [("y", (y,)), ("smooth", smooth), ("linear", linear), *optional]
-    for role, names in [*numeric, ("subject", (subject,))]:
+    numeric = [("y", (y,)), ("smooth", smooth), *optional]
+    # --linear columns may be factors (strings, categories, booleans: treatment contrasts)
+    for role, names in [*numeric, ("linear", linear), ("subject", (subject,))]:
         for name in names:
             if name not in frame.columns:
                 raise _bad_input(
@@ -274,6 +275,20 @@ def _has(module: str) -> bool:
     "--no-save-folds: they only read the full-data fit.",
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
+@click.option(
+    "--na",
+    "na_action",
+    type=click.Choice(["omit", "raise"]),
+    default="omit",
+    show_default=True,
+    help="Rows with a missing model value: omit them (mgcv's na.omit) or stop with an error.",
+)
+@click.option(
+    "--trials",
+    default=None,
+    metavar="COLUMN",
+    help="Binomial: number of trials per row; --y is then the number of successes.",
+)
 def loso_command(
     data: str,
     y: str,
@@ -293,6 +308,8 @@ def loso_command(
     out: str | None,
     save_folds: bool,
     progress: bool | None,
+    na_action: str = "omit",
+    trials: str | None = None,
 ) -> None:
     """Leave-one-subject-out fits of y ~ s(smooth...) + linear, warm-started from the store."""
     frame = read_table(data)
@@ -302,8 +319,10 @@ def loso_command(
         smooth=smooth,
         linear=linear,
         subject=subject,
-        extra={"weights": weights, "offset": offset},
+        extra={"weights": weights, "offset": offset, "trials": trials},
     )
+    if trials is not None and family != "binomial":
+        raise _bad_input("--trials: needs --family binomial")
     try:
         options = parse_storage_options(storage_option) or None
     except ValueError as exc:
@@ -314,7 +333,9 @@ def loso_command(
     from gamstore.store import open_store
 
     try:
-        model = GAM([s(c, k=k) for c in smooth], family=family, linear=list(linear))
+        model = GAM(
+            [s(c, k=k) for c in smooth], family=family, linear=list(linear), na_action=na_action
+        )
     except (TypeError, ValueError) as exc:
         raise _bad_input(f"model: {exc}") from None
     try:
@@ -335,7 +356,7 @@ def loso_command(
             frame,
             model,
             subject=subject,
-            y=y,
+            y=y if trials is None else (y, trials),
             store=store,
             storage_options=options,
             executor=client if client is not None else executor,
@@ -350,7 +371,11 @@ def loso_command(
     finally:
         if client is not None:
             client.close()
-    print_summary(ds, f"LOSO {Path(data).name}: {family}, store {store.url}")
+    title = f"LOSO {Path(data).name}: {family}, store {store.url}"
+    n_dropped = int(ds.attrs.get("n_dropped", 0))
+    if n_dropped:
+        title += f"; {n_dropped} row(s) with missing values omitted"
+    print_summary(ds, title)
     write_outputs(ds, out, plot)
     if int(ds.attrs.get("n_failed", 0)):
         raise click.exceptions.Exit(1)

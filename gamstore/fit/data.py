@@ -146,3 +146,60 @@ def resolve_vector(
     if isinstance(spec, str):
         return get_column(data, spec, role=role), spec
     return as_vector(spec, role, n, role=role), None
+
+
+NA_ACTIONS = ("omit", "raise")
+
+
+def check_na_action(na_action: Any) -> str:
+    """Validate ``na_action`` (``"omit"``: drop incomplete rows, as mgcv; ``"raise"``)."""
+    if na_action not in NA_ACTIONS:
+        raise ValueError(f"na_action must be one of {NA_ACTIONS}, got {na_action!r}")
+    return str(na_action)
+
+
+def _raw_column(data: Any, name: str, role: str) -> Any:
+    raw = _frame_column(data, name)
+    if raw is not None:
+        return raw
+    try:
+        return data[name]
+    except (KeyError, IndexError):
+        raise ValueError(
+            f"unknown column {name!r} ({role}); available columns: {column_names(data)}"
+        ) from None
+
+
+def missing_mask(data: Any, columns: Mapping[str, str]) -> np.ndarray | None:
+    """Rows with a missing value (NaN, None, ``pd.NA``/``NaT``) in any of ``columns``.
+
+    ``columns`` maps column name -> role (for error messages). Infinite values are not
+    missing (as in R's ``na.omit``): they are reported by the column checks. Returns None
+    when every row is complete, so the common case costs one ``isnan`` pass per column.
+    """
+    n = n_rows(data)
+    bad: np.ndarray | None = None
+    for name, role in columns.items():
+        arr = _as_array(_raw_column(data, name, role))
+        if arr.ndim != 1 or arr.shape[0] != n:
+            continue  # the column checks report the shape
+        if arr.dtype.kind == "f":
+            miss = np.isnan(arr)
+        elif arr.dtype.kind in "iub":
+            continue
+        else:
+            pd = sys.modules.get("pandas")
+            if pd is None:
+                miss = np.array([v is None or v != v for v in arr.tolist()], dtype=bool)
+            else:
+                miss = np.asarray(pd.isna(arr), dtype=bool)
+        if miss.any():
+            bad = miss if bad is None else (bad | miss)
+    return bad
+
+
+def take_rows(data: Any, keep: np.ndarray) -> Any:
+    """The rows ``keep`` (integer positions) of a DataFrame or of a mapping of arrays."""
+    if hasattr(data, "iloc"):
+        return data.iloc[keep].reset_index(drop=True)
+    return {k: (np.asarray(v)[keep] if np.ndim(v) >= 1 else v) for k, v in data.items()}

@@ -10,6 +10,7 @@ reported back in reduced (``U beta_w``) and raw (``T U beta_w``) coordinates.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,9 +25,132 @@ from gamstore.fit.basis import (
     raw_smooth_group,
     smooth_knots,
 )
-from gamstore.fit.data import get_column, n_rows
+from gamstore.fit.data import _as_array, _raw_column, get_column, n_rows
 
 PARAMETRIC = "(parametric)"
+INTERCEPT = "(Intercept)"
+
+
+@dataclass(frozen=True)
+class ParamTerm:
+    """One parametric term: a numeric column, or a factor coded with treatment contrasts.
+
+    Attributes
+    ----------
+    name : str
+        Column name.
+    levels : tuple or None
+        None for a numeric column; for a factor, its levels in R's order (the first is the
+        reference level and gets no column).
+    """
+
+    name: str
+    levels: tuple[Any, ...] | None = None
+
+    @property
+    def is_factor(self) -> bool:
+        """True for a factor."""
+        return self.levels is not None
+
+    @property
+    def labels(self) -> list[str]:
+        """Column labels as R's ``model.matrix`` names them (``TypeMississippi``)."""
+        if self.levels is None:
+            return [self.name]
+        return [f"{self.name}{_r_level(v)}" for v in self.levels[1:]]
+
+    @property
+    def width(self) -> int:
+        """Number of model-matrix columns."""
+        return 1 if self.levels is None else len(self.levels) - 1
+
+    def columns(self, data: Any, n: int, role: str = "linear covariate") -> np.ndarray:
+        """The term's model-matrix columns, shape (n, width)."""
+        if self.levels is None:
+            return get_column(data, self.name, role=role)[:, None]
+        codes = factor_codes(data, self.name, self.levels, n)
+        out = np.zeros((n, self.width))
+        rows = np.flatnonzero(codes > 0)
+        out[rows, codes[rows] - 1] = 1.0
+        return out
+
+    def spec(self) -> list[Any]:
+        """Strict-JSON description (part of the warm-start keys)."""
+        return [self.name, None if self.levels is None else [_r_level(v) for v in self.levels]]
+
+
+def _r_level(v: Any) -> str:
+    """A level as R prints it (``TRUE``/``FALSE`` for logicals)."""
+    if isinstance(v, (bool, np.bool_)):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _is_factor_dtype(values: Any, arr: np.ndarray) -> bool:
+    dtype = getattr(values, "dtype", None)
+    if dtype is not None and str(dtype) == "category":
+        return True
+    return arr.dtype.kind in "bOUS" or str(getattr(dtype, "name", "")) in ("string", "boolean")
+
+
+def factor_levels(data: Any, name: str) -> tuple[Any, ...] | None:
+    """Levels of ``name`` when it is a factor column (string, category, bool), else None.
+
+    As R: a pandas ``category`` keeps its category order (unused categories dropped, as
+    ``model.frame`` does), strings are sorted (code-point order, R's C locale), booleans
+    are ``(False, True)``. Integer columns stay numeric.
+    """
+    raw = _raw_column(data, name, "linear covariate")
+    arr = _as_array(raw)
+    if not _is_factor_dtype(raw, arr):
+        return None
+    pd = sys.modules.get("pandas")
+    present: list[Any] = []
+    missing = np.zeros(arr.shape[0], dtype=bool)
+    if pd is not None:
+        missing = np.asarray(pd.isna(arr), dtype=bool)
+    used = set(arr[~missing].tolist())
+    cats = getattr(getattr(raw, "cat", raw), "categories", None)
+    if cats is not None:
+        present = [c for c in cats.tolist() if c in used]
+    elif arr.dtype.kind == "b" or used <= {True, False}:
+        present = [v for v in (False, True) if v in used]
+    else:
+        try:
+            present = sorted(used)
+        except TypeError:
+            raise TypeError(
+                f"column {name!r} (factor) mixes value types; levels must be all strings"
+            ) from None
+    if len(present) < 2:
+        raise ValueError(
+            f"column {name!r} (factor) has {len(present)} level(s) in the data; "
+            "a factor term needs at least 2"
+        )
+    return tuple(v.item() if isinstance(v, np.generic) else v for v in present)
+
+
+def factor_codes(data: Any, name: str, levels: tuple[Any, ...], n: int) -> np.ndarray:
+    """Level index (0 = reference) of every row; an unknown or missing level raises."""
+    arr = _as_array(_raw_column(data, name, "factor"))
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"column {name!r} (factor) must have shape ({n},), got {arr.shape}")
+    index = {v: i for i, v in enumerate(levels)}
+    codes = np.fromiter((index.get(v, -1) for v in arr.tolist()), dtype=np.int64, count=n)
+    if (codes < 0).any():
+        bad = arr[codes < 0]
+        raise ValueError(
+            f"column {name!r} (factor) has value(s) {sorted({str(v) for v in bad})[:5]} that "
+            f"are not among its levels {[_r_level(v) for v in levels]}"
+        )
+    return codes
+
+
+def parametric_terms(data: Any, linear: list[str]) -> list[ParamTerm]:
+    """Classify the linear covariates: factors (levels as R chooses them) or numeric."""
+    return [ParamTerm(name, factor_levels(data, name)) for name in linear]
 
 
 @dataclass(frozen=True)
@@ -78,13 +202,33 @@ class Design:
     """Assembled model matrix in the working basis plus what is needed to map back."""
 
     X: np.ndarray
-    linear: list[str]
+    linear: list[ParamTerm]
     smooths: list[SmoothBlock]
     n: int
     p: int
     initial_rho: np.ndarray  # mgcv initial.sp on this design (log scale)
     block_names: list[str] = field(default_factory=list)
     block_cols: list[slice] = field(default_factory=list)
+    # positions (in the caller's data) of the rows omitted for missing values
+    dropped: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def param_labels(self) -> list[str]:
+        """Names of the parametric columns, as mgcv's ``names(coef(b))``."""
+        return [INTERCEPT] + [lab for t in self.linear for lab in t.labels]
+
+    @property
+    def coef_labels(self) -> list[str]:
+        """Names of all coefficients, as mgcv's ``names(coef(b))`` (``s(x).1`` ...)."""
+        out = self.param_labels
+        for b in self.smooths:
+            out += [f"{b.spec.label}.{i + 1}" for i in range(b.cols.stop - b.cols.start)]
+        return out
+
+    @property
+    def has_factors(self) -> bool:
+        """True when a parametric term is a factor."""
+        return any(t.is_factor for t in self.linear)
 
     @property
     def n_sp(self) -> int:
@@ -147,8 +291,10 @@ class Design:
         n = n_rows(data)
         X = np.empty((n, self.p))
         X[:, 0] = 1.0
-        for i, name in enumerate(self.linear):
-            X[:, 1 + i] = get_column(data, name)
+        j = 1
+        for t in self.linear:
+            X[:, j : j + t.width] = t.columns(data, n, role="covariate")
+            j += t.width
         for b in self.smooths:
             x = get_column(data, b.spec.term)
             X[:, b.cols] = b.basis.design(x, extrapolate=True) @ b.U
@@ -294,7 +440,7 @@ def _working_rotations(S: np.ndarray, rank: int) -> list[tuple[np.ndarray, np.nd
 def build_design(
     data: Any,
     smooths: list[SmoothTerm],
-    linear: list[str],
+    linear: list[str] | list[ParamTerm],
     knots: dict[str, Any] | None = None,
 ) -> Design:
     """Validate the covariates and assemble the working-basis design.
@@ -305,8 +451,9 @@ def build_design(
         Covariates.
     smooths : list of SmoothTerm
         Smooth terms, in model order.
-    linear : list of str
-        Unpenalized linear covariates (after the intercept).
+    linear : list of str or ParamTerm
+        Unpenalized parametric covariates (after the intercept); names are classified by
+        :func:`parametric_terms` (factors get treatment contrasts).
     knots : dict or None
         Per covariate: a 2-value range or a full knot vector (frozen knots).
 
@@ -322,19 +469,26 @@ def build_design(
     terms = [sm.term for sm in smooths]
     if len(set(terms)) != len(terms):
         raise ValueError(f"each covariate may have one smooth, got {terms}")
-    if len(set(linear)) != len(linear) or set(linear) & set(terms):
-        raise ValueError(f"linear terms {linear} repeat each other or a smooth covariate")
-    p = 1 + len(linear) + sum(sm.k - 1 for sm in smooths)
+    lin_names = [t.name if isinstance(t, ParamTerm) else t for t in linear]
+    if len(set(lin_names)) != len(lin_names) or set(lin_names) & set(terms):
+        raise ValueError(f"linear terms {lin_names} repeat each other or a smooth covariate")
+    pterms = [
+        t if isinstance(t, ParamTerm) else ParamTerm(t, factor_levels(data, t)) for t in linear
+    ]
+    n_par = 1 + sum(t.width for t in pterms)
+    p = n_par + sum(sm.k - 1 for sm in smooths)
     if n <= p:
         raise ValueError(f"data has {n} rows, fewer than the {p} coefficients of the model")
     X = np.empty((n, p))
     X[:, 0] = 1.0
     names = [PARAMETRIC]
-    cols = [slice(0, 1 + len(linear))]
-    for i, name in enumerate(linear):
-        X[:, 1 + i] = get_column(data, name, role="linear covariate")
+    cols = [slice(0, n_par)]
+    j0 = 1
+    for t in pterms:
+        X[:, j0 : j0 + t.width] = t.columns(data, n)
+        j0 += t.width
     ldxx = np.empty(p)
-    if linear:
+    if pterms:
         ldxx[cols[0]] = np.einsum("ij,ij->j", X[:, cols[0]], X[:, cols[0]])
     else:
         ldxx[0] = float(n)  # a sum of n ones, exact in any order
@@ -371,7 +525,7 @@ def build_design(
         for j, i in enumerate(idx):
             raws[i], bases[i], rots[i] = group[j], group_bases[j], group_rots[j]
     slices: list[slice] = []
-    start = 1 + len(linear)
+    start = n_par
     for sm in smooths:
         slices.append(slice(start, start + sm.k - 1))
         start += sm.k - 1
@@ -398,4 +552,4 @@ def build_design(
     # one k group: its stacked penalties are in model order already
     S_all = stacks[0] if len(stacks) == 1 else None
     rho0 = _initial_sp(ldxx, pen_blocks, S_all) if blocks else np.zeros(0)
-    return Design(X, list(linear), blocks, n, p, rho0, names, cols)
+    return Design(X, pterms, blocks, n, p, rho0, names, cols)

@@ -16,7 +16,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from gamstore.fit.data import get_column, n_rows, resolve_vector
+from gamstore.fit.data import (
+    check_na_action,
+    get_column,
+    missing_mask,
+    n_rows,
+    resolve_vector,
+    take_rows,
+)
 from gamstore.fit.design import PARAMETRIC, Design, SmoothTerm, build_design
 from gamstore.fit.families import Family, get_family
 from gamstore.fit.newton import InnerCap, NewtonControl, NewtonResult, OnIterate, newton
@@ -80,6 +87,11 @@ class FitResult:
         REML gradient in rho at the returned optimum.
     deviance : float
         Deviance at the optimum.
+    n : int
+        Rows used by the fit (after omitting incomplete rows).
+    n_dropped : int
+        Rows omitted for missing values (``na_action="omit"``); their positions in the
+        input are ``dropped_rows``. ``fitted`` and ``linear_predictor`` cover the kept rows.
     """
 
     family: str
@@ -106,6 +118,16 @@ class FitResult:
     _design: Design = field(repr=False)
     _family: Family = field(repr=False)
     _offset_column: str | None = field(default=None, repr=False)
+
+    @property
+    def dropped_rows(self) -> np.ndarray:
+        """Positions (0-based, in the input data) of the rows omitted for missing values."""
+        return self._design.dropped.copy()
+
+    @property
+    def n_dropped(self) -> int:
+        """Number of rows omitted for missing values (mgcv's ``length(b$na.action)``)."""
+        return int(self._design.dropped.size)
 
     @property
     def sp(self) -> np.ndarray:
@@ -185,6 +207,10 @@ class GAM:
         With a store, seconds between outer-session checkpoints of accepted Newton steps
         (the first after this long into the fit); 0 checkpoints every step. The converged
         fit is always finalized.
+    na_action : {"omit", "raise"}
+        Rows with a missing value (NaN, None) in the response, a covariate, the weights or
+        the offset: dropped before fitting (``"omit"``, mgcv's ``na.omit`` default; counted
+        in ``res.n_dropped``) or an error naming the column (``"raise"``).
     """
 
     def __init__(
@@ -194,7 +220,9 @@ class GAM:
         linear: Sequence[str] = (),
         control: NewtonControl | None = None,
         checkpoint_interval: float = 1.0,
+        na_action: str = "omit",
     ) -> None:
+        self.na_action = check_na_action(na_action)
         if isinstance(smooths, SmoothTerm):
             smooths = [smooths]
         smooths = list(smooths)
@@ -224,37 +252,102 @@ class GAM:
 
     def __repr__(self) -> str:
         parts = [f"s({sm.term!r}, k={sm.k})" for sm in self.smooths]
-        return f"GAM([{', '.join(parts)}], family={self.family.name!r}, linear={self.linear!r})"
+        na = "" if self.na_action == "omit" else f", na_action={self.na_action!r}"
+        return f"GAM([{', '.join(parts)}], family={self.family.name!r}, linear={self.linear!r}{na})"
+
+    def model_columns(self, y: Any, weights: Any = None, offset: Any = None) -> dict[str, str]:
+        """Every data column the fit reads, mapped to its role (for missing-value checks)."""
+        cols: dict[str, str] = {}
+        for name, role in zip(response_columns(y), ("response", "trials"), strict=False):
+            cols[name] = role
+        for sm in self.smooths:
+            cols.setdefault(sm.term, f"covariate of {sm.label}")
+        for name in self.linear:
+            cols.setdefault(name, "linear covariate")
+        for spec, role in ((weights, "weights"), (offset, "offset")):
+            if isinstance(spec, str):
+                cols.setdefault(spec, role)
+        return cols
+
+    def complete_rows(
+        self, data: Any, y: Any, weights: Any = None, offset: Any = None
+    ) -> np.ndarray | None:
+        """Positions of the rows with a missing model value, or None when there are none."""
+        bad = missing_mask(data, self.model_columns(y, weights, offset))
+        return None if bad is None else np.flatnonzero(bad)
 
     def prepare(
         self,
         data: Any,
-        y: str,
+        y: str | tuple[str, str],
         weights: Any = None,
         offset: Any = None,
         knots: Mapping[str, Any] | None = None,
     ) -> tuple[Problem, str | None]:
-        """Validate the data and build the fit problem (design, response, weights, offset)."""
-        if not isinstance(y, str):
-            raise TypeError(f"y must be the response column name, got {type(y).__name__}")
+        """Validate the data and build the fit problem (design, response, weights, offset).
+
+        ``y`` is the response column, or for the binomial family a pair
+        ``(successes, trials)`` of count columns (mgcv's ``cbind(successes, failures)``
+        with failures = trials - successes): the response is then the proportion and the
+        weights are the trials (times any prior ``weights``).
+        """
+        cols = response_columns(y)
+        dropped = np.zeros(0, dtype=np.int64)
+        if self.na_action == "omit":
+            bad = self.complete_rows(data, y, weights, offset)
+            if bad is not None:
+                dropped = bad.astype(np.int64)
+                keep = np.setdiff1d(np.arange(n_rows(data)), dropped)
+                data = take_rows(data, keep)
+                if weights is not None and not isinstance(weights, str):
+                    weights = np.asarray(weights)[keep]
+                if offset is not None and not isinstance(offset, str):
+                    offset = np.asarray(offset)[keep]
         n = n_rows(data)
-        yv = get_column(data, y, role="response")
         wt, _ = resolve_vector(data, weights, n, role="weights", default=1.0)
+        if len(cols) == 2:
+            yv, wt = self._binomial_counts(data, cols, wt)
+        else:
+            yv = get_column(data, cols[0], role="response")
         if np.any(wt < 0):
             raise ValueError("weights must be non-negative")
         if not np.any(wt > 0):
             raise ValueError("weights are all zero")
         off, off_col = resolve_vector(data, offset, n, role="offset", default=0.0)
-        self.family.validate(yv, wt, y)
+        self.family.validate(yv, wt, cols[0])
         if knots is not None and not isinstance(knots, Mapping):
             raise TypeError("knots must be a mapping covariate -> knot vector or range")
         design = build_design(data, self.smooths, self.linear, dict(knots) if knots else None)
+        design.dropped = dropped
         return Problem(design, yv, wt, off, self.family), off_col
+
+    def _binomial_counts(
+        self, data: Any, cols: tuple[str, ...], wt: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(successes, trials)`` columns -> (proportion, trials x prior weights)."""
+        if self.family.name != "binomial":
+            raise ValueError(
+                f"y=({cols[0]!r}, {cols[1]!r}): a (successes, trials) response needs "
+                f"family='binomial', got {self.family.name!r}"
+            )
+        succ = get_column(data, cols[0], role="successes")
+        trials = get_column(data, cols[1], role="trials")
+        if np.any(trials < 0) or np.any(succ < 0):
+            raise ValueError(f"columns {cols[0]!r}, {cols[1]!r}: counts must be non-negative")
+        if np.any(succ > trials):
+            i = int(np.flatnonzero(succ > trials)[0])
+            raise ValueError(
+                f"column {cols[0]!r} (successes) exceeds {cols[1]!r} (trials) at row {i}"
+            )
+        # as glm's binomial initialize: y = s / n (0 where n = 0), weights = n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            prop = np.where(trials > 0, succ / np.where(trials > 0, trials, 1.0), 0.0)
+        return prop, wt * trials
 
     def fit(
         self,
         data: Any,
-        y: str = "y",
+        y: str | tuple[str, str] = "y",
         weights: Any = None,
         offset: Any = None,
         knots: Mapping[str, Any] | None = None,
@@ -271,8 +364,8 @@ class GAM:
         ----------
         data : pandas.DataFrame or Mapping[str, array-like]
             Data with the response and all covariates.
-        y : str
-            Response column.
+        y : str or (str, str)
+            Response column; for the binomial family also ``(successes, trials)`` columns.
         weights : None, str or array-like
             Prior weights (binomial: number of trials, with ``y`` a proportion).
         offset : None, str or array-like
@@ -404,4 +497,18 @@ class GAM:
         )
 
 
-__all__ = ["GAM", "FitResult", "PARAMETRIC", "s"]
+def response_columns(y: Any) -> tuple[str, ...]:
+    """``y`` as a tuple of column names: ``(response,)`` or ``(successes, trials)``."""
+    if isinstance(y, str):
+        return (y,)
+    if isinstance(y, (tuple, list)) and len(y) == 2 and all(isinstance(c, str) for c in y):
+        if y[0] == y[1]:
+            raise ValueError(f"y: successes and trials must be different columns, got {y!r}")
+        return (str(y[0]), str(y[1]))
+    raise TypeError(
+        "y must be the response column name or a (successes, trials) pair of column names, "
+        f"got {y!r}"
+    )
+
+
+__all__ = ["GAM", "FitResult", "PARAMETRIC", "response_columns", "s"]

@@ -73,11 +73,23 @@ class LikelihoodKey:
 
         if self._digest is None:
             fam = self._prob.family
-            self._digest = likelihood_fingerprint(
-                fam.name,
-                {"y": self._prob.y, "weights": self._prob.wt},
-                {"link": fam.link, "fitter": FITTER_TAG},
-            )
+            d = self._prob.design
+            arrays: dict[str, np.ndarray | None] = {"y": self._prob.y, "weights": self._prob.wt}
+            scalars: dict[str, str | int | float | bool | None] = {
+                "link": fam.link,
+                "fitter": FITTER_TAG,
+            }
+            # only when present, so the keys of complete numeric data are unchanged: the rows
+            # omitted for missing values and the factor levels/contrasts (the reference level)
+            if d.dropped.size:
+                arrays["na_dropped"] = d.dropped.astype(np.float64)
+            if d.has_factors:
+                from gamstore._json import dumps
+
+                scalars["parametric"] = dumps(
+                    {"contrasts": "treatment", "terms": [t.spec() for t in d.linear]}
+                )
+            self._digest = likelihood_fingerprint(fam.name, arrays, scalars)
         return self._digest
 
 
@@ -94,9 +106,14 @@ def block_specs(prob: Problem) -> list[BlockSpec]:
     from gamstore.warmstart.specs import BlockSpec, DiagonalPenalty
 
     d = prob.design
+    name0 = d.block_names[0]
+    if d.has_factors:
+        # factor levels and contrasts are part of the structure: a fit with another reference
+        # level must not even be a cross-fit parent (same widths, different columns)
+        name0 = f"{name0}[{','.join(d.param_labels)}]"
     specs = [
         BlockSpec(
-            d.block_names[0],
+            name0,
             d.X[:, d.block_cols[0]],
             offset=prob.offset,
             penalties=(),

@@ -49,7 +49,7 @@ class FoldTask:
 
     subject: Any
     mode: str
-    y: str
+    y: Any  # a response column, or binomial (successes, trials) columns
     subject_column: str
     knots: dict[str, np.ndarray] | None
     store: StoreSpec | None
@@ -155,6 +155,23 @@ def check_identifiable(model: Any, train: pd.DataFrame, subject: Any) -> None:
             )
 
 
+def heldout_response(
+    test: pd.DataFrame, y: Any, weights: str | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Observed response and prior weights of held-out rows, as the fit sees them.
+
+    ``y`` is a response column or binomial ``(successes, trials)`` columns (proportion,
+    weights = trials times any prior weights).
+    """
+    wt = None if weights is None else test[weights].to_numpy(dtype=np.float64)
+    if isinstance(y, str):
+        return test[y].to_numpy(dtype=np.float64), wt
+    succ = test[y[0]].to_numpy(dtype=np.float64)
+    trials = test[y[1]].to_numpy(dtype=np.float64)
+    prop = np.divide(succ, trials, out=np.zeros_like(succ), where=trials > 0)
+    return prop, trials if wt is None else wt * trials
+
+
 def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) -> FoldOutcome:
     """Fit one fold (all rows but the held-out subject's) and score the held-out rows.
 
@@ -206,10 +223,8 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
         out.warm_source = str(getattr(res, "warm", ""))
         out.converged = bool(getattr(res, "converged", True))
         mu = np.asarray(res.predict(test, type="response"), dtype=np.float64)
-        wt = None if task.weights is None else test[task.weights].to_numpy(dtype=np.float64)
-        out.heldout_deviance = deviance(
-            family_name(task.family), test[task.y].to_numpy(dtype=np.float64), mu, wt
-        )
+        y_obs, wt = heldout_response(test, task.y, task.weights)
+        out.heldout_deviance = deviance(family_name(task.family), y_obs, mu, wt)
         out.status = STATUS_OK
     except Exception as exc:  # a failing fold is data, not a crash
         out.status = STATUS_FAILED

@@ -61,6 +61,44 @@ def _subjects(frame: pd.DataFrame, subject: str) -> list[Any]:
     return labels
 
 
+def response_names(y: Any) -> tuple[str, ...]:
+    """``y`` as column names: ``(response,)`` or binomial ``(successes, trials)``."""
+    if isinstance(y, str):
+        return (y,)
+    if isinstance(y, (tuple, list)) and len(y) == 2 and all(isinstance(c, str) for c in y):
+        return (str(y[0]), str(y[1]))
+    raise ValueError(f"y: expected a response column name or (successes, trials), got {y!r}")
+
+
+def _omit_incomplete(
+    frame: pd.DataFrame,
+    model: Any,
+    y: Any,
+    weights: str | None,
+    offset: str | None,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Drop the rows with a missing model value when the model omits them (mgcv's default).
+
+    Done once before the folds so that every fold and its held-out rows are complete; the
+    positions dropped are returned (``n_dropped`` in the result). A model without
+    ``complete_rows`` (another fitter) or with ``na_action="raise"`` sees the rows as given.
+    A missing subject label is never omitted: it is an error (see :func:`_subjects`).
+    """
+    none = np.zeros(0, dtype=np.int64)
+    finder = getattr(model, "complete_rows", None)
+    if getattr(model, "na_action", None) != "omit" or finder is None:
+        return frame, none
+    bad = finder(frame, y, weights, offset)
+    mask = np.zeros(len(frame), dtype=bool)
+    if bad is not None:
+        mask[bad] = True
+    if not mask.any():
+        return frame, none
+    dropped = np.flatnonzero(mask)
+    logger.info("LOSO: %d row(s) with missing values omitted", dropped.size)
+    return frame.loc[~mask].reset_index(drop=True), dropped.astype(np.int64)
+
+
 def _executor_kind(executor: Any) -> str:
     if executor is None or executor == "serial":
         return "serial"
@@ -93,7 +131,7 @@ def run_loso(
     model: Any,
     *,
     subject: str,
-    y: str = "y",
+    y: str | tuple[str, str] = "y",
     store: Any = None,
     storage_options: dict[str, Any] | None = None,
     executor: Any = None,
@@ -120,8 +158,8 @@ def run_loso(
         a result with ``rho``, ``edf``, ``reml``, ``n_outer``, ``predict`` ...).
     subject : str
         Name of the column holding subject labels (at least two distinct, none missing).
-    y : str
-        Name of the response column.
+    y : str or (str, str)
+        Name of the response column, or binomial ``(successes, trials)`` columns.
     store : str, gamstore.Store or None
         Where warm-start state lives. A URL (``"./dir"``, ``"file://..."``, ``"s3://b/p"``)
         or an open store. Workers of ``"processes"`` / dask executors open the store
@@ -157,6 +195,8 @@ def run_loso(
     Returns
     -------
     xarray.Dataset
+        Rows with a missing model value are omitted first when the model does so
+        (``GAM(na_action="omit")``, the default); their count is ``attrs["n_dropped"]``.
         Dimensions ``fold`` (coordinate: the held-out subject), ``start`` and ``term``;
         per-fold ρ, edf, REML, iterations, wall time, warm source, held-out deviance,
         status and error, plus the full-data fit as ``full_*`` variables and attributes.
@@ -170,12 +210,16 @@ def run_loso(
         Whatever the full-data fit raises: without it there are no knots to freeze.
     """
     frame = _as_frame(data)
+    y_cols = response_names(y)
+    for y_col in y_cols:
+        if y_col not in frame.columns:
+            raise ValueError(f"y: response column {y_col!r} not in data")
     subjects = _subjects(frame, subject)
-    if not isinstance(y, str) or y not in frame.columns:
-        raise ValueError(f"y: response column {y!r} not in data")
     for role, column in (("weights", weights), ("offset", offset)):
         if column is not None and (not isinstance(column, str) or column not in frame.columns):
             raise ValueError(f"{role}: expected the name of a column of data, got {column!r}")
+    frame, dropped = _omit_incomplete(frame, model, y, weights, offset)
+    subjects = _subjects(frame, subject)  # again: omitting rows may remove a subject
     kind = _executor_kind(executor)
     if not warm and not compare_cold:
         starts = ["cold"]
@@ -274,12 +318,13 @@ def run_loso(
     attrs = {
         "title": "gamstore leave-one-subject-out fit",
         "family": family,
-        "response": y,
+        "response": y if isinstance(y, str) else ",".join(y_cols),
         "subject_column": subject,
         "store_url": "" if tmp is not None else url,
         "executor": kind,
         "save_folds": int(save_folds),
         "n_rows": len(frame),
+        "n_dropped": int(dropped.size),
         "n_subjects": len(subjects),
         "gamstore_version": __version__,
     }
