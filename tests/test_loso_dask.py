@@ -73,3 +73,16 @@ def test_dask_s3_equals_serial(client: Any, s3_store_url: str, s3_options: dict[
     assert len({str(w) for w in ds["worker"].values.ravel()}) == 2
     keyspaces = {info.keyspace for info in store.entries()}
     assert len(list(store.entries())) > 1 and keyspaces
+
+
+@pytest.mark.s3
+def test_dask_with_an_open_store_and_no_storage_options(
+    client: Any, s3_store_url: str, s3_options: dict[str, Any]
+) -> None:
+    """The workers reopen the store from Store.spec(): endpoint and credentials included."""
+    data: pd.DataFrame = simulate("poisson", n=300, n_subjects=3, seed=5)
+    model = GAM([s("x0", k=6)], family="poisson")
+    store = open_store(s3_store_url, storage_options=s3_options)
+    ds = run_loso(data, model, subject="subj", store=store, executor=client)
+    assert (ds["status"] == "ok").all(), [str(e) for e in ds["error"].values.ravel()]
+    assert set(ds["warm_source"].sel(start="warm").values) <= {"cross-fit", "session"}

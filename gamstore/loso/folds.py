@@ -1,8 +1,9 @@
 """One LOSO fold: what a worker receives, what it sends back, and the code it runs.
 
 Everything here is picklable and importable in a fresh (spawned) interpreter. Workers never
-receive a live store: they get the store URL plus ``storage_options`` and open the store
-themselves, once per process, because fsspec/s3fs filesystems are not fork-safe.
+receive a live store: they get its :class:`~gamstore.store.StoreSpec` (URL, ``storage_options``,
+settings) and open the store themselves, once per process, because fsspec/s3fs filesystems
+are not fork-safe.
 """
 
 from __future__ import annotations
@@ -19,24 +20,14 @@ import numpy as np
 import pandas as pd
 
 from gamstore.loso.deviance import deviance, family_name
+from gamstore.store.spec import StoreSpec
+
+__all__ = ["STATUS_FAILED", "STATUS_OK", "FoldOutcome", "FoldTask", "StoreSpec", "run_fold"]
 
 logger = logging.getLogger("gamstore.loso")
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class StoreSpec:
-    """How a worker opens the shared store: URL plus fsspec ``storage_options``."""
-
-    url: str
-    storage_options: dict[str, Any] | None = field(default=None, repr=False)  # credentials
-    read_only: bool = False
-
-    def cache_key(self) -> tuple[str, str, bool]:
-        """A hashable identity for the per-process store cache."""
-        return (self.url, repr(sorted((self.storage_options or {}).items())), self.read_only)
 
 
 @dataclass(frozen=True)
@@ -91,7 +82,7 @@ class FoldOutcome:
 
 
 # per-process caches: a store is opened once per worker, the shared data set once per pool
-_STORES: dict[tuple[str, str, bool], Any] = {}
+_STORES: dict[tuple[Any, ...], Any] = {}
 _WORKER_STATE: dict[str, Any] = {}
 
 
@@ -100,9 +91,7 @@ def open_worker_store(spec: StoreSpec) -> Any:
     key = spec.cache_key()
     store = _STORES.get(key)
     if store is None:
-        from gamstore.store import open_store
-
-        store = open_store(spec.url, storage_options=spec.storage_options, read_only=spec.read_only)
+        store = spec.open()
         _STORES[key] = store
     return store
 

@@ -8,6 +8,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -126,6 +127,22 @@ def _fit_summary(res: Any, wall_time: float) -> dict[str, Any]:
     }
 
 
+def _worker_spec(
+    store: Any, storage_options: Mapping[str, Any] | None, *, read_only: bool
+) -> StoreSpec:
+    """How the fold workers reopen ``store``: its own spec, unless options were given."""
+    make = getattr(store, "spec", None)
+    if callable(make):
+        spec = make(read_only=read_only)
+        if isinstance(spec, StoreSpec):
+            if storage_options is not None:
+                spec = replace(spec, storage_options=dict(storage_options) or None)
+            return spec
+    # a store-like object without spec(): its URL plus the caller's options
+    options = dict(storage_options) if storage_options else None
+    return StoreSpec(url=str(store.url), storage_options=options, read_only=read_only)
+
+
 def run_loso(
     data: Any,
     model: Any,
@@ -163,12 +180,14 @@ def run_loso(
     store : str, gamstore.Store or None
         Where warm-start state lives. A URL (``"./dir"``, ``"file://..."``, ``"s3://b/p"``)
         or an open store. Workers of ``"processes"`` / dask executors open the store
-        themselves from its URL and ``storage_options``, so it must be reachable from them
-        (not ``memory://``). None: a private in-memory store (serial), a temporary directory
-        (``"processes"``); dask needs an explicit shared store.
+        themselves from :meth:`Store.spec() <gamstore.store.Store.spec>` (URL, the
+        ``storage_options`` it was opened with, its settings), so it must be reachable from
+        them (not ``memory://``). None: a private in-memory store (serial), a temporary
+        directory (``"processes"``); dask needs an explicit shared store.
     storage_options : dict, optional
-        fsspec options for ``store`` (e.g. ``{"endpoint_url": ...}`` for S3). Needed by the
-        workers because an open store's URL carries no credentials.
+        fsspec options for a ``store`` given as a URL (e.g. ``{"endpoint_url": ...}`` for
+        S3). With an open store they are not needed (the store hands its own to the
+        workers); given anyway, they replace the store's for the workers.
     executor : None, "serial", "processes" or dask.distributed.Client
         Where the folds run: in this process, in a spawned process pool, or on a dask cluster
         (local or remote).
@@ -268,14 +287,7 @@ def run_loso(
                     f"store: {url!r} lives in this process only; executor={kind!r} needs a "
                     "directory or object-store URL"
                 )
-            options = storage_options
-            if options is None:
-                options = getattr(store_obj, "storage_options", None)
-            spec = StoreSpec(
-                url=url,
-                storage_options=dict(options) if options else None,
-                read_only=not save_folds,
-            )
+            spec = _worker_spec(store_obj, storage_options, read_only=not save_folds)
 
         t0 = time.perf_counter()
         extra = {k: v for k, v in (("weights", weights), ("offset", offset)) if v}
@@ -307,9 +319,7 @@ def run_loso(
         fold_store = store_obj
         if store_obj is not None and not save_folds and kind == "serial":
             # a read-only twin on the same root: the folds read the full-data fit only
-            fold_store = open_store(
-                url, storage_options=spec.storage_options if spec else None, read_only=True
-            )
+            fold_store = spec.open() if spec is not None else None
         outcomes = _dispatch(frame, model, tasks, kind, executor, fold_store, progress, max_workers)
     finally:
         if tmp is not None:

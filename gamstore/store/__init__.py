@@ -10,7 +10,7 @@ Modules: ``backend`` (the abstract object store), ``local`` / ``memory`` / ``s3`
 backend), ``registry`` (URL scheme -> backend), ``codec`` (record <-> Zarr v3 group bytes),
 ``layout`` and ``ids`` (paths and entry ids), ``ranking`` (which entry a lookup returns),
 ``eviction`` (TTL, budget, sweep policy), ``cache`` (per-root in-process caches), ``core``
-(the :class:`Store` facade), ``session``, ``maintenance`` (gc, verify), ``zarr_bridge`` (a zarr
+(the :class:`Store` facade), ``spec`` (reopening a store in a worker), ``session``, ``maintenance`` (gc, verify), ``zarr_bridge`` (a zarr
 store on the same root) and ``testing`` (the reusable conformance suite).
 """
 
@@ -27,6 +27,7 @@ from gamstore.store.errors import ReadOnlyStoreError, StoreError
 from gamstore.store.layout import key_folder
 from gamstore.store.registry import open_backend, register_backend, resolve_url
 from gamstore.store.session import Session
+from gamstore.store.spec import StoreSpec
 from gamstore.store.types import (
     KEYSPACES,
     Entry,
@@ -49,6 +50,7 @@ __all__ = [
     "Session",
     "Store",
     "StoreError",
+    "StoreSpec",
     "StoreStats",
     "VerifyReport",
     "key_folder",

@@ -45,6 +45,7 @@ from gamstore.store.layout import (
     split_entry_path,
 )
 from gamstore.store.ranking import Candidate, rank
+from gamstore.store.spec import StoreSpec
 from gamstore.store.types import (
     KEYSPACES,
     KINDS,
@@ -183,6 +184,32 @@ class Store:
     def __repr__(self) -> str:
         mode = "read-only" if self.read_only else "read-write"
         return f"Store({self.url!r}, {mode}, budget_bytes={self.budget_bytes}, ttl={self.ttl})"
+
+    def spec(self, *, read_only: bool | None = None) -> StoreSpec:
+        """What another process needs to reopen this store (URL, storage options, settings).
+
+        Worker processes and dask workers cannot share this object's live clients, and the
+        URL alone lacks the ``storage_options`` (endpoint, credentials) the store was
+        opened with; the returned :class:`~gamstore.store.spec.StoreSpec` carries both,
+        pickles, and never shows the options' values in its repr.
+
+        Parameters
+        ----------
+        read_only : bool, optional
+            Override the mode the worker opens the store in (default: this store's).
+
+        Returns
+        -------
+        StoreSpec
+            ``spec.open()`` opens an equivalent store.
+        """
+        return StoreSpec(
+            url=self.url,
+            storage_options=dict(self._storage_options) or None,
+            read_only=self.read_only if read_only is None else bool(read_only),
+            budget_bytes=self.budget_bytes,
+            ttl=self.ttl,
+        )
 
     def __enter__(self) -> Store:
         return self
