@@ -55,6 +55,10 @@ def counting_os(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str
         yield calls
 
 
+def kinds_of(calls: list[tuple[str, str, str]]) -> Counter[str]:
+    return Counter(c for c, _, _ in calls)
+
+
 def _folders_below(root: Path) -> set[str]:
     return {str(p) for p in root.rglob("*") if p.is_dir()}
 
@@ -67,6 +71,7 @@ def test_save_makes_each_folder_once_and_never_stats(
     s.save("block", "warm", block_record("warm", 0))  # root, keyspace folder exist now
     rec = block_record("fold", 3, n_blocks=4)
     before = _folders_below(root)
+    files_before = {p for p in root.rglob("*") if p.is_file()}
     with counting_os(monkeypatch) as calls:
         entry_id = s.save("block", "fold", rec)
     assert entry_id is not None
@@ -79,10 +84,17 @@ def test_save_makes_each_folder_once_and_never_stats(
     # the backend knows the keyspace folder: nothing is probed, nothing fails
     assert [(a, r) for c, a, r in calls if c == "mkdir" and r != "ok"] == []
     path = entry_prefix("block", key_folder("block", "fold"), entry_id)
-    files = [p for p in (root / path).rglob("*") if p.is_file()]
+    files = {p for p in root.rglob("*") if p.is_file()} - files_before
+    levels = sorted(str(p.relative_to(root)) for p in files if (root / path) not in p.parents)
+    kp = key_prefix("block", key_folder("block", "fold"))
+    assert key_folder("block", "warm")[:2] != key_folder("block", "fold")[:2]  # a new shard
+    # the new shard and key folders get their level doc; the keyspace already has one
+    assert levels == sorted([f"{kp.rsplit('/', 1)[0]}/{MARKER}", f"{kp}/{MARKER}"])
     opens = [a for c, a, r in calls if c == "open"]
-    assert len(opens) == len(files)  # payload objects + the marker's temp file, each once
-    assert kinds["link"] == 1 and kinds["unlink"] == 1  # marker: link, then drop the temp
+    # payload objects + the temp files of the marker and the level docs, each once
+    assert len(opens) == len(files)
+    # marker and level docs: create-only link, then drop the temp
+    assert kinds["link"] == 1 + len(levels) and kinds["unlink"] == 1 + len(levels)
     hit = s.lookup("block", "fold")
     assert hit is not None and record_values_ok(hit.record, "fold", 3)
 
@@ -98,6 +110,8 @@ def test_second_save_under_a_key_makes_only_its_entry_folders(
     assert all(r == "ok" for _, r in mkdirs)  # the key folder exists: nothing fails
     # entry, rho, block_beta, block_beta/0, block_beta/1
     assert len(mkdirs) == 5
+    # the level docs were written by the first save of this process: only the marker links
+    assert kinds_of(calls)["link"] == 1
 
 
 def test_saved_entry_still_opens_with_plain_zarr(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gamstore.store import Store, open_store
+from gamstore.store import Store, key_folder, open_store
 from gamstore.store.testing import block_record
 
 pytestmark = pytest.mark.s3
@@ -54,11 +54,16 @@ def test_request_counts_save_hit_miss(counted: tuple[Store, CallCounter]) -> Non
     store.save("block", "warm", block_record("warm"))  # first save of the process sweeps
     counter.take()
     rec = block_record("k")
+    n_objects = 13  # 6 arrays x (zarr.json + chunk) + block_beta/zarr.json; marker extra
+    # first save under a new key in a new shard: + the shard's and the key's level docs
+    assert key_folder("block", "warm")[:2] != key_folder("block", "k")[:2]
+    assert store.save("block", "k", block_record("k", 1), objective=2.0) is not None
+    assert counter.conditional == 3  # If-None-Match: * on the marker and two level docs
+    assert counter.take() == Counter({"put_object": n_objects + 3})
     assert store.save("block", "k", rec, objective=1.0) is not None
     assert counter.conditional == 1  # If-None-Match: * on the marker only
     save = counter.take()
-    n_objects = 13  # 6 arrays x (zarr.json + chunk) + block_beta/zarr.json; marker extra
-    # save = one PUT per object, the marker create-only; no HEAD, GET or LIST
+    # a repeat save = one PUT per object, the marker create-only; no HEAD, GET or LIST
     assert set(save) == {"put_object"}
     assert save["put_object"] == n_objects + 1
 
@@ -67,8 +72,8 @@ def test_request_counts_save_hit_miss(counted: tuple[Store, CallCounter]) -> Non
     e = store.lookup("block", "k")
     assert e is not None and e.record == rec
     hit = counter.take()
-    # hit = 1 LIST + 1 marker GET + the array GETs, nothing else
-    assert hit == Counter({"list_objects_v2": 1, "get_object": 1 + n_objects})
+    # hit = 1 LIST + the 2 markers' GETs + the best entry's array GETs, nothing else
+    assert hit == Counter({"list_objects_v2": 1, "get_object": 2 + n_objects})
 
     e2 = store.lookup("block", "k")  # repeated hit: validated by the listing alone
     assert e2 is e

@@ -113,6 +113,13 @@ class Backend(ABC):
     def put_if_absent(self, path: str, data: bytes) -> bool:
         """Create ``path`` atomically only if it does not exist; return whether it did."""
 
+    def put_many_if_absent(self, items: Mapping[str, bytes]) -> builtins.list[bool]:
+        """:meth:`put_if_absent` of several objects (object stores send them concurrently).
+
+        Returns, in order, whether each object was created.
+        """
+        return [self.put_if_absent(p, d) for p, d in items.items()]
+
     @abstractmethod
     def touch(self, path: str) -> None:
         """Create ``path`` (empty) or bump its modification time to now."""

@@ -20,6 +20,7 @@ __all__ = ["RootState", "clear_states", "state_for"]
 _MAX_MARKERS = 65536
 _MAX_DECODED_ROWS = 128
 _MAX_DECODED_BYTES = 256 * 1024 * 1024
+_MAX_LEVEL_DOCS = 65536
 
 
 @dataclass
@@ -34,6 +35,8 @@ class RootState:
     touched: dict[str, int] = field(default_factory=dict)  # when we last wrote the touch
     pending: dict[str, int] = field(default_factory=dict)  # touches not yet written
     root_checked: bool = False
+    # Folders whose level doc (zarr.json) this process wrote or found: written once per folder.
+    level_docs: set[str] = field(default_factory=set)
     save_counter: int = 0
     last_sweep_save: int = 0  # save_counter value at the last throttled sweep
     shard_bytes: list[int] | None = None  # estimated bytes per <kk> shard
@@ -62,6 +65,13 @@ class RootState:
             while len(self.decoded) > _MAX_DECODED_ROWS or self.decoded_bytes > _MAX_DECODED_BYTES:
                 _, dropped = self.decoded.popitem(last=False)
                 self.decoded_bytes -= dropped.nbytes
+
+    def remember_levels(self, folders: list[str]) -> None:
+        """Note folders whose level doc exists (bounded: a full set starts over)."""
+        with self.lock:
+            if len(self.level_docs) + len(folders) > _MAX_LEVEL_DOCS:
+                self.level_docs.clear()
+            self.level_docs.update(folders)
 
     def forget(self, path: str) -> None:
         """Drop everything known about one entry (deleted, corrupt or expired)."""

@@ -205,6 +205,17 @@ def array_meta_bytes(dtype: str, shape: tuple[int, ...], dims: tuple[str, ...]) 
     return _trusted_json(doc)
 
 
+def placeholder_meta_bytes(attributes: Mapping[str, Any], dim: str) -> bytes:
+    """``zarr.json`` of an empty ``int64`` array of shape ``(0,)`` with ``attributes``.
+
+    Written at the top of a folder of non-Zarr objects (``.access``, ``.catalog``): a Zarr
+    walk sees a leaf there (an array has no members) and never lists the objects below.
+    """
+    doc = _json.loads(array_meta_bytes("int64", (0,), (dim,)), root="placeholder")
+    doc["attributes"] = dict(attributes)
+    return _json.dumps_bytes(doc, root="placeholder")
+
+
 def _check_name(name: object) -> str:
     if not isinstance(name, str):
         raise TypeError(f"arrays: array name must be str, got {type(name).__name__}")

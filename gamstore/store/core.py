@@ -38,10 +38,14 @@ from gamstore.store.layout import (
     LAYOUT_VERSION,
     MARKER,
     access_path,
+    bookkeeping_attrs,
     check_keyspace,
     entry_prefix,
+    is_folder_name,
+    is_shard_name,
     key_folder,
     key_prefix,
+    level_attrs,
     split_entry_path,
 )
 from gamstore.store.ranking import Candidate, rank
@@ -343,6 +347,8 @@ class Store:
         marker_sent = False
         try:
             self._backend.put_many({f"{path}/{p}": b for p, b in enc.payload.items()})
+            if key_prefix(keyspace, folder) not in self._state.level_docs:
+                self._write_levels(keyspace, folder, key)
             marker_sent = True
             if not self._backend.put_if_absent(f"{path}/{MARKER}", enc.marker):
                 # A retried create-only PUT whose first attempt landed (response lost) finds
@@ -381,6 +387,39 @@ class Store:
         self._state.remember_marker(path, marker)
         self._after_save(folder, enc.nbytes)
         return entry_id
+
+    def ensure_levels(self, keyspace: str, key: str) -> None:
+        """Make the keyspace, shard and key folders of ``key`` Zarr groups (create-only).
+
+        :meth:`save` does this itself; tools that write entries' objects directly (HDF5
+        import) call it before committing. A no-op for folders this process already did.
+
+        Raises
+        ------
+        ReadOnlyStoreError
+            On a read-only store.
+        """
+        self._check_writable()
+        folder = key_folder(keyspace, key)
+        if key_prefix(keyspace, folder) not in self._state.level_docs:
+            self._write_levels(keyspace, folder, key)
+
+    def _write_levels(self, keyspace: str, folder: str, key: str) -> None:
+        """Create-only ``zarr.json`` of the keyspace, shard and key folders (once per folder
+        per process): every level is a Zarr group, so Zarr tools walk the whole store."""
+        st = self._state
+        todo = [(p, a) for p, a in level_attrs(keyspace, folder, key) if p not in st.level_docs]
+        # An existing doc (another writer's, or ours from an earlier process) is fine as is.
+        self._backend.put_many_if_absent(
+            {f"{p}/{MARKER}": codec.group_meta_bytes(a) for p, a in todo}
+        )
+        st.remember_levels([p for p, _ in todo])
+
+    def _write_placeholder(self, top: str) -> None:
+        """Create-only ``<top>/zarr.json`` that makes a bookkeeping folder a Zarr leaf."""
+        doc = codec.placeholder_meta_bytes(bookkeeping_attrs(top), top.lstrip("."))
+        self._backend.put_if_absent(f"{top}/{MARKER}", doc)
+        self._state.remember_levels([top])
 
     # ------------------------------------------------------------------ lookup
     def lookup(self, keyspace: str, key: str) -> Entry | None:
@@ -589,6 +628,8 @@ class Store:
             pending, st.pending = st.pending, {}
         try:
             self._backend.touch_many([access_path(p) for p in pending])
+            if ACCESS_DIR not in st.level_docs:
+                self._write_placeholder(ACCESS_DIR)
         except Exception as exc:  # noqa: BLE001 - a lost touch only ages the entry
             log.debug("gamstore: touching %d entries failed: %s", len(pending), exc)
 
@@ -630,9 +671,12 @@ class Store:
             access: dict[str, int] = {}
             for o in be.list(f"{ACCESS_DIR}/{top}"):
                 access[o.path[len(ACCESS_DIR) + 1 :]] = o.mtime
-            shards = [shard] if shard is not None else sorted(be.list_dir(ks))
+            # Level docs (zarr.json) sit beside the shard and key folders: skip them.
+            shards = (
+                [shard] if shard is not None else sorted(filter(is_shard_name, be.list_dir(ks)))
+            )
             for kk in shards:
-                for folder in sorted(be.list_dir(f"{ks}/{kk}")):
+                for folder in sorted(filter(is_folder_name, be.list_dir(f"{ks}/{kk}"))):
                     kp = f"{ks}/{kk}/{folder}"
                     paths = [f"{kp}/{n}" for n in sorted(be.list_dir(kp)) if ENTRY_ID_RE.match(n)]
                     unknown = [p for p in paths if p not in st.markers]
@@ -928,6 +972,8 @@ class Store:
 
         if not path:
             raise ValueError("path: expected a non-empty relative path")
+        if path == MARKER:
+            raise ValueError(f"path: {MARKER!r} at the top of {CATALOG_DIR} is the store's own")
         return f"{CATALOG_DIR}/{check_path(path)}"
 
     def put_raw(self, path: str, data: bytes, *, if_absent: bool = False) -> bool:
@@ -939,6 +985,8 @@ class Store:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data: expected bytes, got {type(data).__name__}")
         full = self._catalog_path(path)
+        if CATALOG_DIR not in self._state.level_docs:
+            self._write_placeholder(CATALOG_DIR)
         if if_absent:
             return self._backend.put_if_absent(full, bytes(data))
         self._backend.put(full, bytes(data))
@@ -954,7 +1002,11 @@ class Store:
         if prefix:
             self._catalog_path(prefix)
         cut = len(CATALOG_DIR) + 1
-        return sorted((o.path[cut:], o.size, o.mtime) for o in self._backend.list(base))
+        return sorted(
+            (o.path[cut:], o.size, o.mtime)
+            for o in self._backend.list(base)
+            if o.path != f"{CATALOG_DIR}/{MARKER}"  # the placeholder, not a catalog object
+        )
 
     def delete_raw(self, path: str) -> bool:
         """Delete an object under ``<root>/.catalog/``."""

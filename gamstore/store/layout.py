@@ -3,10 +3,20 @@
 ::
 
     zarr.json                                   root group, attrs {"gamstore": {"layout": 1}}
+    <keyspace>/zarr.json                        level group {"gamstore": {"level": "keyspace", ...}}
+    <keyspace>/<kk>/zarr.json                   level group {"gamstore": {"level": "shard", ...}}
+    <keyspace>/<kk>/<key64>/zarr.json           level group {"gamstore": {"level": "key", ...}}
     <keyspace>/<kk>/<key64>/<entry>/zarr.json   commit marker (group metadata, written last)
     <keyspace>/<kk>/<key64>/<entry>/<array>/... the entry's arrays
+    .access/zarr.json                           a zero-length placeholder array (a Zarr leaf)
     .access/<keyspace>/<kk>/<key64>/<entry>     touch objects (mtime = last access)
+    .catalog/zarr.json                          a zero-length placeholder array (a Zarr leaf)
     .catalog/...                                free-form objects of the catalog (views layer)
+
+The level groups make the whole store one Zarr hierarchy; they are written create-only, once
+per folder, and readers never need them (stores of the first layout have none). The two
+bookkeeping folders hold objects that are not Zarr nodes, so each declares itself a Zarr
+*array* of shape ``(0,)``: a Zarr walk treats it as a leaf and never lists what is below.
 
 Keys never become path segments: a key string maps to the 64-hex folder
 ``key_fingerprint(keyspace, key).hex()`` (:mod:`gamstore.fingerprint`), so user strings
@@ -26,10 +36,15 @@ __all__ = [
     "LAYOUT_VERSION",
     "MARKER",
     "access_path",
+    "bookkeeping_attrs",
     "check_keyspace",
     "entry_prefix",
     "key_folder",
+    "is_folder_name",
+    "is_level_doc",
+    "is_shard_name",
     "key_prefix",
+    "level_attrs",
     "split_entry_path",
 ]
 
@@ -91,3 +106,55 @@ def split_entry_path(path: str) -> tuple[str, str, str] | None:
     if ks not in KEYSPACES or len(folder) != 64 or folder[:2] != kk:
         return None
     return ks, folder, entry_id
+
+
+def level_attrs(keyspace: str, folder: str, key: str) -> list[tuple[str, dict[str, object]]]:
+    """``(folder path, attrs)`` of the keyspace, shard and key groups above an entry.
+
+    Top first; each folder's ``zarr.json`` is a plain Zarr group whose attrs say which level
+    it is (``{"gamstore": {"level": "key", "keyspace": "block", "key": "cf-..."}}``).
+    """
+    kk = folder[:2]
+    return [
+        (keyspace, {"gamstore": {"level": "keyspace", "keyspace": keyspace}}),
+        (f"{keyspace}/{kk}", {"gamstore": {"level": "shard", "keyspace": keyspace, "shard": kk}}),
+        (
+            f"{keyspace}/{kk}/{folder}",
+            {"gamstore": {"level": "key", "keyspace": keyspace, "key": key}},
+        ),
+    ]
+
+
+def bookkeeping_attrs(top: str) -> dict[str, object]:
+    """Attrs of the placeholder array that hides ``.access`` or ``.catalog`` from Zarr walks."""
+    what = {
+        ACCESS_DIR: "access touch objects (their mtime is an entry's last access)",
+        CATALOG_DIR: "catalog versions and their pointer current.json",
+    }[top]
+    return {"gamstore": {"level": top.lstrip("."), "holds": what}}
+
+
+def is_level_doc(path: str) -> bool:
+    """True for the ``zarr.json`` of a keyspace, shard or key folder or a bookkeeping top."""
+    head, _, name = path.rpartition("/")
+    if name != MARKER or not head:
+        return False
+    parts = head.split("/")
+    if len(parts) == 1:
+        return parts[0] in KEYSPACES or parts[0] in (ACCESS_DIR, CATALOG_DIR)
+    if parts[0] not in KEYSPACES or not is_shard_name(parts[1]):
+        return False
+    return len(parts) == 2 or (len(parts) == 3 and is_folder_name(parts[2]))
+
+
+def is_shard_name(name: str) -> bool:
+    """True for a ``<kk>`` folder name (two lowercase hex digits)."""
+    return len(name) == 2 and all(c in _HEX for c in name)
+
+
+def is_folder_name(name: str) -> bool:
+    """True for a ``<key64>`` folder name (64 lowercase hex digits)."""
+    return len(name) == 64 and all(c in _HEX for c in name)
+
+
+_HEX = frozenset("0123456789abcdef")

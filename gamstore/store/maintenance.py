@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 from gamstore.store import codec
 from gamstore.store.codec import CorruptEntryError
 from gamstore.store.ids import ENTRY_ID_RE
-from gamstore.store.layout import ACCESS_DIR, CATALOG_DIR, MARKER
+from gamstore.store.layout import (
+    ACCESS_DIR,
+    CATALOG_DIR,
+    MARKER,
+    is_folder_name,
+    is_shard_name,
+)
 from gamstore.store.types import KEYSPACES, GcReport, VerifyReport
 
 if TYPE_CHECKING:
@@ -55,8 +61,8 @@ def gc(store: Store, grace: float = 3600.0) -> GcReport:
     if not be.flat_listing:
         # Folders of writers killed before their first file hold no objects at all.
         for ks in KEYSPACES:
-            for kk in be.list_dir(ks):
-                for folder in be.list_dir(f"{ks}/{kk}"):
+            for kk in filter(is_shard_name, be.list_dir(ks)):
+                for folder in filter(is_folder_name, be.list_dir(f"{ks}/{kk}")):
                     for name in be.list_dir(f"{ks}/{kk}/{folder}"):
                         ep = f"{ks}/{kk}/{folder}/{name}"
                         if ep not in groups and ENTRY_ID_RE.match(name):
@@ -75,6 +81,8 @@ def gc(store: Store, grace: float = 3600.0) -> GcReport:
             freed += sum(o.size for o in objs)
     for o in be.list(ACCESS_DIR):
         ep = o.path[len(ACCESS_DIR) + 1 :]
+        if ep == MARKER:
+            continue  # the placeholder that makes .access a Zarr leaf, not a touch
         if ep not in committed and o.mtime <= cutoff and be.delete(o.path):
             acc += 1
     return GcReport(payloads=payloads, temps=temps, access=acc, bytes_freed=freed)

@@ -402,6 +402,10 @@ class S3Backend(Backend):
     def put_if_absent(self, path: str, data: bytes) -> bool:
         return self._run(self._put_if_absent(path, data))  # type: ignore[no-any-return]
 
+    def put_many_if_absent(self, items: Mapping[str, bytes]) -> builtins.list[bool]:
+        coros = [self._put_if_absent(p, d) for p, d in items.items()]
+        return list(self._run(self._gather(coros)))
+
     def touch(self, path: str) -> None:
         self._run(self._put(path, b"", "touch"))
 

@@ -703,6 +703,133 @@ class StoreConformance:
             np.testing.assert_array_equal(arr[:], beta)
             assert arr.metadata.dimension_names == (f"coef_{i}",)  # type: ignore[union-attr]
 
+    def _walk_zarr(self, store: Store) -> dict[str, Any]:
+        """Every node of the store as plain zarr sees it, with ZarrUserWarning an error."""
+        import warnings
+
+        import zarr
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            root = zarr.open_group(store.zarr_store(), mode="r", zarr_format=3)
+            nodes = dict(root.members(max_depth=None))
+            root.tree()  # renders without warnings too
+        return nodes
+
+    def test_item13_7_every_level_is_a_zarr_group(self, store: Store) -> None:
+        import zarr
+
+        from gamstore.store.layout import ACCESS_DIR, CATALOG_DIR
+
+        eid = store.save("block", "k", block_record("k", n_blocks=2), objective=1.0)
+        store.save("outer", "s", iterate_payload(2.0))
+        assert eid is not None and store.lookup("block", "k") is not None
+        store.flush()  # writes a touch under .access
+        store.put_raw("v1/zarr.json", b"{}")  # a (broken) catalog object under .catalog
+        nodes = self._walk_zarr(store)
+        folder = key_folder("block", "k")
+        kk = folder[:2]
+        levels = {
+            "block": {"level": "keyspace", "keyspace": "block"},
+            f"block/{kk}": {"level": "shard", "keyspace": "block", "shard": kk},
+            f"block/{kk}/{folder}": {"level": "key", "keyspace": "block", "key": "k"},
+        }
+        for path, attrs in levels.items():
+            node = nodes[path]
+            assert isinstance(node, zarr.Group)
+            assert node.attrs.asdict() == {"gamstore": attrs}
+        assert f"block/{kk}/{folder}/{eid}/rho" in nodes
+        outer = key_folder("outer", "s")
+        assert nodes[f"outer/{outer[:2]}/{outer}"].attrs["gamstore"]["key"] == "s"
+        # the bookkeeping folders are leaves (zero-length arrays): nothing below is walked
+        for top in (ACCESS_DIR, CATALOG_DIR):
+            leaf = nodes[top]
+            assert isinstance(leaf, zarr.Array) and leaf.shape == (0,)
+            leaf_attrs: Any = leaf.attrs.asdict()["gamstore"]
+            assert leaf_attrs["level"] == top.lstrip(".")
+            assert not [p for p in nodes if p.startswith(f"{top}/")]
+        assert [p for p, _, _ in store.list_raw()] == ["v1/zarr.json"]
+
+    def test_item13_7_key_folder_opens_as_a_datatree(self, store: Store) -> None:
+        import warnings
+
+        import xarray as xr
+
+        rec = block_record("k", n_blocks=2)
+        eid = store.save("block", "k", rec, objective=1.0, kind="final")
+        assert eid is not None
+        kp = key_prefix("block", key_folder("block", "k"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            tree = xr.open_datatree(store.zarr_store(), engine="zarr", group=kp, consolidated=False)
+        assert tree.attrs["gamstore"]["level"] == "key"
+        np.testing.assert_array_equal(tree[eid]["rho"].values, rec.rho)
+        np.testing.assert_array_equal(tree[f"{eid}/block_beta"]["1"].values, rec.block_beta[1])
+
+    def test_item13_7_level_docs_written_once_per_folder(self, make_store: MakeStore) -> None:
+        from gamstore.store.cache import clear_states
+
+        s = make_store()
+        reqs = s.backend.requests
+        s.save("block", "a", block_record("a"))  # keyspace, shard, key docs + marker
+        assert reqs["put_if_absent"] == 1 + 4  # + the root doc when the store opened
+        kk = key_folder("block", "a")[:2]
+        other = next(f"b{i}" for i in range(999) if key_folder("block", f"b{i}")[:2] != kk)
+        same = next(f"c{i}" for i in range(999) if key_folder("block", f"c{i}")[:2] == kk)
+        for key, extra in [("a", 0), ("a", 0), (same, 1), (other, 2), (other, 0)]:
+            before = reqs["put_if_absent"]
+            assert s.save("block", key, block_record(key)) is not None
+            assert reqs["put_if_absent"] - before == 1 + extra, key
+        docs = {p: s.backend.get(f"{p}/{MARKER}") for p in ["block", key_prefix("block", "a" * 64)]}
+        # a new process meets existing docs: create-only, so they stay as they are
+        clear_states()
+        t = make_store()
+        before = t.backend.requests["put_if_absent"]
+        assert t.save("block", "a", block_record("a", 1)) is not None
+        assert t.backend.requests["put_if_absent"] - before == 1 + 3
+        assert s.backend.get(f"block/{MARKER}") == docs["block"]
+
+    def test_item13_7_existing_level_doc_is_kept(self, store: Store) -> None:
+        kp = key_prefix("block", key_folder("block", "k"))
+        foreign = codec.group_meta_bytes({"gamstore": {"level": "key", "note": "first"}})
+        store.backend.put(f"{kp}/{MARKER}", foreign)
+        assert store.save("block", "k", block_record("k")) is not None
+        assert store.backend.get(f"{kp}/{MARKER}") == foreign  # create-only
+        assert store.lookup("block", "k") is not None
+
+    def test_item13_7_previous_layout_without_level_docs_reads(self, make_store: MakeStore) -> None:
+        from gamstore.store.cache import clear_states
+        from gamstore.store.layout import is_level_doc
+
+        s = make_store()
+        ids: dict[str, Any] = {
+            k: s.save("block", k, block_record(k), objective=1.0) for k in ("a", "b")
+        }
+        s.save("outer", "s", iterate_payload(2.0))
+        assert s.lookup("block", "a") is not None
+        s.flush()
+        # the first layout had no level docs and no bookkeeping placeholders
+        for o in s.backend.list(""):
+            if is_level_doc(o.path):
+                s.backend.delete(o.path)
+        assert not [o for o in s.backend.list("") if is_level_doc(o.path)]
+        clear_states()  # a new process with the new code
+        t = make_store()
+        hit = t.lookup("block", "b")
+        assert hit is not None and hit.entry_id == ids["b"] and record_values_ok(hit.record, "b", 0)
+        assert sorted(i.entry_id for i in t.entries("block")) == sorted(ids.values())
+        rep = t.verify()
+        assert rep.ok == 3 and rep.corrupt == () and rep.uncommitted == 0
+        assert t.gc(grace=0).payloads == 0
+        assert len(list(t.entries())) == 3
+        # the next save under an old key adds that key's levels; the others stay missing
+        assert t.save("block", "a", block_record("a", 1)) is not None
+        ka = key_prefix("block", key_folder("block", "a"))
+        kb = key_prefix("block", key_folder("block", "b"))
+        assert t.backend.get(f"{ka}/{MARKER}") is not None
+        assert t.backend.get(f"{kb}/{MARKER}") is None
+        assert t.lookup("block", "a") is not None and t.lookup("block", "b") is not None
+
     def test_catalog_raw_objects(self, store: Store) -> None:
         assert store.put_raw("shards/00.json", b"{}")
         assert not store.put_raw("shards/00.json", b"{1}", if_absent=True)

@@ -289,6 +289,15 @@ def _entry_objects(path: str, group: Any) -> tuple[dict[str, Any], dict[str, byt
     return attrs, payload, marker_bytes
 
 
+def _levels_match(keyspace: str, folder: str, key: object) -> bool:
+    from gamstore.store.layout import key_folder
+
+    try:
+        return isinstance(key, str) and key_folder(keyspace, key) == folder
+    except ValueError:
+        return False
+
+
 def import_hdf5(
     store: Any,
     path: str | os.PathLike[str],
@@ -359,6 +368,9 @@ def import_hdf5(
                 existing += 1
             else:
                 backend.put_many({f"{entry_path}/{rel}": data for rel, data in payload.items()})
+                ks, _, folder, _ = entry_path.split("/")
+                if _levels_match(ks, folder, attrs.get("key")):
+                    store.ensure_levels(ks, attrs["key"])
                 if not backend.put_if_absent(f"{entry_path}/{MARKER}", marker):
                     existing += 1  # a concurrent import committed it first
                 else:

@@ -24,6 +24,7 @@ from typing import Any
 
 import blake3
 
+from gamstore.store.layout import is_folder_name, is_shard_name
 from gamstore.views.extract import UnsupportedRecordError, row_from_entry
 from gamstore.views.rows import FitRow, layout_for
 
@@ -92,8 +93,8 @@ class ListingState:
 
 def _walk_paths(backend: Any, keyspace: str) -> list[str]:
     paths: list[str] = []
-    for kk in backend.list_dir(keyspace):
-        for folder in backend.list_dir(f"{keyspace}/{kk}"):
+    for kk in filter(is_shard_name, backend.list_dir(keyspace)):
+        for folder in filter(is_folder_name, backend.list_dir(f"{keyspace}/{kk}")):
             prefix = f"{keyspace}/{kk}/{folder}"
             paths.extend(f"{prefix}/{n}" for n in backend.list_dir(prefix) if _ENTRY_ID.match(n))
     return paths
