@@ -16,7 +16,11 @@ Run ``OPENBLAS_NUM_THREADS=1 python bench/bench_store.py [--quick] [--dir DIR] [
   ``LegacyLocalBackend`` plus the previous codec steps, so before/after run in one process),
   ``np.savez`` of the same arrays into one file, the same folders and files written with bare
   ``os`` calls, and the same number of files in one folder. ``--only-small-save`` runs just
-  this table.
+  this table;
+* level docs (``--only-levels``): what the Zarr level docs (keyspace, shard, key folders)
+  cost per save: first save under a new key in a new or known shard vs a repeat save, with
+  them vs without (a ``Store`` whose ``_write_levels`` is a no-op), local fs calls and time,
+  S3 requests on moto.
 """
 
 from __future__ import annotations
@@ -811,6 +815,177 @@ def bench_fold_save(parents: list[Path], n: int) -> None:
         print(f"\nThis round / previous: {a / b:.2f}× (median).", flush=True)
 
 
+# ------------------------------------------------------------------------------ level docs
+class _NoLevelStore:
+    """Mixin: a Store that writes no level docs (the layout before them), for baselines."""
+
+    def _write_levels(self, keyspace: str, folder: str, key: str) -> None:
+        return None
+
+
+def _level_keys(n: int, shards_known: set[str], tag: str) -> dict[str, list[str]]:
+    """Keys for the three save cases: new key in a new shard, new key in a known shard."""
+    from gamstore.store.layout import key_folder
+
+    new_shard: list[str] = []
+    known_shard: list[str] = []
+    seen = set(shards_known)
+    i = 0
+    while len(new_shard) < n or len(known_shard) < n:
+        key = f"{tag}-{i}"
+        i += 1
+        kk = key_folder("block", key)[:2]
+        if kk not in seen and len(new_shard) < n:
+            new_shard.append(key)
+            seen.add(kk)
+        elif kk in shards_known and len(known_shard) < n:
+            known_shard.append(key)
+    return {"new key, new shard": new_shard, "new key, known shard": known_shard}
+
+
+def bench_levels(parents: list[Path], n: int, s3: bool) -> None:
+    """Cost of the Zarr level docs per save: with them vs without (same process, interleaved).
+
+    Cases: the first save under a new key whose ``<kk>`` shard is new to the store, the first
+    save under a new key in a shard that exists, and a repeat save under a key this process
+    saved before. Local: file-system calls (``os`` wrappers) and median µs per save; S3 on
+    moto: requests per save.
+    """
+    from gamstore.store.core import Store
+
+    class NoLevels(_NoLevelStore, Store):
+        pass
+
+    n = min(n, 120)  # at most ~250 shards are new to a store
+    rec = fold_record(0)
+    variants: dict[str, type[Store]] = {"with level docs": Store, "without (previous)": NoLevels}
+    for parent in parents:
+        base = Path(tempfile.mkdtemp(prefix="bench-levels-", dir=parent))
+        try:
+            stores = {
+                v: cls(LocalBackend(base / v[:4]), sweep_every=10**9) for v, cls in variants.items()
+            }
+            seed_keys = [f"seed-{i}" for i in range(8)]
+            for st in stores.values():
+                for k in seed_keys:  # keyspace + a few shards exist, as in a used store
+                    st.save("block", k, rec)
+            from gamstore.store.layout import key_folder
+
+            known = {key_folder("block", k)[:2] for k in seed_keys}
+            keys = _level_keys(n, known, "lv")
+            keys["repeat save, known key"] = [seed_keys[i % 8] for i in range(n)]
+            times: dict[tuple[str, str], list[float]] = {}
+            calls: dict[tuple[str, str], Counter[str]] = {}
+            for case, ks in keys.items():
+                for v in variants:
+                    times[(case, v)] = []
+                    calls[(case, v)] = Counter()
+                for i, key in enumerate(ks):
+                    order = list(variants) if i % 2 else list(variants)[::-1]
+                    for v in order:
+                        st = stores[v]
+                        if i < 8:  # count on the first 8, time the rest
+                            c = count_os_calls(
+                                lambda _i, st=st, key=key: st.save("block", key, rec), range(1)
+                            )
+                            calls[(case, v)].update(c)
+                            continue
+                        t = time.perf_counter()
+                        st.save("block", key, rec)
+                        times[(case, v)].append(time.perf_counter() - t)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+        print(
+            f"\n### Zarr level docs, local ({parent}): per save, median of {n - 8}, interleaved\n"
+        )
+        print("| case | variant | median µs | fs calls per save | calls by kind |")
+        print("|---|---|---|---|---|")
+        for case in keys:
+            for v in variants:
+                c = Counter({k: x / 8 for k, x in calls[(case, v)].items()})
+                kinds = ", ".join(f"{x:g} {k}" for k, x in sorted(c.items()))
+                med = statistics.median(times[(case, v)]) * 1e6
+                print(f"| {case} | {v} | {med:.0f} | {sum(c.values()):g} | {kinds} |")
+            a, b = (statistics.median(times[(case, v)]) for v in variants)
+            print(f"| {case} | ratio with / without | {a / b:.2f}× | | |")
+    if s3:
+        _bench_levels_s3(n, rec, variants)
+
+
+def _bench_levels_s3(n: int, rec: Any, variants: dict[str, Any]) -> None:
+    import logging
+
+    import botocore.session
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+    from gamstore.store.layout import key_folder
+    from gamstore.store.registry import open_backend
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    srv = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    srv.start()
+    host, port = srv.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    opts = {"endpoint_url": endpoint, "key": "bench-key", "secret": "bench-secret"}
+    client = botocore.session.Session().create_client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="bench-key",
+        aws_secret_access_key="bench-secret",
+    )
+    client.create_bucket(Bucket="levels")
+    n = min(n, 40)
+    rows: list[tuple[str, str, Counter[str], float]] = []
+    try:
+        for v, cls in variants.items():
+            be = open_backend(f"s3://levels/{v[:4]}", opts)
+            st = cls(be, sweep_every=10**9)
+            fs = be.fs  # type: ignore[attr-defined]
+            calls: Counter[str] = Counter()
+            orig = fs._call_s3
+
+            async def counting(
+                method: str, *a: Any, _c: Counter[str] = calls, _o: Any = orig, **kw: Any
+            ) -> Any:
+                _c[method + ("(If-None-Match)" if kw.get("IfNoneMatch") else "")] += 1
+                return await _o(method, *a, **kw)
+
+            fs._call_s3 = counting
+            seed_keys = [f"seed-{i}" for i in range(8)]
+            for k in seed_keys:
+                st.save("block", k, rec)
+            known = {key_folder("block", k)[:2] for k in seed_keys}
+            keys = _level_keys(n, known, "lv")
+            keys["repeat save, known key"] = [seed_keys[i % 8] for i in range(n)]
+            for case, ks in keys.items():
+                calls.clear()
+                times = []
+                for key in ks:
+                    t = time.perf_counter()
+                    st.save("block", key, rec)
+                    times.append(time.perf_counter() - t)
+                rows.append(
+                    (
+                        case,
+                        v,
+                        Counter({k: x / n for k, x in calls.items()}),
+                        statistics.median(times),
+                    )
+                )
+            fs._call_s3 = orig
+    finally:
+        srv.stop()
+    print(
+        f"\n### Zarr level docs, S3 on moto (loopback): requests per save (mean of {n}), median ms\n"
+    )
+    print("| case | variant | requests per save | median ms |")
+    print("|---|---|---|---|")
+    for case, v, c, t in sorted(rows, key=lambda r: (r[0], r[1])):
+        kinds = ", ".join(f"{x:g} {k}" for k, x in sorted(c.items()))
+        print(f"| {case} | {v} | {sum(c.values()):g} ({kinds}) | {t * 1e3:.1f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and entries")
@@ -830,6 +1005,11 @@ def main() -> None:
     ap.add_argument(
         "--only-small-save", action="store_true", help="only the small-entry save table"
     )
+    ap.add_argument(
+        "--only-levels",
+        action="store_true",
+        help="only the Zarr level-doc cost per save (local, and S3 unless --skip-s3)",
+    )
     args = ap.parse_args()
     n = 60 if args.quick else 300
     if args.only_small_save:
@@ -838,6 +1018,14 @@ def main() -> None:
     parent.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="bench-store-", dir=parent))
     print(f"python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f}, n={n}")
+    if args.only_levels:
+        shm = Path("/dev/shm")
+        places = [parent] + ([shm] if shm.is_dir() and parent != shm else [])
+        try:
+            bench_levels(places, n, s3=not args.skip_s3)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+        return
     try:
         if not args.skip_small_save:
             shm = Path("/dev/shm")
