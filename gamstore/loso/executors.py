@@ -1,9 +1,11 @@
 """Running fold tasks: in process, in a spawned process pool, or on a dask cluster.
 
-Each runner takes the tasks, runs every one, retries a failed task once, and reports each
-finished task to a callback (the progress bar). A task fails either inside the fit (the
-outcome says so) or because its worker died (the future raises); both are retried once and
-then reported as a failed fold, never raised.
+Each runner takes the tasks, runs every one, retries a task that failed for a transient
+reason once, and reports each finished task to a callback (the progress bar). A task fails
+either inside the fit (the outcome says so, and whether the error is transient: I/O,
+network, timeout) or because its worker died (the future raises: always worth a retry). A
+deterministic error (bad data, an unidentifiable term) is reported at once: a retry would
+only repeat it. Failed folds are reported, never raised.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ def _died(task: FoldTask, exc: BaseException) -> FoldOutcome:
         status=STATUS_FAILED,
         error=f"worker failed: {type(exc).__name__}: {exc}",
         attempts=task.attempt,
+        retryable=True,  # a lost worker says nothing about the task itself
     )
 
 
@@ -56,7 +59,7 @@ def run_serial(
     outcomes = []
     for task in tasks:
         out = run_fold(data, model, task, store=store)
-        if not out.ok:
+        if not out.ok and out.retryable:
             out = run_fold(data, model, _retry(task), store=store)
         report(out)
         outcomes.append(out)
@@ -83,9 +86,9 @@ def run_processes(
     """Run the tasks in a spawned :class:`~concurrent.futures.ProcessPoolExecutor`.
 
     First pass: all tasks concurrently. A worker that dies breaks the whole pool, so every
-    task that did not finish is retried in a second pass that runs one task at a time in a
-    one-worker pool (recreated after each death), which pins a death on the task that
-    caused it.
+    task that did not finish (or failed transiently) is retried in a second pass that runs
+    one task at a time in a one-worker pool (recreated after each death), which pins a
+    death on the task that caused it.
     """
     workers = max_workers or min(len(tasks), os.cpu_count() or 1)
     done: dict[int, FoldOutcome] = {}
@@ -102,7 +105,7 @@ def run_processes(
                 logger.info("LOSO fold %r: %s; retrying", tasks[i].subject, exc)
                 again.append(i)
                 continue
-            if out.ok:
+            if out.ok or not out.retryable:
                 done[i] = out
                 report(out)
             else:
@@ -135,9 +138,9 @@ def run_dask(
     """Run the tasks on a ``dask.distributed`` cluster through ``client``.
 
     The data set is scattered once to every worker; each task opens the store inside the
-    worker from its URL and storage options. Dask itself reschedules the tasks of a worker
-    that died; a task that still fails (``KilledWorker``, or a failed fit) is resubmitted
-    once.
+    worker from its :class:`~gamstore.store.StoreSpec`. Dask itself reschedules the tasks of
+    a worker that died; a task that still fails (``KilledWorker``, or a transient error in
+    the fit) is resubmitted once.
     """
     from distributed import as_completed as dask_as_completed
 
@@ -156,7 +159,7 @@ def run_dask(
             out = fut.result()
         except Exception as exc:
             out = _died(task, exc)
-        if not out.ok and task.attempt == 1:
+        if not out.ok and out.retryable and task.attempt == 1:
             task2 = _retry(task)
             fut2 = submit(task2)
             futures[fut2] = (i, task2)

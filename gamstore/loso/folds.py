@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -74,6 +75,9 @@ class FoldOutcome:
     heldout_n: int = 0
     train_n: int = 0
     worker: str = ""
+    #: the failure may heal on a retry (I/O, network, timeout, a lost worker); a
+    #: deterministic error (bad data, an unidentifiable term) is reported at once
+    retryable: bool = False
 
     @property
     def ok(self) -> bool:
@@ -112,6 +116,28 @@ def _as_int(value: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         return -1
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors a retry can cure: I/O and network failures, timeouts.
+
+    ``OSError`` covers the store's :class:`~gamstore.store.StoreError`, connection resets
+    and ``TimeoutError``; a refused permission (a read-only store included) will not change
+    on a retry. botocore's connection errors are not ``OSError`` subclasses.
+    """
+    if isinstance(exc, PermissionError):
+        return False
+    if isinstance(exc, OSError):
+        return True
+    botocore = sys.modules.get("botocore.exceptions")  # only if S3 is in use at all
+    if botocore is not None:
+        kinds = tuple(
+            getattr(botocore, n)
+            for n in ("ConnectionError", "HTTPClientError")
+            if hasattr(botocore, n)
+        )
+        return bool(kinds) and isinstance(exc, kinds)
+    return False
 
 
 def model_columns(model: Any) -> list[tuple[str, str]]:
@@ -218,6 +244,7 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
     except Exception as exc:  # a failing fold is data, not a crash
         out.status = STATUS_FAILED
         out.error = f"{type(exc).__name__}: {exc}"
+        out.retryable = is_transient(exc)
         logger.info(
             "LOSO fold %r (%s, attempt %d) failed: %s\n%s",
             task.subject,
