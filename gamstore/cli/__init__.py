@@ -10,6 +10,7 @@ Exit codes (documented in ``gamstore --help``):
 * 1 - the command ran but found a problem (e.g. ``verify`` found corrupt entries)
 * 2 - bad usage or bad input (unknown option, unreadable file, bad URL)
 * 3 - storage unreachable or refused (network, permissions, read-only store)
+* 130 - interrupted (Ctrl-C) where a command handles it (``loso``), as shells report SIGINT
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ EXIT_OK = 0
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
 EXIT_STORAGE = 3
+EXIT_INTERRUPTED = 130
 
 # modules under gamstore.cli that define commands; each exposes `register(main)`
 _COMMAND_MODULES = ("demo", "loso", "inspect", "gamimport")
@@ -32,7 +34,8 @@ _COMMAND_MODULES = ("demo", "loso", "inspect", "gamimport")
 
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"]},
-    epilog="Exit codes: 0 ok, 1 problem found, 2 bad usage or input, 3 storage error.",
+    epilog="Exit codes: 0 ok, 1 problem found, 2 bad usage or input, 3 storage error, "
+    "130 interrupted.",
 )
 @click.version_option(__version__, prog_name="gamstore")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")

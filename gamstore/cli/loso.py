@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from gamstore.cli import EXIT_STORAGE, EXIT_USAGE
+from gamstore.cli import EXIT_INTERRUPTED, EXIT_STORAGE, EXIT_USAGE
 from gamstore.cli.common import console as _console
 from gamstore.cli.common import parse_storage_options, storage_option
 
@@ -347,11 +347,11 @@ def loso_command(
         raise click.exceptions.Exit(EXIT_STORAGE) from None
 
     client: Any = None
-    if scheduler:
-        from distributed import Client
-
-        client = Client(scheduler)
     try:
+        if scheduler:
+            from distributed import Client
+
+            client = Client(scheduler)
         ds = run_loso(
             frame,
             model,
@@ -368,6 +368,14 @@ def loso_command(
         )
     except (TypeError, ValueError) as exc:
         raise _bad_input(str(exc)) from None
+    except KeyboardInterrupt:
+        # not exit 1 (failed folds) and no traceback: nothing went wrong but the wait
+        click.echo(
+            f"Interrupted. What finished is saved in the store {store.url}: rerunning the "
+            "same command resumes from it (warm starts).",
+            err=True,
+        )
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
     finally:
         if client is not None:
             client.close()

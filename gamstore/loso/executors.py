@@ -13,9 +13,12 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -76,6 +79,52 @@ def _spawn_pool(data: pd.DataFrame, model: Any, max_workers: int) -> ProcessPool
     )
 
 
+@contextmanager
+def _workers_immune_to_ctrl_c() -> Iterator[None]:
+    """Start worker processes with SIGINT blocked; a Ctrl-C meanwhile is raised afterwards.
+
+    A terminal sends Ctrl-C to every process of the foreground group, workers included:
+    each would die with a ``KeyboardInterrupt`` traceback (or an ``UnpicklingError`` if it
+    was still reading its start-up data). The parent alone handles Ctrl-C and stops the
+    workers (:func:`_stop`). A blocked signal mask survives ``fork``/``exec``, so workers
+    started inside this block never see SIGINT; in the parent the signal is held and
+    raised as ``KeyboardInterrupt`` once the workers are started, never half-way.
+    """
+    if (
+        not hasattr(signal, "pthread_sigmask")
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        yield  # no signal masks (Windows) or not the thread Python delivers signals to
+        return
+    hits: list[int] = []
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, lambda signum, frame: hits.append(signum))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+    if hits:
+        raise KeyboardInterrupt
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Cancel what is queued and end the workers now (Ctrl-C: do not wait for the folds)."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python >= 3.14
+    if callable(terminate):
+        terminate()
+        return
+    # older Pythons: the pool's own process table (a worker killed mid-save leaves an
+    # uncommitted payload, which `gamstore gc` removes; committed entries are never touched)
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.join(timeout=5)
+
+
 def run_processes(
     data: pd.DataFrame,
     model: Any,
@@ -88,15 +137,18 @@ def run_processes(
     First pass: all tasks concurrently. A worker that dies breaks the whole pool, so every
     task that did not finish (or failed transiently) is retried in a second pass that runs
     one task at a time in a one-worker pool (recreated after each death), which pins a
-    death on the task that caused it.
+    death on the task that caused it. Ctrl-C (``KeyboardInterrupt``) stops the workers at
+    once and propagates; the workers themselves ignore it.
     """
     workers = max_workers or min(len(tasks), os.cpu_count() or 1)
     done: dict[int, FoldOutcome] = {}
     again: list[int] = []
-    with _spawn_pool(data, model, max(1, workers)) as pool:
-        futures: dict[Future[FoldOutcome], int] = {
-            pool.submit(run_fold_in_worker, task): i for i, task in enumerate(tasks)
-        }
+    pool = _spawn_pool(data, model, max(1, workers))
+    try:
+        with _workers_immune_to_ctrl_c():  # the pool starts its workers in submit()
+            futures: dict[Future[FoldOutcome], int] = {
+                pool.submit(run_fold_in_worker, task): i for i, task in enumerate(tasks)
+            }
         for fut in as_completed(futures):
             i = futures[fut]
             try:
@@ -110,6 +162,10 @@ def run_processes(
                 report(out)
             else:
                 again.append(i)
+    except BaseException:
+        _stop(pool)
+        raise
+    pool.shutdown(wait=True)
     pool2: ProcessPoolExecutor | None = None
     try:
         for i in sorted(again):
@@ -117,7 +173,9 @@ def run_processes(
             if pool2 is None:
                 pool2 = _spawn_pool(data, model, 1)
             try:
-                out = pool2.submit(run_fold_in_worker, task).result()
+                with _workers_immune_to_ctrl_c():
+                    future = pool2.submit(run_fold_in_worker, task)
+                out = future.result()
             except BrokenProcessPool as exc:
                 out = _died(task, exc)
                 pool2.shutdown(wait=True)
@@ -126,6 +184,11 @@ def run_processes(
                 out = _died(task, exc)
             done[i] = out
             report(out)
+    except BaseException:
+        if pool2 is not None:
+            _stop(pool2)
+            pool2 = None
+        raise
     finally:
         if pool2 is not None:
             pool2.shutdown(wait=True)
