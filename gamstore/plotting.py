@@ -94,3 +94,107 @@ def plot_loso(ds: xr.Dataset, path: str | PathLike[str] | None = None, *, dpi: i
         fig.savefig(path, dpi=dpi)
         logger.info("wrote LOSO plot to %s", path)
     return fig
+
+
+def smooth_curves(res: Any, n_grid: int = 100) -> list[dict[str, Any]]:
+    """Per smooth of a fit: grid, estimate and standard error of the centred term.
+
+    As mgcv's ``plot.gam`` (``seWithMean = FALSE``): the term's own contribution
+    ``X_j(x) beta_j`` over an even grid of the covariate's range, with the standard error
+    from the term's block of ``Vp``.
+
+    Returns
+    -------
+    list of dict
+        ``label``, ``term``, ``edf``, ``x`` (grid), ``fit``, ``se``, ``data`` (the covariate
+        values of the fit, for a rug).
+    """
+    d = res._design
+    vp_w = res._pieces.Hinv * float(res.scale)
+    beta_w = d.from_reduced(res.beta_reduced)
+    out = []
+    for b in d.smooths:
+        xs = d.covariates.get(b.spec.term, np.zeros(0))
+        lo, hi = (float(b.basis.knots[3]), float(b.basis.knots[-4]))
+        if xs.size:
+            lo, hi = float(xs.min()), float(xs.max())
+        grid = np.linspace(lo, hi, n_grid)
+        Xg = b.basis.design(grid, extrapolate=True) @ b.U
+        V = vp_w[b.cols, b.cols]
+        out.append(
+            {
+                "label": b.spec.label,
+                "term": b.spec.term,
+                "edf": float(res.edf[b.spec.label]),
+                "x": grid,
+                "fit": Xg @ beta_w[b.cols],
+                "se": np.sqrt(np.maximum(np.einsum("ij,ij->i", Xg @ V, Xg), 0.0)),
+                "data": xs,
+            }
+        )
+    return out
+
+
+def plot_smooths(
+    res: Any,
+    path: str | PathLike[str] | None = None,
+    *,
+    n_grid: int = 100,
+    ncols: int | None = None,
+    rug: bool = True,
+    dpi: int = 110,
+) -> Any:
+    """One panel per smooth of a fitted GAM: estimate, ±2 standard errors, rug.
+
+    Parameters
+    ----------
+    res : gamstore.fit.FitResult
+        A fit.
+    path : str or os.PathLike, optional
+        Write the figure there (format from the suffix, e.g. ``.png``).
+    n_grid : int
+        Grid points per smooth.
+    ncols : int, optional
+        Panels per row (default: up to 3).
+    rug : bool
+        Mark the covariate values of the data along the x axis.
+    dpi : int
+        Resolution when saving.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    curves = smooth_curves(res, n_grid)
+    if not curves:
+        raise ValueError("res: the model has no smooth terms to plot")
+    ncols = ncols or min(3, len(curves))
+    nrows = -(-len(curves) // ncols)
+    fig = Figure(figsize=(4.2 * ncols, 3.6 * nrows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
+    for ax, c in zip(axes, curves, strict=False):
+        ax.plot(c["x"], c["fit"], color="k", lw=1.5)
+        ax.plot(c["x"], c["fit"] + 2 * c["se"], color="k", lw=1, ls="--")
+        ax.plot(c["x"], c["fit"] - 2 * c["se"], color="k", lw=1, ls="--")
+        if rug and c["data"].size:
+            ax.plot(
+                c["data"],
+                np.zeros_like(c["data"]),
+                "|",
+                color="k",
+                ms=8,
+                alpha=0.5,
+                transform=ax.get_xaxis_transform(),
+            )
+        ax.set_xlabel(c["term"])
+        ax.set_ylabel(f"s({c['term']},{c['edf']:.2f})")
+    for ax in axes[len(curves) :]:
+        ax.set_visible(False)
+    if path is not None:
+        fig.savefig(path, dpi=dpi)
+        logger.info("wrote %s", path)
+    return fig

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
+
+from gamstore.fit._mgcv import mgcv_available
 
 HERE = Path(__file__).parent / "fixtures" / "inference"
 R_SCRIPT = HERE / "make_inference_fixtures.R"
@@ -43,3 +50,20 @@ def model_args(case: dict[str, Any]) -> tuple[Any, list[tuple[str, int]], list[s
 def nan_array(values: list[Any]) -> np.ndarray:
     """A JSON list with nulls as a float64 array with NaN."""
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def require_mgcv() -> None:
+    """Skip without Rscript + mgcv, but fail under GAMSTORE_CI=1."""
+    if not mgcv_available():
+        if os.environ.get("GAMSTORE_CI") == "1":
+            pytest.fail("Rscript with mgcv is required under GAMSTORE_CI=1 but is not available")
+        pytest.skip("Rscript with mgcv not available")
+
+
+@functools.cache
+def live() -> dict[str, Any]:
+    """The fixture as R + mgcv computes it now (the shipped script, run once per process)."""
+    with tempfile.TemporaryDirectory(prefix="gamstore-mgcv-") as tmp:
+        out = Path(tmp) / "live.json"
+        subprocess.run(["Rscript", str(R_SCRIPT), str(out)], check=True, timeout=600)
+        return load(out)

@@ -7,19 +7,16 @@ re-runs that script and fails instead of skipping under GAMSTORE_CI=1.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from inference_fixtures import FIXTURE, R_SCRIPT, frame, load, model_args
+from inference_fixtures import FIXTURE, R_SCRIPT, frame, live, load, model_args, require_mgcv
 
 import gamstore
 from gamstore.fit import GAM, s
-from gamstore.fit._mgcv import mgcv_available
 
 FX = load()
 CASES = sorted(FX["cases"])
@@ -57,30 +54,19 @@ def test_fit_parity_recorded(name: str) -> None:
     assert_fit_parity(name, FX["cases"][name])
 
 
-def _require_mgcv() -> None:
-    if not mgcv_available():
-        if os.environ.get("GAMSTORE_CI") == "1":
-            pytest.fail("Rscript with mgcv is required under GAMSTORE_CI=1 but is not available")
-        pytest.skip("Rscript with mgcv not available")
-
-
-@pytest.fixture(scope="module")
-def live_fixture(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    _require_mgcv()
-    out = tmp_path_factory.mktemp("mgcv") / "live.json"
-    subprocess.run(["Rscript", str(R_SCRIPT), str(out)], check=True, timeout=600)
-    return load(out)
-
-
 @pytest.mark.mgcv
-def test_live_mgcv_reproduces_the_fixture(live_fixture: dict[str, Any]) -> None:
+def test_live_mgcv_reproduces_the_fixture() -> None:
+    require_mgcv()
+    live_fixture = live()
     # the shipped numbers are what R + mgcv computes from the shipped script today
     for name in CASES:
-        live, rec = live_fixture["cases"][name], FX["cases"][name]
-        assert live["data"] == rec["data"]
+        live_case, rec = live_fixture["cases"][name], FX["cases"][name]
+        assert live_case["data"] == rec["data"]
         for key in ("coefficients", "Vp", "edf", "reml"):
-            np.testing.assert_allclose(live["mgcv"][key], rec["mgcv"][key], rtol=1e-8, atol=1e-12)
-        assert_fit_parity(name, live)
+            np.testing.assert_allclose(
+                live_case["mgcv"][key], rec["mgcv"][key], rtol=1e-8, atol=1e-12
+            )
+        assert_fit_parity(name, live_case)
 
 
 # -- 1. missing values ------------------------------------------------------------------------
@@ -280,6 +266,11 @@ def test_cli_loso_na_and_factor(tmp_path: Path) -> None:
         ],
     )
     assert fac.exit_code == 0, fac.output
+    png = tmp_path / "smooths.png"
+    both = runner.invoke(main, [*args, "--summary", "--plot-smooths", str(png)])
+    assert both.exit_code == 0, both.output
+    assert "Approximate significance of smooth terms:" in both.output
+    assert "n = 116" in both.output and png.stat().st_size > 10_000
 
 
 def test_fixture_file_is_the_shipped_one() -> None:

@@ -284,6 +284,19 @@ def _has(module: str) -> bool:
     help="Rows with a missing model value: omit them (mgcv's na.omit) or stop with an error.",
 )
 @click.option(
+    "--plot-smooths",
+    "plot_smooths",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write a PNG of the full-data fit's smooths (±2 SE bands, rug) here.",
+)
+@click.option(
+    "--summary",
+    "show_summary",
+    is_flag=True,
+    help="Print mgcv's summary.gam table of the full-data fit.",
+)
+@click.option(
     "--trials",
     default=None,
     metavar="COLUMN",
@@ -310,6 +323,8 @@ def loso_command(
     progress: bool | None,
     na_action: str = "omit",
     trials: str | None = None,
+    plot_smooths: str | None = None,
+    show_summary: bool = False,
 ) -> None:
     """Leave-one-subject-out fits of y ~ s(smooth...) + linear, warm-started from the store."""
     frame = read_table(data)
@@ -385,6 +400,20 @@ def loso_command(
         title += f"; {n_dropped} row(s) with missing values omitted"
     print_summary(ds, title)
     write_outputs(ds, out, plot)
+    if plot_smooths or show_summary:
+        # the full-data fit again: an exact hit in the store, so it costs one recertification
+        full = model.fit(
+            frame,
+            y=y if trials is None else (y, trials),
+            weights=weights,
+            offset=offset,
+            store=store,
+        )
+        if show_summary:
+            click.echo(str(full.summary(show=False)))
+        if plot_smooths:
+            full.plot(path=plot_smooths)
+            click.echo(f"wrote {plot_smooths}", err=True)
     if int(ds.attrs.get("n_failed", 0)):
         raise click.exceptions.Exit(1)
 

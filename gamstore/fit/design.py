@@ -211,6 +211,8 @@ class Design:
     block_cols: list[slice] = field(default_factory=list)
     # positions (in the caller's data) of the rows omitted for missing values
     dropped: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # each smooth's covariate values (references, for plots' rugs)
+    covariates: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def param_labels(self) -> list[str]:
@@ -297,8 +299,43 @@ class Design:
             j += t.width
         for b in self.smooths:
             x = get_column(data, b.spec.term)
-            X[:, b.cols] = b.basis.design(x, extrapolate=True) @ b.U
+            X[:, b.cols] = predict_basis(b.basis, x, self.covariates.get(b.spec.term)) @ b.U
         return X
+
+
+def predict_basis(
+    basis: SmoothBasis, x: np.ndarray, fitted: np.ndarray | None = None
+) -> np.ndarray:
+    """Constrained design ``B T`` for prediction, as mgcv's ``Predict.matrix.pspline.smooth``.
+
+    Inside the inner knot range ``[t_3, t_k]`` the B-splines themselves; beyond it, linear
+    extrapolation from the value and slope at the nearer end (mgcv's rule for P-splines), so
+    a prediction far from the data is a straight line. When the fit itself reached outside
+    the inner range (frozen knots narrower than the data: its design extended the end
+    polynomials there), the linear rule starts at the ends of the fitted data instead, so
+    predicting the fitting rows reproduces the fit.
+    """
+    t = basis.knots
+    lo, hi = float(t[3]), float(t[-4])
+    if fitted is not None and fitted.size:
+        lo, hi = min(lo, float(fitted.min())), max(hi, float(fitted.max()))
+    outside = (x < lo) | (x > hi)
+    if not outside.any():
+        return basis.design(x, extrapolate=True)
+    from scipy.interpolate import BSpline
+
+    nb = t.size - 4
+    spline = BSpline(t, np.eye(nb), 3, extrapolate=True)
+    slope = spline.derivative()
+    raw = np.zeros((x.size, nb))
+    inside = ~outside
+    if inside.any():
+        raw[inside] = basis.raw_design(x[inside], extrapolate=True)
+    for mask, end in ((x < lo, lo), (x > hi, hi)):
+        if mask.any():
+            value, deriv = spline(end), slope(end)
+            raw[mask] = value[None, :] + (x[mask] - end)[:, None] * deriv[None, :]
+    return raw @ basis.T
 
 
 _EPS_08 = np.finfo(float).eps ** 0.8  # mgcv's threshold for "non-zero" penalty entries
@@ -552,4 +589,5 @@ def build_design(
     # one k group: its stacked penalties are in model order already
     S_all = stacks[0] if len(stacks) == 1 else None
     rho0 = _initial_sp(ldxx, pen_blocks, S_all) if blocks else np.zeros(0)
-    return Design(X, pterms, blocks, n, p, rho0, names, cols)
+    covs = {sm.term: x for sm, x in zip(smooths, xs, strict=True)}
+    return Design(X, pterms, blocks, n, p, rho0, names, cols, covariates=covs)

@@ -12,7 +12,8 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from functools import cached_property
+from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
 
@@ -26,8 +27,18 @@ from gamstore.fit.data import (
 )
 from gamstore.fit.design import PARAMETRIC, Design, SmoothTerm, build_design
 from gamstore.fit.families import Family, get_family
+from gamstore.fit.inference import (
+    Covariances,
+    FinalPieces,
+    GamSummary,
+    corrected_covariance,
+    covariances,
+    family_loglik_ml,
+    final_pieces,
+    summarize,
+)
 from gamstore.fit.newton import InnerCap, NewtonControl, NewtonResult, OnIterate, newton
-from gamstore.fit.reml import Problem, edf_per_block
+from gamstore.fit.reml import Problem, RemlEval, edf_per_block
 
 logger = logging.getLogger("gamstore.fit")
 
@@ -49,6 +60,13 @@ def s(term: str, k: int = 10) -> SmoothTerm:
     SmoothTerm
     """
     return SmoothTerm(term, int(k) if isinstance(k, (int, np.integer)) else k)
+
+
+class Prediction(NamedTuple):
+    """``predict(..., se_fit=True)``: predictions and their standard errors."""
+
+    fit: np.ndarray
+    se_fit: np.ndarray
 
 
 @dataclass
@@ -118,6 +136,134 @@ class FitResult:
     _design: Design = field(repr=False)
     _family: Family = field(repr=False)
     _offset_column: str | None = field(default=None, repr=False)
+    # the fit problem (design matrix, response, weights) and its final REML evaluation, kept
+    # for inference (Vp, summary, AIC), as mgcv keeps its model matrix
+    _problem: Problem | None = field(default=None, repr=False)
+    _final: RemlEval | None = field(default=None, repr=False)
+    _response: str = field(default="y", repr=False)
+
+    # -- inference (mgcv's Vp, Ve, summary.gam, AIC) -----------------------------------------
+    def _need_final(self) -> tuple[Problem, RemlEval]:
+        if self._problem is None or self._final is None:
+            raise ValueError(
+                "this FitResult carries no final REML evaluation (it was not made by "
+                "GAM.fit); refit to get standard errors and summaries"
+            )
+        return self._problem, self._final
+
+    @cached_property
+    def _pieces(self) -> FinalPieces:
+        prob, fin = self._need_final()
+        return final_pieces(prob, fin, hessian=False)
+
+    @cached_property
+    def _covariances(self) -> Covariances:
+        return covariances(self._design, self._pieces, float(self.scale))
+
+    @cached_property
+    def _corrected(self) -> tuple[np.ndarray, np.ndarray] | None:
+        prob, fin = self._need_final()
+        pieces = final_pieces(prob, fin, hessian=True)
+        return corrected_covariance(
+            self._design,
+            pieces,
+            self._covariances,
+            self.rho,
+            float(self.scale),
+            not self._family.scale_known,
+        )
+
+    @property
+    def coef_names(self) -> list[str]:
+        """Coefficient names in model order, as mgcv's ``names(coef(b))``."""
+        return self._design.coef_labels
+
+    @property
+    def Vp(self) -> np.ndarray:
+        """Bayesian posterior covariance of ``coef`` (mgcv's ``b$Vp``), shape (p, p)."""
+        return self._covariances.Vp.copy()
+
+    @property
+    def Ve(self) -> np.ndarray:
+        """Frequentist covariance of ``coef`` (mgcv's ``b$Ve``), shape (p, p)."""
+        return self._covariances.Ve.copy()
+
+    @property
+    def Vc(self) -> np.ndarray:
+        """``Vp`` corrected for smoothing-parameter uncertainty (mgcv's ``b$Vc``)."""
+        corr = self._corrected
+        return self.Vp if corr is None else corr[0].copy()
+
+    @property
+    def edf_coef(self) -> np.ndarray:
+        """Effective degrees of freedom per coefficient (mgcv's ``b$edf``)."""
+        return self._covariances.edf.copy()
+
+    @property
+    def edf1(self) -> np.ndarray:
+        """mgcv's ``b$edf1`` (``2 edf - diag(F F)``), the smooth tests' reference df."""
+        return self._covariances.edf1.copy()
+
+    @property
+    def edf2(self) -> np.ndarray:
+        """mgcv's ``b$edf2``: edf corrected for smoothing-parameter uncertainty."""
+        corr = self._corrected
+        return self.edf1 if corr is None else corr[1].copy()
+
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood as mgcv's ``logLik(b)`` (Gaussian: at the ML scale)."""
+        pieces = self._pieces
+        return family_loglik_ml(self._family, pieces.y, self.fitted, pieces.wt)
+
+    @property
+    def loglik_df(self) -> float:
+        """Degrees of freedom of ``loglik`` (mgcv: ``sum(edf2)`` + 1 for an estimated
+        scale, at most the number of coefficients + 1)."""
+        sc = 0.0 if self._family.scale_known else 1.0
+        df = float(self.edf2.sum()) + sc
+        return min(df, float(self._design.p) + sc)
+
+    @property
+    def aic(self) -> float:
+        """AIC as mgcv's ``AIC(b)``: ``-2 logLik + 2 df`` with the edf2 correction."""
+        return -2.0 * self.loglik + 2.0 * self.loglik_df
+
+    @property
+    def formula(self) -> str:
+        """The model as an mgcv formula (for display)."""
+        terms = [t.name for t in self._design.linear]
+        terms += [f's({b.spec.term}, bs = "ps", k = {b.spec.k})' for b in self._design.smooths]
+        return f"{self._response} ~ {' + '.join(terms) if terms else '1'}"
+
+    def summary(self, *, show: bool = True) -> GamSummary:
+        """mgcv's ``summary.gam``: parametric and smooth tables, R-sq.(adj), deviance
+        explained, -REML, scale and n.
+
+        Parameters
+        ----------
+        show : bool
+            Print the table (as mgcv's ``print.summary.gam``) as well as returning it.
+
+        Returns
+        -------
+        GamSummary
+            ``.parametric`` and ``.smooth`` DataFrames, the statistics as attributes,
+            ``.to_dataset()`` for xarray.
+        """
+        out = summarize(self)
+        if show:
+            print(out)
+        return out
+
+    def plot(self, **kwargs: Any) -> Any:
+        """Plot every smooth with ±2 standard-error bands and a rug (mgcv's ``plot.gam``).
+
+        Keyword arguments go to :func:`gamstore.plotting.plot_smooths`; returns the figure.
+        """
+        from gamstore.plotting import plot_smooths
+
+        return plot_smooths(self, **kwargs)
 
     @property
     def dropped_rows(self) -> np.ndarray:
@@ -149,45 +295,98 @@ class FitResult:
         """Total effective degrees of freedom."""
         return float(sum(self.edf.values()))
 
+    @overload
+    def predict(
+        self,
+        new_data: Any,
+        type: Literal["response", "link"] = ...,
+        offset: Any = ...,
+        *,
+        se_fit: Literal[False] = ...,
+    ) -> np.ndarray: ...
+
+    @overload
+    def predict(
+        self,
+        new_data: Any,
+        type: Literal["response", "link"] = ...,
+        offset: Any = ...,
+        *,
+        se_fit: Literal[True],
+    ) -> Prediction: ...
+
     def predict(
         self,
         new_data: Any,
         type: Literal["response", "link"] = "response",
         offset: Any = None,
-    ) -> np.ndarray:
+        *,
+        se_fit: bool = False,
+    ) -> np.ndarray | Prediction:
         """Predict on new data with the fitted bases (knots and constraints frozen).
 
         Parameters
         ----------
         new_data : pandas.DataFrame or Mapping[str, array-like]
             Must hold every covariate of the model. Values outside the knot range are
-            extrapolated with the end polynomials.
+            extrapolated with the end polynomials. A row with a missing covariate predicts
+            NaN (mgcv's ``na.pass``) under ``na_action="omit"``.
         type : {"response", "link"}
             Scale of the prediction.
         offset : None, str or array-like
             Offset for the new rows. None uses the fit's offset column when the fit took its
             offset from a column present in ``new_data``, else zero.
+        se_fit : bool
+            Also return standard errors from the posterior covariance ``Vp`` (mgcv's
+            ``predict.gam(se.fit = TRUE)``; on the response scale multiplied by
+            ``|dmu/deta|``).
 
         Returns
         -------
-        numpy.ndarray
-            Shape (n_new,).
+        numpy.ndarray or Prediction
+            Shape (n_new,); with ``se_fit=True`` a ``Prediction(fit, se_fit)``.
         """
         if type not in ("response", "link"):
             raise ValueError(f"type must be 'response' or 'link', got {type!r}")
         n = n_rows(new_data)
-        X = self._design.predict_matrix(new_data)
+        rows = np.arange(n)
+        data = new_data
+        if self.model.na_action == "omit":
+            cols = {t.name: "covariate" for t in self._design.linear}
+            cols.update({b.spec.term: "covariate" for b in self._design.smooths})
+            bad = missing_mask(new_data, cols)
+            if bad is not None:
+                rows = np.flatnonzero(~bad)
+                data = take_rows(new_data, rows)
+        X = self._design.predict_matrix(data)
         beta_w = self._design.from_reduced(self.beta_reduced)
-        eta = X @ beta_w
+        eta_k = X @ beta_w
         if offset is None and self._offset_column is not None:
             try:
-                offset = get_column(new_data, self._offset_column, role="offset")
+                offset = get_column(data, self._offset_column, role="offset")
             except ValueError:
                 offset = None
+        elif offset is not None and not isinstance(offset, str):
+            offset = np.asarray(offset, dtype=np.float64)
+            if offset.shape == (n,):
+                offset = offset[rows]
         if offset is not None:
-            off, _ = resolve_vector(new_data, offset, n, role="offset", default=0.0)
-            eta = eta + off
-        return eta if type == "link" else self._family.mu(eta)
+            off, _ = resolve_vector(data, offset, rows.size, role="offset", default=0.0)
+            eta_k = eta_k + off
+        eta = np.full(n, np.nan)
+        eta[rows] = eta_k
+        fit = eta.copy()
+        fit[rows] = eta_k if type == "link" else self._family.mu(eta_k)
+        if not se_fit:
+            return fit
+        # Vp in the working basis: the rows of X are already there
+        vp_w = self._pieces.Hinv * float(self.scale)
+        se_k = np.sqrt(np.maximum(np.einsum("ij,ij->i", X @ vp_w, X), 0.0))
+        if type == "response":
+            se_k = se_k * np.abs(self._family.variance(self._family.mu(eta_k)))
+        se = np.full(n, np.nan)
+        se[rows] = se_k
+        return Prediction(fit, se)
 
 
 class GAM:
@@ -395,10 +594,14 @@ class GAM:
         if store is not None and rho0 is None and beta0 is None:
             from gamstore.fit.warm import fit_with_store
 
-            return fit_with_store(self, prob, off_col, store, t0, inner_cap, on_iterate)
-        start_rho, start_beta, label = self._explicit_start(prob.design, rho0, beta0)
-        nres = self.run(prob, start_rho, start_beta, inner_cap=inner_cap, on_iterate=on_iterate)
-        return self.make_result(prob, off_col, nres, label, t0)
+            res = fit_with_store(self, prob, off_col, store, t0, inner_cap, on_iterate)
+        else:
+            start_rho, start_beta, label = self._explicit_start(prob.design, rho0, beta0)
+            nres = self.run(prob, start_rho, start_beta, inner_cap=inner_cap, on_iterate=on_iterate)
+            res = self.make_result(prob, off_col, nres, label, t0)
+        cols = response_columns(y)
+        res._response = cols[0] if len(cols) == 1 else f"cbind({cols[0]}, {cols[1]} - {cols[0]})"
+        return res
 
     def _explicit_start(
         self, d: Design, rho0: Any, beta0: Any
@@ -494,6 +697,8 @@ class GAM:
             _design=light,
             _family=self.family,
             _offset_column=off_col,
+            _problem=prob,
+            _final=fin,
         )
 
 
@@ -511,4 +716,4 @@ def response_columns(y: Any) -> tuple[str, ...]:
     )
 
 
-__all__ = ["GAM", "FitResult", "PARAMETRIC", "response_columns", "s"]
+__all__ = ["GAM", "FitResult", "PARAMETRIC", "Prediction", "response_columns", "s"]
