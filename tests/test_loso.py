@@ -80,7 +80,7 @@ def test_unidentifiable_fold_is_reported_not_raised() -> None:
     ds = run_loso(data, model, subject="subj", warm=False)
     bad = ds.sel(fold=1, start="cold")
     assert bad["status"].item() == "failed"
-    assert bad["attempts"].item() == 2
+    assert bad["attempts"].item() == 1  # deterministic: a retry would only repeat it
     assert "term z is unidentifiable without subject 1" in bad["error"].item()
     assert np.isnan(bad["reml"].item()) and np.isnan(bad["rho"]).all()
     good = ds.sel(fold=[0, 2])
@@ -99,7 +99,7 @@ class _FlakyGAM(GAM):
     def fit(self, data, *args, **kwargs):  # type: ignore[no-untyped-def,override]
         if self.flaky_subject not in set(data["subj"]) and not self.failed_once:
             self.failed_once = True
-            raise RuntimeError("transient")
+            raise ConnectionResetError("transient")
         return super().fit(data, *args, **kwargs)
 
 
