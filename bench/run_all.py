@@ -29,6 +29,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "bench_open_fits.py": ([], ["--quick"]),
     "bench_adapters.py": ([], ["--quick"]),
     "bench_breaker.py": ([], []),
+    "bench_startcheck.py": ([], ["--quick", "--reps", "1"]),
     "stress_load.py": ([], ["--quick"]),
     "stress_faults.py": ([], []),
 }

@@ -186,6 +186,7 @@ def print_summary(ds: Any, title: str) -> None:
                     f"[red]fold {fold} ({start}) failed after {_attempts(attempts)}:[/red] {error}",
                     highlight=False,
                 )
+    _print_start_checks(console, ds)
     starts = [str(s) for s in ds["start"].values]
     if "warm" in starts and "cold" in starts:
         import numpy as np
@@ -199,6 +200,30 @@ def print_summary(ds: Any, title: str) -> None:
             f"warm/cold: outer iterations {ratio_it:.2f}x, wall time {ratio_t:.2f}x, "
             f"max |ΔREML| relative {float(drel.max()):.1e}"
         )
+
+
+def _print_start_checks(console: Any, ds: Any) -> None:
+    """Flag the folds whose warm start and cold check disagreed (the lower REML was kept)."""
+    if "cold_checked" not in ds:
+        return  # a Dataset from an older gamstore
+    checked = int(ds["cold_checked"].sum())
+    if checked:
+        console.print(
+            f"start check: {checked} fold fit(s) also fitted cold "
+            f"(warm start from another fit, see docs/warm-start.md)",
+            highlight=False,
+        )
+    for i, fold in enumerate(ds["fold"].values):
+        for j, start in enumerate(ds["start"].values):
+            sub = ds.isel(fold=i, start=j)
+            if not bool(sub["start_disagree"]):
+                continue
+            console.print(
+                f"[yellow]fold {fold} ({start}): warm start ({sub['warm_source'].values}) and "
+                f"cold check disagree: REML {float(sub['warm_reml']):.6f} vs "
+                f"{float(sub['cold_check_reml']):.6f}; kept {sub['kept'].values}[/yellow]",
+                highlight=False,
+            )
 
 
 def write_outputs(ds: Any, out: str | None, plot: str | None) -> None:

@@ -3,7 +3,31 @@
 from __future__ import annotations
 
 from gamstore.fit.design import PARAMETRIC, SmoothTerm
+from gamstore.fit.diagnostics import (
+    BasisDimensionWarning,
+    BoundaryFitWarning,
+    GamFitWarning,
+    IterationLimitWarning,
+    NonIntegerResponseWarning,
+    StepFailureWarning,
+    UnidentifiableBasisWarning,
+)
 from gamstore.fit.model import GAM, FitResult, s
 from gamstore.fit.newton import Iterate, NewtonControl
 
-__all__ = ["GAM", "FitResult", "Iterate", "NewtonControl", "PARAMETRIC", "SmoothTerm", "s"]
+__all__ = [
+    "GAM",
+    "BasisDimensionWarning",
+    "BoundaryFitWarning",
+    "FitResult",
+    "GamFitWarning",
+    "Iterate",
+    "IterationLimitWarning",
+    "NewtonControl",
+    "NonIntegerResponseWarning",
+    "PARAMETRIC",
+    "SmoothTerm",
+    "StepFailureWarning",
+    "UnidentifiableBasisWarning",
+    "s",
+]

@@ -302,8 +302,31 @@ def sum_to_zero_transform(col_means: np.ndarray) -> np.ndarray:
     remaining columns are T (k x (k-1), orthonormal, C T = 0) — the same matrix mgcv builds.
     """
     c = np.asarray(col_means, dtype=np.float64).reshape(-1, 1)
+    if not np.all(c):
+        return _sparse_constraint_transform(c[:, 0])
     q, _ = np.linalg.qr(c, mode="complete")
     return np.ascontiguousarray(q[:, 1:])
+
+
+def _sparse_constraint_transform(c: np.ndarray) -> np.ndarray:
+    """mgcv ``smoothCon`` for a constraint with zero entries (basis functions with no data).
+
+    mgcv applies the Householder QR only to the columns with a non-zero constraint entry
+    (``indi``): those columns are rotated, the last of them dropped, and every other column
+    is kept as it is. The constrained space is the same as with a QR of the whole vector;
+    the reduced coordinates (reported coefficients, ``initial.sp``) are mgcv's.
+    """
+    k = c.size
+    indi = np.flatnonzero(c)
+    T = np.eye(k)
+    if indi.size:
+        q, _ = np.linalg.qr(c[indi].reshape(-1, 1), mode="complete")
+        T[np.ix_(indi, indi[:-1])] = q[:, 1:]
+        keep = np.ones(k, dtype=bool)
+        keep[indi[-1]] = False
+    else:  # no constraint at all: mgcv would not reach here; drop the last column
+        keep = np.arange(k) < k - 1
+    return np.ascontiguousarray(T[:, keep])
 
 
 def _complete_q(c: np.ndarray) -> np.ndarray:
@@ -566,6 +589,9 @@ def finish_smooth_bases(
     k = raws[0].k
     q = _complete_q(np.stack([r.col_means for r in raws])[:, :, None])
     T = np.ascontiguousarray(q[:, :, 1:])
+    for j, r in enumerate(raws):
+        if not np.all(r.col_means):
+            T[j] = _sparse_constraint_transform(r.col_means)  # mgcv's indi columns only
     S_raw = _penalty(k)[0] / np.array([r.S_scale for r in raws])[:, None, None]
     S = T.transpose(0, 2, 1) @ S_raw @ T
     S = (S + S.transpose(0, 2, 1)) / 2.0

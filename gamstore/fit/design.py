@@ -26,6 +26,8 @@ from gamstore.fit.basis import (
     smooth_knots,
 )
 from gamstore.fit.data import _as_array, _raw_column, get_column, n_rows
+from gamstore.fit.diagnostics import GamFitWarning, basis_dimension_note, unidentifiable_note
+from gamstore.fit.linalg import xtwx
 
 PARAMETRIC = "(parametric)"
 INTERCEPT = "(Intercept)"
@@ -232,6 +234,9 @@ class Design:
         """True when a parametric term is a factor."""
         return any(t.is_factor for t in self.linear)
 
+    # warnings found while building (k above the unique values, basis functions with no data)
+    notes: list[GamFitWarning] = field(default_factory=list)
+
     @property
     def n_sp(self) -> int:
         """Number of smoothing parameters."""
@@ -434,21 +439,21 @@ def _block_sp_stacked(
     return sp
 
 
-def _check_distinct(x: np.ndarray, sm: SmoothTerm) -> None:
-    """Raise unless ``x`` has at least ``k`` distinct values (and is not constant).
+def _check_distinct(x: np.ndarray, sm: SmoothTerm) -> GamFitWarning | None:
+    """Raise if ``x`` is constant; a warning when it has fewer than ``k`` distinct values.
 
-    The first few rows usually settle it; only otherwise are all values sorted.
+    mgcv's P-splines fit with fewer unique values than k (the penalty identifies the
+    coefficients) and warn; so does this. The first few rows usually settle it; only
+    otherwise are all values sorted.
     """
     if len(set(x[: 4 * sm.k].tolist())) >= sm.k:
-        return
+        return None
     n_unique = np.unique(x).size
     if n_unique == 1:
         raise ValueError(f"column {sm.term!r} is constant: {sm.label} cannot be estimated")
     if n_unique < sm.k:
-        raise ValueError(
-            f"column {sm.term!r} has {n_unique} unique values, fewer than k = {sm.k} "
-            f"needed by {sm.label}; lower k"
-        )
+        return basis_dimension_note(sm.label, n_unique, sm.k)
+    return None
 
 
 def _working_rotations(S: np.ndarray, rank: int) -> list[tuple[np.ndarray, np.ndarray, float]]:
@@ -532,11 +537,14 @@ def build_design(
     # pass 1, smooth by smooth: every check that can fail on the data, in model order
     xs: list[np.ndarray] = []
     knot_vecs: list[tuple[np.ndarray, bool]] = []
+    notes: list[GamFitWarning] = []
     for sm in smooths:
         x = get_column(data, sm.term, role=f"covariate of {sm.label}")
-        _check_distinct(x, sm)
+        dim_note = _check_distinct(x, sm)
         xs.append(x)
         knot_vecs.append(smooth_knots(x, sm.k, knots.get(sm.term)))
+        empty_note = unidentifiable_note(sm.label, x, knot_vecs[-1][0])
+        notes.extend(w for w in (empty_note, dim_note) if w is not None)
     # raw designs, constraints, penalties and their eigenvectors, computed together for
     # smooths of equal k (stacked arrays; identical to one smooth at a time)
     by_k: dict[int, list[int]] = {}
@@ -590,4 +598,29 @@ def build_design(
     S_all = stacks[0] if len(stacks) == 1 else None
     rho0 = _initial_sp(ldxx, pen_blocks, S_all) if blocks else np.zeros(0)
     covs = {sm.term: x for sm, x in zip(smooths, xs, strict=True)}
-    return Design(X, pterms, blocks, n, p, rho0, names, cols, covariates=covs)
+    return Design(X, pterms, blocks, n, p, rho0, names, cols, covariates=covs, notes=notes)
+
+
+def weighted_initial_rho(d: Design, w: np.ndarray) -> np.ndarray:
+    """mgcv ``initial.spg``: :func:`_initial_sp` on the design with rows scaled by ``sqrt(w)``.
+
+    For a GLM mgcv starts the smoothing parameters from the *weighted* design, with the
+    iterative weights ``w = prior weight * mu.eta(mustart)^2 / V(mustart)`` at the family's
+    starting mean; only for a Gaussian fit with unit weights is that the plain design
+    (:attr:`Design.initial_rho`). Starting elsewhere can lead the outer iteration into another
+    basin than mgcv's (mtcars, binomial ``vs ~ s(qsec)``: REML keeps falling into the
+    separated fit from the unweighted start). ``colSums(w X_r^2)`` of the reduced block
+    ``X_r = X_w U'`` is the diagonal of ``U (X_w' W X_w) U'``.
+    """
+    ldxx = np.zeros(d.p)
+    for b in d.smooths:
+        G = xtwx(d.X[:, b.cols], w)
+        sq = np.einsum("ij,jk,ik->i", b.U, G, b.U)
+        # a reduced column made only of basis functions with no data is exactly zero in
+        # mgcv (and left out of its means); the rotation back leaves rounding noise instead
+        T = b.basis.T
+        sq[~np.any(T[b.basis.col_means != 0.0] != 0.0, axis=0)] = 0.0
+        ldxx[b.cols] = sq
+    if not d.smooths:
+        return np.zeros(0)
+    return _initial_sp(ldxx, [(b.cols, b.basis.S) for b in d.smooths])

@@ -8,14 +8,11 @@ REML score is on mgcv's ``gcv.ubre`` scale).
 
 from __future__ import annotations
 
-import logging
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import numpy as np
 from scipy.special import expit, gammaln, xlogy
-
-_log = logging.getLogger("gamstore.fit")
 
 _ETA_MAX = 700.0  # exp() overflows just above 709
 
@@ -204,10 +201,7 @@ class Binomial(Family):
                 f"column {column!r}: binomial response must be binary 0/1 (pass the number of "
                 "trials as weights for proportions)"
             )
-        counts = wt[trials] * y[trials]
-        if np.any(np.abs(counts - np.round(counts)) > 1e-6):
-            # as glm/mgcv: allowed, but the saturated likelihood rounds the counts
-            _log.warning("column %r: weights * response are not whole numbers of successes", column)
+        # non-integer successes are allowed, as in glm/mgcv: gamstore.fit.diagnostics warns
         used = y[trials]
         if used.size and (np.all(used == 0.0) or np.all(used == 1.0)):
             raise ValueError(

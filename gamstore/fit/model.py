@@ -17,6 +17,7 @@ from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
 
+from gamstore.fit import diagnostics
 from gamstore.fit.data import (
     check_na_action,
     get_column,
@@ -25,7 +26,7 @@ from gamstore.fit.data import (
     resolve_vector,
     take_rows,
 )
-from gamstore.fit.design import PARAMETRIC, Design, SmoothTerm, build_design
+from gamstore.fit.design import PARAMETRIC, Design, SmoothTerm, build_design, weighted_initial_rho
 from gamstore.fit.families import Family, get_family
 from gamstore.fit.inference import (
     Covariances,
@@ -39,6 +40,7 @@ from gamstore.fit.inference import (
 )
 from gamstore.fit.newton import InnerCap, NewtonControl, NewtonResult, OnIterate, newton
 from gamstore.fit.reml import Problem, RemlEval, edf_per_block
+from gamstore.fit.startcheck import StartCheck, StartCheckPolicy, as_policy
 
 logger = logging.getLogger("gamstore.fit")
 
@@ -110,6 +112,12 @@ class FitResult:
     n_dropped : int
         Rows omitted for missing values (``na_action="omit"``); their positions in the
         input are ``dropped_rows``. ``fitted`` and ``linear_predictor`` cover the kept rows.
+    warnings : list of GamFitWarning
+        The warnings this fit raised (see :mod:`gamstore.fit.diagnostics`), also emitted
+        through :func:`warnings.warn` when the fit returned.
+    start_check : StartCheck or None
+        With a store: where the fit started, how far rho moved, whether the cold check ran
+        and what it found (see :mod:`gamstore.fit.startcheck`); None without a store.
     """
 
     family: str
@@ -141,6 +149,8 @@ class FitResult:
     _problem: Problem | None = field(default=None, repr=False)
     _final: RemlEval | None = field(default=None, repr=False)
     _response: str = field(default="y", repr=False)
+    warnings: list[diagnostics.GamFitWarning] = field(default_factory=list, repr=False)
+    start_check: StartCheck | None = field(default=None, repr=False)
 
     # -- inference (mgcv's Vp, Ve, summary.gam, AIC) -----------------------------------------
     def _need_final(self) -> tuple[Problem, RemlEval]:
@@ -410,6 +420,10 @@ class GAM:
         Rows with a missing value (NaN, None) in the response, a covariate, the weights or
         the offset: dropped before fitting (``"omit"``, mgcv's ``na.omit`` default; counted
         in ``res.n_dropped``) or an error naming the column (``"raise"``).
+    start_check : {"auto", "always", "never"} or StartCheckPolicy
+        With a store, when a fit that started from *another* fit's optimum (a LOSO fold from
+        the full-data fit) is also fitted cold, keeping the lower REML (see
+        :class:`gamstore.fit.startcheck.StartCheckPolicy` and docs/warm-start.md).
     """
 
     def __init__(
@@ -420,6 +434,7 @@ class GAM:
         control: NewtonControl | None = None,
         checkpoint_interval: float = 1.0,
         na_action: str = "omit",
+        start_check: StartCheckPolicy | str = "auto",
     ) -> None:
         self.na_action = check_na_action(na_action)
         if isinstance(smooths, SmoothTerm):
@@ -448,6 +463,7 @@ class GAM:
                 f"checkpoint_interval must be >= 0 seconds, got {checkpoint_interval!r}"
             )
         self.checkpoint_interval = float(checkpoint_interval)
+        self.start_check: StartCheckPolicy = as_policy(start_check)
 
     def __repr__(self) -> str:
         parts = [f"s({sm.term!r}, k={sm.k})" for sm in self.smooths]
@@ -518,6 +534,11 @@ class GAM:
             raise TypeError("knots must be a mapping covariate -> knot vector or range")
         design = build_design(data, self.smooths, self.linear, dict(knots) if knots else None)
         design.dropped = dropped
+        if self.family.name != "gaussian" or np.any(wt != 1.0):
+            # mgcv initial.spg: start from the design weighted at the family's starting mean
+            w0 = wt * self.family.variance(self.family.initial_mu(yv, wt))
+            design.initial_rho = weighted_initial_rho(design, w0)
+        design.notes.extend(diagnostics.response_notes(self.family.name, yv, wt, cols[0]))
         return Problem(design, yv, wt, off, self.family), off_col
 
     def _binomial_counts(
@@ -666,12 +687,19 @@ class GAM:
         *,
         extra_calls: int = 0,
         extra_iters: int = 0,
+        start_check: StartCheck | None = None,
     ) -> FitResult:
         """Assemble a :class:`FitResult` from the outer loop's final evaluation."""
         d = prob.design
         fin = nres.final
         edf = edf_per_block(prob, fin)
         light = dataclasses.replace(d, X=np.empty((0, d.p)))  # keep bases, drop the n x p matrix
+        notes = [
+            *d.notes,
+            *nres.notes,
+            *diagnostics.boundary_notes(self.family.name, fin.fit.mu, prob.wt),
+        ]
+        diagnostics.emit(notes, stacklevel=4)
         return FitResult(
             family=self.family.name,
             rho=fin.rho.copy(),
@@ -699,6 +727,8 @@ class GAM:
             _offset_column=off_col,
             _problem=prob,
             _final=fin,
+            warnings=notes,
+            start_check=start_check,
         )
 
 

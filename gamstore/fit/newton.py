@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gamstore.fit.diagnostics import GamFitWarning, IterationLimitWarning, StepFailureWarning
 from gamstore.fit.reml import Problem, RemlEval, evaluate, fisher_hessian, with_hessian
 
 logger = logging.getLogger("gamstore.fit.newton")
@@ -106,6 +107,8 @@ class NewtonResult:
     n_pirls_iters: int
     converged: bool
     history: list[float] = field(default_factory=list)
+    notes: list[GamFitWarning] = field(default_factory=list)
+    n_indefinite: int = 0
 
 
 InnerCap = Callable[[int], "int | None"]
@@ -182,6 +185,8 @@ def newton(
             on_iterate(Iterate(it, e.rho.copy(), e.fit.beta.copy(), e.score, e.grad, e.scale, conv))
 
     converged = False
+    notes: list[GamFitWarning] = []
+    n_indefinite = 0  # Newton steps taken where the REML Hessian was not positive definite
     n_outer = 0
     n_polish = 0
     tol = ctl.conv_tol
@@ -217,7 +222,8 @@ def newton(
         step = np.zeros(m)
         g = cur.grad[free]
         Hf = cur.hess[np.ix_(free, free)]
-        step[free] = _newton_step(g, Hf)
+        step[free], pd = _newton_step_pd(g, Hf)
+        n_indefinite += not pd
         last = False  # this step is the final one (quadratic convergence from here)
         if ctl.polish and float(np.max(np.abs(cur.grad))) <= ctl.near_grad * tol * sc:
             if _negligible(cur.grad, cur.hess, flat0 * sc, tol, sc, ctl, 1.0):
@@ -248,6 +254,16 @@ def newton(
             # its minimum to within rounding of the inner fit
             logger.debug("outer step halving failed at iteration %d; stopping", n_outer)
             converged = mgcv_conv or float(np.max(np.abs(cur.grad[free]))) <= 5.0 * tol * sc
+            if not converged:
+                # mgcv: "Fitting terminated with step failure - check results carefully"
+                notes.append(
+                    StepFailureWarning(
+                        f"REML fitting terminated with step failure after {n_outer} outer "
+                        f"iteration(s): no step along the Newton direction decreased REML while "
+                        f"max |gradient| is {float(np.max(np.abs(cur.grad))):.3g}; check results "
+                        "carefully (separation or a REML surface the inner fit cannot resolve)"
+                    )
+                )
             break
         n_outer += 1
         dscore = cur.score - new.score
@@ -264,7 +280,14 @@ def newton(
         notify(n_outer, cur, mgcv_conv and not np.any(np.abs(cur.grad) > flat0 * sc))
     if not converged:
         logger.info("REML Newton did not converge in %d iterations", n_outer)
-    return NewtonResult(cur, n_outer, calls, iters, converged, history)
+        if n_outer >= ctl.max_iter:
+            notes.append(
+                IterationLimitWarning(
+                    f"REML iteration limit ({ctl.max_iter}) reached without full convergence; "
+                    "check results carefully"
+                )
+            )
+    return NewtonResult(cur, n_outer, calls, iters, converged, history, notes, n_indefinite)
 
 
 def _certified(
@@ -303,13 +326,9 @@ def _negligible(
     return exact and size <= margin * ctl.skip_step and dec <= margin * ctl.decrement_tol * tol * sc
 
 
-def _newton_step(g: np.ndarray, Hf: np.ndarray) -> np.ndarray:
-    """``-H^{-1} g`` with the eigenvalues of H replaced by ``max(|e|, 1e-7 max|e|)`` (mgcv)."""
-    return _newton_step_pd(g, Hf)[0]
-
-
 def _newton_step_pd(g: np.ndarray, Hf: np.ndarray) -> tuple[np.ndarray, bool]:
-    """The regularised Newton step and whether H needed no regularisation (exact Newton)."""
+    """``-H^{-1} g`` with the eigenvalues of H replaced by ``max(|e|, 1e-7 max|e|)`` (mgcv),
+    and whether H needed no such regularisation (positive definite: exact Newton)."""
     if not np.all(np.isfinite(Hf)):
         Hf = np.eye(g.shape[0])  # unusable curvature: fall back to steepest descent
         exact = False

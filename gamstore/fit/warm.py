@@ -39,8 +39,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gamstore.fit.design import Design
-from gamstore.fit.newton import RHO_BOUND, InnerCap, Iterate, NewtonControl, OnIterate
+from gamstore.fit.newton import (
+    RHO_BOUND,
+    InnerCap,
+    Iterate,
+    NewtonControl,
+    NewtonResult,
+    OnIterate,
+)
 from gamstore.fit.reml import Problem
+from gamstore.fit.startcheck import check_start
 
 if TYPE_CHECKING:  # pragma: no cover
     from gamstore.fit.model import GAM, FitResult
@@ -219,6 +227,8 @@ class Start:
     level: str  # "cold" | "exact" | "session" | "cross-fit"
     warm: BlockWarmStart | None = None
     final: bool = False  # resumed from a stored final (nothing new to finalize if no step)
+    seed: bool = False  # a session of *another* fit of the same model (row-free seed key)
+    parent_rows: int | None = None  # rows of the fit a cross-fit start came from
 
 
 class WarmContext:
@@ -313,7 +323,8 @@ class WarmContext:
             sess = Start(rho, beta, "session", final=start.kind == "exact-final")
             if start.source == "exact":
                 return sess
-            seed_fallback = sess  # another fit of the same model: ρ only, after cross-fit
+            # another fit of the same model: ρ only, after cross-fit
+            seed_fallback = dataclasses.replace(sess, seed=True)
         cross = self._cross_fit()
         if cross is not None:
             return cross
@@ -354,7 +365,14 @@ class WarmContext:
         # the knots are the same (frozen); otherwise keep ρ only
         if not self._same_knots(parent):
             beta = None
-        return Start(np.array(warm.rho, dtype=np.float64), beta, "cross-fit", warm)
+        rows = getattr(getattr(parent, "global_", None), "n_rows", None)
+        return Start(
+            np.array(warm.rho, dtype=np.float64),
+            beta,
+            "cross-fit",
+            warm,
+            parent_rows=rows if isinstance(rows, int) else None,
+        )
 
     def _same_knots(self, parent: Any) -> bool:
         d = self.prob.design
@@ -512,9 +530,45 @@ def fit_with_store(
     if beta0 is not None and (beta0.shape != (prob.design.p,) or not np.isfinite(beta0).all()):
         beta0 = None
     nres = model.run(prob, start.rho, beta0, inner_cap=cap, on_iterate=iterate)
+    runs = [nres]
+
+    def run_cold() -> NewtonResult:
+        runs.append(model.run(prob, prob.design.initial_rho.copy(), None, inner_cap=inner_cap))
+        return runs[-1]
+
+    kept, check = check_start(
+        model.start_check,
+        "session-seed" if start.seed else start.level,
+        nres,
+        start.rho,
+        prob.design.n,
+        start.parent_rows,
+        run_cold,
+    )
+    if check.cold_checked:
+        logger.info(
+            "%s start checked cold (%s): REML warm %.10g, cold %.10g%s",
+            start.level,
+            ",".join(check.reasons),
+            check.warm_reml,
+            check.cold_reml,
+            "; they disagree, keeping the lower" if check.disagree else "",
+        )
+    # the run not kept is work this fit did all the same
+    extra_calls = sum(r.n_pirls_calls for r in runs if r is not kept)
+    extra_iters = sum(r.n_pirls_iters for r in runs if r is not kept)
     if ctx is not None:
-        _save(ctx, start, nres)
-    return model.make_result(prob, off_col, nres, start.level, t0)
+        _save(ctx, start, kept)
+    return model.make_result(
+        prob,
+        off_col,
+        kept,
+        start.level,
+        t0,
+        extra_calls=extra_calls,
+        extra_iters=extra_iters,
+        start_check=check,
+    )
 
 
 def _save(ctx: WarmContext, start: Start, nres: Any) -> None:

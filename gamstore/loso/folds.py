@@ -78,6 +78,15 @@ class FoldOutcome:
     #: the failure may heal on a retry (I/O, network, timeout, a lost worker); a
     #: deterministic error (bad data, an unidentifiable term) is reported at once
     retryable: bool = False
+    # the start check (gamstore.fit.startcheck) and the fit's warnings
+    rho_moved: float = float("nan")
+    cold_checked: bool = False
+    check_reasons: str = ""
+    start_disagree: bool = False
+    warm_reml: float = float("nan")
+    cold_check_reml: float = float("nan")
+    kept: str = ""
+    fit_warnings: str = ""
 
     @property
     def ok(self) -> bool:
@@ -237,6 +246,7 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
         out.n_pirls_iters = _as_int(res.n_pirls_iters)
         out.warm_source = str(getattr(res, "warm", ""))
         out.converged = bool(getattr(res, "converged", True))
+        _record_check(out, res)
         mu = np.asarray(res.predict(test, type="response"), dtype=np.float64)
         y_obs, wt = heldout_response(test, task.y, task.weights)
         out.heldout_deviance = deviance(family_name(task.family), y_obs, mu, wt)
@@ -254,6 +264,21 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
             traceback.format_exc(limit=4),
         )
     return out
+
+
+def _record_check(out: FoldOutcome, res: Any) -> None:
+    """Copy the start check and the warnings of a fit result (any Fitter: all optional)."""
+    check = getattr(res, "start_check", None)
+    if check is not None:
+        out.rho_moved = _as_float(getattr(check, "rho_moved", float("nan")))
+        out.cold_checked = bool(getattr(check, "cold_checked", False))
+        out.check_reasons = ",".join(str(r) for r in getattr(check, "reasons", ()))
+        out.start_disagree = bool(getattr(check, "disagree", False))
+        out.warm_reml = _as_float(getattr(check, "warm_reml", float("nan")))
+        out.cold_check_reml = _as_float(getattr(check, "cold_reml", float("nan")))
+        out.kept = str(getattr(check, "kept", ""))
+    notes = getattr(res, "warnings", None) or ()
+    out.fit_warnings = "; ".join(f"{type(w).__name__}: {w}" for w in notes)
 
 
 def init_worker(data: pd.DataFrame, model: Any) -> None:

@@ -6,8 +6,10 @@ smoothing parameter):
 * per fold and start: ``rho(fold, start, term)``, ``edf(fold, start, term)``, ``edf_total``,
   ``reml``, ``scale``, ``n_outer``, ``n_pirls_calls``, ``n_pirls_iters``, ``wall_time``,
   ``cpu_time``,
-  ``warm_source``, ``converged``, ``heldout_deviance``, ``heldout_n``, ``status``, ``error``,
-  ``attempts``;
+  ``warm_source`` (where the fit started), ``converged``, ``heldout_deviance``,
+  ``heldout_n``, ``status``, ``error``, ``attempts``; the start check
+  (:mod:`gamstore.fit.startcheck`): ``rho_moved``, ``cold_checked``, ``check_reasons``,
+  ``start_disagree``, ``warm_reml``, ``cold_check_reml``, ``kept``; and ``fit_warnings``;
 * the full-data fit: ``full_rho(term)``, ``full_edf(term)``, ``full_edf_total``,
   ``full_reml``, ``full_scale``, ``full_n_outer``, ``full_n_pirls_calls``,
   ``full_n_pirls_iters``, ``full_wall_time``, ``full_warm_source`` (and the same numbers in
@@ -83,13 +85,20 @@ def build_dataset(
         for k in ("edf_total", "reml", "scale", "wall_time", "cpu_time")
     }
     floats["heldout_deviance"] = filled(np.nan, np.float64)
+    for k in ("rho_moved", "warm_reml", "cold_check_reml"):
+        floats[k] = filled(np.nan, np.float64)
     ints = {
         k: filled(-1, np.int64) for k in ("n_outer", "n_pirls_calls", "n_pirls_iters", "attempts")
     }
     ints["heldout_n"] = filled(0, np.int64)
-    strs = {k: filled("", object) for k in ("warm_source", "status", "error", "worker")}
+    strs = {
+        k: filled("", object)
+        for k in ("warm_source", "status", "error", "worker", "check_reasons", "kept")
+    }
+    strs["fit_warnings"] = filled("", object)
     strs["status"][...] = "missing"
     converged = filled(False, bool)
+    flags = {k: filled(False, bool) for k in ("cold_checked", "start_disagree")}
 
     for out in outcomes:
         i, j = fidx[_label(out.subject)], sidx[out.mode]
@@ -98,8 +107,13 @@ def build_dataset(
         if out.ok:
             edf[i, j] = [out.edf.get(t, np.nan) for t in terms]
             floats["edf_total"][i, j] = sum(out.edf.values()) if out.edf else np.nan
-        for k in ("reml", "scale", "wall_time", "cpu_time", "heldout_deviance"):
-            floats[k][i, j] = getattr(out, k)
+        for k in floats:
+            if k != "edf_total":
+                floats[k][i, j] = getattr(out, k)
+        for k in flags:
+            flags[k][i, j] = getattr(out, k)
+        for k in ("check_reasons", "kept", "fit_warnings"):
+            strs[k][i, j] = getattr(out, k)
         for k in ("n_outer", "n_pirls_calls", "n_pirls_iters", "attempts", "heldout_n"):
             ints[k][i, j] = getattr(out, k)
         strs["warm_source"][i, j] = out.warm_source
@@ -136,6 +150,38 @@ def build_dataset(
         "error": (dims, strs["error"], {"long_name": "error of the last failed attempt"}),
         "attempts": (dims, ints["attempts"], {"long_name": "attempts (1 + retries)"}),
         "worker": (dims, strs["worker"], {"long_name": "host:pid that ran the fit"}),
+        "rho_moved": (
+            dims,
+            floats["rho_moved"],
+            {"long_name": "max |rho - rho_start| of the warm run (log scale)"},
+        ),
+        "cold_checked": (
+            dims,
+            flags["cold_checked"],
+            {"long_name": "a start from another fit was also fitted cold"},
+        ),
+        "check_reasons": (
+            dims,
+            strs["check_reasons"],
+            {"long_name": "start-check triggers (rows, moved, indefinite, not-converged)"},
+        ),
+        "start_disagree": (
+            dims,
+            flags["start_disagree"],
+            {"long_name": "warm-start and cold-check REML differ (the lower is kept)"},
+        ),
+        "warm_reml": (dims, floats["warm_reml"], {"long_name": "REML of the warm-start run"}),
+        "cold_check_reml": (
+            dims,
+            floats["cold_check_reml"],
+            {"long_name": "REML of the cold check (NaN when it did not run)"},
+        ),
+        "kept": (dims, strs["kept"], {"long_name": "run returned: warm | cold"}),
+        "fit_warnings": (
+            dims,
+            strs["fit_warnings"],
+            {"long_name": "warnings of the fit (gamstore.fit.diagnostics)"},
+        ),
     }
     full_edf = np.array([float(full["edf"].get(t, np.nan)) for t in terms], dtype=np.float64)
     full_scalars = {
@@ -161,4 +207,6 @@ def build_dataset(
     all_attrs = dict(attrs)
     all_attrs.update({k: v for k, v in full_scalars.items() if np.isfinite(v)})
     all_attrs["n_failed"] = int(np.sum(strs["status"] != "ok"))
+    all_attrs["n_cold_checked"] = int(np.sum(flags["cold_checked"]))
+    all_attrs["n_start_disagree"] = int(np.sum(flags["start_disagree"]))
     return xr.Dataset(data_vars=data_vars, coords=coords, attrs=all_attrs)

@@ -1,0 +1,222 @@
+"""When a warm start from *another* fit is trusted, and the cold check when it is not.
+
+A start from another fit (a cross-fit artifact: the full-data fit seen from a LOSO fold, or
+a session seed left by a sibling fit) starts the Newton loop in the basin of the *other*
+fit's optimum. When the fold's REML surface has another, lower basin (concurve smooths,
+folds that drop a large share of the rows), the warm fit converges there and a cold fit
+does not: same data, two answers. The policy below decides, per fit, whether the warm
+result is trusted; otherwise the fit is repeated from the cold start (mgcv's
+``initial.spg``) and the lower REML is returned, both being recorded on
+``FitResult.start_check``. See docs/warm-start.md ("Warm never worse than cold").
+
+A start from the *same* fit (``"exact"``, an exact-key ``"session"``) is never checked: it
+resumes a fit that was itself checked when it was first made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from gamstore.fit.newton import NewtonResult
+
+CheckMode = Literal["auto", "always", "never"]
+CHECK_MODES = ("auto", "always", "never")
+
+
+@dataclass(frozen=True)
+class StartCheckPolicy:
+    """When a fit started from another fit's optimum is also fitted cold.
+
+    Attributes
+    ----------
+    mode : {"auto", "always", "never"}
+        ``"auto"``: check when one of the triggers below fires; ``"always"``: check every fit
+        that started from another fit (warm never worse than cold, at the price of a cold
+        fit); ``"never"``: trust every warm start (the fastest; disagreement is possible and
+        goes unreported).
+    max_drop_share : float
+        Trigger ``"rows"``: the fit has fewer than ``(1 - max_drop_share)`` of the parent
+        fit's rows (or the parent's row count is unknown). A fold that drops a large share of
+        the rows can move its optimum into another basin while staying close to the start.
+        The default 0.15 checks every fold of a LOSO with fewer than about 7 equal subjects.
+    max_move : float
+        Trigger ``"moved"``: some log smoothing parameter moved farther than this from the
+        start (a factor e^2 = 7.4 in lambda by default): the start was not informative.
+    rel_tol : float
+        Relative REML difference above which warm and cold count as disagreeing.
+    """
+
+    mode: CheckMode = "auto"
+    max_drop_share: float = 0.15
+    max_move: float = 2.0
+    rel_tol: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if self.mode not in CHECK_MODES:
+            raise ValueError(f"start_check mode must be one of {CHECK_MODES}, got {self.mode!r}")
+        for name in ("max_drop_share", "max_move", "rel_tol"):
+            v = getattr(self, name)
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float))
+                or not np.isfinite(v)
+                or v < 0
+            ):
+                raise ValueError(f"StartCheckPolicy.{name} must be a finite number >= 0, got {v!r}")
+
+
+def as_policy(value: StartCheckPolicy | str | None) -> StartCheckPolicy:
+    """A policy from a mode name, a policy, or None (the default ``"auto"``)."""
+    if value is None:
+        return StartCheckPolicy()
+    if isinstance(value, StartCheckPolicy):
+        return value
+    if isinstance(value, str):
+        return StartCheckPolicy(mode=value)  # type: ignore[arg-type]
+    raise TypeError(
+        f"start_check must be 'auto', 'always', 'never' or a StartCheckPolicy, got {value!r}"
+    )
+
+
+@dataclass(frozen=True)
+class StartCheck:
+    """How a fit started and what the cold check found (``FitResult.start_check``).
+
+    Attributes
+    ----------
+    level : str
+        Where the start came from (``FitResult.warm`` of the warm run).
+    rho_start : numpy.ndarray
+        The starting log smoothing parameters.
+    rho_moved : float
+        ``max |rho_warm - rho_start|``: how far the warm run moved.
+    drop_share : float
+        ``1 - n / n_parent`` for a start from another fit (NaN when not known).
+    reasons : tuple of str
+        The triggers that fired (``"rows"``, ``"moved"``, ``"indefinite"``,
+        ``"not-converged"``, ``"always"``); empty when the start was trusted.
+    cold_checked : bool
+        Whether the cold fit ran.
+    warm_reml, cold_reml : float
+        REML of the warm run and of the cold check (NaN when it did not run).
+    warm_rho, cold_rho : numpy.ndarray
+        Optima of both runs (``cold_rho`` empty when the check did not run).
+    disagree : bool
+        The two REML scores differ by more than ``rel_tol`` (relative).
+    kept : {"warm", "cold"}
+        Which run the fit returns: the lower REML (warm on a tie).
+    check_seconds : float
+        Wall time of the cold check.
+    """
+
+    level: str
+    rho_start: np.ndarray
+    rho_moved: float
+    drop_share: float
+    reasons: tuple[str, ...] = ()
+    cold_checked: bool = False
+    warm_reml: float = float("nan")
+    cold_reml: float = float("nan")
+    warm_rho: np.ndarray = field(default_factory=lambda: np.empty(0))
+    cold_rho: np.ndarray = field(default_factory=lambda: np.empty(0))
+    disagree: bool = False
+    kept: str = "warm"
+    check_seconds: float = 0.0
+
+
+# levels that start from *another* fit's optimum ("session-seed": a sibling's session)
+FOREIGN_LEVELS = ("cross-fit", "session-seed")
+
+
+def triggers(
+    policy: StartCheckPolicy,
+    nres: NewtonResult,
+    rho_start: np.ndarray,
+    n_rows: int,
+    parent_rows: int | None,
+) -> tuple[tuple[str, ...], float, float]:
+    """The reasons to check a start from another fit, the move and the dropped share."""
+    moved = float(np.max(np.abs(nres.final.rho - rho_start))) if rho_start.size else 0.0
+    drop = float("nan")
+    if parent_rows is not None and parent_rows > 0:
+        drop = 1.0 - n_rows / parent_rows
+    if policy.mode == "never":
+        return (), moved, drop
+    if policy.mode == "always":
+        return ("always",), moved, drop
+    reasons = []
+    if not (drop <= policy.max_drop_share):  # NaN (unknown parent) checks too
+        reasons.append("rows")
+    if moved > policy.max_move:
+        reasons.append("moved")
+    if nres.n_indefinite > 0:
+        reasons.append("indefinite")
+    if not nres.converged:
+        reasons.append("not-converged")
+    return tuple(reasons), moved, drop
+
+
+def check_start(
+    policy: StartCheckPolicy,
+    level: str,
+    warm: NewtonResult,
+    rho_start: np.ndarray,
+    n_rows: int,
+    parent_rows: int | None,
+    run_cold: Callable[[], NewtonResult],
+) -> tuple[NewtonResult, StartCheck]:
+    """Apply the policy to a finished warm run; returns the run to keep and the record.
+
+    ``run_cold`` fits from the cold start (called only when a trigger fires). The kept run is
+    the one with the lower REML; on a tie (within ``rel_tol``) the warm run is kept.
+    """
+    rho_start = np.asarray(rho_start, dtype=np.float64)
+    if level not in FOREIGN_LEVELS:
+        moved = float(np.max(np.abs(warm.final.rho - rho_start))) if rho_start.size else 0.0
+        record = StartCheck(
+            level,
+            rho_start.copy(),
+            moved,
+            float("nan"),
+            warm_reml=float(warm.final.score),
+            warm_rho=warm.final.rho.copy(),
+        )
+        return warm, record
+    reasons, moved, drop = triggers(policy, warm, rho_start, n_rows, parent_rows)
+    base = StartCheck(
+        level,
+        rho_start.copy(),
+        moved,
+        drop,
+        reasons,
+        warm_reml=float(warm.final.score),
+        warm_rho=warm.final.rho.copy(),
+    )
+    if not reasons:
+        return warm, base
+    t0 = time.perf_counter()
+    cold = run_cold()
+    seconds = time.perf_counter() - t0
+    w, c = float(warm.final.score), float(cold.final.score)
+    scale = max(abs(w), abs(c), 1.0)
+    disagree = bool(abs(w - c) > policy.rel_tol * scale)
+    keep_cold = bool(np.isfinite(c) and (not np.isfinite(w) or (disagree and c < w)))
+    record = dataclasses.replace(
+        base,
+        cold_checked=True,
+        cold_reml=c,
+        cold_rho=cold.final.rho.copy(),
+        disagree=disagree,
+        kept="cold" if keep_cold else "warm",
+        check_seconds=seconds,
+    )
+    return (cold if keep_cold else warm), record
+
+
+__all__ = ["CHECK_MODES", "StartCheck", "StartCheckPolicy", "as_policy", "check_start", "triggers"]

@@ -1,0 +1,187 @@
+"""Outer-iteration robustness and fit warnings on real R data sets (issue 15, item 1).
+
+The data and mgcv's answers are fixtures (tests/fixtures/robust/*.json, exact float64 made
+by make_robust_fixtures.py with Rscript + mgcv); nothing here calls R.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gamstore.fit import (
+    GAM,
+    BasisDimensionWarning,
+    BoundaryFitWarning,
+    GamFitWarning,
+    IterationLimitWarning,
+    NewtonControl,
+    NonIntegerResponseWarning,
+    StepFailureWarning,
+    UnidentifiableBasisWarning,
+    s,
+)
+from gamstore.fit.basis import bspline_design, ps_knots, sum_to_zero_transform
+from gamstore.fit.diagnostics import empty_basis_functions
+
+FIX = Path(__file__).parent / "fixtures" / "robust"
+
+
+def load(name: str) -> dict[str, Any]:
+    case: dict[str, Any] = json.loads((FIX / f"{name}.json").read_text())
+    case["data"] = {k: np.asarray(v, dtype=np.float64) for k, v in case["data"].items()}
+    return case
+
+
+def fit_quiet(model: GAM, data: Any, **kw: Any) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GamFitWarning)
+        return model.fit(data, **kw)
+
+
+def assert_matches_mgcv(res: Any, mg: dict[str, Any], edf_tol: float = 5e-4) -> None:
+    reml = mg["reml"][0]
+    assert abs(res.reml - reml) <= 1e-6 * abs(reml), (res.reml, reml)
+    np.testing.assert_allclose(res.rho, mg["log_sp"], atol=1e-3)
+    edf = [v for k, v in res.edf.items() if k != "(parametric)"]
+    np.testing.assert_allclose(edf, mg["edf"], atol=edf_tol)
+    fitted = np.asarray(mg["fitted"])
+    assert np.max(np.abs(res.fitted - fitted)) <= 1e-5 * np.max(np.abs(fitted))
+
+
+def test_mtcars_binomial_starts_where_mgcv_does_and_matches_it() -> None:
+    # regression: the unweighted initial.sp started at rho = 1.07, and the first Newton step
+    # led into the separated fit (rho = -12.34, probabilities 1e-15 / 1)
+    case = load("mtcars_vs_qsec")
+    model = GAM([s("qsec", k=10)], family="binomial")
+    prob, _ = model.prepare(case["data"], "vs")
+    # mgcv's initial.spg (the rows of X weighted at mustart); its first gam.fit3 call
+    assert prob.design.initial_rho == pytest.approx([-0.5993307], abs=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GamFitWarning)  # no warning at mgcv's optimum
+        res = model.fit(case["data"], y="vs")
+    assert res.converged and res.warnings == []
+    assert_matches_mgcv(res, case["mgcv"])
+    assert res.edf["s(qsec)"] == pytest.approx(1.34, abs=5e-3)
+
+
+def test_mtcars_from_the_old_start_warns_of_the_separated_fit() -> None:
+    # mgcv started at rho = 1.07 (in.out) reaches the same separated optimum: a lower
+    # Laplace REML with fitted probabilities at 0/1. Both get there; gamstore says so.
+    case = load("mtcars_vs_qsec")
+    model = GAM([s("qsec", k=10)], family="binomial")
+    with pytest.warns(BoundaryFitWarning, match="numerically 0 or 1"):
+        res = model.fit(case["data"], y="vs", rho0=[1.07464572])
+    assert res.rho[0] < -10
+    assert [type(w) for w in res.warnings] == [BoundaryFitWarning]
+
+
+def test_faithful_complete_separation_warns() -> None:
+    # mgcv: "Fitting terminated with step failure"; before, gamstore returned silently
+    case = load("faithful_separation")
+    assert case["warnings"] == ["Fitting terminated with step failure - check results carefully"]
+    with pytest.warns(BoundaryFitWarning, match="separated"):
+        res = GAM([s("eruptions")], family="binomial").fit(case["data"], y="long")
+    assert any(isinstance(w, BoundaryFitWarning) for w in res.warnings)
+
+
+def test_statex77_area_k20_no_information_warning_and_parity() -> None:
+    case = load("statex77_area_k20")
+    assert case["warnings"] == ["there is *no* information about some basis coefficients"]
+    with pytest.warns(UnidentifiableBasisWarning, match=r"s\(Area\): there is no information"):
+        res = GAM([s("Area", k=20)]).fit(case["data"], y="Income")
+    assert_matches_mgcv(res, case["mgcv"])
+    np.testing.assert_allclose(
+        res.coef, case["mgcv"]["coefficients"], atol=2e-4 * np.max(np.abs(res.coef))
+    )
+
+
+def test_k_above_unique_values_fits_like_mgcv() -> None:
+    case = load("mtcars_mpg_cyl_k5")
+    assert case["warnings"] == ["basis dimension is larger than number of unique covariates"]
+    with pytest.warns(BasisDimensionWarning, match="k = 5 .* unique covariate values \\(3\\)"):
+        res = GAM([s("cyl", k=5)]).fit(case["data"], y="mpg")
+    reml = case["mgcv"]["reml"][0]
+    # a flat direction (the smooth is linear in 3 points): rho drifts, REML and fit agree
+    assert res.reml <= reml + 1e-6 * abs(reml)
+    assert abs(res.reml - reml) <= 1e-6 * abs(reml)
+    np.testing.assert_allclose(res.fitted, case["mgcv"]["fitted"], rtol=1e-4)
+
+
+def test_non_integer_poisson_response_warns() -> None:
+    case = load("trees_volume")
+    with pytest.warns(NonIntegerResponseWarning, match="'Volume': .* non-integer value"):
+        res = GAM([s("Girth")], family="poisson").fit(case["data"], y="Volume")
+    assert [type(w) for w in res.warnings] == [NonIntegerResponseWarning]
+
+
+def test_fit_warnings_are_catchable_as_errors() -> None:
+    case = load("trees_volume")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GamFitWarning)
+        with pytest.raises(NonIntegerResponseWarning):
+            GAM([s("Girth")], family="poisson").fit(case["data"], y="Volume")
+
+
+def test_iteration_limit_warns() -> None:
+    case = load("mtcars_vs_qsec")
+    model = GAM([s("qsec", k=10)], family="binomial", control=NewtonControl(max_iter=1))
+    with pytest.warns(IterationLimitWarning, match="iteration limit \\(1\\)"):
+        res = model.fit(case["data"], y="vs")
+    assert not res.converged
+
+
+def test_step_failure_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a REML surface where no step along the Newton direction decreases the score although
+    # the gradient is large: every trial point scores worse than the start
+    from gamstore.fit import newton as newton_mod
+
+    case = load("mtcars_vs_qsec")
+    model = GAM([s("qsec", k=10)], family="binomial", control=NewtonControl(max_half=3))
+    real = newton_mod.evaluate
+    calls = {"n": 0}
+
+    def worse_after_first(*args: Any, **kw: Any) -> Any:
+        out = real(*args, **kw)
+        calls["n"] += 1
+        if calls["n"] > 1:
+            import dataclasses
+
+            return dataclasses.replace(out, score=out.score + 10.0)
+        return out
+
+    monkeypatch.setattr(newton_mod, "evaluate", worse_after_first)
+    with pytest.warns(StepFailureWarning, match="step failure after 0 outer"):
+        res = model.fit(case["data"], y="vs")
+    assert not res.converged
+    assert res.n_outer == 0
+    assert calls["n"] == 1 + 4  # the start, then the Newton step and 3 halvings
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_empty_basis_functions_match_the_design(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    knots = ps_knots(0.0, 1.0, 12)
+    # clustered data, some values exactly on knots: basis functions without data appear
+    x = np.concatenate([rng.uniform(0.0, 0.3, 30), rng.uniform(0.8, 1.0, 5), knots[5:7]])
+    B = bspline_design(x, knots)
+    expected = np.flatnonzero(B.sum(axis=0) == 0.0)
+    np.testing.assert_array_equal(empty_basis_functions(x, knots), expected)
+
+
+def test_sum_to_zero_with_an_empty_basis_function_is_mgcvs() -> None:
+    # mgcv's smoothCon rotates only the columns with a non-zero constraint entry
+    c = np.array([0.0, 0.3, 0.2, 0.0, 0.5])
+    T = sum_to_zero_transform(c)
+    assert T.shape == (5, 4)
+    np.testing.assert_allclose(c @ T, 0.0, atol=1e-15)
+    np.testing.assert_allclose(T.T @ T, np.eye(4), atol=1e-14)
+    # the untouched columns stay unit vectors in place; the last non-zero one is dropped
+    np.testing.assert_array_equal(T[:, 0], [1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(T[:, 3], [0, 0, 0, 1, 0])
+    np.testing.assert_array_equal(T[[0, 3], 1:3], 0.0)
