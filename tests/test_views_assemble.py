@@ -30,6 +30,7 @@ def _artifact_row(
         iterations=created,
         converged=True,
         labels={
+            "term_name": [f"s(x{i})" for i in range(n)],
             "term_basis": [f"ps{i}" for i in range(n)],
             "term_role": ["Mean"] * n,
             "term_identity": ["ab" * 32] * n,
@@ -104,7 +105,12 @@ def test_bad_rows_are_rejected_with_field_names() -> None:
             "artifact",
             0,
             "final",
-            labels={"term_basis": ["a"], "term_role": ["Mean"], "term_identity": ["x"]},
+            labels={
+                "term_name": ["s(x)"],
+                "term_basis": ["a"],
+                "term_role": ["Mean"],
+                "term_identity": ["x"],
+            },
             nested={"rho": [[1.0]], "beta": [[1.0], [2.0]]},
         )
     with pytest.raises(ValueError, match="1-D"):

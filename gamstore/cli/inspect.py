@@ -178,6 +178,28 @@ _progress_option = click.option(
 
 
 # ------------------------------------------------------------------ ls
+#: Provenance fields shown by ls/show (see gamstore.store.provenance); None when not stored.
+_PROVENANCE = (
+    "response",
+    "covariates",
+    "terms",
+    "n_rows",
+    "subject_column",
+    "held_out",
+    "run_id",
+    "gamstore_version",
+)
+
+
+def _held_out(r: dict[str, Any]) -> str:
+    """``"subj=3"`` for a LOSO fold, ``"none (full data)"`` for the run's full fit."""
+    if not r.get("subject_column"):
+        return ""
+    if r.get("held_out") is None:
+        return "none (full data)"
+    return f"{r['subject_column']}={r['held_out']}"
+
+
 def _family(marker: dict[str, Any]) -> str:
     record = marker.get("record")
     if marker.get("record_type") == "fit_artifact" and isinstance(record, dict):
@@ -198,6 +220,8 @@ def _listing_rows(
 
     def row(info: Any) -> dict[str, Any]:
         marker = store.read_marker(info) or {}  # one GET on object stores: run them in parallel
+        prov = marker.get("provenance")
+        prov = prov if isinstance(prov, dict) else {}
         return {
             "keyspace": info.keyspace,
             "entry_id": info.entry_id,
@@ -214,6 +238,7 @@ def _listing_rows(
             "nbytes": info.nbytes,
             "producer": marker.get("producer", ""),
             "path": info.path,
+            **{name: prov.get(name) for name in _PROVENANCE},
         }
 
     rows = []
@@ -279,13 +304,15 @@ def ls_command(
 
     table = Table(title=f"{len(rows)} entries in {store.url}")
     for col, justify in (("keyspace", "left"), ("entry id", "left"), ("key", "left"), ("kind", "left"),
-                         ("family", "left"), ("created (UTC)", "left"), ("age", "right"),
+                         ("family", "left"), ("response", "left"), ("held out", "left"),
+                         ("run", "left"), ("created (UTC)", "left"), ("age", "right"),
                          ("objective", "right"), ("size", "right")):  # fmt: skip
         table.add_column(col, justify=justify, no_wrap=col in ("entry id", "created (UTC)"))  # type: ignore[arg-type]
     for r in rows:
         key = r["key"] if len(r["key"]) <= 40 else r["key"][:18] + "…" + r["key"][-18:]
         obj = "" if r["objective"] is None else f"{r['objective']:.6g}"
-        table.add_row(r["keyspace"], r["entry_id"], key, r["kind"], r["family"], r["created"],
+        table.add_row(r["keyspace"], r["entry_id"], key, r["kind"], r["family"],
+                      r["response"] or "", _held_out(r), r["run_id"] or "", r["created"],
                       _human_age(r["age_s"]), obj, _human_bytes(r["nbytes"]))  # fmt: skip
     _console().print(table)
 
@@ -315,7 +342,13 @@ def _entry_payload(entry: Any) -> dict[str, Any]:
         "producer": entry.producer,
         "nbytes": entry.nbytes,
     }
-    return {"metadata": meta, "fields": parts.fields, "arrays": arrays}
+    prov = getattr(entry, "provenance", None) or {}
+    return {
+        "metadata": meta,
+        "provenance": {name: prov.get(name) for name in _PROVENANCE},
+        "fields": parts.fields,
+        "arrays": arrays,
+    }
 
 
 @click.command("show")
@@ -373,6 +406,11 @@ def show_command(
     meta.add_column("value", overflow="fold")
     for name, value in payload["metadata"].items():
         meta.add_row(name, "" if value is None else str(value))
+    for name, value in payload["provenance"].items():
+        text = ", ".join(value) if isinstance(value, list) else "" if value is None else str(value)
+        if name == "held_out" and payload["provenance"].get("subject_column"):
+            text = text if value is not None else "none (full data)"
+        meta.add_row(name, text)
     console.print(meta)
     fields = Table(title="record fields", show_header=False)
     fields.add_column("field", style="bold")

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal, NamedTuple, overload
@@ -615,7 +616,8 @@ class GAM:
         if store is not None and rho0 is None and beta0 is None:
             from gamstore.fit.warm import fit_with_store
 
-            res = fit_with_store(self, prob, off_col, store, t0, inner_cap, on_iterate)
+            with self._provenance(y, prob):
+                res = fit_with_store(self, prob, off_col, store, t0, inner_cap, on_iterate)
         else:
             start_rho, start_beta, label = self._explicit_start(prob.design, rho0, beta0)
             nres = self.run(prob, start_rho, start_beta, inner_cap=inner_cap, on_iterate=on_iterate)
@@ -623,6 +625,27 @@ class GAM:
         cols = response_columns(y)
         res._response = cols[0] if len(cols) == 1 else f"cbind({cols[0]}, {cols[1]} - {cols[0]})"
         return res
+
+    def _provenance(self, y: Any, prob: Problem) -> AbstractContextManager[Any]:
+        """Provenance of the entries this fit saves: response, covariates, rows, run id
+        (the enclosing run's, e.g. a LOSO run, else a new one). Names are kept as text,
+        cut to the stored size: provenance never fails a fit."""
+        from gamstore.warmstart.provenance import (
+            MAX_COVARIATES,
+            MAX_TEXT,
+            current_provenance,
+            new_run_id,
+            provenance,
+        )
+
+        names = [sm.term for sm in self.smooths] + list(self.linear)
+        return provenance(
+            response=",".join(str(c) for c in response_columns(y))[:MAX_TEXT],
+            covariates=[str(c)[:MAX_TEXT] for c in names[:MAX_COVARIATES]],
+            terms=[str(b)[:MAX_TEXT] for b in prob.design.block_names[:MAX_COVARIATES]],
+            n_rows=int(prob.y.size),
+            run_id=current_provenance().get("run_id") or new_run_id(),
+        )
 
     def _explicit_start(
         self, d: Design, rho0: Any, beta0: Any

@@ -49,6 +49,7 @@ class FoldTask:
     attempt: int = 1
     weights: str | None = None
     offset: str | None = None
+    run_id: str = ""  # provenance: the LOSO run every entry this fold saves belongs to
 
 
 @dataclass
@@ -196,6 +197,17 @@ def heldout_response(
     return prop, trials if wt is None else wt * trials
 
 
+def fold_provenance(subject_column: str, held_out: Any, run_id: str) -> Any:
+    """Provenance of a LOSO fit's entries (``held_out=None``: the full-data fit)."""
+    from gamstore.store.provenance import MAX_TEXT, provenance
+
+    return provenance(
+        subject_column=str(subject_column)[:MAX_TEXT],
+        held_out=None if held_out is None else str(held_out)[:MAX_TEXT],
+        run_id=run_id or None,
+    )
+
+
 def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) -> FoldOutcome:
     """Fit one fold (all rows but the held-out subject's) and score the held-out rows.
 
@@ -234,7 +246,8 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
                 fit_store = open_worker_store(task.store)
         t0, c0 = time.perf_counter(), time.process_time()
         extra = {k: v for k, v in (("weights", task.weights), ("offset", task.offset)) if v}
-        res = model.fit(train, y=task.y, knots=task.knots, store=fit_store, **extra)
+        with fold_provenance(task.subject_column, task.subject, task.run_id):
+            res = model.fit(train, y=task.y, knots=task.knots, store=fit_store, **extra)
         out.wall_time = time.perf_counter() - t0
         out.cpu_time = time.process_time() - c0
         out.rho = np.asarray(res.rho, dtype=np.float64).ravel()

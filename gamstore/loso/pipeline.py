@@ -18,8 +18,9 @@ import xarray as xr
 from gamstore._version import __version__
 from gamstore.loso.deviance import family_name
 from gamstore.loso.executors import run_dask, run_processes, run_serial
-from gamstore.loso.folds import FoldOutcome, FoldTask, StoreSpec
+from gamstore.loso.folds import FoldOutcome, FoldTask, StoreSpec, fold_provenance
 from gamstore.loso.results import build_dataset
+from gamstore.store.provenance import new_run_id
 
 logger = logging.getLogger("gamstore.loso")
 
@@ -249,6 +250,7 @@ def run_loso(
     else:
         starts = ["cold"]
     family = family_name(getattr(model, "family", "gaussian"))
+    run_id = new_run_id()  # provenance of every entry of this run (and in the result attrs)
 
     from gamstore.store import open_store
 
@@ -291,7 +293,8 @@ def run_loso(
 
         t0 = time.perf_counter()
         extra = {k: v for k, v in (("weights", weights), ("offset", offset)) if v}
-        full_res = model.fit(frame, y=y, knots=None, store=store_obj, **extra)
+        with fold_provenance(subject, None, run_id):
+            full_res = model.fit(frame, y=y, knots=None, store=store_obj, **extra)
         full = _fit_summary(full_res, time.perf_counter() - t0)
         knots = {str(k): np.asarray(v, dtype=np.float64) for k, v in dict(full_res.knots).items()}
         logger.info(
@@ -312,6 +315,7 @@ def run_loso(
                 family=family,
                 weights=weights,
                 offset=offset,
+                run_id=run_id,
             )
             for s in subjects
             for mode in starts
@@ -337,6 +341,7 @@ def run_loso(
         "n_dropped": int(dropped.size),
         "n_subjects": len(subjects),
         "gamstore_version": __version__,
+        "run_id": run_id,
     }
     return build_dataset(subjects, starts, outcomes, full, attrs)
 

@@ -34,6 +34,7 @@ import numpy as np
 
 from gamstore import _json
 from gamstore.store.layout import LAYOUT_VERSION, MARKER
+from gamstore.store.provenance import check_provenance
 
 __all__ = [
     "MAX_ENTRY_BYTES",
@@ -102,6 +103,7 @@ class Marker:
     iteration: int | None
     kind: str
     nbytes: int
+    provenance: dict[str, Any] | None = None
 
 
 # Same canonical form as gamstore._json.dumps (one encoder, built once), for documents built
@@ -268,6 +270,7 @@ def encode_entry(
     kind: str,
     schema: str,
     max_bytes: int = MAX_ENTRY_BYTES,
+    provenance: Mapping[str, Any] | None = None,
 ) -> EncodedEntry:
     """Build every object of one entry from ``record.to_parts()``.
 
@@ -346,6 +349,7 @@ def encode_entry(
         "objective": objective,
         "producer": producer,
         "record": fields,
+        **({} if provenance is None else {"provenance": check_provenance(provenance)}),
         "record_type": record_type,
         "schema": schema,
     }
@@ -407,7 +411,14 @@ def parse_marker(data: bytes, *, keyspace: str, entry_id: str) -> Marker:
                 raise ValueError("name too long")
         except (TypeError, ValueError):
             raise CorruptEntryError(f"marker: invalid array/group name {name!r:.80}") from None
+    prov = attrs.get("provenance")
+    if prov is not None:
+        try:
+            prov = check_provenance(prov)
+        except (TypeError, ValueError) as exc:
+            raise CorruptEntryError(f"marker: {exc}") from None
     return Marker(
+        provenance=prov,
         attrs=attrs,
         record_type=_req(attrs, "record_type", str),
         schema=_req(attrs, "schema", str),

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from gamstore._version import __version__
 from gamstore.store import codec
 from gamstore.store.backend import Backend
 from gamstore.store.cache import state_for
@@ -48,6 +49,7 @@ from gamstore.store.layout import (
     level_attrs,
     split_entry_path,
 )
+from gamstore.store.provenance import check_provenance, current_provenance
 from gamstore.store.ranking import Candidate, rank
 from gamstore.store.spec import StoreSpec
 from gamstore.store.types import (
@@ -279,6 +281,7 @@ class Store:
         objective: float | None = None,
         iteration: int | None = None,
         kind: str = "checkpoint",
+        provenance: Mapping[str, Any] | None = None,
     ) -> str | None:
         """Store ``record`` as a new immutable entry under ``(keyspace, key)``.
 
@@ -296,6 +299,10 @@ class Store:
             The caller's iteration counter (>= 0).
         kind : {"checkpoint", "final"}
             Entry kind.
+        provenance : mapping, optional
+            Provenance fields of this entry (see :mod:`gamstore.store.provenance`), over the
+            ones set by enclosing :func:`~gamstore.store.provenance.provenance` blocks; the
+            gamstore version is always recorded.
 
         Returns
         -------
@@ -326,6 +333,9 @@ class Store:
             isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0
         ):
             raise ValueError(f"iteration: expected an int >= 0 or None, got {iteration!r}")
+        prov = {"gamstore_version": __version__, **current_provenance()}
+        if provenance is not None:
+            prov.update(check_provenance(provenance))
         folder = key_folder(keyspace, key)
         entry_id = new_entry_id(self.producer, self._clock())
         created = parse_created(entry_id)
@@ -341,6 +351,7 @@ class Store:
             iteration=iteration,
             kind=kind,
             schema=self._schema,
+            provenance=prov,
         )
         path = entry_prefix(keyspace, folder, entry_id)
         self._flush_touches()
@@ -383,6 +394,7 @@ class Store:
             iteration=iteration,
             kind=kind,
             nbytes=enc.nbytes,
+            provenance=enc.attrs["provenance"],
         )
         self._state.remember_marker(path, marker)
         self._after_save(folder, enc.nbytes)
@@ -587,6 +599,7 @@ class Store:
             created=marker.created,
             producer=marker.producer,
             nbytes=marker.nbytes,
+            provenance=None if marker.provenance is None else dict(marker.provenance),
         )
         st.remember_entry(path, entry)
         return entry

@@ -54,6 +54,10 @@ class Entry:
         Identity of the process that wrote the entry.
     nbytes : int
         Total bytes of the entry's objects.
+    provenance : dict or None
+        Which fit on which data wrote it (``response``, ``covariates``, ``n_rows``,
+        ``subject_column``, ``held_out``, ``run_id``, ``gamstore_version``; see
+        :mod:`gamstore.store.provenance`); None for entries written before it existed.
     """
 
     record: Any
@@ -66,6 +70,7 @@ class Entry:
     created: int
     producer: str
     nbytes: int
+    provenance: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,16 @@ import numpy as np
 import xarray as xr
 
 from gamstore.views.attrs import variable_attrs
-from gamstore.views.rows import FitRow, KeyspaceLayout, layout_for
+from gamstore.views.rows import PROVENANCE, FitRow, KeyspaceLayout, layout_for
 
 __all__ = ["assemble_fits", "dataset_rows", "FIT_DIM", "VIEW_SCHEMA"]
 
 FIT_DIM = "fit"
-VIEW_SCHEMA = 1
+VIEW_SCHEMA = 2  # 2: provenance coordinates, term names
 
-_STRING_COORDS = ("key", "keyspace", "family", "descriptor_key", "kind", "producer")
+_STRING_COORDS = ("key", "keyspace", "family", "descriptor_key", "kind", "producer", *PROVENANCE)
+#: The label that names each group (term or block), used as the group coordinate.
+_GROUP_NAMES = {"term": "term_name", "block": "block_name"}
 
 
 def _strings(values: Sequence[str]) -> np.ndarray:
@@ -119,6 +121,10 @@ def assemble_fits(
         "converged", (FIT_DIM,), np.array([r.converged for r in ordered], dtype=bool)
     )
     _add_ragged(data, ordered, layout)
+    group_names = _group_coordinate(data, layout)
+    if group_names is not None:
+        assert layout.group_dim is not None
+        coords[layout.group_dim] = _with_attrs(layout.group_dim, (layout.group_dim,), group_names)
 
     ds = xr.Dataset(data, coords=coords)
     meta: dict[str, Any] = {"view_schema": VIEW_SCHEMA, "keyspace": keyspace}
@@ -131,6 +137,26 @@ def assemble_fits(
         "gamstore": meta,
     }
     return ds
+
+
+def _group_coordinate(data: dict[str, xr.Variable], layout: KeyspaceLayout) -> np.ndarray | None:
+    """Names for the term/block dimension when every fit has the same, distinct names.
+
+    Fits of different models (other terms, or fewer) share one store: then the dimension
+    stays a plain index and the per-fit names are in ``term_name``/``block_name``.
+    """
+    label = _GROUP_NAMES.get(layout.group_dim or "")
+    if label is None or label not in data:
+        return None
+    table = data[label].values
+    if table.shape[0] == 0 or table.shape[1] == 0:
+        return None
+    first = table[0]
+    if not all(isinstance(s, str) and s for s in first) or len(set(first)) != len(first):
+        return None
+    if not (table == first[None, :]).all():
+        return None
+    return _strings(list(first))
 
 
 def _add_ragged(
@@ -205,6 +231,7 @@ def dataset_rows(ds: xr.Dataset, keyspace: str) -> list[FitRow]:
                 n_rows=int(v["n_rows"][i]),
                 iterations=int(v["iterations"][i]),
                 converged=bool(v["converged"][i]),
+                **{name: str(v[name][i]) for name in PROVENANCE},
                 labels={name: [str(s) for s in v[name][i, :n_groups]] for name in layout.labels},
                 nested=nested,
                 flat={

@@ -71,6 +71,40 @@ VARIABLE_ATTRS: dict[str, dict[str, str]] = {
         "description": "64-hex fingerprint identifying the term across folds.",
     },
     "block_name": {"long_name": "block name", "description": "Name of the block ('' = padding)."},
+    "term_name": {
+        "long_name": "term name",
+        "description": "Model term of the fit that wrote the artifact, e.g. 's(x0)' ('' = "
+        "padding or unknown).",
+    },
+    "term": {
+        "long_name": "term",
+        "description": "Term names, when every fit in the view has the same terms.",
+    },
+    "block": {
+        "long_name": "block",
+        "description": "Block names, when every fit in the view has the same blocks.",
+    },
+    "response": {"long_name": "response", "description": "Response column(s) of the fit."},
+    "covariates": {
+        "long_name": "covariates",
+        "description": "Covariate columns of the fit, comma-separated, in model order.",
+    },
+    "subject_column": {
+        "long_name": "subject column",
+        "description": "LOSO: the column holding subject labels ('' = not a LOSO fit).",
+    },
+    "held_out": {
+        "long_name": "held-out subject",
+        "description": "LOSO: label of the subject left out ('' = the full-data fit).",
+    },
+    "run_id": {
+        "long_name": "run id",
+        "description": "One id per GAM.fit call, or per run_loso call for all of its fits.",
+    },
+    "gamstore_version": {
+        "long_name": "gamstore version",
+        "description": "Version of the gamstore that wrote the entry.",
+    },
 }
 
 

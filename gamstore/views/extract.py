@@ -7,12 +7,12 @@ read from local disk, memory, S3 or an HDF5 export.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from gamstore.views.rows import FitRow
+from gamstore.views.rows import PROVENANCE, FitRow
 
 __all__ = ["row_from_entry", "row_from_record", "UnsupportedRecordError"]
 
@@ -27,6 +27,27 @@ def _objective(entry_objective: float | None, fallback: float) -> float:
     return float(fallback) if math.isfinite(fallback) else math.nan
 
 
+def _term_names(prov: Any, n: int) -> list[str]:
+    # the artifact itself names no terms; the fit that wrote it recorded its model's terms
+    names = prov.get("terms") if isinstance(prov, Mapping) else None
+    if isinstance(names, list) and len(names) == n:
+        return [str(s) for s in names]
+    return [""] * n
+
+
+def _provenance_fields(prov: Any) -> dict[str, Any]:
+    if not isinstance(prov, Mapping):
+        return {}
+    out: dict[str, Any] = {}
+    for name in PROVENANCE:
+        value = prov.get(name)
+        if isinstance(value, list):
+            out[name] = ",".join(str(v) for v in value)
+        elif isinstance(value, str):
+            out[name] = value
+    return out
+
+
 def _artifact(record: Any, meta: dict[str, Any]) -> dict[str, Any]:
     desc = record.descriptor
     terms = record.terms
@@ -38,6 +59,7 @@ def _artifact(record: Any, meta: dict[str, Any]) -> dict[str, Any]:
         "converged": bool(record.global_.converged),
         "iterations": -1 if meta["iteration"] is None else int(meta["iteration"]),
         "labels": {
+            "term_name": _term_names(meta.get("provenance"), len(terms)),
             "term_identity": [t.identity.hex() for t in terms],
             "term_role": [t.role.value for t in terms],
             "term_basis": [t.basis_meta.kind for t in terms],
@@ -106,8 +128,9 @@ def row_from_record(
     nbytes: int = -1,
     objective: float | None = None,
     iteration: int | None = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> FitRow:
-    """Tabulate one record with its entry metadata.
+    """Tabulate one record with its entry metadata (and the entry's provenance, if any).
 
     Raises
     ------
@@ -120,8 +143,12 @@ def row_from_record(
         raise UnsupportedRecordError(
             f"record: no view rule for record type {record_type!r} (entry {entry_id})"
         )
-    meta = {"objective": objective, "iteration": iteration, "kind": kind}
+    meta = {"objective": objective, "iteration": iteration, "kind": kind, "provenance": provenance}
     values = rule(record, meta)
+    values.update(_provenance_fields(provenance))
+    n_rows = provenance.get("n_rows") if isinstance(provenance, Mapping) else None
+    if "n_rows" not in values and isinstance(n_rows, int) and not isinstance(n_rows, bool):
+        values["n_rows"] = n_rows  # records without a row count: the fit's, from provenance
     try:
         return FitRow(
             entry_id=entry_id,
@@ -152,4 +179,5 @@ def row_from_entry(entry: Any) -> FitRow:
         nbytes=entry.nbytes,
         objective=entry.objective,
         iteration=entry.iteration,
+        provenance=getattr(entry, "provenance", None),
     )

@@ -21,9 +21,18 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FitRow", "KeyspaceLayout", "LAYOUTS", "KEYSPACES", "layout_for"]
+__all__ = ["FitRow", "KeyspaceLayout", "LAYOUTS", "KEYSPACES", "PROVENANCE", "layout_for"]
 
 KEYSPACES: tuple[str, ...] = ("inner", "block", "outer", "artifact", "from")
+#: Provenance strings of a row (see :mod:`gamstore.store.provenance`).
+PROVENANCE: tuple[str, ...] = (
+    "response",
+    "covariates",
+    "subject_column",
+    "held_out",
+    "run_id",
+    "gamstore_version",
+)
 
 
 @dataclass(frozen=True)
@@ -62,7 +71,7 @@ LAYOUTS: dict[str, KeyspaceLayout] = {
         "artifact",
         "term",
         nested={"rho": "penalty", "beta": "coef"},
-        labels=("term_identity", "term_role", "term_basis"),
+        labels=("term_name", "term_identity", "term_role", "term_basis"),
     ),
     "block": KeyspaceLayout(
         "block",
@@ -122,6 +131,9 @@ class FitRow:
         Data rows and optimizer iterations (-1 when unknown).
     converged : bool
         Whether the stored state is a converged optimum.
+    response, covariates, subject_column, held_out, run_id, gamstore_version : str
+        Provenance of the entry (``covariates`` comma-joined; ``held_out`` empty for a
+        full-data fit; all empty for entries written before provenance was stored).
     labels : mapping of str to sequence of str
         One string per group for each label of the layout.
     nested : mapping of str to sequence of 1-D arrays
@@ -143,12 +155,18 @@ class FitRow:
     n_rows: int = -1
     iterations: int = -1
     converged: bool = False
+    response: str = ""
+    covariates: str = ""
+    subject_column: str = ""
+    held_out: str = ""
+    run_id: str = ""
+    gamstore_version: str = ""
     labels: Mapping[str, Sequence[str]] = field(default_factory=dict)
     nested: Mapping[str, Sequence[np.ndarray]] = field(default_factory=dict)
     flat: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("entry_id", "key", "keyspace", "kind", "producer", "family"):
+        for name in ("entry_id", "key", "keyspace", "kind", "producer", "family", *PROVENANCE):
             if not isinstance(getattr(self, name), str):
                 raise TypeError(f"FitRow.{name}: expected a str")
         if not isinstance(self.descriptor_key, str):

@@ -163,7 +163,9 @@ def store_fit_artifact(store: StoreArg, artifact: FitArtifact) -> bool:
         _log.debug("fit artifact not stored: %s", artifact.unusable_reason())
         return False
     key = artifact_key(artifact.descriptor)
-    return ws.save(ARTIFACT_KEYSPACE, key, artifact, objective=None, kind="checkpoint") is not None
+    # a converged fit's snapshot is its final state (lookups take the newest either way)
+    kind = "final" if artifact.global_.converged else "checkpoint"
+    return ws.save(ARTIFACT_KEYSPACE, key, artifact, objective=None, kind=kind) is not None
 
 
 def load_fit_artifact(
