@@ -495,7 +495,8 @@ class LegacyLocalBackend(LocalBackend):
         full = os.path.join(self.root, check_path(path))
         if os.path.lexists(full):
             return False
-        tmp = self._tmp_name(full)
+        head, tail = os.path.split(full)
+        tmp = os.path.join(head, self._tmp_name(tail))
         try:
             try:
                 _legacy_write(tmp, data)

@@ -1,5 +1,8 @@
 """The local backend's write path: folders made once, no existence checks, same results.
 
+Every path is walked one folder at a time from the root's descriptor (``openat`` with
+``O_NOFOLLOW``, see ``gamstore/store/local.py``), so the calls below are relative names.
+
 These pin the file-system calls a save issues (counted with wrappers around ``os``; the
 numbers are a property of the code, not a timing) and the behaviour of the helpers on the
 awkward cases (missing root, pre-existing folders, files at the root, concurrent removal).
@@ -36,6 +39,8 @@ def counting_os(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str
     def wrap(name: str, fn: Any) -> Any:
         def counted(*a: Any, **k: Any) -> Any:
             arg = str(a[0]) if a else ""
+            if name == "open" and len(a) > 1 and a[1] & os.O_DIRECTORY:
+                arg += "/"  # a folder walked through, not a file
             try:
                 out = fn(*a, **k)
             except OSError as exc:
@@ -80,9 +85,13 @@ def test_save_makes_each_folder_once_and_never_stats(
     # no existence probes at all: the create-only link is the only existence test
     assert not {"stat", "lstat", "exists", "lexists", "isdir", "makedirs"} & set(kinds)
     ok_mkdirs = [a for c, a, r in calls if c == "mkdir" and r == "ok"]
-    assert sorted(ok_mkdirs) == sorted(made)  # every new folder made exactly once
-    # the backend knows the keyspace folder: nothing is probed, nothing fails
-    assert [(a, r) for c, a, r in calls if c == "mkdir" and r != "ok"] == []
+    # every new folder made exactly once (mkdir takes names relative to the parent folder)
+    assert sorted(ok_mkdirs) == sorted(os.path.basename(m) for m in made)
+    # below the known key folder nothing is probed and nothing fails but the entry folder's
+    # own first open (it does not exist yet); below a fresh folder mkdir comes first
+    fails = [(c, a, r) for c, a, r in calls if r != "ok"]
+    assert all(c == "open" and a.endswith("/") and r == "FileNotFoundError" for c, a, r in fails)
+    assert len(fails) <= 3  # at most the shard, key and entry folders of a new key
     path = entry_prefix("block", key_folder("block", "fold"), entry_id)
     files = {p for p in root.rglob("*") if p.is_file()} - files_before
     levels = sorted(str(p.relative_to(root)) for p in files if (root / path) not in p.parents)
@@ -90,9 +99,9 @@ def test_save_makes_each_folder_once_and_never_stats(
     assert key_folder("block", "warm")[:2] != key_folder("block", "fold")[:2]  # a new shard
     # the new shard and key folders get their level doc; the keyspace already has one
     assert levels == sorted([f"{kp.rsplit('/', 1)[0]}/{MARKER}", f"{kp}/{MARKER}"])
-    opens = [a for c, a, r in calls if c == "open"]
+    file_opens = [a for c, a, r in calls if c == "open" and not a.endswith("/")]
     # payload objects + the temp files of the marker and the level docs, each once
-    assert len(opens) == len(files)
+    assert len(file_opens) == len(files)
     # marker and level docs: create-only link, then drop the temp
     assert kinds["link"] == 1 + len(levels) and kinds["unlink"] == 1 + len(levels)
     hit = s.lookup("block", "fold")
@@ -161,18 +170,6 @@ def test_put_many_single_folder_and_bad_paths(tmp_path: Path) -> None:
     assert not (tmp_path / "ok").exists()  # paths are checked before anything is written
 
 
-def test_make_dir_reports_new_folders_and_fills_the_chain(tmp_path: Path) -> None:
-    target = tmp_path / "a" / "b" / "c"
-    assert local._make_dir(str(target)) is True
-    assert target.is_dir()
-    assert local._make_dir(str(target)) is False
-    assert local._make_dir(str(tmp_path / "a" / "b" / "d")) is True
-    (tmp_path / "file").write_bytes(b"")
-    assert local._make_dir(str(tmp_path / "file")) is False  # exists (not a folder)
-    with pytest.raises(NotADirectoryError):
-        local._make_dir(str(tmp_path / "file" / "sub"))
-
-
 def test_put_many_recovers_when_a_fresh_folder_is_removed_under_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -182,8 +179,8 @@ def test_put_many_recovers_when_a_fresh_folder_is_removed_under_it(
 
     def racing_mkdir(path: Any, *a: Any, **k: Any) -> None:
         real_mkdir(path, *a, **k)
-        if str(path).endswith(os.sep + "e") and not removed:
-            os.rmdir(path)  # a cleaner removes the empty folder we just made
+        if str(path) == "e" and not removed:
+            os.rmdir(path, dir_fd=k["dir_fd"])  # a cleaner removes the folder we just made
             removed.append(path)
 
     monkeypatch.setattr(os, "mkdir", racing_mkdir)
@@ -259,15 +256,18 @@ def test_first_touch_in_a_known_folder_is_one_create(
     be = LocalBackend(tmp_path)
     be.touch(".access/block/ab/f1/e1")
     with counting_os(monkeypatch) as calls:
-        be.touch(".access/block/ab/f1/e2")  # parent known: no probe, no failed open
+        be.touch(".access/block/ab/f1/e2")  # parent exists: no probe, no mkdir
         be.touch(".access/block/ab/f2/e3")  # new key folder: one mkdir, then the file
-    assert [(c, r) for c, _, r in calls] == [
-        ("utime", "FileNotFoundError"),
-        ("open", "ok"),
-        ("utime", "FileNotFoundError"),
-        ("mkdir", "ok"),
-        ("open", "ok"),
+    # utime works on the open descriptor (its argument is a number): no path is re-resolved
+    assert [(c, a if c != "utime" else "fd", r) for c, a, r in calls if not a.endswith("/")] == [
+        ("open", "e2", "ok"),
+        ("utime", "fd", "ok"),
+        ("mkdir", "f2", "ok"),
+        ("open", "e3", "ok"),
+        ("utime", "fd", "ok"),
     ]
+    assert not [c for c, _, _ in calls if c in ("stat", "lstat")]
+    assert [a for c, a, r in calls if r != "ok"] == ["f2/"]  # the new key folder's probe
     assert (tmp_path / ".access/block/ab/f2/e3").is_file()
 
 
@@ -285,15 +285,3 @@ def test_writes_into_a_folder_deleted_after_it_was_made(tmp_path: Path) -> None:
         be.put_many({"k/e/v/zarr.json": b"m", "k/e/v/0": b"c"})  # single folder, known
         assert be.get("k/e/v/zarr.json") == b"m"
         assert be.put_if_absent("k/e/zarr.json", b"marker")
-
-
-def test_known_folders_are_key_folders_not_entries(tmp_path: Path) -> None:
-    s = open_store(tmp_path)
-    ids = [s.save("block", "k", block_record("k", i)) for i in range(3)]
-    be = s.backend
-    assert isinstance(be, LocalBackend)
-    key_dir = str(tmp_path / key_prefix("block", key_folder("block", "k")))
-    assert key_dir in be._folders
-    for entry_id in ids:
-        assert entry_id is not None
-        assert os.path.join(key_dir, entry_id) not in be._folders

@@ -73,6 +73,8 @@ DEFAULT_SCHEMA = "gamstore-schema-1"
 _TOUCH_FLUSH_COUNT = 64
 #: Largest marker ever read (a marker is part of an entry, so the entry cap bounds it).
 MAX_MARKER_BYTES = codec.MAX_ENTRY_BYTES
+#: Largest root ``zarr.json`` read (ours is about 100 bytes; a bigger one is not a gamstore root).
+MAX_ROOT_BYTES = 64 * 1024
 _TOUCH_FLUSH_AGE_NS = 5 * 10**9
 
 
@@ -237,20 +239,53 @@ class Store:
         if st.root_checked:
             return
         doc = codec.group_meta_bytes({"gamstore": {"layout": LAYOUT_VERSION}})
-        existing = self._backend.get(MARKER)
+        existing = self._backend.get(MARKER, MAX_ROOT_BYTES)
         if existing is None and not self.read_only:
-            if self._backend.put_if_absent(MARKER, doc):
+            # Never turn somebody's folder into a store: a root without zarr.json must be
+            # empty (temp files of a concurrent opener aside) before we write ours.
+            if self._has_foreign_content():
+                existing = self._backend.get(MARKER, MAX_ROOT_BYTES)  # a concurrent opener
+                if existing is None:
+                    raise ValueError(
+                        f"url: {self.url} is not empty and holds no gamstore root zarr.json; "
+                        "refusing to turn it into a store (use an empty or new folder)"
+                    )
+            elif self._backend.put_if_absent(MARKER, doc):
                 existing = doc
             else:
-                existing = self._backend.get(MARKER)
+                existing = self._backend.get(MARKER, MAX_ROOT_BYTES)
+                if existing is None:  # there, but unreadable: a symlink or a special file
+                    raise ValueError(
+                        f"url: {self.url} has a root zarr.json that is not a regular file"
+                    )
         if existing is not None:
             self._check_root_doc(existing)
             st.root_checked = True  # a missing root seen read-only is checked again later
+
+    def _has_foreign_content(self) -> bool:
+        names = self._backend.list_dir("")
+        return any(n != MARKER and ".tmp." not in n for n in names)
+
+    def require_root(self) -> None:
+        """Raise ValueError unless the root holds a gamstore root ``zarr.json`` (read now).
+
+        Maintenance (``gc``, ``verify(fix=True)``, ``evict``, the catalog) calls this before
+        it deletes anything, so it never works on a folder that is not a gamstore store.
+        """
+        blob = self._backend.get(MARKER, MAX_ROOT_BYTES)
+        if blob is None:
+            raise ValueError(
+                f"url: {self.url} holds no gamstore root zarr.json; refusing maintenance on a "
+                "folder that is not a gamstore store"
+            )
+        self._check_root_doc(blob)
 
     def _check_root_doc(self, data: bytes) -> None:
         from gamstore import _json
 
         try:
+            if len(data) > MAX_ROOT_BYTES:
+                raise ValueError("oversize")
             doc = _json.loads(data, root="zarr.json")
             layout = doc["attributes"]["gamstore"]["layout"]
         except (ValueError, KeyError, TypeError):
@@ -931,6 +966,7 @@ class Store:
     def evict(self) -> int:
         """Run a full eviction sweep now (TTL, then budget); return entries removed."""
         self._check_writable()
+        self.require_root()
         self._flush_touches()
         return self._full_sweep()
 
@@ -952,6 +988,7 @@ class Store:
         """Counters of this handle (requests as counted by the backend)."""
         s = replace(self._stats)
         s.requests = self._backend.requests.copy()
+        s.foreign = int(getattr(self._backend, "foreign", 0))
         return s
 
     def error_count(self, counter: str) -> int:
@@ -1005,9 +1042,13 @@ class Store:
         self._backend.put(full, bytes(data))
         return True
 
-    def get_raw(self, path: str) -> bytes | None:
-        """Read an object under ``<root>/.catalog/`` (None if missing)."""
-        return self._backend.get(self._catalog_path(path))
+    def get_raw(self, path: str, max_bytes: int | None = None) -> bytes | None:
+        """Read an object under ``<root>/.catalog/`` (None if missing).
+
+        With ``max_bytes``, at most ``max_bytes + 1`` bytes are read (see
+        :meth:`Backend.get`), so an oversize object is detected without loading it.
+        """
+        return self._backend.get(self._catalog_path(path), max_bytes)
 
     def list_raw(self, prefix: str = "") -> list[tuple[str, int, int]]:
         """List objects under ``<root>/.catalog/<prefix>`` as (path, size, mtime ns)."""

@@ -1,41 +1,81 @@
 """Local-directory backend (``file://`` URLs and plain paths).
 
+A store is untrusted input, so this backend never follows a symlink and never opens a special
+file (FIFO, device, socket) below its root. Every path is walked one folder at a time from an
+open descriptor of the root (``openat`` with ``O_DIRECTORY | O_NOFOLLOW``), files are opened
+relative to their folder with ``O_NOFOLLOW | O_NONBLOCK`` and checked with ``fstat`` before a
+byte is read, and deletes, renames, links and touches are ``*at`` calls on that folder. A
+symlink or special file where an object or folder should be is *foreign*: reads treat it as
+absent, listings skip it, deletes leave it alone, writes through it fail; each is counted in
+:attr:`LocalBackend.foreign` and logged once. The root folder itself (the path the user gave)
+may be a symlink: it is resolved once, when it is opened.
+
 Atomicity: :meth:`LocalBackend.put` writes a temp file next to the target and renames it;
 :meth:`LocalBackend.put_if_absent` writes a temp file and hard-links it into place
-(``os.link`` fails if the target exists), falling back to ``O_EXCL`` where links are not
+(``link`` fails if the target exists), falling back to ``O_EXCL`` where links are not
 supported. Temp names contain ``.tmp.<pid hex>.`` so ``gc`` can recognise strays.
 
-Cost of a save (the hot path of a LOSO fold): an entry's folder is made below the deepest
-folder known to exist (kept per backend; on a miss, deepest first, walking up only on
-``ENOENT``), the folders inside it without any existence checks (nothing exists below a folder
-made just now), and each file is one ``open``/``write``/``close``. No ``stat``/``exists`` calls
-are issued on the write path: the create-only ``link`` is the existence check.
+Cost of a save (the hot path of a LOSO fold): the folders of one call are opened once each
+(the descriptors are shared by every object of the call), missing ones are made on the way
+down (``mkdir`` only after an ``ENOENT``), and each file is one ``open``/``write``/``close``.
+No ``stat``/``exists`` calls are issued on the write path: the create-only ``link`` is the
+existence check.
 """
 
 from __future__ import annotations
 
 import builtins
 import errno
-import io
+import logging
 import os
 import secrets
-from collections.abc import Iterable, Mapping
+import stat
+import threading
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
 
 from gamstore.store.backend import Backend, ObjectInfo, check_path
 
-__all__ = ["LocalBackend"]
+__all__ = ["ForeignObjectError", "LocalBackend"]
+
+log = logging.getLogger("gamstore.store")
 
 _MISSING = (FileNotFoundError, NotADirectoryError)
-_MAX_KNOWN_FOLDERS = 8192
-_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
+_O_COMMON = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+# NOFOLLOW: a symlink is never opened; NONBLOCK: opening a FIFO never waits for a peer.
+_O_SAFE = os.O_NOFOLLOW | os.O_NONBLOCK | _O_COMMON
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | _O_SAFE
+_READ_FLAGS = os.O_RDONLY | _O_SAFE
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_SAFE
 # Temp names are random: create-only, so a (never expected) name clash cannot clobber a file.
-_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_SAFE
+# errno of open(O_NOFOLLOW) on a symlink: ELOOP (Linux, macOS), EMLINK (FreeBSD); ENOTDIR for
+# O_DIRECTORY on anything that is not a real folder (symlink, file, FIFO).
+_LINK_ERRNOS = frozenset({errno.ELOOP, errno.EMLINK, errno.ENOTDIR})
+#: Deepest folder a listing descends into (a gamstore tree is about 8 levels deep).
+MAX_DEPTH = 32
+_MAX_LOGGED = 1024
 
 
-def _write_file(full: str, data: bytes, flags: int = _WRITE_FLAGS) -> None:
-    fd = os.open(full, flags, 0o644)
+class ForeignObjectError(OSError):
+    """A symlink or special file sits where the store expects a plain file or folder."""
+
+
+def _check_regular(fd: int, what: str) -> os.stat_result:
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise ForeignObjectError(errno.EINVAL, f"not a regular file: {what}")
+    return st
+
+
+def _write_file(
+    name: str, data: bytes, flags: int = _WRITE_FLAGS, dir_fd: int | None = None
+) -> None:
+    """Write ``data`` to ``name`` (relative to ``dir_fd``); never through a symlink or FIFO."""
+    fd = os.open(name, flags, 0o644, dir_fd=dir_fd)
     try:
+        _check_regular(fd, name)
         n = os.write(fd, data) if data else 0
         if n < len(data):  # a short write (signals, odd file systems): finish the rest
             view = memoryview(data)[n:]
@@ -46,35 +86,91 @@ def _write_file(full: str, data: bytes, flags: int = _WRITE_FLAGS) -> None:
         os.close(fd)
 
 
-def _make_dir(full: str) -> bool:
-    """Create folder ``full`` and any missing parents; return whether ``full`` is new.
-
-    Deepest first: one ``mkdir`` when the parent exists (the common case), walking up only
-    on ``ENOENT`` — no ``stat`` calls, unlike ``os.makedirs``.
-    """
-    missing = []
-    d = full
-    while True:
-        try:
-            os.mkdir(d)
+def _read_fd(fd: int, size: int, limit: int | None) -> bytes:
+    """Read ``fd`` to its end, or to ``limit`` bytes; ``size`` is the ``fstat`` size hint."""
+    parts = []
+    n = 0
+    while limit is None or n < limit:
+        want = max(size + 1 - n, 65536)
+        chunk = os.read(fd, want if limit is None else min(want, limit - n))
+        if not chunk:
             break
-        except FileExistsError:
-            if d == full:
-                return False
-            break  # a parent appeared (a concurrent writer): make the rest below it
-        except FileNotFoundError:
-            parent = os.path.dirname(d)
-            if parent == d:
+        parts.append(chunk)
+        n += len(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+class _Folders:
+    """Descriptors of folders below the root, opened one component at a time.
+
+    A component that is a symlink, a file or a special file raises
+    :class:`ForeignObjectError`; a missing one ``FileNotFoundError`` (or, with ``create``,
+    is made). Every descriptor is closed on exit.
+    """
+
+    def __init__(self, backend: LocalBackend) -> None:
+        self._be = backend
+        self._fds: dict[str, int] = {}
+        self._made: set[str] = set()  # folders made by this walk: nothing exists below them
+
+    def __enter__(self) -> _Folders:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        fds, self._fds = self._fds, {}
+        self._made.clear()
+        for fd in fds.values():
+            os.close(fd)
+
+    def open(self, rel: str, create: bool = False) -> int:
+        fds = self._fds
+        fd = fds.get(rel)
+        if fd is not None:
+            return fd
+        segs = rel.split("/") if rel else []
+        i = len(segs)
+        while i > 0 and "/".join(segs[:i]) not in fds:
+            i -= 1
+        if i == 0:
+            fd = fds.get("")
+            if fd is None:
+                fd = fds[""] = self._be._open_root(create)
+        else:
+            fd = fds["/".join(segs[:i])]
+        for j in range(i, len(segs)):
+            fd = self._sub(fd, segs[j], "/".join(segs[: j + 1]), create)
+            fds["/".join(segs[: j + 1])] = fd
+        return fd
+
+    def _sub(self, parent: int, name: str, rel: str, create: bool) -> int:
+        head = rel.rpartition("/")[0]
+        if not (create and head in self._made):  # below a fresh folder: make, no probe
+            try:
+                return os.open(name, _DIR_FLAGS, dir_fd=parent)
+            except FileNotFoundError:
+                if not create:
+                    raise
+            except OSError as exc:
+                if exc.errno in _LINK_ERRNOS:
+                    self._be._foreign(rel, "not a folder")
+                    raise ForeignObjectError(exc.errno, f"not a folder: {rel}") from None
                 raise
-            missing.append(d)
-            d = parent
-    for d in reversed(missing):
         try:
-            os.mkdir(d)
+            os.mkdir(name, 0o777, dir_fd=parent)
+            self._made.add(rel)
         except FileExistsError:
-            if d == full:
-                return False
-    return True
+            pass  # a concurrent writer made it
+        return self._sub(parent, name, rel, False)
+
+    def parent(self, path: str, create: bool = False) -> tuple[int, str]:
+        """(descriptor of the folder of ``path``, last segment) for a checked ``path``."""
+        head, _, name = path.rpartition("/")
+        return self.open(head, create), name
 
 
 class LocalBackend(Backend):
@@ -84,6 +180,11 @@ class LocalBackend(Backend):
     ----------
     root : str or Path
         Root directory (created on the first write).
+
+    Attributes
+    ----------
+    foreign : int
+        Symlinks and special files met below the root (skipped, never followed or opened).
     """
 
     scheme = "file"
@@ -92,272 +193,357 @@ class LocalBackend(Backend):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         super().__init__()
         self.root = os.path.abspath(os.fspath(root))
-        # os.path.join(root, path) for a checked relative path, as one concatenation
-        self._prefix = self.root if self.root.endswith(os.sep) else self.root + os.sep
-        # Folders this backend made or met (root, keyspace, shard and key folders): a save
-        # under a known key folder makes its entry folder with one mkdir and no probes. Only
-        # a hint: gamstore never removes these folders, and if someone else does, the mkdir
-        # below one fails with ENOENT and the cache is dropped.
-        self._folders: set[str] = set()
+        self.foreign = 0
+        self._logged: set[str] = set()
+        self._lock = threading.Lock()
 
     @property
     def url(self) -> str:
         return Path(self.root).as_uri()
 
-    def _full(self, path: str) -> str:
-        check_path(path)
-        return self._prefix + path if path else self.root
+    def _foreign(self, rel: str, what: str) -> None:
+        with self._lock:
+            self.foreign += 1
+            first = rel not in self._logged and len(self._logged) < _MAX_LOGGED
+            if first:
+                self._logged.add(rel)
+        if first:
+            log.warning(
+                "gamstore: skipped %s in store %s: %r (never followed)", what, self.url, rel
+            )
 
-    def _tmp_name(self, full: str) -> str:
-        head, tail = os.path.split(full)
-        return os.path.join(head, f".{tail}.tmp.{os.getpid():x}.{secrets.token_hex(4)}")
+    def _open_root(self, create: bool) -> int:
+        flags = os.O_RDONLY | os.O_DIRECTORY | _O_COMMON  # the root itself may be a symlink
+        try:
+            return os.open(self.root, flags)
+        except FileNotFoundError:
+            if not create:
+                raise
+        os.makedirs(self.root, exist_ok=True)
+        return os.open(self.root, flags)
+
+    def _folders(self) -> _Folders:
+        return _Folders(self)
+
+    def _tmp_name(self, name: str) -> str:
+        return f".{name}.tmp.{os.getpid():x}.{secrets.token_hex(4)}"
 
     # -- reads ---------------------------------------------------------------------------
     def get(self, path: str, max_bytes: int | None = None) -> bytes | None:
+        check_path(path)
         self.requests["get"] += 1
-        try:
-            with open(self._full(path), "rb", buffering=0) as f:
-                if max_bytes is not None:
-                    return _read_upto(f, max_bytes + 1)
-                return f.readall()
-        except _MISSING:
+        with self._folders() as dirs:
+            return self._get(dirs, path, max_bytes)
+
+    def get_many(
+        self, paths: Sequence[str], max_bytes: Sequence[int | None] | None = None
+    ) -> builtins.list[bytes | None]:
+        caps = max_bytes if max_bytes is not None else [None] * len(paths)
+        for p in paths:
+            check_path(p)
+        out: builtins.list[bytes | None] = []
+        with self._folders() as dirs:  # the folders of an entry are opened once
+            for p, cap in zip(paths, caps, strict=True):
+                self.requests["get"] += 1
+                out.append(self._get(dirs, p, cap))
+        return out
+
+    def _get(self, dirs: _Folders, path: str, max_bytes: int | None) -> bytes | None:
+        if not path:
             return None
-        except IsADirectoryError:
+        try:
+            parent, name = dirs.parent(path)
+            fd = os.open(name, _READ_FLAGS, dir_fd=parent)
+        except (*_MISSING, ForeignObjectError):
+            return None
+        except OSError as exc:
+            if exc.errno in _LINK_ERRNOS:
+                self._foreign(path, "symlink")
+                return None
+            raise
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                return None
+            if not stat.S_ISREG(st.st_mode):
+                self._foreign(path, "special file")
+                return None
+            return _read_fd(fd, st.st_size, None if max_bytes is None else max_bytes + 1)
+        finally:
+            os.close(fd)
+
+    def _lstat(self, dirs: _Folders, path: str) -> os.stat_result | None:
+        """``lstat`` of ``path`` (None if missing or below a foreign folder)."""
+        try:
+            parent, name = dirs.parent(path)
+            return os.stat(name, dir_fd=parent, follow_symlinks=False)
+        except (*_MISSING, ForeignObjectError):
             return None
 
     def mtime(self, path: str) -> int | None:
+        check_path(path)
         self.requests["head"] += 1
-        try:
-            return os.stat(self._full(path)).st_mtime_ns
-        except _MISSING:
+        with self._folders() as dirs:
+            if not path:
+                try:
+                    return os.fstat(dirs.open("")).st_mtime_ns
+                except _MISSING:
+                    return None
+            st = self._lstat(dirs, path)
+        if st is None:
             return None
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            self._foreign(path, "symlink or special file")
+            return None
+        return st.st_mtime_ns
 
     def list(self, prefix: str) -> builtins.list[ObjectInfo]:
+        check_path(prefix)
         self.requests["list"] += 1
-        base = self._full(prefix)
         out: list[ObjectInfo] = []
-        stack = [(base, prefix)]
-        while stack:
-            d, rel = stack.pop()
+        with self._folders() as dirs:
             try:
-                it = os.scandir(d)
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            with it:
-                for e in it:
-                    r = f"{rel}/{e.name}" if rel else e.name
-                    try:
-                        if e.is_dir(follow_symlinks=False):
-                            stack.append((e.path, r))
-                            continue
-                        st = e.stat(follow_symlinks=False)
-                    except FileNotFoundError:
-                        continue  # removed while we listed
-                    out.append(ObjectInfo(r, st.st_size, st.st_mtime_ns))
+                fd = dirs.open(prefix)
+            except (*_MISSING, ForeignObjectError):
+                return out
+            self._walk(fd, prefix, out, 0)
         return out
 
-    def list_dir(self, prefix: str) -> builtins.list[str]:
-        self.requests["list"] += 1
+    def _walk(self, fd: int, rel: str, out: builtins.list[ObjectInfo], depth: int) -> None:
         try:
-            return os.listdir(self._full(prefix))
-        except (FileNotFoundError, NotADirectoryError):
-            return []
+            with os.scandir(fd) as it:
+                entries = builtins.list(it)
+        except _MISSING:
+            return
+        for e in entries:
+            r = f"{rel}/{e.name}" if rel else e.name
+            if not _utf8(e.name):
+                self._foreign(r.encode("utf-8", "replace").decode(), "non-UTF-8 name")
+                continue
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    if depth >= MAX_DEPTH:
+                        self._foreign(r, "folder nested too deep")
+                        continue
+                    try:
+                        sub = os.open(e.name, _DIR_FLAGS, dir_fd=fd)
+                    except OSError as exc:
+                        if exc.errno in _LINK_ERRNOS:  # replaced by a symlink since the scan
+                            self._foreign(r, "not a folder")
+                        continue
+                    try:
+                        self._walk(sub, r, out, depth + 1)
+                    finally:
+                        os.close(sub)
+                elif e.is_file(follow_symlinks=False):
+                    st = e.stat(follow_symlinks=False)
+                    out.append(ObjectInfo(r, st.st_size, st.st_mtime_ns))
+                else:
+                    self._foreign(r, "symlink or special file")
+            except FileNotFoundError:
+                continue  # removed while we listed
+
+    def list_dir(self, prefix: str) -> builtins.list[str]:
+        check_path(prefix)
+        self.requests["list"] += 1
+        names: list[str] = []
+        with self._folders() as dirs:
+            try:
+                with os.scandir(dirs.open(prefix)) as it:
+                    for e in it:
+                        r = f"{prefix}/{e.name}" if prefix else e.name
+                        if not _utf8(e.name):
+                            self._foreign(r.encode("utf-8", "replace").decode(), "non-UTF-8 name")
+                        elif e.is_dir(follow_symlinks=False) or e.is_file(follow_symlinks=False):
+                            names.append(e.name)
+                        else:
+                            self._foreign(r, "symlink or special file")
+            except (*_MISSING, ForeignObjectError):
+                return []
+        return names
 
     # -- writes --------------------------------------------------------------------------
-    def _ensure_parent(self, full: str) -> None:
-        self._make_folder(os.path.dirname(full))
-
-    def _make_folder(self, full: str, *, keep: bool = True) -> None:
-        """Create folder ``full`` and its missing parents, below the deepest known folder.
-
-        With ``keep=False`` only its parents are remembered (an entry folder is never made
-        twice, so remembering it would only crowd the key folders out of the cache).
-        """
-        known = self._folders
-        chain = [full]  # always made (or found existing): a cached fact may be stale
-        d = os.path.dirname(full)
-        while d not in known:
-            if len(d) <= len(self.root):  # nothing known yet: probe deepest first
-                _make_dir(full)
-                break
-            chain.append(d)
-            d = os.path.dirname(d)
-        else:
-            for c in reversed(chain):
-                try:
-                    os.mkdir(c)
-                except FileExistsError:
-                    pass
-                except FileNotFoundError:  # a known folder was removed by someone else
-                    known.clear()
-                    _make_dir(full)
-                    break
-        self._remember(full if keep else os.path.dirname(full))
-
-    def _remember(self, full: str) -> None:
-        known = self._folders
-        if len(known) >= _MAX_KNOWN_FOLDERS:
-            known.clear()
-        d = full
-        while len(d) >= len(self.root) and d not in known:
-            known.add(d)
-            d = os.path.dirname(d)
-
     def put(self, path: str, data: bytes) -> None:
+        check_path(path)
+        if not path:
+            raise ValueError("path: expected an object path, got the root")
         self.requests["put"] += 1
-        full = self._full(path)
-        tmp = self._tmp_name(full)
-        try:
+        with self._folders() as dirs:
+            parent, name = dirs.parent(path, create=True)
+            tmp = self._tmp_name(name)
             try:
-                _write_file(tmp, data, _TEMP_FLAGS)
-            except FileNotFoundError:
-                self._ensure_parent(full)
-                _write_file(tmp, data, _TEMP_FLAGS)
-            os.replace(tmp, full)
-        except BaseException:
-            _unlink_quiet(tmp)
-            raise
+                _write_file(tmp, data, _TEMP_FLAGS, parent)
+                os.replace(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
+            except BaseException:
+                _unlink_quiet(tmp, parent)
+                raise
 
     def put_many(self, items: Mapping[str, bytes]) -> None:
-        # Fresh paths under an uncommitted entry: plain writes, no rename needed. The folders
-        # are planned in relative paths: the deepest folder common to all of them is made
-        # first (deepest first, see _make_dir); the ones below it follow parents first, one
-        # mkdir each and no existence checks (below a folder made just now nothing exists).
+        # Fresh paths under an uncommitted entry: plain writes, no rename needed. Folders are
+        # opened (or made) once per call, parents first, each relative to its parent.
         for p in items:
             check_path(p)
-        dirs = {p.rpartition("/")[0] for p in items}  # "" is the root itself
-        if dirs:
-            top = _common_folder(dirs)
-            below: set[str] = set()
-            for d in dirs:
-                while d != top:
-                    below.add(d)
-                    d = d.rpartition("/")[0]
-            prefix = self._prefix
-            self._make_folder(prefix + top if top else self.root, keep=False)
-            for d in sorted(below):  # a parent sorts before its children (it is a prefix)
+            if not p:
+                raise ValueError("path: expected an object path, got the root")
+        with self._folders() as dirs:
+            for attempt in (0, 1):
                 try:
-                    os.mkdir(prefix + d)
-                except FileExistsError:
-                    pass  # the common folder already existed (not a fresh entry)
+                    for p, data in items.items():
+                        self.requests["put"] += 1
+                        parent, name = dirs.parent(p, create=True)
+                        _write_file(name, data, _WRITE_FLAGS, parent)
+                    return
                 except FileNotFoundError:
-                    _make_dir(prefix + d)  # removed under us (gc of an empty folder)
-        prefix = self._prefix
-        for p, data in items.items():
-            self.requests["put"] += 1
-            _write_file(prefix + p, data)
+                    if attempt:
+                        raise
+                    dirs.close()  # a folder was removed under us (gc of an empty folder)
 
     def put_if_absent(self, path: str, data: bytes) -> bool:
+        check_path(path)
+        if not path:
+            raise ValueError("path: expected an object path, got the root")
         self.requests["put_if_absent"] += 1
-        full = self._full(path)
-        # No existence check first: os.link below is the create-only test, and the commit
-        # path (fresh entry ids) never meets an existing marker.
-        tmp = self._tmp_name(full)
-        try:
+        with self._folders() as dirs:
+            parent, name = dirs.parent(path, create=True)
+            # No existence check first: link below is the create-only test, and the commit
+            # path (fresh entry ids) never meets an existing marker.
+            tmp = self._tmp_name(name)
             try:
-                _write_file(tmp, data, _TEMP_FLAGS)
-            except FileNotFoundError:
-                self._ensure_parent(full)
-                _write_file(tmp, data, _TEMP_FLAGS)
-            try:
-                os.link(tmp, full)
-            except FileExistsError:
-                return False
-            except OSError as exc:
-                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
-                    raise
-                return self._put_excl(full, data)
-            return True
-        finally:
-            _unlink_quiet(tmp)
+                _write_file(tmp, data, _TEMP_FLAGS, parent)
+                try:
+                    os.link(tmp, name, src_dir_fd=parent, dst_dir_fd=parent, follow_symlinks=False)
+                except FileExistsError:
+                    return False
+                except OSError as exc:
+                    if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+                        raise
+                    return self._put_excl(name, data, parent)
+                return True
+            finally:
+                _unlink_quiet(tmp, parent)
 
-    def _put_excl(self, full: str, data: bytes) -> bool:
+    def _put_excl(self, name: str, data: bytes, parent: int) -> bool:
         # No hard links here (some network/FUSE file systems): O_EXCL still gives create-only.
         try:
-            _write_file(full, data, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            _write_file(name, data, _TEMP_FLAGS, parent)
         except FileExistsError:
             return False
         return True
 
     def touch(self, path: str) -> None:
-        self.requests["touch"] += 1
-        full = self._full(path)
+        self.touch_many([path])
+
+    def touch_many(self, paths: Iterable[str]) -> None:
+        paths = [check_path(p) for p in paths]
+        with self._folders() as dirs:
+            for p in paths:
+                self.requests["touch"] += 1
+                try:
+                    self._touch(dirs, p)
+                except ForeignObjectError:
+                    continue  # counted and logged; the other touches still land
+                except OSError as exc:
+                    if exc.errno not in _LINK_ERRNOS and exc.errno != errno.ENXIO:
+                        raise
+                    self._foreign(p, "symlink or special file")
+
+    def _touch(self, dirs: _Folders, path: str) -> None:
+        # Create or open the touch object (never through a symlink or a FIFO), then bump
+        # its mtime through the descriptor.
+        parent, name = dirs.parent(path, create=True)
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | _O_SAFE, 0o644, dir_fd=parent)
         try:
-            os.utime(full, None)  # touched before: bump the mtime
-            return
-        except FileNotFoundError:
-            pass
-        parent = os.path.dirname(full)
-        if parent not in self._folders:  # a first touch in a new key folder
-            self._make_folder(parent)
-        for _ in range(4):  # a concurrent cleaner may remove an empty parent in between
-            try:
-                _write_file(full, b"")
-                return
-            except FileNotFoundError:
-                self._ensure_parent(full)
-        _write_file(full, b"")
+            _check_regular(fd, path)
+            os.utime(fd)
+        finally:
+            os.close(fd)
 
     def delete(self, path: str) -> bool:
+        check_path(path)
         self.requests["delete"] += 1
+        with self._folders() as dirs:
+            return self._delete(dirs, path)
+
+    def _delete(self, dirs: _Folders, path: str) -> bool:
+        if not path:
+            return False
         try:
-            os.unlink(self._full(path))
+            parent, name = dirs.parent(path)
+            st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                return False
+            if not stat.S_ISREG(st.st_mode):
+                self._foreign(path, "symlink or special file")
+                return False  # refuse: it is not ours
+            os.unlink(name, dir_fd=parent)  # unlinkat never follows the last component
             return True
-        except _MISSING:
+        except (*_MISSING, ForeignObjectError):
             return False
         except IsADirectoryError:
             return False
 
     def delete_many(self, paths: Iterable[str]) -> int:
-        return sum(1 for p in paths if self.delete(p))
-
-    def delete_prefix(self, prefix: str) -> int:
+        paths = [check_path(p) for p in paths]
         n = 0
-        infos = self.list(prefix)
-        for info in infos:
-            if self.delete(info.path):
-                n += 1
-        if prefix:
-            self._remove_empty_dirs(self._full(prefix))
+        with self._folders() as dirs:
+            for p in paths:
+                self.requests["delete"] += 1
+                n += self._delete(dirs, p)
         return n
 
-    def _remove_empty_dirs(self, top: str) -> None:
-        for dirpath, _dirs, _files in os.walk(top, topdown=False):
+    def delete_prefix(self, prefix: str) -> int:
+        check_path(prefix)
+        n = self.delete_many([o.path for o in self.list(prefix)])
+        if prefix:
+            with self._folders() as dirs:
+                try:
+                    parent, name = dirs.parent(prefix)
+                    fd = dirs.open(prefix)
+                except (*_MISSING, ForeignObjectError):
+                    return n
+                self._remove_empty_dirs(fd, 0)
+                try:
+                    os.rmdir(name, dir_fd=parent)
+                except OSError:
+                    pass  # not empty (a concurrent writer, a foreign object) or gone
+        return n
+
+    def _remove_empty_dirs(self, fd: int, depth: int) -> None:
+        """Remove the empty folders below ``fd`` (bottom-up, never through a symlink)."""
+        if depth >= MAX_DEPTH:
+            return
+        try:
+            with os.scandir(fd) as it:
+                subs = [e.name for e in it if e.is_dir(follow_symlinks=False)]
+        except OSError:
+            return
+        for name in subs:
             try:
-                os.rmdir(dirpath)
+                sub = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            except OSError:
+                continue
+            try:
+                self._remove_empty_dirs(sub, depth + 1)
+            finally:
+                os.close(sub)
+            try:
+                os.rmdir(name, dir_fd=fd)
             except OSError:
                 pass  # not empty (a concurrent writer) or already gone
 
 
-def _common_folder(dirs: set[str]) -> str:
-    """Deepest folder (relative, ``""`` for the root) that contains every one of ``dirs``."""
-    it = iter(dirs)
-    common = next(it).split("/")
-    for d in it:
-        segs = d.split("/")
-        n = 0
-        for a, b in zip(common, segs, strict=False):
-            if a != b:
-                break
-            n += 1
-        del common[n:]
-    return "/".join(common)
-
-
-def _read_upto(f: io.RawIOBase, n: int) -> bytes:
-    parts = []
-    while n > 0:
-        chunk = f.read(n)
-        if not chunk:
-            break
-        parts.append(chunk)
-        n -= len(chunk)
-    return b"".join(parts)
-
-
-def _unlink_quiet(path: str) -> None:
+def _utf8(name: str) -> bool:
+    """False for a name that is not valid UTF-8 (``os`` hands those over with surrogates)."""
     try:
-        os.unlink(path)
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _unlink_quiet(name: str, dir_fd: int) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
     except OSError:
         pass
 

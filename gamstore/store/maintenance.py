@@ -38,6 +38,7 @@ def gc(store: Store, grace: float = 3600.0) -> GcReport:
     store._check_writable()
     if not grace >= 0:
         raise ValueError(f"grace: expected seconds >= 0, got {grace!r}")
+    store.require_root()
     store._flush_touches()
     be = store._backend
     cutoff = store._clock() - int(grace * 1e9)
@@ -92,6 +93,7 @@ def verify(store: Store, fix: bool = False) -> VerifyReport:
     """Fully decode every committed entry; with ``fix=True`` delete the corrupt ones."""
     if fix:
         store._check_writable()
+    store.require_root()  # a folder that is not a store is an error, not "0 checked, ok"
     uncommitted: list[str] = []
     checked = ok = fixed = 0
     corrupt: list[str] = []

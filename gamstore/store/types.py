@@ -116,6 +116,9 @@ class StoreStats:
     refused, cut off): each returned None, and a failed lookup is also one of ``misses``. So
     ``misses`` with ``read_errors == 0`` is an empty cache, ``read_errors`` close to
     ``misses`` an unreachable one.
+
+    ``foreign`` counts symlinks and special files (FIFOs, devices, sockets) the backend met
+    below the root and refused to follow or open (local stores; always 0 elsewhere).
     """
 
     hits: int = 0
@@ -130,6 +133,7 @@ class StoreStats:
     corrupt: int = 0
     sweeps: int = 0
     full_sweeps: int = 0
+    foreign: int = 0
     requests: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:

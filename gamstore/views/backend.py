@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -114,11 +115,20 @@ class GamstoreBackendEntrypoint(BackendEntrypoint):
         if "://" in path:
             return False  # remote: only on explicit engine="gamstore" (no probing requests)
         meta = os.path.join(os.path.expanduser(path), "zarr.json")
+        # Never follow a symlink nor wait on a FIFO: xarray probes every path it is given.
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
         try:
-            with open(meta, "rb") as fh:
-                head = fh.read(65536)
+            fd = os.open(meta, flags)
         except OSError:
             return False
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return False
+            head = os.read(fd, 65536)
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
         from gamstore import _json
 
         try:

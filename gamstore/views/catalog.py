@@ -71,7 +71,10 @@ CATALOG_VERSION = 1
 POINTER = "current.json"
 LOCK = "writer.lock"
 LOCK_STALE_SECONDS = 600.0
-_MAX_POINTER_BYTES = 64 * 1024 * 1024
+_MAX_POINTER_BYTES = 8 * 1024 * 1024
+_MAX_LOCK_BYTES = 4096
+#: Largest catalog object read (the pointer promises each size; reads stop one byte past it).
+_MAX_OBJECT_BYTES = 1 << 32
 
 
 class CatalogBusyError(RuntimeError):
@@ -131,7 +134,7 @@ def dataset_from_objects(objects: Mapping[str, bytes], keyspace: str) -> xr.Data
 def read_pointer(store: Any) -> dict[str, Any] | None:
     """Return the parsed catalog pointer of ``store``, or None if absent or not ours."""
     try:
-        blob = store.get_raw(POINTER)
+        blob = store.get_raw(POINTER, max_bytes=_MAX_POINTER_BYTES)
     except Exception as exc:  # noqa: BLE001 - an unreadable catalog is just "no catalog"
         log.debug("gamstore.views: catalog pointer unreadable: %s", exc)
         return None
@@ -159,7 +162,7 @@ def _acquire_lock(store: Any, now: int) -> bytes:
     token = _json.dumps_bytes({"created": now, "token": secrets.token_hex(8)}, root="lock")
     if store.put_raw(LOCK, token, if_absent=True):
         return token
-    held = store.get_raw(LOCK)
+    held = store.get_raw(LOCK, max_bytes=_MAX_LOCK_BYTES)
     age = None
     if held is not None:
         try:
@@ -180,7 +183,7 @@ def _acquire_lock(store: Any, now: int) -> bytes:
 
 def _release_lock(store: Any, token: bytes) -> None:
     try:
-        if store.get_raw(LOCK) == token:
+        if store.get_raw(LOCK, max_bytes=_MAX_LOCK_BYTES) == token:
             store.delete_raw(LOCK)
     except Exception as exc:  # noqa: BLE001 - a leftover lock goes stale, nothing breaks
         log.debug("gamstore.views: releasing the catalog lock failed: %s", exc)
@@ -227,6 +230,9 @@ def write_catalog(
         If the store is read-only.
     """
     spaces = [layout_for(ks).keyspace for ks in keyspaces]
+    require = getattr(store, "require_root", None)
+    if require is not None:
+        require()  # never write a catalog into (or clean up) a folder that is not a store
     now = time.time_ns()
     token = _acquire_lock(store, now)
     try:
@@ -368,8 +374,16 @@ def load_catalog(
     }
     objects: dict[str, bytes] = {}
     for rel, spec in wanted.items():
+        size = spec.get("size") if isinstance(spec, dict) else None
+        if (
+            isinstance(size, bool)
+            or not isinstance(size, int)
+            or not 0 <= size <= _MAX_OBJECT_BYTES
+        ):
+            log.debug("gamstore.views: catalog object %s has no valid size", rel)
+            return None
         try:
-            data = store.get_raw(f"{folder}/{rel}")
+            data = store.get_raw(f"{folder}/{rel}", max_bytes=size)
         except Exception as exc:  # noqa: BLE001
             log.debug("gamstore.views: catalog object %s unreadable: %s", rel, exc)
             return None
