@@ -295,3 +295,132 @@ def test_backend_counts_and_logs_foreign_objects_once(
         be.put_many({"a/link": b"x"})
     assert (tmp_path / "a" / "real").read_bytes() == b"1"
     json.dumps(be.foreign)
+
+
+# -- special files never block a reader (issue 14, "Readers that hang") -------------------
+
+_READERS = r"""
+import json, sys, warnings
+warnings.simplefilter("ignore")
+from click.testing import CliRunner
+import gamstore
+from gamstore.cli import main as cli
+for root in sys.argv[1:]:
+    out = root + ".h5"
+    for ro in (True, False):
+        try:
+            s = gamstore.open_store(root, read_only=ro)
+        except ValueError:
+            continue  # refused (a root zarr.json that is not a regular file): fine, no hang
+        s.lookup("block", "k0"); s.lookup_latest("block", "k1")
+        for info in list(s.entries()):
+            s.read_entry(info)
+        gamstore.open_fits(s)
+        gamstore.open_fits(s, catalog="never")
+        try:
+            s.verify()
+            if not ro:
+                s.verify(fix=True)
+        except ValueError:
+            pass  # not a gamstore root: refused
+    runner = CliRunner()
+    codes = []
+    for args in (["ls", root], ["du", root], ["show", root, "block", "k0"], ["verify", root],
+                 ["verify", "--fix", root], ["export", root, "--to", out], ["catalog", root]):
+        res = runner.invoke(cli, args)
+        assert res.exception is None or isinstance(res.exception, SystemExit), (args, res.output)
+        codes.append(res.exit_code)
+    print(json.dumps([root, codes]), flush=True)
+"""
+
+_PLACES = {
+    "chunk": lambda e: f"{e}/rho/0",
+    "marker": lambda e: f"{e}/zarr.json",
+    "root": lambda e: "zarr.json",
+    "pointer": lambda e: ".catalog/current.json",
+}
+_KINDS = ("fifo", "devzero", "socket")
+
+
+def _filled_store(root: Path) -> str:
+    store = gamstore.open_store(root)
+    for i in range(2):
+        assert store.save(KS, f"k{i}", block_record(f"k{i}", i), kind="final") is not None
+    write_catalog(store)
+    store.close()
+    return next(iter(store.entries(KS))).path
+
+
+def _plant(target: Path, kind: str) -> None:
+    import socket
+
+    target.unlink()
+    if kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "devzero":
+        target.symlink_to("/dev/zero")  # a symlink to an endless device
+    else:
+        cwd = os.getcwd()
+        os.chdir(target.parent)  # bind a relative name: socket paths must be short
+        try:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.bind(target.name)
+        finally:
+            os.chdir(cwd)
+
+
+def test_special_files_never_block_a_reader(tmp_path: Path) -> None:
+    """A FIFO, a socket or a symlink to /dev/zero where a chunk, a marker, the root
+    zarr.json or the catalog pointer should be: every read path and command finishes."""
+    import subprocess
+    import sys
+
+    roots: dict[str, tuple[str, str, Path]] = {}
+    for place in sorted(_PLACES):
+        for kind in _KINDS:
+            root = tmp_path / f"{place}-{kind}"
+            entry = _filled_store(root)
+            target = root / _PLACES[place](entry)
+            _plant(target, kind)
+            roots[str(root)] = (place, kind, target)
+    env = {**os.environ, "PYTHONPATH": str(Path(gamstore.__file__).parents[1])}
+    try:
+        res = subprocess.run(
+            [sys.executable, "-c", _READERS, *roots],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+    except subprocess.TimeoutExpired as exc:
+        done = [json.loads(line)[0] for line in (exc.stdout or b"").decode().splitlines()]
+        stuck = next((roots[r][:2] for r in roots if r not in done), None)
+        raise AssertionError(f"a reader blocked on a special file: {stuck}") from exc
+    assert res.returncode == 0, res.stderr[-3000:]
+    done = {json.loads(line)[0]: json.loads(line)[1] for line in res.stdout.splitlines()}
+    assert sorted(done) == sorted(roots)
+    for root, (place, _kind, target) in roots.items():
+        assert os.path.lexists(target)  # left alone
+        if place in ("chunk", "marker"):  # a miss for that entry only: the other is found
+            ro = gamstore.open_store(root, read_only=True)
+            assert [ro.lookup(KS, k) is not None for k in ("k0", "k1")].count(True) == 1
+
+
+def test_sparse_catalog_pointer_is_not_read_whole(tmp_path: Path) -> None:
+    import tracemalloc
+
+    from gamstore.views.catalog import read_pointer
+
+    root = tmp_path / "store"
+    _filled_store(root)
+    with open(root / ".catalog" / "current.json", "r+b") as f:
+        f.truncate(3 << 30)  # sparse 3 GiB
+    store = gamstore.open_store(root, read_only=True)
+    tracemalloc.start()
+    try:
+        assert read_pointer(store) is None
+        gamstore.open_fits(store)  # falls back to the entries
+        _cur, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20

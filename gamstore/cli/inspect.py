@@ -530,11 +530,13 @@ def verify_command(url: str, storage_option: tuple[str, ...], fix: bool, as_json
     remaining = len(report.corrupt) - report.fixed
     if as_json:
         click.echo(json.dumps({"checked": report.checked, "ok": report.ok, "corrupt": list(report.corrupt),
-                               "uncommitted": report.uncommitted, "fixed": report.fixed}))  # fmt: skip
+                               "uncommitted": report.uncommitted, "fixed": report.fixed,
+                               "vanished": report.vanished}))  # fmt: skip
     else:
         click.echo(
             f"verify {store.url}: {report.checked} checked, {report.ok} ok, "
             f"{len(report.corrupt)} corrupt, {report.uncommitted} uncommitted, {report.fixed} fixed"
+            + (f", {report.vanished} deleted while verifying" if report.vanished else "")
         )
         for path in report.corrupt:
             click.echo(f"  corrupt: {path}")

@@ -141,6 +141,12 @@ class Backend(ABC):
         """Delete every object below ``prefix``; return how many were deleted."""
         return self.delete_many([o.path for o in self.list(prefix)])
 
+    def prune_empty(self, prefix: str) -> None:  # noqa: B027 - optional hook
+        """Remove the folders at and below ``prefix`` that hold no object (never an object).
+
+        Default: nothing (object stores have no folders).
+        """
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (sessions, threads). Default: nothing to release."""
 

@@ -53,6 +53,8 @@ _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_SAFE
 # errno of open(O_NOFOLLOW) on a symlink: ELOOP (Linux, macOS), EMLINK (FreeBSD); ENOTDIR for
 # O_DIRECTORY on anything that is not a real folder (symlink, file, FIFO).
 _LINK_ERRNOS = frozenset({errno.ELOOP, errno.EMLINK, errno.ENOTDIR})
+# errno of open() on a socket (ENXIO) or a device without a driver (ENODEV): special files.
+_SPECIAL_ERRNOS = frozenset({errno.ENXIO, errno.ENODEV, errno.EOPNOTSUPP})
 #: Deepest folder a listing descends into (a gamstore tree is about 8 levels deep).
 MAX_DEPTH = 32
 _MAX_LOGGED = 1024
@@ -257,8 +259,8 @@ class LocalBackend(Backend):
         except (*_MISSING, ForeignObjectError):
             return None
         except OSError as exc:
-            if exc.errno in _LINK_ERRNOS:
-                self._foreign(path, "symlink")
+            if exc.errno in _LINK_ERRNOS or exc.errno in _SPECIAL_ERRNOS:
+                self._foreign(path, "symlink or special file")
                 return None
             raise
         try:
@@ -443,7 +445,7 @@ class LocalBackend(Backend):
                 except ForeignObjectError:
                     continue  # counted and logged; the other touches still land
                 except OSError as exc:
-                    if exc.errno not in _LINK_ERRNOS and exc.errno != errno.ENXIO:
+                    if exc.errno not in _LINK_ERRNOS and exc.errno not in _SPECIAL_ERRNOS:
                         raise
                     self._foreign(p, "symlink or special file")
 
@@ -494,19 +496,25 @@ class LocalBackend(Backend):
     def delete_prefix(self, prefix: str) -> int:
         check_path(prefix)
         n = self.delete_many([o.path for o in self.list(prefix)])
-        if prefix:
-            with self._folders() as dirs:
-                try:
-                    parent, name = dirs.parent(prefix)
-                    fd = dirs.open(prefix)
-                except (*_MISSING, ForeignObjectError):
-                    return n
-                self._remove_empty_dirs(fd, 0)
-                try:
-                    os.rmdir(name, dir_fd=parent)
-                except OSError:
-                    pass  # not empty (a concurrent writer, a foreign object) or gone
+        self.prune_empty(prefix)
         return n
+
+    def prune_empty(self, prefix: str) -> None:
+        """Remove the empty folders at and below ``prefix`` (never a file, never a symlink)."""
+        check_path(prefix)
+        if not prefix:
+            return
+        with self._folders() as dirs:
+            try:
+                parent, name = dirs.parent(prefix)
+                fd = dirs.open(prefix)
+            except (*_MISSING, ForeignObjectError):
+                return
+            self._remove_empty_dirs(fd, 0)
+            try:
+                os.rmdir(name, dir_fd=parent)
+            except OSError:
+                pass  # not empty (a concurrent writer, a foreign object) or gone
 
     def _remove_empty_dirs(self, fd: int, depth: int) -> None:
         """Remove the empty folders below ``fd`` (bottom-up, never through a symlink)."""

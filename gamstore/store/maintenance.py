@@ -6,6 +6,7 @@ use only its backend, listing and deletion helpers.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from gamstore.store import codec
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from gamstore.store.core import Store
 
 __all__ = ["gc", "verify"]
+
+log = logging.getLogger("gamstore.store")
 
 
 def gc(store: Store, grace: float = 3600.0) -> GcReport:
@@ -68,18 +71,19 @@ def gc(store: Store, grace: float = 3600.0) -> GcReport:
                         ep = f"{ks}/{kk}/{folder}/{name}"
                         if ep not in groups and ENTRY_ID_RE.match(name):
                             made = be.mtime(ep)
-                            if made is None or made <= cutoff:
-                                be.delete_prefix(ep)
+                            if (made is None or made <= cutoff) and _remove_uncommitted(
+                                store, ep, cutoff
+                            ) is not None:
                                 payloads += 1
     for ep, objs in groups.items():
         if any(o.path == f"{ep}/{MARKER}" for o in objs):
             committed.add(ep)
             continue
         if max(o.mtime for o in objs) <= cutoff:
-            store._state.forget(ep)
-            be.delete_prefix(ep)
-            payloads += 1
-            freed += sum(o.size for o in objs)
+            removed = _remove_uncommitted(store, ep, cutoff)
+            if removed is not None:
+                payloads += 1
+                freed += removed
     for o in be.list(ACCESS_DIR):
         ep = o.path[len(ACCESS_DIR) + 1 :]
         if ep == MARKER:
@@ -87,6 +91,30 @@ def gc(store: Store, grace: float = 3600.0) -> GcReport:
         if ep not in committed and o.mtime <= cutoff and be.delete(o.path):
             acc += 1
     return GcReport(payloads=payloads, temps=temps, access=acc, bytes_freed=freed)
+
+
+def _remove_uncommitted(store: Store, ep: str, cutoff: int) -> int | None:
+    """Delete the payload of the markerless entry ``ep``; return the bytes freed, or None.
+
+    The listing gc works from is already old when it gets here: a writer may have committed
+    the entry since (its marker landed after the listing). So the entry is listed again right
+    before anything is deleted, and nothing is deleted if it has a marker now or holds an
+    object newer than ``cutoff`` (a writer is still filling it). Only the objects seen in
+    that listing are deleted (never a re-listing's newcomers, never a marker), then the
+    folders left empty.
+    """
+    be = store._backend
+    objs = be.list(ep)
+    marker = f"{ep}/{MARKER}"
+    if any(o.path == marker or o.mtime > cutoff for o in objs):
+        return None
+    victims = [o for o in objs if ".tmp." not in o.path.rsplit("/", 1)[-1]]
+    store._state.forget(ep)
+    be.delete_many([o.path for o in victims])
+    be.prune_empty(ep)
+    if be.get(marker, 0) is not None:  # committed while we deleted: say so, loudly
+        log.warning("gamstore: gc raced a commit of %s (its payload was already old)", ep)
+    return sum(o.size for o in victims)
 
 
 def verify(store: Store, fix: bool = False) -> VerifyReport:
@@ -98,14 +126,15 @@ def verify(store: Store, fix: bool = False) -> VerifyReport:
     checked = ok = fixed = 0
     corrupt: list[str] = []
     infos = list(store._iter_infos(uncommitted=uncommitted, corrupt=corrupt))
-    checked = len(corrupt)
+    vanished = 0
     for info in infos:
-        checked += 1
         store._state.forget(info.path)
-        blob = store._backend.get(f"{info.path}/{MARKER}", codec.MAX_ENTRY_BYTES)
+        marker = f"{info.path}/{MARKER}"
+        blob = store._backend.get(marker, codec.MAX_ENTRY_BYTES)
+        if blob is None:
+            vanished += 1  # deleted since the listing (evicted, expired): not corrupt
+            continue
         try:
-            if blob is None:
-                raise CorruptEntryError("marker vanished")
             m = codec.parse_marker(blob, keyspace=info.keyspace, entry_id=info.entry_id)
             rel = codec.marker_object_paths(m)
             blobs = store._backend.get_many(
@@ -113,9 +142,16 @@ def verify(store: Store, fix: bool = False) -> VerifyReport:
             )
             arrays = codec.decode_arrays(m, dict(zip(rel, blobs, strict=True)))
             codec.decode_record(m, arrays, store._resolve)
-            ok += 1
         except CorruptEntryError:
+            # A delete removes the marker first, then the payload: an entry whose marker
+            # is gone now was being evicted while we read it, it is not damaged.
+            if store._backend.mtime(marker) is None:
+                vanished += 1
+                continue
             corrupt.append(info.path)
+        else:
+            ok += 1
+    checked = ok + len(corrupt)
     if fix:
         for p in corrupt:
             store._delete_path(p)
@@ -126,4 +162,5 @@ def verify(store: Store, fix: bool = False) -> VerifyReport:
         corrupt=tuple(corrupt),
         uncommitted=len(uncommitted),
         fixed=fixed,
+        vanished=vanished,
     )

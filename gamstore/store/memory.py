@@ -173,6 +173,16 @@ class MemoryBackend(Backend):
                 del found[0][found[1]]
         return n
 
+    def prune_empty(self, prefix: str) -> None:
+        if not prefix:
+            return
+        with _LOCK:
+            found = self._walk(prefix)
+            if found is not None:
+                node = found[0].get(found[1])
+                if isinstance(node, dict) and not _holds_objects(node):
+                    del found[0][found[1]]
+
     def set_mtime(self, path: str, mtime_ns: int) -> None:
         """Back door for tests: set an object's modification time."""
         with _LOCK:
@@ -182,6 +192,16 @@ class MemoryBackend(Backend):
             data = found[0][found[1]]
             assert isinstance(data, tuple)
             found[0][found[1]] = (data[0], mtime_ns)
+
+
+def _holds_objects(node: _Node) -> bool:
+    stack = [node]
+    while stack:
+        for item in stack.pop().values():
+            if not isinstance(item, dict):
+                return True
+            stack.append(item)
+    return False
 
 
 def _from_url(url: str, storage_options: dict[str, object]) -> MemoryBackend:

@@ -181,6 +181,9 @@ class VerifyReport:
         Markerless payloads seen (``gc`` removes them after the grace period).
     fixed : int
         Corrupt entries deleted (only with ``fix=True``).
+    vanished : int
+        Entries listed but deleted before they were read (evicted or expired by a
+        concurrent process): neither ok nor corrupt, not counted in ``checked``.
     """
 
     checked: int = 0
@@ -188,3 +191,4 @@ class VerifyReport:
     corrupt: tuple[str, ...] = ()
     uncommitted: int = 0
     fixed: int = 0
+    vanished: int = 0
