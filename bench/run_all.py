@@ -30,6 +30,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "bench_adapters.py": ([], ["--quick"]),
     "bench_breaker.py": ([], []),
     "bench_startcheck.py": ([], ["--quick", "--reps", "1"]),
+    "bench_hdf5.py": ([], ["--sizes", "200", "1000"]),
     "stress_load.py": ([], ["--quick"]),
     "stress_faults.py": ([], []),
 }

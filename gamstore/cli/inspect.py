@@ -631,12 +631,16 @@ def import_command(
     Exit codes: 0 ok, 1 some entries were refused, 2 missing or foreign file / bad URL,
     3 storage error.
     """
-    import os
+    from gamstore.views.hdf5 import check_export_file, import_hdf5
 
-    from gamstore.views.hdf5 import import_hdf5
-
-    if not os.path.isfile(src):
+    # check the file before opening (and maybe creating) the target: a refused file
+    # leaves no trace at URL
+    try:
+        check_export_file(src)
+    except FileNotFoundError:
         _fail(EXIT_USAGE, f"--from: no such file {src!r}")
+    except ValueError as exc:
+        _fail(EXIT_USAGE, f"--from: {exc}".replace("--from: path: ", "--from: "))
     store = _open(url, storage_option, write=True, create=True)
     with _storage_errors(url), _progress("importing", progress) as (advance, total):
         report = import_hdf5(store, src, progress=advance, on_total=total)

@@ -811,6 +811,15 @@ class Store:
 
     def read_marker(self, info: EntryInfo) -> dict[str, Any] | None:
         """Return ``attrs["gamstore"]`` of a listed entry (one GET), or None if unreadable."""
+        m = self._marker(info)
+        if m is None:
+            return None
+        import copy
+
+        return copy.deepcopy(m.attrs)
+
+    def _marker(self, info: EntryInfo) -> Marker | None:
+        """The parsed marker of a listed entry (cached; one GET otherwise), or None."""
         m = self._state.markers.get(info.path)
         if m is None:
             try:
@@ -827,15 +836,11 @@ class Store:
                 self._stats.corrupt += 1
                 return None
             self._state.remember_marker(info.path, m)
-        import copy
-
-        return copy.deepcopy(m.attrs)
+        return m
 
     def read_entry(self, info: EntryInfo) -> Entry | None:
         """Fully decode and verify one listed entry (no access touch), or None."""
-        if self.read_marker(info) is None:
-            return None
-        m = self._state.markers.get(info.path)
+        m = self._marker(info)  # no copy of the attrs: nothing here hands them out
         if m is None or m.schema != self._schema:
             return None
         io_errors: list[BaseException] = []
