@@ -756,3 +756,128 @@ def test_core_imports_no_optional_fitters() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile crate directories: no crash, no hang, no unbounded read, nothing written for them
+# ---------------------------------------------------------------------------------------------
+
+
+def _hostile_crate(root: Path) -> dict[str, str]:
+    """A crate with one good entry and one hostile entry per case; path -> expected reason."""
+    import os
+
+    b = CrateDirBuilder(root)
+    b.add_record_b(record_b(key="cf-good000000000001"))
+    want: dict[str, str] = {}
+
+    def entry(key: str, payload: bytes | dict[str, Any], reason: str, **kw: Any) -> Path:
+        meta = b.add(crate_record_dir(key), payload, **kw)
+        want[f"{meta.parent.name}/{meta.stem}"] = reason
+        return meta
+
+    huge = "1" + "0" * 400  # 10**400 as a JSON integer literal
+    text = json.dumps(record_b(key="cf-huge000000000001")).replace("1.5", huge, 1)
+    entry("cf-huge000000000001", text.encode(), gc.SKIP_INVALID_RECORD)
+    deep = b"[" * 10_000 + b"]" * 10_000
+    entry("cf-deep000000000001", deep, gc.SKIP_BAD_PAYLOAD)
+    entry(
+        "cf-iter000000000001",
+        record_b(key="cf-iter000000000001"),
+        gc.SKIP_BAD_META,
+        meta={"iteration": 2**64 - 1},
+    )
+    meta = entry("cf-objv000000000001", record_b(key="cf-objv000000000001"), gc.SKIP_BAD_META)
+    meta.write_text(meta.read_text().replace('"objective": null', f'"objective": {huge}'))
+    # a FIFO where the payload should be: opening it for reading blocks forever
+    meta = entry("cf-fifo000000000001", record_b(key="cf-fifo000000000001"), gc.SKIP_SPECIAL_FILE)
+    meta.with_suffix(".bin").unlink()
+    os.mkfifo(meta.with_suffix(".bin"))
+    # a symlink to /dev/zero: an endless read
+    meta = entry("cf-zero000000000001", record_b(key="cf-zero000000000001"), gc.SKIP_SPECIAL_FILE)
+    meta.with_suffix(".bin").unlink()
+    meta.with_suffix(".bin").symlink_to("/dev/zero")
+    # a symlinked metadata file and a FIFO metadata file
+    meta = entry("cf-link000000000001", record_b(key="cf-link000000000001"), gc.SKIP_SPECIAL_FILE)
+    real = root / "outside.json"
+    meta.rename(real)
+    meta.symlink_to(real)
+    meta = entry("cf-mfif000000000001", record_b(key="cf-mfif000000000001"), gc.SKIP_SPECIAL_FILE)
+    meta.unlink()
+    os.mkfifo(meta)
+    # a sparse 3 GiB metadata file: refused from its size, never read
+    meta = entry("cf-big0000000000001", record_b(key="cf-big0000000000001"), gc.SKIP_OVERSIZE)
+    with open(meta, "r+b") as fh:
+        fh.truncate(3 << 30)
+    return want
+
+
+def test_hostile_crate_is_refused_entry_by_entry(tmp_path: Path) -> None:
+    import os
+
+    import gamstore
+
+    want = _hostile_crate(tmp_path / "crate")
+    dst = tmp_path / "gs"
+    res = subprocess.run(
+        [sys.executable, "-m", "gamstore", "import-gam", str(tmp_path / "crate"), str(dst)]
+        + ["--json", "--details"],
+        capture_output=True,
+        text=True,
+        timeout=120,  # a hang on a FIFO or /dev/zero fails here
+        env={**os.environ, "PYTHONPATH": str(Path(gamstore.__file__).parents[1])},
+    )
+    assert res.returncode == 1, res.stdout + res.stderr  # damaged entries found
+    assert "Traceback" not in res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["imported"] == {"block": 1}
+    got = {s["path"]: s["reason"] for s in doc["skips"]}
+    for path, reason in want.items():
+        assert got.get(f"{path}.json") == reason, (path, got)
+    # only the good entry reached the store
+    store = gamstore.open_store(dst)
+    assert [e.key for e in (store.read_entry(i) for i in store.entries()) if e] == [
+        "cf-good000000000001"
+    ]
+
+
+def test_parse_errors_are_valueerrors_for_hostile_numbers_and_nesting() -> None:
+    huge = "1" + "0" * 400
+    for doc in (
+        json.dumps(record_b()).replace("1.5", huge, 1),
+        json.dumps(iterate_payload()).replace('"cost": ', f'"cost": {huge}, "x": ', 1),
+        "[" * 10_000 + "]" * 10_000,
+        '{"a": ' * 5_000 + "1" + "}" * 5_000,
+    ):
+        with pytest.raises(ValueError):
+            gc.parse_payload(doc.encode())
+    # a Hessian holding 10**400 is scrubbed like any inconsistent Hessian, not a crash
+    text = json.dumps(iterate_payload(hessian=[1.0, 0.0, 0.0, 1.0], hessian_dim=2))
+    kind, payload = gc.parse_payload(text.replace("[1.0, 0.0", f"[{huge}, 0.0", 1).encode())
+    assert kind == "outer" and payload["hessian"] == [] and payload["hessian_dim"] == 0
+    with pytest.raises(ValueError, match="iteration"):
+        gc.parse_meta(json.dumps(_meta(iteration=2**63)).encode())
+
+
+def _meta(**over: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "schema_version": 1,
+        "written_unix_secs": 1,
+        "kind": "Final",
+        "checksum_hex": "0" * 64,
+        "payload_bytes": 0,
+    }
+    doc.update(over)
+    return doc
+
+
+def test_cli_import_gam_refuses_a_symlinked_root(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from gamstore.cli import main
+
+    CrateDirBuilder(tmp_path / "crate").add_record_b(record_b())
+    (tmp_path / "link").symlink_to(tmp_path / "crate")
+    res = CliRunner().invoke(main, ["import-gam", str(tmp_path / "link"), str(tmp_path / "gs")])
+    assert res.exit_code == 2 and res.output.startswith("Error: DIR is a symlink")
+    assert not (tmp_path / "gs").exists()

@@ -21,12 +21,13 @@ importer must not).
 
 from __future__ import annotations
 
+import errno
 import hashlib
-import json
 import logging
 import math
 import os
 import re
+import stat
 import struct
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -71,6 +72,7 @@ SKIP_KEY_MISMATCH = "key-mismatch"
 SKIP_ALREADY_PRESENT = "already-present"
 SKIP_CONVERT_FAILED = "convert-failed"
 SKIP_SAVE_FAILED = "save-failed"
+SKIP_SPECIAL_FILE = "special-file"
 
 #: Reasons that mean "damaged data" (the CLI exits 1 when any of them occurs).
 CORRUPT_REASONS = frozenset(
@@ -82,12 +84,20 @@ CORRUPT_REASONS = frozenset(
         SKIP_BAD_PAYLOAD,
         SKIP_INVALID_RECORD,
         SKIP_KEY_MISMATCH,
+        SKIP_SPECIAL_FILE,
     }
 )
+
+#: Largest metadata document read (the crate writes a few hundred bytes).
+MAX_META_BYTES = 1024 * 1024
+#: Largest integer taken from a crate document: gamstore stores integers as int64.
+MAX_INT = 2**63 - 1
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _U64_MAX = (1 << 64) - 1
 _U32_MAX = (1 << 32) - 1
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,13 +296,13 @@ class _Reject(Exception):
 # ---------------------------------------------------------------------------------------------
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"non-standard JSON constant {name}")
-
-
 def _loads_strict(data: bytes) -> Any:
-    """Parse strict JSON: NaN/Infinity literals are refused (serde_json never writes them)."""
-    return json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    """Parse strict JSON with limits: NaN/Infinity literals, numbers that overflow to
+    infinity, duplicate keys and nesting deeper than 64 levels are refused (serde_json never
+    writes any of them); a ValueError names the problem."""
+    from gamstore import _json
+
+    return _json.loads(data, root="document", max_bytes=max(len(data), 1))
 
 
 def _is_int(value: Any) -> bool:
@@ -305,10 +315,13 @@ def _uint(obj: Mapping[str, Any], name: str, *, default: int | None = None, bits
             raise _Reject(SKIP_INVALID_RECORD, f"field {name!r} is missing")
         return default
     value = obj[name]
-    limit = _U64_MAX if bits == 64 else _U32_MAX
+    # u64 fields are capped at the int64 range gamstore stores (no crate value comes close)
+    limit = MAX_INT if bits == 64 else _U32_MAX
     if not _is_int(value) or value < 0 or value > limit:
+        shown = repr(value) if not _is_int(value) or value.bit_length() < 128 else "a huge integer"
         raise _Reject(
-            SKIP_INVALID_RECORD, f"field {name!r} must be a u{bits} integer, got {value!r}"
+            SKIP_INVALID_RECORD,
+            f"field {name!r} must be a u{bits} integer (at most {limit}), got {shown:.80}",
         )
     return int(value)
 
@@ -337,10 +350,23 @@ def _finite(value: Any, name: str) -> float:
     # serde_json writes non-finite f64 as null, which the crate then cannot read back
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _Reject(SKIP_INVALID_RECORD, f"field {name!r} must be a finite number")
-    out = float(value)
+    try:
+        out = float(value)
+    except OverflowError:  # an integer literal such as 10**400
+        raise _Reject(SKIP_INVALID_RECORD, f"field {name!r} must be finite") from None
     if not math.isfinite(out):
         raise _Reject(SKIP_INVALID_RECORD, f"field {name!r} must be finite")
     return out
+
+
+def _finite_number(value: Any) -> bool:
+    """True for a finite JSON number that converts to a finite float (10**400 does not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _float_list(
@@ -370,7 +396,7 @@ def _opt_float(obj: Mapping[str, Any], name: str) -> float | None:
 
 
 def _uint_list(value: Any, name: str) -> list[int]:
-    if not isinstance(value, list) or not all(_is_int(v) and 0 <= v <= _U64_MAX for v in value):
+    if not isinstance(value, list) or not all(_is_int(v) and 0 <= v <= MAX_INT for v in value):
         raise _Reject(SKIP_INVALID_RECORD, f"field {name!r} must be a list of unsigned integers")
     return [int(v) for v in value]
 
@@ -551,10 +577,9 @@ def _check_block(obj: dict[str, Any]) -> dict[str, Any]:
         # newer crates add solver-state fields whose exact types are not known here: keep
         # them when they are a positive finite number / a flat finite vector, else drop them
         # (they only refine reuse of the cached mode; the record stands without them)
-        tol = summary.get("solved_inner_tol")
-        if isinstance(tol, (int, float)) and not isinstance(tol, bool):
-            if math.isfinite(tol) and tol > 0:
-                inner["solved_inner_tol"] = float(tol)
+        tol: Any = summary.get("solved_inner_tol")
+        if _finite_number(tol) and float(tol) > 0:
+            inner["solved_inner_tol"] = float(tol)
         for extra in ("block_log_lambdas", "joint_log_lambdas"):
             if summary.get(extra) is not None:
                 try:
@@ -595,10 +620,7 @@ def _check_outer(obj: dict[str, Any]) -> dict[str, Any]:
         and _is_int(raw_dim)
         and raw_dim > 0
         and raw_dim * raw_dim == len(raw_h)
-        and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            for v in raw_h
-        )
+        and all(_finite_number(v) for v in raw_h)
     ):
         hessian = [float(v) for v in raw_h]
         dim = int(raw_dim)
@@ -803,9 +825,18 @@ def scan_crate_dir(
     Raises
     ------
     ValueError
-        If ``root`` is not an existing directory.
+        If ``root`` is not an existing directory (or is a symlink).
+
+    Notes
+    -----
+    A crate directory is untrusted input: symlinks and special files (FIFOs, devices) are
+    skipped as ``"special-file"`` without being opened, every file is read up to its cap
+    (:data:`MAX_META_BYTES`, :data:`MAX_ENTRY_BYTES`) whatever size it claims, JSON is
+    parsed with a nesting limit and integers beyond the int64 range are refused.
     """
     base = Path(root)
+    if base.is_symlink():
+        raise ValueError(f"crate root {str(root)!r} is a symlink; give the directory itself")
     if not base.is_dir():
         raise ValueError(f"crate root {str(root)!r} is not a directory")
     for top in sorted(os.scandir(base), key=lambda e: e.name):
@@ -834,11 +865,64 @@ def _scan_key_dir(
             if name[: -len(".bin")] + ".json" not in present:
                 yield CrateSkip(rel_name, SKIP_ORPHAN_PAYLOAD, "payload without metadata")
             continue  # read together with its .json
-        if not name.endswith(".json") or not (path / name).is_file():
+        if not name.endswith(".json"):
             yield CrateSkip(rel_name, SKIP_FOREIGN_FILE, "not a crate entry file")
+            continue
+        try:
+            mode = os.lstat(path / name).st_mode
+        except OSError as exc:
+            yield CrateSkip(rel_name, SKIP_UNREADABLE, f"cannot stat: {exc.strerror}")
+            continue
+        if stat.S_ISDIR(mode):
+            yield CrateSkip(rel_name, SKIP_FOREIGN_FILE, "not a crate entry file")
+            continue
+        if not stat.S_ISREG(mode):
+            yield CrateSkip(rel_name, SKIP_SPECIAL_FILE, _special_detail(mode))
             continue
         run_id = name[: -len(".json")]
         yield _read_entry(path, key_dir, rel_name, run_id, present, verify_keys)
+
+
+def _special_detail(mode: int) -> str:
+    what = "a symlink" if stat.S_ISLNK(mode) else "not a regular file (FIFO, device, socket)"
+    return f"{what}: never opened"
+
+
+def _read_capped(path: Path, cap: int) -> bytes:
+    """The bytes of the regular file ``path``, at most ``cap`` of them.
+
+    The file is opened without following a symlink and without blocking (a FIFO), checked
+    to be a regular file on the open descriptor, and read up to ``cap + 1`` bytes whatever
+    its size claims (``/proc`` files and growing files report sizes that are not what a
+    read returns).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _Reject(SKIP_SPECIAL_FILE, _special_detail(stat.S_IFLNK)) from None
+        raise _Reject(SKIP_UNREADABLE, f"cannot open: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _Reject(SKIP_SPECIAL_FILE, _special_detail(st.st_mode))
+        if st.st_size > cap:
+            raise _Reject(SKIP_OVERSIZE, f"{path.name}: {st.st_size} bytes exceed {cap}")
+        chunks: list[bytes] = []
+        got = 0
+        while got <= cap:
+            block = os.read(fd, min(cap + 1 - got, 1 << 20))
+            if not block:
+                break
+            chunks.append(block)
+            got += len(block)
+        if got > cap:
+            raise _Reject(SKIP_OVERSIZE, f"{path.name}: more than {cap} bytes")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise _Reject(SKIP_UNREADABLE, f"cannot read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
 
 
 def _read_entry(
@@ -848,14 +932,8 @@ def _read_entry(
     try:
         if bin_name not in present:
             raise _Reject(SKIP_MISSING_PAYLOAD, "metadata without payload")
-        try:
-            meta = _parse_meta((path / f"{run_id}.json").read_bytes())
-            size = (path / bin_name).stat().st_size
-            if size > MAX_ENTRY_BYTES:
-                raise _Reject(SKIP_OVERSIZE, f"payload of {size} bytes exceeds 16 MiB")
-            payload_bytes = (path / bin_name).read_bytes()
-        except OSError as exc:
-            raise _Reject(SKIP_UNREADABLE, f"cannot read: {exc.strerror}") from None
+        meta = _parse_meta(_read_capped(path / f"{run_id}.json", MAX_META_BYTES))
+        payload_bytes = _read_capped(path / bin_name, MAX_ENTRY_BYTES)
         digest = hashlib.sha256(payload_bytes).hexdigest()
         if digest != meta.checksum_hex:
             raise _Reject(SKIP_CHECKSUM, f"payload SHA-256 {digest[:16]}... != checksum_hex")

@@ -63,6 +63,8 @@ def import_gam(
     from gamstore.adapters import gamcrate
     from gamstore.cli import EXIT_PROBLEM, EXIT_STORAGE, EXIT_USAGE
 
+    if directory.is_symlink():
+        fail(EXIT_USAGE, f"DIR is a symlink; give the directory itself: {directory}")
     if not directory.is_dir():
         fail(EXIT_USAGE, f"DIR is not a directory: {directory}")
     try:
