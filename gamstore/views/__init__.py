@@ -4,7 +4,7 @@
   (also ``xr.open_dataset(url, engine="gamstore")``);
 * :func:`open_entry` -- one entry as an :class:`xarray.DataTree`;
 * :mod:`gamstore.views.catalog` -- the consolidated catalog ``open_fits`` reads when current;
-* :mod:`gamstore.views.hdf5` -- export to / import from HDF5 (h5netcdf).
+* :mod:`gamstore.views.hdf5` -- export to / import from HDF5 (netCDF-4 layout, via h5py).
 """
 
 from __future__ import annotations
