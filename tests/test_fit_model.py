@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gamstore.fit import GAM, FitResult, Iterate, s
+from gamstore.fit import GAM, ExtrapolationWarning, FitResult, Iterate, s
 from gamstore.fit.simulate import FAMILIES, simulate
 
 MODEL = [s("x0"), s("x1"), s("x2")]
@@ -63,7 +63,8 @@ def test_predict_reproduces_fitted_and_extrapolates(
         model.family.mu(res.predict(df, type="link")), res.predict(df, type="response")
     )
     out = pd.DataFrame({"x0": [-0.2, 1.3], "x1": [0.5, 0.5], "x2": [0.5, 0.5]})
-    assert np.all(np.isfinite(res.predict(out)))
+    with pytest.warns(ExtrapolationWarning, match="x0: 2 of 2 outside"):
+        assert np.all(np.isfinite(res.predict(out)))
     with pytest.raises(ValueError, match="type must be"):
         res.predict(df, type="terms")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown column 'x2'"):

@@ -139,3 +139,12 @@ def test_mapping_of_arrays_is_accepted(df: pd.DataFrame) -> None:
     assert res.reml == res_df.reml
     with pytest.raises(ValueError, match="different lengths"):
         _fit({**data, "x1": data["x1"][:10]})
+
+
+def test_category_column_is_reported_as_category(df: pd.DataFrame) -> None:
+    """A pandas ``category`` smooth covariate used to be reported as "dtype object"."""
+    labels = pd.Categorical(np.where(df["x0"] > 0.5, "hi", "lo"))
+    with pytest.raises(
+        TypeError, match=r"'x0' \(covariate of s\(x0\)\) must be numeric, got dtype category"
+    ):
+        _fit(df.assign(x0=labels))

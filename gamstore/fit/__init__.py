@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gamstore.fit.design import PARAMETRIC, SmoothTerm
+from gamstore.fit.design import PARAMETRIC, ExtrapolationWarning, SmoothTerm
 from gamstore.fit.diagnostics import (
     BasisDimensionWarning,
     BoundaryFitWarning,
@@ -19,6 +19,7 @@ __all__ = [
     "GAM",
     "BasisDimensionWarning",
     "BoundaryFitWarning",
+    "ExtrapolationWarning",
     "FitResult",
     "GamFitWarning",
     "Iterate",

@@ -103,8 +103,10 @@ def as_vector(values: Any, name: str, n: int, *, role: str = "covariate") -> np.
     if arr.dtype == np.bool_:
         arr = arr.astype(np.float64)
     if arr.dtype.kind not in "iuf":
+        # the caller's dtype (pandas `category`, `string`, ...), not numpy's `object` copy
+        dtype = getattr(values, "dtype", None) or arr.dtype
         raise TypeError(
-            f"column {name!r} ({role}) must be numeric, got dtype {arr.dtype} "
+            f"column {name!r} ({role}) must be numeric, got dtype {dtype} "
             f"(expected shape ({n},) of float)"
         )
     arr = np.ascontiguousarray(arr, dtype=np.float64)

@@ -11,6 +11,7 @@ reported back in reduced (``U beta_w``) and raw (``T U beta_w``) coordinates.
 from __future__ import annotations
 
 import sys
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -302,10 +303,48 @@ class Design:
         for t in self.linear:
             X[:, j : j + t.width] = t.columns(data, n, role="covariate")
             j += t.width
+        outside = []
         for b in self.smooths:
             x = get_column(data, b.spec.term)
-            X[:, b.cols] = predict_basis(b.basis, x, self.covariates.get(b.spec.term)) @ b.U
+            fitted = self.covariates.get(b.spec.term)
+            X[:, b.cols] = predict_basis(b.basis, x, fitted) @ b.U
+            lo, hi = extrapolation_range(b.basis, fitted)
+            n_out = int(np.count_nonzero((x < lo) | (x > hi)))
+            if n_out:
+                outside.append(f"{b.spec.term}: {n_out} of {n} outside [{lo:.6g}, {hi:.6g}]")
+        if outside:
+            warnings.warn(
+                "predict: extrapolating beyond the fitted range ("
+                + "; ".join(outside)
+                + "); the smooths continue there as straight lines, as mgcv's ps does",
+                ExtrapolationWarning,
+                stacklevel=3,  # the line that called FitResult.predict
+            )
         return X
+
+
+class ExtrapolationWarning(GamFitWarning):
+    """``predict`` at covariate values beyond the range a smooth was fitted on.
+
+    There a P-spline continues as a straight line (mgcv's rule, :func:`predict_basis`), so
+    the prediction rests on no data. Silence it where that is meant with
+    ``warnings.simplefilter("ignore", gamstore.fit.ExtrapolationWarning)``.
+    """
+
+
+def extrapolation_range(
+    basis: SmoothBasis, fitted: np.ndarray | None = None
+) -> tuple[float, float]:
+    """The covariate range ``predict`` evaluates the B-splines on; linear beyond it.
+
+    The inner knot range ``[t_3, t_k]``, widened to the fitted covariate values when the
+    fit itself reached outside it (see :func:`predict_basis`).
+    """
+    t = basis.knots
+    lo, hi = float(t[3]), float(t[-4])
+    if fitted is not None and fitted.size:
+        lo, hi = min(lo, float(fitted.min())), max(hi, float(fitted.max()))
+    return lo, hi
 
 
 def predict_basis(
@@ -321,9 +360,7 @@ def predict_basis(
     predicting the fitting rows reproduces the fit.
     """
     t = basis.knots
-    lo, hi = float(t[3]), float(t[-4])
-    if fitted is not None and fitted.size:
-        lo, hi = min(lo, float(fitted.min())), max(hi, float(fitted.max()))
+    lo, hi = extrapolation_range(basis, fitted)
     outside = (x < lo) | (x > hi)
     if not outside.any():
         return basis.design(x, extrapolate=True)

@@ -339,8 +339,9 @@ class FitResult:
         Parameters
         ----------
         new_data : pandas.DataFrame or Mapping[str, array-like]
-            Must hold every covariate of the model. Values outside the knot range are
-            extrapolated with the end polynomials. A row with a missing covariate predicts
+            Must hold every covariate of the model. Beyond the fitted range a smooth
+            continues as a straight line (mgcv's rule for ``ps``), with an
+            :class:`~gamstore.fit.ExtrapolationWarning`. A row with a missing covariate predicts
             NaN (mgcv's ``na.pass``) under ``na_action="omit"``.
         type : {"response", "link"}
             Scale of the prediction.
@@ -356,6 +357,12 @@ class FitResult:
         -------
         numpy.ndarray or Prediction
             Shape (n_new,); with ``se_fit=True`` a ``Prediction(fit, se_fit)``.
+
+        Warns
+        -----
+        ExtrapolationWarning
+            When a smooth covariate lies beyond the range the smooth was fitted on, naming
+            the covariate, how many rows and the range.
         """
         if type not in ("response", "link"):
             raise ValueError(f"type must be 'response' or 'link', got {type!r}")
