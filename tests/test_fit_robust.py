@@ -27,7 +27,6 @@ from gamstore.fit import (
     s,
 )
 from gamstore.fit.basis import bspline_design, ps_knots, sum_to_zero_transform
-from gamstore.fit.diagnostics import empty_basis_functions
 
 FIX = Path(__file__).parent / "fixtures" / "robust"
 
@@ -164,14 +163,22 @@ def test_step_failure_warns(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_empty_basis_functions_match_the_design(seed: int) -> None:
+def test_unidentifiable_basis_functions_are_the_empty_design_columns(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    knots = ps_knots(0.0, 1.0, 12)
     # clustered data, some values exactly on knots: basis functions without data appear
-    x = np.concatenate([rng.uniform(0.0, 0.3, 30), rng.uniform(0.8, 1.0, 5), knots[5:7]])
-    B = bspline_design(x, knots)
-    expected = np.flatnonzero(B.sum(axis=0) == 0.0)
-    np.testing.assert_array_equal(empty_basis_functions(x, knots), expected)
+    x = np.concatenate([rng.uniform(0.0, 0.3, 30), rng.uniform(0.8, 1.0, 5)])
+    knots = ps_knots(0.0, 1.0, 12)
+    x = np.concatenate([x, knots[5:7], rng.uniform(0, 1, 2 * seed)])
+    data = {"x": x, "y": rng.normal(size=x.size)}
+    expected = np.flatnonzero(bspline_design(x, knots).sum(axis=0) == 0.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", GamFitWarning)
+        GAM([s("x", k=12)]).fit(data, y="y", knots={"x": knots})
+    notes = [w.message for w in caught if issubclass(w.category, UnidentifiableBasisWarning)]
+    if expected.size:
+        assert len(notes) == 1 and f"B-splines {expected.tolist()}" in str(notes[0])
+    else:
+        assert notes == []
 
 
 def test_sum_to_zero_with_an_empty_basis_function_is_mgcvs() -> None:

@@ -123,3 +123,24 @@ def test_policy_validation(kw: dict[str, Any], match: str) -> None:
         StartCheckPolicy(**kw)
     with pytest.raises(TypeError, match="start_check must be"):
         GAM([s("Temp")], start_check=3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("mode", "flagged"), [("auto", True), ("never", False)])
+def test_cli_start_check_option(tmp_path: Path, mode: str, flagged: bool) -> None:
+    import xarray as xr
+    from click.testing import CliRunner
+
+    from gamstore.cli import main
+
+    csv = tmp_path / "airquality.csv"
+    FRAME.to_csv(csv, index=False, float_format="%.17g")
+    out = tmp_path / "loso.nc"
+    args = ["loso", str(csv), "--y", "Ozone", "--smooth", "Temp", "Wind", "Solar.R"]
+    args += ["--subject", "Month", "--family", "poisson", "--store", str(tmp_path / "store")]
+    args += ["--start-check", mode, "--no-progress", "--out", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert ("cold check disagree" in result.output) is flagged
+    ds = xr.load_dataset(out)
+    assert int(ds["start_disagree"].sum()) == int(flagged)
+    assert int(ds["cold_checked"].sum()) == (4 if flagged else 0)

@@ -322,6 +322,14 @@ def _has(module: str) -> bool:
     help="Print mgcv's summary.gam table of the full-data fit.",
 )
 @click.option(
+    "--start-check",
+    "start_check",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="When a fold started from the full-data fit is also fitted cold (lower REML kept).",
+)
+@click.option(
     "--trials",
     default=None,
     metavar="COLUMN",
@@ -350,6 +358,7 @@ def loso_command(
     trials: str | None = None,
     plot_smooths: str | None = None,
     show_summary: bool = False,
+    start_check: str = "auto",
 ) -> None:
     """Leave-one-subject-out fits of y ~ s(smooth...) + linear, warm-started from the store."""
     frame = read_table(data)
@@ -374,7 +383,11 @@ def loso_command(
 
     try:
         model = GAM(
-            [s(c, k=k) for c in smooth], family=family, linear=list(linear), na_action=na_action
+            [s(c, k=k) for c in smooth],
+            family=family,
+            linear=list(linear),
+            na_action=na_action,
+            start_check=start_check,
         )
     except (TypeError, ValueError) as exc:
         raise _bad_input(f"model: {exc}") from None

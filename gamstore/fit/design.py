@@ -574,14 +574,12 @@ def build_design(
     # pass 1, smooth by smooth: every check that can fail on the data, in model order
     xs: list[np.ndarray] = []
     knot_vecs: list[tuple[np.ndarray, bool]] = []
-    notes: list[GamFitWarning] = []
+    dim_notes: list[GamFitWarning | None] = []
     for sm in smooths:
         x = get_column(data, sm.term, role=f"covariate of {sm.label}")
-        dim_note = _check_distinct(x, sm)
+        dim_notes.append(_check_distinct(x, sm))
         xs.append(x)
         knot_vecs.append(smooth_knots(x, sm.k, knots.get(sm.term)))
-        empty_note = unidentifiable_note(sm.label, x, knot_vecs[-1][0])
-        notes.extend(w for w in (empty_note, dim_note) if w is not None)
     # raw designs, constraints, penalties and their eigenvectors, computed together for
     # smooths of equal k (stacked arrays; identical to one smooth at a time)
     by_k: dict[int, list[int]] = {}
@@ -631,6 +629,11 @@ def build_design(
         blocks.append(SmoothBlock(sm, basis, U, eig, sl, logdet))
         names.append(sm.label)
         cols.append(sl)
+    notes: list[GamFitWarning] = []
+    for sm, basis, dim_note in zip(smooths, bases, dim_notes, strict=True):
+        # a raw column summing to exactly zero (mgcv's test) is a B-spline without data
+        empty_note = unidentifiable_note(sm.label, basis.col_means)
+        notes.extend(w for w in (empty_note, dim_note) if w is not None)
     # one k group: its stacked penalties are in model order already
     S_all = stacks[0] if len(stacks) == 1 else None
     rho0 = _initial_sp(ldxx, pen_blocks, S_all) if blocks else np.zeros(0)

@@ -35,8 +35,6 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from gamstore.fit.basis import DEGREE
-
 
 class GamFitWarning(UserWarning):
     """Base class of every warning the reference fitter raises."""
@@ -79,30 +77,16 @@ WARNING_CLASSES: tuple[type[GamFitWarning], ...] = (
 _BOUNDARY_EPS = 10.0 * float(np.finfo(float).eps)
 
 
-def empty_basis_functions(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
-    """Indices of the cubic B-splines on ``knots`` that are zero at every ``x``.
+def unidentifiable_note(label: str, col_means: np.ndarray | None) -> GamFitWarning | None:
+    """An :class:`UnidentifiableBasisWarning` when a raw basis column sums to exactly zero.
 
-    B-spline ``i`` is positive exactly on the open interval ``(knots[i], knots[i + 4])``, so
-    its column of the design sums to zero (mgcv's test) when no ``x`` falls strictly inside.
-    Counts come from two binary searches per value into the (short) knot vector, not a sort
-    of ``x``.
+    ``col_means`` are the column means of the raw B-spline design (the sum-to-zero
+    constraint). A B-spline is positive strictly inside its support and zero outside, so a
+    zero mean is a basis function without data: mgcv's ``colSums(X) == 0`` test.
     """
-    t = np.asarray(knots, dtype=np.float64)
-    k = t.size - DEGREE - 1
-    # x > t[i]  <=>  i <= lo - 1 ;  x < t[i + 4]  <=>  i >= hi - 4
-    lo = np.searchsorted(t, x, side="left")
-    hi = np.searchsorted(t, x, side="right")
-    first = np.clip(hi - (DEGREE + 1), 0, k)
-    last = np.clip(lo, 0, k)  # one past the last basis index covered
-    keep = last > first
-    cover = np.bincount(first[keep], minlength=k + 1) - np.bincount(last[keep], minlength=k + 1)
-    counts = np.cumsum(cover)[:k]
-    return np.flatnonzero(counts == 0)
-
-
-def unidentifiable_note(label: str, x: np.ndarray, knots: np.ndarray) -> GamFitWarning | None:
-    """An :class:`UnidentifiableBasisWarning` when some basis function of ``label`` has no data."""
-    empty = empty_basis_functions(x, knots)
+    if col_means is None:
+        return None
+    empty = np.flatnonzero(np.asarray(col_means) == 0.0)
     if empty.size == 0:
         return None
     return UnidentifiableBasisWarning(
@@ -188,7 +172,6 @@ __all__ = [
     "boundary_notes",
     "describe",
     "emit",
-    "empty_basis_functions",
     "response_notes",
     "unidentifiable_note",
 ]
