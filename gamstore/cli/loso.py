@@ -226,6 +226,27 @@ def _print_start_checks(console: Any, ds: Any) -> None:
             )
 
 
+def print_cv_totals(ds: Any) -> None:
+    """One line per start: cross-validated deviance, log score, RMSE/AUC, rows scored."""
+    import math
+
+    if "cv_deviance" not in ds:
+        return
+    for start in ds["start"].values:
+        sub = ds.sel(start=start)
+        parts = [
+            f"deviance {float(sub['cv_deviance']):.6g}",
+            f"log score {float(sub['cv_log_score']):.6g}",
+        ]
+        for name, label in (("cv_rmse", "RMSE"), ("cv_auc", "AUC")):
+            value = float(sub[name])
+            if math.isfinite(value):
+                parts.append(f"{label} {value:.4g}")
+        click.echo(
+            f"cross-validation ({start}, {int(sub['cv_n'])} held-out rows): " + ", ".join(parts)
+        )
+
+
 def write_outputs(ds: Any, out: str | None, plot: str | None) -> None:
     """Write the Dataset (netCDF) and the figure (PNG) if asked to."""
     if out:
@@ -437,6 +458,7 @@ def loso_command(
     if n_dropped:
         title += f"; {n_dropped} row(s) with missing values omitted"
     print_summary(ds, title)
+    print_cv_totals(ds)
     write_outputs(ds, out, plot)
     if plot_smooths or show_summary:
         # the full-data fit again: an exact hit in the store, so it costs one recertification

@@ -72,3 +72,75 @@ def deviance(family: str, y: ArrayLike, mu: ArrayLike, weights: ArrayLike | None
             unit = 2.0 * (_xlogy_ratio(y_arr, mu_arr) + _xlogy_ratio(1.0 - y_arr, 1.0 - mu_arr))
     total = float(np.sum(w * unit))
     return total if np.isfinite(total) else float("inf")
+
+
+def log_density(
+    family: str,
+    y: ArrayLike,
+    mu: ArrayLike,
+    weights: ArrayLike | None = None,
+    scale: ArrayLike | float = 1.0,
+) -> np.ndarray:
+    """Per-row log predictive density of ``y`` at the mean ``mu`` (the log score's terms).
+
+    Gaussian: ``N(mu, scale / w)``; Poisson: ``Pois(mu)`` (times the prior weight, as the
+    likelihood the fit maximises); binomial: ``Bin(round(w), mu)`` at ``round(w y)``
+    successes (``w`` = trials).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (n,).
+    """
+    from scipy.special import gammaln, xlogy
+
+    fam = family_name(family)
+    y_arr = np.asarray(y, dtype=np.float64).ravel()
+    mu_arr = np.asarray(mu, dtype=np.float64).ravel()
+    w = np.ones_like(y_arr) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if fam == "gaussian":
+            phi = np.broadcast_to(np.asarray(scale, dtype=np.float64), y_arr.shape) / w
+            return -0.5 * np.log(2.0 * np.pi * phi) - (y_arr - mu_arr) ** 2 / (2.0 * phi)
+        if fam == "poisson":
+            return w * (xlogy(y_arr, mu_arr) - mu_arr - gammaln(y_arr + 1.0))
+        m = np.round(w)
+        k = np.round(w * y_arr)
+        return (
+            gammaln(m + 1.0)
+            - gammaln(k + 1.0)
+            - gammaln(m - k + 1.0)
+            + xlogy(k, mu_arr)
+            + xlogy(m - k, 1.0 - mu_arr)
+        )
+
+
+def auc(y: ArrayLike, score: ArrayLike, weights: ArrayLike | None = None) -> float:
+    """Area under the ROC curve of ``score`` for a binomial response.
+
+    ``y`` is the observed proportion and ``weights`` the trials: row i counts ``w y``
+    positives and ``w (1 - y)`` negatives at its score (for 0/1 data, the usual AUC; ties
+    count one half, as the Mann-Whitney statistic).
+
+    Returns
+    -------
+    float
+        NaN without both positives and negatives.
+    """
+    y_arr = np.asarray(y, dtype=np.float64).ravel()
+    s_arr = np.asarray(score, dtype=np.float64).ravel()
+    w = np.ones_like(y_arr) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    ok = np.isfinite(y_arr) & np.isfinite(s_arr) & np.isfinite(w)
+    pos, neg, s_arr = (w * y_arr)[ok], (w * (1.0 - y_arr))[ok], s_arr[ok]
+    total_pos, total_neg = float(pos.sum()), float(neg.sum())
+    if total_pos <= 0 or total_neg <= 0:
+        return float("nan")
+    order = np.argsort(s_arr, kind="stable")
+    s_sorted, pos, neg = s_arr[order], pos[order], neg[order]
+    # group tied scores: every positive beats the negatives below its score, ties count 1/2
+    uniq, start = np.unique(s_sorted, return_index=True)
+    pos_g = np.add.reduceat(pos, start)
+    neg_g = np.add.reduceat(neg, start)
+    neg_below = np.cumsum(neg_g) - neg_g
+    wins = float(np.sum(pos_g * (neg_below + 0.5 * neg_g)))
+    return wins / (total_pos * total_neg)

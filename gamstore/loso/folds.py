@@ -76,6 +76,13 @@ class FoldOutcome:
     heldout_n: int = 0
     train_n: int = 0
     worker: str = ""
+    #: per held-out row (positions in the LOSO data): predictions on the link and response
+    #: scales with standard errors (NaN where the fitter gives none)
+    heldout_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    pred_link: np.ndarray = field(default_factory=lambda: np.empty(0))
+    pred_response: np.ndarray = field(default_factory=lambda: np.empty(0))
+    se_link: np.ndarray = field(default_factory=lambda: np.empty(0))
+    se_response: np.ndarray = field(default_factory=lambda: np.empty(0))
     #: the failure may heal on a retry (I/O, network, timeout, a lost worker); a
     #: deterministic error (bad data, an unidentifiable term) is reported at once
     retryable: bool = False
@@ -208,6 +215,26 @@ def fold_provenance(subject_column: str, held_out: Any, run_id: str) -> Any:
     )
 
 
+def _predict_heldout(res: Any, test: pd.DataFrame, out: FoldOutcome) -> None:
+    """Held-out predictions with standard errors (a fitter without ``se_fit``: NaN SEs)."""
+    n = len(test)
+    try:
+        link = res.predict(test, type="link", se_fit=True)
+        resp = res.predict(test, type="response", se_fit=True)
+    except TypeError:  # another fitter's predict: values only
+        out.pred_response = np.asarray(res.predict(test, type="response"), dtype=np.float64)
+        try:
+            out.pred_link = np.asarray(res.predict(test, type="link"), dtype=np.float64)
+        except Exception:  # the link scale is optional for foreign fitters
+            out.pred_link = np.full(n, np.nan)
+        out.se_link = out.se_response = np.full(n, np.nan)
+        return
+    out.pred_link = np.asarray(link[0], dtype=np.float64)
+    out.se_link = np.asarray(link[1], dtype=np.float64)
+    out.pred_response = np.asarray(resp[0], dtype=np.float64)
+    out.se_response = np.asarray(resp[1], dtype=np.float64)
+
+
 def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) -> FoldOutcome:
     """Fit one fold (all rows but the held-out subject's) and score the held-out rows.
 
@@ -260,7 +287,9 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
         out.warm_source = str(getattr(res, "warm", ""))
         out.converged = bool(getattr(res, "converged", True))
         _record_check(out, res)
-        mu = np.asarray(res.predict(test, type="response"), dtype=np.float64)
+        out.heldout_rows = np.flatnonzero(held).astype(np.int64)
+        _predict_heldout(res, test, out)
+        mu = out.pred_response
         y_obs, wt = heldout_response(test, task.y, task.weights)
         out.heldout_deviance = deviance(family_name(task.family), y_obs, mu, wt)
         out.status = STATUS_OK

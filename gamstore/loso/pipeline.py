@@ -101,6 +101,22 @@ def _omit_incomplete(
     return frame.loc[~mask].reset_index(drop=True), dropped.astype(np.int64)
 
 
+def _row_info(
+    frame: pd.DataFrame, y: Any, subject: str, weights: str | None, dropped: np.ndarray
+) -> dict[str, Any]:
+    """Per row of the LOSO data: observed response, weights, subject, input position."""
+    from gamstore.loso.folds import heldout_response
+
+    y_obs, wt = heldout_response(frame, y, weights)
+    keep = np.setdiff1d(np.arange(len(frame) + dropped.size), dropped)
+    return {
+        "y": y_obs,
+        "weights": wt,
+        "subject": frame[subject].to_numpy(),
+        "input_row": keep,
+    }
+
+
 def _executor_kind(executor: Any) -> str:
     if executor is None or executor == "serial":
         return "serial"
@@ -343,7 +359,9 @@ def run_loso(
         "gamstore_version": __version__,
         "run_id": run_id,
     }
-    return build_dataset(subjects, starts, outcomes, full, attrs)
+    return build_dataset(
+        subjects, starts, outcomes, full, attrs, rows=_row_info(frame, y, subject, weights, dropped)
+    )
 
 
 def _dispatch(

@@ -13,7 +13,14 @@ smoothing parameter):
 * the full-data fit: ``full_rho(term)``, ``full_edf(term)``, ``full_edf_total``,
   ``full_reml``, ``full_scale``, ``full_n_outer``, ``full_n_pirls_calls``,
   ``full_n_pirls_iters``, ``full_wall_time``, ``full_warm_source`` (and the same numbers in
-  ``attrs`` for a quick look).
+  ``attrs`` for a quick look);
+* per row of the data (dim ``row``; coordinates ``input_row`` = position in the caller's
+  data before rows with missing values were omitted, ``row_subject``): ``y_observed``,
+  ``prior_weights`` (if any) and, per start, the held-out predictions ``pred_link``,
+  ``pred_response`` with standard errors ``se_link``, ``se_response`` (from the fold that
+  held the row out);
+* cross-validation totals per start: ``cv_deviance``, ``cv_log_score``, ``cv_rmse``
+  (Gaussian), ``cv_auc`` (binomial), ``cv_n``.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ def build_dataset(
     outcomes: Sequence[FoldOutcome],
     full: Mapping[str, Any],
     attrs: Mapping[str, Any],
+    rows: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
     """Assemble the LOSO result Dataset.
 
@@ -64,6 +72,11 @@ def build_dataset(
         ``n_pirls_calls``, ``n_pirls_iters``, ``wall_time``, ``warm_source``.
     attrs : mapping
         Strict-JSON-friendly run attributes (family, response, subject column, store URL...).
+    rows : mapping, optional
+        Per row of the LOSO data: ``y`` (response as fitted), ``weights`` (or None),
+        ``subject`` labels and ``input_row`` (position in the caller's data, before rows
+        with missing values were omitted). With it the Dataset gets the held-out
+        predictions on a ``row`` dimension and the cross-validation totals.
 
     Returns
     -------
@@ -198,15 +211,110 @@ def build_dataset(
     for k, v in full_scalars.items():
         data_vars[k] = ((), v)
     data_vars["full_warm_source"] = ((), str(full["warm_source"]))
+    if rows is not None:
+        _add_predictions(data_vars, rows, starts, outcomes, attrs)
     labels = [_label(s) for s in subjects]
-    coords = {
+    coords: dict[str, Any] = {
         "fold": ("fold", np.asarray(labels), {"long_name": "held-out subject"}),
         "start": ("start", np.asarray(list(starts), dtype=object)),
         "term": ("term", np.asarray(terms, dtype=object)),
     }
+    if rows is not None:
+        n_rows = len(rows["y"])
+        coords["row"] = ("row", np.arange(n_rows), {"long_name": "row of the LOSO data"})
+        coords["input_row"] = (
+            "row",
+            np.asarray(rows["input_row"], dtype=np.int64),
+            {"long_name": "row of the input data (before omitting missing values)"},
+        )
+        coords["row_subject"] = (
+            "row",
+            np.asarray([_label(v) for v in rows["subject"]]),
+            {"long_name": "subject of the row (its held-out fold)"},
+        )
     all_attrs = dict(attrs)
     all_attrs.update({k: v for k, v in full_scalars.items() if np.isfinite(v)})
     all_attrs["n_failed"] = int(np.sum(strs["status"] != "ok"))
     all_attrs["n_cold_checked"] = int(np.sum(flags["cold_checked"]))
     all_attrs["n_start_disagree"] = int(np.sum(flags["start_disagree"]))
     return xr.Dataset(data_vars=data_vars, coords=coords, attrs=all_attrs)
+
+
+def _add_predictions(
+    data_vars: dict[str, Any],
+    rows: Mapping[str, Any],
+    starts: Sequence[str],
+    outcomes: Sequence[FoldOutcome],
+    attrs: Mapping[str, Any],
+) -> None:
+    """Held-out predictions per row and start, and the cross-validation totals per start.
+
+    Totals use the rows of folds that succeeded: ``cv_deviance`` (sum of the held-out
+    deviances), ``cv_log_score`` (sum of the log predictive densities; Gaussian at each fold
+    fit's scale), ``cv_rmse`` (Gaussian) and ``cv_auc`` (binomial), and ``cv_n`` rows.
+    """
+    from gamstore.loso.deviance import auc, deviance, log_density
+
+    family = str(attrs.get("family", "gaussian"))
+    y = np.asarray(rows["y"], dtype=np.float64)
+    wt = None if rows.get("weights") is None else np.asarray(rows["weights"], dtype=np.float64)
+    n, ns = y.size, len(starts)
+    sidx = {st: j for j, st in enumerate(starts)}
+    pred = {k: np.full((n, ns), np.nan) for k in ("link", "response", "se_link", "se_response")}
+    scale = np.full((n, ns), np.nan)
+    for out in outcomes:
+        r = np.asarray(out.heldout_rows, dtype=np.int64)
+        if not out.ok or r.size == 0 or out.pred_response.shape != r.shape:
+            continue
+        j = sidx[out.mode]
+        pred["link"][r, j] = out.pred_link
+        pred["response"][r, j] = out.pred_response
+        pred["se_link"][r, j] = out.se_link
+        pred["se_response"][r, j] = out.se_response
+        scale[r, j] = out.scale
+    dims = ("row", "start")
+    data_vars["y_observed"] = (
+        ("row",),
+        y,
+        {"long_name": "observed response (binomial: proportion)"},
+    )
+    if wt is not None:
+        data_vars["prior_weights"] = (("row",), wt, {"long_name": "prior weights (trials)"})
+    data_vars["pred_link"] = (dims, pred["link"], {"long_name": "held-out prediction, link scale"})
+    data_vars["pred_response"] = (
+        dims,
+        pred["response"],
+        {"long_name": "held-out prediction, response scale"},
+    )
+    data_vars["se_link"] = (dims, pred["se_link"], {"long_name": "its standard error, link scale"})
+    data_vars["se_response"] = (
+        dims,
+        pred["se_response"],
+        {"long_name": "its standard error, response scale"},
+    )
+    totals: dict[str, np.ndarray] = {
+        k: np.full(ns, np.nan) for k in ("cv_deviance", "cv_log_score", "cv_rmse", "cv_auc")
+    }
+    cv_n = np.zeros(ns, dtype=np.int64)
+    for j in range(ns):
+        ok = np.isfinite(pred["response"][:, j])
+        cv_n[j] = int(ok.sum())
+        if not ok.any():
+            continue
+        w = None if wt is None else wt[ok]
+        mu = pred["response"][ok, j]
+        totals["cv_deviance"][j] = deviance(family, y[ok], mu, w)
+        totals["cv_log_score"][j] = float(np.sum(log_density(family, y[ok], mu, w, scale[ok, j])))
+        if family == "gaussian":
+            totals["cv_rmse"][j] = float(np.sqrt(np.mean((y[ok] - mu) ** 2)))
+        if family == "binomial":
+            totals["cv_auc"][j] = auc(y[ok], mu, w)
+    long = {
+        "cv_deviance": "cross-validated deviance (sum over held-out rows)",
+        "cv_log_score": "cross-validated log predictive density (sum over held-out rows)",
+        "cv_rmse": "cross-validated root mean squared error (gaussian)",
+        "cv_auc": "cross-validated area under the ROC curve (binomial)",
+    }
+    for k, v in totals.items():
+        data_vars[k] = (("start",), v, {"long_name": long[k]})
+    data_vars["cv_n"] = (("start",), cv_n, {"long_name": "held-out rows in the totals"})
