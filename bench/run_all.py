@@ -28,6 +28,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "bench_loso.py": (["--big"], ["--no-mgcv", "--repeat", "1", "--stores", "local-readonly"]),
     "bench_open_fits.py": ([], ["--quick"]),
     "bench_adapters.py": ([], ["--quick"]),
+    "bench_parity.py": ([], ["--no-big", "--recorded-mgcv", "--reps", "1"]),
     "bench_breaker.py": ([], []),
     "bench_startcheck.py": ([], ["--quick", "--reps", "1"]),
     "bench_hdf5.py": ([], ["--sizes", "200", "1000"]),
