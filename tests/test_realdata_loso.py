@@ -49,19 +49,7 @@ CASES: dict[str, dict[str, Any]] = rd.loso_cases()
 # (data set, held-out subject code; 0 = the full-data fit) of fits that fail today because of
 # the known outer-iteration defects of issue 15 (being fixed separately): their comparison
 # with mgcv is NOT run here (warm = cold still is). Move an entry out when it passes.
-PENDING_ROBUST: dict[tuple[str, int], str] = {
-    ("Seatbelts_by_year", 0): (
-        "full data: REML 1263.098 (rho 5.01, 2.57) above mgcv's 1262.388 (rho 6.22, 5.70)"
-    ),
-    ("Seatbelts_by_year", 2): (
-        "REML 1155.067 (rho 4.24, 4.27) below mgcv's 1155.702 (rho 6.15, 3.93); mgcv reaches "
-        "1155.067 only from another start and then warns 'step failure'"
-    ),
-    ("Seatbelts_by_year", 14): (
-        "warm and cold both stop in a worse optimum: REML 1205.245 (rho 2.25, ...) vs mgcv "
-        "1204.484 (rho 6.49, ...)"
-    ),
-}
+PENDING_ROBUST: dict[tuple[str, int], str] = {}
 
 
 @cache
