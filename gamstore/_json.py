@@ -21,6 +21,8 @@ import numpy as np
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_DEPTH",
+    "INT_MAX",
+    "INT_MIN",
     "JSONValueError",
     "canonical",
     "dumps",
@@ -32,6 +34,13 @@ __all__ = [
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 #: Default cap on container nesting (objects and arrays) in either direction.
 DEFAULT_MAX_DEPTH = 64
+#: Integers must fit int64 in both directions: every reader (numpy columns, xarray, HDF5,
+#: ``float()``) handles them, so a stored ``10**400`` or ``2**63`` never crashes one.
+INT_MIN = -(2**63)
+INT_MAX = 2**63 - 1
+# Longest decimal text of an int64 ("-9223372036854775808"); longer literals are rejected
+# before int() converts them (no quadratic conversion of a 4 000-digit literal).
+_INT_MAX_DIGITS = 20
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # A JSON string literal (escapes included); used to blank strings out before counting brackets.
@@ -62,7 +71,7 @@ def _child_key(path: str, key: str) -> str:
 def canonical(value: Any, *, root: str = "value", max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
     """Check that ``value`` is strict JSON and return it as plain Python builtins.
 
-    Accepted: ``None``, ``bool``, ``int``, finite ``float``, ``str`` (valid Unicode, no lone
+    Accepted: ``None``, ``bool``, ``int`` in the int64 range, finite ``float``, ``str`` (valid Unicode, no lone
     surrogates), lists/tuples and mappings with ``str`` keys of those, and numpy scalar
     numbers/bools (converted to the Python equivalents). Tuples become lists.
 
@@ -102,7 +111,10 @@ def _canon(value: Any, path: str, depth: int, max_depth: int) -> Any:
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, (int, np.integer)):
-        return int(value)
+        i = int(value)
+        if not INT_MIN <= i <= INT_MAX:
+            raise JSONValueError(path, _int_range_message(i))
+        return i
     if isinstance(value, (float, np.floating)):
         f = float(value)
         if not math.isfinite(f):
@@ -166,6 +178,20 @@ def dumps(value: Any, *, root: str = "value", max_depth: int = DEFAULT_MAX_DEPTH
 def dumps_bytes(value: Any, *, root: str = "value", max_depth: int = DEFAULT_MAX_DEPTH) -> bytes:
     """Encode ``value`` as canonical strict JSON, UTF-8 bytes (see :func:`dumps`)."""
     return dumps(value, root=root, max_depth=max_depth).encode("utf-8")
+
+
+def _int_range_message(value: int) -> str:
+    text = str(value) if abs(value) < 10**30 else f"with {len(str(abs(value)))} digits"
+    return f"integer {text} is outside the int64 range [-2**63, 2**63 - 1]"
+
+
+def _int64(text: str) -> int:
+    if len(text) > _INT_MAX_DIGITS:
+        raise ValueError(f"integer literal of {len(text)} digits is outside the int64 range")
+    i = int(text)
+    if not INT_MIN <= i <= INT_MAX:
+        raise ValueError(_int_range_message(i))
+    return i
 
 
 def _reject_constant(name: str) -> Any:
@@ -243,8 +269,8 @@ def loads(
     ------
     JSONValueError
         For oversize or too deep documents, invalid UTF-8, syntax errors, ``NaN``/``Infinity``
-        literals, numbers that overflow to infinity, duplicate keys and escaped lone
-        surrogates.
+        literals, numbers that overflow to infinity, integers outside the int64 range,
+        duplicate keys and escaped lone surrogates.
     """
     if isinstance(data, str):
         if len(data) > max_bytes:  # cheap pre-check; every char is >= 1 byte
@@ -270,6 +296,7 @@ def loads(
             text,
             parse_constant=_reject_constant,
             parse_float=_finite_float,
+            parse_int=_int64,
             object_pairs_hook=_no_duplicates,
         )
     except json.JSONDecodeError as exc:

@@ -220,7 +220,10 @@ def _float_or_nan(value: Any, name: str) -> float:
         value, (int, float, np.integer, np.floating)
     ):
         raise TypeError(f"{name}: expected a float, got {type(value).__name__}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int like 10**400
+        raise ValueError(f"{name}: int beyond the float64 range") from None
 
 
 def _json_float(value: float) -> float | None:

@@ -198,12 +198,13 @@ def as_index_vector(value: ArrayLike, name: str) -> IntArray:
 
 
 def as_count(value: Any, name: str) -> int:
-    """Validate a non-negative integer (bools rejected)."""
+    """Validate a non-negative integer that fits int64 (bools rejected)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name}: expected a non-negative int, got {type(value).__name__}")
     out = int(value)
-    if out < 0:
-        raise ValueError(f"{name}: expected a non-negative int, got {out}")
+    if not 0 <= out <= _json.INT_MAX:
+        shown = out if abs(out) < 10**30 else f"an int of {len(str(abs(out)))} digits"
+        raise ValueError(f"{name}: expected a non-negative int <= 2**63 - 1, got {shown}")
     return out
 
 
@@ -250,7 +251,12 @@ def as_finite_float(value: Any, name: str) -> float:
         value, (int, float, np.integer, np.floating)
     ):
         raise TypeError(f"{name}: expected a finite float, got {type(value).__name__}")
-    out = float(value)
+    try:
+        out = float(value)
+    except OverflowError:  # an int like 10**400 is not a float
+        raise ValueError(
+            f"{name}: expected a finite float, got an int beyond float range"
+        ) from None
     if not math.isfinite(out):
         raise ValueError(f"{name}: expected a finite float, got {out!r}")
     return out
@@ -333,12 +339,17 @@ class _NotPlain(Exception):
 
 def _plain_json(value: Any, depth: int) -> Any:
     """What ``_json.canonical`` returns for a value made only of exact builtins (dict with
-    str keys, list, tuple, str, int, finite float, bool, None) within the nesting limit;
+    str keys, list, tuple, str, int64-range int, finite float, bool, None) within the nesting
+    limit;
     raises :class:`_NotPlain` on anything else (numpy scalars, non-finite floats, lone
     surrogates, other types, too deep), for the full check to convert or report."""
     t = type(value)
-    if value is None or t is bool or t is int:
+    if value is None or t is bool:
         return value
+    if t is int:
+        if _json.INT_MIN <= value <= _json.INT_MAX:
+            return value
+        raise _NotPlain
     if t is float:
         if math.isfinite(value):
             return value
@@ -1275,7 +1286,10 @@ class IteratePayload(FrozenArrays):
             self.cost, (int, float, np.integer, np.floating)
         ):
             raise TypeError(f"IteratePayload.cost: expected a float, got {type(self.cost)}")
-        s(self, "cost", float(self.cost))
+        try:
+            s(self, "cost", float(self.cost))
+        except OverflowError:  # an int like 10**400
+            raise ValueError("IteratePayload.cost: int beyond the float64 range") from None
         s(self, "eval_id", as_count(self.eval_id, "IteratePayload.eval_id"))
         s(self, "hessian", _scrub_hessian(self.hessian))
         s(self, "schema", as_count(self.schema, "IteratePayload.schema"))

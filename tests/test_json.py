@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from gamstore import _json
 from gamstore._json import JSONValueError, canonical, dumps, dumps_bytes, loads
 
-# strict-JSON values: finite floats (incl. -0.0 and subnormals), any ints, any valid text
+# strict-JSON values: finite floats (incl. -0.0 and subnormals), int64 ints, any valid text
 _scalars = (
     st.none()
     | st.booleans()
-    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)  # beyond: see test_int64_range
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text()
 )
@@ -61,7 +61,9 @@ def test_encoding_is_canonical_and_idempotent(value: Any) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.text(max_size=6), st.integers(), min_size=2, max_size=8))
+@given(
+    st.dictionaries(st.text(max_size=6), st.integers(-(2**63), 2**63 - 1), min_size=2, max_size=8)
+)
 def test_key_order_does_not_change_bytes(d: dict[str, int]) -> None:
     reversed_d = dict(reversed(list(d.items())))
     assert dumps(d) == dumps(reversed_d)
@@ -177,3 +179,33 @@ def test_decoder_type_error_for_non_text() -> None:
 def test_error_names_custom_root() -> None:
     with pytest.raises(JSONValueError, match=r"^marker: duplicate"):
         loads('{"a":1,"a":1}', root="marker")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        st.integers(min_value=2**63, max_value=10**450),
+        st.integers(min_value=-(10**450), max_value=-(2**63) - 1),
+    )
+)
+def test_int64_range_both_directions(big: int) -> None:
+    # A stored 2**63 or 10**400 crashed every int64/float reader (views, catalog, float()).
+    with pytest.raises(JSONValueError, match=r"record\.n: .*int64 range"):
+        dumps({"n": big}, root="record")
+    with pytest.raises(JSONValueError, match="int64 range"):
+        canonical([big])
+    text = '{"n": ' + str(big) + "}"
+    with pytest.raises(JSONValueError, match="int64 range"):
+        loads(text)
+    with pytest.raises(JSONValueError, match="int64 range"):
+        loads(text.encode())
+
+
+def test_int64_bounds_are_accepted() -> None:
+    for edge in (_json.INT_MIN, _json.INT_MAX, 0, -1):
+        assert loads(dumps([edge])) == [edge]
+    assert loads("-9223372036854775808") == -(2**63)
+    with pytest.raises(JSONValueError, match="int64 range"):
+        loads("9223372036854775808")
+    with pytest.raises(JSONValueError, match="int64 range"):
+        loads("0" * 0 + "1" + "0" * 400)  # 10**400: never converted (digit count first)

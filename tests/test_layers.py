@@ -14,6 +14,7 @@ LAYERS: list[tuple[str, int]] = [
     ("gamstore.fingerprint", 0),
     ("gamstore._json", 1),
     ("gamstore._version", 0),
+    ("gamstore._redact", 0),
     ("gamstore.records", 1),
     ("gamstore.artifact", 1),
     ("gamstore.gauge", 1),

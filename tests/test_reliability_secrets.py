@@ -149,3 +149,66 @@ def test_credentials_in_url_are_refused_without_echo() -> None:
     with pytest.raises(ValueError, match="storage_options") as info:
         gamstore.open_store(url)
     assert _leaks(str(info.value)) == []
+
+
+# ------------------------------------------------------------------ the CLI at -vv (issue 14)
+def _cli_stderr(verbose: str, *args: str) -> tuple[int, str]:
+    """Run ``gamstore <verbose> <args>`` in a fresh process with credentials in the
+    environment (where botocore finds them), return (exit code, stdout + stderr)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    env.update(
+        AWS_ACCESS_KEY_ID=FAKE_KEY,
+        AWS_SECRET_ACCESS_KEY=FAKE_SECRET,
+        AWS_SESSION_TOKEN=FAKE_TOKEN,
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    env.pop("AWS_PROFILE", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gamstore", verbose, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+PASSWORD = "hunter2-DO-NOT-LEAK"
+
+
+def test_cli_debug_output_has_no_credentials(moto_endpoint: str, s3_store_url: str) -> None:
+    """Before: ``gamstore -vv`` set the root logger to DEBUG, so botocore printed the signed
+    headers (x-amz-security-token 4 times, the key id twice per command), an endpoint_url with
+    user:password was printed 5 times, and a refused endpoint's URL was in the error."""
+    host = moto_endpoint.split("://", 1)[1]
+    populate = gamstore.open_store(
+        s3_store_url,
+        storage_options={"endpoint_url": moto_endpoint, "key": "k", "secret": "s"},
+    )
+    assert populate.save("block", "k", block_record("k", 1)) is not None
+    ok_code, ok_out = _cli_stderr("-vv", "ls", s3_store_url, "-o", f"endpoint_url={moto_endpoint}")
+    assert ok_code == 0, ok_out
+    assert "1 entries" in ok_out or "1 entry" in ok_out
+    assert "DEBUG gamstore" in ok_out or "DEBUG" not in ok_out  # only gamstore's own debug
+    assert "botocore" not in ok_out  # third-party loggers stay at WARNING
+    cases = [
+        ok_out,
+        _cli_stderr("-vv", "ls", s3_store_url, "-o", f"endpoint_url=http://bob:{PASSWORD}@{host}")[
+            1
+        ],
+        _cli_stderr("-vv", "ls", s3_store_url, "-o", "endpoint_url=http://127.0.0.1:1")[1],
+    ]
+    for out in cases:
+        assert _leaks(out) == [] and PASSWORD not in out, out[-2000:]
+    assert "127.0.0.1:1" not in cases[2] and "<endpoint_url>" in cases[2]  # README promise
+    # -vvv asks for every logger: botocore talks, still without a credential
+    code, everything = _cli_stderr(
+        "-vvv", "ls", s3_store_url, "-o", f"endpoint_url={moto_endpoint}"
+    )
+    assert code == 0 and "botocore" in everything
+    assert _leaks(everything) == [], [n for n in NEEDLES if n in everything]
+    assert "***" in everything  # the signed headers were there, masked

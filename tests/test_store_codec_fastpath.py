@@ -112,7 +112,7 @@ def test_bad_field_errors_name_the_field() -> None:
 
 
 def test_trusted_json_is_canonical() -> None:
-    doc = {"b": [1.5, None, True], "a": {"z": "é", "y": 10**20}, "c": 0.1}
+    doc = {"b": [1.5, None, True], "a": {"z": "é", "y": 10**18}, "c": 0.1}
     assert codec._trusted_json(doc) == _json.dumps_bytes(doc)
     assert json.loads(codec._trusted_json(doc)) == doc
 

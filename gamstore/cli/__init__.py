@@ -16,7 +16,6 @@ Exit codes (documented in ``gamstore --help``):
 from __future__ import annotations
 
 import importlib
-import logging
 
 import click
 
@@ -38,11 +37,18 @@ _COMMAND_MODULES = ("demo", "loso", "inspect", "gamimport")
     "130 interrupted.",
 )
 @click.version_option(__version__, prog_name="gamstore")
-@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="More log output from gamstore (-v info, -vv debug; -vvv also other libraries'). "
+    "Credentials are masked.",
+)
 def main(verbose: int) -> None:
     """Persistent warm starts for GAM fits, stored as Zarr v3."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    from gamstore.cli._logging import configure_logging
+
+    configure_logging(verbose)
 
 
 def _load_commands() -> None:

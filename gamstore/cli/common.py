@@ -14,6 +14,8 @@ from typing import Any, NoReturn
 
 import click
 
+from gamstore._redact import redact
+
 __all__ = ["console", "fail", "parse_storage_options", "storage_option"]
 
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$")
@@ -25,8 +27,8 @@ PIPE_WIDTH = 200
 
 
 def fail(code: int, message: str) -> NoReturn:
-    """Print ``Error: message`` on stderr and exit with ``code``."""
-    click.echo(f"Error: {message}", err=True)
+    """Print ``Error: message`` on stderr (credentials masked) and exit with ``code``."""
+    click.echo(f"Error: {redact(message)}", err=True)  # messages may quote a client's error
     raise click.exceptions.Exit(code)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from gamstore.store.backend import Backend, ObjectInfo
 from gamstore.store.codec import MAX_ENTRY_BYTES, CorruptEntryError
-from gamstore.store.core import Store
+from gamstore.store.core import Store, check_store_options
 from gamstore.store.errors import ReadOnlyStoreError, StoreError
 from gamstore.store.layout import key_folder
 from gamstore.store.registry import open_backend, register_backend, resolve_url
@@ -76,14 +76,16 @@ def open_store(
         A directory path, ``file://...``, ``memory://<name>`` or ``s3://bucket/prefix``.
         None means ``$GAMSTORE_URL``, else the user cache directory + ``gamstore``.
     budget_bytes : int
-        Size budget (default 1 GiB), enforced by throttled eviction sweeps.
+        Size budget (default 1 GiB), enforced by throttled eviction sweeps; an int in
+        ``[0, 2**63 - 1]``. A save of an entry larger than the budget returns None.
     ttl : float
-        Seconds since last access after which entries expire (default 30 days; 0 = never).
+        Seconds since last access after which entries expire (default 30 days; 0 = never);
+        at most 100 years.
     storage_options : mapping, optional
         Passed to the backend (for S3: ``endpoint_url``, ``key``, ``secret``,
         ``client_kwargs``, ...). Never shown in reprs, logs or errors.
     read_only : bool
-        Refuse writes (:class:`ReadOnlyStoreError`); lookups do not write access touches.
+        ``True`` or ``False`` (nothing else). Refuse writes (:class:`ReadOnlyStoreError`); lookups do not write access touches.
     **options
         Advanced :class:`Store` options: ``producer``, ``record_types``,
         ``touch_interval``, ``sweep_every``, ``checkpoint_interval``.
@@ -93,6 +95,7 @@ def open_store(
     Store
         The store; its root ``zarr.json`` exists afterwards (unless read-only).
     """
+    check_store_options(budget_bytes=budget_bytes, ttl=ttl, read_only=read_only)
     resolved = resolve_url(url)
     backend = open_backend(resolved, storage_options)
     return Store(

@@ -59,6 +59,11 @@ _SEG = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+)\Z")
 _DIM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 _MAX_DEPTH = 4
+#: Largest element count of one array, and of any one dimension (an empty array's other
+#: dimensions included): what fits the entry cap. A stored shape beyond it is corrupt, so
+#: no reader allocates (or asks numpy to build) an array the marker merely claims.
+MAX_ARRAY_ELEMENTS = MAX_ENTRY_BYTES // 8
+_MAX_NDIM = 32
 
 
 class CorruptEntryError(ValueError):
@@ -128,8 +133,8 @@ class _NotPlain(Exception):
 
 def _plain_copy(value: Any, depth: int) -> Any:
     # Exact builtin types only; anything else (numpy scalars, tuples, mappings that are not
-    # dicts, non-finite floats, lone surrogates, non-str keys, deep nesting) leaves the fast
-    # path, so the result and every error are exactly those of _json.canonical.
+    # dicts, non-finite floats, ints beyond int64, lone surrogates, non-str keys, deep nesting)
+    # leaves the fast path, so the result and every error are exactly those of _json.canonical.
     t = type(value)
     if t is str:
         if not value.isascii():
@@ -138,7 +143,11 @@ def _plain_copy(value: Any, depth: int) -> Any:
             except UnicodeEncodeError:
                 raise _NotPlain from None
         return value
-    if t is int or t is bool or value is None:
+    if t is bool or value is None:
+        return value
+    if t is int:
+        if not _json.INT_MIN <= value <= _json.INT_MAX:
+            raise _NotPlain
         return value
     if t is float:
         if not math.isfinite(value):
@@ -230,6 +239,17 @@ def _check_name(name: object) -> str:
     return name
 
 
+def _shape_problem(shape: tuple[int, ...]) -> str | None:
+    """Why ``shape`` cannot be stored (None when it can)."""
+    if not 1 <= len(shape) <= _MAX_NDIM:
+        return f"expected 1 to {_MAX_NDIM} dimensions"
+    if any(n < 0 or n > MAX_ARRAY_ELEMENTS for n in shape):
+        return f"every dimension must be in [0, {MAX_ARRAY_ELEMENTS}] (the entry cap)"
+    if math.prod(n for n in shape if n) > MAX_ARRAY_ELEMENTS:
+        return f"more than {MAX_ARRAY_ELEMENTS} elements (the entry cap)"
+    return None
+
+
 def _canonical_array(name: str, part: Any) -> tuple[np.ndarray, str, tuple[str, ...]]:
     data = getattr(part, "data", None)
     dims = getattr(part, "dims", None)
@@ -251,6 +271,9 @@ def _canonical_array(name: str, part: Any) -> tuple[np.ndarray, str, tuple[str, 
         )
     if data.ndim == 0:
         raise ValueError(f"arrays[{name!r}]: 0-d arrays are not stored; use a field")
+    bad = _shape_problem(data.shape)
+    if bad:
+        raise ValueError(f"arrays[{name!r}]: shape {data.shape}: {bad}")
     arr = np.ascontiguousarray(data, dtype=_DTYPES[dtype][0])
     if dtype == "float64" and not np.isfinite(arr).all():
         raise ValueError(f"arrays[{name!r}]: contains non-finite values (NaN or inf)")
@@ -480,9 +503,15 @@ def decode_arrays(marker: Marker, blobs: Mapping[str, bytes | None]) -> dict[str
         try:
             _check_name(name)
             dtype = spec["dtype"]
-            shape = tuple(int(n) for n in spec["shape"])
+            shape = spec["shape"]
+            if not isinstance(shape, list) or not all(
+                type(n) is int
+                for n in shape  # noqa: E721 - bools and floats are corrupt
+            ):
+                raise ValueError("shape is not a list of ints")
+            shape = tuple(shape)
             dims = tuple(spec["dims"])
-            if dtype not in _DTYPES or any(n < 0 for n in shape):
+            if dtype not in _DTYPES or _shape_problem(shape):
                 raise ValueError("bad dtype or shape")
             meta = array_meta_bytes(dtype, shape, dims)
         except (KeyError, TypeError, ValueError):

@@ -57,12 +57,21 @@ def eviction_order(infos: Iterable[EntryInfo]) -> list[EntryInfo]:
     return sorted(infos, key=lambda i: (i.last_access is not None, activity(i), i.path))
 
 
-def plan_eviction(infos: Iterable[EntryInfo], budget: int) -> list[EntryInfo]:
-    """The entries to delete, in order, so that the rest fits in ``budget`` bytes."""
+def plan_eviction(
+    infos: Iterable[EntryInfo], budget: int, *, keep: str | None = None
+) -> list[EntryInfo]:
+    """The entries to delete, in order, so that the rest fits in ``budget`` bytes.
+
+    ``keep`` (an entry path) is never deleted but counts towards the total: the entry a save
+    just wrote, which has had no chance to be accessed yet (never-accessed entries go
+    first), stays and older ones make room for it.
+    """
     ordered = eviction_order(infos)
     total = sum(i.nbytes for i in ordered)
     out: list[EntryInfo] = []
     for info in ordered:
+        if info.path == keep:
+            continue
         if total <= budget:
             break
         out.append(info)

@@ -58,4 +58,6 @@ def parse_created(entry_id: str) -> int | None:
     """Return the creation ns encoded in ``entry_id``, or None if it is not an entry id."""
     if not ENTRY_ID_RE.match(entry_id):
         return None
-    return int(entry_id[:16], 16)
+    created = int(entry_id[:16], 16)
+    # 16 hex digits reach 2**64 - 1; readers keep creation times as int64 (datetime64[ns]).
+    return created if created < 2**63 else None

@@ -103,7 +103,8 @@ def split_entry_path(path: str) -> tuple[str, str, str] | None:
     if len(parts) != 4:
         return None
     ks, kk, folder, entry_id = parts
-    if ks not in KEYSPACES or len(folder) != 64 or folder[:2] != kk:
+    # hex only: a listed name that is not (e.g. not UTF-8) is no entry of the layout
+    if ks not in KEYSPACES or not is_folder_name(folder) or folder[:2] != kk:
         return None
     return ks, folder, entry_id
 

@@ -48,7 +48,11 @@ def resolve_url(url: str | os.PathLike[str] | None) -> str:
         url = os.path.join(platformdirs.user_cache_dir(), "gamstore")
     if not isinstance(url, (str, os.PathLike)):
         raise TypeError(f"url: expected a str or path-like, got {type(url).__name__}")
-    return os.fspath(url)
+    text = os.fspath(url)
+    if not isinstance(text, str) or not text.strip():
+        # "" would be the current folder: a store must be named explicitly.
+        raise ValueError(f"url: expected a non-empty path or URL, got {text!r}")
+    return text
 
 
 def _scheme(url: str) -> str:

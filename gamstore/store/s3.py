@@ -35,6 +35,7 @@ from typing import Any
 
 import blake3
 
+from gamstore._redact import redact_error
 from gamstore.store.backend import Backend, ObjectInfo, check_path
 from gamstore.store.errors import StoreError
 
@@ -278,7 +279,9 @@ class S3Backend(Backend):
                 "(storage_options.request_deadline)"
             ) from exc
         except self._transport_errors as exc:
-            raise StoreError(f"S3 request on {self.url} failed: {exc}") from exc
+            # The client's text quotes the endpoint URL (a storage option, never shown) and
+            # can carry credentials: masked, and the original is not chained for tracebacks.
+            raise StoreError(f"S3 request on {self.url} failed: {redact_error(exc)}") from None
 
     async def _gather(self, coros: Sequence[Any]) -> builtins.list[Any]:
         sem = asyncio.Semaphore(_CONCURRENCY)

@@ -387,7 +387,8 @@ class WarmStartStore:
             self.report_error(f"save {keyspace}", exc)
             return None
         if entry_id is None:
-            # the store returns None only when storage failed (it logged the details)
+            # the store returns None when storage failed or it has no room for the entry
+            # (an entry over its whole budget); it logged the details either way
             self.disable(f"save {keyspace} failed")
         return entry_id
 
