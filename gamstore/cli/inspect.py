@@ -531,15 +531,16 @@ def verify_command(url: str, storage_option: tuple[str, ...], fix: bool, as_json
     if as_json:
         click.echo(json.dumps({"checked": report.checked, "ok": report.ok, "corrupt": list(report.corrupt),
                                "uncommitted": report.uncommitted, "fixed": report.fixed,
-                               "vanished": report.vanished}))  # fmt: skip
+                               "vanished": report.vanished,
+                               "reasons": dict(zip(report.corrupt, report.reasons, strict=True))}))  # fmt: skip
     else:
         click.echo(
             f"verify {store.url}: {report.checked} checked, {report.ok} ok, "
             f"{len(report.corrupt)} corrupt, {report.uncommitted} uncommitted, {report.fixed} fixed"
             + (f", {report.vanished} deleted while verifying" if report.vanished else "")
         )
-        for path in report.corrupt:
-            click.echo(f"  corrupt: {path}")
+        for path, why in zip(report.corrupt, report.reasons, strict=True):
+            click.echo(f"  corrupt: {path}: {why}")
     if remaining > 0:
         raise click.exceptions.Exit(EXIT_PROBLEM)
 

@@ -496,8 +496,12 @@ def decode_arrays(marker: Marker, blobs: Mapping[str, bytes | None]) -> dict[str
     """
     group_bytes = group_meta_bytes()
     for g in marker.attrs["groups"]:
-        if not isinstance(g, str) or blobs.get(f"{g}/{MARKER}") != group_bytes:
-            raise CorruptEntryError(f"group {g!r}: metadata missing or altered")
+        if not isinstance(g, str):
+            raise CorruptEntryError(f"group {g!r:.80}: malformed name in marker")
+        found = blobs.get(f"{g}/{MARKER}")
+        if found != group_bytes:
+            what = "missing" if found is None else "differs from a plain group's"
+            raise CorruptEntryError(f"group {g!r}: object {g}/{MARKER} {what}")
     out: dict[str, np.ndarray] = {}
     for name, spec in marker.attrs["arrays"].items():
         try:
@@ -516,21 +520,32 @@ def decode_arrays(marker: Marker, blobs: Mapping[str, bytes | None]) -> dict[str
             meta = array_meta_bytes(dtype, shape, dims)
         except (KeyError, TypeError, ValueError):
             raise CorruptEntryError(f"array {name!r}: malformed spec in marker") from None
-        if blobs.get(f"{name}/{MARKER}") != meta:
-            raise CorruptEntryError(f"array {name!r}: metadata missing or altered")
+        found = blobs.get(f"{name}/{MARKER}")
+        if found != meta:
+            what = "missing" if found is None else "differs from the metadata the marker implies"
+            raise CorruptEntryError(f"array {name!r}: object {name}/{MARKER} {what}")
         count = math.prod(shape)
         if count == 0:
             out[name] = np.zeros(shape, dtype=_DTYPES[dtype][0]).astype(dtype)
             continue
-        chunk = blobs.get(f"{name}/{_chunk_key(len(shape))}")
+        obj = f"{name}/{_chunk_key(len(shape))}"
+        chunk = blobs.get(obj)
         itemsize = 8
-        if chunk is None or len(chunk) != count * itemsize + 4 or len(chunk) != spec.get("nbytes"):
-            raise CorruptEntryError(f"array {name!r}: chunk missing or of wrong size")
+        if chunk is None:
+            raise CorruptEntryError(f"array {name!r}: chunk {obj} missing")
+        expected = count * itemsize + 4
+        if len(chunk) != expected or len(chunk) != spec.get("nbytes"):
+            # reads are capped at the expected size + 1: a longer chunk shows as "more than"
+            size = f"more than {expected}" if len(chunk) > expected else str(len(chunk))
+            raise CorruptEntryError(
+                f"array {name!r}: chunk {obj} has {size} bytes, expected {expected} "
+                f"(marker nbytes {spec.get('nbytes')!r:.20})"
+            )
         digest = spec.get("digest")
         if not isinstance(digest, str) or not _HEX64.match(digest):
-            raise CorruptEntryError(f"array {name!r}: malformed digest")
+            raise CorruptEntryError(f"array {name!r}: malformed digest in marker")
         if blake3.blake3(chunk).hexdigest() != digest:
-            raise CorruptEntryError(f"array {name!r}: digest mismatch")
+            raise CorruptEntryError(f"array {name!r}: chunk {obj} fails its BLAKE3 digest check")
         arr = np.frombuffer(chunk, dtype=_DTYPES[dtype][0], count=count).reshape(shape)
         out[name] = arr.astype(dtype)  # native-endian, writable copy
     return out

@@ -118,14 +118,22 @@ def _remove_uncommitted(store: Store, ep: str, cutoff: int) -> int | None:
 
 
 def verify(store: Store, fix: bool = False) -> VerifyReport:
-    """Fully decode every committed entry; with ``fix=True`` delete the corrupt ones."""
+    """Fully decode every committed entry; with ``fix=True`` delete the corrupt ones.
+
+    Every corrupt entry comes with the reason: the object or array and the check that
+    failed (marker JSON, metadata, chunk size, BLAKE3 digest, record fields).
+    """
     if fix:
         store._check_writable()
     store.require_root()  # a folder that is not a store is an error, not "0 checked, ok"
     uncommitted: list[str] = []
-    checked = ok = fixed = 0
-    corrupt: list[str] = []
-    infos = list(store._iter_infos(uncommitted=uncommitted, corrupt=corrupt))
+    ok = fixed = 0
+    listed_corrupt: list[str] = []
+    infos = list(store._iter_infos(uncommitted=uncommitted, corrupt=listed_corrupt))
+    corrupt: list[tuple[str, str]] = []
+    for path in listed_corrupt:  # markers that did not parse while listing: say why
+        blob = store._backend.get(f"{path}/{MARKER}", codec.MAX_ENTRY_BYTES)
+        corrupt.append((path, _marker_problem(path, blob)))
     vanished = 0
     for info in infos:
         store._state.forget(info.path)
@@ -142,25 +150,39 @@ def verify(store: Store, fix: bool = False) -> VerifyReport:
             )
             arrays = codec.decode_arrays(m, dict(zip(rel, blobs, strict=True)))
             codec.decode_record(m, arrays, store._resolve)
-        except CorruptEntryError:
+        except CorruptEntryError as exc:
             # A delete removes the marker first, then the payload: an entry whose marker
             # is gone now was being evicted while we read it, it is not damaged.
             if store._backend.mtime(marker) is None:
                 vanished += 1
                 continue
-            corrupt.append(info.path)
+            corrupt.append((info.path, str(exc)))
         else:
             ok += 1
     checked = ok + len(corrupt)
     if fix:
-        for p in corrupt:
+        for p, _why in corrupt:
             store._delete_path(p)
             fixed += 1
     return VerifyReport(
         checked=checked,
         ok=ok,
-        corrupt=tuple(corrupt),
+        corrupt=tuple(p for p, _ in corrupt),
         uncommitted=len(uncommitted),
         fixed=fixed,
         vanished=vanished,
+        reasons=tuple(why for _, why in corrupt),
     )
+
+
+def _marker_problem(path: str, blob: bytes | None) -> str:
+    """Why the marker of ``path`` does not parse (it did not while listing)."""
+    if blob is None:
+        return f"marker {MARKER} vanished"
+    keyspace, entry_id = path.split("/", 1)[0], path.rsplit("/", 1)[-1]
+    try:
+        codec.parse_marker(blob, keyspace=keyspace, entry_id=entry_id)
+    except CorruptEntryError as exc:
+        msg = str(exc)
+        return msg if msg.startswith("marker") else f"marker {MARKER}: {msg}"
+    return "marker did not parse while listing; it does now (rewritten meanwhile)"

@@ -184,6 +184,9 @@ class VerifyReport:
     vanished : int
         Entries listed but deleted before they were read (evicted or expired by a
         concurrent process): neither ok nor corrupt, not counted in ``checked``.
+    reasons : tuple of str
+        Why each entry of ``corrupt`` failed, in the same order: which object or array and
+        which check (e.g. ``"array 'rho': chunk rho/0 fails its BLAKE3 digest check"``).
     """
 
     checked: int = 0
@@ -192,3 +195,4 @@ class VerifyReport:
     uncommitted: int = 0
     fixed: int = 0
     vanished: int = 0
+    reasons: tuple[str, ...] = ()
