@@ -1151,6 +1151,12 @@ class Store:
         self._check_writable()
         return self._backend.delete(self._catalog_path(path))
 
+    def prune_raw(self, prefix: str = "") -> None:
+        """Remove the empty folders at and below ``<root>/.catalog/<prefix>`` (never an
+        object, never anything outside ``.catalog``, never through a symlink)."""
+        self._check_writable()
+        self._backend.prune_empty(self._catalog_path(prefix) if prefix else CATALOG_DIR)
+
     # ------------------------------------------------------------------ zarr interop
     def zarr_store(self, read_only: bool = True) -> Any:
         """A ``zarr.abc.store.Store`` on the same root, for plain zarr and xarray.

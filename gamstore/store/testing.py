@@ -413,6 +413,58 @@ class StoreConformance:
         assert store.verify(fix=True).fixed == 1
         assert store.verify().corrupt == ()
 
+    @pytest.mark.parametrize(
+        ("damage", "expected"),
+        [
+            ("flip_chunk", "array 'rho': chunk rho/0 fails its BLAKE3 digest check"),
+            ("drop_chunk", "array 'block_beta/1': chunk block_beta/1/0 missing"),
+            ("grow_chunk", "array 'rho': chunk rho/0 has more than 36 bytes, expected 36"),
+            ("cut_chunk", "array 'rho': chunk rho/0 has 35 bytes, expected 36"),
+            ("array_meta", "array 'rho': object rho/zarr.json differs from the metadata"),
+            ("drop_meta", "array 'block_beta/0': object block_beta/0/zarr.json missing"),
+            ("group_meta", "group 'block_beta': object block_beta/zarr.json differs"),
+            ("marker_json", "marker: invalid JSON"),
+            ("marker_kind", "marker: unknown kind 'done'"),
+        ],
+    )
+    def test_item13_10_verify_says_which_object_and_check(
+        self, store: Store, damage: str, expected: str
+    ) -> None:
+        store.save("block", "fine", block_record("fine", n_blocks=2))
+        eid = store.save("block", "k", block_record("k", n_blocks=2, width=3))
+        assert eid is not None
+        path = _entry_path(store, "block", "k", eid)
+        be = store.backend
+        if damage in ("flip_chunk", "grow_chunk", "cut_chunk"):
+            data = be.get(f"{path}/rho/0")
+            assert data is not None and len(data) == 36  # 4 float64 + crc32c
+            new = {
+                "flip_chunk": data[:3] + bytes([data[3] ^ 1]) + data[4:],
+                "grow_chunk": data + b"\0\0",
+                "cut_chunk": data[:-1],
+            }[damage]
+            be.put(f"{path}/rho/0", new)
+        elif damage == "drop_chunk":
+            be.delete(f"{path}/block_beta/1/0")
+        elif damage == "array_meta":
+            meta = be.get(f"{path}/rho/zarr.json")
+            assert meta is not None
+            be.put(f"{path}/rho/zarr.json", meta.replace(b'"rho"', b'"tau"'))
+        elif damage == "drop_meta":
+            be.delete(f"{path}/block_beta/0/zarr.json")
+        elif damage == "group_meta":
+            be.put(f"{path}/block_beta/zarr.json", codec.group_meta_bytes({"x": 1}))
+        else:
+            marker = be.get(f"{path}/{MARKER}")
+            assert marker is not None
+            bad = b"{" if damage == "marker_json" else marker.replace(b'"checkpoint"', b'"done"')
+            be.put(f"{path}/{MARKER}", bad)
+        store._state.forget(path)
+        rep = store.verify()
+        assert rep.corrupt == (path,) and rep.ok == 1
+        (why,) = rep.reasons
+        assert why.startswith(expected), why
+
     # ------------------------------------------------------------------ bad input
     def _assert_nothing_written(self, store: Store, before: list[str]) -> None:
         assert sorted(o.path for o in store.backend.list("")) == before

@@ -9,7 +9,8 @@ Layout under ``<root>/.catalog/`` (objects written through ``Store.put_raw``)::
     current.json                                         pointer, written LAST
 
 A rebuild writes a complete new version folder, then replaces the small pointer object (one
-atomic PUT), then deletes older versions except the one it replaced (a reader that just read
+atomic PUT), then deletes older versions except the one it replaced, their objects and then
+the folders left empty inside ``.catalog`` (a reader that just read
 the old pointer can still finish). The pointer lists every object of the version with its size
 and blake3 digest, so a reader needs no listing and detects torn or foreign objects; any
 problem makes :func:`load_catalog` return None and the caller falls back to the listing.
@@ -322,6 +323,11 @@ def _delete_old_versions(store: Any, keep: set[str]) -> None:
             top = rel.split("/", 1)[0]
             if "/" in rel and top.startswith("v") and top not in keep:
                 store.delete_raw(rel)
+        # then the folder trees the deleted versions leave (object stores have none); also
+        # those left by earlier versions of gamstore, which deleted objects only
+        prune = getattr(store, "prune_raw", None)
+        if prune is not None:
+            prune()
     except Exception as exc:  # noqa: BLE001 - leftovers only cost space
         log.debug("gamstore.views: deleting old catalog versions failed: %s", exc)
 
