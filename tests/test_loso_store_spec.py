@@ -91,3 +91,28 @@ def test_process_pool_loso_with_an_open_s3_store(
     model.fit(data, y="y", store=alone)
     assert len(list(store.entries())) > len(list(alone.entries()))
     assert [t for t in errors if _leaks(t)] == []
+
+
+def test_worker_store_that_cannot_open_means_a_cold_fold(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unreachable cache never fails a fit: the fold runs cold and says why."""
+    from gamstore.loso.folds import FoldTask, run_fold
+
+    not_a_store = tmp_path / "file"
+    not_a_store.write_text("not a directory")
+    data = simulate("gaussian", n=120, n_subjects=3, seed=2)
+    task = FoldTask(
+        subject=0,
+        mode="warm",
+        y="y",
+        subject_column="subj",
+        knots=None,
+        store=StoreSpec(url=str(not_a_store)),
+        family="gaussian",
+    )
+    with caplog.at_level(logging.WARNING, logger="gamstore.loso"):
+        out = run_fold(data, GAM([s("x0", k=5)]), task)
+    assert out.ok, out.error
+    assert out.warm_source == "cold"
+    assert any("unavailable in worker" in r.getMessage() for r in caplog.records)

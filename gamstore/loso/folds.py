@@ -117,6 +117,28 @@ def open_worker_store(spec: StoreSpec) -> Any:
     return store
 
 
+def _worker_store_or_none(task: FoldTask) -> Any:
+    """The worker's store, or None (a cold fit) when it cannot be opened here.
+
+    As for the parent's store in :func:`~gamstore.loso.run_loso`: an unreachable cache
+    never fails a fit, the fold runs without it (``warm_source`` says so) and a warning
+    names the reason.
+    """
+    assert task.store is not None
+    try:
+        return open_worker_store(task.store)
+    except Exception as exc:  # noqa: BLE001 - any failure to open means "no cache"
+        logger.warning(
+            "LOSO fold %r: store %s unavailable in worker %s (%s: %s); fitting without it",
+            task.subject,
+            task.store.url,
+            _worker_label(),
+            type(exc).__name__,
+            exc,
+        )
+        return None
+
+
 def _worker_label() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -270,7 +292,7 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
             if store is not None:
                 fit_store = store
             elif task.store is not None:
-                fit_store = open_worker_store(task.store)
+                fit_store = _worker_store_or_none(task)
         t0, c0 = time.perf_counter(), time.process_time()
         extra = {k: v for k, v in (("weights", task.weights), ("offset", task.offset)) if v}
         with fold_provenance(task.subject_column, task.subject, task.run_id):
