@@ -97,6 +97,15 @@ def check_formulas(case: dict[str, Any]) -> None:
     assert _p_close(summ.smooth["p-value"], st["p-value"], 1e-5)
     np.testing.assert_allclose(summ.parametric.iloc[:, :3], pt.iloc[:, :3], rtol=tol)
     assert _p_close(summ.parametric.iloc[:, 3], pt.iloc[:, 3], 1e-4)
+    if mg["pTerms_table"] is None:
+        assert summ.parametric_terms.empty
+    else:
+        tt = _table(mg["pTerms_table"])
+        assert list(summ.parametric_terms.index) == list(tt.index)
+        assert list(summ.parametric_terms.columns) == list(tt.columns)
+        np.testing.assert_array_equal(summ.parametric_terms["df"], tt["df"])
+        np.testing.assert_allclose(summ.parametric_terms.iloc[:, 1], tt.iloc[:, 1], rtol=tol)
+        assert _p_close(summ.parametric_terms["p-value"], tt["p-value"], 1e-4)
     assert summ.r_sq == pytest.approx(mg["r_sq"][0], rel=1e-9)
     assert summ.dev_expl == pytest.approx(mg["dev_expl"][0], rel=1e-9)
     assert summ.n == int(mg["n"][0])

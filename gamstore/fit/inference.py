@@ -326,6 +326,10 @@ class GamSummary:
         ``z value``) and ``Pr(>|t|)`` (or ``Pr(>|z|)``).
     smooth : pandas.DataFrame
         Index: smooth labels; columns ``edf``, ``Ref.df``, ``F`` (or ``Chi.sq``), ``p-value``.
+    parametric_terms : pandas.DataFrame
+        One joint Wald test per parametric term (a factor's columns together; mgcv's
+        ``pTerms.table``, what ``anova.gam`` prints): ``df``, ``F`` (or ``Chi.sq``),
+        ``p-value``.
     r_sq : float
         Adjusted R-squared (``R-sq.(adj)``).
     dev_expl : float
@@ -344,6 +348,7 @@ class GamSummary:
 
     parametric: pd.DataFrame
     smooth: pd.DataFrame
+    parametric_terms: pd.DataFrame
     r_sq: float
     dev_expl: float
     reml: float
@@ -390,6 +395,7 @@ class GamSummary:
 
         par = self.parametric.rename(columns=_column_key)
         smo = self.smooth.rename(columns=_column_key)
+        ter = self.parametric_terms.rename(columns=_column_key)
         ds = xr.Dataset(
             {
                 **{
@@ -397,10 +403,15 @@ class GamSummary:
                     for c in par.columns
                 },
                 **{f"s_{c}": (("smooth",), smo[c].to_numpy(dtype=np.float64)) for c in smo.columns},
+                **{
+                    f"t_{c}": (("parametric_term",), ter[c].to_numpy(dtype=np.float64))
+                    for c in ter.columns
+                },
             },
             coords={
                 "coefficient": np.asarray(list(par.index), dtype=object),
                 "smooth": np.asarray(list(smo.index), dtype=object),
+                "parametric_term": np.asarray(list(ter.index), dtype=object),
             },
         )
         ds.attrs.update(
@@ -432,6 +443,7 @@ def _column_key(name: str) -> str:
         "F": "F",
         "Chi.sq": "chi_sq",
         "p-value": "p_value",
+        "df": "df",
     }.get(name, name)
 
 
@@ -486,6 +498,7 @@ def summarize(res: Any) -> GamSummary:
         pv = 2.0 * stats.norm.sf(np.abs(t))
         cols = ["Estimate", "Std. Error", "z value", "Pr(>|z|)"]
     ptab = pd.DataFrame(np.column_stack([est, se[par], t, pv]), index=d.param_labels, columns=cols)
+    ttab = _term_tests(d, coef, cov.Vp, est_disp, residual_df)
     rows = []
     for b in d.smooths:
         sl = b.cols
@@ -514,6 +527,7 @@ def summarize(res: Any) -> GamSummary:
     return GamSummary(
         parametric=ptab,
         smooth=stab,
+        parametric_terms=ttab,
         r_sq=r_sq,
         dev_expl=dev_expl,
         reml=float(res.reml),
@@ -524,6 +538,38 @@ def summarize(res: Any) -> GamSummary:
         link=res._family.link,
         formula=res.formula,
     )
+
+
+def _term_tests(
+    d: Design, coef: np.ndarray, Vp: np.ndarray, est_disp: bool, residual_df: float
+) -> pd.DataFrame:
+    """mgcv's ``pTerms.table``: a Wald test of each parametric term's coefficients."""
+    import pandas as pd
+
+    rows = []
+    j = 1  # after the intercept
+    for t in d.linear:
+        idx = np.arange(j, j + t.width)
+        j += t.width
+        b = coef[idx]
+        V = Vp[np.ix_(idx, idx)]
+        if b.size == 1:
+            df = 1
+            chi = float(b[0] * b[0] / V[0, 0])
+        else:
+            # pseudo-inverse at rank tolerance sqrt(eps), as mgcv's summary.gam
+            vals, vecs = np.linalg.eigh((V + V.T) / 2.0)
+            vals, vecs = vals[::-1], vecs[:, ::-1]
+            df = int(np.sum(vals > math.sqrt(_EPS) * vals[0]))
+            inv = np.zeros_like(vals)
+            inv[:df] = 1.0 / vals[:df]
+            chi = float(b @ (vecs * inv) @ vecs.T @ b)
+        if est_disp:
+            rows.append((t.name, df, chi / df, float(stats.f.sf(chi / df, df, residual_df))))
+        else:
+            rows.append((t.name, df, chi, float(stats.chi2.sf(chi, df))))
+    cols = ["df", "F" if est_disp else "Chi.sq", "p-value"]
+    return pd.DataFrame([r[1:] for r in rows], index=[r[0] for r in rows], columns=cols)
 
 
 def family_loglik_ml(family: Any, y: np.ndarray, mu: np.ndarray, wt: np.ndarray) -> float:
