@@ -69,13 +69,32 @@ def test_mtcars_binomial_starts_where_mgcv_does_and_matches_it() -> None:
     assert res.edf["s(qsec)"] == pytest.approx(1.34, abs=5e-3)
 
 
-def test_mtcars_from_the_old_start_warns_of_the_separated_fit() -> None:
-    # mgcv started at rho = 1.07 (in.out) reaches the same separated optimum: a lower
-    # Laplace REML with fitted probabilities at 0/1. Both get there; gamstore says so.
+def test_mtcars_from_the_old_start_reaches_mgcvs_optimum() -> None:
+    # from rho = 1.07 (the old unweighted start) the Hessian is slightly negative and the
+    # Newton step, capped at 5, went to -3.93 and on into the separated fit (rho = -12.34);
+    # mgcv started there (in.out) does the same. The trust radius for steps where REML is
+    # not convex (NewtonControl.max_step_indefinite = 1) stops in mgcv's basin instead.
+    case = load("mtcars_vs_qsec")
+    model = GAM([s("qsec", k=10)], family="binomial")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GamFitWarning)
+        res = model.fit(case["data"], y="vs", rho0=[1.07464572])
+    assert_matches_mgcv(res, case["mgcv"])
+    long_steps = GAM(
+        [s("qsec", k=10)], family="binomial", control=NewtonControl(max_step_indefinite=5.0)
+    )
+    with pytest.warns(BoundaryFitWarning):
+        old = long_steps.fit(case["data"], y="vs", rho0=[1.07464572])
+    assert old.rho[0] < -10  # the previous behaviour: mgcv's step bound alone
+
+
+def test_a_start_deep_in_the_flat_region_warns_of_the_separated_fit() -> None:
+    # from rho = 5 every direction downhill leads to the separated fit: a lower Laplace REML
+    # with fitted probabilities at 0/1; gamstore says so
     case = load("mtcars_vs_qsec")
     model = GAM([s("qsec", k=10)], family="binomial")
     with pytest.warns(BoundaryFitWarning, match="numerically 0 or 1"):
-        res = model.fit(case["data"], y="vs", rho0=[1.07464572])
+        res = model.fit(case["data"], y="vs", rho0=[5.0])
     assert res.rho[0] < -10
     assert [type(w) for w in res.warnings] == [BoundaryFitWarning]
 

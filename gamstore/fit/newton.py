@@ -42,6 +42,10 @@ class NewtonControl:
         Largest Newton step in any rho (mgcv ``maxNstep``).
     max_half : int
         Step halvings before giving up on a direction (mgcv ``maxHalf``).
+    max_step_indefinite : float
+        Largest step in any rho where the REML Hessian is not positive definite (a trust
+        radius: there the Newton model has no minimum and a long step can cross into another
+        basin, e.g. the separated fit of a binomial model).
     pirls_tol : float
         PIRLS tolerance (mgcv uses ``min(1e-7, conv.tol / 100)`` inside ``newton``).
     polish : bool
@@ -82,6 +86,7 @@ class NewtonControl:
     final_step: float = 3e-3
     skip_step: float = 1e-4
     decrement_tol: float = 1e-2
+    max_step_indefinite: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -237,8 +242,11 @@ def newton(
         if mgcv_conv:
             n_polish += 1
         big = float(np.max(np.abs(step)))
-        if big > ctl.max_step:
-            step *= ctl.max_step / big
+        # where REML is not convex the quadratic model has no minimum: its step is only a
+        # descent direction, trusted for a shorter distance than a positive definite one
+        limit = ctl.max_step if pd or last else min(ctl.max_step, ctl.max_step_indefinite)
+        if big > limit:
+            step *= limit / big
         new: RemlEval | None = None
         halved = False
         for _ in range(ctl.max_half + 1):
