@@ -230,3 +230,24 @@ def test_check_provenance_copies_and_keeps_types() -> None:
     assert out == {"covariates": ["a", "b"], "held_out": None, "n_rows": 3}
     out["covariates"].append("c")
     assert src["covariates"] == ("a", "b")
+
+
+def test_process_pool_folds_record_their_provenance(tmp_path: Path) -> None:
+    # the context variable does not cross processes: each worker sets it around its fold
+    df = simulate("gaussian")
+    df = df[df["subj"] < 3].reset_index(drop=True)
+    path = tmp_path / "store"
+    res = run_loso(
+        df,
+        GAM([s("x0")]),
+        subject="subj",
+        y="y",
+        store=str(path),
+        executor="processes",
+        max_workers=2,
+    )
+    store = gamstore.open_store(path, read_only=True)
+    blocks = _entries(store, "block")
+    assert sorted(e.provenance["held_out"] or "" for e in blocks) == ["", "0", "1", "2"]
+    assert {e.provenance["run_id"] for e in blocks} == {res.attrs["run_id"]}
+    assert {e.provenance["subject_column"] for e in blocks} == {"subj"}
