@@ -6,7 +6,9 @@ by make_robust_fixtures.py with Rscript + mgcv); nothing here calls R.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -211,3 +213,35 @@ def test_sum_to_zero_with_an_empty_basis_function_is_mgcvs() -> None:
     np.testing.assert_array_equal(T[:, 0], [1, 0, 0, 0, 0])
     np.testing.assert_array_equal(T[:, 3], [0, 0, 0, 1, 0])
     np.testing.assert_array_equal(T[[0, 3], 1:3], 0.0)
+
+
+def _require_mgcv() -> None:
+    from gamstore.fit._mgcv import mgcv_available
+
+    if not mgcv_available():
+        if os.environ.get("GAMSTORE_CI") == "1":
+            pytest.fail("Rscript with mgcv is required under GAMSTORE_CI=1 but is not available")
+        pytest.skip("Rscript with mgcv not available")
+
+
+@pytest.mark.mgcv
+def test_fixtures_are_what_live_mgcv_gives() -> None:
+    # the generator's R program, re-run: same data (bit for bit) and the same mgcv answers
+    _require_mgcv()
+    spec = importlib.util.spec_from_file_location("make_robust", FIX / "make_robust_fixtures.py")
+    assert spec is not None and spec.loader is not None
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    live = gen.run_r()
+    for name, case in live.items():
+        stored = json.loads((FIX / f"{name}.json").read_text())
+        assert case["data"] == stored["data"], name
+        fits = [("", case.get("mgcv"), stored.get("mgcv"))]
+        fits += [
+            (m, f["mgcv"], stored["folds"][m]["mgcv"]) for m, f in case.get("folds", {}).items()
+        ]
+        for label, got, rec in fits:
+            if got is None:
+                continue
+            np.testing.assert_allclose(got["reml"], rec["reml"], rtol=1e-10, err_msg=name + label)
+            np.testing.assert_allclose(got["log_sp"], rec["log_sp"], rtol=1e-7, atol=1e-7)
