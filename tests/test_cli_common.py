@@ -156,3 +156,19 @@ def test_console_off_a_terminal_is_wide() -> None:
     with runner.isolation():
         assert not console().is_terminal
         assert console().width == PIPE_WIDTH
+
+
+def test_ctrl_c_in_any_command_exits_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """click turns KeyboardInterrupt into "Aborted!" and exit 1, the "problem found" code."""
+    import gamstore.cli.loso
+    import gamstore.views.source
+
+    def interrupted(*_a: Any, **_k: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gamstore.views.source, "resolve_store", interrupted)
+    code, out = _run("ls", str(tmp_path))
+    assert code == 130 and "Interrupted." in out and "Aborted" not in out
+    monkeypatch.setattr(gamstore.cli.loso, "read_table", interrupted)
+    code, out = _run("loso", "d.csv", "--y", "y", "--smooth", "x", "--subject", "s")
+    assert code == 130 and "Interrupted." in out and "Aborted" not in out

@@ -10,7 +10,7 @@ Exit codes (documented in ``gamstore --help``):
 * 1 - the command ran but found a problem (e.g. ``verify`` found corrupt entries)
 * 2 - bad usage or bad input (unknown option, unreadable file, bad URL)
 * 3 - storage unreachable or refused (network, permissions, read-only store)
-* 130 - interrupted (Ctrl-C) where a command handles it (``loso``), as shells report SIGINT
+* 130 - interrupted (Ctrl-C), as shells report SIGINT (128 + 2)
 """
 
 from __future__ import annotations
@@ -31,7 +31,20 @@ EXIT_INTERRUPTED = 130
 _COMMAND_MODULES = ("demo", "loso", "inspect", "gamimport")
 
 
+class _Group(click.Group):
+    """The command group; Ctrl-C in any command exits 130 quietly, not click's 1."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            # click would print "Aborted!" and exit 1, the code for "a problem was found"
+            click.echo("Interrupted.", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+
+
 @click.group(
+    cls=_Group,
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog="Exit codes: 0 ok, 1 problem found, 2 bad usage or input, 3 storage error, "
     "130 interrupted.",
