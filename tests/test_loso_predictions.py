@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -110,3 +111,39 @@ def test_cli_prints_and_writes_totals(tmp_path: Path) -> None:
         )
         rmse = float(ds.cv_rmse.sel(start="warm"))
     assert f"RMSE {rmse:.4g}" in result.output
+
+
+def test_binomial_counts_in_loso_and_cli(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from gamstore.cli import main
+
+    rng = np.random.default_rng(11)
+    n = 240
+    x = rng.uniform(size=n)
+    trials = rng.integers(1, 8, size=n).astype(float)
+    succ = rng.binomial(trials.astype(int), 1.0 / (1.0 + np.exp(-np.sin(5 * x)))).astype(float)
+    data = pd.DataFrame({"x": x, "s": succ, "n": trials, "subj": np.repeat([1, 2, 3, 4], 60)})
+    model = GAM([s("x")], family="binomial")
+    counts = run_loso(data, model, subject="subj", y=("s", "n"))
+    prop = run_loso(data.assign(p=succ / trials), model, subject="subj", y="p", weights="n")
+    for name in ("cv_deviance", "cv_log_score", "cv_auc"):
+        assert float(counts[name].sel(start="warm")) == pytest.approx(
+            float(prop[name].sel(start="warm")), rel=1e-8
+        )
+    np.testing.assert_allclose(counts.prior_weights, trials)
+    csv = tmp_path / "counts.csv"
+    data.to_csv(csv, index=False)
+    result = CliRunner().invoke(
+        main,
+        ["loso", str(csv), "--y", "s", "--trials", "n", "--smooth", "x", "--subject", "subj",
+         "--family", "binomial", "--store", str(tmp_path / "st"), "--no-progress"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "AUC" in result.output
+    bad = CliRunner().invoke(
+        main,
+        ["loso", str(csv), "--y", "s", "--trials", "n", "--smooth", "x", "--subject", "subj",
+         "--store", str(tmp_path / "st"), "--no-progress"],
+    )  # fmt: skip
+    assert bad.exit_code == 2 and "--trials" in bad.output
