@@ -27,6 +27,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "bench_design.py": ([], ["--quick", "--reps", "3"]),
     "bench_loso.py": (["--big"], ["--no-mgcv", "--repeat", "1", "--stores", "local-readonly"]),
     "bench_open_fits.py": ([], ["--quick"]),
+    "bench_view_memory.py": ([], ["--quick"]),
     "bench_adapters.py": ([], ["--quick"]),
     "bench_parity.py": ([], ["--no-big", "--recorded-mgcv", "--reps", "1"]),
     "bench_breaker.py": ([], []),

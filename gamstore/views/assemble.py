@@ -1,7 +1,19 @@
-"""Assemble :class:`~gamstore.views.rows.FitRow` objects into one padded xarray Dataset.
+"""Assemble :class:`~gamstore.views.rows.FitRow` objects into one xarray Dataset.
 
-Ragged vectors become NaN-padded arrays with a boolean ``<name>_mask`` and an integer count
-(``n_coef``, ``n_penalty``), the layout recommended for analysis in xarray (no ragged type).
+Two representations of the ragged vectors (β, ρ per fit, term or block):
+
+* **padded** (default): NaN-padded arrays with a boolean ``<name>_mask`` and an integer count
+  (``n_coef``, ``n_penalty``), the layout recommended for analysis in xarray (no ragged
+  type). Every row is as wide as the longest one, so one long vector among many short ones
+  costs rows × longest;
+* **ragged** (``ragged=True``): CF contiguous ragged arrays (CF-1.10 §9.3.3): the vectors
+  of all rows concatenated along their own dimension, and a count variable
+  ``n_<dim>`` with the attribute ``sample_dimension`` saying how many values belong to each
+  row (for terms/blocks: ``n_term(fit)`` groups per fit, ``n_coef(term)`` values per
+  group). Memory is proportional to the stored values.
+
+Both are sized from the counts before anything is allocated: past ``max_bytes``
+:class:`ViewTooLargeError` says how big the view would be and how to get a smaller one.
 The assembly is pure: no I/O, so it is shared by the listing path, the catalog writer and tests.
 """
 
@@ -16,10 +28,39 @@ import xarray as xr
 from gamstore.views.attrs import variable_attrs
 from gamstore.views.rows import PROVENANCE, FitRow, KeyspaceLayout, layout_for
 
-__all__ = ["assemble_fits", "dataset_rows", "FIT_DIM", "VIEW_SCHEMA"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "FIT_DIM",
+    "VIEW_SCHEMA",
+    "ViewTooLargeError",
+    "assemble_fits",
+    "dataset_rows",
+    "ragged_row",
+    "view_nbytes",
+]
 
 FIT_DIM = "fit"
 VIEW_SCHEMA = 2  # 2: provenance coordinates, term names
+#: Default cap on the bytes of one many-fits Dataset (``open_fits``, the engine, the catalog).
+DEFAULT_MAX_BYTES = 1 << 30
+
+
+class ViewTooLargeError(ValueError):
+    """The requested view would take more than ``max_bytes`` (nothing was allocated).
+
+    Attributes
+    ----------
+    nbytes : int
+        Bytes the view would take.
+    max_bytes : int
+        The cap it exceeds.
+    """
+
+    def __init__(self, message: str, nbytes: int, max_bytes: int) -> None:
+        super().__init__(message)
+        self.nbytes = nbytes
+        self.max_bytes = max_bytes
+
 
 _STRING_COORDS = ("key", "keyspace", "family", "descriptor_key", "kind", "producer", *PROVENANCE)
 #: The label that names each group (term or block), used as the group coordinate.
@@ -64,8 +105,80 @@ def _with_attrs(name: str, dims: tuple[str, ...], data: np.ndarray) -> xr.Variab
     return xr.Variable(dims, data, attrs=variable_attrs(name))
 
 
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def view_nbytes(rows: Sequence[FitRow], keyspace: str, *, ragged: bool = False) -> int:
+    """Bytes the Dataset of ``rows`` would take, from the vector lengths alone.
+
+    Parameters
+    ----------
+    rows : sequence of FitRow
+    keyspace : str
+    ragged : bool
+        Size of the ragged representation instead of the padded one.
+
+    Returns
+    -------
+    int
+        Values (8 bytes each), masks (1 byte per padded slot), counts and per-row scalars.
+    """
+    layout = layout_for(keyspace)
+    n = len(rows)
+    # per row: the string coordinates, fit, created and 4 numbers (8 bytes each), 1 bool
+    total = n * (8 * (len(_STRING_COORDS) + 6) + 1)
+    for name in layout.flat:
+        sizes = [r.flat[name].size for r in rows]
+        total += 8 * n  # the count
+        total += 8 * sum(sizes) if ragged else 9 * n * max(sizes, default=0)
+    if layout.group_dim is None:
+        return total
+    groups = [r.n_groups for r in rows]
+    total += 8 * n  # groups per row
+    slots = sum(groups) if ragged else n * max(groups, default=0)
+    total += 8 * slots * len(layout.labels)
+    for name in layout.nested:
+        sizes = [v.size for r in rows for v in r.nested[name]]
+        total += 8 * slots  # the count per group
+        total += 8 * sum(sizes) if ragged else 9 * slots * max(sizes, default=0)
+    return total
+
+
+def _check_size(rows: Sequence[FitRow], keyspace: str, ragged: bool, max_bytes: int) -> None:
+    nbytes = view_nbytes(rows, keyspace, ragged=ragged)
+    if nbytes <= max_bytes:
+        return
+    head = (
+        f"max_bytes: the {'ragged' if ragged else 'padded'} {keyspace!r} view of {len(rows)} "
+        f"entries would take {_human(nbytes)}, over max_bytes={max_bytes} ({_human(max_bytes)})"
+    )
+    if ragged:
+        hint = (
+            "; open fewer entries (one entry: gamstore.open_entry(url, keyspace, entry_id); "
+            "list them with `gamstore ls URL -k KEYSPACE`) or pass a larger max_bytes"
+        )
+    else:
+        small = view_nbytes(rows, keyspace, ragged=True)
+        hint = (
+            " because every row is padded to the longest vector; pass ragged=True "
+            f"(CF contiguous ragged arrays, {_human(small)} here), open single entries with "
+            "gamstore.open_entry(url, keyspace, entry_id), or pass a larger max_bytes"
+        )
+    raise ViewTooLargeError(head + hint, nbytes, max_bytes)
+
+
 def assemble_fits(
-    rows: Sequence[FitRow], keyspace: str, *, attrs: dict[str, Any] | None = None
+    rows: Sequence[FitRow],
+    keyspace: str,
+    *,
+    attrs: dict[str, Any] | None = None,
+    ragged: bool = False,
+    max_bytes: int | None = None,
 ) -> xr.Dataset:
     """Build the many-fits Dataset of ``keyspace`` from rows (one per stored entry).
 
@@ -77,18 +190,25 @@ def assemble_fits(
         The keyspace the rows belong to; fixes which variables the Dataset has.
     attrs : dict, optional
         Extra global attributes merged into ``Dataset.attrs["gamstore"]``.
+    ragged : bool
+        CF contiguous ragged arrays instead of NaN-padded ones (see the module docstring).
+    max_bytes : int, optional
+        Refuse (before allocating) a Dataset larger than this (:func:`view_nbytes`).
 
     Returns
     -------
     xarray.Dataset
         Dimension ``fit`` (one per row) plus the padded dimensions of the layout
-        (``term``/``block``, ``penalty``, ``coef``). Empty input gives a Dataset with
+        (``term``/``block``, ``penalty``, ``coef``), or with ``ragged=True`` those
+        dimensions as concatenations over all rows. Empty input gives a Dataset with
         ``fit`` of length 0 and all variables present.
 
     Raises
     ------
     ValueError
         If the keyspace is unknown, a row belongs to another keyspace, or entry ids repeat.
+    ViewTooLargeError
+        If the Dataset would be larger than ``max_bytes``.
     """
     layout = layout_for(keyspace)
     for i, row in enumerate(rows):
@@ -103,6 +223,8 @@ def assemble_fits(
     ids = [r.entry_id for r in ordered]
     if len(set(ids)) != len(ids):
         raise ValueError("rows: entry ids must be unique (the 'fit' dimension is indexed by them)")
+    if max_bytes is not None:
+        _check_size(ordered, keyspace, ragged, max_bytes)
 
     coords: dict[str, Any] = {FIT_DIM: _with_attrs("fit", (FIT_DIM,), _strings(ids))}
     for name in _STRING_COORDS:
@@ -120,20 +242,31 @@ def assemble_fits(
     data["converged"] = _with_attrs(
         "converged", (FIT_DIM,), np.array([r.converged for r in ordered], dtype=bool)
     )
-    _add_ragged(data, ordered, layout)
-    group_names = _group_coordinate(data, layout)
-    if group_names is not None:
-        assert layout.group_dim is not None
-        coords[layout.group_dim] = _with_attrs(layout.group_dim, (layout.group_dim,), group_names)
+    if ragged:
+        _add_contiguous_ragged(data, ordered, layout)
+    else:
+        _add_ragged(data, ordered, layout)
+        group_names = _group_coordinate(data, layout)
+        if group_names is not None:
+            assert layout.group_dim is not None
+            coords[layout.group_dim] = _with_attrs(
+                layout.group_dim, (layout.group_dim,), group_names
+            )
 
     ds = xr.Dataset(data, coords=coords)
     meta: dict[str, Any] = {"view_schema": VIEW_SCHEMA, "keyspace": keyspace}
+    meta["ragged"] = bool(ragged)
     meta.update(attrs or {})
+    description = (
+        "One row per stored entry; ragged vectors are CF contiguous ragged arrays "
+        "(concatenated, with a count variable naming its sample_dimension)."
+        if ragged
+        else "One row per stored entry; ragged vectors are NaN-padded with a mask and a count."
+    )
     ds.attrs = {
         "title": f"gamstore {keyspace} entries",
         "Conventions": "CF-1.10",
-        "description": "One row per stored entry; ragged vectors are NaN-padded with a mask "
-        "and a count.",
+        "description": description,
         "gamstore": meta,
     }
     return ds
@@ -157,6 +290,94 @@ def _group_coordinate(data: dict[str, xr.Variable], layout: KeyspaceLayout) -> n
     if not (table == first[None, :]).all():
         return None
     return _strings(list(first))
+
+
+def _count(name: str, dims: tuple[str, ...], counts: Sequence[int], sample_dim: str) -> xr.Variable:
+    var = _with_attrs(name, dims, np.asarray(counts, dtype=np.int64).reshape(-1))
+    var.attrs["sample_dimension"] = sample_dim  # CF contiguous ragged array count variable
+    return var
+
+
+def _concat(vectors: Sequence[np.ndarray]) -> np.ndarray:
+    return np.concatenate(vectors).astype(np.float64, copy=False) if vectors else np.empty(0)
+
+
+def _add_contiguous_ragged(
+    data: dict[str, xr.Variable], rows: Sequence[FitRow], layout: KeyspaceLayout
+) -> None:
+    for name, dim in layout.flat.items():
+        vectors = [r.flat[name] for r in rows]
+        data[name] = _ragged_values(name, dim, _concat(vectors))
+        data[f"n_{dim}"] = _count(f"n_{dim}", (FIT_DIM,), [v.size for v in vectors], dim)
+    if layout.group_dim is None:
+        return
+    group = layout.group_dim
+    assert layout.group_count is not None
+    data[layout.group_count] = _count(
+        layout.group_count, (FIT_DIM,), [r.n_groups for r in rows], group
+    )
+    for name in layout.labels:
+        data[name] = _with_attrs(
+            name, (group,), _strings([s for r in rows for s in r.labels[name]])
+        )
+    for name, dim in layout.nested.items():
+        vectors = [v for r in rows for v in r.nested[name]]
+        data[name] = _ragged_values(name, dim, _concat(vectors))
+        data[f"n_{dim}"] = _count(f"n_{dim}", (group,), [v.size for v in vectors], dim)
+
+
+def _ragged_values(name: str, dim: str, values: np.ndarray) -> xr.Variable:
+    var = _with_attrs(name, (dim,), values)
+    desc = var.attrs.get("description", "")
+    var.attrs["description"] = desc.split("; NaN-padded")[0] + (
+        f"; all rows concatenated along {dim} (counts: n_{dim})."
+    )
+    return var
+
+
+def ragged_row(ds: xr.Dataset, name: str, fit: int) -> np.ndarray | list[np.ndarray]:
+    """Values of ragged variable ``name`` for row ``fit`` of a ``ragged=True`` Dataset.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Made by :func:`assemble_fits` (``open_fits``) with ``ragged=True``.
+    name : str
+        A ragged variable (``"beta"``, ``"rho"``, ``"block_beta"``).
+    fit : int
+        Row position along ``fit``.
+
+    Returns
+    -------
+    numpy.ndarray or list of numpy.ndarray
+        One vector for a per-fit variable; one vector per term/block for a nested one.
+
+    Raises
+    ------
+    ValueError
+        If ``ds`` is not ragged or ``name`` is not one of its ragged variables.
+    IndexError
+        If ``fit`` is out of range.
+    """
+    if name not in ds.data_vars or len(ds[name].dims) != 1 or ds[name].dims[0] == FIT_DIM:
+        raise ValueError(f"name: {name!r} is not a ragged variable of this Dataset")
+    dim = ds[name].dims[0]
+    count = ds.get(f"n_{dim}")
+    if count is None or count.attrs.get("sample_dimension") != dim:
+        raise ValueError(f"ds: no count variable n_{dim} (open with ragged=True)")
+    n_fit = ds.sizes[FIT_DIM]
+    if not -n_fit <= fit < n_fit:
+        raise IndexError(f"fit: {fit} out of range for {n_fit} rows")
+    fit %= n_fit
+    values = ds[name].values
+    counts = count.values.astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    if count.dims == (FIT_DIM,):
+        return values[offsets[fit] : offsets[fit + 1]]
+    group_dim = count.dims[0]
+    groups = ds[f"n_{group_dim}"].values.astype(np.int64)
+    first = int(groups[:fit].sum())
+    return [values[offsets[g] : offsets[g + 1]] for g in range(first, first + int(groups[fit]))]
 
 
 def _add_ragged(
@@ -198,6 +419,8 @@ def dataset_rows(ds: xr.Dataset, keyspace: str) -> list[FitRow]:
         If ``ds`` lacks a variable of the keyspace's layout.
     """
     layout = layout_for(keyspace)
+    if ds.attrs.get("gamstore", {}).get("ragged"):
+        raise ValueError("ds: a ragged=True Dataset; dataset_rows reads the padded one")
     needed = ["objective", "n_rows", "iterations", "nbytes", "converged", *_STRING_COORDS]
     needed += [f"n_{dim}" for dim in (*layout.flat.values(), *layout.nested.values())]
     needed += [*layout.flat, *layout.nested, *layout.labels]

@@ -14,6 +14,7 @@ from typing import Any
 import xarray as xr
 from xarray.backends import BackendEntrypoint
 
+from gamstore.views.assemble import DEFAULT_MAX_BYTES
 from gamstore.views.rows import KEYSPACES
 
 __all__ = ["GamstoreBackendEntrypoint"]
@@ -43,6 +44,8 @@ class GamstoreBackendEntrypoint(BackendEntrypoint):
         "keyspace",
         "storage_options",
         "catalog",
+        "ragged",
+        "max_bytes",
     )
     supports_groups = True
 
@@ -54,6 +57,8 @@ class GamstoreBackendEntrypoint(BackendEntrypoint):
         keyspace: str = "artifact",
         storage_options: Mapping[str, Any] | None = None,
         catalog: str = "auto",
+        ragged: bool = False,
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
     ) -> xr.Dataset:
         """Return :func:`gamstore.open_fits` of ``filename_or_obj`` (URL, path or store)."""
         from gamstore.views.fits import open_fits
@@ -63,6 +68,8 @@ class GamstoreBackendEntrypoint(BackendEntrypoint):
             keyspace=keyspace,
             storage_options=storage_options,
             catalog=catalog,
+            ragged=ragged,
+            max_bytes=max_bytes,
         )
         return _drop(ds, drop_variables)
 

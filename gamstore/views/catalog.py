@@ -41,7 +41,13 @@ import xarray as xr
 
 from gamstore import _json
 from gamstore.store.layout import key_folder
-from gamstore.views.assemble import VIEW_SCHEMA, assemble_fits, dataset_rows
+from gamstore.views.assemble import (
+    DEFAULT_MAX_BYTES,
+    VIEW_SCHEMA,
+    ViewTooLargeError,
+    assemble_fits,
+    dataset_rows,
+)
 from gamstore.views.listing import (
     ListingState,
     list_infos,
@@ -265,7 +271,12 @@ def write_catalog(
             rows, _skipped = read_rows(store, to_read, progress=progress)
             rows.extend(keep_rows)
             reused += len(keep_rows)
-            datasets[ks] = assemble_fits(rows, ks)
+            try:
+                datasets[ks] = assemble_fits(rows, ks, max_bytes=DEFAULT_MAX_BYTES)
+            except ViewTooLargeError as exc:
+                # not catalogued: open_fits reads this keyspace's entries (ragged=True fits)
+                log.warning("gamstore.views: keyspace %s left out of the catalog: %s", ks, exc)
+                continue
             committed = {info.path for info in listed[ks]}
             summary[ks] = {
                 "method": states[ks].method,
@@ -334,7 +345,11 @@ def _delete_old_versions(store: Any, keep: set[str]) -> None:
 
 # ------------------------------------------------------------------ read
 def load_catalog(
-    store: Any, keyspace: str, *, state: ListingState | None = None
+    store: Any,
+    keyspace: str,
+    *,
+    state: ListingState | None = None,
+    max_bytes: int | None = None,
 ) -> xr.Dataset | None:
     """Return the catalog Dataset of ``keyspace`` if it is present, intact and current.
 
@@ -347,6 +362,8 @@ def load_catalog(
         :func:`gamstore.views.listing.listing_state`); when given, a catalog recorded under
         another signature, or one whose pending entries have committed since, is stale and
         None is returned.
+    max_bytes : int, optional
+        None when the keyspace's catalog objects are larger than this (never read).
 
     Returns
     -------
@@ -378,6 +395,10 @@ def load_catalog(
         for rel, spec in pointer["objects"].items()
         if rel == "zarr.json" or rel.startswith(f"{keyspace}/")
     }
+    sizes = [spec.get("size") if isinstance(spec, dict) else None for spec in wanted.values()]
+    if max_bytes is not None and sum(s for s in sizes if isinstance(s, int)) > max_bytes:
+        log.debug("gamstore.views: catalog of %s is larger than max_bytes", keyspace)
+        return None
     objects: dict[str, bytes] = {}
     for rel, spec in wanted.items():
         size = spec.get("size") if isinstance(spec, dict) else None

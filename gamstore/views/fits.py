@@ -1,4 +1,4 @@
-"""``open_fits``: every stored entry of one keyspace as one padded :class:`xarray.Dataset`."""
+"""``open_fits``: every stored entry of one keyspace as one :class:`xarray.Dataset`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import xarray as xr
 
-from gamstore.views.assemble import assemble_fits
+from gamstore.views.assemble import DEFAULT_MAX_BYTES, assemble_fits, dataset_rows
 from gamstore.views.catalog import load_catalog
 from gamstore.views.listing import list_infos, listing_state, read_rows
 from gamstore.views.rows import layout_for
@@ -28,6 +28,8 @@ def open_fits(
     storage_options: Mapping[str, Any] | None = None,
     catalog: str = "auto",
     progress: Callable[[int], None] | None = None,
+    ragged: bool = False,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
 ) -> xr.Dataset:
     """Open every stored entry of ``keyspace`` as one Dataset (one row per entry).
 
@@ -46,6 +48,17 @@ def open_fits(
         ``"require"`` raises if no current catalog exists.
     progress : callable, optional
         Called with 1 per entry read while walking (for progress bars).
+    ragged : bool, default False
+        Return the ragged vectors as CF contiguous ragged arrays (all rows concatenated
+        along ``coef``/``penalty``, counts ``n_coef``/``n_penalty`` with a
+        ``sample_dimension`` attribute; terms/blocks concatenated along ``term``/``block``
+        with ``n_term``/``n_block`` per fit) instead of NaN-padded ones: memory proportional
+        to the stored values however unequal their lengths.
+        :func:`gamstore.views.assemble.ragged_row` gives one row's vectors.
+    max_bytes : int or None, default 1 GiB
+        Refuse, before allocating it, a Dataset larger than this
+        (:class:`gamstore.views.assemble.ViewTooLargeError`, a ``ValueError`` saying how
+        large the view would be and how to get a smaller one); None for no cap.
 
     Returns
     -------
@@ -70,6 +83,8 @@ def open_fits(
     ValueError
         Unknown keyspace or catalog mode, empty URL, missing local store directory, or
         ``catalog="require"`` without a current catalog.
+    ViewTooLargeError
+        If the Dataset would be larger than ``max_bytes`` (a ``ValueError``).
     TypeError
         If ``url_or_store`` is neither a URL nor a store.
 
@@ -81,12 +96,23 @@ def open_fits(
     layout_for(keyspace)
     if catalog not in _CATALOG_MODES:
         raise ValueError(f"catalog: expected one of {', '.join(_CATALOG_MODES)}, got {catalog!r}")
+    if not isinstance(ragged, bool):
+        raise TypeError(f"ragged: expected True or False, got {type(ragged).__name__}")
+    if max_bytes is not None and (
+        isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0
+    ):
+        raise ValueError(f"max_bytes: expected an int > 0 or None, got {max_bytes!r:.40}")
     store = resolve_store(url_or_store, storage_options=storage_options)
     state = listing_state(store, keyspace)
     meta: dict[str, Any] = {"store_url": store.url, "listing_signature": state.signature}
     if catalog != "never":
-        ds = load_catalog(store, keyspace, state=state)
+        # the catalog holds the padded Dataset: read only when that fits max_bytes
+        ds = load_catalog(store, keyspace, state=state, max_bytes=max_bytes)
         if ds is not None:
+            if ragged:
+                ds = assemble_fits(
+                    dataset_rows(ds, keyspace), keyspace, ragged=True, max_bytes=max_bytes
+                )
             ds.attrs.setdefault("gamstore", {}).update(meta, source="catalog")
             return ds
         if catalog == "require":
@@ -99,4 +125,4 @@ def open_fits(
     if skipped:
         log.info("gamstore.views: %d of %d %s entries skipped", skipped, len(infos), keyspace)
     meta.update(source="listing", skipped=skipped)
-    return assemble_fits(rows, keyspace, attrs=meta)
+    return assemble_fits(rows, keyspace, attrs=meta, ragged=ragged, max_bytes=max_bytes)
