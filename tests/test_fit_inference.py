@@ -241,3 +241,24 @@ def test_log1pmx_accuracy() -> None:
         else:  # series: -x^2/2 + x^3/3 - ...
             series = sum((-1) ** (k + 1) * x**k / k for k in range(2, 30))
             assert got == pytest.approx(series, rel=1e-12)
+
+
+def test_a_warm_start_never_changes_the_inference(tmp_path: Path) -> None:
+    import gamstore
+    from gamstore.data import airquality
+
+    store = gamstore.open_store(str(tmp_path / "st"))
+    aq = airquality()
+    model = GAM([s("Temp"), s("Wind")], linear=["Month"])
+    cold = model.fit(aq, y="Ozone", store=store)
+    exact = model.fit(aq, y="Ozone", store=store)
+    assert (cold.warm, exact.warm) == ("cold", "exact")
+    np.testing.assert_allclose(exact.Vp, cold.Vp, rtol=1e-9, atol=0)
+    assert exact.aic == pytest.approx(cold.aic, rel=1e-12)
+    pd.testing.assert_frame_equal(
+        exact.summary(show=False).smooth, cold.summary(show=False).smooth, rtol=1e-9
+    )
+    plain = model.fit(aq, y="Ozone")  # no store at all
+    pd.testing.assert_frame_equal(
+        plain.summary(show=False).parametric, cold.summary(show=False).parametric, rtol=1e-9
+    )
