@@ -69,9 +69,17 @@ def open_fits(
         and the keyspace's ragged arrays NaN-padded with a ``<name>_mask`` and counts:
 
         * ``artifact``: ``rho(fit, term, penalty)``, ``beta(fit, term, coef)``, ``n_term``,
-          ``term_identity``/``term_role``/``term_basis(fit, term)``;
+          ``term_name``/``term_identity``/``term_role``/``term_basis(fit, term)``;
         * ``block``: ``rho(fit, penalty)``, ``block_beta(fit, block, coef)``, ``block_name``;
         * ``outer``, ``from``, ``inner``: ``rho(fit, penalty)``, ``beta(fit, coef)``.
+
+        The ``term``/``block`` dimension is labelled with the term names (``"s(x0)"``) when
+        every fit in the view has the same ones; otherwise it is a plain index and the names
+        are per fit in ``term_name``/``block_name``. Provenance coordinates say which fit
+        wrote each entry: ``response``, ``covariates`` (comma-separated),
+        ``subject_column``, ``held_out`` (``""`` for a LOSO run's full-data fit),
+        ``run_id``, ``gamstore_version`` (all ``""`` for entries written before gamstore
+        stored provenance).
 
         ``kind`` is the kind as stored (a store reads another process's ``final`` as a
         ``checkpoint`` for warm starts; a view shows what was written).
