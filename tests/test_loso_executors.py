@@ -89,3 +89,27 @@ def test_dead_worker_is_retried_and_reported(
     np.testing.assert_allclose(
         ds["reml"].sel(fold=[0, 1]).values, ref["reml"].sel(fold=[0, 1]).values, rtol=1e-9
     )
+
+
+def test_ctrl_c_while_workers_start_is_delivered_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SIGINT held while workers start reaches the previous handler afterwards."""
+    import signal
+
+    from gamstore.loso.executors import _workers_immune_to_ctrl_c
+
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
+    try:
+        with _workers_immune_to_ctrl_c():
+            signal.raise_signal(signal.SIGINT)
+            assert seen == []  # held while workers start
+        assert seen == [signal.SIGINT]
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with _workers_immune_to_ctrl_c():
+            signal.raise_signal(signal.SIGINT)  # ignored before: still ignored
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        with pytest.raises(KeyboardInterrupt):
+            with _workers_immune_to_ctrl_c():
+                signal.raise_signal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -88,7 +88,8 @@ def _workers_immune_to_ctrl_c() -> Iterator[None]:
     was still reading its start-up data). The parent alone handles Ctrl-C and stops the
     workers (:func:`_stop`). A blocked signal mask survives ``fork``/``exec``, so workers
     started inside this block never see SIGINT; in the parent the signal is held and
-    raised as ``KeyboardInterrupt`` once the workers are started, never half-way.
+    delivered to the previous handler (``KeyboardInterrupt`` by default) once the workers
+    are started, never half-way.
     """
     if (
         not hasattr(signal, "pthread_sigmask")
@@ -105,8 +106,8 @@ def _workers_immune_to_ctrl_c() -> Iterator[None]:
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
-    if hits:
-        raise KeyboardInterrupt
+    if hits:  # re-deliver to the restored handler: KeyboardInterrupt, a custom one, or ignored
+        signal.raise_signal(signal.SIGINT)
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
