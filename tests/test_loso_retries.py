@@ -7,6 +7,7 @@ per call, so the count of calls is seen across processes.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -70,10 +71,14 @@ def test_only_transient_errors_are_retried(
     assert attempts[2] == 1
 
 
-def test_unidentifiable_fold_is_not_retried(tmp_path: Path) -> None:
+def test_unidentifiable_fold_is_not_retried(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     df = simulate("gaussian", n=240, n_subjects=3, seed=8)
     df["z"] = np.where(df["subj"] == 0, 1.0, 0.0)  # constant once subject 0 is held out
-    ds = run_loso(df, GAM([s("x0", k=6)], linear=["z"]), subject="subj", warm=False)
+    with caplog.at_level(logging.WARNING, logger="gamstore.loso"):
+        ds = run_loso(df, GAM([s("x0", k=6)], linear=["z"]), subject="subj", warm=False)
+    assert any("fold 0 (cold) failed after 1 attempt: " in r.getMessage() for r in caplog.records)
     out = ds.sel(fold=0, start="cold")
     assert str(out["status"].values) == "failed" and "unidentifiable" in str(out["error"].values)
     assert int(out["attempts"]) == 1

@@ -390,10 +390,11 @@ def _dispatch(
         bar.update(1)
         if not out.ok:
             logger.warning(
-                "LOSO fold %r (%s) failed after %d attempts: %s",
+                "LOSO fold %r (%s) failed after %d attempt%s: %s",
                 out.subject,
                 out.mode,
                 out.attempts,
+                "" if out.attempts == 1 else "s",
                 out.error,
             )
 
