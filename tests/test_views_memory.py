@@ -210,3 +210,28 @@ def test_engine_and_arguments(tmp_path: Path) -> None:
     assert gamstore.open_fits(root, max_bytes=None).sizes["fit"] == 2
     empty = assemble_fits([], "artifact", ragged=True, max_bytes=1)  # nothing to refuse
     assert empty.sizes["fit"] == 0 and "n_term" in empty
+
+
+def test_catalog_chunk_that_inflates_is_not_inflated(tmp_path: Path) -> None:
+    """A catalog is untrusted input too: a 100 KB gzip chunk that inflates to 100 MB (pointer
+    digests rewritten to match) used to be inflated whole before the size check."""
+    import gzip
+    import json
+
+    import blake3
+
+    root = tmp_path / "s"
+    store = gamstore.open_store(root)
+    populate(store, 3, seed=2, keyspaces=("outer",))
+    info = write_catalog(store)
+    pointer_path = root / ".catalog" / "current.json"
+    pointer = json.loads(pointer_path.read_text())
+    rel = next(r for r in pointer["objects"] if r.startswith("outer/objective/c"))
+    bomb = gzip.compress(b"\0" * (100 * MiB), compresslevel=9)
+    (root / ".catalog" / info.folder / rel).write_bytes(bomb)
+    pointer["objects"][rel] = {"size": len(bomb), "digest": blake3.blake3(bomb).hexdigest()}
+    pointer_path.write_text(json.dumps(pointer))
+    ds, peak = _peak(lambda: gamstore.open_fits(root, keyspace="outer"))
+    assert isinstance(ds, xr.Dataset), ds
+    assert ds.attrs["gamstore"]["source"] == "listing" and ds.sizes["fit"] == 3
+    assert peak < 30 * MiB, peak  # before: > 100 MB

@@ -14,6 +14,7 @@ Supported variable dtypes: float64, int64, bool, datetime64[ns] and object array
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from collections.abc import Mapping
@@ -41,8 +42,17 @@ def _compress(raw: bytes) -> bytes:
     return gzip.compress(raw, compresslevel=_GZIP_LEVEL, mtime=0)
 
 
-def _decompress(blob: bytes) -> bytes:
-    return gzip.decompress(blob)
+#: Largest decoded variable of a catalog group (the catalog writer refuses views over 1 GiB).
+MAX_VARIABLE_BYTES = 1 << 30
+
+
+def _decompress(blob: bytes, limit: int) -> bytes:
+    """gzip-decompress at most ``limit`` bytes (a small bomb never inflates past it)."""
+    d = zlib.decompressobj(wbits=31)  # gzip container
+    out = d.decompress(blob, limit + 1)
+    if len(out) > limit or d.unconsumed_tail:
+        raise ZarrFormatError(f"chunk inflates past the {limit} bytes its shape allows")
+    return out + d.flush() if not d.eof else out
 
 
 def _vlen_utf8_encode(values: np.ndarray) -> bytes:
@@ -201,7 +211,14 @@ def encode_groups(
 def _decode_array(path: str, meta: Mapping[str, Any], objects: Mapping[str, bytes]) -> np.ndarray:
     shape = tuple(int(n) for n in meta["shape"])
     kind = meta["data_type"]
-    count = int(np.prod(shape)) if shape else 1
+    if any(n < 0 for n in shape) or len(shape) > 8:
+        raise ZarrFormatError(f"{path}: bad shape {shape}")
+    count = math.prod(shape)
+    itemsize = {"float64": 8, "int64": 8, "bool": 1}.get(kind)
+    # exact for numbers; a string chunk holds a 4-byte length per item plus the text
+    limit = MAX_VARIABLE_BYTES if itemsize is None else count * itemsize
+    if limit > MAX_VARIABLE_BYTES or count > MAX_VARIABLE_BYTES:
+        raise ZarrFormatError(f"{path}: shape {shape} is larger than a catalog variable can be")
     if count == 0:
         empty_dtype: Any = (
             object if kind == "string" else {"float64": "<f8", "int64": "<i8", "bool": "?"}[kind]
@@ -211,7 +228,7 @@ def _decode_array(path: str, meta: Mapping[str, Any], objects: Mapping[str, byte
     if blob is None:
         raise ZarrFormatError(f"{path}: chunk missing")
     try:
-        raw = _decompress(blob)
+        raw = _decompress(blob, limit)
     except (OSError, EOFError, zlib.error) as exc:
         raise ZarrFormatError(f"{path}: chunk does not decompress ({exc})") from None
     if kind == "string":
