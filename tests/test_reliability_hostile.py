@@ -60,6 +60,7 @@ hostile_values = st.one_of(
     st.booleans(),
     st.integers(min_value=-(2**70), max_value=2**70),
     st.sampled_from([2**63, -1, 10**30, 0, 2**31, 1e308, -1e308, 5e-324, -0.0]),
+    st.sampled_from([10**400, -(10**400), 2**64, -(2**63) - 1]),  # beyond int64 and float64
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=20),
     st.sampled_from(["..", "../..", "/etc/passwd", "a/../../b", "x/" * 30, "\x00", "é/\\"]),
@@ -384,3 +385,6 @@ def test_fuzzed_entry_through_the_xarray_views(changes: list[tuple[str, bytes]])
         got = [n for n in tree.subtree if "rho" in n.data_vars]
         assert got and np.array_equal(got[0]["rho"].values, GOOD.rho)
     gamstore.open_fits(store)
+    for ragged in (False, True):  # the keyspace of the fuzzed entry (the default is artifact)
+        fits = gamstore.open_fits(store, keyspace=KS, ragged=ragged, catalog="never")
+        assert fits.sizes["fit"] in (0, 1)
