@@ -504,13 +504,14 @@ def gc_command(url: str, storage_option: tuple[str, ...], grace: str, as_json: b
     with _storage_errors(url):
         report = store.gc(grace=seconds)
     data = {"payloads": report.payloads, "temps": report.temps, "access": report.access,
-            "bytes_freed": report.bytes_freed}  # fmt: skip
+            "bytes_freed": report.bytes_freed, "level_docs": report.level_docs}  # fmt: skip
     if as_json:
         click.echo(json.dumps(data))
     else:
         click.echo(
             f"gc {store.url}: removed {report.payloads} uncommitted payloads, {report.temps} temp "
             f"files, {report.access} orphan touches ({_human_bytes(report.bytes_freed)} freed)"
+            + (f"; added {report.level_docs} Zarr level docs" if report.level_docs else "")
         )
 
 

@@ -16,8 +16,11 @@ from gamstore.store.layout import (
     ACCESS_DIR,
     CATALOG_DIR,
     MARKER,
+    bookkeeping_attrs,
     is_folder_name,
     is_shard_name,
+    key_folder,
+    level_attrs,
 )
 from gamstore.store.types import KEYSPACES, GcReport, VerifyReport
 
@@ -47,7 +50,9 @@ def gc(store: Store, grace: float = 3600.0) -> GcReport:
     cutoff = store._clock() - int(grace * 1e9)
     payloads = temps = acc = freed = 0
     committed: set[str] = set()
+    listed: set[str] = set()
     for o in be.list(""):
+        listed.add(o.path)
         if o.path.startswith(f"{ACCESS_DIR}/") or o.path.startswith(f"{CATALOG_DIR}/"):
             continue
         name = o.path.rsplit("/", 1)[-1]
@@ -90,7 +95,56 @@ def gc(store: Store, grace: float = 3600.0) -> GcReport:
             continue  # the placeholder that makes .access a Zarr leaf, not a touch
         if ep not in committed and o.mtime <= cutoff and be.delete(o.path):
             acc += 1
-    return GcReport(payloads=payloads, temps=temps, access=acc, bytes_freed=freed)
+    levels = _add_level_docs(store, listed, committed)
+    return GcReport(
+        payloads=payloads, temps=temps, access=acc, bytes_freed=freed, level_docs=levels
+    )
+
+
+def _add_level_docs(store: Store, listed: set[str], committed: set[str]) -> int:
+    """Write the level docs (create-only) that the folders of committed entries lack.
+
+    Stores written before level docs existed have none; ``gc`` upgrades them from the
+    listing it already has (a marker GET per key folder that lacks its doc, for the key
+    string). Returns how many docs were created.
+    """
+    be = store._backend
+    st = store._state
+    made = 0
+    todo: dict[str, str] = {}  # key folder path -> one committed entry path in it
+    for ep in sorted(committed):
+        kp = ep.rsplit("/", 1)[0]
+        ks, kk, _folder = kp.split("/")
+        if kp not in todo and any(
+            f"{d}/{MARKER}" not in listed and d not in st.level_docs for d in (ks, f"{ks}/{kk}", kp)
+        ):
+            todo[kp] = ep
+    for kp, ep in todo.items():
+        ks, _kk, folder = kp.split("/")
+        try:
+            m = codec.parse_marker(
+                be.get(f"{ep}/{MARKER}", codec.MAX_ENTRY_BYTES) or b"",
+                keyspace=ks,
+                entry_id=ep.rsplit("/", 1)[1],
+            )
+            if key_folder(ks, m.key) != folder:
+                continue  # not this folder's key: never label a folder with a foreign key
+        except (CorruptEntryError, ValueError, TypeError):
+            continue  # verify reports it; a level doc can wait
+        docs = {
+            f"{p}/{MARKER}": codec.group_meta_bytes(a)
+            for p, a in level_attrs(ks, folder, m.key)
+            if f"{p}/{MARKER}" not in listed and p not in st.level_docs
+        }
+        made += sum(be.put_many_if_absent(docs))
+        listed.update(docs)
+        st.remember_levels([d.rsplit("/", 1)[0] for d in docs])
+    for top in (ACCESS_DIR, CATALOG_DIR):
+        if f"{top}/{MARKER}" not in listed and any(p.startswith(f"{top}/") for p in listed):
+            doc = codec.placeholder_meta_bytes(bookkeeping_attrs(top), top.lstrip("."))
+            made += be.put_if_absent(f"{top}/{MARKER}", doc)
+            st.remember_levels([top])
+    return made
 
 
 def _remove_uncommitted(store: Store, ep: str, cutoff: int) -> int | None:

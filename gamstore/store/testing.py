@@ -872,7 +872,6 @@ class StoreConformance:
         assert sorted(i.entry_id for i in t.entries("block")) == sorted(ids.values())
         rep = t.verify()
         assert rep.ok == 3 and rep.corrupt == () and rep.uncommitted == 0
-        assert t.gc(grace=0).payloads == 0
         assert len(list(t.entries())) == 3
         # the next save under an old key adds that key's levels; the others stay missing
         assert t.save("block", "a", block_record("a", 1)) is not None
@@ -881,6 +880,18 @@ class StoreConformance:
         assert t.backend.get(f"{ka}/{MARKER}") is not None
         assert t.backend.get(f"{kb}/{MARKER}") is None
         assert t.lookup("block", "a") is not None and t.lookup("block", "b") is not None
+        # gc upgrades the rest: every folder of a committed entry gets its level doc
+        clear_states()
+        u = make_store()
+        u.flush()
+        gc_rep = u.gc(grace=0)
+        assert gc_rep.payloads == 0 and gc_rep.access == 0  # nothing of a whole store removed
+        assert gc_rep.level_docs >= 5  # b's key, outer's keyspace, shard and key, .access
+        assert len(list(u.entries())) == 4
+        assert u.backend.get(f"{kb}/{MARKER}") is not None
+        nodes = self._walk_zarr(u)  # no warnings
+        assert nodes[kb].attrs["gamstore"]["key"] == "b"
+        assert u.gc(grace=0).level_docs == 0  # nothing left to add
 
     def test_catalog_raw_objects(self, store: Store) -> None:
         assert store.put_raw("shards/00.json", b"{}")

@@ -157,12 +157,17 @@ class GcReport:
         Touch objects whose entry no longer exists, removed.
     bytes_freed : int
         Sum of the sizes of removed objects (as listed).
+    level_docs : int
+        Zarr level docs (``zarr.json`` of keyspace, shard and key folders, and the
+        ``.access``/``.catalog`` placeholders) written because the folder lacked one: a store
+        of the previous layout becomes one Zarr hierarchy.
     """
 
     payloads: int = 0
     temps: int = 0
     access: int = 0
     bytes_freed: int = 0
+    level_docs: int = 0
 
 
 @dataclass(frozen=True)
