@@ -105,6 +105,14 @@ def test_open_store_options_are_range_checked(
     assert not (tmp_path / "s").exists()  # refused before anything is created
 
 
+def test_gc_grace_is_range_checked(tmp_path: Path) -> None:
+    store = gamstore.open_store(tmp_path / "s")
+    for bad in (float("inf"), float("nan"), -1.0, BIG, 1e300):
+        with pytest.raises(ValueError, match="grace: expected seconds in"):
+            store.gc(grace=bad)  # before: OverflowError for inf, 1e300 and 10**400
+    assert store.gc(grace=0).payloads == 0
+
+
 def test_ttl_at_its_bound_works(tmp_path: Path) -> None:
     # Before: ttl=inf was accepted and every lookup raised (int(inf * 1e9)).
     store = gamstore.open_store(tmp_path / "s", ttl=gamstore.store.core.MAX_TTL)

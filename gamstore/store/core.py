@@ -1060,6 +1060,8 @@ class Store:
         and touch objects of entries that no longer exist (see :func:`maintenance.gc`)."""
         from gamstore.store import maintenance
 
+        if not _is_seconds(grace, MAX_TTL):  # inf, NaN, 10**400: a clear error, not OverflowError
+            raise ValueError(f"grace: expected seconds in [0, {MAX_TTL:g}], got {grace!r:.40}")
         return maintenance.gc(self, grace)
 
     def verify(self, fix: bool = False) -> VerifyReport:
