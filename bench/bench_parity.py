@@ -14,15 +14,19 @@ and mgcv's answers, written by ``Rscript tests/fixtures/realdata_mgcv.R make tes
 * Δρ        - max |Δ log smoothing parameter| (large values along flat directions only)
 * Δfitted   - max |Δfitted| / max |fitted|
 * edf       - gamstore's total edf of the smooths
-* gamstore ms - median wall time of a cold ``GAM.fit`` over reps, in this process
-* mgcv ms   - mgcv's wall time per default fit, timed inside R (repeated for >= 0.5 s):
+* gamstore ms - wall / process CPU ms of a cold ``GAM.fit``, medians over reps, in this process
+* mgcv ms   - wall / process CPU ms per default mgcv fit, timed inside R (repeated for >= 0.5 s):
               by default in one Rscript run just before the gamstore fits, on the same bytes
-              (``--recorded-mgcv``: the times the fixture script recorded; the 200 000-row
-              case always uses the recorded time, one mgcv fit of it takes about a minute)
+              (``--recorded-mgcv``: the wall times the fixture script recorded, no CPU time;
+              the 200 000-row case uses the recorded time unless ``--big-live``: one mgcv fit
+              of it takes a minute or more)
+              CPU time is what each side costs when other processes share the cores.
 * status    - ok / FAIL (parity criteria of the test suite) / PENDING (known defect, issue 15)
 
 Then, per grouped data set of tests/fixtures/realdata_loso.json: ``run_loso`` (warm) against
-cold fits of the same folds, and against mgcv's folds with the same frozen knots.
+cold fits of the same folds, and against mgcv's folds with the same frozen knots. "gamstore
+LOSO ms" is the wall time of ``run_loso`` (full-data fit, then every fold warm, in-memory
+store); "mgcv folds ms" is the sum of mgcv's fold fits as the fixture script recorded them.
 """
 
 from __future__ import annotations
@@ -77,54 +81,67 @@ def _pending() -> tuple[set[str], set[tuple[str, int]]]:
     return out[0], out[1]
 
 
-def parity_table(rd: ModuleType, reps: int, big: bool, live: bool) -> None:
+def _num(x: float, width: int) -> str:
+    return f"{x:>{width}.1f}" if np.isfinite(x) else f"{'-':>{width}}"
+
+
+def parity_table(rd: ModuleType, reps: int, big: bool, live: bool, big_live: bool) -> None:
     pending, _ = _pending()
-    mgcv_ms = {name: float(c["mgcv"]["ms"]) for name, c in rd.parity_cases().items()}
+    mgcv_ms = {name: (float(c["mgcv"]["ms"]), np.nan) for name, c in rd.parity_cases().items()}
     if live:
-        small = {
+        todo = {
             name: (c, rd.frame(c))
             for name, c in rd.parity_cases().items()
-            if c["resample_n"] is None
+            if c["resample_n"] is None or (big and big_live)
         }
-        for name, out in rd.run_live(small, timed=True).items():
-            mgcv_ms[name] = float(out["ms"])
+        for name, out in rd.run_live(todo, timed=True).items():
+            mgcv_ms[name] = (float(out["ms"]), float(out["cpu_ms"]))
     print(f"mgcv times: {'live, this run' if live else 'recorded by the fixture script'}\n")
     head = (
         f"| {'data set':<18} | {'n':>7} | {'family':<8} | {'ref':<10} | {'ΔREML':>9} | "
-        f"{'Δρ':>8} | {'Δfitted':>8} | {'edf':>6} | {'gamstore ms':>11} | {'mgcv ms':>8} | "
+        f"{'Δρ':>8} | {'Δfitted':>8} | {'edf':>6} | {'gamstore ms':>15} | {'mgcv ms':>17} | "
         f"{'status':<7} |"
     )
     print(head)
-    print("|" + "|".join("-" * (len(c) + 2) for c in head.strip("|").split("|")[:-1]) + "|")
-    gs_total = mg_total = 0.0
+    print("|" + "|".join("-" * len(c) for c in head.strip("|").split("|")) + "|")
+    gs_total = mg_total = gs_cpu = mg_cpu_total = 0.0
     for name, case in rd.parity_cases().items():
         if case["resample_n"] is not None and not big:
             continue
         data = rd.frame(case)
         gam = rd.model(case)
-        times = []
+        times, cpus = [], []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for _ in range(reps):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 res = gam.fit(data, **rd.fit_kwargs(case))
                 times.append(time.perf_counter() - t0)
+                cpus.append(time.process_time() - c0)
             cmp = rd.parity(case, data, gam, res)
         ms = statistics.median(times) * 1e3
-        mg_ms = mgcv_ms[name]
-        gs_total += ms
-        mg_total += mg_ms
+        cpu = statistics.median(cpus) * 1e3
+        mg_ms, mg_cpu = mgcv_ms[name]
+        if np.isfinite(mg_cpu):  # sums over the cases timed both ways
+            gs_total += ms
+            mg_total += mg_ms
+            gs_cpu += cpu
+            mg_cpu_total += mg_cpu
         edf = sum(v for k, v in res.edf.items() if k != "(parametric)")
         status = "PENDING" if name in pending else ("ok" if cmp.ok else "FAIL")
         print(
             f"| {name:<18} | {len(data):>7} | {case['family']:<8} | "
             f"{SHORT[cmp.reference]:<10} | {cmp.d_reml:>9.1e} | {cmp.d_rho:>8.1e} | "
-            f"{cmp.d_fitted:>8.1e} | {edf:>6.2f} | {ms:>11.1f} | {mg_ms:>8.1f} | {status:<7} |",
+            f"{cmp.d_fitted:>8.1e} | {edf:>6.2f} | {ms:>7.1f} / {cpu:>5.1f} | "
+            f"{mg_ms:>8.1f} / {_num(mg_cpu, 6)} | {status:<7} |",
             flush=True,
         )
         if status != "ok":
             print(f"|   {'; '.join(cmp.failures)[:200]}")
-    print(f"\nsum of medians: gamstore {gs_total:.0f} ms, mgcv {mg_total:.0f} ms")
+    print(
+        f"\nsums over the cases with both times: gamstore {gs_total:.0f} ms wall / "
+        f"{gs_cpu:.0f} ms CPU, mgcv {mg_total:.0f} ms wall / {mg_cpu_total:.0f} ms CPU"
+    )
 
 
 def loso_table(rd: ModuleType) -> None:
@@ -136,7 +153,11 @@ def loso_table(rd: ModuleType) -> None:
         "| max ΔREML vs mgcv | gamstore LOSO ms | mgcv folds ms |"
     )
     print(head)
-    print("|" + "|".join("-" * (len(c) + 2) for c in head.strip("|").split("|")[:-1]) + "|")
+    print("|" + "|".join("-" * len(c) for c in head.strip("|").split("|")) + "|")
+    first = next(iter(rd.loso_cases().values()))
+    with warnings.catch_warnings():  # untimed warm-up: imports and first-call costs
+        warnings.simplefilter("ignore")
+        run_loso(rd.base_frame(first), rd.model(first), subject="subject", y=first["y"])
     for name, case in rd.loso_cases().items():
         data = rd.base_frame(case)
         gam = rd.model(case)
@@ -178,10 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--recorded-mgcv", action="store_true", help="mgcv times from the fixture, not live"
     )
+    ap.add_argument(
+        "--big-live", action="store_true", help="time mgcv on the 200 000-row case live too"
+    )
     args = ap.parse_args(argv)
     rd = _support()
     live = not args.recorded_mgcv and rd.rscript() is not None
-    parity_table(rd, args.reps, not args.no_big, live)
+    parity_table(rd, args.reps, not args.no_big, live, args.big_live)
     if not args.no_loso:
         print()
         loso_table(rd)

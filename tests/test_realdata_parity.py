@@ -1,8 +1,9 @@
 """Parity of gamstore.fit with R mgcv on real data sets (issue 15, item 3).
 
-30 models on data sets from R's ``datasets``, ``nlme`` and ``mgcv`` packages (no one here made
-them): Gaussian, Poisson (with offsets) and binomial (0/1 and proportions with trials as
-weights), n = 15 up to 200 000 rows (nlme::MathAchieve resampled by an integer-only rule).
+32 models on data sets from R's ``datasets``, ``nlme`` and ``mgcv`` packages (no one here made
+them): Gaussian, Poisson (with offsets) and binomial (0/1, proportions with trials as weights,
+and ``(successes, trials)`` columns), n = 15 up to 200 000 rows (nlme::MathAchieve resampled
+by an integer-only rule).
 The data and mgcv's answers are stored in tests/fixtures/realdata_parity.json, written by
 ``Rscript tests/fixtures/realdata_mgcv.R make tests/fixtures`` (format: tests/fixtures/README.md).
 
@@ -45,8 +46,9 @@ rd = _support()
 CASES: dict[str, dict[str, Any]] = rd.parity_cases()
 
 # Cases that fail today because of the known outer-iteration defects of issue 15 (items 1-2,
-# being fixed separately). They are NOT run here; bench/bench_parity.py prints them and
-# /work/team notes carry the numbers. Move a case back to the suite when it passes.
+# being fixed separately), with the numbers observed. They are NOT run here;
+# bench/bench_parity.py prints them as PENDING with their failures. Move a case back to the
+# suite (and drop ``pending = TRUE`` in realdata_mgcv.R) when it passes.
 PENDING_ROBUST: dict[str, str] = {
     "Seatbelts_offset": (
         "since 9d0128f (initial.spg start) gamstore stops short of mgcv's optimum: REML "
