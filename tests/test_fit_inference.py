@@ -220,7 +220,7 @@ DAVIES_R = [
 
 @pytest.mark.parametrize(("args", "expected"), DAVIES_R)
 def test_psum_chisq_matches_mgcv(args: tuple[Any, ...], expected: float) -> None:
-    assert psum_chisq(*args) == pytest.approx(expected, rel=1e-12)
+    assert psum_chisq(*args) == pytest.approx(expected, rel=1e-10)  # libm may differ by ulps
 
 
 def test_davies_against_chi_square() -> None:
