@@ -147,3 +147,14 @@ def test_binomial_counts_in_loso_and_cli(tmp_path: Path) -> None:
          "--store", str(tmp_path / "st"), "--no-progress"],
     )  # fmt: skip
     assert bad.exit_code == 2 and "--trials" in bad.output
+
+
+def test_factor_level_only_in_the_held_out_subject_fails_that_fold_early() -> None:
+    aq = airquality()
+    model = GAM([s("Temp"), s("Wind")], linear=["Month"])
+    ds = run_loso(aq, model, subject="Month", y="Ozone")
+    assert (ds.status == "failed").all()
+    err = str(ds.error.sel(fold="Aug", start="warm").values)
+    assert "factor 'Month': level(s) ['Aug'] occur only in subject 'Aug'" in err
+    assert int(ds.attempts.sel(fold="Aug", start="warm")) == 1  # deterministic: no retry
+    assert np.isnan(ds.n_outer.where(ds.n_outer >= 0)).all()  # no fold was fitted

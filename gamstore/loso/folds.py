@@ -192,11 +192,15 @@ def model_columns(model: Any) -> list[tuple[str, str]]:
     return out
 
 
-def check_identifiable(model: Any, train: pd.DataFrame, subject: Any) -> None:
+def check_identifiable(
+    model: Any, train: pd.DataFrame, subject: Any, test: pd.DataFrame | None = None
+) -> None:
     """Raise if dropping ``subject`` leaves a term without information.
 
     A covariate that is constant on the remaining rows makes its term unidentifiable: a
-    linear term becomes collinear with the intercept, a centred smooth becomes zero.
+    linear term becomes collinear with the intercept, a centred smooth becomes zero. A
+    factor level that only the held-out rows have (``test``) has no coefficient in the fold
+    fit, so those rows cannot be predicted: reported before fitting.
     """
     for label, column in model_columns(model):
         if column not in train.columns:
@@ -207,6 +211,19 @@ def check_identifiable(model: Any, train: pd.DataFrame, subject: Any) -> None:
                 f"term {label} is unidentifiable without subject {subject!r}: "
                 f"covariate {column!r} is constant on the remaining rows"
             )
+        if test is not None and column in test.columns and _is_factor(train[column]):
+            seen = set(train[column].dropna().tolist())
+            only = sorted({str(v) for v in test[column].dropna().tolist() if v not in seen})
+            if only:
+                raise ValueError(
+                    f"factor {column!r}: level(s) {only} occur only in subject {subject!r}; "
+                    "the fold fit has no coefficient for them, so its rows cannot be predicted"
+                )
+
+
+def _is_factor(col: pd.Series) -> bool:
+    """A column the fitter codes as a factor (strings, category, booleans)."""
+    return not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
 
 
 def heldout_response(
@@ -286,7 +303,7 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
         train = data.loc[~held].reset_index(drop=True)
         test = data.loc[held].reset_index(drop=True)
         out.train_n, out.heldout_n = len(train), len(test)
-        check_identifiable(model, train, task.subject)
+        check_identifiable(model, train, task.subject, test)
         fit_store = None
         if task.mode == "warm":
             if store is not None:
