@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, int]] = [
     ("gamstore.warmstart", 3),
     ("gamstore.fit", 4),
     ("gamstore.loso", 5),
-    ("gamstore.plotting", 5),
+    ("gamstore.plotting", 4),  # plots fits and LOSO results; imports no gamstore module
     ("gamstore.views", 5),
     ("gamstore.adapters", 5),
     ("gamstore.cli", 6),
