@@ -26,7 +26,9 @@ and mgcv's answers, written by ``Rscript tests/fixtures/realdata_mgcv.R make tes
 Then, per grouped data set of tests/fixtures/realdata_loso.json: ``run_loso`` (warm) against
 cold fits of the same folds, and against mgcv's folds with the same frozen knots. "gamstore
 LOSO ms" is the wall time of ``run_loso`` (full-data fit, then every fold warm, in-memory
-store); "mgcv folds ms" is the sum of mgcv's fold fits as the fixture script recorded them.
+store); "cold checks" counts the folds whose start check also fitted them cold (the price of
+the warm = cold guarantee); "mgcv folds ms" is the sum of mgcv's fold fits as the fixture
+script recorded them.
 """
 
 from __future__ import annotations
@@ -149,8 +151,8 @@ def loso_table(rd: ModuleType) -> None:
 
     _, pending = _pending()
     head = (
-        "| data set             | subjects |    n | family   | warm = cold | = mgcv (ref) "
-        "| max ΔREML vs mgcv | gamstore LOSO ms | mgcv folds ms |"
+        "| data set             | subjects |    n | family   | warm = cold | cold checks "
+        "| = mgcv (ref) | max ΔREML vs mgcv | gamstore LOSO ms | mgcv folds ms |"
     )
     print(head)
     print("|" + "|".join("-" * len(c) for c in head.strip("|").split("|")) + "|")
@@ -182,10 +184,12 @@ def loso_table(rd: ModuleType) -> None:
                 refs[SHORT[cmp.reference]] = refs.get(SHORT[cmp.reference], 0) + 1
                 worst = max(worst, abs(cmp.d_reml))
         k = len(subjects)
+        checked = int(np.sum(ds["cold_checked"].values)) if "cold_checked" in ds else 0
         ref = ",".join(f"{v} {r}" for r, v in sorted(refs.items()))
         print(
             f"| {name:<20} | {k:>8} | {len(data):>4} | {case['family']:<8} | "
-            f"{same:>5}/{k:<5} | {match:>2}/{k:<2} ({ref}) | {worst:>17.1e} | {ms:>16.0f} | "
+            f"{same:>5}/{k:<5} | {checked:>11} | {match:>2}/{k:<2} ({ref}) | {worst:>17.1e} | "
+            f"{ms:>16.0f} | "
             f"{float(case['folds_ms']):>13.0f} |",
             flush=True,
         )

@@ -9,7 +9,8 @@ full-data knots (``gam(..., knots = list(x = full$smooth[[i]]$knots))``), as gam
 tests/fixtures``.
 
 Every warm fold of ``run_loso`` must equal the cold fit of the same fold (REML within 1e-6
-relative), and every fold must match mgcv by the criteria of the parity suite (with mgcv
+relative) or, where its start check found a lower optimum, report the disagreement and return
+the lower REML (never a worse one than cold), and every fold must match mgcv by the criteria of the parity suite (with mgcv
 under tight control, or mgcv's best answer over a grid of starts, where gamstore's REML is
 lower than mgcv's default answer).
 """
@@ -119,10 +120,21 @@ def test_warm_fold_equals_cold_fold(name: str) -> None:
     bad = []
     for s, cold in zip(subjects, colds, strict=True):
         warm = ds.sel(fold=s)
-        assert str(np.ravel(warm["status"].values)[0]) == "ok", (name, s)
-        warm_reml = float(np.ravel(warm["reml"].values)[0])
-        if abs(warm_reml - cold.reml) > 1e-6 * abs(cold.reml):
-            bad.append((s, warm_reml, cold.reml))
+
+        def value(var: str, warm: Any = warm) -> Any:
+            return np.ravel(warm[var].values)[0]
+
+        assert str(value("status")) == "ok", (name, s)
+        got = float(value("reml"))
+        tol = 1e-6 * abs(cold.reml)
+        if got > cold.reml + tol:  # never a worse optimum than the cold fit
+            bad.append((s, "worse than cold", got, cold.reml))
+        elif got < cold.reml - tol:
+            # a lower optimum than cold is allowed only as the start check's reported
+            # disagreement, returning the lower of its two runs
+            runs = [float(value("warm_reml")), float(value("cold_check_reml"))]
+            if not (bool(value("start_disagree")) and got == min(runs)):
+                bad.append((s, "lower than cold, not reported", got, cold.reml))
     assert not bad, (name, bad)
 
 
