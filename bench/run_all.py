@@ -32,6 +32,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "bench_parity.py": ([], ["--no-big", "--recorded-mgcv", "--reps", "1"]),
     "bench_breaker.py": ([], []),
     "bench_startcheck.py": ([], ["--quick", "--reps", "1"]),
+    "bench_initial_sp.py": ([], ["--sizes", "2000"]),
     "bench_hdf5.py": ([], ["--sizes", "200", "1000"]),
     "stress_load.py": ([], ["--quick"]),
     "stress_faults.py": ([], []),

@@ -245,3 +245,30 @@ def test_fixtures_are_what_live_mgcv_gives() -> None:
                 continue
             np.testing.assert_allclose(got["reml"], rec["reml"], rtol=1e-10, err_msg=name + label)
             np.testing.assert_allclose(got["log_sp"], rec["log_sp"], rtol=1e-7, atol=1e-7)
+
+
+@pytest.mark.parametrize("family", ["poisson", "binomial"])
+@pytest.mark.parametrize("ks", [(10, 10, 10), (10, 8, 12)])
+def test_start_weights_fused_equals_the_reference(family: str, ks: tuple[int, ...]) -> None:
+    # build_design(start_weights=w) sums colSums(w (B T)^2) while filling the blocks (one k
+    # group stacked, or one smooth at a time); weighted_initial_rho recomputes them from X
+    from gamstore.fit.design import build_design, weighted_initial_rho
+
+    case = json.loads((FIX / "airquality_loso.json").read_text())
+    data = {k: np.asarray(v, dtype=np.float64) for k, v in case["data"].items()}
+    y = data["Ozone"] if family == "poisson" else (data["Ozone"] > 40).astype(float)
+    smooths = [s(t, k) for t, k in zip(("Temp", "Wind", "Solar.R"), ks, strict=True)]
+    fam = GAM(smooths, family=family).family
+    w = fam.variance(fam.initial_mu(y, np.ones_like(y)))
+    full = build_design(data, smooths, [])
+    knots = {b.spec.term: b.basis.knots for b in full.smooths}
+    everything = np.ones(y.size, dtype=bool)
+    # the full data, and the May fold with the full data's knots (an empty B-spline)
+    for rows, kn in ((everything, None), (data["Month"] != 5.0, knots)):
+        sub = {k: v[rows] for k, v in data.items()}
+        fused = build_design(sub, smooths, [], kn, start_weights=w[rows])
+        plain = build_design(sub, smooths, [], kn)
+        np.testing.assert_allclose(
+            fused.initial_rho, weighted_initial_rho(plain, w[rows]), rtol=1e-12
+        )
+        np.testing.assert_array_equal(fused.X, plain.X)

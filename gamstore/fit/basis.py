@@ -615,11 +615,14 @@ def fill_design(
     R: np.ndarray,
     extrapolate: bool,
     B: np.ndarray | None = None,
+    w: np.ndarray | None = None,
+    wsum: np.ndarray | None = None,
 ) -> np.ndarray:
     """Write ``B T R`` into ``out`` (n, k-1) chunk by chunk; return colSums((B T)^2).
 
     ``R`` is the reduced -> working rotation; the column sums of squares of the *reduced*
-    design feed mgcv's ``initial.sp``. ``B`` is the raw design when already computed.
+    design feed mgcv's ``initial.sp``. ``B`` is the raw design when already computed. With
+    row weights ``w``, ``colSums(w (B T)^2)`` (mgcv's ``initial.spg``) is added into ``wsum``.
     """
     chunks = _chunks(x.shape[0])
     ldxx = np.zeros(basis.k - 1)
@@ -630,6 +633,8 @@ def fill_design(
             ldxx = _sq_col_sums(Xr)  # 0 + v is v: these sums of squares are >= +0
         else:
             ldxx += _sq_col_sums(Xr)
+        if w is not None and wsum is not None:
+            wsum += w[sl] @ (Xr * Xr)
         dst = out[sl]
         if _gemm_writable(dst):
             np.matmul(Xr, R, out=dst)  # straight into the block: no temporary, same gemm
@@ -639,7 +644,12 @@ def fill_design(
 
 
 def fill_designs(
-    outs: list[np.ndarray], B: np.ndarray, T: np.ndarray, Rs: list[np.ndarray]
+    outs: list[np.ndarray],
+    B: np.ndarray,
+    T: np.ndarray,
+    Rs: list[np.ndarray],
+    w: np.ndarray | None = None,
+    wsums: list[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """:func:`fill_design` for smooths whose raw designs are stacked in one array.
 
@@ -652,6 +662,9 @@ def fill_designs(
         sq = list(np.einsum("sij->sj", Xr * Xr))
     else:
         sq = [np.asarray(np.einsum("ij,ij->j", a, a)) for a in Xr]
+    if w is not None and wsums is not None:
+        # mgcv's initial.spg: colSums(w (B T)^2), one pass over the products already made
+        wsums.extend(w @ (a * a) for a in Xr)
     for j, (dst, R) in enumerate(zip(outs, Rs, strict=True)):
         if _gemm_writable(dst):
             np.matmul(Xr[j], R, out=dst)

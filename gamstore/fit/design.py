@@ -521,6 +521,7 @@ def build_design(
     smooths: list[SmoothTerm],
     linear: list[str] | list[ParamTerm],
     knots: dict[str, Any] | None = None,
+    start_weights: np.ndarray | None = None,
 ) -> Design:
     """Validate the covariates and assemble the working-basis design.
 
@@ -535,6 +536,10 @@ def build_design(
         :func:`parametric_terms` (factors get treatment contrasts).
     knots : dict or None
         Per covariate: a 2-value range or a full knot vector (frozen knots).
+    start_weights : numpy.ndarray or None
+        Row weights of mgcv's ``initial.spg`` (iterative weights at the starting mean):
+        ``initial_rho`` is then computed on the weighted design, in the same pass that fills
+        it (:func:`weighted_initial_rho` is the plain reference). None: unweighted.
 
     Returns
     -------
@@ -567,6 +572,7 @@ def build_design(
         X[:, j0 : j0 + t.width] = t.columns(data, n)
         j0 += t.width
     ldxx = np.empty(p)
+    ldxx_w = np.zeros(p)  # weighted sums (start_weights), smooth columns only
     if pterms:
         ldxx[cols[0]] = np.einsum("ij,ij->j", X[:, cols[0]], X[:, cols[0]])
     else:
@@ -612,11 +618,20 @@ def build_design(
     # the working-basis blocks: stacked products where a k group's raw designs are stacked
     for k, (B_stack, T_stack) in raw_stacks.items():
         idx = by_k[k]
+        wsums: list[np.ndarray] = []
         sums = fill_designs(
-            [X[:, slices[i]] for i in idx], B_stack, T_stack, [rots[i][0] for i in idx]
+            [X[:, slices[i]] for i in idx],
+            B_stack,
+            T_stack,
+            [rots[i][0] for i in idx],
+            start_weights,
+            wsums,
         )
         for i, v in zip(idx, sums, strict=True):
             ldxx[slices[i]] = v
+        if start_weights is not None:
+            for i, v in zip(idx, wsums, strict=True):
+                ldxx_w[slices[i]] = v
     blocks: list[SmoothBlock] = []
     pen_blocks: list[tuple[slice, np.ndarray]] = []
     for i, (sm, x, raw, basis, (U, eig, logdet)) in enumerate(
@@ -625,7 +640,9 @@ def build_design(
         sl = slices[i]
         pen_blocks.append((sl, basis.S))
         if sm.k not in raw_stacks:
-            ldxx[sl] = fill_design(X[:, sl], x, basis, U, raw.extrapolate, raw.B)
+            ldxx[sl] = fill_design(
+                X[:, sl], x, basis, U, raw.extrapolate, raw.B, start_weights, ldxx_w[sl]
+            )
         blocks.append(SmoothBlock(sm, basis, U, eig, sl, logdet))
         names.append(sm.label)
         cols.append(sl)
@@ -636,13 +653,21 @@ def build_design(
         notes.extend(w for w in (empty_note, dim_note) if w is not None)
     # one k group: its stacked penalties are in model order already
     S_all = stacks[0] if len(stacks) == 1 else None
-    rho0 = _initial_sp(ldxx, pen_blocks, S_all) if blocks else np.zeros(0)
+    # mgcv initial.spg: with start weights, the sums of the weighted design
+    rho0 = (
+        _initial_sp(ldxx if start_weights is None else ldxx_w, pen_blocks, S_all)
+        if blocks
+        else np.zeros(0)
+    )
     covs = {sm.term: x for sm, x in zip(smooths, xs, strict=True)}
     return Design(X, pterms, blocks, n, p, rho0, names, cols, covariates=covs, notes=notes)
 
 
 def weighted_initial_rho(d: Design, w: np.ndarray) -> np.ndarray:
     """mgcv ``initial.spg``: :func:`_initial_sp` on the design with rows scaled by ``sqrt(w)``.
+
+    The plain reference of ``build_design(..., start_weights=w)``, which gets the same sums
+    from the reduced blocks while it fills them (tests/test_fit_robust.py checks both agree).
 
     For a GLM mgcv starts the smoothing parameters from the *weighted* design, with the
     iterative weights ``w = prior weight * mu.eta(mustart)^2 / V(mustart)`` at the family's

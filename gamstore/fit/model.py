@@ -27,7 +27,7 @@ from gamstore.fit.data import (
     resolve_vector,
     take_rows,
 )
-from gamstore.fit.design import PARAMETRIC, Design, SmoothTerm, build_design, weighted_initial_rho
+from gamstore.fit.design import PARAMETRIC, Design, SmoothTerm, build_design
 from gamstore.fit.families import Family, get_family
 from gamstore.fit.inference import (
     Covariances,
@@ -540,12 +540,14 @@ class GAM:
         self.family.validate(yv, wt, cols[0])
         if knots is not None and not isinstance(knots, Mapping):
             raise TypeError("knots must be a mapping covariate -> knot vector or range")
-        design = build_design(data, self.smooths, self.linear, dict(knots) if knots else None)
-        design.dropped = dropped
+        w0 = None
         if self.family.name != "gaussian" or np.any(wt != 1.0):
             # mgcv initial.spg: start from the design weighted at the family's starting mean
             w0 = wt * self.family.variance(self.family.initial_mu(yv, wt))
-            design.initial_rho = weighted_initial_rho(design, w0)
+        design = build_design(
+            data, self.smooths, self.linear, dict(knots) if knots else None, start_weights=w0
+        )
+        design.dropped = dropped
         design.notes.extend(diagnostics.response_notes(self.family.name, yv, wt, cols[0]))
         return Problem(design, yv, wt, off, self.family), off_col
 
