@@ -66,6 +66,11 @@ def test_live_mgcv_reproduces_the_fixture() -> None:
             np.testing.assert_allclose(
                 live_case["mgcv"][key], rec["mgcv"][key], rtol=1e-8, atol=1e-12
             )
+        if rec["mgcv"]["loso"] is not None:
+            for key in ("fit_link", "se_link"):
+                np.testing.assert_allclose(
+                    live_case["mgcv"]["loso"][key], rec["mgcv"]["loso"][key], rtol=1e-8
+                )
         assert_fit_parity(name, live_case)
 
 

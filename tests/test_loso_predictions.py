@@ -158,3 +158,20 @@ def test_factor_level_only_in_the_held_out_subject_fails_that_fold_early() -> No
     assert "factor 'Month': level(s) ['Aug'] occur only in subject 'Aug'" in err
     assert int(ds.attempts.sel(fold="Aug", start="warm")) == 1  # deterministic: no retry
     assert np.isnan(ds.n_outer.where(ds.n_outer >= 0)).all()  # no fold was fitted
+
+
+def test_heldout_predictions_match_mgcv_folds() -> None:
+    # mgcv refits every fold with the full-data knots and predicts the held-out plant with
+    # se.fit (tests/fixtures/inference/make_inference_fixtures.R, case co2)
+    from inference_fixtures import frame, load, model_args, nan_array
+
+    case = load()["cases"]["co2"]
+    mg = case["mgcv"]["loso"]
+    y, smooths, linear, family = model_args(case)
+    model = GAM([s(t, k) for t, k in smooths], family=family, linear=linear)
+    ds = run_loso(frame(case), model, subject=mg["subject"], y=y, compare_cold=True)
+    fit_mg, se_mg = nan_array(mg["fit_link"]), nan_array(mg["se_link"])
+    for start in ("warm", "cold"):
+        got = ds.sel(start=start)
+        np.testing.assert_allclose(got.se_link, se_mg, rtol=1e-5)
+        np.testing.assert_allclose(got.pred_link, fit_mg, rtol=0, atol=1e-5 * np.abs(fit_mg).max())
