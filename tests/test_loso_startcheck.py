@@ -144,3 +144,68 @@ def test_cli_start_check_option(tmp_path: Path, mode: str, flagged: bool) -> Non
     ds = xr.load_dataset(out)
     assert int(ds["start_disagree"].sum()) == int(flagged)
     assert int(ds["cold_checked"].sum()) == (4 if flagged else 0)
+
+
+def _run(rho: list[float], score: float, *, indefinite: int = 0, converged: bool = True) -> Any:
+    from types import SimpleNamespace
+
+    final = SimpleNamespace(rho=np.asarray(rho, dtype=np.float64), score=score)
+    return SimpleNamespace(final=final, n_indefinite=indefinite, converged=converged)
+
+
+@pytest.mark.parametrize(
+    ("policy", "warm", "rows", "parent", "reasons"),
+    [
+        (StartCheckPolicy(), _run([0.5, 1.0], 10.0), 95, 100, ()),
+        (StartCheckPolicy(), _run([0.5, 1.0], 10.0), 80, 100, ("rows",)),
+        (StartCheckPolicy(), _run([0.5, 1.0], 10.0), 95, None, ("rows",)),  # unknown parent
+        (StartCheckPolicy(), _run([0.5, 3.5], 10.0), 95, 100, ("moved",)),
+        (StartCheckPolicy(), _run([0.5, 1.0], 10.0, indefinite=1), 95, 100, ("indefinite",)),
+        (StartCheckPolicy(), _run([0.5, 1.0], 10.0, converged=False), 95, 100, ("not-converged",)),
+        (StartCheckPolicy(mode="never"), _run([0.5, 9.0], 10.0), 10, 100, ()),
+        (StartCheckPolicy(mode="always"), _run([0.5, 1.0], 10.0), 99, 100, ("always",)),
+    ],
+)
+def test_policy_triggers(
+    policy: StartCheckPolicy, warm: Any, rows: int, parent: int | None, reasons: tuple[str, ...]
+) -> None:
+    from gamstore.fit.startcheck import check_start
+
+    cold_runs: list[Any] = []
+
+    def run_cold() -> Any:
+        cold_runs.append(_run([3.0, 0.0], 10.0))
+        return cold_runs[-1]
+
+    kept, rec = check_start(policy, "cross-fit", warm, np.array([0.0, 1.0]), rows, parent, run_cold)
+    assert rec.reasons == reasons
+    assert rec.cold_checked == bool(reasons) == bool(cold_runs)
+    assert kept is warm and rec.kept == "warm"  # a tie keeps the warm run
+    assert not rec.disagree
+
+
+@pytest.mark.parametrize(("cold_score", "kept_cold"), [(9.0, True), (11.0, False)])
+def test_the_lower_reml_is_kept_and_the_disagreement_recorded(
+    cold_score: float, kept_cold: bool
+) -> None:
+    from gamstore.fit.startcheck import check_start
+
+    warm, cold = _run([0.5, 1.0], 10.0), _run([3.0, 0.0], cold_score)
+    kept, rec = check_start(
+        StartCheckPolicy(mode="always"), "cross-fit", warm, np.zeros(2), 50, 100, lambda: cold
+    )
+    assert rec.disagree and rec.cold_checked
+    assert (kept is cold) == kept_cold and rec.kept == ("cold" if kept_cold else "warm")
+    assert (rec.warm_reml, rec.cold_reml) == (10.0, cold_score)
+    np.testing.assert_array_equal(rec.cold_rho, [3.0, 0.0])
+
+
+def test_starts_from_the_same_fit_are_never_checked() -> None:
+    from gamstore.fit.startcheck import check_start
+
+    warm = _run([0.5, 9.0], 10.0, indefinite=3)
+    for level in ("exact", "session", "cold", "explicit"):
+        kept, rec = check_start(
+            StartCheckPolicy(mode="always"), level, warm, np.zeros(2), 1, 100, lambda: 1 / 0
+        )
+        assert kept is warm and not rec.cold_checked and rec.reasons == ()
