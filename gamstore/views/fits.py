@@ -54,10 +54,10 @@ def open_fits(
         ``sample_dimension`` attribute; terms/blocks concatenated along ``term``/``block``
         with ``n_term``/``n_block`` per fit) instead of NaN-padded ones: memory proportional
         to the stored values however unequal their lengths.
-        :func:`gamstore.views.assemble.ragged_row` gives one row's vectors.
+        :func:`gamstore.views.ragged_row` gives one row's vectors.
     max_bytes : int or None, default 1 GiB
         Refuse, before allocating it, a Dataset larger than this
-        (:class:`gamstore.views.assemble.ViewTooLargeError`, a ``ValueError`` saying how
+        (:class:`gamstore.views.ViewTooLargeError`, a ``ValueError`` saying how
         large the view would be and how to get a smaller one); None for no cap.
 
     Returns
