@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import gamstore
 from gamstore.cli import EXIT_OK, EXIT_PROBLEM, main
@@ -349,3 +351,60 @@ def test_non_utf8_folder_names_are_not_entries(tmp_path: Path) -> None:
     assert store.verify().corrupt == ()
     assert store.evict() == 0
     assert _cli("ls", root, "--json").exit_code == EXIT_OK
+
+
+# ----------------------------------------------------------------- shapes (property)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    shape=st.lists(
+        st.one_of(
+            st.integers(0, 4),
+            st.sampled_from([0, 2**21, 2**21 + 1, 2**31, 2**62, 2**63 - 1]),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_any_claimed_shape_is_a_miss_or_the_record_without_big_allocations(
+    shape: list[int],
+) -> None:
+    """Shapes in a marker (with array metadata consistent with them) are checked against the
+    entry cap before numpy sees them: a lookup returns the saved record or misses, never
+    raises, and never allocates what the shape claims."""
+    import tracemalloc
+    import uuid
+
+    from gamstore.store.codec import decode_arrays, marker_object_paths, parse_marker
+
+    store = gamstore.open_store(f"memory://shape-{uuid.uuid4().hex}")
+    payload = IteratePayload(rho=np.ones(2), cost=1.0, eval_id=1, beta=np.ones(3))
+    eid = store.save("outer", "k", payload)
+    assert eid is not None
+    be = store.backend
+    marker_path = next(o.path for o in be.list("outer") if o.path.endswith(f"{eid}/{MARKER}"))
+    doc = json.loads(be.get(marker_path) or b"")
+    arrays = doc["attributes"]["gamstore"]["arrays"]
+    name = "hessian" if "hessian" in arrays else sorted(arrays)[0]
+    dims = tuple(f"d{i}" for i in range(len(shape)))
+    meta = array_meta_bytes("float64", tuple(shape), dims)
+    base = marker_path.rsplit("/", 1)[0]
+    be.put(f"{base}/{name}/{MARKER}", meta)
+    arrays[name].update(shape=shape, dims=list(dims), meta_nbytes=len(meta))
+    be.put(marker_path, json.dumps(doc).encode())
+    clear_states()
+    tracemalloc.start()
+    try:
+        entry = gamstore.open_store(store.url).lookup("outer", "k")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20
+    if entry is not None:  # only a shape that is the stored one can decode
+        assert entry.record == payload
+    # the codec's own answer for the same bytes: CorruptEntryError or the arrays, nothing else
+    m = parse_marker(json.dumps(doc).encode(), keyspace="outer", entry_id=eid)
+    blobs = {p: be.get(f"{base}/{p}") for p in marker_object_paths(m)}
+    try:
+        decode_arrays(m, blobs)
+    except ValueError as exc:
+        assert type(exc).__name__ == "CorruptEntryError"
