@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from gamstore._redact import redact
 from gamstore.cli import EXIT_INTERRUPTED, EXIT_STORAGE, EXIT_USAGE
 from gamstore.cli.common import console as _console
 from gamstore.cli.common import parse_storage_options, storage_option
@@ -38,7 +39,7 @@ class _MultiValueCommand(click.Command):
 
 
 def _bad_input(message: str) -> click.exceptions.Exit:
-    click.echo(f"Error: {message}", err=True)
+    click.echo(f"Error: {redact(message)}", err=True)
     return click.exceptions.Exit(EXIT_USAGE)
 
 
@@ -417,7 +418,7 @@ def loso_command(
     except (TypeError, ValueError) as exc:
         raise _bad_input(f"--store: {exc}") from None
     except OSError as exc:
-        click.echo(f"Error: --store: cannot open {store_url!r} ({exc})", err=True)
+        click.echo(f"Error: --store: cannot open {store_url!r} ({redact(str(exc))})", err=True)
         raise click.exceptions.Exit(EXIT_STORAGE) from None
 
     client: Any = None
