@@ -208,6 +208,10 @@ def test_engine_and_arguments(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="max_bytes: expected an int > 0 or None"):
             gamstore.open_fits(root, max_bytes=bad)  # type: ignore[arg-type]
     assert gamstore.open_fits(root, max_bytes=None).sizes["fit"] == 2
+    tree = xr.open_datatree(root, engine="gamstore", ragged=True)
+    assert tree["outer"].dataset.n_coef.attrs["sample_dimension"] == "coef"
+    with pytest.raises(ViewTooLargeError):
+        xr.open_datatree(root, engine="gamstore", max_bytes=100)
     empty = assemble_fits([], "artifact", ragged=True, max_bytes=1)  # nothing to refuse
     assert empty.sizes["fit"] == 0 and "n_term" in empty
 

@@ -81,6 +81,8 @@ class GamstoreBackendEntrypoint(BackendEntrypoint):
         storage_options: Mapping[str, Any] | None = None,
         catalog: str = "auto",
         keyspaces: Iterable[str] = KEYSPACES,
+        ragged: bool = False,
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
     ) -> xr.DataTree:
         """One child node per keyspace, each the :func:`gamstore.open_fits` Dataset."""
         return xr.DataTree.from_dict(
@@ -90,6 +92,8 @@ class GamstoreBackendEntrypoint(BackendEntrypoint):
                 storage_options=storage_options,
                 catalog=catalog,
                 keyspaces=keyspaces,
+                ragged=ragged,
+                max_bytes=max_bytes,
             )
         )
 
@@ -101,6 +105,8 @@ class GamstoreBackendEntrypoint(BackendEntrypoint):
         storage_options: Mapping[str, Any] | None = None,
         catalog: str = "auto",
         keyspaces: Iterable[str] = KEYSPACES,
+        ragged: bool = False,
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
     ) -> dict[str, xr.Dataset]:
         """``{"/": empty, "/<keyspace>": open_fits(...)}`` for each keyspace."""
         from gamstore.views.fits import open_fits
@@ -109,7 +115,7 @@ class GamstoreBackendEntrypoint(BackendEntrypoint):
         store = resolve_store(_url(filename_or_obj), storage_options=storage_options)
         groups: dict[str, xr.Dataset] = {"/": xr.Dataset(attrs={"store_url": store.url})}
         for ks in keyspaces:
-            ds = open_fits(store, keyspace=ks, catalog=catalog)
+            ds = open_fits(store, keyspace=ks, catalog=catalog, ragged=ragged, max_bytes=max_bytes)
             groups[f"/{ks}"] = _drop(ds, drop_variables)
         return groups
 
