@@ -8,6 +8,7 @@ whole process group, as a terminal sends it, so the workers get it too.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,17 +31,25 @@ def _gone(pgid: int) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("executor", "delay"),
-    [("serial", 0.3), ("processes", 0.0), ("processes", 0.5), ("processes", 1.5)],
+    ("executor", "when"),
+    [
+        ("serial", "fold"),  # after the first fold
+        ("processes", 0.0),  # while the workers start
+        ("processes", 0.5),
+        ("processes", "fold"),  # mid-run: the first fold is back, 47 to go
+    ],
 )
-def test_ctrl_c_exits_130_without_traceback(tmp_path: Path, executor: str, delay: float) -> None:
+def test_ctrl_c_exits_130_without_traceback(
+    tmp_path: Path, executor: str, when: float | str
+) -> None:
     csv = tmp_path / "data.csv"
     simulate("binomial", n=2400, n_subjects=24, seed=11).to_csv(csv, index=False)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OPENBLAS_NUM_THREADS": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "gamstore", "-v", "loso", str(csv), "--y", "y"]
         + ["--smooth", "x0", "x1", "x2", "--subject", "subj", "--family", "binomial"]
-        + ["--store", str(tmp_path / "store"), "--executor", executor, "--compare-cold"],
+        + ["--store", str(tmp_path / "store"), "--executor", executor, "--compare-cold"]
+        + ["--progress"],  # the bar on stderr says when a fold is done
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
@@ -49,13 +58,17 @@ def test_ctrl_c_exits_130_without_traceback(tmp_path: Path, executor: str, delay
     )
     assert proc.stderr is not None
     lines = []
-    for line in proc.stderr:  # -v logs the end of the full-data fit; the folds start then
+    # -v logs the end of the full-data fit (the folds start then); the progress bar's
+    # carriage returns read as line ends in text mode
+    marker = "LOSO full-data fit" if isinstance(when, float) else re.compile(r"\| *[1-9]\d*/48 ")
+    for line in proc.stderr:
         lines.append(line)
-        if "LOSO full-data fit" in line:
+        if (marker in line) if isinstance(marker, str) else marker.search(line):
             break
     else:
-        pytest.fail(f"no full-data fit logged:\n{''.join(lines)}")
-    time.sleep(delay)
+        pytest.fail(f"never saw {marker}:\n{''.join(lines)}")
+    if isinstance(when, float):
+        time.sleep(when)
     os.killpg(proc.pid, signal.SIGINT)
     try:
         out, err = proc.communicate(timeout=120)
@@ -65,7 +78,7 @@ def test_ctrl_c_exits_130_without_traceback(tmp_path: Path, executor: str, delay
     err = "".join(lines) + err
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "Error" not in err, err
-    assert "rerunning the same command resumes" in err
+    assert "rerunning the same command resumes" in err, err
     deadline = time.monotonic() + 10
     while not _gone(proc.pid) and time.monotonic() < deadline:  # no worker left behind
         time.sleep(0.1)
