@@ -862,3 +862,74 @@ def test_concurrent_threads_give_consistent_digests() -> None:
         for _ in range(3):
             got = list(ex.map(lambda x: hash_array(x).digest, arrays))
             assert got == expected
+
+
+# --------------------------------------------------------------------------------------------
+# Threaded hash_array (BLAKE3 on every core, canonicalisation in a worker): same digests
+# --------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def threaded_from(min_bytes: int, block_bytes: int) -> Iterator[None]:
+    """Take the threaded path for arrays of ``min_bytes`` and more, in tiny blocks."""
+    names = ("_THREADED_MIN_BYTES", "_THREADED_BLOCK_BYTES", "CHUNK_BYTES", "_SMALL_BYTES")
+    old = [getattr(fpmod, k) for k in names]
+    for k, v in zip(names, (min_bytes, block_bytes, 16, 0), strict=True):
+        setattr(fpmod, k, v)
+    try:
+        yield
+    finally:
+        for k, v in zip(names, old, strict=True):
+            setattr(fpmod, k, v)
+
+
+_THREADED_DTYPES = st.sampled_from(
+    [np.dtype(t) for t in ["<f8", ">f8", "<f4", "<f2", "<c16", "<i8", ">i8", "<i4", "?"]]
+)
+
+
+@st.composite
+def threaded_cases(draw: st.DrawFn) -> np.ndarray:
+    dt = draw(_THREADED_DTYPES)
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=40))
+    a = draw(hnp.arrays(dt, shape))
+    if a.dtype.kind == "f" and a.size:  # values that need canonicalising, in any block
+        flat = a.reshape(-1)
+        flat[draw(st.integers(0, a.size - 1))] = -0.0
+        flat[draw(st.integers(0, a.size - 1))] = np.nan
+    if a.ndim == 2 and draw(st.booleans()):
+        a = np.asfortranarray(a)  # the column-major path
+    return a
+
+
+@_PROPS
+@given(a=threaded_cases(), block=st.sampled_from([8, 24, 56, 1000]))
+def test_prop_threaded_hash_array_equals_the_plain_reference(a: np.ndarray, block: int) -> None:
+    plain = fpmod._hash_array_reference(a)  # default settings, one thread
+    assert plain.digest == ref_hash_array(a)
+    with threaded_from(1, block):
+        assert fpmod._threaded_layout(a) in ("C", "F")
+        assert hash_array(a) == plain
+        assert hash_array(np.ascontiguousarray(a)) == plain
+
+
+def test_threaded_path_is_taken_for_large_arrays(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    original = fpmod._stream_threaded
+
+    def spy(hasher: object, a: np.ndarray, plan: object) -> None:
+        calls.append(a.nbytes)
+        original(hasher, a, plan)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fpmod, "_stream_threaded", spy)
+    monkeypatch.setattr(fpmod, "_THREADED_MIN_BYTES", 1 << 21)
+    rng = np.random.default_rng(3)
+    big = rng.standard_normal((4096, 80))  # 2.5 MiB
+    big[::7, 5] = -0.0
+    for v in (big, np.asfortranarray(big), big.astype(">f8"), np.arange(400_000)):
+        calls.clear()
+        assert hash_array(v) == fpmod._hash_array_reference(v)
+        assert calls == [v.nbytes]
+    calls.clear()
+    hash_array(big[:, ::2])  # a strided view keeps the single-threaded stream
+    assert calls == []
