@@ -57,6 +57,11 @@ Array encoding (``write_array``, ``absorb_array`` payload, :func:`hash_array`)
     reference's per-chunk ``(chunk_rows, ncols)`` headers: keys here never need to match the
     Rust ones.
 
+:func:`hash_array` of a large array (16 MiB and more, C-contiguous or column-major 2-D) uses
+every core: BLAKE3 spreads each update over its threads while one worker thread canonicalises
+the next block into the other of two buffers. The byte stream, and so every key, is the one
+of the single-threaded stream (a property test compares them).
+
 Everything here is pure computation: no I/O, no global state besides per-thread scratch
 buffers.
 """
