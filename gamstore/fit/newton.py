@@ -54,7 +54,7 @@ class NewtonControl:
         Hessian this costs about one cheap warm PIRLS call and makes cold and warm fits land
         on the same optimum, not just within mgcv's tolerance of it.
     max_polish : int
-        Cap on those extra steps.
+        Cap on those extra steps (only steps on a positive definite Hessian count).
     polish_factor : float
         Gradient threshold of the polish, relative to ``conv_tol * score_scale`` (mgcv drops
         parameters below 0.1 of it from the step as flat).
@@ -80,7 +80,7 @@ class NewtonControl:
     max_half: int = 30
     pirls_tol: float = 1e-8
     polish: bool = True
-    max_polish: int = 2
+    max_polish: int = 4
     polish_factor: float = 0.01
     near_grad: float = 1e3
     final_step: float = 3e-3
@@ -224,6 +224,10 @@ def newton(
             break
         cur = with_hessian(prob, cur)
         assert cur.hess is not None
+        # mgcv's uconv.ind: a component stays in the step while its gradient OR its curvature
+        # is above the threshold; a curved component is not flat even with a small gradient
+        # (at large n, thresholds relative to |REML| would otherwise freeze it off the optimum)
+        free = free | (np.abs(np.diag(cur.hess)) > flat)
         step = np.zeros(m)
         g = cur.grad[free]
         Hf = cur.hess[np.ix_(free, free)]
@@ -239,7 +243,9 @@ def newton(
             if exact and float(np.max(np.abs(fine))) <= ctl.final_step:
                 # one exact Newton step from here lands within ~size^2 of the optimum
                 step, last = fine, True
-        if mgcv_conv:
+        if mgcv_conv and pd:
+            # a polish step is a Newton step on a convex model; one where REML is not convex
+            # is still the search for the optimum, however small the gradient
             n_polish += 1
         big = float(np.max(np.abs(step)))
         # where REML is not convex the quadratic model has no minimum: its step is only a
