@@ -171,6 +171,7 @@ def test_save_under_one_transient_fault_commits(
     fault: str, target: str, proxy: FaultProxy, clean: gamstore.Store, faulty: gamstore.Store
 ) -> None:
     key = f"s-{fault}-{target}"
+    faulty.ensure_levels(KS, key)  # the key's level docs exist: the create-only PUT is the marker
     rule = proxy.add(Rule(times=1, **SAVE_FAULTS[fault], **SAVE_TARGETS[target]))  # type: ignore[arg-type]
     entry_id, took = _timed(faulty.save, KS, key, block_record(key, 5))
     assert rule.fired == 1
@@ -193,6 +194,7 @@ def test_save_under_persistent_fault_is_whole_or_nothing(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     key = f"p-{fault}-{target}"
+    faulty.ensure_levels(KS, key)  # the key's level docs exist: the create-only PUT is the marker
     where = SAVE_TARGETS.get(target, {})
     rule = proxy.add(Rule(times=-1, **SAVE_FAULTS[fault], **where))  # type: ignore[arg-type]
     with caplog.at_level("WARNING", logger="gamstore"):
@@ -310,6 +312,7 @@ def test_late_marker_put_after_a_failed_save_never_leaves_a_torn_entry(
     proxy: FaultProxy, clean: gamstore.Store, faulty: gamstore.Store
 ) -> None:
     key = "late-marker"
+    faulty.ensure_levels(KS, key)  # the key's level docs exist: the create-only PUT is the marker
     # Every create-only marker PUT is held 1 s (> read timeout), then still forwarded.
     proxy.add(Rule("delay", method="PUT", header="If-None-Match", seconds=1.0, times=-1))
     assert faulty.save(KS, key, block_record(key, 8)) is None
@@ -546,6 +549,7 @@ def test_save_past_the_deadline_is_whole_or_nothing(
     store = gamstore.open_store(
         s3_store_url, storage_options=_default_options(proxy.endpoint, request_deadline=1.5)
     )
+    store.ensure_levels(KS, key)  # the key's level docs exist: the create-only PUT is the marker
     # the create-only marker PUT is held 3 s (inside the 10 s read timeout) and then forwarded
     proxy.add(Rule("delay", method="PUT", header="If-None-Match", seconds=3.0, times=-1))
     saved, took = _timed(store.save, KS, key, block_record(key, 8))

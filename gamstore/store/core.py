@@ -449,10 +449,19 @@ class Store:
         marker_sent = False
         try:
             self._backend.put_many({f"{path}/{p}": b for p, b in enc.payload.items()})
+            levels = {}
             if key_prefix(keyspace, folder) not in self._state.level_docs:
-                self._write_levels(keyspace, folder, key)
+                levels = self._level_docs(keyspace, folder, key)
             marker_sent = True
-            if not self._backend.put_if_absent(f"{path}/{MARKER}", enc.marker):
+            if levels:
+                # the level docs go with the marker: one round of requests (concurrent on
+                # object stores; in order, docs first, in one folder walk locally)
+                committed = self._backend.put_many_if_absent(
+                    {**levels, f"{path}/{MARKER}": enc.marker}
+                )[-1]
+            else:
+                committed = self._backend.put_if_absent(f"{path}/{MARKER}", enc.marker)
+            if not committed:
                 # A retried create-only PUT whose first attempt landed (response lost) finds
                 # our own marker: entry ids are unique, so equal bytes mean it is committed.
                 if self._backend.get(f"{path}/{MARKER}") != enc.marker:
@@ -470,6 +479,8 @@ class Store:
             except Exception:  # noqa: BLE001 - best effort; gc removes leftovers
                 log.debug("gamstore: cleanup of failed save %s failed", path)
             return None
+        if levels:
+            self._state.remember_levels([p.rsplit("/", 1)[0] for p in levels])
         self._stats.saves += 1
         self._stats.bytes_written += enc.nbytes
         marker = Marker(
@@ -507,16 +518,22 @@ class Store:
         if key_prefix(keyspace, folder) not in self._state.level_docs:
             self._write_levels(keyspace, folder, key)
 
-    def _write_levels(self, keyspace: str, folder: str, key: str) -> None:
-        """Create-only ``zarr.json`` of the keyspace, shard and key folders (once per folder
-        per process): every level is a Zarr group, so Zarr tools walk the whole store."""
+    def _level_docs(self, keyspace: str, folder: str, key: str) -> dict[str, bytes]:
+        """``zarr.json`` of the keyspace, shard and key folders this process has not
+        written or met yet (path -> bytes): every level is a Zarr group."""
         st = self._state
-        todo = [(p, a) for p, a in level_attrs(keyspace, folder, key) if p not in st.level_docs]
+        return {
+            f"{p}/{MARKER}": codec.group_meta_bytes(a)
+            for p, a in level_attrs(keyspace, folder, key)
+            if p not in st.level_docs
+        }
+
+    def _write_levels(self, keyspace: str, folder: str, key: str) -> None:
+        """Write :meth:`_level_docs` create-only (once per folder per process)."""
+        docs = self._level_docs(keyspace, folder, key)
         # An existing doc (another writer's, or ours from an earlier process) is fine as is.
-        self._backend.put_many_if_absent(
-            {f"{p}/{MARKER}": codec.group_meta_bytes(a) for p, a in todo}
-        )
-        st.remember_levels([p for p, _ in todo])
+        self._backend.put_many_if_absent(docs)
+        self._state.remember_levels([p.rsplit("/", 1)[0] for p in docs])
 
     def _write_placeholder(self, top: str) -> None:
         """Create-only ``<top>/zarr.json`` that makes a bookkeeping folder a Zarr leaf."""

@@ -404,25 +404,37 @@ class LocalBackend(Backend):
         check_path(path)
         if not path:
             raise ValueError("path: expected an object path, got the root")
-        self.requests["put_if_absent"] += 1
         with self._folders() as dirs:
-            parent, name = dirs.parent(path, create=True)
-            # No existence check first: link below is the create-only test, and the commit
-            # path (fresh entry ids) never meets an existing marker.
-            tmp = self._tmp_name(name)
+            return self._put_if_absent(dirs, path, data)
+
+    def put_many_if_absent(self, items: Mapping[str, bytes]) -> builtins.list[bool]:
+        # In order, one folder walk for all (a save's level docs and marker share folders).
+        for p in items:
+            check_path(p)
+            if not p:
+                raise ValueError("path: expected an object path, got the root")
+        with self._folders() as dirs:
+            return [self._put_if_absent(dirs, p, d) for p, d in items.items()]
+
+    def _put_if_absent(self, dirs: _Folders, path: str, data: bytes) -> bool:
+        self.requests["put_if_absent"] += 1
+        parent, name = dirs.parent(path, create=True)
+        # No existence check first: link below is the create-only test, and the commit
+        # path (fresh entry ids) never meets an existing marker.
+        tmp = self._tmp_name(name)
+        try:
+            _write_file(tmp, data, _TEMP_FLAGS, parent)
             try:
-                _write_file(tmp, data, _TEMP_FLAGS, parent)
-                try:
-                    os.link(tmp, name, src_dir_fd=parent, dst_dir_fd=parent, follow_symlinks=False)
-                except FileExistsError:
-                    return False
-                except OSError as exc:
-                    if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
-                        raise
-                    return self._put_excl(name, data, parent)
-                return True
-            finally:
-                _unlink_quiet(tmp, parent)
+                os.link(tmp, name, src_dir_fd=parent, dst_dir_fd=parent, follow_symlinks=False)
+            except FileExistsError:
+                return False
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+                    raise
+                return self._put_excl(name, data, parent)
+            return True
+        finally:
+            _unlink_quiet(tmp, parent)
 
     def _put_excl(self, name: str, data: bytes, parent: int) -> bool:
         # No hard links here (some network/FUSE file systems): O_EXCL still gives create-only.

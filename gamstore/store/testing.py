@@ -841,6 +841,17 @@ class StoreConformance:
         assert t.backend.requests["put_if_absent"] - before == 1 + 3
         assert s.backend.get(f"block/{MARKER}") == docs["block"]
 
+    def test_put_many_if_absent_is_create_only_and_in_order(self, store: Store) -> None:
+        be = store.backend
+        assert be.put_if_absent("block/aa/zarr.json", b"first")
+        got = be.put_many_if_absent(
+            {"block/aa/zarr.json": b"second", "block/aa/x/zarr.json": b"new", "y/zarr.json": b"y"}
+        )
+        assert got == [False, True, True]
+        assert be.get("block/aa/zarr.json") == b"first"
+        assert be.get("block/aa/x/zarr.json") == b"new" and be.get("y/zarr.json") == b"y"
+        assert be.put_many_if_absent({}) == []
+
     def test_item13_7_existing_level_doc_is_kept(self, store: Store) -> None:
         kp = key_prefix("block", key_folder("block", "k"))
         foreign = codec.group_meta_bytes({"gamstore": {"level": "key", "note": "first"}})
