@@ -59,12 +59,15 @@ def run_size(n: int, workdir: Path) -> dict[str, float]:
 
     saved, save_wall, save_cpu = timed(save_all)
     assert saved == n, f"only {saved} of {n} saves succeeded"
+    print(f"{n} entries: direct saves {save_wall:.2f} s wall, {save_cpu:.2f} s CPU", flush=True)
     out = workdir / "export.h5"
     rep, exp_wall, exp_cpu = timed(lambda: export_hdf5(src, out))
     assert rep.exported == n and not rep.skipped, rep
+    print(f"{n} entries: export {exp_wall:.2f} s wall, {exp_cpu:.2f} s CPU", flush=True)
     dst = gamstore.open_store(workdir / "imported")
     rep2, imp_wall, imp_cpu = timed(lambda: import_hdf5(dst, out))
     assert rep2.imported == n and not rep2.failed, rep2.failed[:3]
+    print(f"{n} entries: import {imp_wall:.2f} s wall, {imp_cpu:.2f} s CPU", flush=True)
     return {
         "n": n,
         "save_wall": save_wall,
