@@ -49,20 +49,7 @@ CASES: dict[str, dict[str, Any]] = rd.parity_cases()
 # being fixed separately), with the numbers observed. They are NOT run here;
 # bench/bench_parity.py prints them as PENDING with their failures. Move a case back to the
 # suite (and drop ``pending = TRUE`` in realdata_mgcv.R) when it passes.
-PENDING_ROBUST: dict[str, str] = {
-    "MathAchieve_200k": (
-        "since 4b02411 (trust radius for indefinite Hessians) gamstore stops at rho "
-        "(-1.9861, 1.7513), |grad| 6.2e-3, REML 647959.849244 where mgcv (tight) has "
-        "(-1.9883, 1.7513), REML 647959.849237: rho 2.2e-3 off along curvature 2.8, "
-        "coefficients 0.036 off (at 87ed274 it was 7.4e-5 off)"
-    ),
-    "Seatbelts_offset": (
-        "since 9d0128f (initial.spg start) gamstore stops short of mgcv's optimum: REML "
-        "1261.839723 vs 1261.839597, rho (7.303, 2.431) vs (7.310, 2.472), |grad| 5.5e-3, "
-        "fitted 1.1e-3 rel off, converged=True (before: the lower optimum 1261.416604 that "
-        "mgcv also reaches from another start)"
-    ),
-}
+PENDING_ROBUST: dict[str, str] = {}
 ACTIVE = [name for name in CASES if name not in PENDING_ROBUST]
 LIVE = [name for name in ACTIVE if CASES[name]["resample_n"] is None]
 
