@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import stat
 import tempfile
 import tracemalloc
 import uuid
@@ -388,3 +389,273 @@ def test_fuzzed_entry_through_the_xarray_views(changes: list[tuple[str, bytes]])
     for ragged in (False, True):  # the keyspace of the fuzzed entry (the default is artifact)
         fits = gamstore.open_fits(store, keyspace=KS, ragged=ragged, catalog="never")
         assert fits.sizes["fit"] in (0, 1)
+
+
+# -- the file system as the attacker's tool: symlinks, special files, odd names ------------------
+#
+# A local store is a folder anyone with write access can plant things in. Hypothesis picks up
+# to three plants (where x what) on a store holding one good entry and a catalog, then runs
+# every read path, view, maintenance command and CLI command. Properties: nothing raises out
+# of a read, a hit carries exactly the saved numbers, nothing outside the root changes (bytes
+# and mtimes), nothing hangs (a watchdog kills the run after 120 s), planted objects are left
+# in place.
+
+FS_WHERE = [
+    "entry",  # the entry folder
+    "array",  # an array folder inside the entry
+    "chunk",
+    "marker",
+    "key",  # the key folder
+    "sibling",  # a new name in the key folder, shaped like an entry id
+    "shard",
+    "keyspace",
+    "other_keyspace",  # a keyspace folder gamstore has not made yet
+    "access",  # the entry's touch object
+    "access_dir",  # the .access folder of the keyspace
+    "catalog_dir",
+    "pointer",
+    "root_marker",
+]
+FS_WHAT = [
+    "symlink_dir",  # to a user's folder outside the root
+    "symlink_file",  # to a user's file outside the root
+    "symlink_dangling",
+    "symlink_devzero",
+    "fifo",
+    "socket",
+    "file_for_dir",  # a regular file where a folder should be (or the reverse)
+    "non_utf8",  # a non-UTF-8 name beside the target
+]
+
+
+def _fs_target(root: Path, entry: str, where: str) -> Path:
+    key = entry.rsplit("/", 1)[0]
+    return {
+        "entry": root / entry,
+        "array": root / entry / "rho",
+        "chunk": root / entry / "rho" / "0",
+        "marker": root / entry / MARKER,
+        "key": root / key,
+        "sibling": root / key / "18eab8e5bcaa3fb8-f828973e-e9c66971",
+        "shard": root / key.rsplit("/", 1)[0],
+        "keyspace": root / KS,
+        "other_keyspace": root / "outer",
+        "access": root / ".access" / entry,
+        "access_dir": root / ".access" / KS,
+        "catalog_dir": root / ".catalog",
+        "pointer": root / ".catalog" / "current.json",
+        "root_marker": root / MARKER,
+    }[where]
+
+
+def _plant(target: Path, what: str, outside: Path) -> None:
+    import shutil
+    import socket
+
+    if not _plain_folder_chain(target):
+        return  # an earlier plant replaced a parent: planting through it could escape
+    if what == "non_utf8":
+        parent = target.parent if target.parent.exists() else target.parent.parent
+        bad = os.path.join(os.fsencode(parent), b"\xff\xfe-" + os.fsencode(target.name))
+        if what == "non_utf8" and not os.path.exists(bad):
+            os.mkdir(bad)
+            with open(os.path.join(bad, b"zarr.json"), "wb") as f:
+                f.write(b"{}")
+        return
+    if os.path.lexists(target):
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            target.unlink()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if what == "symlink_dir":
+        target.symlink_to(outside / "data")
+    elif what == "symlink_file":
+        target.symlink_to(outside / "precious.txt")
+    elif what == "symlink_dangling":
+        target.symlink_to(outside / "missing")
+    elif what == "symlink_devzero":
+        target.symlink_to("/dev/zero")
+    elif what == "fifo":
+        os.mkfifo(target)
+    elif what == "socket":
+        cwd = os.getcwd()
+        os.chdir(target.parent)  # a relative name: socket paths must be short
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.bind(target.name)
+        finally:
+            os.chdir(cwd)
+    elif what == "file_for_dir":
+        target.write_bytes(b"not what you expected")
+
+
+def _plain_folder_chain(target: Path) -> bool:
+    """True when every existing folder from the store root down to ``target``'s parent is a
+    real folder (not a symlink, FIFO or file an earlier plant put there)."""
+    root = target_root(target)
+    p = target.parent
+    while p != root:
+        if os.path.lexists(p) and (p.is_symlink() or not p.is_dir()):
+            return False
+        p = p.parent
+    return True
+
+
+def target_root(target: Path) -> Path:
+    """The store root above ``target`` (the folder named ``store``)."""
+    for p in target.parents:
+        if p.name == "store":
+            return p
+    raise AssertionError(target)
+
+
+def _outside_tree(top: Path) -> Path:
+    out = top / "outside"
+    (out / "data" / "rho").mkdir(parents=True)
+    (out / "data" / MARKER).write_text('{"zarr_format": 3, "node_type": "group"}')
+    (out / "data" / "rho" / "0").write_bytes(b"\x07" * 32)
+    (out / "precious.txt").write_text("keep me")
+    old = 1_600_000_000
+    for dirpath, dirs, files in os.walk(out):
+        for n in dirs + files:
+            os.utime(os.path.join(dirpath, n), (old, old))
+    return out
+
+
+def _tree_state(top: Path) -> list[tuple[str, bytes, int, int]]:
+    out = []
+    for dirpath, dirs, files in os.walk(top):
+        for n in dirs + files:
+            full = os.path.join(dirpath, n)
+            st = os.lstat(full)
+            data = Path(full).read_bytes() if stat.S_ISREG(st.st_mode) else b""
+            out.append((full, data, st.st_mtime_ns, st.st_mode))
+    return sorted(out)
+
+
+def _every_command_and_view(root: Path, top: Path) -> None:
+    from click.testing import CliRunner
+
+    from gamstore.cli import main as cli
+    from gamstore.views.entry import EntryNotFoundError
+    from gamstore.views.hdf5 import export_hdf5
+
+    for ro in (True, False):
+        try:
+            store = gamstore.open_store(root, read_only=ro)
+        except ValueError:
+            continue  # a root zarr.json that is not ours: refused, fine
+        _exercise_fs(store)
+        gamstore.open_fits(store)
+        try:
+            gamstore.open_entry(store, KS, KEY)
+        except EntryNotFoundError:
+            pass
+        try:
+            export_hdf5(store, top / f"out-{ro}.h5")
+        except (OSError, ValueError):
+            pass  # refused or storage trouble: reported, not a crash
+        if not ro:
+            _maintain(store)
+            _exercise_fs(store)
+    runner = CliRunner()
+    for args in (
+        ["ls", str(root)],
+        ["du", str(root)],
+        ["show", str(root), KS, KEY],
+        ["verify", str(root)],
+        ["verify", "--fix", str(root)],
+        ["gc", "--grace", "0s", str(root)],
+        ["evict", str(root)],
+        ["catalog", str(root)],
+        ["export", str(root), "--to", str(top / "cli.h5")],
+    ):
+        res = runner.invoke(cli, args)
+        assert res.exception is None or isinstance(res.exception, SystemExit), (
+            args,
+            res.output,
+            res.exception,
+        )
+
+
+def _maintain(store: gamstore.Store) -> None:
+    """Every write and maintenance path; a refusal (OSError, ValueError) is fine."""
+    from gamstore.views.catalog import write_catalog
+
+    for op in (
+        lambda: store.save(KS, KEY, GOOD),
+        lambda: store.save("outer", KEY, GOOD),
+        store.flush,
+        lambda: store.verify(fix=True),
+        store.evict,
+        lambda: store.gc(grace=0.0),
+        lambda: write_catalog(store),
+    ):
+        try:
+            op()
+        except (OSError, ValueError):
+            pass  # refused (not a store root, a catalog folder that is a symlink)
+
+
+def _exercise_fs(store: gamstore.Store) -> None:
+    for how in ("lookup", "lookup_latest"):
+        entry = getattr(store, how)(KS, KEY)
+        if entry is not None:
+            assert entry.record == GOOD, f"{how} returned numbers that were never saved"
+    for info in store.entries():
+        store.read_marker(info)
+        entry = store.read_entry(info)
+        assert entry is None or entry.record == GOOD
+    try:
+        report = store.verify()
+    except ValueError:
+        return  # no gamstore root: refused
+    assert report.checked == report.ok + len(report.corrupt)
+
+
+fs_plants = st.lists(
+    st.tuples(st.sampled_from(FS_WHERE), st.sampled_from(FS_WHAT)), min_size=1, max_size=3
+)
+
+
+@settings(
+    max_examples=int(os.environ.get("GAMSTORE_FS_FUZZ_EXAMPLES", "30")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(plants=fs_plants)
+def test_fuzzed_file_system_plants_never_escape_hang_or_lie(
+    plants: list[tuple[str, str]],
+) -> None:
+    import faulthandler
+
+    faulthandler.dump_traceback_later(180, exit=True)  # a hang fails the run, loudly
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            _fs_example(Path(tmp), plants)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+def _fs_example(top: Path, plants: list[tuple[str, str]]) -> None:
+    from gamstore.views.catalog import write_catalog
+
+    outside = _outside_tree(top)
+    root = top / "store"
+    store = gamstore.open_store(root)
+    assert store.save(KS, KEY, GOOD, objective=1.5) is not None
+    write_catalog(store)
+    entry = next(iter(store.entries(KS))).path
+    store.lookup(KS, KEY)
+    store.close()  # writes the access touch
+    for where, what in plants:
+        _plant(_fs_target(root, entry, where), what, outside)
+    before = _tree_state(outside)
+    _every_command_and_view(root, top)
+    assert _tree_state(outside) == before
+    for where, what in plants:
+        target = _fs_target(root, entry, where)
+        planted = what.startswith("symlink") or what in ("fifo", "socket")
+        if planted and _plain_folder_chain(target) and target.parent.is_dir():
+            assert os.path.lexists(target)  # left in place, never followed or deleted

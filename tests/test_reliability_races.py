@@ -69,6 +69,57 @@ def test_gc_keeps_an_entry_whose_marker_lands_after_its_listing(
     assert store.verify().corrupt == ()
 
 
+@pytest.mark.parametrize("where", ["local", "memory"])
+def test_gc_puts_back_a_payload_whose_marker_lands_while_it_deletes(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = dict(zip(["local", "memory"], _stores(tmp_path), strict=True))[where]
+    store = gamstore.open_store(url)
+    marker, data = _pending_entry(store, "mid")
+    be = store.backend
+    real = be.delete_many
+    landed: list[bool] = []
+
+    def commit_then_delete(paths: Any) -> Any:
+        paths = list(paths)
+        if not landed and any(p.startswith(marker.rsplit("/", 1)[0] + "/") for p in paths):
+            assert be.put_if_absent(marker, data)  # after gc's re-check, before its deletes
+            landed.append(True)
+        return real(paths)
+
+    monkeypatch.setattr(be, "delete_many", commit_then_delete)
+    store.gc(grace=0.0)
+    monkeypatch.undo()
+    assert landed
+    hit = gamstore.open_store(url).lookup(KS, "mid")
+    assert hit is not None and record_values_ok(hit.record, "mid", 4)
+
+
+@pytest.mark.parametrize("where", ["local", "memory"])
+def test_writer_rewrites_a_payload_gc_took_before_its_marker_landed(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = dict(zip(["local", "memory"], _stores(tmp_path), strict=True))[where]
+    writer = gamstore.open_store(url)
+    cleaner = gamstore.open_store(url)
+    be = writer.backend
+    real = be.put_if_absent
+    ran: list[int] = []
+
+    def gc_then_commit(path: str, data: bytes) -> bool:
+        if path.endswith(f"/{MARKER}") and path.count("/") == 4 and not ran:
+            ran.append(cleaner.gc(grace=0.0).payloads)  # takes our markerless payload
+        return real(path, data)
+
+    monkeypatch.setattr(be, "put_if_absent", gc_then_commit)
+    eid = writer.save(KS, "slow", block_record("slow", 6), kind="final")
+    monkeypatch.undo()
+    assert ran == [1] and eid is not None
+    hit = gamstore.open_store(url).lookup(KS, "slow")
+    assert hit is not None and record_values_ok(hit.record, "slow", 6)
+    assert gamstore.open_store(url).verify().corrupt == ()
+
+
 def test_gc_still_removes_a_dead_writers_payload(tmp_path: Path) -> None:
     for url in _stores(tmp_path):
         store = gamstore.open_store(url)

@@ -466,6 +466,7 @@ class Store:
                 # our own marker: entry ids are unique, so equal bytes mean it is committed.
                 if self._backend.get(f"{path}/{MARKER}") != enc.marker:
                     raise FileExistsError(f"entry {path} already exists")
+            self._check_payload(path, enc.payload)
         except Exception as exc:  # noqa: BLE001 - any storage failure is reported, not raised
             self._stats.save_errors += 1
             log.warning("gamstore: save to %s failed (%s: %s)", self.url, type(exc).__name__, exc)
@@ -501,6 +502,23 @@ class Store:
         self._state.remember_marker(path, marker)
         self._after_save(folder, enc.nbytes, path)
         return entry_id
+
+    def _check_payload(self, path: str, payload: Mapping[str, bytes]) -> None:
+        """After the commit: put the payload back if a concurrent ``gc`` took it.
+
+        ``gc`` deletes a markerless payload it listed; with a short grace it can meet ours
+        between our last payload write and our marker. It checks for a marker after its
+        deletes and puts the bytes back if one landed; a marker that lands after that check
+        finds the payload gone here (gc's deletes all finished before its check), and we
+        write it again. One HEAD (a ``stat`` locally) per save.
+        """
+        if not payload:
+            return
+        probe = next(iter(payload))
+        if self._backend.mtime(f"{path}/{probe}") is not None:
+            return
+        log.warning("gamstore: the payload of %s was removed by a concurrent gc; rewriting", path)
+        self._backend.put_many({f"{path}/{p}": b for p, b in payload.items()})
 
     def ensure_levels(self, keyspace: str, key: str) -> None:
         """Make the keyspace, shard and key folders of ``key`` Zarr groups (create-only).

@@ -31,6 +31,9 @@ __all__ = ["gc", "verify"]
 
 log = logging.getLogger("gamstore.store")
 
+#: Largest markerless payload gc keeps in memory while it deletes it (see _remove_uncommitted).
+_RESTORE_MAX_BYTES = 64 * 1024 * 1024
+
 
 def gc(store: Store, grace: float = 3600.0) -> GcReport:
     """Remove markerless payloads and stray temp files older than ``grace`` seconds,
@@ -155,7 +158,7 @@ def _remove_uncommitted(store: Store, ep: str, cutoff: int) -> int | None:
     before anything is deleted, and nothing is deleted if it has a marker now or holds an
     object newer than ``cutoff`` (a writer is still filling it). Only the objects seen in
     that listing are deleted (never a re-listing's newcomers, never a marker), then the
-    folders left empty.
+    folders left empty; if a marker appears meanwhile, the payload is put back.
     """
     be = store._backend
     objs = be.list(ep)
@@ -163,12 +166,25 @@ def _remove_uncommitted(store: Store, ep: str, cutoff: int) -> int | None:
     if any(o.path == marker or o.mtime > cutoff for o in objs):
         return None
     victims = [o for o in objs if ".tmp." not in o.path.rsplit("/", 1)[-1]]
+    paths = [o.path for o in victims]
+    size = sum(o.size for o in victims)
+    # Keep the bytes until we know no writer committed meanwhile (dead writers' payloads
+    # are small; a huge one is deleted without this safety net).
+    kept = be.get_many(paths, [o.size for o in victims]) if size <= _RESTORE_MAX_BYTES else None
     store._state.forget(ep)
-    be.delete_many([o.path for o in victims])
+    be.delete_many(paths)
     be.prune_empty(ep)
-    if be.get(marker, 0) is not None:  # committed while we deleted: say so, loudly
-        log.warning("gamstore: gc raced a commit of %s (its payload was already old)", ep)
-    return sum(o.size for o in victims)
+    if be.mtime(marker) is not None:
+        # The writer committed between our check and our deletes: put its payload back
+        # (a marker that lands after this check makes the writer rewrite it, see
+        # Store._check_payload).
+        if kept is not None:
+            be.put_many({p: b for p, b in zip(paths, kept, strict=True) if b is not None})
+            log.info("gamstore: gc met a commit of %s while deleting; payload restored", ep)
+        else:
+            log.warning("gamstore: gc raced a commit of %s (payload too big to restore)", ep)
+        return None
+    return size
 
 
 def verify(store: Store, fix: bool = False) -> VerifyReport:

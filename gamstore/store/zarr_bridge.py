@@ -1,8 +1,8 @@
 """A ``zarr.abc.store.Store`` on a gamstore root, for plain zarr and xarray readers.
 
-Local roots use zarr's own :class:`zarr.storage.LocalStore`, S3 roots
-:class:`zarr.storage.FsspecStore`; any other backend (``memory://``) is exposed through
-:class:`BackendZarrStore`, a read-mostly adapter over the backend's sync calls.
+S3 roots use :class:`zarr.storage.FsspecStore`; local and ``memory://`` roots are exposed
+through :class:`BackendZarrStore`, a read-mostly adapter over the backend's sync calls (so
+a local store read through zarr never follows a symlink or opens a FIFO either).
 """
 
 from __future__ import annotations
@@ -94,13 +94,11 @@ class BackendZarrStore(Store):
 def zarr_store_for(
     backend: Backend, *, read_only: bool = True, storage_options: Mapping[str, Any] | None = None
 ) -> Store:
-    """The best zarr store for ``backend``'s root."""
-    from gamstore.store.local import LocalBackend
+    """The best zarr store for ``backend``'s root.
 
-    if isinstance(backend, LocalBackend):
-        from zarr.storage import LocalStore
-
-        return LocalStore(backend.root, read_only=read_only)
+    Local roots go through the backend too (not zarr's ``LocalStore``, which follows
+    symlinks and opens FIFOs): a store is untrusted input.
+    """
     if backend.scheme == "s3":
         from zarr.storage import FsspecStore
 
