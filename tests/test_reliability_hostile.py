@@ -620,7 +620,7 @@ fs_plants = st.lists(
 
 
 @settings(
-    max_examples=int(os.environ.get("GAMSTORE_FS_FUZZ_EXAMPLES", "30")),
+    max_examples=int(os.environ.get("GAMSTORE_FS_FUZZ_EXAMPLES", "15")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )

@@ -59,13 +59,13 @@ def test_request_counts_save_hit_miss(counted: tuple[Store, CallCounter]) -> Non
     assert key_folder("block", "warm")[:2] != key_folder("block", "k")[:2]
     assert store.save("block", "k", block_record("k", 1), objective=2.0) is not None
     assert counter.conditional == 3  # If-None-Match: * on the marker and two level docs
-    assert counter.take() == Counter({"put_object": n_objects + 3})
+    # + one HEAD of a payload object after the commit (a concurrent gc may have taken it)
+    assert counter.take() == Counter({"put_object": n_objects + 3, "head_object": 1})
     assert store.save("block", "k", rec, objective=1.0) is not None
     assert counter.conditional == 1  # If-None-Match: * on the marker only
     save = counter.take()
-    # a repeat save = one PUT per object, the marker create-only; no HEAD, GET or LIST
-    assert set(save) == {"put_object"}
-    assert save["put_object"] == n_objects + 1
+    # a repeat save = one PUT per object, the marker create-only, one HEAD; no GET or LIST
+    assert save == Counter({"put_object": n_objects + 1, "head_object": 1})
 
     store._state.decoded.clear()
     store._state.markers.clear()
