@@ -424,3 +424,53 @@ def test_sparse_catalog_pointer_is_not_read_whole(tmp_path: Path) -> None:
     finally:
         tracemalloc.stop()
     assert peak < 64 << 20
+
+
+def test_non_utf8_names_are_skipped_by_every_reader(tmp_path: Path) -> None:
+    """Folder and file names that are not UTF-8 (made by another tool) crashed ``open_fits``."""
+    root, store = _store(tmp_path)
+    write_catalog(store)
+    info = next(iter(store.entries(KS)))
+    key_dir = os.fsencode(root / info.path.rsplit("/", 1)[0])
+    for parent in (os.fsencode(root), os.fsencode(root / KS), os.path.dirname(key_dir), key_dir):
+        bad = os.path.join(parent, b"\xff\xfe-x")
+        os.mkdir(bad)
+        with open(os.path.join(bad, b"zarr.json"), "wb") as f:
+            f.write(b'{"zarr_format": 3, "node_type": "group", "attributes": {}}')
+    with open(os.path.join(key_dir, b"18eab8e5bcaa3fb8-f828973e-e9c6697\xff"), "wb") as f:
+        f.write(b"x")
+    fresh = gamstore.open_store(root)
+    fits = gamstore.open_fits(fresh, keyspace=KS, catalog="never")
+    assert fits.sizes["fit"] == 1
+    assert gamstore.open_fits(fresh, keyspace=KS).sizes["fit"] == 1
+    assert fresh.verify().ok == 1
+    fresh.gc(grace=0.0)
+    assert fresh.lookup(KS, "k") is not None
+    runner = CliRunner()
+    for args in (["ls", str(root)], ["du", str(root)], ["verify", str(root)]):
+        res = runner.invoke(cli, args)
+        assert res.exit_code == 0, (args, res.output, res.exception)
+    assert fresh.stats().foreign >= 4
+
+
+def test_xarray_engine_probe_never_blocks_on_a_fifo(tmp_path: Path) -> None:
+    """xarray asks every engine whether it can open a path: a FIFO root zarr.json hung it."""
+    import threading
+
+    from gamstore.views.backend import GamstoreBackendEntrypoint
+
+    root, _store_ = _store(tmp_path)
+    (root / "zarr.json").unlink()
+    os.mkfifo(root / "zarr.json")
+    link = tmp_path / "linked"
+    link.mkdir()
+    (link / "zarr.json").symlink_to("/dev/zero")
+    got: list[bool] = []
+
+    def probe() -> None:
+        got.extend(GamstoreBackendEntrypoint().guess_can_open(str(p)) for p in (root, link))
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(30)
+    assert got == [False, False], "the engine probe blocked on a FIFO or read /dev/zero"
