@@ -129,7 +129,7 @@ def test_working_basis_is_orthogonal_to_reduced() -> None:
 
 def test_family_lookup_errors() -> None:
     with pytest.raises(ValueError, match="family must be one of"):
-        get_family("gamma")
+        get_family("tweedie")  # not yet supported (Gamma is, since the families work)
     with pytest.raises(TypeError):
         get_family(3)  # type: ignore[arg-type]
 

@@ -15,7 +15,32 @@ from gamstore.cli.common import parse_storage_options, storage_option
 
 logger = logging.getLogger("gamstore.cli")
 
-FAMILIES = ("gaussian", "poisson", "binomial")
+# gamstore.fit.families.family_names(), spelled out so the CLI starts without numpy/scipy
+# (tests/test_fit_families.py checks that the two agree)
+FAMILIES = (
+    "gaussian",
+    "gaussian(log)",
+    "gaussian(inverse)",
+    "poisson",
+    "poisson(identity)",
+    "poisson(sqrt)",
+    "binomial",
+    "binomial(probit)",
+    "binomial(cloglog)",
+    "gamma",
+    "gamma(log)",
+    "gamma(identity)",
+    "inverse.gaussian",
+    "inverse.gaussian(log)",
+    "inverse.gaussian(inverse)",
+    "inverse.gaussian(identity)",
+    "quasipoisson",
+    "quasipoisson(identity)",
+    "quasipoisson(sqrt)",
+    "quasibinomial",
+    "quasibinomial(probit)",
+    "quasibinomial(cloglog)",
+)
 # options that take several values: `--smooth x0 x1` is read as `--smooth x0 --smooth x1`
 _MULTI = ("--smooth", "--linear")
 
@@ -275,7 +300,11 @@ def _has(module: str) -> bool:
 @click.option("--weights", default=None, metavar="COLUMN", help="Prior weights column.")
 @click.option("--offset", default=None, metavar="COLUMN", help="Offset column (link scale).")
 @click.option(
-    "--family", type=click.Choice(FAMILIES), default="gaussian", show_default=True, help="Family."
+    "--family",
+    type=click.Choice(FAMILIES, case_sensitive=False),
+    default="gaussian",
+    show_default=True,
+    help="Family, with a non-default link in parentheses as R writes it: 'Gamma(log)'.",
 )
 @click.option(
     "-k",
@@ -392,8 +421,8 @@ def loso_command(
         subject=subject,
         extra={"weights": weights, "offset": offset, "trials": trials},
     )
-    if trials is not None and family != "binomial":
-        raise _bad_input("--trials: needs --family binomial")
+    if trials is not None and not family.lower().startswith(("binomial", "quasibinomial")):
+        raise _bad_input("--trials: needs --family binomial or quasibinomial (any link)")
     try:
         options = parse_storage_options(storage_option) or None
     except ValueError as exc:

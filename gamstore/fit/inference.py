@@ -53,6 +53,9 @@ class FinalPieces:
     y: np.ndarray
     wt: np.ndarray
     offset: np.ndarray
+    # estimated scale, not Gaussian identity: the REML scale and d2 REML / d log(scale)^2 there
+    reml_scale: float = float("nan")
+    v_tt: float = float("nan")
 
 
 def final_pieces(prob: Problem, ev: RemlEval, *, hessian: bool) -> FinalPieces:
@@ -61,14 +64,17 @@ def final_pieces(prob: Problem, ev: RemlEval, *, hessian: bool) -> FinalPieces:
     ``hessian=True`` also computes the exact REML Hessian when the outer loop did not need
     it (non-Gaussian: one pass over the design), for ``edf2`` and the AIC.
     """
-    from gamstore.fit.reml import with_hessian
+    from gamstore.fit.reml import fisher_system, with_hessian
 
     d = prob.design
     P = ev.parts
-    if "Hinv" in P:
+    if not prob.family.is_canonical:
+        # mgcv: Vp, F and the edf from the Fisher weights (the REML used the Newton ones)
+        Hinv, XtWX = fisher_system(prob, ev)
+    elif "Hinv" in P:
         Hinv, XtWX = P["Hinv"], P["XtWX"]
     else:
-        XtWX = xtwx(d.X, prob.wt * prob.family.variance(ev.fit.mu))
+        XtWX = xtwx(d.X, prob.family.fisher_weights(ev.fit.eta, ev.fit.mu, prob.wt))
         H = XtWX.copy()
         H[np.diag_indices(d.p)] += d.s_diag(ev.rho)
         Hinv = SPDFactor(H).inverse()
@@ -84,6 +90,8 @@ def final_pieces(prob: Problem, ev: RemlEval, *, hessian: bool) -> FinalPieces:
         y=prob.y,
         wt=prob.wt,
         offset=prob.offset,
+        reml_scale=float(ev.scale),
+        v_tt=float(P.get("v_tt", float("nan"))),
     )
 
 
@@ -159,11 +167,17 @@ def corrected_covariance(
         if pieces.a is None:
             return None
         a = np.asarray(pieces.a, dtype=np.float64)
-        dof = float(np.count_nonzero(pieces.wt > 0)) - d.null_space_dim
+        if np.isfinite(pieces.v_tt):
+            # Gamma, quasi, ...: V_tt from the profiled solve, at the REML scale
+            phi, v_tt = pieces.reml_scale, pieces.v_tt
+        else:
+            phi = scale
+            v_tt = (float(np.count_nonzero(pieces.wt > 0)) - d.null_space_dim) / 2.0
+        c = -a / (2.0 * phi)
         full = np.empty((m + 1, m + 1))
-        full[:m, :m] = hess + np.outer(a, a) / (2.0 * dof * scale**2)
-        full[:m, m] = full[m, :m] = -a / (2.0 * scale)
-        full[m, m] = dof / 2.0
+        full[:m, :m] = hess + np.outer(c, c) / v_tt
+        full[:m, m] = full[m, :m] = c
+        full[m, m] = v_tt
         hess = full
     vals, vecs = np.linalg.eigh((hess + hess.T) / 2.0)
     vals, vecs = vals[::-1], vecs[:, ::-1]  # R's eigen: decreasing

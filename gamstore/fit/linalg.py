@@ -79,6 +79,11 @@ class SPDFactor:
             logdet_s = float(np.sum(np.log(vals)))
         self.logdet = logdet_s - 2.0 * float(np.sum(np.log(self.d)))
 
+    @property
+    def positive_definite(self) -> bool:
+        """False when the Cholesky factorization failed (the eigenvalue fallback was used)."""
+        return self._chol is not None
+
     def solve(self, b: np.ndarray) -> np.ndarray:
         """``H^{-1} b`` for a vector or matrix ``b``."""
         d = self.d if b.ndim == 1 else self.d[:, None]

@@ -40,7 +40,7 @@ from gamstore.fit.inference import (
     summarize,
 )
 from gamstore.fit.newton import InnerCap, NewtonControl, NewtonResult, OnIterate, newton
-from gamstore.fit.reml import Problem, RemlEval, edf_per_block
+from gamstore.fit.reml import Problem, RemlEval, edf_per_block, fletcher_scale
 from gamstore.fit.startcheck import StartCheck, StartCheckPolicy, as_policy
 
 logger = logging.getLogger("gamstore.fit")
@@ -90,7 +90,9 @@ class FitResult:
     reml : float
         REML score on mgcv's ``gcv.ubre`` scale.
     scale : float
-        Scale parameter (REML estimate for Gaussian, 1 otherwise).
+        Scale parameter as mgcv reports it (``sig2``): 1 for a known scale, the REML estimate
+        for Gaussian with identity link, Fletcher's estimate otherwise (Gamma, inverse
+        Gaussian, quasi families, Gaussian with another link).
     fitted : numpy.ndarray
         Fitted values on the response scale, shape (n,).
     n_outer, n_pirls_calls, n_pirls_iters : int
@@ -119,6 +121,8 @@ class FitResult:
     start_check : StartCheck or None
         With a store: where the fit started, how far rho moved, whether the cold check ran
         and what it found (see :mod:`gamstore.fit.startcheck`); None without a store.
+    reml_scale : float
+        The scale at the REML optimum (mgcv's ``reml.scale``; 1 for a known scale).
     """
 
     family: str
@@ -152,6 +156,7 @@ class FitResult:
     _response: str = field(default="y", repr=False)
     warnings: list[diagnostics.GamFitWarning] = field(default_factory=list, repr=False)
     start_check: StartCheck | None = field(default=None, repr=False)
+    reml_scale: float = float("nan")
 
     # -- inference (mgcv's Vp, Ve, summary.gam, AIC) -----------------------------------------
     def _need_final(self) -> tuple[Problem, RemlEval]:
@@ -401,7 +406,7 @@ class FitResult:
         vp_w = self._pieces.Hinv * float(self.scale)
         se_k = np.sqrt(np.maximum(np.einsum("ij,ij->i", X @ vp_w, X), 0.0))
         if type == "response":
-            se_k = se_k * np.abs(self._family.variance(self._family.mu(eta_k)))
+            se_k = se_k * np.abs(self._family.mu_eta(eta_k))
         se = np.full(n, np.nan)
         se[rows] = se_k
         return Prediction(fit, se)
@@ -541,9 +546,11 @@ class GAM:
         if knots is not None and not isinstance(knots, Mapping):
             raise TypeError("knots must be a mapping covariate -> knot vector or range")
         w0 = None
-        if self.family.name != "gaussian" or np.any(wt != 1.0):
+        if not self.family.identity_gaussian or np.any(wt != 1.0):
             # mgcv initial.spg: start from the design weighted at the family's starting mean
-            w0 = wt * self.family.variance(self.family.initial_mu(yv, wt))
+            # (Fisher weights wt * mu.eta^2 / V; wt * V for a canonical link)
+            mu0 = self.family.initial_mu(yv, wt)
+            w0 = self.family.fisher_weights(self.family.eta_of_mu(mu0), mu0, wt)
         design = build_design(
             data, self.smooths, self.linear, dict(knots) if knots else None, start_weights=w0
         )
@@ -555,7 +562,7 @@ class GAM:
         self, data: Any, cols: tuple[str, ...], wt: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(successes, trials)`` columns -> (proportion, trials x prior weights)."""
-        if self.family.name != "binomial":
+        if self.family.name not in ("binomial", "quasibinomial"):
             raise ValueError(
                 f"y=({cols[0]!r}, {cols[1]!r}): a (successes, trials) response needs "
                 f"family='binomial', got {self.family.name!r}"
@@ -732,6 +739,10 @@ class GAM:
             *diagnostics.boundary_notes(self.family.name, fin.fit.mu, prob.wt),
         ]
         diagnostics.emit(notes, stacklevel=4)
+        scale = fin.scale
+        if not (self.family.scale_known or self.family.identity_gaussian):
+            # mgcv reports (and scales Vp with) Fletcher's estimate, not the REML one
+            scale = fletcher_scale(prob, fin, float(sum(edf.values())))
         return FitResult(
             family=self.family.name,
             rho=fin.rho.copy(),
@@ -739,7 +750,7 @@ class GAM:
             beta_reduced=d.to_reduced(fin.fit.beta),
             edf=edf,
             reml=fin.score,
-            scale=fin.scale,
+            scale=scale,
             fitted=fin.fit.mu.copy(),
             linear_predictor=fin.fit.eta.copy(),
             n_outer=nres.n_outer,
@@ -761,6 +772,7 @@ class GAM:
             _final=fin,
             warnings=notes,
             start_check=start_check,
+            reml_scale=fin.scale,
         )
 
 

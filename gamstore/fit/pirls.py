@@ -1,7 +1,8 @@
 """Penalized iteratively re-weighted least squares (PIRLS) at fixed smoothing parameters.
 
-Minimises the penalized deviance ``D(beta) + beta' S_lambda beta`` for a canonical-link family,
-with mgcv's ``glm.control`` convergence test and step halving. The penalty is diagonal in the
+Minimises the penalized deviance ``D(beta) + beta' S_lambda beta`` for an exponential family,
+with mgcv's ``glm.control`` convergence test and step halving. The working weights are the
+family's (Fisher weights for a canonical link, mgcv's full Newton weights otherwise). The penalty is diagonal in the
 working basis (see :mod:`gamstore.fit.design`), so it is passed as a vector.
 """
 
@@ -93,7 +94,7 @@ def pirls(
     y, wt, offset : numpy.ndarray
         Response, prior weights and offset, shape (n,).
     family : Family
-        Canonical-link family.
+        Family and link.
     s_diag : numpy.ndarray
         Diagonal of ``S_lambda`` in the working basis, shape (p,).
     beta0 : numpy.ndarray or None
@@ -123,7 +124,7 @@ def pirls(
     def pen(b: np.ndarray) -> float:
         return float(np.dot(s_diag * b, b))
 
-    if family.name == "gaussian":
+    if family.identity_gaussian:
         # identity link: one weighted least-squares solve is the exact minimiser
         if gram is None:
             XtWX, XtWz = xtwx(X, wt), _xt(X, wt * (y - offset))
@@ -158,8 +159,7 @@ def pirls(
     known = xtwx0 if beta_old is not None else None
     while it < max_iter:
         it += 1
-        var = family.variance(mu)
-        w = wt * var
+        w, u = family.working(y, eta, mu, wt)
         if known is not None:
             if known.shape != (p, p):
                 raise ValueError(f"xtwx0 must have shape ({p}, {p}), got {known.shape}")
@@ -168,9 +168,17 @@ def pirls(
         else:
             H = xtwx(X, w)
         H[np.diag_indices(p)] += s_diag
-        # X'W z with z = eta - offset + (y - mu) / V, written without the division
-        rhs = _xt(X, w * (eta - offset) + wt * (y - mu))
-        beta_new = SPDFactor(H).solve(rhs)
+        fac = SPDFactor(H)
+        if not fac.positive_definite and not family.is_canonical:
+            # the full Newton Hessian is indefinite here: a Fisher step, as gam.fit3 does
+            w = family.fisher_weights(eta, mu, wt)
+            u = wt * (y - mu) * family.mu_eta(eta) / family.variance(mu)
+            H = xtwx(X, w)
+            H[np.diag_indices(p)] += s_diag
+            fac = SPDFactor(H)
+        # X'W z with z = eta - offset + u / w, written without the division
+        rhs = _xt(X, w * (eta - offset) + u)
+        beta_new = fac.solve(rhs)
         eta_new = _linear_predictor(X, beta_new, offset)
         mu_new = family.mu(eta_new)
         dev_new = family.deviance(y, mu_new, wt)

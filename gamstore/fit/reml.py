@@ -1,10 +1,15 @@
 """Laplace-approximate REML (Wood 2011) with its exact gradient and Hessian in rho.
 
-For a canonical link the PIRLS Hessian ``X'WX + S_lambda`` is the exact Hessian of the
-penalized log-likelihood, so ``dbeta/drho_j = -lambda_j H^{-1} S_j beta`` and the derivatives of
-``log|H|`` only need ``dW/deta`` and ``d2W/deta2``. The score is on mgcv's ``gcv.ubre`` scale:
-the full log-likelihood (with normalising constants) minus ``(M_p/2) log(2 pi)``; for the
-Gaussian family the scale is profiled out.
+PIRLS uses the exact Hessian of the penalized log-likelihood, ``X'WX + S_lambda`` with the
+family's Newton weights (Fisher weights for a canonical link), so
+``dbeta/drho_j = -lambda_j H^{-1} S_j beta`` and the derivatives of ``log|H|`` only need
+``dW/deta`` and ``d2W/deta2``. The score is on mgcv's ``gcv.ubre`` scale: the full
+log-likelihood (with normalising constants) minus ``(M_p/2) log(2 pi)``. An unknown scale is
+profiled out: in closed form for the Gaussian family with identity link, otherwise by a
+one-dimensional Newton solve in ``log(scale)`` of mgcv's score
+``(D + P)/(2 phi) - ls(phi) + log|H|/2 - log|S|_+/2 - (M_p/2) log(2 pi phi)`` (mgcv optimizes
+``log(scale)`` jointly with rho; the profiled score has the same minimum, and its Hessian is
+the joint one's Schur complement).
 """
 
 from __future__ import annotations
@@ -152,7 +157,7 @@ def evaluate(
     if rho.shape != (m,):
         raise ValueError(f"rho must have shape ({m},), got {rho.shape}")
     s_diag = d.s_diag(rho)
-    gaussian = fam.name == "gaussian"
+    gaussian = fam.identity_gaussian
     fit = pirls(
         d.X,
         prob.y,
@@ -167,7 +172,12 @@ def evaluate(
         xtwx0=None if gaussian or beta0 is None else xtwx0,
     )
     beta, mu = fit.beta, fit.mu
-    XtWX = fit.xtwx if fit.xtwx is not None else xtwx(d.X, prob.wt * fam.variance(mu))
+    if fit.xtwx is not None:
+        XtWX = fit.xtwx
+        wd: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    else:
+        wd = fam.weight_derivs(prob.y, fit.eta, mu, prob.wt)
+        XtWX = xtwx(d.X, wd[0])
     H = XtWX.copy()
     H[np.diag_indices(d.p)] += s_diag
     fac = SPDFactor(H)
@@ -178,11 +188,23 @@ def evaluate(
     Mp = d.null_space_dim
     penalty = fit.penalty
 
+    v_tt = float("nan")  # d2 score / d log(scale)^2 at the profiled scale
     if fam.scale_known:
         scale = 1.0
         ll = fam.loglik(prob.y, mu, prob.wt, 1.0)
         extras = (fac.logdet, logdet_S, ll)
         score = -ll + 0.5 * penalty + 0.5 * fac.logdet - 0.5 * logdet_S - 0.5 * Mp * LOG_2PI
+    elif not gaussian:
+        dp = fit.deviance + penalty
+        scale, ls0, v_tt = profile_scale(fam, prob.y, prob.wt, dp, Mp, prob.n_eff)
+        extras = (fac.logdet, logdet_S, fam.loglik(prob.y, mu, prob.wt, scale))
+        score = (
+            dp / (2.0 * scale)
+            - ls0
+            + 0.5 * fac.logdet
+            - 0.5 * logdet_S
+            - 0.5 * Mp * (LOG_2PI + np.log(scale))
+        )
     else:
         dof = prob.n_eff - Mp
         if dof <= 0:
@@ -212,11 +234,13 @@ def evaluate(
     if gaussian:
         grad = a / (2.0 * scale) + 0.5 * tr - 0.5 * ranks
     else:
-        dw = prob.wt * fam.dw(mu)
+        if wd is None:
+            wd = fam.weight_derivs(prob.y, fit.eta, mu, prob.wt)
+        dw = wd[1]
         h = leverages(d.X, Hinv)
         q = _xt(d.X, h * dw)  # X'(h * dw/deta): turns dbeta into the trace term of log|H|
-        grad = 0.5 * a + 0.5 * (q @ dbeta + tr) - 0.5 * ranks
-        parts.update(dw=dw, h=h, q=q)
+        grad = 0.5 * a / scale + 0.5 * (q @ dbeta + tr) - 0.5 * ranks
+        parts.update(dw=dw, d2w=wd[2], h=h, q=q, v_tt=v_tt)
     out = RemlEval(rho, float(score), grad, None, fit, scale, *extras, parts=parts)
     return with_hessian(prob, out) if hessian else out
 
@@ -231,7 +255,7 @@ def with_hessian(prob: Problem, ev: RemlEval) -> RemlEval:
     P = ev.parts
     Hinv, Sb, a, tr, dbeta, lam = P["Hinv"], P["Sb"], P["a"], P["tr"], P["dbeta"], P["lam"]
     da = np.diag(a) - 2.0 * (Sb.T @ (Hinv @ Sb))
-    if fam.name == "gaussian":
+    if fam.identity_gaussian:
         dof = prob.n_eff - d.null_space_dim
         scale = ev.scale
         hess = (
@@ -242,6 +266,7 @@ def with_hessian(prob: Problem, ev: RemlEval) -> RemlEval:
         )
         return dataclasses.replace(ev, hess=_sym(hess))
     dw, h, q = P["dw"], P["h"], P["q"]
+    scale = ev.scale
     eta_j = _xmul(d.X, dbeta)  # X dbeta/drho_j, (n, m)
     XDX = xtwx_many(d.X, dw[:, None] * eta_j)  # X' diag(dw * eta_j) X, (m, p, p)
     dH = XDX.copy()
@@ -250,7 +275,7 @@ def with_hessian(prob: Problem, ev: RemlEval) -> RemlEval:
         dH[j, idx, idx] += lam[j] * b.eig
     G = np.einsum("ab,jbc->jac", Hinv, dH)  # H^{-1} dH_j
     trGG = np.einsum("jab,kba->jk", G, G)
-    hw2 = h * (prob.wt * fam.d2w(ev.fit.mu))
+    hw2 = h * P["d2w"]
     t_w2 = eta_j.T @ (hw2[:, None] * eta_j)  # sum_i h_i w''_i eta_j eta_k
     hess = np.zeros((m, m))
     for j in range(m):
@@ -261,7 +286,9 @@ def with_hessian(prob: Problem, ev: RemlEval) -> RemlEval:
                 v = v + Sb[:, j]
             d2beta = -Hinv @ v
             dT = -trGG[j, k] + t_w2[j, k] + q @ d2beta + (tr[j] if j == k else 0.0)
-            hess[j, k] = hess[k, j] = 0.5 * da[j, k] + 0.5 * dT
+            hess[j, k] = hess[k, j] = 0.5 * da[j, k] / scale + 0.5 * dT
+    if not fam.scale_known:
+        hess -= _scale_schur(a, scale, P["v_tt"])
     return dataclasses.replace(ev, hess=_sym(hess))
 
 
@@ -272,7 +299,7 @@ def fisher_hessian(prob: Problem, ev: RemlEval) -> np.ndarray:
     drops the derivatives of the weights (within a few percent of the exact Hessian near the
     optimum). The outer loop uses it only to decide that a step would be negligible.
     """
-    if prob.family.name == "gaussian":
+    if prob.family.identity_gaussian:
         h = with_hessian(prob, ev).hess
         assert h is not None
         return h
@@ -281,9 +308,55 @@ def fisher_hessian(prob: Problem, ev: RemlEval) -> np.ndarray:
     Hinv, Sb, a, tr, lam = P["Hinv"], P["Sb"], P["a"], P["tr"], P["lam"]
     da = np.diag(a) - 2.0 * (Sb.T @ (Hinv @ Sb))
     hess = da / (2.0 * ev.scale) + 0.5 * np.diag(tr) - 0.5 * _trace_pairs(d, Hinv, lam)
+    if not prob.family.scale_known:
+        hess -= _scale_schur(a, ev.scale, P["v_tt"])
     out = _sym(hess)
     assert out is not None
     return out
+
+
+def profile_scale(
+    fam: Family, y: np.ndarray, wt: np.ndarray, dp: float, Mp: int, n_eff: int
+) -> tuple[float, float, float]:
+    """The scale minimizing mgcv's REML score at fixed rho (beta does not depend on it).
+
+    Minimizes ``V(t) = dp e^{-t} / 2 - ls(e^t) - (M_p / 2) t`` over ``t = log(scale)`` by
+    safeguarded Newton; returns ``(scale, ls(scale), V''(t))``.
+    """
+    dof = max(n_eff - Mp, 1)
+    t = float(np.log(max(dp, 1e-300) / dof))
+
+    def derivs(t: float) -> tuple[float, float, float]:
+        phi = float(np.exp(t))
+        ls0, ls1, ls2 = fam.ls(y, wt, phi)
+        v_t = -dp / (2.0 * phi) - ls1 * phi - 0.5 * Mp
+        v_tt = dp / (2.0 * phi) - ls2 * phi * phi - ls1 * phi
+        return ls0, v_t, v_tt
+
+    ls0, v_t, v_tt = derivs(t)
+    for _ in range(100):
+        step = -v_t / v_tt if v_tt > 0 else -float(np.sign(v_t))
+        step = float(np.clip(step, -2.0, 2.0))
+        t_new = t + step
+        ls_new, vt_new, vtt_new = derivs(t_new)
+        # the score is unimodal in t (Gamma: ls concave): halve only when the slope flips far
+        n_half = 0
+        while abs(vt_new) > abs(v_t) and n_half < 50:
+            step *= 0.5
+            t_new = t + step
+            ls_new, vt_new, vtt_new = derivs(t_new)
+            n_half += 1
+        t, ls0, v_t, v_tt = t_new, ls_new, vt_new, vtt_new
+        if abs(step) < 1e-13 * max(1.0, abs(t)):
+            break
+    return float(np.exp(t)), float(ls0), float(v_tt)
+
+
+def _scale_schur(a: np.ndarray, scale: float, v_tt: float) -> np.ndarray:
+    """What profiling the scale removes from the rho Hessian: ``c c' / V_tt`` with
+    ``c = d2 V / drho dlog(scale) = -a / (2 scale)``."""
+    c = -a / (2.0 * scale)
+    return np.outer(c, c) / v_tt
 
 
 def _s_times(d: Design, lam: np.ndarray, j: int, v: np.ndarray) -> np.ndarray:
@@ -312,15 +385,52 @@ def _sym(h: np.ndarray | None) -> np.ndarray | None:
     return None if h is None else (h + h.T) / 2.0
 
 
+def fisher_system(prob: Problem, ev: RemlEval) -> tuple[np.ndarray, np.ndarray]:
+    """``((X'W_f X + S_lambda)^{-1}, X'W_f X)`` with the Fisher weights ``W_f``.
+
+    mgcv's ``gam.fit3`` forms ``Vp``, ``F`` and the edf of a fit with a non-canonical link
+    from the Fisher weights at the converged coefficients (its ``weights``), while the REML
+    score and its derivatives use the Newton weights (``working.weights``).
+    """
+    d = prob.design
+    wf = prob.family.fisher_weights(ev.fit.eta, ev.fit.mu, prob.wt)
+    XtWX = xtwx(d.X, wf)
+    H = XtWX.copy()
+    H[np.diag_indices(d.p)] += d.s_diag(ev.rho)
+    return SPDFactor(H).inverse(), XtWX
+
+
+def fletcher_scale(prob: Problem, ev: RemlEval, edf_total: float) -> float:
+    """mgcv's reported scale (``sig2``) for an estimated scale: Fletcher's (2012) estimator
+    ``Pearson / (n - edf) / (1 + mean(V'(mu) (y - mu) / V(mu)))`` (``gam.control``'s default
+    ``scale.est = "fletcher"``)."""
+    fam = prob.family
+    y, mu, wt = prob.y, ev.fit.mu, prob.wt
+    V = fam.variance(mu)
+    pearson = float(np.sum(wt * (y - mu) ** 2 / V))
+    est = pearson / (y.size - edf_total)
+    s_bar = max(-0.9, float(np.mean(fam.var_derivs(mu)[0] * (y - mu) / V)))
+    if np.isfinite(s_bar):
+        est /= 1.0 + s_bar
+    return est
+
+
 def edf_per_block(prob: Problem, ev: RemlEval) -> dict[str, float]:
-    """Effective degrees of freedom per block: block traces of ``H^{-1} X'WX``."""
+    """Effective degrees of freedom per block: block traces of ``H^{-1} X'WX``.
+
+    For a non-canonical link both use the Fisher weights, as mgcv's (see
+    :func:`fisher_system`).
+    """
     d = prob.design
     P = ev.parts
-    if "Hinv" in P:
+    fam = prob.family
+    if not fam.is_canonical:
+        Hinv, XtWX = fisher_system(prob, ev)
+    elif "Hinv" in P:
         Hinv = P["Hinv"]
         XtWX = P["XtWX"]
     else:
-        XtWX = xtwx(d.X, prob.wt * prob.family.variance(ev.fit.mu))
+        XtWX = xtwx(d.X, fam.working(prob.y, ev.fit.eta, ev.fit.mu, prob.wt)[0])
         H = XtWX.copy()
         H[np.diag_indices(d.p)] += d.s_diag(ev.rho)
         Hinv = SPDFactor(H).inverse()

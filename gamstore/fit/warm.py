@@ -72,8 +72,10 @@ class LikelihoodKey:
 
     @property
     def name(self) -> str:
-        """Family name."""
-        return self._prob.family.name
+        """Family kind: the name, with the link unless it is the canonical link of gaussian,
+        poisson or binomial (so their keys are unchanged): ``"Gamma(log)"`` and
+        ``"Gamma(inverse)"`` are different descriptors and never share a cross-fit artifact."""
+        return self._prob.family.kind
 
     def warm_start_fingerprint(self, specs: Sequence[BlockSpec], options: FitOptions) -> str:
         """64-hex digest of (response, weights, link, fitter)."""

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-_FAMILIES = ("gaussian", "poisson", "binomial")
+_FAMILIES = (
+    "gaussian",
+    "poisson",
+    "binomial",
+    "gamma",
+    "inverse.gaussian",
+    "quasipoisson",
+    "quasibinomial",
+)
 
 
 def _xlogy_ratio(y: np.ndarray, mu: np.ndarray) -> np.ndarray:
@@ -27,7 +35,9 @@ def family_name(family: object) -> str:
     Returns
     -------
     str
-        One of ``"gaussian"``, ``"poisson"``, ``"binomial"``.
+        One of ``"gaussian"``, ``"poisson"``, ``"binomial"``, ``"gamma"``,
+        ``"inverse.gaussian"``, ``"quasipoisson"``, ``"quasibinomial"`` (the link does not
+        change a deviance).
     """
     name = family if isinstance(family, str) else getattr(family, "name", None)
     if not isinstance(name, str) or name.lower() not in _FAMILIES:
@@ -40,8 +50,9 @@ def deviance(family: str, y: ArrayLike, mu: ArrayLike, weights: ArrayLike | None
 
     Parameters
     ----------
-    family : {"gaussian", "poisson", "binomial"}
-        Response family; binomial responses are proportions in [0, 1].
+    family : str
+        Response family (see :func:`family_name`); binomial responses are proportions in
+        [0, 1]. The quasi families use the Poisson and binomial deviances.
     y, mu : array_like, shape (n,)
         Observed response and fitted mean on the response scale.
     weights : array_like, shape (n,), optional
@@ -66,8 +77,12 @@ def deviance(family: str, y: ArrayLike, mu: ArrayLike, weights: ArrayLike | None
     with np.errstate(divide="ignore", invalid="ignore"):
         if fam == "gaussian":
             unit = (y_arr - mu_arr) ** 2
-        elif fam == "poisson":
+        elif fam in ("poisson", "quasipoisson"):
             unit = 2.0 * (_xlogy_ratio(y_arr, mu_arr) - (y_arr - mu_arr))
+        elif fam == "gamma":
+            unit = -2.0 * (np.log(y_arr / mu_arr) - (y_arr - mu_arr) / mu_arr)
+        elif fam == "inverse.gaussian":
+            unit = (y_arr - mu_arr) ** 2 / (y_arr * mu_arr * mu_arr)
         else:
             unit = 2.0 * (_xlogy_ratio(y_arr, mu_arr) + _xlogy_ratio(1.0 - y_arr, 1.0 - mu_arr))
     total = float(np.sum(w * unit))
@@ -85,7 +100,8 @@ def log_density(
 
     Gaussian: ``N(mu, scale / w)``; Poisson: ``Pois(mu)`` (times the prior weight, as the
     likelihood the fit maximises); binomial: ``Bin(round(w), mu)`` at ``round(w y)``
-    successes (``w`` = trials).
+    successes (``w`` = trials); Gamma: shape ``w / scale``, mean ``mu``; inverse Gaussian:
+    dispersion ``scale / w``. The quasi families have no density: NaN.
 
     Returns
     -------
@@ -104,6 +120,17 @@ def log_density(
             return -0.5 * np.log(2.0 * np.pi * phi) - (y_arr - mu_arr) ** 2 / (2.0 * phi)
         if fam == "poisson":
             return w * (xlogy(y_arr, mu_arr) - mu_arr - gammaln(y_arr + 1.0))
+        if fam in ("quasipoisson", "quasibinomial"):
+            return np.full_like(y_arr, np.nan)
+        if fam in ("gamma", "inverse.gaussian"):
+            phi = np.broadcast_to(np.asarray(scale, dtype=np.float64), y_arr.shape) / w
+            if fam == "gamma":
+                nu = 1.0 / phi
+                r = y_arr / mu_arr
+                return nu * np.log(nu * r) - nu * r - np.log(y_arr) - gammaln(nu)
+            return -0.5 * np.log(2.0 * np.pi * phi * y_arr**3) - (y_arr - mu_arr) ** 2 / (
+                2.0 * phi * y_arr * mu_arr * mu_arr
+            )
         m = np.round(w)
         k = np.round(w * y_arr)
         return (

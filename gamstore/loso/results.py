@@ -307,7 +307,7 @@ def _add_predictions(
         totals["cv_log_score"][j] = float(np.sum(log_density(family, y[ok], mu, w, scale[ok, j])))
         if family == "gaussian":
             totals["cv_rmse"][j] = float(np.sqrt(np.mean((y[ok] - mu) ** 2)))
-        if family == "binomial":
+        if family in ("binomial", "quasibinomial"):
             totals["cv_auc"][j] = auc(y[ok], mu, w)
     long = {
         "cv_deviance": "cross-validated deviance (sum over held-out rows)",
