@@ -35,6 +35,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "bench_startcheck.py": ([], ["--quick", "--reps", "1"]),
     "bench_initial_sp.py": ([], ["--sizes", "2000"]),
     "bench_hdf5.py": ([], ["--sizes", "200", "1000"]),
+    "bench_local_safety.py": ([], ["--quick"]),
     "stress_load.py": ([], ["--quick"]),
     "stress_faults.py": ([], []),
 }
