@@ -776,9 +776,9 @@ def _hostile_crate(root: Path) -> dict[str, str]:
         want[f"{meta.parent.name}/{meta.stem}"] = reason
         return meta
 
-    huge = "1" + "0" * 400  # 10**400 as a JSON integer literal
+    huge = "1" + "0" * 400  # 10**400 as a JSON integer literal (refused by the parser)
     text = json.dumps(record_b(key="cf-huge000000000001")).replace("1.5", huge, 1)
-    entry("cf-huge000000000001", text.encode(), gc.SKIP_INVALID_RECORD)
+    entry("cf-huge000000000001", text.encode(), gc.SKIP_BAD_PAYLOAD)
     deep = b"[" * 10_000 + b"]" * 10_000
     entry("cf-deep000000000001", deep, gc.SKIP_BAD_PAYLOAD)
     entry(
@@ -851,12 +851,17 @@ def test_parse_errors_are_valueerrors_for_hostile_numbers_and_nesting() -> None:
     ):
         with pytest.raises(ValueError):
             gc.parse_payload(doc.encode())
-    # a Hessian holding 10**400 is scrubbed like any inconsistent Hessian, not a crash
     text = json.dumps(iterate_payload(hessian=[1.0, 0.0, 0.0, 1.0], hessian_dim=2))
-    kind, payload = gc.parse_payload(text.replace("[1.0, 0.0", f"[{huge}, 0.0", 1).encode())
-    assert kind == "outer" and payload["hessian"] == [] and payload["hessian_dim"] == 0
-    with pytest.raises(ValueError, match="iteration"):
+    with pytest.raises(ValueError, match="bad-payload"):
+        gc.parse_payload(text.replace("[1.0, 0.0", f"[{huge}, 0.0", 1).encode())
+    # behind the parser, a number that does not convert to a finite float is never used
+    assert not gc._finite_number(10**400) and not gc._finite_number(True)
+    assert gc._finite_number(2) and not gc._finite_number(float("nan"))
+    with pytest.raises(gc._Reject, match="must be finite"):
+        gc._finite(10**400, "cost")
+    with pytest.raises(ValueError, match="bad-meta"):  # beyond int64: refused
         gc.parse_meta(json.dumps(_meta(iteration=2**63)).encode())
+    assert gc.parse_meta(json.dumps(_meta(iteration=2**63 - 1)).encode()).iteration == 2**63 - 1
 
 
 def _meta(**over: Any) -> dict[str, Any]:
