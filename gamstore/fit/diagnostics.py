@@ -25,6 +25,9 @@ Class                           When (mgcv's message)
                                 covariates"); the fit goes ahead, as mgcv's does
 ``NonIntegerResponseWarning``   a Poisson response that is not a count, or binomial
                                 successes ``weights * y`` that are not whole numbers
+``ExtrapolationWarning``        ``predict`` on covariate values outside the fitted range
+                                (defined in :mod:`gamstore.fit.design`, raised by predict,
+                                not by a fit, so it is not on ``FitResult.warnings``)
 ==============================  =========================================================
 """
 
