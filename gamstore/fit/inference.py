@@ -586,12 +586,30 @@ def _term_tests(
     return pd.DataFrame([r[1:] for r in rows], index=[r[0] for r in rows], columns=cols)
 
 
-def family_loglik_ml(family: Any, y: np.ndarray, mu: np.ndarray, wt: np.ndarray) -> float:
+def family_loglik_ml(
+    family: Any, y: np.ndarray, mu: np.ndarray, wt: np.ndarray, reml_scale: float = 1.0
+) -> float:
     """Maximised log-likelihood as mgcv's ``logLik.gam`` uses it (``-family$aic / 2``).
 
     Gaussian: the scale at its ML value ``deviance / n`` (n = all rows), plus the parameter
-    count correction mgcv applies separately.
+    count correction mgcv applies separately. Gamma and inverse Gaussian: R's ``family$aic``
+    at ``disp = reml_scale`` (mgcv passes ``dev = reml.scale * sum(w)``), prior weights
+    multiplying the log densities. Quasi families: NaN (mgcv: NA, no likelihood).
     """
+    from scipy.special import gammaln
+
+    if family.name in ("quasipoisson", "quasibinomial"):
+        return float("nan")
+    if family.name == "Gamma":
+        a = 1.0 / reml_scale
+        sc = mu * reml_scale
+        ld = -gammaln(a) - a * np.log(sc) + (a - 1.0) * np.log(y) - y / sc
+        return float(np.sum(wt * ld))
+    if family.name == "inverse.gaussian":
+        sw = float(np.sum(wt))
+        return float(
+            -0.5 * sw * (math.log(2.0 * math.pi * reml_scale) + 1.0) - 1.5 * np.sum(wt * np.log(y))
+        )
     if family.name == "gaussian":
         nobs = y.size
         dev = float(np.dot(wt, (y - mu) ** 2))

@@ -230,7 +230,7 @@ class FitResult:
     def loglik(self) -> float:
         """Log-likelihood as mgcv's ``logLik(b)`` (Gaussian: at the ML scale)."""
         pieces = self._pieces
-        return family_loglik_ml(self._family, pieces.y, self.fitted, pieces.wt)
+        return family_loglik_ml(self._family, pieces.y, self.fitted, pieces.wt, self.reml_scale)
 
     @property
     def loglik_df(self) -> float:
