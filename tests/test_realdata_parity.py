@@ -1,9 +1,9 @@
 """Parity of gamstore.fit with R mgcv on real data sets (issue 15, item 3).
 
-32 models on data sets from R's ``datasets``, ``nlme`` and ``mgcv`` packages (no one here made
+33 models on data sets from R's ``datasets``, ``nlme`` and ``mgcv`` packages (no one here made
 them): Gaussian, Poisson (with offsets) and binomial (0/1, proportions with trials as weights,
-and ``(successes, trials)`` columns), n = 15 up to 200 000 rows (nlme::MathAchieve resampled
-by an integer-only rule).
+and ``(successes, trials)`` columns), n = 15 up to 200 000 rows (nlme::MathAchieve and quakes
+resampled by an integer-only rule).
 The data and mgcv's answers are stored in tests/fixtures/realdata_parity.json, written by
 ``Rscript tests/fixtures/realdata_mgcv.R make tests/fixtures`` (format: tests/fixtures/README.md).
 
@@ -13,7 +13,7 @@ control (``gam.control(newton = list(conv.tol = 1e-10), epsilon = 1e-10)``), and
 lower than that too, with mgcv's best answer over a grid of starting points under tight
 control: gamstore then found a lower optimum of mgcv's own REML, and mgcv agrees from there.
 
-The live test refits every case (but the 200 000-row one) with Rscript + mgcv on the same
+The live test refits every case (but the 200 000-row ones) with Rscript + mgcv on the same
 bytes; it skips without R, but fails instead under GAMSTORE_CI=1.
 """
 
