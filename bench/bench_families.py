@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     rd = _load("gamstore_realdata", ROOT / "tests" / "fixtures" / "realdata.py")
     fs = _load("gamstore_families", ROOT / "tests" / "fixtures" / "families" / "support.py")
     cases = fs.cases()
-    live: dict[str, Any] = {} if args.recorded_mgcv else fs.run_live(list(cases))
+    live: dict[str, Any] = {} if args.recorded_mgcv else fs.run_live(list(cases), timed=True)
     head = (
         "| case | family | n | ref | ΔREML | Δρ | Δfitted | Δedf | gamstore ms (wall/CPU) "
         "| mgcv ms (wall/CPU) | status |"
