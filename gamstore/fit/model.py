@@ -419,8 +419,11 @@ class GAM:
     ----------
     smooths : sequence of SmoothTerm
         Smooth terms built with :func:`s`.
-    family : {"gaussian", "poisson", "binomial"} or Family
-        Response family (canonical link).
+    family : str or Family
+        Response family, with a link other than its default in parentheses as R writes it:
+        ``"gaussian"``, ``"poisson"``, ``"binomial"``, ``"Gamma"``, ``"inverse.gaussian"``,
+        ``"quasipoisson"``, ``"quasibinomial"``, e.g. ``"binomial(probit)"``,
+        ``"Gamma(log)"`` (docs/fitting.md, "Families and links").
     linear : sequence of str
         Unpenalized linear covariates (an intercept is always included).
     control : NewtonControl or None
