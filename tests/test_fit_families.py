@@ -31,6 +31,7 @@ import pytest
 
 import gamstore as gs
 from gamstore.fit import GAM, s
+from gamstore.fit.families import family_names as family_names_
 from gamstore.fit.families import get_family
 from gamstore.fit.reml import evaluate
 
@@ -358,3 +359,81 @@ def test_loso_by_month_warm_equals_cold(name: str) -> None:
     assert np.isfinite(ds["cv_deviance"]).all()
     full = _model(case).fit(data, y=case["y"])
     assert float(ds["full_reml"]) == pytest.approx(full.reml, rel=1e-9)
+
+
+def _unit_loglik(fam: Any, y: np.ndarray, wt: np.ndarray, eta: np.ndarray) -> np.ndarray:
+    """Per-row log-likelihood at unit scale, up to a constant: ``-deviance / 2``."""
+    mu = fam.mu(eta)
+    return np.array([-0.5 * fam.deviance(y[i : i + 1], mu[i : i + 1], wt[i : i + 1])
+                     for i in range(y.size)])  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted({get_family(n).kind for n in family_names_()}))
+def test_working_weights_are_loglik_derivatives(name: str) -> None:
+    """``working`` returns ``(-l'', l')`` and ``weight_derivs`` ``(-l'', -l''', -l'''')`` in eta
+    (central differences of the deviance), for every family and link."""
+    fam = get_family(name)
+    if fam.name in ("binomial", "quasibinomial"):
+        y = np.array([0.0, 1.0, 0.25, 1.0, 0.0])
+        mu0 = np.array([0.3, 0.6, 0.2, 0.8, 0.45])
+    elif fam.name in ("poisson", "quasipoisson"):
+        y = np.array([0.0, 3.0, 1.0, 7.0, 2.0])
+        mu0 = np.array([1.5, 2.5, 0.8, 5.0, 2.0])
+    else:
+        y = np.array([0.7, 1.9, 1.2, 2.6, 0.4])
+        mu0 = np.array([1.1, 1.6, 1.3, 2.2, 0.6])
+    wt = np.array([1.0, 2.0, 0.5, 1.5, 1.0])
+    eta = fam.eta_of_mu(mu0)
+    h = 1e-4 * np.maximum(1.0, np.abs(eta))
+
+    def at(e: np.ndarray) -> tuple[np.ndarray, ...]:
+        return fam.weight_derivs(y, e, fam.mu(e), wt)
+
+    w, dw, d2w = at(eta)
+    wk, u = fam.working(y, eta, fam.mu(eta), wt)
+    np.testing.assert_allclose(wk, w, rtol=1e-12, atol=1e-300)
+    ll = lambda e: _unit_loglik(fam, y, wt, e)  # noqa: E731
+    np.testing.assert_allclose(u, (ll(eta + h) - ll(eta - h)) / (2 * h), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        w, -(ll(eta + h) - 2 * ll(eta) + ll(eta - h)) / h**2, rtol=1e-4, atol=1e-6
+    )
+    np.testing.assert_allclose(dw, (at(eta + h)[0] - at(eta - h)[0]) / (2 * h), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(d2w, (at(eta + h)[1] - at(eta - h)[1]) / (2 * h), rtol=1e-6, atol=1e-8)
+    # Fisher weights: the expectation of the Newton weights (y replaced by mu)
+    mu = fam.mu(eta)
+    np.testing.assert_allclose(
+        fam.fisher_weights(eta, mu, wt), fam.working(mu, eta, mu, wt)[0], rtol=1e-12
+    )
+
+
+def test_pirls_takes_a_fisher_step_where_the_newton_hessian_is_indefinite(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """inverse.gaussian(log): started with the mean e, e^2, e^3 times too large, the Newton
+    weights ``wt (2y - mu) / mu^2`` are negative for most rows and ``X'WX + S`` is indefinite;
+    PIRLS then takes Fisher steps (as gam.fit3) and still ends at the cold start's minimum."""
+    import gamstore.fit.pirls as pirls_mod
+    from gamstore.fit.linalg import SPDFactor
+
+    case = CASES["airquality_invgauss_log"]
+    prob, _ = _model(case).prepare(_frame(case), case["y"], None, None)
+    d = prob.design
+    s_diag = d.s_diag(np.zeros(d.n_sp))
+    cold = pirls_mod.pirls(d.X, prob.y, prob.wt, prob.offset, prob.family, s_diag)
+    indefinite = []
+
+    class Recording(SPDFactor):
+        def __init__(self, H: np.ndarray) -> None:
+            super().__init__(H)
+            indefinite.append(not self.positive_definite)
+
+    monkeypatch.setattr(pirls_mod, "SPDFactor", Recording)
+    assert np.ptp(d.X[:, 0]) == 0.0  # the first working column is the intercept
+    for shift in (1.0, 2.0, 3.0):
+        indefinite.clear()
+        b0 = cold.beta.copy()
+        b0[0] += shift / d.X[0, 0]
+        res = pirls_mod.pirls(d.X, prob.y, prob.wt, prob.offset, prob.family, s_diag, b0)
+        assert any(indefinite), shift
+        assert res.converged
+        assert res.pdev == pytest.approx(cold.pdev, rel=1e-10)
