@@ -437,3 +437,27 @@ def test_pirls_takes_a_fisher_step_where_the_newton_hessian_is_indefinite(
         assert any(indefinite), shift
         assert res.converged
         assert res.pdev == pytest.approx(cold.pdev, rel=1e-10)
+
+
+def test_gam_repr_names_the_link() -> None:
+    assert "family='Gamma(log)'" in repr(GAM([s("x")], family="Gamma(log)"))
+    assert "family='poisson'" in repr(GAM([s("x")], family="poisson"))
+    rebuilt = get_family(GAM([s("x")], family="binomial(probit)").family.kind)
+    assert rebuilt == get_family("binomial", link="probit")
+
+
+@pytest.mark.parametrize("family", ["binomial(probit)", "quasibinomial", "binomial(cloglog)"])
+def test_successes_and_trials_equal_proportions_with_weights(family: str) -> None:
+    """``y=(successes, trials)`` works for every binomial link and quasibinomial, and equals
+    the proportion with the trials as prior weights (datasets::esoph's cases/controls by
+    age group, as stored for the real-data suite)."""
+    esoph = rd.parity_cases()["esoph_prop"]
+    df = rd.frame(esoph)
+    y, w = esoph["y"], esoph["weights"]
+    df["succ"] = np.round(df[y] * df[w])
+    model = GAM([s(t, int(k)) for t, k in esoph["smooths"]], family=family,
+                linear=list(esoph["linear"]))  # fmt: skip
+    counts = model.fit(df, y=("succ", w))
+    prop = model.fit(df, y=y, weights=w)
+    assert counts.reml == pytest.approx(prop.reml, rel=1e-12)
+    np.testing.assert_allclose(counts.fitted, prop.fitted, rtol=1e-10)

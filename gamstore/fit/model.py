@@ -484,7 +484,7 @@ class GAM:
     def __repr__(self) -> str:
         parts = [f"s({sm.term!r}, k={sm.k})" for sm in self.smooths]
         na = "" if self.na_action == "omit" else f", na_action={self.na_action!r}"
-        return f"GAM([{', '.join(parts)}], family={self.family.name!r}, linear={self.linear!r}{na})"
+        return f"GAM([{', '.join(parts)}], family={self.family.kind!r}, linear={self.linear!r}{na})"
 
     def model_columns(self, y: Any, weights: Any = None, offset: Any = None) -> dict[str, str]:
         """Every data column the fit reads, mapped to its role (for missing-value checks)."""
@@ -568,7 +568,7 @@ class GAM:
         if self.family.name not in ("binomial", "quasibinomial"):
             raise ValueError(
                 f"y=({cols[0]!r}, {cols[1]!r}): a (successes, trials) response needs "
-                f"family='binomial', got {self.family.name!r}"
+                f"family='binomial' or 'quasibinomial' (any link), got {self.family.name!r}"
             )
         succ = get_column(data, cols[0], role="successes")
         trials = get_column(data, cols[1], role="trials")
