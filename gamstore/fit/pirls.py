@@ -2,8 +2,9 @@
 
 Minimises the penalized deviance ``D(beta) + beta' S_lambda beta`` for an exponential family,
 with mgcv's ``glm.control`` convergence test and step halving. The working weights are the
-family's (Fisher weights for a canonical link, mgcv's full Newton weights otherwise). The penalty is diagonal in the
-working basis (see :mod:`gamstore.fit.design`), so it is passed as a vector.
+family's: Fisher weights for a canonical link, mgcv's full Newton weights otherwise (with a
+Fisher step wherever the Newton Hessian is indefinite, as ``gam.fit3``). The penalty is
+diagonal in the working basis (see :mod:`gamstore.fit.design`), so it is passed as a vector.
 """
 
 from __future__ import annotations

@@ -295,7 +295,8 @@ def with_hessian(prob: Problem, ev: RemlEval) -> RemlEval:
 def fisher_hessian(prob: Problem, ev: RemlEval) -> np.ndarray:
     """Hessian in rho without the terms in dW/deta (no n-sized work).
 
-    Exact for the Gaussian family; for others it is the PQL/Fisher-type approximation that
+    Exact for the Gaussian family with identity link; for others it is the PQL/Fisher-type
+    approximation (with the profiled scale's Schur term where the scale is estimated) that
     drops the derivatives of the weights (within a few percent of the exact Hessian near the
     optimum). The outer loop uses it only to decide that a step would be negligible.
     """
@@ -339,7 +340,7 @@ def profile_scale(
         step = float(np.clip(step, -2.0, 2.0))
         t_new = t + step
         ls_new, vt_new, vtt_new = derivs(t_new)
-        # the score is unimodal in t (Gamma: ls concave): halve only when the slope flips far
+        # safeguard: halve a step that leaves a larger slope than it started from
         n_half = 0
         while abs(vt_new) > abs(v_t) and n_half < 50:
             step *= 0.5
