@@ -49,13 +49,7 @@ CASES: dict[str, dict[str, Any]] = rd.parity_cases()
 # being fixed separately), with the numbers observed. They are NOT run here;
 # bench/bench_parity.py prints them as PENDING with their failures. Move a case back to the
 # suite (and drop ``pending = TRUE`` in realdata_mgcv.R) when it passes.
-PENDING_ROBUST: dict[str, str] = {
-    "quakes_200k": (
-        "gamstore (e099106) stops at rho (1.67463, 3.04354), |grad| 7.6e-3, REML "
-        "776457.717661 where mgcv (tight) has (1.67263, 3.04354), REML 776457.717653: rho "
-        "2.0e-3 off along curvature 3.8 (mgcv's default stops at rho 1.9115, REML 776457.833)"
-    ),
-}
+PENDING_ROBUST: dict[str, str] = {}
 ACTIVE = [name for name in CASES if name not in PENDING_ROBUST]
 LIVE = [name for name in ACTIVE if CASES[name]["resample_n"] is None]
 
