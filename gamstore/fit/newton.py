@@ -25,7 +25,7 @@ from gamstore.fit.reml import Problem, RemlEval, evaluate, fisher_hessian, with_
 
 logger = logging.getLogger("gamstore.fit.newton")
 
-RHO_BOUND = 25.0
+RHO_BOUND = 50.0
 
 
 @dataclass(frozen=True)
