@@ -102,12 +102,43 @@ def test_a_start_deep_in_the_flat_region_warns_of_the_separated_fit() -> None:
 
 
 def test_faithful_complete_separation_warns() -> None:
-    # mgcv: "Fitting terminated with step failure"; before, gamstore returned silently
+    # mgcv: "Fitting terminated with step failure"; before, gamstore returned silently, then
+    # with converged=True (n_outer 0: the rounded REML is flat there) and only the boundary
+    # warning. Complete separation has no finite REML optimum: not converged, mgcv's message
     case = load("faithful_separation")
     assert case["warnings"] == ["Fitting terminated with step failure - check results carefully"]
-    with pytest.warns(BoundaryFitWarning, match="separated"):
+    with pytest.warns(StepFailureWarning, match="Fitting terminated with step failure"):
         res = GAM([s("eruptions")], family="binomial").fit(case["data"], y="long")
-    assert any(isinstance(w, BoundaryFitWarning) for w in res.warnings)
+    assert [type(w) for w in res.warnings] == [StepFailureWarning, BoundaryFitWarning]
+    assert "completely separated" in str(res.warnings[0])
+    assert not res.converged
+
+
+def test_separation_note_only_for_complete_separation() -> None:
+    from gamstore.fit.diagnostics import separation_note
+
+    y = np.array([0.0, 1.0, 1.0, 0.0])
+    wt = np.ones(4)
+    sep = np.array([1e-15, 1.0 - 1e-15, 1.0 - 1e-9, 2e-7])
+    assert isinstance(separation_note("binomial", y, sep, wt), StepFailureWarning)
+    assert isinstance(separation_note("quasibinomial", y, sep, wt), StepFailureWarning)
+    assert separation_note("poisson", y, sep, wt) is None
+    # one row 2e-6 off: not every row reproduced (quasi-separation is boundary_notes' job)
+    assert separation_note("binomial", y, np.where(y == 1, 1.0, 2e-6), wt) is None
+    # a zero-weight row does not count; proportions cannot be reproduced by 0/1 fits
+    assert isinstance(
+        separation_note("binomial", y, np.array([1e-15, 1.0, 1.0, 0.7]), np.array([1, 1, 1, 0.0])),
+        StepFailureWarning,
+    )
+    assert separation_note("binomial", np.array([0.0, 0.5]), np.array([0.0, 0.5]), wt[:2]) is None
+
+
+def test_quasi_separated_mtcars_stays_converged() -> None:
+    # 25 of 32 fitted probabilities at 0/1 (rho = -12.3, from rho = 5): a finite optimum of
+    # the REML, reported as converged with the boundary warning only
+    case = load("mtcars_vs_qsec")
+    res = fit_quiet(GAM([s("qsec", k=10)], family="binomial"), case["data"], y="vs", rho0=[5.0])
+    assert res.converged and [type(w) for w in res.warnings] == [BoundaryFitWarning]
 
 
 def test_statex77_area_k20_no_information_warning_and_parity() -> None:

@@ -20,7 +20,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gamstore.fit.diagnostics import GamFitWarning, IterationLimitWarning, StepFailureWarning
+from gamstore.fit.diagnostics import (
+    GamFitWarning,
+    IterationLimitWarning,
+    StepFailureWarning,
+    separation_note,
+)
 from gamstore.fit.reml import Problem, RemlEval, evaluate, fisher_hessian, with_hessian
 
 logger = logging.getLogger("gamstore.fit.newton")
@@ -295,6 +300,12 @@ def newton(
             converged = True
             break
         notify(n_outer, cur, mgcv_conv and not np.any(np.abs(cur.grad) > flat0 * sc))
+    sep = separation_note(prob.family.name, prob.y, cur.fit.mu, prob.wt)
+    if sep is not None:
+        # no finite optimum: a stationary point of the rounded REML is not convergence
+        converged = False
+        if not any(isinstance(w, StepFailureWarning) for w in notes):
+            notes.append(sep)
     if not converged:
         logger.info("REML Newton did not converge in %d iterations", n_outer)
         if n_outer >= ctl.max_iter:
