@@ -114,6 +114,19 @@ def test_faithful_complete_separation_warns() -> None:
     assert not res.converged
 
 
+def test_complete_separation_is_not_stored_so_a_refit_equals_the_cold_fit(tmp_path: Path) -> None:
+    # regression: the exact block record of the separated fit was reused, and PIRLS from its
+    # beta went on towards the separation: REML -28.877 where the cold fit has -28.278
+    case = load("faithful_separation")
+    model = GAM([s("eruptions")], family="binomial")
+    cold = fit_quiet(model, case["data"], y="long")
+    for _ in range(2):
+        res = fit_quiet(model, case["data"], y="long", store=str(tmp_path))
+        assert res.warm == "cold" and not res.converged
+        assert res.reml == cold.reml
+        np.testing.assert_array_equal(res.coef, cold.coef)
+
+
 def test_separation_note_only_for_complete_separation() -> None:
     from gamstore.fit.diagnostics import separation_note
 

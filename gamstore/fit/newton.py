@@ -122,6 +122,7 @@ class NewtonResult:
     history: list[float] = field(default_factory=list)
     notes: list[GamFitWarning] = field(default_factory=list)
     n_indefinite: int = 0
+    separated: bool = False  # a completely separated binomial fit: no finite REML optimum
 
 
 InnerCap = Callable[[int], "int | None"]
@@ -318,7 +319,9 @@ def newton(
                     "check results carefully"
                 )
             )
-    return NewtonResult(cur, n_outer, calls, iters, converged, history, notes, n_indefinite)
+    return NewtonResult(
+        cur, n_outer, calls, iters, converged, history, notes, n_indefinite, sep is not None
+    )
 
 
 def _certified(

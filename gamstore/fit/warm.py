@@ -582,9 +582,15 @@ def _save(ctx: WarmContext, start: Start, nres: Any) -> None:
     * a fold seeded by a cross-fit artifact: block record, plus the session final only if
       the fit checkpointed (long fits); never the artifact, so every fold keeps transferring
       from the full-data fit rather than from another fold.
+    * a completely separated fit (``nres.separated``): nothing.
     """
     stepped = nres.n_outer > 0
     if start.level == "exact" and not stepped:
+        return
+    if getattr(nres, "separated", False):
+        # no finite optimum to resume: PIRLS started from this beta goes on towards the
+        # separation and returns another REML (faithful: -28.877 vs the cold -28.278), so
+        # store nothing and every refit is the cold fit
         return
     if not ctx.ws.writable:
         return  # read-only or disabled store: do not build records nobody can save
