@@ -51,3 +51,23 @@ def test_cli_version_and_help() -> None:
         [sys.executable, "-m", "gamstore", "--help"], capture_output=True, text=True, check=True
     )
     assert "Exit codes" in out.stdout
+
+
+def test_one_keyspace_list_and_one_entry_id_test() -> None:
+    """The store owns the keyspace list and the entry-id shape; views and the CLI take both
+    from it (issue 16: they were three separate copies)."""
+    import inspect
+
+    import gamstore.store as gs
+    from gamstore.cli import inspect as cli_inspect
+    from gamstore.store.ids import new_entry_id
+    from gamstore.views import listing, rows
+
+    assert rows.KEYSPACES == tuple(gs.KEYSPACES) == cli_inspect._KEYSPACES
+    for module in (cli_inspect, listing, rows):
+        src = inspect.getsource(module)
+        assert '"inner", "block"' not in src and "{16}-[0-9a-f]{8}" not in src, module.__name__
+    assert gs.is_entry_id(new_entry_id())
+    for bad in ("", "18eab8e5bcaa3fb8-f828973e", "18EAB8E5BCAA3FB8-f828973e-e9c66971",
+                "18eab8e5bcaa3fb8-f828973e-e9c66971\n", "../18eab8e5bcaa3fb8-f828973e-e9c66971"):
+        assert not gs.is_entry_id(bad), bad

@@ -24,14 +24,14 @@ from gamstore.cli import EXIT_PROBLEM, EXIT_STORAGE, EXIT_USAGE
 from gamstore.cli.common import console as _console
 from gamstore.cli.common import fail as _fail
 from gamstore.cli.common import parse_storage_options, storage_option
+from gamstore.store import KEYSPACES, is_entry_id
 
 __all__ = ["register", "parse_duration", "parse_size", "parse_storage_options"]
 
-_KEYSPACES = ("inner", "block", "outer", "artifact", "from")
+_KEYSPACES = tuple(KEYSPACES)  # the store owns the list
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([smhdw]?)\s*$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_ENTRY_ID = re.compile(r"^[0-9a-f]{16}-[0-9a-f]{8}-[0-9a-f]{8}$")
 
 
 # ------------------------------------------------------------------ parsing helpers
@@ -375,7 +375,7 @@ def show_command(
     store = _open(url, storage_option)
     which = "latest" if latest else "best"
     with _storage_errors(url):
-        if _ENTRY_ID.match(target):
+        if is_entry_id(target):
             entry = find_entry(store, keyspace, entry_id=target)
         else:
             found = []

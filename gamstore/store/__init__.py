@@ -24,6 +24,7 @@ from gamstore.store.backend import Backend, ObjectInfo
 from gamstore.store.codec import MAX_ENTRY_BYTES, CorruptEntryError
 from gamstore.store.core import Store, check_store_options
 from gamstore.store.errors import ReadOnlyStoreError, StoreError
+from gamstore.store.ids import is_entry_id
 from gamstore.store.layout import key_folder
 from gamstore.store.registry import open_backend, register_backend, resolve_url
 from gamstore.store.session import Session
@@ -39,6 +40,7 @@ from gamstore.store.types import (
 
 __all__ = [
     "KEYSPACES",
+    "is_entry_id",
     "MAX_ENTRY_BYTES",
     "Backend",
     "CorruptEntryError",

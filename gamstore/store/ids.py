@@ -15,12 +15,24 @@ import time
 
 import blake3
 
-__all__ = ["ENTRY_ID_RE", "new_entry_id", "parse_created", "producer_identity", "producer_short"]
+__all__ = [
+    "ENTRY_ID_RE",
+    "is_entry_id",
+    "new_entry_id",
+    "parse_created",
+    "producer_identity",
+    "producer_short",
+]
 
 ENTRY_ID_RE = re.compile(r"[0-9a-f]{16}-[0-9a-f]{8}-[0-9a-f]{8}\Z")
 
 _producer: str = ""
 _short: str = ""
+
+
+def is_entry_id(name: str) -> bool:
+    """Whether ``name`` has the shape of an entry id (the one test every walker uses)."""
+    return ENTRY_ID_RE.match(name) is not None
 
 
 def _reset_producer() -> None:

@@ -16,7 +16,6 @@ cheapest way the backend allows:
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -24,6 +23,7 @@ from typing import Any
 
 import blake3
 
+from gamstore.store import is_entry_id
 from gamstore.store.layout import is_folder_name, is_shard_name
 from gamstore.views.extract import UnsupportedRecordError, row_from_entry
 from gamstore.views.rows import FitRow, layout_for
@@ -43,7 +43,6 @@ log = logging.getLogger("gamstore.views")
 # reads overlap I/O waits: many for object stores (network latency), a few on local disk
 _REMOTE_WORKERS = 16
 _LOCAL_WORKERS = 4
-_ENTRY_ID = re.compile(r"[0-9a-f]{16}-[0-9a-f]{8}-[0-9a-f]{8}\Z")
 _MARKER = "zarr.json"
 
 Progress = Callable[[int], None]
@@ -96,7 +95,7 @@ def _walk_paths(backend: Any, keyspace: str) -> list[str]:
     for kk in filter(is_shard_name, backend.list_dir(keyspace)):
         for folder in filter(is_folder_name, backend.list_dir(f"{keyspace}/{kk}")):
             prefix = f"{keyspace}/{kk}/{folder}"
-            paths.extend(f"{prefix}/{n}" for n in backend.list_dir(prefix) if _ENTRY_ID.match(n))
+            paths.extend(f"{prefix}/{n}" for n in backend.list_dir(prefix) if is_entry_id(n))
     return paths
 
 

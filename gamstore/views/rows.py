@@ -21,9 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from gamstore.store import KEYSPACES as _STORE_KEYSPACES
+
 __all__ = ["FitRow", "KeyspaceLayout", "LAYOUTS", "KEYSPACES", "PROVENANCE", "layout_for"]
 
-KEYSPACES: tuple[str, ...] = ("inner", "block", "outer", "artifact", "from")
+#: The store's keyspaces, in its order (the store owns the list: gamstore.store.KEYSPACES).
+KEYSPACES: tuple[str, ...] = tuple(_STORE_KEYSPACES)
 #: Provenance strings of a row (see :mod:`gamstore.store.provenance`).
 PROVENANCE: tuple[str, ...] = (
     "response",
