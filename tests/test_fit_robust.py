@@ -107,7 +107,10 @@ def test_faithful_complete_separation_warns() -> None:
     # warning. Complete separation has no finite REML optimum: not converged, mgcv's message
     case = load("faithful_separation")
     assert case["warnings"] == ["Fitting terminated with step failure - check results carefully"]
-    with pytest.warns(StepFailureWarning, match="Fitting terminated with step failure"):
+    with (
+        pytest.warns(StepFailureWarning, match="Fitting terminated with step failure"),
+        pytest.warns(BoundaryFitWarning, match="numerically 0 or 1"),
+    ):
         res = GAM([s("eruptions")], family="binomial").fit(case["data"], y="long")
     assert [type(w) for w in res.warnings] == [StepFailureWarning, BoundaryFitWarning]
     assert "completely separated" in str(res.warnings[0])
