@@ -79,3 +79,49 @@ def test_fitter_reaches_the_store_only_through_the_warm_start_layer() -> None:
         if name.startswith("gamstore.fit"):
             bad = {t for t in imports_of(path) if t.startswith("gamstore.store")}
             assert not bad, f"{name} imports {bad}"
+
+
+# the store's private modules (issue 16: "no module outside store/ imports codec, ids, layout
+# or touches store.backend"); modules still on the way there, each to be emptied out
+STORE_PRIVATE = ("gamstore.store.codec", "gamstore.store.ids", "gamstore.store.layout")
+STILL_PRIVATE: set[str] = {
+    "gamstore.views.listing",
+    "gamstore.views.catalog",
+    "gamstore.cli.inspect",
+}
+
+
+def private_store_use(path: Path) -> set[str]:
+    """Store-private modules imported by ``path`` and ``.backend`` attribute uses in it."""
+    found = {
+        t
+        for t in imports_of(path)
+        if t in STORE_PRIVATE or t.startswith(tuple(p + "." for p in STORE_PRIVATE))
+    }
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for n in ast.walk(tree):
+        if (isinstance(n, ast.Attribute) and n.attr == "backend") or (
+            isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Name)
+            and n.func.id == "getattr"
+            and any(isinstance(a, ast.Constant) and a.value == "backend" for a in n.args)
+        ):
+            found.add(".backend")
+    return found
+
+
+def test_only_the_store_uses_its_private_modules() -> None:
+    users = {
+        name
+        for name, path in modules()
+        if not (name == "gamstore.store" or name.startswith("gamstore.store."))
+        and private_store_use(path)
+    }
+    # no new user; one that stopped using them comes off STILL_PRIVATE
+    assert users <= STILL_PRIVATE, f"new users of store internals: {users - STILL_PRIVATE}"
+    assert STILL_PRIVATE <= users, f"no longer users, drop them: {STILL_PRIVATE - users}"
+
+
+def test_hdf5_uses_only_the_public_store_api() -> None:
+    path = PKG / "views" / "hdf5.py"
+    assert private_store_use(path) == set()

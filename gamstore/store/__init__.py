@@ -8,7 +8,8 @@ Use :func:`open_store`; ``docs/architecture.md`` has the Store API contract::
 
 Modules: ``backend`` (the abstract object store), ``local`` / ``memory`` / ``s3`` (one per
 backend), ``registry`` (URL scheme -> backend), ``codec`` (record <-> Zarr v3 group bytes),
-``layout`` and ``ids`` (paths and entry ids), ``ranking`` (which entry a lookup returns),
+``layout`` and ``ids`` (paths and entry ids), ``portable`` (entries as
+portable data for export/import), ``ranking`` (which entry a lookup returns),
 ``eviction`` (TTL, budget, sweep policy), ``cache`` (per-root in-process caches), ``core``
 (the :class:`Store` facade), ``spec`` (reopening a store in a worker), ``session``, ``maintenance`` (gc, verify), ``zarr_bridge`` (a zarr
 store on the same root) and ``testing`` (the reusable conformance suite).
@@ -29,6 +30,7 @@ from gamstore.store.layout import key_folder
 from gamstore.store.registry import open_backend, register_backend, resolve_url
 from gamstore.store.session import Session
 from gamstore.store.spec import StoreSpec
+from gamstore.store.portable import ExportedEntry, ImportResult
 from gamstore.store.types import (
     KEYSPACES,
     Entry,
@@ -45,6 +47,8 @@ __all__ = [
     "Backend",
     "CorruptEntryError",
     "Entry",
+    "ExportedEntry",
+    "ImportResult",
     "EntryInfo",
     "GcReport",
     "ObjectInfo",

@@ -18,9 +18,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from gamstore import _json
 from gamstore._version import __version__
-from gamstore.store import codec
+from gamstore.store import codec, portable
 from gamstore.store.backend import Backend
 from gamstore.store.cache import state_for
 from gamstore.store.codec import CorruptEntryError, Marker
@@ -53,6 +55,7 @@ from gamstore.store.layout import (
 from gamstore.store.provenance import check_provenance, current_provenance
 from gamstore.store.ranking import Candidate, rank
 from gamstore.store.spec import StoreSpec
+from gamstore.store.portable import ExportedEntry, ImportResult
 from gamstore.store.types import (
     KEYSPACES,
     KINDS,
@@ -958,6 +961,106 @@ class Store:
         if split_entry_path(info.path) is None:
             raise ValueError(f"info.path: not an entry path: {info.path!r}")
         return self._delete_path(info.path)
+
+    # ------------------------------------------------------------------ export / import
+    def export_entry(self, info: EntryInfo) -> ExportedEntry:
+        """One listed entry as data: its marker attributes and its verified arrays.
+
+        Parameters
+        ----------
+        info : EntryInfo
+            A listed entry (from :meth:`entries`).
+
+        Returns
+        -------
+        ExportedEntry
+            ``attrs`` (a private copy of the marker's ``attrs["gamstore"]``) and ``arrays``
+            (path in the entry -> :class:`~gamstore.records.ArrayPart`), every array
+            checked against the marker's shape, dtype and digest.
+
+        Raises
+        ------
+        ValueError
+            If the entry is unreadable, corrupt or its arrays differ from its marker.
+        """
+        attrs = self.read_marker(info)
+        entry = self.read_entry(info) if attrs is not None else None
+        if attrs is None or entry is None:
+            raise ValueError("unreadable or corrupt")
+        arrays = entry.record.to_parts().arrays
+        specs = attrs.get("arrays", {})
+        if set(arrays) != set(specs):
+            raise ValueError("record arrays differ from the stored ones")
+        for name, part in arrays.items():
+            portable.check_against_marker(name, np.asarray(part.data), specs[name])
+        return ExportedEntry(info=info, attrs=attrs, arrays=arrays)
+
+    def import_entry(
+        self,
+        attrs: Mapping[str, Any],
+        arrays: Mapping[str, np.ndarray],
+        *,
+        path: str | None = None,
+    ) -> ImportResult:
+        """Commit an exported entry under its own entry id (the inverse of :meth:`export_entry`).
+
+        Everything is checked before anything is written: the keyspace, the entry id and
+        its creation time, the key folder (against ``path`` if given), every number within
+        int64, the sizes within the per-entry cap, every array against the marker's shape,
+        dtype, dimension names and digest, and the rebuilt marker through the strict
+        parser. Then the payload objects, the folder levels and, last and create-only, the
+        marker are written, and the entry is re-read; one that does not verify is removed.
+        Export then import gives byte-identical objects.
+
+        Parameters
+        ----------
+        attrs : mapping
+            The marker's ``attrs["gamstore"]`` (plain JSON values, as from a strict reader).
+        arrays : mapping of str to numpy.ndarray
+            Every array the marker declares, by its path in the entry.
+        path : str, optional
+            Where the entry came from (``<keyspace>/<kk>/<key64>/<entry id>``); refused
+            unless it is where the entry belongs.
+
+        Returns
+        -------
+        ImportResult
+            ``status`` "imported", "exists" (already present, untouched) or "refused"
+            (with ``reason``; nothing of the entry is left in the store).
+
+        Raises
+        ------
+        ReadOnlyStoreError
+            On a read-only store.
+        """
+        self._check_writable()
+        try:
+            ks, key, entry_id, entry_path = portable.check_import_attrs(attrs, path)
+            payload, marker = portable.entry_objects(attrs, arrays, ks, entry_id)
+        except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+            return ImportResult("refused", path or "", str(exc))
+        backend = self._backend
+        if backend.get(f"{entry_path}/{MARKER}") is not None:
+            return ImportResult("exists", entry_path)
+        backend.put_many({f"{entry_path}/{rel}": data for rel, data in payload.items()})
+        # the keyspace, shard and key folders are Zarr groups too (as a save makes them)
+        self.ensure_levels(ks, key)
+        if not backend.put_if_absent(f"{entry_path}/{MARKER}", marker):
+            return ImportResult("exists", entry_path)  # a concurrent import committed it
+        _, _, folder, _ = entry_path.split("/")
+        info = EntryInfo(
+            keyspace=ks,
+            folder=folder,
+            entry_id=entry_id,
+            created=int(attrs["created"]),
+            nbytes=len(marker) + sum(len(b) for b in payload.values()),
+            last_access=None,
+            path=entry_path,
+        )
+        if self.read_entry(info) is None:
+            self.delete_entry(info)
+            return ImportResult("refused", entry_path, "did not verify in the target store")
+        return ImportResult("imported", entry_path)
 
     # ------------------------------------------------------------------ eviction
     def _after_save(self, folder: str, nbytes: int, path: str) -> None:

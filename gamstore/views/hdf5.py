@@ -36,16 +36,16 @@ import logging
 import math
 import os
 import stat
-import struct
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import blake3
 import numpy as np
 
 from gamstore import _json
+from gamstore.store import MAX_ENTRY_BYTES, ReadOnlyStoreError
+from gamstore.store.portable import check_import_attrs, spec_shape
 from gamstore.views.rows import KEYSPACES, layout_for
 
 __all__ = [
@@ -66,8 +66,6 @@ _ROOT_ATTR = "gamstore_export"
 _MAX_ATTR_BYTES = 16 * 1024 * 1024
 #: Largest accepted ``dimension_names`` attribute, in bytes.
 _MAX_DIMS_BYTES = 4096
-#: Most arrays (and groups) one entry may declare; a saved record has a few dozen at most.
-_MAX_ARRAYS = 10_000
 _CANONICAL = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 )
@@ -116,37 +114,6 @@ def _require_h5py() -> Any:
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         raise ImportError("HDF5 export/import needs h5py: pip install 'gamstore[hdf5]'") from exc
     return h5py
-
-
-def _chunk_digest(arr: np.ndarray) -> str:
-    import crc32c
-
-    raw = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
-    return blake3.blake3(raw + struct.pack("<I", crc32c.crc32c(raw))).hexdigest()
-
-
-def _spec_shape(name: str, spec: Mapping[str, Any]) -> tuple[int, ...]:
-    """The marker's shape of array ``name``, range-checked (no overflow, within the cap)."""
-    from gamstore.store.codec import MAX_ENTRY_BYTES
-
-    shape = spec.get("shape")
-    if not isinstance(shape, list) or not 1 <= len(shape) <= 32:
-        raise ValueError(f"array {name!r}: marker shape must be a list of 1 to 32 sizes")
-    if not all(type(n) is int and 0 <= n <= MAX_ENTRY_BYTES // 8 for n in shape):
-        raise ValueError(f"array {name!r}: marker shape {shape!r:.80} out of range")
-    if math.prod(shape) > MAX_ENTRY_BYTES // 8:
-        raise ValueError(f"array {name!r}: marker shape {shape!r:.80} exceeds the entry cap")
-    return tuple(shape)
-
-
-def _check_against_marker(name: str, arr: np.ndarray, spec: Mapping[str, Any]) -> None:
-    if arr.shape != _spec_shape(name, spec):
-        raise ValueError(f"array {name!r}: shape {arr.shape} != marker {spec.get('shape')}")
-    dtype = spec.get("dtype")
-    if dtype not in ("float64", "int64") or arr.dtype != np.dtype(dtype):
-        raise ValueError(f"array {name!r}: dtype {arr.dtype} != marker {dtype}")
-    if arr.size and _chunk_digest(arr) != spec.get("digest"):
-        raise ValueError(f"array {name!r}: values differ from the stored digest")
 
 
 # ------------------------------------------------------------------ export
@@ -326,17 +293,8 @@ def export_hdf5(
             h5.attrs["title"] = "gamstore export"
             for info in infos:
                 try:
-                    marker = store.read_marker(info)
-                    entry = store.read_entry(info) if marker is not None else None
-                    if marker is None or entry is None:
-                        raise ValueError("unreadable or corrupt")
-                    arrays = entry.record.to_parts().arrays
-                    specs = marker.get("arrays", {})
-                    if set(arrays) != set(specs):
-                        raise ValueError("record arrays differ from the stored ones")
-                    for name, part in arrays.items():
-                        _check_against_marker(name, np.asarray(part.data), specs[name])
-                    writer.write_entry(info.path, marker, arrays)
+                    exported_entry = store.export_entry(info)
+                    writer.write_entry(info.path, exported_entry.attrs, exported_entry.arrays)
                     exported += 1
                 except ValueError as exc:
                     log.warning("gamstore: export skipped entry %s (%s)", info.path, exc)
@@ -417,14 +375,12 @@ class _Reader:
 
     def array(self, gid: Any, name: str, spec: Mapping[str, Any]) -> np.ndarray:
         """Read array ``name`` of an entry after checking it against its marker spec."""
-        from gamstore.store.codec import MAX_ENTRY_BYTES
-
         h5py = self._h5py
         segs = name.split("/")
         for seg in segs[:-1]:
             gid = self.child(gid, seg, "group")
         dsid = self.child(gid, segs[-1], "dataset")
-        shape = _spec_shape(name, spec)
+        shape = spec_shape(name, spec)
         dtype = spec.get("dtype")
         if dtype not in ("float64", "int64"):
             raise _Refused(f"array {name!r}: unsupported dtype {dtype!r:.40}")
@@ -456,96 +412,26 @@ class _Reader:
         return arr
 
 
-_INT64 = 2**63
-
-
-def _check_numbers(value: Any, path: str = "marker") -> None:
-    """Refuse integers outside int64 anywhere in a parsed marker (floats are finite already).
-
-    Nothing gamstore writes comes close; a ``10**400`` would overflow later readers.
-    """
-    if type(value) is int and not -_INT64 <= value < _INT64:
-        raise _Refused(f"{path}: integer out of the int64 range")
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _check_numbers(v, f"{path}.{k}")
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _check_numbers(v, f"{path}[{i}]")
-
-
-def _entry_objects(
+def _entry_arrays(
     reader: _Reader, path: str, gid: Any
-) -> tuple[dict[str, Any], dict[str, bytes], bytes]:
-    """Rebuild (marker attrs, payload objects, marker bytes) of one exported entry."""
-    import crc32c
-
-    from gamstore.store import codec
-    from gamstore.store.ids import parse_created
-    from gamstore.store.layout import MARKER, key_folder, split_entry_path
-
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(marker attrs, arrays) of one exported entry; the marker is checked before any read."""
     raw = reader.text_attr(gid, "gamstore", _MAX_ATTR_BYTES)
     if raw is None:
         raise _Refused("group has no 'gamstore' attribute")
     try:
         attrs = _json.loads(raw, root="marker", max_bytes=_MAX_ATTR_BYTES)
+        # path, ids, key folder, numbers and the size caps, before a single array is read
+        check_import_attrs(attrs, path)
     except ValueError as exc:
         raise _Refused(str(exc)) from None
-    if not isinstance(attrs, dict):
-        raise _Refused("marker attribute is not a JSON object")
-    _check_numbers(attrs)
-    split = split_entry_path(path)
-    if split is None:
-        raise _Refused("not an entry path")
-    ks, folder, entry_id = split
-    key = attrs.get("key")
-    if attrs.get("keyspace") != ks or attrs.get("entry_id") != entry_id or not isinstance(key, str):
-        raise _Refused("marker keyspace/entry id/key disagree with the group path")
-    created = parse_created(entry_id)
-    if created is None or attrs.get("created") != created:
-        raise _Refused("invalid entry id or creation time")
-    if key_folder(ks, key) != folder:
-        raise _Refused("key folder does not match the key string")
-    specs = attrs.get("arrays")
-    groups = attrs.get("groups")
-    if not isinstance(specs, dict) or not isinstance(groups, list):
-        raise _Refused("marker has no arrays/groups")
-    if len(specs) + len(groups) > _MAX_ARRAYS:
-        raise _Refused(f"marker declares more than {_MAX_ARRAYS} arrays and groups")
-    if not all(isinstance(s, dict) for s in specs.values()):
-        raise _Refused("marker has a malformed array spec")
-    total = sum(math.prod(_spec_shape(n, s)) for n, s in specs.items())
-    if total > codec.MAX_ENTRY_BYTES // 8:
-        raise _Refused(f"arrays exceed the entry cap of {codec.MAX_ENTRY_BYTES} bytes")
-    payload: dict[str, bytes] = {}
-    for name, spec in specs.items():
+    arrays: dict[str, np.ndarray] = {}
+    for name, spec in attrs["arrays"].items():
         try:
-            arr = reader.array(gid, name, spec)
+            arrays[name] = reader.array(gid, name, spec)
         except (KeyError, OSError, RuntimeError, TypeError) as exc:
             raise _Refused(f"array {name!r:.80}: unreadable ({exc})") from None
-        dtype = spec["dtype"]
-        _check_against_marker(name, arr, spec)
-        payload[f"{name}/{MARKER}"] = codec.array_meta_bytes(
-            dtype, tuple(arr.shape), tuple(spec["dims"])
-        )
-        if arr.size:
-            chunk = np.ascontiguousarray(arr, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()
-            key_name = ".".join(["0"] * arr.ndim)
-            payload[f"{name}/{key_name}"] = chunk + struct.pack("<I", crc32c.crc32c(chunk))
-    for g in groups:
-        if not isinstance(g, str):
-            raise _Refused("marker groups must be strings")
-        payload[f"{g}/{MARKER}"] = codec.group_meta_bytes()
-    try:
-        # the marker document exactly as a save writes it; ``attrs`` came from the strict
-        # reader (plain JSON), so the C encoder gives the canonical bytes
-        doc = {"attributes": {"gamstore": attrs}, "node_type": "group", "zarr_format": 3}
-        marker_bytes = _CANONICAL.encode(doc).encode("utf-8")
-        # the rebuilt marker must parse exactly like the original one (names, kinds, numbers)
-        codec.parse_marker(marker_bytes, keyspace=ks, entry_id=entry_id)
-    except (ValueError, ArithmeticError) as exc:
-        raise _Refused(str(exc)) from None
-    return attrs, payload, marker_bytes
+    return attrs, arrays
 
 
 def _open_source(h5py: Any, path: str | os.PathLike[str]) -> Any:
@@ -671,18 +557,12 @@ def import_hdf5(
         If the file does not exist.
     """
     h5py = _require_h5py()
-    from gamstore.store import EntryInfo
-    from gamstore.store.layout import MARKER
-
     if store.read_only:
-        from gamstore.store import ReadOnlyStoreError
-
         raise ReadOnlyStoreError(f"store {store.url} is read-only")
     h5 = _open_source(h5py, path)
     reader = _Reader(h5py)
     imported = existing = 0
     failed: list[tuple[str, str]] = []
-    backend = store.backend
     with h5:
         if on_total is not None:
             on_total(sum(1 for _ in _iter_entry_groups(reader, h5.id)))
@@ -691,37 +571,18 @@ def import_hdf5(
                 if entry_id is None:
                     raise parent
                 gid = reader.child(parent, entry_id, "group")
-                attrs, payload, marker = _entry_objects(reader, entry_path, gid)
+                attrs, arrays = _entry_arrays(reader, entry_path, gid)
             except (ValueError, ArithmeticError, TypeError, KeyError, OSError, RuntimeError) as exc:
                 # only the file was read so far: a bad entry is refused, the store untouched
                 failed.append((entry_path, str(exc)))
-                if progress is not None:
-                    progress(1)
-                continue
-            if backend.get(f"{entry_path}/{MARKER}") is not None:
-                existing += 1
             else:
-                backend.put_many({f"{entry_path}/{rel}": data for rel, data in payload.items()})
-                # the keyspace, shard and key folders are Zarr groups too (as a save makes them)
-                store.ensure_levels(entry_path.split("/", 1)[0], attrs["key"])
-                if not backend.put_if_absent(f"{entry_path}/{MARKER}", marker):
-                    existing += 1  # a concurrent import committed it first
+                result = store.import_entry(attrs, arrays, path=entry_path)
+                if result.status == "imported":
+                    imported += 1
+                elif result.status == "exists":
+                    existing += 1
                 else:
-                    ks, _, folder, _ = entry_path.split("/")
-                    info = EntryInfo(
-                        keyspace=ks,
-                        folder=folder,
-                        entry_id=entry_id,
-                        created=int(attrs["created"]),
-                        nbytes=len(marker) + sum(len(b) for b in payload.values()),
-                        last_access=None,
-                        path=entry_path,
-                    )
-                    if store.read_entry(info) is None:
-                        store.delete_entry(info)
-                        failed.append((entry_path, "did not verify in the target store"))
-                    else:
-                        imported += 1
+                    failed.append((entry_path, result.reason))
             if progress is not None:
                 progress(1)
     return ImportReport(imported=imported, existing=existing, failed=tuple(failed))
