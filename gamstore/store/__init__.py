@@ -27,10 +27,10 @@ from gamstore.store.core import Store, check_store_options
 from gamstore.store.errors import ReadOnlyStoreError, StoreError
 from gamstore.store.ids import is_entry_id
 from gamstore.store.layout import key_folder
+from gamstore.store.portable import ExportedEntry, ImportResult
 from gamstore.store.registry import open_backend, register_backend, resolve_url
 from gamstore.store.session import Session
 from gamstore.store.spec import StoreSpec
-from gamstore.store.portable import ExportedEntry, ImportResult
 from gamstore.store.types import (
     KEYSPACES,
     Entry,

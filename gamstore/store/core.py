@@ -52,10 +52,10 @@ from gamstore.store.layout import (
     level_attrs,
     split_entry_path,
 )
+from gamstore.store.portable import ExportedEntry, ImportResult
 from gamstore.store.provenance import check_provenance, current_provenance
 from gamstore.store.ranking import Candidate, rank
 from gamstore.store.spec import StoreSpec
-from gamstore.store.portable import ExportedEntry, ImportResult
 from gamstore.store.types import (
     KEYSPACES,
     KINDS,

@@ -852,6 +852,87 @@ class StoreConformance:
         assert be.get("block/aa/x/zarr.json") == b"new" and be.get("y/zarr.json") == b"y"
         assert be.put_many_if_absent({}) == []
 
+    # ------------------------------------------------------------------ export / import
+    def test_export_import_round_trip_is_byte_identical(self, make_store: MakeStore) -> None:
+        src, dst = make_store("a"), make_store("b")
+        src.save("block", "k", block_record("k", 1), objective=3.0, kind="final")
+        src.save("outer", "sess", iterate_payload(2.0), objective=2.0)
+        src.flush()
+        for info in sorted(src.entries(), key=lambda i: i.path):
+            ex = src.export_entry(info)
+            assert ex.info == info and ex.attrs["entry_id"] == info.entry_id
+            arrays = {n: np.asarray(p.data) for n, p in ex.arrays.items()}
+            res = dst.import_entry(ex.attrs, arrays, path=info.path)
+            assert (res.status, res.path, res.reason) == ("imported", info.path, "")
+            # a second import leaves the entry alone
+            assert dst.import_entry(ex.attrs, arrays).status == "exists"
+            got = {o.path: src.backend.get(o.path) for o in src.backend.list(info.path)}
+            assert got == {o.path: dst.backend.get(o.path) for o in dst.backend.list(info.path)}
+        e = dst.lookup("block", "k")
+        assert e is not None and record_values_ok(e.record, "k", 1) and e.kind == "final"
+        for ks in ("block", "outer"):  # every level is a Zarr group, as after a save
+            assert dst.backend.get(f"{ks}/{MARKER}") is not None
+
+    def test_import_refuses_bad_entries_and_writes_nothing(self, make_store: MakeStore) -> None:
+        src, dst = make_store("a"), make_store("b")
+        src.save("block", "k", block_record("k", 1), objective=3.0)
+        src.flush()
+        info = next(iter(src.entries("block")))
+        ex = src.export_entry(info)
+        arrays = {n: np.asarray(p.data) for n, p in ex.arrays.items()}
+        name = next(n for n, a in arrays.items() if a.size)
+        before = sorted(o.path for o in dst.backend.list(""))
+
+        def attrs_with(**changes: Any) -> dict[str, Any]:
+            import copy
+
+            out = copy.deepcopy(ex.attrs)
+            out.update(changes)
+            return out
+
+        other = key_folder("block", "other")
+        bad_path = "/".join([*info.path.split("/")[:2], other, info.entry_id])
+        cases: list[tuple[dict[str, Any], dict[str, np.ndarray], str | None, str]] = [
+            (ex.attrs, {**arrays, name: arrays[name] + 1.0}, None, "digest"),
+            (ex.attrs, {**arrays, name: arrays[name][:-1]}, None, "shape"),
+            (ex.attrs, {n: a for n, a in arrays.items() if n != name}, None, "differ"),
+            (attrs_with(key="other"), arrays, info.path, "key folder"),
+            (ex.attrs, arrays, bad_path, "key folder"),
+            (attrs_with(entry_id="not-an-id"), arrays, None, "entry id"),
+            (attrs_with(created=1), arrays, None, "creation time"),
+            (attrs_with(keyspace="nope"), arrays, None, "keyspace"),
+            (attrs_with(nbytes=10**400), arrays, None, "int64"),
+            (attrs_with(kind="bogus"), arrays, None, "kind"),
+        ]
+        for attrs, arrs, path, reason in cases:
+            res = dst.import_entry(attrs, arrs, path=path)
+            assert res.status == "refused" and reason in res.reason, (reason, res)
+        assert sorted(o.path for o in dst.backend.list("")) == before
+        assert list(dst.entries()) == []
+
+    def test_export_refuses_a_corrupt_entry(self, store: Store) -> None:
+        store.save("block", "k", block_record("k"))
+        store.flush()
+        info = next(iter(store.entries("block")))
+        chunk = next(o.path for o in store.backend.list(info.path) if not o.path.endswith(MARKER))
+        blob = store.backend.get(chunk)
+        assert blob is not None
+        store.backend.put(chunk, bytes([blob[0] ^ 1]) + blob[1:])
+        with pytest.raises(ValueError, match="unreadable or corrupt"):
+            fresh_info = next(iter(store.entries("block")))
+            type(store)(store.backend).export_entry(fresh_info)
+
+    def test_import_on_read_only_store_raises(self, make_store: MakeStore) -> None:
+        src = make_store("a")
+        src.save("block", "k", block_record("k"))
+        src.flush()
+        info = next(iter(src.entries("block")))
+        ex = src.export_entry(info)
+        arrays = {n: np.asarray(p.data) for n, p in ex.arrays.items()}
+        make_store("b")
+        with pytest.raises(ReadOnlyStoreError, match="read-only"):
+            make_store("b", read_only=True).import_entry(ex.attrs, arrays)
+
     def test_item13_7_existing_level_doc_is_kept(self, store: Store) -> None:
         kp = key_prefix("block", key_folder("block", "k"))
         foreign = codec.group_meta_bytes({"gamstore": {"level": "key", "note": "first"}})
