@@ -526,8 +526,7 @@ class Store:
     def ensure_levels(self, keyspace: str, key: str) -> None:
         """Make the keyspace, shard and key folders of ``key`` Zarr groups (create-only).
 
-        :meth:`save` does this itself; tools that write entries' objects directly (HDF5
-        import) call it before committing. A no-op for folders this process already did.
+        :meth:`save` and :meth:`import_entry` do this themselves before committing. A no-op for folders this process already did.
 
         Raises
         ------

@@ -11,9 +11,9 @@ The file keeps the store's hierarchy and attributes::
 
 HDF5 has no nested attributes, so the marker travels as one JSON string (strict, canonical).
 The marker holds the blake3 digest of every stored array chunk: export checks the arrays it
-writes against it, and import rebuilds the exact Zarr objects of the entry, checks them
-against it, commits them with the same entry id (marker last, create-only) and re-reads the
-entry through the store. Export then import therefore gives byte-identical entries.
+writes against it (``Store.export_entry``), and import hands each entry to
+``Store.import_entry``, which checks the arrays against it, rebuilds the exact Zarr objects,
+commits them with the same entry id (marker last, create-only) and re-reads the entry. Export then import therefore gives byte-identical entries.
 
 The file is written and read with h5py directly, in the netCDF-4 data model (dimension
 scales with ``_Netcdf4Dimid``), so ``xarray.open_datatree(path, engine="h5netcdf")`` reads
