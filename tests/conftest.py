@@ -13,12 +13,12 @@ missing tool must fail the run.
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from requires import require
 
 #: Dummy credentials for the loopback moto server (never real secrets).
 S3_TEST_KEY = "gamstore-test-key"
@@ -29,9 +29,8 @@ def _need(module: str) -> Any:
     try:
         return __import__(module, fromlist=["_"])
     except ImportError:
-        if os.environ.get("GAMSTORE_CI") == "1":
-            pytest.fail(f"{module} is required under GAMSTORE_CI=1 but is not installed")
-        pytest.skip(f"{module} is not installed")
+        require(False, module)
+        raise
 
 
 @pytest.fixture(scope="session")

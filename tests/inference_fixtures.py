@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pytest
+from requires import require
 
 from gamstore.fit._mgcv import mgcv_available
 
@@ -54,10 +53,7 @@ def nan_array(values: list[Any]) -> np.ndarray:
 
 def require_mgcv() -> None:
     """Skip without Rscript + mgcv, but fail under GAMSTORE_CI=1."""
-    if not mgcv_available():
-        if os.environ.get("GAMSTORE_CI") == "1":
-            pytest.fail("Rscript with mgcv is required under GAMSTORE_CI=1 but is not available")
-        pytest.skip("Rscript with mgcv not available")
+    require(mgcv_available(), "Rscript with mgcv")
 
 
 @functools.cache

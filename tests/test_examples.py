@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from requires import require
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.py"))
 
@@ -22,10 +23,7 @@ NEEDS = {
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_example_runs(script: Path, tmp_path: Path) -> None:
     missing = [m for m in NEEDS.get(script.name, ()) if importlib.util.find_spec(m) is None]
-    if missing:
-        if os.environ.get("GAMSTORE_CI") == "1":
-            pytest.fail(f"{script.name} needs {missing} under GAMSTORE_CI=1")
-        pytest.skip(f"{script.name} needs {missing}")
+    require(not missing, f"{missing} (for {script.name})")
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
     proc = subprocess.run(
         [sys.executable, str(script)],

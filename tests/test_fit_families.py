@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
-import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from requires import require
 
 import gamstore as gs
 from gamstore.fit import GAM, s
@@ -140,10 +140,7 @@ def test_reml_derivatives_are_exact_for_non_canonical_links() -> None:
 
 
 def _require_mgcv() -> None:
-    if fs.rscript() is None:
-        if os.environ.get("GAMSTORE_CI") == "1":
-            pytest.fail("Rscript with mgcv is required under GAMSTORE_CI=1 but is not available")
-        pytest.skip("Rscript with mgcv not available")
+    require(fs.rscript() is not None, "Rscript with mgcv")
 
 
 @pytest.mark.mgcv

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from requires import require
 
 from gamstore.fit import GAM, s
 from gamstore.fit._mgcv import R_SCRIPT, mgcv_available, run_mgcv
@@ -173,10 +173,7 @@ def test_appendix_b_reference_numbers() -> None:
 
 
 def _require_mgcv() -> None:
-    if not mgcv_available():
-        if os.environ.get("GAMSTORE_CI") == "1":
-            pytest.fail("Rscript with mgcv is required under GAMSTORE_CI=1 but is not available")
-        pytest.skip("Rscript with mgcv not available")
+    require(mgcv_available(), "Rscript with mgcv")
 
 
 @pytest.mark.mgcv

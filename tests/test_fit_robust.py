@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from requires import require
 
 from gamstore.fit import (
     GAM,
@@ -265,10 +265,7 @@ def test_sum_to_zero_with_an_empty_basis_function_is_mgcvs() -> None:
 def _require_mgcv() -> None:
     from gamstore.fit._mgcv import mgcv_available
 
-    if not mgcv_available():
-        if os.environ.get("GAMSTORE_CI") == "1":
-            pytest.fail("Rscript with mgcv is required under GAMSTORE_CI=1 but is not available")
-        pytest.skip("Rscript with mgcv not available")
+    require(mgcv_available(), "Rscript with mgcv")
 
 
 @pytest.mark.mgcv

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from requires import require
 
 from gamstore.fit import GAM, s
 from gamstore.loso import run_loso, simulate
@@ -30,9 +30,8 @@ def client() -> Iterator[Any]:
     try:
         import distributed
     except ImportError:
-        if os.environ.get("GAMSTORE_CI") == "1":
-            pytest.fail("dask.distributed is required under GAMSTORE_CI=1")
-        pytest.skip("dask.distributed is not installed")
+        require(False, "dask.distributed")
+        raise
     with (
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from requires import require
 
 ROOT = Path(__file__).resolve().parent.parent
 # docs/architecture.md is the contributors' contract: its ```python blocks are signature
@@ -71,10 +72,7 @@ SNIPPETS = [sn for doc in DOCS for sn in extract_snippets(doc)]
 
 
 def _require(module: str) -> None:
-    if importlib.util.find_spec(module) is None:
-        if os.environ.get("GAMSTORE_CI") == "1":
-            pytest.fail(f"{module} is required under GAMSTORE_CI=1 but is not installed")
-        pytest.skip(f"{module} is not installed")
+    require(importlib.util.find_spec(module) is not None, module)
 
 
 def _base_env(tmp_path: Path) -> dict[str, str]:

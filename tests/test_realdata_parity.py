@@ -20,7 +20,6 @@ bytes; it skips without R, but fails instead under GAMSTORE_CI=1.
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from requires import require
 
 
 def _support() -> ModuleType:
@@ -114,10 +114,7 @@ def test_realdata_parity_with_recorded_mgcv(name: str) -> None:
 
 
 def _require_mgcv() -> None:
-    if rd.rscript() is None:
-        if os.environ.get("GAMSTORE_CI") == "1":
-            pytest.fail("Rscript with mgcv is required under GAMSTORE_CI=1 but is not available")
-        pytest.skip("Rscript with mgcv not available")
+    require(rd.rscript() is not None, "Rscript with mgcv")
 
 
 @pytest.mark.mgcv

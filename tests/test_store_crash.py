@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from requires import require
 
 from gamstore.store import open_store
 from gamstore.store.layout import ACCESS_DIR, MARKER, is_level_doc
@@ -19,10 +20,7 @@ from gamstore.store.testing import crash_writer, record_values_ok
 @pytest.fixture(autouse=True)
 def _needs_sigkill() -> None:
     # POSIX only; CI (Linux) must run these, so a missing SIGKILL fails there
-    if not hasattr(signal, "SIGKILL"):
-        if os.environ.get("GAMSTORE_CI") == "1":
-            pytest.fail("SIGKILL is required under GAMSTORE_CI=1")
-        pytest.skip(f"no SIGKILL on {sys.platform}")
+    require(hasattr(signal, "SIGKILL"), f"SIGKILL (absent on {sys.platform})")
 
 
 def test_sigkill_during_saves_leaves_no_torn_entry(tmp_path: Path) -> None:

@@ -44,13 +44,15 @@ class StoreSpec:
 
     Examples
     --------
-    >>> import pickle
     >>> import gamstore
     >>> spec = gamstore.open_store("memory://spec-doc").spec(read_only=True)
     >>> spec
     StoreSpec('memory://spec-doc', read-only, storage_options=<none>)
-    >>> pickle.loads(pickle.dumps(spec)).open().read_only
+    >>> spec.open().read_only
     True
+
+    A process pool or dask hands the spec to workers as an ordinary task argument (in
+    memory, between processes); nothing of it is ever written to a store.
     """
 
     url: str
