@@ -7,9 +7,10 @@ means the same thing as mgcv's ``log(sp)``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Protocol
 
 import numpy as np
 from scipy.interpolate import BSpline
@@ -444,6 +445,19 @@ def build_smooth_basis(
     return finish_smooth_basis(raw, sum_to_zero_transform(raw.col_means)), raw.extrapolate, raw.B
 
 
+class RowBlock(Protocol):
+    """Rows of a smooth's raw design evaluated elsewhere, e.g. a LOSO fold's rows of the
+    full data's raw design (:mod:`gamstore.fit.foldview`): ``block[a:b]`` is the raw design
+    of the data's rows ``a .. b-1``, shape (b - a, k), the same values an evaluation on those
+    rows gives (every raw design row depends on its own covariate value only)."""
+
+    @property
+    def nonneg(self) -> bool:
+        """Every value is >= 0 (lets the row sums skip ``abs``; never changes a value)."""
+
+    def __getitem__(self, rows: slice, /) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class RawSmoothBasis:
     """The data-dependent part of a smooth basis, before the constraint transform T.
@@ -512,11 +526,21 @@ def raw_smooth_bases(
 
 
 def raw_smooth_group(
-    xs: list[np.ndarray], k: int, ts: list[np.ndarray], extrapolate: list[bool]
+    xs: list[np.ndarray],
+    k: int,
+    ts: list[np.ndarray],
+    extrapolate: list[bool],
+    given: Sequence[RowBlock | None] | None = None,
 ) -> tuple[list[RawSmoothBasis], np.ndarray | None]:
     """:func:`raw_smooth_bases`, plus all raw designs stacked (s, n, k) when one array
-    holds them (every smooth on uniform knots, one row chunk), else None."""
+    holds them (every smooth on uniform knots, one row chunk), else None.
+
+    ``given[i]``, when not None, holds smooth i's raw design rows already evaluated (a LOSO
+    fold's rows of the full data's design): they are read instead of evaluated, and every
+    statistic is then computed from them by the same code, so the result is the same.
+    """
     xs = [np.ascontiguousarray(x, dtype=np.float64) for x in xs]
+    have = list(given) if given is not None else [None] * len(xs)
     n = xs[0].shape[0] if xs else 0
     uni = [i for i, t in enumerate(ts) if _is_uniform(t)]
     other = [i for i in range(len(xs)) if i not in uni]
@@ -534,7 +558,9 @@ def raw_smooth_group(
         xu = xs[grp[0]][None, :] if len(grp) == 1 else np.stack([xs[i] for i in grp])
         tu = ts[grp[0]][None, :] if len(grp) == 1 else np.stack([ts[i] for i in grp])
         for sl in chunks:
-            Bu, nonneg = _uniform_designs(xu[:, sl], tu)
+            Bu, nonneg = _given_rows([have[i] for i in grp], sl, k)
+            if Bu is None:
+                Bu, nonneg = _uniform_designs(xu[:, sl], tu)
             col_sum[grp] += _col_sums(Bu)
             # B >= 0 inside the knot span, so |B| is B itself (skips a copy; a -0.0 entry
             # sums like 0.0); extrapolated values take the |B| path
@@ -548,8 +574,12 @@ def raw_smooth_group(
                     stack = Bu
     for i in other:
         for sl in chunks:
-            Bc = BSpline.design_matrix(xs[i][sl], ts[i], DEGREE, extrapolate=extrapolate[i])
-            Bc = Bc.toarray()
+            src = have[i]
+            if src is not None:
+                Bc = src[sl]
+            else:
+                Bc = BSpline.design_matrix(xs[i][sl], ts[i], DEGREE, extrapolate=extrapolate[i])
+                Bc = Bc.toarray()
             col_sum[i] += _col_sums(Bc)
             absB = Bc if Bc.min() >= 0.0 else np.abs(Bc)
             x_inf[i] = max(x_inf[i], float(_row_sums(absB).max()))
@@ -564,6 +594,20 @@ def raw_smooth_group(
         col_means = col_sum[i] / max(n, 1)
         out.append(RawSmoothBasis(ts[i], k, extrapolate[i], col_means, s_scale, B[i]))
     return out, stack
+
+
+def _given_rows(blocks: list[RowBlock | None], sl: slice, k: int) -> tuple[np.ndarray | None, bool]:
+    """Rows ``sl`` of the given raw designs stacked (s, rows, k), or None if one is missing."""
+    if not blocks or any(b is None for b in blocks):
+        return None, False
+    rows = sl.stop - sl.start
+    out = np.empty((len(blocks), rows, k))
+    nonneg = True
+    for j, b in enumerate(blocks):
+        assert b is not None
+        out[j] = b[sl]
+        nonneg = nonneg and b.nonneg
+    return out, nonneg
 
 
 def finish_smooth_basis(raw: RawSmoothBasis, T: np.ndarray) -> SmoothBasis:
@@ -614,14 +658,15 @@ def fill_design(
     basis: SmoothBasis,
     R: np.ndarray,
     extrapolate: bool,
-    B: np.ndarray | None = None,
+    B: np.ndarray | RowBlock | None = None,
     w: np.ndarray | None = None,
     wsum: np.ndarray | None = None,
 ) -> np.ndarray:
     """Write ``B T R`` into ``out`` (n, k-1) chunk by chunk; return colSums((B T)^2).
 
     ``R`` is the reduced -> working rotation; the column sums of squares of the *reduced*
-    design feed mgcv's ``initial.sp``. ``B`` is the raw design when already computed. With
+    design feed mgcv's ``initial.sp``. ``B`` is the raw design when already computed (an
+    array, or a :class:`RowBlock` read chunk by chunk). With
     row weights ``w``, ``colSums(w (B T)^2)`` (mgcv's ``initial.spg``) is added into ``wsum``.
     """
     chunks = _chunks(x.shape[0])

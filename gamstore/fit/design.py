@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ import numpy as np
 
 from gamstore.fit.basis import (
     RawSmoothBasis,
+    RowBlock,
     SmoothBasis,
     fill_design,
     fill_designs,
@@ -516,12 +518,19 @@ def _working_rotations(S: np.ndarray, rank: int) -> list[tuple[np.ndarray, np.nd
     return [(vecs[j], eig[j], float(logdet[j])) for j in range(S.shape[0])]
 
 
+#: ``raw_rows(smooth, knots, x) -> RowBlock | None``: a smooth's raw design rows evaluated
+#: elsewhere (a LOSO fold's rows of the full data's raw design, :mod:`gamstore.fit.foldview`)
+#: for covariate values ``x`` and the resolved knot vector, or None to evaluate them here
+RawRows = Callable[["SmoothTerm", np.ndarray, np.ndarray], RowBlock | None]
+
+
 def build_design(
     data: Any,
     smooths: list[SmoothTerm],
     linear: list[str] | list[ParamTerm],
     knots: dict[str, Any] | None = None,
     start_weights: np.ndarray | None = None,
+    raw_rows: RawRows | None = None,
 ) -> Design:
     """Validate the covariates and assemble the working-basis design.
 
@@ -540,6 +549,11 @@ def build_design(
         Row weights of mgcv's ``initial.spg`` (iterative weights at the starting mean):
         ``initial_rho`` is then computed on the weighted design, in the same pass that fills
         it (:func:`weighted_initial_rho` is the plain reference). None: unweighted.
+    raw_rows : callable or None
+        Where raw basis rows are already evaluated (a LOSO fold: the full data's raw
+        design, row-selected; :mod:`gamstore.fit.foldview`). Only the evaluation is skipped:
+        the constraints are absorbed from these rows' own column means, so the design is
+        the one built from the covariates.
 
     Returns
     -------
@@ -581,11 +595,13 @@ def build_design(
     xs: list[np.ndarray] = []
     knot_vecs: list[tuple[np.ndarray, bool]] = []
     dim_notes: list[GamFitWarning | None] = []
+    given: list[RowBlock | None] = []
     for sm in smooths:
         x = get_column(data, sm.term, role=f"covariate of {sm.label}")
         dim_notes.append(_check_distinct(x, sm))
         xs.append(x)
         knot_vecs.append(smooth_knots(x, sm.k, knots.get(sm.term)))
+        given.append(None if raw_rows is None else raw_rows(sm, knot_vecs[-1][0], x))
     # raw designs, constraints, penalties and their eigenvectors, computed together for
     # smooths of equal k (stacked arrays; identical to one smooth at a time)
     by_k: dict[int, list[int]] = {}
@@ -602,6 +618,7 @@ def build_design(
             k,
             [knot_vecs[i][0] for i in idx],
             [knot_vecs[i][1] for i in idx],
+            [given[i] for i in idx],
         )
         group_bases, S_stack, T_stack = finish_smooth_bases(group)
         stacks.append(S_stack)
@@ -640,8 +657,9 @@ def build_design(
         sl = slices[i]
         pen_blocks.append((sl, basis.S))
         if sm.k not in raw_stacks:
+            B = raw.B if raw.B is not None else given[i]
             ldxx[sl] = fill_design(
-                X[:, sl], x, basis, U, raw.extrapolate, raw.B, start_weights, ldxx_w[sl]
+                X[:, sl], x, basis, U, raw.extrapolate, B, start_weights, ldxx_w[sl]
             )
         blocks.append(SmoothBlock(sm, basis, U, eig, sl, logdet))
         names.append(sm.label)

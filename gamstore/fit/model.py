@@ -27,7 +27,7 @@ from gamstore.fit.data import (
     resolve_vector,
     take_rows,
 )
-from gamstore.fit.design import PARAMETRIC, Design, SmoothTerm, build_design
+from gamstore.fit.design import PARAMETRIC, Design, RawRows, SmoothTerm, build_design
 from gamstore.fit.families import Family, get_family
 from gamstore.fit.inference import (
     Covariances,
@@ -514,13 +514,15 @@ class GAM:
         weights: Any = None,
         offset: Any = None,
         knots: Mapping[str, Any] | None = None,
+        raw_rows: RawRows | None = None,
     ) -> tuple[Problem, str | None]:
         """Validate the data and build the fit problem (design, response, weights, offset).
 
         ``y`` is the response column, or for the binomial family a pair
         ``(successes, trials)`` of count columns (mgcv's ``cbind(successes, failures)``
         with failures = trials - successes): the response is then the proportion and the
-        weights are the trials (times any prior ``weights``).
+        weights are the trials (times any prior ``weights``). ``raw_rows``: raw basis rows
+        evaluated elsewhere (see :func:`~gamstore.fit.design.build_design`).
         """
         cols = response_columns(y)
         dropped = np.zeros(0, dtype=np.int64)
@@ -555,7 +557,12 @@ class GAM:
             mu0 = self.family.initial_mu(yv, wt)
             w0 = self.family.fisher_weights(self.family.eta_of_mu(mu0), mu0, wt)
         design = build_design(
-            data, self.smooths, self.linear, dict(knots) if knots else None, start_weights=w0
+            data,
+            self.smooths,
+            self.linear,
+            dict(knots) if knots else None,
+            start_weights=w0,
+            raw_rows=raw_rows,
         )
         design.dropped = dropped
         design.notes.extend(diagnostics.response_notes(self.family.name, yv, wt, cols[0]))
@@ -597,6 +604,7 @@ class GAM:
         beta0: Any = None,
         inner_cap: InnerCap | None = None,
         on_iterate: OnIterate | None = None,
+        raw_rows: RawRows | None = None,
     ) -> FitResult:
         """Fit by REML.
 
@@ -625,13 +633,17 @@ class GAM:
             ``inner_cap(evaluation_index) -> PIRLS iteration cap or None``.
         on_iterate : callable or None
             Called after the start and every accepted outer iterate.
+        raw_rows : callable or None
+            Raw basis rows already evaluated on a larger data set these rows come from (a
+            LOSO fold: ``gamstore.fit.foldview.FullRawBases(full_data).rows(keep)``); the
+            fit is the same, only the basis evaluation is skipped.
 
         Returns
         -------
         FitResult
         """
         t0 = time.perf_counter()
-        prob, off_col = self.prepare(data, y, weights, offset, knots)
+        prob, off_col = self.prepare(data, y, weights, offset, knots, raw_rows)
         if store is not None and rho0 is None and beta0 is None:
             from gamstore.fit.warm import fit_with_store
 

@@ -50,6 +50,9 @@ class FoldTask:
     weights: str | None = None
     offset: str | None = None
     run_id: str = ""  # provenance: the LOSO run every entry this fold saves belongs to
+    #: read the fold's raw basis rows from the full data's (gamstore.fit.foldview) instead
+    #: of evaluating them: the same design; False is the plain rebuild (the reference path)
+    reuse_design: bool = True
 
 
 @dataclass
@@ -311,7 +314,12 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
             elif task.store is not None:
                 fit_store = _worker_store_or_none(task)
         t0, c0 = time.perf_counter(), time.process_time()
-        extra = {k: v for k, v in (("weights", task.weights), ("offset", task.offset)) if v}
+        extra: dict[str, Any] = {
+            k: v for k, v in (("weights", task.weights), ("offset", task.offset)) if v
+        }
+        raw_rows = fold_raw_rows(data, model, held) if task.reuse_design else None
+        if raw_rows is not None:
+            extra["raw_rows"] = raw_rows
         with fold_provenance(task.subject_column, task.subject, task.run_id):
             res = model.fit(train, y=task.y, knots=task.knots, store=fit_store, **extra)
         out.wall_time = time.perf_counter() - t0
@@ -345,6 +353,21 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
             traceback.format_exc(limit=4),
         )
     return out
+
+
+def fold_raw_rows(data: pd.DataFrame, model: Any, held: np.ndarray) -> Any:
+    """The fold's rows of the full data's raw bases, for ``GAM.fit(raw_rows=...)``.
+
+    The full raw bases are evaluated once per process and data set (a worker: on its first
+    fold, from the data it already holds; nothing is shipped per fold) and shared by every
+    fold; see :mod:`gamstore.fit.foldview`. None for a fitter other than gamstore's GAM.
+    """
+    from gamstore.fit.foldview import shared_raw_bases
+    from gamstore.fit.model import GAM
+
+    if not isinstance(model, GAM):
+        return None
+    return shared_raw_bases(data).rows(np.flatnonzero(~held))
 
 
 def _record_check(out: FoldOutcome, res: Any) -> None:

@@ -176,6 +176,7 @@ def run_loso(
     save_folds: bool = True,
     weights: str | None = None,
     offset: str | None = None,
+    reuse_designs: bool = True,
 ) -> xr.Dataset:
     """Leave-one-subject-out cross-validation of a GAM, warm-started from the full-data fit.
 
@@ -227,6 +228,12 @@ def run_loso(
         Columns of prior weights (binomial: trials, with ``y`` a proportion) and of a
         link-scale offset, passed to every fit; the held-out deviance uses the weights and
         the predictions the offset.
+    reuse_designs : bool
+        Build each fold's design from the full data's raw bases, evaluated once per
+        process: the fold's rows are selected and its own centring constraints absorbed
+        again (:mod:`gamstore.fit.foldview`), giving the design a rebuild from the fold's
+        covariates gives (the default). False rebuilds every fold's design from its
+        covariates (the plain reference path).
 
     Returns
     -------
@@ -313,6 +320,9 @@ def run_loso(
             full_res = model.fit(frame, y=y, knots=None, store=store_obj, **extra)
         full = _fit_summary(full_res, time.perf_counter() - t0)
         knots = {str(k): np.asarray(v, dtype=np.float64) for k, v in dict(full_res.knots).items()}
+        # the result keeps its n x p design (for inference): let it go before the folds,
+        # which hold their own and the full raw bases (gamstore.fit.foldview)
+        del full_res
         logger.info(
             "LOSO full-data fit: reml=%.6f n_outer=%d (%s)",
             full["reml"],
@@ -332,6 +342,7 @@ def run_loso(
                 weights=weights,
                 offset=offset,
                 run_id=run_id,
+                reuse_design=reuse_designs,
             )
             for s in subjects
             for mode in starts
@@ -344,6 +355,9 @@ def run_loso(
     finally:
         if tmp is not None:
             tmp.cleanup()
+        from gamstore.fit.foldview import release_raw_bases
+
+        release_raw_bases(frame)  # serial folds shared them in this process
 
     attrs = {
         "title": "gamstore leave-one-subject-out fit",
