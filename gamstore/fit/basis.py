@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from scipy.interpolate import BSpline
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gamstore.fit.bases import Basis
 
 DEGREE = 3  # cubic B-splines (mgcv m[1] = 2)
 DIFF_ORDER = 2  # second-order difference penalty (mgcv m[2] = 2)
@@ -399,6 +402,9 @@ class SmoothBasis:
     col_means : numpy.ndarray or None
         Column means of the raw design on the fit's rows: the constraint row C that T was
         built from (used to transport coefficients across a changed constraint).
+    impl : Basis or None
+        The constructed raw basis of a registered type (:mod:`gamstore.fit.bases`); None for
+        the P-spline built by this module (``bs="ps"``).
     """
 
     knots: np.ndarray
@@ -409,9 +415,17 @@ class SmoothBasis:
     S_scale: float
     rank: int
     col_means: np.ndarray | None = None
+    impl: Basis | None = None
+
+    @property
+    def kind(self) -> str:
+        """The mgcv ``bs`` code of the basis."""
+        return "ps" if self.impl is None else self.impl.kind
 
     def raw_design(self, x: np.ndarray, extrapolate: bool = False) -> np.ndarray:
-        """B-spline design in raw coordinates, shape (n, k)."""
+        """Design in raw coordinates, shape (n, k)."""
+        if self.impl is not None:
+            return self.impl.raw_design(x)
         return bspline_design(x, self.knots, DEGREE, extrapolate=extrapolate)
 
     def design(self, x: np.ndarray, extrapolate: bool = False) -> np.ndarray:

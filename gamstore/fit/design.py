@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from gamstore.fit.bases import constrain, get_basis_type
+from gamstore.fit.bases.ps import ps_extrapolation_range, ps_predict_raw
 from gamstore.fit.basis import (
     RawSmoothBasis,
     RowBlock,
@@ -160,7 +162,7 @@ def parametric_terms(data: Any, linear: list[str]) -> list[ParamTerm]:
 
 @dataclass(frozen=True)
 class SmoothTerm:
-    """Specification of one P-spline smooth ``s(term, k=...)``.
+    """Specification of one smooth ``s(term, k=..., bs=...)``.
 
     Attributes
     ----------
@@ -168,21 +170,38 @@ class SmoothTerm:
         Covariate column.
     k : int
         Basis dimension (default 10, as mgcv).
+    bs : str
+        mgcv basis code (:func:`gamstore.fit.bases.basis_names`): ``"ps"`` (P-spline, the
+        default here), ``"tp"`` (mgcv's default), ``"cr"``, ``"cc"``, ``"cp"``.
     """
 
     term: str
     k: int = 10
+    bs: str = "ps"
 
     def __post_init__(self) -> None:
         if not isinstance(self.term, str) or not self.term:
             raise TypeError(f"s(): term must be a non-empty column name, got {self.term!r}")
-        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 4:
-            raise ValueError(f"s({self.term!r}): k must be an integer >= 4, got {self.k!r}")
+        bt = get_basis_type(self.bs)
+        if (
+            isinstance(self.k, bool)
+            or not isinstance(self.k, (int, np.integer))
+            or self.k < bt.min_k
+        ):
+            raise ValueError(
+                f"s({self.term!r}, bs={self.bs!r}): k must be an integer >= {bt.min_k}, "
+                f"got {self.k!r}"
+            )
 
     @property
     def label(self) -> str:
         """Block name, as mgcv labels the term: ``s(x0)``."""
         return f"s({self.term})"
+
+    @property
+    def width(self) -> int:
+        """Columns of the block after the sum-to-zero constraint."""
+        return int(get_basis_type(self.bs).raw_width(int(self.k))) - 1
 
 
 @dataclass(frozen=True)
@@ -310,7 +329,10 @@ class Design:
             x = get_column(data, b.spec.term)
             fitted = self.covariates.get(b.spec.term)
             X[:, b.cols] = predict_basis(b.basis, x, fitted) @ b.U
-            lo, hi = extrapolation_range(b.basis, fitted)
+            rng = extrapolation_range(b.basis, fitted)
+            if rng is None:  # periodic: values outside the period wrap
+                continue
+            lo, hi = rng
             n_out = int(np.count_nonzero((x < lo) | (x > hi)))
             if n_out:
                 outside.append(f"{b.spec.term}: {n_out} of {n} outside [{lo:.6g}, {hi:.6g}]")
@@ -318,7 +340,8 @@ class Design:
             warnings.warn(
                 "predict: extrapolating beyond the fitted range ("
                 + "; ".join(outside)
-                + "); the smooths continue there as straight lines, as mgcv's ps does",
+                + "); the smooths continue there as straight lines (ps, cr) or as mgcv's tp "
+                "formula does",
                 ExtrapolationWarning,
                 stacklevel=3,  # the line that called FitResult.predict
             )
@@ -336,50 +359,35 @@ class ExtrapolationWarning(GamFitWarning):
 
 def extrapolation_range(
     basis: SmoothBasis, fitted: np.ndarray | None = None
-) -> tuple[float, float]:
-    """The covariate range ``predict`` evaluates the B-splines on; linear beyond it.
+) -> tuple[float, float] | None:
+    """The covariate range ``predict`` evaluates the basis on unextrapolated, or None.
 
-    The inner knot range ``[t_3, t_k]``, widened to the fitted covariate values when the
-    fit itself reached outside it (see :func:`predict_basis`).
+    For a P-spline the inner knot range ``[t_3, t_k]``, widened to the fitted covariate
+    values when the fit itself reached outside it (see :func:`predict_basis`); for the other
+    bases their own rule (:meth:`gamstore.fit.bases.Basis.extrapolation_range`; None for
+    the cyclic ones, which wrap).
     """
-    t = basis.knots
-    lo, hi = float(t[3]), float(t[-4])
-    if fitted is not None and fitted.size:
-        lo, hi = min(lo, float(fitted.min())), max(hi, float(fitted.max()))
-    return lo, hi
+    if basis.impl is not None:
+        return basis.impl.extrapolation_range(fitted)
+    return ps_extrapolation_range(basis.knots, fitted)
 
 
 def predict_basis(
     basis: SmoothBasis, x: np.ndarray, fitted: np.ndarray | None = None
 ) -> np.ndarray:
-    """Constrained design ``B T`` for prediction, as mgcv's ``Predict.matrix.pspline.smooth``.
+    """Constrained design ``B T`` for prediction, as mgcv's ``Predict.matrix``.
 
-    Inside the inner knot range ``[t_3, t_k]`` the B-splines themselves; beyond it, linear
-    extrapolation from the value and slope at the nearer end (mgcv's rule for P-splines), so
-    a prediction far from the data is a straight line. When the fit itself reached outside
-    the inner range (frozen knots narrower than the data: its design extended the end
-    polynomials there), the linear rule starts at the ends of the fitted data instead, so
-    predicting the fitting rows reproduces the fit.
+    For a P-spline (mgcv's ``Predict.matrix.pspline.smooth``): inside the inner knot range
+    ``[t_3, t_k]`` the B-splines themselves; beyond it, linear extrapolation from the value
+    and slope at the nearer end, so a prediction far from the data is a straight line. When
+    the fit itself reached outside the inner range (frozen knots narrower than the data: its
+    design extended the end polynomials there), the linear rule starts at the ends of the
+    fitted data instead, so predicting the fitting rows reproduces the fit. Other bases:
+    their ``predict_design``.
     """
-    t = basis.knots
-    lo, hi = extrapolation_range(basis, fitted)
-    outside = (x < lo) | (x > hi)
-    if not outside.any():
-        return basis.design(x, extrapolate=True)
-    from scipy.interpolate import BSpline
-
-    nb = t.size - 4
-    spline = BSpline(t, np.eye(nb), 3, extrapolate=True)
-    slope = spline.derivative()
-    raw = np.zeros((x.size, nb))
-    inside = ~outside
-    if inside.any():
-        raw[inside] = basis.raw_design(x[inside], extrapolate=True)
-    for mask, end in ((x < lo, lo), (x > hi, hi)):
-        if mask.any():
-            value, deriv = spline(end), slope(end)
-            raw[mask] = value[None, :] + (x[mask] - end)[:, None] * deriv[None, :]
-    return raw @ basis.T
+    if basis.impl is not None:
+        return basis.impl.predict_design(x, fitted) @ basis.T
+    return ps_predict_raw(basis.knots, x, fitted) @ basis.T
 
 
 _EPS_08 = np.finfo(float).eps ** 0.8  # mgcv's threshold for "non-zero" penalty entries
@@ -574,7 +582,7 @@ def build_design(
         t if isinstance(t, ParamTerm) else ParamTerm(t, factor_levels(data, t)) for t in linear
     ]
     n_par = 1 + sum(t.width for t in pterms)
-    p = n_par + sum(sm.k - 1 for sm in smooths)
+    p = n_par + sum(sm.width for sm in smooths)
     if n <= p:
         raise ValueError(f"data has {n} rows, fewer than the {p} coefficients of the model")
     X = np.empty((n, p))
@@ -596,20 +604,35 @@ def build_design(
     knot_vecs: list[tuple[np.ndarray, bool]] = []
     dim_notes: list[GamFitWarning | None] = []
     given: list[RowBlock | None] = []
-    for sm in smooths:
+    generic: dict[int, np.ndarray] = {}  # raw designs of the non-ps smooths
+    raws: list[RawSmoothBasis] = [None] * len(smooths)  # type: ignore[list-item]
+    bases: list[SmoothBasis] = [None] * len(smooths)  # type: ignore[list-item]
+    for i, sm in enumerate(smooths):
         x = get_column(data, sm.term, role=f"covariate of {sm.label}")
         dim_notes.append(_check_distinct(x, sm))
         xs.append(x)
-        knot_vecs.append(smooth_knots(x, sm.k, knots.get(sm.term)))
-        given.append(None if raw_rows is None else raw_rows(sm, knot_vecs[-1][0], x))
+        if sm.bs == "ps":
+            knot_vecs.append(smooth_knots(x, sm.k, knots.get(sm.term)))
+            given.append(None if raw_rows is None else raw_rows(sm, knot_vecs[-1][0], x))
+        else:
+            # every other basis type through the registry (gamstore.fit.bases): construct,
+            # then mgcv smoothCon's penalty scaling and sum-to-zero constraint
+            knot_vecs.append((np.zeros(0), False))
+            given.append(None)
+            impl = get_basis_type(sm.bs).construct(x, int(sm.k), knots.get(sm.term))
+            B = impl.raw_design(x)
+            bases[i] = constrain(impl, B)
+            generic[i] = B
     # raw designs, constraints, penalties and their eigenvectors, computed together for
-    # smooths of equal k (stacked arrays; identical to one smooth at a time)
+    # P-smooths of equal k (stacked arrays; identical to one smooth at a time)
     by_k: dict[int, list[int]] = {}
     for i, sm in enumerate(smooths):
-        by_k.setdefault(sm.k, []).append(i)
-    raws: list[RawSmoothBasis] = [None] * len(smooths)  # type: ignore[list-item]
-    bases: list[SmoothBasis] = [None] * len(smooths)  # type: ignore[list-item]
+        if sm.bs == "ps":
+            by_k.setdefault(sm.k, []).append(i)
     rots: list[tuple[np.ndarray, np.ndarray, float]] = [None] * len(smooths)  # type: ignore[list-item]
+    for i, b in enumerate(bases):
+        if b is not None:
+            rots[i] = _working_rotations(b.S[None], b.rank)[0]
     stacks: list[np.ndarray] = []
     raw_stacks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for k, idx in by_k.items():
@@ -630,8 +653,8 @@ def build_design(
     slices: list[slice] = []
     start = n_par
     for sm in smooths:
-        slices.append(slice(start, start + sm.k - 1))
-        start += sm.k - 1
+        slices.append(slice(start, start + sm.width))
+        start += sm.width
     # the working-basis blocks: stacked products where a k group's raw designs are stacked
     for k, (B_stack, T_stack) in raw_stacks.items():
         idx = by_k[k]
@@ -656,7 +679,9 @@ def build_design(
     ):
         sl = slices[i]
         pen_blocks.append((sl, basis.S))
-        if sm.k not in raw_stacks:
+        if i in generic:
+            ldxx[sl] = _fill_generic(X[:, sl], generic[i] @ basis.T, U, start_weights, ldxx_w[sl])
+        elif sm.k not in raw_stacks:
             B = raw.B if raw.B is not None else given[i]
             ldxx[sl] = fill_design(
                 X[:, sl], x, basis, U, raw.extrapolate, B, start_weights, ldxx_w[sl]
@@ -670,7 +695,7 @@ def build_design(
         empty_note = unidentifiable_note(sm.label, basis.col_means)
         notes.extend(w for w in (empty_note, dim_note) if w is not None)
     # one k group: its stacked penalties are in model order already
-    S_all = stacks[0] if len(stacks) == 1 else None
+    S_all = stacks[0] if len(stacks) == 1 and not generic else None
     # mgcv initial.spg: with start weights, the sums of the weighted design
     rho0 = (
         _initial_sp(ldxx if start_weights is None else ldxx_w, pen_blocks, S_all)
@@ -679,6 +704,21 @@ def build_design(
     )
     covs = {sm.term: x for sm, x in zip(smooths, xs, strict=True)}
     return Design(X, pterms, blocks, n, p, rho0, names, cols, covariates=covs, notes=notes)
+
+
+def _fill_generic(
+    out: np.ndarray,
+    Xr: np.ndarray,
+    U: np.ndarray,
+    w: np.ndarray | None,
+    wsum: np.ndarray,
+) -> np.ndarray:
+    """Write the reduced block ``Xr`` rotated to the working basis into ``out``; return
+    ``colSums(Xr^2)`` (and add ``colSums(w Xr^2)`` into ``wsum`` with start weights)."""
+    out[...] = Xr @ U
+    if w is not None:
+        wsum += w @ (Xr * Xr)
+    return np.asarray(np.einsum("ij,ij->j", Xr, Xr))
 
 
 def weighted_initial_rho(d: Design, w: np.ndarray) -> np.ndarray:

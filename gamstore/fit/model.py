@@ -48,21 +48,27 @@ logger = logging.getLogger("gamstore.fit")
 WARM_LEVELS = ("cold", "exact", "session", "cross-fit", "explicit")
 
 
-def s(term: str, k: int = 10) -> SmoothTerm:
-    """A cubic P-spline smooth of one covariate (mgcv ``s(term, bs="ps", k=k)``).
+def s(term: str, k: int = 10, bs: str = "ps") -> SmoothTerm:
+    """A smooth of one covariate (mgcv ``s(term, bs=bs, k=k)``).
 
     Parameters
     ----------
     term : str
         Covariate column name.
     k : int
-        Basis dimension before the sum-to-zero constraint (default 10, >= 4).
+        Basis dimension before the sum-to-zero constraint (default 10; at least 4 for
+        ``ps``, ``cc`` and ``cp``, 3 for ``cr`` and ``tp``).
+    bs : str
+        Basis (mgcv's ``bs`` codes): ``"ps"`` cubic P-spline (the default here), ``"tp"``
+        thin-plate regression spline (mgcv's default), ``"cr"`` cubic regression spline,
+        ``"cc"`` cyclic cubic regression spline, ``"cp"`` cyclic P-spline. The cyclic bases
+        take their period from ``fit(knots={term: (lo, hi)})``, else from the data.
 
     Returns
     -------
     SmoothTerm
     """
-    return SmoothTerm(term, int(k) if isinstance(k, (int, np.integer)) else k)
+    return SmoothTerm(term, int(k) if isinstance(k, (int, np.integer)) else k, bs)
 
 
 class Prediction(NamedTuple):
@@ -249,7 +255,9 @@ class FitResult:
     def formula(self) -> str:
         """The model as an mgcv formula (for display)."""
         terms = [t.name for t in self._design.linear]
-        terms += [f's({b.spec.term}, bs = "ps", k = {b.spec.k})' for b in self._design.smooths]
+        terms += [
+            f's({b.spec.term}, bs = "{b.spec.bs}", k = {b.spec.k})' for b in self._design.smooths
+        ]
         return f"{self._response} ~ {' + '.join(terms) if terms else '1'}"
 
     def summary(self, *, show: bool = True) -> GamSummary:
@@ -482,7 +490,12 @@ class GAM:
         self.start_check: StartCheckPolicy = as_policy(start_check)
 
     def __repr__(self) -> str:
-        parts = [f"s({sm.term!r}, k={sm.k})" for sm in self.smooths]
+        parts = [
+            f"s({sm.term!r}, k={sm.k})"
+            if sm.bs == "ps"
+            else f"s({sm.term!r}, k={sm.k}, bs={sm.bs!r})"
+            for sm in self.smooths
+        ]
         na = "" if self.na_action == "omit" else f", na_action={self.na_action!r}"
         return f"GAM([{', '.join(parts)}], family={self.family.kind!r}, linear={self.linear!r}{na})"
 

@@ -132,9 +132,12 @@ def block_specs(prob: Problem) -> list[BlockSpec]:
     ]
     for j, b in enumerate(d.smooths):
         width = b.cols.stop - b.cols.start
+        # a basis other than the P-spline is part of the block's identity (ps keys unchanged):
+        # a cr fit never takes a ps fit's artifact as its cross-fit parent
+        name = b.spec.label if b.spec.bs == "ps" else f"{b.spec.label}[bs={b.spec.bs}]"
         specs.append(
             BlockSpec(
-                b.spec.label,
+                name,
                 d.X[:, b.cols],
                 penalties=(DiagonalPenalty(b.eig),),
                 nullspace_dims=(width - b.rank,),
@@ -197,19 +200,21 @@ def gauge_of(d: Design) -> Any:
 
 
 def basis_metas(d: Design) -> list[Any]:
-    """Per block: the P-spline description (knots, S.scale, constraint row) or None."""
+    """Per block: the basis description (kind, knots, S.scale) or None."""
     from gamstore.artifact import BasisMeta
 
     metas: list[Any] = [None]
     for b in d.smooths:
+        kind = b.basis.kind
         metas.append(
             BasisMeta(
-                kind="ps",
-                degree=3,
+                kind=kind,
+                degree=3 if kind in ("ps", "cr", "cc", "cp") else None,
                 num_knots=int(b.basis.knots.size),
                 knots=b.basis.knots,
                 s_scale=float(b.basis.S_scale),
                 penalty_order=2,
+                periodic=kind in ("cc", "cp"),
             )
         )
     return metas
@@ -382,6 +387,8 @@ class WarmContext:
         if len(terms) != len(d.block_cols):
             return False
         for term, b in zip(terms[1:], d.smooths, strict=True):
+            if b.basis.impl is not None and not b.basis.impl.same_coordinates_as_knots:
+                return False  # tp: centred and scaled on each fit's rows, ρ only
             knots = getattr(term.basis_meta, "knots", None)
             if knots is None or np.shape(knots) != b.basis.knots.shape:
                 return False

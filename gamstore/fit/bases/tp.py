@@ -1,0 +1,302 @@
+"""``bs="tp"``: mgcv's thin-plate regression spline (its default ``s(x)``).
+
+mgcv's ``smooth.construct.tp.smooth.spec`` / ``tprs_setup`` (Wood 2003): the covariate is
+centred on its mean; the thin-plate radial matrix ``E`` on the unique covariate values is
+truncated to its ``k`` largest-magnitude eigenvalues ``D`` (eigenvectors ``U``, ordered by
+decreasing eigenvalue), the polynomial null space constraint ``T'U delta = 0`` is absorbed
+by the Householder ``QT`` factorisation ``T'U Q = [0, R]`` (``Z`` = the first ``k - M``
+columns of ``Q``), and the design ``[U D Z, T]`` has every column scaled to unit root mean
+square over the rows. Prediction evaluates ``[eta(|x - x_u|), T(x)] UZ``.
+
+The eigenvector signs (LAPACK's here, Lanczos's in mgcv) only flip the signs of basis
+columns: neither the penalty scaling nor REML, fitted values or edf depend on them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from gamstore.fit.bases import Basis, as_vector, register
+
+MAX_KNOTS = 2000  # mgcv's xt$max.knots
+
+
+def default_order(d: int) -> int:
+    """mgcv's default penalty order: the smallest m with 2m > d + 1."""
+    m = 0
+    while 2 * m < d + 2:
+        m += 1
+    return m
+
+
+def null_space_dim(d: int, m: int) -> int:
+    """M = (m + d - 1)! / (d! (m - 1)!): polynomials of degree < m in d variables."""
+    return math.comb(m + d - 1, d)
+
+
+def eta_const(m: int, d: int) -> float:
+    """The constant of mgcv's ``eta(m, d, r)`` (``eta_const`` in tprs.c: only S.scale sees it)."""
+    pi = math.pi
+    if d % 2 == 0:
+        f = -1.0 if (m + 1 + d // 2) % 2 else 1.0
+        f /= 2.0 ** (2 * m - 1)
+        f /= pi ** (d // 2)
+        for i in range(2, m):
+            f /= i
+        for i in range(2, m - d // 2 + 1):
+            f /= i
+        return f
+    f = math.sqrt(pi)
+    kk = m - (d - 1) // 2
+    for i in range(kk):
+        f /= -0.5 - i
+    f /= 4.0**m
+    f /= pi ** (d // 2)
+    f /= math.sqrt(pi)
+    for i in range(2, m):
+        f /= i
+    return f
+
+
+def eta(r: np.ndarray, m: int, d: int) -> np.ndarray:
+    """Thin-plate radial basis ``eta(r)`` (zero at r = 0)."""
+    c = eta_const(m, d)
+    out = np.zeros_like(r)
+    pos = r > 0
+    rp = r[pos]
+    if d % 2 == 0:
+        out[pos] = c * np.log(rp) * rp ** (2 * m - d)
+    else:
+        out[pos] = c * rp ** (2 * m - d)
+    return out
+
+
+def poly_powers(d: int, m: int) -> list[list[int]]:
+    """Exponents of the M null-space monomials in mgcv's order (``gen_tps_poly_powers``)."""
+    M = null_space_dim(d, m)
+    index = [0] * d
+    out = []
+    for _ in range(M):
+        out.append(list(index))
+        total = sum(index)
+        if total < m - 1:
+            index[0] += 1
+        else:
+            total -= index[0]
+            index[0] = 0
+            for j in range(1, d):
+                index[j] += 1
+                total += 1
+                if total == m:
+                    total -= index[j]
+                    index[j] = 0
+                else:
+                    break
+    return out
+
+
+def poly_matrix(x: np.ndarray, powers: list[list[int]]) -> np.ndarray:
+    """``T_ij = phi_j(x_i)``: the null-space monomials at the rows of x (n, d)."""
+    T = np.ones((x.shape[0], len(powers)))
+    for j, pw in enumerate(powers):
+        for c, e in enumerate(pw):
+            for _ in range(e):
+                T[:, j] *= x[:, c]
+    return T
+
+
+def radial(x: np.ndarray, xu: np.ndarray, m: int) -> np.ndarray:
+    """``eta(|x_i - xu_j|)``, shape (n, nu)."""
+    d = x.shape[1]
+    r2 = np.zeros((x.shape[0], xu.shape[0]))
+    for c in range(d):
+        diff = x[:, c : c + 1] - xu[None, :, c]
+        r2 += diff * diff
+    return eta(np.sqrt(r2), m, d)
+
+
+def householder_qt(A: np.ndarray) -> np.ndarray:
+    """Q of mgcv's ``QT``: ``A Q = [0, T]`` for A (r, c), r <= c, from r Householder steps.
+
+    Step i reflects elements ``0 .. c-i-1`` of row i into element ``c-i-1`` (sign chosen
+    to avoid cancellation); Q is the product of the reflections in order.
+    """
+    A = np.array(A, dtype=np.float64)
+    r, c = A.shape
+    Q = np.eye(c)
+    for i in range(r):
+        n_i = c - i
+        p = A[i, :n_i].copy()
+        scale = float(np.abs(p).max())
+        if scale:
+            p /= scale
+        lsq = float(np.sqrt(p @ p))
+        if p[-1] < 0.0:
+            lsq = -lsq
+        p[-1] += lsq
+        g = 1.0 / (lsq * p[-1]) if lsq else 0.0
+        u = np.zeros(c)
+        u[:n_i] = p * np.sqrt(g)
+        A -= np.outer(A @ u, u)  # rows below (and row i itself, unused afterwards)
+        Q -= np.outer(Q @ u, u)
+    return Q
+
+
+@dataclass(frozen=True)
+class TPBasis(Basis):
+    """A constructed thin-plate regression spline (1-D or d-D)."""
+
+    kind: ClassVar[str] = "tp"
+    xu: np.ndarray  # unique knot points, centred (nu, d)
+    shift: np.ndarray  # covariate means subtracted first (d,)
+    UZ: np.ndarray  # (nu + M, k): [radial, polynomial] -> basis columns, column-scaled
+    S0: np.ndarray  # unscaled penalty in basis coordinates (k, k)
+    m: int
+    n_null: int
+    knot_points: np.ndarray  # the knots as given / found (uncentred), flattened
+
+    @property
+    def width(self) -> int:
+        return int(self.UZ.shape[1])
+
+    @property
+    def penalty(self) -> np.ndarray:
+        return self.S0
+
+    @property
+    def rank(self) -> int:
+        return self.width - self.n_null
+
+    @property
+    def knots(self) -> np.ndarray:
+        return self.knot_points
+
+    @property
+    def same_coordinates_as_knots(self) -> bool:
+        return False  # centred and column-scaled on the fit's own rows
+
+    def raw_design(self, x: np.ndarray) -> np.ndarray:
+        xc = _as_points(x, self.shift.size) - self.shift[None, :]
+        d = xc.shape[1]
+        powers = poly_powers(d, self.m)
+        full = np.concatenate([radial(xc, self.xu, self.m), poly_matrix(xc, powers)], axis=1)
+        return np.asarray(full @ self.UZ)
+
+    def descriptor(self) -> dict[str, object]:
+        out = super().descriptor()
+        out.update({"dim": int(self.shift.size), "penalty_order": self.m})
+        return out
+
+
+def _as_points(x: np.ndarray, d: int | None = None) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    if d is not None and x.shape[1] != d:
+        raise ValueError(f"s(bs='tp'): expected {d} covariate column(s), got {x.shape[1]}")
+    return x
+
+
+def tp_setup(x: np.ndarray, k: int, knots: np.ndarray | None = None, m: int = 0) -> TPBasis:
+    """mgcv's ``tprs_setup`` on covariate points x (n, d) (see the module docstring).
+
+    ``knots``: None (the unique covariate points are the knots), or knot points
+    (n_knots, d) when ``n_knots >= k``.
+    """
+    x = _as_points(x)
+    n, d = x.shape
+    if 2 * m <= d:
+        m = default_order(d)
+    M = null_space_dim(d, m)
+    if k < M + 1:
+        raise ValueError(f"s(bs='tp'): k must be at least {M + 1} for {d} covariate(s), got {k}")
+    shift = x.mean(axis=0)
+    xc = x - shift
+    if knots is not None and knots.shape[0] >= k:
+        src = knots - shift
+        knot_points = knots
+    else:
+        src = xc
+        knot_points = None
+    xu = np.unique(src, axis=0)  # sorted rows, as mgcv's msort + strip
+    nu = xu.shape[0]
+    if nu < k:
+        raise ValueError(f"s(bs='tp'): {nu} unique covariate values, fewer than k = {k}: reduce k")
+    if knot_points is None and nu > MAX_KNOTS:
+        raise ValueError(
+            f"s(bs='tp'): {nu} unique covariate values, more than mgcv's max.knots "
+            f"{MAX_KNOTS}; pass knots (at most {MAX_KNOTS} points) for this term"
+        )
+    powers = poly_powers(d, m)
+    E = radial(xu, xu, m)
+    T = poly_matrix(xu, powers)
+    if nu == k:  # mgcv's pure knot basis: no eigen step
+        Q = householder_qt(T.T)
+        Z = Q[:, : k - M]
+        UZ_top = Z
+        S_top = Z.T @ E @ Z
+    else:
+        vals, vecs = np.linalg.eigh(E)
+        pick = np.argsort(-np.abs(vals), kind="stable")[:k]
+        pick = pick[np.argsort(-vals[pick], kind="stable")]  # decreasing value, as Lanczos
+        v, U = vals[pick], vecs[:, pick]
+        Q = householder_qt(T.T @ U)
+        Z = Q[:, : k - M]
+        UZ_top = U @ Z
+        S_top = Z.T @ (v[:, None] * Z)
+    UZ = np.zeros((nu + M, k))
+    UZ[:nu, : k - M] = UZ_top
+    UZ[nu:, k - M :] = np.eye(M)
+    S = np.zeros((k, k))
+    S[: k - M, : k - M] = S_top
+    # the design on the data rows, then every column scaled to unit rms (tprs_setup's W)
+    full = np.concatenate([radial(xc, xu, m), poly_matrix(xc, powers)], axis=1)
+    X = full @ UZ
+    w = np.sqrt((X * X).sum(axis=0) / n)
+    w[w == 0] = 1.0
+    UZ /= w[None, :]
+    S = S / w[:, None] / w[None, :]
+    S = (S + S.T) / 2.0
+    kp = (xu + shift) if knot_points is None else knot_points
+    return TPBasis(
+        xu=xu,
+        shift=shift,
+        UZ=UZ,
+        S0=S,
+        m=m,
+        n_null=M,
+        knot_points=np.ascontiguousarray(kp, dtype=np.float64).ravel(),
+    )
+
+
+class TPType:
+    """``bs="tp"``: k >= M + 1 (3 in 1-D); knots None (unique values) or >= k knot points."""
+
+    name = "tp"
+    min_k = 3
+    periodic = False
+
+    def raw_width(self, k: int) -> int:
+        return k
+
+    def construct(self, x: np.ndarray, k: int, knots: np.ndarray | None) -> TPBasis:
+        pts = _as_points(x)
+        kn = as_vector(knots, "s(bs='tp')")
+        kp = None
+        if kn is not None:
+            d = pts.shape[1]
+            if kn.size % d:
+                raise ValueError(
+                    f"s(bs='tp'): knots must hold a whole number of {d}-D points, got {kn.size} values"
+                )
+            kp = kn.reshape(-1, d)
+            if kp.shape[0] < k:
+                kp = None  # mgcv: fewer knots than k are ignored (the data are the knots)
+        return tp_setup(pts, k, kp)
+
+
+register(TPType())

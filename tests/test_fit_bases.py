@@ -1,0 +1,128 @@
+"""The basis interface (gamstore.fit.bases): registry, each basis's defining properties, and
+fits with every ``bs`` through GAM. mgcv parity on real data: tests/test_fit_bases_parity.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gamstore.fit import GAM, s
+from gamstore.fit.bases import basis_names, constrain, get_basis_type
+from gamstore.fit.bases.cc import cwrap, place_knots
+from gamstore.fit.bases.cr import r_quantile7
+from gamstore.fit.bases.tp import householder_qt
+from gamstore.fit.basis import bspline_design, ps_knots
+
+# exact float64 data (no generator): a covariate with ties and a response
+X = np.array(
+    [0.5, 1.25, 1.25, 2.0, 2.75, 3.5, 4.0, 4.5, 5.25, 6.0, 6.5, 7.25, 8.0, 8.75, 9.5, 10.0]
+    + [10.75, 11.5, 12.0, 12.5, 13.25, 14.0, 14.5, 15.0, 15.75, 16.5, 17.0, 17.75, 18.5, 19.0]
+)
+Y = np.array(
+    [1.2, 1.9, 1.7, 2.8, 3.1, 3.9, 3.6, 4.4, 4.1, 3.8, 3.2, 2.9, 2.1, 1.6, 1.1, 0.9]
+    + [0.4, 0.7, 1.0, 1.6, 2.2, 2.9, 3.3, 3.9, 4.6, 4.8, 5.1, 4.7, 4.2, 3.8]
+)
+
+
+def test_registry_lists_the_builtin_bases_and_names_an_unknown_one() -> None:
+    assert basis_names() == ["cc", "cp", "cr", "ps", "tp"]
+    with pytest.raises(ValueError, match=r"bs must be one of .*'tp'.*got 'xx'"):
+        get_basis_type("xx")
+    with pytest.raises(ValueError, match=r"bs='cr'.*k must be an integer >= 3"):
+        s("x", k=2, bs="cr")
+
+
+@pytest.mark.parametrize("bs", ["ps", "tp", "cr", "cc", "cp"])
+def test_constrained_basis_is_centred_and_its_penalty_has_the_stated_rank(bs: str) -> None:
+    impl = get_basis_type(bs).construct(X, 8, None)
+    B = impl.raw_design(X)
+    assert B.shape == (X.size, impl.width)
+    sb = constrain(impl, B)
+    Xr = B @ sb.T
+    # sum-to-zero: every constrained column has mean zero on the fit's rows
+    assert np.abs(Xr.mean(axis=0)).max() < 1e-12 * np.abs(Xr).max()
+    assert np.linalg.matrix_rank(impl.penalty, tol=1e-9 * np.abs(impl.penalty).max()) == impl.rank
+    # mgcv's scaling: norm(S_raw, "O") equals norm(B, "I")^2
+    assert np.abs(sb.S_raw).sum(axis=0).max() == pytest.approx(np.abs(B).sum(axis=1).max() ** 2)
+    # the knots reproduce the basis
+    again = get_basis_type(bs).construct(X, 8, impl.knots)
+    np.testing.assert_allclose(again.raw_design(X), B, atol=1e-10 * np.abs(B).max())
+
+
+def test_ps_through_the_interface_is_the_bspline_engine() -> None:
+    impl = get_basis_type("ps").construct(X, 10, None)
+    t = ps_knots(float(X.min()), float(X.max()), 10)
+    assert np.array_equal(impl.knots, t)
+    assert np.array_equal(impl.raw_design(X), bspline_design(X, t))
+
+
+def test_cr_coefficients_are_values_at_the_knots_and_linear_functions_are_unpenalized() -> None:
+    impl = get_basis_type("cr").construct(X, 6, None)
+    # at its knots the basis is the identity (coefficients = function values)
+    np.testing.assert_allclose(impl.raw_design(impl.knots), np.eye(6), atol=1e-14)
+    lin = 2.0 + 0.5 * impl.knots
+    assert abs(lin @ impl.penalty @ lin) < 1e-12
+    # knots: R's quantile(unique(x), seq(0, 1, length = 6))
+    xu = np.unique(X)
+    np.testing.assert_allclose(impl.knots, np.quantile(xu, np.linspace(0, 1, 6)), rtol=1e-15)
+    # beyond the knots: linear
+    far = impl.raw_design(np.array([25.0, 30.0, 35.0]))
+    np.testing.assert_allclose(far[2] - far[1], far[1] - far[0], atol=1e-12)
+
+
+@pytest.mark.parametrize("bs", ["cc", "cp"])
+def test_cyclic_bases_repeat_with_the_period(bs: str) -> None:
+    impl = get_basis_type(bs).construct(X, 8, np.array([0.0, 20.0]))
+    assert impl.knots[0] == 0.0 and impl.knots[-1] == 20.0
+    B0, B1 = impl.raw_design(np.array([0.0, 3.3])), impl.raw_design(np.array([20.0, 23.3]))
+    np.testing.assert_allclose(B0, B1, atol=1e-13)
+    # constants are the penalty's null space
+    one = np.ones(impl.width)
+    assert abs(one @ impl.penalty @ one) < 1e-10
+    assert get_basis_type(bs).periodic
+
+
+def test_place_knots_and_cwrap_follow_mgcv() -> None:
+    # mgcv: place.knots(1:10, 4) = c(1, 4, 7, 10); cwrap(0, 12, 13.5) = 1.5
+    np.testing.assert_array_equal(place_knots(np.arange(1.0, 11.0), 4), [1.0, 4.0, 7.0, 10.0])
+    np.testing.assert_array_equal(cwrap(0.0, 12.0, np.array([13.5, -0.5, 6.0])), [1.5, 11.5, 6.0])
+    # R: sprintf("%.17g", quantile(0:4, 0.3)) is 1.2000000000000002 (its own rounding)
+    q = r_quantile7(np.arange(5.0), np.array([0.0, 0.3, 1.0]))
+    np.testing.assert_array_equal(q, [0.0, 1.2000000000000002, 4.0])
+
+
+def test_householder_qt_gives_a_reverse_triangular_factor() -> None:
+    A = np.array([[1.0, 2.0, 3.0, 4.0], [0.5, -1.0, 2.0, 0.25]])
+    Q = householder_qt(A)
+    np.testing.assert_allclose(Q.T @ Q, np.eye(4), atol=1e-15)
+    AQ = A @ Q
+    # A Q = [0, T] with T reverse lower triangular: the first c - r columns vanish
+    assert np.abs(AQ[:, :2]).max() < 1e-14
+    assert abs(AQ[0, 2]) < 1e-14
+
+
+def test_tp_is_centred_uses_unique_points_and_keeps_lines_unpenalized() -> None:
+    impl = get_basis_type("tp").construct(X, 8, None)
+    assert impl.knots.size == np.unique(X).size
+    B = impl.raw_design(X)
+    # rms of every raw column is 1 on the fit's rows (mgcv's W scaling)
+    np.testing.assert_allclose(np.sqrt((B * B).mean(axis=0)), 1.0, rtol=1e-12)
+    # the last two columns are the null space (constant and centred linear term)
+    assert np.abs(impl.penalty[:, -2:]).max() == 0.0
+    np.testing.assert_allclose(B[:, -1] * np.sqrt(((X - X.mean()) ** 2).mean()), X - X.mean())
+    with pytest.raises(ValueError, match="unique covariate values, fewer than k"):
+        get_basis_type("tp").construct(X[:6], 8, None)
+
+
+@pytest.mark.parametrize("bs", ["ps", "tp", "cr", "cc", "cp"])
+def test_gam_fits_every_basis_and_predicts_its_own_rows(bs: str) -> None:
+    data = {"x": X, "y": Y}
+    knots = {"x": (0.0, 20.0)} if bs in ("cc", "cp") else None
+    res = GAM([s("x", k=8, bs=bs)]).fit(data, y="y", knots=knots)
+    assert res.converged
+    np.testing.assert_allclose(res.predict(data), res.fitted, rtol=1e-10, atol=1e-10)
+    assert f'bs = "{bs}"' in res.formula
+    # a fit with the reported knots frozen is the same fit
+    again = GAM([s("x", k=8, bs=bs)]).fit(data, y="y", knots=res.knots)
+    assert again.reml == pytest.approx(res.reml, rel=1e-9)
+    assert res.beta_reduced["s(x)"].size == (6 if bs == "cc" else 7)
