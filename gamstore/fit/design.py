@@ -620,9 +620,9 @@ def build_design(
             knot_vecs.append((np.zeros(0), False))
             given.append(None)
             impl = get_basis_type(sm.bs).construct(x, int(sm.k), knots.get(sm.term))
-            B = impl.raw_design(x)
-            bases[i] = constrain(impl, B)
-            generic[i] = B
+            Bg = impl.raw_design(x)
+            bases[i] = constrain(impl, Bg)
+            generic[i] = Bg
     # raw designs, constraints, penalties and their eigenvectors, computed together for
     # P-smooths of equal k (stacked arrays; identical to one smooth at a time)
     by_k: dict[int, list[int]] = {}
