@@ -119,7 +119,8 @@ def test_cross_fit_with_other_knots_transfers_rho_only() -> None:
     ctx_prob, _ = model.prepare(fold, "y")
     ctx = WarmContext(ctx_prob, store, model.control)
     start = ctx.find_start()
-    assert start.level in ("cross-fit", "session") and start.beta is None
+    assert start is not None and start.source in ("cross-fit", "session")
+    assert start.flat_beta() is None
     warm = model.fit(fold, y="y", store=store)
     assert_same_optimum(warm, cold)
 
@@ -132,7 +133,7 @@ def test_wrong_exact_record_only_costs_speed(family: str) -> None:
     cold = model.fit(df, y="y")
     prob, _ = model.prepare(df, "y")
     ctx = WarmContext(prob, store, model.control)
-    assert ctx.find_start().level == "cold"
+    assert ctx.find_start() is None  # cold
     rng = np.random.default_rng(0)
     bad_beta = split_beta(prob.design, rng.normal(scale=3.0, size=prob.design.p))
     ok = store_block_warm_start(
@@ -349,9 +350,9 @@ def test_cross_fit_beta_is_transported_exactly(family: str) -> None:
     prob, _ = model.prepare(fold, "y", knots=full.knots)
     ctx = WarmContext(prob, store, model.control)
     start = ctx._cross_fit()
-    assert start is not None and start.beta is not None
+    assert start is not None and start.flat_beta() is not None
     np.testing.assert_allclose(start.rho, full.rho)
-    eta = prob.design.X @ start.beta + prob.offset
+    eta = prob.design.X @ start.flat_beta() + prob.offset
     np.testing.assert_allclose(eta, full.linear_predictor[keep], rtol=0, atol=1e-10)
 
 
@@ -376,6 +377,7 @@ def test_warm_fold_does_each_lookup_once(monkeypatch: pytest.MonkeyPatch) -> Non
     artifact once, and writes only its block record."""
     import gamstore.warmstart.blocks as blocks_mod
     import gamstore.warmstart.keys as keys_mod
+    import gamstore.warmstart.plan as plan_mod
 
     df, store = _data("poisson"), _store()
     # no time-based session checkpoints, whatever the load of the machine
@@ -396,6 +398,7 @@ def test_warm_fold_does_each_lookup_once(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(keys_mod, "block_key", counting_key)
     monkeypatch.setattr(blocks_mod, "block_key", counting_key)
+    monkeypatch.setattr(plan_mod, "block_key", counting_key)
     monkeypatch.setattr(type(store), "lookup_latest", counting_latest)
     before = {ks: len(list(store.entries(ks))) for ks in ("block", "outer", "artifact")}
     res = model.fit(fold, y="y", knots=full.knots, store=store)

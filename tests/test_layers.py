@@ -125,3 +125,54 @@ def test_only_the_store_uses_its_private_modules() -> None:
 def test_hdf5_uses_only_the_public_store_api() -> None:
     path = PKG / "views" / "hdf5.py"
     assert private_store_use(path) == set()
+
+
+# the warm-start adapters; gamcrate is an importer (it copies another cache into a store on
+# purpose, like `gamstore upgrade`), not a fitter, so it writes through the public Store API
+WARM_START_ADAPTERS = ("gamstore.adapters.pygam", "gamstore.adapters.statsmodels")
+STORE_CALLS = frozenset({"lookup", "lookup_latest", "save", "session"})
+
+
+def direct_store_calls(path: Path) -> set[str]:
+    """``<x>.lookup/lookup_latest/save/session(...)`` calls on anything but the orchestrator.
+
+    The adapters hold a ``KeyedWarmStart`` (named ``plan``); any other receiver is a store
+    (or a store in disguise) reached around the warm-start layer.
+    """
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for n in ast.walk(tree):
+        if not (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)):
+            continue
+        if n.func.attr not in STORE_CALLS:
+            continue
+        receiver = n.func.value
+        if isinstance(receiver, ast.Name) and receiver.id == "plan":
+            continue
+        found.add(f"{ast.unparse(receiver)}.{n.func.attr}")
+    return found
+
+
+def test_adapters_reach_the_store_only_through_the_warm_start_layer() -> None:
+    """Issue 16 item 2: the size cap, the never-raise rule and the breaker apply to them."""
+    by_name = dict(modules())
+    for name in WARM_START_ADAPTERS:
+        path = by_name[name]
+        bad = {t for t in imports_of(path) if t.startswith("gamstore.store")}
+        assert not bad, f"{name} imports {bad}"
+        assert direct_store_calls(path) == set(), f"{name} calls the store directly"
+        assert "gamstore.warmstart" in {t.split(".KeyedWarmStart")[0] for t in imports_of(path)}
+
+
+def test_direct_store_calls_are_detected(tmp_path: Path) -> None:
+    """The check above can fail: a direct call and a store import are both reported."""
+    src = tmp_path / "m.py"
+    src.write_text(
+        "from gamstore.store import open_store\n"
+        "def f(store, plan):\n"
+        "    plan.save(rho=1)\n"
+        "    return store.lookup('inner', 'k'), store.save('outer', 'k', None)\n",
+        encoding="utf-8",
+    )
+    assert direct_store_calls(src) == {"store.lookup", "store.save"}
+    assert "gamstore.store" in imports_of(src)

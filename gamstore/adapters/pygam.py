@@ -18,6 +18,9 @@ lies on the grid's edge. That is what :func:`gridsearch` does.
   and shifts the basis: set ``edge_knots`` explicitly for β (and the seed key) to carry over.
 * **State.** The exact key holds a ``WarmStartRecord`` (ρ, flat coef_) in the ``inner``
   keyspace; the seed key an ``IteratePayload`` (ρ, coef_, score) in the ``outer`` keyspace.
+  Every read and write goes through the warm-start orchestrator
+  (:class:`gamstore.warmstart.plan.KeyedWarmStart`): the entry size cap, the read circuit
+  breaker, and no storage error ever fails a search (it starts cold, logged).
 * **Pitfall handled.** ``gridsearch`` on a never-fitted model with a preset ``coef_`` fails;
   the stored start is fitted once (it becomes the incumbent) before any grid point.
 
@@ -115,7 +118,7 @@ def _spec_info(gam: Any) -> str:
 
 def _seed_fingerprinter(gam: Any, objective: str) -> Any:
     from gamstore.fingerprint import Fingerprinter
-    from gamstore.records import SCHEMA_TAG
+    from gamstore.warmstart import SCHEMA_TAG
 
     fp = Fingerprinter()
     fp.absorb_str("schema", SCHEMA_TAG)
@@ -233,37 +236,17 @@ class _Start:
     warm: str
 
 
-def _load_start(
-    store: Any, ekey: str, skey: str, n_rows: int, n_lam: int, n_coefs: int
-) -> _Start | None:
-    from gamstore.records import IteratePayload, WarmStartRecord
-
-    try:
-        entry = store.lookup("inner", ekey)
-        rec = None if entry is None else entry.record
-        if isinstance(rec, WarmStartRecord) and rec.rho_convention != RHO_CONVENTION:
-            # same key string, but its ρ multiplies another S: never reinterpret it
-            log.info(
-                "pyGAM exact record ignored: rho_convention %r, expected %r",
-                rec.rho_convention, RHO_CONVENTION,
-            )  # fmt: skip
-        elif (
-            isinstance(rec, WarmStartRecord)
-            and rec.is_compatible(ekey, n_rows, n_coefs, rho_convention=RHO_CONVENTION)
-            and rec.rho.shape == (n_lam,)
-        ):
-            return _Start(np.exp(rec.rho), np.asarray(rec.beta, dtype=np.float64), "exact")
-        entry = store.lookup_latest("outer", skey)
-        pay = None if entry is None else entry.record
-        if isinstance(pay, IteratePayload):
-            rho = np.asarray(pay.rho, dtype=np.float64)
-            if rho.shape == (n_lam,) and np.all(np.isfinite(rho)):
-                beta = np.asarray(pay.beta, dtype=np.float64)
-                coef = beta if beta.shape == (n_coefs,) and np.all(np.isfinite(beta)) else None
-                return _Start(np.exp(rho), coef, "seed")
-    except Exception as exc:  # a warm-start problem never fails a fit
-        log.info("pyGAM warm start unavailable, using the default grid: %s", exc)
-    return None
+def _load_start(plan: Any) -> _Start | None:
+    """The exact record, else the newest seed, from the orchestrator (never raises)."""
+    st = plan.find()
+    if plan.miss_reason is not None:
+        # same key string, but its ρ multiplies another S: never reinterpret it
+        log.info("pyGAM exact record ignored: %s", plan.miss_reason)
+    if st is None:
+        return None
+    if st.source == "exact":
+        return _Start(np.exp(st.rho), np.asarray(st.block_beta[0], dtype=np.float64), "exact")
+    return _Start(np.exp(st.rho), st.beta, "seed")
 
 
 class _Evaluator:
@@ -385,8 +368,8 @@ def gridsearch(
         The model to fit (not modified; the best fitted copy is returned).
     X, y : array_like
         Data, ``X`` of shape (n, features), ``y`` of shape (n,).
-    store : gamstore.store.Store, optional
-        Where λ and coef_ are read and written.
+    store : Store, URL/path or WarmStartStore, optional
+        Where λ and coef_ are read and written (through :mod:`gamstore.warmstart`).
     weights : array_like, optional
         Sample weights, shape (n,).
     objective : {"auto", "GCV", "UBRE", "AIC", "AICc"}
@@ -449,10 +432,17 @@ def gridsearch(
     opts = {"factors": sorted(fac), "strategy": strategy, "max_rounds": max_rounds,
             "rel_tol": rel_tol, "default_grid": grid.tolist()}  # fmt: skip
     ekey, skey = keys(base, Xa, ya, wa, obj, opts)
+    plan = None
+    if store is not None:
+        from gamstore.warmstart import KeyedWarmStart
 
-    start = (
-        _load_start(store, ekey, skey, Xa.shape[0], n_lam, n_coefs) if (store and warm) else None
-    )
+        plan = KeyedWarmStart(
+            store, exact_key=ekey, seed_key=skey, keyspace="inner",
+            rho_convention=RHO_CONVENTION, n_rows=Xa.shape[0], block_names=["coef"],
+            block_dims=[n_coefs], rho_len=n_lam,
+        )  # fmt: skip
+
+    start = _load_start(plan) if (plan is not None and warm) else None
     ev = _Evaluator(base, Xa, ya, wa, obj)
     n_pre = 0
     if start is None:
@@ -485,45 +475,25 @@ def gridsearch(
         exact_key=ekey,
         seed_key=skey,
     )
-    if store is not None:
-        fit.saved = _save(store, fit, Xa.shape[0], publish_seed)
+    if plan is not None:
+        fit.saved = _save(plan, fit, publish_seed)
     fit.wall_time = time.perf_counter() - t0
     return fit
 
 
-def _save(store: Any, fit: GridFit, n_rows: int, publish_seed: bool) -> dict[str, str | None]:
-    from gamstore.records import IteratePayload, WarmStartRecord
-
-    saved: dict[str, str | None] = {}
+def _save(plan: Any, fit: GridFit, publish_seed: bool) -> dict[str, str | None]:
     coef = np.asarray(fit.gam.coef_, dtype=np.float64)
     if not (
         np.all(np.isfinite(coef)) and np.all(np.isfinite(fit.rho)) and math.isfinite(fit.score)
     ):
         log.info("pyGAM fit not stored: non-finite λ, coefficients or score")
-        return saved
-    try:
-        rec = WarmStartRecord.new(fit.exact_key, n_rows, coef.size)
-        rec = WarmStartRecord(
-            key=rec.key,
-            n_rows=n_rows,
-            n_cols=coef.size,
-            rho=fit.rho,
-            beta=coef,
-            last_inner_iters=int(getattr(fit.gam, "n_iter_", 0) or 0),
-            last_inner_converged=True,
-            created_unix_secs=rec.created_unix_secs,
-            updated_unix_secs=rec.updated_unix_secs,
-            rho_convention=RHO_CONVENTION,
-        )
-        saved["inner"] = store.save(
-            "inner", fit.exact_key, rec, objective=fit.score, iteration=fit.n_fits, kind="final"
-        )
-        if publish_seed:
-            pay = IteratePayload(rho=fit.rho, cost=fit.score, eval_id=fit.n_fits, beta=coef)
-            saved["outer"] = store.save(
-                "outer", fit.seed_key, pay, objective=fit.score, iteration=fit.n_fits,
-                kind="final",
-            )  # fmt: skip
-    except Exception as exc:  # storing is best effort
-        log.info("pyGAM warm-start state not stored: %s", exc)
+        return {}
+    saved: dict[str, str | None] = plan.save(
+        rho=fit.rho,
+        beta=coef,
+        objective=fit.score,
+        iteration=fit.n_fits,
+        publish_seed=publish_seed,
+        inner_iters=int(getattr(fit.gam, "n_iter_", 0) or 0),
+    )
     return saved

@@ -23,6 +23,9 @@ optimum and starts later calls from it:
   the parametric block and one per smooth, in the model's reduced coordinates) in the
   ``block`` keyspace, and the seed key an ``IteratePayload`` (ρ, β, criterion, and for BFGS
   the outer Hessian in ρ coordinates) in the ``outer`` keyspace.
+* **Through the warm-start layer.** Every read and write goes through the orchestrator
+  (:class:`gamstore.warmstart.plan.KeyedWarmStart`): the entry size cap, the read circuit
+  breaker, and no storage error ever fails a call (it starts cold, logged).
 * **Start.** An exact record (same data) first, then the newest seed (e.g. the full-data fit
   for a fold), else the cold start of mgcv's ``initial.sp`` heuristic (α = sp/2), not
   statsmodels' α = 1 (which is far from typical optima and overstates warm savings).
@@ -249,7 +252,7 @@ def initial_alpha(model: Any) -> NDArray[np.float64]:
 
 def _seed_fingerprinter(model: Any, criterion: str) -> Any:
     from gamstore.fingerprint import Fingerprinter
-    from gamstore.records import SCHEMA_TAG
+    from gamstore.warmstart import SCHEMA_TAG
 
     fp = Fingerprinter()
     fp.absorb_str("schema", SCHEMA_TAG)
@@ -408,41 +411,17 @@ class _Start:
     warm: str
 
 
-def _load_start(
-    store: Any, model: Any, ekey: str, skey: str, n_params: int, names: Sequence[str],
-    dims: Sequence[int],
-) -> _Start | None:  # fmt: skip
+def _load_start(plan: Any) -> _Start | None:
     """Exact block record first, then the newest seed; None when neither is usable."""
-    from gamstore.records import BlockWarmStartRecord, IteratePayload
-
-    k = len(names) - 1
-    try:
-        entry = store.lookup("block", ekey)
-        rec = None if entry is None else entry.record
-        if isinstance(rec, BlockWarmStartRecord) and rec.rho_convention != RHO_CONVENTION:
-            # same key string, but its ρ multiplies another S: never reinterpret it
-            log.info(
-                "statsmodels exact record ignored: rho_convention %r, expected %r",
-                rec.rho_convention, RHO_CONVENTION,
-            )  # fmt: skip
-        elif isinstance(rec, BlockWarmStartRecord) and rec.is_compatible(
-            ekey, int(model.nobs), names, dims, k, rho_convention=RHO_CONVENTION
-        ):
-            beta = np.concatenate([np.asarray(b) for b in rec.block_beta])
-            return _Start(rho_to_alpha(rec.rho), beta, None, "exact")
-        entry = store.lookup_latest("outer", skey)
-        pay = None if entry is None else entry.record
-        if isinstance(pay, IteratePayload):
-            rho = np.asarray(pay.rho, dtype=np.float64)
-            if rho.shape == (k,) and np.all(np.isfinite(rho)):
-                beta = np.asarray(pay.beta, dtype=np.float64)
-                params = beta if beta.shape == (n_params,) and np.all(np.isfinite(beta)) else None
-                hess = np.asarray(pay.hessian, dtype=np.float64)
-                hess_ok = hess.shape == (k, k) and np.all(np.isfinite(hess))
-                return _Start(rho_to_alpha(rho), params, hess if hess_ok else None, "seed")
-    except Exception as exc:  # a warm-start problem never fails a fit
-        log.info("statsmodels warm start unavailable, starting cold: %s", exc)
-    return None
+    st = plan.find()
+    if plan.miss_reason is not None:
+        # same key string, but its ρ multiplies another S: never reinterpret it
+        log.info("statsmodels exact record ignored: %s", plan.miss_reason)
+    if st is None:
+        return None
+    if st.source == "exact":
+        return _Start(rho_to_alpha(st.rho), st.flat_beta(), None, "exact")
+    return _Start(rho_to_alpha(st.rho), st.beta, st.hessian, "seed")
 
 
 def _hess_inv0(hessian: NDArray[np.float64] | None) -> NDArray[np.float64] | None:
@@ -481,8 +460,8 @@ def select_penweight(
     ----------
     model : statsmodels.gam.api.GLMGam
         The model; it need not have been fitted (``scale`` is set first).
-    store : gamstore.store.Store, optional
-        Where warm starts are read and written. Without a store this is a cold call with the
+    store : Store, URL/path or WarmStartStore, optional
+        Where warm starts are read and written (through :mod:`gamstore.warmstart`). Without a store this is a cold call with the
         ``initial.sp`` start, a sensible ``gtol`` and a refit.
     criterion : {"aic", "gcv", "bic", "cv"}
         Results attribute to minimise.
@@ -548,9 +527,16 @@ def select_penweight(
     if not hasattr(model, "scale"):
         model.scale, model.scaletype = 1.0, None
 
-    start = (
-        _load_start(store, model, ekey, skey, n_params, names, dims) if (store and warm) else None
-    )
+    plan = None
+    if store is not None:
+        from gamstore.warmstart import KeyedWarmStart
+
+        plan = KeyedWarmStart(
+            store, exact_key=ekey, seed_key=skey, keyspace="block",
+            rho_convention=RHO_CONVENTION, n_rows=int(model.nobs), block_names=names,
+            block_dims=dims, rho_len=k, seed_width=n_params,
+        )  # fmt: skip
+    start = _load_start(plan) if (plan is not None and warm) else None
     if start is None:
         a0 = initial_alpha(model) if start_alpha is None else np.asarray(start_alpha, float)
         if a0.shape != (k,) or not np.all(np.isfinite(a0)) or np.any(a0 <= 0):
@@ -639,8 +625,8 @@ def select_penweight(
         exact_key=ekey,
         seed_key=skey,
     )
-    if store is not None:
-        fit.saved = _save(store, model, fit, names, cols, hess_inv, publish_seed)
+    if plan is not None:
+        fit.saved = _save(plan, fit, cols, hess_inv, publish_seed)
     fit.wall_time = time.perf_counter() - t0
     log.debug(
         "statsmodels select_penweight %s: %s=%.6g, %d calls, %d PIRLS, warm=%s",
@@ -650,58 +636,34 @@ def select_penweight(
 
 
 def _save(
-    store: Any,
-    model: Any,
+    plan: Any,
     fit: PenweightFit,
-    names: Sequence[str],
     cols: Sequence[NDArray[np.intp]],
     hess_inv: Any,
     publish_seed: bool,
 ) -> dict[str, str | None]:
-    from gamstore.records import BlockWarmStartRecord, IteratePayload
-
-    saved: dict[str, str | None] = {}
     if not (np.all(np.isfinite(fit.params)) and math.isfinite(fit.value)):
         log.info("statsmodels fit not stored: non-finite coefficients or criterion")
-        return saved
-    try:
-        rec = BlockWarmStartRecord.new(
-            fit.exact_key, int(model.nobs), names, [len(c) for c in cols]
-        )
-        rec = BlockWarmStartRecord(
-            key=rec.key,
-            n_rows=rec.n_rows,
-            block_names=rec.block_names,
-            block_dims=rec.block_dims,
-            rho=fit.rho,
-            block_beta=tuple(fit.params[c] for c in cols),
-            active_sets=(None,) * len(cols),
-            created_unix_secs=rec.created_unix_secs,
-            updated_unix_secs=rec.updated_unix_secs,
-            rho_convention=RHO_CONVENTION,
-        )
-        saved["block"] = store.save(
-            "block", fit.exact_key, rec, objective=fit.value, iteration=fit.n_calls, kind="final"
-        )
-        if publish_seed:
-            hessian: NDArray[np.float64] = np.zeros((0, 0))
-            if hess_inv is not None:
-                hinv = np.asarray(hess_inv, dtype=np.float64)
-                k = fit.rho.shape[0]
-                if hinv.shape == (k, k) and np.all(np.isfinite(hinv)):
-                    try:
-                        # BFGS works in log α; ρ = log α + log 2 has the same Hessian
-                        hessian = np.asarray(np.linalg.inv(0.5 * (hinv + hinv.T)), dtype=np.float64)
-                    except np.linalg.LinAlgError:
-                        hessian = np.zeros((0, 0))
-            pay = IteratePayload(
-                rho=fit.rho, cost=fit.value, eval_id=fit.n_calls, beta=fit.params,
-                hessian=hessian,
-            )  # fmt: skip
-            saved["outer"] = store.save(
-                "outer", fit.seed_key, pay, objective=fit.value, iteration=fit.n_calls,
-                kind="final",
-            )  # fmt: skip
-    except Exception as exc:  # storing is best effort; the fit result stands
-        log.info("statsmodels warm-start state not stored: %s", exc)
+        return {}
+    hessian: NDArray[np.float64] | None = None
+    if publish_seed and hess_inv is not None:
+        hinv = np.asarray(hess_inv, dtype=np.float64)
+        k = fit.rho.shape[0]
+        if hinv.shape == (k, k) and np.all(np.isfinite(hinv)):
+            try:
+                # BFGS works in log α; ρ = log α + log 2 has the same Hessian
+                hessian = np.asarray(np.linalg.inv(0.5 * (hinv + hinv.T)), dtype=np.float64)
+            except np.linalg.LinAlgError:
+                hessian = None
+    # β per block in the model's column order (the record's blocks)
+    beta = np.concatenate([fit.params[c] for c in cols]) if cols else fit.params[:0]
+    saved: dict[str, str | None] = plan.save(
+        rho=fit.rho,
+        beta=beta,
+        objective=fit.value,
+        iteration=fit.n_calls,
+        publish_seed=publish_seed,
+        hessian=hessian,
+        seed_beta=fit.params,
+    )
     return saved

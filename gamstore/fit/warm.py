@@ -15,8 +15,10 @@ Order of the lookups (first hit wins):
 A session entry found only under the row-count-free *seed* key (another fit of the same
 model) is the last resort, ρ only, and still reported as ``"session"``.
 
-After the fit, what the next fit can use and does not already have is written (see
-:func:`_save`): a fold seeded by a cross-fit artifact never overwrites its parent's artifact,
+The lookups, their order and what is written after the fit belong to the warm-start
+orchestrator (:class:`gamstore.warmstart.plan.FitWarmStart`); this module gives it the
+design-specific inputs (block specs, options, gauge, knots check). After the fit, what the
+next fit can use and does not already have is written: a fold seeded by a cross-fit artifact never overwrites its parent's artifact,
 so every fold of a leave-one-subject-out run transfers from the full-data fit. Session
 checkpoints are written during the Newton loop once the fit has run ``checkpoint_interval``
 seconds (a millisecond fit is cheaper to redo than to checkpoint).
@@ -32,7 +34,6 @@ import functools
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -225,160 +226,67 @@ def split_beta(d: Design, beta_w: np.ndarray) -> list[np.ndarray]:
     return [np.array(beta_w[cols]) for cols in d.block_cols]
 
 
-@dataclass
-class Start:
-    """Where the outer loop starts."""
-
-    rho: np.ndarray
-    beta: np.ndarray | None
-    level: str  # "cold" | "exact" | "session" | "cross-fit"
-    warm: BlockWarmStart | None = None
-    final: bool = False  # resumed from a stored final (nothing new to finalize if no step)
-    seed: bool = False  # a session of *another* fit of the same model (row-free seed key)
-    parent_rows: int | None = None  # rows of the fit a cross-fit start came from
-
-
 class WarmContext:
-    """Keys and handles of one fit against one store."""
+    """The fitter's side of one fit against one store: the design-specific inputs of the
+    warm-start orchestrator (:class:`gamstore.warmstart.plan.FitWarmStart`), which owns the
+    store, the keys and the lookup order."""
 
     def __init__(self, prob: Problem, store: Any, control: NewtonControl) -> None:
-        from gamstore.warmstart.capability import warm_store
+        from gamstore.warmstart.plan import FitWarmStart
 
         self.prob = prob
-        ws = warm_store(store)
-        if ws is None:
-            raise ValueError("store: expected a store, URL or path, got None")
-        self.ws: WarmStartStore = ws
         self.family = LikelihoodKey(prob)
-        self.specs = block_specs(prob)
-        self.options = fit_options(control)
-        self.key: str | None = None
-        self._session: OuterSession | None = None
-        self.checkpoints = 0
+        self.plan = FitWarmStart(store, self.family, block_specs(prob), fit_options(control))
+        self.ws: WarmStartStore = self.plan.ws
 
-    # the gauge and ρ slots serve only the cross-fit transfer and the artifact capture: an
-    # exact hit never builds them
+    @property
+    def key(self) -> str:
+        """The fit's block key."""
+        return self.plan.key
+
+    @property
+    def specs(self) -> list[BlockSpec]:
+        """The fit's block specs (checked once by the orchestrator)."""
+        return self.plan.specs
+
+    @property
+    def session(self) -> OuterSession:
+        """The fit's outer session (opened on first use)."""
+        return self.plan.session
+
+    @property
+    def p2o(self) -> list[int | None]:
+        """Outer ρ index of every physical penalty."""
+        return self.plan.p2o
+
+    @property
+    def checkpoints(self) -> int:
+        """Session checkpoints written by this fit."""
+        return self.plan.checkpoints
+
+    # the gauge serves only the artifact capture: an exact hit never builds it
     @cached_property
     def gauge(self) -> Any:
         """The fit's gauge (see :func:`gauge_of`)."""
         return gauge_of(self.prob.design)
 
-    @cached_property
-    def p2o(self) -> list[int | None]:
-        """Outer ρ index of every physical penalty."""
-        from gamstore.warmstart.specs import physical_to_outer
-
-        return physical_to_outer(self.specs)
-
-    @cached_property
-    def descriptor(self) -> Any:
-        """The fit's structural descriptor (cross-fit artifact key), derived once."""
-        from gamstore.warmstart.artifacts import descriptor_for
-
-        return descriptor_for(self.family, self.specs)
-
-    @property
-    def session(self) -> OuterSession:
-        """The fit's outer session, opened on first use (an exact hit never needs it)."""
-        from gamstore.warmstart.sessions import OuterSession
-
-        if self._session is None:
-            # no mirror on the row-free seed key: folds find their parent through the
-            # cross-fit artifact (ρ and exactly transported β), which beats a ρ-only seed
-            self._session = OuterSession.open(
-                self.ws, self.family, self.specs, self.options, mirror=False, block_key=self.key
-            )
-        return self._session
-
-    # -- lookups -----------------------------------------------------------------------------
-    def _usable(self, rho: Any, betas: Sequence[Any] | None) -> bool:
-        d = self.prob.design
-        r = np.asarray(rho, dtype=np.float64)
-        if r.shape != (d.n_sp,) or not np.isfinite(r).all():
-            return False
-        if betas is None:
-            return True
-        if len(betas) != len(d.block_cols):
-            return False
-        return all(
-            np.asarray(b).shape == (c.stop - c.start,) and bool(np.isfinite(b).all())
-            for b, c in zip(betas, d.block_cols, strict=True)
-        )
-
-    def find_start(self) -> Start:
+    def find_start(self) -> BlockWarmStart | None:
         """Exact record, then exact session, then cross-fit artifact, then seed session."""
-        from gamstore.warmstart.blocks import load_block_warm_start
+        return self.plan.find(self.prob.design.initial_rho, self._cross_fit)
 
-        d = self.prob.design
-        cold = Start(d.initial_rho.copy(), None, "cold")
-        key, warm = load_block_warm_start(self.ws, self.family, self.specs, self.options, d.n_sp)
-        self.key = key
-        if warm is not None and self._usable(warm.rho, warm.block_beta):
-            return Start(
-                np.array(warm.rho, dtype=np.float64),
-                np.concatenate([np.asarray(b, dtype=np.float64) for b in warm.block_beta]),
-                "exact",
-                warm,
-            )
-        start = self.session.begin(d.n_sp)
-        seed_fallback: Start | None = None
-        if start.warm and start.rho is not None and self._usable(start.rho, None):
-            rho = np.array(start.rho, dtype=np.float64)
-            beta = start.beta_for(start.rho) if start.source == "exact" else None
-            if beta is not None and beta.shape != (d.p,):
-                beta = None
-            sess = Start(rho, beta, "session", final=start.kind == "exact-final")
-            if start.source == "exact":
-                return sess
-            # another fit of the same model: ρ only, after cross-fit
-            seed_fallback = dataclasses.replace(sess, seed=True)
-        cross = self._cross_fit()
-        if cross is not None:
-            return cross
-        return seed_fallback or cold
-
-    def _cross_fit(self) -> Start | None:
-        from gamstore.warmstart.artifacts import consume_loaded_artifact, load_fit_artifact
-
+    def _cross_fit(self) -> BlockWarmStart | None:
         d = self.prob.design
         if d.n_sp == 0:
             return None
-        # the parent is read once: the transfer and the knot check below both use it
-        parent = load_fit_artifact(self.ws, self.descriptor)
-        if parent is None:
-            return None
-        means: list[Any] = [None] + [b.basis.col_means for b in d.smooths]
-        # the gauge's diagonal slabs, without building the full gauge (only a capture needs it)
-        warm = consume_loaded_artifact(
-            self.ws,
-            self.family,
-            self.specs,
-            gauge_blocks(d),
-            self.p2o,
+        # the artifact's β is in the parent's raw B-spline coordinates: it transfers only
+        # when the knots are the same (frozen); otherwise ρ only
+        return self.plan.cross_fit(
             d.initial_rho,
-            options=self.options,
+            gauge_blocks(d),  # the gauge's diagonal slabs, without building the full gauge
             config=_transport_config(),
-            column_means=means,
+            column_means=[None] + [b.basis.col_means for b in d.smooths],
             intercept_column=0,
-            descriptor=self.descriptor,
-            parent=parent,
-        )
-        if warm is None or not self._usable(warm.rho, warm.block_beta):
-            return None
-        beta: np.ndarray | None = np.concatenate(
-            [np.asarray(b, dtype=np.float64) for b in warm.block_beta]
-        )
-        # the artifact's β is in the parent's raw B-spline coordinates: it transfers only when
-        # the knots are the same (frozen); otherwise keep ρ only
-        if not self._same_knots(parent):
-            beta = None
-        rows = getattr(getattr(parent, "global_", None), "n_rows", None)
-        return Start(
-            np.array(warm.rho, dtype=np.float64),
-            beta,
-            "cross-fit",
-            warm,
-            parent_rows=rows if isinstance(rows, int) else None,
+            beta_transfers=self._same_knots,
         )
 
     def _same_knots(self, parent: Any) -> bool:
@@ -397,71 +305,48 @@ class WarmContext:
                 return False
         return True
 
-    # -- progress and results -----------------------------------------------------------------
     def checkpoint(self, it: Iterate) -> None:
         """Rate-limited session checkpoint of an accepted outer iterate."""
-        self.session.on_evaluation(it.rho, it.beta, it.score)
-        self.checkpoints += 1
+        self.plan.checkpoint(it.rho, it.beta, it.score)
 
-    def save(
-        self,
-        final: Any,
-        n_outer: int,
-        converged: bool,
-        *,
-        session: bool = True,
-        artifact: bool = True,
-    ) -> None:
-        """Block record, and when asked the session final and the cross-fit artifact."""
-        from gamstore.warmstart.artifacts import capture_fit_artifact
-        from gamstore.warmstart.blocks import (
-            BlockWarmStart,
-            CachedInner,
-            store_block_warm_start,
-        )
+    def save(self, start: BlockWarmStart | None, nres: Any) -> None:
+        """Hand the outcome to the orchestrator (it decides what is worth writing)."""
+        from gamstore.records import InnerSummary
 
-        d = self.prob.design
-        betas = split_beta(d, final.fit.beta)
-        cached = CachedInner(
-            log_likelihood=final.loglik,
-            penalty_value=final.fit.penalty,
-            cycles=final.fit.iterations,
-            converged=final.fit.converged,
-            block_logdet_h=final.logdet_h,
-            block_logdet_s=final.logdet_s,
-            solved_inner_tol=self.options.inner_tol,
-        )
-        store_block_warm_start(
-            self.ws,
-            self.key,
-            self.specs,
-            BlockWarmStart(final.rho.copy(), betas, [], cached),
+        final = nres.final
+        if not self.ws.writable:
+            return  # read-only or disabled store: do not build records nobody can save
+
+        def inner() -> InnerSummary | None:
+            # built only when a block record is written (never for an exact recertification)
+            try:
+                return InnerSummary.persistable(
+                    log_likelihood=float(final.loglik),
+                    penalty_value=float(final.fit.penalty),
+                    cycles=int(final.fit.iterations),
+                    converged=bool(final.fit.converged),
+                    block_logdet_h=float(final.logdet_h),
+                    block_logdet_s=float(final.logdet_s),
+                    solved_inner_tol=self.plan.options.inner_tol,
+                )
+            except (TypeError, ValueError) as exc:
+                logger.debug("inner summary not persisted: %s", exc)
+                return None
+
+        self.plan.finish(
+            start,
+            rho=final.rho,
+            beta=final.fit.beta,
+            score=final.score,
+            n_outer=nres.n_outer,
+            converged=nres.converged,
+            separated=bool(getattr(nres, "separated", False)),
+            inner=inner,
+            hessian=final.hess,
+            gauge=lambda: self.gauge,
+            basis_metas=lambda: basis_metas(self.prob.design),
             saturation_threshold=RHO_BOUND,  # our box; the seed's 9 would drop real optima
         )
-        if session:
-            self.session.finish(
-                final.rho,
-                final.fit.beta,
-                final.score,
-                converged,
-                hessian=final.hess,
-                beta_rho=final.rho,
-                iterations=n_outer,
-            )
-        if converged and artifact:
-            capture_fit_artifact(
-                self.ws,
-                self.family,
-                self.specs,
-                self.gauge,
-                betas,
-                final.rho,
-                self.p2o,
-                final.score,
-                converged,
-                options=self.options,
-                basis_metas=basis_metas(d),
-            )
 
 
 def fit_with_store(
@@ -484,26 +369,28 @@ def fit_with_store(
     from gamstore.warmstart.capability import warm_store
     from gamstore.warmstart.keys import UnsupportedFamilyError
 
-    warm_store(store)  # resolves (memoized) or raises TypeError naming ``store``
+    store = warm_store(store)  # resolves (memoized) or raises TypeError naming ``store``
+    d = prob.design
+    ctx: WarmContext | None = None
+    start: BlockWarmStart | None = None
     try:
-        ctx: WarmContext | None = WarmContext(prob, store, model.control)
-        assert ctx is not None
+        ctx = WarmContext(prob, store, model.control)
         start = ctx.find_start()
     except UnsupportedFamilyError:
         raise  # the one documented configuration error
     except Exception as exc:  # a warm-start problem never fails a fit
         logger.info("warm start unavailable (%s: %s); fitting cold", type(exc).__name__, exc)
-        ctx = None
-        start = Start(prob.design.initial_rho.copy(), None, "cold")
-    if start.level != "cold":
-        logger.debug("warm start level %s", start.level)
+        ctx, start = None, None
+    level = "cold" if start is None else start.source
+    if start is not None:
+        logger.debug("warm start level %s", level)
 
+    cached = None if start is None else start.cached_inner
     cap_state = None
-    if start.warm is not None and start.warm.cached_inner is not None:
+    if cached is not None:
         from gamstore.warmstart.inner_cap import InnerCap as SeedInnerCap
 
         cap_state = SeedInnerCap(full_budget=100)
-        cached = start.warm.cached_inner
         cap_state.update(int(cached.cycles), bool(cached.converged))
 
     def cap(i: int) -> int | None:
@@ -514,8 +401,7 @@ def fit_with_store(
 
     def iterate(it: Iterate) -> None:
         nonlocal last_checkpoint
-        if cap_state is not None and start.warm is not None and start.warm.cached_inner:
-            cached = start.warm.cached_inner
+        if cap_state is not None and cached is not None:
             cap_state.update(
                 int(cached.cycles), bool(cached.converged), float(np.abs(it.grad).max())
             )
@@ -535,29 +421,30 @@ def fit_with_store(
         if on_iterate is not None:
             on_iterate(it)
 
-    beta0 = start.beta
-    if beta0 is not None and (beta0.shape != (prob.design.p,) or not np.isfinite(beta0).all()):
+    rho0 = d.initial_rho.copy() if start is None else start.rho
+    beta0 = None if start is None else start.flat_beta()
+    if beta0 is not None and (beta0.shape != (d.p,) or not np.isfinite(beta0).all()):
         beta0 = None
-    nres = model.run(prob, start.rho, beta0, inner_cap=cap, on_iterate=iterate)
+    nres = model.run(prob, rho0, beta0, inner_cap=cap, on_iterate=iterate)
     runs = [nres]
 
     def run_cold() -> NewtonResult:
-        runs.append(model.run(prob, prob.design.initial_rho.copy(), None, inner_cap=inner_cap))
+        runs.append(model.run(prob, d.initial_rho.copy(), None, inner_cap=inner_cap))
         return runs[-1]
 
     kept, check = check_start(
         model.start_check,
-        "session-seed" if start.seed else start.level,
+        "session-seed" if start is not None and start.seed else level,
         nres,
-        start.rho,
-        prob.design.n,
-        start.parent_rows,
+        rho0,
+        d.n,
+        None if start is None else start.parent_rows,
         run_cold,
     )
     if check.cold_checked:
         logger.info(
             "%s start checked cold (%s): REML warm %.10g, cold %.10g%s",
-            start.level,
+            level,
             ",".join(check.reasons),
             check.warm_reml,
             check.cold_reml,
@@ -567,46 +454,14 @@ def fit_with_store(
     extra_calls = sum(r.n_pirls_calls for r in runs if r is not kept)
     extra_iters = sum(r.n_pirls_iters for r in runs if r is not kept)
     if ctx is not None:
-        _save(ctx, start, kept)
+        ctx.save(start, kept)
     return model.make_result(
         prob,
         off_col,
         kept,
-        start.level,
+        level,
         t0,
         extra_calls=extra_calls,
         extra_iters=extra_iters,
         start_check=check,
     )
-
-
-def _save(ctx: WarmContext, start: Start, nres: Any) -> None:
-    """Write what the next fit can use, and nothing it already has.
-
-    * cold, or a warm start that needed Newton steps: block record, session final, artifact;
-    * exact hit recertified without a step: nothing;
-    * resumed from a session final without a step: the block record only;
-    * a fold seeded by a cross-fit artifact: block record, plus the session final only if
-      the fit checkpointed (long fits); never the artifact, so every fold keeps transferring
-      from the full-data fit rather than from another fold.
-    * a completely separated fit (``nres.separated``): nothing.
-    """
-    stepped = nres.n_outer > 0
-    if start.level == "exact" and not stepped:
-        return
-    if getattr(nres, "separated", False):
-        # no finite optimum to resume: PIRLS started from this beta goes on towards the
-        # separation and returns another REML (faithful: -28.877 vs the cold -28.278), so
-        # store nothing and every refit is the cold fit
-        return
-    if not ctx.ws.writable:
-        return  # read-only or disabled store: do not build records nobody can save
-    session = not (start.level == "session" and start.final and not stepped)
-    artifact = session
-    if start.level == "cross-fit":
-        session = ctx.checkpoints > 0
-        artifact = False
-    try:
-        ctx.save(nres.final, nres.n_outer, nres.converged, session=session, artifact=artifact)
-    except Exception as exc:
-        logger.info("warm-start save failed (%s: %s)", type(exc).__name__, exc)

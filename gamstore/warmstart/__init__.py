@@ -13,7 +13,8 @@ Modules (one concept each): :mod:`~gamstore.warmstart.specs` (block/penalty/opti
 :mod:`~gamstore.warmstart.capability` (the memoized per-root store wrapper),
 :mod:`~gamstore.warmstart.records_io` (records A and B), :mod:`~gamstore.warmstart.blocks`
 (block warm start), :mod:`~gamstore.warmstart.artifacts` (cross-fit capture/consume),
-:mod:`~gamstore.warmstart.plan` (exact record, then cross-fit artifact),
+:mod:`~gamstore.warmstart.plan` (the orchestrator every fitter goes through: exact record,
+outer session, cross-fit artifact, and what to save),
 :mod:`~gamstore.warmstart.sessions` (outer iterates), :mod:`~gamstore.warmstart.from_model`
 (explicit resume points, keyspace ``from``).
 
@@ -109,7 +110,9 @@ _LAZY: dict[str, str] = {
     "per_block_rho_slots": "gamstore.warmstart.artifacts",
     "store_fit_artifact": "gamstore.warmstart.artifacts",
     "load_fit_artifact": "gamstore.warmstart.artifacts",
-    # plan
+    # plan (the orchestrator)
+    "FitWarmStart": "gamstore.warmstart.plan",
+    "KeyedWarmStart": "gamstore.warmstart.plan",
     "WarmPlan": "gamstore.warmstart.plan",
     "plan_warm_start": "gamstore.warmstart.plan",
     # sessions
@@ -137,8 +140,10 @@ __all__ = [
     "Discard",
     "ExactFinal",
     "FitOptions",
+    "FitWarmStart",
     "FixedPenalty",
     "InnerCap",
+    "KeyedWarmStart",
     "KroneckerPenalty",
     "LabeledPenalty",
     "MAX_ENTRY_BYTES",
@@ -233,7 +238,7 @@ if TYPE_CHECKING:  # pragma: no cover
         likelihood_fingerprint,
         session_keys,
     )
-    from gamstore.warmstart.plan import WarmPlan, plan_warm_start
+    from gamstore.warmstart.plan import FitWarmStart, KeyedWarmStart, WarmPlan, plan_warm_start
     from gamstore.warmstart.records_io import (
         load_block_record,
         load_record,

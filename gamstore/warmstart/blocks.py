@@ -28,15 +28,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gamstore.records import BlockWarmStartRecord, InnerSummary, normalize_active_sets
-from gamstore.warmstart.capability import StoreArg, warm_store
+from gamstore.warmstart.capability import StoreArg, WarmStartStore, warm_store
 from gamstore.warmstart.keys import block_key, check_specs
-from gamstore.warmstart.records_io import load_block_record, store_block_record
+from gamstore.warmstart.records_io import BLOCK_KEYSPACE, read_record, store_block_record
 from gamstore.warmstart.specs import BlockSpec, FitOptions, WarmStartFamily, cache_shape
 
 __all__ = [
     "SATURATION_THRESHOLD",
     "BlockWarmStart",
     "CachedInner",
+    "exact_state",
     "load_block_warm_start",
     "normalize_active_sets",
     "store_block_warm_start",
@@ -105,25 +106,60 @@ class CachedInner:
 
 @dataclass
 class BlockWarmStart:
-    """A warm start for a blockwise fit (the seed's ``ConstrainedWarmStart``).
+    """A warm start for a blockwise fit: the one state type from the store to the fitter.
+
+    The orchestrator (:mod:`gamstore.warmstart.plan`) builds it straight from the stored
+    record (record B, an outer-session payload or a cross-fit transfer) without copying the
+    record's (read-only) arrays, and the fitter starts from it as is.
 
     Attributes
     ----------
     rho : ndarray, shape (n_outer,)
         Outer log smoothing parameters.
     block_beta : list of ndarray
-        Per-block coefficients in the solver's (reduced) coordinates, ``len == n_blocks``.
+        Per-block coefficients in the solver's (reduced) coordinates, ``len == n_blocks``;
+        empty for a ρ-only start.
     active_sets : list of (ndarray of int or None)
         Per-block active constraint sets; None when there is none. An empty list means
         "None for every block".
-    cached_inner : CachedInner or None
-        The cached inner mode; None for a cross-fit transfer or when not available.
+    cached_inner : CachedInner, InnerSummary or None
+        The cached inner mode (a restored record carries its
+        :class:`~gamstore.records.InnerSummary` as is); None for a cross-fit transfer or when
+        not available. Both expose ``cycles`` and ``converged``.
+    source : str
+        Where it came from: ``"exact"`` (block record), ``"session"`` (outer session),
+        ``"cross-fit"`` (fit artifact) or ``"seed"`` (an adapter's row-free seed key).
+    beta : ndarray or None
+        Flat β when the source stores it flat (a session payload, an adapter seed);
+        see :meth:`flat_beta`.
+    hessian : ndarray or None
+        A stored outer Hessian (square, finite; seeds only).
+    final : bool
+        Resumed from a stored session ``final`` (nothing new to finalize without a step).
+    seed : bool
+        A session of *another* fit of the same model (the row-free seed key).
+    parent_rows : int or None
+        Rows of the fit a cross-fit start came from.
     """
 
     rho: np.ndarray
     block_beta: list[np.ndarray]
     active_sets: list[np.ndarray | None] = field(default_factory=list)
-    cached_inner: CachedInner | None = None
+    cached_inner: CachedInner | InnerSummary | None = None
+    source: str = "exact"
+    beta: np.ndarray | None = None
+    hessian: np.ndarray | None = None
+    final: bool = False
+    seed: bool = False
+    parent_rows: int | None = None
+
+    def flat_beta(self) -> np.ndarray | None:
+        """β as one vector (``beta``, else the blocks concatenated), or None when ρ-only."""
+        if self.beta is not None:
+            return self.beta
+        if not self.block_beta:
+            return None
+        return np.concatenate([np.asarray(b, dtype=np.float64) for b in self.block_beta])
 
 
 def _shape_ok(specs: Sequence[BlockSpec], warm: BlockWarmStart) -> str | None:
@@ -186,24 +222,42 @@ def load_block_warm_start(
         return None, None
     blocks = check_specs(specs)
     key = block_key(family, blocks, options)
-    record = load_block_record(ws, key)
-    if record is None:
+    warm = exact_state(ws, key, blocks, int(rho_len), rho_convention)
+    if warm is None:
         return key, None
-    n_rows, names, dims = cache_shape(blocks)
-    if not record.is_compatible(
-        key, n_rows, names, dims, int(rho_len), rho_convention=rho_convention
-    ):
-        _log.info("warm-start block record %s incompatible with this fit; starting cold", key)
-        return key, None
-    active = [None if a is None else np.array(a) for a in normalize_active_sets(record.active_sets)]
-    cached = None if record.inner is None else CachedInner.from_summary(record.inner)
-    status = "missing" if cached is None else ("converged" if cached.converged else "partial")
-    _log.info("warm-start restored block record key=%s inner=%s", key, status)
+    # the public load hands out fresh, writable copies (the orchestrator's fitter path
+    # starts from the record's own read-only arrays instead)
+    inner = warm.cached_inner
     return key, BlockWarmStart(
-        rho=np.array(record.rho),
-        block_beta=[np.array(b) for b in record.block_beta],
-        active_sets=active,
-        cached_inner=cached,
+        rho=np.array(warm.rho),
+        block_beta=[np.array(b) for b in warm.block_beta],
+        active_sets=[None if a is None else np.array(a) for a in warm.active_sets],
+        cached_inner=CachedInner.from_summary(inner) if isinstance(inner, InnerSummary) else None,
+    )
+
+
+def exact_state(
+    ws: WarmStartStore, key: str, blocks: Sequence[BlockSpec], rho_len: int, rho_convention: str
+) -> BlockWarmStart | None:
+    """Record B under ``key`` as a :class:`BlockWarmStart` over the record's own arrays.
+
+    None on a miss or an incompatible record (logged). ``blocks`` must be checked.
+    """
+    record = read_record(ws, BLOCK_KEYSPACE, key, BlockWarmStartRecord)
+    if record is None:
+        return None
+    n_rows, names, dims = cache_shape(blocks)
+    if not record.is_compatible(key, n_rows, names, dims, rho_len, rho_convention=rho_convention):
+        _log.info("warm-start block record %s incompatible with this fit; starting cold", key)
+        return None
+    inner = record.inner
+    status = "missing" if inner is None else ("converged" if inner.converged else "partial")
+    _log.info("warm-start restored block record key=%s inner=%s", key, status)
+    return BlockWarmStart(
+        rho=record.rho,
+        block_beta=list(record.block_beta),
+        active_sets=list(normalize_active_sets(record.active_sets)),
+        cached_inner=inner,
     )
 
 
@@ -264,7 +318,8 @@ def store_block_warm_start(
             return False
     n_rows, names, dims = cache_shape(blocks)
     active = warm_start.active_sets or [None] * len(blocks)
-    inner = None if warm_start.cached_inner is None else warm_start.cached_inner.summary()
+    cached = warm_start.cached_inner
+    inner = cached if isinstance(cached, InnerSummary) or cached is None else cached.summary()
     now = int(time.time())  # created == updated, as the seed writes them
     try:
         record = BlockWarmStartRecord(

@@ -80,8 +80,15 @@ class UnsupportedFamilyError(ValueError):
     """
 
 
+class CheckedSpecs(list[BlockSpec]):
+    """A block list that passed :func:`check_specs` (checked once per fit, not per call)."""
+
+
 def check_specs(specs: Sequence[BlockSpec]) -> list[BlockSpec]:
     """Validate a block list: ``BlockSpec`` instances with one common row count.
+
+    Returns a :class:`CheckedSpecs`; passing that back returns it as is (the warm-start
+    orchestrator checks a fit's blocks once and hands the checked list to every step).
 
     Raises
     ------
@@ -90,9 +97,11 @@ def check_specs(specs: Sequence[BlockSpec]) -> list[BlockSpec]:
     ValueError
         If the blocks' designs have different numbers of rows.
     """
+    if type(specs) is CheckedSpecs:
+        return specs
     if isinstance(specs, BlockSpec):
         raise TypeError("specs: expected a sequence of BlockSpec, got a single BlockSpec")
-    out = list(specs)
+    out = CheckedSpecs(specs)
     for i, spec in enumerate(out):
         if not isinstance(spec, BlockSpec):
             raise TypeError(f"specs[{i}]: expected a BlockSpec, got {type(spec).__name__}")

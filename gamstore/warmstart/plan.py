@@ -1,7 +1,33 @@
-"""Where a blockwise fit starts: the exact block record first, then a cross-fit artifact
-(lifecycle steps 2-4 of spec §1; checklist 66, 67).
+"""The warm-start orchestrator: one object per fit against one store (issue 16 item 2).
 
-:func:`plan_warm_start` is the one call a fitter needs before its outer loop::
+Every fitter goes through here - the built-in fitter (:mod:`gamstore.fit.warm`), the pyGAM
+and statsmodels adapters, and a custom fitter via :func:`plan_warm_start` - so the size
+cap, the never-raise rule and the read circuit breaker of
+:class:`~gamstore.warmstart.capability.WarmStartStore` apply to all of them.
+
+* :class:`FitWarmStart` - a blockwise fit keyed by (family, block specs, options). The
+  store is resolved and the specs are checked once, in the constructor; the block key is
+  derived once, on first use. :meth:`FitWarmStart.find` runs the lookups in order (first hit
+  wins):
+
+  1. **exact** - the block record (record B) under the fit's block key;
+  2. **session** - the outer session under the fit's exact session key (a ``final``
+     resumes, a checkpoint of an interrupted run seeds ρ, and β when it was produced at that
+     ρ);
+  3. **cross-fit** - the newest fit artifact with the same structural descriptor (ρ per
+     term, β transported across the fold's constraint);
+  4. a session found only under the row-free seed key: ρ only, still ``"session"``.
+
+  :meth:`FitWarmStart.finish` writes what the next fit can use and does not already have.
+* :class:`KeyedWarmStart` - a fitter that builds its own key strings (the adapters): an
+  exact record (``inner`` or ``block`` keyspace) then the newest payload under a row-free
+  seed key, and the matching saves.
+
+Both hand the fitter a :class:`~gamstore.warmstart.blocks.BlockWarmStart` (the one state
+type) built over the stored record's arrays, without copies.
+
+:func:`plan_warm_start` is the short form for a custom fitter (exact record, then cross-fit
+artifact)::
 
     plan = plan_warm_start(store, family, specs, options, rho0, gauge=gauge)
     rho = plan.rho0                        # warm ρ, or a copy of the default
@@ -14,25 +40,509 @@ Rules: the cross-fit transfer is attempted only when a store is configured (so t
 has a block key), the exact record missed, and ``rho0`` is non-empty; its result replaces
 ``rho0`` only when the lengths and block widths match and every value is finite. When any warm
 start is present, seed screening is skipped (a performance rule; the optimum is the same).
+Nothing here can change an optimum: every start is only a start, and any warm-start failure
+is a cold start with one log line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
 
 from gamstore.gauge import Gauge
+from gamstore.records import (
+    BlockWarmStartRecord,
+    InnerSummary,
+    IteratePayload,
+    WarmStartRecord,
+)
 from gamstore.transfer import TransferConfig
-from gamstore.warmstart.artifacts import consume_fit_artifact
-from gamstore.warmstart.blocks import BlockWarmStart, load_block_warm_start
-from gamstore.warmstart.capability import StoreArg, warm_store
-from gamstore.warmstart.keys import check_specs
-from gamstore.warmstart.specs import BlockSpec, FitOptions, WarmStartFamily, physical_to_outer
+from gamstore.warmstart.artifacts import (
+    capture_fit_artifact,
+    consume_fit_artifact,
+    consume_loaded_artifact,
+    descriptor_for,
+    load_fit_artifact,
+)
+from gamstore.warmstart.blocks import (
+    SATURATION_THRESHOLD,
+    BlockWarmStart,
+    exact_state,
+    store_block_warm_start,
+)
+from gamstore.warmstart.capability import StoreArg, WarmStartStore, warm_store
+from gamstore.warmstart.keys import block_key, check_specs
+from gamstore.warmstart.sessions import OuterSession
+from gamstore.warmstart.specs import (
+    BlockSpec,
+    FitOptions,
+    WarmStartFamily,
+    physical_to_outer,
+)
 
-__all__ = ["WarmPlan", "plan_warm_start"]
+__all__ = ["FitWarmStart", "KeyedWarmStart", "WarmPlan", "plan_warm_start"]
+
+_log = logging.getLogger("gamstore.warmstart")
+
+
+def _usable(rho: Any, betas: Sequence[Any] | None, rho_len: int, widths: Sequence[int]) -> bool:
+    """ρ of length ``rho_len`` and (when given) one finite β per block of the given widths."""
+    r = np.asarray(rho)
+    if r.shape != (rho_len,) or not np.isfinite(r).all():
+        return False
+    if betas is None:
+        return True
+    if len(betas) != len(widths):
+        return False
+    return all(
+        np.shape(b) == (w,) and bool(np.isfinite(b).all())
+        for b, w in zip(betas, widths, strict=True)
+    )
+
+
+class FitWarmStart:
+    """The warm start of one blockwise fit against one store (see the module docstring).
+
+    Parameters
+    ----------
+    store : StoreArg
+        The user's ``store=`` (not None): resolved here, once per fit.
+    family : WarmStartFamily
+        The fit's family (``name`` and ``warm_start_fingerprint``).
+    specs : sequence of BlockSpec
+        The fit's blocks: checked here, once per fit.
+    options : FitOptions
+        Every optimum-changing setting.
+    rho_convention : str
+        What the fitter's ρ means; records under another convention are misses.
+
+    Raises
+    ------
+    TypeError
+        When ``store`` is none of the accepted types.
+    ValueError
+        When ``store`` is None, or the specs are malformed.
+    """
+
+    def __init__(
+        self,
+        store: StoreArg,
+        family: WarmStartFamily,
+        specs: Sequence[BlockSpec],
+        options: FitOptions,
+        *,
+        rho_convention: str = "mgcv",
+    ) -> None:
+        # resolved once per fit: the fitter passes the capability it already resolved
+        ws = store if isinstance(store, WarmStartStore) else warm_store(store)
+        if ws is None:
+            raise ValueError("store: expected a store, URL or path, got None")
+        self.ws: WarmStartStore = ws
+        self.family = family
+        self.specs: list[BlockSpec] = check_specs(specs)
+        self.options = options
+        self.rho_convention = rho_convention
+        self.widths = [s.width for s in self.specs]
+        self.checkpoints = 0
+        self._session: OuterSession | None = None
+
+    @cached_property
+    def key(self) -> str:
+        """The block key (hashes the designs once per fit).
+
+        Raises
+        ------
+        UnsupportedFamilyError
+            When the family cannot fingerprint itself.
+        """
+        return block_key(self.family, self.specs, self.options)
+
+    @cached_property
+    def p2o(self) -> list[int | None]:
+        """Outer ρ index of every physical penalty."""
+        return physical_to_outer(self.specs)
+
+    @cached_property
+    def descriptor(self) -> Any:
+        """The fit's structural descriptor (cross-fit artifact key)."""
+        return descriptor_for(self.family, self.specs)
+
+    @property
+    def session(self) -> OuterSession:
+        """The fit's outer session on its exact key, opened on first use."""
+        if self._session is None:
+            # no mirror on the row-free seed key: folds find their parent through the
+            # cross-fit artifact (ρ and exactly transported β), which beats a ρ-only seed
+            self._session = OuterSession.open(
+                self.ws, self.family, self.specs, self.options, mirror=False, block_key=self.key
+            )
+        return self._session
+
+    # -- lookups ----------------------------------------------------------------------------
+    def exact(self, rho_len: int) -> BlockWarmStart | None:
+        """The exact block record as a start (its own arrays), or None."""
+        warm = exact_state(self.ws, self.key, self.specs, int(rho_len), self.rho_convention)
+        if warm is None or not _usable(warm.rho, warm.block_beta, rho_len, self.widths):
+            return None
+        return warm
+
+    def session_start(self, rho_len: int) -> BlockWarmStart | None:
+        """The outer session's start (``seed=True`` when only the row-free key had one)."""
+        start = self.session.begin(rho_len)
+        if not (start.warm and start.rho is not None and _usable(start.rho, None, rho_len, ())):
+            return None
+        beta = start.beta_for(start.rho) if start.source == "exact" else None
+        if beta is not None and beta.shape != (sum(self.widths),):
+            beta = None
+        return BlockWarmStart(
+            start.rho,
+            [],
+            source="session",
+            beta=beta,
+            final=start.kind == "exact-final",
+            seed=start.source != "exact",
+        )
+
+    def cross_fit(
+        self,
+        rho_default: np.ndarray,
+        block_transforms: Sequence[Any | None],
+        *,
+        config: TransferConfig | None = None,
+        column_means: Sequence[Any | None] | None = None,
+        intercept_column: int | None = None,
+        beta_transfers: Callable[[Any], bool] | None = None,
+    ) -> BlockWarmStart | None:
+        """A start transferred from the newest fit artifact of the same structure, or None.
+
+        ``beta_transfers(parent)`` says whether the parent's β is in this fit's coordinates
+        (e.g. the same knots); when it says no, the start is ρ only.
+        """
+        if rho_default.size == 0:
+            return None
+        parent = load_fit_artifact(self.ws, self.descriptor)  # read once for both uses
+        if parent is None:
+            return None
+        warm = consume_loaded_artifact(
+            self.ws,
+            self.family,
+            self.specs,
+            block_transforms,
+            self.p2o,
+            rho_default,
+            options=self.options,
+            config=config,
+            column_means=column_means,
+            intercept_column=intercept_column,
+            rho_convention=self.rho_convention,
+            descriptor=self.descriptor,
+            parent=parent,
+        )
+        if warm is None or not _usable(warm.rho, warm.block_beta, rho_default.size, self.widths):
+            return None
+        rows = getattr(getattr(parent, "global_", None), "n_rows", None)
+        keep_beta = beta_transfers is None or beta_transfers(parent)
+        return replace(
+            warm,
+            block_beta=warm.block_beta if keep_beta else [],
+            source="cross-fit",
+            parent_rows=rows if isinstance(rows, int) else None,
+        )
+
+    def find(
+        self,
+        rho_default: np.ndarray,
+        cross_fit: Callable[[], BlockWarmStart | None] | None = None,
+    ) -> BlockWarmStart | None:
+        """Exact record, exact session, cross-fit (``cross_fit()``), seed session; None: cold."""
+        n = int(rho_default.shape[0])
+        warm = self.exact(n)
+        if warm is not None:
+            return warm
+        sess = self.session_start(n)
+        if sess is not None and not sess.seed:
+            return sess
+        cross = None if cross_fit is None else cross_fit()
+        return cross if cross is not None else sess
+
+    # -- progress and results ---------------------------------------------------------------
+    def checkpoint(self, rho: Any, beta: Any, score: float) -> None:
+        """Rate-limited session checkpoint of an accepted outer iterate."""
+        self.session.on_evaluation(rho, beta, score)
+        self.checkpoints += 1
+
+    def finish(
+        self,
+        start: BlockWarmStart | None,
+        *,
+        rho: np.ndarray,
+        beta: np.ndarray,
+        score: float,
+        n_outer: int,
+        converged: bool,
+        separated: bool = False,
+        inner: Callable[[], InnerSummary | None] | None = None,
+        hessian: Any = None,
+        gauge: Callable[[], Gauge],
+        basis_metas: Callable[[], Sequence[Any]] | None = None,
+        saturation_threshold: float | None = SATURATION_THRESHOLD,
+    ) -> None:
+        """Write what the next fit can use, and nothing it already has (never raises).
+
+        * cold, or a warm start that needed outer steps: block record, session final,
+          artifact;
+        * an exact hit recertified without a step: nothing;
+        * resumed from a session final without a step: the block record only;
+        * a fold seeded by a cross-fit artifact: block record, plus the session final only
+          if the fit checkpointed (long fits); never the artifact, so every fold keeps
+          transferring from the full-data fit rather than from another fold;
+        * a completely separated fit: nothing (PIRLS from its β goes on towards the
+          separation, so every refit must be the cold fit).
+
+        ``inner``, ``gauge`` and ``basis_metas`` are called only when what they build is
+        written (an exact recertification builds none of them).
+        """
+        level = "cold" if start is None else start.source
+        stepped = n_outer > 0
+        if (level == "exact" and not stepped) or separated or not self.ws.writable:
+            return
+        final = start is not None and start.final
+        session = not (level == "session" and final and not stepped)
+        artifact = session
+        if level == "cross-fit":
+            session = self.checkpoints > 0
+            artifact = False
+        try:
+            betas = [beta[sl] for sl in _slices(self.widths)]
+            store_block_warm_start(
+                self.ws,
+                self.key,
+                self.specs,
+                BlockWarmStart(rho, betas, [], None if inner is None else inner()),
+                saturation_threshold=saturation_threshold,
+            )
+            if session:
+                self.session.finish(
+                    rho, beta, score, converged, hessian=hessian, beta_rho=rho,
+                    iterations=n_outer,
+                )  # fmt: skip
+            if converged and artifact:
+                capture_fit_artifact(
+                    self.ws,
+                    self.family,
+                    self.specs,
+                    gauge(),
+                    betas,
+                    rho,
+                    self.p2o,
+                    score,
+                    converged,
+                    options=self.options,
+                    basis_metas=None if basis_metas is None else basis_metas(),
+                )
+        except Exception as exc:  # a warm-start problem never fails a fit
+            _log.info("warm-start save failed (%s: %s)", type(exc).__name__, exc)
+
+
+def _slices(widths: Sequence[int]) -> list[slice]:
+    out, at = [], 0
+    for w in widths:
+        out.append(slice(at, at + w))
+        at += w
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# fitters with their own key strings (the adapters)
+# ---------------------------------------------------------------------------------------------
+
+
+class KeyedWarmStart:
+    """The warm start of a fitter that builds its own key strings (pyGAM, statsmodels).
+
+    Parameters
+    ----------
+    store : StoreArg
+        The user's ``store=`` (not None): resolved here, once per fit.
+    exact_key : str
+        Key of this exact fit (data, specification, settings).
+    seed_key : str
+        Row-free key shared with related fits (e.g. the full-data fit for a LOSO fold).
+    keyspace : {"inner", "block"}
+        Where the exact record lives: ``"inner"`` holds a
+        :class:`~gamstore.records.WarmStartRecord` (flat β), ``"block"`` a
+        :class:`~gamstore.records.BlockWarmStartRecord` (β per block).
+    rho_convention : str
+        The fitter's ρ convention; an exact record under another one is a miss
+        (:attr:`miss_reason` says so).
+    n_rows : int
+        Rows of this fit.
+    block_names, block_dims : sequence
+        The β layout (one block for ``"inner"``).
+    rho_len : int
+        Number of smoothing parameters.
+    seed_width : int, optional
+        Length of the flat β a seed payload carries (default: the sum of ``block_dims``).
+
+    Notes
+    -----
+    Every read and write goes through the store's :class:`WarmStartStore`: the entry size
+    cap, the read circuit breaker, and no exception ever reaches the caller (a storage
+    problem is a cold start or a skipped save, logged once).
+    """
+
+    def __init__(
+        self,
+        store: StoreArg,
+        *,
+        exact_key: str,
+        seed_key: str,
+        keyspace: Literal["inner", "block"],
+        rho_convention: str,
+        n_rows: int,
+        block_names: Sequence[str],
+        block_dims: Sequence[int],
+        rho_len: int,
+        seed_width: int | None = None,
+    ) -> None:
+        if keyspace not in ("inner", "block"):
+            raise ValueError(f"keyspace: expected 'inner' or 'block', got {keyspace!r}")
+        ws = warm_store(store)
+        if ws is None:
+            raise ValueError("store: expected a store, URL or path, got None")
+        self.ws: WarmStartStore = ws
+        self.exact_key = exact_key
+        self.seed_key = seed_key
+        self.keyspace = keyspace
+        self.rho_convention = rho_convention
+        self.n_rows = int(n_rows)
+        self.block_names = list(block_names)
+        self.block_dims = [int(d) for d in block_dims]
+        self.rho_len = int(rho_len)
+        self.seed_width = sum(self.block_dims) if seed_width is None else int(seed_width)
+        #: why the exact record was not used (None: no record, or it was used)
+        self.miss_reason: str | None = None
+
+    def _exact(self) -> BlockWarmStart | None:
+        entry = self.ws.lookup(self.keyspace, self.exact_key)
+        rec = None if entry is None else entry.record
+        cls = WarmStartRecord if self.keyspace == "inner" else BlockWarmStartRecord
+        if not isinstance(rec, cls):
+            return None
+        if rec.rho_convention != self.rho_convention:
+            # same key string, but its ρ multiplies another S: never reinterpret it
+            self.miss_reason = (
+                f"rho_convention {rec.rho_convention!r}, expected {self.rho_convention!r}"
+            )
+            return None
+        if isinstance(rec, WarmStartRecord):
+            ok = rec.is_compatible(
+                self.exact_key, self.n_rows, sum(self.block_dims),
+                rho_convention=self.rho_convention,
+            ) and rec.rho.shape == (self.rho_len,)  # fmt: skip
+            return BlockWarmStart(rec.rho, [rec.beta], source="exact") if ok else None
+        if not rec.is_compatible(
+            self.exact_key, self.n_rows, self.block_names, self.block_dims, self.rho_len,
+            rho_convention=self.rho_convention,
+        ):  # fmt: skip
+            return None
+        return BlockWarmStart(rec.rho, list(rec.block_beta), source="exact")
+
+    def _seed(self) -> BlockWarmStart | None:
+        entry = self.ws.lookup_latest("outer", self.seed_key)
+        pay = None if entry is None else entry.record
+        if not isinstance(pay, IteratePayload):
+            return None
+        rho = np.asarray(pay.rho, dtype=np.float64)
+        if rho.shape != (self.rho_len,) or not np.all(np.isfinite(rho)):
+            return None
+        beta = np.asarray(pay.beta, dtype=np.float64)
+        ok_beta = beta.shape == (self.seed_width,) and bool(np.all(np.isfinite(beta)))
+        hess = np.asarray(pay.hessian, dtype=np.float64)
+        ok_hess = hess.shape == (self.rho_len, self.rho_len) and bool(np.all(np.isfinite(hess)))
+        return BlockWarmStart(
+            rho,
+            [],
+            source="seed",
+            beta=beta if ok_beta else None,
+            hessian=hess if ok_hess else None,
+        )
+
+    def find(self) -> BlockWarmStart | None:
+        """The exact record, else the newest seed payload; None: cold. Never raises."""
+        try:
+            return self._exact() or self._seed()
+        except Exception as exc:  # a warm-start problem never fails a fit
+            _log.info("warm start under %s unavailable (%s: %s); starting cold",
+                      self.exact_key, type(exc).__name__, exc)  # fmt: skip
+            return None
+
+    def save(
+        self,
+        *,
+        rho: np.ndarray,
+        beta: np.ndarray,
+        objective: float,
+        iteration: int,
+        publish_seed: bool,
+        inner_iters: int = 0,
+        hessian: np.ndarray | None = None,
+        seed_beta: np.ndarray | None = None,
+    ) -> dict[str, str | None]:
+        """Write the exact record and (``publish_seed``) the seed payload, as ``final``s.
+
+        ``beta`` is flat in block order; ``seed_beta`` (default ``beta``) is the flat β the
+        seed payload carries (the fitter's own parameter order). Returns the entry id per
+        keyspace written (None where a save was skipped or failed). Never raises.
+        """
+        saved: dict[str, str | None] = {}
+        try:
+            now = int(time.time())
+            rec: WarmStartRecord | BlockWarmStartRecord
+            if self.keyspace == "inner":
+                rec = WarmStartRecord(
+                    key=self.exact_key, n_rows=self.n_rows, n_cols=beta.size, rho=rho, beta=beta,
+                    last_inner_iters=inner_iters, last_inner_converged=True,
+                    created_unix_secs=now, updated_unix_secs=now,
+                    rho_convention=self.rho_convention,
+                )  # fmt: skip
+            else:
+                rec = BlockWarmStartRecord(
+                    key=self.exact_key, n_rows=self.n_rows, block_names=tuple(self.block_names),
+                    block_dims=tuple(self.block_dims), rho=rho,
+                    block_beta=tuple(beta[sl] for sl in _slices(self.block_dims)),
+                    active_sets=(None,) * len(self.block_dims),
+                    created_unix_secs=now, updated_unix_secs=now,
+                    rho_convention=self.rho_convention,
+                )  # fmt: skip
+            saved[self.keyspace] = self.ws.save(
+                self.keyspace, self.exact_key, rec, objective=objective, iteration=iteration,
+                kind="final",
+            )  # fmt: skip
+            if publish_seed:
+                pay = IteratePayload(
+                    rho=rho, cost=objective, eval_id=iteration,
+                    beta=beta if seed_beta is None else seed_beta,
+                    hessian=np.zeros((0, 0)) if hessian is None else hessian,
+                )  # fmt: skip
+                saved["outer"] = self.ws.save(
+                    "outer", self.seed_key, pay, objective=objective, iteration=iteration,
+                    kind="final",
+                )  # fmt: skip
+        except Exception as exc:  # storing is best effort; the fit result stands
+            _log.info("warm-start state under %s not stored: %s", self.exact_key, exc)
+        return saved
+
+
+# ---------------------------------------------------------------------------------------------
+# the short form for a custom fitter
+# ---------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -62,18 +572,6 @@ class WarmPlan:
         return self.warm is not None
 
 
-def _fits(warm: BlockWarmStart, rho0: np.ndarray, specs: Sequence[BlockSpec]) -> bool:
-    rho = np.asarray(warm.rho)
-    if rho.shape != rho0.shape or not np.isfinite(rho).all():
-        return False
-    if len(warm.block_beta) != len(specs):
-        return False
-    return all(
-        np.asarray(b).shape == (s.width,) and np.isfinite(b).all()
-        for b, s in zip(warm.block_beta, specs, strict=True)
-    )
-
-
 def plan_warm_start(
     store: StoreArg,
     family: WarmStartFamily,
@@ -87,7 +585,7 @@ def plan_warm_start(
     column_means: Sequence[Any | None] | None = None,
     intercept_column: int | None = None,
 ) -> WarmPlan:
-    """Find the best available warm start for a blockwise fit.
+    """Find the best available warm start for a blockwise fit (exact, then cross-fit).
 
     Parameters
     ----------
@@ -107,6 +605,7 @@ def plan_warm_start(
     Returns
     -------
     WarmPlan
+        The warm start it holds is a writable copy (the caller owns it).
 
     Raises
     ------
@@ -118,20 +617,26 @@ def plan_warm_start(
     rho_default = np.array(rho0, dtype=np.float64, copy=True)
     if rho_default.ndim != 1:
         raise ValueError(f"rho0: expected a 1-D vector (n_outer,), got shape {rho_default.shape}")
-    ws = warm_store(store)
-    if ws is None:
+    if warm_store(store) is None:
         return WarmPlan(None, None, "cold", rho_default)
-    blocks = check_specs(specs)
-    key, warm = load_block_warm_start(ws, family, blocks, options, rho_default.shape[0])
-    if warm is not None and _fits(warm, rho_default, blocks):
-        return WarmPlan(key, warm, "exact", np.array(warm.rho, dtype=np.float64))
+    fws = FitWarmStart(store, family, specs, options)
+    n = rho_default.shape[0]
+    warm = fws.exact(n)
+    if warm is not None:
+        own = BlockWarmStart(
+            np.array(warm.rho, dtype=np.float64),
+            [np.array(b) for b in warm.block_beta],
+            [None if a is None else np.array(a) for a in warm.active_sets],
+            _restored(warm.cached_inner),
+        )
+        return WarmPlan(fws.key, own, "exact", np.array(own.rho))
     if rho_default.size == 0:
-        return WarmPlan(key, None, "cold", rho_default)
-    p2o = physical_to_outer(blocks) if physical_to_outer_map is None else physical_to_outer_map
+        return WarmPlan(fws.key, None, "cold", rho_default)
+    p2o = fws.p2o if physical_to_outer_map is None else physical_to_outer_map
     cross = consume_fit_artifact(
-        ws,
+        fws.ws,
         family,
-        blocks,
+        fws.specs,
         gauge,
         p2o,
         rho_default,
@@ -140,6 +645,12 @@ def plan_warm_start(
         column_means=column_means,
         intercept_column=intercept_column,
     )
-    if cross is not None and _fits(cross, rho_default, blocks):
-        return WarmPlan(key, cross, "cross-fit", np.array(cross.rho, dtype=np.float64))
-    return WarmPlan(key, None, "cold", rho_default)
+    if cross is not None and _usable(cross.rho, cross.block_beta, n, fws.widths):
+        return WarmPlan(fws.key, cross, "cross-fit", np.array(cross.rho, dtype=np.float64))
+    return WarmPlan(fws.key, None, "cold", rho_default)
+
+
+def _restored(inner: Any) -> Any:
+    from gamstore.warmstart.blocks import CachedInner
+
+    return CachedInner.from_summary(inner) if isinstance(inner, InnerSummary) else inner

@@ -16,13 +16,14 @@ import logging
 from typing import Any
 
 from gamstore.records import BlockWarmStartRecord, WarmStartRecord
-from gamstore.warmstart.capability import StoreArg, warm_store
+from gamstore.warmstart.capability import StoreArg, WarmStartStore, warm_store
 
 __all__ = [
     "BLOCK_KEYSPACE",
     "INNER_KEYSPACE",
     "load_block_record",
     "load_record",
+    "read_record",
     "store_block_record",
     "store_record",
 ]
@@ -39,6 +40,11 @@ def _load(store: StoreArg, keyspace: str, key: str, cls: type) -> Any:
         return None
     if not isinstance(key, str):
         raise TypeError(f"key: expected str, got {type(key).__name__}")
+    return read_record(ws, keyspace, key, cls)
+
+
+def read_record(ws: WarmStartStore, keyspace: str, key: str, cls: type) -> Any:
+    """The newest ``cls`` record under ``key`` through an already resolved store, or None."""
     # records carry no objective and are all checkpoints, so "best" means "newest"; asking
     # for the newest says so directly and never depends on other writers' objectives
     entry = ws.lookup_latest(keyspace, key)
