@@ -114,6 +114,8 @@ def smooth_curves(res: Any, n_grid: int = 100) -> list[dict[str, Any]]:
     beta_w = d.from_reduced(res.beta_reduced)
     out = []
     for b in d.smooths:
+        if not b.has_knots:  # a random effect has no curve to draw
+            continue
         xs = d.covariates.get(b.spec.term, np.zeros(0))
         lo, hi = (float(b.basis.knots[3]), float(b.basis.knots[-4]))
         if xs.size:
@@ -123,9 +125,9 @@ def smooth_curves(res: Any, n_grid: int = 100) -> list[dict[str, Any]]:
         V = vp_w[b.cols, b.cols]
         out.append(
             {
-                "label": b.spec.label,
+                "label": b.label,
                 "term": b.spec.term,
-                "edf": float(res.edf[b.spec.label]),
+                "edf": float(res.edf[b.label]),
                 "x": grid,
                 "fit": Xg @ beta_w[b.cols],
                 "se": np.sqrt(np.maximum(np.einsum("ij,ij->i", Xg @ V, Xg), 0.0)),

@@ -24,6 +24,7 @@ from gamstore.fit.basis import (
     RawSmoothBasis,
     RowBlock,
     SmoothBasis,
+    _sq_col_sums,
     fill_design,
     fill_designs,
     finish_smooth_bases,
@@ -33,6 +34,7 @@ from gamstore.fit.basis import (
 from gamstore.fit.data import _as_array, _raw_column, get_column, n_rows
 from gamstore.fit.diagnostics import GamFitWarning, basis_dimension_note, unidentifiable_note
 from gamstore.fit.linalg import xtwx
+from gamstore.fit.terms import TermExtra, build_by, build_re, by_multiplier, re_predict
 
 PARAMETRIC = "(parametric)"
 INTERCEPT = "(Intercept)"
@@ -162,26 +164,44 @@ def parametric_terms(data: Any, linear: list[str]) -> list[ParamTerm]:
 
 @dataclass(frozen=True)
 class SmoothTerm:
-    """Specification of one smooth ``s(term, k=..., bs=...)``.
+    """Specification of one smooth ``s(term, k=..., bs=..., by=...)``.
 
     Attributes
     ----------
     term : str
         Covariate column.
     k : int
-        Basis dimension (default 10, as mgcv).
+        Basis dimension (default 10, as mgcv); not used by ``bs="re"``.
     bs : str
         mgcv basis code (:func:`gamstore.fit.bases.basis_names`): ``"ps"`` (P-spline, the
-        default here), ``"tp"`` (mgcv's default), ``"cr"``, ``"cc"``, ``"cp"``.
+        default here), ``"tp"`` (mgcv's default), ``"cr"``, ``"cc"``, ``"cp"``; or ``"re"``:
+        a random effect, one coefficient per level of a factor (identity penalty, one
+        smoothing parameter; a numeric column is a random slope), see
+        :mod:`gamstore.fit.terms`.
+    by : str or None
+        A factor column: one smooth (and one smoothing parameter) per level, each multiplied
+        by the level's indicator and centred like ``s(term)`` (mgcv's factor ``by``). A
+        numeric column: the smooth times that column (a varying coefficient), not centred.
     """
 
     term: str
     k: int = 10
     bs: str = "ps"
+    by: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.term, str) or not self.term:
             raise TypeError(f"s(): term must be a non-empty column name, got {self.term!r}")
+        if self.by is not None and (not isinstance(self.by, str) or not self.by):
+            raise TypeError(f"s({self.term!r}): by must be a column name or None, got {self.by!r}")
+        if self.by == self.term:
+            raise ValueError(f"s({self.term!r}): by must be another column than the term")
+        if self.bs == "re":
+            if self.by is not None:
+                raise ValueError(
+                    f"s({self.term!r}, bs='re'): by= is not supported for random effects"
+                )
+            return
         bt = get_basis_type(self.bs)
         if (
             isinstance(self.k, bool)
@@ -200,13 +220,18 @@ class SmoothTerm:
 
     @property
     def width(self) -> int:
-        """Columns of the block after the sum-to-zero constraint."""
+        """Columns of the block after the sum-to-zero constraint (a plain smooth)."""
         return int(get_basis_type(self.bs).raw_width(int(self.k))) - 1
+
+    @property
+    def key(self) -> tuple[str, str | None]:
+        """(covariate, by): two smooths of a model may not share it."""
+        return (self.term, self.by)
 
 
 @dataclass(frozen=True)
 class SmoothBlock:
-    """One smooth in the assembled design."""
+    """One smooth in the assembled design (a factor ``by`` gives one block per level)."""
 
     spec: SmoothTerm
     basis: SmoothBasis
@@ -214,11 +239,24 @@ class SmoothBlock:
     eig: np.ndarray  # penalty eigenvalues in the working basis (zeros for the null space)
     cols: slice
     logdet_S: float  # log of the product of the positive eigenvalues of S_j
+    # what the block is beyond a plain smooth: a factor-by level, a numeric by, a random
+    # effect's levels (see gamstore.fit.terms)
+    extra: TermExtra | None = None
 
     @property
     def rank(self) -> int:
         """Penalty rank."""
         return self.basis.rank
+
+    @property
+    def label(self) -> str:
+        """Block name, as mgcv labels the smooth: ``s(x)``, ``s(x):fA``, ``s(x):z``."""
+        return self.spec.label if self.extra is None else self.extra.label
+
+    @property
+    def has_knots(self) -> bool:
+        """A spline block (plain, or one level of a ``by``), not a random effect."""
+        return self.spec.bs != "re"
 
 
 @dataclass
@@ -248,7 +286,7 @@ class Design:
         """Names of all coefficients, as mgcv's ``names(coef(b))`` (``s(x).1`` ...)."""
         out = self.param_labels
         for b in self.smooths:
-            out += [f"{b.spec.label}.{i + 1}" for i in range(b.cols.stop - b.cols.start)]
+            out += [f"{b.label}.{i + 1}" for i in range(b.cols.stop - b.cols.start)]
         return out
 
     @property
@@ -290,14 +328,14 @@ class Design:
         """Working-basis coefficients -> reduced (constrained) coefficients per block."""
         out = {PARAMETRIC: beta_w[self.block_cols[0]].copy()}
         for b in self.smooths:
-            out[b.spec.label] = b.U @ beta_w[b.cols]
+            out[b.label] = b.U @ beta_w[b.cols]
         return out
 
     def to_raw(self, beta_w: np.ndarray) -> dict[str, np.ndarray]:
         """Working-basis coefficients -> raw B-spline coefficients per block."""
         out = {PARAMETRIC: beta_w[self.block_cols[0]].copy()}
         for b in self.smooths:
-            out[b.spec.label] = b.basis.T @ (b.U @ beta_w[b.cols])
+            out[b.label] = b.basis.T @ (b.U @ beta_w[b.cols])
         return out
 
     def from_reduced(self, beta_red: dict[str, np.ndarray]) -> np.ndarray:
@@ -324,18 +362,26 @@ class Design:
         for t in self.linear:
             X[:, j : j + t.width] = t.columns(data, n, role="covariate")
             j += t.width
-        outside = []
+        outside: list[str] = []
         for b in self.smooths:
+            if b.extra is not None and b.extra.kind == "re":
+                # unseen levels: zero rows, the random effect's mean (mgcv's predict.gam)
+                X[:, b.cols] = re_predict(b.extra, b.spec.term, data, n) @ b.U
+                continue
             x = get_column(data, b.spec.term)
             fitted = self.covariates.get(b.spec.term)
-            X[:, b.cols] = predict_basis(b.basis, x, fitted) @ b.U
+            Xb = predict_basis(b.basis, x, fitted)
+            if b.extra is not None:
+                Xb = Xb * by_multiplier(b.extra, data, n)[:, None]
+            X[:, b.cols] = Xb @ b.U
             rng = extrapolation_range(b.basis, fitted)
             if rng is None:  # periodic: values outside the period wrap
                 continue
             lo, hi = rng
             n_out = int(np.count_nonzero((x < lo) | (x > hi)))
-            if n_out:
-                outside.append(f"{b.spec.term}: {n_out} of {n} outside [{lo:.6g}, {hi:.6g}]")
+            note = f"{b.spec.term}: {n_out} of {n} outside [{lo:.6g}, {hi:.6g}]"
+            if n_out and note not in outside:
+                outside.append(note)
         if outside:
             warnings.warn(
                 "predict: extrapolating beyond the fitted range ("
@@ -569,12 +615,13 @@ def build_design(
     """
     n = n_rows(data)
     knots = dict(knots or {})
-    unknown = sorted(set(knots) - {sm.term for sm in smooths})
+    unknown = sorted(set(knots) - {sm.term for sm in smooths if sm.bs != "re"})
     if unknown:
         raise ValueError(f"knots given for {unknown}, which are not smooth terms of the model")
+    keys = [sm.key for sm in smooths]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"each covariate may have one smooth (per by variable), got {keys}")
     terms = [sm.term for sm in smooths]
-    if len(set(terms)) != len(terms):
-        raise ValueError(f"each covariate may have one smooth, got {terms}")
     lin_names = [t.name if isinstance(t, ParamTerm) else t for t in linear]
     if len(set(lin_names)) != len(lin_names) or set(lin_names) & set(terms):
         raise ValueError(f"linear terms {lin_names} repeat each other or a smooth covariate")
@@ -582,7 +629,27 @@ def build_design(
         t if isinstance(t, ParamTerm) else ParamTerm(t, factor_levels(data, t)) for t in linear
     ]
     n_par = 1 + sum(t.width for t in pterms)
-    p = n_par + sum(sm.width for sm in smooths)
+    # plain smooths take the path below (P-splines stacked); random effects and by-smooths
+    # are built term by term (gamstore.fit.terms), each giving one or more blocks
+    plain = [i for i, sm in enumerate(smooths) if sm.bs != "re" and sm.by is None]
+    special: dict[int, list[tuple[Any, SmoothBasis, np.ndarray, np.ndarray | None]]] = {}
+    xs_all: dict[int, np.ndarray] = {}
+    dim_notes_all: dict[int, GamFitWarning | None] = {}
+    for i, sm in enumerate(smooths):
+        if i in plain:
+            continue
+        if sm.bs == "re":
+            ext, bas, Xr = build_re(data, sm, n)
+            special[i] = [(ext, bas, Xr, None)]
+        else:
+            x = get_column(data, sm.term, role=f"covariate of {sm.label}")
+            dim_notes_all[i] = _check_distinct(x, sm)
+            xs_all[i] = x
+            special[i] = list(build_by(data, sm, x, n, knots.get(sm.term)))
+    widths = {i: [blk[2].shape[1] for blk in special[i]] for i in special}
+    p = n_par + sum(
+        smooths[i].width if i not in special else sum(widths[i]) for i in range(len(smooths))
+    )
     if n <= p:
         raise ValueError(f"data has {n} rows, fewer than the {p} coefficients of the model")
     X = np.empty((n, p))
@@ -599,6 +666,16 @@ def build_design(
         ldxx[cols[0]] = np.einsum("ij,ij->j", X[:, cols[0]], X[:, cols[0]])
     else:
         ldxx[0] = float(n)  # a sum of n ones, exact in any order
+    # column slices in model order (a by-factor term spans one slice per level)
+    slices_all: dict[int, list[slice]] = {}
+    start = n_par
+    for i, sm in enumerate(smooths):
+        slices_all[i] = []
+        for w in [sm.width] if i not in special else widths[i]:
+            slices_all[i].append(slice(start, start + w))
+            start += w
+    all_smooths = smooths
+    smooths = [all_smooths[i] for i in plain]
     # pass 1, smooth by smooth: every check that can fail on the data, in model order
     xs: list[np.ndarray] = []
     knot_vecs: list[tuple[np.ndarray, bool]] = []
@@ -650,11 +727,7 @@ def build_design(
         group_rots = _working_rotations(S_stack, group_bases[0].rank)
         for j, i in enumerate(idx):
             raws[i], bases[i], rots[i] = group[j], group_bases[j], group_rots[j]
-    slices: list[slice] = []
-    start = n_par
-    for sm in smooths:
-        slices.append(slice(start, start + sm.width))
-        start += sm.width
+    slices = [slices_all[i][0] for i in plain]
     # the working-basis blocks: stacked products where a k group's raw designs are stacked
     for k, (B_stack, T_stack) in raw_stacks.items():
         idx = by_k[k]
@@ -672,13 +745,11 @@ def build_design(
         if start_weights is not None:
             for i, v in zip(idx, wsums, strict=True):
                 ldxx_w[slices[i]] = v
-    blocks: list[SmoothBlock] = []
-    pen_blocks: list[tuple[slice, np.ndarray]] = []
+    plain_blocks: dict[int, SmoothBlock] = {}
     for i, (sm, x, raw, basis, (U, eig, logdet)) in enumerate(
         zip(smooths, xs, raws, bases, rots, strict=True)
     ):
         sl = slices[i]
-        pen_blocks.append((sl, basis.S))
         if i in generic:
             ldxx[sl] = _fill_generic(X[:, sl], generic[i] @ basis.T, U, start_weights, ldxx_w[sl])
         elif sm.k not in raw_stacks:
@@ -686,16 +757,48 @@ def build_design(
             ldxx[sl] = fill_design(
                 X[:, sl], x, basis, U, raw.extrapolate, B, start_weights, ldxx_w[sl]
             )
-        blocks.append(SmoothBlock(sm, basis, U, eig, sl, logdet))
-        names.append(sm.label)
-        cols.append(sl)
+        plain_blocks[plain[i]] = SmoothBlock(sm, basis, U, eig, sl, logdet)
+    # the other terms' blocks: reduced design X_r rotated to the working basis X_r U
+    blocks: list[SmoothBlock] = []
+    pen_blocks: list[tuple[slice, np.ndarray]] = []
+    for i, sm in enumerate(all_smooths):
+        if i in plain_blocks:
+            blk = plain_blocks[i]
+            blocks.append(blk)
+            pen_blocks.append((blk.cols, blk.basis.S))
+            names.append(blk.label)
+            cols.append(blk.cols)
+            continue
+        for sl, (ext, basis, Xr, _B) in zip(slices_all[i], special[i], strict=True):
+            U, eig, logdet = _working_rotations(basis.S[None], basis.rank)[0]
+            ldxx[sl] = _sq_col_sums(np.ascontiguousarray(Xr))
+            if start_weights is not None:
+                ldxx_w[sl] = start_weights @ (Xr * Xr)
+            X[:, sl] = Xr @ U
+            blk = SmoothBlock(sm, basis, U, eig, sl, logdet, ext)
+            blocks.append(blk)
+            pen_blocks.append((sl, basis.S))
+            names.append(blk.label)
+            cols.append(sl)
     notes: list[GamFitWarning] = []
-    for sm, basis, dim_note in zip(smooths, bases, dim_notes, strict=True):
-        # a raw column summing to exactly zero (mgcv's test) is a B-spline without data
-        empty_note = unidentifiable_note(sm.label, basis.col_means)
-        notes.extend(w for w in (empty_note, dim_note) if w is not None)
-    # one k group: its stacked penalties are in model order already
-    S_all = stacks[0] if len(stacks) == 1 and not generic else None
+    plain_notes = dict(zip(plain, dim_notes, strict=True))
+    plain_notes.update(dim_notes_all)
+    seen: set[int] = set()
+    for blk in blocks:
+        i = all_smooths.index(blk.spec)
+        if i in seen:
+            continue
+        seen.add(i)
+        if blk.basis.col_means is not None:
+            # a raw column summing to exactly zero (mgcv's test) is a B-spline without data
+            empty_note = unidentifiable_note(blk.spec.label, blk.basis.col_means)
+            if empty_note is not None:
+                notes.append(empty_note)
+        dim_note = plain_notes.get(i)
+        if dim_note is not None:
+            notes.append(dim_note)
+    # one k group of plain P-splines only: its stacked penalties are in model order already
+    S_all = stacks[0] if len(stacks) == 1 and not generic and not special else None
     # mgcv initial.spg: with start weights, the sums of the weighted design
     rho0 = (
         _initial_sp(ldxx if start_weights is None else ldxx_w, pen_blocks, S_all)
@@ -703,6 +806,8 @@ def build_design(
         else np.zeros(0)
     )
     covs = {sm.term: x for sm, x in zip(smooths, xs, strict=True)}
+    for i, x in xs_all.items():
+        covs.setdefault(all_smooths[i].term, x)
     return Design(X, pterms, blocks, n, p, rho0, names, cols, covariates=covs, notes=notes)
 
 

@@ -523,7 +523,7 @@ def summarize(res: Any) -> GamSummary:
         V = cov.Vp[sl, sl]
         rank = min(float(sl.stop - sl.start), edf1_i)
         stat, pval, ref_df = test_stat(coef[sl], R, V, rank, residual_df if est_disp else -1.0)
-        rows.append((b.spec.label, edf_i, ref_df, stat / ref_df if est_disp else stat, pval))
+        rows.append((b.label, edf_i, ref_df, stat / ref_df if est_disp else stat, pval))
     scol = "F" if est_disp else "Chi.sq"
     stab = pd.DataFrame(
         [r[1:] for r in rows],

@@ -48,8 +48,8 @@ logger = logging.getLogger("gamstore.fit")
 WARM_LEVELS = ("cold", "exact", "session", "cross-fit", "explicit")
 
 
-def s(term: str, k: int = 10, bs: str = "ps") -> SmoothTerm:
-    """A smooth of one covariate (mgcv ``s(term, bs=bs, k=k)``).
+def s(term: str, k: int = 10, bs: str = "ps", by: str | None = None) -> SmoothTerm:
+    """A smooth of one covariate (mgcv ``s(term, bs=bs, k=k, by=by)``).
 
     Parameters
     ----------
@@ -57,18 +57,24 @@ def s(term: str, k: int = 10, bs: str = "ps") -> SmoothTerm:
         Covariate column name.
     k : int
         Basis dimension before the sum-to-zero constraint (default 10; at least 4 for
-        ``ps``, ``cc`` and ``cp``, 3 for ``cr`` and ``tp``).
+        ``ps``, ``cc`` and ``cp``, 3 for ``cr`` and ``tp``; not used by ``re``).
     bs : str
         Basis (mgcv's ``bs`` codes): ``"ps"`` cubic P-spline (the default here), ``"tp"``
         thin-plate regression spline (mgcv's default), ``"cr"`` cubic regression spline,
         ``"cc"`` cyclic cubic regression spline, ``"cp"`` cyclic P-spline. The cyclic bases
         take their period from ``fit(knots={term: (lo, hi)})``, else from the data.
+        ``"re"``: random effect of a factor column (one coefficient per level, identity
+        penalty; a numeric column gives a random slope).
+    by : str or None
+        Factor column: one centred smooth per level (blocks ``s(term):byLEVEL``, one
+        smoothing parameter each). Numeric column: a varying coefficient (``s(term):by``,
+        not centred).
 
     Returns
     -------
     SmoothTerm
     """
-    return SmoothTerm(term, int(k) if isinstance(k, (int, np.integer)) else k, bs)
+    return SmoothTerm(term, int(k) if isinstance(k, (int, np.integer)) else k, bs, by)
 
 
 class Prediction(NamedTuple):
@@ -255,9 +261,7 @@ class FitResult:
     def formula(self) -> str:
         """The model as an mgcv formula (for display)."""
         terms = [t.name for t in self._design.linear]
-        terms += [
-            f's({b.spec.term}, bs = "{b.spec.bs}", k = {b.spec.k})' for b in self._design.smooths
-        ]
+        terms += [_mgcv_term(sm) for sm in self.model.smooths]
         return f"{self._response} ~ {' + '.join(terms) if terms else '1'}"
 
     def summary(self, *, show: bool = True) -> GamSummary:
@@ -385,6 +389,9 @@ class FitResult:
         if self.model.na_action == "omit":
             cols = {t.name: "covariate" for t in self._design.linear}
             cols.update({b.spec.term: "covariate" for b in self._design.smooths})
+            cols.update(
+                {b.extra.by: "covariate" for b in self._design.smooths if b.extra and b.extra.by}
+            )
             bad = missing_mask(new_data, cols)
             if bad is not None:
                 rows = np.flatnonzero(~bad)
@@ -474,8 +481,9 @@ class GAM:
             if not isinstance(name, str):
                 raise TypeError(f"linear terms must be column names, got {name!r}")
         terms = [sm.term for sm in smooths]
-        if len(set(terms)) != len(terms):
-            raise ValueError(f"each covariate may have one smooth, got {terms}")
+        keys = [sm.key for sm in smooths]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"each covariate may have one smooth (per by variable), got {keys}")
         if len(set(linear)) != len(linear) or set(linear) & set(terms):
             raise ValueError(f"linear terms {linear} repeat each other or a smooth covariate")
         self.smooths: list[SmoothTerm] = smooths
@@ -490,12 +498,7 @@ class GAM:
         self.start_check: StartCheckPolicy = as_policy(start_check)
 
     def __repr__(self) -> str:
-        parts = [
-            f"s({sm.term!r}, k={sm.k})"
-            if sm.bs == "ps"
-            else f"s({sm.term!r}, k={sm.k}, bs={sm.bs!r})"
-            for sm in self.smooths
-        ]
+        parts = [_py_term(sm) for sm in self.smooths]
         na = "" if self.na_action == "omit" else f", na_action={self.na_action!r}"
         return f"GAM([{', '.join(parts)}], family={self.family.kind!r}, linear={self.linear!r}{na})"
 
@@ -506,6 +509,8 @@ class GAM:
             cols[name] = role
         for sm in self.smooths:
             cols.setdefault(sm.term, f"covariate of {sm.label}")
+            if sm.by is not None:
+                cols.setdefault(sm.by, f"by variable of {sm.label}")
         for name in self.linear:
             cols.setdefault(name, "linear covariate")
         for spec, role in ((weights, "weights"), (offset, "offset")):
@@ -785,12 +790,12 @@ class GAM:
             n_pirls_calls=nres.n_pirls_calls + extra_calls,
             n_pirls_iters=nres.n_pirls_iters + extra_iters,
             warm=warm,
-            knots={b.spec.term: b.basis.knots.copy() for b in d.smooths},
+            knots={b.spec.term: b.basis.knots.copy() for b in d.smooths if b.has_knots},
             converged=nres.converged,
             wall_time=time.perf_counter() - t0,
             grad=fin.grad.copy(),
             deviance=fin.fit.deviance,
-            S_scale={b.spec.label: b.basis.S_scale for b in d.smooths},
+            S_scale={b.label: b.basis.S_scale for b in d.smooths},
             n=d.n,
             model=self,
             _design=light,
@@ -802,6 +807,24 @@ class GAM:
             start_check=start_check,
             reml_scale=fin.scale,
         )
+
+
+def _py_term(sm: SmoothTerm) -> str:
+    """``s(...)`` as it was written in Python (for reprs)."""
+    out = f"s({sm.term!r}" + ("" if sm.bs == "re" else f", k={sm.k}")
+    if sm.bs != "ps":
+        out += f", bs={sm.bs!r}"
+    if sm.by is not None:
+        out += f", by={sm.by!r}"
+    return out + ")"
+
+
+def _mgcv_term(sm: SmoothTerm) -> str:
+    """The term as mgcv writes it (for :attr:`FitResult.formula`)."""
+    if sm.bs == "re":
+        return f's({sm.term}, bs = "re")'
+    by = "" if sm.by is None else f", by = {sm.by}"
+    return f's({sm.term}, bs = "{sm.bs}", k = {sm.k}{by})'
 
 
 def response_columns(y: Any) -> tuple[str, ...]:

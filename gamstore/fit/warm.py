@@ -135,7 +135,7 @@ def block_specs(prob: Problem) -> list[BlockSpec]:
         width = b.cols.stop - b.cols.start
         # a basis other than the P-spline is part of the block's identity (ps keys unchanged):
         # a cr fit never takes a ps fit's artifact as its cross-fit parent
-        name = b.spec.label if b.spec.bs == "ps" else f"{b.spec.label}[bs={b.spec.bs}]"
+        name = b.label if b.spec.bs in ("ps", "re") else f"{b.label}[bs={b.spec.bs}]"
         specs.append(
             BlockSpec(
                 name,
@@ -206,6 +206,9 @@ def basis_metas(d: Design) -> list[Any]:
 
     metas: list[Any] = [None]
     for b in d.smooths:
+        if not b.has_knots:  # a random effect: no knots
+            metas.append(None)
+            continue
         kind = b.basis.kind
         metas.append(
             BasisMeta(
@@ -284,7 +287,11 @@ class WarmContext:
             d.initial_rho,
             gauge_blocks(d),  # the gauge's diagonal slabs, without building the full gauge
             config=_transport_config(),
-            column_means=[None] + [b.basis.col_means for b in d.smooths],
+            # exact transport shifts a block along its constant direction into the
+            # intercept: only a plain centred smooth has that direction (a by-level's is
+            # its level's indicator, a random effect has none)
+            column_means=[None]
+            + [b.basis.col_means if b.extra is None else None for b in d.smooths],
             intercept_column=0,
             beta_transfers=self._same_knots,
         )
@@ -295,6 +302,10 @@ class WarmContext:
         if len(terms) != len(d.block_cols):
             return False
         for term, b in zip(terms[1:], d.smooths, strict=True):
+            if not b.has_knots:
+                if getattr(term, "basis_meta", None) is not None:
+                    return False
+                continue
             if b.basis.impl is not None and not b.basis.impl.same_coordinates_as_knots:
                 return False  # tp: centred and scaled on each fit's rows, ρ only
             knots = getattr(term.basis_meta, "knots", None)
