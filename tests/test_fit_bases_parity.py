@@ -1,0 +1,218 @@
+"""Smooth bases beyond ``ps``: mgcv parity on real data and warm starts.
+
+mgcv's default thin-plate regression spline ``bs="tp"``, cubic regression splines ``"cr"``,
+cyclic cubic ``"cc"`` and cyclic P-splines ``"cp"`` (period from ``knots``), each on at least
+two real data sets from R's ``datasets``. The data and mgcv 1.8-41's answers are in
+tests/fixtures/bases/bases.json, written by
+``Rscript tests/fixtures/bases/bases_mgcv.R make tests/fixtures/bases``.
+
+Criteria are the real-data parity suite's (``realdata.against_mgcv``). A ``tp`` basis is
+mgcv's up to the signs of its columns (eigenvector signs: LAPACK's here, Lanczos's in mgcv;
+they change neither the penalty scaling nor REML, fitted values or edf), so ``tp``
+coefficients are compared in absolute value. The live test refits every case with Rscript +
+mgcv on the fixture's bytes; it skips without R, but fails instead under GAMSTORE_CI=1.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+from requires import require
+
+import gamstore as gs
+from gamstore.fit import GAM, s
+from gamstore.fit.reml import evaluate
+
+HERE = Path(__file__).parent / "fixtures"
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+rd = _load("gamstore_realdata", HERE / "realdata.py")
+bs_fx = _load("gamstore_bases_fixture", HERE / "bases" / "support.py")
+FX: dict[str, Any] = bs_fx.load()
+CASES: dict[str, dict[str, Any]] = bs_fx.cases()
+MGCV_CLASS = {"tp": "tprs.smooth", "cr": "cr.smooth", "cc": "cyclic.smooth",
+              "cp": "cpspline.smooth", "ps": "pspline.smooth"}  # fmt: skip
+
+
+def _aligned(case: dict[str, Any], res: Any, mg: dict[str, Any]) -> dict[str, Any]:
+    """mgcv's answer with each ``tp`` coefficient given gamstore's sign (column signs are
+    arbitrary in a tp basis); every other value as recorded."""
+    coef = np.asarray(mg["coefficients"], dtype=np.float64).copy()
+    ours = res.coef
+    for name, bs in zip(res.block_names[1:], case["bs"], strict=True):
+        if bs == "tp":
+            cols = res._design.block_cols[res.block_names.index(name)]
+            coef[cols] = np.abs(coef[cols]) * np.where(ours[cols] < 0, -1.0, 1.0)
+    return {**mg, "coefficients": coef.tolist()}
+
+
+def _compare(case: dict[str, Any], res: Any, recorded: dict[str, Any]) -> Any:
+    refs = {k: (_aligned(case, res, v) if v else v) for k, v in recorded.items()
+            if k in rd.REFERENCES}  # fmt: skip
+    return rd.against_mgcv(
+        bs_fx.suite_case(case), bs_fx.frame(case), bs_fx.model(case), res, refs,
+        knots=bs_fx.knots(case),
+    )  # fmt: skip
+
+
+def test_fixture_covers_every_basis_on_two_data_sets() -> None:
+    assert FX["mgcv_version"] == "1.8.41"
+    sources: dict[str, set[str]] = {}
+    for c in CASES.values():
+        assert c["mgcv"]["warnings"] == [], c["name"]
+        assert c["mgcv"]["bs"] == [MGCV_CLASS[b] for b in c["bs"]], c["name"]
+        for b in c["bs"]:
+            sources.setdefault(b, set()).add(c["source"].split(" ")[0])
+    for b in ("tp", "cr", "cc", "cp"):
+        assert len(sources[b]) >= 2, (b, sources.get(b))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_basis_parity_with_recorded_mgcv(name: str) -> None:
+    case = CASES[name]
+    res = bs_fx.fit(case)
+    cmp = _compare(case, res, case)
+    assert cmp.ok, (name, cmp.reference, cmp.failures)
+    if cmp.reference != "mgcv":
+        assert res.reml < case["mgcv"]["reml"][0], name
+    # mgcv's penalty scaling (smoothCon's S.scale) for every basis, tp included
+    ours = [res.S_scale[lab] for lab in case["mgcv"]["labels"]]
+    np.testing.assert_allclose(ours, case["mgcv"]["S_scale"], rtol=1e-7, err_msg=name)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_reml_score_at_mgcv_rho(name: str) -> None:
+    """The REML criterion on each basis equals mgcv's at mgcv's own (tightly converged)
+    smoothing parameters, and its gradient there is ~0: the bases, their constraints and
+    penalty scaling are mgcv's, not just the optimum."""
+    case = CASES[name]
+    prob, _ = bs_fx.model(case).prepare(bs_fx.frame(case), case["y"], None, None, bs_fx.knots(case))
+    mg = case["mgcv_tight"]
+    ev = evaluate(prob, np.asarray(mg["log_sp"], dtype=np.float64))
+    assert ev.score == pytest.approx(mg["reml"][0], rel=1e-9, abs=1e-6), name
+    assert np.max(np.abs(ev.grad)) < 1e-3, (name, ev.grad)
+
+
+def _require_mgcv() -> None:
+    require(bs_fx.rscript() is not None, "Rscript with mgcv")
+
+
+@pytest.mark.mgcv
+def test_basis_parity_with_live_mgcv() -> None:
+    """mgcv today, on the fixture's bytes, gives the recorded answers, and gamstore matches."""
+    _require_mgcv()
+    live = bs_fx.run_live(list(CASES))
+    assert sorted(live) == sorted(CASES)
+    failures = {}
+    for name, case in CASES.items():
+        np.testing.assert_allclose(live[name]["reml"], case["mgcv"]["reml"], rtol=1e-8)
+        np.testing.assert_allclose(live[name]["S_scale"], case["mgcv"]["S_scale"], rtol=1e-10)
+        res = bs_fx.fit(case)
+        cmp = _compare(case, res, {**case, "mgcv": live[name]})
+        if not cmp.ok:
+            failures[name] = cmp.failures
+    assert not failures, failures
+
+
+def test_missing_r_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bs_fx, "rscript", lambda: None)
+    monkeypatch.setenv("GAMSTORE_CI", "1")
+    with pytest.raises(pytest.fail.Exception):
+        _require_mgcv()
+
+
+# ------------------------------------------------------------------------- warm starts
+
+_counter = itertools.count()
+
+
+def _store() -> Any:
+    return gs.open_store(f"memory://fit-bases-{next(_counter)}")
+
+
+def _close(a: Any, b: Any) -> None:
+    assert abs(a.reml - b.reml) <= 1e-6 * abs(b.reml)
+    assert np.max(np.abs(a.fitted - b.fitted)) <= 1e-5 * np.max(np.abs(b.fitted))
+
+
+@pytest.mark.parametrize("name", ["airquality_tp", "airquality_cr", "nottem_cc", "ldeaths_cp"])
+def test_warm_refit_and_fold_equal_cold(name: str) -> None:
+    """Exact record and cross-fit warm starts land on the cold optimum for every basis."""
+    case = CASES[name]
+    data = bs_fx.frame(case)
+    store = _store()
+    cold = bs_fx.fit(case)
+    first = bs_fx.fit(case, store=store)
+    again = bs_fx.fit(case, store=store)
+    assert (first.warm, again.warm) == ("cold", "exact")
+    _close(first, cold)
+    _close(again, cold)
+    fold = data.iloc[np.arange(len(data)) % 5 != 2].reset_index(drop=True)
+    gam = bs_fx.model(case)
+    fold_cold = gam.fit(fold, y=case["y"], knots=first.knots)
+    for ks in list(store.entries("outer")):
+        store.delete_entry(ks)
+    fold_warm = gam.fit(fold, y=case["y"], knots=first.knots, store=store)
+    assert fold_warm.warm == "cross-fit"
+    _close(fold_warm, fold_cold)
+
+
+def test_basis_is_part_of_the_warm_start_keys() -> None:
+    """The same covariate with another basis never takes the other basis's record, session
+    or cross-fit artifact (its block has another name in the keys)."""
+    case = CASES["airquality_cr"]
+    data = bs_fx.frame(case)
+    store = _store()
+    cr = GAM([s("Temp", 10, "cr"), s("Wind", 10, "cr")])
+    ps = GAM([s("Temp", 10), s("Wind", 10)])
+    assert cr.fit(data, y="Ozone", store=store).warm == "cold"
+    assert ps.fit(data, y="Ozone", store=store).warm == "cold"
+    assert cr.fit(data, y="Ozone", store=store).warm == "exact"
+    fold = data.iloc[5:].reset_index(drop=True)
+    full_ps = ps.fit(data, y="Ozone")
+    store2 = _store()
+    cr.fit(data, y="Ozone", store=store2)
+    assert ps.fit(fold, y="Ozone", knots=full_ps.knots, store=store2).warm == "cold"
+
+
+@pytest.mark.parametrize("name", ["airquality_cr", "airquality_tp"])
+def test_loso_by_month_warm_equals_cold(name: str) -> None:
+    """LOSO by month (5 subjects): every warm fold with cr (β transferred across the fold's
+    constraint) or tp (ρ transferred: the tp columns are centred and scaled per fit) lands on
+    its cold fold's optimum; the artifact view shows the basis of each term."""
+    from gamstore.loso import run_loso
+
+    case = CASES[name]
+    data = bs_fx.frame(case)
+    store = _store()
+    ds = run_loso(data, bs_fx.model(case), subject="Month", y=case["y"], store=store,
+                  compare_cold=True)  # fmt: skip
+    assert (ds["status"] == "ok").all()
+    assert list(ds["fold"].values) == [5, 6, 7, 8, 9]
+    assert set(ds["warm_source"].sel(start="warm").values) <= {"cross-fit", "session"}
+    warm, cold = ds.sel(start="warm"), ds.sel(start="cold")
+    rel = np.abs(warm["reml"] - cold["reml"]) / np.abs(cold["reml"])
+    assert float(rel.max()) <= 1e-6, rel.values
+    full = bs_fx.fit(case)
+    assert float(ds["full_reml"]) == pytest.approx(full.reml, rel=1e-9)
+    view = gs.open_fits(store, "artifact")
+    bases = {str(v) for v in np.asarray(view["term_basis"]).ravel() if str(v) not in ("", "nan")}
+    assert bs_fx.model(case).smooths[0].bs in bases, bases
