@@ -25,6 +25,7 @@ __all__ = [
     "INT_MIN",
     "JSONValueError",
     "canonical",
+    "canonical_fast",
     "dumps",
     "dumps_bytes",
     "loads",
@@ -96,6 +97,60 @@ def canonical(value: Any, *, root: str = "value", max_depth: int = DEFAULT_MAX_D
         Naming the path of the first offending element.
     """
     return _canon(value, root, 0, max_depth)
+
+
+class _NotPlain(Exception):
+    """A value :func:`_plain` leaves to :func:`canonical` (conversion or an exact error)."""
+
+
+def _plain(value: Any, depth: int) -> Any:
+    # Exact builtin types only; anything else (numpy scalars, mappings that are not dicts,
+    # non-finite floats, ints beyond int64, lone surrogates, non-str keys, deep nesting)
+    # leaves the fast path, so the result and every error are exactly those of canonical().
+    t = type(value)
+    if t is str:
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _NotPlain from None
+        return value
+    if t is bool or value is None:
+        return value
+    if t is int:
+        if not INT_MIN <= value <= INT_MAX:
+            raise _NotPlain
+        return value
+    if t is float:
+        if not math.isfinite(value):
+            raise _NotPlain
+        return value
+    if depth >= DEFAULT_MAX_DEPTH:
+        raise _NotPlain
+    if t is dict:
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str:
+                raise _NotPlain
+            out[_plain(k, depth)] = _plain(v, depth + 1)
+        return out
+    if t is list or t is tuple:
+        return [_plain(v, depth + 1) for v in value]
+    raise _NotPlain
+
+
+def canonical_fast(value: Any, *, root: str = "value") -> Any:
+    """:func:`canonical` with the default depth, fast when ``value`` is made of exact builtins.
+
+    The one exact-type fast path of the package (record fields on every save and load): a
+    value of plain ``dict``/``list``/``tuple``/``str``/``int``/``float``/``bool``/``None`` is
+    copied without building error paths; anything else goes through :func:`canonical`, so
+    results and errors are identical (a property test in tests/test_store_codec_fastpath.py).
+    """
+    try:
+        return _plain(value, 0)
+    except _NotPlain:
+        return canonical(value, root=root)
 
 
 def _canon(value: Any, path: str, depth: int, max_depth: int) -> Any:

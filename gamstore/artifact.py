@@ -30,24 +30,35 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from gamstore._validate import (
+    as_bool,
+    as_count,
+    as_float_or_nan,
+    as_float_vector,
+    as_opt_count,
+    as_opt_positive_float,
+    as_opt_str,
+    as_str,
+)
 from gamstore.fingerprint import Fingerprint, Fingerprinter
 from gamstore.records import (
     DEFAULT_RHO_CONVENTION,
     SCHEMA_TAG,
-    ArrayPart,
+    Array,
+    Checked,
+    Field,
     FloatArray,
     FrozenArrays,
-    RecordParts,
-    _Arrays,
+    Kind,
+    Nested,
+    NestedList,
+    Record,
+    Seq,
     _Fields,
-    as_bool,
-    as_count,
-    as_float_matrix,
-    as_float_vector,
-    as_opt_finite_float,
     as_rho_convention,
-    as_str,
+    from_fields,
     register_record_type,
+    to_fields,
 )
 
 __all__ = [
@@ -208,30 +219,33 @@ def term_identity_from_block(
 # --------------------------------------------------------------------------------------------
 
 
-def _opt_count(value: Any, name: str) -> int | None:
-    return None if value is None else as_count(value, name)
-
-
-def _float_or_nan(value: Any, name: str) -> float:
-    """A real number (non-finite allowed); JSON null reads as NaN."""
-    if value is None:
-        return math.nan
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-        value, (int, float, np.integer, np.floating)
-    ):
-        raise TypeError(f"{name}: expected a float, got {type(value).__name__}")
-    try:
-        return float(value)
-    except OverflowError:  # an int like 10**400
-        raise ValueError(f"{name}: int beyond the float64 range") from None
-
-
 def _json_float(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _opt_count() -> Kind:
+    return Kind(as_opt_count, missing=None)
+
+
+def _check_role(value: Any, name: str) -> TermRole:
+    if not isinstance(value, TermRole):
+        raise TypeError(f"{name}: expected TermRole, got {type(value)}")
+    return value
+
+
+def _load_role(value: Any, name: str) -> TermRole:
+    try:
+        return TermRole.from_name(value)
+    except (TypeError, ValueError) as exc:  # "role: unknown TermRole ..." -> "<name>: ..."
+        raise type(exc)(f"{name}{str(exc)[len('role') :]}") from None
+
+
+#: a term identity: parsed from 64 hex characters, stored as lowercase hex
+_IDENTITY = Kind(lambda v, name: TermIdentity.parse(v, name), dump=lambda t: t.hex())
+
+
 @dataclass(frozen=True, eq=False)
-class BasisMeta(FrozenArrays):
+class BasisMeta(Checked, FrozenArrays):
     """Diagnostic basis description of a term (spec §5.7); never used for matching.
 
     Parameters
@@ -262,76 +276,44 @@ class BasisMeta(FrozenArrays):
     penalty_order: int | None = None
     constraint: FloatArray | None = None
 
-    def __post_init__(self) -> None:
-        s = object.__setattr__
-        s(self, "kind", as_str(self.kind, "BasisMeta.kind"))
-        for name in ("degree", "num_knots", "n_centers", "nullspace_order", "matern_nu",
-                     "penalty_order"):  # fmt: skip
-            s(self, name, _opt_count(getattr(self, name), f"BasisMeta.{name}"))
-        s(self, "periodic", as_bool(self.periodic, "BasisMeta.periodic"))
-        if self.knots is not None:
-            s(self, "knots", as_float_vector(self.knots, "BasisMeta.knots"))
-        if self.constraint is not None:
-            s(self, "constraint", as_float_vector(self.constraint, "BasisMeta.constraint"))
-        scale = as_opt_finite_float(self.s_scale, "BasisMeta.s_scale")
-        if scale is not None and scale <= 0.0:
-            raise ValueError(f"BasisMeta.s_scale: expected > 0, got {scale!r}")
-        s(self, "s_scale", scale)
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("kind", Kind(as_str)),
+        Field("degree", _opt_count()),
+        Field("num_knots", _opt_count()),
+        Field("n_centers", _opt_count()),
+        Field("nullspace_order", _opt_count()),
+        Field("matern_nu", _opt_count()),
+        Field("periodic", Kind(as_bool)),
+        Field("s_scale", Kind(as_opt_positive_float, missing=None)),
+        Field("penalty_order", _opt_count()),
+        # stored beside the term's arrays (terms/<i>/knots), named after the term's index
+        Field("knots", Array("knot_{i}", optional=True, flag_missing=False)),
+        Field(
+            "constraint",
+            Array("constraint_{i}", optional=True, flag_missing=False, share="raw_beta"),
+        ),
+    )
 
     @classmethod
     def block_spec(cls, reduced_width: int) -> BasisMeta:
         """The custom family's stub: kind ``"block-spec"``, ``n_centers`` = reduced width."""
         return cls(kind="block-spec", n_centers=reduced_width)
 
-    def _fields(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "degree": self.degree,
-            "num_knots": self.num_knots,
-            "n_centers": self.n_centers,
-            "nullspace_order": self.nullspace_order,
-            "matern_nu": self.matern_nu,
-            "periodic": self.periodic,
-            "s_scale": self.s_scale,
-            "penalty_order": self.penalty_order,
-            "has_knots": self.knots is not None,
-            "has_constraint": self.constraint is not None,
-        }
-
-    @classmethod
-    def _from(cls, fields: Mapping[str, Any], name: str, arrays: _Arrays, prefix: str) -> Self:
-        f = _Fields(fields, name)
-        return cls(
-            kind=f.string("kind"),
-            degree=_opt_count(f.raw("degree", None), f.name("degree")),
-            num_knots=_opt_count(f.raw("num_knots", None), f.name("num_knots")),
-            n_centers=_opt_count(f.raw("n_centers", None), f.name("n_centers")),
-            nullspace_order=_opt_count(f.raw("nullspace_order", None), f.name("nullspace_order")),
-            matern_nu=_opt_count(f.raw("matern_nu", None), f.name("matern_nu")),
-            periodic=f.flag("periodic"),
-            s_scale=f.opt_number("s_scale"),
-            penalty_order=_opt_count(f.raw("penalty_order", None), f.name("penalty_order")),
-            knots=arrays.vector(f"{prefix}/knots") if f.flag("has_knots", False) else None,
-            constraint=arrays.vector(f"{prefix}/constraint")
-            if f.flag("has_constraint", False)
-            else None,
-        )
-
 
 @dataclass(frozen=True, eq=False)
-class GlobalFitSummary:
+class GlobalFitSummary(Checked):
     """Whole-fit summary (spec §5.8); only the objective's finiteness matters."""
 
     outer_objective: float
     converged: bool
     n_rows: int
 
-    def __post_init__(self) -> None:
-        s = object.__setattr__
-        s(self, "outer_objective",
-          _float_or_nan(self.outer_objective, "GlobalFitSummary.outer_objective"))  # fmt: skip
-        s(self, "converged", as_bool(self.converged, "GlobalFitSummary.converged"))
-        s(self, "n_rows", as_count(self.n_rows, "GlobalFitSummary.n_rows"))
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        # non-finite allowed (an unusable capture); stored as JSON null, read back as NaN
+        Field("outer_objective", Kind(as_float_or_nan, dump=_json_float)),
+        Field("converged", Kind(as_bool)),
+        Field("n_rows", Kind(as_count)),
+    )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, GlobalFitSummary):
@@ -346,32 +328,29 @@ class GlobalFitSummary:
 
 
 @dataclass(frozen=True)
-class ResponseSig:
+class ResponseSig(Checked):
     """Response signature (diagnostic, excluded from the descriptor key)."""
 
     family_kind: str
     n_response_channels: int = 1
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "family_kind", as_str(self.family_kind, "ResponseSig.family_kind"))
-        object.__setattr__(
-            self,
-            "n_response_channels",
-            as_count(self.n_response_channels, "ResponseSig.n_response_channels"),
-        )
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("family_kind", Kind(as_str)),
+        Field("n_response_channels", Kind(as_count)),
+    )
 
 
 @dataclass(frozen=True)
-class RowPopulationTag:
+class RowPopulationTag(Checked):
     """Row population (diagnostic, excluded from the descriptor key)."""
 
     n_rows: int
     label: str | None = None
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "n_rows", as_count(self.n_rows, "RowPopulationTag.n_rows"))
-        if self.label is not None:
-            object.__setattr__(self, "label", as_str(self.label, "RowPopulationTag.label"))
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("n_rows", Kind(as_count)),
+        Field("label", Kind(as_opt_str, missing=None)),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -380,7 +359,7 @@ class RowPopulationTag:
 
 
 @dataclass(frozen=True)
-class FitDescriptor:
+class FitDescriptor(Checked):
     """What a fit *is*, structurally (spec §5.4).
 
     Parameters
@@ -398,25 +377,12 @@ class FitDescriptor:
     response_signature: ResponseSig
     row_population: RowPopulationTag | None = None
 
-    def __post_init__(self) -> None:
-        s = object.__setattr__
-        s(self, "family_kind", as_str(self.family_kind, "FitDescriptor.family_kind"))
-        if isinstance(self.term_identities, (str, bytes)):
-            raise TypeError("FitDescriptor.term_identities: expected a sequence of TermIdentity")
-        s(
-            self,
-            "term_identities",
-            tuple(
-                TermIdentity.parse(t, f"FitDescriptor.term_identities[{i}]")
-                for i, t in enumerate(self.term_identities)
-            ),
-        )
-        if not isinstance(self.response_signature, ResponseSig):
-            raise TypeError("FitDescriptor.response_signature: expected ResponseSig")
-        if self.row_population is not None and not isinstance(
-            self.row_population, RowPopulationTag
-        ):
-            raise TypeError("FitDescriptor.row_population: expected RowPopulationTag or None")
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("family_kind", Kind(as_str)),
+        Field("term_identities", Seq(_IDENTITY)),
+        Field("response_signature", Nested(ResponseSig)),
+        Field("row_population", Nested(RowPopulationTag, optional=True)),
+    )
 
     def descriptor_key(self) -> Fingerprint:
         """Structural key: family kind and the identities sorted as bytes (spec §2.5).
@@ -425,45 +391,6 @@ class FitDescriptor:
         """
         return _descriptor_key(
             self.family_kind, tuple(sorted(t.digest for t in self.term_identities))
-        )
-
-    def _fields(self) -> dict[str, Any]:
-        row = self.row_population
-        return {
-            "family_kind": self.family_kind,
-            "term_identities": [t.hex() for t in self.term_identities],
-            "response_signature": {
-                "family_kind": self.response_signature.family_kind,
-                "n_response_channels": self.response_signature.n_response_channels,
-            },
-            "row_population": None if row is None else {"n_rows": row.n_rows, "label": row.label},
-        }
-
-    @classmethod
-    def _from(cls, fields: Any, name: str) -> Self:
-        f = _Fields(fields, name)
-        rs = _Fields(f.raw("response_signature"), f"{name}.response_signature")
-        row_raw = f.raw("row_population", None)
-        row = None
-        if row_raw is not None:
-            rf = _Fields(row_raw, f"{name}.row_population")
-            label = rf.raw("label", None)
-            row = RowPopulationTag(
-                n_rows=rf.count("n_rows"),
-                label=None if label is None else as_str(label, rf.name("label")),
-            )
-        ids = f.raw("term_identities")
-        if not isinstance(ids, list):
-            raise TypeError(f"{name}.term_identities: expected a list of hex strings")
-        return cls(
-            family_kind=f.string("family_kind"),
-            term_identities=tuple(
-                TermIdentity.parse(t, f"{name}.term_identities[{i}]") for i, t in enumerate(ids)
-            ),
-            response_signature=ResponseSig(
-                rs.string("family_kind"), rs.count("n_response_channels")
-            ),  # fmt: skip
-            row_population=row,
         )
 
 
@@ -498,7 +425,7 @@ def artifact_key(descriptor: FitDescriptor | Fingerprint) -> str:
 
 
 @dataclass(frozen=True, eq=False)
-class TermArtifact(FrozenArrays):
+class TermArtifact(Checked, FrozenArrays):
     """One term of a fit artifact (spec §5.6).
 
     Parameters
@@ -521,27 +448,17 @@ class TermArtifact(FrozenArrays):
     rho_for_term: FloatArray
     joint_null_rotation: FloatArray | None = None
 
-    def __post_init__(self) -> None:
-        s = object.__setattr__
-        s(self, "identity", TermIdentity.parse(self.identity, "TermArtifact.identity"))
-        if not isinstance(self.role, TermRole):
-            raise TypeError(f"TermArtifact.role: expected TermRole, got {type(self.role)}")
-        if not isinstance(self.basis_meta, BasisMeta):
-            raise TypeError("TermArtifact.basis_meta: expected BasisMeta")
-        s(self, "raw_beta", as_float_vector(self.raw_beta, "TermArtifact.raw_beta", finite=False))
-        s(
-            self,
-            "rho_for_term",
-            as_float_vector(self.rho_for_term, "TermArtifact.rho_for_term", finite=False),
-        )
-        if self.joint_null_rotation is not None:
-            s(
-                self,
-                "joint_null_rotation",
-                as_float_matrix(
-                    self.joint_null_rotation, "TermArtifact.joint_null_rotation", finite=False
-                ),
-            )
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field(
+            "joint_null_rotation",
+            Array("rot_row_{i}", "rot_col_{i}", finite=False, optional=True),
+        ),
+        Field("role", Kind(_check_role, dump=lambda r: r.value, load=_load_role)),
+        Field("identity", _IDENTITY),
+        Field("basis_meta", Nested(BasisMeta)),
+        Field("raw_beta", Array("raw_coef_{i}", finite=False)),
+        Field("rho_for_term", Array("term_rho_{i}", finite=False)),
+    )
 
     def is_finite(self) -> bool:
         """raw β, ρ and the rotation (when present) are all finite."""
@@ -561,7 +478,7 @@ def _global_summary_default() -> GlobalFitSummary:
 
 @register_record_type
 @dataclass(frozen=True, eq=False)
-class FitArtifact(FrozenArrays):
+class FitArtifact(Record):
     """Cross-fit artifact (record D, keyspace ``artifact``; spec §5.3).
 
     Parameters
@@ -588,28 +505,15 @@ class FitArtifact(FrozenArrays):
     created_unix_secs: int = field(default_factory=lambda: int(time.time()))
     rho_convention: str = DEFAULT_RHO_CONVENTION
 
-    def __post_init__(self) -> None:
-        s = object.__setattr__
-        if not isinstance(self.descriptor, FitDescriptor):
-            raise TypeError("FitArtifact.descriptor: expected FitDescriptor")
-        terms = tuple(self.terms)
-        for i, t in enumerate(terms):
-            if not isinstance(t, TermArtifact):
-                raise TypeError(f"FitArtifact.terms[{i}]: expected TermArtifact")
-        s(self, "terms", terms)
-        if not isinstance(self.global_, GlobalFitSummary):
-            raise TypeError("FitArtifact.global_: expected GlobalFitSummary")
-        s(self, "schema", as_count(self.schema, "FitArtifact.schema"))
-        s(
-            self,
-            "created_unix_secs",
-            as_count(self.created_unix_secs, "FitArtifact.created_unix_secs"),
-        )
-        s(
-            self,
-            "rho_convention",
-            as_rho_convention(self.rho_convention, "FitArtifact.rho_convention"),
-        )
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("descriptor", Nested(FitDescriptor)),
+        Field("terms", NestedList(TermArtifact)),
+        Field("global_", Nested(GlobalFitSummary), key="global"),
+        Field("schema", Kind(as_count)),
+        Field("created_unix_secs", Kind(as_count)),
+        # optional: artifacts written before the field existed are mgcv-convention
+        Field("rho_convention", Kind(as_rho_convention, missing=DEFAULT_RHO_CONVENTION)),
+    )
 
     def is_usable(self) -> bool:
         """Schema 1, finite outer objective and every term finite (spec §5.3)."""
@@ -634,105 +538,6 @@ class FitArtifact(FrozenArrays):
                 return f"term {i} has non-finite values"
         return None
 
-    # -- store protocol --------------------------------------------------------------------
-    def to_parts(self) -> RecordParts:
-        """Fields and arrays for the store (see ``docs/architecture.md``)."""
-        terms_fields = []
-        arrays: dict[str, ArrayPart] = {}
-        for i, t in enumerate(self.terms):
-            terms_fields.append(
-                {
-                    "identity": t.identity.hex(),
-                    "role": t.role.value,
-                    "basis_meta": t.basis_meta._fields(),
-                    "has_joint_null_rotation": t.joint_null_rotation is not None,
-                }
-            )
-            coef = f"raw_coef_{i}"
-            arrays[f"terms/{i}/raw_beta"] = ArrayPart(t.raw_beta, (coef,))
-            arrays[f"terms/{i}/rho_for_term"] = ArrayPart(t.rho_for_term, (f"term_rho_{i}",))
-            if t.basis_meta.knots is not None:
-                arrays[f"terms/{i}/knots"] = ArrayPart(t.basis_meta.knots, (f"knot_{i}",))
-            c = t.basis_meta.constraint
-            if c is not None:
-                dim = coef if c.shape == t.raw_beta.shape else f"constraint_{i}"
-                arrays[f"terms/{i}/constraint"] = ArrayPart(c, (dim,))
-            if t.joint_null_rotation is not None:
-                arrays[f"terms/{i}/joint_null_rotation"] = ArrayPart(
-                    t.joint_null_rotation, (f"rot_row_{i}", f"rot_col_{i}")
-                )
-        fields = {
-            "schema": self.schema,
-            "created_unix_secs": self.created_unix_secs,
-            "descriptor": self.descriptor._fields(),
-            "terms": terms_fields,
-            "global": {
-                "outer_objective": _json_float(self.global_.outer_objective),
-                "converged": self.global_.converged,
-                "n_rows": self.global_.n_rows,
-            },
-            "rho_convention": self.rho_convention,
-        }
-        return RecordParts(fields, arrays)
-
-    @classmethod
-    def from_parts(cls, fields: Mapping[str, Any], arrays: Mapping[str, Any]) -> Self:
-        """Rebuild an artifact from stored parts, validating everything.
-
-        Raises
-        ------
-        ValueError, TypeError
-            Naming the field; an unknown role name (e.g. the historical ``"LogSlope"``) is a
-            ``ValueError``.
-        """
-        r = "FitArtifact"
-        f = _Fields(fields, r)
-        a = _Arrays(arrays, r)
-        raw_terms = f.raw("terms")
-        if not isinstance(raw_terms, list):
-            raise TypeError(f"{r}.terms: expected a list")
-        terms = []
-        for i, raw in enumerate(raw_terms):
-            name = f"{r}.terms[{i}]"
-            tf = _Fields(raw, name)
-            rot = (
-                a.matrix(f"terms/{i}/joint_null_rotation")
-                if tf.flag("has_joint_null_rotation")
-                else None
-            )
-            try:
-                role = TermRole.from_name(tf.raw("role"))
-            except (TypeError, ValueError) as exc:
-                raise type(exc)(f"{name}.{exc}") from None
-            terms.append(
-                TermArtifact(
-                    identity=TermIdentity.parse(tf.raw("identity"), f"{name}.identity"),
-                    role=role,
-                    basis_meta=BasisMeta._from(
-                        tf.raw("basis_meta"), f"{name}.basis_meta", a, f"terms/{i}"
-                    ),  # fmt: skip
-                    raw_beta=a.vector(f"terms/{i}/raw_beta", finite=False),
-                    rho_for_term=a.vector(f"terms/{i}/rho_for_term", finite=False),
-                    joint_null_rotation=rot,
-                )
-            )
-        g = _Fields(f.raw("global"), f"{r}.global")
-        out = cls(
-            descriptor=FitDescriptor._from(f.raw("descriptor"), f"{r}.descriptor"),
-            terms=tuple(terms),
-            global_=GlobalFitSummary(
-                outer_objective=_float_or_nan(g.raw("outer_objective"), g.name("outer_objective")),
-                converged=g.flag("converged"),
-                n_rows=g.count("n_rows"),
-            ),
-            schema=f.count("schema"),
-            created_unix_secs=f.count("created_unix_secs"),
-            rho_convention=f.rho_convention(),
-        )
-        a.finish()
-        return out
-
-    # -- the gam crate's serde JSON ----------------------------------------------------------
     @classmethod
     def from_crate_json(cls, obj: Mapping[str, Any]) -> Self:
         """Build an artifact from the ``gam`` crate's serde JSON object (already parsed).
@@ -772,13 +577,13 @@ class FitArtifact(FrozenArrays):
                     role=role,
                     basis_meta=BasisMeta(
                         kind=bm.string("kind"),
-                        degree=_opt_count(bm.raw("degree", None), bm.name("degree")),
-                        num_knots=_opt_count(bm.raw("num_knots", None), bm.name("num_knots")),
-                        n_centers=_opt_count(bm.raw("n_centers", None), bm.name("n_centers")),
-                        nullspace_order=_opt_count(
+                        degree=as_opt_count(bm.raw("degree", None), bm.name("degree")),
+                        num_knots=as_opt_count(bm.raw("num_knots", None), bm.name("num_knots")),
+                        n_centers=as_opt_count(bm.raw("n_centers", None), bm.name("n_centers")),
+                        nullspace_order=as_opt_count(
                             bm.raw("nullspace_order", None), bm.name("nullspace_order")
                         ),
-                        matern_nu=_opt_count(bm.raw("matern_nu", None), bm.name("matern_nu")),
+                        matern_nu=as_opt_count(bm.raw("matern_nu", None), bm.name("matern_nu")),
                         periodic=bm.flag("periodic", False),
                     ),
                     raw_beta=as_float_vector(tf.raw("raw_beta"), f"{name}.raw_beta"),
@@ -788,7 +593,7 @@ class FitArtifact(FrozenArrays):
             )
         g = _Fields(f.raw("global"), f"{r}.global")
         return cls(
-            descriptor=FitDescriptor._from(f.raw("descriptor"), f"{r}.descriptor"),
+            descriptor=from_fields(FitDescriptor, f.raw("descriptor"), f"{r}.descriptor"),
             terms=tuple(terms),
             global_=GlobalFitSummary(
                 g.number("outer_objective"), g.flag("converged"), g.count("n_rows")
@@ -812,7 +617,7 @@ class FitArtifact(FrozenArrays):
         return {
             "schema": self.schema,
             "created_unix_secs": self.created_unix_secs,
-            "descriptor": self.descriptor._fields(),
+            "descriptor": to_fields(self.descriptor),
             "terms": [
                 {
                     "identity": t.identity.hex(),

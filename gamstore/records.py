@@ -29,7 +29,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, Self, TypeVar
 
@@ -37,6 +37,20 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gamstore import _json
+from gamstore._validate import (
+    as_bool,
+    as_count,
+    as_finite_float,
+    as_float_matrix,
+    as_float_or_nan,
+    as_float_vector,
+    as_index_vector,
+    as_opt_finite_float,
+    as_opt_positive_float,
+    as_seq,
+    as_str,
+    readonly,
+)
 from gamstore._version import __version__
 
 __all__ = [
@@ -95,138 +109,10 @@ _RECORD_TYPE_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 
 
 # --------------------------------------------------------------------------------------------
-# validation helpers (shared with artifact.py, gauge.py and transfer.py)
+# validation (the validators live in gamstore._validate; re-exported here for callers)
 # --------------------------------------------------------------------------------------------
 
-
-def _readonly(arr: np.ndarray) -> np.ndarray:
-    arr.flags.writeable = False
-    return arr
-
-
-def _is_frozen_float64(arr: np.ndarray) -> bool:
-    """An owned, read-only, native float64 C array: safe to share without copying."""
-    return (
-        arr.dtype == np.float64
-        and arr.dtype.isnative
-        and arr.base is None
-        and not arr.flags.writeable
-        and arr.flags.c_contiguous
-    )
-
-
-def _check_numeric_dtype(arr: np.ndarray, name: str) -> None:
-    if arr.dtype.kind not in "fiu" or arr.dtype == np.float16:
-        raise TypeError(f"{name}: expected real numbers (float64), got dtype {arr.dtype}")
-
-
-def as_float_vector(
-    value: ArrayLike, name: str, *, length: int | None = None, finite: bool = True
-) -> FloatArray:
-    """Copy ``value`` into a read-only 1-D float64 array, validating it.
-
-    Parameters
-    ----------
-    value : array_like
-        Real numbers (ints are converted; bools, complex and objects are rejected).
-    name : str
-        Field name used in error messages.
-    length : int, optional
-        Required length.
-    finite : bool
-        Whether every element must be finite.
-
-    Returns
-    -------
-    numpy.ndarray
-        A new read-only float64 array of shape ``(n,)``.
-    """
-    arr = np.asarray(value)
-    _check_numeric_dtype(arr, name)
-    if arr.ndim != 1:
-        raise ValueError(f"{name}: expected a 1-D vector, got shape {arr.shape}")
-    if length is not None and arr.shape[0] != length:
-        raise ValueError(f"{name}: expected length {length}, got {arr.shape[0]}")
-    if _is_frozen_float64(arr):
-        out = arr  # already an owned read-only float64 copy (e.g. from another record)
-    else:
-        out = np.array(arr, dtype=np.float64, copy=True, order="C")
-    if finite and not np.isfinite(out).all():
-        bad = int(np.flatnonzero(~np.isfinite(out))[0])
-        raise ValueError(f"{name}: expected finite values, {name}[{bad}] = {out[bad]!r}")
-    return _readonly(out)
-
-
-def as_float_matrix(
-    value: ArrayLike, name: str, *, shape: tuple[int, int] | None = None, finite: bool = True
-) -> FloatArray:
-    """Copy ``value`` into a read-only C-ordered 2-D float64 array, validating it.
-
-    An owned, read-only, native float64 C array is shared rather than copied (it cannot
-    change under the caller), as in :func:`as_float_vector`.
-    """
-    arr = np.asarray(value)
-    _check_numeric_dtype(arr, name)
-    if arr.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D matrix, got shape {arr.shape}")
-    if shape is not None and arr.shape != shape:
-        raise ValueError(f"{name}: expected shape {shape}, got {arr.shape}")
-    if _is_frozen_float64(arr):
-        out = arr  # already an owned read-only float64 copy (e.g. a gauge's block slab)
-    else:
-        out = np.array(arr, dtype=np.float64, copy=True, order="C")
-    if finite and not np.isfinite(out).all():
-        raise ValueError(f"{name}: expected finite values")
-    return _readonly(out)
-
-
-def as_index_vector(value: ArrayLike, name: str) -> IntArray:
-    """Copy ``value`` into a read-only 1-D int64 array of non-negative integers."""
-    arr = np.asarray(value)
-    if arr.size == 0:
-        arr = arr.astype(np.int64)
-    if arr.dtype.kind not in "iu":
-        raise TypeError(f"{name}: expected non-negative integers, got dtype {arr.dtype}")
-    if arr.ndim != 1:
-        raise ValueError(f"{name}: expected a 1-D vector, got shape {arr.shape}")
-    if arr.dtype.kind == "u" and arr.size and int(arr.max()) > np.iinfo(np.int64).max:
-        raise ValueError(f"{name}: index too large for int64")
-    out = np.array(arr, dtype=np.int64, copy=True)
-    if out.size and int(out.min()) < 0:
-        raise ValueError(f"{name}: expected non-negative integers, got {int(out.min())}")
-    return _readonly(out)
-
-
-def as_count(value: Any, name: str) -> int:
-    """Validate a non-negative integer that fits int64 (bools rejected)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected a non-negative int, got {type(value).__name__}")
-    out = int(value)
-    if not 0 <= out <= _json.INT_MAX:
-        shown = out if abs(out) < 10**30 else f"an int of {len(str(abs(out)))} digits"
-        raise ValueError(f"{name}: expected a non-negative int <= 2**63 - 1, got {shown}")
-    return out
-
-
-def as_bool(value: Any, name: str) -> bool:
-    """Validate a bool (ints rejected)."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
-    return bool(value)
-
-
-def as_str(value: Any, name: str) -> str:
-    """Validate a str (numpy ``str_`` becomes a plain ``str``)."""
-    if not isinstance(value, str):
-        raise TypeError(f"{name}: expected a str, got {type(value).__name__}")
-    return str(value)
-
-
-def _as_seq(value: Any, name: str) -> list[Any]:
-    """Validate a sequence argument (so ``None`` or a number names the field)."""
-    if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
-        raise TypeError(f"{name}: expected a sequence, got {type(value).__name__}")
-    return list(value)
+_readonly = readonly
 
 
 def as_rho_convention(value: Any, name: str = "rho_convention") -> str:
@@ -243,28 +129,6 @@ def as_rho_convention(value: Any, name: str = "rho_convention") -> str:
     if text not in RHO_CONVENTIONS:
         raise ValueError(f"{name}: expected one of {sorted(RHO_CONVENTIONS)}, got {text!r}")
     return text
-
-
-def as_finite_float(value: Any, name: str) -> float:
-    """Validate a finite real number and return it as ``float``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-        value, (int, float, np.integer, np.floating)
-    ):
-        raise TypeError(f"{name}: expected a finite float, got {type(value).__name__}")
-    try:
-        out = float(value)
-    except OverflowError:  # an int like 10**400 is not a float
-        raise ValueError(
-            f"{name}: expected a finite float, got an int beyond float range"
-        ) from None
-    if not math.isfinite(out):
-        raise ValueError(f"{name}: expected a finite float, got {out!r}")
-    return out
-
-
-def as_opt_finite_float(value: Any, name: str) -> float | None:
-    """Validate ``None`` or a finite real number."""
-    return None if value is None else as_finite_float(value, name)
 
 
 def _values_equal(a: Any, b: Any) -> bool:
@@ -333,51 +197,6 @@ class ArrayPart:
         object.__setattr__(self, "dims", dims)
 
 
-class _NotPlain(Exception):
-    """A value :func:`_plain_json` leaves to :func:`gamstore._json.canonical`."""
-
-
-def _plain_json(value: Any, depth: int) -> Any:
-    """What ``_json.canonical`` returns for a value made only of exact builtins (dict with
-    str keys, list, tuple, str, int64-range int, finite float, bool, None) within the nesting
-    limit;
-    raises :class:`_NotPlain` on anything else (numpy scalars, non-finite floats, lone
-    surrogates, other types, too deep), for the full check to convert or report."""
-    t = type(value)
-    if value is None or t is bool:
-        return value
-    if t is int:
-        if _json.INT_MIN <= value <= _json.INT_MAX:
-            return value
-        raise _NotPlain
-    if t is float:
-        if math.isfinite(value):
-            return value
-        raise _NotPlain
-    if t is str:
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise _NotPlain from None
-        return value
-    if depth >= _json.DEFAULT_MAX_DEPTH:
-        raise _NotPlain
-    if t is dict:
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if type(key) is not str:
-                raise _NotPlain
-            try:
-                key.encode("utf-8")
-            except UnicodeEncodeError:
-                raise _NotPlain from None
-            out[key] = _plain_json(item, depth + 1)
-        return out
-    if t is list or t is tuple:
-        return [_plain_json(item, depth + 1) for item in value]
-    raise _NotPlain
-
-
 @dataclass(frozen=True)
 class RecordParts:
     """What a record gives the store: strict-JSON ``fields`` and named ``arrays``.
@@ -396,10 +215,7 @@ class RecordParts:
     def __post_init__(self) -> None:
         if not isinstance(self.fields, Mapping):
             raise TypeError("RecordParts.fields: expected a dict")
-        try:  # the usual case: plain builtins only, checked without building error paths
-            fields = _plain_json(dict(self.fields), 0)
-        except _NotPlain:  # anything else: the full check (conversions, exact error paths)
-            fields = _json.canonical(dict(self.fields), root="fields")
+        fields = _json.canonical_fast(dict(self.fields), root="fields")
         object.__setattr__(self, "fields", fields)
         if not isinstance(self.arrays, Mapping):
             raise TypeError("RecordParts.arrays: expected a dict")
@@ -520,6 +336,9 @@ def get_record_type(name: str) -> type:
     return cls
 
 
+_REQUIRED: Any = object()  # read default of a stored field that must be present
+
+
 class _Fields:
     """Typed access to decoded fields with errors naming ``<record>.<field>``."""
 
@@ -532,14 +351,14 @@ class _Fields:
     def name(self, key: str) -> str:
         return f"{self.record}.{key}"
 
-    def raw(self, key: str, default: Any = ...) -> Any:
+    def raw(self, key: str, default: Any = _REQUIRED) -> Any:
         if key not in self.fields:
-            if default is ...:
+            if default is _REQUIRED:
                 raise ValueError(f"{self.name(key)}: missing field")
             return default
         return self.fields[key]
 
-    def count(self, key: str, default: Any = ...) -> int:
+    def count(self, key: str, default: Any = _REQUIRED) -> int:
         return as_count(self.raw(key, default), self.name(key))
 
     def string(self, key: str) -> str:
@@ -551,7 +370,7 @@ class _Fields:
             self.raw("rho_convention", DEFAULT_RHO_CONVENTION), self.name("rho_convention")
         )
 
-    def flag(self, key: str, default: Any = ...) -> bool:
+    def flag(self, key: str, default: Any = _REQUIRED) -> bool:
         return as_bool(self.raw(key, default), self.name(key))
 
     def number(self, key: str) -> float:
@@ -617,16 +436,368 @@ class _Arrays:
             raise ValueError(f"{self.record}: unexpected arrays {extra}")
 
 
-def _vec(data: np.ndarray, dim: str) -> ArrayPart:
-    return ArrayPart(data, (dim,))
-
-
 def _now() -> int:
     return int(time.time())
 
 
-def _check_version(fields: _Fields) -> int:
-    return fields.count("version")
+# --------------------------------------------------------------------------------------------
+# field tables: one declaration per field generates validation, to_parts and from_parts
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    """Where a (nested) record's arrays live: path prefix, index for ``{i}`` in dimension
+    names, and the enclosing record (whose arrays a dimension may be shared with)."""
+
+    prefix: str = ""
+    index: int | None = None
+    parent: Any = None
+
+
+class Kind:
+    """How one field is checked (constructor), written (``to_parts``) and read back.
+
+    The base kind is a strict-JSON scalar stored under the field's key: ``check`` validates
+    and normalises (raising ``TypeError``/``ValueError`` naming the field), ``dump`` gives
+    the JSON value, ``load`` (default: ``check``) reads it back, and ``missing`` is the value
+    read when the stored field is absent (entries written before the field existed).
+    """
+
+    def __init__(
+        self,
+        check: Callable[[Any, str], Any] | None = None,
+        *,
+        missing: Any = _REQUIRED,
+        dump: Callable[[Any], Any] | None = None,
+        load: Callable[[Any, str], Any] | None = None,
+    ) -> None:
+        self._check = check
+        self.missing = missing
+        self._dump = dump
+        self._load = load
+
+    def check(self, value: Any, name: str) -> Any:
+        return value if self._check is None else self._check(value, name)
+
+    def write(self, value: Any, fd: Field, fields: dict[str, Any], arrays: dict[str, ArrayPart],
+              obj: Any, ctx: _Ctx) -> None:  # fmt: skip
+        fields[fd.key] = value if self._dump is None else self._dump(value)
+
+    def read(self, fd: Field, f: _Fields, a: _Arrays, ctx: _Ctx) -> Any:
+        raw = f.raw(fd.key, self.missing)
+        return (self._load or self.check)(raw, f.name(fd.key))
+
+
+@dataclass(frozen=True)
+class Field:
+    """One declared field of a record: attribute ``name``, its :class:`Kind` and the stored
+    ``key`` (default: ``name``; e.g. ``global_`` is stored as ``"global"``)."""
+
+    name: str
+    kind: Kind
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", self.name)
+
+
+class Seq(Kind):
+    """A tuple of scalars stored as a JSON list (``item`` checks, dumps and loads each)."""
+
+    def __init__(self, item: Kind) -> None:
+        super().__init__()
+        self.item = item
+
+    def check(self, value: Any, name: str) -> Any:
+        if isinstance(value, str):
+            raise TypeError(f"{name}: expected a sequence, got a str")
+        return tuple(self.item.check(v, f"{name}[{i}]") for i, v in enumerate(as_seq(value, name)))
+
+    def write(self, value: Any, fd: Field, fields: dict[str, Any], arrays: dict[str, ArrayPart],
+              obj: Any, ctx: _Ctx) -> None:  # fmt: skip
+        dump = self.item._dump
+        fields[fd.key] = [v if dump is None else dump(v) for v in value]
+
+    def read(self, fd: Field, f: _Fields, a: _Arrays, ctx: _Ctx) -> Any:
+        raw = f.raw(fd.key)
+        name = f.name(fd.key)
+        if not isinstance(raw, list):
+            raise TypeError(f"{name}: expected a list, got {type(raw).__name__}")
+        load = self.item._load or self.item.check
+        return tuple(load(v, f"{name}[{i}]") for i, v in enumerate(raw))
+
+
+def _dims_of(fd: Field, ctx: _Ctx) -> tuple[str, ...]:
+    kind = fd.kind
+    assert isinstance(kind, Array)
+    return tuple(d.format(i=ctx.index) for d in kind.dims)
+
+
+class Array(Kind):
+    """A float64 vector or matrix stored as the array ``<prefix><key>``.
+
+    ``dims`` are dimension-name templates (``"{i}"`` is the index of the enclosing list
+    item). ``optional`` arrays may be None and write the flag field ``has_<key>`` (read as
+    ``flag_missing`` when absent); ``share`` names a sibling array (of this record or the
+    enclosing one) whose dimension names are reused when the shapes agree (xarray
+    alignment); ``absent`` is the value read when the array is missing (no flag).
+    """
+
+    def __init__(
+        self,
+        *dims: str,
+        finite: bool = True,
+        optional: bool = False,
+        flag_missing: Any = _REQUIRED,
+        share: str | None = None,
+        absent: Any = None,
+    ) -> None:
+        super().__init__()
+        self.dims = dims
+        self.finite = finite
+        self.optional = optional
+        self.flag_missing = flag_missing
+        self.share = share
+        self.absent = absent
+
+    def check(self, value: Any, name: str) -> Any:
+        if value is None and self.optional:
+            return None
+        if len(self.dims) == 2:
+            return as_float_matrix(value, name, finite=self.finite)
+        return as_float_vector(value, name, finite=self.finite)
+
+    def _dims(self, fd: Field, value: np.ndarray, obj: Any, ctx: _Ctx) -> tuple[str, ...]:
+        if self.share is not None:
+            for owner in (obj, ctx.parent):
+                sibling = getattr(owner, self.share, None) if owner is not None else None
+                if isinstance(sibling, np.ndarray):
+                    if sibling.shape == value.shape:
+                        table = {f.name: f for f in type(owner).FIELDS}
+                        return _dims_of(table[self.share], ctx)
+                    break
+        return _dims_of(fd, ctx)
+
+    def write(self, value: Any, fd: Field, fields: dict[str, Any], arrays: dict[str, ArrayPart],
+              obj: Any, ctx: _Ctx) -> None:  # fmt: skip
+        if self.optional:
+            fields[f"has_{fd.key}"] = value is not None
+        if value is not None:
+            arrays[ctx.prefix + fd.key] = ArrayPart(value, self._dims(fd, value, obj, ctx))
+
+    def read(self, fd: Field, f: _Fields, a: _Arrays, ctx: _Ctx) -> Any:
+        path = ctx.prefix + fd.key
+        if self.optional and not f.flag(f"has_{fd.key}", self.flag_missing):
+            return None
+        if self.absent is not None and not a.has(path):
+            return self.absent
+        if len(self.dims) == 2:
+            return a.matrix(path)
+        return a.vector(path, finite=self.finite)
+
+
+class VectorList(Kind):
+    """A tuple of finite float64 vectors stored as arrays ``<key>/<j>``, their number in the
+    field ``count_key``; ``dim`` is a template with ``{i}`` = j."""
+
+    def __init__(self, dim: str, count_key: str) -> None:
+        super().__init__()
+        self.dim = dim
+        self.count_key = count_key
+
+    def check(self, value: Any, name: str) -> Any:
+        if isinstance(value, np.ndarray) and value.ndim != 2:
+            raise ValueError(f"{name}: expected a sequence of 1-D vectors")
+        return tuple(as_float_vector(b, f"{name}[{i}]") for i, b in enumerate(as_seq(value, name)))
+
+    def write(self, value: Any, fd: Field, fields: dict[str, Any], arrays: dict[str, ArrayPart],
+              obj: Any, ctx: _Ctx) -> None:  # fmt: skip
+        fields[self.count_key] = len(value)
+        for j, v in enumerate(value):
+            arrays[f"{ctx.prefix}{fd.key}/{j}"] = ArrayPart(v, (self.dim.format(i=j),))
+
+    def read(self, fd: Field, f: _Fields, a: _Arrays, ctx: _Ctx) -> Any:
+        n = f.count(self.count_key)
+        return tuple(a.vector(f"{ctx.prefix}{fd.key}/{j}") for j in range(n))
+
+
+class IndexSets(Kind):
+    """Per-block sorted index sets or None (:func:`normalize_active_sets`), stored as int64
+    arrays ``<key>/<j>`` for the present ones and the bool list ``present_key``."""
+
+    def __init__(self, dim: str, present_key: str) -> None:
+        super().__init__()
+        self.dim = dim
+        self.present_key = present_key
+
+    def check(self, value: Any, name: str) -> Any:
+        return normalize_active_sets(value, name)
+
+    def write(self, value: Any, fd: Field, fields: dict[str, Any], arrays: dict[str, ArrayPart],
+              obj: Any, ctx: _Ctx) -> None:  # fmt: skip
+        fields[self.present_key] = [s is not None for s in value]
+        for j, s in enumerate(value):
+            if s is not None:
+                arrays[f"{ctx.prefix}{fd.key}/{j}"] = ArrayPart(s, (self.dim.format(i=j),))
+
+    def read(self, fd: Field, f: _Fields, a: _Arrays, ctx: _Ctx) -> Any:
+        present = f.list_of(self.present_key, bool)
+        return tuple(
+            a.indices(f"{ctx.prefix}{fd.key}/{j}") if p else None for j, p in enumerate(present)
+        )
+
+
+class Nested(Kind):
+    """A nested declared type (a :class:`Checked` class) stored as a JSON object; its arrays
+    live under ``<prefix of the enclosing record><array_prefix>``."""
+
+    def __init__(self, cls: type, *, optional: bool = False, array_prefix: str = "") -> None:
+        super().__init__(missing=None if optional else _REQUIRED)
+        self.cls = cls
+        self.optional = optional
+        self.array_prefix = array_prefix
+
+    def check(self, value: Any, name: str) -> Any:
+        if not isinstance(value, self.cls) and not (value is None and self.optional):
+            extra = " or None" if self.optional else ""
+            raise TypeError(f"{name}: expected {self.cls.__name__}{extra}, got {type(value)}")
+        return value
+
+    def write(self, value: Any, fd: Field, fields: dict[str, Any], arrays: dict[str, ArrayPart],
+              obj: Any, ctx: _Ctx) -> None:  # fmt: skip
+        sub = _Ctx(ctx.prefix + self.array_prefix, ctx.index, obj)
+        fields[fd.key] = None if value is None else _write(value, arrays, sub)
+
+    def read(self, fd: Field, f: _Fields, a: _Arrays, ctx: _Ctx) -> Any:
+        raw = f.raw(fd.key, self.missing)
+        if raw is None and self.optional:
+            return None
+        return _read(self.cls, raw, f.name(fd.key), a, _Ctx(ctx.prefix + self.array_prefix,
+                                                             ctx.index))  # fmt: skip
+
+
+class NestedList(Kind):
+    """A tuple of nested declared types stored as a JSON list; item ``i`` keeps its arrays
+    under ``<key>/<i>/`` and names its dimensions with ``{i}``."""
+
+    def __init__(self, cls: type) -> None:
+        super().__init__()
+        self.cls = cls
+
+    def check(self, value: Any, name: str) -> Any:
+        items = tuple(as_seq(value, name))
+        for i, t in enumerate(items):
+            if not isinstance(t, self.cls):
+                raise TypeError(f"{name}[{i}]: expected {self.cls.__name__}")
+        return items
+
+    def write(self, value: Any, fd: Field, fields: dict[str, Any], arrays: dict[str, ArrayPart],
+              obj: Any, ctx: _Ctx) -> None:  # fmt: skip
+        fields[fd.key] = [
+            _write(t, arrays, _Ctx(f"{ctx.prefix}{fd.key}/{i}/", i, obj))
+            for i, t in enumerate(value)
+        ]
+
+    def read(self, fd: Field, f: _Fields, a: _Arrays, ctx: _Ctx) -> Any:
+        raw = f.raw(fd.key)
+        name = f.name(fd.key)
+        if not isinstance(raw, list):
+            raise TypeError(f"{name}: expected a list")
+        return tuple(
+            _read(self.cls, r, f"{name}[{i}]", a, _Ctx(f"{ctx.prefix}{fd.key}/{i}/", i))
+            for i, r in enumerate(raw)
+        )
+
+
+def _write(obj: Any, arrays: dict[str, ArrayPart], ctx: _Ctx) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for fd in type(obj).FIELDS:
+        fd.kind.write(getattr(obj, fd.name), fd, fields, arrays, obj, ctx)
+    return fields
+
+
+def _read(cls: type, raw: Any, name: str, a: _Arrays, ctx: _Ctx) -> Any:
+    f = _Fields(raw, name)
+    return cls(**{fd.name: fd.kind.read(fd, f, a, ctx) for fd in cls.FIELDS})  # type: ignore[attr-defined]
+
+
+def to_fields(obj: Any) -> dict[str, Any]:
+    """The JSON fields of a declared type that holds no arrays (e.g. a fit descriptor)."""
+    arrays: dict[str, ArrayPart] = {}
+    out = _write(obj, arrays, _Ctx())
+    if arrays:
+        raise ValueError(f"{type(obj).__name__}: holds arrays; use to_parts()")
+    return out
+
+
+def from_fields(cls: type, fields: Any, name: str) -> Any:
+    """Read a declared type that holds no arrays from its JSON ``fields`` (errors name
+    ``name``)."""
+    a = _Arrays({}, name)
+    return _read(cls, fields, name, a, _Ctx())
+
+
+class Checked:
+    """Mixin of a frozen dataclass declared by a field table ``FIELDS``: the constructor
+    validates every field (errors name ``<Class>.<field>``), then runs :meth:`_extra_checks`."""
+
+    FIELDS: ClassVar[tuple[Field, ...]] = ()
+
+    def __post_init__(self) -> None:
+        prefix = type(self).__name__
+        for fd in self.FIELDS:
+            value = fd.kind.check(getattr(self, fd.name), f"{prefix}.{fd.name}")
+            object.__setattr__(self, fd.name, value)
+
+
+class Record(Checked, FrozenArrays):
+    """A stored record declared by ``FIELDS``: ``to_parts``/``from_parts`` come from the table."""
+
+    RECORD_TYPE: ClassVar[str]
+
+    def to_parts(self) -> RecordParts:
+        """Fields and arrays for the store (see ``docs/architecture.md``)."""
+        arrays: dict[str, ArrayPart] = {}
+        fields = _write(self, arrays, _Ctx())
+        return RecordParts(fields, arrays)
+
+    @classmethod
+    def from_parts(cls, fields: Mapping[str, Any], arrays: Mapping[str, Any]) -> Self:
+        """Rebuild a record from stored parts, validating every field and array.
+
+        Raises
+        ------
+        ValueError, TypeError
+            Naming the field (``<Record>.<field>``, nested ``.inner.cycles``,
+            ``.terms[0].role``) or the array (``<Record>.<array path>``).
+        """
+        name = cls.__name__
+        f = _Fields(fields, name)
+        a = _Arrays(arrays, name)
+        out = cls(**{fd.name: fd.kind.read(fd, f, a, _Ctx()) for fd in cls.FIELDS})
+        a.finish()
+        return out
+
+
+def _count() -> Kind:
+    return Kind(as_count)
+
+
+def _string() -> Kind:
+    return Kind(as_str)
+
+
+#: Fields every record A/B carries after its own (same order, same meaning).
+_BOOKKEEPING: tuple[Field, ...] = (
+    Field("version", _count()),
+    Field("package_version", _string()),
+    Field("created_unix_secs", _count()),
+    Field("updated_unix_secs", _count()),
+    # optional: entries written before the field existed are mgcv-convention
+    Field("rho_convention", Kind(as_rho_convention, missing=DEFAULT_RHO_CONVENTION)),
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -636,7 +807,7 @@ def _check_version(fields: _Fields) -> int:
 
 @register_record_type
 @dataclass(frozen=True, eq=False)
-class WarmStartRecord(FrozenArrays):
+class WarmStartRecord(Record):
     """Record A: inner warm start with one flat β vector (spec §5.1).
 
     Parameters
@@ -686,46 +857,21 @@ class WarmStartRecord(FrozenArrays):
     updated_unix_secs: int = field(default_factory=_now)
     rho_convention: str = DEFAULT_RHO_CONVENTION
 
-    def __post_init__(self) -> None:
-        s = object.__setattr__
-        s(self, "key", as_str(self.key, "WarmStartRecord.key"))
-        s(self, "n_rows", as_count(self.n_rows, "WarmStartRecord.n_rows"))
-        s(self, "n_cols", as_count(self.n_cols, "WarmStartRecord.n_cols"))
-        s(self, "rho", as_float_vector(self.rho, "WarmStartRecord.rho"))
-        s(self, "beta", as_float_vector(self.beta, "WarmStartRecord.beta"))
-        if self.prev_rho is not None:
-            s(self, "prev_rho", as_float_vector(self.prev_rho, "WarmStartRecord.prev_rho"))
-        if self.prev_beta is not None:
-            s(self, "prev_beta", as_float_vector(self.prev_beta, "WarmStartRecord.prev_beta"))
-        s(
-            self,
-            "last_inner_iters",
-            as_count(self.last_inner_iters, "WarmStartRecord.last_inner_iters"),
-        )
-        s(
-            self,
-            "last_inner_converged",
-            as_bool(self.last_inner_converged, "WarmStartRecord.last_inner_converged"),
-        )
-        for name in (
-            "last_pirls_lm_lambda",
-            "last_ift_prediction_residual",
-            "last_pirls_accept_rho",
-        ):
-            s(self, name, as_opt_finite_float(getattr(self, name), f"WarmStartRecord.{name}"))
-        s(self, "version", as_count(self.version, "WarmStartRecord.version"))
-        s(
-            self,
-            "package_version",
-            as_str(self.package_version, "WarmStartRecord.package_version"),
-        )
-        for name in ("created_unix_secs", "updated_unix_secs"):
-            s(self, name, as_count(getattr(self, name), f"WarmStartRecord.{name}"))
-        s(
-            self,
-            "rho_convention",
-            as_rho_convention(self.rho_convention, "WarmStartRecord.rho_convention"),
-        )
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("key", _string()),
+        Field("n_rows", _count()),
+        Field("n_cols", _count()),
+        Field("rho", Array("rho")),
+        Field("beta", Array("coef")),
+        Field("prev_rho", Array("prev_rho", optional=True, share="rho")),
+        Field("prev_beta", Array("prev_coef", optional=True, share="beta")),
+        Field("last_inner_iters", _count()),
+        Field("last_inner_converged", Kind(as_bool)),
+        Field("last_pirls_lm_lambda", Kind(as_opt_finite_float, missing=None)),
+        Field("last_ift_prediction_residual", Kind(as_opt_finite_float, missing=None)),
+        Field("last_pirls_accept_rho", Kind(as_opt_finite_float, missing=None)),
+        *_BOOKKEEPING,
+    )
 
     @classmethod
     def new(cls, key: str, n_rows: int, n_cols: int) -> Self:
@@ -763,64 +909,6 @@ class WarmStartRecord(FrozenArrays):
             )
         )
 
-    def to_parts(self) -> RecordParts:
-        """Fields and arrays for the store (see ``docs/architecture.md``)."""
-        fields = {
-            "version": self.version,
-            "key": self.key,
-            "package_version": self.package_version,
-            "created_unix_secs": self.created_unix_secs,
-            "updated_unix_secs": self.updated_unix_secs,
-            "n_rows": self.n_rows,
-            "n_cols": self.n_cols,
-            "has_prev_rho": self.prev_rho is not None,
-            "has_prev_beta": self.prev_beta is not None,
-            "last_inner_iters": self.last_inner_iters,
-            "last_inner_converged": self.last_inner_converged,
-            "last_pirls_lm_lambda": self.last_pirls_lm_lambda,
-            "last_ift_prediction_residual": self.last_ift_prediction_residual,
-            "last_pirls_accept_rho": self.last_pirls_accept_rho,
-            "rho_convention": self.rho_convention,
-        }
-        arrays = {"rho": _vec(self.rho, "rho"), "beta": _vec(self.beta, "coef")}
-        if self.prev_rho is not None:
-            # share the "rho" dimension only when the lengths agree (xarray alignment)
-            dim = "rho" if self.prev_rho.shape == self.rho.shape else "prev_rho"
-            arrays["prev_rho"] = _vec(self.prev_rho, dim)
-        if self.prev_beta is not None:
-            dim = "coef" if self.prev_beta.shape == self.beta.shape else "prev_coef"
-            arrays["prev_beta"] = _vec(self.prev_beta, dim)
-        return RecordParts(fields, arrays)
-
-    @classmethod
-    def from_parts(cls, fields: Mapping[str, Any], arrays: Mapping[str, Any]) -> Self:
-        """Rebuild a record from stored parts, validating every field and array."""
-        f = _Fields(fields, "WarmStartRecord")
-        a = _Arrays(arrays, "WarmStartRecord")
-        has_prev_rho = f.flag("has_prev_rho")
-        has_prev_beta = f.flag("has_prev_beta")
-        out = cls(
-            key=f.string("key"),
-            n_rows=f.count("n_rows"),
-            n_cols=f.count("n_cols"),
-            rho=a.vector("rho"),
-            beta=a.vector("beta"),
-            prev_rho=a.vector("prev_rho") if has_prev_rho else None,
-            prev_beta=a.vector("prev_beta") if has_prev_beta else None,
-            last_inner_iters=f.count("last_inner_iters"),
-            last_inner_converged=f.flag("last_inner_converged"),
-            last_pirls_lm_lambda=f.opt_number("last_pirls_lm_lambda"),
-            last_ift_prediction_residual=f.opt_number("last_ift_prediction_residual"),
-            last_pirls_accept_rho=f.opt_number("last_pirls_accept_rho"),
-            version=_check_version(f),
-            package_version=f.string("package_version"),
-            created_unix_secs=f.count("created_unix_secs"),
-            updated_unix_secs=f.count("updated_unix_secs"),
-            rho_convention=f.rho_convention(),
-        )
-        a.finish()
-        return out
-
 
 # --------------------------------------------------------------------------------------------
 # record B
@@ -828,7 +916,7 @@ class WarmStartRecord(FrozenArrays):
 
 
 @dataclass(frozen=True, eq=False)
-class InnerSummary(FrozenArrays):
+class InnerSummary(Checked, FrozenArrays):
     """Cached inner-solve summary of record B (spec §5.2).
 
     Parameters
@@ -864,20 +952,17 @@ class InnerSummary(FrozenArrays):
     block_log_lambdas: FloatArray | None = None
     joint_log_lambdas: FloatArray | None = None
 
-    def __post_init__(self) -> None:
-        s = object.__setattr__
-        for name in ("log_likelihood", "penalty_value", "block_logdet_h", "block_logdet_s"):
-            s(self, name, as_finite_float(getattr(self, name), f"InnerSummary.{name}"))
-        s(self, "cycles", as_count(self.cycles, "InnerSummary.cycles"))
-        s(self, "converged", as_bool(self.converged, "InnerSummary.converged"))
-        tol = as_opt_finite_float(self.solved_inner_tol, "InnerSummary.solved_inner_tol")
-        if tol is not None and tol <= 0.0:
-            raise ValueError(f"InnerSummary.solved_inner_tol: expected > 0, got {tol!r}")
-        s(self, "solved_inner_tol", tol)
-        for name in ("block_log_lambdas", "joint_log_lambdas"):
-            value = getattr(self, name)
-            if value is not None:
-                s(self, name, as_float_vector(value, f"InnerSummary.{name}"))
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("log_likelihood", Kind(as_finite_float)),
+        Field("penalty_value", Kind(as_finite_float)),
+        Field("cycles", _count()),
+        Field("converged", Kind(as_bool)),
+        Field("block_logdet_h", Kind(as_finite_float)),
+        Field("block_logdet_s", Kind(as_finite_float)),
+        Field("solved_inner_tol", Kind(as_opt_positive_float, missing=None)),
+        Field("block_log_lambdas", Array("block_log_lambda", optional=True, flag_missing=False)),
+        Field("joint_log_lambdas", Array("joint_log_lambda", optional=True, flag_missing=False)),
+    )
 
     def is_valid(self) -> bool:
         """Spec §5.2 validity: log-likelihood, penalty and both log-determinants finite."""
@@ -929,19 +1014,6 @@ class InnerSummary(FrozenArrays):
             joint_log_lambdas=_opt(joint_log_lambdas),
         )
 
-    def _fields(self) -> dict[str, Any]:
-        return {
-            "log_likelihood": self.log_likelihood,
-            "penalty_value": self.penalty_value,
-            "cycles": self.cycles,
-            "converged": self.converged,
-            "block_logdet_h": self.block_logdet_h,
-            "block_logdet_s": self.block_logdet_s,
-            "solved_inner_tol": self.solved_inner_tol,
-            "has_block_log_lambdas": self.block_log_lambdas is not None,
-            "has_joint_log_lambdas": self.joint_log_lambdas is not None,
-        }
-
 
 def normalize_active_sets(
     sets: Iterable[ArrayLike | None], name: str = "active_sets"
@@ -974,7 +1046,7 @@ def normalize_active_sets(
 
 @register_record_type
 @dataclass(frozen=True, eq=False)
-class BlockWarmStartRecord(FrozenArrays):
+class BlockWarmStartRecord(Record):
     """Record B: per-block warm start of a blockwise (custom-family) fit (spec §5.2).
 
     Parameters
@@ -1013,48 +1085,18 @@ class BlockWarmStartRecord(FrozenArrays):
     updated_unix_secs: int = field(default_factory=_now)
     rho_convention: str = DEFAULT_RHO_CONVENTION
 
-    def __post_init__(self) -> None:
-        s = object.__setattr__
-        r = "BlockWarmStartRecord"
-        s(self, "key", as_str(self.key, f"{r}.key"))
-        s(self, "n_rows", as_count(self.n_rows, f"{r}.n_rows"))
-        if isinstance(self.block_names, str):
-            raise TypeError(f"{r}.block_names: expected a sequence of str, got a str")
-        s(
-            self,
-            "block_names",
-            tuple(
-                as_str(n, f"{r}.block_names[{i}]")
-                for i, n in enumerate(_as_seq(self.block_names, f"{r}.block_names"))
-            ),
-        )
-        s(
-            self,
-            "block_dims",
-            tuple(
-                as_count(d, f"{r}.block_dims[{i}]")
-                for i, d in enumerate(_as_seq(self.block_dims, f"{r}.block_dims"))
-            ),
-        )
-        s(self, "rho", as_float_vector(self.rho, f"{r}.rho"))
-        if isinstance(self.block_beta, np.ndarray) and self.block_beta.ndim != 2:
-            raise ValueError(f"{r}.block_beta: expected a sequence of 1-D vectors")
-        s(
-            self,
-            "block_beta",
-            tuple(
-                as_float_vector(b, f"{r}.block_beta[{i}]")
-                for i, b in enumerate(_as_seq(self.block_beta, f"{r}.block_beta"))
-            ),
-        )
-        s(self, "active_sets", normalize_active_sets(self.active_sets, f"{r}.active_sets"))
-        if self.inner is not None and not isinstance(self.inner, InnerSummary):
-            raise TypeError(f"{r}.inner: expected InnerSummary or None")
-        s(self, "version", as_count(self.version, f"{r}.version"))
-        s(self, "package_version", as_str(self.package_version, f"{r}.package_version"))
-        for name in ("created_unix_secs", "updated_unix_secs"):
-            s(self, name, as_count(getattr(self, name), f"{r}.{name}"))
-        s(self, "rho_convention", as_rho_convention(self.rho_convention, f"{r}.rho_convention"))
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("key", _string()),
+        Field("n_rows", _count()),
+        Field("block_names", Seq(_string())),
+        Field("block_dims", Seq(_count())),
+        Field("rho", Array("rho")),
+        Field("block_beta", VectorList("coef_{i}", count_key="n_block_beta")),
+        Field("active_sets", IndexSets("active_{i}", present_key="active_set_present")),
+        # optional: older records may lack it (serde default)
+        Field("inner", Nested(InnerSummary, optional=True, array_prefix="inner/")),
+        *_BOOKKEEPING,
+    )
 
     @classmethod
     def new(
@@ -1101,86 +1143,6 @@ class BlockWarmStartRecord(FrozenArrays):
             and len(self.active_sets) == len(dims)
             and (self.inner is None or self.inner.is_valid())
         )
-
-    def to_parts(self) -> RecordParts:
-        """Fields and arrays for the store (see ``docs/architecture.md``)."""
-        fields: dict[str, Any] = {
-            "version": self.version,
-            "key": self.key,
-            "package_version": self.package_version,
-            "created_unix_secs": self.created_unix_secs,
-            "updated_unix_secs": self.updated_unix_secs,
-            "n_rows": self.n_rows,
-            "block_names": list(self.block_names),
-            "block_dims": list(self.block_dims),
-            "n_block_beta": len(self.block_beta),
-            "active_set_present": [s is not None for s in self.active_sets],
-            "inner": None if self.inner is None else self.inner._fields(),
-            "rho_convention": self.rho_convention,
-        }
-        arrays = {"rho": _vec(self.rho, "rho")}
-        for i, b in enumerate(self.block_beta):
-            arrays[f"block_beta/{i}"] = _vec(b, f"coef_{i}")
-        for i, a in enumerate(self.active_sets):
-            if a is not None:
-                arrays[f"active_sets/{i}"] = _vec(a, f"active_{i}")
-        if self.inner is not None:
-            if self.inner.block_log_lambdas is not None:
-                arrays["inner/block_log_lambdas"] = _vec(
-                    self.inner.block_log_lambdas, "block_log_lambda"
-                )
-            if self.inner.joint_log_lambdas is not None:
-                arrays["inner/joint_log_lambdas"] = _vec(
-                    self.inner.joint_log_lambdas, "joint_log_lambda"
-                )
-        return RecordParts(fields, arrays)
-
-    @classmethod
-    def from_parts(cls, fields: Mapping[str, Any], arrays: Mapping[str, Any]) -> Self:
-        """Rebuild a record from stored parts, validating every field and array."""
-        r = "BlockWarmStartRecord"
-        f = _Fields(fields, r)
-        a = _Arrays(arrays, r)
-        n_beta = f.count("n_block_beta")
-        present = f.list_of("active_set_present", bool)
-        inner_raw = f.raw("inner", None)  # optional: older records may lack it (serde default)
-        inner: InnerSummary | None = None
-        if inner_raw is not None:
-            fi = _Fields(inner_raw, f"{r}.inner")
-            inner = InnerSummary(
-                log_likelihood=fi.number("log_likelihood"),
-                penalty_value=fi.number("penalty_value"),
-                cycles=fi.count("cycles"),
-                converged=fi.flag("converged"),
-                block_logdet_h=fi.number("block_logdet_h"),
-                block_logdet_s=fi.number("block_logdet_s"),
-                solved_inner_tol=fi.opt_number("solved_inner_tol"),
-                block_log_lambdas=a.vector("inner/block_log_lambdas")
-                if fi.flag("has_block_log_lambdas", False)
-                else None,
-                joint_log_lambdas=a.vector("inner/joint_log_lambdas")
-                if fi.flag("has_joint_log_lambdas", False)
-                else None,
-            )
-        out = cls(
-            key=f.string("key"),
-            n_rows=f.count("n_rows"),
-            block_names=tuple(f.list_of("block_names", str)),
-            block_dims=tuple(f.list_of("block_dims", int)),
-            rho=a.vector("rho"),
-            block_beta=tuple(a.vector(f"block_beta/{i}") for i in range(n_beta)),
-            active_sets=tuple(
-                a.indices(f"active_sets/{i}") if p else None for i, p in enumerate(present)
-            ),
-            inner=inner,
-            version=_check_version(f),
-            package_version=f.string("package_version"),
-            created_unix_secs=f.count("created_unix_secs"),
-            updated_unix_secs=f.count("updated_unix_secs"),
-            rho_convention=f.rho_convention(),
-        )
-        a.finish()
-        return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -1239,9 +1201,36 @@ def _scrub_hessian(hessian: Any) -> FloatArray:
     return _readonly(out)
 
 
+class _HessianKind(Kind):
+    """The outer Hessian: scrubbed, never rejected (a malformed one becomes ``(0, 0)``);
+    its side is stored as the field ``hessian_dim``."""
+
+    def check(self, value: Any, name: str) -> Any:
+        return _scrub_hessian(value)
+
+    def write(self, value: Any, fd: Field, fields: dict[str, Any], arrays: dict[str, ArrayPart],
+              obj: Any, ctx: _Ctx) -> None:  # fmt: skip
+        fields["hessian_dim"] = int(value.shape[0])
+        arrays[fd.key] = ArrayPart(value, ("hess_row", "hess_col"))
+
+    def read(self, fd: Field, f: _Fields, a: _Arrays, ctx: _Ctx) -> Any:
+        dim = f.count("hessian_dim", 0)
+        if not a.has(fd.key):
+            return None
+        arr = a.arrays[fd.key]
+        a.used.add(fd.key)
+        # scrub rather than reject: wrong dtype/shape/size or non-finite -> empty
+        ok = isinstance(arr, np.ndarray) and arr.dtype.kind == "f" and arr.shape == (dim, dim)
+        return arr if ok else None
+
+
+def _json_float(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
 @register_record_type
 @dataclass(frozen=True, eq=False)
-class IteratePayload(FrozenArrays):
+class IteratePayload(Record):
     """Outer-iterate payload, schema 3 (spec §4.2).
 
     Parameters
@@ -1278,21 +1267,15 @@ class IteratePayload(FrozenArrays):
     hessian: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
     schema: int = ITERATE_PAYLOAD_SCHEMA
 
-    def __post_init__(self) -> None:
-        s = object.__setattr__
-        s(self, "rho", as_float_vector(self.rho, "IteratePayload.rho", finite=False))
-        s(self, "beta", as_float_vector(self.beta, "IteratePayload.beta", finite=False))
-        if isinstance(self.cost, (bool, np.bool_)) or not isinstance(
-            self.cost, (int, float, np.integer, np.floating)
-        ):
-            raise TypeError(f"IteratePayload.cost: expected a float, got {type(self.cost)}")
-        try:
-            s(self, "cost", float(self.cost))
-        except OverflowError:  # an int like 10**400
-            raise ValueError("IteratePayload.cost: int beyond the float64 range") from None
-        s(self, "eval_id", as_count(self.eval_id, "IteratePayload.eval_id"))
-        s(self, "hessian", _scrub_hessian(self.hessian))
-        s(self, "schema", as_count(self.schema, "IteratePayload.schema"))
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("rho", Array("rho", finite=False)),
+        # a non-finite cost is stored as JSON null and reads back as NaN
+        Field("cost", Kind(as_float_or_nan, dump=_json_float)),
+        Field("eval_id", _count()),
+        Field("beta", Array("coef", finite=False, absent=_readonly(np.empty(0)))),
+        Field("hessian", _HessianKind()),
+        Field("schema", _count()),
+    )
 
     @property
     def hessian_dim(self) -> int:
@@ -1381,53 +1364,6 @@ class IteratePayload(FrozenArrays):
             expected_dim,
             entry_iteration=entry_iteration,
         )
-
-    def to_parts(self) -> RecordParts:
-        """Fields and arrays for the store (see ``docs/architecture.md``)."""
-        fields = {
-            "schema": self.schema,
-            "cost": self.cost if math.isfinite(self.cost) else None,
-            "eval_id": self.eval_id,
-            "hessian_dim": self.hessian_dim,
-        }
-        arrays = {
-            "rho": _vec(self.rho, "rho"),
-            "beta": _vec(self.beta, "coef"),
-            "hessian": ArrayPart(self.hessian, ("hess_row", "hess_col")),
-        }
-        return RecordParts(fields, arrays)
-
-    @classmethod
-    def from_parts(cls, fields: Mapping[str, Any], arrays: Mapping[str, Any]) -> Self:
-        """Rebuild a payload; a malformed Hessian is scrubbed, not rejected."""
-        r = "IteratePayload"
-        f = _Fields(fields, r)
-        a = _Arrays(arrays, r)
-        cost_raw = f.raw("cost")
-        cost = math.nan if cost_raw is None else as_finite_float(cost_raw, f"{r}.cost")
-        hess_dim = f.count("hessian_dim", 0)
-        hessian: Any = None
-        if a.has("hessian"):
-            arr = a.arrays["hessian"]
-            a.used.add("hessian")
-            # scrub rather than reject: wrong dtype/shape/size or non-finite -> empty
-            if (
-                isinstance(arr, np.ndarray)
-                and arr.dtype.kind == "f"
-                and arr.ndim == 2
-                and arr.shape == (hess_dim, hess_dim)
-            ):
-                hessian = arr
-        out = cls(
-            rho=a.vector("rho", finite=False),
-            cost=cost,
-            eval_id=f.count("eval_id"),
-            beta=a.vector("beta", finite=False) if a.has("beta") else np.empty(0),
-            hessian=hessian,
-            schema=f.count("schema"),
-        )
-        a.finish()
-        return out
 
 
 def classify_entry(

@@ -13,6 +13,7 @@ PKG = Path(__file__).resolve().parents[1] / "gamstore"
 LAYERS: list[tuple[str, int]] = [
     ("gamstore.fingerprint", 0),
     ("gamstore._json", 1),
+    ("gamstore._validate", 1),  # validators shared by records, specs and the crate importer
     ("gamstore._version", 0),
     ("gamstore._redact", 0),
     ("gamstore.records", 1),

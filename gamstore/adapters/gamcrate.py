@@ -24,7 +24,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import logging
-import math
 import os
 import re
 import stat
@@ -34,6 +33,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from gamstore._validate import as_count, as_finite_float, is_finite_number
 
 log = logging.getLogger("gamstore.adapters.gamcrate")
 
@@ -317,13 +318,14 @@ def _uint(obj: Mapping[str, Any], name: str, *, default: int | None = None, bits
     value = obj[name]
     # u64 fields are capped at the int64 range gamstore stores (no crate value comes close)
     limit = MAX_INT if bits == 64 else _U32_MAX
-    if not _is_int(value) or value < 0 or value > limit:
+    try:  # JSON gives exact ints; as_count also refuses bools
+        return as_count(value, name, maximum=limit)
+    except (TypeError, ValueError):
         shown = repr(value) if not _is_int(value) or value.bit_length() < 128 else "a huge integer"
         raise _Reject(
             SKIP_INVALID_RECORD,
             f"field {name!r} must be a u{bits} integer (at most {limit}), got {shown:.80}",
-        )
-    return int(value)
+        ) from None
 
 
 def _typed(obj: Mapping[str, Any], name: str, kind: type, what: str, default: Any) -> Any:
@@ -348,25 +350,15 @@ def _bool(obj: Mapping[str, Any], name: str, *, default: bool | None = None) -> 
 
 def _finite(value: Any, name: str) -> float:
     # serde_json writes non-finite f64 as null, which the crate then cannot read back
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _Reject(SKIP_INVALID_RECORD, f"field {name!r} must be a finite number")
     try:
-        out = float(value)
-    except OverflowError:  # an integer literal such as 10**400
+        return as_finite_float(value, name)
+    except TypeError:
+        raise _Reject(SKIP_INVALID_RECORD, f"field {name!r} must be a finite number") from None
+    except ValueError:  # inf/nan, or an integer literal such as 10**400
         raise _Reject(SKIP_INVALID_RECORD, f"field {name!r} must be finite") from None
-    if not math.isfinite(out):
-        raise _Reject(SKIP_INVALID_RECORD, f"field {name!r} must be finite")
-    return out
 
 
-def _finite_number(value: Any) -> bool:
-    """True for a finite JSON number that converts to a finite float (10**400 does not)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except OverflowError:
-        return False
+_finite_number = is_finite_number
 
 
 def _float_list(
@@ -993,7 +985,7 @@ def to_record(entry: CrateEntry) -> Any:
     ValueError, TypeError
         When the gamstore record type refuses the values (naming the field).
     """
-    from gamstore import records  # the model layer; imported lazily (numpy only)
+    from gamstore import records  # the model layer; imported lazily
 
     p = entry.payload
     if entry.payload_kind == "inner":

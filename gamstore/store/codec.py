@@ -127,52 +127,9 @@ def _trusted_json(obj: Any) -> bytes:
     return _ENCODER.encode(obj).encode("utf-8")
 
 
-class _NotPlain(Exception):
-    """A value the fast path does not handle (it goes through _json.canonical instead)."""
-
-
-def _plain_copy(value: Any, depth: int) -> Any:
-    # Exact builtin types only; anything else (numpy scalars, tuples, mappings that are not
-    # dicts, non-finite floats, ints beyond int64, lone surrogates, non-str keys, deep nesting)
-    # leaves the fast path, so the result and every error are exactly those of _json.canonical.
-    t = type(value)
-    if t is str:
-        if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise _NotPlain from None
-        return value
-    if t is bool or value is None:
-        return value
-    if t is int:
-        if not _json.INT_MIN <= value <= _json.INT_MAX:
-            raise _NotPlain
-        return value
-    if t is float:
-        if not math.isfinite(value):
-            raise _NotPlain
-        return value
-    if depth >= _json.DEFAULT_MAX_DEPTH:
-        raise _NotPlain
-    if t is dict:
-        out = {}
-        for k, v in value.items():
-            if type(k) is not str:
-                raise _NotPlain
-            out[_plain_copy(k, depth)] = _plain_copy(v, depth + 1)
-        return out
-    if t is list:
-        return [_plain_copy(v, depth + 1) for v in value]
-    raise _NotPlain
-
-
 def _plain_fields(fields: Any) -> Any:
     """``_json.canonical(fields, root="record.fields")``, fast when fields are plain JSON."""
-    try:
-        return _plain_copy(fields, 0)
-    except _NotPlain:
-        return _json.canonical(fields, root="record.fields")
+    return _json.canonical_fast(fields, root="record.fields")
 
 
 _EMPTY_GROUP = _trusted_json({"attributes": {}, "node_type": "group", "zarr_format": 3})

@@ -20,12 +20,13 @@ Penalties come in six kinds, mirroring the seed's ``PenaltyMatrix``:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from gamstore._validate import as_count, as_finite_float, as_int_at_least, as_opt_finite_float
 
 __all__ = [
     "BlockSpec",
@@ -92,14 +93,6 @@ def _square(value: Any, field_name: str) -> np.ndarray:
     return arr
 
 
-def _non_negative_int(value: Any, field_name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{field_name}: expected a non-negative int, got {type(value).__name__}")
-    if int(value) < 0:
-        raise ValueError(f"{field_name}: expected a non-negative int, got {value}")
-    return int(value)
-
-
 @dataclass(frozen=True, eq=False)
 class DensePenalty:
     """A dense ``(p, p)`` penalty matrix ``S`` (the penalty is ``λ βᵀ S β``)."""
@@ -146,9 +139,9 @@ class BlockwisePenalty:
 
     def __post_init__(self) -> None:
         local = _square(self.local, "BlockwisePenalty.local")
-        start = _non_negative_int(self.col_start, "BlockwisePenalty.col_start")
-        end = _non_negative_int(self.col_end, "BlockwisePenalty.col_end")
-        total = _non_negative_int(self.total_dim, "BlockwisePenalty.total_dim")
+        start = as_count(self.col_start, "BlockwisePenalty.col_start")
+        end = as_count(self.col_end, "BlockwisePenalty.col_end")
+        total = as_count(self.total_dim, "BlockwisePenalty.total_dim")
         if not start <= end <= total:
             raise ValueError(
                 "BlockwisePenalty.col_start/col_end: expected 0 <= col_start <= col_end <= "
@@ -307,7 +300,7 @@ class BlockSpec:
         nullspace = tuple(
             d
             if type(d) is int and d >= 0
-            else _non_negative_int(d, f"BlockSpec({self.name!r}).nullspace_dims[{i}]")
+            else as_count(d, f"BlockSpec({self.name!r}).nullspace_dims[{i}]")
             for i, d in enumerate(self.nullspace_dims)
         )
         init: np.ndarray | None
@@ -341,20 +334,6 @@ class BlockSpec:
     def width(self) -> int:
         """Number of columns of the design (the block's reduced β width)."""
         return int(self.design.shape[1])
-
-
-def _check_pos_int(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"FitOptions.{name}: expected an int >= 1, got {value!r}")
-
-
-def _check_float(value: Any, name: str, *, optional: bool = False, finite: bool = True) -> None:
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, float | int):
-        raise TypeError(f"FitOptions.{name}: expected a float, got {type(value).__name__}")
-    if finite and not math.isfinite(value):
-        raise ValueError(f"FitOptions.{name}: expected a finite float, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -411,21 +390,21 @@ class FitOptions:
     """Further optimum-changing settings as ``(name, value-string)`` pairs, hashed in order."""
 
     def __post_init__(self) -> None:
-        _check_pos_int(self.inner_max_cycles, "inner_max_cycles")
-        _check_pos_int(self.outer_max_iter, "outer_max_iter")
-        _check_float(self.inner_tol, "inner_tol")
-        _check_float(self.outer_tol, "outer_tol")
-        _check_float(self.outer_rel_cost_tol, "outer_rel_cost_tol", optional=True)
-        _check_float(self.ridge_floor, "ridge_floor")
-        _check_float(self.early_exit_threshold, "early_exit_threshold", optional=True)
-        _check_float(self.jeffreys_tau, "jeffreys_tau")
+        as_int_at_least(self.inner_max_cycles, "FitOptions.inner_max_cycles", 1)
+        as_int_at_least(self.outer_max_iter, "FitOptions.outer_max_iter", 1)
+        as_finite_float(self.inner_tol, "FitOptions.inner_tol")
+        as_finite_float(self.outer_tol, "FitOptions.outer_tol")
+        as_opt_finite_float(self.outer_rel_cost_tol, "FitOptions.outer_rel_cost_tol")
+        as_finite_float(self.ridge_floor, "FitOptions.ridge_floor")
+        as_opt_finite_float(self.early_exit_threshold, "FitOptions.early_exit_threshold")
+        as_finite_float(self.jeffreys_tau, "FitOptions.jeffreys_tau")
         if not isinstance(self.ridge_policy, str):
             raise TypeError("FitOptions.ridge_policy: expected str")
         for flag in ("use_reml", "use_outer_hessian", "compute_covariance", "auto_outer_subsample"):
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"FitOptions.{flag}: expected bool")
         if self.outer_score_subsample is not None:
-            _check_pos_int(self.outer_score_subsample, "outer_score_subsample")
+            as_int_at_least(self.outer_score_subsample, "FitOptions.outer_score_subsample", 1)
         extra = tuple(self.extra)
         for i, item in enumerate(extra):
             if (
