@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import importlib
 import math
 import re
@@ -532,7 +533,14 @@ class Seq(Kind):
 def _dims_of(fd: Field, ctx: _Ctx) -> tuple[str, ...]:
     kind = fd.kind
     assert isinstance(kind, Array)
+    if kind.static:  # no "{i}" in the names: the common case, no formatting
+        return kind.dims
     return tuple(d.format(i=ctx.index) for d in kind.dims)
+
+
+@functools.cache
+def _field_map(cls: type) -> dict[str, Field]:
+    return {f.name: f for f in cls.FIELDS}  # type: ignore[attr-defined]
 
 
 class Array(Kind):
@@ -556,6 +564,7 @@ class Array(Kind):
     ) -> None:
         super().__init__()
         self.dims = dims
+        self.static = not any("{" in d for d in dims)
         self.finite = finite
         self.optional = optional
         self.flag_missing = flag_missing
@@ -575,8 +584,7 @@ class Array(Kind):
                 sibling = getattr(owner, self.share, None) if owner is not None else None
                 if isinstance(sibling, np.ndarray):
                     if sibling.shape == value.shape:
-                        table = {f.name: f for f in type(owner).FIELDS}
-                        return _dims_of(table[self.share], ctx)
+                        return _dims_of(_field_map(type(owner))[self.share], ctx)
                     break
         return _dims_of(fd, ctx)
 
