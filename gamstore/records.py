@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import functools
 import importlib
 import math
 import re
@@ -538,9 +537,14 @@ def _dims_of(fd: Field, ctx: _Ctx) -> tuple[str, ...]:
     return tuple(d.format(i=ctx.index) for d in kind.dims)
 
 
-@functools.cache
+_FIELD_MAPS: dict[type, dict[str, Field]] = {}
+
+
 def _field_map(cls: type) -> dict[str, Field]:
-    return {f.name: f for f in cls.FIELDS}  # type: ignore[attr-defined]
+    found = _FIELD_MAPS.get(cls)
+    if found is None:
+        found = _FIELD_MAPS[cls] = {f.name: f for f in cls.FIELDS}  # type: ignore[attr-defined]
+    return found
 
 
 class Array(Kind):
