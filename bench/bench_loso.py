@@ -299,6 +299,83 @@ def floor_row(family: str, n: int, subjects: int, reps: int) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+KEY_PATH_HEAD = (
+    "| data | folds timed | fold key ms: built design (v1) / inputs, from the leaves (v2) "
+    "| warm path ms (key + lookups + transfer): v1 / v2 | v2 / v1 "
+    "| leaves of the full data, once per run ms | plain-fit key of the full data ms |\n"
+    "|---|---|---|---|---|---|---|"
+)
+
+
+def key_path_row(family: str, n: int, subjects: int, folds: int, reps: int) -> str:
+    """A LOSO fold's warm path, keyed the old way and the new way, side by side.
+
+    v1 is ``WarmContext`` without an input key: the block key hashes the fold's built design
+    (``block_key`` of its specs, plus the likelihood fingerprint of y and the weights). v2 is
+    what ``GAM.fit(..., row_blocks=...)`` does in a LOSO fold: the key from the full data's
+    per-subject digests minus the held-out subject (``fit_key``), then the same lookups. Both
+    on the same prepared fold problem and the same read-only store holding the full-data fit;
+    interleaved, best of ``reps`` per part and fold.
+    """
+    from gamstore.fit.inputkey import fit_key
+    from gamstore.fit.warm import LikelihoodKey, WarmContext, block_specs, fit_options
+    from gamstore.loso.folds import fold_train
+    from gamstore.warmstart.keys import block_key
+
+    df = simulate(family, n=n, n_subjects=subjects)
+    model = GAM([s("x0"), s("x1"), s("x2")], family=family)
+    tot = dict.fromkeys(("key1", "key2", "path1", "path2"), 0.0)
+    with tempfile.TemporaryDirectory(prefix="gamstore-bench-keys-") as tmp:
+        full = model.fit(df, y="y", store=open_store(tmp))
+        ro = open_store(tmp, read_only=True)
+        t_leaves, digests = _best_of(lambda: model.row_block_digests(df, "y", groups="subj"), reps)
+        t_plain, _ = _best_of(lambda: fit_key(model, df, "y", None, None, None, None), reps)
+        order = tuple(sorted(df["subj"].unique().tolist()))
+        opts = fit_options(model.control)
+        for subj in order[:folds]:
+            held = (df["subj"] == subj).to_numpy()
+            train = fold_train(df, "subj", held, order)
+            prob, _ = model.prepare(train, "y", knots=full.knots)
+            part = digests.without(subj)
+
+            def key1(prob: Any = prob) -> str:
+                return block_key(LikelihoodKey(prob), block_specs(prob), opts)
+
+            def key2(train: Any = train, part: Any = part) -> str:
+                return fit_key(model, train, "y", None, None, full.knots, part)
+
+            def path1(prob: Any = prob) -> Any:
+                return WarmContext(prob, ro, model.control).find_start()
+
+            def path2(prob: Any = prob, key2: Any = key2) -> Any:
+                return WarmContext(prob, ro, model.control, key2()).find_start()
+
+            best = dict.fromkeys(tot, float("inf"))
+            for _ in range(reps):  # interleaved: the same machine state for both
+                for name, fn in (
+                    ("key1", key1),
+                    ("key2", key2),
+                    ("path1", path1),
+                    ("path2", path2),
+                ):
+                    t0 = time.perf_counter()
+                    fn()
+                    best[name] = min(best[name], time.perf_counter() - t0)
+            for name in tot:
+                tot[name] += best[name]
+    k = float(folds)
+    cells = [
+        f"{family} n={n} S={subjects}",
+        str(folds),
+        f"{1e3 * tot['key1'] / k:.2f} / {1e3 * tot['key2'] / k:.3f}",
+        f"{1e3 * tot['path1'] / k:.2f} / {1e3 * tot['path2'] / k:.2f}",
+        f"**{tot['path2'] / tot['path1']:.2f}**",
+        f"{1e3 * t_leaves:.1f}",
+        f"{1e3 * t_plain:.1f}",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
 def _has_tabulate() -> bool:
     try:
         import tabulate  # noqa: F401
@@ -324,6 +401,12 @@ def main() -> None:
         "--repeat", type=int, default=3, help="LOSO repeats per variant; per fit the fastest"
     )
     ap.add_argument(
+        "--key-path",
+        action="store_true",
+        help="only time a fold's warm path keyed by its built design (v1) against keyed by "
+        "its inputs from per-subject digests (v2), n = 2000 and n = 100 000",
+    )
+    ap.add_argument(
         "--stores",
         nargs="+",
         default=["local", "local-readonly", "memory"],
@@ -332,6 +415,14 @@ def main() -> None:
         "save_folds=False (folds only read the full-data fit), an in-memory store",
     )
     args = ap.parse_args()
+    if args.key_path:
+        print("### A LOSO fold's warm path: key of the built design vs key of the inputs\n")
+        print(KEY_PATH_HEAD)
+        for family in args.families:
+            print(key_path_row(family, 2000, 10, 10, 5))
+        print(key_path_row("gaussian", 100_000, 100, 5, 3))
+        print(key_path_row("poisson", 100_000, 100, 5, 3))
+        return
     print("### LOSO: cold (initial.sp) vs warm (full-data fit from the store)\n")
     print(
         f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, one process, "

@@ -132,7 +132,7 @@ def test_wrong_exact_record_only_costs_speed(family: str) -> None:
     df, model, store = _data(family), _model(family), _store()
     cold = model.fit(df, y="y")
     prob, _ = model.prepare(df, "y")
-    ctx = WarmContext(prob, store, model.control)
+    ctx = WarmContext(prob, store, model.control, model.store_key(df, "y"))
     assert ctx.find_start() is None  # cold
     rng = np.random.default_rng(0)
     bad_beta = split_beta(prob.design, rng.normal(scale=3.0, size=prob.design.p))
@@ -155,7 +155,7 @@ def test_wrong_session_final_only_costs_speed(family: str) -> None:
     df, model, store = _data(family), _model(family), _store()
     cold = model.fit(df, y="y")
     prob, _ = model.prepare(df, "y")
-    ctx = WarmContext(prob, store, model.control)
+    ctx = WarmContext(prob, store, model.control, model.store_key(df, "y"))
     ctx.session.begin(prob.design.n_sp)
     wrong_rho = cold.rho - 4.0
     wrong_beta = np.full(prob.design.p, 2.5)
@@ -317,7 +317,7 @@ def test_foreign_record_under_the_key_is_ignored() -> None:
     df, model, store = _data("poisson"), _model("poisson"), _store()
     cold = model.fit(df, y="y")
     prob, _ = model.prepare(df, "y")
-    ctx = WarmContext(prob, store, model.control)
+    ctx = WarmContext(prob, store, model.control, model.store_key(df, "y"))
     ctx.find_start()
     assert ctx.key is not None
     foreign = BlockWarmStartRecord(
@@ -373,8 +373,9 @@ def test_store_of_the_wrong_type_is_a_type_error() -> None:
 
 
 def test_warm_fold_does_each_lookup_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A fold hashes its design once (block and session keys share it), reads the parent
-    artifact once, and writes only its block record."""
+    """A fold derives its key once from its inputs (block and session keys share it) and
+    never hashes its built design, reads the parent artifact once, and writes only its
+    block record."""
     import gamstore.warmstart.blocks as blocks_mod
     import gamstore.warmstart.keys as keys_mod
     import gamstore.warmstart.plan as plan_mod
@@ -385,12 +386,17 @@ def test_warm_fold_does_each_lookup_once(monkeypatch: pytest.MonkeyPatch) -> Non
     full = model.fit(df, y="y", store=store)
     fold = df[df["subj"] != 4]
     cold = model.fit(fold, y="y", knots=full.knots)
-    calls: dict[str, int] = {"block_key": 0, "lookup_latest": 0}
+    calls: dict[str, int] = {"block_key": 0, "input_block_key": 0, "lookup_latest": 0}
     real_key, real_latest = keys_mod.block_key, type(store).lookup_latest
+    real_input = keys_mod.input_block_key
 
     def counting_key(*a: Any, **k: Any) -> str:
         calls["block_key"] += 1
         return real_key(*a, **k)
+
+    def counting_input(*a: Any, **k: Any) -> str:
+        calls["input_block_key"] += 1
+        return real_input(*a, **k)
 
     def counting_latest(self: Any, keyspace: str, key: str) -> Any:
         calls["lookup_latest"] += keyspace == "artifact"
@@ -399,12 +405,13 @@ def test_warm_fold_does_each_lookup_once(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(keys_mod, "block_key", counting_key)
     monkeypatch.setattr(blocks_mod, "block_key", counting_key)
     monkeypatch.setattr(plan_mod, "block_key", counting_key)
+    monkeypatch.setattr(keys_mod, "input_block_key", counting_input)
     monkeypatch.setattr(type(store), "lookup_latest", counting_latest)
     before = {ks: len(list(store.entries(ks))) for ks in ("block", "outer", "artifact")}
     res = model.fit(fold, y="y", knots=full.knots, store=store)
     assert res.warm == "cross-fit"
     assert_same_optimum(res, cold)
-    assert calls == {"block_key": 1, "lookup_latest": 1}
+    assert calls == {"block_key": 0, "input_block_key": 1, "lookup_latest": 1}
     after = {ks: len(list(store.entries(ks))) for ks in ("block", "outer", "artifact")}
     assert after == {**before, "block": before["block"] + 1}
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal, NamedTuple, overload
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 
 import numpy as np
 
@@ -42,6 +42,9 @@ from gamstore.fit.inference import (
 from gamstore.fit.newton import InnerCap, NewtonControl, NewtonResult, OnIterate, newton
 from gamstore.fit.reml import Problem, RemlEval, edf_per_block, fletcher_scale
 from gamstore.fit.startcheck import StartCheck, StartCheckPolicy, as_policy
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gamstore.warmstart.keys import RowBlockDigests
 
 logger = logging.getLogger("gamstore.fit")
 
@@ -518,6 +521,64 @@ class GAM:
                 cols.setdefault(spec, role)
         return cols
 
+    def row_block_digests(
+        self,
+        data: Any,
+        y: str | tuple[str, str] = "y",
+        weights: Any = None,
+        offset: Any = None,
+        *,
+        groups: str | None = None,
+    ) -> RowBlockDigests:
+        """Digests of the columns a fit of ``data`` reads, one per row block.
+
+        Pass them back as ``fit(..., row_blocks=...)`` (of this data, or of the data minus
+        some blocks: ``digests.without(label)``) and the store key is derived from them in
+        O(blocks) instead of hashing the rows (see :mod:`gamstore.fit.inputkey`).
+
+        Parameters
+        ----------
+        data, y, weights, offset
+            As for :meth:`fit`.
+        groups : str, optional
+            A column of group labels (e.g. subjects): one block per label, in canonical
+            order (labels sorted; each group's rows in data order). A fit given these
+            digests must read its rows in that order. None: one block, the rows as given.
+
+        Returns
+        -------
+        gamstore.warmstart.keys.RowBlockDigests
+        """
+        from gamstore.fit.inputkey import data_digests
+
+        return data_digests(self, data, y, weights, offset, groups=groups)
+
+    def store_key(
+        self,
+        data: Any,
+        y: str | tuple[str, str] = "y",
+        weights: Any = None,
+        offset: Any = None,
+        knots: Mapping[str, Any] | None = None,
+        *,
+        row_blocks: RowBlockDigests | None = None,
+    ) -> str:
+        """The exact key ``"cf-<16 hex>"`` under which ``fit(data, ..., store=...)`` looks
+        up and saves its block record (its session keys derive from it).
+
+        A digest of the fit's inputs: the columns it reads, the model, the knots and the
+        fitter settings (:mod:`gamstore.fit.inputkey`), never the built design.
+
+        Raises
+        ------
+        ValueError, TypeError
+            For data the fit itself would refuse, or ``row_blocks`` of other data.
+        """
+        from gamstore.fit.inputkey import fit_key
+
+        self.prepare(data, y, weights, offset, knots)  # the fit's own checks first
+        return fit_key(self, data, y, weights, offset, knots, row_blocks)
+
     def complete_rows(
         self, data: Any, y: Any, weights: Any = None, offset: Any = None
     ) -> np.ndarray | None:
@@ -623,6 +684,7 @@ class GAM:
         inner_cap: InnerCap | None = None,
         on_iterate: OnIterate | None = None,
         raw_rows: RawRows | None = None,
+        row_blocks: RowBlockDigests | None = None,
     ) -> FitResult:
         """Fit by REML.
 
@@ -655,18 +717,39 @@ class GAM:
             Raw basis rows already evaluated on a larger data set these rows come from (a
             LOSO fold: ``gamstore.fit.foldview.FullRawBases(full_data).rows(keep)``); the
             fit is the same, only the basis evaluation is skipped.
+        row_blocks : RowBlockDigests or None
+            With a store: digests of ``data`` made earlier by :meth:`row_block_digests`
+            (e.g. the full data's minus one subject, as ``run_loso`` passes to each fold),
+            in the row order of ``data``; the store key is then derived from them without
+            hashing the data. They must describe ``data`` exactly: the columns and row count
+            are checked, the values are not (wrong digests cannot change the answer, every
+            warm start is recertified, but they can cost one). None: the data is hashed.
 
         Returns
         -------
         FitResult
+
+        Raises
+        ------
+        ValueError
+            When ``row_blocks`` are digests of other columns or another row count.
         """
         t0 = time.perf_counter()
+        if row_blocks is not None:
+            from gamstore.warmstart.keys import RowBlockDigests
+
+            if not isinstance(row_blocks, RowBlockDigests):
+                raise TypeError(
+                    "row_blocks: expected RowBlockDigests (from GAM.row_block_digests), "
+                    f"got {type(row_blocks).__name__}"
+                )
         prob, off_col = self.prepare(data, y, weights, offset, knots, raw_rows)
         if store is not None and rho0 is None and beta0 is None:
             from gamstore.fit.warm import fit_with_store
 
+            key = self._input_key(data, y, weights, offset, knots, row_blocks)
             with self._provenance(y, prob):
-                res = fit_with_store(self, prob, off_col, store, t0, inner_cap, on_iterate)
+                res = fit_with_store(self, prob, off_col, store, t0, inner_cap, on_iterate, key=key)
         else:
             start_rho, start_beta, label = self._explicit_start(prob.design, rho0, beta0)
             nres = self.run(prob, start_rho, start_beta, inner_cap=inner_cap, on_iterate=on_iterate)
@@ -674,6 +757,31 @@ class GAM:
         cols = response_columns(y)
         res._response = cols[0] if len(cols) == 1 else f"cbind({cols[0]}, {cols[1]} - {cols[0]})"
         return res
+
+    def _input_key(
+        self,
+        data: Any,
+        y: Any,
+        weights: Any,
+        offset: Any,
+        knots: Mapping[str, Any] | None,
+        row_blocks: RowBlockDigests | None,
+    ) -> str | None:
+        """The fit's store key from its inputs; None (the fit keys its built design
+        instead) if the inputs cannot be hashed: a key problem never fails a fit."""
+        from gamstore.fit.inputkey import fit_key
+
+        try:
+            return fit_key(self, data, y, weights, offset, knots, row_blocks)
+        except ValueError:
+            if row_blocks is not None:
+                raise  # the caller's digests do not describe the data
+            logger.info("input key unavailable; keying the built design", exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - e.g. a column type nobody hashes
+            logger.info(
+                "input key unavailable (%s: %s); keying the built design", type(exc).__name__, exc
+            )
+        return None
 
     def _provenance(self, y: Any, prob: Problem) -> AbstractContextManager[Any]:
         """Provenance of the entries this fit saves: response, covariates, rows, run id

@@ -67,9 +67,11 @@ class LikelihoodKey:
     """The warm-start layer's view of a family: its name and a fingerprint of the
     likelihood inputs that are not in the block specs (response and prior weights)."""
 
-    def __init__(self, prob: Problem) -> None:
+    def __init__(self, prob: Problem, digest: str | None = None) -> None:
         self._prob = prob
-        self._digest: str | None = None  # the inputs are fixed: hash them once per fit
+        # the inputs are fixed: hash them once per fit; a fit keyed by its inputs passes the
+        # fingerprint derived from its input key (which covers response, weights and link)
+        self._digest: str | None = digest
 
     @property
     def name(self) -> str:
@@ -234,12 +236,20 @@ class WarmContext:
     warm-start orchestrator (:class:`gamstore.warmstart.plan.FitWarmStart`), which owns the
     store, the keys and the lookup order."""
 
-    def __init__(self, prob: Problem, store: Any, control: NewtonControl) -> None:
+    def __init__(
+        self, prob: Problem, store: Any, control: NewtonControl, key: str | None = None
+    ) -> None:
+        from gamstore.warmstart.keys import input_likelihood_fingerprint
         from gamstore.warmstart.plan import FitWarmStart
 
         self.prob = prob
-        self.family = LikelihoodKey(prob)
-        self.plan = FitWarmStart(store, self.family, block_specs(prob), fit_options(control))
+        # key: the fit's block key from its inputs (gamstore.fit.inputkey); None keys the
+        # built design (block_key of the specs), e.g. for a Problem built by hand
+        digest = None if key is None else input_likelihood_fingerprint(key)
+        self.family = LikelihoodKey(prob, digest)
+        self.plan = FitWarmStart(
+            store, self.family, block_specs(prob), fit_options(control), key=key
+        )
         self.ws: WarmStartStore = self.plan.ws
 
     @property
@@ -368,8 +378,13 @@ def fit_with_store(
     t0: float,
     inner_cap: InnerCap | None,
     on_iterate: OnIterate | None,
+    *,
+    key: str | None = None,
 ) -> FitResult:
     """Fit with warm starts from ``store`` (see the module docstring).
+
+    ``key`` is the fit's block key from its inputs (:func:`gamstore.fit.inputkey.fit_key`);
+    None keys the built design instead.
 
     Raises
     ------
@@ -385,7 +400,7 @@ def fit_with_store(
     ctx: WarmContext | None = None
     start: BlockWarmStart | None = None
     try:
-        ctx = WarmContext(prob, store, model.control)
+        ctx = WarmContext(prob, store, model.control, key)
         start = ctx.find_start()
     except UnsupportedFamilyError:
         raise  # the one documented configuration error

@@ -53,6 +53,12 @@ class FoldTask:
     #: read the fold's raw basis rows from the full data's (gamstore.fit.foldview) instead
     #: of evaluating them: the same design; False is the plain rebuild (the reference path)
     reuse_design: bool = True
+    #: the subjects in canonical order (gamstore.fit.inputkey): the fold fits the remaining
+    #: subjects' rows in this order, each subject's rows in data order; None: data order
+    order: tuple[Any, ...] | None = None
+    #: digests of the full data per subject (GAM.row_block_digests); the fold's store key is
+    #: derived from them minus the held-out subject, without hashing a row
+    row_blocks: Any = None
 
 
 @dataclass
@@ -277,6 +283,38 @@ def _predict_heldout(res: Any, test: pd.DataFrame, out: FoldOutcome) -> None:
     out.se_response = np.asarray(resp[1], dtype=np.float64)
 
 
+def fold_positions(
+    data: pd.DataFrame, subject_column: str, held: np.ndarray, order: tuple[Any, ...] | None
+) -> np.ndarray:
+    """Positions in ``data`` of the rows a fold fits, in the order it fits them.
+
+    All but the held-out rows, subjects in canonical ``order`` (the order its store key
+    describes, :mod:`gamstore.fit.inputkey`), each subject's rows in data order; data already
+    grouped by subject in that order (the usual case) is only filtered. ``order=None``: data
+    order.
+    """
+    if order is not None:
+        col = data[subject_column]
+        try:
+            grouped = list(order) == sorted(order) and bool(col.is_monotonic_increasing)
+        except TypeError:  # labels of mixed types: the general path
+            grouped = False
+        if not grouped:
+            from gamstore.fit.inputkey import canonical_blocks
+
+            _, perm = canonical_blocks(col.to_numpy(), list(order))
+            if perm is not None:
+                return perm[~held[perm]]
+    return np.flatnonzero(~held)
+
+
+def fold_train(
+    data: pd.DataFrame, subject_column: str, held: np.ndarray, order: tuple[Any, ...] | None
+) -> pd.DataFrame:
+    """The rows a fold fits, as a frame (see :func:`fold_positions`)."""
+    return data.iloc[fold_positions(data, subject_column, held, order)].reset_index(drop=True)
+
+
 def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) -> FoldOutcome:
     """Fit one fold (all rows but the held-out subject's) and score the held-out rows.
 
@@ -303,7 +341,8 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
     )
     try:
         held = (data[task.subject_column] == task.subject).to_numpy()
-        train = data.loc[~held].reset_index(drop=True)
+        keep = fold_positions(data, task.subject_column, held, task.order)
+        train = data.iloc[keep].reset_index(drop=True)
         test = data.loc[held].reset_index(drop=True)
         out.train_n, out.heldout_n = len(train), len(test)
         check_identifiable(model, train, task.subject, test)
@@ -317,9 +356,11 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
         extra: dict[str, Any] = {
             k: v for k, v in (("weights", task.weights), ("offset", task.offset)) if v
         }
-        raw_rows = fold_raw_rows(data, model, held) if task.reuse_design else None
+        raw_rows = fold_raw_rows(data, model, keep) if task.reuse_design else None
         if raw_rows is not None:
             extra["raw_rows"] = raw_rows
+        if task.row_blocks is not None and fit_store is not None:
+            extra["row_blocks"] = task.row_blocks.without(task.subject)
         with fold_provenance(task.subject_column, task.subject, task.run_id):
             res = model.fit(train, y=task.y, knots=task.knots, store=fit_store, **extra)
         out.wall_time = time.perf_counter() - t0
@@ -355,7 +396,7 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
     return out
 
 
-def fold_raw_rows(data: pd.DataFrame, model: Any, held: np.ndarray) -> Any:
+def fold_raw_rows(data: pd.DataFrame, model: Any, keep: np.ndarray) -> Any:
     """The fold's rows of the full data's raw bases, for ``GAM.fit(raw_rows=...)``.
 
     The full raw bases are evaluated once per process and data set (a worker: on its first
@@ -367,7 +408,7 @@ def fold_raw_rows(data: pd.DataFrame, model: Any, held: np.ndarray) -> Any:
 
     if not isinstance(model, GAM):
         return None
-    return shared_raw_bases(data).rows(np.flatnonzero(~held))
+    return shared_raw_bases(data).rows(keep)  # the fold's rows, in the order it fits them
 
 
 def _record_check(out: FoldOutcome, res: Any) -> None:

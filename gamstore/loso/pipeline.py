@@ -117,6 +117,22 @@ def _row_info(
     }
 
 
+def _row_blocks(
+    model: Any, frame: pd.DataFrame, y: Any, weights: str | None, offset: str | None, subject: str
+) -> Any:
+    """Per-subject digests of the data for the store keys, when the model makes them
+    (``GAM.row_block_digests``); None otherwise, or when they cannot be made (the fits then
+    hash their own data: a key problem never fails a run)."""
+    make = getattr(model, "row_block_digests", None)
+    if not callable(make):
+        return None
+    try:
+        return make(frame, y, weights, offset, groups=subject)
+    except Exception as exc:  # noqa: BLE001 - the full-data fit reports bad input itself
+        logger.info("LOSO: per-subject digests unavailable (%s: %s)", type(exc).__name__, exc)
+        return None
+
+
 def _executor_kind(executor: Any) -> str:
     if executor is None or executor == "serial":
         return "serial"
@@ -315,8 +331,9 @@ def run_loso(
             spec = _worker_spec(store_obj, storage_options, read_only=not save_folds)
 
         t0 = time.perf_counter()
-        extra = {k: v for k, v in (("weights", weights), ("offset", offset)) if v}
+        extra: dict[str, Any] = {k: v for k, v in (("weights", weights), ("offset", offset)) if v}
         with fold_provenance(subject, None, run_id):
+            # the full-data fit is a plain fit (the same key as model.fit(data) by hand)
             full_res = model.fit(frame, y=y, knots=None, store=store_obj, **extra)
         full = _fit_summary(full_res, time.perf_counter() - t0)
         knots = {str(k): np.asarray(v, dtype=np.float64) for k, v in dict(full_res.knots).items()}
@@ -330,6 +347,12 @@ def run_loso(
             full["warm_source"],
         )
 
+        # every fold reads its rows in canonical order (subjects sorted, each subject's rows
+        # in data order), so its store key comes from the full data's per-subject digests
+        # minus its own subject, O(subjects) (gamstore.fit.inputkey)
+        row_blocks = None
+        if store_obj is not None and "warm" in starts:
+            row_blocks = _row_blocks(model, frame, y, weights, offset, subject)
         tasks = [
             FoldTask(
                 subject=s,
@@ -343,6 +366,8 @@ def run_loso(
                 offset=offset,
                 run_id=run_id,
                 reuse_design=reuse_designs,
+                order=tuple(subjects),
+                row_blocks=row_blocks if mode == "warm" else None,
             )
             for s in subjects
             for mode in starts

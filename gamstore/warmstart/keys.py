@@ -15,6 +15,11 @@ walls off old entries:
   (structure + options only), shared by every fold of a LOSO run.
 * :func:`likelihood_fingerprint` - a helper for families: a 64-hex digest of the response,
   weights and other likelihood inputs, for ``warm_start_fingerprint``.
+* :func:`input_block_key` - the block key of a fitter that builds its own design from data
+  (``gamstore.fit.GAM``): a digest of the model's description and of the data's
+  :class:`RowBlockDigests` (one leaf per row block, e.g. per LOSO subject, combined in
+  order), never of the built design; a fold's key is derived from the full data's leaves in
+  O(blocks) (:meth:`RowBlockDigests.without`). Key version :data:`KEY_VERSION`.
 
 Arrays are hashed by value (dtype, shape, values in logical C order with -0.0 and NaN
 canonicalised), so F-ordered, strided or byte-swapped copies of the same values give the same
@@ -31,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gamstore.fingerprint import Fingerprinter, StreamRecorder
+from gamstore.fingerprint import DIGEST_SIZE, Fingerprint, Fingerprinter, StreamRecorder
 from gamstore.records import SCHEMA_TAG
 from gamstore.warmstart.specs import (
     BlockSpec,
@@ -50,14 +55,23 @@ from gamstore.warmstart.specs import (
 
 __all__ = [
     "BLOCK_KEY_NAMESPACE",
+    "BLOCK_KEY_RE",
+    "INPUT_KEY_NAMESPACE",
+    "KEY_VERSION",
     "SCHEMA_TAG",
+    "RowBlockDigests",
     "SessionKeys",
     "UnsupportedFamilyError",
     "block_key",
     "check_specs",
     "exact_session_key",
     "family_fingerprint",
+    "input_block_key",
+    "input_likelihood_fingerprint",
+    "label_text",
+    "leaf_digest",
     "likelihood_fingerprint",
+    "row_block_digests",
     "session_keys",
 ]
 
@@ -66,7 +80,8 @@ BLOCK_KEY_NAMESPACE = "gamstore-persistent-block-warm-start"
 _SESSION_EXACT_NAMESPACE = "gamstore-outer-session-exact"
 _SESSION_SEED_NAMESPACE = "gamstore-outer-session-seed"
 _LIKELIHOOD_DOMAIN = "gamstore-likelihood-fingerprint-v1"
-_BLOCK_KEY_RE = re.compile(r"cf-[0-9a-f]{16}")
+#: the shape of a block key, ``"cf-<16 hex>"``
+BLOCK_KEY_RE = re.compile(r"cf-[0-9a-f]{16}")
 _F64_BITS = struct.Struct("<d")
 _U64 = struct.Struct("<Q")
 
@@ -413,7 +428,7 @@ def exact_session_key(
     if block_key_hint is None:
         bkey = block_key(family, blocks, options)
     else:
-        if not isinstance(block_key_hint, str) or not _BLOCK_KEY_RE.fullmatch(block_key_hint):
+        if not isinstance(block_key_hint, str) or not BLOCK_KEY_RE.fullmatch(block_key_hint):
             raise ValueError(
                 f"block_key_hint: expected a 'cf-<16 hex>' block key, got {block_key_hint!r}"
             )
@@ -518,3 +533,230 @@ def _absorb_scalars(
                 f"scalars[{key!r}]: expected str, int, float, bool or None, "
                 f"got {type(sval).__name__}"
             )
+
+
+# --------------------------------------------------------------------------------------------
+# keys from a fit's inputs (issue 17 item 1): per-row-block data digests, Merkle-combined
+# --------------------------------------------------------------------------------------------
+
+#: version of the input-derived keys (bumped once, when keys stopped hashing built designs:
+#: every key of the built-in fitter written before is a miss, which is harmless)
+KEY_VERSION = 2
+INPUT_KEY_NAMESPACE = "gamstore-input-fit-key"
+_LEAF_NAMESPACE = "gamstore-row-block-leaf"
+_ROOT_NAMESPACE = "gamstore-row-blocks-root"
+_INPUT_LIKELIHOOD_NAMESPACE = "gamstore-likelihood-of-input-key"
+
+
+def label_text(label: object) -> str:
+    """The text a row block's label is hashed as: ``"<type>:<repr>"``.
+
+    numpy scalars count as the Python value they hold (``np.int64(3)`` is ``"int:3"``), so a
+    label read from a column and the same label typed by hand agree; ``3``, ``3.0`` and
+    ``"3"`` are three different labels.
+    """
+    if isinstance(label, np.generic):
+        label = label.item()
+    return f"{type(label).__name__}:{label!r}"
+
+
+@dataclass(frozen=True)
+class RowBlockDigests:
+    """Digests of a fit's data, one per row block, in the row order the fit reads.
+
+    A leaf is the BLAKE3 digest of one block's rows of every hashed column (:func:`leaf_digest`);
+    the data digest (:meth:`root`) hashes the column names and, per block in order, its label,
+    its row count and its leaf. Dropping a block (a LOSO fold: the full data minus one
+    subject) is :meth:`without`, O(blocks): no row is hashed again.
+
+    Attributes
+    ----------
+    columns : tuple of str
+        Names of the hashed columns, sorted.
+    labels : tuple of str
+        Per block, its label as :func:`label_text`.
+    sizes : tuple of int
+        Rows per block.
+    leaves : tuple of bytes
+        Per block, its 32-byte leaf digest.
+    """
+
+    columns: tuple[str, ...]
+    labels: tuple[str, ...]
+    sizes: tuple[int, ...]
+    leaves: tuple[bytes, ...]
+
+    def __post_init__(self) -> None:
+        if not (len(self.labels) == len(self.sizes) == len(self.leaves)):
+            raise ValueError(
+                f"RowBlockDigests: labels, sizes and leaves must have one entry per block, got "
+                f"{len(self.labels)}, {len(self.sizes)} and {len(self.leaves)}"
+            )
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("RowBlockDigests.labels: a label occurs twice")
+        if any(not isinstance(s, int) or s < 0 for s in self.sizes):
+            raise ValueError("RowBlockDigests.sizes: expected non-negative integers")
+        if any(not isinstance(b, bytes) or len(b) != DIGEST_SIZE for b in self.leaves):
+            raise ValueError(f"RowBlockDigests.leaves: expected {DIGEST_SIZE}-byte digests")
+        if list(self.columns) != sorted(set(self.columns)):
+            raise ValueError("RowBlockDigests.columns: expected sorted, distinct names")
+
+    @property
+    def n_rows(self) -> int:
+        """Total rows over the blocks."""
+        return sum(self.sizes)
+
+    def without(self, label: object) -> RowBlockDigests:
+        """The digests of the same data minus the block ``label`` (order kept).
+
+        Raises
+        ------
+        KeyError
+            If no block has that label.
+        """
+        text = label_text(label)
+        try:
+            i = self.labels.index(text)
+        except ValueError:
+            raise KeyError(f"RowBlockDigests.without: no block labelled {text!r}") from None
+        return RowBlockDigests(
+            self.columns,
+            self.labels[:i] + self.labels[i + 1 :],
+            self.sizes[:i] + self.sizes[i + 1 :],
+            self.leaves[:i] + self.leaves[i + 1 :],
+        )
+
+    def root(self) -> Fingerprint:
+        """The data digest: columns, then (label, rows, leaf) of every block in order."""
+        fp = Fingerprinter().write_str(_ROOT_NAMESPACE).write_usize(KEY_VERSION)
+        fp.write_usize(len(self.columns))
+        for name in self.columns:
+            fp.write_str(name)
+        fp.write_usize(len(self.leaves))
+        for text, size, leaf in zip(self.labels, self.sizes, self.leaves, strict=True):
+            fp.write_str(text).write_usize(size).write_bytes(leaf)
+        return fp.finalize()
+
+
+def leaf_digest(columns: Mapping[str, np.ndarray], rows: slice | np.ndarray | None = None) -> bytes:
+    """The 32-byte leaf digest of one row block: its row count, then per column (sorted by
+    name) the name and the array encoding of ``column[rows]`` (dtype, shape, values).
+
+    Parameters
+    ----------
+    columns : mapping of str to ndarray
+        Equal-length 1-D arrays (numeric or boolean; encode anything else as numbers first).
+    rows : slice or integer index array, optional
+        The block's rows, in the order the fit reads them; None: every row.
+    """
+    names = sorted(columns)
+    fp = Fingerprinter().write_str(_LEAF_NAMESPACE).write_usize(len(names))
+    n_block: int | None = None
+    for name in names:
+        col = columns[name]
+        part = col if rows is None else col[rows]
+        if n_block is None:
+            n_block = int(part.shape[0])
+            fp.write_usize(n_block)
+        fp.write_str(name).write_array(part)
+    return fp.finalize().digest
+
+
+def row_block_digests(
+    columns: Mapping[str, np.ndarray],
+    blocks: Sequence[tuple[object, slice | np.ndarray]] | None = None,
+) -> RowBlockDigests:
+    """Hash a fit's data once per row block (the leaves of :class:`RowBlockDigests`).
+
+    Parameters
+    ----------
+    columns : mapping of str to ndarray
+        Every column the fit reads, as equal-length 1-D numeric or boolean arrays.
+    blocks : sequence of (label, rows), optional
+        The blocks in the fit's row order (``rows``: a slice or an integer index array into
+        the columns). None: one block labelled None holding every row (a plain fit).
+
+    Returns
+    -------
+    RowBlockDigests
+
+    Raises
+    ------
+    ValueError
+        If the columns have different lengths or are not 1-D.
+    """
+    lengths = {name: np.shape(col) for name, col in columns.items()}
+    if any(len(shape) != 1 for shape in lengths.values()):
+        raise ValueError(f"columns: expected 1-D arrays of shape (n,), got shapes {lengths}")
+    if len({shape[0] for shape in lengths.values()}) > 1:
+        raise ValueError(f"columns: expected one common length (n,), got shapes {lengths}")
+    n = next(iter(lengths.values()))[0] if lengths else 0
+    if blocks is None:
+        blocks = [(None, slice(0, n))]
+    labels, sizes, leaves = [], [], []
+    for label, rows in blocks:
+        labels.append(label_text(label))
+        leaves.append(leaf_digest(columns, rows))
+        sizes.append(len(range(*rows.indices(n))) if isinstance(rows, slice) else len(rows))
+    return RowBlockDigests(tuple(sorted(columns)), tuple(labels), tuple(sizes), tuple(leaves))
+
+
+def input_block_key(
+    family: str,
+    spec: str,
+    data: RowBlockDigests,
+    options: FitOptions,
+    arrays: Mapping[str, np.ndarray] | None = None,
+) -> str:
+    """The exact block-record key ``"cf-<16 hex>"`` of a fit, from its inputs.
+
+    What a fitter that builds its own design from data uses instead of :func:`block_key`
+    (which hashes the built designs): the model is described by ``spec`` (a canonical text,
+    e.g. strict JSON with sorted keys, naming the terms, bases, family, link, the response
+    and weight/offset roles and the fitter version), ``arrays`` (e.g. frozen knots) and
+    ``options``; the data by its :class:`RowBlockDigests` root. O(blocks) once the leaves
+    exist: a LOSO fold's key is derived from the full data's leaves without hashing a row.
+
+    Parameters
+    ----------
+    family : str
+        Family name (with the link when not canonical).
+    spec : str
+        Canonical description of the model (everything but the data and ``arrays``).
+    data : RowBlockDigests
+        The data's row-block digests, in the row order the fit reads.
+    options : FitOptions
+        The fit options (tolerances, the fitter tag in ``extra``).
+    arrays : mapping of str to ndarray, optional
+        Named model arrays (hashed by value, sorted by name).
+
+    Returns
+    -------
+    str
+        ``"cf-"`` followed by 16 lowercase hex characters.
+    """
+    _check_options(options)
+    if not isinstance(data, RowBlockDigests):
+        raise TypeError(f"data: expected RowBlockDigests, got {type(data).__name__}")
+    fp = Fingerprinter()
+    fp.write_str(INPUT_KEY_NAMESPACE).write_str(SCHEMA_TAG).write_usize(KEY_VERSION)
+    fp.write_str(family).write_str(spec)
+    named = dict(arrays or {})
+    fp.write_usize(len(named))
+    for name in sorted(named):
+        fp.write_str(name).write_array(named[name])
+    fp.write_f64(options.jeffreys_tau)
+    _write_options(fp, options)
+    fp.write_bytes(data.root().digest)
+    return f"cf-{fp.finish_hex()}"
+
+
+def input_likelihood_fingerprint(key: str) -> str:
+    """A family's likelihood fingerprint (64 hex) for a fit keyed by :func:`input_block_key`.
+
+    The input key already covers the response, weights and link, so the fingerprint that
+    ``warm_start_fingerprint`` must return is derived from it instead of hashing them again.
+    """
+    if not isinstance(key, str) or not BLOCK_KEY_RE.fullmatch(key):
+        raise ValueError(f"key: expected a 'cf-<16 hex>' block key, got {key!r}")
+    return Fingerprinter().write_str(_INPUT_LIKELIHOOD_NAMESPACE).write_str(key).finalize().hex()

@@ -77,7 +77,7 @@ from gamstore.warmstart.blocks import (
     store_block_warm_start,
 )
 from gamstore.warmstart.capability import StoreArg, WarmStartStore, warm_store
-from gamstore.warmstart.keys import block_key, check_specs
+from gamstore.warmstart.keys import BLOCK_KEY_RE, block_key, check_specs, family_fingerprint
 from gamstore.warmstart.sessions import OuterSession
 from gamstore.warmstart.specs import (
     BlockSpec,
@@ -121,6 +121,10 @@ class FitWarmStart:
         Every optimum-changing setting.
     rho_convention : str
         What the fitter's ρ means; records under another convention are misses.
+    key : str, optional
+        The fit's block key when the fitter derives it from its inputs
+        (:func:`~gamstore.warmstart.keys.input_block_key`, as ``GAM.fit`` does); default
+        :func:`~gamstore.warmstart.keys.block_key` of the specs (hashes the designs).
 
     Raises
     ------
@@ -138,6 +142,7 @@ class FitWarmStart:
         options: FitOptions,
         *,
         rho_convention: str = "mgcv",
+        key: str | None = None,
     ) -> None:
         # resolved once per fit: the fitter passes the capability it already resolved
         ws = store if isinstance(store, WarmStartStore) else warm_store(store)
@@ -151,16 +156,24 @@ class FitWarmStart:
         self.widths = [s.width for s in self.specs]
         self.checkpoints = 0
         self._session: OuterSession | None = None
+        if key is not None and (not isinstance(key, str) or not BLOCK_KEY_RE.fullmatch(key)):
+            raise ValueError(f"key: expected a 'cf-<16 hex>' block key, got {key!r}")
+        self._input_key = key
 
     @cached_property
     def key(self) -> str:
-        """The block key (hashes the designs once per fit).
+        """The block key: the one given (a fitter that keys its inputs,
+        :func:`~gamstore.warmstart.keys.input_block_key`), else :func:`block_key` of the
+        specs (hashes the designs once per fit).
 
         Raises
         ------
         UnsupportedFamilyError
             When the family cannot fingerprint itself.
         """
+        if self._input_key is not None:
+            family_fingerprint(self.family, self.specs, self.options)  # block_key's refusal
+            return self._input_key
         return block_key(self.family, self.specs, self.options)
 
     @cached_property
