@@ -56,7 +56,7 @@ def _kind(case: dict[str, Any]) -> set[str]:
     return out
 
 
-IMPLEMENTED = {"re", "by-factor", "by-numeric"}
+IMPLEMENTED = {"re", "by-factor", "by-numeric", "te", "ti"}
 ACTIVE = [n for n, c in CASES.items() if _kind(c) <= IMPLEMENTED]
 
 
@@ -87,6 +87,15 @@ def check(case: dict[str, Any], res: Any, mg: dict[str, Any]) -> list[str]:
     return fail
 
 
+def parity(case: dict[str, Any], res: Any, mg: dict[str, Any], tight: dict[str, Any]) -> list[str]:
+    """:func:`check` against mgcv's default answer; where gamstore's REML is below it (mgcv
+    stopped early), against mgcv under tight control (the real-data suite's rule)."""
+    fail = check(case, res, mg)
+    if fail and res.reml < float(mg["reml"][0]):
+        return check(case, res, tight)
+    return fail
+
+
 def _fit(name: str) -> tuple[dict[str, Any], Any]:
     case = CASES[name]
     return case, sup.model(case).fit(sup.frame(case), y=case["y"])
@@ -104,7 +113,7 @@ def test_fixture_covers_each_term_on_two_data_sets() -> None:
 @pytest.mark.parametrize("name", ACTIVE)
 def test_terms_parity_with_recorded_mgcv(name: str) -> None:
     case, res = _fit(name)
-    assert check(case, res, case["mgcv"]) == [], name
+    assert parity(case, res, case["mgcv"], case["mgcv_tight"]) == [], name
     assert list(res.edf)[1:] == case["mgcv"]["labels"]  # blocks named as mgcv's smooths
 
 
@@ -176,7 +185,7 @@ def test_terms_parity_with_live_mgcv() -> None:
         )
         if name in ACTIVE:
             case, res = _fit(name)
-            fail = check(case, res, live[name])
+            fail = parity(case, res, live[name], case["mgcv_tight"])
             if fail:
                 failures[name] = fail
     assert not failures, failures

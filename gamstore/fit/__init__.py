@@ -12,7 +12,7 @@ from gamstore.fit.diagnostics import (
     StepFailureWarning,
     UnidentifiableBasisWarning,
 )
-from gamstore.fit.model import GAM, FitResult, s
+from gamstore.fit.model import GAM, FitResult, s, te, ti
 from gamstore.fit.newton import Iterate, NewtonControl
 
 __all__ = [
@@ -31,4 +31,6 @@ __all__ = [
     "StepFailureWarning",
     "UnidentifiableBasisWarning",
     "s",
+    "te",
+    "ti",
 ]

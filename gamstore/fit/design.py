@@ -34,7 +34,15 @@ from gamstore.fit.basis import (
 from gamstore.fit.data import _as_array, _raw_column, get_column, n_rows
 from gamstore.fit.diagnostics import GamFitWarning, basis_dimension_note, unidentifiable_note
 from gamstore.fit.linalg import xtwx
-from gamstore.fit.terms import TermExtra, build_by, build_re, by_multiplier, re_predict
+from gamstore.fit.terms import (
+    TermExtra,
+    build_by,
+    build_re,
+    build_tensor,
+    by_multiplier,
+    re_predict,
+    tensor_predict,
+)
 
 PARAMETRIC = "(parametric)"
 INTERCEPT = "(Intercept)"
@@ -229,6 +237,72 @@ class SmoothTerm:
         return (self.term, self.by)
 
 
+TENSOR_KINDS = ("te", "ti")
+
+
+@dataclass(frozen=True)
+class TensorTerm(SmoothTerm):
+    """A tensor-product smooth ``te(x, z, ...)`` or ``ti(x, z, ...)`` of 1-D margins.
+
+    Attributes
+    ----------
+    margins : tuple of str
+        The margin covariates (two or more, distinct).
+    ks : tuple of int
+        Basis dimension per margin (mgcv's default 5 each).
+    kind : {"te", "ti"}
+        ``te``: the full tensor product, centred as a whole; ``ti``: the pure interaction,
+        each margin centred before the product (mgcv's ``ti``).
+    bs : str
+        The margins' basis (registered 1-D basis, default ``"ps"``).
+    """
+
+    margins: tuple[str, ...] = ()
+    ks: tuple[int, ...] = ()
+    kind: str = "te"
+
+    def __post_init__(self) -> None:
+        if self.kind not in TENSOR_KINDS:
+            raise ValueError(f"tensor kind must be one of {TENSOR_KINDS}, got {self.kind!r}")
+        name = f"{self.kind}({', '.join(map(repr, self.margins))})"
+        if len(self.margins) < 2 or not all(isinstance(m, str) and m for m in self.margins):
+            raise ValueError(f"{name}: needs two or more covariate column names")
+        if len(set(self.margins)) != len(self.margins):
+            raise ValueError(f"{name}: margins must be distinct columns")
+        if len(self.ks) != len(self.margins):
+            raise ValueError(f"{name}: k must have one value per margin, got {self.ks!r}")
+        if self.bs == "re" or self.by is not None:
+            raise ValueError(f"{name}: margins must be a spline basis, without by=")
+        bt = get_basis_type(self.bs)
+        for kk in self.ks:
+            if isinstance(kk, bool) or not isinstance(kk, (int, np.integer)) or kk < bt.min_k:
+                raise ValueError(f"{name}: each k must be an integer >= {bt.min_k}, got {kk!r}")
+
+    @property
+    def label(self) -> str:
+        """mgcv's label: ``te(x,z)``, ``ti(x,z)``."""
+        return f"{self.kind}({','.join(self.margins)})"
+
+    @property
+    def key(self) -> tuple[str, str | None]:
+        """One tensor term per label."""
+        return (self.label, None)
+
+    @property
+    def width(self) -> int:
+        """Columns of the block: te ``prod(k) - 1``, ti ``prod(k - 1)``."""
+        bt = get_basis_type(self.bs)
+        raw = [int(bt.raw_width(int(k))) for k in self.ks]
+        if self.kind == "te":
+            return int(np.prod(raw)) - 1
+        return int(np.prod([r - 1 for r in raw]))
+
+    def knot_key(self, margin: str) -> str:
+        """The ``knots=`` / ``FitResult.knots`` key of a margin: ``te(x,z)[x]`` (its own, so a
+        margin never takes the knots of an ``s(x)`` with another k)."""
+        return f"{self.label}[{margin}]"
+
+
 @dataclass(frozen=True)
 class SmoothBlock:
     """One smooth in the assembled design (a factor ``by`` gives one block per level)."""
@@ -242,6 +316,9 @@ class SmoothBlock:
     # what the block is beyond a plain smooth: a factor-by level, a numeric by, a random
     # effect's levels (see gamstore.fit.terms)
     extra: TermExtra | None = None
+    # a tensor product's penalties, one per margin, in the working basis (rows and columns
+    # of the joint null space, the last ones, exactly zero); empty for one penalty (eig)
+    pens: tuple[np.ndarray, ...] = ()
 
     @property
     def rank(self) -> int:
@@ -257,6 +334,41 @@ class SmoothBlock:
     def has_knots(self) -> bool:
         """A spline block (plain, or one level of a ``by``), not a random effect."""
         return self.spec.bs != "re"
+
+
+@dataclass(frozen=True)
+class PenaltySlot:
+    """One smoothing parameter's penalty, on its block's working columns.
+
+    Either a diagonal (``diag``, a single-penalty block, diagonal in its working basis) or a
+    dense matrix (``mat``, one margin penalty of a tensor product).
+    """
+
+    cols: slice
+    diag: np.ndarray | None
+    mat: np.ndarray | None
+    block: int
+
+    def matrix(self) -> np.ndarray:
+        """The block's penalty matrix (working basis)."""
+        if self.mat is not None:
+            return self.mat
+        assert self.diag is not None
+        return np.diag(self.diag)
+
+    def times(self, v: np.ndarray) -> np.ndarray:
+        """``S_j v`` for the block part ``v`` of a vector (or the columns of a matrix)."""
+        if self.mat is None:
+            assert self.diag is not None
+            return self.diag * v if v.ndim == 1 else self.diag[:, None] * v
+        return self.mat @ v
+
+    def trace_with(self, A: np.ndarray) -> float:
+        """``tr(S_j A)`` for the block's square ``A``."""
+        if self.mat is None:
+            assert self.diag is not None
+            return float(np.dot(self.diag, np.diag(A)))
+        return float(np.sum(self.mat * A.T))
 
 
 @dataclass
@@ -298,31 +410,99 @@ class Design:
     notes: list[GamFitWarning] = field(default_factory=list)
 
     @property
+    def slots(self) -> list[PenaltySlot]:
+        """One entry per smoothing parameter, in ρ order (a tensor product has one per
+        margin)."""
+        out: list[PenaltySlot] = []
+        for i, b in enumerate(self.smooths):
+            if b.pens:
+                out.extend(PenaltySlot(b.cols, None, P, i) for P in b.pens)
+            else:
+                out.append(PenaltySlot(b.cols, b.eig, None, i))
+        return out
+
+    @property
+    def dense(self) -> bool:
+        """Whether some block has several penalties (``S_lambda`` is then not diagonal)."""
+        return any(b.pens for b in self.smooths)
+
+    @property
     def n_sp(self) -> int:
         """Number of smoothing parameters."""
-        return len(self.smooths)
+        return sum(max(1, len(b.pens)) for b in self.smooths)
+
+    def block_slots(self) -> list[tuple[int, ...]]:
+        """Per smooth block, the indices of its smoothing parameters."""
+        out, j = [], 0
+        for b in self.smooths:
+            m = max(1, len(b.pens))
+            out.append(tuple(range(j, j + m)))
+            j += m
+        return out
+
+    def logdet_S(self, rho: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """``log|S_lambda|_+`` with its gradient and Hessian in ρ.
+
+        A single-penalty block contributes ``rank rho_j + log|S_j|_+`` (linear in ρ). A
+        block with several penalties (a tensor product) contributes ``log det`` of
+        ``sum_j lambda_j S_j`` on its range space (the first ``rank`` working columns: the
+        working basis puts the joint null space last), whose derivatives are
+        ``lambda_j tr(M^-1 S_j)`` and ``-lambda_j lambda_k tr(M^-1 S_j M^-1 S_k)`` (+ the
+        first on the diagonal).
+        """
+        m = self.n_sp
+        grad = np.zeros(m)
+        hess = np.zeros((m, m))
+        val = 0.0
+        for b, js in zip(self.smooths, self.block_slots(), strict=True):
+            if not b.pens:
+                j = js[0]
+                val += b.rank * float(rho[j]) + b.logdet_S
+                grad[j] = b.rank
+                continue
+            r = b.rank
+            lam = np.exp(rho[list(js)])
+            Ps = [P[:r, :r] for P in b.pens]
+            M = sum(lj * Pj for lj, Pj in zip(lam, Ps, strict=True))
+            # Jacobi scaling keeps the factorization accurate for disparate lambdas
+            dsc = 1.0 / np.sqrt(np.diag(M))
+            Ms = (M * dsc[:, None]) * dsc[None, :]
+            ev = np.linalg.eigvalsh((Ms + Ms.T) / 2.0)
+            val += float(np.sum(np.log(ev))) - 2.0 * float(np.sum(np.log(dsc)))
+            Minv = np.linalg.inv(Ms)
+            Minv = (Minv * dsc[:, None]) * dsc[None, :]
+            A = [lj * (Minv @ Pj) for lj, Pj in zip(lam, Ps, strict=True)]
+            for a, ja in enumerate(js):
+                grad[ja] = float(np.trace(A[a]))
+                for c, jc in enumerate(js):
+                    hess[ja, jc] = -float(np.sum(A[a] * A[c].T))
+                hess[ja, ja] += grad[ja]
+        return val, grad, hess
 
     @property
     def null_space_dim(self) -> int:
         """``M_p``: unpenalized dimension of the whole model."""
         return self.p - sum(b.rank for b in self.smooths)
 
-    @property
-    def logdet_S_consts(self) -> np.ndarray:
-        """``log|S_j|_+`` per smooth."""
-        return np.array([b.logdet_S for b in self.smooths])
-
-    @property
-    def ranks(self) -> np.ndarray:
-        """Penalty ranks per smooth."""
-        return np.array([b.rank for b in self.smooths], dtype=np.float64)
-
     def s_diag(self, rho: np.ndarray) -> np.ndarray:
-        """Diagonal of ``S_lambda`` in the working basis, shape (p,)."""
+        """``S_lambda`` in the working basis: its diagonal (p,), or the whole (p, p) matrix
+        when a block has several penalties (:attr:`dense`)."""
+        if self.dense:
+            S = np.zeros((self.p, self.p))
+            for j, sl in enumerate(self.slots):
+                S[sl.cols, sl.cols] += np.exp(rho[j]) * sl.matrix()
+            return S
         d = np.zeros(self.p)
         for j, b in enumerate(self.smooths):
             d[b.cols] = np.exp(rho[j]) * b.eig
         return d
+
+    def penalty_matrix(self, j: int) -> np.ndarray:
+        """``S_j`` (unit lambda) in the working basis, shape (p, p)."""
+        sl = self.slots[j]
+        S = np.zeros((self.p, self.p))
+        S[sl.cols, sl.cols] = sl.matrix()
+        return S
 
     def to_reduced(self, beta_w: np.ndarray) -> dict[str, np.ndarray]:
         """Working-basis coefficients -> reduced (constrained) coefficients per block."""
@@ -364,6 +544,9 @@ class Design:
             j += t.width
         outside: list[str] = []
         for b in self.smooths:
+            if b.extra is not None and b.extra.tensor is not None:
+                X[:, b.cols] = tensor_predict(b.extra, b.spec, data, self.covariates) @ b.U
+                continue
             if b.extra is not None and b.extra.kind == "re":
                 # unseen levels: zero rows, the random effect's mean (mgcv's predict.gam)
                 X[:, b.cols] = re_predict(b.extra, b.spec.term, data, n) @ b.U
@@ -615,7 +798,11 @@ def build_design(
     """
     n = n_rows(data)
     knots = dict(knots or {})
-    unknown = sorted(set(knots) - {sm.term for sm in smooths if sm.bs != "re"})
+    allowed = {sm.term for sm in smooths if sm.bs != "re" and not isinstance(sm, TensorTerm)}
+    for sm in smooths:
+        if isinstance(sm, TensorTerm):
+            allowed.update(sm.knot_key(m) for m in sm.margins)
+    unknown = sorted(set(knots) - allowed)
     if unknown:
         raise ValueError(f"knots given for {unknown}, which are not smooth terms of the model")
     keys = [sm.key for sm in smooths]
@@ -631,14 +818,21 @@ def build_design(
     n_par = 1 + sum(t.width for t in pterms)
     # plain smooths take the path below (P-splines stacked); random effects and by-smooths
     # are built term by term (gamstore.fit.terms), each giving one or more blocks
-    plain = [i for i, sm in enumerate(smooths) if sm.bs != "re" and sm.by is None]
+    plain = [
+        i
+        for i, sm in enumerate(smooths)
+        if sm.bs != "re" and sm.by is None and not isinstance(sm, TensorTerm)
+    ]
     special: dict[int, list[tuple[Any, SmoothBasis, np.ndarray, np.ndarray | None]]] = {}
     xs_all: dict[int, np.ndarray] = {}
     dim_notes_all: dict[int, GamFitWarning | None] = {}
     for i, sm in enumerate(smooths):
         if i in plain:
             continue
-        if sm.bs == "re":
+        if isinstance(sm, TensorTerm):
+            ext, bas, Xr, _parts = build_tensor(data, sm, n, knots)
+            special[i] = [(ext, bas, Xr, None)]
+        elif sm.bs == "re":
             ext, bas, Xr = build_re(data, sm, n)
             special[i] = [(ext, bas, Xr, None)]
         else:
@@ -770,14 +964,18 @@ def build_design(
             cols.append(blk.cols)
             continue
         for sl, (ext, basis, Xr, _B) in zip(slices_all[i], special[i], strict=True):
-            U, eig, logdet = _working_rotations(basis.S[None], basis.rank)[0]
             ldxx[sl] = _sq_col_sums(np.ascontiguousarray(Xr))
             if start_weights is not None:
                 ldxx_w[sl] = start_weights @ (Xr * Xr)
-            X[:, sl] = Xr @ U
-            blk = SmoothBlock(sm, basis, U, eig, sl, logdet, ext)
+            if ext.tensor is not None:
+                blk = _tensor_block(sm, basis, ext, sl)
+                pen_blocks.extend((sl, S) for S in ext.tensor.S)
+            else:
+                U, eig, logdet = _working_rotations(basis.S[None], basis.rank)[0]
+                blk = SmoothBlock(sm, basis, U, eig, sl, logdet, ext)
+                pen_blocks.append((sl, basis.S))
+            X[:, sl] = Xr @ blk.U
             blocks.append(blk)
-            pen_blocks.append((sl, basis.S))
             names.append(blk.label)
             cols.append(sl)
     notes: list[GamFitWarning] = []
@@ -806,9 +1004,32 @@ def build_design(
         else np.zeros(0)
     )
     covs = {sm.term: x for sm, x in zip(smooths, xs, strict=True)}
+    for sm in all_smooths:  # tensor margins: their fitted values, for prediction
+        if isinstance(sm, TensorTerm):
+            for m in sm.margins:
+                covs.setdefault(m, get_column(data, m))
     for i, x in xs_all.items():
         covs.setdefault(all_smooths[i].term, x)
     return Design(X, pterms, blocks, n, p, rho0, names, cols, covariates=covs, notes=notes)
+
+
+def _tensor_block(sm: SmoothTerm, basis: SmoothBasis, ext: TermExtra, sl: slice) -> SmoothBlock:
+    """A tensor product's block: the working basis diagonalizes the *sum* of its penalties
+    (no basis diagonalizes them together), with the joint null space last; each penalty is
+    kept as a dense matrix there, its null-space rows and columns set to exactly zero."""
+    parts = ext.tensor
+    assert parts is not None
+    total = sum(parts.S)
+    ((U, eig, _),) = _working_rotations(np.asarray(total)[None], parts.rank)
+    r = parts.rank
+    pens = []
+    for S in parts.S:
+        P = U.T @ S @ U
+        P = (P + P.T) / 2.0
+        P[r:, :] = 0.0
+        P[:, r:] = 0.0
+        pens.append(P)
+    return SmoothBlock(sm, basis, U, eig, sl, 0.0, ext, tuple(pens))
 
 
 def _fill_generic(

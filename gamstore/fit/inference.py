@@ -26,6 +26,7 @@ from scipy import stats
 
 from gamstore.fit.davies import psum_chisq
 from gamstore.fit.linalg import SPDFactor, xtwx
+from gamstore.fit.pirls import add_penalty
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -76,7 +77,7 @@ def final_pieces(prob: Problem, ev: RemlEval, *, hessian: bool) -> FinalPieces:
     else:
         XtWX = xtwx(d.X, prob.family.fisher_weights(ev.fit.eta, ev.fit.mu, prob.wt))
         H = XtWX.copy()
-        H[np.diag_indices(d.p)] += d.s_diag(ev.rho)
+        add_penalty(H, d.s_diag(ev.rho))
         Hinv = SPDFactor(H).inverse()
     hess = ev.hess
     if hessian and hess is None and "Hinv" in P and d.n_sp:
@@ -194,10 +195,13 @@ def corrected_covariance(
     lam = np.exp(rho)
     H = cov.XtWX.copy()
     S_full = []
-    for j, b in enumerate(d.smooths):
+    for j, sl in enumerate(d.slots):
         S = np.zeros((d.p, d.p))
-        U = b.U
-        S[b.cols, b.cols] = (U * b.eig) @ U.T
+        U = d.smooths[sl.block].U
+        if sl.mat is None:
+            S[sl.cols, sl.cols] = (U * sl.diag) @ U.T
+        else:
+            S[sl.cols, sl.cols] = U @ sl.mat @ U.T
         S_full.append(lam[j] * S)
         H += lam[j] * S
     try:

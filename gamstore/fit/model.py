@@ -27,7 +27,14 @@ from gamstore.fit.data import (
     resolve_vector,
     take_rows,
 )
-from gamstore.fit.design import PARAMETRIC, Design, RawRows, SmoothTerm, build_design
+from gamstore.fit.design import (
+    PARAMETRIC,
+    Design,
+    RawRows,
+    SmoothTerm,
+    TensorTerm,
+    build_design,
+)
 from gamstore.fit.families import Family, get_family
 from gamstore.fit.inference import (
     Covariances,
@@ -78,6 +85,44 @@ def s(term: str, k: int = 10, bs: str = "ps", by: str | None = None) -> SmoothTe
     SmoothTerm
     """
     return SmoothTerm(term, int(k) if isinstance(k, (int, np.integer)) else k, bs, by)
+
+
+def te(*terms: str, k: int | Sequence[int] = 5, bs: str = "ps") -> TensorTerm:
+    """A tensor-product smooth of two or more covariates (mgcv ``te(x, z, bs=bs, k=k)``).
+
+    One smoothing parameter per margin; the penalties are mgcv's ``S_1 (x) I`` and
+    ``I (x) S_2`` (after its ``np`` reparameterization and scaling), and the whole product is
+    centred (sum-to-zero). The margins' knots are reported and frozen under the keys
+    ``te(x,z)[x]`` of ``FitResult.knots`` / ``fit(knots=...)``.
+
+    Parameters
+    ----------
+    *terms : str
+        Covariate columns (two or more).
+    k : int or sequence of int
+        Basis dimension per margin (mgcv's default 5).
+    bs : str
+        The margins' 1-D basis (default ``"ps"``; mgcv's te default is ``"cr"``).
+
+    Returns
+    -------
+    TensorTerm
+    """
+    return _tensor("te", terms, k, bs)
+
+
+def ti(*terms: str, k: int | Sequence[int] = 5, bs: str = "ps") -> TensorTerm:
+    """A tensor-product interaction (mgcv ``ti(x, z, bs=bs, k=k)``): each margin is centred
+    before the product, so ``s(x) + s(z) + ti(x, z)`` separates main effects and interaction.
+    Arguments as :func:`te`."""
+    return _tensor("ti", terms, k, bs)
+
+
+def _tensor(kind: str, terms: tuple[str, ...], k: Any, bs: str) -> TensorTerm:
+    ks: list[Any] = [k] * len(terms) if isinstance(k, (int, np.integer)) else list(k)
+    ks = [int(v) if isinstance(v, np.integer) else v for v in ks]
+    first: Any = ks[0] if ks else 5
+    return TensorTerm(terms[0] if terms else "", first, bs, None, tuple(terms), tuple(ks), kind)
 
 
 class Prediction(NamedTuple):
@@ -392,6 +437,9 @@ class FitResult:
         if self.model.na_action == "omit":
             cols = {t.name: "covariate" for t in self._design.linear}
             cols.update({b.spec.term: "covariate" for b in self._design.smooths})
+            for b in self._design.smooths:
+                if isinstance(b.spec, TensorTerm):
+                    cols.update({m: "covariate" for m in b.spec.margins})
             cols.update(
                 {b.extra.by: "covariate" for b in self._design.smooths if b.extra and b.extra.by}
             )
@@ -514,6 +562,9 @@ class GAM:
             cols.setdefault(sm.term, f"covariate of {sm.label}")
             if sm.by is not None:
                 cols.setdefault(sm.by, f"by variable of {sm.label}")
+            if isinstance(sm, TensorTerm):
+                for m in sm.margins:
+                    cols.setdefault(m, f"covariate of {sm.label}")
         for name in self.linear:
             cols.setdefault(name, "linear covariate")
         for spec, role in ((weights, "weights"), (offset, "offset")):
@@ -898,7 +949,7 @@ class GAM:
             n_pirls_calls=nres.n_pirls_calls + extra_calls,
             n_pirls_iters=nres.n_pirls_iters + extra_iters,
             warm=warm,
-            knots={b.spec.term: b.basis.knots.copy() for b in d.smooths if b.has_knots},
+            knots=_result_knots(d),
             converged=nres.converged,
             wall_time=time.perf_counter() - t0,
             grad=fin.grad.copy(),
@@ -917,8 +968,24 @@ class GAM:
         )
 
 
+def _result_knots(d: Design) -> dict[str, np.ndarray]:
+    """``FitResult.knots``: per smooth covariate, and per tensor margin under its own key."""
+    out: dict[str, np.ndarray] = {}
+    for b in d.smooths:
+        if b.extra is not None and b.extra.tensor is not None:
+            assert isinstance(b.spec, TensorTerm)
+            for m, impl in zip(b.spec.margins, b.extra.tensor.margins, strict=True):
+                out[b.spec.knot_key(m)] = np.array(impl.knots, dtype=np.float64)
+        elif b.has_knots:
+            out[b.spec.term] = b.basis.knots.copy()
+    return out
+
+
 def _py_term(sm: SmoothTerm) -> str:
     """``s(...)`` as it was written in Python (for reprs)."""
+    if isinstance(sm, TensorTerm):
+        bs = "" if sm.bs == "ps" else f", bs={sm.bs!r}"
+        return f"{sm.kind}({', '.join(map(repr, sm.margins))}, k={list(sm.ks)}{bs})"
     out = f"s({sm.term!r}" + ("" if sm.bs == "re" else f", k={sm.k}")
     if sm.bs != "ps":
         out += f", bs={sm.bs!r}"
@@ -929,6 +996,9 @@ def _py_term(sm: SmoothTerm) -> str:
 
 def _mgcv_term(sm: SmoothTerm) -> str:
     """The term as mgcv writes it (for :attr:`FitResult.formula`)."""
+    if isinstance(sm, TensorTerm):
+        ks = ", ".join(str(k) for k in sm.ks)
+        return f'{sm.kind}({", ".join(sm.margins)}, bs = "{sm.bs}", k = c({ks}))'
     if sm.bs == "re":
         return f's({sm.term}, bs = "re")'
     by = "" if sm.by is None else f", by = {sm.by}"
@@ -949,4 +1019,4 @@ def response_columns(y: Any) -> tuple[str, ...]:
     )
 
 
-__all__ = ["GAM", "FitResult", "PARAMETRIC", "Prediction", "response_columns", "s"]
+__all__ = ["GAM", "FitResult", "PARAMETRIC", "Prediction", "response_columns", "s", "te", "ti"]

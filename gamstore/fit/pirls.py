@@ -97,7 +97,9 @@ def pirls(
     family : Family
         Family and link.
     s_diag : numpy.ndarray
-        Diagonal of ``S_lambda`` in the working basis, shape (p,).
+        Diagonal of ``S_lambda`` in the working basis, shape (p,); or the whole matrix,
+        shape (p, p), when a block has several penalties (a tensor product), which no one
+        basis makes diagonal together.
     beta0 : numpy.ndarray or None
         Warm start; None starts from the family's ``mustart``.
     max_iter : int
@@ -118,11 +120,13 @@ def pirls(
     PirlsResult
     """
     p = X.shape[1]
-    if s_diag.shape != (p,):
-        raise ValueError(f"s_diag must have shape ({p},), got {s_diag.shape}")
+    if s_diag.shape not in ((p,), (p, p)):
+        raise ValueError(f"s_diag must have shape ({p},) or ({p}, {p}), got {s_diag.shape}")
     max_iter = max(1, int(max_iter))
 
     def pen(b: np.ndarray) -> float:
+        if s_diag.ndim == 2:
+            return float(b @ (s_diag @ b))
         return float(np.dot(s_diag * b, b))
 
     if family.identity_gaussian:
@@ -132,7 +136,7 @@ def pirls(
         else:
             XtWX, XtWz = gram
         H = XtWX.copy()
-        H[np.diag_indices(p)] += s_diag
+        add_penalty(H, s_diag)
         beta = SPDFactor(H).solve(XtWz)
         eta = _linear_predictor(X, beta, offset)
         mu = family.mu(eta)
@@ -168,14 +172,14 @@ def pirls(
             known = None
         else:
             H = xtwx(X, w)
-        H[np.diag_indices(p)] += s_diag
+        add_penalty(H, s_diag)
         fac = SPDFactor(H)
         if not fac.positive_definite and not family.is_canonical:
             # the full Newton Hessian is indefinite here: a Fisher step, as gam.fit3 does
             w = family.fisher_weights(eta, mu, wt)
             u = wt * (y - mu) * family.mu_eta(eta) / family.variance(mu)
             H = xtwx(X, w)
-            H[np.diag_indices(p)] += s_diag
+            add_penalty(H, s_diag)
             fac = SPDFactor(H)
         # X'W z with z = eta - offset + u / w, written without the division
         rhs = _xt(X, w * (eta - offset) + u)
@@ -209,3 +213,11 @@ def pirls(
     if not converged:
         logger.debug("PIRLS stopped at the iteration cap (%d) before convergence", max_iter)
     return PirlsResult(beta, eta, mu, dev, pen(beta), it, converged)
+
+
+def add_penalty(H: np.ndarray, s: np.ndarray) -> None:
+    """``H += S_lambda`` in place, for its diagonal (p,) or its whole matrix (p, p)."""
+    if s.ndim == 2:
+        H += s
+    else:
+        H[np.diag_indices(H.shape[0])] += s

@@ -23,7 +23,7 @@ import numpy as np
 from gamstore.fit.design import Design
 from gamstore.fit.families import Family
 from gamstore.fit.linalg import SPDFactor, leverages, row_chunks, xtwx, xtwx_many
-from gamstore.fit.pirls import PirlsResult, pirls
+from gamstore.fit.pirls import PirlsResult, add_penalty, pirls
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -179,12 +179,17 @@ def evaluate(
         wd = fam.weight_derivs(prob.y, fit.eta, mu, prob.wt)
         XtWX = xtwx(d.X, wd[0])
     H = XtWX.copy()
-    H[np.diag_indices(d.p)] += s_diag
+    add_penalty(H, s_diag)
     fac = SPDFactor(H)
     Hinv = fac.inverse()
     lam = np.exp(rho)
-    ranks = d.ranks
-    logdet_S = float(np.dot(ranks, rho) + d.logdet_S_consts.sum())
+    dense = d.dense
+    if dense:  # a tensor product: log|S_lambda|_+ is not linear in rho
+        logdet_S, ldS_grad, ldS_hess = d.logdet_S(rho)
+    else:
+        ranks = np.array([b.rank for b in d.smooths], dtype=np.float64)
+        logdet_S = float(np.dot(ranks, rho) + np.array([b.logdet_S for b in d.smooths]).sum())
+        ldS_grad, ldS_hess = ranks, None
     Mp = d.null_space_dim
     penalty = fit.penalty
 
@@ -220,26 +225,34 @@ def evaluate(
 
     # per smoothing parameter: S_j beta (lambda included), a_j, tr_j, dbeta/drho_j
     Sb = np.zeros((d.p, m))
-    for j, b in enumerate(d.smooths):
-        Sb[b.cols, j] = lam[j] * b.eig * beta[b.cols]
+    if dense:
+        slots = d.slots
+        for j, sl in enumerate(slots):
+            Sb[sl.cols, j] = lam[j] * sl.times(beta[sl.cols])
+        tr = np.array(
+            [lam[j] * sl.trace_with(Hinv[sl.cols, sl.cols]) for j, sl in enumerate(slots)]
+        )
+    else:
+        for j, b in enumerate(d.smooths):
+            Sb[b.cols, j] = lam[j] * b.eig * beta[b.cols]
+        diag_hinv = np.diag(Hinv)
+        tr = np.array([lam[j] * np.dot(b.eig, diag_hinv[b.cols]) for j, b in enumerate(d.smooths)])
     a = Sb.T @ beta
-    diag_hinv = np.diag(Hinv)
-    tr = np.array([lam[j] * np.dot(b.eig, diag_hinv[b.cols]) for j, b in enumerate(d.smooths)])
     dbeta = -Hinv @ Sb  # (p, m)
     parts: dict[str, Any] = {
         "H": H, "Hinv": Hinv, "s_diag": s_diag, "Sb": Sb, "a": a, "tr": tr, "dbeta": dbeta,
-        "lam": lam, "XtWX": XtWX,
+        "lam": lam, "XtWX": XtWX, "ldS_hess": ldS_hess,
     }  # fmt: skip
 
     if gaussian:
-        grad = a / (2.0 * scale) + 0.5 * tr - 0.5 * ranks
+        grad = a / (2.0 * scale) + 0.5 * tr - 0.5 * ldS_grad
     else:
         if wd is None:
             wd = fam.weight_derivs(prob.y, fit.eta, mu, prob.wt)
         dw = wd[1]
         h = leverages(d.X, Hinv)
         q = _xt(d.X, h * dw)  # X'(h * dw/deta): turns dbeta into the trace term of log|H|
-        grad = 0.5 * a / scale + 0.5 * (q @ dbeta + tr) - 0.5 * ranks
+        grad = 0.5 * a / scale + 0.5 * (q @ dbeta + tr) - 0.5 * ldS_grad
         parts.update(dw=dw, d2w=wd[2], h=h, q=q, v_tt=v_tt)
     out = RemlEval(rho, float(score), grad, None, fit, scale, *extras, parts=parts)
     return with_hessian(prob, out) if hessian else out
@@ -264,15 +277,21 @@ def with_hessian(prob: Problem, ev: RemlEval) -> RemlEval:
             + 0.5 * np.diag(tr)
             - 0.5 * _trace_pairs(d, Hinv, lam)
         )
+        if P.get("ldS_hess") is not None:
+            hess = hess - 0.5 * P["ldS_hess"]
         return dataclasses.replace(ev, hess=_sym(hess))
     dw, h, q = P["dw"], P["h"], P["q"]
     scale = ev.scale
     eta_j = _xmul(d.X, dbeta)  # X dbeta/drho_j, (n, m)
     XDX = xtwx_many(d.X, dw[:, None] * eta_j)  # X' diag(dw * eta_j) X, (m, p, p)
     dH = XDX.copy()
-    for j, b in enumerate(d.smooths):
-        idx = np.arange(b.cols.start, b.cols.stop)
-        dH[j, idx, idx] += lam[j] * b.eig
+    if d.dense:
+        for j, sl in enumerate(d.slots):
+            dH[j, sl.cols, sl.cols] += lam[j] * sl.matrix()
+    else:
+        for j, b in enumerate(d.smooths):
+            idx = np.arange(b.cols.start, b.cols.stop)
+            dH[j, idx, idx] += lam[j] * b.eig
     G = np.einsum("ab,jbc->jac", Hinv, dH)  # H^{-1} dH_j
     trGG = np.einsum("jab,kba->jk", G, G)
     hw2 = h * P["d2w"]
@@ -287,6 +306,8 @@ def with_hessian(prob: Problem, ev: RemlEval) -> RemlEval:
             d2beta = -Hinv @ v
             dT = -trGG[j, k] + t_w2[j, k] + q @ d2beta + (tr[j] if j == k else 0.0)
             hess[j, k] = hess[k, j] = 0.5 * da[j, k] / scale + 0.5 * dT
+    if P.get("ldS_hess") is not None:
+        hess -= 0.5 * P["ldS_hess"]
     if not fam.scale_known:
         hess -= _scale_schur(a, scale, P["v_tt"])
     return dataclasses.replace(ev, hess=_sym(hess))
@@ -309,6 +330,8 @@ def fisher_hessian(prob: Problem, ev: RemlEval) -> np.ndarray:
     Hinv, Sb, a, tr, lam = P["Hinv"], P["Sb"], P["a"], P["tr"], P["lam"]
     da = np.diag(a) - 2.0 * (Sb.T @ (Hinv @ Sb))
     hess = da / (2.0 * ev.scale) + 0.5 * np.diag(tr) - 0.5 * _trace_pairs(d, Hinv, lam)
+    if P.get("ldS_hess") is not None:
+        hess = hess - 0.5 * P["ldS_hess"]
     if not prob.family.scale_known:
         hess -= _scale_schur(a, ev.scale, P["v_tt"])
     out = _sym(hess)
@@ -363,6 +386,10 @@ def _scale_schur(a: np.ndarray, scale: float, v_tt: float) -> np.ndarray:
 def _s_times(d: Design, lam: np.ndarray, j: int, v: np.ndarray) -> np.ndarray:
     """``lambda_j S_j v`` (S_j diagonal in the working basis)."""
     out = np.zeros_like(v)
+    if d.dense:
+        sl = d.slots[j]
+        out[sl.cols] = lam[j] * sl.times(v[sl.cols])
+        return out
     b = d.smooths[j]
     out[b.cols] = lam[j] * b.eig * v[b.cols]
     return out
@@ -372,6 +399,17 @@ def _trace_pairs(d: Design, Hinv: np.ndarray, lam: np.ndarray) -> np.ndarray:
     """``tr(H^{-1} lambda_j S_j H^{-1} lambda_k S_k)`` for all pairs."""
     m = d.n_sp
     out = np.zeros((m, m))
+    if d.dense:
+        slots = d.slots
+        # H^{-1} lambda_j S_j restricted to block columns: tr(A_j A_k) over the two blocks
+        for j, sj in enumerate(slots):
+            Aj = lam[j] * sj.times(Hinv[sj.cols, :])  # (w_j, p): S_j H^{-1} rows
+            for k in range(j, m):
+                sk = slots[k]
+                Ak = lam[k] * sk.times(Hinv[sk.cols, :])
+                # tr(H^-1 S_j H^-1 S_k) = sum over (S_j H^-1)[:, cols_k] * (S_k H^-1)[:, cols_j]^T
+                out[j, k] = out[k, j] = float(np.sum(Aj[:, sk.cols] * Ak[:, sj.cols].T))
+        return out
     for j, bj in enumerate(d.smooths):
         sj = lam[j] * bj.eig
         for k in range(j, m):
@@ -397,7 +435,7 @@ def fisher_system(prob: Problem, ev: RemlEval) -> tuple[np.ndarray, np.ndarray]:
     wf = prob.family.fisher_weights(ev.fit.eta, ev.fit.mu, prob.wt)
     XtWX = xtwx(d.X, wf)
     H = XtWX.copy()
-    H[np.diag_indices(d.p)] += d.s_diag(ev.rho)
+    add_penalty(H, d.s_diag(ev.rho))
     return SPDFactor(H).inverse(), XtWX
 
 
@@ -433,7 +471,7 @@ def edf_per_block(prob: Problem, ev: RemlEval) -> dict[str, float]:
     else:
         XtWX = xtwx(d.X, fam.working(prob.y, ev.fit.eta, ev.fit.mu, prob.wt)[0])
         H = XtWX.copy()
-        H[np.diag_indices(d.p)] += d.s_diag(ev.rho)
+        add_penalty(H, d.s_diag(ev.rho))
         Hinv = SPDFactor(H).inverse()
     F_diag = np.einsum("ij,ji->i", Hinv, XtWX)
     return {

@@ -39,7 +39,7 @@ class TermExtra:
     ----------
     label : str
         Block name (mgcv's smooth label).
-    kind : {"re", "by-factor", "by-numeric"}
+    kind : {"re", "by-factor", "by-numeric", "te", "ti"}
     by : str or None
         The ``by`` column.
     level : Any
@@ -53,6 +53,7 @@ class TermExtra:
     by: str | None = None
     level: Any = None
     levels: tuple[Any, ...] | None = None
+    tensor: TensorParts | None = None  # te/ti: the construction (margins, T, penalties)
 
     def spec(self) -> list[Any]:
         """Strict-JSON description (levels as R prints them), for keys and records."""
@@ -184,3 +185,157 @@ def unseen_levels(extra: TermExtra, term: str, data: Any, n: int) -> list[str]:
     known = set(extra.levels)
     vals = _factor_values(data, term, n)
     return sorted({_r_level(v) for v in vals.tolist() if v not in known})
+
+
+# ----------------------------------------------------------------------- tensor products
+
+
+@dataclass(frozen=True)
+class TensorParts:
+    """A tensor product's construction (mgcv's ``smooth.construct.tensor.smooth.spec`` then
+    ``smoothCon``), in the coordinates the design needs.
+
+    Attributes
+    ----------
+    margins : tuple
+        Per margin, the constructed 1-D basis (:class:`gamstore.fit.bases.Basis`).
+    T : numpy.ndarray
+        ``beta_raw = T beta_reduced``, with raw = coefficients of the product of the margins'
+        *raw* bases (knot-defined, so the same across the folds of a LOSO run with frozen
+        knots): te ``kron(XP_1, XP_2) Z`` (Z the sum-to-zero constraint), ti
+        ``kron(T_1 XP_1, T_2 XP_2)`` (T_i each margin's constraint).
+    S : tuple of numpy.ndarray
+        The scaled penalties in reduced coordinates, one per margin.
+    S_scale : tuple of float
+        ``smoothCon``'s scale of each penalty.
+    rank : int
+        Rank of ``sum_j S_j`` (the block's width minus its null space).
+    col_means : numpy.ndarray or None
+        te: the constraint row (column means of the tensor design); ti: None.
+    """
+
+    margins: tuple[Any, ...]
+    T: np.ndarray
+    S: tuple[np.ndarray, ...]
+    S_scale: tuple[float, ...]
+    rank: int
+    col_means: np.ndarray | None
+
+
+def row_kron(mats: list[np.ndarray]) -> np.ndarray:
+    """mgcv's ``tensor.prod.model.matrix``: row-wise Kronecker product (first margin slowest)."""
+    out = mats[0]
+    for M in mats[1:]:
+        out = (out[:, :, None] * M[:, None, :]).reshape(out.shape[0], -1)
+    return out
+
+
+def _kron_all(mats: list[np.ndarray]) -> np.ndarray:
+    out = mats[0]
+    for M in mats[1:]:
+        out = np.kron(out, M)
+    return out
+
+
+def _np_reparam(impl: Any, x: np.ndarray, T: np.ndarray | None) -> np.ndarray | None:
+    """mgcv's ``np = TRUE`` margin reparameterization: coefficients become the margin's values
+    at ``seq(min(x), max(x), length = ncol)``: ``XP = V diag(1/d) U'`` from the SVD of the
+    margin's prediction matrix there; None when it is too ill-conditioned (mgcv then warns
+    "reparameterization unstable for margin: not done")."""
+    from gamstore.fit.bases import r_seq
+
+    ncol = impl.width if T is None else T.shape[1]
+    pts = r_seq(float(x.min()), float(x.max()), ncol)
+    P = impl.predict_design(pts, x)
+    if T is not None:
+        P = P @ T
+    u, dv, vt = np.linalg.svd(P)
+    if dv[-1] / dv[0] < _EPS**0.66:
+        return None
+    return np.asarray(vt.T @ (u.T / dv[:, None]))
+
+
+def build_tensor(
+    data: Any, term: Any, n: int, knots: dict[str, Any]
+) -> tuple[TermExtra, SmoothBasis, np.ndarray, TensorParts]:
+    """``te(...)`` / ``ti(...)``: (extra, basis, reduced design, parts).
+
+    te margins are mgcv's ``smooth.construct`` (raw basis, unscaled penalty, no constraint);
+    ti margins go through ``smoothCon`` first (scaled penalty, sum-to-zero constraint). Then,
+    as mgcv: the ``np`` reparameterization per margin, each margin penalty divided by its
+    largest eigenvalue, the row-wise Kronecker product of the margin designs and the
+    penalties ``S_1 (x) I``, ``I (x) S_2``; then ``smoothCon`` on the product: each penalty
+    scaled by ``norm(S, "O") / norm(X, "I")^2`` and, for te only, the sum-to-zero constraint.
+    """
+    from gamstore.fit.bases import constrain, get_basis_type
+
+    bt = get_basis_type(term.bs)
+    ti = term.kind == "ti"
+    impls, Xm, Sm, Tm, XPs, nulls = [], [], [], [], [], []
+    for x_name, k in zip(term.margins, term.ks, strict=True):
+        x = get_column(data, x_name, role=f"covariate of {term.label}")
+        impl = bt.construct(x, int(k), knots.get(term.knot_key(x_name)))
+        B = impl.raw_design(x)
+        if ti:
+            mc = constrain(impl, B)  # smoothCon(absorb.cons = TRUE) of the margin
+            T_i: np.ndarray | None = mc.T
+            X_i, S_i = B @ mc.T, mc.S
+            nulls.append(max(0, impl.width - impl.rank - 1))
+        else:
+            T_i, X_i, S_i = None, B, impl.penalty
+            nulls.append(impl.width - impl.rank)
+        XP = _np_reparam(impl, x, T_i)
+        if XP is None:
+            XP = np.eye(X_i.shape[1])
+        X_i = X_i @ XP
+        S_i = XP.T @ S_i @ XP
+        S_i = (S_i + S_i.T) / 2.0
+        S_i = S_i / float(np.linalg.eigvalsh(S_i)[-1])
+        impls.append(impl)
+        Xm.append(X_i)
+        Sm.append(S_i)
+        Tm.append(XP if T_i is None else T_i @ XP)
+        XPs.append(XP)
+    dims = [X.shape[1] for X in Xm]
+    X = row_kron(Xm)
+    S_full = []
+    for j in range(len(Sm)):
+        S_full.append(_kron_all([Sm[i] if i == j else np.eye(dims[i]) for i in range(len(Sm))]))
+    x_inf = float(np.abs(X).sum(axis=1).max()) if n else 1.0
+    scales = tuple(float(np.abs(S).sum(axis=0).max()) / x_inf**2 for S in S_full)
+    S_full = [S / sc for S, sc in zip(S_full, scales, strict=True)]
+    w_raw = X.shape[1]
+    null_dim = int(np.prod(nulls))
+    col_means: np.ndarray | None = None
+    if ti:
+        Z = np.eye(w_raw)
+    else:
+        from gamstore.fit.basis import sum_to_zero_transform
+
+        col_means = X.sum(axis=0) / max(n, 1)
+        Z = sum_to_zero_transform(col_means)
+        null_dim = max(0, null_dim - 1)
+    S_red = tuple((Z.T @ S @ Z + (Z.T @ S @ Z).T) / 2.0 for S in S_full)
+    Xr = X @ Z
+    T = _kron_all(Tm) @ Z
+    width = Z.shape[1]
+    rank = width - null_dim
+    knots_all = np.concatenate([np.asarray(im.knots, dtype=np.float64) for im in impls])
+    basis = SmoothBasis(knots_all, w_raw, T, S_full[0], S_red[0], scales[0], rank, col_means)
+    parts = TensorParts(tuple(impls), T, S_red, scales, rank, col_means)
+    extra = TermExtra(term.label, term.kind, None, None, None, parts)
+    return extra, basis, Xr, parts
+
+
+def tensor_predict(
+    extra: TermExtra, term: Any, data: Any, fitted: dict[str, np.ndarray]
+) -> np.ndarray:
+    """A tensor block's constrained design ``rowkron(B_i(x_i)) T`` at new rows (each margin's
+    own prediction rule, e.g. linear beyond a P-spline's range)."""
+    parts = extra.tensor
+    assert parts is not None
+    mats = []
+    for x_name, impl in zip(term.margins, parts.margins, strict=True):
+        x = get_column(data, x_name)
+        mats.append(impl.predict_design(x, fitted.get(x_name)))
+    return np.asarray(row_kron(mats) @ parts.T)

@@ -116,7 +116,7 @@ def _transport_config() -> Any:
 
 def block_specs(prob: Problem) -> list[BlockSpec]:
     """One BlockSpec per block, in the solver's working coordinates (diagonal penalties)."""
-    from gamstore.warmstart.specs import BlockSpec, DiagonalPenalty
+    from gamstore.warmstart.specs import BlockSpec, DensePenalty, DiagonalPenalty
 
     d = prob.design
     name0 = d.block_names[0]
@@ -133,18 +133,22 @@ def block_specs(prob: Problem) -> list[BlockSpec]:
             nullspace_dims=(),
         )
     ]
-    for j, b in enumerate(d.smooths):
+    for b, js in zip(d.smooths, d.block_slots(), strict=True):
         width = b.cols.stop - b.cols.start
         # a basis other than the P-spline is part of the block's identity (ps keys unchanged):
         # a cr fit never takes a ps fit's artifact as its cross-fit parent
         name = b.label if b.spec.bs in ("ps", "re") else f"{b.label}[bs={b.spec.bs}]"
+        # a tensor product: one dense penalty per margin (working basis), one ρ each
+        pens: tuple[Any, ...] = (
+            tuple(DensePenalty(P) for P in b.pens) if b.pens else (DiagonalPenalty(b.eig),)
+        )
         specs.append(
             BlockSpec(
                 name,
                 d.X[:, b.cols],
-                penalties=(DiagonalPenalty(b.eig),),
-                nullspace_dims=(width - b.rank,),
-                initial_log_lambdas=d.initial_rho[j : j + 1],
+                penalties=pens,
+                nullspace_dims=(width - b.rank,) * len(pens),
+                initial_log_lambdas=d.initial_rho[js[0] : js[-1] + 1],
             )
         )
     return specs
