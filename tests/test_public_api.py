@@ -63,7 +63,10 @@ def test_one_keyspace_list_and_one_entry_id_test() -> None:
     from gamstore.store.ids import new_entry_id
     from gamstore.views import listing, rows
 
-    assert rows.KEYSPACES == tuple(gs.KEYSPACES) == cli_inspect._KEYSPACES
+    # one definition: the store's registry; the views' layouts and the CLI's choices are it
+    assert not hasattr(rows, "KEYSPACES") and not hasattr(cli_inspect, "_KEYSPACES")
+    assert list(rows.LAYOUTS) == list(gs.KEYSPACES) == list(gs.REGISTRY)
+    assert all(rows.layout_for(ks) is gs.REGISTRY[ks].layout for ks in gs.KEYSPACES)
     for module in (cli_inspect, listing, rows):
         src = inspect.getsource(module)
         assert '"inner", "block"' not in src and "{16}-[0-9a-f]{8}" not in src, module.__name__

@@ -28,7 +28,6 @@ from gamstore.store import KEYSPACES, is_entry_id
 
 __all__ = ["register", "parse_duration", "parse_size", "parse_storage_options"]
 
-_KEYSPACES = tuple(KEYSPACES)  # the store owns the list
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([smhdw]?)\s*$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -169,7 +168,7 @@ _keyspace_option = click.option(
     "--keyspace",
     "keyspace",
     multiple=True,
-    type=click.Choice(_KEYSPACES),
+    type=click.Choice(tuple(KEYSPACES)),
     help="Only this keyspace (repeatable; default: all).",
 )
 _progress_option = click.option(
@@ -215,8 +214,8 @@ def _listing_rows(
     from concurrent.futures import ThreadPoolExecutor
 
     now = time.time_ns()
-    infos = [info for ks in keyspaces or _KEYSPACES for info in store.entries(ks)]
-    remote = bool(getattr(getattr(store, "backend", None), "flat_listing", False))
+    infos = [info for ks in keyspaces or tuple(KEYSPACES) for info in store.entries(ks)]
+    remote = store.flat_listing
 
     def row(info: Any) -> dict[str, Any]:
         marker = store.read_marker(info) or {}  # one GET on object stores: run them in parallel
@@ -354,7 +353,7 @@ def _entry_payload(entry: Any) -> dict[str, Any]:
 @click.command("show")
 @_url_argument
 @click.argument("target", metavar="KEY|ENTRY")
-@click.option("-k", "--keyspace", type=click.Choice(_KEYSPACES), default=None,
+@click.option("-k", "--keyspace", type=click.Choice(tuple(KEYSPACES)), default=None,
               help="Keyspace of KEY (tried in every keyspace when omitted).")  # fmt: skip
 @click.option("--latest", is_flag=True, help="For a KEY: the newest entry instead of the best.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (all values) instead of tables.")
@@ -379,7 +378,7 @@ def show_command(
             entry = find_entry(store, keyspace, entry_id=target)
         else:
             found = []
-            for ks in [keyspace] if keyspace else list(_KEYSPACES):
+            for ks in [keyspace] if keyspace else list(KEYSPACES):
                 try:
                     found.append(find_entry(store, ks, target, which=which))
                 except EntryNotFoundError:
@@ -444,7 +443,7 @@ def du_command(
     store = _open(url, storage_option)
     usage: dict[str, dict[str, int]] = {}
     with _storage_errors(url), _progress("listing", progress) as (advance, _total):
-        for ks in _KEYSPACES:
+        for ks in KEYSPACES:
             count = nbytes = 0
             for info in store.entries(ks):
                 count += 1
@@ -606,7 +605,7 @@ def export_command(
     store = _open(url, storage_option)
     with _storage_errors(url), _progress("exporting", progress) as (advance, total):
         report = export_hdf5(
-            store, out, keyspaces=keyspace or _KEYSPACES, progress=advance, on_total=total
+            store, out, keyspaces=keyspace or tuple(KEYSPACES), progress=advance, on_total=total
         )
     click.echo(f"exported {report.exported} entries from {store.url} to {out}")
     for path in report.skipped:
@@ -679,7 +678,7 @@ def catalog_command(
         with _storage_errors(url), _progress("cataloguing", progress) as (advance, total):
             info = write_catalog(
                 store,
-                keyspaces=keyspace or _KEYSPACES,
+                keyspaces=keyspace or tuple(KEYSPACES),
                 full=full,
                 progress=advance,
                 on_total=total,

@@ -8,7 +8,8 @@ Use :func:`open_store`; ``docs/architecture.md`` has the Store API contract::
 
 Modules: ``backend`` (the abstract object store), ``local`` / ``memory`` / ``s3`` (one per
 backend), ``registry`` (URL scheme -> backend), ``codec`` (record <-> Zarr v3 group bytes),
-``layout`` and ``ids`` (paths and entry ids), ``portable`` (entries as
+``layout`` and ``ids`` (paths and entry ids), ``keyspaces`` (the keyspace registry),
+``walk`` (the one walk of the entry folders), ``portable`` (entries as
 portable data for export/import), ``ranking`` (which entry a lookup returns),
 ``eviction`` (TTL, budget, sweep policy), ``cache`` (per-root in-process caches), ``core``
 (the :class:`Store` facade), ``spec`` (reopening a store in a worker), ``session``, ``maintenance`` (gc, verify), ``zarr_bridge`` (a zarr
@@ -26,6 +27,7 @@ from gamstore.store.codec import MAX_ENTRY_BYTES, CorruptEntryError
 from gamstore.store.core import Store, check_store_options
 from gamstore.store.errors import ReadOnlyStoreError, StoreError
 from gamstore.store.ids import is_entry_id
+from gamstore.store.keyspaces import REGISTRY, Keyspace, KeyspaceLayout, keyspace_info
 from gamstore.store.layout import key_folder
 from gamstore.store.portable import ExportedEntry, ImportResult
 from gamstore.store.registry import open_backend, register_backend, resolve_url
@@ -36,12 +38,14 @@ from gamstore.store.types import (
     Entry,
     EntryInfo,
     GcReport,
+    Listing,
     StoreStats,
     VerifyReport,
 )
 
 __all__ = [
     "KEYSPACES",
+    "REGISTRY",
     "is_entry_id",
     "MAX_ENTRY_BYTES",
     "Backend",
@@ -51,6 +55,9 @@ __all__ = [
     "ImportResult",
     "EntryInfo",
     "GcReport",
+    "Keyspace",
+    "KeyspaceLayout",
+    "Listing",
     "ObjectInfo",
     "ReadOnlyStoreError",
     "Session",
@@ -60,6 +67,7 @@ __all__ = [
     "StoreStats",
     "VerifyReport",
     "key_folder",
+    "keyspace_info",
     "open_store",
     "register_backend",
 ]

@@ -35,7 +35,7 @@ from gamstore.store.eviction import (
     is_expired,
     plan_eviction,
 )
-from gamstore.store.ids import ENTRY_ID_RE, new_entry_id, parse_created, producer_identity
+from gamstore.store.ids import new_entry_id, parse_created, producer_identity
 from gamstore.store.layout import (
     ACCESS_DIR,
     CATALOG_DIR,
@@ -45,8 +45,6 @@ from gamstore.store.layout import (
     bookkeeping_attrs,
     check_keyspace,
     entry_prefix,
-    is_folder_name,
-    is_shard_name,
     key_folder,
     key_prefix,
     level_attrs,
@@ -57,14 +55,15 @@ from gamstore.store.provenance import check_provenance, current_provenance
 from gamstore.store.ranking import Candidate, rank
 from gamstore.store.spec import StoreSpec
 from gamstore.store.types import (
-    KEYSPACES,
     KINDS,
     Entry,
     EntryInfo,
     GcReport,
+    Listing,
     StoreStats,
     VerifyReport,
 )
+from gamstore.store.walk import EntryDir, touch_times, walk
 
 if TYPE_CHECKING:
     from gamstore.store.session import Session
@@ -622,18 +621,10 @@ class Store:
 
     def _scan_key(self, keyspace: str, folder: str) -> list[Candidate]:
         """Committed entries of one key folder (one listing; markers from cache or GET)."""
-        prefix = key_prefix(keyspace, folder)
         be = self._backend
         st = self._state
-        if be.flat_listing:
-            names = {
-                o.path[len(prefix) + 1 :].split("/", 1)[0]
-                for o in be.list(prefix)
-                if o.path.endswith(f"/{MARKER}") and o.path.count("/") == 4
-            }
-        else:
-            names = set(be.list_dir(prefix))
-        paths = [f"{prefix}/{n}" for n in names if ENTRY_ID_RE.match(n)]
+        # committed is None on a names-only walk: the marker GET below tells
+        paths = [d.path for d in walk(be, keyspace, folder=folder) if d.committed is not False]
         unknown = [p for p in paths if p not in st.markers]
         if unknown:
             blobs = be.get_many(
@@ -728,6 +719,7 @@ class Store:
             producer=marker.producer,
             nbytes=marker.nbytes,
             provenance=None if marker.provenance is None else dict(marker.provenance),
+            stored_kind=marker.kind,
         )
         st.remember_entry(path, entry)
         return entry
@@ -793,107 +785,89 @@ class Store:
         parse are cleaned up, or only appended to ``corrupt`` when that list is given.
         """
         be = self._backend
-        st = self._state
-        spaces = [keyspace] if keyspace is not None else list(KEYSPACES)
-        if be.flat_listing:
-            # Object stores list recursively at no extra cost: one listing (per keyspace or
-            # for the whole root) gives marker presence, sizes and touch times.
-            if keyspace is None and shard is None:
-                objs = be.list("")
-            else:
-                objs = []
-                for ks in spaces:
-                    top = ks if shard is None else f"{ks}/{shard}"
-                    objs += be.list(f"{ACCESS_DIR}/{top}") + be.list(top)
-            yield from self._infos_from_objects(objs, uncommitted)
-            return
-        for ks in spaces:
-            top = ks if shard is None else f"{ks}/{shard}"
-            access: dict[str, int] = {}
-            for o in be.list(f"{ACCESS_DIR}/{top}"):
-                access[o.path[len(ACCESS_DIR) + 1 :]] = o.mtime
-            # Level docs (zarr.json) sit beside the shard and key folders: skip them.
-            shards = (
-                [shard] if shard is not None else sorted(filter(is_shard_name, be.list_dir(ks)))
-            )
-            for kk in shards:
-                for folder in sorted(filter(is_folder_name, be.list_dir(f"{ks}/{kk}"))):
-                    kp = f"{ks}/{kk}/{folder}"
-                    paths = [f"{kp}/{n}" for n in sorted(be.list_dir(kp)) if ENTRY_ID_RE.match(n)]
-                    unknown = [p for p in paths if p not in st.markers]
-                    if unknown:
-                        blobs = be.get_many(
-                            [f"{p}/{MARKER}" for p in unknown], [MAX_MARKER_BYTES] * len(unknown)
-                        )
-                        for p, blob in zip(unknown, blobs, strict=True):
-                            if blob is None:
-                                if uncommitted is not None:
-                                    uncommitted.append(p)
-                                continue
-                            try:
-                                m = codec.parse_marker(
-                                    blob, keyspace=ks, entry_id=p.rsplit("/", 1)[1]
-                                )
-                            except CorruptEntryError as exc:
-                                self._corrupt(p, exc, cleanup=corrupt is None)
-                                if corrupt is not None:
-                                    corrupt.append(p)
-                                continue
-                            st.remember_marker(p, m)
-                    for p in paths:
-                        known = st.markers.get(p)
-                        if known is None:
-                            continue
-                        info = self._make_info(p, known.nbytes, access.get(p))
-                        if info is not None:
-                            yield info
+        if be.flat_listing and keyspace is None and shard is None:
+            # one listing of the whole root gives marker presence, sizes and touch times
+            seen: list[Any] = []
+            dirs = list(walk(be, seen=seen))
+            access = touch_times(be, listed=seen)
+        else:
+            access = touch_times(be, keyspace, shard=shard)
+            dirs = list(walk(be, keyspace, shard=shard))
+        yield from self._committed_infos(dirs, access, uncommitted, corrupt)
 
-    def _infos_from_objects(
-        self, objs: list[Any], uncommitted: list[str] | None
+    def _committed_infos(
+        self,
+        dirs: list[EntryDir],
+        access: Mapping[str, int],
+        uncommitted: list[str] | None = None,
+        corrupt: list[str] | None = None,
     ) -> Iterator[EntryInfo]:
-        access: dict[str, int] = {}
-        sizes: dict[str, int] = {}
-        committed: set[str] = set()
-        cut = len(ACCESS_DIR) + 1
-        for o in objs:
-            if o.path.startswith(f"{ACCESS_DIR}/"):
-                access[o.path[cut:]] = o.mtime
-                continue
-            parts = o.path.split("/", 4)
-            if len(parts) < 5 or parts[0] not in KEYSPACES:
-                continue
-            ep = "/".join(parts[:4])
-            sizes[ep] = sizes.get(ep, 0) + o.size
-            if parts[4] == MARKER:
-                committed.add(ep)
-        for ep in sorted(sizes):
-            if ep not in committed:
-                if uncommitted is not None:
-                    uncommitted.append(ep)
-                continue
-            info = self._make_info(ep, sizes[ep], access.get(ep))
-            if info is not None:
-                yield info
+        """:class:`EntryInfo` of the committed ones among walked entry folders.
 
-    def _make_info(self, path: str, nbytes: int, touched: int | None) -> EntryInfo | None:
-        split = split_entry_path(path)
-        if split is None:
-            return None
-        ks, folder, entry_id = split
-        created = parse_created(entry_id)
+        A flat listing already says which are committed and their sizes; after a names-only
+        walk the markers say (read per key folder, unless cached).
+        """
+        st = self._state
+        i = 0
+        while i < len(dirs):
+            d = dirs[i]
+            if d.committed is not None:
+                i += 1
+                if not d.committed:
+                    if uncommitted is not None:
+                        uncommitted.append(d.path)
+                    continue
+                info = self._make_info(d, d.nbytes, access.get(d.path))
+                if info is not None:
+                    yield info
+                continue
+            # names-only walk: the entries of one key folder, their markers in one round
+            j = i
+            while j < len(dirs) and dirs[j].folder == d.folder and dirs[j].keyspace == d.keyspace:
+                j += 1
+            group = dirs[i:j]
+            i = j
+            unknown = [g for g in group if g.path not in st.markers]
+            if unknown:
+                blobs = self._backend.get_many(
+                    [f"{g.path}/{MARKER}" for g in unknown], [MAX_MARKER_BYTES] * len(unknown)
+                )
+                for g, blob in zip(unknown, blobs, strict=True):
+                    if blob is None:
+                        if uncommitted is not None:
+                            uncommitted.append(g.path)
+                        continue
+                    try:
+                        m = codec.parse_marker(blob, keyspace=g.keyspace, entry_id=g.entry_id)
+                    except CorruptEntryError as exc:
+                        self._corrupt(g.path, exc, cleanup=corrupt is None)
+                        if corrupt is not None:
+                            corrupt.append(g.path)
+                        continue
+                    st.remember_marker(g.path, m)
+            for g in group:
+                known = st.markers.get(g.path)
+                if known is None:
+                    continue
+                info = self._make_info(g, known.nbytes, access.get(g.path))
+                if info is not None:
+                    yield info
+
+    def _make_info(self, d: EntryDir, nbytes: int, touched: int | None) -> EntryInfo | None:
+        created = parse_created(d.entry_id)
         if created is None:
             return None
-        known = self._state.last_access.get(path)
+        known = self._state.last_access.get(d.path)
         if known is not None:
             touched = known if touched is None else max(known, touched)
         return EntryInfo(
-            keyspace=ks,
-            folder=folder,
-            entry_id=entry_id,
+            keyspace=d.keyspace,
+            folder=d.folder,
+            entry_id=d.entry_id,
             created=created,
             nbytes=nbytes,
             last_access=touched,
-            path=path,
+            path=d.path,
         )
 
     def entries(self, keyspace: str | None = None) -> Iterator[EntryInfo]:
@@ -901,6 +875,71 @@ class Store:
         if keyspace is not None:
             check_keyspace(keyspace)
         return self._iter_infos(keyspace)
+
+    def listing(self, keyspace: str) -> Listing:
+        """Walk ``keyspace`` once: its entry paths now, its committed entries on demand.
+
+        On local disk and in memory this is a names-only walk (no marker read): a caller
+        that only compares paths (the catalog's currency check) pays nothing more, and
+        ``infos()`` later reads the markers without walking again. On object stores the one
+        flat listing gives both.
+
+        Parameters
+        ----------
+        keyspace : str
+            One of the keyspaces (``gamstore.store.KEYSPACES``).
+
+        Returns
+        -------
+        Listing
+            ``method``, ``paths`` and ``infos()`` (see :class:`~gamstore.store.Listing`).
+
+        Raises
+        ------
+        ValueError
+            If ``keyspace`` is unknown.
+        """
+        check_keyspace(keyspace)
+        be = self._backend
+        dirs = list(walk(be, keyspace))
+        if be.flat_listing:
+            infos = list(self._committed_infos(dirs, touch_times(be, keyspace)))
+            return Listing(keyspace, "entries", tuple(i.path for i in infos), lambda: infos)
+
+        def load() -> list[EntryInfo]:
+            return list(self._committed_infos(dirs, touch_times(be, keyspace)))
+
+        return Listing(keyspace, "walk", tuple(d.path for d in dirs), load)
+
+    def committed(self, path: str) -> bool:
+        """Whether the entry at ``path`` has its marker now (one HEAD, nothing cached).
+
+        Parameters
+        ----------
+        path : str
+            An entry path (``EntryInfo.path`` or one of ``Listing.paths``).
+
+        Returns
+        -------
+        bool
+
+        Raises
+        ------
+        ValueError
+            If ``path`` is not an entry path of the layout.
+        Exception
+            Storage failures propagate (the caller decides what unknown means).
+        """
+        if not isinstance(path, str) or split_entry_path(path) is None:
+            raise ValueError(f"path: not an entry path: {path!r:.120}")
+        return self._backend.mtime(f"{path}/{MARKER}") is not None
+
+    @property
+    def flat_listing(self) -> bool:
+        """True on object stores: one listing says which entries are committed, and every
+        read is a network round trip (worth running many at once). False on local disk and
+        in memory."""
+        return bool(self._backend.flat_listing)
 
     def read_marker(self, info: EntryInfo) -> dict[str, Any] | None:
         """Return ``attrs["gamstore"]`` of a listed entry (one GET), or None if unreadable."""
@@ -1199,13 +1238,32 @@ class Store:
 
         if not _is_seconds(grace, MAX_TTL):  # inf, NaN, 10**400: a clear error, not OverflowError
             raise ValueError(f"grace: expected seconds in [0, {MAX_TTL:g}], got {grace!r:.40}")
-        return maintenance.gc(self, grace)
+        self._check_writable()
+        self.require_root()
+        self._flush_touches()
+        return maintenance.gc(self._housekeeping(), grace)
 
     def verify(self, fix: bool = False) -> VerifyReport:
         """Fully decode every committed entry; with ``fix=True`` delete the corrupt ones."""
         from gamstore.store import maintenance
 
-        return maintenance.verify(self, fix)
+        if fix:
+            self._check_writable()
+        self.require_root()  # a folder that is not a store is an error, not "0 checked, ok"
+        return maintenance.verify(self._housekeeping(), fix)
+
+    def _housekeeping(self) -> Any:
+        """The narrow part of this store that ``gc`` and ``verify`` use."""
+        from gamstore.store.maintenance import Housekeeping
+
+        return Housekeeping(
+            backend=self._backend,
+            state=self._state,
+            clock=self._clock,
+            resolve=self._resolve,
+            committed_infos=self._iter_infos,
+            delete_path=self._delete_path,
+        )
 
     def stats(self) -> StoreStats:
         """Counters of this handle (requests as counted by the backend)."""

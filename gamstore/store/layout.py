@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 
 from gamstore.fingerprint import key_fingerprint
-from gamstore.store.types import KEYSPACES
+from gamstore.store.keyspaces import KEYSPACES
 
 __all__ = [
     "ACCESS_DIR",

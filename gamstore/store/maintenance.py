@@ -1,33 +1,34 @@
 """Maintenance: ``gc`` (garbage of crashed writers) and ``verify`` (an fsck of the store).
 
-Both are functions of a :class:`~gamstore.store.core.Store` (its methods delegate here) and
-use only its backend, listing and deletion helpers.
+:meth:`Store.gc <gamstore.store.Store.gc>` and :meth:`Store.verify
+<gamstore.store.Store.verify>` check their arguments, the mode and the root, then call these
+functions with a :class:`Housekeeping`: the few parts of the store they may use (backend,
+per-root caches, clock, record resolver, committed listing, deletion). The entries come
+from the store's one walk (:mod:`gamstore.store.walk`).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from gamstore.store import codec
+from gamstore.store.backend import Backend, ObjectInfo
+from gamstore.store.cache import RootState
 from gamstore.store.codec import CorruptEntryError
-from gamstore.store.ids import ENTRY_ID_RE
 from gamstore.store.layout import (
     ACCESS_DIR,
     CATALOG_DIR,
     MARKER,
     bookkeeping_attrs,
-    is_folder_name,
-    is_shard_name,
     key_folder,
     level_attrs,
 )
-from gamstore.store.types import KEYSPACES, GcReport, VerifyReport
+from gamstore.store.types import EntryInfo, GcReport, VerifyReport
+from gamstore.store.walk import walk
 
-if TYPE_CHECKING:
-    from gamstore.store.core import Store
-
-__all__ = ["gc", "verify"]
+__all__ = ["Housekeeping", "gc", "verify"]
 
 log = logging.getLogger("gamstore.store")
 
@@ -35,84 +36,102 @@ log = logging.getLogger("gamstore.store")
 _RESTORE_MAX_BYTES = 64 * 1024 * 1024
 
 
-def gc(store: Store, grace: float = 3600.0) -> GcReport:
+@dataclass(frozen=True)
+class Housekeeping:
+    """What ``gc`` and ``verify`` use of a store (made by the store; nothing else of it).
+
+    Attributes
+    ----------
+    backend : Backend
+        The store's backend.
+    state : RootState
+        The per-root caches (entries removed here are forgotten there).
+    clock : callable
+        Now, in ns.
+    resolve : callable
+        ``RECORD_TYPE`` name -> record class (or None).
+    committed_infos : callable
+        ``(uncommitted=list, corrupt=list) -> Iterator[EntryInfo]``: the store's committed
+        listing of every keyspace.
+    delete_path : callable
+        Delete one entry, marker first.
+    """
+
+    backend: Backend
+    state: RootState
+    clock: Callable[[], int]
+    resolve: Callable[[str], type | None]
+    committed_infos: Callable[..., Iterator[EntryInfo]]
+    delete_path: Callable[[str], bool]
+
+
+def gc(h: Housekeeping, grace: float = 3600.0) -> GcReport:
     """Remove markerless payloads and stray temp files older than ``grace`` seconds,
     and touch objects of entries that no longer exist.
+
+    The caller checked the store is writable, its root, and flushed its touches.
 
     Returns
     -------
     GcReport
         Counts of what was removed.
     """
-    store._check_writable()
     if not grace >= 0:
         raise ValueError(f"grace: expected seconds >= 0, got {grace!r}")
-    store.require_root()
-    store._flush_touches()
-    be = store._backend
-    cutoff = store._clock() - int(grace * 1e9)
+    be = h.backend
+    cutoff = h.clock() - int(grace * 1e9)
     payloads = temps = acc = freed = 0
     committed: set[str] = set()
-    listed: set[str] = set()
-    for o in be.list(""):
-        listed.add(o.path)
+    seen: list[ObjectInfo] = []
+    # one listing of the whole root (plus, on folder backends, the walk that finds entry
+    # folders of writers killed before their first file: they hold no object at all)
+    dirs = list(walk(be, objects=True, seen=seen))
+    listed = {o.path for o in seen}
+    for o in seen:
         if o.path.startswith(f"{ACCESS_DIR}/") or o.path.startswith(f"{CATALOG_DIR}/"):
             continue
-        name = o.path.rsplit("/", 1)[-1]
-        if ".tmp." in name:
+        if ".tmp." in o.path.rsplit("/", 1)[-1]:
             if o.mtime <= cutoff and be.delete(o.path):
                 temps += 1
                 freed += o.size
-    groups: dict[str, list[Any]] = {}
-    for ks in KEYSPACES:
-        for o in be.list(ks):
-            parts = o.path.split("/", 4)
-            if len(parts) < 5 or ".tmp." in parts[-1]:
-                continue
-            groups.setdefault("/".join(parts[:4]), []).append(o)
-    if not be.flat_listing:
-        # Folders of writers killed before their first file hold no objects at all.
-        for ks in KEYSPACES:
-            for kk in filter(is_shard_name, be.list_dir(ks)):
-                for folder in filter(is_folder_name, be.list_dir(f"{ks}/{kk}")):
-                    for name in be.list_dir(f"{ks}/{kk}/{folder}"):
-                        ep = f"{ks}/{kk}/{folder}/{name}"
-                        if ep not in groups and ENTRY_ID_RE.match(name):
-                            made = be.mtime(ep)
-                            if (made is None or made <= cutoff) and _remove_uncommitted(
-                                store, ep, cutoff
-                            ) is not None:
-                                payloads += 1
-    for ep, objs in groups.items():
-        if any(o.path == f"{ep}/{MARKER}" for o in objs):
-            committed.add(ep)
+    for d in dirs:
+        if d.committed:
+            committed.add(d.path)
             continue
-        if max(o.mtime for o in objs) <= cutoff:
-            removed = _remove_uncommitted(store, ep, cutoff)
+        if d.newest is None:  # an empty entry folder: its own time says how old it is
+            made = be.mtime(d.path)
+            if (made is None or made <= cutoff) and _remove_uncommitted(
+                h, d.path, cutoff
+            ) is not None:
+                payloads += 1
+        elif d.newest <= cutoff:
+            removed = _remove_uncommitted(h, d.path, cutoff)
             if removed is not None:
                 payloads += 1
                 freed += removed
-    for o in be.list(ACCESS_DIR):
+    for o in seen:
+        if not o.path.startswith(f"{ACCESS_DIR}/"):
+            continue
         ep = o.path[len(ACCESS_DIR) + 1 :]
         if ep == MARKER:
             continue  # the placeholder that makes .access a Zarr leaf, not a touch
         if ep not in committed and o.mtime <= cutoff and be.delete(o.path):
             acc += 1
-    levels = _add_level_docs(store, listed, committed)
+    levels = _add_level_docs(h, listed, committed)
     return GcReport(
         payloads=payloads, temps=temps, access=acc, bytes_freed=freed, level_docs=levels
     )
 
 
-def _add_level_docs(store: Store, listed: set[str], committed: set[str]) -> int:
+def _add_level_docs(h: Housekeeping, listed: set[str], committed: set[str]) -> int:
     """Write the level docs (create-only) that the folders of committed entries lack.
 
     Stores written before level docs existed have none; ``gc`` upgrades them from the
     listing it already has (a marker GET per key folder that lacks its doc, for the key
     string). Returns how many docs were created.
     """
-    be = store._backend
-    st = store._state
+    be = h.backend
+    st = h.state
     made = 0
     todo: dict[str, str] = {}  # key folder path -> one committed entry path in it
     for ep in sorted(committed):
@@ -150,7 +169,7 @@ def _add_level_docs(store: Store, listed: set[str], committed: set[str]) -> int:
     return made
 
 
-def _remove_uncommitted(store: Store, ep: str, cutoff: int) -> int | None:
+def _remove_uncommitted(h: Housekeeping, ep: str, cutoff: int) -> int | None:
     """Delete the payload of the markerless entry ``ep``; return the bytes freed, or None.
 
     The listing gc works from is already old when it gets here: a writer may have committed
@@ -160,7 +179,7 @@ def _remove_uncommitted(store: Store, ep: str, cutoff: int) -> int | None:
     that listing are deleted (never a re-listing's newcomers, never a marker), then the
     folders left empty; if a marker appears meanwhile, the payload is put back.
     """
-    be = store._backend
+    be = h.backend
     objs = be.list(ep)
     marker = f"{ep}/{MARKER}"
     if any(o.path == marker or o.mtime > cutoff for o in objs):
@@ -171,7 +190,7 @@ def _remove_uncommitted(store: Store, ep: str, cutoff: int) -> int | None:
     # Keep the bytes until we know no writer committed meanwhile (dead writers' payloads
     # are small; a huge one is deleted without this safety net).
     kept = be.get_many(paths, [o.size for o in victims]) if size <= _RESTORE_MAX_BYTES else None
-    store._state.forget(ep)
+    h.state.forget(ep)
     be.delete_many(paths)
     be.prune_empty(ep)
     if be.mtime(marker) is not None:
@@ -187,43 +206,40 @@ def _remove_uncommitted(store: Store, ep: str, cutoff: int) -> int | None:
     return size
 
 
-def verify(store: Store, fix: bool = False) -> VerifyReport:
+def verify(h: Housekeeping, fix: bool = False) -> VerifyReport:
     """Fully decode every committed entry; with ``fix=True`` delete the corrupt ones.
 
     Every corrupt entry comes with the reason: the object or array and the check that
-    failed (marker JSON, metadata, chunk size, BLAKE3 digest, record fields).
+    failed (marker JSON, metadata, chunk size, BLAKE3 digest, record fields). The caller
+    checked the root (and, with ``fix``, that the store is writable).
     """
-    if fix:
-        store._check_writable()
-    store.require_root()  # a folder that is not a store is an error, not "0 checked, ok"
+    be = h.backend
     uncommitted: list[str] = []
     ok = fixed = 0
     listed_corrupt: list[str] = []
-    infos = list(store._iter_infos(uncommitted=uncommitted, corrupt=listed_corrupt))
+    infos = list(h.committed_infos(uncommitted=uncommitted, corrupt=listed_corrupt))
     corrupt: list[tuple[str, str]] = []
     for path in listed_corrupt:  # markers that did not parse while listing: say why
-        blob = store._backend.get(f"{path}/{MARKER}", codec.MAX_ENTRY_BYTES)
+        blob = be.get(f"{path}/{MARKER}", codec.MAX_ENTRY_BYTES)
         corrupt.append((path, _marker_problem(path, blob)))
     vanished = 0
     for info in infos:
-        store._state.forget(info.path)
+        h.state.forget(info.path)
         marker = f"{info.path}/{MARKER}"
-        blob = store._backend.get(marker, codec.MAX_ENTRY_BYTES)
+        blob = be.get(marker, codec.MAX_ENTRY_BYTES)
         if blob is None:
             vanished += 1  # deleted since the listing (evicted, expired): not corrupt
             continue
         try:
             m = codec.parse_marker(blob, keyspace=info.keyspace, entry_id=info.entry_id)
             rel = codec.marker_object_paths(m)
-            blobs = store._backend.get_many(
-                [f"{info.path}/{r}" for r in rel], codec.marker_object_sizes(m)
-            )
+            blobs = be.get_many([f"{info.path}/{r}" for r in rel], codec.marker_object_sizes(m))
             arrays = codec.decode_arrays(m, dict(zip(rel, blobs, strict=True)))
-            codec.decode_record(m, arrays, store._resolve)
+            codec.decode_record(m, arrays, h.resolve)
         except CorruptEntryError as exc:
             # A delete removes the marker first, then the payload: an entry whose marker
             # is gone now was being evicted while we read it, it is not damaged.
-            if store._backend.mtime(marker) is None:
+            if be.mtime(marker) is None:
                 vanished += 1
                 continue
             corrupt.append((info.path, str(exc)))
@@ -232,7 +248,7 @@ def verify(store: Store, fix: bool = False) -> VerifyReport:
     checked = ok + len(corrupt)
     if fix:
         for p, _why in corrupt:
-            store._delete_path(p)
+            h.delete_path(p)
             fixed += 1
     return VerifyReport(
         checked=checked,

@@ -3,28 +3,22 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from gamstore.store.keyspaces import KEYSPACES
 
 __all__ = [
     "KEYSPACES",
     "KINDS",
     "Entry",
     "EntryInfo",
+    "Listing",
     "GcReport",
     "StoreStats",
     "VerifyReport",
 ]
-
-#: Keyspaces and what each holds. Disjoint by construction: the keyspace name is hashed into
-#: the folder of every key, so one key string lands in a different folder in each keyspace.
-KEYSPACES: dict[str, str] = {
-    "inner": "record A: WarmStartRecord",
-    "block": "record B: BlockWarmStartRecord",
-    "outer": "outer-iterate sessions: IteratePayload",
-    "artifact": "cross-fit artifacts: FitArtifact",
-    "from": "explicit warm_start_from: IteratePayload",
-}
 
 #: Entry kinds as written. A ``final`` from another producer reads back as ``checkpoint``.
 KINDS: tuple[str, ...] = ("checkpoint", "final")
@@ -43,7 +37,9 @@ class Entry:
     entry_id : str
         Sortable id: creation ns (16 hex) ``-`` producer short id ``-`` random suffix.
     kind : str
-        ``"checkpoint"`` or ``"final"`` as read (foreign finals read as ``"checkpoint"``).
+        ``"checkpoint"`` or ``"final"`` as read: a ``final`` written by another producer
+        reads as ``"checkpoint"`` (it never certifies somebody else's fit); lookups rank by
+        this kind.
     objective : float or None
         Finite objective, or None.
     iteration : int or None
@@ -58,6 +54,9 @@ class Entry:
         Which fit on which data wrote it (``response``, ``covariates``, ``n_rows``,
         ``subject_column``, ``held_out``, ``run_id``, ``gamstore_version``; see
         :mod:`gamstore.store.provenance`); None for entries written before it existed.
+    stored_kind : str
+        The kind as written (what an inspection shows); equal to ``kind`` except for a
+        foreign ``final``. Defaults to ``kind``.
     """
 
     record: Any
@@ -71,6 +70,11 @@ class Entry:
     producer: str
     nbytes: int
     provenance: dict[str, Any] | None = None
+    stored_kind: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.stored_kind:
+            object.__setattr__(self, "stored_kind", self.kind)
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,55 @@ class EntryInfo:
     nbytes: int
     last_access: int | None
     path: str
+
+
+class Listing:
+    """One walk of one keyspace: every entry folder it found, and the committed entries.
+
+    Made by :meth:`Store.listing <gamstore.store.Store.listing>`; the catalog compares
+    ``paths`` with the ones it was built from, and reads ``infos()`` only when it is stale,
+    so a current catalog costs one walk and no marker read.
+
+    Attributes
+    ----------
+    keyspace : str
+        The keyspace walked.
+    method : {"entries", "walk"}
+        ``"entries"`` on object stores: their one flat listing already says which entries
+        are committed, and ``paths`` are the committed ones. ``"walk"`` on local disk and in
+        memory: a names-only walk that read no marker, so ``paths`` may include entries still
+        being written (no marker yet).
+    paths : tuple of str
+        Entry paths found (``"<keyspace>/<kk>/<folder>/<entry_id>"``), sorted.
+    """
+
+    __slots__ = ("_infos", "_load", "keyspace", "method", "paths")
+
+    def __init__(
+        self,
+        keyspace: str,
+        method: str,
+        paths: tuple[str, ...],
+        load: Callable[[], list[EntryInfo]],
+    ) -> None:
+        self.keyspace = keyspace
+        self.method = method
+        self.paths = paths
+        self._load = load
+        self._infos: list[EntryInfo] | None = None
+
+    def infos(self) -> list[EntryInfo]:
+        """The committed entries of the walk, sorted by path (computed once).
+
+        After a ``"walk"`` this reads the markers not cached yet (one round per key folder)
+        and lists the touch objects; no folder is walked again.
+        """
+        if self._infos is None:
+            self._infos = self._load()
+        return list(self._infos)
+
+    def __repr__(self) -> str:
+        return f"Listing({self.keyspace!r}, {self.method!r}, {len(self.paths)} paths)"
 
 
 @dataclass

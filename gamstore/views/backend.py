@@ -14,8 +14,8 @@ from typing import Any
 import xarray as xr
 from xarray.backends import BackendEntrypoint
 
+from gamstore.store import KEYSPACES
 from gamstore.views.assemble import DEFAULT_MAX_BYTES
-from gamstore.views.rows import KEYSPACES
 
 __all__ = ["GamstoreBackendEntrypoint"]
 

@@ -40,7 +40,7 @@ import numpy as np
 import xarray as xr
 
 from gamstore import _json
-from gamstore.store.layout import key_folder
+from gamstore.store import KEYSPACES, key_folder
 from gamstore.views.assemble import (
     DEFAULT_MAX_BYTES,
     VIEW_SCHEMA,
@@ -50,12 +50,11 @@ from gamstore.views.assemble import (
 )
 from gamstore.views.listing import (
     ListingState,
-    list_infos,
     listing_state,
     pending_committed,
     read_rows,
 )
-from gamstore.views.rows import KEYSPACES, FitRow, layout_for
+from gamstore.views.rows import FitRow, layout_for
 from gamstore.views.zarrio import decode_group, encode_groups
 
 __all__ = [
@@ -237,9 +236,7 @@ def write_catalog(
         If the store is read-only.
     """
     spaces = [layout_for(ks).keyspace for ks in keyspaces]
-    require = getattr(store, "require_root", None)
-    if require is not None:
-        require()  # never write a catalog into (or clean up) a folder that is not a store
+    store.require_root()  # never write a catalog into (or clean up) a folder that is not a store
     now = time.time_ns()
     token = _acquire_lock(store, now)
     try:
@@ -247,10 +244,7 @@ def write_catalog(
         # signature first, then the committed listing: anything that commits in between is
         # either in the rows already or makes the signature differ later (never missed)
         states = {ks: listing_state(store, ks) for ks in spaces}
-        listed = {
-            ks: st.infos if st.infos is not None else list_infos(store, ks)
-            for ks, st in states.items()
-        }
+        listed = {ks: st.infos() for ks, st in states.items()}
         if on_total is not None:
             on_total(sum(len(v) for v in listed.values()))
         datasets: dict[str, xr.Dataset] = {}
@@ -336,9 +330,7 @@ def _delete_old_versions(store: Any, keep: set[str]) -> None:
                 store.delete_raw(rel)
         # then the folder trees the deleted versions leave (object stores have none); also
         # those left by earlier versions of gamstore, which deleted objects only
-        prune = getattr(store, "prune_raw", None)
-        if prune is not None:
-            prune()
+        store.prune_raw()
     except Exception as exc:  # noqa: BLE001 - leftovers only cost space
         log.debug("gamstore.views: deleting old catalog versions failed: %s", exc)
 

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from gamstore.store import KEYSPACES
 from gamstore.views.attrs import variable_attrs
-from gamstore.views.listing import with_stored_kind
-from gamstore.views.rows import KEYSPACES, layout_for
+from gamstore.views.listing import as_stored
+from gamstore.views.rows import layout_for
 from gamstore.views.source import resolve_store
 
 __all__ = ["open_entry", "find_entry", "entry_tree", "EntryNotFoundError"]
@@ -78,19 +79,7 @@ def find_entry(
         )
         if found is None:
             raise EntryNotFoundError(f"no readable entry for key {key!r} in keyspace {keyspace!r}")
-        from gamstore.store import EntryInfo, key_folder
-
-        folder = key_folder(keyspace, key)
-        info = EntryInfo(
-            keyspace=keyspace,
-            folder=folder,
-            entry_id=found.entry_id,
-            created=found.created,
-            nbytes=found.nbytes,
-            last_access=None,
-            path=f"{keyspace}/{folder[:2]}/{folder}/{found.entry_id}",
-        )
-        return with_stored_kind(store, info, found)
+        return as_stored(found)
     assert entry_id is not None
     if not isinstance(entry_id, str) or not entry_id:
         raise ValueError("entry_id: expected a non-empty string")
@@ -101,7 +90,7 @@ def find_entry(
                 entry = store.read_entry(info)
                 if entry is None:
                     raise EntryNotFoundError(f"entry {entry_id} is listed but unreadable (corrupt)")
-                return with_stored_kind(store, info, entry)
+                return as_stored(entry)
     where = f"keyspace {keyspace!r}" if keyspace is not None else "any keyspace"
     raise EntryNotFoundError(f"no entry with id {entry_id!r} in {where}")
 

@@ -10,7 +10,7 @@ import xarray as xr
 
 from gamstore.views.assemble import DEFAULT_MAX_BYTES, assemble_fits, dataset_rows
 from gamstore.views.catalog import load_catalog
-from gamstore.views.listing import list_infos, listing_state, read_rows
+from gamstore.views.listing import listing_state, read_rows
 from gamstore.views.rows import layout_for
 from gamstore.views.source import resolve_store
 
@@ -128,7 +128,7 @@ def open_fits(
                 f"catalog: no current catalog for keyspace {keyspace!r} in {store.url} "
                 "(run `gamstore catalog URL`)"
             )
-    infos = state.infos if state.infos is not None else list_infos(store, keyspace)
+    infos = state.infos()  # from the same walk as the signature
     rows, skipped = read_rows(store, infos, progress=progress)
     if skipped:
         log.info("gamstore.views: %d of %d %s entries skipped", skipped, len(infos), keyspace)

@@ -44,9 +44,9 @@ from typing import Any
 import numpy as np
 
 from gamstore import _json
-from gamstore.store import MAX_ENTRY_BYTES, ReadOnlyStoreError
+from gamstore.store import KEYSPACES, MAX_ENTRY_BYTES, ReadOnlyStoreError
 from gamstore.store.portable import check_import_attrs, spec_shape
-from gamstore.views.rows import KEYSPACES, layout_for
+from gamstore.views.rows import layout_for
 
 __all__ = [
     "EXPORT_FORMAT",

@@ -2,15 +2,18 @@
 
 The *listing signature* of a keyspace is a digest of the sorted paths of its entries.
 Entries are immutable and their ids unique, so equal signatures mean the same entries with
-the same contents: that is how the catalog knows it is still current. It is computed the
-cheapest way the backend allows:
+the same contents: that is how the catalog knows it is still current. It is taken from one
+:meth:`Store.listing <gamstore.store.Store.listing>`, the cheapest way the backend allows:
 
 * ``"entries"`` (object stores, whose one flat listing already says which entries are
-  committed): the paths of ``store.entries(keyspace)``;
-* ``"walk"`` (local disk, memory): the entry folders found by a names-only walk of
-  ``<keyspace>/<kk>/<key>/``, which reads no marker. A folder may hold an entry still being
-  written (no marker yet); the catalog writer records those as *pending*, and a reader
-  treats the catalog as stale once any pending entry has committed.
+  committed): the paths of the committed entries;
+* ``"walk"`` (local disk, memory): the entry folders found by a names-only walk, which reads
+  no marker. A folder may hold an entry still being written (no marker yet); the catalog
+  writer records those as *pending*, and a reader treats the catalog as stale once any
+  pending entry has committed.
+
+Either way the keyspace is walked once: the committed entries come from the same listing
+(:meth:`ListingState.infos`) when the catalog is stale or not wanted.
 """
 
 from __future__ import annotations
@@ -23,19 +26,17 @@ from typing import Any
 
 import blake3
 
-from gamstore.store import is_entry_id
-from gamstore.store.layout import is_folder_name, is_shard_name
 from gamstore.views.extract import UnsupportedRecordError, row_from_entry
 from gamstore.views.rows import FitRow, layout_for
 
 __all__ = [
     "ListingState",
+    "as_stored",
     "list_infos",
     "listing_signature",
     "listing_state",
     "pending_committed",
     "read_rows",
-    "with_stored_kind",
 ]
 
 log = logging.getLogger("gamstore.views")
@@ -43,7 +44,6 @@ log = logging.getLogger("gamstore.views")
 # reads overlap I/O waits: many for object stores (network latency), a few on local disk
 _REMOTE_WORKERS = 16
 _LOCAL_WORKERS = 4
-_MARKER = "zarr.json"
 
 Progress = Callable[[int], None]
 
@@ -71,7 +71,7 @@ def listing_signature(paths: Iterable[str]) -> str:
 
 @dataclass(frozen=True)
 class ListingState:
-    """The listing signature of one keyspace and how it was taken.
+    """The listing signature of one keyspace and the one listing it was taken from.
 
     Attributes
     ----------
@@ -79,70 +79,53 @@ class ListingState:
     signature : str
     paths : tuple of str
         Entry paths the signature covers (for ``"walk"`` committed or not).
-    infos : list or None
-        The committed :class:`~gamstore.store.EntryInfo` list when the method produced it
-        (``"entries"``), so a caller that needs it does not list twice.
+    listing : gamstore.store.Listing
+        The store's listing, whose committed entries :meth:`infos` gives without
+        walking again.
     """
 
     method: str
     signature: str
     paths: tuple[str, ...]
-    infos: list[Any] | None = None
+    listing: Any
 
-
-def _walk_paths(backend: Any, keyspace: str) -> list[str]:
-    paths: list[str] = []
-    for kk in filter(is_shard_name, backend.list_dir(keyspace)):
-        for folder in filter(is_folder_name, backend.list_dir(f"{keyspace}/{kk}")):
-            prefix = f"{keyspace}/{kk}/{folder}"
-            paths.extend(f"{prefix}/{n}" for n in backend.list_dir(prefix) if is_entry_id(n))
-    return paths
+    def infos(self) -> list[Any]:
+        """Committed entries of the listing, sorted by path."""
+        return list(self.listing.infos())
 
 
 def listing_state(store: Any, keyspace: str) -> ListingState:
-    """Take the cheapest listing signature of ``keyspace`` (see the module notes)."""
+    """Walk ``keyspace`` once and take its listing signature (see the module notes)."""
     layout_for(keyspace)
-    backend = getattr(store, "backend", None)
-    if backend is not None and not getattr(backend, "flat_listing", True):
-        paths = _walk_paths(backend, keyspace)
-        return ListingState("walk", listing_signature(paths), tuple(sorted(paths)))
-    infos = list_infos(store, keyspace)
-    paths = [info.path for info in infos]
-    return ListingState("entries", listing_signature(paths), tuple(paths), infos)
+    listing = store.listing(keyspace)
+    paths = tuple(listing.paths)
+    return ListingState(listing.method, listing_signature(paths), paths, listing)
 
 
 def pending_committed(store: Any, pending: Sequence[str]) -> bool:
     """True if any entry that had no marker when the catalog was written has one now."""
-    backend = getattr(store, "backend", None)
-    if backend is None:
-        return bool(pending)
     for path in pending:
         try:
-            if backend.mtime(f"{path}/{_MARKER}") is not None:
+            if store.committed(path):
                 return True
-        except Exception:  # noqa: BLE001 - unknown state: do not trust the catalog
+        except Exception:  # noqa: BLE001 - unknown state (or not an entry path): stale
             return True
     return False
 
 
-def with_stored_kind(store: Any, info: Any, entry: Any) -> Any:
-    """``entry`` with its kind as stored.
+def as_stored(entry: Any) -> Any:
+    """``entry`` with its kind as written.
 
     A store reads a ``final`` written by another process as a ``checkpoint`` (so it never
-    certifies someone else's fit); an inspection shows what was written.
+    certifies someone else's fit) and says what was written in ``stored_kind``; an
+    inspection shows what was written.
     """
-    if entry.kind == "final" or entry.producer == getattr(store, "producer", None):
-        return entry  # only a foreign final is ever read differently from how it was stored
-    marker = store.read_marker(info)
-    kind = marker.get("kind") if isinstance(marker, dict) else None
-    if kind in ("checkpoint", "final") and kind != entry.kind:
-        return replace(entry, kind=kind)
-    return entry
+    stored = entry.stored_kind
+    return entry if stored == entry.kind else replace(entry, kind=stored)
 
 
 def _workers(store: Any) -> int:
-    backend = getattr(store, "backend", None)
-    return _REMOTE_WORKERS if getattr(backend, "flat_listing", False) else _LOCAL_WORKERS
+    return _REMOTE_WORKERS if store.flat_listing else _LOCAL_WORKERS
 
 
 def _load_record_types() -> None:
@@ -176,7 +159,7 @@ def read_rows(
         if entry is None:
             log.debug("gamstore.views: entry %s unreadable, skipped", info.path)
             return None
-        entry = with_stored_kind(store, info, entry)
+        entry = as_stored(entry)
         try:
             return row_from_entry(entry)
         except UnsupportedRecordError as exc:

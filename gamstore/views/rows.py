@@ -4,7 +4,8 @@ A :class:`FitRow` is the store-independent, record-independent middle step betwe
 entry and the padded :class:`xarray.Dataset` built by :mod:`gamstore.views.fits`. Keeping it
 pure (no I/O, no xarray) lets the Dataset assembly be tested without a store.
 
-Each keyspace has a :class:`KeyspaceLayout` that says which ragged arrays a row carries:
+Each keyspace has a :class:`KeyspaceLayout` (in the store's keyspace registry,
+:data:`gamstore.store.REGISTRY`) that says which ragged arrays a row carries:
 
 * ``nested`` arrays are ragged twice: one vector per *group* (term or block), each of its own
   length, e.g. ``rho(term, penalty)`` of a fit artifact;
@@ -21,12 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from gamstore.store import KEYSPACES as _STORE_KEYSPACES
+from gamstore.store import REGISTRY, KeyspaceLayout, keyspace_info
 
-__all__ = ["FitRow", "KeyspaceLayout", "LAYOUTS", "KEYSPACES", "PROVENANCE", "layout_for"]
+__all__ = ["FitRow", "KeyspaceLayout", "LAYOUTS", "PROVENANCE", "layout_for"]
 
-#: The store's keyspaces, in its order (the store owns the list: gamstore.store.KEYSPACES).
-KEYSPACES: tuple[str, ...] = tuple(_STORE_KEYSPACES)
 #: Provenance strings of a row (see :mod:`gamstore.store.provenance`).
 PROVENANCE: tuple[str, ...] = (
     "response",
@@ -38,73 +37,21 @@ PROVENANCE: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class KeyspaceLayout:
-    """Which ragged arrays the rows of one keyspace carry and along which dimensions.
-
-    Parameters
-    ----------
-    keyspace : str
-        The keyspace name (``"artifact"``, ``"block"``, ...).
-    group_dim : str or None
-        Name of the group dimension of the nested arrays (``"term"``, ``"block"``), or None
-        when the keyspace has no nested arrays.
-    nested : mapping of str to str
-        Nested array name -> its inner dimension (``{"rho": "penalty", "beta": "coef"}``).
-    flat : mapping of str to str
-        Flat array name -> its dimension.
-    labels : tuple of str
-        String variables along ``group_dim``.
-    """
-
-    keyspace: str
-    group_dim: str | None
-    nested: Mapping[str, str] = field(default_factory=dict)
-    flat: Mapping[str, str] = field(default_factory=dict)
-    labels: tuple[str, ...] = ()
-
-    @property
-    def group_count(self) -> str | None:
-        """Name of the per-fit group count variable (``n_term``/``n_block``), if any."""
-        return None if self.group_dim is None else f"n_{self.group_dim}"
-
-
-LAYOUTS: dict[str, KeyspaceLayout] = {
-    "artifact": KeyspaceLayout(
-        "artifact",
-        "term",
-        nested={"rho": "penalty", "beta": "coef"},
-        labels=("term_name", "term_identity", "term_role", "term_basis"),
-    ),
-    "block": KeyspaceLayout(
-        "block",
-        "block",
-        nested={"block_beta": "coef"},
-        flat={"rho": "penalty"},
-        labels=("block_name",),
-    ),
-    "outer": KeyspaceLayout("outer", None, flat={"rho": "penalty", "beta": "coef"}),
-    "from": KeyspaceLayout("from", None, flat={"rho": "penalty", "beta": "coef"}),
-    "inner": KeyspaceLayout("inner", None, flat={"rho": "penalty", "beta": "coef"}),
-}
+#: keyspace -> view layout, from the store's keyspace registry (the one list of keyspaces).
+LAYOUTS: dict[str, KeyspaceLayout] = {name: ks.layout for name, ks in REGISTRY.items()}
 
 
 def layout_for(keyspace: str) -> KeyspaceLayout:
-    """Return the layout of ``keyspace``.
+    """Return the view layout of ``keyspace`` (from :data:`gamstore.store.REGISTRY`).
 
     Raises
     ------
+    TypeError
+        If ``keyspace`` is not a str.
     ValueError
-        If ``keyspace`` is not one of :data:`KEYSPACES`.
+        If ``keyspace`` is not a known keyspace.
     """
-    if not isinstance(keyspace, str):
-        raise TypeError(f"keyspace: expected a str, got {type(keyspace).__name__}")
-    try:
-        return LAYOUTS[keyspace]
-    except KeyError:
-        raise ValueError(
-            f"keyspace: unknown keyspace {keyspace!r}; expected one of {', '.join(KEYSPACES)}"
-        ) from None
+    return keyspace_info(keyspace).layout
 
 
 def _vector(name: str, value: Any) -> np.ndarray:
