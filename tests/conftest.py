@@ -13,12 +13,19 @@ missing tool must fail the run.
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from requires import require
+
+# Tests count store traffic (exact hits, entries written): they run the warm-start layer
+# with policy "always" (every lookup and save), here and in the worker processes they start.
+# The adaptive policy's own tests inject a cost model with a fake clock
+# (tests/test_warmstart_policy.py); it never changes an answer, only what is looked up.
+os.environ["GAMSTORE_WARM_POLICY"] = "always"
 
 #: Dummy credentials for the loopback moto server (never real secrets).
 S3_TEST_KEY = "gamstore-test-key"

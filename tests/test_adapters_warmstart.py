@@ -37,20 +37,21 @@ def _xy(n: int = 150) -> tuple[np.ndarray, np.ndarray]:
     return df[["x0", "x1", "x2"]].to_numpy(), df["y"].to_numpy()
 
 
-def _pygam_fit(store: Any) -> Any:
+def _pygam_fit(store: Any, **kw: Any) -> Any:
     X, y = _xy()
-    kw: dict[str, Any] = {"n_splines": 6, "edge_knots": [0, 1]}
-    gam = pygam.LinearGAM(pygam.s(0, **kw) + pygam.s(1, **kw) + pygam.s(2, **kw))
+    sk: dict[str, Any] = {"n_splines": 6, "edge_knots": [0, 1]}
+    gam = pygam.LinearGAM(pygam.s(0, **sk) + pygam.s(1, **sk) + pygam.s(2, **sk))
     return ap.gridsearch(
-        gam, X, y, store=store, factors=(0.5, 1.0, 2.0), max_rounds=1, default_grid=[0.1, 10.0]
-    )
+        gam, X, y, store=store, factors=(0.5, 1.0, 2.0), max_rounds=1, default_grid=[0.1, 10.0],
+        **kw,
+    )  # fmt: skip
 
 
-def _sm_fit(store: Any) -> Any:
+def _sm_fit(store: Any, **kw: Any) -> Any:
     X, y = _xy()
     bs = BSplines(X, df=[6, 6, 6], degree=[3, 3, 3], constraints="center")
     model = GLMGam(y, exog=np.ones((len(y), 1)), smoother=bs, family=sm.families.Gaussian())
-    return ad.select_penweight(model, store=store, criterion="aic")
+    return ad.select_penweight(model, store=store, criterion="aic", **kw)
 
 
 ADAPTERS = {"pygam": (_pygam_fit, "inner"), "statsmodels": (_sm_fit, "block")}
@@ -151,3 +152,36 @@ def test_the_read_circuit_breaker_applies_to_adapters(name: str) -> None:
     assert ws.reads_paused and ws.reads_skipped >= 3
     # saves are not affected by the read breaker
     assert all(f.saved and all(v is not None for v in f.saved.values()) for f in fits)
+
+
+@pytest.mark.parametrize("name", sorted(ADAPTERS))
+def test_the_adaptive_policy_applies_to_adapters(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every phase measures the same 2**-10 s (an injected clock): after the first call a
+    lookup cannot beat the search it would shorten, nor the search a save; the answer is the
+    same cold one."""
+    import gamstore.warmstart.plan as plan_mod
+    from gamstore.warmstart.policy import CostModel
+
+    run, keyspace = ADAPTERS[name]
+    t = [0.0]
+
+    def clock() -> float:
+        t[0] += 2.0**-10
+        return t[0]
+
+    monkeypatch.setattr(plan_mod, "COSTS", CostModel(clock=clock))
+    store = gamstore.open_store(f"memory://adapters-policy-{uuid.uuid4().hex}")
+    first = run(store, warm_policy="adaptive")
+    assert first.warm_decision == "looked up (no history yet); saved (no history yet)"
+    assert first.saved[keyspace] is not None
+    again = run(store, warm_policy="adaptive")
+    assert again.warm == "cold"  # the exact record is there, but not worth a round trip
+    assert again.warm_decision == (
+        "lookup skipped: fit ~0.977 ms, store round trip 0.977 ms; "
+        "save skipped: fit 0.977 ms, store save 0.977 ms"
+    )
+    assert again.saved == {}
+    np.testing.assert_array_equal(again.rho, first.rho)
+    assert run(store, warm_policy="always").warm == "exact"

@@ -211,6 +211,9 @@ class GridFit:
     wall_time : float
         Seconds for the whole call.
     exact_key, seed_key : str
+    warm_decision : str
+        What the warm-start policy decided and why (see :mod:`gamstore.warmstart.policy`);
+        "" without a store.
     saved : dict
         Entry ids written per keyspace.
     """
@@ -227,6 +230,7 @@ class GridFit:
     exact_key: str
     seed_key: str
     saved: dict[str, str | None] = field(default_factory=dict)
+    warm_decision: str = ""
 
 
 @dataclass(frozen=True)
@@ -351,6 +355,7 @@ def gridsearch(
     default_grid: ArrayLike | None = None,
     warm: bool = True,
     publish_seed: bool = True,
+    warm_policy: Any = None,
 ) -> GridFit:
     """Grid-search pyGAM's λ, locally around a stored λ when the store has one.
 
@@ -394,6 +399,9 @@ def gridsearch(
     publish_seed : bool
         Write the row-free seed (folds that must not overwrite the full-data seed pass False).
 
+    warm_policy : WarmPolicy, "always", "adaptive" or None
+        With a store: when to look up and save (:mod:`gamstore.warmstart.policy`); None: the
+        process default.
     Returns
     -------
     GridFit
@@ -440,9 +448,13 @@ def gridsearch(
             store, exact_key=ekey, seed_key=skey, keyspace="inner",
             rho_convention=RHO_CONVENTION, n_rows=Xa.shape[0], block_names=["coef"],
             block_dims=[n_coefs], rho_len=n_lam,
+            policy=warm_policy,
         )  # fmt: skip
 
     start = _load_start(plan) if (plan is not None and warm) else None
+    # the search itself, timed for the policy (what a warm start shortens, a save must beat)
+    clock = plan.costs.clock if plan is not None else time.perf_counter
+    t_fit = clock()
     ev = _Evaluator(base, Xa, ya, wa, obj)
     n_pre = 0
     if start is None:
@@ -476,7 +488,9 @@ def gridsearch(
         seed_key=skey,
     )
     if plan is not None:
+        plan.observe_fit(clock() - t_fit, cold=fit.warm == "cold")
         fit.saved = _save(plan, fit, publish_seed)
+        fit.warm_decision = plan.explain()
     fit.wall_time = time.perf_counter() - t0
     return fit
 

@@ -381,6 +381,9 @@ class PenweightFit:
     wall_time : float
         Seconds for the whole call (lookups, search, refit, saves).
     exact_key, seed_key : str
+    warm_decision : str
+        What the warm-start policy decided and why (see :mod:`gamstore.warmstart.policy`);
+        "" without a store.
     saved : dict
         Entry ids written per keyspace (None when a save failed or no store was given).
     """
@@ -401,6 +404,7 @@ class PenweightFit:
     exact_key: str
     seed_key: str
     saved: dict[str, str | None] = field(default_factory=dict)
+    warm_decision: str = ""
 
 
 @dataclass(frozen=True)
@@ -453,6 +457,7 @@ def select_penweight(
     refit: bool = True,
     start_alpha: ArrayLike | None = None,
     options: dict[str, Any] | None = None,
+    warm_policy: Any = None,
 ) -> PenweightFit:
     """``GLMGam.select_penweight`` with a stored warm start and the reference's pitfalls fixed.
 
@@ -479,6 +484,9 @@ def select_penweight(
     publish_seed : bool
         Write the row-free seed (so folds of a LOSO start from this fit). Folds that should
         not overwrite the full-data seed pass False.
+    warm_policy : WarmPolicy, "always", "adaptive" or None
+        With a store: when to look up and save (:mod:`gamstore.warmstart.policy`); None: the
+        process default.
     refit : bool
         Refit the model at the selected α (statsmodels itself does not).
     start_alpha : array_like, optional
@@ -535,8 +543,12 @@ def select_penweight(
             store, exact_key=ekey, seed_key=skey, keyspace="block",
             rho_convention=RHO_CONVENTION, n_rows=int(model.nobs), block_names=names,
             block_dims=dims, rho_len=k, seed_width=n_params,
+            policy=warm_policy,
         )  # fmt: skip
     start = _load_start(plan) if (plan is not None and warm) else None
+    # the search itself, timed for the policy (what a warm start shortens, a save must beat)
+    clock = plan.costs.clock if plan is not None else time.perf_counter
+    t_fit = clock()
     if start is None:
         a0 = initial_alpha(model) if start_alpha is None else np.asarray(start_alpha, float)
         if a0.shape != (k,) or not np.all(np.isfinite(a0)) or np.any(a0 <= 0):
@@ -626,7 +638,9 @@ def select_penweight(
         seed_key=skey,
     )
     if plan is not None:
+        plan.observe_fit(clock() - t_fit, cold=fit.warm == "cold")
         fit.saved = _save(plan, fit, cols, hess_inv, publish_seed)
+        fit.warm_decision = plan.explain()
     fit.wall_time = time.perf_counter() - t0
     log.debug(
         "statsmodels select_penweight %s: %s=%.6g, %d calls, %d PIRLS, warm=%s",

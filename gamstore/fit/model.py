@@ -183,6 +183,10 @@ class FitResult:
         and what it found (see :mod:`gamstore.fit.startcheck`); None without a store.
     reml_scale : float
         The scale at the REML optimum (mgcv's ``reml.scale``; 1 for a known scale).
+    warm_decision : str
+        With a store: what the warm-start policy decided and why (e.g. ``"lookup skipped:
+        fit ~3 ms, store round trip 40 ms"``, see :mod:`gamstore.warmstart.policy`); ""
+        without a store.
     """
 
     family: str
@@ -217,6 +221,7 @@ class FitResult:
     warnings: list[diagnostics.GamFitWarning] = field(default_factory=list, repr=False)
     start_check: StartCheck | None = field(default=None, repr=False)
     reml_scale: float = float("nan")
+    warm_decision: str = ""
 
     # -- inference (mgcv's Vp, Ve, summary.gam, AIC) -----------------------------------------
     def _need_final(self) -> tuple[Problem, RemlEval]:
@@ -736,6 +741,7 @@ class GAM:
         on_iterate: OnIterate | None = None,
         raw_rows: RawRows | None = None,
         row_blocks: RowBlockDigests | None = None,
+        warm_policy: Any = None,
     ) -> FitResult:
         """Fit by REML.
 
@@ -775,6 +781,9 @@ class GAM:
             hashing the data. They must describe ``data`` exactly: the columns and row count
             are checked, the values are not (wrong digests cannot change the answer, every
             warm start is recertified, but they can cost one). None: the data is hashed.
+        warm_policy : WarmPolicy, "always", "adaptive" or None
+            With a store: when to look up and save (:mod:`gamstore.warmstart.policy`; the
+            answer never depends on it). None: the process default (adaptive).
 
         Returns
         -------
@@ -800,7 +809,17 @@ class GAM:
 
             key = self._input_key(data, y, weights, offset, knots, row_blocks)
             with self._provenance(y, prob):
-                res = fit_with_store(self, prob, off_col, store, t0, inner_cap, on_iterate, key=key)
+                res = fit_with_store(
+                    self,
+                    prob,
+                    off_col,
+                    store,
+                    t0,
+                    inner_cap,
+                    on_iterate,
+                    key=key,
+                    policy=warm_policy,
+                )
         else:
             start_rho, start_beta, label = self._explicit_start(prob.design, rho0, beta0)
             nres = self.run(prob, start_rho, start_beta, inner_cap=inner_cap, on_iterate=on_iterate)

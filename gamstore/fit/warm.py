@@ -241,7 +241,12 @@ class WarmContext:
     store, the keys and the lookup order."""
 
     def __init__(
-        self, prob: Problem, store: Any, control: NewtonControl, key: str | None = None
+        self,
+        prob: Problem,
+        store: Any,
+        control: NewtonControl,
+        key: str | None = None,
+        policy: Any = None,
     ) -> None:
         from gamstore.warmstart.keys import input_likelihood_fingerprint
         from gamstore.warmstart.plan import FitWarmStart
@@ -252,7 +257,7 @@ class WarmContext:
         digest = None if key is None else input_likelihood_fingerprint(key)
         self.family = LikelihoodKey(prob, digest)
         self.plan = FitWarmStart(
-            store, self.family, block_specs(prob), fit_options(control), key=key
+            store, self.family, block_specs(prob), fit_options(control), key=key, policy=policy
         )
         self.ws: WarmStartStore = self.plan.ws
 
@@ -384,6 +389,7 @@ def fit_with_store(
     on_iterate: OnIterate | None,
     *,
     key: str | None = None,
+    policy: Any = None,
 ) -> FitResult:
     """Fit with warm starts from ``store`` (see the module docstring).
 
@@ -404,7 +410,7 @@ def fit_with_store(
     ctx: WarmContext | None = None
     start: BlockWarmStart | None = None
     try:
-        ctx = WarmContext(prob, store, model.control, key)
+        ctx = WarmContext(prob, store, model.control, key, policy)
         start = ctx.find_start()
     except UnsupportedFamilyError:
         raise  # the one documented configuration error
@@ -455,6 +461,9 @@ def fit_with_store(
     beta0 = None if start is None else start.flat_beta()
     if beta0 is not None and (beta0.shape != (d.p,) or not np.isfinite(beta0).all()):
         beta0 = None
+    # the cost model's clock (a test injects its own): the policy's numbers stay deterministic
+    clock = ctx.plan.costs.clock if ctx is not None else time.perf_counter
+    t_run = clock()
     nres = model.run(prob, rho0, beta0, inner_cap=cap, on_iterate=iterate)
     runs = [nres]
 
@@ -484,8 +493,10 @@ def fit_with_store(
     extra_calls = sum(r.n_pirls_calls for r in runs if r is not kept)
     extra_iters = sum(r.n_pirls_iters for r in runs if r is not kept)
     if ctx is not None:
+        # the outer loop(s) only: what a warm start can shorten, and what a save must beat
+        ctx.plan.observe_fit(clock() - t_run, start is None)
         ctx.save(start, kept)
-    return model.make_result(
+    res = model.make_result(
         prob,
         off_col,
         kept,
@@ -495,3 +506,5 @@ def fit_with_store(
         extra_iters=extra_iters,
         start_check=check,
     )
+    res.warm_decision = ctx.plan.explain() if ctx is not None else "warm start unavailable"
+    return res

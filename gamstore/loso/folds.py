@@ -80,6 +80,7 @@ class FoldOutcome:
     wall_time: float = float("nan")
     cpu_time: float = float("nan")
     warm_source: str = ""
+    warm_decision: str = ""
     converged: bool = False
     heldout_deviance: float = float("nan")
     heldout_n: int = 0
@@ -373,6 +374,7 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
         out.n_pirls_calls = _as_int(res.n_pirls_calls)
         out.n_pirls_iters = _as_int(res.n_pirls_iters)
         out.warm_source = str(getattr(res, "warm", ""))
+        out.warm_decision = str(getattr(res, "warm_decision", ""))
         out.converged = bool(getattr(res, "converged", True))
         _record_check(out, res)
         out.heldout_rows = np.flatnonzero(held).astype(np.int64)

@@ -157,6 +157,7 @@ def _fit_summary(res: Any, wall_time: float) -> dict[str, Any]:
         "n_pirls_iters": int(res.n_pirls_iters),
         "wall_time": wall_time,
         "warm_source": str(getattr(res, "warm", "")),
+        "warm_decision": str(getattr(res, "warm_decision", "")),
     }
 
 

@@ -6,14 +6,16 @@ smoothing parameter):
 * per fold and start: ``rho(fold, start, term)``, ``edf(fold, start, term)``, ``edf_total``,
   ``reml``, ``scale``, ``n_outer``, ``n_pirls_calls``, ``n_pirls_iters``, ``wall_time``,
   ``cpu_time``,
-  ``warm_source`` (where the fit started), ``converged``, ``heldout_deviance``,
+  ``warm_source`` (where the fit started), ``warm_decision`` (what the warm-start policy
+  did and why), ``converged``, ``heldout_deviance``,
   ``heldout_n``, ``status``, ``error``, ``attempts``; the start check
   (:mod:`gamstore.fit.startcheck`): ``rho_moved``, ``cold_checked``, ``check_reasons``,
   ``start_disagree``, ``warm_reml``, ``cold_check_reml``, ``kept``; and ``fit_warnings``;
 * the full-data fit: ``full_rho(term)``, ``full_edf(term)``, ``full_edf_total``,
   ``full_reml``, ``full_scale``, ``full_n_outer``, ``full_n_pirls_calls``,
-  ``full_n_pirls_iters``, ``full_wall_time``, ``full_warm_source`` (and the same numbers in
-  ``attrs`` for a quick look);
+  ``full_n_pirls_iters``, ``full_wall_time``, ``full_warm_source``, ``full_warm_decision``
+  (and the same numbers in ``attrs`` for a quick look, with ``warm_decisions``: each policy
+  decision of the folds and how many folds made it);
 * per row of the data (dim ``row``; coordinates ``input_row`` = position in the caller's
   data before rows with missing values were omitted, ``row_subject``): ``y_observed``,
   ``prior_weights`` (if any) and, per start, the held-out predictions ``pred_link``,
@@ -106,7 +108,15 @@ def build_dataset(
     ints["heldout_n"] = filled(0, np.int64)
     strs = {
         k: filled("", object)
-        for k in ("warm_source", "status", "error", "worker", "check_reasons", "kept")
+        for k in (
+            "warm_source",
+            "warm_decision",
+            "status",
+            "error",
+            "worker",
+            "check_reasons",
+            "kept",
+        )
     }
     strs["fit_warnings"] = filled("", object)
     strs["status"][...] = "missing"
@@ -130,6 +140,7 @@ def build_dataset(
         for k in ("n_outer", "n_pirls_calls", "n_pirls_iters", "attempts", "heldout_n"):
             ints[k][i, j] = getattr(out, k)
         strs["warm_source"][i, j] = out.warm_source
+        strs["warm_decision"][i, j] = getattr(out, "warm_decision", "")
         strs["status"][i, j] = out.status
         strs["error"][i, j] = out.error
         strs["worker"][i, j] = out.worker
@@ -152,6 +163,11 @@ def build_dataset(
             {"long_name": "CPU time of the fitting process during the fit", "units": "s"},
         ),
         "warm_source": (dims, strs["warm_source"], {"long_name": "warm-start level used"}),
+        "warm_decision": (
+            dims,
+            strs["warm_decision"],
+            {"long_name": "warm-start policy decision (lookup, save) and why"},
+        ),
         "converged": (dims, converged, {"long_name": "outer loop converged"}),
         "heldout_deviance": (
             dims,
@@ -211,6 +227,7 @@ def build_dataset(
     for k, v in full_scalars.items():
         data_vars[k] = ((), v)
     data_vars["full_warm_source"] = ((), str(full["warm_source"]))
+    data_vars["full_warm_decision"] = ((), str(full.get("warm_decision", "")))
     if rows is not None:
         _add_predictions(data_vars, rows, starts, outcomes, attrs)
     labels = [_label(s) for s in subjects]
@@ -237,7 +254,20 @@ def build_dataset(
     all_attrs["n_failed"] = int(np.sum(strs["status"] != "ok"))
     all_attrs["n_cold_checked"] = int(np.sum(flags["cold_checked"]))
     all_attrs["n_start_disagree"] = int(np.sum(flags["start_disagree"]))
+    all_attrs["warm_decisions"] = _decision_summary(strs["warm_decision"])
     return xr.Dataset(data_vars=data_vars, coords=coords, attrs=all_attrs)
+
+
+def _decision_summary(decisions: np.ndarray) -> str:
+    """``"lookup skipped x9; looked up x1"``: each policy decision (the phrase before its
+    numbers) with the number of folds that made it."""
+    counts: dict[str, int] = {}
+    for text in decisions.ravel():
+        for part in str(text).split("; "):
+            head = part.split(":")[0].split(" (")[0].strip()
+            if head:
+                counts[head] = counts.get(head, 0) + 1
+    return "; ".join(f"{k} x{n}" for k, n in counts.items())
 
 
 def _add_predictions(

@@ -78,6 +78,7 @@ from gamstore.warmstart.blocks import (
 )
 from gamstore.warmstart.capability import StoreArg, WarmStartStore, warm_store
 from gamstore.warmstart.keys import BLOCK_KEY_RE, block_key, check_specs, family_fingerprint
+from gamstore.warmstart.policy import COSTS, CostModel, WarmPolicy, as_policy
 from gamstore.warmstart.sessions import OuterSession
 from gamstore.warmstart.specs import (
     BlockSpec,
@@ -106,7 +107,45 @@ def _usable(rho: Any, betas: Sequence[Any] | None, rho_len: int, widths: Sequenc
     )
 
 
-class FitWarmStart:
+class _Policed:
+    """The adaptive policy's bookkeeping shared by both orchestrators (one fit each)."""
+
+    ws: WarmStartStore
+    family_tag: str
+    n_rows: int
+
+    def _init_policy(self, policy: WarmPolicy | str | None, costs: CostModel | None) -> None:
+        self.policy = as_policy(policy)
+        self.costs = COSTS if costs is None else costs
+        self.decisions: list[str] = []
+        self.fit_seconds: float | None = None
+
+    def _lookup_allowed(self) -> bool:
+        d = self.costs.lookup_decision(self.policy, self.ws.url, self.family_tag, self.n_rows)
+        self.decisions.append(d.reason)
+        return d.go
+
+    def _save_allowed(self) -> bool:
+        if self.fit_seconds is None:  # the fitter did not time itself: nothing to compare
+            return True
+        d = self.costs.save_decision(self.policy, self.ws.url, self.fit_seconds)
+        self.decisions.append(d.reason)
+        return d.go
+
+    def observe_fit(self, seconds: float, cold: bool) -> None:
+        """The fit itself took ``seconds`` (what a warm start can shorten and a save must
+        beat); a ``cold`` one teaches the expected fit time of its family."""
+        self.fit_seconds = float(seconds)
+        if cold:
+            self.costs.observe_fit(self.family_tag, self.n_rows, seconds, self.policy)
+
+    def explain(self) -> str:
+        """The policy's decisions for this fit, e.g. ``"looked up (no history yet); saved
+        (no history yet)"`` or ``"lookup skipped: fit ~3 ms, store round trip 40 ms"``."""
+        return "; ".join(self.decisions)
+
+
+class FitWarmStart(_Policed):
     """The warm start of one blockwise fit against one store (see the module docstring).
 
     Parameters
@@ -125,6 +164,10 @@ class FitWarmStart:
         The fit's block key when the fitter derives it from its inputs
         (:func:`~gamstore.warmstart.keys.input_block_key`, as ``GAM.fit`` does); default
         :func:`~gamstore.warmstart.keys.block_key` of the specs (hashes the designs).
+    policy : WarmPolicy, "always", "adaptive" or None
+        When to look up and save (:mod:`gamstore.warmstart.policy`); None: the default.
+    costs : CostModel, optional
+        Where costs are measured and read (default: the process-wide model).
 
     Raises
     ------
@@ -143,6 +186,8 @@ class FitWarmStart:
         *,
         rho_convention: str = "mgcv",
         key: str | None = None,
+        policy: WarmPolicy | str | None = None,
+        costs: CostModel | None = None,
     ) -> None:
         # resolved once per fit: the fitter passes the capability it already resolved
         ws = store if isinstance(store, WarmStartStore) else warm_store(store)
@@ -159,6 +204,12 @@ class FitWarmStart:
         if key is not None and (not isinstance(key, str) or not BLOCK_KEY_RE.fullmatch(key)):
             raise ValueError(f"key: expected a 'cf-<16 hex>' block key, got {key!r}")
         self._input_key = key
+        self._init_policy(policy, costs)
+        # the fit family of the cost model: structure only (family, block names and widths)
+        self.family_tag = f"{getattr(family, 'name', type(family).__name__)}|" + ",".join(
+            f"{sp.name}:{sp.width}" for sp in self.specs
+        )
+        self.n_rows = self.specs[0].n_rows if self.specs else 0
 
     @cached_property
     def key(self) -> str:
@@ -274,6 +325,20 @@ class FitWarmStart:
         cross_fit: Callable[[], BlockWarmStart | None] | None = None,
     ) -> BlockWarmStart | None:
         """Exact record, exact session, cross-fit (``cross_fit()``), seed session; None: cold."""
+        if not self._lookup_allowed():
+            return None
+        clock = self.costs.clock
+        t0 = clock()
+        try:
+            return self._find(rho_default, cross_fit)
+        finally:
+            self.costs.observe_lookup(self.ws.url, clock() - t0, self.policy)
+
+    def _find(
+        self,
+        rho_default: np.ndarray,
+        cross_fit: Callable[[], BlockWarmStart | None] | None,
+    ) -> BlockWarmStart | None:
         n = int(rho_default.shape[0])
         warm = self.exact(n)
         if warm is not None:
@@ -319,12 +384,44 @@ class FitWarmStart:
           separation, so every refit must be the cold fit).
 
         ``inner``, ``gauge`` and ``basis_metas`` are called only when what they build is
-        written (an exact recertification builds none of them).
+        written (an exact recertification builds none of them). Under the adaptive policy the
+        writes are skipped when this fit (:meth:`observe_fit`) was cheaper than a save on this
+        store has been; the time of the writes is measured.
         """
         level = "cold" if start is None else start.source
         stepped = n_outer > 0
         if (level == "exact" and not stepped) or separated or not self.ws.writable:
             return
+        if not self._save_allowed():
+            return
+        clock = self.costs.clock
+        t0 = clock()
+        try:
+            self._write(
+                start, level, rho=rho, beta=beta, score=score, n_outer=n_outer,
+                converged=converged, inner=inner, hessian=hessian, gauge=gauge,
+                basis_metas=basis_metas, saturation_threshold=saturation_threshold,
+            )  # fmt: skip
+        finally:
+            self.costs.observe_save(self.ws.url, clock() - t0, self.policy)
+
+    def _write(
+        self,
+        start: BlockWarmStart | None,
+        level: str,
+        *,
+        rho: np.ndarray,
+        beta: np.ndarray,
+        score: float,
+        n_outer: int,
+        converged: bool,
+        inner: Callable[[], InnerSummary | None] | None,
+        hessian: Any,
+        gauge: Callable[[], Gauge],
+        basis_metas: Callable[[], Sequence[Any]] | None,
+        saturation_threshold: float | None,
+    ) -> None:
+        stepped = n_outer > 0
         final = start is not None and start.final
         session = not (level == "session" and final and not stepped)
         artifact = session
@@ -376,7 +473,7 @@ def _slices(widths: Sequence[int]) -> list[slice]:
 # ---------------------------------------------------------------------------------------------
 
 
-class KeyedWarmStart:
+class KeyedWarmStart(_Policed):
     """The warm start of a fitter that builds its own key strings (pyGAM, statsmodels).
 
     Parameters
@@ -402,6 +499,8 @@ class KeyedWarmStart:
         Number of smoothing parameters.
     seed_width : int, optional
         Length of the flat β a seed payload carries (default: the sum of ``block_dims``).
+    policy, costs
+        As for :class:`FitWarmStart`; the fitter reports its time with :meth:`observe_fit`.
 
     Notes
     -----
@@ -423,6 +522,8 @@ class KeyedWarmStart:
         block_dims: Sequence[int],
         rho_len: int,
         seed_width: int | None = None,
+        policy: WarmPolicy | str | None = None,
+        costs: CostModel | None = None,
     ) -> None:
         if keyspace not in ("inner", "block"):
             raise ValueError(f"keyspace: expected 'inner' or 'block', got {keyspace!r}")
@@ -439,6 +540,8 @@ class KeyedWarmStart:
         self.block_dims = [int(d) for d in block_dims]
         self.rho_len = int(rho_len)
         self.seed_width = sum(self.block_dims) if seed_width is None else int(seed_width)
+        self._init_policy(policy, costs)
+        self.family_tag = seed_key  # row-free: the fits of one model share their costs
         #: why the exact record was not used (None: no record, or it was used)
         self.miss_reason: str | None = None
 
@@ -488,13 +591,23 @@ class KeyedWarmStart:
         )
 
     def find(self) -> BlockWarmStart | None:
-        """The exact record, else the newest seed payload; None: cold. Never raises."""
+        """The exact record, else the newest seed payload; None: cold. Never raises.
+
+        Under the adaptive policy the lookups are skipped when this store has been slower
+        than the fit (see :mod:`gamstore.warmstart.policy`).
+        """
+        if not self._lookup_allowed():
+            return None
+        clock = self.costs.clock
+        t0 = clock()
         try:
             return self._exact() or self._seed()
         except Exception as exc:  # a warm-start problem never fails a fit
             _log.info("warm start under %s unavailable (%s: %s); starting cold",
                       self.exact_key, type(exc).__name__, exc)  # fmt: skip
             return None
+        finally:
+            self.costs.observe_lookup(self.ws.url, clock() - t0, self.policy)
 
     def save(
         self,
@@ -515,6 +628,10 @@ class KeyedWarmStart:
         keyspace written (None where a save was skipped or failed). Never raises.
         """
         saved: dict[str, str | None] = {}
+        if not self._save_allowed():
+            return saved
+        clock = self.costs.clock
+        t0 = clock()
         try:
             now = int(time.time())
             rec: WarmStartRecord | BlockWarmStartRecord
@@ -550,6 +667,7 @@ class KeyedWarmStart:
                 )  # fmt: skip
         except Exception as exc:  # storing is best effort; the fit result stands
             _log.info("warm-start state under %s not stored: %s", self.exact_key, exc)
+        self.costs.observe_save(self.ws.url, clock() - t0, self.policy)
         return saved
 
 

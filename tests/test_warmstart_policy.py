@@ -1,0 +1,230 @@
+"""The adaptive warm-start policy (issue 17 item 4): skip what cannot pay, never change answers.
+
+Deterministic: every test injects the cost model's clock (a script of phase durations, or a
+clock that advances by a fixed step per reading), so no decision depends on this machine's
+speed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import gamstore as gs
+import gamstore.warmstart.plan as plan_mod
+from gamstore.fit import GAM, s
+from gamstore.fit.simulate import simulate
+from gamstore.warmstart import policy as pol
+from gamstore.warmstart.policy import CostModel, WarmPolicy
+
+_counter = itertools.count()
+
+
+def _store() -> Any:
+    return gs.open_store(f"memory://warm-policy-{next(_counter)}")
+
+
+def _data() -> pd.DataFrame:
+    return simulate("poisson", n=400, S=5, seed=7)
+
+
+def _model() -> GAM:
+    return GAM([s("x0"), s("x1")], family="poisson", checkpoint_interval=1e9)
+
+
+class Script:
+    """A clock reading out phase durations in order: ``[("lookup", 0.04), ("fit", 0.003)]``
+    gives 0, 0.04, 0.04, 0.043: each phase is measured as two readings."""
+
+    def __init__(self, phases: Sequence[tuple[str, float]]) -> None:
+        self.times: list[float] = []
+        t = 0.0
+        for _, d in phases:
+            self.times += [t, t + d]
+            t += d
+        self.it: Iterator[float] = iter(self.times)
+        self.read = 0
+
+    def __call__(self) -> float:
+        self.read += 1
+        return next(self.it)
+
+    @property
+    def done(self) -> bool:
+        return self.read == len(self.times)
+
+
+class Step:
+    """A clock that advances by ``step`` seconds at every reading (use a power of two: the
+    differences are then exact and all equal)."""
+
+    def __init__(self, step: float) -> None:
+        self.t, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.t += self.step
+        return self.t
+
+
+def _costs(monkeypatch: pytest.MonkeyPatch, clock: Any) -> CostModel:
+    costs = CostModel(clock=clock)
+    monkeypatch.setattr(plan_mod, "COSTS", costs)
+    return costs
+
+
+def _n_entries(store: Any) -> int:
+    return sum(1 for _ in store.entries())
+
+
+def test_first_fit_looks_up_then_a_slow_store_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    df, model, store = _data(), _model(), _store()
+    cold = model.fit(df, y="y")
+    clock = Script([("lookup", 0.040), ("fit", 0.003), ("save", 0.012), ("fit", 0.003)])
+    _costs(monkeypatch, clock)
+    # a fresh process has no history: it looks up and saves, and measures both
+    first = model.fit(df, y="y", store=store, warm_policy="adaptive")
+    assert first.warm == "cold"
+    assert first.warm_decision == "looked up (no history yet); saved (no history yet)"
+    written = _n_entries(store)
+    assert written > 0
+    # the store (40 ms a lookup) is slower than the fit it would shorten (3 ms): skipped,
+    # although it holds this very fit; and a 3 ms fit is cheaper than a 12 ms save
+    again = model.fit(df, y="y", store=store, warm_policy="adaptive")
+    assert again.warm == "cold"
+    assert again.warm_decision == (
+        "lookup skipped: fit ~3 ms, store round trip 40 ms; save skipped: fit 3 ms, "
+        "store save 12 ms"
+    )
+    assert clock.done and _n_entries(store) == written
+    # never a different answer: the skipped warm start is the cold fit
+    np.testing.assert_array_equal(again.rho, cold.rho)
+    assert again.reml == cold.reml
+
+
+def test_a_fast_store_keeps_its_warm_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    df, model, store = _data(), _model(), _store()
+    clock = Script(
+        [("lookup", 0.0001), ("fit", 0.030), ("save", 0.0005), ("lookup", 0.0001), ("fit", 0.001)]
+    )
+    _costs(monkeypatch, clock)
+    model.fit(df, y="y", store=store, warm_policy="adaptive")
+    again = model.fit(df, y="y", store=store, warm_policy="adaptive")
+    assert again.warm == "exact"
+    # an exact hit recertified without a step writes nothing: no save decision to make
+    assert again.warm_decision == "looked up: store round trip 0.1 ms, fit ~30 ms"
+    assert clock.done
+
+
+def test_policy_always_looks_up_and_saves_whatever_the_costs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    df, model, store = _data(), _model(), _store()
+    costs = _costs(monkeypatch, Step(2.0**-10))
+    first = model.fit(df, y="y", store=store, warm_policy="always")
+    assert first.warm_decision == "looked up (policy always); saved (policy always)"
+    # make the store look hopeless, then force the old behaviour
+    for table in (costs._lookup, costs._save):
+        for e in table.values():
+            e.value = 1e6
+    family = next(iter(costs._fit))
+    assert costs.expected_fit(family, len(df)) is not None
+    again = model.fit(df, y="y", store=store, warm_policy=WarmPolicy(mode="always"))
+    assert again.warm == "exact"
+    # and the same costs under the adaptive policy skip the lookup
+    skipped = model.fit(df, y="y", store=store, warm_policy="adaptive")
+    assert skipped.warm == "cold" and skipped.warm_decision.startswith("lookup skipped")
+
+
+def test_loso_fold_one_learns_from_the_full_data_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every phase measures the same ~1 ms (2**-10 s, exact in binary): a fold (fewer rows than the full fit) is expected to take
+    less than a lookup, and no fold fit beats a save - the folds run cold and write nothing,
+    with the same answers as folds fitted without a store."""
+    from gamstore.loso import run_loso
+
+    df, model = _data(), _model()
+    _costs(monkeypatch, Step(2.0**-10))
+    old = pol.set_default_policy("adaptive")
+    try:
+        res = run_loso(df, model, subject="subj", y="y", store=_store())
+    finally:
+        pol.set_default_policy(old)
+    plain = run_loso(df, model, subject="subj", y="y", warm=False)
+    assert str(res["full_warm_decision"].values) == (
+        "looked up (no history yet); saved (no history yet)"
+    )
+    decisions = [str(v) for v in res["warm_decision"].values.ravel()]
+    assert len(decisions) == 5
+    assert all(d.startswith("lookup skipped: fit ~0.") for d in decisions), decisions
+    tail = "; save skipped: fit 0.977 ms, store save 0.977 ms"
+    assert all(d.endswith(tail) for d in decisions), decisions
+    assert res.attrs["warm_decisions"] == "lookup skipped x5; save skipped x5"
+    assert set(res["warm_source"].values.ravel()) == {"cold"}
+    np.testing.assert_array_equal(res["rho"].values, plain["rho"].values)
+    np.testing.assert_array_equal(res["reml"].values, plain["reml"].values)
+
+
+# -- the policy and the cost model as data --------------------------------------------------
+
+
+def test_cost_model_means_and_decisions() -> None:
+    costs = CostModel(clock=Step(1.0))
+    p = WarmPolicy(weight=0.5)
+    assert costs.lookup_decision(p, "u", "f", 100).reason == "looked up (no history yet)"
+    costs.observe_fit("f", 100, 0.010, p)  # 0.1 ms per row
+    assert costs.expected_fit("f", 300) == pytest.approx(0.030)
+    assert costs.lookup_decision(p, "u", "f", 100).go  # no store history yet
+    costs.observe_lookup("u", 0.004, p)
+    costs.observe_lookup("u", 0.016, p)  # EWMA: 0.5 * 4 + 0.5 * 16 = 10 ms
+    assert costs.lookup_time("u") == pytest.approx(0.010)
+    d = costs.lookup_decision(p, "u", "f", 100)  # fit ~10 ms, store 10 ms: cannot pay
+    assert not d.go and d.reason == "lookup skipped: fit ~10 ms, store round trip 10 ms"
+    assert costs.lookup_decision(p, "u", "f", 101).go  # a bigger fit can
+    assert costs.lookup_decision(WarmPolicy(lookup_ratio=0.5), "u", "f", 150).go is False
+    assert costs.lookup_decision(p, "other-store", "f", 100).go  # per store URL
+    assert costs.save_decision(p, "u", 0.001).reason == "saved (no history yet)"
+    costs.observe_save("u", 0.002, p)
+    assert not costs.save_decision(p, "u", 0.002).go
+    assert costs.save_decision(p, "u", 0.0021).go
+    assert costs.save_decision(WarmPolicy(mode="always"), "u", 0.0).go
+    costs.observe_save("u", float("nan"), p)  # ignored, not a poisoned mean
+    assert costs.save_time("u") == pytest.approx(0.002)
+    costs.clear()
+    assert costs.save_time("u") is None and costs.expected_fit("f", 1) is None
+
+
+@pytest.mark.parametrize(
+    "kwargs,field",
+    [
+        ({"mode": "sometimes"}, "mode"),
+        ({"lookup_ratio": 0.0}, "lookup_ratio"),
+        ({"save_ratio": float("inf")}, "save_ratio"),
+        ({"weight": 1.5}, "weight"),
+        ({"weight": True}, "weight"),
+    ],
+)
+def test_bad_policy_names_the_field(kwargs: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        WarmPolicy(**kwargs)
+
+
+def test_policy_arguments_and_the_process_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert pol.as_policy("always").mode == "always"
+    with pytest.raises(TypeError, match="policy"):
+        pol.as_policy(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="mode"):
+        pol.as_policy("never")
+    monkeypatch.setenv("GAMSTORE_WARM_POLICY", "adaptive")
+    assert pol.as_policy(None).mode == "adaptive"
+    monkeypatch.setenv("GAMSTORE_WARM_POLICY", "always")
+    assert pol.default_policy().mode == "always"
+    old = pol.set_default_policy(WarmPolicy(save_ratio=3.0))
+    try:
+        assert pol.as_policy(None).save_ratio == 3.0
+    finally:
+        pol.set_default_policy(old)
+    assert pol.default_policy().mode == "always"
