@@ -37,6 +37,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "bench_initial_sp.py": ([], ["--sizes", "2000"]),
     "bench_hdf5.py": ([], ["--sizes", "200", "1000"]),
     "bench_local_safety.py": ([], ["--quick"]),
+    "bench_policy.py": (["--realdata", "--demo", "--s3"], ["--demo", "--repeats", "1"]),
     "stress_load.py": ([], ["--quick"]),
     "stress_faults.py": ([], []),
 }

@@ -116,7 +116,7 @@ def test_a_fast_store_keeps_its_warm_starts(monkeypatch: pytest.MonkeyPatch) -> 
     again = model.fit(df, y="y", store=store, warm_policy="adaptive")
     assert again.warm == "exact"
     # an exact hit recertified without a step writes nothing: no save decision to make
-    assert again.warm_decision == "looked up: store round trip 0.1 ms, fit ~30 ms"
+    assert again.warm_decision == "looked up (no warm history yet)"
     assert clock.done
 
 
@@ -186,6 +186,18 @@ def test_cost_model_means_and_decisions() -> None:
     assert costs.lookup_decision(p, "u", "f", 101).go  # a bigger fit can
     assert costs.lookup_decision(WarmPolicy(lookup_ratio=0.5), "u", "f", 150).go is False
     assert costs.lookup_decision(p, "other-store", "f", 100).go  # per store URL
+    # warm-started fits timed too: a lookup must beat what the warm start saves
+    assert costs.lookup_decision(p, "u", "f", 200).reason == "looked up (no warm history yet)"
+    costs.observe_fit("f", 200, 0.004, p, cold=False)  # 0.02 ms per row warm
+    d = costs.lookup_decision(p, "u", "f", 200)  # saves 20 - 4 = 16 ms > 10 ms: pays
+    assert d.go and d.reason == "looked up: fit ~20 ms cold, ~4 ms warm, store round trip 10 ms"
+    d = costs.lookup_decision(p, "u", "f", 150)  # saves 15 - 3 = 12 ms: still pays
+    assert d.go
+    costs.observe_fit("f", 200, 0.036, p, cold=False)  # checked cold: warm slower than cold
+    d = costs.lookup_decision(p, "u", "f", 200)
+    assert not d.go and d.reason == (
+        "lookup skipped: fit ~20 ms cold, ~20 ms warm, store round trip 10 ms"
+    )
     assert costs.save_decision(p, "u", 0.001).reason == "saved (no history yet)"
     costs.observe_save("u", 0.002, p)
     assert not costs.save_decision(p, "u", 0.002).go
@@ -195,6 +207,7 @@ def test_cost_model_means_and_decisions() -> None:
     assert costs.save_time("u") == pytest.approx(0.002)
     costs.clear()
     assert costs.save_time("u") is None and costs.expected_fit("f", 1) is None
+    assert costs.expected_fit("f", 1, cold=False) is None
 
 
 @pytest.mark.parametrize(

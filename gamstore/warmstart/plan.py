@@ -134,10 +134,9 @@ class _Policed:
 
     def observe_fit(self, seconds: float, cold: bool) -> None:
         """The fit itself took ``seconds`` (what a warm start can shorten and a save must
-        beat); a ``cold`` one teaches the expected fit time of its family."""
+        beat), ``cold`` or from a looked-up start: teaches the family's expected times."""
         self.fit_seconds = float(seconds)
-        if cold:
-            self.costs.observe_fit(self.family_tag, self.n_rows, seconds, self.policy)
+        self.costs.observe_fit(self.family_tag, self.n_rows, seconds, self.policy, cold=cold)
 
     def explain(self) -> str:
         """The policy's decisions for this fit, e.g. ``"looked up (no history yet); saved

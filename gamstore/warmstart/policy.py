@@ -7,7 +7,9 @@ both online, per process, and decides before each step:
 * **lookups** are skipped when the store has been slower than the fit it would shorten:
   the lookup phase's exponentially weighted mean time on this store URL is at least
   ``lookup_ratio`` times the expected cold fit time of this fit family (its EWMA seconds per
-  row times the fit's rows);
+  row times the fit's rows) - or, once warm-started fits of the family have been timed too,
+  at least ``lookup_ratio`` times what a warm start saved (expected cold minus expected warm
+  time; a warm start that is checked by a cold refit saves nothing, and is skipped);
 * **saves** are skipped when the fit was cheaper than a save: the EWMA save time on this
   store URL is at least ``save_ratio`` times this fit's own outer-loop time.
 
@@ -163,6 +165,7 @@ class CostModel:
         self._lookup: dict[str, _Ewma] = {}
         self._save: dict[str, _Ewma] = {}
         self._fit: dict[str, _Ewma] = {}
+        self._warm: dict[str, _Ewma] = {}
 
     def _add(self, table: dict[str, _Ewma], key: str, x: float, weight: float) -> None:
         if not (math.isfinite(x) and x >= 0):
@@ -178,9 +181,13 @@ class CostModel:
         """The writes after one fit on ``url`` took ``seconds``."""
         self._add(self._save, url, seconds, policy.weight)
 
-    def observe_fit(self, family: str, n_rows: int, seconds: float, policy: WarmPolicy) -> None:
-        """A cold fit of ``family`` on ``n_rows`` rows took ``seconds`` (its outer loop)."""
-        self._add(self._fit, family, seconds / max(int(n_rows), 1), policy.weight)
+    def observe_fit(
+        self, family: str, n_rows: int, seconds: float, policy: WarmPolicy, *, cold: bool = True
+    ) -> None:
+        """A fit of ``family`` on ``n_rows`` rows took ``seconds`` (the fit itself, with any
+        cold check of its start); ``cold``: it started cold, else from a looked-up start."""
+        table = self._fit if cold else self._warm
+        self._add(table, family, seconds / max(int(n_rows), 1), policy.weight)
 
     def lookup_time(self, url: str) -> float | None:
         """EWMA lookup-phase seconds on ``url`` (None: never measured)."""
@@ -192,9 +199,10 @@ class CostModel:
         e = self._save.get(url)
         return None if e is None else e.value
 
-    def expected_fit(self, family: str, n_rows: int) -> float | None:
-        """Expected cold fit seconds of ``family`` on ``n_rows`` rows (None: no history)."""
-        e = self._fit.get(family)
+    def expected_fit(self, family: str, n_rows: int, *, cold: bool = True) -> float | None:
+        """Expected cold (or warm-started) fit seconds of ``family`` on ``n_rows`` rows
+        (None: no history)."""
+        e = (self._fit if cold else self._warm).get(family)
         return None if e is None else e.value * max(int(n_rows), 1)
 
     def lookup_decision(self, policy: WarmPolicy, url: str, family: str, n_rows: int) -> Decision:
@@ -205,9 +213,15 @@ class CostModel:
         rtt = self.lookup_time(url)
         if fit is None or rtt is None:
             return Decision(True, "looked up (no history yet)")
-        if rtt >= policy.lookup_ratio * fit:
+        if rtt >= policy.lookup_ratio * fit:  # not even a free warm fit could pay
             return Decision(False, f"lookup skipped: fit ~{ms(fit)}, store round trip {ms(rtt)}")
-        return Decision(True, f"looked up: store round trip {ms(rtt)}, fit ~{ms(fit)}")
+        warm = self.expected_fit(family, n_rows, cold=False)
+        if warm is None:
+            return Decision(True, "looked up (no warm history yet)")
+        costs = f"fit ~{ms(fit)} cold, ~{ms(warm)} warm, store round trip {ms(rtt)}"
+        if rtt >= policy.lookup_ratio * (fit - warm):
+            return Decision(False, f"lookup skipped: {costs}")
+        return Decision(True, f"looked up: {costs}")
 
     def save_decision(self, policy: WarmPolicy, url: str, fit_seconds: float) -> Decision:
         """Save unless the fit just done was cheaper than a save on this store."""
@@ -226,6 +240,7 @@ class CostModel:
             self._lookup.clear()
             self._save.clear()
             self._fit.clear()
+            self._warm.clear()
 
 
 #: The process-wide cost model.
