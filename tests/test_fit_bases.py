@@ -126,3 +126,30 @@ def test_gam_fits_every_basis_and_predicts_its_own_rows(bs: str) -> None:
     again = GAM([s("x", k=8, bs=bs)]).fit(data, y="y", knots=res.knots)
     assert again.reml == pytest.approx(res.reml, rel=1e-9)
     assert res.beta_reduced["s(x)"].size == (6 if bs == "cc" else 7)
+
+
+def test_r_random_numbers_match_r() -> None:
+    """mgcv's tp knot subsample needs R's RNG: values printed by R 4 (default kinds):
+    ``set.seed(1); sprintf("%.17g", runif(3))`` and ``set.seed(1); sample(1:5000, 10)``."""
+    from gamstore.fit.bases._rrng import RRandom
+
+    r = RRandom(1)
+    assert [r.unif_rand() for _ in range(3)] == [
+        0.26550866314209998,
+        0.37212389963679016,
+        0.57285336335189641,
+    ]
+    expected = [1017, 4775, 2177, 1533, 4567, 2347, 270, 4050, 3379, 4065]
+    assert RRandom(1).sample(5000, 10).tolist() == expected
+    assert RRandom(1).sample(70000, 5).tolist() == [24388, 59521, 43307, 69586, 11571]
+
+
+def test_tp_eta_matches_the_thin_plate_formula() -> None:
+    from gamstore.fit.bases.tp import eta, eta_const
+
+    r = np.array([0.0, 0.5, 2.0])
+    # 1-D, m = 2: Gamma(-3/2) / (16 sqrt(pi)) r^3 = r^3 / 12; 2-D: r^2 log(r) / (8 pi)
+    assert eta_const(2, 1) == pytest.approx(1.0 / 12.0, rel=1e-15)
+    np.testing.assert_allclose(eta(r, 2, 1), r**3 / 12.0, rtol=1e-15)
+    two_d = np.array([0.0, 0.25 * np.log(0.5), 4 * np.log(2.0)]) / (8 * np.pi)
+    np.testing.assert_allclose(eta(r, 2, 2), two_d, rtol=1e-15)
