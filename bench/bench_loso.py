@@ -10,6 +10,15 @@ ratios, and the largest relative |ΔREML| between cold and warm optima.
 ``--big`` adds a 100-subject Gaussian LOSO with n = 100 000 rows (mgcv on the first
 ``--mgcv-folds`` folds only: each of its fits takes seconds there).
 
+``--designs`` compares fold designs reused from the full data's raw bases
+(``run_loso(reuse_designs=True)``, :mod:`gamstore.fit.foldview`) with designs rebuilt from
+each fold's covariates (``reuse_designs=False``), side by side in this process: the design
+build per fold (``GAM.prepare``, plus ``X'WX`` for a Gaussian fit; CPU time, best of 3,
+interleaved, first 20 folds) and the total LOSO time (wall and CPU, alternating runs, best
+of ``--repeat``), at n = 100 000 (100 subjects) and on the real ChickWeight and
+airquality data sets (tests/fixtures). ``--rss`` adds the peak RSS of a cold LOSO at
+n = 1 000 000 (10 subjects), each variant in a fresh child process.
+
 Usage::
 
     OPENBLAS_NUM_THREADS=1 python bench/bench_loso.py [--big] [--no-mgcv] [--families ...]
@@ -376,6 +385,136 @@ def key_path_row(family: str, n: int, subjects: int, folds: int, reps: int) -> s
     return "| " + " | ".join(cells) + " |"
 
 
+DESIGNS_HEAD = (
+    "| data set | n | folds | full raw bases: once per process ms / MB "
+    "| fold design (+ X'WX if Gaussian) CPU ms rebuild / reuse | reuse/rebuild "
+    "| LOSO total wall s rebuild / reuse | LOSO total CPU s rebuild / reuse | reuse/rebuild CPU "
+    "| max rel ΔREML reuse vs rebuild |\n"
+    "|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def _realdata_case(name: str) -> tuple[pd.DataFrame, Any, dict[str, Any]]:
+    """A grouped real data set of tests/fixtures/realdata_loso.json (data, model, fit args)."""
+    import importlib.util
+
+    if "gamstore_realdata" not in sys.modules:
+        path = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "realdata.py"
+        spec = importlib.util.spec_from_file_location("gamstore_realdata", path)
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["gamstore_realdata"] = mod
+        spec.loader.exec_module(mod)
+    rd = sys.modules["gamstore_realdata"]
+    case = rd.loso_cases()[name]
+    return rd.base_frame(case), rd.model(case), rd.fit_kwargs(case)
+
+
+def designs_row(
+    label: str, df: pd.DataFrame, model: Any, kw: dict[str, Any], subject: str, repeat: int
+) -> str:
+    """Rebuilt against reused fold designs on one data set: per fold and whole LOSO."""
+    import warnings
+
+    from gamstore.fit.foldview import FullRawBases
+
+    full = model.fit(df, **kw)
+    t0 = time.perf_counter()
+    bases = FullRawBases(df)
+    for sm in model.smooths:
+        bases.block(sm, full.knots[sm.term])
+    t_full = time.perf_counter() - t0
+    labels = sorted(df[subject].unique())
+    args = (kw["y"], kw.get("weights"), kw.get("offset"), full.knots)
+    response = (kw["y"], kw.get("weights"), kw.get("offset"))
+    gaussian = model.family.identity_gaussian
+    per = [0.0, 0.0]
+    timed = labels[:20]  # per-fold timing on the first 20 folds
+    for lab in timed:
+        held = (df[subject] == lab).to_numpy()
+        train = df.loc[~held].reset_index(drop=True)
+        keep = np.flatnonzero(~held)
+        best = [float("inf"), float("inf")]
+        for _ in range(3):  # interleaved, best of 3 in CPU time: the machine is shared
+            for j in (0, 1):
+                rows = bases.rows(keep, response) if j else None
+                c0 = time.process_time()
+                prob, _ = model.prepare(train, *args, rows)
+                if gaussian:
+                    prob.gaussian_gram()  # the fold's one n-sized product (downdated: seeded)
+                best[j] = min(best[j], time.process_time() - c0)
+        per = [per[0] + best[0], per[1] + best[1]]
+    tot = [float("inf"), float("inf")]
+    cpu = [float("inf"), float("inf")]
+    out: list[Any] = [None, None]
+    extra = {k: kw[k] for k in ("weights", "offset") if kw.get(k)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(repeat):
+            for j in (0, 1):  # alternating: rebuild, reuse
+                t0, c0 = time.perf_counter(), time.process_time()
+                ds = run_loso(
+                    df,
+                    model,
+                    subject=subject,
+                    y=kw["y"],
+                    compare_cold=True,
+                    progress=False,
+                    reuse_designs=bool(j),
+                    **extra,
+                )
+                tot[j] = min(tot[j], time.perf_counter() - t0)
+                cpu[j] = min(cpu[j], time.process_time() - c0)
+                out[j] = ds
+    r0, r1 = out[0]["reml"].values, out[1]["reml"].values
+    drel = float(np.max(np.abs(r1 - r0) / np.abs(r0)))
+    k = len(timed)
+    cells = [
+        label,
+        str(len(df)),
+        str(len(labels)),
+        f"{1e3 * t_full:.1f} / {bases.nbytes / 2**20:.1f}",
+        f"{1e3 * per[0] / k:.2f} / {1e3 * per[1] / k:.2f}",
+        f"**{per[1] / per[0]:.2f}**",
+        f"{tot[0]:.2f} / {tot[1]:.2f}",
+        f"{cpu[0]:.2f} / {cpu[1]:.2f}",
+        f"**{cpu[1] / cpu[0]:.2f}**",
+        f"{drel:.1e}",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def rss_child(variant: str, n: int, subjects: int) -> None:
+    """In a fresh process: a cold LOSO, then print the peak RSS (MiB) and the wall time."""
+    import resource
+
+    df = simulate("gaussian", n=n, n_subjects=subjects)
+    model = GAM([s("x0"), s("x1"), s("x2")])
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    run_loso(
+        df, model, subject="subj", warm=False, progress=False, reuse_designs=variant == "reuse"
+    )
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"{variant} {peak / 1024:.0f} {base / 1024:.0f} {wall:.2f}")
+
+
+def rss_rows(n: int, subjects: int) -> list[str]:
+    """Peak RSS of a cold LOSO per variant, each in its own child process."""
+    rows = []
+    for variant in ("rebuild", "reuse"):
+        proc = subprocess.run(
+            [sys.executable, __file__, "--rss-child", variant, str(n), str(subjects)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        name, peak, base, wall = proc.stdout.split()[-4:]
+        rows.append(f"| {name} | {n} | {subjects} | {peak} | {base} | {float(wall):.1f} |")
+    return rows
+
+
 def _has_tabulate() -> bool:
     try:
         import tabulate  # noqa: F401
@@ -407,6 +546,13 @@ def main() -> None:
         "its inputs from per-subject digests (v2), n = 2000 and n = 100 000",
     )
     ap.add_argument(
+        "--designs",
+        action="store_true",
+        help="only compare reused fold designs with rebuilt ones (per fold and whole LOSO)",
+    )
+    ap.add_argument("--rss", action="store_true", help="with --designs: peak RSS at n = 1e6")
+    ap.add_argument("--rss-child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument(
         "--stores",
         nargs="+",
         default=["local", "local-readonly", "memory"],
@@ -422,6 +568,12 @@ def main() -> None:
             print(key_path_row(family, 2000, 10, 10, 5))
         print(key_path_row("gaussian", 100_000, 100, 5, 3))
         print(key_path_row("poisson", 100_000, 100, 5, 3))
+        return
+    if args.rss_child:
+        rss_child(args.rss_child[0], int(args.rss_child[1]), int(args.rss_child[2]))
+        return
+    if args.designs:
+        main_designs(args.repeat, args.rss)
         return
     print("### LOSO: cold (initial.sp) vs warm (full-data fit from the store)\n")
     print(
@@ -462,6 +614,30 @@ def main() -> None:
         print(FLOOR_HEAD)
         for family in args.families:
             print(floor_row(family, 2000, 10, 5))
+
+
+def main_designs(repeat: int, rss: bool) -> None:
+    """``--designs``: reused against rebuilt fold designs, side by side."""
+    print("### LOSO fold designs: rebuilt from the covariates vs reused from the full data\n")
+    print(
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, one process, folds "
+        f"serial; LOSO totals: run_loso(compare_cold=True) wall time, alternating, best of "
+        f"{repeat}.\n"
+    )
+    print(DESIGNS_HEAD)
+    big = simulate("gaussian", n=100_000, n_subjects=100)
+    three = GAM([s("x0"), s("x1"), s("x2")])
+    print(designs_row("simulated gaussian", big, three, {"y": "y"}, "subj", repeat), flush=True)
+    pois = simulate("poisson", n=100_000, n_subjects=100)
+    three_p = GAM([s("x0"), s("x1"), s("x2")], family="poisson")
+    print(designs_row("simulated poisson", pois, three_p, {"y": "y"}, "subj", repeat), flush=True)
+    for name in ("ChickWeight_by_Chick", "airquality_by_Month"):
+        df, model, kw = _realdata_case(name)
+        print(designs_row(name, df, model, kw, "subject", max(repeat, 5)), flush=True)
+    if rss:
+        print("\n| variant | n | folds | peak RSS MiB | RSS before the LOSO MiB | wall s |")
+        print("|---|---|---|---|---|---|")
+        print("\n".join(rss_rows(1_000_000, 10)))
 
 
 if __name__ == "__main__":

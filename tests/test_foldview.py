@@ -185,7 +185,7 @@ def test_one_shared_copy_per_process_dropped_with_its_data() -> None:
     full = model.fit(df, y="y")
     train, keep = _fold(df, 0)
     model.prepare(train, "y", knots=full.knots, raw_rows=a.rows(keep))
-    assert a.nbytes == 300 * 10 * 8 + 300 * 8  # the (n, k) raw design and its covariate
+    assert a.nbytes == 300 * 10 * 8 + 2 * 300 * 8  # the (n, k) raw design, x, row sums
     other = _data(300, 3, seed=8)
     b = shared_raw_bases(other)
     assert b is not a and len(foldview._SHARED) == 1  # one data set per process
@@ -196,3 +196,77 @@ def test_one_shared_copy_per_process_dropped_with_its_data() -> None:
     assert a.rows(keep)(model.smooths[0], full.knots["x0"], train["x0"].to_numpy()) is not None
     release_raw_bases()
     assert not foldview._SHARED
+
+
+def _weighted(n: int) -> pd.DataFrame:
+    df = _data(n, 8)
+    df["w"] = 1.0 + (np.arange(n) % 3)  # exact small integers: no regenerated floats
+    df["off"] = 0.25 * (np.arange(n) % 5)
+    return df
+
+
+@pytest.mark.parametrize("n", [600, 40_000])
+def test_gaussian_gram_downdated_from_the_full_data(n: int) -> None:
+    """X'WX and X'W(y - offset) of a Gaussian fold: the full data's minus the held-out
+    rows', carried into the fold's own constrained basis, equal the sums over its rows."""
+    df = _weighted(n)
+    model = GAM([s("x0"), s("x1", k=7), s("x2")], linear=["z", "f"])
+    full = model.fit(df, y="y", weights="w", offset="off")
+    bases = FullRawBases(df)
+    for subject in (0, 6):
+        train, keep = _fold(df, subject)
+        ref, _ = model.prepare(train, "y", "w", "off", full.knots)
+        got, _ = model.prepare(
+            train, "y", "w", "off", full.knots, bases.rows(keep, ("y", "w", "off"))
+        )
+        assert "gram" in got._cache  # seeded, not summed over the rows
+        _same_design(got.design, ref.design)
+        (A, b), (A0, b0) = got.gaussian_gram(), ref.gaussian_gram()
+        assert np.abs(A - A0).max() <= 1e-13 * np.abs(A0).max()
+        assert np.abs(b - b0).max() <= 1e-13 * np.abs(b0).max()
+        fit = model.fit(
+            train, "y", "w", "off", full.knots, raw_rows=bases.rows(keep, ("y", "w", "off"))
+        )
+        plain = model.fit(train, "y", "w", "off", full.knots)
+        assert abs(fit.reml - plain.reml) <= 1e-12 * abs(plain.reml)
+        np.testing.assert_allclose(fit.rho, plain.rho, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(fit.coef, plain.coef, rtol=1e-8, atol=1e-10)
+
+
+def test_gaussian_gram_only_for_its_own_rows_and_family() -> None:
+    df = _weighted(600)
+    model = GAM([s("x0"), s("x1")])
+    full = model.fit(df, y="y", weights="w")
+    bases = FullRawBases(df)
+    train, keep = _fold(df, 1)
+
+    def seeded(m: GAM, rows: Any, y: str = "y", w: str | None = "w") -> bool:
+        prob, _ = m.prepare(train, y, w, None, full.knots, rows)
+        return "gram" in prob._cache
+
+    assert seeded(model, bases.rows(keep, ("y", "w", None)))
+    assert not seeded(model, bases.rows(keep))  # no response named: no downdate
+    assert not seeded(model, bases.rows(keep, ("y", None, None)))  # other weights
+    assert not seeded(model, bases.rows(keep, ("count", "w", None)))  # another response
+    assert not seeded(model, bases.rows(np.roll(keep, 1), ("y", "w", None)))  # other rows
+    pois = GAM([s("x0"), s("x1")], family="poisson")
+    assert not seeded(pois, bases.rows(keep, ("count", "w", None)), y="count")
+
+
+def test_other_bases_and_by_terms_are_built_as_before() -> None:
+    """A model mixing a P-spline with other bases, a by-smooth and a random effect: the
+    P-spline's rows are reused, every other term is built from the covariates, the design
+    is the rebuilt one, and a Gaussian fold sums its own X'WX (the raw layout differs)."""
+    df = _weighted(960)
+    smooths = [s("x0"), s("x1", k=6, bs="cr"), s("x2", k=5, by="f"), s("f", bs="re")]
+    model = GAM(smooths, linear=["z"])
+    full = model.fit(df, y="y")
+    bases = FullRawBases(df)
+    train, keep = _fold(df, 4)
+    rows = _Counting(bases.rows(keep, ("y", None, None)))
+    got, _ = model.prepare(train, "y", knots=full.knots, raw_rows=rows)
+    ref, _ = model.prepare(train, "y", knots=full.knots)
+    assert rows.served == 1  # s(x0) only
+    assert got.design.X.tobytes() == ref.design.X.tobytes()
+    assert got.design.initial_rho.tobytes() == ref.design.initial_rho.tobytes()
+    assert "gram" not in got._cache

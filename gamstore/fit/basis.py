@@ -465,11 +465,14 @@ class RowBlock(Protocol):
     of the data's rows ``a .. b-1``, shape (b - a, k), the same values an evaluation on those
     rows gives (every raw design row depends on its own covariate value only)."""
 
-    @property
-    def nonneg(self) -> bool:
-        """Every value is >= 0 (lets the row sums skip ``abs``; never changes a value)."""
-
     def __getitem__(self, rows: slice, /) -> np.ndarray: ...
+
+    def take(self, rows: slice, out: np.ndarray) -> None:
+        """Write ``self[rows]`` into ``out`` (no temporary)."""
+
+    def abs_row_sum_max(self, rows: slice) -> float:
+        """``max_i sum_j |B_ij|`` over ``rows``, each row sum as :func:`_row_sums` forms it."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -571,16 +574,26 @@ def raw_smooth_group(
             continue
         xu = xs[grp[0]][None, :] if len(grp) == 1 else np.stack([xs[i] for i in grp])
         tu = ts[grp[0]][None, :] if len(grp) == 1 else np.stack([ts[i] for i in grp])
+        blocks = [have[i] for i in grp]
         for sl in chunks:
-            Bu, nonneg = _given_rows([have[i] for i in grp], sl, k)
-            if Bu is None:
+            if all(b is not None for b in blocks):
+                # rows evaluated elsewhere: read them, and their row sums (formed row by row,
+                # so the same numbers); the column sums are this subset's own
+                Bu = np.empty((len(grp), sl.stop - sl.start, k))
+                for j, b in enumerate(blocks):
+                    assert b is not None
+                    b.take(sl, Bu[j])
+                col_sum[grp] += _col_sums(Bu)
+                sums = [b.abs_row_sum_max(sl) for b in blocks if b is not None]
+                x_inf[grp] = np.maximum(x_inf[grp], sums)
+            else:
                 Bu, nonneg = _uniform_designs(xu[:, sl], tu)
-            col_sum[grp] += _col_sums(Bu)
-            # B >= 0 inside the knot span, so |B| is B itself (skips a copy; a -0.0 entry
-            # sums like 0.0); extrapolated values take the |B| path
-            absB = Bu if nonneg else np.abs(Bu)
-            x_inf[grp] = np.maximum(x_inf[grp], _row_sums(absB).max(axis=-1))
-            del absB
+                col_sum[grp] += _col_sums(Bu)
+                # B >= 0 inside the knot span, so |B| is B itself (skips a copy; a -0.0
+                # entry sums like 0.0); extrapolated values take the |B| path
+                absB = Bu if nonneg else np.abs(Bu)
+                x_inf[grp] = np.maximum(x_inf[grp], _row_sums(absB).max(axis=-1))
+                del absB
             if len(chunks) == 1:
                 for j, i in enumerate(grp):
                     B[i] = Bu[j]
@@ -591,12 +604,14 @@ def raw_smooth_group(
             src = have[i]
             if src is not None:
                 Bc = src[sl]
+                col_sum[i] += _col_sums(Bc)
+                x_inf[i] = max(x_inf[i], src.abs_row_sum_max(sl))
             else:
                 Bc = BSpline.design_matrix(xs[i][sl], ts[i], DEGREE, extrapolate=extrapolate[i])
                 Bc = Bc.toarray()
-            col_sum[i] += _col_sums(Bc)
-            absB = Bc if Bc.min() >= 0.0 else np.abs(Bc)
-            x_inf[i] = max(x_inf[i], float(_row_sums(absB).max()))
+                col_sum[i] += _col_sums(Bc)
+                absB = Bc if Bc.min() >= 0.0 else np.abs(Bc)
+                x_inf[i] = max(x_inf[i], float(_row_sums(absB).max()))
             if len(chunks) == 1:
                 B[i] = Bc
     out = []
@@ -608,20 +623,6 @@ def raw_smooth_group(
         col_means = col_sum[i] / max(n, 1)
         out.append(RawSmoothBasis(ts[i], k, extrapolate[i], col_means, s_scale, B[i]))
     return out, stack
-
-
-def _given_rows(blocks: list[RowBlock | None], sl: slice, k: int) -> tuple[np.ndarray | None, bool]:
-    """Rows ``sl`` of the given raw designs stacked (s, rows, k), or None if one is missing."""
-    if not blocks or any(b is None for b in blocks):
-        return None, False
-    rows = sl.stop - sl.start
-    out = np.empty((len(blocks), rows, k))
-    nonneg = True
-    for j, b in enumerate(blocks):
-        assert b is not None
-        out[j] = b[sl]
-        nonneg = nonneg and b.nonneg
-    return out, nonneg
 
 
 def finish_smooth_basis(raw: RawSmoothBasis, T: np.ndarray) -> SmoothBasis:

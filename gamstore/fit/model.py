@@ -701,7 +701,14 @@ class GAM:
         )
         design.dropped = dropped
         design.notes.extend(diagnostics.response_notes(self.family.name, yv, wt, cols[0]))
-        return Problem(design, yv, wt, off, self.family), off_col
+        prob = Problem(design, yv, wt, off, self.family)
+        seed = getattr(raw_rows, "gaussian_gram", None)
+        if seed is not None and self.family.identity_gaussian:
+            # a LOSO fold: X'WX downdated from the full data's (gamstore.fit.foldview)
+            gram = seed(design, yv, wt, off)
+            if gram is not None:
+                prob.seed_gaussian_gram(*gram)
+        return prob, off_col
 
     def _binomial_counts(
         self, data: Any, cols: tuple[str, ...], wt: np.ndarray

@@ -63,6 +63,16 @@ class Problem:
             )
         return g  # type: ignore[no-any-return]
 
+    def seed_gaussian_gram(self, XtWX: np.ndarray, XtWz: np.ndarray) -> None:
+        """Set :meth:`gaussian_gram`'s products, computed elsewhere (a LOSO fold: downdated
+        from the full data's, :meth:`gamstore.fit.foldview.FoldRows.gaussian_gram`)."""
+        p = self.design.p
+        if XtWX.shape != (p, p) or XtWz.shape != (p,):
+            raise ValueError(
+                f"gram: expected ({p}, {p}) and ({p},), got {XtWX.shape}, {XtWz.shape}"
+            )
+        self._cache["gram"] = (XtWX, XtWz)
+
     def sum_log_wt(self) -> float:
         """``sum(log wt)`` over positive weights (a constant of the profiled Gaussian score)."""
         v = self._cache.get("sum_log_wt")

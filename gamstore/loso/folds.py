@@ -357,7 +357,7 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
         extra: dict[str, Any] = {
             k: v for k, v in (("weights", task.weights), ("offset", task.offset)) if v
         }
-        raw_rows = fold_raw_rows(data, model, keep) if task.reuse_design else None
+        raw_rows = fold_raw_rows(data, model, keep, task) if task.reuse_design else None
         if raw_rows is not None:
             extra["raw_rows"] = raw_rows
         if task.row_blocks is not None and fit_store is not None:
@@ -398,19 +398,22 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
     return out
 
 
-def fold_raw_rows(data: pd.DataFrame, model: Any, keep: np.ndarray) -> Any:
+def fold_raw_rows(data: pd.DataFrame, model: Any, keep: np.ndarray, task: FoldTask) -> Any:
     """The fold's rows of the full data's raw bases, for ``GAM.fit(raw_rows=...)``.
 
     The full raw bases are evaluated once per process and data set (a worker: on its first
     fold, from the data it already holds; nothing is shipped per fold) and shared by every
-    fold; see :mod:`gamstore.fit.foldview`. None for a fitter other than gamstore's GAM.
+    fold; a Gaussian fit also downdates the full data's ``X'WX`` by the held-out rows. See
+    :mod:`gamstore.fit.foldview`. None for a fitter other than gamstore's GAM.
     """
     from gamstore.fit.foldview import shared_raw_bases
     from gamstore.fit.model import GAM
 
     if not isinstance(model, GAM):
         return None
-    return shared_raw_bases(data).rows(keep)  # the fold's rows, in the order it fits them
+    response = (task.y, task.weights, task.offset) if isinstance(task.y, str) else None
+    # the fold's rows, in the order it fits them
+    return shared_raw_bases(data).rows(keep, response)
 
 
 def _record_check(out: FoldOutcome, res: Any) -> None:
