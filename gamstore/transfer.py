@@ -64,6 +64,7 @@ __all__ = [
     "TransferConfig",
     "TransferError",
     "TransferResult",
+    "build_partial_warm_start",
     "build_warm_start",
     "capture_artifact",
     "per_block_rho_slots",
@@ -498,8 +499,55 @@ def build_warm_start(
     return _build_from_usable(descriptor, contexts, rho, parent, cfg)
 
 
+def build_partial_warm_start(
+    terms: Sequence[TermBuildContext],
+    rho_default: ArrayLike,
+    parent: FitArtifact,
+    config: TransferConfig | None = None,
+) -> TransferResult:
+    """A warm start from a parent whose blocks differ from the new fit's (changing blocks).
+
+    A leave-one-subject-out fold can lack a level the full-data fit had: a random effect
+    ``s(g, bs="re")`` then has one column fewer, a factor ``by`` one block fewer, a factor in
+    the parametric block one contrast fewer. Those blocks' identities (which include the
+    width) differ from the parent's, so the descriptors differ. This matches term by term
+    instead: a block whose identity equals a parent term's receives that term's ρ and its β
+    (projected or transported exactly as in :func:`build_warm_start`); every other block
+    starts cold (its default ρ slots, zero β). The caller decides that the parent is a fit of
+    the same model (the fitter's structure key, which names such terms without their levels).
+
+    Parameters
+    ----------
+    terms, rho_default, parent, config
+        As for :func:`build_warm_start` (no descriptor: nothing is compared as a whole).
+
+    Returns
+    -------
+    TransferResult
+
+    Raises
+    ------
+    ParentUnusable
+        Wrong schema or non-finite numbers in ``parent``.
+    """
+    cfg = TransferConfig() if config is None else config
+    if not isinstance(cfg, TransferConfig):
+        raise TypeError("config: expected TransferConfig")
+    if not isinstance(parent, FitArtifact):
+        raise TypeError("parent: expected FitArtifact")
+    contexts = list(terms)
+    for i, ctx in enumerate(contexts):
+        if not isinstance(ctx, TermBuildContext):
+            raise TypeError(f"terms[{i}]: expected TermBuildContext")
+    rho = np.array(as_float_vector(rho_default, "rho_default", finite=False))
+    reason = parent.unusable_reason()
+    if reason is not None:
+        raise ParentUnusable(f"parent artifact unusable: {reason}")
+    return _build_from_usable(None, contexts, rho, parent, cfg)
+
+
 def _build_from_usable(
-    descriptor: FitDescriptor,
+    descriptor: FitDescriptor | None,
     contexts: Sequence[TermBuildContext],
     rho: np.ndarray,
     parent: FitArtifact,
@@ -508,13 +556,16 @@ def _build_from_usable(
     """:func:`build_warm_start` after its argument checks, for a parent known to be usable.
 
     ``rho`` is a fresh writable copy of the default ρ; it is filled in and returned.
+    ``descriptor`` None matches term by term only (:func:`build_partial_warm_start`).
     """
     # each key is a hash over every term identity: skip it when the family and the terms
     # (in order) are the same, which implies equal keys; otherwise hash each side once
-    same = descriptor.family_kind == parent.descriptor.family_kind and tuple(
-        descriptor.term_identities
-    ) == tuple(parent.descriptor.term_identities)
+    same = descriptor is None or (
+        descriptor.family_kind == parent.descriptor.family_kind
+        and tuple(descriptor.term_identities) == tuple(parent.descriptor.term_identities)
+    )
     if not same:
+        assert descriptor is not None
         key_new = descriptor.descriptor_key()
         key_parent = parent.descriptor.descriptor_key()
         if key_parent != key_new:

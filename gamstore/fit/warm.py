@@ -235,6 +235,50 @@ def split_beta(d: Design, beta_w: np.ndarray) -> list[np.ndarray]:
     return [np.array(beta_w[cols]) for cols in d.block_cols]
 
 
+LEVEL_KINDS = ("re", "by-factor")
+
+
+def structure_descriptor(family_kind: str, d: Design, specs: Sequence[BlockSpec]) -> Any:
+    """The artifact key of a design whose blocks change with the levels present, or None.
+
+    A random effect's width, a factor ``by``'s blocks and a parametric factor's contrasts
+    depend on which levels the rows contain, so a LOSO fold that drops a subject can have
+    other blocks than the full-data fit, and another descriptor. Such a design stores and
+    finds its cross-fit artifacts under this descriptor instead: every such term is named
+    once, without its levels (``s(g)[re]``, ``s(x):f[by]``, ``(parametric)[f,z]``), every
+    other block keeps its identity. The transfer then matches block by block
+    (:func:`gamstore.transfer.build_partial_warm_start`): what has the parent's identity is
+    transferred, the changed blocks start cold. None (the plain descriptor) for a design
+    without factors.
+    """
+    from gamstore.artifact import FitDescriptor, ResponseSig, TermRole, term_identity_from_block
+    from gamstore.warmstart.artifacts import block_term_identity
+
+    levels = [b.extra is not None and b.extra.kind in LEVEL_KINDS for b in d.smooths]
+    if not any(levels) and not d.has_factors:
+        return None
+
+    def named(name: str) -> Any:
+        return term_identity_from_block(TermRole.GENERIC, name, [], [], 0)
+
+    idents = [named(f"(parametric)[{','.join(t.name for t in d.linear)}]")]
+    seen: set[str] = set()
+    for spec, b, lv in zip(specs[1:], d.smooths, levels, strict=True):
+        if not lv:
+            idents.append(block_term_identity(spec))
+            continue
+        assert b.extra is not None
+        name = f"{b.spec.label}[re]" if b.extra.kind == "re" else f"{b.spec.label}:{b.spec.by}[by]"
+        if name not in seen:
+            seen.add(name)
+            idents.append(named(name))
+    return FitDescriptor(
+        family_kind=family_kind,
+        term_identities=tuple(idents),
+        response_signature=ResponseSig(family_kind, 1),
+    )
+
+
 class WarmContext:
     """The fitter's side of one fit against one store: the design-specific inputs of the
     warm-start orchestrator (:class:`gamstore.warmstart.plan.FitWarmStart`), which owns the
@@ -256,8 +300,15 @@ class WarmContext:
         # built design (block_key of the specs), e.g. for a Problem built by hand
         digest = None if key is None else input_likelihood_fingerprint(key)
         self.family = LikelihoodKey(prob, digest)
+        specs = block_specs(prob)
         self.plan = FitWarmStart(
-            store, self.family, block_specs(prob), fit_options(control), key=key, policy=policy
+            store,
+            self.family,
+            specs,
+            fit_options(control),
+            key=key,
+            policy=policy,
+            structure=structure_descriptor(self.family.name, prob.design, specs),
         )
         self.ws: WarmStartStore = self.plan.ws
 
@@ -317,10 +368,19 @@ class WarmContext:
 
     def _same_knots(self, parent: Any) -> bool:
         d = self.prob.design
-        terms = getattr(parent, "terms", ())
-        if len(terms) != len(d.block_cols):
+        terms = list(getattr(parent, "terms", ()))
+        if self.plan.structure is not None:
+            # blocks may differ from the parent's: compare the knots of the blocks that match
+            # a parent term (the others start cold anyway)
+            by_id = {t.identity: t for t in terms}
+            ids = self.plan.descriptor.term_identities
+            found = [(by_id.get(ids[i + 1]), b) for i, b in enumerate(d.smooths)]
+            pairs: list[tuple[Any, Any]] = [(t, b) for t, b in found if t is not None]
+        elif len(terms) != len(d.block_cols):
             return False
-        for term, b in zip(terms[1:], d.smooths, strict=True):
+        else:
+            pairs = list(zip(terms[1:], d.smooths, strict=True))
+        for term, b in pairs:
             if not b.has_knots:
                 if getattr(term, "basis_meta", None) is not None:
                     return False

@@ -193,9 +193,12 @@ def model_columns(model: Any) -> list[tuple[str, str]]:
     """(term label, covariate column) of every smooth and linear term the model declares."""
     out = []
     for sm in getattr(model, "smooths", ()) or ():
-        term = getattr(sm, "term", None)
-        if isinstance(term, str):
-            out.append((f"s({term})", term))
+        label = getattr(sm, "label", None)
+        # a tensor product's margins, else the covariate; and a by variable
+        cols = getattr(sm, "margins", ()) or (getattr(sm, "term", None),)
+        for term in (*cols, getattr(sm, "by", None)):
+            if isinstance(term, str):
+                out.append((label if isinstance(label, str) else f"s({term})", term))
     for name in getattr(model, "linear", ()) or ():
         if isinstance(name, str):
             out.append((name, name))
@@ -212,6 +215,11 @@ def check_identifiable(
     factor level that only the held-out rows have (``test``) has no coefficient in the fold
     fit, so those rows cannot be predicted: reported before fitting.
     """
+    # a random effect predicts a level it has not seen at zero (mgcv's predict.gam): its
+    # held-out subject is exactly what a LOSO by that factor leaves out
+    random = {
+        sm.term for sm in getattr(model, "smooths", ()) or () if getattr(sm, "bs", None) == "re"
+    }
     for label, column in model_columns(model):
         if column not in train.columns:
             continue  # the fitter reports missing columns itself
@@ -221,7 +229,12 @@ def check_identifiable(
                 f"term {label} is unidentifiable without subject {subject!r}: "
                 f"covariate {column!r} is constant on the remaining rows"
             )
-        if test is not None and column in test.columns and _is_factor(train[column]):
+        if (
+            test is not None
+            and column not in random
+            and column in test.columns
+            and _is_factor(train[column])
+        ):
             seen = set(train[column].dropna().tolist())
             only = sorted({str(v) for v in test[column].dropna().tolist() if v not in seen})
             if only:

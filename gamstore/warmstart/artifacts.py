@@ -149,10 +149,15 @@ def _artifact_key_of(descriptor: FitDescriptor | Fingerprint | str) -> str:
     return artifact_key(descriptor)
 
 
-def store_fit_artifact(store: StoreArg, artifact: FitArtifact) -> bool:
+def store_fit_artifact(
+    store: StoreArg, artifact: FitArtifact, key_descriptor: FitDescriptor | None = None
+) -> bool:
     """Persist a usable artifact under its descriptor key; True when written.
 
     An unusable artifact (wrong schema, non-finite numbers) is never stored.
+    ``key_descriptor``: store it under this descriptor's key instead (a fitter's structure
+    key for designs whose blocks change between folds; see
+    :func:`gamstore.transfer.build_partial_warm_start`).
     """
     ws = warm_store(store)
     if ws is None:
@@ -162,7 +167,7 @@ def store_fit_artifact(store: StoreArg, artifact: FitArtifact) -> bool:
     if not artifact.is_usable():
         _log.debug("fit artifact not stored: %s", artifact.unusable_reason())
         return False
-    key = artifact_key(artifact.descriptor)
+    key = artifact_key(artifact.descriptor if key_descriptor is None else key_descriptor)
     # a converged fit's snapshot is its final state (lookups take the newest either way)
     kind = "final" if artifact.global_.converged else "checkpoint"
     return ws.save(ARTIFACT_KEYSPACE, key, artifact, objective=None, kind=kind) is not None
@@ -214,6 +219,7 @@ def capture_fit_artifact(
     *,
     options: FitOptions | None = None,
     basis_metas: Sequence[Any] | None = None,
+    key_descriptor: FitDescriptor | None = None,
 ) -> bool:
     """Capture and persist a converged fit as a cross-fit artifact (lifecycle step 7).
 
@@ -238,6 +244,9 @@ def capture_fit_artifact(
         Passed to the family's fingerprint (the #1607 gate).
     basis_metas : sequence of BasisMeta, optional
         Per block (knots, penalty scale, ...); default: the ``"block-spec"`` stub.
+    key_descriptor : FitDescriptor, optional
+        Store under this descriptor's key rather than the fit's own (a structure key, for
+        blocks that change between folds; see :func:`store_fit_artifact`).
 
     Returns
     -------
@@ -280,7 +289,7 @@ def capture_fit_artifact(
         return False
     if artifact is None:
         return False
-    return store_fit_artifact(ws, artifact)
+    return store_fit_artifact(ws, artifact, key_descriptor)
 
 
 def consume_fit_artifact(
@@ -414,6 +423,7 @@ def consume_loaded_artifact(
     column_means: Sequence[Any | None] | None = None,
     intercept_column: int | None = None,
     rho_convention: str = "mgcv",
+    partial: bool = False,
 ) -> BlockWarmStart | None:
     """:func:`consume_fit_artifact` for a parent that :func:`load_fit_artifact` just returned.
 
@@ -434,6 +444,10 @@ def consume_loaded_artifact(
         ``descriptor_for(family, specs)``.
     parent : FitArtifact
         The artifact ``load_fit_artifact(store, descriptor)`` returned (not None).
+    partial : bool
+        The parent was found under a structure key and its blocks may differ from this
+        fit's: match term by term, the rest cold
+        (:func:`gamstore.transfer.build_partial_warm_start`).
 
     Raises
     ------
@@ -462,6 +476,7 @@ def consume_loaded_artifact(
         rho_convention=rho_convention,
         descriptor=descriptor,
         parent=parent,
+        partial=partial,
     )
 
 
@@ -477,6 +492,7 @@ def _transfer(
     rho_convention: str,
     descriptor: FitDescriptor,
     parent: FitArtifact,
+    partial: bool = False,
 ) -> BlockWarmStart | None:
     """The transfer itself, from a usable parent (shared by both consume entry points)."""
     if parent.rho_convention != rho_convention:
@@ -509,7 +525,7 @@ def _transfer(
         # build_warm_start minus its parent check: the parent is usable (checked on load or
         # by the caller above) and immutable
         rho = np.array(as_float_vector(rho0, "rho_default", finite=False))
-        result = _build_from_usable(descriptor, contexts, rho, parent, cfg)
+        result = _build_from_usable(None if partial else descriptor, contexts, rho, parent, cfg)
     except TransferError as exc:
         _log.debug("cross-fit transfer: cold fallback (%s)", exc)
         return None

@@ -167,6 +167,12 @@ class FitWarmStart(_Policed):
         When to look up and save (:mod:`gamstore.warmstart.policy`); None: the default.
     costs : CostModel, optional
         Where costs are measured and read (default: the process-wide model).
+    structure : FitDescriptor, optional
+        For a design whose blocks change between the folds of a LOSO run (the levels of a
+        random effect or a factor): its cross-fit artifacts are stored and looked up under
+        this descriptor (which names such terms without their levels) and transfer term by
+        term, the changed blocks starting cold
+        (:func:`gamstore.transfer.build_partial_warm_start`).
 
     Raises
     ------
@@ -187,6 +193,7 @@ class FitWarmStart(_Policed):
         key: str | None = None,
         policy: WarmPolicy | str | None = None,
         costs: CostModel | None = None,
+        structure: Any = None,
     ) -> None:
         # resolved once per fit: the fitter passes the capability it already resolved
         ws = store if isinstance(store, WarmStartStore) else warm_store(store)
@@ -197,6 +204,7 @@ class FitWarmStart(_Policed):
         self.specs: list[BlockSpec] = check_specs(specs)
         self.options = options
         self.rho_convention = rho_convention
+        self.structure = structure
         self.widths = [s.width for s in self.specs]
         self.checkpoints = 0
         self._session: OuterSession | None = None
@@ -289,7 +297,8 @@ class FitWarmStart(_Policed):
         """
         if rho_default.size == 0:
             return None
-        parent = load_fit_artifact(self.ws, self.descriptor)  # read once for both uses
+        found_under = self.descriptor if self.structure is None else self.structure
+        parent = load_fit_artifact(self.ws, found_under)  # read once for both uses
         if parent is None:
             return None
         warm = consume_loaded_artifact(
@@ -306,6 +315,7 @@ class FitWarmStart(_Policed):
             rho_convention=self.rho_convention,
             descriptor=self.descriptor,
             parent=parent,
+            partial=self.structure is not None,
         )
         if warm is None or not _usable(warm.rho, warm.block_beta, rho_default.size, self.widths):
             return None
@@ -454,6 +464,7 @@ class FitWarmStart(_Policed):
                     converged,
                     options=self.options,
                     basis_metas=None if basis_metas is None else basis_metas(),
+                    key_descriptor=self.structure,
                 )
         except Exception as exc:  # a warm-start problem never fails a fit
             _log.info("warm-start save failed (%s: %s)", type(exc).__name__, exc)
