@@ -93,8 +93,20 @@ def test_first_fit_looks_up_then_a_slow_store_is_skipped(monkeypatch: pytest.Mon
     written = _n_entries(store)
     assert written > 0
     # the store (40 ms a lookup) is slower than the fit it would shorten (3 ms): skipped,
-    # although it holds this very fit; and a 3 ms fit is cheaper than a 12 ms save
+    # although it holds this very fit; and a 3 ms fit is cheaper than a 12 ms save; with
+    # neither, the fit never even hashes its inputs for a key
+    import gamstore.fit.inputkey as inputkey
+
+    keyed = []
+    real_key = inputkey.fit_key
+
+    def counting_key(*a: Any, **k: Any) -> Any:
+        keyed.append(1)
+        return real_key(*a, **k)
+
+    monkeypatch.setattr(inputkey, "fit_key", counting_key)
     again = model.fit(df, y="y", store=store, warm_policy="adaptive")
+    assert keyed == []
     assert again.warm == "cold"
     assert again.warm_decision == (
         "lookup skipped: fit ~3 ms, store round trip 40 ms; save skipped: fit 3 ms, "
@@ -118,6 +130,13 @@ def test_a_fast_store_keeps_its_warm_starts(monkeypatch: pytest.MonkeyPatch) -> 
     # an exact hit recertified without a step writes nothing: no save decision to make
     assert again.warm_decision == "looked up (no warm history yet)"
     assert clock.done
+    # the cold fit wrote its block record and artifact, not a session final that would only
+    # duplicate the block record
+    assert {ks: len(list(store.entries(ks))) for ks in ("block", "outer", "artifact")} == {
+        "block": 1,
+        "outer": 0,
+        "artifact": 1,
+    }
 
 
 def test_policy_always_looks_up_and_saves_whatever_the_costs(

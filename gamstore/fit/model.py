@@ -8,6 +8,7 @@ returns a :class:`FitResult` with per-block coefficients in raw and reduced coor
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -814,7 +815,9 @@ class GAM:
         if store is not None and rho0 is None and beta0 is None:
             from gamstore.fit.warm import fit_with_store
 
-            key = self._input_key(data, y, weights, offset, knots, row_blocks)
+            # derived on first use: a fit whose lookups and saves the adaptive warm-start
+            # policy skips never hashes its inputs
+            key = functools.partial(self._input_key, data, y, weights, offset, knots, row_blocks)
             with self._provenance(y, prob):
                 res = fit_with_store(
                     self,

@@ -33,7 +33,7 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -70,8 +70,10 @@ class LikelihoodKey:
     def __init__(self, prob: Problem, digest: str | None = None) -> None:
         self._prob = prob
         # the inputs are fixed: hash them once per fit; a fit keyed by its inputs passes the
-        # fingerprint derived from its input key (which covers response, weights and link)
+        # fingerprint derived from its input key (which covers response, weights and link),
+        # or sets ``digest_of`` to derive it on first use
         self._digest: str | None = digest
+        self.digest_of: Callable[[], str | None] | None = None
 
     @property
     def name(self) -> str:
@@ -84,6 +86,9 @@ class LikelihoodKey:
         """64-hex digest of (response, weights, link, fitter)."""
         from gamstore.warmstart.keys import likelihood_fingerprint
 
+        if self._digest is None and self.digest_of is not None:
+            self._digest = self.digest_of()
+            self.digest_of = None
         if self._digest is None:
             fam = self._prob.family
             d = self._prob.design
@@ -289,17 +294,17 @@ class WarmContext:
         prob: Problem,
         store: Any,
         control: NewtonControl,
-        key: str | None = None,
+        key: str | Callable[[], str | None] | None = None,
         policy: Any = None,
     ) -> None:
         from gamstore.warmstart.keys import input_likelihood_fingerprint
         from gamstore.warmstart.plan import FitWarmStart
 
         self.prob = prob
-        # key: the fit's block key from its inputs (gamstore.fit.inputkey); None keys the
-        # built design (block_key of the specs), e.g. for a Problem built by hand
-        digest = None if key is None else input_likelihood_fingerprint(key)
-        self.family = LikelihoodKey(prob, digest)
+        # key: the fit's block key from its inputs (gamstore.fit.inputkey), or a callable
+        # deriving it on first use (a fit whose lookups and saves are skipped never hashes
+        # its inputs); None keys the built design (block_key of the specs)
+        self.family = LikelihoodKey(prob)
         specs = block_specs(prob)
         self.plan = FitWarmStart(
             store,
@@ -310,6 +315,13 @@ class WarmContext:
             policy=policy,
             structure=structure_descriptor(self.family.name, prob.design, specs),
         )
+        plan = self.plan
+
+        def digest() -> str | None:
+            k = plan.input_key
+            return None if k is None else input_likelihood_fingerprint(k)
+
+        self.family.digest_of = digest
         self.ws: WarmStartStore = self.plan.ws
 
     @property
@@ -448,7 +460,7 @@ def fit_with_store(
     inner_cap: InnerCap | None,
     on_iterate: OnIterate | None,
     *,
-    key: str | None = None,
+    key: str | Callable[[], str | None] | None = None,
     policy: Any = None,
 ) -> FitResult:
     """Fit with warm starts from ``store`` (see the module docstring).
@@ -464,6 +476,7 @@ def fit_with_store(
     """
     from gamstore.warmstart.capability import warm_store
     from gamstore.warmstart.keys import UnsupportedFamilyError
+    from gamstore.warmstart.plan import KeyInputError
 
     store = warm_store(store)  # resolves (memoized) or raises TypeError naming ``store``
     d = prob.design
@@ -474,6 +487,8 @@ def fit_with_store(
         start = ctx.find_start()
     except UnsupportedFamilyError:
         raise  # the one documented configuration error
+    except KeyInputError:
+        raise  # the caller's key inputs (e.g. row-block digests) do not describe the data
     except Exception as exc:  # a warm-start problem never fails a fit
         logger.info("warm start unavailable (%s: %s); fitting cold", type(exc).__name__, exc)
         ctx, start = None, None

@@ -87,7 +87,13 @@ from gamstore.warmstart.specs import (
     physical_to_outer,
 )
 
-__all__ = ["FitWarmStart", "KeyedWarmStart", "WarmPlan", "plan_warm_start"]
+__all__ = ["FitWarmStart", "KeyInputError", "KeyedWarmStart", "WarmPlan", "plan_warm_start"]
+
+
+class KeyInputError(ValueError):
+    """The fitter's own key inputs are wrong (e.g. row-block digests that do not describe the
+    data): a caller error, raised through the never-raise rule of the warm-start layer."""
+
 
 _log = logging.getLogger("gamstore.warmstart")
 
@@ -159,10 +165,11 @@ class FitWarmStart(_Policed):
         Every optimum-changing setting.
     rho_convention : str
         What the fitter's ρ means; records under another convention are misses.
-    key : str, optional
+    key : str or callable, optional
         The fit's block key when the fitter derives it from its inputs
-        (:func:`~gamstore.warmstart.keys.input_block_key`, as ``GAM.fit`` does); default
-        :func:`~gamstore.warmstart.keys.block_key` of the specs (hashes the designs).
+        (:func:`~gamstore.warmstart.keys.input_block_key`, as ``GAM.fit`` does), or a
+        zero-argument callable deriving it on first use (returning None: key the specs);
+        default :func:`~gamstore.warmstart.keys.block_key` of the specs (hashes the designs).
     policy : WarmPolicy, "always", "adaptive" or None
         When to look up and save (:mod:`gamstore.warmstart.policy`); None: the default.
     costs : CostModel, optional
@@ -190,7 +197,7 @@ class FitWarmStart(_Policed):
         options: FitOptions,
         *,
         rho_convention: str = "mgcv",
-        key: str | None = None,
+        key: str | Callable[[], str | None] | None = None,
         policy: WarmPolicy | str | None = None,
         costs: CostModel | None = None,
         structure: Any = None,
@@ -208,8 +215,10 @@ class FitWarmStart(_Policed):
         self.widths = [s.width for s in self.specs]
         self.checkpoints = 0
         self._session: OuterSession | None = None
-        if key is not None and (not isinstance(key, str) or not BLOCK_KEY_RE.fullmatch(key)):
-            raise ValueError(f"key: expected a 'cf-<16 hex>' block key, got {key!r}")
+        if key is not None and not callable(key):
+            self._check_key(key)
+        # a callable is derived on first use: a fit whose lookups and saves the policy skips
+        # never hashes its inputs
         self._input_key = key
         self._init_policy(policy, costs)
         # the fit family of the cost model: structure only (family, block names and widths)
@@ -229,10 +238,35 @@ class FitWarmStart(_Policed):
         UnsupportedFamilyError
             When the family cannot fingerprint itself.
         """
-        if self._input_key is not None:
+        key = self.input_key
+        if key is not None:
             family_fingerprint(self.family, self.specs, self.options)  # block_key's refusal
-            return self._input_key
+            return key
         return block_key(self.family, self.specs, self.options)
+
+    @cached_property
+    def input_key(self) -> str | None:
+        """The key the fitter derived from its inputs (None: key the specs instead).
+
+        Raises
+        ------
+        KeyInputError
+            When deriving it found the caller's key inputs wrong.
+        """
+        key = self._input_key
+        if callable(key):
+            try:
+                key = key()
+            except ValueError as exc:
+                raise KeyInputError(str(exc)) from exc
+        if key is not None:
+            self._check_key(key)
+        return key
+
+    @staticmethod
+    def _check_key(key: object) -> None:
+        if not isinstance(key, str) or not BLOCK_KEY_RE.fullmatch(key):
+            raise ValueError(f"key: expected a 'cf-<16 hex>' block key, got {key!r}")
 
     @cached_property
     def p2o(self) -> list[int | None]:
@@ -392,6 +426,9 @@ class FitWarmStart(_Policed):
         * a completely separated fit: nothing (PIRLS from its β goes on towards the
           separation, so every refit must be the cold fit).
 
+        Under the adaptive policy a session final that would only duplicate the block record
+        just written (no checkpoints to close) is not written.
+
         ``inner``, ``gauge`` and ``basis_metas`` are called only when what they build is
         written (an exact recertification builds none of them). Under the adaptive policy the
         writes are skipped when this fit (:meth:`observe_fit`) was cheaper than a save on this
@@ -439,13 +476,17 @@ class FitWarmStart(_Policed):
             artifact = False
         try:
             betas = [beta[sl] for sl in _slices(self.widths)]
-            store_block_warm_start(
+            stored = store_block_warm_start(
                 self.ws,
                 self.key,
                 self.specs,
                 BlockWarmStart(rho, betas, [], None if inner is None else inner()),
                 saturation_threshold=saturation_threshold,
             )
+            if session and stored and self.checkpoints == 0 and self.policy.mode == "adaptive":
+                # the block record just written holds the same start and is looked up first:
+                # a session final would only duplicate it (one write that cannot pay)
+                session = False
             if session:
                 self.session.finish(
                     rho, beta, score, converged, hessian=hessian, beta_rho=rho,
@@ -466,6 +507,8 @@ class FitWarmStart(_Policed):
                     basis_metas=None if basis_metas is None else basis_metas(),
                     key_descriptor=self.structure,
                 )
+        except KeyInputError:
+            raise  # the caller's key inputs: their error, not a warm-start problem
         except Exception as exc:  # a warm-start problem never fails a fit
             _log.info("warm-start save failed (%s: %s)", type(exc).__name__, exc)
 
