@@ -32,6 +32,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "bench_parity.py": ([], ["--no-big", "--recorded-mgcv", "--reps", "1"]),
     "bench_families.py": ([], ["--recorded-mgcv", "--reps", "1"]),
     "bench_bases.py": ([], ["--recorded-mgcv", "--reps", "1"]),
+    "bench_terms.py": ([], ["--recorded-mgcv", "--reps", "1"]),
     "bench_breaker.py": ([], []),
     "bench_startcheck.py": ([], ["--quick", "--reps", "1"]),
     "bench_initial_sp.py": ([], ["--sizes", "2000"]),
