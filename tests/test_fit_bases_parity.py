@@ -148,12 +148,14 @@ def _store() -> Any:
     return gs.open_store(f"memory://fit-bases-{next(_counter)}")
 
 
-def _close(a: Any, b: Any) -> None:
+def _close(a: Any, b: Any, fitted_rtol: float = 1e-5) -> None:
     assert abs(a.reml - b.reml) <= 1e-6 * abs(b.reml)
-    assert np.max(np.abs(a.fitted - b.fitted)) <= 1e-5 * np.max(np.abs(b.fitted))
+    assert np.max(np.abs(a.fitted - b.fitted)) <= fitted_rtol * np.max(np.abs(b.fitted))
 
 
-@pytest.mark.parametrize("name", ["airquality_tp", "airquality_cr", "nottem_cc", "ldeaths_cp"])
+@pytest.mark.parametrize(
+    "name", ["airquality_tp", "airquality_tp2d", "airquality_cr", "nottem_cc", "ldeaths_cp"]
+)
 def test_warm_refit_and_fold_equal_cold(name: str) -> None:
     """Exact record and cross-fit warm starts land on the cold optimum for every basis."""
     case = CASES[name]
@@ -172,7 +174,9 @@ def test_warm_refit_and_fold_equal_cold(name: str) -> None:
         store.delete_entry(ks)
     fold_warm = gam.fit(fold, y=case["y"], knots=first.knots, store=store)
     assert fold_warm.warm == "cross-fit"
-    _close(fold_warm, fold_cold)
+    # the surface's cold fold stops by the outer stopping rule at |g| = 2e-4 (rho 8e-5 short
+    # of the optimum, fitted 1.3e-5 relative); the warm fold starts nearer and ends at 2e-5
+    _close(fold_warm, fold_cold, 2e-5 if name.endswith("2d") else 1e-5)
 
 
 def test_basis_is_part_of_the_warm_start_keys() -> None:
@@ -216,3 +220,41 @@ def test_loso_by_month_warm_equals_cold(name: str) -> None:
     view = gs.open_fits(store, "artifact")
     bases = {str(v) for v in np.asarray(view["term_basis"]).ravel() if str(v) not in ("", "nan")}
     assert bs_fx.model(case).smooths[0].bs in bases, bases
+
+
+def test_every_covariate_of_a_term_is_in_its_key() -> None:
+    """Changing the second covariate of ``s(x, z)``, a tensor margin or a numeric ``by``
+    column is another fit: never an exact hit on the first one's record."""
+    from gamstore.fit import te
+    from gamstore.fit.design import SmoothTerm
+
+    case = CASES["airquality_tp2d"]
+    data = bs_fx.frame(case)
+    other = data.copy()
+    other["Wind"] = other["Wind"].to_numpy()[::-1].copy()
+    models = [
+        GAM([s(("Temp", "Wind"), k=12, bs="tp")]),
+        GAM([te("Temp", "Wind")]),
+        GAM([SmoothTerm("Temp", 8, "cr", by="Wind")]),
+    ]
+    for gam in models:
+        store = _store()
+        assert gam.fit(data, y="Ozone", store=store).warm == "cold"
+        assert gam.fit(data, y="Ozone", store=store).warm == "exact"
+        assert gam.fit(other, y="Ozone", store=store).warm != "exact", gam
+
+
+def test_surface_knots_freeze_the_basis() -> None:
+    """``FitResult.knots["s(Temp,Wind)"]`` holds the knot points (x, z pairs, row-major);
+    passing them back rebuilds the same surface basis."""
+    case = CASES["airquality_tp2d"]
+    data = bs_fx.frame(case)
+    gam = bs_fx.model(case)
+    res = gam.fit(data, y="Ozone")
+    kn = res.knots["s(Temp,Wind)"]
+    pairs = {(float(a), float(b)) for a, b in zip(data["Temp"], data["Wind"], strict=True)}
+    assert kn.size == 2 * len(pairs)
+    again = gam.fit(data, y="Ozone", knots=res.knots)
+    assert again.reml == pytest.approx(res.reml, rel=1e-10)
+    assert res.formula == 'Ozone ~ s(Temp, Wind, bs = "tp", k = 30)'
+    np.testing.assert_allclose(res.predict(data), res.fitted, rtol=1e-10)

@@ -236,6 +236,79 @@ class SmoothTerm:
         """(covariate, by): two smooths of a model may not share it."""
         return (self.term, self.by)
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The covariate columns of the smooth (one, but for :class:`SurfaceTerm`)."""
+        return (self.term,)
+
+    @property
+    def knot_name(self) -> str:
+        """Its key in ``knots=`` and ``FitResult.knots``: the covariate (``s(x,z)`` for a
+        surface)."""
+        return self.term
+
+    def values(self, data: Any, role: str | None = None) -> np.ndarray:
+        """The covariate values: shape (n,), or (n, d) for a surface."""
+        if role is None:
+            return get_column(data, self.term)
+        return get_column(data, self.term, role=role)
+
+
+@dataclass(frozen=True)
+class SurfaceTerm(SmoothTerm):
+    """One smooth of several covariates, mgcv's ``s(x, z, bs="tp")``: an isotropic
+    thin-plate regression spline surface (one smoothing parameter).
+
+    Attributes
+    ----------
+    covariates : tuple of str
+        All covariate columns, in order (``term`` is the first).
+    """
+
+    covariates: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        cov = self.covariates
+        name = f"s({', '.join(map(repr, cov))})"
+        if len(cov) < 2 or not all(isinstance(c, str) and c for c in cov):
+            raise ValueError(f"{name}: needs two or more covariate column names")
+        if len(set(cov)) != len(cov):
+            raise ValueError(f"{name}: covariates must be distinct columns")
+        if cov[0] != self.term:
+            raise ValueError(f"{name}: term must be the first covariate")
+        if self.bs != "tp":
+            raise ValueError(
+                f"{name}: a smooth of several covariates needs bs='tp', got {self.bs!r}"
+            )
+        if self.by is not None:
+            raise ValueError(f"{name}: by= is not supported for a surface")
+        super().__post_init__()
+
+    @property
+    def label(self) -> str:
+        """mgcv's label: ``s(x,z)``."""
+        return f"s({','.join(self.covariates)})"
+
+    @property
+    def key(self) -> tuple[str, str | None]:
+        """One surface per label."""
+        return (self.label, None)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.covariates
+
+    @property
+    def knot_name(self) -> str:
+        return self.label
+
+    def values(self, data: Any, role: str | None = None) -> np.ndarray:
+        cols = [
+            get_column(data, c) if role is None else get_column(data, c, role=role)
+            for c in self.covariates
+        ]
+        return np.column_stack(cols)
+
 
 TENSOR_KINDS = ("te", "ti")
 
@@ -551,8 +624,8 @@ class Design:
                 # unseen levels: zero rows, the random effect's mean (mgcv's predict.gam)
                 X[:, b.cols] = re_predict(b.extra, b.spec.term, data, n) @ b.U
                 continue
-            x = get_column(data, b.spec.term)
-            fitted = self.covariates.get(b.spec.term)
+            x = b.spec.values(data)
+            fitted = self.covariates.get(b.spec.knot_name)
             Xb = predict_basis(b.basis, x, fitted)
             if b.extra is not None:
                 Xb = Xb * by_multiplier(b.extra, data, n)[:, None]
@@ -798,7 +871,7 @@ def build_design(
     """
     n = n_rows(data)
     knots = dict(knots or {})
-    allowed = {sm.term for sm in smooths if sm.bs != "re" and not isinstance(sm, TensorTerm)}
+    allowed = {sm.knot_name for sm in smooths if sm.bs != "re" and not isinstance(sm, TensorTerm)}
     for sm in smooths:
         if isinstance(sm, TensorTerm):
             allowed.update(sm.knot_key(m) for m in sm.margins)
@@ -879,8 +952,8 @@ def build_design(
     raws: list[RawSmoothBasis] = [None] * len(smooths)  # type: ignore[list-item]
     bases: list[SmoothBasis] = [None] * len(smooths)  # type: ignore[list-item]
     for i, sm in enumerate(smooths):
-        x = get_column(data, sm.term, role=f"covariate of {sm.label}")
-        dim_notes.append(_check_distinct(x, sm))
+        x = sm.values(data, role=f"covariate of {sm.label}")
+        dim_notes.append(_check_distinct(x, sm) if x.ndim == 1 else None)
         xs.append(x)
         if sm.bs == "ps":
             knot_vecs.append(smooth_knots(x, sm.k, knots.get(sm.term)))
@@ -890,7 +963,7 @@ def build_design(
             # then mgcv smoothCon's penalty scaling and sum-to-zero constraint
             knot_vecs.append((np.zeros(0), False))
             given.append(None)
-            impl = get_basis_type(sm.bs).construct(x, int(sm.k), knots.get(sm.term))
+            impl = get_basis_type(sm.bs).construct(x, int(sm.k), knots.get(sm.knot_name))
             Bg = impl.raw_design(x)
             bases[i] = constrain(impl, Bg)
             generic[i] = Bg
@@ -1003,7 +1076,7 @@ def build_design(
         if blocks
         else np.zeros(0)
     )
-    covs = {sm.term: x for sm, x in zip(smooths, xs, strict=True)}
+    covs = {sm.knot_name: x for sm, x in zip(smooths, xs, strict=True)}
     for sm in all_smooths:  # tensor margins: their fitted values, for prediction
         if isinstance(sm, TensorTerm):
             for m in sm.margins:

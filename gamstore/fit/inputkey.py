@@ -103,9 +103,11 @@ def input_columns(
     """
     from gamstore.fit.model import response_columns
 
+    # every column the model reads (by variables, tensor margins and the other covariates of
+    # s(x, z) too); for smooths of one covariate the order is response, smooth covariates,
+    # linear terms, weights/offset columns, as before, so their keys are unchanged
     names: list[str] = list(response_columns(y))
-    names += [sm.term for sm in model.smooths] + list(model.linear)
-    names += [spec for spec in (weights, offset) if isinstance(spec, str)]
+    names += list(model.model_columns(y, weights, offset))
     cols: dict[str, np.ndarray] = {}
     notes: dict[str, Any] = {}
     for name in dict.fromkeys(names):  # each column once, first-use order

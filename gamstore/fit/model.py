@@ -33,6 +33,7 @@ from gamstore.fit.design import (
     Design,
     RawRows,
     SmoothTerm,
+    SurfaceTerm,
     TensorTerm,
     build_design,
 )
@@ -59,16 +60,21 @@ logger = logging.getLogger("gamstore.fit")
 WARM_LEVELS = ("cold", "exact", "session", "cross-fit", "explicit")
 
 
-def s(term: str, k: int = 10, bs: str = "ps", by: str | None = None) -> SmoothTerm:
-    """A smooth of one covariate (mgcv ``s(term, bs=bs, k=k, by=by)``).
+def s(
+    term: str | Sequence[str], k: int | None = None, bs: str = "ps", by: str | None = None
+) -> SmoothTerm:
+    """A smooth of one covariate (mgcv ``s(term, bs=bs, k=k, by=by)``), or with
+    ``bs="tp"`` of several (mgcv ``s(x, z)``: ``s(("x", "z"), bs="tp")``, an isotropic
+    thin-plate surface with one smoothing parameter).
 
     Parameters
     ----------
-    term : str
-        Covariate column name.
-    k : int
-        Basis dimension before the sum-to-zero constraint (default 10; at least 4 for
-        ``ps``, ``cc`` and ``cp``, 3 for ``cr`` and ``tp``; not used by ``re``).
+    term : str or sequence of str
+        Covariate column name; several for a thin-plate surface (``bs="tp"``).
+    k : int or None
+        Basis dimension before the sum-to-zero constraint (default 10, for a surface of d
+        covariates mgcv's ``M + 27``: 30 in 2-D; at least 4 for ``ps``, ``cc`` and ``cp``,
+        3 for ``cr`` and 1-D ``tp``; not used by ``re``).
     bs : str
         Basis (mgcv's ``bs`` codes): ``"ps"`` cubic P-spline (the default here), ``"tp"``
         thin-plate regression spline (mgcv's default), ``"cr"`` cubic regression spline,
@@ -85,7 +91,20 @@ def s(term: str, k: int = 10, bs: str = "ps", by: str | None = None) -> SmoothTe
     -------
     SmoothTerm
     """
-    return SmoothTerm(term, int(k) if isinstance(k, (int, np.integer)) else k, bs, by)
+    if not isinstance(term, str) and isinstance(term, Sequence) and len(term) > 1:
+        cov = tuple(term)
+        if k is None:
+            from gamstore.fit.bases.tp import default_order, null_space_dim
+
+            d = len(cov)
+            k = null_space_dim(d, default_order(d)) + (27 if d == 2 else 100)
+        kk = int(k) if isinstance(k, (int, np.integer)) else k
+        return SurfaceTerm(cov[0], kk, bs, by, covariates=cov)
+    if not isinstance(term, str) and isinstance(term, Sequence) and len(term) == 1:
+        term = term[0]
+    if k is None:
+        k = 10
+    return SmoothTerm(term, int(k) if isinstance(k, (int, np.integer)) else k, bs, by)  # type: ignore[arg-type]
 
 
 def te(*terms: str, k: int | Sequence[int] = 5, bs: str = "ps") -> TensorTerm:
@@ -442,7 +461,7 @@ class FitResult:
         data = new_data
         if self.model.na_action == "omit":
             cols = {t.name: "covariate" for t in self._design.linear}
-            cols.update({b.spec.term: "covariate" for b in self._design.smooths})
+            cols.update({c: "covariate" for b in self._design.smooths for c in b.spec.columns})
             for b in self._design.smooths:
                 if isinstance(b.spec, TensorTerm):
                     cols.update({m: "covariate" for m in b.spec.margins})
@@ -565,7 +584,8 @@ class GAM:
         for name, role in zip(response_columns(y), ("response", "trials"), strict=False):
             cols[name] = role
         for sm in self.smooths:
-            cols.setdefault(sm.term, f"covariate of {sm.label}")
+            for c in sm.columns:
+                cols.setdefault(c, f"covariate of {sm.label}")
             if sm.by is not None:
                 cols.setdefault(sm.by, f"by variable of {sm.label}")
             if isinstance(sm, TensorTerm):
@@ -1006,7 +1026,7 @@ def _result_knots(d: Design) -> dict[str, np.ndarray]:
             for m, impl in zip(b.spec.margins, b.extra.tensor.margins, strict=True):
                 out[b.spec.knot_key(m)] = np.array(impl.knots, dtype=np.float64)
         elif b.has_knots:
-            out[b.spec.term] = b.basis.knots.copy()
+            out[b.spec.knot_name] = b.basis.knots.copy()
     return out
 
 
@@ -1015,7 +1035,7 @@ def _py_term(sm: SmoothTerm) -> str:
     if isinstance(sm, TensorTerm):
         bs = "" if sm.bs == "ps" else f", bs={sm.bs!r}"
         return f"{sm.kind}({', '.join(map(repr, sm.margins))}, k={list(sm.ks)}{bs})"
-    out = f"s({sm.term!r}" + ("" if sm.bs == "re" else f", k={sm.k}")
+    out = f"s({', '.join(map(repr, sm.columns))}" + ("" if sm.bs == "re" else f", k={sm.k}")
     if sm.bs != "ps":
         out += f", bs={sm.bs!r}"
     if sm.by is not None:
@@ -1031,7 +1051,7 @@ def _mgcv_term(sm: SmoothTerm) -> str:
     if sm.bs == "re":
         return f's({sm.term}, bs = "re")'
     by = "" if sm.by is None else f", by = {sm.by}"
-    return f's({sm.term}, bs = "{sm.bs}", k = {sm.k}{by})'
+    return f's({", ".join(sm.columns)}, bs = "{sm.bs}", k = {sm.k}{by})'
 
 
 def response_columns(y: Any) -> tuple[str, ...]:
