@@ -153,3 +153,23 @@ def test_tp_eta_matches_the_thin_plate_formula() -> None:
     np.testing.assert_allclose(eta(r, 2, 1), r**3 / 12.0, rtol=1e-15)
     two_d = np.array([0.0, 0.25 * np.log(0.5), 4 * np.log(2.0)]) / (8 * np.pi)
     np.testing.assert_allclose(eta(r, 2, 2), two_d, rtol=1e-15)
+
+
+@pytest.mark.parametrize("bs", ["ps", "tp", "cr", "cc", "cp"])
+def test_descriptor_is_strict_json(bs: str) -> None:
+    import json
+
+    impl = get_basis_type(bs).construct(X, 8, None)
+    desc = impl.descriptor()
+    assert json.loads(json.dumps(desc, allow_nan=False)) == desc
+    assert desc["kind"] == bs and desc["width"] == impl.width and desc["rank"] == impl.rank
+    np.testing.assert_array_equal(desc["knots"], impl.knots)
+
+
+def test_surface_term_repr_and_validation() -> None:
+    gam = GAM([s(("x", "z"), bs="tp")])
+    assert repr(gam).startswith("GAM([s(('x', 'z'), k=30, bs='tp')]")
+    with pytest.raises(ValueError, match="needs bs='tp'"):
+        s(("x", "z"), bs="cr")
+    with pytest.raises(ValueError, match="distinct"):
+        s(("x", "x"), bs="tp")

@@ -1035,7 +1035,8 @@ def _py_term(sm: SmoothTerm) -> str:
     if isinstance(sm, TensorTerm):
         bs = "" if sm.bs == "ps" else f", bs={sm.bs!r}"
         return f"{sm.kind}({', '.join(map(repr, sm.margins))}, k={list(sm.ks)}{bs})"
-    out = f"s({', '.join(map(repr, sm.columns))}" + ("" if sm.bs == "re" else f", k={sm.k}")
+    first = repr(sm.columns) if len(sm.columns) > 1 else repr(sm.term)
+    out = f"s({first}" + ("" if sm.bs == "re" else f", k={sm.k}")
     if sm.bs != "ps":
         out += f", bs={sm.bs!r}"
     if sm.by is not None:
