@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import ClassVar
 
 import numpy as np
@@ -279,6 +280,37 @@ def r_subsample_knots(
     return np.asarray(xu[ind])
 
 
+def _check_unique(nu: int, k: int) -> None:
+    if nu < k:
+        raise ValueError(f"s(bs='tp'): {nu} unique covariate values, fewer than k = {k}: reduce k")
+
+
+def _truncated(xu: np.ndarray, k: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(U Z, Z' D Z)`` of the truncated eigen-basis on centred unique knots xu (nu, d):
+    the radial part of UZ (nu, k - M) and the penalty block (k - M, k - M)."""
+    d = xu.shape[1]
+    M = null_space_dim(d, m)
+    E = radial(xu, xu, m)
+    T = poly_matrix(xu, poly_powers(d, m))
+    if xu.shape[0] == k:  # mgcv's pure knot basis: no eigen step
+        Z = householder_qt(T.T)[:, : k - M]
+        return Z, Z.T @ E @ Z
+    v, U = _largest_eigenpairs(E, k)
+    Z = householder_qt(T.T @ U)[:, : k - M]
+    return U @ Z, Z.T @ (v[:, None] * Z)
+
+
+@lru_cache(maxsize=8)
+def _knot_eigen(ku_bytes: bytes, d: int, k: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_truncated` of sorted unique knot points (their bytes), centred on their mean;
+    cached: every fold of a LOSO run with frozen knots shares one eigendecomposition."""
+    ku = np.frombuffer(ku_bytes, dtype=np.float64).reshape(-1, d)
+    UZ_top, S_top = _truncated(ku - ku.mean(axis=0), k, m)
+    UZ_top.setflags(write=False)
+    S_top.setflags(write=False)
+    return UZ_top, S_top
+
+
 def tp_setup(x: np.ndarray, k: int, knots: np.ndarray | None = None, m: int = 0) -> TPBasis:
     """mgcv's ``tprs_setup`` on covariate points x (n, d) (see the module docstring).
 
@@ -297,35 +329,29 @@ def tp_setup(x: np.ndarray, k: int, knots: np.ndarray | None = None, m: int = 0)
     xc = x - shift
     knot_points: np.ndarray | None = None
     if knots is not None and knots.shape[0] >= k:
-        src = knots - shift
         knot_points = knots
+    elif n > MAX_KNOTS:
+        # mgcv: more rows than max.knots and more unique points too: a random subset of the
+        # unique points (R's RNG, seed 1) are the knots
+        sub = r_subsample_knots(xc)
+        if sub is not None:
+            knot_points = sub + shift
+    if knot_points is None:
+        xu = np.unique(xc, axis=0)  # sorted rows, as mgcv's msort + strip
+        _check_unique(xu.shape[0], k)
+        UZ_top, S_top = _truncated(xu, k, m)
     else:
-        src = xc
-        if n > MAX_KNOTS:
-            # mgcv: more rows than max.knots and more unique points too: a random subset
-            # of the unique points (R's RNG, seed 1) are the knots
-            sub = r_subsample_knots(xc)
-            if sub is not None:
-                src = sub
-                knot_points = sub + shift
-    xu = np.unique(src, axis=0)  # sorted rows, as mgcv's msort + strip
+        # knots given (a frozen basis, e.g. a LOSO fold) or drawn: the eigen step depends on
+        # the knots alone (E on their differences; Z is the same for any centring), so it is
+        # computed once per knot set, centred on the knots' own mean, and shared by the folds
+        ku = np.unique(np.ascontiguousarray(knot_points, dtype=np.float64), axis=0)
+        _check_unique(ku.shape[0], k)
+        UZ_top, S_top = _knot_eigen(ku.tobytes(), d, k, m)
+        xu = ku - shift
+        if np.unique(xu, axis=0).shape[0] != ku.shape[0]:  # centring merged two knots
+            xu = np.unique(xu, axis=0)
+            UZ_top, S_top = _truncated(xu, k, m)
     nu = xu.shape[0]
-    if nu < k:
-        raise ValueError(f"s(bs='tp'): {nu} unique covariate values, fewer than k = {k}: reduce k")
-    powers = poly_powers(d, m)
-    E = radial(xu, xu, m)
-    T = poly_matrix(xu, powers)
-    if nu == k:  # mgcv's pure knot basis: no eigen step
-        Q = householder_qt(T.T)
-        Z = Q[:, : k - M]
-        UZ_top = Z
-        S_top = Z.T @ E @ Z
-    else:
-        v, U = _largest_eigenpairs(E, k)
-        Q = householder_qt(T.T @ U)
-        Z = Q[:, : k - M]
-        UZ_top = U @ Z
-        S_top = Z.T @ (v[:, None] * Z)
     UZ = np.zeros((nu + M, k))
     UZ[:nu, : k - M] = UZ_top
     UZ[nu:, k - M :] = np.eye(M)
