@@ -238,8 +238,9 @@ class SmoothTerm:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """The covariate columns of the smooth (one, but for :class:`SurfaceTerm`)."""
-        return (self.term,)
+        """Every data column the smooth reads: its covariate (several for a
+        :class:`SurfaceTerm`), and its ``by`` column."""
+        return (self.term,) if self.by is None else (self.term, self.by)
 
     @property
     def knot_name(self) -> str:
@@ -360,6 +361,11 @@ class TensorTerm(SmoothTerm):
     def key(self) -> tuple[str, str | None]:
         """One tensor term per label."""
         return (self.label, None)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every data column the term reads: its margins."""
+        return tuple(self.margins)
 
     @property
     def width(self) -> int:

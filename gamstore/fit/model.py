@@ -584,13 +584,9 @@ class GAM:
         for name, role in zip(response_columns(y), ("response", "trials"), strict=False):
             cols[name] = role
         for sm in self.smooths:
-            for c in sm.columns:
-                cols.setdefault(c, f"covariate of {sm.label}")
-            if sm.by is not None:
-                cols.setdefault(sm.by, f"by variable of {sm.label}")
-            if isinstance(sm, TensorTerm):
-                for m in sm.margins:
-                    cols.setdefault(m, f"covariate of {sm.label}")
+            for c in sm.columns:  # covariates, a by column, a tensor product's margins
+                role = "by variable" if c == sm.by else "covariate"
+                cols.setdefault(c, f"{role} of {sm.label}")
         for name in self.linear:
             cols.setdefault(name, "linear covariate")
         for spec, role in ((weights, "weights"), (offset, "offset")):
