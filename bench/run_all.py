@@ -39,6 +39,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "bench_hdf5.py": ([], ["--sizes", "200", "1000"]),
     "bench_local_safety.py": ([], ["--quick"]),
     "bench_policy.py": (["--realdata", "--demo", "--s3"], ["--demo", "--repeats", "1"]),
+    "trace_warm_refit.py": ([], []),
     "stress_load.py": ([], ["--quick"]),
     "stress_faults.py": ([], []),
 }

@@ -218,6 +218,7 @@ class WarmStartStore:
         #: Reads skipped while the breaker was open (each one a miss at no cost).
         self.reads_skipped = 0
         self._url = None if url is None else os.fspath(url)
+        self._url_cache: str | None = None
         self._store: _StoreLike | None = store
         self._opener = opener
         self._storage_options = dict(storage_options or {})
@@ -264,8 +265,12 @@ class WarmStartStore:
     @property
     def url(self) -> str:
         """The store URL (normalised by the store once open; credentials never included)."""
+        if self._url_cache is not None:
+            return self._url_cache
         if self._store is not None:
-            return str(getattr(self._store, "url", "<store>"))
+            # an open store's URL never changes: read once (every fit's policy asks for it)
+            self._url_cache = str(getattr(self._store, "url", "<store>"))
+            return self._url_cache
         if self._url is not None:
             return self._url
         return "<custom opener>"

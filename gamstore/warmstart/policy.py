@@ -11,10 +11,12 @@ both online, per process, and decides before each step:
   at least ``lookup_ratio`` times what a warm start saved (expected cold minus expected warm
   time; a warm start that is checked by a cold refit saves nothing, and is skipped);
 * **saves** are skipped when the fit was cheaper than a save: the EWMA save time on this
-  store URL is at least ``save_ratio`` times this fit's own outer-loop time.
+  store URL is at least ``save_ratio`` times this fit's own time (before any save was timed
+  on the store, its lookup time stands in: a save writes at least what a lookup reads).
 
 With no history there is nothing to go on, so the step runs (and is measured): the first fit
-of a fresh process always looks up and saves. In a leave-one-subject-out run the full-data
+of a fresh process always looks up, and saves unless those lookups alone took longer than the
+fit. In a leave-one-subject-out run the full-data
 fit (cold) measures the fit cost per row and the store's lookup and save costs, so fold 1
 already decides from real numbers, and each fold refines them.
 
@@ -229,6 +231,16 @@ class CostModel:
             return Decision(True, "saved (policy always)")
         save = self.save_time(url)
         if save is None:
+            # no save timed on this store yet: a save writes at least what a lookup reads
+            # (a record's objects and its marker against a listing and a few reads), so the
+            # lookups just timed are a lower bound of its cost
+            rtt = self.lookup_time(url)
+            if rtt is not None and rtt >= policy.save_ratio * fit_seconds:
+                return Decision(
+                    False,
+                    f"save skipped: fit {ms(fit_seconds)}, store round trip {ms(rtt)} "
+                    "(no save timed yet)",
+                )
             return Decision(True, "saved (no history yet)")
         if save >= policy.save_ratio * fit_seconds:
             return Decision(False, f"save skipped: fit {ms(fit_seconds)}, store save {ms(save)}")
