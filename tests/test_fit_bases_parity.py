@@ -258,3 +258,30 @@ def test_surface_knots_freeze_the_basis() -> None:
     assert again.reml == pytest.approx(res.reml, rel=1e-10)
     assert res.formula == 'Ozone ~ s(Temp, Wind, bs = "tp", k = 30)'
     np.testing.assert_allclose(res.predict(data), res.fitted, rtol=1e-10)
+
+
+def test_cli_loso_with_a_basis(tmp_path: Path) -> None:
+    """``gamstore loso --bs cr`` fits the basis it names (the full fit is the model's)."""
+    import xarray as xr
+    from click.testing import CliRunner
+
+    from gamstore.cli import main
+    from gamstore.cli.loso import BASES
+    from gamstore.fit.bases import basis_names
+
+    assert sorted(BASES) == basis_names()
+    case = CASES["airquality_cr"]
+    data = bs_fx.frame(case)
+    path = tmp_path / "air.csv"
+    data.to_csv(path, index=False)
+    out = tmp_path / "out.nc"
+    args = ["loso", str(path), "--y", "Ozone", "--smooth", "Temp", "Wind", "--subject", "Month",
+            "--bs", "cr", "--store", f"memory://cli-bases-{next(_counter)}", "--out", str(out)]  # fmt: skip
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    full = bs_fx.fit(case)
+    ds = xr.open_dataset(out, engine="h5netcdf")
+    assert float(ds["full_reml"]) == pytest.approx(full.reml, rel=1e-9)
+    assert float(ds["full_reml"]) != pytest.approx(
+        GAM([s("Temp"), s("Wind")]).fit(data, y="Ozone").reml, rel=1e-6
+    )

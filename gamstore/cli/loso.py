@@ -17,6 +17,8 @@ logger = logging.getLogger("gamstore.cli")
 
 # gamstore.fit.families.family_names(), spelled out so the CLI starts without numpy/scipy
 # (tests/test_fit_families.py checks that the two agree)
+# gamstore.fit.bases.basis_names() (spline bases), spelled out for the same reason
+BASES = ("ps", "tp", "cr", "cc", "cp")
 FAMILIES = (
     "gaussian",
     "gaussian(log)",
@@ -316,6 +318,15 @@ def _has(module: str) -> bool:
     help="Basis dimension of every smooth.",
 )
 @click.option(
+    "--bs",
+    "bs",
+    type=click.Choice(BASES),
+    default="ps",
+    show_default=True,
+    help="Basis of every smooth (mgcv's bs: tp is mgcv's default; cc/cp cyclic over the "
+    "data range).",
+)
+@click.option(
     "--store",
     "store_url",
     default=None,
@@ -396,6 +407,7 @@ def loso_command(
     offset: str | None,
     family: str,
     k: int,
+    bs: str,
     store_url: str | None,
     storage_option: tuple[str, ...],
     executor: str,
@@ -434,7 +446,7 @@ def loso_command(
 
     try:
         model = GAM(
-            [s(c, k=k) for c in smooth],
+            [s(c, k=k, bs=bs) for c in smooth],
             family=family,
             linear=list(linear),
             na_action=na_action,
