@@ -1,4 +1,5 @@
-"""run_loso on a dask LocalCluster (2 worker processes) with one S3 store on a moto server."""
+"""run_loso on a dask LocalCluster (2 worker processes) with one object store: S3 on a moto
+server, and a small LOSO on every object store (S3, GCS, Azure emulators)."""
 
 from __future__ import annotations
 
@@ -74,14 +75,15 @@ def test_dask_s3_equals_serial(client: Any, s3_store_url: str, s3_options: dict[
     assert len(list(store.entries())) > 1 and keyspaces
 
 
-@pytest.mark.s3
-def test_dask_with_an_open_store_and_no_storage_options(
-    client: Any, s3_store_url: str, s3_options: dict[str, Any]
-) -> None:
-    """The workers reopen the store from Store.spec(): endpoint and credentials included."""
+def test_dask_with_an_open_store_and_no_storage_options(client: Any, object_store: Any) -> None:
+    """The workers reopen the store from Store.spec(): endpoint and credentials included
+    (S3, GCS and Azure: each service's options travel to the workers)."""
     data: pd.DataFrame = simulate("poisson", n=300, n_subjects=3, seed=5)
     model = GAM([s("x0", k=6)], family="poisson")
-    store = open_store(s3_store_url, storage_options=s3_options)
+    store = open_store(object_store.url(), storage_options=object_store.options)
     ds = run_loso(data, model, subject="subj", store=store, executor=client)
     assert (ds["status"] == "ok").all(), [str(e) for e in ds["error"].values.ravel()]
     assert set(ds["warm_source"].sel(start="warm").values) <= {"cross-fit", "session"}
+    # the workers wrote their fold records to the shared store, through the same service
+    reopened = open_store(object_store.url(), storage_options=object_store.options)
+    assert len(list(reopened.entries())) > 1

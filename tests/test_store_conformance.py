@@ -1,4 +1,5 @@
-"""The packaged conformance suite on the local, memory and S3 (moto) backends."""
+"""The packaged conformance suite on every backend: local, memory and the object stores
+(S3 on moto, GCS on fake-gcs-server, Azure Blob on Azurite; the ``object_store`` fixture)."""
 
 from __future__ import annotations
 
@@ -36,11 +37,12 @@ class TestMemoryStore(StoreConformance):
         clear_memory_roots(f"{tag}-b")
 
 
-@pytest.mark.s3
-class TestS3Store(StoreConformance):
+class TestObjectStore(StoreConformance):
     @pytest.fixture
-    def make_store(self, s3_bucket: str, s3_options: dict[str, Any]) -> Any:
+    def make_store(self, object_store: Any) -> Any:
         def make(name: str = "a", **options: Any) -> Store:
-            return open_store(f"s3://{s3_bucket}/{name}", storage_options=s3_options, **options)
+            return open_store(
+                object_store.url(name), storage_options=object_store.options, **options
+            )
 
         return make

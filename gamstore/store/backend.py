@@ -138,7 +138,12 @@ class Backend(ABC):
         return sum(1 for p in paths if self.delete(p))
 
     def delete_prefix(self, prefix: str) -> int:
-        """Delete every object below ``prefix``; return how many were deleted."""
+        """Delete every object below ``prefix``; return how many were deleted.
+
+        ``prefix=""`` (the whole root) raises ``ValueError`` on every backend.
+        """
+        if not check_path(prefix):
+            raise ValueError("prefix: refusing to delete the whole root")
         return self.delete_many([o.path for o in self.list(prefix)])
 
     def prune_empty(self, prefix: str) -> None:  # noqa: B027 - optional hook

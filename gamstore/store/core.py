@@ -173,7 +173,8 @@ class Store:
     checkpoint_interval : float
         Rate limit of :meth:`Session.checkpoint` for non-improving objectives.
     storage_options : mapping, optional
-        Kept only to open :meth:`zarr_store` on S3; never logged or shown.
+        Kept only for :meth:`spec` (workers reopen the store with them); never logged or
+        shown.
     """
 
     def __init__(
@@ -1364,6 +1365,4 @@ class Store:
 
         if not read_only:
             self._check_writable()
-        return zarr_store_for(
-            self._backend, read_only=read_only, storage_options=self._storage_options
-        )
+        return zarr_store_for(self._backend, read_only=read_only)

@@ -506,7 +506,8 @@ class LocalBackend(Backend):
         return n
 
     def delete_prefix(self, prefix: str) -> int:
-        check_path(prefix)
+        if not check_path(prefix):
+            raise ValueError("prefix: refusing to delete the whole root")
         n = self.delete_many([o.path for o in self.list(prefix)])
         self.prune_empty(prefix)
         return n

@@ -1,6 +1,9 @@
 """Protocol registry: URL scheme -> backend factory (fsspec's ``known_implementations`` idea).
 
-Factories are imported lazily so ``memory://`` and local paths never import s3fs.
+Factories are imported lazily so ``memory://`` and local paths never import s3fs, gcsfs or
+adlfs. Every object store (S3, GCS, Azure Blob) is the one fsspec backend,
+:class:`gamstore.store.objectstore.ObjectStoreBackend`; its services are listed in
+:data:`gamstore.store.objectstore.SERVICES`.
 """
 
 from __future__ import annotations
@@ -21,9 +24,13 @@ BackendFactory = Callable[[str, Mapping[str, Any]], Backend]
 _KNOWN: dict[str, str | BackendFactory] = {
     "file": "gamstore.store.local:_from_url",
     "memory": "gamstore.store.memory:_from_url",
-    "s3": "gamstore.store.s3:_from_url",
+    "s3": "gamstore.store.objectstore:from_url",
+    "gs": "gamstore.store.objectstore:from_url",
+    "gcs": "gamstore.store.objectstore:from_url",
+    "az": "gamstore.store.objectstore:from_url",
+    "abfs": "gamstore.store.objectstore:from_url",
+    "abfss": "gamstore.store.objectstore:from_url",
 }
-_INSTALL_HINT = {"s3": "pip install 'gamstore[s3]' (needs s3fs)"}
 
 
 def register_backend(scheme: str, factory: BackendFactory, *, clobber: bool = False) -> None:
@@ -62,7 +69,8 @@ def _scheme(url: str) -> str:
 
 
 def open_backend(url: str, storage_options: Mapping[str, Any] | None = None) -> Backend:
-    """Open the backend for ``url`` (a path, ``file://``, ``memory://`` or ``s3://`` URL)."""
+    """Open the backend for ``url``: a path, ``file://``, ``memory://`` or an object store
+    (``s3://``, ``gs://``/``gcs://``, ``az://``/``abfs://``/``abfss://``)."""
     scheme = _scheme(url)
     target = _KNOWN.get(scheme)
     if target is None:
@@ -72,11 +80,7 @@ def open_backend(url: str, storage_options: Mapping[str, Any] | None = None) -> 
         )
     if isinstance(target, str):
         module, _, func = target.partition(":")
-        try:
-            factory = getattr(importlib.import_module(module), func)
-        except ImportError as exc:
-            hint = _INSTALL_HINT.get(scheme, "")
-            raise ImportError(f"backend for {scheme}:// is not installed: {hint}") from exc
+        factory = getattr(importlib.import_module(module), func)
     else:
         factory = target
     return factory(url, dict(storage_options or {}))

@@ -14,6 +14,11 @@ root)::
 Tests tamper with stored objects through the back door ``store.backend`` (plain get/put/
 delete that bypass every check). Names of tests that adapt the reference checklist carry
 the item number (``test_item25_final_beats_checkpoint``).
+
+:class:`BackendConformance` is the same idea one level down, for a new
+:class:`~gamstore.store.backend.Backend`: get/put round trips, read caps, create-only writes
+(including a race of several handles), recursive and one-level listings, touch, deletes and
+path range checks. Provide ``make_backend(name="a") -> Backend``.
 """
 
 from __future__ import annotations
@@ -27,12 +32,19 @@ import pytest
 
 from gamstore.records import BlockWarmStartRecord, IteratePayload
 from gamstore.store import codec
+from gamstore.store.backend import Backend
 from gamstore.store.core import Store
 from gamstore.store.errors import ReadOnlyStoreError
 from gamstore.store.layout import MARKER, access_path, key_folder, key_prefix
 from gamstore.store.types import Entry
 
-__all__ = ["StoreConformance", "block_record", "iterate_payload", "record_values_ok"]
+__all__ = [
+    "BackendConformance",
+    "StoreConformance",
+    "block_record",
+    "iterate_payload",
+    "record_values_ok",
+]
 
 MakeStore = Callable[..., Store]
 
@@ -994,6 +1006,217 @@ class StoreConformance:
         assert store.get_raw("missing") is None
         with pytest.raises(ValueError):
             store.get_raw("../escape")
+
+
+# ---------------------------------------------------------------------- backends
+MakeBackend = Callable[..., Backend]
+
+
+class BackendConformance:
+    """Behaviour every :class:`~gamstore.store.backend.Backend` must show (one level below
+    :class:`StoreConformance`: the object-storage contract the store builds on).
+
+    Subclasses provide a ``make_backend`` fixture: ``make_backend(name="a") -> Backend`` on a
+    fresh root private to the test (the same ``name`` opens another handle on the same root,
+    another name another root). Override ``backend_secrets`` to list option values (keys,
+    connection strings) that must never appear in the backend's text::
+
+        class TestMemoryBackend(BackendConformance):
+            @pytest.fixture
+            def make_backend(self):
+                tag = uuid.uuid4().hex
+                return lambda name="a": open_backend(f"memory://{tag}-{name}")
+    """
+
+    @pytest.fixture
+    def make_backend(self) -> MakeBackend:  # pragma: no cover - overridden
+        raise NotImplementedError("subclasses provide make_backend")
+
+    @pytest.fixture
+    def backend_secrets(self) -> list[str]:
+        return []
+
+    @pytest.fixture
+    def be(self, make_backend: MakeBackend) -> Backend:
+        return make_backend()
+
+    # ------------------------------------------------------------------ get / put
+    def test_missing_object_is_none(self, be: Backend) -> None:
+        assert be.get("absent/zarr.json") is None
+        assert be.get("absent/zarr.json", max_bytes=10) is None
+        assert be.mtime("absent/zarr.json") is None
+        assert be.get_many(["a/x", "b/y"]) == [None, None]
+
+    def test_put_get_round_trip_every_byte_value(self, be: Backend) -> None:
+        data = bytes(range(256)) * 5
+        be.put("f/one.bin", data)
+        assert be.get("f/one.bin") == data
+        be.put("f/one.bin", b"replaced")  # put replaces
+        assert be.get("f/one.bin") == b"replaced"
+        be.put("f/empty", b"")
+        assert be.get("f/empty") == b""
+
+    def test_large_object_round_trip(self, be: Backend) -> None:
+        data = np.arange(1 << 17, dtype="<f8").tobytes()  # 1 MiB
+        be.put("big/c/0", data)
+        assert be.get("big/c/0") == data
+
+    def test_read_caps(self, be: Backend) -> None:
+        be.put("cap/obj", b"0123456789")
+        be.put("cap/empty", b"")
+        # a cap reads at most cap + 1 bytes: an oversize object shows without loading it
+        assert be.get("cap/obj", max_bytes=3) == b"0123"
+        assert be.get("cap/obj", max_bytes=0) == b"0"
+        assert be.get("cap/obj", max_bytes=9) == b"0123456789"
+        assert be.get("cap/obj", max_bytes=1000) == b"0123456789"
+        assert be.get("cap/empty", max_bytes=10) == b""  # a range on an empty object
+        got = be.get_many(["cap/obj", "cap/none", "cap/empty", "cap/obj"], [2, 5, 4, None])
+        assert got == [b"012", None, b"", b"0123456789"]
+
+    def test_get_many_keeps_order(self, be: Backend) -> None:
+        items = {f"m/{i:02d}": f"value-{i}".encode() for i in range(40)}
+        be.put_many(items)
+        paths = list(reversed(items))
+        assert be.get_many(paths) == [items[p] for p in paths]
+        assert be.get_many([]) == []
+
+    # ------------------------------------------------------------------ create-only
+    def test_put_if_absent_creates_once(self, be: Backend) -> None:
+        assert be.put_if_absent("c/zarr.json", b"first")
+        assert not be.put_if_absent("c/zarr.json", b"second")
+        assert be.get("c/zarr.json") == b"first"
+        be.put("c/other", b"x")
+        assert not be.put_if_absent("c/other", b"y")  # also over a plain put
+        assert be.get("c/other") == b"x"
+
+    def test_put_many_if_absent_in_order(self, be: Backend) -> None:
+        be.put("pm/b", b"old")
+        got = be.put_many_if_absent({"pm/a": b"1", "pm/b": b"2", "pm/c": b"3"})
+        assert got == [True, False, True]
+        assert be.get_many(["pm/a", "pm/b", "pm/c"]) == [b"1", b"old", b"3"]
+
+    def test_put_if_absent_race_has_one_winner(self, make_backend: MakeBackend) -> None:
+        import threading
+
+        handles = [make_backend() for _ in range(6)]
+        barrier = threading.Barrier(len(handles))
+        won: list[bool] = [False] * len(handles)
+        errors: list[BaseException] = []
+
+        def race(i: int) -> None:
+            try:
+                barrier.wait(timeout=30)
+                won[i] = handles[i].put_if_absent("race/zarr.json", f"writer-{i}".encode())
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=race, args=(i,)) for i in range(len(handles))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors, errors
+        assert sum(won) == 1  # exactly one create-only write succeeds ...
+        winner = won.index(True)
+        # ... and every handle reads the winner's bytes
+        assert {h.get("race/zarr.json") for h in handles} == {f"writer-{winner}".encode()}
+
+    # ------------------------------------------------------------------ listing
+    def test_list_is_recursive_with_sizes_and_mtimes(self, be: Backend) -> None:
+        import time
+
+        before = time.time_ns()
+        be.put_many({"l/a/x": b"1", "l/a/b/y": b"22", "l/c": b"333", "lx/z": b"4", "l/e": b""})
+        got = {o.path: o.size for o in be.list("l")}
+        # "lx" shares the name prefix but is another folder
+        assert got == {"l/a/x": 1, "l/a/b/y": 2, "l/c": 3, "l/e": 0}
+        assert {o.path for o in be.list("l/a")} == {"l/a/x", "l/a/b/y"}
+        assert {o.path for o in be.list("")} == {"l/a/x", "l/a/b/y", "l/c", "l/e", "lx/z"}
+        assert be.list("missing") == [] and be.list("l/a/x/deeper") == []
+        for o in be.list(""):
+            # services keep whole seconds; clocks of one host agree within a minute
+            assert before - 60 * 10**9 <= o.mtime <= time.time_ns() + 60 * 10**9
+
+    def test_list_dir_names_children(self, be: Backend) -> None:
+        be.put_many({"d/k1/e/zarr.json": b"1", "d/k2/zarr.json": b"2", "d/zarr.json": b"3"})
+        assert sorted(be.list_dir("d")) == ["k1", "k2", "zarr.json"]
+        assert sorted(be.list_dir("d/k1")) == ["e"]
+        assert be.list_dir("d/none") == []
+
+    def test_listing_sees_other_handles(self, make_backend: MakeBackend) -> None:
+        a, b = make_backend(), make_backend()
+        assert a.list("s") == []
+        b.put("s/new", b"n")
+        assert [o.path for o in a.list("s")] == ["s/new"]  # no stale listing cache
+        b.delete("s/new")
+        assert a.list("s") == [] and a.get("s/new") is None
+
+    def test_roots_are_isolated(self, make_backend: MakeBackend) -> None:
+        a, b = make_backend("a"), make_backend("b")
+        a.put("iso/x", b"a")
+        assert b.get("iso/x") is None and b.list("") == []
+        assert a.url != b.url
+
+    # ------------------------------------------------------------------ mtime / touch
+    def test_touch_creates_and_bumps(self, be: Backend) -> None:
+        be.touch("t/access")
+        assert be.get("t/access") == b""
+        first = be.mtime("t/access")
+        assert first is not None
+        be.touch_many(["t/access", "t/other"])
+        again = be.mtime("t/access")
+        assert again is not None and again >= first
+        assert be.get("t/other") == b""
+
+    # ------------------------------------------------------------------ delete
+    def test_delete(self, be: Backend) -> None:
+        be.put("del/x", b"1")
+        assert be.delete("del/x")
+        assert be.get("del/x") is None and be.list("del") == []
+        be.delete("del/x")  # deleting a missing object does not raise
+
+    def test_delete_many_and_prefix_keep_siblings(self, be: Backend) -> None:
+        objs = {f"p/a/{i}": b"x" for i in range(25)}
+        objs.update({"p/ab/keep": b"k", "p/b/keep": b"k"})
+        be.put_many(objs)
+        assert be.delete_many([]) == 0
+        be.delete_many(["p/a/0", "p/a/1", "p/a/missing"])
+        assert be.get("p/a/0") is None and be.get("p/a/2") == b"x"
+        be.delete_prefix("p/a")
+        assert {o.path for o in be.list("p")} == {"p/ab/keep", "p/b/keep"}
+        with pytest.raises(ValueError):
+            be.delete_prefix("")  # never the whole root
+
+    # ------------------------------------------------------------------ range checks
+    @pytest.mark.parametrize(
+        "bad", ["../up", "a/../../b", "/abs", "a//b", "a/./b", "a\\b", "nul\x00", "a/"]
+    )
+    def test_paths_outside_the_root_are_refused(self, be: Backend, bad: str) -> None:
+        for call in (
+            lambda: be.get(bad),
+            lambda: be.put(bad, b"x"),
+            lambda: be.put_if_absent(bad, b"x"),
+            lambda: be.list(bad),
+            lambda: be.delete(bad),
+            lambda: be.mtime(bad),
+        ):
+            with pytest.raises(ValueError, match="path"):
+                call()
+        assert be.list("") == []  # nothing was written anywhere
+
+    # ------------------------------------------------------------------ identity
+    def test_url_requests_and_text_hold_no_secret(
+        self, be: Backend, backend_secrets: list[str]
+    ) -> None:
+        n = sum(be.requests.values())
+        be.put("r/x", b"1")
+        assert be.get("r/x") == b"1"
+        assert sum(be.requests.values()) >= n + 2  # every backend counts its requests
+        assert "://" in be.url or be.scheme == "file"
+        for text in (be.url, repr(be), str(getattr(be, "cache_key", ""))):
+            for secret in backend_secrets:
+                assert secret not in text
+        be.close()
 
 
 # ---------------------------------------------------------------------- process workloads

@@ -1,15 +1,15 @@
 """A ``zarr.abc.store.Store`` on a gamstore root, for plain zarr and xarray readers.
 
-S3 roots use :class:`zarr.storage.FsspecStore`; local and ``memory://`` roots are exposed
-through :class:`BackendZarrStore`, a read-mostly adapter over the backend's sync calls (so
-a local store read through zarr never follows a symlink or opens a FIFO either).
+Every root (local, ``memory://``, any object store) is exposed through
+:class:`BackendZarrStore`, a read-mostly adapter over the backend's sync calls: one path for
+all backends, with the backend's own client, caps and checks (so a local store read through
+zarr never follows a symlink or opens a FIFO either).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Iterable
 
 from zarr.abc.store import (
     ByteRequest,
@@ -91,19 +91,11 @@ class BackendZarrStore(Store):
             yield name
 
 
-def zarr_store_for(
-    backend: Backend, *, read_only: bool = True, storage_options: Mapping[str, Any] | None = None
-) -> Store:
-    """The best zarr store for ``backend``'s root.
+def zarr_store_for(backend: Backend, *, read_only: bool = True) -> Store:
+    """A zarr store on ``backend``'s root.
 
-    Local roots go through the backend too (not zarr's ``LocalStore``, which follows
-    symlinks and opens FIFOs): a store is untrusted input.
+    Every root goes through the backend (not zarr's ``LocalStore``, which follows symlinks
+    and opens FIFOs, nor a second fsspec client for object stores): a store is untrusted
+    input, and the backend already holds the client and its settings.
     """
-    if backend.scheme == "s3":
-        from zarr.storage import FsspecStore
-
-        from gamstore.store.s3 import s3fs_options
-
-        opts = s3fs_options(storage_options)
-        return FsspecStore.from_url(backend.url, storage_options=opts, read_only=read_only)
     return BackendZarrStore(backend, read_only=read_only)
