@@ -114,7 +114,7 @@ def smooth_curves(res: Any, n_grid: int = 100) -> list[dict[str, Any]]:
     beta_w = d.from_reduced(res.beta_reduced)
     out = []
     for b in d.smooths:
-        if not b.has_knots or len(b.spec.columns) > 1:
+        if not b.has_knots or len(b.spec.covariates_of) > 1:
             continue  # a random effect or a surface s(x, z) has no curve to draw
         xs = d.covariates.get(b.spec.term, np.zeros(0))
         lo, hi = (float(b.basis.knots[3]), float(b.basis.knots[-4]))

@@ -173,3 +173,17 @@ def test_surface_term_repr_and_validation() -> None:
         s(("x", "z"), bs="cr")
     with pytest.raises(ValueError, match="distinct"):
         s(("x", "x"), bs="tp")
+
+
+def test_by_smooth_formula_repr_and_plot_keep_their_covariate() -> None:
+    """A by-smooth's formula and repr name its covariate once (its by column only as by=),
+    and it is plotted; a surface is not (no curve)."""
+    from gamstore.plotting import smooth_curves
+
+    f = np.where(np.arange(X.size) % 2 == 0, "a", "b")
+    data = {"x": X, "f": f, "y": Y, "z": X[::-1].copy()}
+    gam = GAM([s("x", k=6, bs="cr", by="f")], linear=["f"])
+    assert "s('x', k=6, bs='cr', by='f')" in repr(gam)
+    res = gam.fit(data, y="y")
+    assert res.formula == 'y ~ f + s(x, bs = "cr", k = 6, by = f)'
+    assert [c["label"] for c in smooth_curves(res)] == ["s(x):fa", "s(x):fb"]

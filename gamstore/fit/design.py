@@ -243,6 +243,11 @@ class SmoothTerm:
         return (self.term,) if self.by is None else (self.term, self.by)
 
     @property
+    def covariates_of(self) -> tuple[str, ...]:
+        """The smooth's own covariates, without ``by`` (several for a :class:`SurfaceTerm`)."""
+        return (self.term,)
+
+    @property
     def knot_name(self) -> str:
         """Its key in ``knots=`` and ``FitResult.knots``: the covariate (``s(x,z)`` for a
         surface)."""
@@ -297,6 +302,10 @@ class SurfaceTerm(SmoothTerm):
 
     @property
     def columns(self) -> tuple[str, ...]:
+        return self.covariates
+
+    @property
+    def covariates_of(self) -> tuple[str, ...]:
         return self.covariates
 
     @property

@@ -1031,7 +1031,8 @@ def _py_term(sm: SmoothTerm) -> str:
     if isinstance(sm, TensorTerm):
         bs = "" if sm.bs == "ps" else f", bs={sm.bs!r}"
         return f"{sm.kind}({', '.join(map(repr, sm.margins))}, k={list(sm.ks)}{bs})"
-    first = repr(sm.columns) if len(sm.columns) > 1 else repr(sm.term)
+    cov = sm.covariates_of
+    first = repr(cov) if len(cov) > 1 else repr(sm.term)
     out = f"s({first}" + ("" if sm.bs == "re" else f", k={sm.k}")
     if sm.bs != "ps":
         out += f", bs={sm.bs!r}"
@@ -1048,7 +1049,7 @@ def _mgcv_term(sm: SmoothTerm) -> str:
     if sm.bs == "re":
         return f's({sm.term}, bs = "re")'
     by = "" if sm.by is None else f", by = {sm.by}"
-    return f's({", ".join(sm.columns)}, bs = "{sm.bs}", k = {sm.k}{by})'
+    return f's({", ".join(sm.covariates_of)}, bs = "{sm.bs}", k = {sm.k}{by})'
 
 
 def response_columns(y: Any) -> tuple[str, ...]:
