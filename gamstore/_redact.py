@@ -29,7 +29,9 @@ _SIGNED_QUERY = re.compile(
 _SECRET_NAMES = (
     r"x-amz-security-token|x-amz-signature|x-amz-credential|authorization|"
     r"aws_secret_access_key|aws_access_key_id|aws_session_token|secret_access_key|"
-    r"access_key_id|session_token|secret|password|passwd|token|credential|signature"
+    r"access_key_id|session_token|secret|password|passwd|token|credential|signature|"
+    # Azure: account keys, SAS tokens and connection strings' AccountKey=...
+    r"accountkey|account_key|sas_token|sharedaccesssignature"
 )
 _QUOTED_PAIR = re.compile(
     r"(?i)(?P<head>(?P<q>['\"])(?:" + _SECRET_NAMES + r")(?P=q)\s*:\s*b?)"

@@ -217,7 +217,7 @@ def test_object_store_gc_racing_a_writer_loses_no_acknowledged_entry(object_stor
     writer = gamstore.open_store(url, storage_options=opts, sweep_every=10**9)
     cleaner = gamstore.open_store(url, storage_options=opts)
     # moto (S3) is the slowest to answer; the Go and Node emulators race just as hard with fewer
-    n_saves = 40 if object_store.service == "s3" else 24
+    n_saves = 40 if object_store.service == "s3" else 20
     acked: list[str] = []
     done = threading.Event()
     gcs = [0]

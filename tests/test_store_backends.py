@@ -44,3 +44,32 @@ class TestObjectStoreBackend(BackendConformance):
     @pytest.fixture
     def backend_secrets(self, object_store: Any) -> list[str]:
         return list(object_store.secrets)
+
+
+def test_object_store_secrets_never_leak(
+    object_store: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No option value (account key, connection string) in logs, reprs, specs or errors."""
+    import logging
+    import traceback
+
+    from gamstore.store import open_store
+    from gamstore.store.testing import block_record
+
+    opts = object_store.options
+    missing = f"{object_store.url_base}-missing/root"
+    with caplog.at_level(logging.DEBUG):
+        store = open_store(object_store.url(), storage_options=opts)
+        assert store.save("block", "k", block_record("k")) is not None
+        assert store.lookup("block", "k") is not None
+        # a storage error: the bucket does not exist
+        bad = open_store(missing, storage_options=opts, read_only=True)
+        assert bad.lookup("block", "k") is None
+        with pytest.raises(Exception) as excinfo:
+            open_store(missing, storage_options=opts)
+    texts = [repr(store), str(store.url), repr(store.backend), repr(store.spec())]
+    texts += [str(excinfo.value), "".join(traceback.format_exception(excinfo.value))]
+    texts += [r.getMessage() for r in caplog.records]
+    for secret in object_store.secrets:
+        leaks = [t for t in texts if secret in t]
+        assert leaks == [], leaks[0][:300]
