@@ -115,7 +115,10 @@ def smooth_curves(res: Any, n_grid: int = 100) -> list[dict[str, Any]]:
     out = []
     for b in d.smooths:
         if not b.has_knots or len(b.spec.covariates_of) > 1:
-            continue  # a random effect or a surface s(x, z) has no curve to draw
+            # a random effect, a surface s(x, z) or a tensor product has no curve to draw; a
+            # by-smooth draws its curve in x (mgcv: the level's smooth, the coefficient
+            # function of a numeric by)
+            continue
         xs = d.covariates.get(b.spec.term, np.zeros(0))
         lo, hi = (float(b.basis.knots[3]), float(b.basis.knots[-4]))
         if xs.size:

@@ -292,3 +292,17 @@ def test_reml_derivatives_with_several_penalties_per_block(family: str, model: s
         H[:, j] = (up.grad - down.grad) / (2 * h)
     np.testing.assert_allclose(ev.grad, g, rtol=0, atol=1e-6 * max(1.0, np.abs(g).max()))
     np.testing.assert_allclose(ev.hess, H, rtol=0, atol=1e-5 * max(1.0, np.abs(H).max()))
+
+
+def test_plot_draws_a_curve_per_by_level_and_none_for_re_or_te() -> None:
+    from gamstore.plotting import smooth_curves
+
+    case = CASES["CO2_by_Type"]
+    res = sup.model(case).fit(sup.frame(case), y="uptake")
+    curves = smooth_curves(res)
+    assert [c["label"] for c in curves] == case["mgcv"]["labels"]
+    for c in curves:
+        assert np.isfinite(c["fit"]).all() and (c["se"] > 0).all()
+    case = CASES["airquality_te_re_Month"]
+    res = sup.model(case).fit(sup.frame(case), y="Ozone")
+    assert smooth_curves(res) == []

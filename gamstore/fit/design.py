@@ -377,6 +377,11 @@ class TensorTerm(SmoothTerm):
         return tuple(self.margins)
 
     @property
+    def covariates_of(self) -> tuple[str, ...]:
+        """The margins (a tensor product is a smooth of all of them)."""
+        return tuple(self.margins)
+
+    @property
     def width(self) -> int:
         """Columns of the block: te ``prod(k) - 1``, ti ``prod(k - 1)``."""
         bt = get_basis_type(self.bs)
