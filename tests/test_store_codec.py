@@ -120,10 +120,31 @@ def test_roundtrip_and_plain_zarr_agree(
 
     asyncio.run(fill())
     g = zarr.open_group(mem, mode="r", zarr_format=3)
+    plain = plain_zarr_parts(g)
+    assert set(plain) == set(arrays)
     for n, a in arrays.items():
-        arr = g[n]
-        assert isinstance(arr, zarr.Array)
-        np.testing.assert_array_equal(arr[...], a)
+        assert plain[n].dtype == a.dtype and plain[n].shape == a.shape
+        np.testing.assert_array_equal(plain[n], a)
+
+
+def plain_zarr_parts(g: zarr.Group) -> dict[str, np.ndarray]:
+    """A record's arrays read with plain zarr alone (format 2, docs/storage-layout.md): the
+    packs in name order, split at ``offsets``, reshaped as ``attrs["gamstore"]["parts"]``."""
+    parts = g.attrs["gamstore"]["parts"]  # type: ignore[index]
+    edges = list(g["offsets"][:])  # type: ignore[index]
+    out: dict[str, np.ndarray] = {}
+    for pack, dtype in (("values", "float64"), ("ints", "int64")):
+        members = sorted(n for n, p in parts.items() if p["dtype"] == dtype)
+        if pack == "ints" and not members:
+            continue
+        arr = g[pack]
+        assert isinstance(arr, zarr.Array) and arr.metadata.dimension_names is not None
+        data = arr[...]
+        bounds, edges = edges[: len(members) + 1], edges[len(members) + 1 :]
+        for n, lo, hi in zip(members, bounds, bounds[1:], strict=False):
+            out[n] = np.asarray(data[lo:hi]).reshape(parts[n]["shape"])
+    assert edges == []
+    return out
 
 
 @settings(max_examples=60, deadline=None)

@@ -53,7 +53,17 @@ __all__ = [
 
 #: Per-entry cap (the seed's ``MAX_ENTRY_BYTES``): larger records are refused on save.
 MAX_ENTRY_BYTES = 16 * 1024 * 1024
-MARKER_FORMAT = 1
+#: Entry format written: 2 packs every array of a record into ``values``/``ints`` + ``offsets``.
+MARKER_FORMAT = 2
+#: Entry formats read: 1 (one Zarr array per record array, stores written before packing).
+READABLE_FORMATS = (1, 2)
+#: The packed arrays of format 2: name, dtype and dimension name; ``ints`` only when the
+#: record has int64 arrays. ``offsets`` (int64, dimension ``part_edge``) holds, per pack in
+#: this order, the edges ``[0, e1, ..., en]`` of its members (the record's arrays of that
+#: dtype, in sorted name order, each flattened in C order).
+PACKS = (("values", "float64", "value"), ("ints", "int64", "int_value"))
+OFFSETS = "offsets"
+OFFSETS_DIM = "part_edge"
 _DTYPES: dict[str, tuple[str, Any]] = {"float64": ("<f8", 0.0), "int64": ("<i8", 0)}
 _SEG = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+)\Z")
 _DIM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -237,6 +247,59 @@ def _canonical_array(name: str, part: Any) -> tuple[np.ndarray, str, tuple[str, 
     return arr, dtype, dims
 
 
+def _pack_layout(
+    parts: Mapping[str, tuple[str, tuple[int, ...]]],
+) -> tuple[list[tuple[str, str, str, list[str]]], list[int]]:
+    """Members of each pack (from each part's dtype and shape) and the offsets array.
+
+    Returns ``[(pack, dtype, dim, member names)]`` for the packs present and the edges.
+    """
+    packs: list[tuple[str, str, str, list[str]]] = []
+    edges: list[int] = []
+    for pack, dtype, dim in PACKS:
+        members = sorted(n for n, (dt, _) in parts.items() if dt == dtype)
+        if pack != "values" and not members:
+            continue  # "values" always exists (maybe empty): readers find it by name
+        packs.append((pack, dtype, dim, members))
+        edge = 0
+        edges.append(edge)
+        for n in members:
+            edge += math.prod(parts[n][1])
+            edges.append(edge)
+    return packs, edges
+
+
+def _pack(
+    canon: Mapping[str, tuple[np.ndarray, str, tuple[str, ...]]],
+) -> dict[str, tuple[np.ndarray, str, tuple[str, ...]]]:
+    """The physical arrays of format 2 from the record's checked arrays."""
+    packs, edges = _pack_layout({n: (dt, a.shape) for n, (a, dt, _) in canon.items()})
+    out: dict[str, tuple[np.ndarray, str, tuple[str, ...]]] = {}
+    for pack, dtype, dim, members in packs:
+        code = _DTYPES[dtype][0]
+        if members:
+            data = np.concatenate([canon[n][0].reshape(-1) for n in members]).astype(code)
+        else:
+            data = np.zeros(0, dtype=code)
+        out[pack] = (data, dtype, (dim,))
+    out[OFFSETS] = (np.array(edges, dtype="<i8"), "int64", (OFFSETS_DIM,))
+    return out
+
+
+def stored_arrays(attrs: Mapping[str, Any], arrays: Mapping[str, Any]) -> dict[str, Any]:
+    """The arrays an entry stores (its marker's ``arrays``) from the record's arrays.
+
+    Format 1 stores the record's arrays as they are; format 2 packs them (:data:`PACKS`).
+    Used by export, which hands out the stored arrays so an import rebuilds the same bytes.
+    """
+    if attrs.get("format") == 1:
+        return dict(arrays)
+    from gamstore.records import ArrayPart  # the model layer's array type
+
+    canon = {n: _canonical_array(n, arrays[n]) for n in sorted(arrays)}
+    return {n: ArrayPart(a, dims) for n, (a, _, dims) in _pack(canon).items()}
+
+
 def encode_entry(
     *,
     record: Any,
@@ -273,19 +336,23 @@ def encode_entry(
         raise TypeError("record.arrays: expected a mapping of name -> ArrayPart")
     names = sorted(_check_name(n) for n in arrays_in)
     name_set = set(names)
-    groups: set[str] = set()
-    for n in names:
+    for n in names:  # still paths to a reader of the parts: none may nest under another
         segs = n.split("/")
         for i in range(1, len(segs)):
             parent = "/".join(segs[:i])
             if parent in name_set:
                 raise ValueError(f"arrays[{n!r}]: name nests under the array {parent!r}")
-            groups.add(parent)
+    canon = {n: _canonical_array(n, arrays_in[n]) for n in names}
+    size = sum(a.nbytes for a, _, _ in canon.values())
+    if size > max_bytes:
+        raise ValueError(f"record: encoded size exceeds the {max_bytes}-byte entry cap")
+    parts = {
+        n: {"dims": list(d), "dtype": dt, "shape": list(a.shape)} for n, (a, dt, d) in canon.items()
+    }
     payload: dict[str, bytes] = {}
     specs: dict[str, Any] = {}
     total = 0
-    for n in names:
-        arr, dtype, dims = _canonical_array(n, arrays_in[n])
+    for n, (arr, dtype, dims) in _pack(canon).items():
         meta = array_meta_bytes(dtype, arr.shape, dims)
         payload[f"{n}/{MARKER}"] = meta
         spec: dict[str, Any] = {
@@ -308,10 +375,6 @@ def encode_entry(
         specs[n] = spec
         if total > max_bytes:
             raise ValueError(f"record: encoded size exceeds the {max_bytes}-byte entry cap")
-    group_bytes = group_meta_bytes()
-    for g in sorted(groups):
-        payload[f"{g}/{MARKER}"] = group_bytes
-        total += len(group_bytes)
     if objective is not None and not math.isfinite(objective):
         objective = None  # non-finite objectives are stored as null (seed rule)
     attrs = {
@@ -319,7 +382,7 @@ def encode_entry(
         "created": int(created),
         "entry_id": entry_id,
         "format": MARKER_FORMAT,
-        "groups": sorted(groups),
+        "groups": [],  # format 2 has no intermediate groups (format 1 did: "block_beta")
         "iteration": iteration,
         "key": key,
         "keyspace": keyspace,
@@ -327,6 +390,7 @@ def encode_entry(
         "layout": LAYOUT_VERSION,
         "nbytes": total,
         "objective": objective,
+        "parts": parts,
         "producer": producer,
         "record": fields,
         **({} if provenance is None else {"provenance": check_provenance(provenance)}),
@@ -368,8 +432,11 @@ def parse_marker(data: bytes, *, keyspace: str, entry_id: str) -> Marker:
     attrs = attrs_all.get("gamstore") if isinstance(attrs_all, dict) else None
     if not isinstance(attrs, dict):
         raise CorruptEntryError("marker: no attrs['gamstore']")
-    if attrs.get("format") != MARKER_FORMAT or attrs.get("layout") != LAYOUT_VERSION:
+    fmt = attrs.get("format")
+    if fmt not in READABLE_FORMATS or type(fmt) is not int or attrs.get("layout") != LAYOUT_VERSION:
         raise CorruptEntryError("marker: unknown format or layout version")
+    if fmt == 2 and (not isinstance(attrs.get("parts"), dict) or attrs.get("groups") != []):
+        raise CorruptEntryError("marker: format 2 without parts, or with groups")
     if _req(attrs, "keyspace", str) != keyspace or _req(attrs, "entry_id", str) != entry_id:
         raise CorruptEntryError("marker: keyspace or entry id disagree with the path")
     kind = _req(attrs, "kind", str)
@@ -505,6 +572,50 @@ def decode_arrays(marker: Marker, blobs: Mapping[str, bytes | None]) -> dict[str
             raise CorruptEntryError(f"array {name!r}: chunk {obj} fails its BLAKE3 digest check")
         arr = np.frombuffer(chunk, dtype=_DTYPES[dtype][0], count=count).reshape(shape)
         out[name] = arr.astype(dtype)  # native-endian, writable copy
+    if marker.attrs.get("format") == 2:
+        return _unpack(marker.attrs["parts"], out)
+    return out
+
+
+def _part_spec(name: Any, spec: Any) -> tuple[str, tuple[int, ...]]:
+    """(dtype, shape) of one part of a format-2 marker, checked like a stored array's."""
+    try:
+        _check_name(name)
+        dtype, shape, dims = spec["dtype"], spec["shape"], spec["dims"]
+        if not isinstance(shape, list) or not all(type(n) is int for n in shape):  # noqa: E721
+            raise ValueError("shape is not a list of ints")
+        if not isinstance(dims, list) or len(dims) != len(shape):
+            raise ValueError("dims do not match the shape")
+        if not all(isinstance(d, str) and _DIM.match(d) for d in dims):
+            raise ValueError("bad dimension name")
+        if dtype not in _DTYPES or _shape_problem(tuple(shape)):
+            raise ValueError("bad dtype or shape")
+    except (KeyError, TypeError, ValueError):
+        raise CorruptEntryError(f"part {name!r:.80}: malformed spec in marker") from None
+    return dtype, tuple(shape)
+
+
+def _unpack(parts: Mapping[str, Any], stored: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The record's arrays from the packs of a format-2 entry (offsets checked against the
+    parts' shapes, so a reader of the plain Zarr arrays and gamstore agree)."""
+    specs = {n: _part_spec(n, s) for n, s in parts.items()}
+    packs, edges = _pack_layout(specs)
+    if set(stored) != {OFFSETS, *(p for p, _, _, _ in packs)}:
+        raise CorruptEntryError(f"packed arrays {sorted(stored)!r:.200} do not match the parts")
+    offsets = stored[OFFSETS]
+    if offsets.dtype.kind != "i" or offsets.ndim != 1 or offsets.tolist() != edges:
+        raise CorruptEntryError("array 'offsets' does not match the parts' shapes")
+    out: dict[str, np.ndarray] = {}
+    for pack, _, _, members in packs:
+        data = stored[pack]
+        if data.ndim != 1 or data.shape[0] != sum(math.prod(specs[n][1]) for n in members):
+            raise CorruptEntryError(f"array {pack!r}: length does not match the parts")
+        start = 0
+        for n in members:
+            shape = specs[n][1]
+            end = start + math.prod(shape)
+            out[n] = data[start:end].reshape(shape)
+            start = end
     return out
 
 

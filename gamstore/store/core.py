@@ -1026,7 +1026,8 @@ class Store:
         entry = self.read_entry(info) if attrs is not None else None
         if attrs is None or entry is None:
             raise ValueError("unreadable or corrupt")
-        arrays = entry.record.to_parts().arrays
+        # the arrays as stored (format 2 packs them), so an import rebuilds the same bytes
+        arrays = codec.stored_arrays(attrs, entry.record.to_parts().arrays)
         specs = attrs.get("arrays", {})
         if set(arrays) != set(specs):
             raise ValueError("record arrays differ from the stored ones")
