@@ -104,7 +104,7 @@ def test_verify_fix_and_exit_codes(store_dir: Path) -> None:
     assert run("verify", store_dir).exit_code == EXIT_OK
     store = gamstore.open_store(store_dir)
     info = sorted(store.entries("outer"), key=lambda i: i.created)[0]
-    chunk = store_dir / info.path / "beta" / "0"
+    chunk = store_dir / info.path / "values" / "0"
     data = bytearray(chunk.read_bytes())
     data[3] ^= 0x10
     chunk.write_bytes(bytes(data))

@@ -394,8 +394,12 @@ def test_working_weights_are_loglik_derivatives(name: str) -> None:
     np.testing.assert_allclose(
         w, -(ll(eta + h) - 2 * ll(eta) + ll(eta - h)) / h**2, rtol=1e-4, atol=1e-6
     )
-    np.testing.assert_allclose(dw, (at(eta + h)[0] - at(eta - h)[0]) / (2 * h), rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(d2w, (at(eta + h)[1] - at(eta - h)[1]) / (2 * h), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(
+        dw, (at(eta + h)[0] - at(eta - h)[0]) / (2 * h), rtol=1e-6, atol=1e-8
+    )
+    np.testing.assert_allclose(
+        d2w, (at(eta + h)[1] - at(eta - h)[1]) / (2 * h), rtol=1e-6, atol=1e-8
+    )
     # Fisher weights: the expectation of the Newton weights (y replaced by mu)
     mu = fam.mu(eta)
     np.testing.assert_allclose(

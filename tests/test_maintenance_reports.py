@@ -30,17 +30,17 @@ def test_verify_cli_prints_why(tmp_path: Path) -> None:
     store.save("block", "ok", block_record("ok", n_blocks=2))
     eid = store.save("block", "bad", block_record("bad", n_blocks=2))
     assert eid is not None
-    chunk = root / entry_prefix("block", key_folder("block", "bad"), eid) / "block_beta" / "1" / "0"
+    chunk = root / entry_prefix("block", key_folder("block", "bad"), eid) / "values" / "0"
     data = chunk.read_bytes()
     chunk.write_bytes(data[:10] + bytes([data[10] ^ 0xFF]) + data[11:])
     runner = CliRunner()
     out = runner.invoke(main, ["verify", str(root)], catch_exceptions=False)
     assert out.exit_code == EXIT_PROBLEM
-    assert "array 'block_beta/1': chunk block_beta/1/0 fails its BLAKE3 digest check" in out.output
+    assert "array 'values': chunk values/0 fails its BLAKE3 digest check" in out.output
     js = runner.invoke(main, ["verify", str(root), "--json"], catch_exceptions=False)
     report = json.loads(js.output)
     (path,) = report["corrupt"]
-    assert report["reasons"] == {path: "array 'block_beta/1': chunk block_beta/1/0 fails its "
+    assert report["reasons"] == {path: "array 'values': chunk values/0 fails its "
                                        "BLAKE3 digest check"}  # fmt: skip
     fixed = runner.invoke(main, ["verify", str(root), "--fix"], catch_exceptions=False)
     assert fixed.exit_code == EXIT_OK, fixed.output

@@ -71,6 +71,11 @@ def test_one_keyspace_list_and_one_entry_id_test() -> None:
         src = inspect.getsource(module)
         assert '"inner", "block"' not in src and "{16}-[0-9a-f]{8}" not in src, module.__name__
     assert gs.is_entry_id(new_entry_id())
-    for bad in ("", "18eab8e5bcaa3fb8-f828973e", "18EAB8E5BCAA3FB8-f828973e-e9c66971",
-                "18eab8e5bcaa3fb8-f828973e-e9c66971\n", "../18eab8e5bcaa3fb8-f828973e-e9c66971"):
+    for bad in (
+        "",
+        "18eab8e5bcaa3fb8-f828973e",
+        "18EAB8E5BCAA3FB8-f828973e-e9c66971",
+        "18eab8e5bcaa3fb8-f828973e-e9c66971\n",
+        "../18eab8e5bcaa3fb8-f828973e-e9c66971",
+    ):
         assert not gs.is_entry_id(bad), bad

@@ -192,8 +192,8 @@ def test_shard_folder_and_entry_subfolder_symlinks(tmp_path: Path) -> None:
     info = next(iter(store.entries(KS)))
     entry = root / info.path
     # an array folder of a committed entry replaced by a symlink to the user's data set
-    os.rename(entry / "rho", tmp_path / "rho-moved")
-    (entry / "rho").symlink_to(out / "data" / "beta")
+    os.rename(entry / "values", tmp_path / "values-moved")
+    (entry / "values").symlink_to(out / "data" / "beta")
     (root / KS / "zz").symlink_to(out)  # a shard folder
     before = _snapshot(out)
     _every_command(store, root)
@@ -337,7 +337,7 @@ for root in sys.argv[1:]:
 """
 
 _PLACES = {
-    "chunk": lambda e: f"{e}/rho/0",
+    "chunk": lambda e: f"{e}/values/0",
     "marker": lambda e: f"{e}/zarr.json",
     "root": lambda e: "zarr.json",
     "pointer": lambda e: ".catalog/current.json",

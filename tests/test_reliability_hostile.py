@@ -432,8 +432,8 @@ def _fs_target(root: Path, entry: str, where: str) -> Path:
     key = entry.rsplit("/", 1)[0]
     return {
         "entry": root / entry,
-        "array": root / entry / "rho",
-        "chunk": root / entry / "rho" / "0",
+        "array": root / entry / "values",
+        "chunk": root / entry / "values" / "0",
         "marker": root / entry / MARKER,
         "key": root / key,
         "sibling": root / key / "18eab8e5bcaa3fb8-f828973e-e9c66971",

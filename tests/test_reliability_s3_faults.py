@@ -68,7 +68,7 @@ def _timed(fn: Any, *args: Any) -> tuple[Any, float]:
 TARGETS = {
     "list": {"method": "GET", "query_contains": "list-type"},
     "marker": {"method": "GET", "path_contains": "zarr.json"},
-    "chunk": {"method": "GET", "path_contains": "/rho/0"},
+    "chunk": {"method": "GET", "path_contains": "/values/0"},
 }
 READ_FAULTS = {
     "drop": {"fault": "drop"},

@@ -16,7 +16,7 @@ import zarr
 
 import gamstore
 from gamstore.records import IteratePayload
-from gamstore.store import ReadOnlyStoreError, open_store
+from gamstore.store import ReadOnlyStoreError, codec, open_store
 from gamstore.store import core as store_core
 from gamstore.store.layout import MARKER, key_folder, key_prefix
 from gamstore.store.testing import block_record, iterate_payload, record_values_ok
@@ -35,11 +35,13 @@ def test_plain_zarr_open_group_on_path_reads_every_value(tmp_path: Path) -> None
     attrs = g.attrs.asdict()["gamstore"]
     assert attrs["kind"] == "final" and attrs["iteration"] == 11 and attrs["key"] == "k"
     assert attrs["record_type"] == "block_warm_start"
-    np.testing.assert_array_equal(g["rho"][:], rec.rho)  # type: ignore[index]
+    parts = codec.group_parts(g)  # the packs split at offsets, with plain zarr reads
+    np.testing.assert_array_equal(parts["rho"], rec.rho)
     for i, b in enumerate(rec.block_beta):
-        np.testing.assert_array_equal(g[f"block_beta/{i}"][:], b)  # type: ignore[index]
+        np.testing.assert_array_equal(parts[f"block_beta/{i}"], b)
     # the chunk really is <name>/0 with crc32c, and the root is a gamstore group
-    assert (_entry_dir(tmp_path, s) / "rho" / "0").stat().st_size == rec.rho.nbytes + 4
+    n_values = rec.rho.size + sum(b.size for b in rec.block_beta)
+    assert (_entry_dir(tmp_path, s) / "values" / "0").stat().st_size == 8 * n_values + 4
     root = zarr.open_group(str(tmp_path), mode="r")
     assert root.attrs.asdict() == {"gamstore": {"layout": 1}}
 
@@ -50,12 +52,18 @@ def test_zero_length_and_2d_arrays_read_by_plain_zarr(tmp_path: Path) -> None:
     p = IteratePayload(rho=np.arange(3.0), cost=1.0, eval_id=2, beta=np.zeros(0), hessian=h)
     s.save("outer", "k", p)
     d = _entry_dir(tmp_path, s)
-    assert not (d / "beta" / "0").exists()  # no chunk object for an empty chunk grid
-    assert (d / "hessian" / "0.0").exists()  # v2 chunk key encoding, "." separator
     g = zarr.open_group(str(d), mode="r")
-    assert g["beta"].shape == (0,)  # type: ignore[union-attr]
-    assert g["beta"][:].size == 0  # type: ignore[index]
-    np.testing.assert_array_equal(g["hessian"][:], h)  # type: ignore[index]
+    parts = codec.group_parts(g)
+    assert parts["beta"].shape == (0,) and parts["beta"].dtype == np.float64
+    np.testing.assert_array_equal(parts["hessian"], h)  # 2-D, packed in C order
+    # an entry whose every array is empty: "values" has no chunk object (empty chunk grid)
+    s.save("outer", "empty", IteratePayload(rho=np.zeros(0), cost=1.0, eval_id=0))
+    info = next(
+        i for i in s.entries() if i.keyspace == "outer" and i.path != str(d.relative_to(tmp_path))
+    )
+    e_dir = tmp_path / info.path
+    assert not (e_dir / "values" / "0").exists() and (e_dir / "values" / MARKER).exists()
+    assert zarr.open_group(str(e_dir), mode="r")["values"].shape == (0,)  # type: ignore[union-attr]
     e = s.lookup("outer", "k")
     assert e is not None and e.record == p
 
@@ -65,12 +73,14 @@ def test_xarray_open_datatree_matches(tmp_path: Path) -> None:
     rec = block_record("k", 1)
     s.save("block", "k", rec, objective=2.0)
     tree = xr.open_datatree(str(_entry_dir(tmp_path, s)), engine="zarr", consolidated=False)
-    np.testing.assert_array_equal(tree["rho"].values, rec.rho)
-    assert tree["rho"].dims == ("rho",)
-    for i, b in enumerate(rec.block_beta):
-        var = tree["block_beta"][str(i)]
-        assert var.dims == (f"coef_{i}",)
-        np.testing.assert_array_equal(var.values, b)
+    # the packs are plain variables with dimension names; the parts table says how to split
+    assert tree["values"].dims == ("value",) and tree["offsets"].dims == ("part_edge",)
+    parts = tree.attrs["gamstore"]["parts"]
+    assert parts["rho"]["dims"] == ["rho"] and parts["block_beta/0"]["dims"] == ["coef_0"]
+    edges = tree["offsets"].values
+    names = sorted(parts)  # the "values" pack holds the float64 parts in name order
+    i = names.index("rho")
+    np.testing.assert_array_equal(tree["values"].values[edges[i] : edges[i + 1]], rec.rho)
     assert tree.attrs["gamstore"]["objective"] == 2.0
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import zarr
 
-from gamstore.store import local, open_store
+from gamstore.store import codec, local, open_store
 from gamstore.store.layout import MARKER, entry_prefix, key_folder, key_prefix
 from gamstore.store.local import LocalBackend
 from gamstore.store.testing import block_record, record_values_ok
@@ -119,8 +119,9 @@ def test_second_save_under_a_key_makes_only_its_entry_folders(
         assert s.save("block", "k", block_record("k", 2, n_blocks=2)) is not None
     mkdirs = [(a, r) for c, a, r in calls if c == "mkdir"]
     assert all(r == "ok" for _, r in mkdirs)  # the key folder exists: nothing fails
-    # entry, rho, block_beta, block_beta/0, block_beta/1
-    assert len(mkdirs) == 5
+    # entry, values, offsets (format 2 packs the arrays; format 1 made 5: entry, rho,
+    # block_beta, block_beta/0, block_beta/1)
+    assert len(mkdirs) == 3
     # the level docs were written by the first save of this process: only the marker links
     assert kinds_of(calls)["link"] == 1
 
@@ -134,8 +135,10 @@ def test_saved_entry_still_opens_with_plain_zarr(tmp_path: Path) -> None:
     g = zarr.open_group(str(tmp_path / path), mode="r")
     assert g.attrs["gamstore"]["entry_id"] == entry_id
     parts = rec.to_parts().arrays
+    read = codec.group_parts(g)
+    assert set(read) == set(parts)
     for name, part in parts.items():
-        np.testing.assert_array_equal(g[name][:], part.data)
+        np.testing.assert_array_equal(read[name], part.data)
     assert not [p for p in tmp_path.rglob("*") if ".tmp." in p.name]
 
 
@@ -235,7 +238,7 @@ def test_marker_temp_is_written_create_only(
     assert entry_id is not None
     assert flags_seen and all(f & os.O_EXCL for f in flags_seen)
     entry = tmp_path / entry_prefix("block", key_folder("block", "k"), entry_id)
-    assert sorted(os.listdir(entry)) == sorted(["block_beta", "rho", MARKER])
+    assert sorted(os.listdir(entry)) == sorted(["offsets", "values", MARKER])
 
 
 def test_folders_removed_by_someone_else_are_made_again(tmp_path: Path) -> None:

@@ -90,7 +90,7 @@ def test_empty_keyspace_and_memory_store() -> None:
 
 def test_corrupt_entry_is_skipped(local_store: Any, tmp_path: Path) -> None:
     info = sorted(local_store.entries("outer"), key=lambda i: i.created)[0]
-    chunk = tmp_path / "store" / info.path / "beta" / "0"
+    chunk = tmp_path / "store" / info.path / "values" / "0"
     data = bytearray(chunk.read_bytes())
     data[0] ^= 0xFF
     chunk.write_bytes(bytes(data))

@@ -20,6 +20,7 @@ except ImportError:  # pragma: no cover - depends on the installed extras
     raise
 
 import gamstore
+from gamstore.store import codec
 from gamstore.views.hdf5 import export_hdf5, import_hdf5
 from gamstore.views.synthetic import populate, synthetic_fit
 
@@ -76,12 +77,17 @@ def test_file_keeps_hierarchy_and_attrs(source: Any, tmp_path: Path) -> None:
         group = h5[infos[0].path]
         marker = json.loads(group.attrs["gamstore"])
         assert marker == source.read_marker(infos[0])
-        np.testing.assert_array_equal(group["beta"][...], synthetic_fit(21, 0).beta_flat)
-        assert json.loads(group["beta"].attrs["dimension_names"]) == ["coef"]
+        # the stored (packed) arrays, split at offsets as the marker's parts say
+        parts = codec.group_parts(group)
+        np.testing.assert_array_equal(parts["beta"], synthetic_fit(21, 0).beta_flat)
+        assert marker["parts"]["beta"]["dims"] == ["coef"]
+        assert json.loads(group["values"].attrs["dimension_names"]) == ["value"]
     # xarray reads the export as a plain netCDF-4 tree
     tree = xr.open_datatree(out, engine="h5netcdf")
     node = tree[infos[1].path]
-    np.testing.assert_array_equal(node["beta"].values, synthetic_fit(21, 1).beta_flat)
+    assert node["values"].dims == ("value",) and node["offsets"].dims == ("part_edge",)
+    parts = codec.group_parts(node)
+    np.testing.assert_array_equal(parts["beta"], synthetic_fit(21, 1).beta_flat)
 
 
 def test_tampered_file_is_refused(source: Any, tmp_path: Path) -> None:
@@ -89,9 +95,9 @@ def test_tampered_file_is_refused(source: Any, tmp_path: Path) -> None:
     export_hdf5(source, out, keyspaces=["block"])
     info = sorted(source.entries("block"), key=lambda i: i.created)[0]
     with h5netcdf.File(out, "a") as h5:
-        var = h5[f"{info.path}/block_beta/1"]
+        var = h5[f"{info.path}/values"]  # the packed float64 arrays of the entry
         values = var[...]
-        values[0] += 1.0
+        values[-1] += 1.0
         var[...] = values
     target = gamstore.open_store(tmp_path / "dst")
     report = import_hdf5(target, out)
@@ -218,40 +224,42 @@ def _cli(*args: str, timeout: float = 120) -> Any:
 
 
 def _tamper(out: Path, paths: list[str], tmp_path: Path) -> dict[str, str]:
-    """Turn the listed entries of an export into hostile ones; return path -> expected reason."""
+    """Turn the listed entries of an export into hostile ones; return path -> expected reason.
+
+    Each attack hits ``values``, the entry's packed float64 array (entry format 2)."""
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     want: dict[str, str] = {}
     with h5py_file(out, "a") as h5:
         g = h5[paths[0]]  # a gzip dataset of 2e9 elements in a file of a few KB
-        del g["rho"]
-        g.create_dataset("rho", shape=(2_000_000_000,), dtype="f8", chunks=(1 << 20,), **GZIP)
+        del g["values"]
+        g.create_dataset("values", shape=(2_000_000_000,), dtype="f8", chunks=(1 << 20,), **GZIP)
         want[paths[0]] = "shape"
         g = h5[paths[1]]  # the same, with the marker agreeing: refused from the shape alone
         marker = json.loads(g.attrs["gamstore"])
-        marker["arrays"]["rho"]["shape"] = [2_000_000_000]
+        marker["arrays"]["values"]["shape"] = [2_000_000_000]
         g.attrs["gamstore"] = json.dumps(marker)
-        del g["rho"]
-        g.create_dataset("rho", shape=(2_000_000_000,), dtype="f8", chunks=(1 << 20,), **GZIP)
+        del g["values"]
+        g.create_dataset("values", shape=(2_000_000_000,), dtype="f8", chunks=(1 << 20,), **GZIP)
         want[paths[1]] = "out of range"
         h5[paths[2]].attrs["gamstore"] = "[" * 10_000 + "]" * 10_000
         want[paths[2]] = "nesting"
         g = h5[paths[3]]
         text = g.attrs["gamstore"]
-        g.attrs["gamstore"] = text.replace('"nbytes":', '"nbytes":1' + "0" * 400 + ",\"x\":", 1)
+        g.attrs["gamstore"] = text.replace('"nbytes":', '"nbytes":1' + "0" * 400 + ',"x":', 1)
         want[paths[3]] = "int64"
         g = h5[paths[4]]  # an external link to a FIFO: HDF5 would block opening it
-        del g["rho"]
-        g["rho"] = h5py_module().ExternalLink(str(fifo), "/x")
+        del g["values"]
+        g["values"] = h5py_module().ExternalLink(str(fifo), "/x")
         want[paths[4]] = "link"
         g = h5[paths[5]]  # data stored in an external raw file (the FIFO)
-        n = len(g["rho"])
-        del g["rho"]
-        g.create_dataset("rho", shape=(n,), dtype="f8", external=[(str(fifo), 0, 8 * n)])
+        n = len(g["values"])
+        del g["values"]
+        g.create_dataset("values", shape=(n,), dtype="f8", external=[(str(fifo), 0, 8 * n)])
         want[paths[5]] = "outside the file"
         g = h5[paths[6]]
-        del g["rho"]
-        g["rho"] = h5py_module().SoftLink(f"/{paths[0]}/block_beta/0")
+        del g["values"]
+        g["values"] = h5py_module().SoftLink(f"/{paths[0]}/offsets")
         want[paths[6]] = "link"
     return want
 

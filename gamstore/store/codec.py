@@ -46,6 +46,7 @@ __all__ = [
     "decode_record",
     "encode_entry",
     "group_meta_bytes",
+    "group_parts",
     "marker_object_paths",
     "marker_object_sizes",
     "parse_marker",
@@ -574,6 +575,35 @@ def decode_arrays(marker: Marker, blobs: Mapping[str, bytes | None]) -> dict[str
         out[name] = arr.astype(dtype)  # native-endian, writable copy
     if marker.attrs.get("format") == 2:
         return _unpack(marker.attrs["parts"], out)
+    return out
+
+
+def group_parts(group: Any) -> dict[str, np.ndarray]:
+    """A record's arrays from an entry opened with plain ``zarr`` (or any group-like object
+    with ``attrs`` and arrays by name), in either entry format.
+
+    Format 2 splits the packs at ``offsets`` as the marker's ``parts`` say; format 1 reads
+    each array by its name. Nothing is verified here (that is what :class:`Store` does)::
+
+        g = zarr.open_group("<root>/block/ab/<key64>/<entry id>", mode="r")
+        codec.group_parts(g)["block_beta/0"]
+    """
+    attrs = group.attrs["gamstore"]
+    if isinstance(attrs, (str, bytes)):  # an HDF5 export keeps the marker as JSON text
+        attrs = _json.loads(attrs, root="marker")
+    if attrs.get("format") == 1:
+        return {n: np.asarray(group[n][...]) for n in attrs["arrays"]}
+    specs = {n: (p["dtype"], tuple(p["shape"])) for n, p in attrs["parts"].items()}
+    packs, edges = _pack_layout(specs)
+    bounds = iter(edges)
+    out: dict[str, np.ndarray] = {}
+    for pack, _, _, members in packs:
+        data = np.asarray(group[pack][...])
+        start = next(bounds)
+        for n in members:
+            end = next(bounds)
+            out[n] = data[start:end].reshape(specs[n][1])
+            start = end
     return out
 
 

@@ -310,7 +310,8 @@ class StoreConformance:
         assert victim is not None
         path = _entry_path(writer, "block", "k", victim)
         objects = _payload_paths(writer, path)
-        assert f"{path}/{MARKER}" in objects and len(objects) == 8
+        # entry format 2: values and offsets (metadata + chunk each) and the marker
+        assert f"{path}/{MARKER}" in objects and len(objects) == 5
         snapshot = {o: writer.backend.get(o) for o in objects}
         for obj in objects:
             if how == "marker_json" and not obj.endswith(f"{path}/{MARKER}"):
@@ -367,9 +368,9 @@ class StoreConformance:
         eid = store.save("block", "k", block_record("k", 2), objective=1.0)
         assert eid is not None
         path = _entry_path(store, "block", "k", eid)
-        chunk = store.backend.get(f"{path}/rho/0")
+        chunk = store.backend.get(f"{path}/values/0")
         assert chunk is not None
-        store.backend.put(f"{path}/rho/0", chunk + b"\0" * 1_000_000)
+        store.backend.put(f"{path}/values/0", chunk + b"\0" * 1_000_000)
         store._state.forget(path)
         gets = store.stats().bytes_read
         e = store.lookup("block", "k")
@@ -403,7 +404,7 @@ class StoreConformance:
         eid = store.save("block", "b", block_record("b"))
         assert eid is not None
         path = _entry_path(store, "block", "b", eid)
-        chunk = f"{path}/rho/0"
+        chunk = f"{path}/values/0"
         data = store.backend.get(chunk)
         assert data is not None
         store.backend.put(chunk, data[:-1] + bytes([data[-1] ^ 1]))
@@ -428,13 +429,13 @@ class StoreConformance:
     @pytest.mark.parametrize(
         ("damage", "expected"),
         [
-            ("flip_chunk", "array 'rho': chunk rho/0 fails its BLAKE3 digest check"),
-            ("drop_chunk", "array 'block_beta/1': chunk block_beta/1/0 missing"),
-            ("grow_chunk", "array 'rho': chunk rho/0 has more than 36 bytes, expected 36"),
-            ("cut_chunk", "array 'rho': chunk rho/0 has 35 bytes, expected 36"),
-            ("array_meta", "array 'rho': object rho/zarr.json differs from the metadata"),
-            ("drop_meta", "array 'block_beta/0': object block_beta/0/zarr.json missing"),
-            ("group_meta", "group 'block_beta': object block_beta/zarr.json differs"),
+            ("flip_chunk", "array 'values': chunk values/0 fails its BLAKE3 digest check"),
+            ("drop_chunk", "array 'offsets': chunk offsets/0 missing"),
+            ("grow_chunk", "array 'values': chunk values/0 has more than 84 bytes, expected 84"),
+            ("cut_chunk", "array 'values': chunk values/0 has 83 bytes, expected 84"),
+            ("array_meta", "array 'values': object values/zarr.json differs from the metadata"),
+            ("drop_meta", "array 'offsets': object offsets/zarr.json missing"),
+            ("parts_shape", "array 'offsets' does not match the parts' shapes"),
             ("marker_json", "marker: invalid JSON"),
             ("marker_kind", "marker: unknown kind 'done'"),
         ],
@@ -448,24 +449,29 @@ class StoreConformance:
         path = _entry_path(store, "block", "k", eid)
         be = store.backend
         if damage in ("flip_chunk", "grow_chunk", "cut_chunk"):
-            data = be.get(f"{path}/rho/0")
-            assert data is not None and len(data) == 36  # 4 float64 + crc32c
+            data = be.get(f"{path}/values/0")
+            # the packed float64 arrays: 2 blocks x 3 + 4 rho, + crc32c
+            assert data is not None and len(data) == 84
             new = {
                 "flip_chunk": data[:3] + bytes([data[3] ^ 1]) + data[4:],
                 "grow_chunk": data + b"\0\0",
                 "cut_chunk": data[:-1],
             }[damage]
-            be.put(f"{path}/rho/0", new)
+            be.put(f"{path}/values/0", new)
         elif damage == "drop_chunk":
-            be.delete(f"{path}/block_beta/1/0")
+            be.delete(f"{path}/offsets/0")
         elif damage == "array_meta":
-            meta = be.get(f"{path}/rho/zarr.json")
+            meta = be.get(f"{path}/values/zarr.json")
             assert meta is not None
-            be.put(f"{path}/rho/zarr.json", meta.replace(b'"rho"', b'"tau"'))
+            be.put(f"{path}/values/zarr.json", meta.replace(b'"value"', b'"tau"'))
         elif damage == "drop_meta":
-            be.delete(f"{path}/block_beta/0/zarr.json")
-        elif damage == "group_meta":
-            be.put(f"{path}/block_beta/zarr.json", codec.group_meta_bytes({"x": 1}))
+            be.delete(f"{path}/offsets/zarr.json")
+        elif damage == "parts_shape":  # the marker's parts no longer add up to the offsets
+            from gamstore import _json
+
+            doc = _json.loads(be.get(f"{path}/{MARKER}") or b"")
+            doc["attributes"]["gamstore"]["parts"]["block_beta/0"]["shape"] = [2]
+            be.put(f"{path}/{MARKER}", _json.dumps_bytes(doc))
         else:
             marker = be.get(f"{path}/{MARKER}")
             assert marker is not None
@@ -725,9 +731,9 @@ class StoreConformance:
         eid = store.save("block", "k", block_record("k"))
         assert eid is not None
         path = _entry_path(store, "block", "k", eid)
-        chunk = store.backend.get(f"{path}/block_beta/2/0")
+        chunk = store.backend.get(f"{path}/values/0")
         assert chunk is not None
-        store.backend.put(f"{path}/block_beta/2/0", chunk[:8] + bytes([chunk[8] ^ 1]) + chunk[9:])
+        store.backend.put(f"{path}/values/0", chunk[:8] + bytes([chunk[8] ^ 1]) + chunk[9:])
         store._state.forget(path)
         assert store.lookup("block", "k") is None
         assert _payload_paths(store, path) == []  # marker and payload gone
@@ -758,14 +764,16 @@ class StoreConformance:
         g = zarr.open_group(store.zarr_store(), path=info.path, mode="r", zarr_format=3)
         attrs: Any = g.attrs.asdict()["gamstore"]
         assert attrs["key"] == "k" and attrs["objective"] == 1.5
-        rho = g["rho"]
-        assert isinstance(rho, zarr.Array)
-        np.testing.assert_array_equal(rho[:], rec.rho)
-        for i, beta in enumerate(rec.block_beta):
-            arr = g[f"block_beta/{i}"]
+        # entry format 2: the packs are plain arrays with dimension names, split at offsets
+        for name, dim in (("values", "value"), ("offsets", "part_edge")):
+            arr = g[name]
             assert isinstance(arr, zarr.Array)
-            np.testing.assert_array_equal(arr[:], beta)
-            assert arr.metadata.dimension_names == (f"coef_{i}",)  # type: ignore[union-attr]
+            assert arr.metadata.dimension_names == (dim,)  # type: ignore[union-attr]
+        parts = codec.group_parts(g)
+        np.testing.assert_array_equal(parts["rho"], rec.rho)
+        for i, beta in enumerate(rec.block_beta):
+            np.testing.assert_array_equal(parts[f"block_beta/{i}"], beta)
+            assert attrs["parts"][f"block_beta/{i}"]["dims"] == [f"coef_{i}"]
 
     def _walk_zarr(self, store: Store) -> dict[str, Any]:
         """Every node of the store as plain zarr sees it, with ZarrUserWarning an error."""
@@ -802,7 +810,7 @@ class StoreConformance:
             node = nodes[path]
             assert isinstance(node, zarr.Group)
             assert node.attrs.asdict() == {"gamstore": attrs}
-        assert f"block/{kk}/{folder}/{eid}/rho" in nodes
+        assert f"block/{kk}/{folder}/{eid}/values" in nodes
         outer = key_folder("outer", "s")
         assert nodes[f"outer/{outer[:2]}/{outer}"].attrs["gamstore"]["key"] == "s"
         # the bookkeeping folders are leaves (zero-length arrays): nothing below is walked
@@ -827,8 +835,11 @@ class StoreConformance:
             warnings.simplefilter("error")
             tree = xr.open_datatree(store.zarr_store(), engine="zarr", group=kp, consolidated=False)
         assert tree.attrs["gamstore"]["level"] == "key"
-        np.testing.assert_array_equal(tree[eid]["rho"].values, rec.rho)
-        np.testing.assert_array_equal(tree[f"{eid}/block_beta"]["1"].values, rec.block_beta[1])
+        node = tree[eid]
+        assert node["values"].dims == ("value",) and node["offsets"].dims == ("part_edge",)
+        parts = codec.group_parts(node)  # the packs split at offsets, as the parts say
+        np.testing.assert_array_equal(parts["rho"], rec.rho)
+        np.testing.assert_array_equal(parts["block_beta/1"], rec.block_beta[1])
 
     def test_item13_7_level_docs_written_once_per_folder(self, make_store: MakeStore) -> None:
         from gamstore.store.cache import clear_states
