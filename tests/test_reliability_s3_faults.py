@@ -132,7 +132,7 @@ def test_lookup_under_persistent_fault_is_a_bounded_miss(
 
 
 SAVE_TARGETS = {
-    "payload_put": {"method": "PUT", "path_contains": "/rho/"},
+    "payload_put": {"method": "PUT", "path_contains": "/values/"},
     "marker_put": {"method": "PUT", "header": "If-None-Match"},
 }
 SAVE_FAULTS = {
