@@ -205,7 +205,7 @@ def _real(value: Any, name: str, what: str) -> float:
     try:
         return float(value)
     except OverflowError:  # an int like 10**400 is not a float
-        raise ValueError(f"{name}: expected {what}, got an int beyond float range") from None
+        raise ValueError(f"{name}: expected {what}, got an int beyond the float64 range") from None
 
 
 def as_finite_float(value: Any, name: str) -> float:

@@ -208,24 +208,21 @@ def _big_cost(doc: dict[str, Any], marker: Path) -> str:
     return json.dumps(doc).replace('"@BIG@"', str(BIG))
 
 
-def _huge_empty_shape(doc: dict[str, Any], marker: Path) -> str:
-    arrays = doc["attributes"]["gamstore"]["arrays"]
-    name = next(n for n, spec in sorted(arrays.items()) if 0 in spec["shape"])
-    shape, dims = (0, 10**30), ("a", "b")
-    meta = array_meta_bytes("float64", shape, dims)
-    (marker.parent / name / MARKER).write_bytes(meta)  # metadata consistent with the lie
-    arrays[name].update(shape=list(shape), dims=list(dims), meta_nbytes=len(meta))
+def _empty_part_shape(doc: dict[str, Any], shape: tuple[int, int]) -> str:
+    # entry format 2: the record's arrays are described by the marker's parts table (their
+    # bytes are packed into "values"); an empty part may claim any shape with a 0 in it
+    parts = doc["attributes"]["gamstore"]["parts"]
+    name = next(n for n, spec in sorted(parts.items()) if 0 in spec["shape"])
+    parts[name].update(shape=list(shape), dims=["a", "b"])
     return json.dumps(doc)
+
+
+def _huge_empty_shape(doc: dict[str, Any], marker: Path) -> str:
+    return _empty_part_shape(doc, (0, 10**30))
 
 
 def _big_empty_shape_in_range(doc: dict[str, Any], marker: Path) -> str:
-    arrays = doc["attributes"]["gamstore"]["arrays"]
-    name = next(n for n, spec in sorted(arrays.items()) if 0 in spec["shape"])
-    shape, dims = (0, 2**62), ("a", "b")  # int64, but numpy cannot build it
-    meta = array_meta_bytes("float64", shape, dims)
-    (marker.parent / name / MARKER).write_bytes(meta)
-    arrays[name].update(shape=list(shape), dims=list(dims), meta_nbytes=len(meta))
-    return json.dumps(doc)
+    return _empty_part_shape(doc, (0, 2**62))  # int64, but numpy cannot build it
 
 
 MUTATIONS: dict[str, tuple[str, Callable[[dict[str, Any], Path], str]]] = {
