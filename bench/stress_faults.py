@@ -28,11 +28,11 @@ from gamstore.store.testing import block_record, record_values_ok  # noqa: E402
 READ_TARGETS = {
     "list": {"method": "GET", "query_contains": "list-type"},
     "marker GET": {"method": "GET", "path_contains": "zarr.json"},
-    "chunk GET": {"method": "GET", "path_contains": "/rho/0"},
+    "chunk GET": {"method": "GET", "path_contains": "/values/0"},
     "every request": {},
 }
 SAVE_TARGETS = {
-    "payload PUT": {"method": "PUT", "path_contains": "/rho/"},
+    "payload PUT": {"method": "PUT", "path_contains": "/values/"},
     "marker PUT (If-None-Match)": {"method": "PUT", "header": "If-None-Match"},
     "every request": {},
 }

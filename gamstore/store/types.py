@@ -244,7 +244,7 @@ class VerifyReport:
         concurrent process): neither ok nor corrupt, not counted in ``checked``.
     reasons : tuple of str
         Why each entry of ``corrupt`` failed, in the same order: which object or array and
-        which check (e.g. ``"array 'rho': chunk rho/0 fails its BLAKE3 digest check"``).
+        which check (e.g. ``"array 'values': chunk values/0 fails its BLAKE3 digest check"``).
     """
 
     checked: int = 0
