@@ -488,12 +488,16 @@ def rss_child(variant: str, n: int, subjects: int) -> None:
     """In a fresh process: a cold LOSO, then print the peak RSS (MiB) and the wall time."""
     import resource
 
+    from gamstore.fit import foldview
+
+    if variant == "reuse-banded":  # no room for dense full designs: band values only
+        foldview.DENSE_BYTES = 0
     df = simulate("gaussian", n=n, n_subjects=subjects)
     model = GAM([s("x0"), s("x1"), s("x2")])
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     run_loso(
-        df, model, subject="subj", warm=False, progress=False, reuse_designs=variant == "reuse"
+        df, model, subject="subj", warm=False, progress=False, reuse_designs=variant != "rebuild"
     )
     wall = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -503,7 +507,7 @@ def rss_child(variant: str, n: int, subjects: int) -> None:
 def rss_rows(n: int, subjects: int) -> list[str]:
     """Peak RSS of a cold LOSO per variant, each in its own child process."""
     rows = []
-    for variant in ("rebuild", "reuse"):
+    for variant in ("rebuild", "reuse", "reuse-banded"):
         proc = subprocess.run(
             [sys.executable, __file__, "--rss-child", variant, str(n), str(subjects)],
             capture_output=True,

@@ -89,15 +89,17 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("dense_bytes", [1 << 30, 0], ids=["dense", "banded"])
 @pytest.mark.parametrize(("n", "family", "smooths", "linear"), CASES)
 def test_row_selection_equals_a_fresh_build(
-    n: int, family: str, smooths: list[Any], linear: list[str]
+    n: int, family: str, smooths: list[Any], linear: list[str], dense_bytes: int
 ) -> None:
+    """Dense full designs and, beyond the memory budget, their band values alike."""
     df = _data(n, 8)
     model = GAM(smooths, family=family, linear=linear)
     y = "y" if family == "gaussian" else "count"
     full = model.fit(df, y=y)
-    bases = FullRawBases(df)
+    bases = FullRawBases(df, dense_bytes=dense_bytes)
     for subject in (0, 5):
         train, keep = _fold(df, subject)
         ref, _ = model.prepare(train, y, knots=full.knots)
@@ -120,7 +122,7 @@ def test_non_uniform_and_narrow_frozen_knots() -> None:
         "x0": np.array([-0.3, -0.2, -0.1, 0.0, 0.15, 0.5, 0.6, 1.0, 1.1, 1.2]),
         "x1": np.linspace(-2.5, 1.5, 10) + 0.0,  # covers less than the data: extrapolated
     }
-    bases = FullRawBases(df)
+    bases = FullRawBases(df, dense_bytes=0)  # x1 kept as band values, x0 dense (uneven)
     for subject in (1, 4):
         train, keep = _fold(df, subject)
         ref, _ = model.prepare(train, "y", knots=knots)
@@ -185,7 +187,10 @@ def test_one_shared_copy_per_process_dropped_with_its_data() -> None:
     full = model.fit(df, y="y")
     train, keep = _fold(df, 0)
     model.prepare(train, "y", knots=full.knots, raw_rows=a.rows(keep))
-    assert a.nbytes == 300 * 10 * 8 + 2 * 300 * 8  # the (n, k) raw design, x, row sums
+    assert a.nbytes == 300 * 10 * 8 + 300 * 8  # the dense (n, k) design and the row sums
+    banded = FullRawBases(df, dense_bytes=0)  # no room for dense designs: the band values
+    banded.rows(keep)(model.smooths[0], full.knots["x0"], train["x0"].to_numpy())
+    assert banded.nbytes == 300 * (4 * 8 + 4 * 4 + 8)  # values, int32 columns, row sums
     other = _data(300, 3, seed=8)
     b = shared_raw_bases(other)
     assert b is not a and len(foldview._SHARED) == 1  # one data set per process
@@ -205,14 +210,14 @@ def _weighted(n: int) -> pd.DataFrame:
     return df
 
 
-@pytest.mark.parametrize("n", [600, 40_000])
-def test_gaussian_gram_downdated_from_the_full_data(n: int) -> None:
+@pytest.mark.parametrize(("n", "dense_bytes"), [(600, 1 << 30), (40_000, 1 << 30), (600, 0)])
+def test_gaussian_gram_downdated_from_the_full_data(n: int, dense_bytes: int) -> None:
     """X'WX and X'W(y - offset) of a Gaussian fold: the full data's minus the held-out
     rows', carried into the fold's own constrained basis, equal the sums over its rows."""
     df = _weighted(n)
     model = GAM([s("x0"), s("x1", k=7), s("x2")], linear=["z", "f"])
     full = model.fit(df, y="y", weights="w", offset="off")
-    bases = FullRawBases(df)
+    bases = FullRawBases(df, dense_bytes=dense_bytes)
     for subject in (0, 6):
         train, keep = _fold(df, subject)
         ref, _ = model.prepare(train, "y", "w", "off", full.knots)

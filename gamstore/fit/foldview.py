@@ -26,8 +26,10 @@ the same knot vector and only when the fold's covariate values are the full data
 at the given rows; anything else (another basis type, other knots, other data) is evaluated
 as usual.
 
-Memory: one (n, k) float64 array per smooth, about the size of the model matrix itself,
-shared by every fold of a process. :func:`shared_raw_bases` keeps it for one data set per
+Memory: per smooth a dense (n, k) array (one gather per fold) while they fit in
+``dense_bytes`` (256 MiB by default), beyond it the 4 non-zero B-spline values of each row
+with their columns (44 bytes a row), plus each row's absolute sum; shared by every fold of
+a process. :func:`shared_raw_bases` keeps it for one data set per
 process (a LOSO worker builds it on its first fold; nothing is pickled per fold) and drops it
 when that data set is garbage collected or :func:`release_raw_bases` is called.
 """
@@ -42,7 +44,16 @@ from typing import Any
 
 import numpy as np
 
-from gamstore.fit.basis import DEGREE, RowBlock, _row_sums, bspline_design
+from gamstore.fit.basis import (
+    _BAND_BLOCK,
+    _BAND_OFFSET,
+    DEGREE,
+    RowBlock,
+    _cubic_bands,
+    _is_uniform,
+    _row_sums,
+    bspline_design,
+)
 from gamstore.fit.data import get_column, n_rows, resolve_vector
 from gamstore.fit.design import Design, ParamTerm, SmoothTerm
 from gamstore.fit.linalg import row_chunks
@@ -50,13 +61,48 @@ from gamstore.fit.linalg import row_chunks
 __all__ = ["FoldRows", "FullRawBases", "release_raw_bases", "shared_raw_bases"]
 
 
+#: default memory for dense full raw designs (see FullRawBases): n = 100 000 rows of 30
+#: smooths of k = 10, or n = 1e6 of 3; beyond it a smooth keeps its band values only
+DENSE_BYTES = 256 * 2**20
+
+
 @dataclass(frozen=True)
 class _FullBlock:
-    """One smooth's raw design on every row of the full data."""
+    """One smooth's raw design on every row of the full data.
+
+    On equally spaced knots (what ``ps`` knots are) a cubic B-spline row has 4 non-zero
+    values: they are kept with their columns (``cols``, ``vals``: 36 bytes a row instead of
+    8 k) and scattered into zero rows on demand, the values the dense evaluation writes
+    there (:func:`~gamstore.fit.basis._uniform_designs` does the same scatter). Other knot
+    vectors keep the dense design ``B``.
+    """
 
     x: np.ndarray  # covariate values, shape (n,)
-    B: np.ndarray  # raw design, shape (n, k), C order
+    k: int
     row_abs: np.ndarray  # sum_j |B_ij| per row, as a fresh build forms it (the penalty scale)
+    B: np.ndarray | None = None  # dense raw design (n, k), C order
+    cols: np.ndarray | None = None  # (n, 4) int32: the columns of a row's 4 values
+    vals: np.ndarray | None = None  # (n, 4) float64: the values
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held (the covariate is the data's own column where it can be)."""
+        parts = (self.B, self.cols, self.vals, self.row_abs)
+        return sum(a.nbytes for a in parts if a is not None)
+
+    def take(self, idx: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Write the dense rows ``idx`` into ``out`` (shape (len(idx), k), C order)."""
+        if self.B is not None:
+            return np.asarray(self.B.take(idx, axis=0, out=out))
+        assert self.cols is not None and self.vals is not None
+        out.fill(0.0)
+        flat = out.reshape(-1)
+        flat[np.arange(0, idx.size * self.k, self.k)[:, None] + self.cols[idx]] = self.vals[idx]
+        return out
+
+    def dense(self, idx: np.ndarray) -> np.ndarray:
+        """The dense rows ``idx``, a new (len(idx), k) array."""
+        return self.take(idx, np.empty((idx.size, self.k)))
 
 
 @dataclass(frozen=True)
@@ -79,7 +125,7 @@ class _Moments:
     def z_rows(self, rows: np.ndarray) -> np.ndarray:
         """``Z`` at the given rows, shape (len(rows), q)."""
         return np.concatenate(
-            [self.par.take(rows, axis=0)] + [blk.B.take(rows, axis=0) for blk in self.blocks],
+            [self.par.take(rows, axis=0)] + [blk.dense(rows) for blk in self.blocks],
             axis=1,
         )
 
@@ -88,21 +134,20 @@ class _Moments:
 class TakenRows:
     """A :class:`~gamstore.fit.basis.RowBlock`: rows ``keep`` of a full raw design."""
 
-    B: np.ndarray
-    row_abs: np.ndarray
+    block: _FullBlock
     keep: np.ndarray
 
     def __getitem__(self, rows: slice, /) -> np.ndarray:
         """Rows ``rows`` of the fold (positions in ``keep``), shape (len, k)."""
-        return np.asarray(self.B.take(self.keep[rows], axis=0))
+        return self.block.dense(self.keep[rows])
 
     def take(self, rows: slice, out: np.ndarray) -> None:
         """Write ``self[rows]`` into ``out``."""
-        self.B.take(self.keep[rows], axis=0, out=out)
+        self.block.take(self.keep[rows], out)
 
     def abs_row_sum_max(self, rows: slice) -> float:
         """The largest absolute row sum over the fold's rows ``rows`` (max is exact)."""
-        return float(self.row_abs.take(self.keep[rows]).max())
+        return float(self.block.row_abs.take(self.keep[rows]).max())
 
 
 class FullRawBases:
@@ -117,9 +162,14 @@ class FullRawBases:
         Hold ``data`` by a weak reference where it allows one (the process-wide cache of
         :func:`shared_raw_bases` must not keep a data set alive); once it is gone nothing
         new is evaluated and the fits evaluate their bases themselves.
+    dense_bytes : int
+        Memory for dense (n, k) raw designs, the fastest to read (a fold's rows are one
+        gather). A smooth that would take the total beyond it is kept as its 4 non-zero
+        values per row instead (44 bytes a row; rebuilding the rows then costs about what
+        evaluating them does, so only the memory is saved). None: ``DENSE_BYTES`` (256 MiB).
     """
 
-    def __init__(self, data: Any, *, weak: bool = False) -> None:
+    def __init__(self, data: Any, *, weak: bool = False, dense_bytes: int | None = None) -> None:
         self._data: Any = data
         self._weak: weakref.ref[Any] | None = None
         if weak:
@@ -130,6 +180,7 @@ class FullRawBases:
                 pass
         self.n = n_rows(data)
         self._blocks: dict[tuple[str, int, bytes], _FullBlock | None] = {}
+        self.dense_bytes = DENSE_BYTES if dense_bytes is None else int(dense_bytes)
         self._moments: dict[str, _Moments | None] = {}
         self._lock = threading.Lock()
 
@@ -137,7 +188,7 @@ class FullRawBases:
     def nbytes(self) -> int:
         """Bytes held by the evaluated raw designs."""
         blocks = [b for b in self._blocks.values() if b is not None]
-        return sum(b.B.nbytes + b.x.nbytes + b.row_abs.nbytes for b in blocks)
+        return sum(b.nbytes for b in blocks)
 
     def block(self, sm: SmoothTerm, knots: np.ndarray) -> _FullBlock | None:
         """The full raw design of ``sm`` on ``knots`` (None: cannot be evaluated here)."""
@@ -158,12 +209,31 @@ class FullRawBases:
             return None  # the fit reports the problem itself
         if x.ndim != 1 or x.size != self.n or not np.isfinite(x).all():
             return None  # rows a fit would omit or refuse: nothing to share
-        # extrapolate=True evaluates the end polynomials beyond the span, as a fit whose rows
-        # reach there does; rows inside the span have the same values either way
-        B = np.ascontiguousarray(bspline_design(x, t, DEGREE, extrapolate=True))
-        # each row's sum depends on that row only, so the full data's serve every subset
-        absB = B if B.size == 0 or B.min() >= 0.0 else np.abs(B)
-        return _FullBlock(x, B, _row_sums(absB))
+        dense_now = sum(
+            b.B.nbytes for b in self._blocks.values() if b is not None and b.B is not None
+        )
+        if not _is_uniform(t) or dense_now + x.size * sm.k * 8 <= self.dense_bytes:
+            # extrapolate=True evaluates the end polynomials beyond the span, as a fit whose
+            # rows reach there does; rows inside the span have the same values either way
+            B = np.ascontiguousarray(bspline_design(x, t, DEGREE, extrapolate=True))
+            absB = B if B.size == 0 or B.min() >= 0.0 else np.abs(B)
+            return _FullBlock(x, sm.k, _row_sums(absB), B=B)
+        n, k = x.size, sm.k
+        cols = np.empty((n, 4), dtype=np.int32)
+        vals = np.empty((n, 4))
+        row_abs = np.empty(n)
+        tt = t[None, :]
+        for a in range(0, n, _BAND_BLOCK):
+            b = min(n, a + _BAND_BLOCK)
+            # the bands of the dense evaluation (bspline_design runs the same blocks)
+            m, bands = _cubic_bands(x[None, a:b], tt)
+            cols[a:b] = (m[0] - DEGREE)[:, None] + _BAND_OFFSET.reshape(1, 4)
+            vals[a:b] = bands[:, 0, :].T
+            # each row's sum depends on that row only, so the full data's serve every subset
+            blk = _FullBlock(x, k, row_abs, cols=cols, vals=vals)
+            dense = blk.dense(np.arange(a, b))
+            row_abs[a:b] = _row_sums(dense if dense.min() >= 0.0 else np.abs(dense))
+        return _FullBlock(x, k, row_abs, cols=cols, vals=vals)
 
     def gaussian_moments(
         self,
@@ -225,7 +295,7 @@ class FullRawBases:
             return None
         if not (np.isfinite(y).all() and np.isfinite(w).all() and np.isfinite(off).all()):
             return None
-        q = par.shape[1] + sum(blk.B.shape[1] for blk in blocks)
+        q = par.shape[1] + sum(blk.k for blk in blocks)
         G = np.zeros((q, q))
         b = np.zeros(q)
         mom = _Moments(par, tuple(blocks), y, w, off, G, b)
@@ -293,7 +363,7 @@ class FoldRows:
         if block is None or not np.array_equal(block.x.take(self.keep), x):
             return None  # not these rows: evaluate
         self.served.add((sm.term, int(sm.k), np.asarray(knots, dtype=np.float64).tobytes()))
-        return TakenRows(block.B, block.row_abs, self.keep)
+        return TakenRows(block, self.keep)
 
     def gaussian_gram(
         self, design: Design, y: np.ndarray, wt: np.ndarray, offset: np.ndarray
