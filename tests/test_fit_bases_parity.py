@@ -111,6 +111,27 @@ def test_reml_score_at_mgcv_rho(name: str) -> None:
     assert np.max(np.abs(ev.grad)) < 1e-3, (name, ev.grad)
 
 
+@pytest.mark.parametrize("name", list(CASES))
+def test_summary_smooth_table_matches_mgcv(name: str) -> None:
+    """summary.gam's smooth table: edf and Ref.df to 3 decimals, F / Chi.sq and p-values to
+    1e-3 relative (or both < 1e-16), as the families suite. The cyclic smooths have no
+    penalty null space after centring and are tested as mgcv's ``reTest`` does (integer
+    Ref.df); the others by ``testStat``. Flat directions (mgcv stopped early): edf to 5e-3."""
+    case = CASES[name]
+    res = bs_fx.fit(case)
+    cmp = _compare(case, res, case)
+    mg = case[cmp.reference]
+    tab = np.asarray(mg["s_table"], dtype=np.float64).reshape(-1, 4)
+    ours = res.summary(show=False).smooth.to_numpy()
+    tol = 5e-3 if cmp.flat else 1e-3
+    np.testing.assert_allclose(ours[:, :2], tab[:, :2], atol=tol, err_msg=name)
+    np.testing.assert_allclose(ours[:, 2], tab[:, 2], rtol=1e-2 if cmp.flat else 1e-3)
+    for p_ours, p_mg in zip(ours[:, 3], tab[:, 3], strict=True):
+        assert (p_ours < 1e-16 and p_mg < 1e-16) or p_ours == pytest.approx(
+            p_mg, rel=1e-2 if cmp.flat else 1e-3
+        ), (name, p_ours, p_mg)
+
+
 def _require_mgcv() -> None:
     require(bs_fx.rscript() is not None, "Rscript with mgcv")
 

@@ -237,6 +237,40 @@ def _block_root(G: np.ndarray) -> np.ndarray:
         return np.sqrt(np.clip(vals, 0.0, None))[:, None] * vecs.T
 
 
+def re_test(
+    p: np.ndarray, Vp: np.ndarray, Ve: np.ndarray, scale: float, res_df: float = -1.0
+) -> tuple[float, float, float]:
+    """mgcv's ``reTest`` for a smooth without penalty null space, no other random effects.
+
+    mgcv's ``recov`` gives ``Rm``, the trailing block of the R factor of ``[R; sqrt(S)]`` with
+    the smooth's columns last: ``Rm'Rm`` is the Schur complement of ``X'WX + S_lambda``, which
+    is ``scale * inv(Vp_mm)``. So ``stat = p' inv(Vp_mm) p`` and the chi-square weights are
+    the eigenvalues of ``inv(Vp_mm) Ve_mm``; the rank counts those above
+    ``max * eps^0.8``. With an estimated scale the p-value is
+    ``psum.chisq(0, c(ev, -stat/k), df = c(1, ..., 1, k))``, ``k = max(1, round(res_df))``.
+
+    Returns
+    -------
+    (stat, p-value, rank)
+    """
+    Vp = (Vp + Vp.T) / 2.0
+    L = np.linalg.cholesky(Vp)
+    z = np.linalg.solve(L, p)
+    stat = float(z @ z)
+    # eigenvalues of inv(Vp) Ve = those of L^-1 Ve L^-T (symmetric)
+    Li = np.linalg.solve(L, np.eye(L.shape[0]))
+    M = Li @ ((Ve + Ve.T) / 2.0) @ Li.T
+    ev = np.linalg.eigvalsh((M + M.T) / 2.0)[::-1]
+    ev[ev < 0] = 0.0
+    rank = int(np.sum(ev > ev.max() * _EPS**0.8)) if ev.size and ev.max() > 0 else 0
+    if res_df > 0:
+        k = max(1, int(round(res_df)))
+        pval = psum_chisq(0.0, np.concatenate([ev, [-stat / k]]), np.r_[np.ones(ev.size), k])
+    else:
+        pval = psum_chisq(stat, ev)
+    return stat, float(pval), float(rank)
+
+
 def test_stat(
     p: np.ndarray, R: np.ndarray, V: np.ndarray, rank: float, res_df: float = -1.0
 ) -> tuple[float, float, float]:
@@ -518,10 +552,20 @@ def summarize(res: Any) -> GamSummary:
     ptab = pd.DataFrame(np.column_stack([est, se[par], t, pv]), index=d.param_labels, columns=cols)
     ttab = _term_tests(d, coef, cov.Vp, est_disp, residual_df)
     rows = []
+    random = [b for b in d.smooths if b.extra is not None and b.extra.kind == "re"]
     for b in d.smooths:
         sl = b.cols
         edf_i = float(cov.edf[sl].sum())
         edf1_i = float(cov.edf1[sl].sum())
+        others_random = [r for r in random if r is not b]
+        if b.rank == sl.stop - sl.start and not others_random:
+            # no penalty null space (a cyclic smooth after centring, a random effect):
+            # mgcv tests it as a random effect (summary.gam's reTest)
+            stat, pval, ref_df = re_test(
+                coef[sl], cov.Vp[sl, sl], cov.Ve[sl, sl], scale, residual_df if est_disp else -1.0
+            )
+            rows.append((b.label, edf_i, ref_df, stat / ref_df if est_disp else stat, pval))
+            continue
         G = cov.XtWX[sl, sl]
         R = _block_root((G + G.T) / 2.0)
         V = cov.Vp[sl, sl]
