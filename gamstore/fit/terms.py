@@ -237,6 +237,10 @@ def _kron_all(mats: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+#: bases mgcv constructs with ``noterp``: no ``np`` reparameterization as te/ti margins
+NOTERP_KINDS = frozenset({"cr", "cc", "cs"})
+
+
 def _np_reparam(impl: Any, x: np.ndarray, T: np.ndarray | None) -> np.ndarray | None:
     """mgcv's ``np = TRUE`` margin reparameterization: coefficients become the margin's values
     at ``seq(min(x), max(x), length = ncol)``: ``XP = V diag(1/d) U'`` from the SVD of the
@@ -284,7 +288,9 @@ def build_tensor(
         else:
             T_i, X_i, S_i = None, B, impl.penalty
             nulls.append(impl.width - impl.rank)
-        XP = _np_reparam(impl, x, T_i)
+        # mgcv skips it for bases whose coefficients already are function values at the
+        # knots (its noterp flag: cr, cc)
+        XP = None if impl.kind in NOTERP_KINDS else _np_reparam(impl, x, T_i)
         if XP is None:
             XP = np.eye(X_i.shape[1])
         X_i = X_i @ XP

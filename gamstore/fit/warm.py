@@ -397,6 +397,9 @@ class WarmContext:
                 if getattr(term, "basis_meta", None) is not None:
                     return False
                 continue
+            parts = None if b.extra is None else b.extra.tensor
+            if parts is not None and not all(m.same_coordinates_as_knots for m in parts.margins):
+                return False  # a tp margin: centred and scaled on each fit's rows, ρ only
             if b.basis.impl is not None and not b.basis.impl.same_coordinates_as_knots:
                 return False  # tp: centred and scaled on each fit's rows, ρ only
             knots = getattr(term.basis_meta, "knots", None)
