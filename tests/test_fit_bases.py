@@ -187,3 +187,18 @@ def test_by_smooth_formula_repr_and_plot_keep_their_covariate() -> None:
     res = gam.fit(data, y="y")
     assert res.formula == 'y ~ f + s(x, bs = "cr", k = 6, by = f)'
     assert [c["label"] for c in smooth_curves(res)] == ["s(x):fa", "s(x):fb"]
+
+
+def test_frozen_cr_knots_fit_a_fold_with_few_unique_values() -> None:
+    """A fold whose covariate has fewer unique values than k still fits on the frozen cr
+    knots (mgcv would refuse k > unique values when placing knots; here they are given)."""
+    import warnings
+
+    data = {"x": X, "y": Y}
+    full = GAM([s("x", k=10, bs="cr")]).fit(data, y="y")
+    sub = {"x": np.repeat(X[::4], 4)[: X.size], "y": Y}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = GAM([s("x", k=10, bs="cr")]).fit(sub, y="y", knots=full.knots)
+    assert res.converged
+    np.testing.assert_array_equal(res.knots["x"], full.knots["x"])
