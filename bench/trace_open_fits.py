@@ -11,6 +11,8 @@ the save), warms up xarray once on another store, then traces one ``open_fits(pa
 * ``calls``: Python function calls (``"call"`` events) made inside ``open_fits``;
 * ``gamstore calls``: those in ``gamstore`` modules;
 * ``module switches``: consecutive calls whose functions live in different modules;
+* ``gamstore module switches``: the same over the ``gamstore`` calls only (what a reader of
+  the package follows; calls into numpy/xarray/zarr in between are skipped);
 * ``gamstore modules``: distinct ``gamstore`` modules entered;
 * ``backend list calls``: ``list`` + ``list_dir`` requests the store's backend counted.
 
@@ -47,9 +49,9 @@ clear_states()  # cold per-root caches, as in a new session after the save
 store = gamstore.open_store(tmp / "s", read_only=True)
 
 def trace():
-    global calls, gcalls, switches, last, mods
-    calls = gcalls = switches = 0
-    last = None
+    global calls, gcalls, switches, last, mods, gswitches, glast
+    calls = gcalls = switches = gswitches = 0
+    last = glast = None
     mods = set()
     before = store.stats().requests
     sys.setprofile(prof)
@@ -59,10 +61,11 @@ def trace():
     after = store.stats().requests
     lists = (after["list"] - before["list"]) + (after["list_dir"] - before["list_dir"])
     return {"calls": calls, "gamstore calls": gcalls, "module switches": switches,
-            "gamstore modules": len(mods), "backend list calls": lists}
+            "gamstore module switches": gswitches, "gamstore modules": len(mods),
+            "backend list calls": lists}
 
 def prof(frame, event, arg):
-    global calls, gcalls, switches, last
+    global calls, gcalls, switches, last, gswitches, glast
     if event != "call":
         return
     mod = frame.f_globals.get("__name__", "?")
@@ -70,6 +73,9 @@ def prof(frame, event, arg):
     if mod.startswith("gamstore"):
         gcalls += 1
         mods.add(mod)
+        if glast is not None and mod != glast:
+            gswitches += 1
+        glast = mod
     if last is not None and mod != last:
         switches += 1
     last = mod
@@ -84,7 +90,12 @@ print(json.dumps({**{f"cold: {k}": v for k, v in cold.items()},
 def run_once(root: Path) -> dict[str, int]:
     env = dict(os.environ, PYTHONPATH=str(root))
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", _CHILD],
+        env=env,
+        cwd=root,  # "-c" puts the working directory first on sys.path
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
