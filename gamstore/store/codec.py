@@ -33,6 +33,7 @@ import crc32c
 import numpy as np
 
 from gamstore import _json
+from gamstore.store import zarr_v3
 from gamstore.store.layout import LAYOUT_VERSION, MARKER
 from gamstore.store.provenance import check_provenance
 
@@ -143,44 +144,31 @@ def _plain_fields(fields: Any) -> Any:
     return _json.canonical_fast(fields, root="record.fields")
 
 
-_EMPTY_GROUP = _trusted_json({"attributes": {}, "node_type": "group", "zarr_format": 3})
+_EMPTY_GROUP = _trusted_json(zarr_v3.group_metadata())
 
 
 def group_meta_bytes(attributes: Mapping[str, Any] | None = None) -> bytes:
     """``zarr.json`` of a group with ``attributes`` (strict, canonical JSON)."""
     if not attributes:
         return _EMPTY_GROUP
-    doc = {"attributes": dict(attributes), "node_type": "group", "zarr_format": 3}
-    return _json.dumps_bytes(doc, root="group")
+    return _json.dumps_bytes(zarr_v3.group_metadata(attributes), root="group")
 
 
 def _chunk_key(ndim: int) -> str:
-    return ".".join(["0"] * ndim) if ndim else "0"
+    return zarr_v3.chunk_key(ndim, "v2")
 
 
 @functools.lru_cache(maxsize=4096)
 def array_meta_bytes(dtype: str, shape: tuple[int, ...], dims: tuple[str, ...]) -> bytes:
     """``zarr.json`` of a single-chunk array (deterministic, so readers can regenerate it)."""
-    fill = _DTYPES[dtype][1]
-    doc = {
-        "attributes": {},
-        "chunk_grid": {
-            "configuration": {"chunk_shape": [max(int(n), 1) for n in shape]},
-            "name": "regular",
-        },
-        "chunk_key_encoding": {"configuration": {"separator": "."}, "name": "v2"},
-        "codecs": [
-            {"configuration": {"endian": "little"}, "name": "bytes"},
-            {"name": "crc32c"},
-        ],
-        "data_type": dtype,
-        "dimension_names": list(dims),
-        "fill_value": fill,
-        "node_type": "array",
-        "shape": list(shape),
-        "storage_transformers": [],
-        "zarr_format": 3,
-    }
+    doc = zarr_v3.array_metadata(
+        dtype,
+        shape,
+        dims,
+        codecs=zarr_v3.CRC32C_CODECS,
+        key_encoding="v2",
+        fill_value=_DTYPES[dtype][1],
+    )
     return _trusted_json(doc)
 
 

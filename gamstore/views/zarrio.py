@@ -1,6 +1,8 @@
 """Write and read a flat :class:`xarray.Dataset` as standard Zarr v3 objects, by hand.
 
-Used for the catalog, which is read on every ``open_fits``: going through zarr's and xarray's
+The Zarr v3 documents, chunk keys and chunk codecs come from :mod:`gamstore.store.zarr_v3`
+(the one owner of what gamstore writes as Zarr, shared with the entry codec); this module maps
+Datasets to arrays and back. Used for the catalog, which is read on every ``open_fits``: going through zarr's and xarray's
 high-level APIs costs ~5-10 ms per array in event-loop round trips, so a catalog of a few
 dozen arrays would take most of a second to open. The objects written here are plain
 Zarr v3 (one chunk per array, ``bytes`` + ``gzip`` codecs, ``vlen-utf8`` for text, inline
@@ -13,9 +15,7 @@ Supported variable dtypes: float64, int64, bool, datetime64[ns] and object array
 
 from __future__ import annotations
 
-import gzip
 import math
-import struct
 import zlib
 from collections.abc import Mapping
 from typing import Any
@@ -24,64 +24,27 @@ import numpy as np
 import xarray as xr
 
 from gamstore import _json
+from gamstore.store.zarr_v3 import (
+    ZarrFormatError,
+    array_metadata,
+    catalog_codecs,
+    chunk_key,
+    group_metadata,
+    gunzip_limited,
+    gzip_chunk,
+    vlen_utf8_decode,
+    vlen_utf8_encode,
+)
 
 __all__ = ["encode_groups", "decode_group", "ZarrFormatError"]
 
 MARKER = "zarr.json"
 _TIME_UNITS = "nanoseconds since 1970-01-01"
 _GZIP_LEVEL = 1
-
-
-class ZarrFormatError(ValueError):
-    """The objects are not a group this module wrote (or they are damaged)."""
-
-
-def _compress(raw: bytes) -> bytes:
-    # gzip (zlib) from the standard library: importing numcodecs scans every installed
-    # package's entry points (~1 s here), more than reading a whole 10 000-fit catalog
-    return gzip.compress(raw, compresslevel=_GZIP_LEVEL, mtime=0)
-
+_FILL: dict[str, Any] = {"string": "", "bool": False, "float64": "NaN", "int64": 0}
 
 #: Largest decoded variable of a catalog group (the catalog writer refuses views over 1 GiB).
 MAX_VARIABLE_BYTES = 1 << 30
-
-
-def _decompress(blob: bytes, limit: int) -> bytes:
-    """gzip-decompress at most ``limit`` bytes (a small bomb never inflates past it)."""
-    d = zlib.decompressobj(wbits=31)  # gzip container
-    out = d.decompress(blob, limit + 1)
-    if len(out) > limit or d.unconsumed_tail:
-        raise ZarrFormatError(f"chunk inflates past the {limit} bytes its shape allows")
-    return out + d.flush() if not d.eof else out
-
-
-def _vlen_utf8_encode(values: np.ndarray) -> bytes:
-    """Zarr's ``vlen-utf8`` layout: item count, then (length, UTF-8 bytes) per item (LE u32)."""
-    parts = [struct.pack("<I", values.size)]
-    for v in values.reshape(-1):
-        b = str(v).encode("utf-8")
-        parts.append(struct.pack("<I", len(b)))
-        parts.append(b)
-    return b"".join(parts)
-
-
-def _vlen_utf8_decode(raw: bytes, count: int) -> np.ndarray:
-    if len(raw) < 4 or struct.unpack_from("<I", raw, 0)[0] != count:
-        raise ZarrFormatError("vlen-utf8: item count does not match the shape")
-    out = np.empty(count, dtype=object)
-    pos = 4
-    for i in range(count):
-        if pos + 4 > len(raw):
-            raise ZarrFormatError("vlen-utf8: truncated")
-        (n,) = struct.unpack_from("<I", raw, pos)
-        pos += 4
-        if pos + n > len(raw):
-            raise ZarrFormatError("vlen-utf8: truncated")
-        out[i] = raw[pos : pos + n].decode("utf-8")
-        pos += n
-    if pos != len(raw):
-        raise ZarrFormatError("vlen-utf8: trailing bytes")
-    return out
 
 
 def _json_bytes(doc: Any) -> bytes:
@@ -89,38 +52,21 @@ def _json_bytes(doc: Any) -> bytes:
 
 
 def _chunk_key(ndim: int) -> str:
-    return "c/" + "/".join(["0"] * ndim) if ndim else "c"
+    return chunk_key(ndim, "default")
 
 
 def _array_meta(
     data_type: str, shape: tuple[int, ...], dims: tuple[str, ...], attrs: dict[str, Any]
 ) -> dict[str, Any]:
-    if data_type == "string":
-        codecs: list[dict[str, Any]] = [{"name": "vlen-utf8", "configuration": {}}]
-        fill: Any = ""
-    elif data_type == "bool":
-        codecs = [{"name": "bytes"}]
-        fill = False
-    else:
-        codecs = [{"name": "bytes", "configuration": {"endian": "little"}}]
-        fill = "NaN" if data_type == "float64" else 0
-    codecs.append({"name": "gzip", "configuration": {"level": _GZIP_LEVEL}})
-    return {
-        "attributes": attrs,
-        "chunk_grid": {
-            "name": "regular",
-            "configuration": {"chunk_shape": [max(int(n), 1) for n in shape]},
-        },
-        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
-        "codecs": codecs,
-        "data_type": data_type,
-        "dimension_names": list(dims),
-        "fill_value": fill,
-        "node_type": "array",
-        "shape": [int(n) for n in shape],
-        "storage_transformers": [],
-        "zarr_format": 3,
-    }
+    return array_metadata(
+        data_type,
+        shape,
+        dims,
+        codecs=catalog_codecs(data_type, _GZIP_LEVEL),
+        key_encoding="default",
+        fill_value=_FILL[data_type],
+        attributes=attrs,
+    )
 
 
 def _encode_variable(var: xr.Variable) -> tuple[str, bytes | None, dict[str, Any]]:
@@ -128,7 +74,7 @@ def _encode_variable(var: xr.Variable) -> tuple[str, bytes | None, dict[str, Any
     data = np.asarray(var.values)
     extra: dict[str, Any] = {}
     if data.dtype == object or data.dtype.kind in ("U", "T"):
-        return "string", (_vlen_utf8_encode(data) if data.size else None), extra
+        return "string", (vlen_utf8_encode(data) if data.size else None), extra
     if data.dtype.kind == "M":
         extra = {"units": _TIME_UNITS, "calendar": "proleptic_gregorian"}
         data = data.astype("datetime64[ns]").view("<i8")
@@ -171,40 +117,17 @@ def encode_groups(
             meta = _array_meta(kind, tuple(var.shape), tuple(str(d) for d in var.dims), attrs)
             objects[f"{name}/{vname}/{MARKER}"] = _json_bytes(meta)
             if raw is not None:
-                objects[f"{name}/{vname}/{_chunk_key(var.ndim)}"] = _compress(raw)
+                objects[f"{name}/{vname}/{_chunk_key(var.ndim)}"] = gzip_chunk(raw, _GZIP_LEVEL)
             children[vname] = meta
         gattrs = {str(k): v for k, v in ds.attrs.items()}
         if isinstance(gattrs.get("gamstore"), dict):
             gattrs["gamstore"] = _json.dumps(gattrs["gamstore"], root="attrs.gamstore")
-        group = {
-            "attributes": gattrs,
-            "consolidated_metadata": {
-                "kind": "inline",
-                "must_understand": False,
-                "metadata": children,
-            },
-            "node_type": "group",
-            "zarr_format": 3,
-        }
+        group = group_metadata(gattrs, consolidated=children)
         objects[f"{name}/{MARKER}"] = _json_bytes(group)
-        root_consolidated[name] = {
-            **group,
-            "consolidated_metadata": {"kind": "inline", "must_understand": False, "metadata": {}},
-        }
+        root_consolidated[name] = group_metadata(gattrs, consolidated={})
         for vname, meta in children.items():
             root_consolidated[f"{name}/{vname}"] = meta
-    objects[MARKER] = _json_bytes(
-        {
-            "attributes": dict(root_attrs),
-            "consolidated_metadata": {
-                "kind": "inline",
-                "must_understand": False,
-                "metadata": root_consolidated,
-            },
-            "node_type": "group",
-            "zarr_format": 3,
-        }
-    )
+    objects[MARKER] = _json_bytes(group_metadata(root_attrs, consolidated=root_consolidated))
     return objects
 
 
@@ -228,11 +151,11 @@ def _decode_array(path: str, meta: Mapping[str, Any], objects: Mapping[str, byte
     if blob is None:
         raise ZarrFormatError(f"{path}: chunk missing")
     try:
-        raw = _decompress(blob, limit)
+        raw = gunzip_limited(blob, limit)
     except (OSError, EOFError, zlib.error) as exc:
         raise ZarrFormatError(f"{path}: chunk does not decompress ({exc})") from None
     if kind == "string":
-        return _vlen_utf8_decode(raw, count).reshape(shape)
+        return vlen_utf8_decode(raw, count).reshape(shape)
     dtype = {"float64": "<f8", "int64": "<i8", "bool": "?"}.get(kind)
     if dtype is None:
         raise ZarrFormatError(f"{path}: unsupported data type {kind!r}")
