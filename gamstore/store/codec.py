@@ -386,9 +386,7 @@ def encode_entry(
         "record_type": record_type,
         "schema": schema,
     }
-    marker = _trusted_json(
-        {"attributes": {"gamstore": attrs}, "node_type": "group", "zarr_format": 3}
-    )
+    marker = _trusted_json(zarr_v3.group_metadata({"gamstore": attrs}))
     total += len(marker)
     if total > max_bytes:
         raise ValueError(f"record: encoded size {total} exceeds the {max_bytes}-byte entry cap")
