@@ -31,7 +31,7 @@ from typing import Any  # noqa: E402
 import blake3  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gamstore.fingerprint import CHUNK_BYTES, _hash_array_reference, hash_array  # noqa: E402
+from gamstore.fingerprint import CHUNK_BYTES, _hash_array_one_thread, hash_array  # noqa: E402
 
 try:  # optional: also pins BLAS pools that ignore the environment
     from threadpoolctl import threadpool_limits  # type: ignore[import-not-found]
@@ -79,13 +79,119 @@ def per_call_us(fn: Callable[[], Any], budget_s: float = 0.25) -> float:
     return best * 1e6
 
 
+def paths_table() -> None:
+    """Each fast path of ``write_array`` against the same call with that path switched off
+    (the input then takes the next path), and against the plain reference (one canonical
+    copy, one BLAKE3 call), on the arrays the keys hash. CPU µs per call, same process."""
+    import gamstore.fingerprint as fp
+
+    rng = np.random.default_rng(1)
+    wide = rng.standard_normal((2000, 28))
+    cases: list[tuple[str, str, np.ndarray, Callable[[bool], Any]]] = []
+
+    def knob(name: str, off_value: Any) -> Callable[[bool], Any]:
+        def apply(on: bool) -> Any:
+            old = getattr(fp, name)
+            setattr(fp, name, old if on else off_value)
+            return lambda: setattr(fp, name, old)
+
+        return apply
+
+    def staged(on: bool) -> Any:
+        old = fp.Fingerprinter._staged
+        if not on:
+            fp.Fingerprinter._staged = lambda self, a, plan, plen: False  # type: ignore[method-assign]
+        return lambda: setattr(fp.Fingerprinter, "_staged", old)
+
+    cases += [
+        (
+            "tiny (<= 16 floats: Python struct)",
+            "knots (14,)",
+            np.linspace(0, 1, 14),
+            knob("_TINY_VALUES", 0),
+        ),
+        (
+            "staged (one update up to 1 MiB)",
+            "column (100000,)",
+            rng.standard_normal(100_000),
+            staged,
+        ),
+        ("staged (one update up to 1 MiB)", "design (2000, 28) C", wide, staged),
+        (
+            "row copy of a row-major view",
+            "block (2000, 9) of a (2000, 28) C",
+            wide[:, 10:19],
+            knob("_copy_rows", lambda out, src, plan: False),
+        ),
+        (
+            "transposed blocks (column-major)",
+            "design (50000, 28) F",
+            np.asfortranarray(rng.standard_normal((50_000, 28))),
+            knob("_T_MAX_BYTES", 0),
+        ),
+        (
+            "small (<= 64 KiB: one copy)",
+            "column (1000,)",
+            rng.standard_normal(1000),
+            knob("_SMALL_BYTES", 0),
+        ),
+    ]
+    print(
+        "| path | array | µs with the path | µs without (next path) | µs plain reference "
+        "| without / with |"
+    )
+    print("|---|---|---|---|---|---|")
+    for path, label, arr, switch in cases:
+
+        def run(arr: np.ndarray = arr) -> bytes:
+            return fp.Fingerprinter().write_str("k").write_array(arr).finalize().digest
+
+        prefix = len(b"k").to_bytes(8, "little") + b"k"  # write_str("k")
+        want = blake3.blake3(prefix + fp._array_encoding_reference(arr)).digest()
+        assert run() == want
+        with_us = per_call_us(run)
+        restore = switch(False)
+        try:
+            assert run() == want
+            without_us = per_call_us(run)
+        finally:
+            restore()
+        ref_us = per_call_us(
+            lambda arr=arr, prefix=prefix: blake3.blake3(
+                prefix + fp._array_encoding_reference(arr)
+            ).digest()
+        )
+        print(
+            f"| {path} | {label} | {with_us:.1f} | {without_us:.1f} | {ref_us:.1f} "
+            f"| {without_us / with_us:.2f} |"
+        )
+    big = rng.standard_normal((33_554_432 // 500, 500))  # 128 MiB
+    t_thr = best_time(lambda: hash_array(big), 3)
+    t_one = best_time(lambda: _hash_array_one_thread(big), 3)
+    print(
+        f"| threaded (>= 16 MiB, every core) | design 128 MiB C | {1e6 * t_thr[0]:.0f} (wall) "
+        f"| {1e6 * t_one[0]:.0f} (wall, one thread) | - | {t_one[0] / t_thr[0]:.2f} |"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size-mb", type=float, default=1024.0, help="matrix size in MiB")
     ap.add_argument("--cols", type=int, default=500, help="number of columns")
     ap.add_argument("--repeats", type=int, default=3, help="best of this many runs")
     ap.add_argument("--no-joblib", action="store_true", help="skip the slow joblib baseline")
+    ap.add_argument(
+        "--paths",
+        action="store_true",
+        help="only time each fast path of write_array with and without it, and the plain "
+        "reference, on the arrays the keys hash",
+    )
     args = ap.parse_args(argv)
+    if args.paths:
+        print(f"load average before: {os.getloadavg()[0]:.2f}\n")
+        paths_table()
+        print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+        return 0
 
     limiter = threadpool_limits(1) if threadpool_limits is not None else None
     cols = args.cols
@@ -104,11 +210,11 @@ def main(argv: list[str] | None = None) -> int:
         return f"{t[1] / ref[1]:.2f}"
 
     assert hash_array(c_arr) == hash_array(f_arr)  # same key whatever the layout
-    assert hash_array(c_arr) == _hash_array_reference(c_arr)  # threads change no key
+    assert hash_array(c_arr) == _hash_array_one_thread(c_arr)  # threads change no key
     rows_out: list[tuple[str, ...]] = []
     # single-core figures: the one-thread stream (hash_array's threaded path is timed below)
-    t_c = best_time(lambda: _hash_array_reference(c_arr), args.repeats)
-    t_f = best_time(lambda: _hash_array_reference(f_arr), args.repeats)
+    t_c = best_time(lambda: _hash_array_one_thread(c_arr), args.repeats)
+    t_f = best_time(lambda: _hash_array_one_thread(f_arr), args.repeats)
     rows_out.append(
         ("gamstore hash_array, one thread (canonical)", gbs(t_c), gbs(t_f), "1.00", "1.00")
     )

@@ -89,7 +89,6 @@ __all__ = [
     "TYPE_U64",
     "Fingerprint",
     "Fingerprinter",
-    "StreamRecorder",
     "hash_array",
     "key_fingerprint",
 ]
@@ -122,6 +121,8 @@ _T_MIN_ROWS: int = 32
 _T_MAX_BYTES: int = 1 << 23
 # Arrays up to this size are canonicalised in one temporary copy instead of streamed.
 _SMALL_BYTES: int = 1 << 16
+# Float arrays of at most this many values are packed from Python floats (no numpy calls).
+_TINY_VALUES: int = 16
 # Small pending writes are batched before they reach BLAKE3 (one update per batch).
 _PENDING_LIMIT: Final = 1 << 16
 # Intermediate BLAKE3 updates end at stream offsets that are multiples of this: an update that
@@ -711,7 +712,7 @@ class Fingerprinter:
             return
         if a.size * plan.dtype.itemsize <= _SMALL_BYTES:
             # small arrays (the common per-fit case): one canonical copy, no scratch buffer
-            if plan.py_fmt and a.size <= 16:
+            if plan.py_fmt and a.size <= _TINY_VALUES:
                 # tiniest float arrays: plain Python floats beat several numpy calls
                 vals = a.ravel().tolist()
                 nan = plan.py_nan
@@ -932,57 +933,6 @@ class Fingerprinter:
         return f"{self.finish_u64():016x}"
 
 
-class _Sink:
-    """Stands in for the BLAKE3 hasher of a :class:`StreamRecorder`: keeps the bytes."""
-
-    __slots__ = ("data",)
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-
-    def update(self, chunk: Any) -> None:
-        self.data += memoryview(chunk).cast("B")
-
-    def copy(self) -> _Sink:
-        new = _Sink()
-        new.data = bytearray(self.data)
-        return new
-
-
-class StreamRecorder(Fingerprinter):
-    """A :class:`Fingerprinter` that records its byte stream instead of hashing it.
-
-    ``Fingerprinter().write_bytes(rec.stream())`` then gives exactly the digest the same
-    calls would have given directly, so the encoding of an immutable input (e.g. a fit's
-    options) can be computed once and reused for every key that contains it.
-    :meth:`finalize` and the other finishers are not available.
-    """
-
-    __slots__ = ()
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._hasher = _Sink()  # type: ignore[assignment]
-
-    def copy(self) -> StreamRecorder:
-        """Return an independent copy (a recorder too)."""
-        new = StreamRecorder.__new__(StreamRecorder)
-        new._hasher = self._hasher.copy()
-        new._pending = bytearray(self._pending)
-        new._fed = self._fed
-        new._threaded = self._threaded
-        return new
-
-    def stream(self) -> bytes:
-        """Every byte written so far, in order."""
-        self._flush()
-        return bytes(self._hasher.data)  # type: ignore[attr-defined]
-
-    def finalize(self) -> Fingerprint:
-        """Not available: a recorder does not hash."""
-        raise TypeError("StreamRecorder records bytes; use stream(), not finalize()")
-
-
 # --------------------------------------------------------------------------------------------
 # convenience
 # --------------------------------------------------------------------------------------------
@@ -1021,13 +971,41 @@ def hash_array(array: np.ndarray) -> Fingerprint:
     return f.finalize()
 
 
-def _hash_array_reference(array: np.ndarray) -> Fingerprint:
-    """:func:`hash_array` without threads: the plain single-threaded stream (for tests)."""
+def _hash_array_one_thread(array: np.ndarray) -> Fingerprint:
+    """:func:`hash_array` without threads: the single-threaded stream (single-core figures)."""
     f = Fingerprinter()
     f._pending += _ARRAY_PREFIX
     a = _as_array(array, "hash_array array")
     f._array(a, _plan(a.dtype))
     return f.finalize()
+
+
+def _array_encoding_reference(array: np.ndarray) -> bytes:
+    """The array encoding the plain way: header, then ONE canonical little-endian C-order copy.
+
+    The reference every fast path of :meth:`Fingerprinter.write_array` (tiny, small, staged,
+    streamed in chunks, transposed, threaded) must reproduce byte for byte (property tests).
+    """
+    a = _as_array(array, "array")
+    plan = _plan(a.dtype)
+    out = bytearray(plan.header)
+    out += _PACK_U64(a.ndim)
+    for d in a.shape:
+        out += _PACK_U64(d)
+    c = np.array(a, dtype=plan.dtype, order="C", copy=True).reshape(-1)
+    if plan.is_float:
+        comp = c.view(plan.comp)
+        with np.errstate(invalid="ignore"):
+            comp[comp == 0] = 0.0  # -0.0 -> +0.0
+        comp.view(plan.nan_view)[np.isnan(comp)] = plan.nan_bits
+    out += c.tobytes()
+    return bytes(out)
+
+
+def _hash_array_reference(array: np.ndarray) -> Fingerprint:
+    """:func:`hash_array` the plain way (one canonical copy, one BLAKE3 call), for tests."""
+    data = _ARRAY_PREFIX + _array_encoding_reference(array)
+    return Fingerprint._trusted(blake3.blake3(data).digest())
 
 
 def key_fingerprint(keyspace: str, key: str) -> Fingerprint:

@@ -7,7 +7,7 @@ means the same thing as mgcv's ``log(sp)``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol
@@ -188,108 +188,25 @@ def _uniform_designs(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, bool]:
     return B, nonneg
 
 
-_EINSUM_OK: dict[int, bool] = {}
+# Reductions over the rows or columns of narrow (n, k) or stacked (s, n, k) designs. einsum
+# sums each output element in one loop whatever the stacking or the row chunk, so a design
+# does not depend on how its smooths were grouped; ``B.sum(axis=-1)`` would be several
+# times slower here (one inner-loop call per row of k values).
 
 
-def _einsum_ok(k: int) -> bool:
-    """Whether einsum column sums equal numpy's own, bit for bit, for width k.
-
-    numpy sums a C-ordered matrix over axis 0 row after row; so does ``einsum("ij->j")``
-    (several times faster for a narrow matrix), and ``einsum("ij,ij->j", a, a)`` is the
-    column sum of the squares ``a * a``. Checked once per width on awkward data (2-D and
-    stacked); the callers fall back to the plain numpy expressions if it ever fails.
-    """
-    ok = _EINSUM_OK.get(k)
-    if ok is None:
-        probe = _probe(k)
-        stack = np.stack([probe, probe[::-1]])
-        ok = (
-            np.einsum("ij->j", probe).tobytes() == probe.sum(axis=0).tobytes()
-            and np.einsum("sij->sj", stack).tobytes() == stack.sum(axis=1).tobytes()
-            and np.einsum("ij->j", probe * probe).tobytes()
-            == np.einsum("ij,ij->j", probe, probe).tobytes()
-        )
-        _EINSUM_OK[k] = ok
-    return ok
-
-
-def _col_sums(B: np.ndarray) -> np.ndarray:
-    """``B.sum(axis=-2)`` of a C-ordered (n, k) or (s, n, k) array, bit for bit."""
-    if not (_einsum_ok(B.shape[-1]) and B.flags.c_contiguous):
-        return np.asarray(B.sum(axis=-2))
+def col_sums(B: np.ndarray) -> np.ndarray:
+    """Column sums of a (n, k) or stacked (s, n, k) array."""
     return np.asarray(np.einsum("...ij->...j", B))
 
 
-def _sq_col_sums(X: np.ndarray) -> np.ndarray:
-    """``einsum("ij,ij->j", X, X)`` (column sums of squares), bit for bit, faster."""
-    if not (_einsum_ok(X.shape[1]) and X.flags.c_contiguous):
-        return np.asarray(np.einsum("ij,ij->j", X, X))
-    return np.asarray(np.einsum("ij->j", X * X))
+def row_sums(B: np.ndarray) -> np.ndarray:
+    """Row sums of a (n, k) or stacked (s, n, k) array."""
+    return np.asarray(np.einsum("...ij->...i", B))
 
 
-def _probe(k: int) -> np.ndarray:
-    """A (300, k) matrix whose sums depend on the order of addition (mixed magnitudes)."""
-    rng = np.random.default_rng(k)
-    probe = rng.standard_normal((300, k)) * 10.0 ** rng.uniform(-8.0, 8.0, size=(300, k))
-    probe[rng.uniform(size=probe.shape) < 0.5] = 0.0
-    return probe
-
-
-def _pairwise(cols: list[np.ndarray]) -> np.ndarray:
-    """numpy's pairwise summation of ``cols`` (element-wise over rows), same grouping.
-
-    numpy reduces a contiguous run of n doubles as: n < 8 left to right; n <= 128 with
-    eight interleaved partial sums combined as ((r0+r1)+(r2+r3))+((r4+r5)+(r6+r7)) and
-    the tail added left to right; larger n split in halves (multiple of 8) recursively.
-    """
-    n = len(cols)
-    if n < 8:
-        res = cols[0] + cols[1] if n > 1 else cols[0].copy()
-        for c in cols[2:]:
-            res += c
-        return res
-    if n > 128:
-        half = n // 2
-        half -= half % 8
-        res = _pairwise(cols[:half])
-        res += _pairwise(cols[half:])
-        return res
-    r = [cols[j] + cols[j + 8] if n >= 16 else cols[j] for j in range(8)]
-    i = 16 if n >= 16 else 8
-    while i < n - n % 8:
-        for j in range(8):
-            r[j] = r[j] + cols[i + j]
-        i += 8
-    res = r[0] + r[1]
-    res += r[2] + r[3]
-    s47 = r[4] + r[5]
-    s47 += r[6] + r[7]
-    res += s47
-    for c in cols[i:]:
-        res += c
-    return res
-
-
-_ROW_SUM_OK: dict[int, bool] = {}
-
-
-def _row_sums(B: np.ndarray) -> np.ndarray:
-    """``B.sum(axis=-1)`` bit for bit, in k vector additions instead of n tiny reductions.
-
-    numpy reduces each row separately (one inner-loop call per row); for a narrow B it is
-    faster to replay its pairwise grouping over the k columns. The replay is checked
-    against numpy once per width on awkward data and numpy's own sum is used if they
-    ever disagree (e.g. a numpy release that changes the summation order).
-    """
-    k = B.shape[-1]
-    ok = _ROW_SUM_OK.get(k)
-    if ok is None:
-        probe = _probe(k)
-        replay = _pairwise([probe[:, j] for j in range(k)])
-        ok = _ROW_SUM_OK[k] = replay.tobytes() == probe.sum(axis=1).tobytes()
-    if not ok or k < 2:
-        return np.asarray(B.sum(axis=-1))
-    return _pairwise([B[..., j] for j in range(k)])
+def sq_col_sums(X: np.ndarray) -> np.ndarray:
+    """Column sums of squares, ``colSums(X^2)``, of a (n, k) or stacked (s, n, k) array."""
+    return col_sums(X * X)
 
 
 def difference_penalty(k: int, order: int = DIFF_ORDER) -> np.ndarray:
@@ -331,44 +248,6 @@ def _sparse_constraint_transform(c: np.ndarray) -> np.ndarray:
     else:  # no constraint at all: mgcv would not reach here; drop the last column
         keep = np.arange(k) < k - 1
     return np.ascontiguousarray(T[:, keep])
-
-
-def _complete_q(c: np.ndarray) -> np.ndarray:
-    """Q of ``numpy.linalg.qr(c, mode="complete")`` for a stack c of shape (s, k, 1)."""
-    fast = _fast_complete_q()
-    if fast is None or c.shape[-2] < 2:
-        return np.asarray(np.linalg.qr(c, mode="complete")[0])
-    return fast(c)
-
-
-_FAST_Q: list[Callable[[np.ndarray], np.ndarray] | None] = []
-
-
-def _fast_complete_q() -> Callable[[np.ndarray], np.ndarray] | None:
-    """numpy's own QR gufuncs without ``numpy.linalg.qr``'s wrapper, or None.
-
-    ``numpy.linalg.qr`` spends most of its ~15 us on a (k, 1) input in Python: error-state
-    contexts, dtype checks and an R factor we discard. Calling the two LAPACK gufuncs it
-    calls (private numpy API) gives the same Q bit for bit; this is checked once against
-    the public function, and anything unexpected falls back to it.
-    """
-    if not _FAST_Q:
-        fast: Callable[[np.ndarray], np.ndarray] | None = None
-        try:
-            from numpy.linalg import _umath_linalg as lapack
-
-            def q_of(c: np.ndarray) -> np.ndarray:
-                a = c.astype(np.float64, copy=True)
-                tau = lapack.qr_r_raw(a, signature="d->d")
-                return np.asarray(lapack.qr_complete(a, tau, signature="dd->d"))
-
-            probe = np.random.default_rng(0).uniform(0.01, 1.0, size=(3, 11, 1))
-            if q_of(probe).tobytes() == np.linalg.qr(probe, mode="complete")[0].tobytes():
-                fast = q_of
-        except Exception:  # private API moved or changed: use the public function
-            fast = None
-        _FAST_Q.append(fast)
-    return _FAST_Q[0]
 
 
 @lru_cache(maxsize=32)
@@ -471,7 +350,7 @@ class RowBlock(Protocol):
         """Write ``self[rows]`` into ``out`` (no temporary)."""
 
     def abs_row_sum_max(self, rows: slice) -> float:
-        """``max_i sum_j |B_ij|`` over ``rows``, each row sum as :func:`_row_sums` forms it."""
+        """``max_i sum_j |B_ij|`` over ``rows``, each row sum as :func:`row_sums` forms it."""
         ...
 
 
@@ -583,16 +462,16 @@ def raw_smooth_group(
                 for j, b in enumerate(blocks):
                     assert b is not None
                     b.take(sl, Bu[j])
-                col_sum[grp] += _col_sums(Bu)
+                col_sum[grp] += col_sums(Bu)
                 sums = [b.abs_row_sum_max(sl) for b in blocks if b is not None]
                 x_inf[grp] = np.maximum(x_inf[grp], sums)
             else:
                 Bu, nonneg = _uniform_designs(xu[:, sl], tu)
-                col_sum[grp] += _col_sums(Bu)
+                col_sum[grp] += col_sums(Bu)
                 # B >= 0 inside the knot span, so |B| is B itself (skips a copy; a -0.0
                 # entry sums like 0.0); extrapolated values take the |B| path
                 absB = Bu if nonneg else np.abs(Bu)
-                x_inf[grp] = np.maximum(x_inf[grp], _row_sums(absB).max(axis=-1))
+                x_inf[grp] = np.maximum(x_inf[grp], row_sums(absB).max(axis=-1))
                 del absB
             if len(chunks) == 1:
                 for j, i in enumerate(grp):
@@ -604,14 +483,14 @@ def raw_smooth_group(
             src = have[i]
             if src is not None:
                 Bc = src[sl]
-                col_sum[i] += _col_sums(Bc)
+                col_sum[i] += col_sums(Bc)
                 x_inf[i] = max(x_inf[i], src.abs_row_sum_max(sl))
             else:
                 Bc = BSpline.design_matrix(xs[i][sl], ts[i], DEGREE, extrapolate=extrapolate[i])
                 Bc = Bc.toarray()
-                col_sum[i] += _col_sums(Bc)
+                col_sum[i] += col_sums(Bc)
                 absB = Bc if Bc.min() >= 0.0 else np.abs(Bc)
-                x_inf[i] = max(x_inf[i], float(_row_sums(absB).max()))
+                x_inf[i] = max(x_inf[i], float(row_sums(absB).max()))
             if len(chunks) == 1:
                 B[i] = Bc
     out = []
@@ -646,7 +525,7 @@ def finish_smooth_bases(
     their reduced penalties S stacked (s, k-1, k-1) and their transforms T (s, k, k-1).
     """
     k = raws[0].k
-    q = _complete_q(np.stack([r.col_means for r in raws])[:, :, None])
+    q = np.linalg.qr(np.stack([r.col_means for r in raws])[:, :, None], mode="complete")[0]
     T = np.ascontiguousarray(q[:, :, 1:])
     for j, r in enumerate(raws):
         if not np.all(r.col_means):
@@ -690,9 +569,9 @@ def fill_design(
         Bc = B[sl] if B is not None else bspline_design(x[sl], basis.knots, DEGREE, extrapolate)
         Xr = Bc @ basis.T
         if len(chunks) == 1:
-            ldxx = _sq_col_sums(Xr)  # 0 + v is v: these sums of squares are >= +0
+            ldxx = sq_col_sums(Xr)  # 0 + v is v: these sums of squares are >= +0
         else:
-            ldxx += _sq_col_sums(Xr)
+            ldxx += sq_col_sums(Xr)
         if w is not None and wsum is not None:
             wsum += w[sl] @ (Xr * Xr)
         dst = out[sl]
@@ -718,10 +597,7 @@ def fill_designs(
     smooth, so every value equals the one-smooth result.
     """
     Xr = np.matmul(B, T)
-    if _einsum_ok(T.shape[-1]):
-        sq = list(np.einsum("sij->sj", Xr * Xr))
-    else:
-        sq = [np.asarray(np.einsum("ij,ij->j", a, a)) for a in Xr]
+    sq = list(sq_col_sums(Xr))
     if w is not None and wsums is not None:
         # mgcv's initial.spg: colSums(w (B T)^2), one pass over the products already made
         wsums.extend(w @ (a * a) for a in Xr)

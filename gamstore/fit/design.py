@@ -24,12 +24,12 @@ from gamstore.fit.basis import (
     RawSmoothBasis,
     RowBlock,
     SmoothBasis,
-    _sq_col_sums,
     fill_design,
     fill_designs,
     finish_smooth_bases,
     raw_smooth_group,
     smooth_knots,
+    sq_col_sums,
 )
 from gamstore.fit.data import _as_array, _raw_column, get_column, n_rows
 from gamstore.fit.diagnostics import GamFitWarning, basis_dimension_note, unidentifiable_note
@@ -1057,7 +1057,7 @@ def build_design(
             cols.append(blk.cols)
             continue
         for sl, (ext, basis, Xr, _B) in zip(slices_all[i], special[i], strict=True):
-            ldxx[sl] = _sq_col_sums(np.ascontiguousarray(Xr))
+            ldxx[sl] = sq_col_sums(np.ascontiguousarray(Xr))
             if start_weights is not None:
                 ldxx_w[sl] = start_weights @ (Xr * Xr)
             if ext.tensor is not None:

@@ -51,8 +51,8 @@ from gamstore.fit.basis import (
     RowBlock,
     _cubic_bands,
     _is_uniform,
-    _row_sums,
     bspline_design,
+    row_sums,
 )
 from gamstore.fit.data import get_column, n_rows, resolve_vector
 from gamstore.fit.design import Design, ParamTerm, SmoothTerm
@@ -217,7 +217,7 @@ class FullRawBases:
             # rows reach there does; rows inside the span have the same values either way
             B = np.ascontiguousarray(bspline_design(x, t, DEGREE, extrapolate=True))
             absB = B if B.size == 0 or B.min() >= 0.0 else np.abs(B)
-            return _FullBlock(x, sm.k, _row_sums(absB), B=B)
+            return _FullBlock(x, sm.k, row_sums(absB), B=B)
         n, k = x.size, sm.k
         cols = np.empty((n, 4), dtype=np.int32)
         vals = np.empty((n, 4))
@@ -232,7 +232,7 @@ class FullRawBases:
             # each row's sum depends on that row only, so the full data's serve every subset
             blk = _FullBlock(x, k, row_abs, cols=cols, vals=vals)
             dense = blk.dense(np.arange(a, b))
-            row_abs[a:b] = _row_sums(dense if dense.min() >= 0.0 else np.abs(dense))
+            row_abs[a:b] = row_sums(dense if dense.min() >= 0.0 else np.abs(dense))
         return _FullBlock(x, k, row_abs, cols=cols, vals=vals)
 
     def gaussian_moments(

@@ -28,7 +28,6 @@ key. The design chunking never affects the digest.
 
 from __future__ import annotations
 
-import functools
 import re
 import struct
 from collections.abc import Mapping, Sequence
@@ -36,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gamstore.fingerprint import DIGEST_SIZE, Fingerprint, Fingerprinter, StreamRecorder
+from gamstore.fingerprint import DIGEST_SIZE, Fingerprint, Fingerprinter
 from gamstore.records import SCHEMA_TAG
 from gamstore.warmstart.specs import (
     BlockSpec,
@@ -229,25 +228,6 @@ def _write_optional_f64(fp: Fingerprinter, value: float | None) -> None:
         fp.write_f64(value)
 
 
-def _write_options(fp: Fingerprinter, options: FitOptions) -> None:
-    try:
-        encoded = _options_stream(options)
-    except TypeError:  # an unhashable field value (not from FitOptions' own checks)
-        _encode_options(fp, options)
-        return
-    fp.write_bytes(encoded)
-
-
-@functools.lru_cache(maxsize=64)
-def _options_stream(options: FitOptions) -> bytes:
-    # FitOptions is frozen and its fields are immutable; equal options (==) give the same
-    # bytes (floats are finite and -0.0 is written as +0.0), so the encoding is cached per
-    # value: every fit of a model hashes the same options
-    rec = StreamRecorder()
-    _encode_options(rec, options)
-    return rec.stream()
-
-
 def _encode_options(fp: Fingerprinter, options: FitOptions) -> None:
     fp.write_usize(options.inner_max_cycles).write_f64(options.inner_tol)
     fp.write_usize(options.outer_max_iter).write_f64(options.outer_tol)
@@ -272,7 +252,7 @@ def _write_blocks(fp: Fingerprinter, specs: Sequence[BlockSpec]) -> None:
         fp.write_str(spec.name)
         fp.write_matrix(spec.design)  # streamed through a reused buffer, layout-free
         assert spec.offset is not None and spec.initial_log_lambdas is not None
-        _write_offset(fp, spec.offset)
+        fp.write_array(spec.offset)
         fp.write_usize(len(spec.penalties))
         for pen in spec.penalties:
             _write_penalty(fp, pen)
@@ -280,27 +260,6 @@ def _write_blocks(fp: Fingerprinter, specs: Sequence[BlockSpec]) -> None:
         for dim in spec.nullspace_dims:
             fp.write_usize(dim)
         fp.write_array(spec.initial_log_lambdas)
-
-
-def _write_offset(fp: Fingerprinter, offset: np.ndarray) -> None:
-    # no offset (all zeros, the usual case): the encoding of zeros(n), computed once per n;
-    # -0.0 counts as zero (it is hashed as +0.0) and NaN does not (it is truthy)
-    n = offset.shape[0] if offset.ndim == 1 else 0
-    if 0 < n <= _ZEROS_CACHE_ROWS and offset.dtype == _F64_LE and not offset.any():
-        fp.write_bytes(_zeros_encoding(n))
-    else:
-        fp.write_array(offset)
-
-
-_F64_LE = np.dtype("<f8")
-_ZEROS_CACHE_ROWS = 1 << 17  # at most 1 MiB per cached encoding
-
-
-@functools.lru_cache(maxsize=8)
-def _zeros_encoding(n: int) -> bytes:
-    rec = StreamRecorder()
-    rec.write_array(np.zeros(n))
-    return rec.stream()
 
 
 def _check_options(options: FitOptions) -> None:
@@ -341,7 +300,7 @@ def block_key(family: WarmStartFamily, specs: Sequence[BlockSpec], options: FitO
     fp.write_str(_family_name(family)).write_str(fam_fp)
     fp.write_f64(options.jeffreys_tau)  # τ moves the mode (#2612)
     _write_blocks(fp, blocks)
-    _write_options(fp, options)
+    _encode_options(fp, options)
     return f"cf-{fp.finish_hex()}"
 
 
@@ -401,7 +360,7 @@ def session_keys(
         seed.write_usize(len(spec.nullspace_dims))
         for dim in spec.nullspace_dims:
             seed.write_usize(dim)
-    _write_options(seed, options)
+    _encode_options(seed, options)
     return SessionKeys(exact=exact, seed=f"{SCHEMA_TAG}/family={name}/seed/{seed.finish_hex()}")
 
 
@@ -487,25 +446,8 @@ def likelihood_fingerprint(
             fp.absorb_tag("absent")
         else:
             fp.absorb_array("array", value)
-    typed = tuple((k, type(v), v) for k, v in sorted(scalars.items()))
-    if all(t in _SCALAR_TYPES and isinstance(k, str) for k, t, _ in typed):
-        # the usual (link, fitter tag) part is the same for every fit: encoded once
-        fp.write_bytes(_scalars_stream(typed))
-    else:
-        _absorb_scalars(fp, scalars)
+    _absorb_scalars(fp, scalars)
     return fp.finalize().hex()
-
-
-_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
-
-
-@functools.lru_cache(maxsize=64)
-def _scalars_stream(typed: tuple[tuple[str, type, object], ...]) -> bytes:
-    # keyed on (name, exact type, value): True and 1 (or 1 and 1.0) never share an entry;
-    # -0.0 and 0.0 may, and absorb_f64 writes both as +0.0
-    rec = StreamRecorder()
-    _absorb_scalars(rec, {k: v for k, _, v in typed})  # type: ignore[misc]
-    return rec.stream()
 
 
 def _absorb_scalars(
@@ -746,7 +688,7 @@ def input_block_key(
     for name in sorted(named):
         fp.write_str(name).write_array(named[name])
     fp.write_f64(options.jeffreys_tau)
-    _write_options(fp, options)
+    _encode_options(fp, options)
     fp.write_bytes(data.root().digest)
     return f"cf-{fp.finish_hex()}"
 
