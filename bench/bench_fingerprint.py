@@ -86,7 +86,6 @@ def paths_table() -> None:
     import gamstore.fingerprint as fp
 
     rng = np.random.default_rng(1)
-    wide = rng.standard_normal((2000, 28))
     cases: list[tuple[str, str, np.ndarray, Callable[[bool], Any]]] = []
 
     def knob(name: str, off_value: Any) -> Callable[[bool], Any]:
@@ -97,48 +96,38 @@ def paths_table() -> None:
 
         return apply
 
-    def staged(on: bool) -> Any:
-        old = fp.Fingerprinter._staged
-        if not on:
-            fp.Fingerprinter._staged = lambda self, a, plan, plen: False  # type: ignore[method-assign]
-        return lambda: setattr(fp.Fingerprinter, "_staged", old)
-
+    # the paths removed in issue 16 item 5 (tiny Python-struct floats, staged one-update
+    # arrays, raw row copies of row-major views, transposed column-major blocks) were timed
+    # the same way before they went: BENCHMARKS.md, "fast paths that stay"
     cases += [
-        (
-            "tiny (<= 16 floats: Python struct)",
-            "knots (14,)",
-            np.linspace(0, 1, 14),
-            knob("_TINY_VALUES", 0),
-        ),
-        (
-            "staged (one update up to 1 MiB)",
-            "column (100000,)",
-            rng.standard_normal(100_000),
-            staged,
-        ),
-        ("staged (one update up to 1 MiB)", "design (2000, 28) C", wide, staged),
-        (
-            "row copy of a row-major view",
-            "block (2000, 9) of a (2000, 28) C",
-            wide[:, 10:19],
-            knob("_copy_rows", lambda out, src, plan: False),
-        ),
-        (
-            "transposed blocks (column-major)",
-            "design (50000, 28) F",
-            np.asfortranarray(rng.standard_normal((50_000, 28))),
-            knob("_T_MAX_BYTES", 0),
-        ),
         (
             "small (<= 64 KiB: one copy)",
             "column (1000,)",
             rng.standard_normal(1000),
             knob("_SMALL_BYTES", 0),
         ),
+        (
+            "small (<= 64 KiB: one copy)",
+            "knots (14,)",
+            np.linspace(0, 1, 14),
+            knob("_SMALL_BYTES", 0),
+        ),
+        (
+            "streamed (1 MiB chunks, no full copy)",
+            "column (100000,)",
+            rng.standard_normal(100_000),
+            knob("CHUNK_BYTES", 1 << 30),
+        ),
+        (
+            "streamed (1 MiB chunks, no full copy)",
+            "design (50000, 28) F",
+            np.asfortranarray(rng.standard_normal((50_000, 28))),
+            knob("CHUNK_BYTES", 1 << 30),
+        ),
     ]
     print(
-        "| path | array | µs with the path | µs without (next path) | µs plain reference "
-        "| without / with |"
+        "| path | array | µs with the path | µs without (small: streamed; streamed: one "
+        "chunk) | µs plain reference | without / with |"
     )
     print("|---|---|---|---|---|---|")
     for path, label, arr, switch in cases:

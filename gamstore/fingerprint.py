@@ -41,26 +41,24 @@ Array encoding (``write_array``, ``absorb_array`` payload, :func:`hash_array`)
     and booleans are hashed as they are. Equal values in C order, F order, strided views or
     byte-swapped copies therefore hash equal, while a different dtype or shape does not.
 
-    Values are streamed: arrays up to 64 KiB are canonicalised in one temporary copy; larger
-    ones pass through a reused per-thread scratch buffer of :data:`CHUNK_BYTES` bytes, never
-    as a full copy (C-ordered input is copied in flat chunks; column-major 2-D input in
-    blocks of rows, read column by column and transposed back inside the cache; anything
-    else in blocks of leading-axis rows). An array that fits in one chunk and is laid out
-    row-major (C order, or a column block of a wider C matrix, copied row by row as raw
-    bytes) is staged behind the pending frame bytes, and BLAKE3 receives the stream in
-    updates that end only at multiples of 64 KiB (one large update hashes markedly faster
-    than several short ones split at arbitrary offsets); update boundaries never change a
-    digest. The bytes fed to BLAKE3 are exactly those of the
-    whole canonical array, so **the digest does not depend on the chunk size** and a design
-    matrix of any size can simply be passed to ``write_array``
+    Three ways to the same bytes: an array up to 64 KiB is canonicalised in one temporary
+    copy; a larger one is streamed through a reused per-thread scratch buffer of
+    :data:`CHUNK_BYTES` bytes, never as a full copy (C-ordered input in flat chunks, anything
+    else in blocks of leading-axis rows); :func:`hash_array` of a very large one uses every
+    core (below). Each is checked against :func:`_array_encoding_reference`, the plain
+    implementation (one canonical copy), by property tests. The bytes fed to BLAKE3 are
+    exactly those of the whole canonical array, so **the digest does not depend on the chunk
+    size or on where BLAKE3 updates split** and a design matrix of any size can simply be
+    passed to ``write_array``
     (:meth:`Fingerprinter.write_matrix` adds a 2-D shape check). This replaces the
     reference's per-chunk ``(chunk_rows, ncols)`` headers: keys here never need to match the
     Rust ones.
 
 :func:`hash_array` of a large array (16 MiB and more, C-contiguous or column-major 2-D) uses
 every core: BLAKE3 spreads each update over its threads while one worker thread canonicalises
-the next block into the other of two buffers. The byte stream, and so every key, is the one
-of the single-threaded stream (a property test compares them).
+the next block into the other of two buffers (column-major input transposed back to row order
+block by block). The byte stream, and so every key, is the one of the plain reference (a
+property test compares them).
 
 Everything here is pure computation: no I/O, no global state besides per-thread scratch
 buffers.
@@ -115,14 +113,8 @@ _PACK_FRAME = struct.Struct("<BI").pack  # type code + tag length
 _ARRAY_DOMAIN: Final = "gamstore-array-v1"
 _KEY_DOMAIN: Final = "gamstore-store-key-v1"
 _ARRAY_PREFIX: Final = _PACK_U64(len(_ARRAY_DOMAIN)) + _ARRAY_DOMAIN.encode()
-# Column-major 2-D input: at least this many rows per transposed block, as long as a block
-# stays within _T_MAX_BYTES (wider matrices go row by row).
-_T_MIN_ROWS: int = 32
-_T_MAX_BYTES: int = 1 << 23
 # Arrays up to this size are canonicalised in one temporary copy instead of streamed.
 _SMALL_BYTES: int = 1 << 16
-# Float arrays of at most this many values are packed from Python floats (no numpy calls).
-_TINY_VALUES: int = 16
 # Small pending writes are batched before they reach BLAKE3 (one update per batch).
 _PENDING_LIMIT: Final = 1 << 16
 # Intermediate BLAKE3 updates end at stream offsets that are multiples of this: an update that
@@ -381,8 +373,6 @@ class _ArrayPlan:
         "nan_view",
         "nan_bits",
         "zero",
-        "py_fmt",
-        "py_nan",
     )
     dtype: np.dtype[Any]
     header: bytes
@@ -391,8 +381,6 @@ class _ArrayPlan:
     nan_view: np.dtype[Any]
     nan_bits: int
     zero: Any
-    py_fmt: str  # struct code for the pure-Python path ("" when not applicable)
-    py_nan: float
 
     def __init__(self, dtype: np.dtype[Any]) -> None:
         kind = dtype.kind
@@ -406,10 +394,6 @@ class _ArrayPlan:
         enc = le.str.encode("ascii")
         self.header = _PACK_U64(len(enc)) + enc
         self.is_float = kind in _FLOAT_KINDS
-        self.py_fmt = {"<f8": "d", "<f4": "f"}.get(le.str, "")
-        # canonical quiet NaN as a Python float (struct packs its bits as they are; the
-        # float32 conversion of this value is 0x7fc00000)
-        self.py_nan = struct.unpack("<d", _PACK_U64(0x7FF8000000000000))[0]
         if self.is_float:
             comp = np.dtype(f"<f{le.itemsize // 2}") if kind == "c" else le
             if comp.itemsize not in _CANON_NAN:
@@ -468,29 +452,6 @@ def _canon_into(out: np.ndarray, src: np.ndarray, plan: _ArrayPlan) -> None:
         np.copyto(out, src, casting="equiv")
 
 
-def _copy_rows(out: np.ndarray, src: np.ndarray, plan: _ArrayPlan) -> bool:
-    """Canonical copy of a row-major 2-D view (e.g. a column block of a wider matrix) into
-    ``out`` (C order) one row at a time as raw bytes, then the float canonicalisation in
-    place: about twice as fast as the strided elementwise copy. False when ``src`` is not
-    such a view in the little-endian dtype (the caller copies elementwise)."""
-    if (
-        src.flags.c_contiguous
-        or src.ndim != 2
-        or src.dtype != plan.dtype
-        or src.strides[1] != src.itemsize
-        or src.shape[1] < 2
-    ):
-        return False
-    row = np.dtype((np.void, src.shape[1] * src.itemsize))
-    try:
-        np.copyto(out.view(row), src.view(row))
-    except (TypeError, ValueError):  # a view numpy cannot reinterpret
-        return False
-    if plan.is_float:
-        np.add(out, plan.zero, out=out)  # -0.0 + 0.0 == +0.0, in place
-    return True
-
-
 def _stream(update: Any, a: np.ndarray, plan: _ArrayPlan) -> None:
     """Feed the canonical little-endian C-order bytes of ``a`` to ``update``."""
     n = a.size
@@ -516,13 +477,7 @@ def _stream(update: Any, a: np.ndarray, plan: _ArrayPlan) -> None:
         _stream_rows(update, a, plan)
         return
     row_bytes = (n // a.shape[0]) * isz
-    if (
-        a.ndim == 2
-        and abs(a.strides[0]) < abs(a.strides[1])
-        and _T_MIN_ROWS * row_bytes <= _T_MAX_BYTES
-    ):
-        _stream_transposed(update, a, plan)
-    elif row_bytes > CHUNK_BYTES:
+    if row_bytes > CHUNK_BYTES:
         for i in range(a.shape[0]):  # one row exceeds the buffer: recurse into rows
             _stream(update, a[i], plan)
     else:
@@ -539,30 +494,6 @@ def _stream_rows(update: Any, a: np.ndarray, plan: _ArrayPlan) -> None:
         blk = a[i : i + rows]
         out = buf[: blk.size * isz].view(plan.dtype).reshape(blk.shape)
         _canon_into(out, blk, plan)
-        flat = out.reshape(-1)
-        if plan.is_float:
-            _fix_nans(flat, plan)
-        update(flat.view(np.uint8))
-
-
-def _stream_transposed(update: Any, a: np.ndarray, plan: _ArrayPlan) -> None:
-    """Column-major 2-D path: per row block, a sequential-read copy of the transposed block
-    into scratch, then the transpose back to row order inside the cache."""
-    isz = plan.dtype.itemsize
-    nrow, ncol = a.shape
-    # Chunk-sized blocks (measured best from 50 to 5000 columns); a floor on the rows keeps
-    # the runs read from each column long enough for the memory system on wide matrices.
-    rows = max(_T_MIN_ROWS, CHUNK_BYTES // (ncol * isz))
-    nb = min(rows, nrow) * ncol * isz
-    tmp = _scratch.get(1, nb)
-    buf = _scratch.get(0, nb)
-    for i in range(0, nrow, rows):
-        blk = a[i : i + rows]
-        r = blk.shape[0]
-        t = tmp[: r * ncol * isz].view(a.dtype).reshape(ncol, r)
-        np.copyto(t, blk.T)  # reads r contiguous values per column
-        out = buf[: r * ncol * isz].view(plan.dtype).reshape(r, ncol)
-        _canon_into(out, t.T, plan)  # transpose within cache (+ canonicalise)
         flat = out.reshape(-1)
         if plan.is_float:
             _fix_nans(flat, plan)
@@ -605,7 +536,7 @@ def _stream_threaded(hasher: Any, a: np.ndarray, plan: _ArrayPlan) -> None:
                     _fix_nans(out, plan)
             return out.view(np.uint8)
 
-    else:  # column-major 2-D: row blocks transposed back to row order, as _stream_transposed
+    else:  # column-major 2-D: row blocks transposed back to row order
         nrow, ncol = a.shape
         rows = max(1, _THREADED_BLOCK_BYTES // max(1, ncol * isz))
         starts = list(range(0, nrow, rows))
@@ -712,14 +643,7 @@ class Fingerprinter:
             return
         if a.size * plan.dtype.itemsize <= _SMALL_BYTES:
             # small arrays (the common per-fit case): one canonical copy, no scratch buffer
-            if plan.py_fmt and a.size <= _TINY_VALUES:
-                # tiniest float arrays: plain Python floats beat several numpy calls
-                vals = a.ravel().tolist()
-                nan = plan.py_nan
-                data = struct.pack(
-                    f"<{len(vals)}{plan.py_fmt}", *[nan if v != v else v + 0.0 for v in vals]
-                )  # v + 0.0 turns -0.0 into +0.0
-            elif plan.is_float:
+            if plan.is_float:
                 with np.errstate(all="ignore"):  # signalling NaNs / inf sums are expected
                     c = np.add(a, plan.zero, dtype=plan.dtype)  # scalar when a is 0-d
                     if not cmath.isfinite(np.add.reduce(c, axis=None)):
@@ -733,8 +657,6 @@ class Fingerprinter:
             pend += data  # header and values reach BLAKE3 in one call (faster than two)
             if len(pend) > _PENDING_LIMIT:
                 self._flush_aligned()
-            return
-        if self._staged(a, plan, len(pend)):
             return
         self._flush()
         if (
@@ -751,46 +673,6 @@ class Fingerprinter:
         else:
             _stream(self._hasher.update, a, plan)
         self._fed += a.size * plan.dtype.itemsize
-
-    def _staged(self, a: np.ndarray, plan: _ArrayPlan, plen: int) -> bool:
-        """Hash the pending bytes and a mid-sized array's canonical values together.
-
-        The pending bytes are copied in front of the array's canonical copy in the scratch
-        buffer, and BLAKE3 gets that up to the last :data:`_ALIGN` stream offset in ONE
-        update (a short update followed by a long one, or a split at an unaligned offset,
-        hashes markedly slower); the remainder stays pending. The byte stream is exactly the
-        one of the streaming path. Only for arrays that fit in one chunk and whose rows are
-        laid out row-major (C order or a row-major view such as a column slice); False leaves
-        the array to :func:`_stream`.
-        """
-        isz = plan.dtype.itemsize
-        nbytes = a.size * isz
-        if plen + nbytes + isz > CHUNK_BYTES:
-            return False
-        if not a.flags.c_contiguous and (a.ndim != 2 or abs(a.strides[0]) < abs(a.strides[1])):
-            return False  # column-major and N-d views keep their tuned streaming paths
-        lead = -plen % isz  # the values start aligned for their dtype
-        buf = _scratch.get(0, lead + plen + nbytes)
-        if plen:
-            buf[lead : lead + plen] = np.frombuffer(self._pending, np.uint8)
-        out = buf[lead + plen : lead + plen + nbytes].view(plan.dtype).reshape(a.shape)
-        if plan.is_float:
-            with np.errstate(all="ignore"):  # signalling NaNs / inf sums are expected
-                if not _copy_rows(out, a, plan):
-                    _canon_into(out, a, plan)
-                _fix_nans(out.reshape(-1), plan)
-        elif not _copy_rows(out, a, plan):
-            _canon_into(out, a, plan)
-        end = lead + plen + nbytes
-        cut = (self._fed + plen + nbytes) // _ALIGN * _ALIGN - self._fed
-        cut = min(max(cut, 0), plen + nbytes)
-        self._pending.clear()
-        if cut:
-            self._hasher.update(buf[lead : lead + cut].data)
-            self._fed += cut
-        if lead + cut < end:
-            self._pending += buf[lead + cut : end].data  # the unaligned tail stays pending
-        return True
 
     # -- tagged API --------------------------------------------------------------------------
     def absorb_tag(self, tag: str) -> Fingerprinter:

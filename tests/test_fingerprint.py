@@ -72,9 +72,9 @@ def ref_hash_array(a: np.ndarray) -> bytes:
 @contextlib.contextmanager
 def chunk_bytes(n: int) -> Iterator[None]:
     """Force the streaming path with tiny chunks/blocks so small arrays span many of them."""
-    names = ("CHUNK_BYTES", "_SMALL_BYTES", "_T_MIN_ROWS", "_T_MAX_BYTES")
+    names = ("CHUNK_BYTES", "_SMALL_BYTES")
     old = [getattr(fpmod, k) for k in names]
-    for k, v in zip(names, (n, 0, 1, 4 * n), strict=True):
+    for k, v in zip(names, (n, 0), strict=True):
         setattr(fpmod, k, v)
     try:
         yield
@@ -528,7 +528,7 @@ def test_streaming_chunks_match_reference(chunk: int, shape: tuple[int, ...], dt
 
 @pytest.mark.parametrize("delta", [-1, 0, 1])
 def test_chunk_boundaries(delta: int) -> None:
-    with chunk_bytes(80):  # 10 float64 per flat chunk; 1 row per transposed block
+    with chunk_bytes(80):  # 10 float64 per flat chunk
         n = 10 + delta
         a = np.arange(n * 3, dtype=np.float64).reshape(n, 3)
         a[a.shape[0] - 1, 2] = -0.0  # last element, last chunk
@@ -891,7 +891,8 @@ _THREADED_DTYPES = st.sampled_from(
 @st.composite
 def threaded_cases(draw: st.DrawFn) -> np.ndarray:
     dt = draw(_THREADED_DTYPES)
-    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=40))
+    # up to 4096 values: with 8-byte blocks that is thousands of pipeline steps already
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=16))
     a = draw(hnp.arrays(dt, shape))
     if a.dtype.kind == "f" and a.size:  # values that need canonicalising, in any block
         flat = a.reshape(-1)
@@ -933,3 +934,53 @@ def test_threaded_path_is_taken_for_large_arrays(monkeypatch: pytest.MonkeyPatch
     calls.clear()
     hash_array(big[:, ::2])  # a strided view keeps the single-threaded stream
     assert calls == []
+
+
+# --------------------------------------------------------------------------------------------
+# every path of write_array / hash_array equals the package's plain reference
+# --------------------------------------------------------------------------------------------
+
+_PATH_DTYPES = st.sampled_from(
+    [np.dtype(t) for t in ["<f8", ">f8", "<f4", "<f2", "<c16", "<i8", ">i4", "<u1", "?"]]
+)
+
+
+@st.composite
+def any_layout(draw: st.DrawFn) -> np.ndarray:
+    """Arrays of every size class (tiny, small, streamed) in C, F, strided, reversed and
+    byte-swapped layouts, with -0.0 and NaN payloads where floats allow."""
+    dt = draw(_PATH_DTYPES)
+    shape = draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=30))
+    a = draw(hnp.arrays(dt, shape))
+    if a.dtype.kind == "f" and a.size:
+        flat = a.reshape(-1)
+        flat[draw(st.integers(0, a.size - 1))] = -0.0
+        flat[draw(st.integers(0, a.size - 1))] = np.nan
+    view = draw(st.sampled_from(["C", "F", "step", "rev", "T"]))
+    if view == "F":
+        a = np.asfortranarray(a)
+    elif view == "step" and a.ndim:
+        a = a[::2]
+    elif view == "rev" and a.ndim:
+        a = a[::-1]
+    elif view == "T":
+        a = a.T
+    return a
+
+
+@_PROPS
+@given(a=any_layout(), prefix=st.text(max_size=20), chunk=st.sampled_from([0, 8, 64, 200]))
+def test_prop_every_path_equals_the_package_reference(
+    a: np.ndarray, prefix: str, chunk: int
+) -> None:
+    ref = fpmod._array_encoding_reference(a)
+    assert ref == ref_array_encoding(a)  # the package's reference is the test's own
+    head = u64(len(prefix.encode())) + prefix.encode()
+    # chunk 0: the default sizes (one-copy path for these arrays); else forced streaming
+    with chunk_bytes(chunk) if chunk else contextlib.nullcontext():
+        got = Fingerprinter().write_str(prefix).write_array(a).finalize().digest
+        assert got == b3(head + ref)
+        assert hash_array(a) == fpmod._hash_array_reference(a)
+        assert fpmod._hash_array_one_thread(a) == fpmod._hash_array_reference(a)
+    with threaded_from(1, 64):  # the threaded pipeline for every C or column-major array
+        assert hash_array(a) == fpmod._hash_array_reference(a)

@@ -1,7 +1,6 @@
 """The warm path's fixed-cost shortcuts give exactly what the long way gives.
 
-Each shortcut of the per-fit warm-start overhead (staged hashing, recorded encodings, the
-1x1 projection, memoized descriptor keys, the loaded-parent transfer, the live error counter,
+Each shortcut of the per-fit warm-start overhead (the 1x1 projection, memoized descriptor keys, the loaded-parent transfer, the live error counter,
 the options memo) is checked against the computation it replaces: same bytes, same keys,
 same bits, same cold fallbacks.
 """
@@ -61,7 +60,7 @@ def _ref_encoding(a: np.ndarray) -> bytes:
     return out + c.tobytes()
 
 
-# -- staged hashing (pending frame + mid-sized array in one BLAKE3 update) ---------------------
+# -- mid-sized arrays behind pending frame bytes hash the reference stream --------------------
 
 
 @pytest.mark.parametrize("prefix", ["", "a", "abcdefg", "x" * 5000])
@@ -69,7 +68,7 @@ def _ref_encoding(a: np.ndarray) -> bytes:
     "layout",
     ["C", "colslice", "rowslice", "rowrev", "colrev", "F", "big-endian", "f4", "int", "width1"],
 )
-def test_staged_arrays_hash_the_reference_stream(prefix: str, layout: str) -> None:
+def test_mid_sized_arrays_hash_the_reference_stream(prefix: str, layout: str) -> None:
     rng = np.random.default_rng(len(prefix))
     base = rng.standard_normal((1500, 31))  # 372 KB: above the small-array path
     base[3, 4], base[7, 9], base[11, 2] = -0.0, np.nan, -np.nan
@@ -93,7 +92,7 @@ def test_staged_arrays_hash_the_reference_stream(prefix: str, layout: str) -> No
     assert got == blake3.blake3(ref).digest()
 
 
-def test_staged_path_leaves_no_pending_bytes_behind() -> None:
+def test_mid_sized_arrays_leave_no_pending_bytes_behind() -> None:
     a = np.arange(20_000, dtype=np.float64).reshape(1000, 20)[:, 2:15]
     f = Fingerprinter().write_str("k").write_matrix(a).write_matrix(a)
     ref = _u64(1) + b"k" + _ref_encoding(a) + _ref_encoding(a)
