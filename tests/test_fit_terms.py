@@ -115,6 +115,10 @@ def test_terms_parity_with_recorded_mgcv(name: str) -> None:
     case, res = _fit(name)
     assert parity(case, res, case["mgcv"], case["mgcv_tight"]) == [], name
     assert list(res.edf)[1:] == case["mgcv"]["labels"]  # blocks named as mgcv's smooths
+    # summary.gam's smooth table: Ref.df and F (Chi.sq), a random effect by mgcv's reTest
+    table = res.summary(show=False).smooth
+    np.testing.assert_allclose(table["Ref.df"], case["mgcv"]["s_ref_df"], rtol=2e-3)
+    np.testing.assert_allclose(table.iloc[:, 2], case["mgcv"]["s_stat"], rtol=2e-3)
 
 
 @pytest.mark.parametrize("name", ["ChickWeight_re", "CO2_re"])
