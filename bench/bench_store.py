@@ -21,6 +21,11 @@ Run ``OPENBLAS_NUM_THREADS=1 python bench/bench_store.py [--quick] [--dir DIR] [
   ``np.savez`` of the same arrays into one file, the same folders and files written with bare
   ``os`` calls, and the same number of files in one folder. ``--only-small-save`` runs just
   this table;
+* packed entries (``--pack``): a 5-block record (5 x 50 coefficients + 4 rho, entry format 2:
+  ``values`` + ``offsets`` + marker) saved by gamstore under a new key and under a known key,
+  beside ``np.savez`` of the same arrays into one file on the same disk (system temp dir and
+  /dev/shm), with file-system calls per save; then S3 requests per save / first hit on moto
+  (unless ``--skip-s3``);
 * level docs (``--only-levels``): what the Zarr level docs (keyspace, shard, key folders)
   cost per save: first save under a new key in a new or known shard vs a repeat save, with
   them vs without (a ``Store`` that makes no level docs), local fs calls and time,
@@ -1087,6 +1092,87 @@ def _bench_levels_s3(n: int, rec: Any, variants: dict[str, Any]) -> None:
         print(f"| {case} | {v} | {sum(c.values()):g} ({kinds}) | {t * 1e3:.1f} |")
 
 
+def bench_pack(parents: list[Path], n: int) -> None:
+    """Entry format 2: a 5-block record's save beside ``np.savez`` of the same arrays."""
+    from gamstore.store.core import Store
+
+    rec = block_record("k", 1)  # 5 blocks x 50 coefficients + 4 rho, no active sets
+    arrs = arrays_of(rec)
+    flat = {k.replace("/", "_"): v for k, v in arrs.items()}
+
+    def writers(base: Path) -> dict[str, Callable[[int], Any]]:
+        store = Store(LocalBackend(base / "g"), sweep_every=10**9)
+        (base / "npz").mkdir()
+        (base / "npzdir").mkdir()
+
+        def npz_dir(i: int) -> None:
+            os.mkdir(base / "npzdir" / str(i))
+            np.savez(base / "npzdir" / str(i) / "e.npz", **flat)
+
+        from gamstore.store import codec
+
+        enc = codec.encode_entry(
+            record=rec, keyspace="block", key="k", entry_id="0" * 16 + "-" + "0" * 8 + "-" + "0" * 8,
+            producer="p", created=1, objective=None, iteration=None, kind="checkpoint", schema="s",
+        )  # fmt: skip
+        (base / "raw").mkdir()
+
+        def os_floor(i: int) -> None:
+            # the entry's folders (entry, values, offsets) and files with bare os calls, marker
+            # by temp + link: the floor of the layout on this file system, no encoding
+            entry = f"{base}/raw/{i}"
+            os.mkdir(entry)
+            for d in ("values", "offsets"):
+                os.mkdir(f"{entry}/{d}")
+            for rel, data in enc.payload.items():
+                fd = os.open(f"{entry}/{rel}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                os.write(fd, data)
+                os.close(fd)
+            fd = os.open(f"{entry}/.m.tmp", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.write(fd, enc.marker)
+            os.close(fd)
+            os.link(f"{entry}/.m.tmp", f"{entry}/zarr.json")
+            os.unlink(f"{entry}/.m.tmp")
+
+        return {
+            "gamstore `Store.save`, new key": lambda i: store.save("block", f"n{i}", rec),
+            "gamstore `Store.save`, known key": lambda i: store.save("block", "same", rec),
+            "`np.savez`, same arrays, one file": lambda i: np.savez(
+                base / "npz" / f"k{i}.npz", **flat
+            ),
+            "`np.savez` into a new folder": npz_dir,
+            "bare `os` calls, the same folders and files (floor)": os_floor,
+        }
+
+    for parent in parents:
+        base = Path(tempfile.mkdtemp(prefix="bench-pack-", dir=parent))
+        try:
+            ops = writers(base)
+            for fn in ops.values():
+                fn(10**6)  # warm: the keyspace folder, the "same" key's folder and docs
+            calls = {
+                name: count_os_calls(fn, range(10**6 + 1, 10**6 + 17)) for name, fn in ops.items()
+            }
+            med = interleaved(ops, n)
+            entry = next(p for p in (base / "g" / "block").glob("??/*/*") if p.is_dir())
+            objects = sorted(
+                p.relative_to(entry).as_posix() for p in entry.rglob("*") if p.is_file()
+            )
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+        npz = med["`np.savez`, same arrays, one file"]
+        print(f"\n### Packed entries: 5-block record save, {parent}, median of {n}, µs\n")
+        print(f"objects of one entry: {len(objects)} ({', '.join(objects)})\n")
+        print("| writer | median µs | / npz | fs calls per save | calls by kind |")
+        print("|---|---|---|---|---|")
+        for name in ops:
+            c = calls[name]
+            kinds = ", ".join(f"{v:g} {k}" for k, v in sorted(c.items()))
+            print(
+                f"| {name} | {med[name]:.0f} | {med[name] / npz:.2f} | {sum(c.values()):g} | {kinds} |"
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and entries")
@@ -1113,6 +1199,11 @@ def main() -> None:
         "--only-small-save", action="store_true", help="only the small-entry save table"
     )
     ap.add_argument(
+        "--pack",
+        action="store_true",
+        help="only the packed-entry table (save vs np.savez) and S3 requests (unless --skip-s3)",
+    )
+    ap.add_argument(
         "--only-levels",
         action="store_true",
         help="only the Zarr level-doc cost per save (local, and S3 unless --skip-s3)",
@@ -1128,6 +1219,16 @@ def main() -> None:
     parent.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="bench-store-", dir=parent))
     print(f"python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f}, n={n}")
+    if args.pack:
+        shm = Path("/dev/shm")
+        places = [parent] + ([shm] if shm.is_dir() and parent != shm else [])
+        try:
+            bench_pack(places, n)
+            if not args.skip_s3:
+                bench_s3(max(10, n // 6))
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+        return
     if args.only_levels:
         shm = Path("/dev/shm")
         places = [parent] + ([shm] if shm.is_dir() and parent != shm else [])
