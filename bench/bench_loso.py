@@ -555,6 +555,13 @@ def main() -> None:
         help="only compare reused fold designs with rebuilt ones (per fold and whole LOSO)",
     )
     ap.add_argument("--rss", action="store_true", help="with --designs: peak RSS at n = 1e6")
+    ap.add_argument(
+        "--design-sets",
+        nargs="*",
+        default=list(DESIGN_SETS),
+        choices=DESIGN_SETS,
+        help="data sets of --designs (simulated n = 100 000, or real LOSO fixtures)",
+    )
     ap.add_argument("--rss-child", nargs=3, help=argparse.SUPPRESS)
     ap.add_argument(
         "--stores",
@@ -577,7 +584,10 @@ def main() -> None:
         rss_child(args.rss_child[0], int(args.rss_child[1]), int(args.rss_child[2]))
         return
     if args.designs:
-        main_designs(args.repeat, args.rss)
+        # the same warm-start decisions in both variants: the adaptive policy learns costs
+        # as the process runs, which would make the two LOSO runs differ in more than designs
+        os.environ.setdefault("GAMSTORE_WARM_POLICY", "always")
+        main_designs(args.repeat, args.rss, args.design_sets)
         return
     print("### LOSO: cold (initial.sp) vs warm (full-data fit from the store)\n")
     print(
@@ -620,24 +630,28 @@ def main() -> None:
             print(floor_row(family, 2000, 10, 5))
 
 
-def main_designs(repeat: int, rss: bool) -> None:
+DESIGN_SETS = ("gaussian", "poisson", "ChickWeight_by_Chick", "airquality_by_Month")
+
+
+def main_designs(repeat: int, rss: bool, sets: list[str]) -> None:
     """``--designs``: reused against rebuilt fold designs, side by side."""
     print("### LOSO fold designs: rebuilt from the covariates vs reused from the full data\n")
     print(
+        f"GAMSTORE_WARM_POLICY={os.environ.get('GAMSTORE_WARM_POLICY')}, "
         f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, one process, folds "
         f"serial; LOSO totals: run_loso(compare_cold=True) wall time, alternating, best of "
         f"{repeat}.\n"
     )
     print(DESIGNS_HEAD)
-    big = simulate("gaussian", n=100_000, n_subjects=100)
-    three = GAM([s("x0"), s("x1"), s("x2")])
-    print(designs_row("simulated gaussian", big, three, {"y": "y"}, "subj", repeat), flush=True)
-    pois = simulate("poisson", n=100_000, n_subjects=100)
-    three_p = GAM([s("x0"), s("x1"), s("x2")], family="poisson")
-    print(designs_row("simulated poisson", pois, three_p, {"y": "y"}, "subj", repeat), flush=True)
-    for name in ("ChickWeight_by_Chick", "airquality_by_Month"):
-        df, model, kw = _realdata_case(name)
-        print(designs_row(name, df, model, kw, "subject", max(repeat, 5)), flush=True)
+    for name in sets:
+        if name in ("gaussian", "poisson"):
+            df = simulate(name, n=100_000, n_subjects=100)
+            model = GAM([s("x0"), s("x1"), s("x2")], family=name)
+            row = designs_row(f"simulated {name}", df, model, {"y": "y"}, "subj", repeat)
+        else:
+            df, model, kw = _realdata_case(name)
+            row = designs_row(name, df, model, kw, "subject", max(repeat, 5))
+        print(row, flush=True)
     if rss:
         print("\n| variant | n | folds | peak RSS MiB | RSS before the LOSO MiB | wall s |")
         print("|---|---|---|---|---|---|")

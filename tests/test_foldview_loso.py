@@ -126,3 +126,30 @@ def test_a_worker_builds_the_full_raw_bases_once_from_the_data_it_holds() -> Non
         assert seen[0].nbytes > 0
     finally:
         foldview.release_raw_bases()
+
+
+def test_by_default_small_data_rebuild_and_large_data_reuse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """reuse_designs=None: below REUSE_MIN_ROWS a design costs about a millisecond, so the
+    folds rebuild; from it on they reuse the full data's raw bases."""
+    from gamstore.loso import pipeline
+
+    served: list[bool] = []
+    plain = foldview.FoldRows.__call__
+
+    def counting(self: Any, sm: Any, t: np.ndarray, x: np.ndarray) -> Any:
+        out = plain(self, sm, t, x)
+        served.append(out is not None)
+        return out
+
+    monkeypatch.setattr(foldview.FoldRows, "__call__", counting)
+    case = CASES[next(n for n in CASES if n.startswith("Orange"))]
+    data, model = rd.base_frame(case), rd.model(case)
+    kw = {"y": case["y"], "progress": False, "warm": False}
+    assert len(data) < pipeline.REUSE_MIN_ROWS
+    run_loso(data, model, subject="subject", **kw)
+    assert not served
+    monkeypatch.setattr(pipeline, "REUSE_MIN_ROWS", len(data))
+    run_loso(data, model, subject="subject", **kw)
+    assert served and all(served)

@@ -22,6 +22,10 @@ from gamstore.loso.folds import FoldOutcome, FoldTask, StoreSpec, fold_provenanc
 from gamstore.loso.results import build_dataset
 from gamstore.store.provenance import new_run_id
 
+#: rows from which run_loso reuses fold designs by default (reuse_designs=None): below, a
+#: fold's design build takes about a millisecond, as much as sharing the bases costs
+REUSE_MIN_ROWS = 5000
+
 logger = logging.getLogger("gamstore.loso")
 
 
@@ -193,7 +197,7 @@ def run_loso(
     save_folds: bool = True,
     weights: str | None = None,
     offset: str | None = None,
-    reuse_designs: bool = True,
+    reuse_designs: bool | None = None,
 ) -> xr.Dataset:
     """Leave-one-subject-out cross-validation of a GAM, warm-started from the full-data fit.
 
@@ -245,12 +249,14 @@ def run_loso(
         Columns of prior weights (binomial: trials, with ``y`` a proportion) and of a
         link-scale offset, passed to every fit; the held-out deviance uses the weights and
         the predictions the offset.
-    reuse_designs : bool
+    reuse_designs : bool or None
         Build each fold's design from the full data's raw bases, evaluated once per
         process: the fold's rows are selected and its own centring constraints absorbed
         again (:mod:`gamstore.fit.foldview`), giving the design a rebuild from the fold's
-        covariates gives (the default). False rebuilds every fold's design from its
-        covariates (the plain reference path).
+        covariates gives; a Gaussian fold also downdates the full data's ``X'WX``. False
+        rebuilds every fold's design from its covariates (the plain reference path). None
+        (the default): reuse from ``REUSE_MIN_ROWS`` (5000) rows on; below, a design costs
+        about a millisecond and the shared bases would not pay for themselves.
 
     Returns
     -------
@@ -366,7 +372,9 @@ def run_loso(
                 weights=weights,
                 offset=offset,
                 run_id=run_id,
-                reuse_design=reuse_designs,
+                reuse_design=(
+                    len(frame) >= REUSE_MIN_ROWS if reuse_designs is None else bool(reuse_designs)
+                ),
                 order=tuple(subjects),
                 row_blocks=row_blocks if mode == "warm" else None,
             )
