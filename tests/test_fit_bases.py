@@ -202,3 +202,15 @@ def test_frozen_cr_knots_fit_a_fold_with_few_unique_values() -> None:
         res = GAM([s("x", k=10, bs="cr")]).fit(sub, y="y", knots=full.knots)
     assert res.converged
     np.testing.assert_array_equal(res.knots["x"], full.knots["x"])
+
+
+def test_r_as_character_matches_r() -> None:
+    """mgcv keys the rows of a surface's covariates by R's as.character (R 4.2:
+    ``cat(as.character(x), sep = "\\n")``)."""
+    from gamstore.fit.bases._rrng import r_as_character
+
+    x = [0.0001, 1e-5, 0.00012, 123456.7, 1e15, 1e5, 100000.5, -0.001046, 0.0507596, 1 / 3,
+         2 / 3 * 1e-4, 0.1 + 0.2, 1234567890123456.0]  # fmt: skip
+    r = ["1e-04", "1e-05", "0.00012", "123456.7", "1e+15", "1e+05", "100000.5", "-0.001046",
+         "0.0507596", "0.333333333333333", "6.66666666666667e-05", "0.3", "1234567890123456"]  # fmt: skip
+    assert [r_as_character(v) for v in x] == r

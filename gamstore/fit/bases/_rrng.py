@@ -84,3 +84,21 @@ class RRandom:
             n -= 1
             x[j] = x[n]
         return out
+
+
+def r_as_character(v: float) -> str:
+    """R's ``as.character`` of a double (R < 4.3: 15 significant digits, trailing zeros
+    dropped, fixed notation unless scientific is shorter), as mgcv's ``uniquecombs`` keys use.
+    """
+    if v == 0.0:
+        return "0"
+    if not math.isfinite(v):
+        return "NaN" if math.isnan(v) else ("Inf" if v > 0 else "-Inf")
+    mant, _, ex = (f"{v:.14e}").partition("e")
+    exp = int(ex)
+    digits = mant.replace("-", "").replace(".", "").rstrip("0")
+    nsig = max(1, len(digits))
+    sci = f"{v:.{nsig - 1}e}"
+    dec = max(0, nsig - 1 - exp)
+    fixed = f"{v:.{dec}f}"
+    return fixed if len(fixed) <= len(sci) else sci

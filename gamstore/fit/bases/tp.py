@@ -267,13 +267,22 @@ def r_subsample_knots(
     centred points drawn by R's ``sample`` after ``set.seed(seed)``; None when there are
     no more unique points than that (all are knots).
 
-    For one covariate the unique values are sorted as mgcv's ``uniquecombs(x, TRUE)`` sorts
-    them; for several, rows are sorted lexicographically (mgcv's C sort may order them
-    otherwise, so a 2-D subsample may differ from mgcv's).
+    The unique points are ordered as mgcv's ``uniquecombs(x, TRUE)`` orders them: sorted
+    values for one covariate; for several, by the C-locale order of R's text keys
+    ``paste0(x1, "*", x2)`` (:func:`gamstore.fit.bases._rrng.r_as_character`).
     """
-    from gamstore.fit.bases._rrng import RRandom
+    from gamstore.fit.bases._rrng import RRandom, r_as_character
 
-    xu = np.unique(xc, axis=0)
+    if xc.shape[1] == 1:
+        xu = np.unique(xc, axis=0)  # sort(unique(x))
+    else:
+        # uniquecombs(x, ordered = TRUE) of a matrix: rows keyed by paste0(x1, "*", x2, ...)
+        # with R's as.character (15 significant digits), first occurrence kept, keys sorted
+        # in the C locale
+        first: dict[str, int] = {}
+        for i, row in enumerate(xc.tolist()):
+            first.setdefault("*".join(r_as_character(v) for v in row), i)
+        xu = xc[[first[key] for key in sorted(first)]]
     if xu.shape[0] <= max_knots:
         return None
     ind = RRandom(seed).sample(xu.shape[0], max_knots) - 1
