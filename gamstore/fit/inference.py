@@ -237,6 +237,48 @@ def _block_root(G: np.ndarray) -> np.ndarray:
         return np.sqrt(np.clip(vals, 0.0, None))[:, None] * vecs.T
 
 
+def _recov(
+    d: Design, cov: Covariances, rho: np.ndarray, scale: float, others: list[Any], m: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """mgcv's ``recov(b, rind, m)`` for ``reTest`` of block ``m`` when the model has other
+    random effects (``others``), as the ``(Vp_mm, Ve_mm)`` that :func:`re_test` takes.
+
+    mgcv treats the other random effects as part of the error: with ``G = X'WX`` and
+    ``S_2`` their penalties (``S_2^-`` its pseudo-inverse), ``M = G + G[:, r] S_2^- G[r, :]``;
+    ``Ve = Vp M Vp / scale``; ``Rm'Rm`` is the Schur complement, for ``m``'s columns, of
+    ``M + S_1`` on the remaining columns (``S_1`` the other penalties), which
+    :func:`re_test` receives as ``scale * inv(M + S_1)_mm``. (mgcv forms the same products
+    from the R factor of the weighted model matrix; they depend on it only through
+    ``R'R = X'WX``.)
+    """
+    p = d.p
+    lam = np.exp(rho)
+    S = np.zeros((p, p))
+    rind = np.zeros(p, dtype=bool)
+    other_blocks = {id(o) for o in others}
+    for o in others:
+        rind[o.cols] = True
+    S2 = np.zeros((p, p))
+    for j, slot in enumerate(d.slots):
+        blk = d.smooths[slot.block]
+        Sj = lam[j] * (blk.U @ slot.matrix() @ blk.U.T)  # reduced (mgcv) coordinates
+        target = S2 if id(blk) in other_blocks else S
+        target[slot.cols, slot.cols] += Sj
+    G = (cov.XtWX + cov.XtWX.T) / 2.0
+    S2r = S2[np.ix_(rind, rind)]
+    ev, vec = np.linalg.eigh((S2r + S2r.T) / 2.0)
+    pos = ev > ev.max() * _EPS**0.8
+    S2inv = (vec[:, pos] / ev[pos]) @ vec[:, pos].T
+    M = G + G[:, rind] @ S2inv @ G[rind, :]
+    Ve = cov.Vp @ M @ cov.Vp / scale
+    keep = ~rind
+    A = M[np.ix_(keep, keep)] + S[np.ix_(keep, keep)]
+    idx = np.flatnonzero(keep)
+    mm = np.flatnonzero((idx >= m.cols.start) & (idx < m.cols.stop))
+    Ainv = np.linalg.inv((A + A.T) / 2.0)
+    return scale * Ainv[np.ix_(mm, mm)], Ve[m.cols, m.cols]
+
+
 def re_test(
     p: np.ndarray, Vp: np.ndarray, Ve: np.ndarray, scale: float, res_df: float = -1.0
 ) -> tuple[float, float, float]:
@@ -558,11 +600,17 @@ def summarize(res: Any) -> GamSummary:
         edf_i = float(cov.edf[sl].sum())
         edf1_i = float(cov.edf1[sl].sum())
         others_random = [r for r in random if r is not b]
-        if b.rank == sl.stop - sl.start and not others_random:
+        if b.rank == sl.stop - sl.start:
             # no penalty null space (a cyclic smooth after centring, a random effect):
-            # mgcv tests it as a random effect (summary.gam's reTest)
+            # mgcv tests it as a random effect (summary.gam's reTest), the other random
+            # effects' covariance first re-weighted as mgcv's recov does
+            vp_mm, ve_mm = (
+                _recov(d, cov, np.asarray(res.rho), scale, others_random, b)
+                if others_random
+                else (cov.Vp[sl, sl], cov.Ve[sl, sl])
+            )
             stat, pval, ref_df = re_test(
-                coef[sl], cov.Vp[sl, sl], cov.Ve[sl, sl], scale, residual_df if est_disp else -1.0
+                coef[sl], vp_mm, ve_mm, scale, residual_df if est_disp else -1.0
             )
             rows.append((b.label, edf_i, ref_df, stat / ref_df if est_disp else stat, pval))
             continue
