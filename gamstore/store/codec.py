@@ -206,7 +206,9 @@ def _shape_problem(shape: tuple[int, ...]) -> str | None:
     return None
 
 
-def _canonical_array(name: str, part: Any) -> tuple[np.ndarray, str, tuple[str, ...]]:
+def _canonical_array(
+    name: str, part: Any, *, check_finite: bool = True
+) -> tuple[np.ndarray, str, tuple[str, ...]]:
     data = getattr(part, "data", None)
     dims = getattr(part, "dims", None)
     if not isinstance(data, np.ndarray):
@@ -231,7 +233,7 @@ def _canonical_array(name: str, part: Any) -> tuple[np.ndarray, str, tuple[str, 
     if bad:
         raise ValueError(f"arrays[{name!r}]: shape {data.shape}: {bad}")
     arr = np.ascontiguousarray(data, dtype=_DTYPES[dtype][0])
-    if dtype == "float64" and not np.isfinite(arr).all():
+    if check_finite and dtype == "float64" and not np.isfinite(arr).all():
         raise ValueError(f"arrays[{name!r}]: contains non-finite values (NaN or inf)")
     return arr, dtype, dims
 
@@ -331,7 +333,8 @@ def encode_entry(
             parent = "/".join(segs[:i])
             if parent in name_set:
                 raise ValueError(f"arrays[{n!r}]: name nests under the array {parent!r}")
-    canon = {n: _canonical_array(n, arrays_in[n]) for n in names}
+    # finiteness is checked once on the packed values below (one pass, not one per array)
+    canon = {n: _canonical_array(n, arrays_in[n], check_finite=False) for n in names}
     size = sum(a.nbytes for a, _, _ in canon.values())
     if size > max_bytes:
         raise ValueError(f"record: encoded size exceeds the {max_bytes}-byte entry cap")
@@ -341,7 +344,13 @@ def encode_entry(
     payload: dict[str, bytes] = {}
     specs: dict[str, Any] = {}
     total = 0
-    for n, (arr, dtype, dims) in _pack(canon).items():
+    packed = _pack(canon)
+    if not np.isfinite(packed["values"][0]).all():
+        bad = next(
+            n for n, (a, dt, _) in canon.items() if dt == "float64" and not np.isfinite(a).all()
+        )
+        raise ValueError(f"arrays[{bad!r}]: contains non-finite values (NaN or inf)")
+    for n, (arr, dtype, dims) in packed.items():
         meta = array_meta_bytes(dtype, arr.shape, dims)
         payload[f"{n}/{MARKER}"] = meta
         spec: dict[str, Any] = {
