@@ -115,6 +115,7 @@ def start_azurite(command: str, workdir: Path) -> tuple[str, subprocess.Popen[by
     env = {**os.environ, "AZURITE_ACCOUNTS": f"{AZURE_TEST_ACCOUNT}:{AZURE_TEST_KEY}"}
     args = ["--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence"]
     args += ["--skipApiVersionCheck", "--loose", "--silent", "--disableProductStyleUrl"]
+    args += ["--disableTelemetry"]  # no calls outside loopback
     proc = subprocess.Popen(
         [command, *args],
         cwd=workdir,  # Azurite writes its debug/extent files here, not in the repo
