@@ -73,3 +73,22 @@ def test_object_store_secrets_never_leak(
     for secret in object_store.secrets:
         leaks = [t for t in texts if secret in t]
         assert leaks == [], leaks[0][:300]
+
+
+def test_cache_identity_names_the_account_not_the_key() -> None:
+    """Two Azure accounts with the same container must not share in-process caches."""
+    from gamstore.store.objectstore import _endpoint_identity
+
+    def conn(account: str, key: str) -> dict[str, str]:
+        return {
+            "connection_string": f"DefaultEndpointsProtocol=http;AccountName={account};"
+            f"AccountKey={key};BlobEndpoint=http://127.0.0.1:1/{account};"
+        }
+
+    a = _endpoint_identity(conn("one", "S3CRETKEYA=="), ("account_name",))
+    b = _endpoint_identity(conn("two", "S3CRETKEYA=="), ("account_name",))
+    assert a != b and "one" in a and "S3CRETKEY" not in a + b
+    assert _endpoint_identity({"endpoint_url": "http://h:9"}, ("endpoint_url",)) == (
+        "endpoint_url=http://h:9"
+    )
+    assert _endpoint_identity({"token": "anon"}, ("endpoint_url",)) == ""

@@ -296,6 +296,23 @@ def _info_mtime(info: Mapping[str, Any]) -> int:
     return 0
 
 
+def _endpoint_identity(fs_kwargs: Mapping[str, Any], keys: Sequence[str]) -> str:
+    """Which service endpoint/account the options reach (never a credential).
+
+    Part of the in-process cache identity: two accounts with a container of the same name
+    must not share decoded entries. An Azure connection string contributes only its
+    ``AccountName`` and ``BlobEndpoint`` (never its ``AccountKey`` or ``SharedAccessSignature``).
+    """
+    parts = [f"{k}={fs_kwargs[k]}" for k in keys if fs_kwargs.get(k) is not None]
+    conn = fs_kwargs.get("connection_string")
+    if isinstance(conn, str):
+        for item in conn.split(";"):
+            name, _, value = item.partition("=")
+            if name.strip().lower() in ("accountname", "blobendpoint"):
+                parts.append(f"{name.strip()}={value.strip()}")
+    return ",".join(parts)
+
+
 #: Programming errors are never wrapped: they are bugs, not storage failures.
 _BUGS = (TypeError, AttributeError, NameError, AssertionError, NotImplementedError)
 
@@ -337,8 +354,7 @@ class ObjectStoreBackend(Backend):
         )
         self.concurrency = _concurrency(opts.pop("concurrency", DEFAULT_CONCURRENCY))
         fs_kwargs, self.settings = self.service.prepare(opts)
-        endpoint = {k: str(fs_kwargs.get(k)) for k in self.service.endpoint_keys}
-        self._endpoint = ",".join(v for v in endpoint.values() if v != "None")
+        self._endpoint = _endpoint_identity(fs_kwargs, self.service.endpoint_keys)
         self.fs = self._filesystem(fs_kwargs)
 
     def _filesystem(self, fs_kwargs: dict[str, Any]) -> Any:
