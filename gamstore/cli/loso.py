@@ -215,6 +215,9 @@ def print_summary(ds: Any, title: str) -> None:
                     highlight=False,
                 )
     _print_start_checks(console, ds)
+    decisions = str(ds.attrs.get("warm_decisions", ""))
+    if decisions:  # what the adaptive warm-start policy did (docs/warm-start.md)
+        console.print(f"warm-start policy, folds: {decisions}", highlight=False)
     starts = [str(s) for s in ds["start"].values]
     if "warm" in starts and "cold" in starts:
         import numpy as np
