@@ -40,8 +40,16 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "bench_local_safety.py": ([], ["--quick"]),
     "bench_policy.py": (["--realdata", "--demo", "--s3"], ["--demo", "--repeats", "1"]),
     "trace_warm_refit.py": ([], []),
+    "trace_open_fits.py": ([], ["--repeat", "1"]),
     "stress_load.py": ([], ["--quick"]),
     "stress_faults.py": ([], []),
+}
+
+# A/B tools: they compare two checkouts given on the command line, so run_all cannot run them
+# unattended (tests/test_bench_scripts.py still checks that they start).
+AB_TOOLS: dict[str, str] = {
+    "compare_commits.py": "BASE [HEAD] git refs",
+    "bench_layout_ab.py": "--before DIR (a checkout)",
 }
 
 

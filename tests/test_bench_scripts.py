@@ -18,7 +18,8 @@ def test_run_all_lists_every_script() -> None:
         import run_all
     finally:
         sys.path.remove(str(BENCH))
-    assert sorted(run_all.SCRIPTS) == SCRIPTS
+    assert sorted([*run_all.SCRIPTS, *run_all.AB_TOOLS]) == SCRIPTS
+    assert not set(run_all.SCRIPTS) & set(run_all.AB_TOOLS)
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
