@@ -200,7 +200,11 @@ def test_corrupt_bytes_on_disk_are_a_miss(tmp_path: Path) -> None:
     store = open_store(str(root))
     assert save_resume_point(store, FORMULA, RHO, BETA)
     chunks = [
-        p for p in root.rglob("*") if p.is_file() and p.parent.name == "rho" and p.name == "0"
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.parent.name == "values"
+        and p.name == "0"  # entry format 2: the packed floats
     ]
     assert len(chunks) == 1, chunks
     raw = bytearray(chunks[0].read_bytes())
