@@ -250,7 +250,7 @@ def structure_descriptor(family_kind: str, d: Design, specs: Sequence[BlockSpec]
     depend on which levels the rows contain, so a LOSO fold that drops a subject can have
     other blocks than the full-data fit, and another descriptor. Such a design stores and
     finds its cross-fit artifacts under this descriptor instead: every such term is named
-    once, without its levels (``s(g)[re]``, ``s(x):f[by]``, ``(parametric)[f,z]``), every
+    once, without its levels (``s(g)[re]``, ``s(x):f[by]``, ``(parametric)[f[ref=A],z]``), every
     other block keeps its identity. The transfer then matches block by block
     (:func:`gamstore.transfer.build_partial_warm_start`): what has the parent's identity is
     transferred, the changed blocks start cold. None (the plain descriptor) for a design
@@ -266,7 +266,11 @@ def structure_descriptor(family_kind: str, d: Design, specs: Sequence[BlockSpec]
     def named(name: str) -> Any:
         return term_identity_from_block(TermRole.GENERIC, name, [], [], 0)
 
-    idents = [named(f"(parametric)[{','.join(t.name for t in d.linear)}]")]
+    # a parametric factor by its name and its reference level: a fold that lacks another
+    # level shares the key (that block then starts cold), another reference level does not
+    # (other columns of the same width: not even a cross-fit parent)
+    par = [t.name if t.levels is None else f"{t.name}[ref={t.spec()[1][0]}]" for t in d.linear]
+    idents = [named(f"(parametric)[{','.join(par)}]")]
     seen: set[str] = set()
     for spec, b, lv in zip(specs[1:], d.smooths, levels, strict=True):
         if not lv:
