@@ -1,4 +1,5 @@
-"""Storage layer: Zarr v3 entries on local disk, in memory or on S3 (fsspec/s3fs).
+"""Storage layer: Zarr v3 entries on local disk, in memory or on an fsspec object store
+(S3 via s3fs, GCS via gcsfs, Azure Blob via adlfs).
 
 Use :func:`open_store`; ``docs/architecture.md`` has the Store API contract::
 
@@ -6,14 +7,15 @@ Use :func:`open_store`; ``docs/architecture.md`` has the Store API contract::
     entry_id = store.save("block", key, record, objective=reml, kind="final")
     entry = store.lookup("block", key)          # best entry or None; never raises on bad data
 
-Modules: ``backend`` (the abstract object store), ``local`` / ``memory`` / ``s3`` (one per
-backend), ``registry`` (URL scheme -> backend), ``codec`` (record <-> Zarr v3 group bytes),
+Modules: ``backend`` (the abstract object store), ``local`` / ``memory`` / ``objectstore``
+(one per kind of backend; ``objectstore`` serves S3, GCS and Azure), ``s3`` (S3 timeouts and
+retries), ``registry`` (URL scheme -> backend), ``codec`` (record <-> Zarr v3 group bytes),
 ``layout`` and ``ids`` (paths and entry ids), ``keyspaces`` (the keyspace registry),
 ``walk`` (the one walk of the entry folders), ``portable`` (entries as
 portable data for export/import), ``ranking`` (which entry a lookup returns),
 ``eviction`` (TTL, budget, sweep policy), ``cache`` (per-root in-process caches), ``core``
 (the :class:`Store` facade), ``spec`` (reopening a store in a worker), ``session``, ``maintenance`` (gc, verify), ``zarr_bridge`` (a zarr
-store on the same root) and ``testing`` (the reusable conformance suite).
+store on the same root) and ``testing`` (the reusable store and backend conformance suites).
 """
 
 from __future__ import annotations
@@ -87,7 +89,8 @@ def open_store(
     Parameters
     ----------
     url : str or path-like, optional
-        A directory path, ``file://...``, ``memory://<name>`` or ``s3://bucket/prefix``.
+        A directory path, ``file://...``, ``memory://<name>``, ``s3://bucket/prefix``,
+        ``gs://bucket/prefix`` or ``az://container/prefix``.
         None means ``$GAMSTORE_URL``, else the user cache directory + ``gamstore``.
     budget_bytes : int
         Size budget (default 1 GiB), enforced by throttled eviction sweeps; an int in
@@ -97,7 +100,9 @@ def open_store(
         at most 100 years.
     storage_options : mapping, optional
         Passed to the backend (for S3: ``endpoint_url``, ``key``, ``secret``,
-        ``client_kwargs``, ...). Never shown in reprs, logs or errors.
+        ``client_kwargs``, ...; GCS: ``project``, ``token``, ...; Azure: ``account_name``,
+        ``account_key``, ``connection_string``, ...; every object store also takes
+        ``request_deadline`` and ``concurrency``). Never shown in reprs, logs or errors.
     read_only : bool
         ``True`` or ``False`` (nothing else). Refuse writes (:class:`ReadOnlyStoreError`); lookups do not write access touches.
     **options
