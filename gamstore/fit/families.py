@@ -243,6 +243,15 @@ class Family(ABC):
         return f"{self.name}({self.link})"
 
     @property
+    def n_ext(self) -> int:
+        """Number of extended-family parameters the fit estimates (nb's log theta)."""
+        return 0
+
+    def start_family(self) -> Family:
+        """The family the cold start's weights use (nb with theta estimated: theta = 1)."""
+        return self
+
+    @property
     def identity_gaussian(self) -> bool:
         """Gaussian with identity link: one least-squares solve, scale profiled in closed form."""
         return self.name == "gaussian" and self.link == "identity"
@@ -683,6 +692,97 @@ class InverseGaussian(Family):
         self._check_link_range(y, wt, column)
 
 
+class NegBin(Family):
+    """Negative binomial counts (mgcv's ``nb()``): ``V(mu) = mu + mu^2 / theta``, scale 1;
+    link log.
+
+    ``theta=None`` (``"nb"``) estimates theta by REML with the smoothing parameters: the fit
+    profiles the REML score over ``log(theta)`` (:func:`gamstore.fit.newton.profile_theta`)
+    and evaluates each candidate with a fixed-theta copy (:meth:`with_theta`). No link is
+    canonical for theta unknown, so the Newton weights are the observed ones, as mgcv's
+    extended-family PIRLS uses.
+    """
+
+    name = "nb"
+    canonical = "log"
+    links = ("log",)  # mgcv also offers identity and sqrt: not yet covered by parity cases
+    scale_known = True
+
+    def __init__(self, link: str | None = None, theta: float | None = None) -> None:
+        super().__init__(link)
+        if theta is not None and not (np.isfinite(theta) and theta > 0):
+            raise ValueError(f"family 'nb': theta must be a positive finite number, got {theta!r}")
+        self.theta: float | None = None if theta is None else float(theta)
+
+    @property
+    def is_canonical(self) -> bool:
+        return False  # log(mu / (mu + theta)) is the canonical link, never offered
+
+    @property
+    def n_ext(self) -> int:
+        """Number of extended-family parameters estimated (log theta)."""
+        return 1 if self.theta is None else 0
+
+    def with_theta(self, theta: float) -> NegBin:
+        """A copy with theta fixed (an evaluation of the REML profile)."""
+        return NegBin(self.link, theta)
+
+    def start_family(self) -> Family:
+        return self if self.theta is not None else self.with_theta(1.0)
+
+    def _th(self) -> float:
+        if self.theta is None:
+            raise ValueError("family 'nb': theta is estimated; evaluate with_theta(theta)")
+        return self.theta
+
+    def variance(self, mu: np.ndarray) -> np.ndarray:
+        return mu + mu * mu / self._th()
+
+    def var_derivs(self, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        th = self._th()
+        return 1.0 + 2.0 * mu / th, np.full_like(mu, 2.0 / th), np.zeros_like(mu)
+
+    def deviance(self, y: np.ndarray, mu: np.ndarray, wt: np.ndarray) -> float:
+        th = self._th()
+        return float(2.0 * np.dot(wt, xlogy(y, y / mu) - (y + th) * np.log((y + th) / (mu + th))))
+
+    def loglik(self, y: np.ndarray, mu: np.ndarray, wt: np.ndarray, scale: float) -> float:
+        th = self._th()
+        per = (
+            gammaln(y + th)
+            - gammaln(th)
+            - gammaln(y + 1.0)
+            + th * np.log(th)
+            + xlogy(y, mu)
+            - (y + th) * np.log(mu + th)
+        )
+        return float(np.dot(wt, per))
+
+    def initial_mu(self, y: np.ndarray, wt: np.ndarray) -> np.ndarray:
+        return y + (y == 0) / 6.0  # mgcv nb()$initialize
+
+    def validate(self, y: np.ndarray, wt: np.ndarray, column: str) -> None:
+        if np.any(y < 0):
+            raise ValueError(
+                f"column {column!r}: nb response must be non-negative counts, "
+                f"found {int(np.count_nonzero(y < 0))} negative value(s)"
+            )
+        self._check_link_range(y, wt, column)
+
+    def __repr__(self) -> str:
+        return f"NegBin(link={self.link!r}, theta={self.theta!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(other) is type(self)
+            and other.link == self.link  # type: ignore[attr-defined]
+            and other.theta == self.theta  # type: ignore[attr-defined]
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.link, self.theta))
+
+
 FAMILIES: dict[str, type[Family]] = {
     "gaussian": Gaussian,
     "poisson": Poisson,
@@ -691,6 +791,7 @@ FAMILIES: dict[str, type[Family]] = {
     "inverse.gaussian": InverseGaussian,
     "quasipoisson": QuasiPoisson,
     "quasibinomial": QuasiBinomial,
+    "nb": NegBin,
 }
 
 

@@ -48,7 +48,14 @@ from gamstore.fit.inference import (
     final_pieces,
     summarize,
 )
-from gamstore.fit.newton import InnerCap, NewtonControl, NewtonResult, OnIterate, newton
+from gamstore.fit.newton import (
+    InnerCap,
+    NewtonControl,
+    NewtonResult,
+    OnIterate,
+    newton,
+    profile_theta,
+)
 from gamstore.fit.reml import Problem, RemlEval, edf_per_block, fletcher_scale
 from gamstore.fit.startcheck import StartCheck, StartCheckPolicy, as_policy
 
@@ -201,6 +208,9 @@ class FitResult:
     start_check : StartCheck or None
         With a store: where the fit started, how far rho moved, whether the cold check ran
         and what it found (see :mod:`gamstore.fit.startcheck`); None without a store.
+    ext : numpy.ndarray or None
+        Extended-family parameters estimated with rho (``nb``: ``[log theta]``, mgcv's
+        ``family$getTheta()``); None for the other families.
     reml_scale : float
         The scale at the REML optimum (mgcv's ``reml.scale``; 1 for a known scale).
     warm_decision : str
@@ -241,6 +251,7 @@ class FitResult:
     warnings: list[diagnostics.GamFitWarning] = field(default_factory=list, repr=False)
     start_check: StartCheck | None = field(default=None, repr=False)
     reml_scale: float = float("nan")
+    ext: np.ndarray | None = None
     warm_decision: str = ""
 
     # -- inference (mgcv's Vp, Ve, summary.gam, AIC) -----------------------------------------
@@ -707,7 +718,8 @@ class GAM:
             # mgcv initial.spg: start from the design weighted at the family's starting mean
             # (Fisher weights wt * mu.eta^2 / V; wt * V for a canonical link)
             mu0 = self.family.initial_mu(yv, wt)
-            w0 = self.family.fisher_weights(self.family.eta_of_mu(mu0), mu0, wt)
+            fam0 = self.family.start_family()
+            w0 = fam0.fisher_weights(fam0.eta_of_mu(mu0), mu0, wt)
         design = build_design(
             data,
             self.smooths,
@@ -942,8 +954,20 @@ class GAM:
         *,
         inner_cap: InnerCap | None = None,
         on_iterate: OnIterate | None = None,
+        ext0: np.ndarray | None = None,
     ) -> NewtonResult:
-        """Run the outer loop from a start (working-basis ``beta0``)."""
+        """Run the outer loop from a start (working-basis ``beta0``; ``ext0`` the
+        extended-family parameters' start, e.g. a stored ``[log theta]``)."""
+        if prob.family.n_ext:
+            return profile_theta(
+                prob,
+                rho0,
+                beta0,
+                ext0=ext0,
+                control=self.control,
+                inner_cap=inner_cap,
+                on_iterate=on_iterate,
+            )
         return newton(
             prob,
             rho0,
@@ -966,6 +990,8 @@ class GAM:
         start_check: StartCheck | None = None,
     ) -> FitResult:
         """Assemble a :class:`FitResult` from the outer loop's final evaluation."""
+        if nres.prob is not None:
+            prob = nres.prob  # the family at the estimated theta
         d = prob.design
         fin = nres.final
         edf = edf_per_block(prob, fin)
@@ -1003,13 +1029,14 @@ class GAM:
             n=d.n,
             model=self,
             _design=light,
-            _family=self.family,
+            _family=prob.family,
             _offset_column=off_col,
             _problem=prob,
             _final=fin,
             warnings=notes,
             start_check=start_check,
             reml_scale=fin.scale,
+            ext=None if nres.ext is None else nres.ext.copy(),
         )
 
 

@@ -14,9 +14,11 @@ accepted without another evaluation (see :class:`NewtonControl`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -123,6 +125,9 @@ class NewtonResult:
     notes: list[GamFitWarning] = field(default_factory=list)
     n_indefinite: int = 0
     separated: bool = False  # a completely separated binomial fit: no finite REML optimum
+    # extended-family parameters estimated with rho (nb: [log theta]); None for other families
+    ext: np.ndarray | None = None
+    prob: Problem | None = None  # the problem at the estimated ext (its family fixed there)
 
 
 InnerCap = Callable[[int], "int | None"]
@@ -413,3 +418,77 @@ def _fine_step(
     if np.any(fp):
         step[fp], exact = _newton_step_pd(grad[fp], hess[np.ix_(fp, fp)])
     return step, exact
+
+
+# log(theta) search interval and tolerance of the profile (theta from e^-7 to e^12 covers
+# counts from near-geometric to Poisson-like; at the upper end nb is Poisson to 1e-5)
+LOG_THETA_BOUNDS = (-7.0, 12.0)
+LOG_THETA_XTOL = 1e-7
+
+
+def profile_theta(
+    prob: Problem,
+    rho0: np.ndarray,
+    beta0: np.ndarray | None = None,
+    *,
+    ext0: np.ndarray | None = None,
+    control: NewtonControl | None = None,
+    inner_cap: InnerCap | None = None,
+    on_iterate: OnIterate | None = None,
+) -> NewtonResult:
+    """REML fit of a negative binomial with theta estimated.
+
+    mgcv estimates ``log(theta)`` jointly with rho in its outer Newton iteration. Here the
+    REML score is profiled instead: ``V*(t) = min_rho V(rho, t)`` at ``t = log(theta)`` is
+    minimised by bounded Brent search, each ``V*(t)`` a :func:`newton` over rho started from
+    the previous candidate's rho and beta. The minimum of the profile is the joint minimum,
+    so the optimum (REML, rho, theta, fitted values) is mgcv's; only the path differs.
+    ``ext0`` (a stored ``[log theta]``) starts the search: Brent first brackets around it
+    (a warm start costs fewer profile points, never a different answer beyond the tolerance).
+    """
+    from scipy.optimize import minimize_scalar
+
+    fam = prob.family
+    if fam.n_ext != 1:
+        raise ValueError(f"profile_theta needs a family with theta estimated, got {fam!r}")
+    ctl = control or NewtonControl()
+    state: dict[str, Any] = {"rho": np.asarray(rho0, dtype=np.float64), "beta": beta0}
+    runs: dict[float, tuple[NewtonResult, Problem]] = {}
+    totals = [0, 0]
+
+    def at(t: float) -> float:
+        t = float(t)
+        if t in runs:
+            return runs[t][0].final.score
+        p = dataclasses.replace(prob, family=fam.with_theta(float(np.exp(t))))  # type: ignore[attr-defined]
+        r = newton(p, state["rho"], state["beta"], control=ctl, inner_cap=inner_cap)
+        totals[0] += r.n_pirls_calls
+        totals[1] += r.n_pirls_iters
+        runs[t] = (r, p)
+        if np.isfinite(r.final.score):
+            state["rho"], state["beta"] = r.final.rho, r.final.fit.beta
+        return r.final.score
+
+    lo, hi = LOG_THETA_BOUNDS
+    t0 = None if ext0 is None else float(np.asarray(ext0, dtype=np.float64).ravel()[0])
+    opts = {"xatol": LOG_THETA_XTOL}
+    if t0 is not None and np.isfinite(t0) and lo + 0.5 < t0 < hi - 0.5:
+        # a warm start searches near the stored value; an optimum at the edge of that
+        # interval means it was not there, and the full interval is searched (cold)
+        opt = minimize_scalar(at, bounds=(t0 - 0.5, t0 + 0.5), method="bounded", options=opts)
+        if abs(opt.x - (t0 - 0.5)) < 1e-3 or abs(opt.x - (t0 + 0.5)) < 1e-3:
+            minimize_scalar(at, bounds=(lo, hi), method="bounded", options=opts)
+    else:
+        minimize_scalar(at, bounds=(lo, hi), method="bounded", options=opts)
+    t_best = min(runs, key=lambda k: runs[k][0].final.score)
+    best, p_best = runs[t_best]
+    # polish rho at the chosen theta from its own optimum (reports its iterate to the caller)
+    final = newton(p_best, best.final.rho, best.final.fit.beta, control=ctl, on_iterate=on_iterate)
+    return dataclasses.replace(
+        final,
+        n_pirls_calls=final.n_pirls_calls + totals[0],
+        n_pirls_iters=final.n_pirls_iters + totals[1],
+        n_outer=final.n_outer + sum(r.n_outer for r, _ in runs.values()),
+        ext=np.array([t_best]),
+        prob=p_best,
+    )
