@@ -1,6 +1,11 @@
 """Families and links: gamstore.fit against R mgcv on real data, case by case, with timings.
 
-Run: ``OPENBLAS_NUM_THREADS=1 python bench/bench_families.py [--reps N] [--recorded-mgcv]``
+Run: ``OPENBLAS_NUM_THREADS=1 python bench/bench_families.py [--reps N] [--recorded-mgcv]
+[--extended]``
+
+``--extended``: the extended-family cases of tests/fixtures/families/extended.json instead
+(nb() with theta estimated; written by ``families_mgcv.R make-ext``), with a Δθ column
+(|log theta - mgcv's|, against ``ref``).
 
 For every case of tests/fixtures/families/families.json (R ``datasets``; the fixture holds the
 data and mgcv 1.8-41's answers, written by
@@ -58,18 +63,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--recorded-mgcv", action="store_true", help="use the fixture's mgcv times (no R run)"
     )
+    parser.add_argument(
+        "--extended", action="store_true", help="the extended-family cases (nb, theta estimated)"
+    )
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     rd = _load("gamstore_realdata", ROOT / "tests" / "fixtures" / "realdata.py")
     fs = _load("gamstore_families", ROOT / "tests" / "fixtures" / "families" / "support.py")
-    cases = fs.cases()
-    live: dict[str, Any] = {} if args.recorded_mgcv else fs.run_live(list(cases), timed=True)
+    cases = fs.extended_cases() if args.extended else fs.cases()
+    live: dict[str, Any] = (
+        {} if args.recorded_mgcv else fs.run_live(list(cases), timed=True, table=cases)
+    )
+    theta_col = " Δθ |" if args.extended else ""
     head = (
-        "| case | family | n | ref | ΔREML | Δρ | Δfitted | Δedf | gamstore ms (wall/CPU) "
-        "| mgcv ms (wall/CPU) | status |"
+        "| case | family | n | ref | ΔREML | Δρ |" + theta_col + " Δfitted | Δedf "
+        "| gamstore ms (wall/CPU) | mgcv ms (wall/CPU) | status |"
     )
     print(head)
-    print("|" + "---|" * 11)
+    print("|" + "---|" * (12 if args.extended else 11))
     bad = 0
     for name, case in cases.items():
         data, gam = fs.frame(case), fs.model(case)
@@ -83,7 +94,16 @@ def main(argv: list[str] | None = None) -> int:
                 walls.append(1e3 * (time.perf_counter() - t0))
                 cpus.append(1e3 * (time.process_time() - c0))
             assert res is not None
-            cmp = rd.against_mgcv(fs.suite_case(case), data, gam, res, case)
+            recorded = case
+            cmp = rd.against_mgcv(fs.suite_case(case), data, gam, res, recorded)
+        theta = ""
+        if args.extended:
+            ref_ext = recorded[cmp.reference]["ext"][0]
+            d_theta = abs(float(res.ext[0]) - ref_ext)
+            theta = f" {d_theta:.1e} |"
+            if not d_theta <= 1e-3:  # the criterion of tests/test_fit_extfam.py
+                cmp.ok = False
+                cmp.failures.append(f"log theta {res.ext[0]:.6g} vs {ref_ext:.6g}")
         d_reml = (res.reml - case["mgcv"]["reml"][0]) / abs(case["mgcv"]["reml"][0])
         if args.recorded_mgcv:
             mg_ms = f"{case['mgcv']['ms']:.1f}"
@@ -94,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         bad += not cmp.ok
         print(
             f"| {name} | {case['family']} | {case['n']} | {SHORT[cmp.reference]} | "
-            f"{d_reml:+.1e} | {cmp.d_rho:.1e} | {cmp.d_fitted:.1e} | {cmp.d_edf:.1e} | "
+            f"{d_reml:+.1e} | {cmp.d_rho:.1e} |{theta} {cmp.d_fitted:.1e} | {cmp.d_edf:.1e} | "
             f"{statistics.median(walls):.1f} / {statistics.median(cpus):.1f} | {mg_ms} | "
             f"{status} |"
         )

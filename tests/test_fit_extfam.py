@@ -49,7 +49,7 @@ def _load(name: str, path: Path) -> ModuleType:
 rd = _load("gamstore_realdata", HERE / "realdata.py")
 fs = _load("gamstore_families", HERE / "families" / "support.py")
 FX: dict[str, Any] = json.loads((HERE / "families" / "extended.json").read_text())
-CASES: dict[str, dict[str, Any]] = FX["cases"]
+CASES: dict[str, dict[str, Any]] = fs.extended_cases()
 _counter = itertools.count()
 
 
@@ -110,13 +110,7 @@ def test_reml_score_at_mgcv_rho_and_theta(name: str) -> None:
 def test_nb_parity_with_live_mgcv() -> None:
     """mgcv today, on the fixture's bytes, gives the recorded answers, and gamstore matches."""
     require(fs.rscript() is not None, "Rscript with mgcv")
-    saved = dict(fs.cases())
-    try:
-        fs.cases().update(CASES)  # run_live looks cases up by name in the fixture table
-        live = fs.run_live(list(CASES))
-    finally:
-        fs.cases().clear()
-        fs.cases().update(saved)
+    live = fs.run_live(list(CASES), table=CASES)
     assert sorted(live) == sorted(CASES)
     for name in CASES:
         case, data, gam, res = _fit(name)
