@@ -26,6 +26,10 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "bench_fit.py": (["--reps", "7"], ["--reps", "3", "--no-large"]),
     "bench_design.py": ([], ["--quick", "--reps", "3"]),
     "bench_loso.py": (["--big"], ["--no-mgcv", "--repeat", "1", "--stores", "local-readonly"]),
+    "bench_scale.py": (
+        ["--repeat-loso", "--exact-refit", "--mgcv-folds", "1"],
+        ["--n", "20000", "--subjects", "4", "--smooths", "3", "--repeat-loso", "--exact-refit"],
+    ),
     "bench_open_fits.py": ([], ["--quick"]),
     "bench_view_memory.py": ([], ["--quick"]),
     "bench_adapters.py": ([], ["--quick"]),
