@@ -565,8 +565,12 @@ class Array(Kind):
         flag_missing: Any = _REQUIRED,
         share: str | None = None,
         absent: Any = None,
+        flag: bool = True,
     ) -> None:
         super().__init__()
+        # flag=False (optional arrays only): no has_<key> field; None is written as nothing
+        # and a missing array reads as None, so records without the value are unchanged
+        self.flag = flag
         self.dims = dims
         self.static = not any("{" in d for d in dims)
         self.finite = finite
@@ -594,14 +598,16 @@ class Array(Kind):
 
     def write(self, value: Any, fd: Field, fields: dict[str, Any], arrays: dict[str, ArrayPart],
               obj: Any, ctx: _Ctx) -> None:  # fmt: skip
-        if self.optional:
+        if self.optional and self.flag:
             fields[f"has_{fd.key}"] = value is not None
         if value is not None:
             arrays[ctx.prefix + fd.key] = ArrayPart(value, self._dims(fd, value, obj, ctx))
 
     def read(self, fd: Field, f: _Fields, a: _Arrays, ctx: _Ctx) -> Any:
         path = ctx.prefix + fd.key
-        if self.optional and not f.flag(f"has_{fd.key}", self.flag_missing):
+        if self.optional and not self.flag and not a.has(path):
+            return None
+        if self.optional and self.flag and not f.flag(f"has_{fd.key}", self.flag_missing):
             return None
         if self.absent is not None and not a.has(path):
             return self.absent
@@ -1079,6 +1085,10 @@ class BlockWarmStartRecord(Record):
     inner : InnerSummary, optional
     version, package_version, created_unix_secs, updated_unix_secs, rho_convention
         As in :class:`WarmStartRecord`.
+    ext : array_like, optional
+        Extended-family parameters estimated with rho (negative binomial: ``[log theta]``),
+        warm-started like rho. Stored as the array ``ext`` only when present: records of the
+        other families are unchanged, and records without it read as None.
     """
 
     RECORD_TYPE: ClassVar[str] = "block_warm_start"
@@ -1096,6 +1106,7 @@ class BlockWarmStartRecord(Record):
     created_unix_secs: int = field(default_factory=_now)
     updated_unix_secs: int = field(default_factory=_now)
     rho_convention: str = DEFAULT_RHO_CONVENTION
+    ext: FloatArray | None = None
 
     FIELDS: ClassVar[tuple[Field, ...]] = (
         Field("key", _string()),
@@ -1108,6 +1119,7 @@ class BlockWarmStartRecord(Record):
         # optional: older records may lack it (serde default)
         Field("inner", Nested(InnerSummary, optional=True, array_prefix="inner/")),
         *_BOOKKEEPING,
+        Field("ext", Array("ext", optional=True, flag=False)),
     )
 
     @classmethod

@@ -455,6 +455,7 @@ class WarmContext:
             gauge=lambda: self.gauge,
             basis_metas=lambda: basis_metas(self.prob.design),
             saturation_threshold=RHO_BOUND,  # our box; the seed's 9 would drop real optima
+            ext=getattr(nres, "ext", None),  # nb: [log theta], stored with rho
         )
 
 
@@ -546,7 +547,11 @@ def fit_with_store(
     # the cost model's clock (a test injects its own): the policy's numbers stay deterministic
     clock = ctx.plan.costs.clock if ctx is not None else time.perf_counter
     t_run = clock()
-    nres = model.run(prob, rho0, beta0, inner_cap=cap, on_iterate=iterate)
+    # a stored extended-family parameter (nb: log theta) starts its search like rho
+    ext0 = None if start is None else start.ext
+    if ext0 is not None and (np.shape(ext0) != (prob.family.n_ext,) or not np.isfinite(ext0).all()):
+        ext0 = None
+    nres = model.run(prob, rho0, beta0, inner_cap=cap, on_iterate=iterate, ext0=ext0)
     runs = [nres]
 
     def run_cold() -> NewtonResult:

@@ -152,6 +152,7 @@ class BlockWarmStart:
     final: bool = False
     seed: bool = False
     parent_rows: int | None = None
+    ext: np.ndarray | None = None  # extended-family parameters (nb: [log theta]) or None
 
     def flat_beta(self) -> np.ndarray | None:
         """β as one vector (``beta``, else the blocks concatenated), or None when ρ-only."""
@@ -258,6 +259,7 @@ def exact_state(
         block_beta=list(record.block_beta),
         active_sets=list(normalize_active_sets(record.active_sets)),
         cached_inner=inner,
+        ext=record.ext,
     )
 
 
@@ -333,6 +335,7 @@ def store_block_warm_start(
             inner=inner,
             created_unix_secs=now,
             updated_unix_secs=now,
+            ext=warm_start.ext,
         )
     except (TypeError, ValueError) as exc:
         _log.debug("warm-start block record %s not persisted: %s", key, exc)

@@ -413,6 +413,7 @@ class FitWarmStart(_Policed):
         gauge: Callable[[], Gauge],
         basis_metas: Callable[[], Sequence[Any]] | None = None,
         saturation_threshold: float | None = SATURATION_THRESHOLD,
+        ext: np.ndarray | None = None,
     ) -> None:
         """Write what the next fit can use, and nothing it already has (never raises).
 
@@ -446,7 +447,7 @@ class FitWarmStart(_Policed):
             self._write(
                 start, level, rho=rho, beta=beta, score=score, n_outer=n_outer,
                 converged=converged, inner=inner, hessian=hessian, gauge=gauge,
-                basis_metas=basis_metas, saturation_threshold=saturation_threshold,
+                basis_metas=basis_metas, saturation_threshold=saturation_threshold, ext=ext,
             )  # fmt: skip
         finally:
             self.costs.observe_save(self.ws.url, clock() - t0, self.policy)
@@ -466,6 +467,7 @@ class FitWarmStart(_Policed):
         gauge: Callable[[], Gauge],
         basis_metas: Callable[[], Sequence[Any]] | None,
         saturation_threshold: float | None,
+        ext: np.ndarray | None = None,
     ) -> None:
         stepped = n_outer > 0
         final = start is not None and start.final
@@ -480,7 +482,7 @@ class FitWarmStart(_Policed):
                 self.ws,
                 self.key,
                 self.specs,
-                BlockWarmStart(rho, betas, [], None if inner is None else inner()),
+                BlockWarmStart(rho, betas, [], None if inner is None else inner(), ext=ext),
                 saturation_threshold=saturation_threshold,
             )
             if session and stored and self.checkpoints == 0 and self.policy.mode == "adaptive":
