@@ -494,6 +494,10 @@ class FitArtifact(Record):
         Which penalty every term's ``rho_for_term`` multiplies, one of
         :data:`gamstore.records.RHO_CONVENTIONS` (default ``"mgcv"``, also what an artifact
         stored without the field reads as).
+    ext : array_like, optional
+        The fit's extended-family parameters (negative binomial: ``[log theta]``), a fold's
+        start like rho. Stored as the array ``ext`` only when present (other artifacts are
+        unchanged; an artifact without it reads as None).
     """
 
     RECORD_TYPE: ClassVar[str] = "fit_artifact"
@@ -504,6 +508,7 @@ class FitArtifact(Record):
     schema: int = FIT_ARTIFACT_SCHEMA
     created_unix_secs: int = field(default_factory=lambda: int(time.time()))
     rho_convention: str = DEFAULT_RHO_CONVENTION
+    ext: FloatArray | None = None
 
     FIELDS: ClassVar[tuple[Field, ...]] = (
         Field("descriptor", Nested(FitDescriptor)),
@@ -513,6 +518,7 @@ class FitArtifact(Record):
         Field("created_unix_secs", Kind(as_count)),
         # optional: artifacts written before the field existed are mgcv-convention
         Field("rho_convention", Kind(as_rho_convention, missing=DEFAULT_RHO_CONVENTION)),
+        Field("ext", Array("ext", optional=True, flag=False)),
     )
 
     def is_usable(self) -> bool:

@@ -24,6 +24,7 @@ otherwise: every anomaly is a skipped capture or a cold start.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Sequence
@@ -220,6 +221,7 @@ def capture_fit_artifact(
     options: FitOptions | None = None,
     basis_metas: Sequence[Any] | None = None,
     key_descriptor: FitDescriptor | None = None,
+    ext: Any = None,
 ) -> bool:
     """Capture and persist a converged fit as a cross-fit artifact (lifecycle step 7).
 
@@ -247,6 +249,8 @@ def capture_fit_artifact(
     key_descriptor : FitDescriptor, optional
         Store under this descriptor's key rather than the fit's own (a structure key, for
         blocks that change between folds; see :func:`store_fit_artifact`).
+    ext : array_like, optional
+        Extended-family parameters (negative binomial: ``[log theta]``), stored with ρ.
 
     Returns
     -------
@@ -289,6 +293,11 @@ def capture_fit_artifact(
         return False
     if artifact is None:
         return False
+    if ext is not None:
+        try:
+            artifact = dataclasses.replace(artifact, ext=np.asarray(ext, dtype=np.float64))
+        except (TypeError, ValueError) as exc:
+            _log.debug("fit artifact ext not stored: %s", exc)
     return store_fit_artifact(ws, artifact, key_descriptor)
 
 

@@ -360,6 +360,7 @@ class FitWarmStart(_Policed):
             block_beta=warm.block_beta if keep_beta else [],
             source="cross-fit",
             parent_rows=rows if isinstance(rows, int) else None,
+            ext=getattr(parent, "ext", None),  # nb: the full fit's log theta
         )
 
     def find(
@@ -508,6 +509,7 @@ class FitWarmStart(_Policed):
                     options=self.options,
                     basis_metas=None if basis_metas is None else basis_metas(),
                     key_descriptor=self.structure,
+                    ext=ext,
                 )
         except KeyInputError:
             raise  # the caller's key inputs: their error, not a warm-start problem
