@@ -659,3 +659,46 @@ def _fs_example(top: Path, plants: list[tuple[str, str]]) -> None:
         planted = what.startswith("symlink") or what in ("fifo", "socket")
         if planted and _plain_folder_chain(target) and target.parent.is_dir():
             assert os.path.lexists(target)  # left in place, never followed or deleted
+
+
+# -- a marker that still parses but says something else is corrupt, not another record ----------
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ("record", "package_version", "0.0.0-other"),  # a valid value, not the saved one
+        ("record", "n_rows", 103),
+        ("record", "created_unix_secs", 1),
+        ("drop", "record_digest", None),
+        ("swap_parts", None, None),  # the same sizes, another place in the packs
+    ],
+    ids=lambda c: f"{c[0]}-{c[1]}",
+)
+def test_marker_fields_are_covered_by_the_record_digest(change: tuple[str, Any, Any]) -> None:
+    doc = json.loads(GOOD_OBJECTS[ENTRY_MARKER])
+    attrs = doc["attributes"]["gamstore"]
+    how, name, value = change
+    if how == "record":
+        assert attrs["record"][name] != value
+        attrs["record"][name] = value
+    elif how == "drop":
+        attrs.pop(name)
+    else:
+        parts = attrs["parts"]
+        # two parts of one shape trade their dimension names: same sizes, so the packs still
+        # split, but the marker now describes another record
+        names = sorted(parts)
+        a, b = next(
+            (m, n) for m in names for n in names if m < n and parts[m]["shape"] == parts[n]["shape"]
+        )
+        parts[a]["dims"], parts[b]["dims"] = parts[b]["dims"], parts[a]["dims"]
+    store = gamstore.open_store(f"memory://digest-{uuid.uuid4().hex}")
+    _load_into(store, [(ENTRY_MARKER, json.dumps(doc).encode())])
+    assert store.lookup(KS, KEY) is None
+    assert store.stats().corrupt >= 1
+    # the untouched marker reads back exactly
+    clean = gamstore.open_store(f"memory://digest-{uuid.uuid4().hex}")
+    _load_into(clean, [])
+    entry = clean.lookup(KS, KEY)
+    assert entry is not None and entry.record == GOOD

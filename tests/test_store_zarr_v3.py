@@ -7,6 +7,7 @@ the catalog at 4dccc3a; entry format 1 was checked the same way at 4dccc3a)."""
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import blake3
@@ -29,6 +30,19 @@ def _digest(objects: dict[str, bytes]) -> str:
         h.update(objects[path])
         h.update(b"\0")
     return h.hexdigest()
+
+
+def _before_record_digest(objects: dict[str, bytes]) -> dict[str, bytes]:
+    """The objects as written before the marker gained ``record_digest`` (the only change).
+
+    Checks the digest first: it is BLAKE3 of the marker's record fields and part table.
+    """
+    doc = json.loads(objects["zarr.json"])
+    attrs = doc["attributes"]["gamstore"]
+    digest = attrs.pop("record_digest")
+    assert digest == codec.record_digest(attrs["record"], attrs["parts"])
+    marker = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return {**objects, "zarr.json": marker.encode()}
 
 
 def _entry(record: object, keyspace: str, entry_id: str, **kw: object) -> dict[str, bytes]:
@@ -56,7 +70,8 @@ def test_entry_bytes_unchanged() -> None:
         kind="final",
         provenance={"gamstore_version": "0.0.0"},
     )
-    assert _digest(objs) == "3eaf85700e9eb85d31b56f0abb58177516ed65d2bd4cd3105388aa92d7393873"
+    old = _before_record_digest(objs)
+    assert _digest(old) == "3eaf85700e9eb85d31b56f0abb58177516ed65d2bd4cd3105388aa92d7393873"
     block = BlockWarmStartRecord(
         key="k",
         n_rows=12,
@@ -82,7 +97,8 @@ def test_entry_bytes_unchanged() -> None:
         "values/zarr.json",
         "zarr.json",
     ]
-    assert _digest(objs) == "73d48a10b6b8a930c93c1c04b172cb06483c0027f73c8055492508d1cbfd5cd6"
+    old = _before_record_digest(objs)
+    assert _digest(old) == "73d48a10b6b8a930c93c1c04b172cb06483c0027f73c8055492508d1cbfd5cd6"
     group = codec.group_meta_bytes({"gamstore": {"level": "key"}})
     assert blake3.blake3(group).hexdigest() == (
         "6676c3311cd7af26287af4907904c948126301a64acac2aba347c8ddb3f69aeb"

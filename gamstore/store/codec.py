@@ -139,6 +139,16 @@ def _trusted_json(obj: Any) -> bytes:
     return _ENCODER.encode(obj).encode("utf-8")
 
 
+def record_digest(fields: Any, parts: Any) -> str:
+    """BLAKE3 of the marker's record fields and part table (entry format 2).
+
+    The arrays carry their own digests; this covers what the marker says about them (field
+    values, and each part's place and shape inside the packs), so a marker damaged in a way
+    that still parses (a changed count, name or shape) is corrupt rather than another record.
+    """
+    return blake3.blake3(_trusted_json({"parts": parts, "record": fields})).hexdigest()
+
+
 def _plain_fields(fields: Any) -> Any:
     """``_json.canonical(fields, root="record.fields")``, fast when fields are plain JSON."""
     return _json.canonical_fast(fields, root="record.fields")
@@ -391,6 +401,7 @@ def encode_entry(
         "parts": parts,
         "producer": producer,
         "record": fields,
+        "record_digest": record_digest(fields, parts),
         **({} if provenance is None else {"provenance": check_provenance(provenance)}),
         "record_type": record_type,
         "schema": schema,
@@ -660,6 +671,16 @@ def decode_record(
     fields = marker.attrs.get("record")
     if not isinstance(fields, dict):
         raise CorruptEntryError("marker: record fields missing")
+    if marker.attrs.get("format") == 2:
+        digest = marker.attrs.get("record_digest")
+        try:
+            ok = isinstance(digest, str) and digest == record_digest(
+                fields, marker.attrs.get("parts")
+            )
+        except (TypeError, ValueError):  # not re-encodable: damaged
+            ok = False
+        if not ok:
+            raise CorruptEntryError("marker: record fields or parts do not match record_digest")
     try:
         return cls.from_parts(fields, arrays)  # type: ignore[attr-defined]
     except (ValueError, TypeError, KeyError) as exc:
