@@ -22,9 +22,11 @@ from gamstore.loso.folds import FoldOutcome, FoldTask, StoreSpec, fold_provenanc
 from gamstore.loso.results import build_dataset
 from gamstore.store.provenance import new_run_id
 
-#: rows from which run_loso reuses fold designs by default (reuse_designs=None): below, a
-#: fold's design build takes about a millisecond, as much as sharing the bases costs
-REUSE_MIN_ROWS = 5000
+#: rows from which run_loso reuses fold designs by default (reuse_designs=None). Measured in
+#: fresh processes (BENCHMARKS.md, "fold designs reused"): a cold 10-fold LOSO is 1.16x the
+#: rebuild at 6000 rows (building the shared bases is not repaid), 1.00x at 20 000; the gain
+#: shows at 100 000 (0.70x Gaussian), so the default starts between the two
+REUSE_MIN_ROWS = 50_000
 
 logger = logging.getLogger("gamstore.loso")
 
@@ -255,8 +257,8 @@ def run_loso(
         again (:mod:`gamstore.fit.foldview`), giving the design a rebuild from the fold's
         covariates gives; a Gaussian fold also downdates the full data's ``X'WX``. False
         rebuilds every fold's design from its covariates (the plain reference path). None
-        (the default): reuse from ``REUSE_MIN_ROWS`` (5000) rows on; below, a design costs
-        about a millisecond and the shared bases would not pay for themselves.
+        (the default): reuse from ``REUSE_MIN_ROWS`` (50 000) rows on; below, building the
+        shared bases is not repaid by the cheaper fold designs.
 
     Returns
     -------
