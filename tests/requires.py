@@ -6,7 +6,9 @@ installs every tool) it fails, so no check is ever skipped in CI.
 
 from __future__ import annotations
 
+import importlib
 import os
+from types import ModuleType
 
 import pytest
 
@@ -18,3 +20,12 @@ def require(available: bool, what: str, *, module_level: bool = False) -> None:
     if os.environ.get("GAMSTORE_CI") == "1":
         pytest.fail(f"{what} is required under GAMSTORE_CI=1 but is not available")
     pytest.skip(f"{what} is not available", allow_module_level=module_level)
+
+
+def require_module(name: str, *, module_level: bool = False) -> ModuleType:
+    """Import ``name``; when it is missing, fail under GAMSTORE_CI=1, else skip."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        require(False, f"the Python package {name!r}", module_level=module_level)
+        raise  # unreachable: require() skipped or failed

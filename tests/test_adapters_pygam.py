@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 import pytest
+from requires import require_module
 
 # an optional extra: skipped when missing, except under GAMSTORE_CI=1 where it must be there
-if os.environ.get("GAMSTORE_CI") == "1":
-    import pygam
-else:
-    pygam = pytest.importorskip("pygam")
+pygam = require_module("pygam", module_level=True)
 
 import gamstore  # noqa: E402
 from gamstore.adapters import pygam as ap  # noqa: E402

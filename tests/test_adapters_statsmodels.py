@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 import pytest
+from requires import require_module
 
 # an optional extra: skipped when missing, except under GAMSTORE_CI=1 where it must be there
-if os.environ.get("GAMSTORE_CI") == "1":
-    import statsmodels.api as sm
-else:
-    sm = pytest.importorskip("statsmodels.api")
+sm = require_module("statsmodels.api", module_level=True)
 from statsmodels.gam.api import BSplines, GLMGam  # noqa: E402
 
 import gamstore  # noqa: E402

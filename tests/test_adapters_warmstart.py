@@ -8,21 +8,16 @@ read circuit breaker.
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from typing import Any
 
 import numpy as np
 import pytest
+from requires import require_module
 
-if os.environ.get("GAMSTORE_CI") == "1":
-    import pygam
-    import statsmodels.api as sm
-    from statsmodels.gam.api import BSplines, GLMGam
-else:
-    pygam = pytest.importorskip("pygam")
-    sm = pytest.importorskip("statsmodels.api")
-    from statsmodels.gam.api import BSplines, GLMGam
+pygam = require_module("pygam", module_level=True)
+sm = require_module("statsmodels.api", module_level=True)
+from statsmodels.gam.api import BSplines, GLMGam  # noqa: E402
 
 import gamstore  # noqa: E402
 from gamstore.adapters import pygam as ap  # noqa: E402
