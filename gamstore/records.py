@@ -1272,6 +1272,11 @@ class IteratePayload(Record):
         ``(0, 0)`` matrix, never rejected.
     schema : int
         :data:`ITERATE_PAYLOAD_SCHEMA` when written by this library.
+    ext : array_like, optional
+        Extended-family parameters at this iterate (negative binomial: ``[log theta]``),
+        which a session start resumes with ρ. Stored as the array ``ext`` only when
+        present (as in :class:`BlockWarmStartRecord`): other payloads are unchanged and
+        payloads without it read as None.
 
     Notes
     -----
@@ -1290,6 +1295,7 @@ class IteratePayload(Record):
     beta: FloatArray = field(default_factory=lambda: np.empty(0))
     hessian: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
     schema: int = ITERATE_PAYLOAD_SCHEMA
+    ext: FloatArray | None = None
 
     FIELDS: ClassVar[tuple[Field, ...]] = (
         Field("rho", Array("rho", finite=False)),
@@ -1299,6 +1305,7 @@ class IteratePayload(Record):
         Field("beta", Array("coef", finite=False, absent=_readonly(np.empty(0)))),
         Field("hessian", _HessianKind()),
         Field("schema", _count()),
+        Field("ext", Array("ext", optional=True, flag=False, finite=False)),
     )
 
     @property
@@ -1314,8 +1321,10 @@ class IteratePayload(Record):
         eval_id: int,
         beta: ArrayLike | None = None,
         hessian: ArrayLike | None = None,
+        ext: ArrayLike | None = None,
     ) -> Self:
-        """Build a payload to write: finite ρ, β and cost required; Hessian scrubbed.
+        """Build a payload to write: finite ρ, β and cost required; Hessian scrubbed; a
+        non-finite ``ext`` is dropped (None), never blocking the write.
 
         Raises
         ------
@@ -1325,8 +1334,18 @@ class IteratePayload(Record):
         rho_v = as_float_vector(rho, "IteratePayload.rho")
         beta_v = as_float_vector([] if beta is None else beta, "IteratePayload.beta")
         cost_f = as_finite_float(cost, "IteratePayload.cost")
+        ext_v = None
+        if ext is not None:
+            ext_v = as_float_vector(ext, "IteratePayload.ext", finite=False)
+            if not np.isfinite(ext_v).all():
+                ext_v = None
         return cls(
-            rho=rho_v, cost=cost_f, eval_id=eval_id, beta=beta_v, hessian=_scrub_hessian(hessian)
+            rho=rho_v,
+            cost=cost_f,
+            eval_id=eval_id,
+            beta=beta_v,
+            hessian=_scrub_hessian(hessian),
+            ext=ext_v,
         )
 
     def problems(self, expected_dim: int) -> tuple[str, str] | None:

@@ -220,3 +220,145 @@ def test_theta_is_stored_with_rho_and_starts_the_refit() -> None:
         with_ext.fields, {k: v.data for k, v in with_ext.arrays.items()}
     )
     assert back.ext is not None and back.ext[0] == recs[-1].ext[0]
+
+
+def test_theta_in_the_session_payload_starts_a_session_refit() -> None:
+    """The session final of an nb fit carries ``ext = [log theta]`` with rho; a refit that
+    finds only the session (block record gone) starts its theta search there: fewer PIRLS
+    calls than cold, the cold optimum."""
+    from gamstore.warmstart.blocks import BLOCK_KEYSPACE
+
+    case = CASES["quakes_nb"]
+    data, gam = fs.frame(case), fs.model(case)
+    store = _store()
+    cold = gam.fit(data, y=case["y"])
+    first = gam.fit(data, y=case["y"], store=store)
+    for info in list(store.entries(BLOCK_KEYSPACE)):
+        store.delete_entry(info)
+    finals = [store.read_entry(i) for i in store.entries("outer")]
+    finals = [e for e in finals if e is not None and e.kind == "final"]
+    assert finals and all(e.record.ext is not None for e in finals)
+    assert finals[-1].record.ext[0] == first.ext[0]
+    again = gam.fit(data, y=case["y"], store=store)
+    assert again.warm == "session"
+    assert again.n_pirls_calls < cold.n_pirls_calls, (again.n_pirls_calls, cold.n_pirls_calls)
+    assert abs(again.reml - cold.reml) <= 1e-9 * abs(cold.reml)
+    assert abs(again.ext[0] - cold.ext[0]) <= 1e-5
+
+
+def test_session_checkpoints_round_trip_ext() -> None:
+    """A checkpoint written with ``ext`` resumes with it; a payload without one (every other
+    family) has no ``ext`` array and reads back as None; a non-finite ext is dropped, not
+    the checkpoint."""
+    from gamstore.records import IteratePayload
+    from gamstore.warmstart.sessions import OuterSession
+
+    store = _store()
+    sess = OuterSession(store, "k-ext", None)
+    assert sess.begin(2).kind == "cold"
+    assert sess.on_evaluation(np.array([1.0, 2.0]), np.arange(3.0), 10.0, ext=np.array([0.7]))
+    start = OuterSession(store, "k-ext", None).begin(2)
+    assert start.kind == "seed" and start.ext is not None and start.ext.tolist() == [0.7]
+    plain = IteratePayload.encode(np.array([1.0]), 1.0, 1)
+    assert plain.ext is None and "ext" not in plain.to_parts().arrays
+    assert IteratePayload.encode(np.array([1.0]), 1.0, 1, ext=[np.nan]).ext is None
+    sess2 = OuterSession(store, "k-plain", None)
+    sess2.begin(1)
+    assert sess2.on_evaluation(np.array([1.0]), None, 3.0)
+    assert OuterSession(store, "k-plain", None).begin(1).ext is None
+
+
+def test_nb_deviance_and_density_at_a_given_theta() -> None:
+    """The LOSO score of nb: mgcv's deviance and R's dnbinom at the fit's theta (scalar or
+    per row); theta is required."""
+    from scipy.stats import nbinom
+
+    from gamstore.loso.deviance import deviance, log_density
+
+    y = np.array([0.0, 1.0, 4.0, 9.0, 2.0])
+    mu = np.array([0.5, 1.5, 3.0, 7.0, 2.5])
+    wt = np.array([1.0, 2.0, 1.0, 0.5, 1.0])
+    for th in (0.7, 2.5, 40.0):
+        assert deviance("nb", y, mu, wt, theta=th) == pytest.approx(
+            NegBin(theta=th).deviance(y, mu, wt), rel=1e-13
+        )
+        ref = nbinom.logpmf(y, th, th / (th + mu))
+        np.testing.assert_allclose(log_density("nb", y, mu, None, theta=th), ref, rtol=1e-12)
+    per_row = np.array([0.7, 2.5, 40.0, 1.0, 3.0])
+    np.testing.assert_allclose(
+        deviance("nb", y, mu, None, theta=per_row),
+        sum(NegBin(theta=t).deviance(y[i : i + 1], mu[i : i + 1], np.ones(1))
+            for i, t in enumerate(per_row)),  # fmt: skip
+        rtol=1e-13,
+    )
+    assert deviance("nb", y, np.r_[mu[:4], -0.1], None, theta=2.0) == float("inf")
+    with pytest.raises(ValueError, match="theta: family 'nb' needs"):
+        deviance("nb", y, mu)
+    with pytest.raises(ValueError, match=r"theta: expected a scalar or shape \(5,\)"):
+        deviance("nb", y, mu, theta=np.ones(3))
+
+
+@pytest.mark.parametrize("family", ["nb", "nb(sqrt)"])
+def test_loso_nb_scores_each_fold_at_its_own_theta(family: str) -> None:
+    """``run_loso`` with nb: warm folds reach the cold folds' optimum (theta included), each
+    fold's held-out deviance and log score are at that fold's theta, the totals sum them."""
+    from gamstore.loso import run_loso
+    from gamstore.loso.deviance import log_density
+
+    case = CASES["airquality_nb"]
+    data = fs.frame(case)
+    gam = GAM([s("Temp", 10), s("Wind", 10)], family=family)
+    ds = run_loso(data, gam, y="Ozone", subject="Month", compare_cold=True, progress=False)
+    assert (ds.status == "ok").all() and ds.attrs["family"] == "nb"
+    warm, cold = ds.sel(start="warm"), ds.sel(start="cold")
+    np.testing.assert_allclose(warm.reml, cold.reml, rtol=1e-8)
+    np.testing.assert_allclose(np.log(warm.theta), np.log(cold.theta), atol=1e-5)
+    np.testing.assert_allclose(warm.heldout_deviance, cold.heldout_deviance, rtol=1e-5)
+    full = gam.fit(data, y="Ozone")
+    assert float(ds.full_theta) == pytest.approx(full.theta, rel=1e-12)
+    y = ds.y_observed.values
+    for month in ds.fold.values:
+        rows = ds.row_subject.values == month
+        fold = data[data["Month"] != month].reset_index(drop=True)
+        res = gam.fit(fold, y="Ozone", knots=full.knots)
+        th = float(cold.theta.sel(fold=month))
+        assert th == pytest.approx(res.theta, rel=1e-6)
+        mu = cold.pred_response.values[rows]
+        np.testing.assert_allclose(mu, res.predict(data[data["Month"] == month]), rtol=1e-6)
+        dev = NegBin(family.partition("(")[2].rstrip(")") or None, th).deviance(
+            y[rows], mu, np.ones(rows.sum())
+        )
+        assert float(cold.heldout_deviance.sel(fold=month)) == pytest.approx(dev, rel=1e-12)
+    assert float(cold.cv_deviance) == pytest.approx(float(cold.heldout_deviance.sum()), rel=1e-12)
+    th_rows = np.array([float(cold.theta.sel(fold=m)) for m in ds.row_subject.values])
+    mu_all = cold.pred_response.values
+    assert float(cold.cv_log_score) == pytest.approx(
+        float(np.sum(log_density("nb", y, mu_all, None, theta=th_rows))), rel=1e-12
+    )
+
+
+def test_cli_loso_nb_identity(tmp_path: Path) -> None:
+    """``gamstore loso --family 'nb(identity)'`` fits nb with theta estimated and reports
+    each fold's theta with its held-out deviance."""
+    from click.testing import CliRunner
+
+    from gamstore.cli import main
+
+    case = CASES["quakes_nb"]
+    data = fs.frame(case)
+    data["subj"] = np.arange(len(data)) % 4 + 1
+    path = tmp_path / "quakes.csv"
+    data.to_csv(path, index=False)
+    out = tmp_path / "out.nc"
+    args = ["loso", str(path), "--y", "stations", "--smooth", "mag", "depth", "--subject", "subj",
+            "--family", "nb(identity)", "--store", f"memory://cli-nb-{next(_counter)}",
+            "--out", str(out)]  # fmt: skip
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    full = GAM([s("mag"), s("depth")], family="nb(identity)").fit(data, y="stations")
+    import xarray as xr
+
+    ds = xr.open_dataset(out, engine="h5netcdf")
+    assert float(ds["full_reml"]) == pytest.approx(full.reml, rel=1e-6)
+    assert float(ds["full_theta"]) == pytest.approx(full.theta, rel=1e-5)
+    assert np.isfinite(ds["theta"].values).all() and np.isfinite(ds["cv_deviance"].values).all()

@@ -85,7 +85,7 @@ def test_fixture_covers_every_family_and_link() -> None:
     # the extended families (theta estimated) have their own fixture and tests
     # (tests/fixtures/families/extended.json, tests/test_fit_extfam.py)
     extended = {get_family(n).kind for n in family_names() if get_family(n).n_ext}
-    assert extended == {"nb(log)"}
+    assert extended == {"nb(log)", "nb(identity)", "nb(sqrt)"}
     expected = {get_family(n).kind for n in family_names()} - {"gaussian", "poisson", "binomial"}
     expected -= extended
     assert set(by_kind) == expected
@@ -251,9 +251,8 @@ def test_cli_lists_every_family_and_link() -> None:
     from gamstore.cli.loso import FAMILIES as CLI_FAMILIES
     from gamstore.fit.families import family_names
 
-    # nb (theta estimated) is not offered by the LOSO CLI yet: the LOSO fold score
-    # (gamstore.loso.deviance) has no deviance at a fold's own theta
-    assert list(CLI_FAMILIES) == [n for n in family_names() if not get_family(n).n_ext]
+    # nb (theta estimated) included: a fold's held-out rows are scored at its own theta
+    assert list(CLI_FAMILIES) == family_names()
     for name in CLI_FAMILIES:
         assert get_family(name).kind.lower().startswith(name.split("(")[0])
 

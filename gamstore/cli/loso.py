@@ -42,6 +42,9 @@ FAMILIES = (
     "quasibinomial",
     "quasibinomial(probit)",
     "quasibinomial(cloglog)",
+    "nb",
+    "nb(identity)",
+    "nb(sqrt)",
 )
 # options that take several values: `--smooth x0 x1` is read as `--smooth x0 --smooth x1`
 _MULTI = ("--smooth", "--linear")

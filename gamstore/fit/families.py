@@ -705,7 +705,7 @@ class NegBin(Family):
 
     name = "nb"
     canonical = "log"
-    links = ("log",)  # mgcv also offers identity and sqrt: not yet covered by parity cases
+    links = ("log", "identity", "sqrt")
     scale_known = True
 
     def __init__(self, link: str | None = None, theta: float | None = None) -> None:
@@ -744,6 +744,8 @@ class NegBin(Family):
 
     def deviance(self, y: np.ndarray, mu: np.ndarray, wt: np.ndarray) -> float:
         th = self._th()
+        if np.any(mu[wt > 0] <= 0):
+            return float("inf")  # mgcv's validmu (mu > 0): identity / sqrt steps are halved
         return float(2.0 * np.dot(wt, xlogy(y, y / mu) - (y + th) * np.log((y + th) / (mu + th))))
 
     def loglik(self, y: np.ndarray, mu: np.ndarray, wt: np.ndarray, scale: float) -> float:

@@ -254,6 +254,14 @@ class FitResult:
     ext: np.ndarray | None = None
     warm_decision: str = ""
 
+    @property
+    def theta(self) -> float | None:
+        """The negative binomial ``theta`` the fit used (estimated: ``exp(ext[0])``; or the
+        one fixed in ``NegBin(theta=...)``); None for the other families. A LOSO fold scores
+        its held-out rows at its own theta (:func:`gamstore.loso.deviance.deviance`)."""
+        th = getattr(self._family, "theta", None)
+        return None if th is None else float(th)
+
     # -- inference (mgcv's Vp, Ve, summary.gam, AIC) -----------------------------------------
     def _need_final(self) -> tuple[Problem, RemlEval]:
         if self._problem is None or self._final is None:

@@ -110,6 +110,8 @@ class Iterate:
     grad: np.ndarray
     scale: float
     converged: bool
+    #: extended-family parameters the iterate was computed at (nb: ``[log theta]``)
+    ext: np.ndarray | None = None
 
 
 @dataclass
@@ -482,8 +484,17 @@ def profile_theta(
         minimize_scalar(at, bounds=(lo, hi), method="bounded", options=opts)
     t_best = min(runs, key=lambda k: runs[k][0].final.score)
     best, p_best = runs[t_best]
-    # polish rho at the chosen theta from its own optimum (reports its iterate to the caller)
-    final = newton(p_best, best.final.rho, best.final.fit.beta, control=ctl, on_iterate=on_iterate)
+    # polish rho at the chosen theta from its own optimum (reports its iterate to the caller,
+    # with the log theta it was computed at, so a session checkpoint stores both)
+    report: OnIterate | None = None
+    if on_iterate is not None:
+        ext_best = np.array([t_best])
+        callback = on_iterate
+
+        def report(it: Iterate) -> None:
+            callback(dataclasses.replace(it, ext=ext_best))
+
+    final = newton(p_best, best.final.rho, best.final.fit.beta, control=ctl, on_iterate=report)
     return dataclasses.replace(
         final,
         n_pirls_calls=final.n_pirls_calls + totals[0],

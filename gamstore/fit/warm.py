@@ -416,7 +416,7 @@ class WarmContext:
 
     def checkpoint(self, it: Iterate) -> None:
         """Rate-limited session checkpoint of an accepted outer iterate."""
-        self.plan.checkpoint(it.rho, it.beta, it.score)
+        self.plan.checkpoint(it.rho, it.beta, it.score, ext=it.ext)
 
     def save(self, start: BlockWarmStart | None, nres: Any) -> None:
         """Hand the outcome to the orchestrator (it decides what is worth writing)."""

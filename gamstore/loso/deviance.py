@@ -13,6 +13,7 @@ _FAMILIES = (
     "inverse.gaussian",
     "quasipoisson",
     "quasibinomial",
+    "nb",
 )
 
 
@@ -36,8 +37,8 @@ def family_name(family: object) -> str:
     -------
     str
         One of ``"gaussian"``, ``"poisson"``, ``"binomial"``, ``"gamma"``,
-        ``"inverse.gaussian"``, ``"quasipoisson"``, ``"quasibinomial"`` (the link does not
-        change a deviance).
+        ``"inverse.gaussian"``, ``"quasipoisson"``, ``"quasibinomial"``, ``"nb"`` (the link
+        does not change a deviance).
     """
     name = family if isinstance(family, str) else getattr(family, "name", None)
     if not isinstance(name, str) or name.lower() not in _FAMILIES:
@@ -45,7 +46,28 @@ def family_name(family: object) -> str:
     return name.lower()
 
 
-def deviance(family: str, y: ArrayLike, mu: ArrayLike, weights: ArrayLike | None = None) -> float:
+def _nb_theta(theta: ArrayLike | float | None, shape: tuple[int, ...]) -> np.ndarray:
+    """The negative binomial theta per row (a fold's estimate, or one per held-out row)."""
+    if theta is None:
+        raise ValueError(
+            "theta: family 'nb' needs the fit's theta for a deviance or density "
+            "(FitResult.theta), got None"
+        )
+    th = np.asarray(theta, dtype=np.float64)
+    try:
+        th = np.broadcast_to(th, shape)
+    except ValueError as exc:
+        raise ValueError(f"theta: expected a scalar or shape {shape}, got {th.shape}") from exc
+    return th
+
+
+def deviance(
+    family: str,
+    y: ArrayLike,
+    mu: ArrayLike,
+    weights: ArrayLike | None = None,
+    theta: ArrayLike | float | None = None,
+) -> float:
     """Total (prior-weighted) deviance of the response ``y`` at the fitted mean ``mu``.
 
     Parameters
@@ -57,12 +79,17 @@ def deviance(family: str, y: ArrayLike, mu: ArrayLike, weights: ArrayLike | None
         Observed response and fitted mean on the response scale.
     weights : array_like, shape (n,), optional
         Prior weights (binomial: number of trials); ones by default.
+    theta : float or array_like, shape (n,), optional
+        Negative binomial ``theta`` (``"nb"`` only, required there): the fit's own estimate
+        (a LOSO fold scores its held-out rows at the fold's theta), or one per row.
 
     Returns
     -------
     float
-        ``sum(w * d_i)`` with the usual unit deviances; ``inf`` when ``mu`` leaves the
-        family's support (for example ``mu = 0`` where ``y > 0`` for Poisson).
+        ``sum(w * d_i)`` with the usual unit deviances (nb: mgcv's
+        ``2 (y log(y / mu) - (y + theta) log((y + theta) / (mu + theta)))``); ``inf`` when
+        ``mu`` leaves the family's support (for example ``mu = 0`` where ``y > 0`` for
+        Poisson).
     """
     fam = family_name(family)
     y_arr = np.asarray(y, dtype=np.float64).ravel()
@@ -83,6 +110,12 @@ def deviance(family: str, y: ArrayLike, mu: ArrayLike, weights: ArrayLike | None
             unit = -2.0 * (np.log(y_arr / mu_arr) - (y_arr - mu_arr) / mu_arr)
         elif fam == "inverse.gaussian":
             unit = (y_arr - mu_arr) ** 2 / (y_arr * mu_arr * mu_arr)
+        elif fam == "nb":
+            th = _nb_theta(theta, y_arr.shape)
+            unit = 2.0 * (
+                _xlogy_ratio(y_arr, mu_arr) - (y_arr + th) * np.log((y_arr + th) / (mu_arr + th))
+            )
+            unit = np.where(mu_arr > 0, unit, np.inf)
         else:
             unit = 2.0 * (_xlogy_ratio(y_arr, mu_arr) + _xlogy_ratio(1.0 - y_arr, 1.0 - mu_arr))
     total = float(np.sum(w * unit))
@@ -95,13 +128,16 @@ def log_density(
     mu: ArrayLike,
     weights: ArrayLike | None = None,
     scale: ArrayLike | float = 1.0,
+    theta: ArrayLike | float | None = None,
 ) -> np.ndarray:
     """Per-row log predictive density of ``y`` at the mean ``mu`` (the log score's terms).
 
     Gaussian: ``N(mu, scale / w)``; Poisson: ``Pois(mu)`` (times the prior weight, as the
     likelihood the fit maximises); binomial: ``Bin(round(w), mu)`` at ``round(w y)``
     successes (``w`` = trials); Gamma: shape ``w / scale``, mean ``mu``; inverse Gaussian:
-    dispersion ``scale / w``. The quasi families have no density: NaN.
+    dispersion ``scale / w``; nb: ``NB(mu, theta)`` (R's ``dnbinom(y, size = theta,
+    mu = mu)``, times the prior weight as for Poisson; ``theta`` required). The quasi
+    families have no density: NaN.
 
     Returns
     -------
@@ -120,6 +156,16 @@ def log_density(
             return -0.5 * np.log(2.0 * np.pi * phi) - (y_arr - mu_arr) ** 2 / (2.0 * phi)
         if fam == "poisson":
             return w * (xlogy(y_arr, mu_arr) - mu_arr - gammaln(y_arr + 1.0))
+        if fam == "nb":
+            th = _nb_theta(theta, y_arr.shape)
+            per = (
+                gammaln(y_arr + th)
+                - gammaln(th)
+                - gammaln(y_arr + 1.0)
+                + th * np.log(th / (mu_arr + th))
+                + xlogy(y_arr, mu_arr / (mu_arr + th))
+            )
+            return w * np.where(mu_arr > 0, per, -np.inf)
         if fam in ("quasipoisson", "quasibinomial"):
             return np.full_like(y_arr, np.nan)
         if fam in ("gamma", "inverse.gaussian"):

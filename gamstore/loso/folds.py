@@ -74,6 +74,9 @@ class FoldOutcome:
     edf: dict[str, float] = field(default_factory=dict)
     reml: float = float("nan")
     scale: float = float("nan")
+    #: negative binomial theta of the fold's fit (its held-out rows are scored at it); NaN
+    #: for the other families
+    theta: float = float("nan")
     n_outer: int = -1
     n_pirls_calls: int = -1
     n_pirls_iters: int = -1
@@ -383,6 +386,8 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
         out.edf = {str(k): _as_float(v) for k, v in dict(res.edf).items()}
         out.reml = _as_float(res.reml)
         out.scale = _as_float(getattr(res, "scale", float("nan")))
+        theta = getattr(res, "theta", None)
+        out.theta = float("nan") if theta is None else _as_float(theta)
         out.n_outer = _as_int(res.n_outer)
         out.n_pirls_calls = _as_int(res.n_pirls_calls)
         out.n_pirls_iters = _as_int(res.n_pirls_iters)
@@ -394,7 +399,9 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
         _predict_heldout(res, test, out)
         mu = out.pred_response
         y_obs, wt = heldout_response(test, task.y, task.weights)
-        out.heldout_deviance = deviance(family_name(task.family), y_obs, mu, wt)
+        fam = family_name(task.family)
+        theta = out.theta if fam == "nb" else None  # nb: the fold's own theta
+        out.heldout_deviance = deviance(fam, y_obs, mu, wt, theta=theta)
         out.status = STATUS_OK
     except Exception as exc:  # a failing fold is data, not a crash
         out.status = STATUS_FAILED

@@ -312,6 +312,7 @@ class FitWarmStart(_Policed):
             beta=beta,
             final=start.kind == "exact-final",
             seed=start.source != "exact",
+            ext=start.ext,  # nb: the session's log theta starts the theta search
         )
 
     def cross_fit(
@@ -394,9 +395,10 @@ class FitWarmStart(_Policed):
         return cross if cross is not None else sess
 
     # -- progress and results ---------------------------------------------------------------
-    def checkpoint(self, rho: Any, beta: Any, score: float) -> None:
-        """Rate-limited session checkpoint of an accepted outer iterate."""
-        self.session.on_evaluation(rho, beta, score)
+    def checkpoint(self, rho: Any, beta: Any, score: float, ext: Any = None) -> None:
+        """Rate-limited session checkpoint of an accepted outer iterate (``ext``: the
+        extended-family parameters at it, negative binomial ``[log theta]``)."""
+        self.session.on_evaluation(rho, beta, score, ext=ext)
         self.checkpoints += 1
 
     def finish(
@@ -493,7 +495,7 @@ class FitWarmStart(_Policed):
             if session:
                 self.session.finish(
                     rho, beta, score, converged, hessian=hessian, beta_rho=rho,
-                    iterations=n_outer,
+                    iterations=n_outer, ext=ext,
                 )  # fmt: skip
             if converged and artifact:
                 capture_fit_artifact(

@@ -83,14 +83,16 @@ def encode_iterate(
     eval_id: int,
     beta: Any = None,
     hessian: Any = None,
+    ext: Any = None,
 ) -> IteratePayload | None:
     """Build the payload of one outer iterate, or None when it must not be persisted.
 
     ρ, cost and β (when given) must be finite; the Hessian is kept only when square and
-    finite (otherwise it is scrubbed to empty, which does not prevent the write).
+    finite (otherwise it is scrubbed to empty, which does not prevent the write); ``ext``
+    (negative binomial ``[log theta]``) only when finite.
     """
     try:
-        return IteratePayload.encode(rho, cost, eval_id, beta=beta, hessian=hessian)
+        return IteratePayload.encode(rho, cost, eval_id, beta=beta, hessian=hessian, ext=ext)
     except (TypeError, ValueError) as exc:
         _log.debug("outer iterate not persisted: %s", exc)
         return None
@@ -155,6 +157,9 @@ class OuterStart:
         Which key the start came from.
     reason : str or None
         For a cold start: ``"no-store"``, ``"miss"``, or the discard reason.
+    ext : ndarray or None
+        Extended-family parameters stored with ``rho`` (negative binomial ``[log theta]``),
+        finite and 1-D, else None.
     """
 
     kind: StartKind
@@ -164,6 +169,7 @@ class OuterStart:
     iteration: int = 0
     source: Literal["none", "exact", "seed-key"] = "none"
     reason: str | None = None
+    ext: np.ndarray | None = None
 
     @property
     def warm(self) -> bool:
@@ -353,9 +359,12 @@ class OuterSession:
             return _cold(verdict.reason)
         beta = np.array(verdict.beta) if verdict.beta.size else None
         rho = np.array(verdict.rho)
+        ext = _as_vector(getattr(getattr(entry, "record", None), "ext", None))
+        if ext is not None and not (ext.size and np.isfinite(ext).all()):
+            ext = None  # a malformed ext costs its warm start only, never the rho start
         if isinstance(verdict, ExactFinal):
             _log.info("outer session %s: exact final, resume and recertify", self.exact_key)
-            return OuterStart("exact-final", rho, beta, None, verdict.iterations, label)
+            return OuterStart("exact-final", rho, beta, None, verdict.iterations, label, ext=ext)
         hessian = None
         if (
             self.analytic_hessian
@@ -364,14 +373,15 @@ class OuterSession:
         ):
             hessian = np.array(verdict.hessian)
         _log.info("outer session %s: seeded from %s entry", self.exact_key, label)
-        return OuterStart("seed", rho, beta, hessian, verdict.iteration, label)
+        return OuterStart("seed", rho, beta, hessian, verdict.iteration, label, ext=ext)
 
     # -- progress ------------------------------------------------------------------------------
-    def on_evaluation(self, rho: Any, beta: Any, cost: float) -> bool:
+    def on_evaluation(self, rho: Any, beta: Any, cost: float, ext: Any = None) -> bool:
         """Checkpoint one outer evaluation (rate-limited); True when the exact key was written.
 
         Non-finite cost, ρ or β is never persisted. ``beta`` may be None (ρ-only). The
-        (ρ, β) pair is remembered for :meth:`finish`.
+        (ρ, β) pair is remembered for :meth:`finish`. ``ext``: extended-family parameters
+        at this evaluation (negative binomial ``[log theta]``), stored with ρ.
         """
         rho_v = _as_vector(rho)
         if rho_v is None or not np.isfinite(rho_v).all():
@@ -392,7 +402,7 @@ class OuterSession:
             sessions = [s for s in sessions if s is not self._mirror]
         if not sessions:
             return False
-        payload = encode_iterate(rho_v, cost_f, self._evals, beta=beta_v)
+        payload = encode_iterate(rho_v, cost_f, self._evals, beta=beta_v, ext=ext)
         if payload is None:
             return False
         written = [s.checkpoint(payload, cost_f, self._evals) for s in sessions]
@@ -409,6 +419,7 @@ class OuterSession:
         beta_rho: Any = None,
         iterations: int | None = None,
         certified: bool = True,
+        ext: Any = None,
     ) -> bool:
         """Finalize the session at the end of a fit; True when the exact key was written.
 
@@ -432,6 +443,9 @@ class OuterSession:
             Outer iterations (default: the evaluation count).
         certified : bool
             Whether the result carries a valid certificate (nothing is finalized otherwise).
+        ext : array_like, optional
+            Extended-family parameters of the final fit (negative binomial ``[log theta]``),
+            stored with ρ so a session start resumes them too.
         """
         sessions = self._sessions()
         if not sessions or not converged or not certified:
@@ -454,7 +468,7 @@ class OuterSession:
         if beta_v is not None and not np.isfinite(beta_v).all():
             beta_v = None
         n_iter = self._evals if iterations is None else int(iterations)
-        payload = encode_iterate(rho_v, cost, n_iter, beta=beta_v, hessian=hessian)
+        payload = encode_iterate(rho_v, cost, n_iter, beta=beta_v, hessian=hessian, ext=ext)
         if payload is None:
             return False
         written = [s.finalize(payload, float(cost), n_iter) for s in sessions]
