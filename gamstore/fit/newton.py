@@ -37,6 +37,17 @@ logger = logging.getLogger("gamstore.fit.newton")
 # 1.8e-6 relative above it). Also the warm-start layer's saturation gate (warm.py).
 RHO_BOUND = 50.0
 
+#: a smoothing parameter is "at its bound" where less than this many effective degrees of
+#: freedom separate its smooth from its null space (the smooth is nearly its unpenalized
+#: part, e.g. a straight line for a P-spline with a second-order penalty): ``rank - tr_j`` with
+#: ``tr_j = lambda_j tr(H^-1 S_j)`` (lambda -> infinity, a null effect shrunk to its
+#: unpenalized part). REML tends to a constant there, so it is flat in ``rho_j`` and its
+#: curvature can be slightly negative on the way: such an indefinite Hessian is no sign of
+#: another basin (see :mod:`gamstore.fit.startcheck`). The other end (lambda -> 0) is not
+#: flat in general (a nearly unpenalized smooth can have a sharp interior REML optimum) and
+#: does not count.
+BOUND_EDF = 1.0
+
 
 @dataclass(frozen=True)
 class NewtonControl:
@@ -126,6 +137,12 @@ class NewtonResult:
     history: list[float] = field(default_factory=list)
     notes: list[GamFitWarning] = field(default_factory=list)
     n_indefinite: int = 0
+    # of those, the steps where every direction of non-positive curvature lies along
+    # smoothing parameters at their bound (:func:`at_bound`): flat tails, not another basin
+    n_indefinite_bound: int = 0
+    # per rho: at its bound at the start or at the optimum (None: not known, e.g. a tensor
+    # product's joint penalties)
+    at_bound: np.ndarray | None = None
     separated: bool = False  # a completely separated binomial fit: no finite REML optimum
     # extended-family parameters estimated with rho (nb: [log theta]); None for other families
     ext: np.ndarray | None = None
@@ -195,6 +212,7 @@ def newton(
     history = [cur.score]
     if m == 0:
         return NewtonResult(cur, 0, calls, iters, True, history)
+    bound_start = at_bound(prob, cur)
 
     def score_scale(e: RemlEval) -> float:
         if prob.family.scale_known:
@@ -208,6 +226,7 @@ def newton(
     converged = False
     notes: list[GamFitWarning] = []
     n_indefinite = 0  # Newton steps taken where the REML Hessian was not positive definite
+    n_indefinite_bound = 0  # ... only along smoothing parameters at their bound
     n_outer = 0
     n_polish = 0
     tol = ctl.conv_tol
@@ -252,6 +271,9 @@ def newton(
         Hf = cur.hess[np.ix_(free, free)]
         step[free], pd = _newton_step_pd(g, Hf)
         n_indefinite += not pd
+        if not pd:
+            bound_now = at_bound(prob, cur)
+            n_indefinite_bound += bound_now is not None and _only_along(Hf, bound_now[free])
         last = False  # this step is the final one (quadratic convergence from here)
         if ctl.polish and float(np.max(np.abs(cur.grad))) <= ctl.near_grad * tol * sc:
             if _negligible(cur.grad, cur.hess, flat0 * sc, tol, sc, ctl, 1.0):
@@ -326,9 +348,53 @@ def newton(
                     "check results carefully"
                 )
             )
+    bound_end = at_bound(prob, cur)
+    bound = None if bound_start is None or bound_end is None else bound_start | bound_end
     return NewtonResult(
-        cur, n_outer, calls, iters, converged, history, notes, n_indefinite, sep is not None
+        cur,
+        n_outer,
+        calls,
+        iters,
+        converged,
+        history,
+        notes,
+        n_indefinite,
+        n_indefinite_bound,
+        bound,
+        sep is not None,
     )
+
+
+def at_bound(prob: Problem, ev: RemlEval, edf: float = BOUND_EDF) -> np.ndarray | None:
+    """Per rho: whether it is at its bound at ``ev`` (see :data:`BOUND_EDF`).
+
+    ``tr_j = lambda_j tr(H^-1 S_j)`` runs from 0 (no penalty) to the penalty rank (the smooth
+    shrunk to its null space); within ``edf`` of the rank the smooth is its null-space fit
+    and REML is flat in ``rho_j``. None for a design with several penalties per block (a
+    tensor product: no per-rho rank to compare with).
+    """
+    d = prob.design
+    tr = ev.parts.get("tr")
+    if d.dense or tr is None:
+        return None
+    ranks = np.array([b.rank for b in d.smooths], dtype=np.float64)
+    tr = np.asarray(tr, dtype=np.float64)
+    return np.asarray(ranks - tr <= edf, dtype=bool)
+
+
+def _only_along(H: np.ndarray, along: np.ndarray, share: float = 0.99) -> bool:
+    """Whether every eigenvector of ``H`` with non-positive curvature (eigenvalue below
+    :func:`_newton_step_pd`'s floor) lies along the components ``along`` (at least ``share``
+    of its squared norm there)."""
+    if not np.all(np.isfinite(H)) or not np.any(along):
+        return False
+    vals, vecs = np.linalg.eigh(H)
+    floor = max(float(np.max(np.abs(vals))), 1e-300) * 1e-7
+    low = vals < floor
+    if not np.any(low):
+        return False
+    weight = np.sum(vecs[along][:, low] ** 2, axis=0)
+    return bool(np.all(weight >= share))
 
 
 def _certified(

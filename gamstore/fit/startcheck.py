@@ -47,7 +47,11 @@ class StartCheckPolicy:
         The default 0.15 checks every fold of a LOSO with fewer than about 7 equal subjects.
     max_move : float
         Trigger ``"moved"``: some log smoothing parameter moved farther than this from the
-        start (a factor e^2 = 7.4 in lambda by default): the start was not informative.
+        start (a factor e^2 = 7.4 in lambda by default): the start was not informative. A
+        smoothing parameter at its bound at the start or at the optimum
+        (:func:`gamstore.fit.newton.at_bound`: a null effect shrunk to its null space, or a
+        penalty with no effect) does not count: REML is flat there, so it drifts without
+        the start being uninformative.
     rel_tol : float
         Relative REML difference above which warm and cold count as disagreeing.
     """
@@ -100,7 +104,12 @@ class StartCheck:
         ``1 - n / n_parent`` for a start from another fit (NaN when not known).
     reasons : tuple of str
         The triggers that fired (``"rows"``, ``"moved"``, ``"indefinite"``,
-        ``"not-converged"``, ``"always"``); empty when the start was trusted.
+        ``"not-converged"``, ``"always"``); empty when the start was trusted. ``"indefinite"``
+        counts only Newton steps whose non-positive curvature lay along some smoothing
+        parameter not at its bound; ``"moved"`` only those not at their bound.
+    at_bound : tuple of int
+        The smoothing parameters (rho indices) at their bound at the start or at the warm
+        optimum, left out of the ``"moved"`` and ``"indefinite"`` triggers.
     cold_checked : bool
         Whether the cold fit ran.
     warm_reml, cold_reml : float
@@ -120,6 +129,7 @@ class StartCheck:
     rho_moved: float
     drop_share: float
     reasons: tuple[str, ...] = ()
+    at_bound: tuple[int, ...] = ()
     cold_checked: bool = False
     warm_reml: float = float("nan")
     cold_reml: float = float("nan")
@@ -141,8 +151,17 @@ def triggers(
     n_rows: int,
     parent_rows: int | None,
 ) -> tuple[tuple[str, ...], float, float]:
-    """The reasons to check a start from another fit, the move and the dropped share."""
-    moved = float(np.max(np.abs(nres.final.rho - rho_start))) if rho_start.size else 0.0
+    """The reasons to check a start from another fit, the move and the dropped share.
+
+    The move is over every smoothing parameter; the ``"moved"`` trigger compares
+    ``policy.max_move`` with the move of those not at their bound (``nres.at_bound``).
+    """
+    delta = np.abs(nres.final.rho - rho_start) if rho_start.size else np.zeros(0)
+    moved = float(np.max(delta)) if delta.size else 0.0
+    bound = getattr(nres, "at_bound", None)
+    if bound is not None and np.shape(bound) == delta.shape:
+        delta = delta[~np.asarray(bound, dtype=bool)]
+    moved_free = float(np.max(delta)) if delta.size else 0.0
     drop = float("nan")
     if parent_rows is not None and parent_rows > 0:
         drop = 1.0 - n_rows / parent_rows
@@ -153,9 +172,9 @@ def triggers(
     reasons = []
     if not (drop <= policy.max_drop_share):  # NaN (unknown parent) checks too
         reasons.append("rows")
-    if moved > policy.max_move:
+    if moved_free > policy.max_move:
         reasons.append("moved")
-    if nres.n_indefinite > 0:
+    if nres.n_indefinite > getattr(nres, "n_indefinite_bound", 0):
         reasons.append("indefinite")
     if not nres.converged:
         reasons.append("not-converged")
@@ -189,12 +208,14 @@ def check_start(
         )
         return warm, record
     reasons, moved, drop = triggers(policy, warm, rho_start, n_rows, parent_rows)
+    bound = getattr(warm, "at_bound", None)
     base = StartCheck(
         level,
         rho_start.copy(),
         moved,
         drop,
         reasons,
+        () if bound is None else tuple(int(j) for j in np.flatnonzero(bound)),
         warm_reml=float(warm.final.score),
         warm_rho=warm.final.rho.copy(),
     )
