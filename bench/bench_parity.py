@@ -1,6 +1,16 @@
-"""Real-data parity suite: gamstore.fit against R mgcv, case by case, with timings.
+"""mgcv parity suites: gamstore.fit against R mgcv, case by case, with timings.
 
-Run: ``OPENBLAS_NUM_THREADS=1 python bench/bench_parity.py [--reps N] [--no-big] [--no-loso]``
+Run: ``OPENBLAS_NUM_THREADS=1 python bench/bench_parity.py [--suite S] [--reps N]
+[--recorded-mgcv] [--no-big] [--no-loso] [--big-live]``
+
+``--suite``: ``realdata`` (default; the real-data suite and its LOSO table, below) or one of
+the suites of tests/parity.py: ``families`` (families and links), ``extended`` (nb() with
+theta estimated: a Δθ column, |log theta - mgcv's| against ``ref``), ``bases`` (tp, cr, cc,
+cp; tp coefficients compared sign-aligned, not at all on volcano's regular grid) or ``terms``
+(random effects, ``by``, ``te()``, ``ti()``). Their fixtures are written by
+``Rscript tests/fixtures/parity_mgcv.R make <suite> tests/fixtures/<dir>``; their table has
+the columns below (``ref`` ``mgcv`` or ``tight``; Δρ, Δfitted, Δedf against ``ref``;
+``status`` the criteria of the suite's tests), with the case's family, bases or terms.
 
 For every case of tests/fixtures/realdata_parity.json (R data sets; the fixture holds the data
 and mgcv's answers, written by ``Rscript tests/fixtures/realdata_mgcv.R make tests/fixtures``):
@@ -52,16 +62,24 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = {"mgcv": "mgcv", "mgcv_tight": "tight", "mgcv_multistart": "multistart"}
+SUITES = ("realdata", "families", "extended", "bases", "terms")
+
+
+def _parity_module() -> ModuleType:
+    """tests/parity.py (tests/ on sys.path: it reads tests/requires.py when R is required)."""
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "tests"))
+    spec = importlib.util.spec_from_file_location("parity", ROOT / "tests" / "parity.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["parity"] = mod
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def _support() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "gamstore_realdata", ROOT / "tests" / "fixtures" / "realdata.py"
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["gamstore_realdata"] = mod
-    spec.loader.exec_module(mod)
+    """tests/fixtures/realdata.py, the real-data suite."""
+    mod: ModuleType = _parity_module().realdata()
     return mod
 
 
@@ -195,11 +213,77 @@ def loso_table(rd: ModuleType) -> None:
         )
 
 
+def suite_table(name: str, reps: int, recorded: bool) -> int:
+    """The case table of a suite of tests/parity.py; returns the number of failing cases."""
+    su = _parity_module().suite(name)
+    cases = su.cases()
+    live: dict[str, Any] = {} if recorded else su.run_live(list(cases), timed=True)
+    what = {"bases": "bases", "terms": "terms"}.get(name, "family")
+    theta_col = " Δθ |" if name == "extended" else ""
+    print(
+        f"| case | {what} | n | ref | ΔREML | Δρ |{theta_col} Δfitted | Δedf "
+        "| gamstore ms (wall/CPU) | mgcv ms (wall/CPU) | status |"
+    )
+    print("|" + "---|" * (12 if theta_col else 11))
+    bad = 0
+    for case_name, case in cases.items():
+        data, gam = su.frame(case), su.model(case)
+        walls, cpus = [], []
+        res: Any = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(max(1, reps)):
+                t0, c0 = time.perf_counter(), time.process_time()
+                res = gam.fit(data, **su.fit_kwargs(case))
+                walls.append(1e3 * (time.perf_counter() - t0))
+                cpus.append(1e3 * (time.process_time() - c0))
+            if name == "terms":
+                fail, ref = su.failures(case, res, case["mgcv"], case["mgcv_tight"])
+                d = su.compare(case, res, case[ref])
+                d_rho, d_fitted, d_edf = d["rho"], d["fitted"], d["edf"]
+                detail = ", ".join(sorted(su.kind(case)))
+            else:
+                cmp = su.against_mgcv(case, data, gam, res, case)
+                fail, ref = list(cmp.failures), cmp.reference
+                d_rho, d_fitted, d_edf = cmp.d_rho, cmp.d_fitted, cmp.d_edf
+                detail = "+".join(case["bs"]) if name == "bases" else case["family"]
+        theta = ""
+        if theta_col:
+            ref_ext = case[ref]["ext"][0]
+            d_theta = abs(float(res.ext[0]) - ref_ext)
+            theta = f" {d_theta:.1e} |"
+            if not d_theta <= 1e-3:  # the criterion of tests/test_fit_extfam.py
+                fail.append(f"log theta {res.ext[0]:.6g} vs {ref_ext:.6g}")
+        mg0 = float(case["mgcv"]["reml"][0])
+        d_reml = (res.reml - mg0) / abs(mg0)
+        if recorded:
+            mg_ms = f"{case['mgcv']['ms']:.1f}"
+        else:
+            mg_ms = f"{live[case_name]['ms']:.1f} / {live[case_name]['cpu_ms']:.1f}"
+        status = "ok" if not fail else "FAIL " + "; ".join(fail)
+        bad += bool(fail)
+        print(
+            f"| {case_name} | {detail} | {case['n']} | {SHORT[ref]} | {d_reml:+.1e} | "
+            f"{d_rho:.1e} |{theta} {d_fitted:.1e} | {d_edf:.1e} | "
+            f"{statistics.median(walls):.1f} / {statistics.median(cpus):.1f} | {mg_ms} | "
+            f"{status} |",
+            flush=True,
+        )
+    print(f"\n{len(cases) - bad}/{len(cases)} cases within the parity criteria")
+    return bad
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--suite",
+        choices=(*SUITES, "all"),
+        default="realdata",
+        help="which parity suite (default realdata; all: every suite in turn)",
+    )
     ap.add_argument("--reps", type=int, default=5, help="gamstore fits per case (median)")
-    ap.add_argument("--no-big", action="store_true", help="skip the 200 000-row case")
-    ap.add_argument("--no-loso", action="store_true", help="skip the LOSO table")
+    ap.add_argument("--no-big", action="store_true", help="realdata: skip the 200 000-row case")
+    ap.add_argument("--no-loso", action="store_true", help="realdata: skip the LOSO table")
     ap.add_argument(
         "--recorded-mgcv", action="store_true", help="mgcv times from the fixture, not live"
     )
@@ -207,13 +291,21 @@ def main(argv: list[str] | None = None) -> int:
         "--big-live", action="store_true", help="time mgcv on the 200 000-row case live too"
     )
     args = ap.parse_args(argv)
-    rd = _support()
-    live = not args.recorded_mgcv and rd.rscript() is not None
-    parity_table(rd, args.reps, not args.no_big, live, args.big_live)
-    if not args.no_loso:
-        print()
-        loso_table(rd)
-    return 0
+    bad = 0
+    for suite in SUITES if args.suite == "all" else (args.suite,):
+        if args.suite == "all":
+            print(f"\n## suite {suite}\n", flush=True)
+        if suite != "realdata":
+            with np.errstate(all="ignore"):
+                bad += suite_table(suite, args.reps, args.recorded_mgcv)
+            continue
+        rd = _support()
+        live = not args.recorded_mgcv and rd.rscript() is not None
+        parity_table(rd, args.reps, not args.no_big, live, args.big_live)
+        if not args.no_loso:
+            print()
+            loso_table(rd)
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

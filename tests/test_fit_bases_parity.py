@@ -4,7 +4,7 @@ mgcv's default thin-plate regression spline ``bs="tp"``, cubic regression spline
 cyclic cubic ``"cc"`` and cyclic P-splines ``"cp"`` (period from ``knots``), each on at least
 two real data sets from R's ``datasets``. The data and mgcv 1.8-41's answers are in
 tests/fixtures/bases/bases.json, written by
-``Rscript tests/fixtures/bases/bases_mgcv.R make tests/fixtures/bases``.
+``Rscript tests/fixtures/parity_mgcv.R make bases tests/fixtures/bases``.
 
 Criteria are the real-data parity suite's (``realdata.against_mgcv``). A ``tp`` basis is
 mgcv's up to the signs of its columns (eigenvector signs: LAPACK's here, Lanczos's in mgcv;
@@ -15,72 +15,28 @@ mgcv on the fixture's bytes; it skips without R, but fails instead under GAMSTOR
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
+import parity
 import pytest
-from requires import require
 
 import gamstore as gs
 from gamstore.fit import GAM, s
 from gamstore.fit.reml import evaluate
 
-HERE = Path(__file__).parent / "fixtures"
-
-
-def _load(name: str, path: Path) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-rd = _load("gamstore_realdata", HERE / "realdata.py")
-bs_fx = _load("gamstore_bases_fixture", HERE / "bases" / "support.py")
+bs_fx = parity.suite("bases")
 FX: dict[str, Any] = bs_fx.load()
 CASES: dict[str, dict[str, Any]] = bs_fx.cases()
 MGCV_CLASS = {"tp": "tprs.smooth", "cr": "cr.smooth", "cc": "cyclic.smooth",
               "cp": "cpspline.smooth", "ps": "pspline.smooth"}  # fmt: skip
 
 
-# a regular grid (volcano's 87 x 61 cells) gives the thin-plate radial matrix repeated
-# eigenvalues: its eigenvectors are then only defined up to a rotation within each
-# eigenspace (Lanczos and LAPACK pick different ones), so the tp coefficients are not
-# comparable with mgcv's; REML, rho, fitted values, edf, S.scale and the summary table are
-# (and are compared)
-ROTATED_TP = {"volcano_tp2d_maxknots"}
-
-
-def _aligned(case: dict[str, Any], res: Any, mg: dict[str, Any]) -> dict[str, Any]:
-    """mgcv's answer with each ``tp`` coefficient given gamstore's sign (column signs are
-    arbitrary in a tp basis); every other value as recorded."""
-    coef = np.asarray(mg["coefficients"], dtype=np.float64).copy()
-    ours = res.coef
-    if case["name"] in ROTATED_TP:
-        return {**mg, "coefficients": ours.tolist()}  # not comparable (see ROTATED_TP)
-    for name, bs in zip(res.block_names[1:], case["bs"], strict=True):
-        if bs == "tp":
-            cols = res._design.block_cols[res.block_names.index(name)]
-            coef[cols] = np.abs(coef[cols]) * np.where(ours[cols] < 0, -1.0, 1.0)
-    return {**mg, "coefficients": coef.tolist()}
-
-
 def _compare(case: dict[str, Any], res: Any, recorded: dict[str, Any]) -> Any:
-    refs = {k: (_aligned(case, res, v) if v else v) for k, v in recorded.items()
-            if k in rd.REFERENCES}  # fmt: skip
-    return rd.against_mgcv(
-        bs_fx.suite_case(case), bs_fx.frame(case), bs_fx.model(case), res, refs,
-        knots=bs_fx.knots(case),
-    )  # fmt: skip
+    """The parity criteria, tp coefficients sign-aligned (``parity.Bases.aligned``)."""
+    return bs_fx.against_mgcv(case, bs_fx.frame(case), bs_fx.model(case), res, recorded)
 
 
 def test_fixture_covers_every_basis_on_two_data_sets() -> None:
@@ -142,14 +98,10 @@ def test_summary_smooth_table_matches_mgcv(name: str) -> None:
         ), (name, p_ours, p_mg)
 
 
-def _require_mgcv() -> None:
-    require(bs_fx.rscript() is not None, "Rscript with mgcv")
-
-
 @pytest.mark.mgcv
 def test_basis_parity_with_live_mgcv() -> None:
     """mgcv today, on the fixture's bytes, gives the recorded answers, and gamstore matches."""
-    _require_mgcv()
+    parity.require_mgcv()
     live = bs_fx.run_live(list(CASES))
     assert sorted(live) == sorted(CASES)
     failures = {}
@@ -161,13 +113,6 @@ def test_basis_parity_with_live_mgcv() -> None:
         if not cmp.ok:
             failures[name] = cmp.failures
     assert not failures, failures
-
-
-def test_missing_r_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bs_fx, "rscript", lambda: None)
-    monkeypatch.setenv("GAMSTORE_CI", "1")
-    with pytest.raises(pytest.fail.Exception):
-        _require_mgcv()
 
 
 # ------------------------------------------------------------------------- warm starts

@@ -4,7 +4,7 @@ mgcv estimates ``log(theta)`` jointly with the smoothing parameters; gamstore pr
 REML score over ``log(theta)`` (:func:`gamstore.fit.newton.profile_theta`), which has the
 same minimum. The data and mgcv 1.8-41's answers (with ``ext`` = ``family$getTheta()`` =
 log theta) are in tests/fixtures/families/extended.json, written by
-``Rscript tests/fixtures/families/families_mgcv.R make-ext tests/fixtures/families``.
+``Rscript tests/fixtures/parity_mgcv.R make extended tests/fixtures/families``.
 Criteria are the families parity suite's, plus log theta within 1e-3 (as rho). The live test
 refits every case with Rscript + mgcv on the fixture's bytes; it skips without R, but fails
 instead under GAMSTORE_CI=1.
@@ -13,18 +13,14 @@ instead under GAMSTORE_CI=1.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import itertools
-import json
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import parity
 import pytest
-from requires import require
 
 import gamstore as gs
 from gamstore.fit import GAM, s
@@ -35,21 +31,9 @@ HERE = Path(__file__).parent / "fixtures"
 THETA_ATOL = 1e-3  # log theta, as log smoothing parameters in the parity criteria
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-rd = _load("gamstore_realdata", HERE / "realdata.py")
-fs = _load("gamstore_families", HERE / "families" / "support.py")
-FX: dict[str, Any] = json.loads((HERE / "families" / "extended.json").read_text())
-CASES: dict[str, dict[str, Any]] = fs.extended_cases()
+fs = parity.suite("extended")
+FX: dict[str, Any] = fs.load()
+CASES: dict[str, dict[str, Any]] = fs.cases()
 _counter = itertools.count()
 
 
@@ -62,7 +46,7 @@ def _fit(name: str, **kw: Any) -> tuple[dict[str, Any], pd.DataFrame, GAM, Any]:
 
 def _check(name: str, res: Any, data: pd.DataFrame, gam: GAM, mg: dict[str, Any]) -> None:
     case = CASES[name]
-    cmp = rd.against_mgcv(fs.suite_case(case), data, gam, res, {**case, "mgcv": mg})
+    cmp = fs.against_mgcv(case, data, gam, res, {**case, "mgcv": mg})
     assert cmp.ok, (name, cmp.reference, cmp.failures)
     ref = case[cmp.reference] if cmp.reference != "mgcv" else mg
     assert res.ext is not None and res.ext.shape == (1,)
@@ -109,8 +93,8 @@ def test_reml_score_at_mgcv_rho_and_theta(name: str) -> None:
 @pytest.mark.mgcv
 def test_nb_parity_with_live_mgcv() -> None:
     """mgcv today, on the fixture's bytes, gives the recorded answers, and gamstore matches."""
-    require(fs.rscript() is not None, "Rscript with mgcv")
-    live = fs.run_live(list(CASES), table=CASES)
+    parity.require_mgcv()
+    live = fs.run_live(list(CASES))
     assert sorted(live) == sorted(CASES)
     for name in CASES:
         case, data, gam, res = _fit(name)

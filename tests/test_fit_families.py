@@ -6,7 +6,7 @@ log-likelihood), Gamma (log and inverse), inverse Gaussian (log) and quasi-Poiss
 quasi-binomial with the scale estimated as mgcv does under REML, two real data sets each
 from R's ``datasets``. The data and mgcv 1.8-41's answers are in
 tests/fixtures/families/families.json, written by
-``Rscript tests/fixtures/families/families_mgcv.R make tests/fixtures/families``.
+``Rscript tests/fixtures/parity_mgcv.R make families tests/fixtures/families``.
 
 Criteria are the real-data parity suite's (``realdata.compare``), with the scale compared to
 mgcv's reported ``sig2`` (Fletcher's estimate) whenever it is estimated. Where gamstore's REML
@@ -17,17 +17,14 @@ fixture's bytes; it skips without R, but fails instead under GAMSTORE_CI=1.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import parity
 import pytest
-from requires import require
 
 import gamstore as gs
 from gamstore.fit import GAM, s
@@ -35,22 +32,8 @@ from gamstore.fit.families import family_names as family_names_
 from gamstore.fit.families import get_family
 from gamstore.fit.reml import evaluate
 
-HERE = Path(__file__).parent / "fixtures"
-
-
-def _load(name: str, path: Path) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-rd = _load("gamstore_realdata", HERE / "realdata.py")
-fs = _load("gamstore_families", HERE / "families" / "support.py")
+rd = parity.realdata()
+fs = parity.suite("families")
 FX: dict[str, Any] = fs.load()
 CASES: dict[str, dict[str, Any]] = fs.cases()
 _frame = fs.frame
@@ -66,7 +49,7 @@ def _fit(name: str) -> tuple[dict[str, Any], pd.DataFrame, GAM, Any]:
 
 def _compare(case: dict[str, Any], data: pd.DataFrame, gam: GAM, res: Any,
              recorded: dict[str, Any]) -> Any:  # fmt: skip
-    return rd.against_mgcv(fs.suite_case(case), data, gam, res, recorded)
+    return fs.against_mgcv(case, data, gam, res, recorded)
 
 
 def test_fixture_covers_every_family_and_link() -> None:
@@ -144,14 +127,10 @@ def test_reml_derivatives_are_exact_for_non_canonical_links() -> None:
             np.testing.assert_allclose(ev.hess[:, j], hcol, rtol=1e-3, atol=1e-5, err_msg=name)
 
 
-def _require_mgcv() -> None:
-    require(fs.rscript() is not None, "Rscript with mgcv")
-
-
 @pytest.mark.mgcv
 def test_family_parity_with_live_mgcv() -> None:
     """mgcv today, on the fixture's bytes, gives the recorded answers, and gamstore matches."""
-    _require_mgcv()
+    parity.require_mgcv()
     live = fs.run_live(list(CASES))
     assert sorted(live) == sorted(CASES)
     failures = {}
@@ -162,13 +141,6 @@ def test_family_parity_with_live_mgcv() -> None:
         if not cmp.ok:
             failures[name] = cmp.failures
     assert not failures, failures
-
-
-def test_missing_r_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fs, "rscript", lambda: None)
-    monkeypatch.setenv("GAMSTORE_CI", "1")
-    with pytest.raises(pytest.fail.Exception):
-        _require_mgcv()
 
 
 # ------------------------------------------------------------------------- warm starts

@@ -2,7 +2,7 @@
 
 Random effects ``s(g, bs="re")``, factor and numeric ``by`` smooths, tensor products ``te()``
 and ``ti()``: each on at least two data sets of R's ``datasets`` package, with mgcv's answers
-recorded in tests/fixtures/terms/terms.json (``Rscript tests/fixtures/terms/terms_mgcv.R make
+recorded in tests/fixtures/terms/terms.json (``Rscript tests/fixtures/parity_mgcv.R make terms
 tests/fixtures/terms``) and refitted live in CI.
 
 Criteria (those of the real-data parity suite): REML within 1e-6 relative; log smoothing
@@ -15,85 +15,30 @@ Loblolly with Δρ 7e-5).
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
+import parity
 import pytest
-from requires import require
 
 from gamstore.fit import GAM, s
 
-
-def _support() -> ModuleType:
-    name = "gamstore_terms_support"
-    if name not in sys.modules:
-        path = Path(__file__).parent / "fixtures" / "terms" / "support.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
-sup = _support()
+sup = parity.suite("terms")
 CASES: dict[str, dict[str, Any]] = sup.cases()
 
 
-def _kind(case: dict[str, Any]) -> set[str]:
-    out = set()
-    for sp in case["smooths"]:
-        if sp["type"] != "s":
-            out.add(sp["type"])
-        elif sp["bs"] == "re":
-            out.add("re")
-        elif sp["by"] is not None:
-            out.add("by-factor" if sp["by"] in case["factors"] else "by-numeric")
-    return out
-
+_kind = sup.kind
+check = sup.check
 
 IMPLEMENTED = {"re", "by-factor", "by-numeric", "te", "ti"}
 ACTIVE = [n for n, c in CASES.items() if _kind(c) <= IMPLEMENTED]
 
 
-def check(case: dict[str, Any], res: Any, mg: dict[str, Any]) -> list[str]:
-    """Failures of a fit against one mgcv answer (empty when it matches)."""
-    d = sup.compare(case, res, mg)
-    fail = []
-    if not res.converged:
-        fail.append("gamstore did not converge")
-    if d["coef_names"]:
-        fail.append(f"coefficient names {res.coef_names} vs {mg['coef_names']}")
-    if abs(d["reml"]) > 1e-6:
-        fail.append(f"REML rel {d['reml']:.2e}")
-    # mgcv stops early along flat directions: a larger Δρ is fine where gamstore's REML is
-    # at or below mgcv's, and then the fit itself must still agree closely
-    flat = d["rho"] > 1e-3 and res.reml <= float(mg["reml"][0]) + 1e-9 * abs(mg["reml"][0])
-    if d["rho"] > 1e-3 and not flat:
-        fail.append(f"rho max |diff| {d['rho']:.2e}")
-    if d["fitted"] > (1e-4 if flat else 1e-5):
-        fail.append(f"fitted rel {d['fitted']:.2e}")
-    if d["coef"] > (1e-3 if flat else 2e-4):
-        fail.append(f"coef rel {d['coef']:.2e}")
-    if d["edf"] > (5e-3 if flat else 5e-4):
-        fail.append(f"edf {d['edf']:.2e}")
-    scale = float(mg["scale"][0])
-    if abs(res.scale - scale) > (1e-4 if flat else 5e-5) * scale:
-        fail.append(f"scale {res.scale} vs {scale}")
-    return fail
-
-
-def parity(case: dict[str, Any], res: Any, mg: dict[str, Any], tight: dict[str, Any]) -> list[str]:
-    """:func:`check` against mgcv's default answer; where gamstore's REML is below it (mgcv
-    stopped early), against mgcv under tight control (the real-data suite's rule)."""
-    fail = check(case, res, mg)
-    if fail and res.reml < float(mg["reml"][0]):
-        return check(case, res, tight)
-    return fail
+def _parity(case: dict[str, Any], res: Any, mg: dict[str, Any], tight: dict[str, Any]) -> list[str]:
+    """``parity.Terms.check`` against mgcv's default answer; where gamstore's REML is below it
+    (mgcv stopped early), against mgcv under tight control (the real-data suite's rule)."""
+    return sup.failures(case, res, mg, tight)[0]
 
 
 def _fit(name: str) -> tuple[dict[str, Any], Any]:
@@ -113,7 +58,7 @@ def test_fixture_covers_each_term_on_two_data_sets() -> None:
 @pytest.mark.parametrize("name", ACTIVE)
 def test_terms_parity_with_recorded_mgcv(name: str) -> None:
     case, res = _fit(name)
-    assert parity(case, res, case["mgcv"], case["mgcv_tight"]) == [], name
+    assert _parity(case, res, case["mgcv"], case["mgcv_tight"]) == [], name
     assert list(res.edf)[1:] == case["mgcv"]["labels"]  # blocks named as mgcv's smooths
     # summary.gam's smooth table: Ref.df and F (Chi.sq), a random effect by mgcv's reTest
     table = res.summary(show=False).smooth
@@ -179,7 +124,7 @@ def test_term_validation_names_the_field() -> None:
 @pytest.mark.mgcv
 def test_terms_parity_with_live_mgcv() -> None:
     """mgcv today, on the fixture's bytes, gives the recorded answers, and gamstore matches."""
-    require(sup.rscript() is not None, "Rscript with mgcv")
+    parity.require_mgcv()
     live = sup.run_live(list(CASES))
     assert sorted(live) == sorted(CASES)
     failures = {}
@@ -189,7 +134,7 @@ def test_terms_parity_with_live_mgcv() -> None:
         )
         if name in ACTIVE:
             case, res = _fit(name)
-            fail = parity(case, res, live[name], case["mgcv_tight"])
+            fail = _parity(case, res, live[name], case["mgcv_tight"])
             if fail:
                 failures[name] = fail
     assert not failures, failures

@@ -11,13 +11,11 @@ reaches the optimum of its cold fit, on real grouped data.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
+import parity
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -43,20 +41,7 @@ from gamstore.transfer import (
     build_partial_warm_start,
 )
 
-
-def _support() -> ModuleType:
-    name = "gamstore_terms_support"
-    if name not in sys.modules:
-        path = Path(__file__).parent / "fixtures" / "terms" / "support.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
-sup = _support()
+sup = parity.suite("terms")
 
 
 def _same_optimum(warm: float, cold: float) -> None:
