@@ -11,14 +11,12 @@ full data's, differs by rounding only.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import warnings
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
+import parity
 import pytest
 
 from gamstore.fit import GAM, foldview
@@ -27,15 +25,8 @@ from gamstore.loso.folds import FoldTask, init_worker, run_fold_in_worker
 
 
 def _support() -> ModuleType:
-    if "gamstore_realdata" in sys.modules:
-        return sys.modules["gamstore_realdata"]
-    path = Path(__file__).parent / "fixtures" / "realdata.py"
-    spec = importlib.util.spec_from_file_location("gamstore_realdata", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["gamstore_realdata"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    """tests/fixtures/realdata.py, through the parity suites' module."""
+    return parity.realdata()
 
 
 rd = _support()

@@ -17,31 +17,22 @@ lower than mgcv's default answer).
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import warnings
 from functools import cache
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import parity
 import pytest
 
 from gamstore.loso import run_loso
 
 
 def _support() -> ModuleType:
-    path = Path(__file__).parent / "fixtures" / "realdata.py"
-    if "gamstore_realdata" in sys.modules:
-        return sys.modules["gamstore_realdata"]
-    spec = importlib.util.spec_from_file_location("gamstore_realdata", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["gamstore_realdata"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    """tests/fixtures/realdata.py, through the parity suites' module."""
+    return parity.realdata()
 
 
 rd = _support()

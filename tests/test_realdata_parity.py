@@ -19,27 +19,17 @@ bytes; it skips without R, but fails instead under GAMSTORE_CI=1.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
+import parity
 import pytest
-from requires import require
 
 
 def _support() -> ModuleType:
-    path = Path(__file__).parent / "fixtures" / "realdata.py"
-    if "gamstore_realdata" in sys.modules:
-        return sys.modules["gamstore_realdata"]
-    spec = importlib.util.spec_from_file_location("gamstore_realdata", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["gamstore_realdata"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    """tests/fixtures/realdata.py, through the parity suites' module."""
+    return parity.realdata()
 
 
 rd = _support()
@@ -113,14 +103,10 @@ def test_realdata_parity_with_recorded_mgcv(name: str) -> None:
         assert res.reml < case["mgcv"]["reml"][0], name
 
 
-def _require_mgcv() -> None:
-    require(rd.rscript() is not None, "Rscript with mgcv")
-
-
 @pytest.mark.mgcv
 def test_realdata_parity_with_live_mgcv() -> None:
     """mgcv today, on the fixture's bytes, gives the recorded answers, and gamstore matches."""
-    _require_mgcv()
+    parity.require_mgcv()
     live = rd.run_live({name: (CASES[name], rd.frame(CASES[name])) for name in LIVE})
     assert sorted(live) == sorted(LIVE)
     failures = {}
@@ -135,10 +121,10 @@ def test_realdata_parity_with_live_mgcv() -> None:
 
 
 def test_missing_r_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rd, "rscript", lambda: None)
+    monkeypatch.setattr(parity, "rscript", lambda: None)
     monkeypatch.setenv("GAMSTORE_CI", "1")
     with pytest.raises(pytest.fail.Exception):
-        _require_mgcv()
+        parity.require_mgcv()
     monkeypatch.setenv("GAMSTORE_CI", "0")
     with pytest.raises(pytest.skip.Exception):
-        _require_mgcv()
+        parity.require_mgcv()
