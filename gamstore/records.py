@@ -69,6 +69,7 @@ __all__ = [
     "InnerSummary",
     "IteratePayload",
     "RecordParts",
+    "ResultSummary",
     "Seed",
     "WarmStartRecord",
     "as_rho_convention",
@@ -671,11 +672,16 @@ class Nested(Kind):
     """A nested declared type (a :class:`Checked` class) stored as a JSON object; its arrays
     live under ``<prefix of the enclosing record><array_prefix>``."""
 
-    def __init__(self, cls: type, *, optional: bool = False, array_prefix: str = "") -> None:
+    def __init__(
+        self, cls: type, *, optional: bool = False, array_prefix: str = "", omit_none: bool = False
+    ) -> None:
         super().__init__(missing=None if optional else _REQUIRED)
         self.cls = cls
         self.optional = optional
         self.array_prefix = array_prefix
+        # omit_none (optional only): None is written as nothing, so records without the value
+        # are unchanged, and a missing field reads as None
+        self.omit_none = omit_none
 
     def check(self, value: Any, name: str) -> Any:
         if not isinstance(value, self.cls) and not (value is None and self.optional):
@@ -685,6 +691,8 @@ class Nested(Kind):
 
     def write(self, value: Any, fd: Field, fields: dict[str, Any], arrays: dict[str, ArrayPart],
               obj: Any, ctx: _Ctx) -> None:  # fmt: skip
+        if value is None and self.omit_none:
+            return
         sub = _Ctx(ctx.prefix + self.array_prefix, ctx.index, obj)
         fields[fd.key] = None if value is None else _write(value, arrays, sub)
 
@@ -1062,6 +1070,65 @@ def normalize_active_sets(
     return tuple(out)
 
 
+@dataclass(frozen=True, eq=False)
+class ResultSummary(Checked, FrozenArrays):
+    """What a converged fit reported at its optimum, for an exact refit that answers from the
+    record without building the design (record B's optional ``result``).
+
+    Parameters
+    ----------
+    reml : float
+        REML score at the optimum (mgcv's ``gcv.ubre`` scale).
+    scale, reml_scale : float
+        The reported scale and the scale at the REML optimum (``FitResult.scale`` and
+        ``FitResult.reml_scale``).
+    block_labels : sequence of str
+        The fit's coefficient blocks in model order (``FitResult.block_names``).
+    edf : array_like
+        Effective degrees of freedom per block, in ``block_labels`` order.
+    warning_kinds, warning_messages : sequence of str
+        The fit's data-determined warnings (design and boundary notes): class name and
+        message, one pair per warning.
+
+    Notes
+    -----
+    Written only by a converged fit of :mod:`gamstore.fit`; everything else a result holds
+    (fitted values, covariances, coefficients per block) is recomputed from the data at the
+    stored rho and beta when first read.
+    """
+
+    reml: float
+    scale: float
+    reml_scale: float
+    block_labels: tuple[str, ...]
+    edf: FloatArray
+    warning_kinds: tuple[str, ...] = ()
+    warning_messages: tuple[str, ...] = ()
+
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("reml", Kind(as_finite_float)),
+        Field("scale", Kind(as_finite_float)),
+        Field("reml_scale", Kind(as_finite_float)),
+        Field("block_labels", Seq(Kind(as_str))),
+        Field("edf", Array("result_block")),
+        Field("warning_kinds", Seq(Kind(as_str))),
+        Field("warning_messages", Seq(Kind(as_str))),
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.edf.shape != (len(self.block_labels),):
+            raise ValueError(
+                f"ResultSummary.edf: expected shape ({len(self.block_labels)},) (one per "
+                f"block label), got {self.edf.shape}"
+            )
+        if len(self.warning_kinds) != len(self.warning_messages):
+            raise ValueError(
+                "ResultSummary.warning_messages: expected one message per warning kind "
+                f"({len(self.warning_kinds)}), got {len(self.warning_messages)}"
+            )
+
+
 @register_record_type
 @dataclass(frozen=True, eq=False)
 class BlockWarmStartRecord(Record):
@@ -1089,6 +1156,10 @@ class BlockWarmStartRecord(Record):
         Extended-family parameters estimated with rho (negative binomial: ``[log theta]``),
         warm-started like rho. Stored as the array ``ext`` only when present: records of the
         other families are unchanged, and records without it read as None.
+    result : ResultSummary, optional
+        What the converged fit that wrote the record reported (an exact refit answers from
+        it without building the design). Stored only when present: records without it are
+        unchanged and read as None.
     """
 
     RECORD_TYPE: ClassVar[str] = "block_warm_start"
@@ -1107,6 +1178,7 @@ class BlockWarmStartRecord(Record):
     updated_unix_secs: int = field(default_factory=_now)
     rho_convention: str = DEFAULT_RHO_CONVENTION
     ext: FloatArray | None = None
+    result: ResultSummary | None = None
 
     FIELDS: ClassVar[tuple[Field, ...]] = (
         Field("key", _string()),
@@ -1120,6 +1192,10 @@ class BlockWarmStartRecord(Record):
         Field("inner", Nested(InnerSummary, optional=True, array_prefix="inner/")),
         *_BOOKKEEPING,
         Field("ext", Array("ext", optional=True, flag=False)),
+        Field(
+            "result",
+            Nested(ResultSummary, optional=True, array_prefix="result/", omit_none=True),
+        ),
     )
 
     @classmethod

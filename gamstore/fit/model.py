@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -65,6 +66,27 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger("gamstore.fit")
 
 WARM_LEVELS = ("cold", "exact", "session", "cross-fit", "explicit")
+
+#: How ``fit(store=...)`` answers from an exact record (see :meth:`GAM.fit`).
+EXACT_HIT_MODES = ("lazy", "eager", "recertify")
+
+# the FitResult fields an exact hit answered from its record computes on first read (the
+# design, the fitted values and everything derived from them; see FitResult._deferred)
+DEFERRED_FIELDS = frozenset(
+    {
+        "beta_raw",
+        "beta_reduced",
+        "fitted",
+        "linear_predictor",
+        "knots",
+        "grad",
+        "deviance",
+        "S_scale",
+        "_design",
+        "_family",
+    }
+)
+_MATERIALIZE_LOCK = threading.RLock()
 
 
 def s(
@@ -217,6 +239,15 @@ class FitResult:
         With a store: what the warm-start policy decided and why (e.g. ``"lookup skipped:
         fit ~3 ms, store round trip 40 ms"``, see :mod:`gamstore.warmstart.policy`); ""
         without a store.
+
+    Notes
+    -----
+    An exact refit answered from its stored record (``warm == "exact"``, ``n_outer == 0``,
+    ``fit(exact_hit="lazy")``, the default) carries ρ, β, REML, scale, edf and the warnings
+    from the record and builds the design on the first read of anything that needs it
+    (coefficients per block, fitted values, the linear predictor, the gradient, the
+    deviance, knots, covariances, predictions, summaries). What it then computes is what
+    ``fit(exact_hit="eager")`` computes at once: the same numbers.
     """
 
     family: str
@@ -262,8 +293,39 @@ class FitResult:
         th = getattr(self._family, "theta", None)
         return None if th is None else float(th)
 
+    # -- an exact hit's deferred fields ------------------------------------------------------
+    def __getattr__(self, name: str) -> Any:
+        # only reached for a missing attribute: a deferred field of an exact hit not read yet
+        if name in DEFERRED_FIELDS and self._materialize():
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _materialize(self) -> bool:
+        """Compute the deferred fields of an exact hit now (False: nothing was pending)."""
+        with _MATERIALIZE_LOCK:
+            pending = self.__dict__.get("_pending")
+            if pending is None:
+                return False
+            pending(self)  # sets every deferred field (raises: nothing set, still pending)
+            self.__dict__["_pending"] = None
+            return True
+
+    @property
+    def deferred(self) -> bool:
+        """True while the design-dependent fields of an exact hit answered from its record
+        have not been computed yet (they are computed on first read)."""
+        return self.__dict__.get("_pending") is not None
+
+    def __getstate__(self) -> dict[str, Any]:
+        self._materialize()  # a pickled result carries its values, not a way to compute them
+        return dict(self.__dict__)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
     # -- inference (mgcv's Vp, Ve, summary.gam, AIC) -----------------------------------------
     def _need_final(self) -> tuple[Problem, RemlEval]:
+        self._materialize()
         if self._problem is None or self._final is None:
             raise ValueError(
                 "this FitResult carries no final REML evaluation (it was not made by "
@@ -786,6 +848,7 @@ class GAM:
         raw_rows: RawRows | None = None,
         row_blocks: RowBlockDigests | None = None,
         warm_policy: Any = None,
+        exact_hit: str = "lazy",
     ) -> FitResult:
         """Fit by REML.
 
@@ -828,6 +891,16 @@ class GAM:
         warm_policy : WarmPolicy, "always", "adaptive" or None
             With a store: when to look up and save (:mod:`gamstore.warmstart.policy`; the
             answer never depends on it). None: the process default (adaptive).
+        exact_hit : {"lazy", "eager", "recertify"}
+            With a store, how an exact refit (the same inputs as a converged fit whose block
+            record carries its result) is answered. ``"lazy"`` (default): ρ, β, REML, scale,
+            edf and warnings come from the record before the design is built; the design
+            and everything derived from it (fitted values, coefficients per block,
+            covariances, predictions) are computed on first read, at the stored ρ and β.
+            ``"eager"``: the same, all computed now (the reference the lazy result
+            equals). ``"recertify"``: the design is built and the Newton loop restarts at
+            the stored optimum (one REML evaluation, a PIRLS step), as every other warm
+            start. See docs/warm-start.md ("Exact refit").
 
         Returns
         -------
@@ -836,7 +909,8 @@ class GAM:
         Raises
         ------
         ValueError
-            When ``row_blocks`` are digests of other columns or another row count.
+            When ``row_blocks`` are digests of other columns or another row count, or
+            ``exact_hit`` is not one of the modes.
         """
         t0 = time.perf_counter()
         if row_blocks is not None:
@@ -847,13 +921,31 @@ class GAM:
                     "row_blocks: expected RowBlockDigests (from GAM.row_block_digests), "
                     f"got {type(row_blocks).__name__}"
                 )
+        if exact_hit not in EXACT_HIT_MODES:
+            raise ValueError(f"exact_hit: expected one of {EXACT_HIT_MODES}, got {exact_hit!r}")
+        warm = store is not None and rho0 is None and beta0 is None
+        # derived on first use: a fit whose lookups and saves the adaptive warm-start
+        # policy skips never hashes its inputs
+        key: Any = functools.partial(self._input_key, data, y, weights, offset, knots, row_blocks)
+        probe = None
+        if warm and exact_hit != "recertify" and on_iterate is None and not self.family.n_ext:
+            from gamstore.fit.warm import answer_exact
+
+            # an exact refit answered from its record before the design is built
+            inputs = (data, y, weights, offset, knots, raw_rows)
+            verify = None if row_blocks is not None else key
+            found, probe = answer_exact(
+                self, store, key, inputs, t0, warm_policy, exact_hit, verify=verify
+            )
+            if found is not None:
+                found._response = _response_label(y)
+                return found
+            if probe is not None and probe.key is not None:
+                key = probe.key  # hashed once
         prob, off_col = self.prepare(data, y, weights, offset, knots, raw_rows)
-        if store is not None and rho0 is None and beta0 is None:
+        if warm:
             from gamstore.fit.warm import fit_with_store
 
-            # derived on first use: a fit whose lookups and saves the adaptive warm-start
-            # policy skips never hashes its inputs
-            key = functools.partial(self._input_key, data, y, weights, offset, knots, row_blocks)
             with self._provenance(y, prob):
                 res = fit_with_store(
                     self,
@@ -865,13 +957,15 @@ class GAM:
                     on_iterate,
                     key=key,
                     policy=warm_policy,
+                    probe=probe,
                 )
+            if probe is not None:
+                probe.observe_whole_fit()
         else:
             start_rho, start_beta, label = self._explicit_start(prob.design, rho0, beta0)
             nres = self.run(prob, start_rho, start_beta, inner_cap=inner_cap, on_iterate=on_iterate)
             res = self.make_result(prob, off_col, nres, label, t0)
-        cols = response_columns(y)
-        res._response = cols[0] if len(cols) == 1 else f"cbind({cols[0]}, {cols[1]} - {cols[0]})"
+        res._response = _response_label(y)
         return res
 
     def _input_key(
@@ -996,8 +1090,10 @@ class GAM:
         extra_calls: int = 0,
         extra_iters: int = 0,
         start_check: StartCheck | None = None,
+        emit: bool = True,
     ) -> FitResult:
-        """Assemble a :class:`FitResult` from the outer loop's final evaluation."""
+        """Assemble a :class:`FitResult` from the outer loop's final evaluation (``emit``:
+        also raise its warnings)."""
         if nres.prob is not None:
             prob = nres.prob  # the family at the estimated theta
         d = prob.design
@@ -1009,7 +1105,8 @@ class GAM:
             *nres.notes,
             *diagnostics.boundary_notes(self.family.name, fin.fit.mu, prob.wt),
         ]
-        diagnostics.emit(notes, stacklevel=4)
+        if emit:
+            diagnostics.emit(notes, stacklevel=4)
         scale = fin.scale
         if not (self.family.scale_known or self.family.identity_gaussian):
             # mgcv reports (and scales Vp with) Fletcher's estimate, not the REML one
@@ -1085,6 +1182,12 @@ def _mgcv_term(sm: SmoothTerm) -> str:
         return f's({sm.term}, bs = "re")'
     by = "" if sm.by is None else f", by = {sm.by}"
     return f's({", ".join(sm.covariates_of)}, bs = "{sm.bs}", k = {sm.k}{by})'
+
+
+def _response_label(y: Any) -> str:
+    """The response as mgcv's formula writes it (``y``, ``cbind(s, n - s)``)."""
+    cols = response_columns(y)
+    return cols[0] if len(cols) == 1 else f"cbind({cols[0]}, {cols[1]} - {cols[0]})"
 
 
 def response_columns(y: Any) -> tuple[str, ...]:

@@ -215,6 +215,38 @@ def pirls(
     return PirlsResult(beta, eta, mu, dev, pen(beta), it, converged)
 
 
+def fit_at(
+    X: np.ndarray,
+    y: np.ndarray,
+    wt: np.ndarray,
+    offset: np.ndarray,
+    family: Family,
+    s_diag: np.ndarray,
+    beta: np.ndarray,
+    *,
+    gram: tuple[np.ndarray, np.ndarray] | None = None,
+) -> PirlsResult:
+    """The inner fit *at* ``beta``, without a PIRLS step: what :func:`pirls` returns when it
+    stops at ``beta`` (the same linear predictor, mean, deviance and penalty, computed the
+    same way), for a stored optimum whose ``beta`` is already PIRLS's answer.
+
+    ``gram`` (Gaussian, identity link): ``(X'WX, X'W(y - offset))`` as for :func:`pirls`,
+    whose ``X'WX`` the result carries. ``iterations`` is 0.
+    """
+    p = X.shape[1]
+    beta = np.asarray(beta, dtype=np.float64)
+    if beta.shape != (p,):
+        raise ValueError(f"beta must have shape ({p},), got {beta.shape}")
+    eta = _linear_predictor(X, beta, offset)
+    mu = family.mu(eta)
+    dev = family.deviance(y, mu, wt)
+    pen = float(beta @ (s_diag @ beta)) if s_diag.ndim == 2 else float(np.dot(s_diag * beta, beta))
+    xtwx_known = None
+    if family.identity_gaussian:
+        xtwx_known = xtwx(X, wt) if gram is None else gram[0]
+    return PirlsResult(beta, eta, mu, dev, pen, 0, True, xtwx_known)
+
+
 def add_penalty(H: np.ndarray, s: np.ndarray) -> None:
     """``H += S_lambda`` in place, for its diagonal (p,) or its whole matrix (p, p)."""
     if s.ndim == 2:

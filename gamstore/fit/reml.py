@@ -23,7 +23,7 @@ import numpy as np
 from gamstore.fit.design import Design
 from gamstore.fit.families import Family
 from gamstore.fit.linalg import SPDFactor, leverages, row_chunks, xtwx, xtwx_many
-from gamstore.fit.pirls import PirlsResult, add_penalty, pirls
+from gamstore.fit.pirls import PirlsResult, add_penalty, fit_at, pirls
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -135,6 +135,7 @@ def evaluate(
     max_pirls: int = 100,
     pirls_tol: float = 1e-8,
     xtwx0: np.ndarray | None = None,
+    at_beta: bool = False,
 ) -> RemlEval:
     """Run PIRLS at ``rho`` and return the REML score with its derivatives.
 
@@ -155,6 +156,10 @@ def evaluate(
     xtwx0 : numpy.ndarray or None
         ``X'WX`` at ``beta0`` when known (``parts["XtWX"]`` of the evaluation that produced
         ``beta0``): saves PIRLS one n x p^2 product.
+    at_beta : bool
+        Evaluate *at* ``beta0`` without a PIRLS step (:func:`~gamstore.fit.pirls.fit_at`):
+        a stored optimum's ``beta`` is already PIRLS's answer at ``rho``, so this reproduces
+        the evaluation that produced it.
 
     Returns
     -------
@@ -168,19 +173,33 @@ def evaluate(
         raise ValueError(f"rho must have shape ({m},), got {rho.shape}")
     s_diag = d.s_diag(rho)
     gaussian = fam.identity_gaussian
-    fit = pirls(
-        d.X,
-        prob.y,
-        prob.wt,
-        prob.offset,
-        fam,
-        s_diag,
-        beta0,
-        max_iter=max_pirls,
-        tol=pirls_tol,
-        gram=prob.gaussian_gram() if gaussian else None,
-        xtwx0=None if gaussian or beta0 is None else xtwx0,
-    )
+    if at_beta:
+        if beta0 is None:
+            raise ValueError("at_beta: needs beta0")
+        fit = fit_at(
+            d.X,
+            prob.y,
+            prob.wt,
+            prob.offset,
+            fam,
+            s_diag,
+            beta0,
+            gram=prob.gaussian_gram() if gaussian else None,
+        )
+    else:
+        fit = pirls(
+            d.X,
+            prob.y,
+            prob.wt,
+            prob.offset,
+            fam,
+            s_diag,
+            beta0,
+            max_iter=max_pirls,
+            tol=pirls_tol,
+            gram=prob.gaussian_gram() if gaussian else None,
+            xtwx0=None if gaussian or beta0 is None else xtwx0,
+        )
     beta, mu = fit.beta, fit.mu
     if fit.xtwx is not None:
         XtWX = fit.xtwx

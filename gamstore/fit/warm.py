@@ -53,6 +53,8 @@ from gamstore.fit.startcheck import check_start
 
 if TYPE_CHECKING:  # pragma: no cover
     from gamstore.fit.model import GAM, FitResult
+    from gamstore.records import BlockWarmStartRecord, ResultSummary
+    from gamstore.warmstart.plan import ExactProbe
     from gamstore.warmstart.blocks import BlockWarmStart
     from gamstore.warmstart.capability import WarmStartStore
     from gamstore.warmstart.sessions import OuterSession
@@ -300,6 +302,7 @@ class WarmContext:
         control: NewtonControl,
         key: str | Callable[[], str | None] | None = None,
         policy: Any = None,
+        probe: ExactProbe | None = None,
     ) -> None:
         from gamstore.warmstart.keys import input_likelihood_fingerprint
         from gamstore.warmstart.plan import FitWarmStart
@@ -318,6 +321,7 @@ class WarmContext:
             key=key,
             policy=policy,
             structure=structure_descriptor(self.family.name, prob.design, specs),
+            probe=probe,
         )
         plan = self.plan
 
@@ -418,8 +422,14 @@ class WarmContext:
         """Rate-limited session checkpoint of an accepted outer iterate."""
         self.plan.checkpoint(it.rho, it.beta, it.score, ext=it.ext)
 
-    def save(self, start: BlockWarmStart | None, nres: Any) -> None:
-        """Hand the outcome to the orchestrator (it decides what is worth writing)."""
+    def save(
+        self,
+        start: BlockWarmStart | None,
+        nres: Any,
+        result: Callable[[], ResultSummary | None] | None = None,
+    ) -> None:
+        """Hand the outcome to the orchestrator (it decides what is worth writing);
+        ``result`` builds the summary kept with the block record (converged fits)."""
         from gamstore.records import InnerSummary
 
         final = nres.final
@@ -456,6 +466,7 @@ class WarmContext:
             basis_metas=lambda: basis_metas(self.prob.design),
             saturation_threshold=RHO_BOUND,  # our box; the seed's 9 would drop real optima
             ext=getattr(nres, "ext", None),  # nb: [log theta], stored with rho
+            result=result,
         )
 
 
@@ -470,11 +481,13 @@ def fit_with_store(
     *,
     key: str | Callable[[], str | None] | None = None,
     policy: Any = None,
+    probe: ExactProbe | None = None,
 ) -> FitResult:
     """Fit with warm starts from ``store`` (see the module docstring).
 
     ``key`` is the fit's block key from its inputs (:func:`gamstore.fit.inputkey.fit_key`);
-    None keys the built design instead.
+    None keys the built design instead. ``probe``: the exact record was already looked up
+    before the design was built (:func:`answer_exact`).
 
     Raises
     ------
@@ -491,7 +504,7 @@ def fit_with_store(
     ctx: WarmContext | None = None
     start: BlockWarmStart | None = None
     try:
-        ctx = WarmContext(prob, store, model.control, key, policy)
+        ctx = WarmContext(prob, store, model.control, key, policy, probe)
         start = ctx.find_start()
     except UnsupportedFamilyError:
         raise  # the one documented configuration error
@@ -579,10 +592,7 @@ def fit_with_store(
     # the run not kept is work this fit did all the same
     extra_calls = sum(r.n_pirls_calls for r in runs if r is not kept)
     extra_iters = sum(r.n_pirls_iters for r in runs if r is not kept)
-    if ctx is not None:
-        # the outer loop(s) only: what a warm start can shorten, and what a save must beat
-        ctx.plan.observe_fit(clock() - t_run, start is None)
-        ctx.save(start, kept)
+    fit_seconds = clock() - t_run
     res = model.make_result(
         prob,
         off_col,
@@ -593,5 +603,204 @@ def fit_with_store(
         extra_iters=extra_iters,
         start_check=check,
     )
+    if ctx is not None:
+        # the outer loop(s) only: what a warm start can shorten, and what a save must beat
+        ctx.plan.observe_fit(fit_seconds, start is None)
+        ctx.save(start, kept, functools.partial(result_summary, res, kept))
+        res.wall_time = time.perf_counter() - t0  # the writes are part of the fit
     res.warm_decision = ctx.plan.explain() if ctx is not None else "warm start unavailable"
+    return res
+
+
+def result_summary(res: FitResult, nres: NewtonResult) -> ResultSummary | None:
+    """What an exact refit needs to answer from the record: REML, scale, edf per block and
+    the data-determined warnings of a converged fit (None for any other fit; never raises).
+    """
+    from gamstore.records import ResultSummary
+
+    if not nres.converged or nres.separated or res.ext is not None:
+        return None
+    try:
+        own = [w for w in res.warnings if not any(w is n for n in nres.notes)]
+        labels = list(res.edf)
+        return ResultSummary(
+            reml=float(res.reml),
+            scale=float(res.scale),
+            reml_scale=float(res.reml_scale),
+            block_labels=tuple(labels),
+            edf=np.array([res.edf[b] for b in labels], dtype=np.float64),
+            warning_kinds=tuple(type(w).__name__ for w in own),
+            warning_messages=tuple(str(w) for w in own),
+        )
+    except (TypeError, ValueError) as exc:  # e.g. a non-finite value: no summary
+        logger.debug("result summary not persisted: %s", exc)
+        return None
+
+
+def _warning_of(kind: str, message: str) -> Any:
+    from gamstore.fit import diagnostics
+
+    classes = {c.__name__: c for c in diagnostics.WARNING_CLASSES}
+    return classes.get(kind, diagnostics.GamFitWarning)(message)
+
+
+def answer_exact(
+    model: GAM,
+    store: Any,
+    key: str | Callable[[], str | None],
+    inputs: tuple[Any, ...],
+    t0: float,
+    policy: Any,
+    mode: str,
+    *,
+    verify: Callable[[], str | None] | None = None,
+) -> tuple[FitResult | None, ExactProbe | None]:
+    """An exact refit answered from its block record, before the design is built.
+
+    ``inputs`` are ``GAM.prepare``'s arguments (data, y, weights, offset, knots, raw_rows);
+    ``key`` the fit's input key (or the callable deriving it). ``mode``: ``"lazy"`` (ρ, β,
+    REML, scale, edf and warnings from the record; the design and everything derived from it
+    on first read) or ``"eager"`` (the design built and every field computed from it at the
+    stored ρ and β now: the reference the lazy result equals).
+
+    Returns the result (None: no answerable record, the fit goes on) and the probe (None:
+    no probe was made), which the fit hands to its orchestrator. Never raises for a
+    warm-start problem: any failure here is "no answer". ``verify`` (the key callable when
+    the key hashes the data): a lazy result re-derives the key before it reads the data
+    again, and refuses data changed in place since the fit.
+    """
+    from gamstore.fit.data import n_rows
+    from gamstore.warmstart.capability import warm_store
+    from gamstore.warmstart.plan import ExactProbe
+
+    try:
+        ws = warm_store(store)
+        if ws is None:
+            return None, None
+        probe = ExactProbe(ws, f"exact-probe|{model!r}", n_rows(inputs[0]), key, policy=policy)
+        try:
+            record = probe.find()
+        except ValueError:  # the caller's key inputs: the fit itself raises them in order
+            return None, None
+    except Exception as exc:  # a warm-start problem never fails a fit
+        logger.info("exact probe unavailable (%s: %s)", type(exc).__name__, exc)
+        return None, None
+    if record is None:
+        return None, probe
+    try:
+        res = _exact_result(
+            model, record, inputs, t0, mode == "eager", verify=verify, key=probe.key
+        )
+    except Exception as exc:  # the record does not fit this data after all: fit as usual
+        logger.info(
+            "exact record %s not usable (%s: %s); fitting", probe.key, type(exc).__name__, exc
+        )
+        probe.decisions.append("exact record not usable")
+        return None, probe
+    probe.decisions.append(
+        "exact record answered the fit"
+        + (" (design built on first use)" if res.deferred else " (design built)")
+    )
+    res.warm_decision = probe.explain()
+    probe.observe_hit()
+    return res, probe
+
+
+def _exact_parts(
+    model: GAM, record: BlockWarmStartRecord, inputs: tuple[Any, ...], t0: float
+) -> FitResult:
+    """The full result at the record's ρ and β: the design built, one REML evaluation *at*
+    β (no PIRLS step, no Newton step), every field computed from them."""
+    from gamstore.fit.newton import NewtonResult
+    from gamstore.fit.reml import evaluate
+
+    prob, off_col = model.prepare(*inputs)
+    d = prob.design
+    beta = np.concatenate([np.asarray(b, dtype=np.float64) for b in record.block_beta])
+    rho = np.array(record.rho, dtype=np.float64)
+    summary = record.result
+    assert summary is not None
+    if (
+        beta.shape != (d.p,)
+        or rho.shape != (d.n_sp,)
+        or d.n != record.n_rows
+        or tuple(d.block_names) != tuple(summary.block_labels)
+    ):
+        raise ValueError(
+            f"the design (p={d.p}, {d.n_sp} smoothing parameters, n={d.n}) does not match "
+            f"the record (p={beta.size}, {rho.size}, n={record.n_rows})"
+        )
+    fin = evaluate(prob, rho, beta, hessian=False, at_beta=True)
+    nres = NewtonResult(fin, 0, 0, 0, True)
+    return model.make_result(prob, off_col, nres, "exact", t0, emit=False)
+
+
+def _exact_result(
+    model: GAM,
+    record: BlockWarmStartRecord,
+    inputs: tuple[Any, ...],
+    t0: float,
+    eager: bool,
+    *,
+    verify: Callable[[], str | None] | None = None,
+    key: str | None = None,
+) -> FitResult:
+    from gamstore.fit import diagnostics
+    from gamstore.fit.model import DEFERRED_FIELDS, FitResult
+    from gamstore.fit.startcheck import StartCheck
+
+    summary = record.result
+    assert summary is not None
+    rho = np.array(record.rho, dtype=np.float64)
+    check = StartCheck("exact", rho.copy(), 0.0, float("nan"), warm_reml=float(summary.reml),
+                       warm_rho=rho.copy())  # fmt: skip
+    if eager:
+        full = _exact_parts(model, record, inputs, t0)
+        full.start_check = check
+        diagnostics.emit(full.warnings, stacklevel=5)
+        full.wall_time = time.perf_counter() - t0
+        return full
+    notes = [
+        _warning_of(k, m)
+        for k, m in zip(summary.warning_kinds, summary.warning_messages, strict=True)
+    ]
+    pending = {name: None for name in DEFERRED_FIELDS}
+    res = FitResult(
+        family=model.family.name,
+        rho=rho,
+        edf={b: float(e) for b, e in zip(summary.block_labels, summary.edf, strict=True)},
+        reml=float(summary.reml),
+        scale=float(summary.scale),
+        n_outer=0,
+        n_pirls_calls=0,
+        n_pirls_iters=0,
+        warm="exact",
+        converged=True,
+        wall_time=0.0,
+        n=int(record.n_rows),
+        model=model,
+        _offset_column=inputs[3] if isinstance(inputs[3], str) else None,
+        warnings=notes,
+        start_check=check,
+        reml_scale=float(summary.reml_scale),
+        ext=None,
+        **pending,  # type: ignore[arg-type]
+    )
+    for name in DEFERRED_FIELDS:
+        del res.__dict__[name]
+
+    def materialize(target: FitResult) -> None:
+        if verify is not None and verify() != key:
+            raise RuntimeError(
+                "the data of this exact refit changed since the fit (its input key differs): "
+                "the deferred fields (fitted values, coefficients, covariances) cannot be "
+                "computed; refit, or fit with exact_hit='eager'"
+            )
+        full = _exact_parts(model, record, inputs, t0)
+        target.__dict__.update({name: full.__dict__[name] for name in DEFERRED_FIELDS})
+        target._problem, target._final = full._problem, full._final
+
+    res.__dict__["_pending"] = materialize
+    diagnostics.emit(notes, stacklevel=5)
+    res.wall_time = time.perf_counter() - t0
     return res

@@ -153,6 +153,8 @@ class BlockWarmStart:
     seed: bool = False
     parent_rows: int | None = None
     ext: np.ndarray | None = None  # extended-family parameters (nb: [log theta]) or None
+    # what the converged fit reported (records.ResultSummary), persisted with the record
+    result: Any = None
 
     def flat_beta(self) -> np.ndarray | None:
         """β as one vector (``beta``, else the blocks concatenated), or None when ρ-only."""
@@ -336,6 +338,7 @@ def store_block_warm_start(
             created_unix_secs=now,
             updated_unix_secs=now,
             ext=warm_start.ext,
+            result=warm_start.result,
         )
     except (TypeError, ValueError) as exc:
         _log.debug("warm-start block record %s not persisted: %s", key, exc)

@@ -60,6 +60,7 @@ from gamstore.records import (
     BlockWarmStartRecord,
     InnerSummary,
     IteratePayload,
+    ResultSummary,
     WarmStartRecord,
 )
 from gamstore.transfer import TransferConfig
@@ -87,7 +88,14 @@ from gamstore.warmstart.specs import (
     physical_to_outer,
 )
 
-__all__ = ["FitWarmStart", "KeyInputError", "KeyedWarmStart", "WarmPlan", "plan_warm_start"]
+__all__ = [
+    "ExactProbe",
+    "FitWarmStart",
+    "KeyInputError",
+    "KeyedWarmStart",
+    "WarmPlan",
+    "plan_warm_start",
+]
 
 
 class KeyInputError(ValueError):
@@ -150,6 +158,145 @@ class _Policed:
         return "; ".join(self.decisions)
 
 
+class ExactProbe(_Policed):
+    """The exact block record of a fit looked up *before* the fit builds its design.
+
+    A fitter that keys its inputs (``GAM.fit``: :mod:`gamstore.fit.inputkey`) knows its
+    block key before it builds anything, so an exact refit (same data, model and store) can
+    be answered from the record alone when the record carries what the fit reported
+    (:class:`~gamstore.records.ResultSummary`, written by converged fits). On a miss the
+    fit goes on as usual and its orchestrator (:class:`FitWarmStart` with ``probe=``) does
+    not look the record up again; the probe's time counts towards its lookup phase.
+
+    The adaptive policy (:mod:`gamstore.warmstart.policy`) decides the probe on its own fit
+    family, ``tag`` (the model, no data): the cost of the *whole* fit (design included),
+    which an exact hit saves, against the store's round trip. Whole-fit times are taught
+    with :meth:`observe_whole_fit` (a fit that was not answered from a record) and
+    :meth:`observe_hit` (one that was).
+
+    Parameters
+    ----------
+    store : StoreArg
+        The user's ``store=`` (not None).
+    tag : str
+        The probe's fit family for the cost model (the model's description, no data).
+    n_rows : int
+        Rows of the data (the cost model's per-row scale).
+    key : str or callable
+        The fit's block key from its inputs, or a zero-argument callable deriving it
+        (None: no key, no probe).
+    policy, costs
+        As for :class:`FitWarmStart`.
+    """
+
+    def __init__(
+        self,
+        store: StoreArg,
+        tag: str,
+        n_rows: int,
+        key: str | Callable[[], str | None],
+        *,
+        policy: WarmPolicy | str | None = None,
+        costs: CostModel | None = None,
+    ) -> None:
+        ws = store if isinstance(store, WarmStartStore) else warm_store(store)
+        if ws is None:
+            raise ValueError("store: expected a store, URL or path, got None")
+        self.ws = ws
+        self.family_tag = str(tag)
+        self.n_rows = int(n_rows)
+        self._key_arg = key
+        self.key: str | None = None
+        self._init_policy(policy, costs)
+        self.start = self.costs.clock()
+        #: the probe read the store and found no block record under the key
+        self.missed = False
+        #: seconds the probe's read took (0 when it did not read)
+        self.seconds = 0.0
+        self.probed = False
+
+    def find(self) -> BlockWarmStartRecord | None:
+        """The block record under the fit's key when it can answer the fit alone (it
+        carries a result summary and is self-consistent), else None. Never raises, except
+        :class:`KeyInputError` for the caller's own key inputs."""
+        if not self._lookup_allowed():
+            return None
+        key = self._key_arg
+        if callable(key):
+            try:
+                key = key()
+            except ValueError as exc:
+                raise KeyInputError(str(exc)) from exc
+        if key is None or not isinstance(key, str) or not BLOCK_KEY_RE.fullmatch(key):
+            return None
+        self.key = key
+        clock = self.costs.clock
+        t0 = clock()
+        try:
+            from gamstore.warmstart.records_io import BLOCK_KEYSPACE, read_record
+
+            rec = read_record(self.ws, BLOCK_KEYSPACE, key, BlockWarmStartRecord)
+        except Exception as exc:  # a warm-start problem never fails a fit
+            _log.info("exact probe under %s failed (%s: %s)", key, type(exc).__name__, exc)
+            rec = None
+        self.seconds = clock() - t0
+        self.probed = True
+        if rec is None:
+            self.missed = True
+            self.decisions.append("no exact record")
+            return None
+        why = answerable(rec)
+        if why is not None:
+            _log.info("exact record %s cannot answer the fit alone (%s); fitting", key, why)
+            self.decisions.append(f"exact record not answerable ({why})")
+            return None
+        return rec
+
+    def observe_hit(self) -> None:
+        """The fit was answered from the record: teach its lookup and whole-fit times."""
+        self.costs.observe_lookup(self.ws.url, self.seconds, self.policy)
+        self.costs.observe_fit(
+            self.family_tag, self.n_rows, self.costs.clock() - self.start, self.policy,
+            cold=False,
+        )  # fmt: skip
+
+    def observe_whole_fit(self) -> None:
+        """The fit went the whole way (design built): teach its whole-fit time."""
+        self.costs.observe_fit(
+            self.family_tag, self.n_rows, self.costs.clock() - self.start, self.policy
+        )
+
+
+def answerable(rec: BlockWarmStartRecord, rho_convention: str = "mgcv") -> str | None:
+    """Why ``rec`` cannot answer an exact refit without the design (None: it can).
+
+    The checks that need no design: the record's version and convention, a result summary,
+    one finite β of the recorded width and one active-set entry per block, one summary label
+    per block, and a valid inner summary when present. A record under the fit's key that
+    passes them was written by a converged fit of the same inputs.
+    """
+    from gamstore.records import CACHE_VERSION
+
+    if rec.result is None:
+        return "no result summary"
+    if rec.version != CACHE_VERSION or rec.rho_convention != rho_convention:
+        return "version or rho convention"
+    dims = rec.block_dims
+    if len(rec.block_beta) != len(dims) or len(rec.active_sets) != len(dims):
+        return "block count"
+    if any(b.shape != (d,) for b, d in zip(rec.block_beta, dims, strict=True)):
+        return "block widths"
+    if len(rec.result.block_labels) != len(dims):
+        return "result blocks"
+    if not (np.isfinite(rec.rho).all() and all(np.isfinite(b).all() for b in rec.block_beta)):
+        return "non-finite values"
+    if rec.inner is not None and not rec.inner.is_valid():
+        return "inner summary"
+    if rec.ext is not None:
+        return "extended-family parameters"
+    return None
+
+
 class FitWarmStart(_Policed):
     """The warm start of one blockwise fit against one store (see the module docstring).
 
@@ -180,6 +327,9 @@ class FitWarmStart(_Policed):
         this descriptor (which names such terms without their levels) and transfer term by
         term, the changed blocks starting cold
         (:func:`gamstore.transfer.build_partial_warm_start`).
+    probe : ExactProbe, optional
+        The exact record was already probed before the design was built: on a miss it is
+        not looked up again, and the probe's time counts towards the lookup phase.
 
     Raises
     ------
@@ -201,6 +351,7 @@ class FitWarmStart(_Policed):
         policy: WarmPolicy | str | None = None,
         costs: CostModel | None = None,
         structure: Any = None,
+        probe: ExactProbe | None = None,
     ) -> None:
         # resolved once per fit: the fitter passes the capability it already resolved
         ws = store if isinstance(store, WarmStartStore) else warm_store(store)
@@ -212,6 +363,7 @@ class FitWarmStart(_Policed):
         self.options = options
         self.rho_convention = rho_convention
         self.structure = structure
+        self.probe = probe
         self.widths = [s.width for s in self.specs]
         self.checkpoints = 0
         self._session: OuterSession | None = None
@@ -370,14 +522,20 @@ class FitWarmStart(_Policed):
         cross_fit: Callable[[], BlockWarmStart | None] | None = None,
     ) -> BlockWarmStart | None:
         """Exact record, exact session, cross-fit (``cross_fit()``), seed session; None: cold."""
+        probe = self.probe
+        probed = 0.0 if probe is None or not probe.probed else probe.seconds
+        if probe is not None:
+            self.decisions[:0] = probe.decisions
         if not self._lookup_allowed():
+            if probe is not None and probe.probed:
+                self.costs.observe_lookup(self.ws.url, probed, self.policy)
             return None
         clock = self.costs.clock
         t0 = clock()
         try:
             return self._find(rho_default, cross_fit)
         finally:
-            self.costs.observe_lookup(self.ws.url, clock() - t0, self.policy)
+            self.costs.observe_lookup(self.ws.url, clock() - t0 + probed, self.policy)
 
     def _find(
         self,
@@ -385,7 +543,8 @@ class FitWarmStart(_Policed):
         cross_fit: Callable[[], BlockWarmStart | None] | None,
     ) -> BlockWarmStart | None:
         n = int(rho_default.shape[0])
-        warm = self.exact(n)
+        missed = self.probe is not None and self.probe.missed
+        warm = None if missed else self.exact(n)  # a probed miss is not read twice
         if warm is not None:
             return warm
         sess = self.session_start(n)
@@ -417,6 +576,7 @@ class FitWarmStart(_Policed):
         basis_metas: Callable[[], Sequence[Any]] | None = None,
         saturation_threshold: float | None = SATURATION_THRESHOLD,
         ext: np.ndarray | None = None,
+        result: Callable[[], ResultSummary | None] | None = None,
     ) -> None:
         """Write what the next fit can use, and nothing it already has (never raises).
 
@@ -433,7 +593,9 @@ class FitWarmStart(_Policed):
         Under the adaptive policy a session final that would only duplicate the block record
         just written (no checkpoints to close) is not written.
 
-        ``inner``, ``gauge`` and ``basis_metas`` are called only when what they build is
+        ``result`` (what the converged fit reported, kept with the block record so that an
+        exact refit can answer without building the design: :meth:`probe_exact`), ``inner``,
+        ``gauge`` and ``basis_metas`` are called only when what they build is
         written (an exact recertification builds none of them). Under the adaptive policy the
         writes are skipped when this fit (:meth:`observe_fit`) was cheaper than a save on this
         store has been; the time of the writes is measured.
@@ -451,6 +613,7 @@ class FitWarmStart(_Policed):
                 start, level, rho=rho, beta=beta, score=score, n_outer=n_outer,
                 converged=converged, inner=inner, hessian=hessian, gauge=gauge,
                 basis_metas=basis_metas, saturation_threshold=saturation_threshold, ext=ext,
+                result=result,
             )  # fmt: skip
         finally:
             self.costs.observe_save(self.ws.url, clock() - t0, self.policy)
@@ -471,6 +634,7 @@ class FitWarmStart(_Policed):
         basis_metas: Callable[[], Sequence[Any]] | None,
         saturation_threshold: float | None,
         ext: np.ndarray | None = None,
+        result: Callable[[], ResultSummary | None] | None = None,
     ) -> None:
         stepped = n_outer > 0
         final = start is not None and start.final
@@ -485,7 +649,14 @@ class FitWarmStart(_Policed):
                 self.ws,
                 self.key,
                 self.specs,
-                BlockWarmStart(rho, betas, [], None if inner is None else inner(), ext=ext),
+                BlockWarmStart(
+                    rho,
+                    betas,
+                    [],
+                    None if inner is None else inner(),
+                    ext=ext,
+                    result=None if result is None else result(),
+                ),
                 saturation_threshold=saturation_threshold,
             )
             if session and stored and self.checkpoints == 0 and self.policy.mode == "adaptive":
