@@ -12,7 +12,13 @@ Each family runs in its own child process, so the peak RSS reported (``ru_maxrss
 child) is that run's alone; it covers the cold and warm fits of that process together, since
 they alternate. ``--exact-refit`` adds, in the same child, the exact refit of the full-data
 fit (the same data and store, an exact hit) against the same fit cold without a store,
-alternating, best of 3.
+alternating, ``--rounds`` rounds (best and median, CPU and wall): the refit under the adaptive
+policy and under policy ``always`` (both answered from the record, the design deferred:
+``exact_hit="lazy"``), the same refit followed by the first read of the fitted values and
+``Vp`` (what the deferred design costs when it is needed), ``exact_hit="eager"`` and
+``exact_hit="recertify"`` (the design built and the Newton loop restarted at the record).
+Fold events also log the CPU since the previous fold event (``fold_cpu``): the whole fold,
+held-out predictions included, which a deferred design moves out of the fit.
 
 The data are the project's simulation (:func:`gamstore.loso.simulate`: three smooth effects of
 ``x0..x2``) plus ``smooths - 3`` extra uniform covariates ``x3..`` with no effect (their
@@ -102,7 +108,7 @@ def child(args: argparse.Namespace) -> None:
 
     log = open(args.log, "a", buffering=1)  # noqa: SIM115 - line-buffered, lives with the child
     phase = {"name": ""}
-    last = {"t": time.perf_counter()}
+    last = {"t": time.perf_counter(), "cpu": time.process_time()}
 
     def emit(rec: dict[str, Any]) -> None:
         rec["maxrss_mb"] = maxrss_mb()
@@ -112,7 +118,7 @@ def child(args: argparse.Namespace) -> None:
 
     def logged_serial(frame: Any, model: Any, tasks: Any, store: Any, report: Any) -> Any:
         def rep(out: Any) -> None:
-            now = time.perf_counter()
+            now, cpu = time.perf_counter(), time.process_time()
             emit(
                 {
                     "kind": "fold",
@@ -127,9 +133,10 @@ def child(args: argparse.Namespace) -> None:
                     "source": out.warm_source,
                     "decision": out.warm_decision,
                     "since_last": now - last["t"],
+                    "fold_cpu": cpu - last["cpu"],
                 }
             )
-            last["t"] = now
+            last["t"], last["cpu"] = now, cpu
             report(out)
 
         return orig(frame, model, tasks, store, rep)
@@ -145,7 +152,7 @@ def child(args: argparse.Namespace) -> None:
         phases = [] if args.no_loso else ["first", "repeated"] if args.repeat_loso else ["first"]
         for name in phases:
             phase["name"] = name
-            last["t"] = time.perf_counter()
+            last["t"], last["cpu"] = time.perf_counter(), time.process_time()
             t1 = time.perf_counter()
             ds = run_loso(df, model, subject="subj", store=store, compare_cold=True, progress=False)
             emit(
@@ -163,27 +170,49 @@ def child(args: argparse.Namespace) -> None:
                 model.fit(df, y="y", store=store, warm_policy="always")
             # alternate: cold fit without a store; the exact refit under the default adaptive
             # policy (after a LOSO it has timed warm starts: it may skip the lookup); the exact
-            # refit with every lookup (policy "always")
-            times: dict[str, list[float]] = {"cold": [], "adaptive": [], "always": []}
-            drel, decisions = 0.0, {}
-            for _ in range(3):
-                t1 = time.perf_counter()
-                rc = model.fit(df, y="y")
-                times["cold"].append(time.perf_counter() - t1)
-                for pol in ("adaptive", "always"):
-                    t1 = time.perf_counter()
-                    rw = model.fit(df, y="y", store=store, warm_policy=pol)
-                    times[pol].append(time.perf_counter() - t1)
+            # refit with every lookup (policy "always"); the same and the first read of what
+            # needs the design; the eager and the recertifying exact refit
+            variants: dict[str, dict[str, Any]] = {
+                "cold": {},
+                "adaptive": {"store": store, "warm_policy": "adaptive"},
+                "always": {"store": store, "warm_policy": "always"},
+                "always+read": {"store": store, "warm_policy": "always"},
+                "eager": {"store": store, "warm_policy": "always", "exact_hit": "eager"},
+                "recertify": {"store": store, "warm_policy": "always", "exact_hit": "recertify"},
+            }
+            wall: dict[str, list[float]] = {k: [] for k in variants}
+            cpu: dict[str, list[float]] = {k: [] for k in variants}
+            drel, dfit, decisions = 0.0, 0.0, {}
+            for _ in range(args.rounds):
+                rc = None
+                for name, kw in variants.items():
+                    t1, c1 = time.perf_counter(), time.process_time()
+                    rw = model.fit(df, y="y", **kw)
+                    if name == "always+read":
+                        _ = rw.fitted, rw.Vp
+                    wall[name].append(time.perf_counter() - t1)
+                    cpu[name].append(time.process_time() - c1)
+                    if rc is None:
+                        rc = rw
+                        continue
                     drel = max(drel, abs(rw.reml - rc.reml) / max(abs(rc.reml), 1.0))
-                    decisions[pol] = f"{getattr(rw, 'warm', '')}: {rw.warm_decision}"
+                    if name == "always+read":
+                        d = np.max(np.abs(rw.fitted - rc.fitted)) / np.max(np.abs(rc.fitted))
+                        dfit = max(dfit, float(d))
+                    decisions[name] = f"{getattr(rw, 'warm', '')}: {rw.warm_decision}"
                     del rw
                 del rc
             emit(
                 {
                     "kind": "exact",
-                    **{k: min(v) for k, v in times.items()},
+                    **{k: min(v) for k, v in wall.items()},
+                    "cpu": {k: min(v) for k, v in cpu.items()},
+                    "cpu_median": {k: float(np.median(v)) for k, v in cpu.items()},
+                    "rounds": args.rounds,
                     "drel": drel,
+                    "dfit": dfit,
                     "decisions": decisions,
+                    "load": os.getloadavg(),
                 }
             )
     emit({"kind": "done"})
@@ -266,12 +295,32 @@ def summarize(family: str, log: Path, subjects: int, mg: pd.DataFrame | None) ->
             cells += ["not run", ""]
         cells.append(f"{peak:.0f}{'' if done else ' (run cut short)'}")
         lines.append("| " + " | ".join(cells) + " |")
+        if "fold_cpu" in f:
+            lines.append(
+                f"\n{family} {name} LOSO, whole folds (fit + held-out predictions, CPU since the "
+                f"previous fold): cold {c.fold_cpu.sum():.1f} s, warm {w.fold_cpu.sum():.1f} s "
+                f"= **{w.fold_cpu.sum() / c.fold_cpu.sum():.2f}×** over {k} folds"
+            )
     for r in recs:
         if r["kind"] == "exact" and "adaptive" not in r:  # a log of the first version
             lines.append(
                 f"\n{family} exact refit of the full-data fit: cold {1e3 * r['cold']:.0f} ms, "
                 f"refit (adaptive policy) {1e3 * r['warm']:.0f} ms = "
                 f"**{r['warm'] / r['cold']:.3f}×** (rel ΔREML {r['drel']:.1e})"
+            )
+        elif r["kind"] == "exact" and "cpu" in r:
+            c, m = r["cpu"], r["cpu_median"]
+            parts = [
+                f"{k} {1e3 * c[k]:.1f} ms (median {1e3 * m[k]:.1f}) = **{c[k] / c['cold']:.3f}×**"
+                for k in c
+                if k != "cold"
+            ]
+            lines.append(
+                f"\n{family} exact refit of the full-data fit, CPU best of {r['rounds']} "
+                f"alternating rounds (load average {', '.join(f'{v:.1f}' for v in r['load'])}): "
+                f"cold {1e3 * c['cold']:.0f} ms (median {1e3 * m['cold']:.0f}); "
+                + "; ".join(parts)
+                + f" (rel ΔREML {r['drel']:.1e}, rel Δfitted {r['dfit']:.1e}; {r['decisions']})"
             )
         elif r["kind"] == "exact":
             lines.append(
@@ -301,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat-loso", action="store_true", help="second LOSO, filled store")
     parser.add_argument("--exact-refit", action="store_true", help="exact refit vs cold fit")
     parser.add_argument("--no-loso", action="store_true", help="only the exact refit")
+    parser.add_argument("--rounds", type=int, default=3, help="exact refit rounds")
     parser.add_argument("--mgcv-folds", type=int, default=0, help="mgcv on the first K folds")
     parser.add_argument("--mgcv-method", choices=["gam", "bam"], default="gam")
     parser.add_argument("--mgcv-timeout", type=float, default=600.0)
@@ -331,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd += ["--n", str(args.n), "--subjects", str(args.subjects)]
             cmd += ["--smooths", str(args.smooths)]
             cmd += ["--repeat-loso"] * args.repeat_loso + ["--exact-refit"] * args.exact_refit
-            cmd += ["--no-loso"] * args.no_loso
+            cmd += ["--no-loso"] * args.no_loso + ["--rounds", str(args.rounds)]
             try:
                 subprocess.run(cmd, check=False, timeout=args.timeout)
             except subprocess.TimeoutExpired:

@@ -57,14 +57,21 @@ def test_exact_record_refit(family: str) -> None:
     first = model.fit(df, y="y", store=store)
     assert first.warm == "cold"
     assert_same_optimum(first, cold)
+    # answered from the record (converged fits store their result): no PIRLS, no design yet
     again = model.fit(df, y="y", store=store)
-    assert again.warm == "exact"
+    assert again.warm == "exact" and again.deferred
+    assert again.n_outer == 0 and again.n_pirls_calls == 0 and again.n_pirls_iters == 0
+    assert again.reml == first.reml
     assert_same_optimum(again, cold)
+    assert not again.deferred  # reading the fitted values built the design
     # recertified at the stored optimum: one PIRLS call, one (or two) iterations
-    assert again.n_outer == 0 and again.n_pirls_calls == 1 and again.n_pirls_iters <= 2
+    recert = model.fit(df, y="y", store=store, exact_hit="recertify")
+    assert recert.warm == "exact"
+    assert_same_optimum(recert, cold)
+    assert recert.n_outer == 0 and recert.n_pirls_calls == 1 and recert.n_pirls_iters <= 2
     # recomputed, not copied: the result is the evaluation of this run
-    assert again.reml == pytest.approx(first.reml, rel=1e-10)
-    assert again.fitted is not first.fitted
+    assert recert.reml == pytest.approx(first.reml, rel=1e-10)
+    assert recert.fitted is not first.fitted
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -84,9 +84,10 @@ def _n_entries(store: Any) -> int:
 def test_first_fit_looks_up_then_a_slow_store_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
     df, model, store = _data(), _model(), _store()
     cold = model.fit(df, y="y")
+    # the first fit probes its exact record (a miss) before its lookups: "probe" phases
     clock = Script(
-        [("lookup", 0.040), ("fit", 0.003), ("save", 0.012), ("fit", 0.003),
-         ("lookup", 0.040), ("fit", 0.003)]
+        [("probe", 0.0), ("lookup", 0.040), ("fit", 0.003), ("save", 0.012), ("fit", 0.003),
+         ("probe", 0.0), ("lookup", 0.040), ("fit", 0.003)]
     )  # fmt: skip
     _costs(monkeypatch, clock)
     # an earlier run with every lookup and save (policy "always" is timed too)
@@ -136,15 +137,25 @@ def test_first_fit_looks_up_then_a_slow_store_is_skipped(monkeypatch: pytest.Mon
 def test_a_fast_store_keeps_its_warm_starts(monkeypatch: pytest.MonkeyPatch) -> None:
     df, model, store = _data(), _model(), _store()
     clock = Script(
-        [("lookup", 0.0001), ("fit", 0.030), ("save", 0.0005), ("lookup", 0.0001), ("fit", 0.001)]
-    )
-    _costs(monkeypatch, clock)
+        [("probe", 0.0), ("lookup", 0.0001), ("fit", 0.030), ("save", 0.0005),
+         ("probe", 0.0001)]
+    )  # fmt: skip
+    costs = _costs(monkeypatch, clock)
     model.fit(df, y="y", store=store, warm_policy="adaptive")
     again = model.fit(df, y="y", store=store, warm_policy="adaptive")
     assert again.warm == "exact"
-    # an exact hit recertified without a step writes nothing: no save decision to make
-    assert again.warm_decision == "looked up (no warm history yet)"
+    # an exact hit answered from its record (before the design is built) writes nothing:
+    # no save decision to make
+    assert again.warm_decision == (
+        "looked up: fit ~30 ms cold, store round trip 0.1 ms; exact record answered the fit "
+        "(design built on first use)"
+    )
     assert clock.done
+    # it ran no outer loop: the family's warm fits cost nothing, so lookups keep paying
+    family = next(iter(costs._fit))
+    assert costs.expected_fit(family, len(df), cold=False) == 0.0
+    decision = costs.lookup_decision(WarmPolicy(), store.url, family, len(df))
+    assert decision.go, decision.reason
     # the cold fit wrote its block record and artifact, not a session final that would only
     # duplicate the block record
     assert {ks: len(list(store.entries(ks))) for ks in ("block", "outer", "artifact")} == {
@@ -189,14 +200,15 @@ def test_loso_fold_one_learns_from_the_full_data_fit(monkeypatch: pytest.MonkeyP
     finally:
         pol.set_default_policy(old)
     plain = run_loso(df, model, subject="subj", y="y", warm=False)
+    # the full-data fit's lookup phase: its exact probe (a miss) and its lookups, 2 x 0.977 ms
     assert str(res["full_warm_decision"].values) == (
-        "looked up (no history yet); save skipped: fit 0.977 ms, store round trip 0.977 ms "
+        "looked up (no history yet); save skipped: fit 0.977 ms, store round trip 1.95 ms "
         "(no save timed yet)"
     )
     decisions = [str(v) for v in res["warm_decision"].values.ravel()]
     assert len(decisions) == 5
     assert all(d.startswith("lookup skipped: fit ~0.") for d in decisions), decisions
-    tail = "; save skipped: fit 0.977 ms, store round trip 0.977 ms (no save timed yet)"
+    tail = "; save skipped: fit 0.977 ms, store round trip 1.95 ms (no save timed yet)"
     assert all(d.endswith(tail) for d in decisions), decisions
     assert res.attrs["warm_decisions"] == "lookup skipped x5; save skipped x5"
     assert set(res["warm_source"].values.ravel()) == {"cold"}

@@ -959,8 +959,6 @@ class GAM:
                     policy=warm_policy,
                     probe=probe,
                 )
-            if probe is not None:
-                probe.observe_whole_fit()
         else:
             start_rho, start_beta, label = self._explicit_start(prob.design, rho0, beta0)
             nres = self.run(prob, start_rho, start_beta, inner_cap=inner_cap, on_iterate=on_iterate)

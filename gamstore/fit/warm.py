@@ -54,9 +54,9 @@ from gamstore.fit.startcheck import check_start
 if TYPE_CHECKING:  # pragma: no cover
     from gamstore.fit.model import GAM, FitResult
     from gamstore.records import BlockWarmStartRecord, ResultSummary
-    from gamstore.warmstart.plan import ExactProbe
     from gamstore.warmstart.blocks import BlockWarmStart
     from gamstore.warmstart.capability import WarmStartStore
+    from gamstore.warmstart.plan import ExactProbe
     from gamstore.warmstart.sessions import OuterSession
     from gamstore.warmstart.specs import BlockSpec, FitOptions
 
@@ -677,7 +677,7 @@ def answer_exact(
         ws = warm_store(store)
         if ws is None:
             return None, None
-        probe = ExactProbe(ws, f"exact-probe|{model!r}", n_rows(inputs[0]), key, policy=policy)
+        probe = ExactProbe(ws, repr(model), n_rows(inputs[0]), key, policy=policy)
         try:
             record = probe.find()
         except ValueError:  # the caller's key inputs: the fit itself raises them in order
@@ -695,7 +695,6 @@ def answer_exact(
         logger.info(
             "exact record %s not usable (%s: %s); fitting", probe.key, type(exc).__name__, exc
         )
-        probe.decisions.append("exact record not usable")
         return None, probe
     probe.decisions.append(
         "exact record answered the fit"
@@ -746,11 +745,19 @@ def _exact_result(
     key: str | None = None,
 ) -> FitResult:
     from gamstore.fit import diagnostics
+    from gamstore.fit.data import n_rows
     from gamstore.fit.model import DEFERRED_FIELDS, FitResult
     from gamstore.fit.startcheck import StartCheck
 
     summary = record.result
     assert summary is not None
+    data, y, weights, offset = inputs[:4]
+    kept = n_rows(data)
+    if model.na_action == "omit":
+        bad = model.complete_rows(data, y, weights, offset)
+        kept -= 0 if bad is None else int(bad.size)
+    if kept != record.n_rows:
+        raise ValueError(f"the data has {kept} complete rows, the record {record.n_rows}")
     rho = np.array(record.rho, dtype=np.float64)
     check = StartCheck("exact", rho.copy(), 0.0, float("nan"), warm_reml=float(summary.reml),
                        warm_rho=rho.copy())  # fmt: skip

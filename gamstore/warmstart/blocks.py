@@ -27,7 +27,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gamstore.records import BlockWarmStartRecord, InnerSummary, normalize_active_sets
+from gamstore.records import (
+    BlockWarmStartRecord,
+    InnerSummary,
+    ResultSummary,
+    normalize_active_sets,
+)
 from gamstore.warmstart.capability import StoreArg, WarmStartStore, warm_store
 from gamstore.warmstart.keys import block_key, check_specs
 from gamstore.warmstart.records_io import BLOCK_KEYSPACE, read_record, store_block_record
@@ -154,7 +159,7 @@ class BlockWarmStart:
     parent_rows: int | None = None
     ext: np.ndarray | None = None  # extended-family parameters (nb: [log theta]) or None
     # what the converged fit reported (records.ResultSummary), persisted with the record
-    result: Any = None
+    result: ResultSummary | None = None
 
     def flat_beta(self) -> np.ndarray | None:
         """β as one vector (``beta``, else the blocks concatenated), or None when ρ-only."""

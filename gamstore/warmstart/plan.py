@@ -158,6 +158,11 @@ class _Policed:
         return "; ".join(self.decisions)
 
 
+# the cost model's fit family of the last fit of a model (its description, no data): an
+# exact probe, made before the design exists, decides on the family its fit will have
+_FIT_FAMILIES: dict[str, str] = {}
+
+
 class ExactProbe(_Policed):
     """The exact block record of a fit looked up *before* the fit builds its design.
 
@@ -166,20 +171,23 @@ class ExactProbe(_Policed):
     be answered from the record alone when the record carries what the fit reported
     (:class:`~gamstore.records.ResultSummary`, written by converged fits). On a miss the
     fit goes on as usual and its orchestrator (:class:`FitWarmStart` with ``probe=``) does
-    not look the record up again; the probe's time counts towards its lookup phase.
+    not read the record again; the probe's read counts towards its lookup phase.
 
-    The adaptive policy (:mod:`gamstore.warmstart.policy`) decides the probe on its own fit
-    family, ``tag`` (the model, no data): the cost of the *whole* fit (design included),
-    which an exact hit saves, against the store's round trip. Whole-fit times are taught
-    with :meth:`observe_whole_fit` (a fit that was not answered from a record) and
-    :meth:`observe_hit` (one that was).
+    The adaptive policy (:mod:`gamstore.warmstart.policy`) decides the probe with the
+    numbers it decides the fit's lookups with - the store's round trip and the expected
+    cold fit of the fit family of the model's last fit in this process (learned by
+    :class:`FitWarmStart`; none yet: "no history", the probe is made) - but with its own
+    rule: an exact hit saves the whole fit, so the probe is skipped only when the store is
+    slower than a cold fit (``lookup_ratio`` times it), not when warm starts have been
+    saving little (cross-fit starts checked by cold refits). An exact hit ran no outer loop,
+    so it teaches the family a warm fit time of zero.
 
     Parameters
     ----------
     store : StoreArg
         The user's ``store=`` (not None).
-    tag : str
-        The probe's fit family for the cost model (the model's description, no data).
+    model_tag : str
+        The model's description (no data), under which its fit family is remembered.
     n_rows : int
         Rows of the data (the cost model's per-row scale).
     key : str or callable
@@ -192,7 +200,7 @@ class ExactProbe(_Policed):
     def __init__(
         self,
         store: StoreArg,
-        tag: str,
+        model_tag: str,
         n_rows: int,
         key: str | Callable[[], str | None],
         *,
@@ -203,30 +211,42 @@ class ExactProbe(_Policed):
         if ws is None:
             raise ValueError("store: expected a store, URL or path, got None")
         self.ws = ws
-        self.family_tag = str(tag)
+        self.model_tag = str(model_tag)
+        self.family_tag = _FIT_FAMILIES.get(self.model_tag, self.model_tag)
         self.n_rows = int(n_rows)
         self._key_arg = key
         self.key: str | None = None
         self._init_policy(policy, costs)
-        self.start = self.costs.clock()
         #: the probe read the store and found no block record under the key
         self.missed = False
         #: seconds the probe's read took (0 when it did not read)
         self.seconds = 0.0
         self.probed = False
 
+    def learn(self, family_tag: str) -> None:
+        """The fit family the model's fit has (told by its orchestrator)."""
+        _FIT_FAMILIES[self.model_tag] = family_tag
+
     def find(self) -> BlockWarmStartRecord | None:
         """The block record under the fit's key when it can answer the fit alone (it
-        carries a result summary and is self-consistent), else None. Never raises, except
-        :class:`KeyInputError` for the caller's own key inputs."""
-        if not self._lookup_allowed():
+        carries a result summary and is self-consistent: :func:`answerable`), else None.
+
+        Raises
+        ------
+        KeyInputError
+            When deriving the key found the caller's key inputs wrong (nothing else).
+        """
+        if not self._probe_allowed():
             return None
-        key = self._key_arg
-        if callable(key):
+        arg = self._key_arg
+        key: str | None
+        if callable(arg):
             try:
-                key = key()
+                key = arg()
             except ValueError as exc:
                 raise KeyInputError(str(exc)) from exc
+        else:
+            key = arg
         if key is None or not isinstance(key, str) or not BLOCK_KEY_RE.fullmatch(key):
             return None
         self.key = key
@@ -243,28 +263,38 @@ class ExactProbe(_Policed):
         self.probed = True
         if rec is None:
             self.missed = True
-            self.decisions.append("no exact record")
             return None
         why = answerable(rec)
         if why is not None:
             _log.info("exact record %s cannot answer the fit alone (%s); fitting", key, why)
-            self.decisions.append(f"exact record not answerable ({why})")
             return None
         return rec
 
-    def observe_hit(self) -> None:
-        """The fit was answered from the record: teach its lookup and whole-fit times."""
-        self.costs.observe_lookup(self.ws.url, self.seconds, self.policy)
-        self.costs.observe_fit(
-            self.family_tag, self.n_rows, self.costs.clock() - self.start, self.policy,
-            cold=False,
-        )  # fmt: skip
+    def _probe_allowed(self) -> bool:
+        from gamstore.warmstart.policy import Decision, ms
 
-    def observe_whole_fit(self) -> None:
-        """The fit went the whole way (design built): teach its whole-fit time."""
-        self.costs.observe_fit(
-            self.family_tag, self.n_rows, self.costs.clock() - self.start, self.policy
-        )
+        policy, costs = self.policy, self.costs
+        if policy.mode == "always":
+            d = Decision(True, "looked up (policy always)")
+        else:
+            fit = costs.expected_fit(self.family_tag, self.n_rows)
+            rtt = costs.lookup_time(self.ws.url)
+            if fit is None or rtt is None:
+                d = Decision(True, "looked up (no history yet)")
+            elif rtt >= policy.lookup_ratio * fit:
+                d = Decision(
+                    False, f"exact probe skipped: fit ~{ms(fit)}, store round trip {ms(rtt)}"
+                )
+            else:
+                d = Decision(True, f"looked up: fit ~{ms(fit)} cold, store round trip {ms(rtt)}")
+        self.decisions.append(d.reason)
+        return d.go
+
+    def observe_hit(self) -> None:
+        """The fit was answered from the record: its lookup phase was the probe's read, and
+        it ran no outer loop."""
+        self.costs.observe_lookup(self.ws.url, self.seconds, self.policy)
+        self.costs.observe_fit(self.family_tag, self.n_rows, 0.0, self.policy, cold=False)
 
 
 def answerable(rec: BlockWarmStartRecord, rho_convention: str = "mgcv") -> str | None:
@@ -525,7 +555,7 @@ class FitWarmStart(_Policed):
         probe = self.probe
         probed = 0.0 if probe is None or not probe.probed else probe.seconds
         if probe is not None:
-            self.decisions[:0] = probe.decisions
+            probe.learn(self.family_tag)
         if not self._lookup_allowed():
             if probe is not None and probe.probed:
                 self.costs.observe_lookup(self.ws.url, probed, self.policy)
