@@ -158,17 +158,8 @@ class Suite:
         tables = {}
         for name in names:
             case = all_cases[name]
-            data = numeric_frame(case)
-            spec = {
-                **self.live_spec(case),
-                "n": str(len(data)),
-                "columns": ",".join(data.columns),
-                "timed": "1" if timed else "0",
-            }
-            for key, value in spec.items():
-                if "\t" in value or "=" in key:
-                    raise ValueError(f"live spec field {key!r} of case {name!r}: {value!r}")
-            tables[name] = ([self.name] + [f"{k}={v}" for k, v in spec.items()], data)
+            spec = {"suite": self.name, **self.live_spec(case), "timed": "1" if timed else "0"}
+            tables[name] = (spec, numeric_frame(case))
         out: dict[str, Any] = realdata().run_mgcv_live(R_DRIVER, tables, f"gamstore-{self.name}-")
         return out
 
