@@ -20,9 +20,16 @@ the comparison criteria (:func:`realdata().against_mgcv`) and the live-run proto
 (``run_mgcv_live``) every suite here uses. :func:`realdata` loads it.
 
 Used by the parity tests (tests/test_fit_families.py, test_fit_extfam.py,
-test_fit_bases_parity.py, test_fit_terms.py, test_terms_transfer.py) and by
+test_fit_bases_parity.py, test_fit_terms.py, test_terms_transfer.py; the real-data ones through
+:func:`realdata`; tests/test_parity.py checks the suites themselves) and by
 ``bench/bench_parity.py --suite``. Importable as ``parity`` from the tests (tests/ is on
-``sys.path`` under pytest) and by path from the bench scripts (:func:`load_by_path`).
+``sys.path`` under pytest) and by path from the bench scripts.
+
+Adding a case to a suite is a data entry in its R table plus ``make`` (tests/fixtures/README.md,
+"The parity suites"); every test and bench table iterates over :meth:`Suite.cases`. A new suite
+is a :class:`Suite` subclass here (``name``, ``fixture``, :meth:`Suite.model`,
+:meth:`Suite.fit_kwargs`, :meth:`Suite.live_spec`) registered in :data:`SUITES`, plus its table
+file for the R driver.
 """
 
 from __future__ import annotations
