@@ -208,7 +208,9 @@ def _best(fn: Callable[[], Any], reps: int) -> tuple[float, Any]:
 
 
 def floor_row(family: str, reps: int) -> str:
-    """An exact-record refit part by part, against a cold fit of the same data.
+    """An exact-record refit part by part, against a cold fit of the same data, on the
+    recertifying path (``fit(exact_hit="recertify")``; the default answers an exact hit from
+    the record without building the design, the "exact" rows above).
 
     The refit must build the design (its hash is part of the key, and the stored optimum is
     recertified on it) and run the Newton loop from the stored optimum (one evaluation and a
@@ -223,8 +225,11 @@ def floor_row(family: str, reps: int) -> str:
         store = gs.open_store(os.path.join(tmp, "st"))
         model.fit(df, y="y", store=store)
         t_design, (prob, _) = _best(lambda: model.prepare(df, "y"), 5 * reps)
-        t_path, start = _best(lambda: WarmContext(prob, store, model.control).find_start(), reps)
-        assert start.level == "exact", start.level
+        key = model.store_key(df, "y")  # the fit keys its inputs
+        t_path, start = _best(
+            lambda: WarmContext(prob, store, model.control, key).find_start(), reps
+        )
+        assert start is not None and start.source == "exact", start
         rho0 = prob.design.initial_rho.copy()
         t_cold, rc = _best(lambda: model.run(prob, rho0, None), 5 * reps)
         t_ex, rx = _best(lambda: model.run(prob, start.rho, start.beta), 5 * reps)

@@ -320,3 +320,27 @@ def test_repeated_loso_folds_are_answered_from_their_records() -> None:
     assert set(two["warm_source"].values.ravel()) == {"exact"}
     for name in ("rho", "reml", "pred_response", "se_response"):
         np.testing.assert_array_equal(two[name].values, one[name].values, err_msg=name)
+
+
+def test_threads_reading_one_lazy_result_build_its_design_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import gamstore.fit.model as model_mod
+
+    df, model, store, first = _fits("gaussian")
+    lazy = model.fit(df, y="y", store=store)
+    built = []
+    real = model_mod.build_design
+
+    def counting(*a: Any, **k: Any) -> Any:
+        built.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(model_mod, "build_design", counting)
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda _: lazy.fitted, range(8)))
+    assert built == [1]
+    for g in got:
+        np.testing.assert_array_equal(g, first.fitted)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -86,7 +85,6 @@ DEFERRED_FIELDS = frozenset(
         "_family",
     }
 )
-_MATERIALIZE_LOCK = threading.RLock()
 
 
 def s(
@@ -302,11 +300,14 @@ class FitResult:
 
     def _materialize(self) -> bool:
         """Compute the deferred fields of an exact hit now (False: nothing was pending)."""
-        with _MATERIALIZE_LOCK:
-            pending = self.__dict__.get("_pending")
-            if pending is None:
-                return False
-            pending(self)  # sets every deferred field (raises: nothing set, still pending)
+        pending = self.__dict__.get("_pending")
+        if pending is None:
+            return False
+        compute, lock = pending
+        with lock:  # one result's threads wait for one computation; other results do not
+            if self.__dict__.get("_pending") is None:
+                return True  # another thread computed them meanwhile
+            compute(self)  # sets every deferred field (raises: nothing set, still pending)
             self.__dict__["_pending"] = None
             return True
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -807,7 +808,7 @@ def _exact_result(
         target.__dict__.update({name: full.__dict__[name] for name in DEFERRED_FIELDS})
         target._problem, target._final = full._problem, full._final
 
-    res.__dict__["_pending"] = materialize
+    res.__dict__["_pending"] = (materialize, threading.Lock())
     diagnostics.emit(notes, stacklevel=5)
     res.wall_time = time.perf_counter() - t0
     return res
