@@ -5,8 +5,9 @@ On the 11 grouped real data sets of tests/test_realdata_loso.py (same fixtures),
 (``reuse_designs=True``, the default) must give every fold the answer of the same run with
 every fold design rebuilt from its covariates (``reuse_designs=False``): cold and warm, REML
 within 1e-9 relative and the same ρ, edf and held-out predictions. The fold designs are the
-same value for value (tests/test_foldview.py); a Gaussian fold's X'WX, downdated from the
-full data's, differs by rounding only.
+same value for value (tests/test_foldview.py); a Gaussian fold is built from the full data's
+moments (X'WX, X'Wy and column sums downdated by the held-out rows, its n x p matrix never
+formed: tests/test_foldview_moments.py) and differs by rounding only.
 """
 
 from __future__ import annotations
@@ -67,11 +68,23 @@ def test_reused_fold_designs_give_the_rebuilt_folds_answers(
         return out
 
     monkeypatch.setattr(foldview.FoldRows, "__call__", counting)
+    moments: list[bool] = []
+    plain_moments = foldview.FoldRows.gaussian_design
+
+    def counting_moments(self: Any, *args: Any) -> Any:
+        out = plain_moments(self, *args)
+        moments.append(out is not None)
+        return out
+
+    monkeypatch.setattr(foldview.FoldRows, "gaussian_design", counting_moments)
     ref = _run(case, reuse=False)
-    assert not served  # the reference path evaluates every basis
+    assert not served and not moments  # the reference path evaluates every basis
     got = _run(case, reuse=True)
     n_folds = got.sizes["fold"] * got.sizes["start"]
     assert len(served) == n_folds * len(case["smooths"]) and all(served), name
+    # every Gaussian fold is built from the full data's moments (its X never formed)
+    gaussian = rd.model(case).family.identity_gaussian
+    assert moments == ([True] * n_folds if gaussian else []), name
     assert not foldview._SHARED  # released when the run ended
     assert list(got["fold"].values) == list(ref["fold"].values)
     assert list(got["start"].values) == ["warm", "cold"]

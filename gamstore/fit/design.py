@@ -14,7 +14,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -33,7 +33,7 @@ from gamstore.fit.basis import (
 )
 from gamstore.fit.data import _as_array, _raw_column, get_column, n_rows
 from gamstore.fit.diagnostics import GamFitWarning, basis_dimension_note, unidentifiable_note
-from gamstore.fit.linalg import xtwx
+from gamstore.fit.linalg import row_chunks, xtwx
 from gamstore.fit.terms import (
     TermExtra,
     build_by,
@@ -464,9 +464,46 @@ class PenaltySlot:
         return float(np.sum(self.mat * A.T))
 
 
+class LazyRows(Protocol):
+    """A design's model matrix kept as the rows of a larger one (a Gaussian LOSO fold built
+    from moments, :meth:`gamstore.fit.foldview.FoldRows.gaussian_design`)."""
+
+    def matrix(self) -> np.ndarray:
+        """The (n, p) working-basis model matrix."""
+        ...
+
+    def linear_predictor(self, beta: np.ndarray) -> np.ndarray:
+        """``X beta`` (no offset), shape (n,), without forming X."""
+        ...
+
+
+class _Matrix:
+    """``Design.X``: the model matrix, formed on first read for a design built without it
+    (``Design.lazy``); every other design holds it as a plain attribute value."""
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        if obj is None:
+            return self
+        X = obj.__dict__.get("_X")
+        if X is None:
+            lazy = obj.__dict__.get("lazy")
+            if lazy is None:
+                raise AttributeError("Design.X")
+            X = obj.__dict__["_X"] = lazy.matrix()
+        return X
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__["_X"] = value
+
+
 @dataclass
 class Design:
-    """Assembled model matrix in the working basis plus what is needed to map back."""
+    """Assembled model matrix in the working basis plus what is needed to map back.
+
+    ``X`` may be None with ``lazy`` set (a Gaussian fold built from the full data's
+    moments): the fit needs only ``X'WX`` and ``X'Wy`` then, and ``X`` is formed on first
+    read, for whatever needs it (inference on the fold fit, a design-hashed store key).
+    """
 
     X: np.ndarray
     linear: list[ParamTerm]
@@ -480,6 +517,24 @@ class Design:
     dropped: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     # each smooth's covariate values (references, for plots' rugs)
     covariates: dict[str, np.ndarray] = field(default_factory=dict)
+    # the model matrix's source when X was not formed (see the class docstring)
+    lazy: LazyRows | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def has_matrix(self) -> bool:
+        """Whether ``X`` is formed (False: a design from moments whose X was never read)."""
+        return self.__dict__.get("_X") is not None
+
+    def linear_predictor(self, beta: np.ndarray) -> np.ndarray:
+        """``X beta`` (no offset), shape (n,): by rows of ``X``, or from ``lazy`` without
+        forming it."""
+        if not self.has_matrix and self.lazy is not None:
+            return np.asarray(self.lazy.linear_predictor(beta), dtype=np.float64)
+        X = self.X
+        out = np.empty(X.shape[0])
+        for sl in row_chunks(X.shape[0]):
+            out[sl] = X[sl] @ beta
+        return out
 
     @property
     def param_labels(self) -> list[str]:
@@ -668,6 +723,10 @@ class Design:
                 stacklevel=3,  # the line that called FitResult.predict
             )
         return X
+
+
+# set after the dataclass is made (its __init__ assigns X, which the descriptor stores)
+setattr(Design, "X", _Matrix())  # noqa: B010 - mypy: a descriptor, typed as the field
 
 
 class ExtrapolationWarning(GamFitWarning):

@@ -21,6 +21,14 @@ the full data's ``Z'WZ`` in raw coordinates (computed once), subtracts the held-
 share and carries the result into the fold's own constrained working basis; equal to the
 sum over the fold's rows up to rounding (1e-13 relative in the tests).
 
+A Gaussian fold goes further (:meth:`FoldRows.gaussian_design`, what ``GAM.prepare`` uses when
+the rows name their response): its whole design is made p x p from the full data's moments,
+the column sums and the largest row sums minus the held-out rows' (the centring constraints
+absorbed again on the p x p matrices), and its fit needs no n x p model matrix (the deviance
+from the moments, fitted values formed only when read); the matrix itself is formed on first
+read (:class:`_FoldMatrix`). Equal to the built design up to rounding
+(tests/test_foldview_moments.py); ``run_loso(reuse_designs=False)`` stays the plain path.
+
 Safety: rows are served only for the P-spline smooths this module knows to be row-wise, for
 the same knot vector and only when the fold's covariate values are the full data's values
 at the given rows; anything else (another basis type, other knots, other data) is evaluated
@@ -36,6 +44,7 @@ when that data set is garbage collected or :func:`release_raw_bases` is called.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 import weakref
@@ -48,14 +57,29 @@ from gamstore.fit.basis import (
     _BAND_BLOCK,
     _BAND_OFFSET,
     DEGREE,
+    RawSmoothBasis,
     RowBlock,
     _cubic_bands,
     _is_uniform,
+    _penalty,
     bspline_design,
+    col_sums,
+    finish_smooth_bases,
     row_sums,
+    smooth_knots,
 )
 from gamstore.fit.data import get_column, n_rows, resolve_vector
-from gamstore.fit.design import Design, ParamTerm, SmoothTerm
+from gamstore.fit.design import (
+    Design,
+    ParamTerm,
+    SmoothBlock,
+    SmoothTerm,
+    _check_distinct,
+    _initial_sp,
+    _working_rotations,
+    factor_levels,
+)
+from gamstore.fit.diagnostics import GamFitWarning, unidentifiable_note
 from gamstore.fit.linalg import row_chunks
 
 __all__ = ["FoldRows", "FullRawBases", "release_raw_bases", "shared_raw_bases"]
@@ -83,6 +107,34 @@ class _FullBlock:
     B: np.ndarray | None = None  # dense raw design (n, k), C order
     cols: np.ndarray | None = None  # (n, 4) int32: the columns of a row's 4 values
     vals: np.ndarray | None = None  # (n, 4) float64: the values
+    # column sums, non-zero counts per column and the largest row_abs, over every row (a
+    # Gaussian fold's column means and penalty scale are these minus its held-out rows')
+    col_sum: np.ndarray | None = None
+    nnz: np.ndarray | None = None
+    abs_max: float = float("nan")
+
+    def with_stats(self) -> _FullBlock:
+        """This block with ``col_sum``, ``nnz`` and ``abs_max`` filled in."""
+        if self.B is not None:
+            col_sum = col_sums(self.B)
+            nnz = np.count_nonzero(self.B, axis=0).astype(np.int64)
+        else:
+            assert self.cols is not None and self.vals is not None
+            c, v = self.cols.ravel(), self.vals.ravel()
+            col_sum = np.bincount(c, weights=v, minlength=self.k)
+            nnz = np.bincount(c[v != 0.0], minlength=self.k).astype(np.int64)
+        abs_max = float(self.row_abs.max()) if self.row_abs.size else 0.0
+        return dataclasses.replace(self, col_sum=col_sum, nnz=nnz, abs_max=abs_max)
+
+    def matvec(self, c: np.ndarray) -> np.ndarray:
+        """``B c`` over every row, shape (n,)."""
+        if self.B is not None:
+            out = np.empty(self.B.shape[0])
+            for sl in row_chunks(out.size):
+                out[sl] = self.B[sl] @ c
+            return out
+        assert self.cols is not None and self.vals is not None
+        return np.asarray(np.einsum("ij,ij->i", self.vals, c[self.cols]))
 
     @property
     def nbytes(self) -> int:
@@ -217,7 +269,7 @@ class FullRawBases:
             # rows reach there does; rows inside the span have the same values either way
             B = np.ascontiguousarray(bspline_design(x, t, DEGREE, extrapolate=True))
             absB = B if B.size == 0 or B.min() >= 0.0 else np.abs(B)
-            return _FullBlock(x, sm.k, row_sums(absB), B=B)
+            return _FullBlock(x, sm.k, row_sums(absB), B=B).with_stats()
         n, k = x.size, sm.k
         cols = np.empty((n, 4), dtype=np.int32)
         vals = np.empty((n, 4))
@@ -233,7 +285,7 @@ class FullRawBases:
             blk = _FullBlock(x, k, row_abs, cols=cols, vals=vals)
             dense = blk.dense(np.arange(a, b))
             row_abs[a:b] = row_sums(dense if dense.min() >= 0.0 else np.abs(dense))
-        return _FullBlock(x, k, row_abs, cols=cols, vals=vals)
+        return _FullBlock(x, k, row_abs, cols=cols, vals=vals).with_stats()
 
     def gaussian_moments(
         self,
@@ -402,18 +454,238 @@ class FoldRows:
         if not same or held.size + keep.size != self.full.n:  # not the rows, or repeated rows
             return None
         Zh = mom.z_rows(held)
-        wh = mom.w[held]
-        G = mom.G - Zh.T @ (Zh * wh[:, None])
-        b = mom.b - Zh.T @ (wh * (mom.y[held] - mom.off[held]))
-        M = np.zeros((G.shape[0], design.p))
-        M[:n_par, :n_par] = np.eye(n_par)
+        G, b = _downdate(mom, held, Zh)
+        return _carry(
+            G, b, n_par, design.p, [(blk.basis.T @ blk.U, blk.cols) for blk in design.smooths]
+        )
+
+    def _held(self) -> np.ndarray | None:
+        """The full data's rows not in the fold (None: ``keep`` repeats a row)."""
+        held_mask = np.ones(self.full.n, dtype=bool)
+        held_mask[self.keep] = False
+        held = np.flatnonzero(held_mask)
+        return None if held.size + self.keep.size != self.full.n else held
+
+    def gaussian_design(
+        self,
+        data: Any,
+        smooths: list[SmoothTerm],
+        linear: list[str],
+        knots: dict[str, Any] | None,
+        y: np.ndarray,
+        wt: np.ndarray,
+        offset: np.ndarray,
+    ) -> tuple[Design, np.ndarray, np.ndarray] | None:
+        """A Gaussian fold's design from the full data's moments, without its n x p matrix.
+
+        Everything a fit of an identity-link Gaussian needs is p x p: the fold's raw
+        ``Z'WZ`` and ``Z'W(y - offset)`` (the full data's minus the held-out rows', as
+        :meth:`gaussian_gram`), its column means (the full column sums minus the held-out
+        rows'; a column left without data is exactly zero, as a fresh build finds it) and
+        its penalty scale (the largest row sum over its rows, from the full data's), then
+        the constraints, penalties and working rotations by the code of a fresh build
+        (:func:`~gamstore.fit.basis.finish_smooth_bases`), mgcv's ``initial.sp`` from the
+        diagonal of ``T' Z'WZ T`` and the fold's ``X'WX = M' Z'WZ M`` with
+        ``M = diag(I, T_j U_j)``. The design's ``X`` is formed only if something reads it
+        (:class:`_FoldMatrix`); the fit takes its deviance from the moments.
+
+        Equal to the design built from the fold's covariates up to rounding (the sums are
+        taken in another order; tests/test_foldview_moments.py). None (build as usual)
+        unless every smooth is a plain P-spline with frozen knots served here, the linear
+        terms are numeric, and the fold's covariates, response, weights and offset are the
+        full data's at ``keep``; any check the build makes that fails here is left to it.
+        """
+        if self.response is None or not smooths:
+            return None
+        n = self.keep.size
+        if n_rows(data) != n or any(not _plain_ps(sm) for sm in smooths):
+            return None
+        knots = dict(knots or {})
+        keys = [sm.key for sm in smooths]
+        names = [sm.term for sm in smooths]
+        if set(knots) - {sm.knot_name for sm in smooths} or len(set(keys)) != len(keys):
+            return None  # build_design reports it
+        if len(set(linear)) != len(linear) or set(linear) & set(names):
+            return None
+        pterms = [ParamTerm(t, factor_levels(data, t)) for t in linear]
+        if any(t.is_factor for t in pterms):
+            return None  # a fold's levels may differ from the full data's
+        n_par = 1 + sum(t.width for t in pterms)
+        p = n_par + sum(sm.width for sm in smooths)
+        if n <= p:
+            return None
+        xs, ts, extrap, dim_notes = [], [], [], []
+        for sm in smooths:
+            x = sm.values(data, role=f"covariate of {sm.label}")
+            if x.ndim != 1:
+                return None
+            dim_notes.append(_check_distinct(x, sm))
+            t, ext = smooth_knots(x, sm.k, knots.get(sm.term))
+            if self(sm, t, x) is None:  # also checks x against the full data's at keep
+                return None
+            xs.append(x)
+            ts.append(t)
+            extrap.append(ext)
+        mom = self.full.gaussian_moments(pterms, list(zip(smooths, ts, strict=True)), self.response)
+        if mom is None:
+            return None
+        keep = self.keep
+        par = mom.par.take(keep, axis=0)
+        for j, term in enumerate(pterms):
+            if not np.array_equal(par[:, 1 + j], term.columns(data, n)[:, 0]):
+                return None
+        if not (
+            np.array_equal(mom.y.take(keep), y)
+            and np.array_equal(mom.w.take(keep), wt)
+            and np.array_equal(mom.off.take(keep), offset)
+        ):
+            return None
+        held = self._held()
+        if held is None:
+            return None
+        Zh = mom.z_rows(held)
+        G, b = _downdate(mom, held, Zh)
+        # per smooth: the fold's column means and penalty scale from the full data's
+        raws: list[RawSmoothBasis] = []
+        starts = []
         r = n_par
-        for blk in design.smooths:
-            k = blk.basis.k
-            M[r : r + k, blk.cols] = blk.basis.T @ blk.U
+        for blk, t, ext in zip(mom.blocks, ts, extrap, strict=True):
+            k = blk.k
+            assert blk.col_sum is not None and blk.nnz is not None
+            Zj = Zh[:, r : r + k]
+            csum = blk.col_sum - Zj.sum(axis=0)
+            csum[blk.nnz - np.count_nonzero(Zj, axis=0) == 0] = 0.0  # no data left: exact
+            held_abs = blk.row_abs.take(held)
+            if held_abs.size and float(held_abs.max()) >= blk.abs_max:
+                x_inf = float(blk.row_abs.take(keep).max())  # the largest row was held out
+            else:
+                x_inf = blk.abs_max
+            s_scale = _penalty(k)[1] / x_inf**2
+            raws.append(RawSmoothBasis(t, k, ext, csum / n, s_scale, None))
+            starts.append(r)
             r += k
-        A = M.T @ G @ M
-        return (A + A.T) / 2.0, M.T @ b
+        # constraints, penalties and rotations, grouped by k as build_design does
+        by_k: dict[int, list[int]] = {}
+        for i, sm in enumerate(smooths):
+            by_k.setdefault(sm.k, []).append(i)
+        bases: list[Any] = [None] * len(smooths)
+        rots: list[Any] = [None] * len(smooths)
+        stacks = []
+        for idx in by_k.values():
+            group_bases, S_stack, _T = finish_smooth_bases([raws[i] for i in idx])
+            stacks.append(S_stack)
+            group_rots = _working_rotations(S_stack, group_bases[0].rank)
+            for j, i in enumerate(idx):
+                bases[i], rots[i] = group_bases[j], group_rots[j]
+        blocks: list[SmoothBlock] = []
+        ldxx = np.zeros(p)
+        ldxx[:n_par] = np.diag(G)[:n_par]  # (not read: initial.sp looks at penalized columns)
+        c0 = n_par
+        carry = []
+        for i, sm in enumerate(smooths):
+            U, eig, logdet = rots[i]
+            sl = slice(c0, c0 + sm.width)
+            c0 += sm.width
+            blocks.append(SmoothBlock(sm, bases[i], U, eig, sl, logdet))
+            T = bases[i].T
+            r = starts[i]
+            Gjj = G[r : r + sm.k, r : r + sm.k]
+            # colSums((B T)^2) over the fold's rows (weighted by wt: initial.spg)
+            ldxx[sl] = np.einsum("ij,ji->i", T.T @ Gjj, T)
+            carry.append((T @ U, sl))
+        notes: list[GamFitWarning] = []
+        for sb, note in zip(blocks, dim_notes, strict=True):
+            empty = unidentifiable_note(sb.spec.label, sb.basis.col_means)
+            notes.extend(w for w in (empty, note) if w is not None)
+        S_all = stacks[0] if len(stacks) == 1 else None
+        rho0 = _initial_sp(ldxx, [(blk.cols, blk.basis.S) for blk in blocks], S_all)
+        A, bw = _carry(G, b, n_par, p, carry)
+        lazy = _FoldMatrix(
+            mom,
+            keep,
+            n_par,
+            p,
+            [(mb, T_U, sl) for mb, (T_U, sl) in zip(mom.blocks, carry, strict=True)],
+        )
+        design = Design(
+            None,  # type: ignore[arg-type]  # formed on first read (lazy)
+            pterms,
+            blocks,
+            n,
+            p,
+            rho0,
+            ["(parametric)"] + [blk.label for blk in blocks],
+            [slice(0, n_par)] + [blk.cols for blk in blocks],
+            covariates={sm.knot_name: x for sm, x in zip(smooths, xs, strict=True)},
+            notes=notes,
+            lazy=lazy,
+        )
+        return design, A, bw
+
+
+def _downdate(mom: _Moments, held: np.ndarray, Zh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The fold's raw ``(Z'WZ, Z'W(y - offset))``: the full data's minus the held-out rows'."""
+    wh = mom.w[held]
+    G = mom.G - Zh.T @ (Zh * wh[:, None])
+    b = mom.b - Zh.T @ (wh * (mom.y[held] - mom.off[held]))
+    return G, b
+
+
+def _carry(
+    G: np.ndarray, b: np.ndarray, n_par: int, p: int, blocks: list[tuple[np.ndarray, slice]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw moments carried into the working basis by ``M = diag(I, T_j U_j)``: ``(M'GM,
+    M'b)`` (``blocks``: each smooth's ``T_j U_j`` and working columns, in raw order)."""
+    M = np.zeros((G.shape[0], p))
+    M[:n_par, :n_par] = np.eye(n_par)
+    r = n_par
+    for TU, cols in blocks:
+        k = TU.shape[0]
+        M[r : r + k, cols] = TU
+        r += k
+    A = M.T @ G @ M
+    return (A + A.T) / 2.0, M.T @ b
+
+
+class _FoldMatrix:
+    """A fold design's model matrix as rows of the full data's raw bases (Design.lazy).
+
+    ``X = [parametric columns | B_j T_j U_j]`` at the fold's rows: formed only when read
+    (:meth:`matrix`); the fit's fitted values need ``X beta`` only (:meth:`linear_predictor`,
+    one pass over each full raw design).
+    """
+
+    def __init__(
+        self,
+        mom: _Moments,
+        keep: np.ndarray,
+        n_par: int,
+        p: int,
+        blocks: list[tuple[_FullBlock, np.ndarray, slice]],
+    ) -> None:
+        self.mom = mom
+        self.keep = keep
+        self.n_par = n_par
+        self.p = p
+        self.blocks = blocks
+
+    def matrix(self) -> np.ndarray:
+        """The (n, p) working-basis model matrix."""
+        keep = self.keep
+        X = np.empty((keep.size, self.p))
+        X[:, : self.n_par] = self.mom.par.take(keep, axis=0)
+        for sl in row_chunks(keep.size):
+            rows = keep[sl]
+            for blk, TU, cols in self.blocks:
+                X[sl, cols] = blk.dense(rows) @ TU
+        return X
+
+    def linear_predictor(self, beta: np.ndarray) -> np.ndarray:
+        """``X beta`` (no offset), shape (n,), without forming X."""
+        eta = self.mom.par @ beta[: self.n_par]
+        for blk, TU, cols in self.blocks:
+            eta += blk.matvec(TU @ beta[cols])
+        return np.asarray(eta.take(self.keep))
 
 
 def _plain_ps(sm: SmoothTerm) -> bool:

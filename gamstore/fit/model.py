@@ -314,7 +314,9 @@ class FitResult:
     @property
     def deferred(self) -> bool:
         """True while the design-dependent fields of an exact hit answered from its record
-        have not been computed yet (they are computed on first read)."""
+        have not been computed yet (they are computed on first read); also while the fitted
+        values of a Gaussian LOSO fold fitted from moments (its model matrix never formed,
+        :mod:`gamstore.fit.foldview`) have not been read."""
         return self.__dict__.get("_pending") is not None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -791,19 +793,39 @@ class GAM:
             mu0 = self.family.initial_mu(yv, wt)
             fam0 = self.family.start_family()
             w0 = fam0.fisher_weights(fam0.eta_of_mu(mu0), mu0, wt)
-        design = build_design(
-            data,
-            self.smooths,
-            self.linear,
-            dict(knots) if knots else None,
-            start_weights=w0,
-            raw_rows=raw_rows,
-        )
+        moments = None
+        build = getattr(raw_rows, "gaussian_design", None)
+        if (
+            build is not None
+            and self.family.identity_gaussian
+            and len(cols) == 1
+            and not dropped.size
+            and (w0 is None or np.array_equal(w0, wt))
+        ):
+            # a Gaussian LOSO fold: its design from the full data's moments, p x p only
+            # (gamstore.fit.foldview); None builds it as usual
+            moments = build(
+                data, list(self.smooths), list(self.linear), dict(knots) if knots else None,
+                yv, wt, off,
+            )  # fmt: skip
+        if moments is not None:
+            design = moments[0]
+        else:
+            design = build_design(
+                data,
+                self.smooths,
+                self.linear,
+                dict(knots) if knots else None,
+                start_weights=w0,
+                raw_rows=raw_rows,
+            )
         design.dropped = dropped
         design.notes.extend(diagnostics.response_notes(self.family.name, yv, wt, cols[0]))
         prob = Problem(design, yv, wt, off, self.family)
         seed = getattr(raw_rows, "gaussian_gram", None)
-        if seed is not None and self.family.identity_gaussian:
+        if moments is not None:
+            prob.seed_gaussian_gram(moments[1], moments[2])
+        elif seed is not None and self.family.identity_gaussian:
             # a LOSO fold: X'WX downdated from the full data's (gamstore.fit.foldview)
             gram = seed(design, yv, wt, off)
             if gram is not None:
@@ -1097,12 +1119,20 @@ class GAM:
             prob = nres.prob  # the family at the estimated theta
         d = prob.design
         fin = nres.final
+        # fitted from moments (a Gaussian fold whose X was never formed): no fitted values
+        # yet; they are formed when read (FitResult.fitted), from the raw bases
+        moments_only = fin.fit.mu.size != d.n
         edf = edf_per_block(prob, fin)
         light = dataclasses.replace(d, X=np.empty((0, d.p)))  # keep bases, drop the n x p matrix
         notes = [
             *d.notes,
             *nres.notes,
-            *diagnostics.boundary_notes(self.family.name, fin.fit.mu, prob.wt),
+            # (none for the identity Gaussian, the only family fitted from moments)
+            *(
+                []
+                if moments_only
+                else diagnostics.boundary_notes(self.family.name, fin.fit.mu, prob.wt)
+            ),
         ]
         if emit:
             diagnostics.emit(notes, stacklevel=4)
@@ -1110,7 +1140,7 @@ class GAM:
         if not (self.family.scale_known or self.family.identity_gaussian):
             # mgcv reports (and scales Vp with) Fletcher's estimate, not the REML one
             scale = fletcher_scale(prob, fin, float(sum(edf.values())))
-        return FitResult(
+        res = FitResult(
             family=self.family.name,
             rho=fin.rho.copy(),
             beta_raw=d.to_raw(fin.fit.beta),
@@ -1118,8 +1148,8 @@ class GAM:
             edf=edf,
             reml=fin.score,
             scale=scale,
-            fitted=fin.fit.mu.copy(),
-            linear_predictor=fin.fit.eta.copy(),
+            fitted=None if moments_only else fin.fit.mu.copy(),  # type: ignore[arg-type]
+            linear_predictor=None if moments_only else fin.fit.eta.copy(),  # type: ignore[arg-type]
             n_outer=nres.n_outer,
             n_pirls_calls=nres.n_pirls_calls + extra_calls,
             n_pirls_iters=nres.n_pirls_iters + extra_iters,
@@ -1142,6 +1172,26 @@ class GAM:
             reml_scale=fin.scale,
             ext=None if nres.ext is None else nres.ext.copy(),
         )
+        if moments_only:
+            # deferred as an exact hit's fields are (FitResult.__getattr__): formed on first
+            # read from the raw bases, in one pass, instead of for every fold
+            for name in ("fitted", "linear_predictor"):
+                del res.__dict__[name]
+            res.__dict__["_pending"] = functools.partial(
+                _fitted_values, d, fin.fit.beta, prob.offset, prob.family
+            )
+        return res
+
+
+def _fitted_values(
+    d: Design, beta: np.ndarray, offset: np.ndarray, family: Family, target: FitResult
+) -> None:
+    """Set ``fitted`` and ``linear_predictor`` of a fit made from moments (a Gaussian LOSO
+    fold whose model matrix was never formed), from the design's raw bases."""
+    eta = d.linear_predictor(beta) + offset
+    target.__dict__.update(
+        linear_predictor=eta, fitted=np.asarray(family.mu(eta), dtype=np.float64)
+    )
 
 
 def _result_knots(d: Design) -> dict[str, np.ndarray]:

@@ -73,7 +73,7 @@ def _xt(X: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def pirls(
-    X: np.ndarray,
+    X: np.ndarray | None,
     y: np.ndarray,
     wt: np.ndarray,
     offset: np.ndarray,
@@ -85,13 +85,18 @@ def pirls(
     tol: float = 1e-8,
     gram: tuple[np.ndarray, np.ndarray] | None = None,
     xtwx0: np.ndarray | None = None,
+    ztwz: float | None = None,
 ) -> PirlsResult:
     """Fit the penalized GLM at fixed smoothing parameters.
 
     Parameters
     ----------
-    X : numpy.ndarray
-        Working-basis model matrix, shape (n, p).
+    X : numpy.ndarray or None
+        Working-basis model matrix, shape (n, p). None only for the identity-link Gaussian
+        with ``gram`` (a design from moments, whose X is not formed): the deviance is then
+        ``z'Wz - 2 beta'X'Wz + beta'X'WX beta`` with ``z = y - offset``, and the result
+        carries no fitted values (``eta`` and ``mu`` empty; see
+        :meth:`gamstore.fit.design.Design.linear_predictor`).
     y, wt, offset : numpy.ndarray
         Response, prior weights and offset, shape (n,).
     family : Family
@@ -114,12 +119,17 @@ def pirls(
         ``X'WX`` at ``beta0`` (the outer loop has it from the REML evaluation that produced
         ``beta0``); used for the first iteration instead of recomputing it. Ignored without
         ``beta0``.
+    ztwz : float or None
+        With ``X=None``: ``z'Wz`` (``z = y - offset``) when already known (the fit's
+        evaluations share it); None computes it.
 
     Returns
     -------
     PirlsResult
     """
-    p = X.shape[1]
+    if X is None and (gram is None or not family.identity_gaussian):
+        raise ValueError("pirls: X may be None only for an identity-link Gaussian with gram")
+    p = X.shape[1] if X is not None else gram[0].shape[0]  # type: ignore[index]
     if s_diag.shape not in ((p,), (p, p)):
         raise ValueError(f"s_diag must have shape ({p},) or ({p}, {p}), got {s_diag.shape}")
     max_iter = max(1, int(max_iter))
@@ -132,17 +142,27 @@ def pirls(
     if family.identity_gaussian:
         # identity link: one weighted least-squares solve is the exact minimiser
         if gram is None:
+            assert X is not None
             XtWX, XtWz = xtwx(X, wt), _xt(X, wt * (y - offset))
         else:
             XtWX, XtWz = gram
         H = XtWX.copy()
         add_penalty(H, s_diag)
         beta = SPDFactor(H).solve(XtWz)
+        if X is None:
+            if ztwz is None:
+                z = y - offset
+                ztwz = float(np.dot(wt * z, z))
+            rss = ztwz - 2.0 * float(np.dot(beta, XtWz))
+            rss += float(beta @ (XtWX @ beta))
+            empty = np.empty(0)
+            return PirlsResult(beta, empty, empty, max(rss, 0.0), pen(beta), 1, True, XtWX)
         eta = _linear_predictor(X, beta, offset)
         mu = family.mu(eta)
         dev = family.deviance(y, mu, wt)
         return PirlsResult(beta, eta, mu, dev, pen(beta), 1, True, XtWX)
 
+    assert X is not None  # checked above: only the Gaussian branch goes without it
     if beta0 is not None:
         beta_old: np.ndarray | None = np.asarray(beta0, dtype=np.float64).copy()
         eta = _linear_predictor(X, beta_old, offset)  # type: ignore[arg-type]
@@ -216,7 +236,7 @@ def pirls(
 
 
 def fit_at(
-    X: np.ndarray,
+    X: np.ndarray | None,
     y: np.ndarray,
     wt: np.ndarray,
     offset: np.ndarray,
@@ -225,22 +245,36 @@ def fit_at(
     beta: np.ndarray,
     *,
     gram: tuple[np.ndarray, np.ndarray] | None = None,
+    ztwz: float | None = None,
 ) -> PirlsResult:
     """The inner fit *at* ``beta``, without a PIRLS step: what :func:`pirls` returns when it
     stops at ``beta`` (the same linear predictor, mean, deviance and penalty, computed the
     same way), for a stored optimum whose ``beta`` is already PIRLS's answer.
 
     ``gram`` (Gaussian, identity link): ``(X'WX, X'W(y - offset))`` as for :func:`pirls`,
-    whose ``X'WX`` the result carries. ``iterations`` is 0.
+    whose ``X'WX`` the result carries. ``iterations`` is 0. ``X=None`` and ``ztwz``: as for
+    :func:`pirls` (a Gaussian design from moments: deviance from them, no fitted values).
     """
-    p = X.shape[1]
     beta = np.asarray(beta, dtype=np.float64)
+    pen = float(beta @ (s_diag @ beta)) if s_diag.ndim == 2 else float(np.dot(s_diag * beta, beta))
+    if X is None:
+        if gram is None or not family.identity_gaussian:
+            raise ValueError("fit_at: X may be None only for an identity-link Gaussian with gram")
+        XtWX, XtWz = gram
+        if beta.shape != (XtWX.shape[0],):
+            raise ValueError(f"beta must have shape ({XtWX.shape[0]},), got {beta.shape}")
+        if ztwz is None:
+            z = y - offset
+            ztwz = float(np.dot(wt * z, z))
+        rss = ztwz - 2.0 * float(np.dot(beta, XtWz)) + float(beta @ (XtWX @ beta))
+        empty = np.empty(0)
+        return PirlsResult(beta, empty, empty, max(rss, 0.0), pen, 0, True, XtWX)
+    p = X.shape[1]
     if beta.shape != (p,):
         raise ValueError(f"beta must have shape ({p},), got {beta.shape}")
     eta = _linear_predictor(X, beta, offset)
     mu = family.mu(eta)
     dev = family.deviance(y, mu, wt)
-    pen = float(beta @ (s_diag @ beta)) if s_diag.ndim == 2 else float(np.dot(s_diag * beta, beta))
     xtwx_known = None
     if family.identity_gaussian:
         xtwx_known = xtwx(X, wt) if gram is None else gram[0]

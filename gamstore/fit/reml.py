@@ -73,6 +73,15 @@ class Problem:
             )
         self._cache["gram"] = (XtWX, XtWz)
 
+    def gaussian_ztwz(self) -> float:
+        """``z'Wz`` with ``z = y - offset``, once per problem (a Gaussian fit from moments
+        forms its deviance from it, :func:`~gamstore.fit.pirls.pirls` with ``X=None``)."""
+        v = self._cache.get("ztwz")
+        if v is None:
+            z = self.y - self.offset
+            v = self._cache["ztwz"] = float(np.dot(self.wt * z, z))
+        return float(v)
+
     def sum_log_wt(self) -> float:
         """``sum(log wt)`` over positive weights (a constant of the profiled Gaussian score)."""
         v = self._cache.get("sum_log_wt")
@@ -173,11 +182,16 @@ def evaluate(
         raise ValueError(f"rho must have shape ({m},), got {rho.shape}")
     s_diag = d.s_diag(rho)
     gaussian = fam.identity_gaussian
+    # a Gaussian design from moments (a LOSO fold, gamstore.fit.foldview) is fitted from its
+    # X'WX and X'Wy alone: its n x p matrix is never formed
+    moments_only = gaussian and not d.has_matrix and d.lazy is not None
+    X_fit = None if moments_only else d.X
+    ztwz = prob.gaussian_ztwz() if moments_only else None
     if at_beta:
         if beta0 is None:
             raise ValueError("at_beta: needs beta0")
         fit = fit_at(
-            d.X,
+            X_fit,
             prob.y,
             prob.wt,
             prob.offset,
@@ -185,10 +199,11 @@ def evaluate(
             s_diag,
             beta0,
             gram=prob.gaussian_gram() if gaussian else None,
+            ztwz=ztwz,
         )
     else:
         fit = pirls(
-            d.X,
+            X_fit,
             prob.y,
             prob.wt,
             prob.offset,
@@ -199,6 +214,7 @@ def evaluate(
             tol=pirls_tol,
             gram=prob.gaussian_gram() if gaussian else None,
             xtwx0=None if gaussian or beta0 is None else xtwx0,
+            ztwz=ztwz,
         )
     beta, mu = fit.beta, fit.mu
     if fit.xtwx is not None:
@@ -244,7 +260,16 @@ def evaluate(
         if dof <= 0:
             raise ValueError(f"too few observations ({prob.n_eff}) for {Mp} unpenalized terms")
         scale = (fit.deviance + penalty) / dof
-        extras = (fac.logdet, logdet_S, fam.loglik(prob.y, mu, prob.wt, scale))
+        if moments_only:
+            # Gaussian.loglik from the deviance (no fitted values): the same formula
+            ll = (
+                -fit.deviance / (2.0 * scale)
+                - 0.5 * prob.n_eff * np.log(2.0 * np.pi * scale)
+                + 0.5 * prob.sum_log_wt()
+            )
+        else:
+            ll = fam.loglik(prob.y, mu, prob.wt, scale)
+        extras = (fac.logdet, logdet_S, ll)
         score = (
             0.5 * dof * (1.0 + np.log(2.0 * np.pi * scale))
             + 0.5 * fac.logdet

@@ -127,6 +127,13 @@ def block_specs(prob: Problem) -> list[BlockSpec]:
     from gamstore.warmstart.specs import BlockSpec, DensePenalty, DiagonalPenalty
 
     d = prob.design
+    X: np.ndarray | None = d.X if d.has_matrix or d.lazy is None else None
+    if X is None:
+        # a design from moments (its X not formed): the specs carry the shape only, a
+        # broadcast zero (no memory). Their designs are hashed only by a store key of the
+        # built design (block_key), which a fit without its input key never gets from
+        # these specs (WarmContext forms X first).
+        X = np.broadcast_to(np.zeros(()), (d.n, d.p))
     name0 = d.block_names[0]
     if d.has_factors:
         # factor levels and contrasts are part of the structure: a fit with another reference
@@ -135,7 +142,7 @@ def block_specs(prob: Problem) -> list[BlockSpec]:
     specs = [
         BlockSpec(
             name0,
-            d.X[:, d.block_cols[0]],
+            X[:, d.block_cols[0]],
             offset=prob.offset,
             penalties=(),
             nullspace_dims=(),
@@ -153,7 +160,7 @@ def block_specs(prob: Problem) -> list[BlockSpec]:
         specs.append(
             BlockSpec(
                 name,
-                d.X[:, b.cols],
+                X[:, b.cols],
                 penalties=pens,
                 nullspace_dims=(width - b.rank,) * len(pens),
                 initial_log_lambdas=d.initial_rho[js[0] : js[-1] + 1],
@@ -312,6 +319,19 @@ class WarmContext:
         # key: the fit's block key from its inputs (gamstore.fit.inputkey), or a callable
         # deriving it on first use (a fit whose lookups and saves are skipped never hashes
         # its inputs); None keys the built design (block_key of the specs)
+        d = prob.design
+        if not d.has_matrix and d.lazy is not None:
+            # a design from moments: its specs hold no design values, so the key must be
+            # the input key; without one the design is keyed, and X formed for it
+            if callable(key):
+                from gamstore.warmstart.plan import KeyInputError
+
+                try:
+                    key = key()
+                except ValueError as exc:  # as FitWarmStart.input_key reports it
+                    raise KeyInputError(str(exc)) from exc
+            if key is None:
+                _ = d.X
         self.family = LikelihoodKey(prob)
         specs = block_specs(prob)
         self.plan = FitWarmStart(
@@ -805,7 +825,8 @@ def _exact_result(
                 "computed; refit, or fit with exact_hit='eager'"
             )
         full = _exact_parts(model, record, inputs, t0)
-        target.__dict__.update({name: full.__dict__[name] for name in DEFERRED_FIELDS})
+        # getattr: a part fitted from moments defers its fitted values itself
+        target.__dict__.update({name: getattr(full, name) for name in DEFERRED_FIELDS})
         target._problem, target._final = full._problem, full._final
 
     res.__dict__["_pending"] = (materialize, threading.Lock())
