@@ -151,6 +151,7 @@ def main() -> None:
     args = ap.parse_args()
     if not (args.realdata or args.demo or args.s3):
         args.realdata = args.demo = True
+    print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(
         "| workload | folds | cold ms | adaptive ms | adaptive/cold | always ms | always/cold "
         "| CPU adaptive/cold | CPU always/cold | adaptive fold decisions | max rel ΔREML |\n"
@@ -202,6 +203,7 @@ def main() -> None:
             print(bench(name, df, model, {"subject": "subj"}, s3, args.repeats, opts), flush=True)
         finally:
             server.stop()
+    print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

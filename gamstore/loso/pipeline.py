@@ -302,9 +302,12 @@ def run_loso(
     run_id = new_run_id()  # provenance of every entry of this run (and in the result attrs)
 
     from gamstore.store import open_store
+    from gamstore.warmstart.background import deferred_saves
+    from gamstore.warmstart.capability import open_lazily
 
     tmp: tempfile.TemporaryDirectory[str] | None = None
     store_obj: Any = None
+    fit_store: Any = None  # what the fits get: the store, or its lazily opened capability
     spec: StoreSpec | None = None
     url = ""
     try:
@@ -323,7 +326,9 @@ def run_loso(
                 )
         elif isinstance(store, str):
             try:
-                store_obj = open_store(store, storage_options=storage_options)
+                # an object store's root is created by the first save, not up front: a new
+                # store holds nothing to look up (gamstore.warmstart.capability.open_lazily)
+                store_obj, fit_store = open_lazily(store, storage_options=storage_options)
             except (ValueError, TypeError, ImportError):
                 raise  # a bad URL or missing extra is the caller's to fix
             except Exception as exc:  # unreachable cache: the run goes on cold
@@ -331,6 +336,8 @@ def run_loso(
                 store_obj = None
         else:
             store_obj = store
+        if fit_store is None:
+            fit_store = store_obj
         if store_obj is not None:
             url = str(store_obj.url)
             if kind != "serial" and url.startswith("memory://"):
@@ -340,55 +347,67 @@ def run_loso(
                 )
             spec = _worker_spec(store_obj, storage_options, read_only=not save_folds)
 
-        t0 = time.perf_counter()
-        extra: dict[str, Any] = {k: v for k, v in (("weights", weights), ("offset", offset)) if v}
-        with fold_provenance(subject, None, run_id):
-            # the full-data fit is a plain fit (the same key as model.fit(data) by hand)
-            full_res = model.fit(frame, y=y, knots=None, store=store_obj, **extra)
-        full = _fit_summary(full_res, time.perf_counter() - t0)
-        knots = {str(k): np.asarray(v, dtype=np.float64) for k, v in dict(full_res.knots).items()}
-        # the result keeps its n x p design (for inference): let it go before the folds,
-        # which hold their own and the full raw bases (gamstore.fit.foldview)
-        del full_res
-        logger.info(
-            "LOSO full-data fit: reml=%.6f n_outer=%d (%s)",
-            full["reml"],
-            full["n_outer"],
-            full["warm_source"],
-        )
-
-        # every fold reads its rows in canonical order (subjects sorted, each subject's rows
-        # in data order), so its store key comes from the full data's per-subject digests
-        # minus its own subject, O(subjects) (gamstore.fit.inputkey)
-        row_blocks = None
-        if store_obj is not None and "warm" in starts:
-            row_blocks = _row_blocks(model, frame, y, weights, offset, subject)
-        tasks = [
-            FoldTask(
-                subject=s,
-                mode=mode,
-                y=y,
-                subject_column=subject,
-                knots=knots,
-                store=spec if mode == "warm" else None,
-                family=family,
-                weights=weights,
-                offset=offset,
-                run_id=run_id,
-                reuse_design=(
-                    len(frame) >= REUSE_MIN_ROWS if reuse_designs is None else bool(reuse_designs)
-                ),
-                order=tuple(subjects),
-                row_blocks=row_blocks if mode == "warm" else None,
+        # serial: the saves after each fit go to a background writer (the next fit does not
+        # wait for them); flushed before run_loso returns. Worker processes open the store
+        # themselves and must find the full-data fit's entries: saved synchronously there.
+        with deferred_saves(kind == "serial" and fit_store is not None):
+            t0 = time.perf_counter()
+            extra: dict[str, Any] = {
+                k: v for k, v in (("weights", weights), ("offset", offset)) if v
+            }
+            with fold_provenance(subject, None, run_id):
+                # the full-data fit is a plain fit (the same key as model.fit(data) by hand)
+                full_res = model.fit(frame, y=y, knots=None, store=fit_store, **extra)
+            full = _fit_summary(full_res, time.perf_counter() - t0)
+            knots = {
+                str(k): np.asarray(v, dtype=np.float64) for k, v in dict(full_res.knots).items()
+            }
+            # the result keeps its n x p design (for inference): let it go before the folds,
+            # which hold their own and the full raw bases (gamstore.fit.foldview)
+            del full_res
+            logger.info(
+                "LOSO full-data fit: reml=%.6f n_outer=%d (%s)",
+                full["reml"],
+                full["n_outer"],
+                full["warm_source"],
             )
-            for s in subjects
-            for mode in starts
-        ]
-        fold_store = store_obj
-        if store_obj is not None and not save_folds and kind == "serial":
-            # a read-only twin on the same root: the folds read the full-data fit only
-            fold_store = spec.open() if spec is not None else None
-        outcomes = _dispatch(frame, model, tasks, kind, executor, fold_store, progress, max_workers)
+
+            # every fold reads its rows in canonical order (subjects sorted, each subject's rows
+            # in data order), so its store key comes from the full data's per-subject digests
+            # minus its own subject, O(subjects) (gamstore.fit.inputkey)
+            row_blocks = None
+            if store_obj is not None and "warm" in starts:
+                row_blocks = _row_blocks(model, frame, y, weights, offset, subject)
+            tasks = [
+                FoldTask(
+                    subject=s,
+                    mode=mode,
+                    y=y,
+                    subject_column=subject,
+                    knots=knots,
+                    store=spec if mode == "warm" else None,
+                    family=family,
+                    weights=weights,
+                    offset=offset,
+                    run_id=run_id,
+                    reuse_design=(
+                        len(frame) >= REUSE_MIN_ROWS
+                        if reuse_designs is None
+                        else bool(reuse_designs)
+                    ),
+                    order=tuple(subjects),
+                    row_blocks=row_blocks if mode == "warm" else None,
+                )
+                for s in subjects
+                for mode in starts
+            ]
+            fold_store = fit_store
+            if store_obj is not None and not save_folds and kind == "serial":
+                # a read-only twin on the same root: the folds read the full-data fit only
+                fold_store = spec.open() if spec is not None else None
+            outcomes = _dispatch(
+                frame, model, tasks, kind, executor, fold_store, progress, max_workers
+            )
     finally:
         if tmp is not None:
             tmp.cleanup()

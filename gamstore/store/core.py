@@ -305,6 +305,12 @@ class Store:
             self._check_root_doc(existing)
             st.root_checked = True  # a missing root seen read-only is checked again later
 
+    @property
+    def root_exists(self) -> bool:
+        """Whether the root ``zarr.json`` was found (or written) by this process. False only
+        for a store opened read-only on a root that had none: it holds no entries."""
+        return self._state.root_checked
+
     def _has_foreign_content(self) -> bool:
         names = self._backend.list_dir("")
         return any(n != MARKER and ".tmp." not in n for n in names)

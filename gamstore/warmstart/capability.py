@@ -49,6 +49,7 @@ __all__ = [
     "StoreArg",
     "WarmStartStore",
     "clear_memo",
+    "open_lazily",
     "warm_store",
 ]
 
@@ -190,6 +191,8 @@ class WarmStartStore:
         open_kwargs: Mapping[str, Any] | None = None,
         failure_threshold: int = BREAKER_FAILURES,
         cooldown: float | None = BREAKER_COOLDOWN,
+        absent: bool = False,
+        probe_seconds: float | None = None,
     ) -> None:
         given = sum(x is not None for x in (url, store, opener))
         if given != 1:
@@ -230,6 +233,11 @@ class WarmStartStore:
         self._writable = True
         self._disabled_reason: str | None = None
         self._logged_ops: set[str] = set()
+        # the root was probed missing (open_lazily): nothing to read until this capability
+        # opens the store, which its first write does (creating the root)
+        self._absent = bool(absent) and url is not None and store is None
+        #: Seconds of the probe that found the root missing (None: not probed).
+        self.probe_seconds = probe_seconds
 
     # -- pickling (process pools, dask workers) -----------------------------------------------
     def __reduce__(self) -> tuple[Any, ...]:
@@ -274,6 +282,13 @@ class WarmStartStore:
         if self._url is not None:
             return self._url
         return "<custom opener>"
+
+    @property
+    def absent(self) -> bool:
+        """True while the store does not exist for this capability: it was probed without a
+        root (:func:`open_lazily`) and nothing has been written through it since. Reads are
+        misses at no cost; the first write opens the store and creates its root."""
+        return self._absent and not self._opened
 
     @property
     def available(self) -> bool:
@@ -458,6 +473,8 @@ class WarmStartStore:
         return entry
 
     def _lookup(self, how: str, keyspace: str, key: str) -> Any:
+        if self.absent:
+            return None  # no root, nothing written through us since: nothing to find
         st = self.store()
         if st is None:
             return None
@@ -490,15 +507,21 @@ class WarmStartStore:
 
     def session(self, key: str, keyspace: str = "outer") -> CapabilitySession | None:
         """A session on ``key`` that reports errors here, or None when unavailable."""
+        if self.absent:
+            # opened on its first write; its loads miss until then
+            return CapabilitySession(self, None, keyspace, key=key) if self._available else None
+        inner = self._open_session(key, keyspace)
+        return None if inner is None else CapabilitySession(self, inner, keyspace)
+
+    def _open_session(self, key: str, keyspace: str) -> Any:
         st = self.store()
         if st is None:
             return None
         try:
-            inner = st.session(key, keyspace=keyspace)
+            return st.session(key, keyspace=keyspace)
         except Exception as exc:
             self.report_error(f"open session {keyspace}", exc)
             return None
-        return CapabilitySession(self, inner, keyspace)
 
 
 class CapabilitySession:
@@ -509,19 +532,26 @@ class CapabilitySession:
     None/False (spec §3.9).
     """
 
-    def __init__(self, owner: WarmStartStore, inner: Any, keyspace: str) -> None:
+    def __init__(
+        self, owner: WarmStartStore, inner: Any, keyspace: str, *, key: str | None = None
+    ) -> None:
         self._owner = owner
         self._inner = inner
         self._keyspace = keyspace
+        self._key = key  # the key of a session opened on first write (an absent store)
 
     @property
     def key(self) -> str:
         """The session key string."""
+        if self._inner is None:
+            return self._key or ""
         return str(getattr(self._inner, "key", ""))
 
     def load(self) -> Any:
         """Best entry of the session key, or None."""
-        if not self._owner.available:
+        if not self._owner.available or self._owner.absent:
+            return None
+        if self._inner is None and not self._open():
             return None
         op = f"session load {self._keyspace}"
         st = getattr(self._inner, "store", None)
@@ -534,8 +564,13 @@ class CapabilitySession:
             return None
         return entry
 
+    def _open(self) -> bool:
+        if self._inner is None and self._key is not None:
+            self._inner = self._owner._open_session(self._key, self._keyspace)
+        return self._inner is not None
+
     def _write(self, op: str, payload: Any, objective: float | None, iteration: int | None) -> bool:
-        if not self._owner.writable:
+        if not self._owner.writable or not self._open():
             return False
         st = getattr(self._inner, "store", None)
         before = _error_count(st, "save_errors")
@@ -659,6 +694,73 @@ def _restore(
     return warm_store(
         url, storage_options=storage_options or None, read_only=read_only, **open_kwargs
     )
+
+
+def _object_store_url(url: str) -> bool:
+    scheme, sep, _ = url.partition("://")
+    if not sep:
+        return False
+    from gamstore.store.objectstore import SERVICES
+
+    return any(scheme.lower() in svc.schemes for svc in SERVICES)
+
+
+def open_lazily(
+    url: str, *, storage_options: Mapping[str, Any] | None = None
+) -> tuple[Any, WarmStartStore]:
+    """Open ``url`` for a run of fits, creating an object store's root only when written.
+
+    On an object store (``s3://``, ``gs://``, ``az://`` ...) creating a new root costs three
+    round trips (read the root ``zarr.json``, list the folder, create-only write) before
+    the first fit could look anything up - in a store that holds nothing. Here the root is
+    read once, read-only: when it exists the store is opened as usual (its root is checked
+    already, no further request); when it does not, the returned capability is *absent*:
+    every lookup through it is a miss at no cost, and its first save opens the store and
+    creates the root. Another path (a local directory, ``memory://``) is opened as
+    :func:`gamstore.open_store` does.
+
+    Parameters
+    ----------
+    url : str
+        The store URL.
+    storage_options : mapping, optional
+        As for :func:`gamstore.open_store`.
+
+    Returns
+    -------
+    (Store, WarmStartStore)
+        A store on the root for its URL and :meth:`~gamstore.store.Store.spec` (read-only
+        while the root is absent) and the capability the fits use.
+
+    Raises
+    ------
+    ValueError, TypeError, ImportError
+        As :func:`gamstore.open_store` (a bad URL, a missing extra, a foreign root).
+    OSError
+        When the store cannot be reached.
+    """
+    from gamstore.store import open_store
+
+    if not _object_store_url(url):
+        store = open_store(url, storage_options=storage_options)
+        return store, _wrapped(store)
+    t0 = time.perf_counter()
+    probe = open_store(url, storage_options=storage_options, read_only=True)
+    seconds = time.perf_counter() - t0
+    if probe.root_exists:
+        # the root check is cached per root: this open sends no request
+        store = open_store(url, storage_options=storage_options)
+        return store, _wrapped(store)
+    ws = WarmStartStore(
+        probe.url, storage_options=storage_options, absent=True, probe_seconds=seconds
+    )
+    return probe, ws
+
+
+def _wrapped(store: Any) -> WarmStartStore:
+    ws = warm_store(store)
+    assert ws is not None
+    return ws
 
 
 def clear_memo() -> None:

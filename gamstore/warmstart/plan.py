@@ -64,6 +64,7 @@ from gamstore.records import (
     WarmStartRecord,
 )
 from gamstore.transfer import TransferConfig
+from gamstore.warmstart import background
 from gamstore.warmstart.artifacts import (
     capture_fit_artifact,
     consume_fit_artifact,
@@ -104,6 +105,11 @@ class KeyInputError(ValueError):
 
 
 _log = logging.getLogger("gamstore.warmstart")
+
+#: Lookups of one lookup phase that each cost at least a round trip on an existing store
+#: (exact record, exact session, cross-fit artifact): a phase answered by an absent store
+#: is timed as this many probes, what the phase costs once the store exists.
+LOOKUPS_PER_PHASE = 3
 
 
 def _usable(rho: Any, betas: Sequence[Any] | None, rho_len: int, widths: Sequence[int]) -> bool:
@@ -554,18 +560,29 @@ class FitWarmStart(_Policed):
         """Exact record, exact session, cross-fit (``cross_fit()``), seed session; None: cold."""
         probe = self.probe
         probed = 0.0 if probe is None or not probe.probed else probe.seconds
+        # an absent store (gamstore.warmstart.capability.open_lazily) answers without a
+        # request: its phase is timed at what it costs once the store exists, from the probe
+        # that found it missing (the store's measured round trip)
+        absent = self.ws.absent
+        rtt = self.ws.probe_seconds
+        estimate = LOOKUPS_PER_PHASE * rtt if absent and rtt is not None else None
         if probe is not None:
             probe.learn(self.family_tag)
         if not self._lookup_allowed():
             if probe is not None and probe.probed:
-                self.costs.observe_lookup(self.ws.url, probed, self.policy)
+                seconds = probed if estimate is None else estimate
+                self.costs.observe_lookup(self.ws.url, seconds, self.policy)
             return None
+        # read your writes: what an earlier fit deferred to this store lands first
+        background.settle()
         clock = self.costs.clock
         t0 = clock()
         try:
-            return self._find(rho_default, cross_fit)
+            # an absent store holds nothing: no key is derived, no request sent
+            return None if absent else self._find(rho_default, cross_fit)
         finally:
-            self.costs.observe_lookup(self.ws.url, clock() - t0 + probed, self.policy)
+            seconds = clock() - t0 + probed if estimate is None else estimate
+            self.costs.observe_lookup(self.ws.url, seconds, self.policy)
 
     def _find(
         self,
@@ -637,6 +654,13 @@ class FitWarmStart(_Policed):
         if not self._save_allowed():
             return
         clock = self.costs.clock
+        if background.deferring():
+            self._defer_write(
+                start, level, rho=rho, beta=beta, score=score, n_outer=n_outer,
+                converged=converged, inner=inner, hessian=hessian, gauge=gauge,
+                basis_metas=basis_metas, saturation_threshold=saturation_threshold, ext=ext,
+            )  # fmt: skip
+            return
         t0 = clock()
         try:
             self._write(
@@ -647,6 +671,56 @@ class FitWarmStart(_Policed):
             )  # fmt: skip
         finally:
             self.costs.observe_save(self.ws.url, clock() - t0, self.policy)
+
+    def _defer_write(
+        self,
+        start: BlockWarmStart | None,
+        level: str,
+        *,
+        rho: np.ndarray,
+        beta: np.ndarray,
+        score: float,
+        n_outer: int,
+        converged: bool,
+        inner: Callable[[], InnerSummary | None] | None,
+        hessian: Any,
+        gauge: Callable[[], Gauge],
+        basis_metas: Callable[[], Sequence[Any]] | None,
+        saturation_threshold: float | None,
+        ext: np.ndarray | None,
+    ) -> None:
+        """:meth:`_write` on the background writer (inside
+        :func:`~gamstore.warmstart.background.deferred_saves`). What the writes read from the
+        caller is fixed first, in this thread: the key (it hashes the caller's data), copies
+        of the arrays the result hands out, the inner summary; the records, the gauge and the
+        I/O are built and sent in the background. Never raises (a key error of the caller's
+        inputs excepted, as in the synchronous path)."""
+        try:
+            _ = self.key
+            summary = None if inner is None else inner()
+        except KeyInputError:
+            raise
+        except Exception as exc:  # a warm-start problem never fails a fit
+            _log.info("warm-start save failed (%s: %s)", type(exc).__name__, exc)
+            return
+        rho, beta = np.array(rho, dtype=np.float64), np.array(beta, dtype=np.float64)
+        hessian = None if hessian is None else np.array(hessian, dtype=np.float64)
+        ext = None if ext is None else np.array(ext, dtype=np.float64)
+        clock = self.costs.clock
+
+        def job() -> None:
+            t0 = clock()
+            try:
+                self._write(
+                    start, level, rho=rho, beta=beta, score=score, n_outer=n_outer,
+                    converged=converged, inner=lambda: summary, hessian=hessian, gauge=gauge,
+                    basis_metas=basis_metas, saturation_threshold=saturation_threshold,
+                    ext=ext,
+                )  # fmt: skip
+            finally:
+                self.costs.observe_save(self.ws.url, clock() - t0, self.policy)
+
+        background.defer(f"{level} fit under {self.key} on {self.ws.url}", job)
 
     def _write(
         self,

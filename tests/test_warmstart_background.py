@@ -1,0 +1,362 @@
+"""Store I/O off the fit's critical path (issue 17): deferred saves, the bounded pool, and
+stores opened lazily (an object store's root created by its first save).
+
+Every test checks real behaviour on real stores (memory, a local directory, S3 on moto):
+what lands in the store and when, the answers against the synchronous order and against
+cold fits, failures that are logged and never reach a fit, the bound on threads and
+pending saves, and that no worker thread outlives its work.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import gamstore
+from gamstore.fit import GAM, s
+from gamstore.loso import run_loso, simulate
+from gamstore.warmstart import background
+from gamstore.warmstart.capability import WarmStartStore, clear_memo, open_lazily
+
+
+@pytest.fixture(autouse=True)
+def _fresh() -> Iterator[None]:
+    clear_memo()
+    yield
+    assert background.flush(30.0)
+
+
+@pytest.fixture
+def quick_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Idle workers exit after 50 ms (the default is seconds): leak checks stay short."""
+    monkeypatch.setattr(background.writes(), "idle_seconds", 0.05)
+    monkeypatch.setattr(background.reads(), "idle_seconds", 0.05)
+
+
+def _io_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(background.THREAD_PREFIX)]
+
+
+def _wait_for(cond: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return cond()
+
+
+def _model() -> GAM:
+    return GAM([s("x0"), s("x1")], family="poisson")
+
+
+@pytest.fixture(scope="module")
+def data() -> Any:
+    return simulate("poisson", n=400, n_subjects=4, seed=3)
+
+
+@pytest.fixture(params=["memory", "local"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "memory":
+        return f"memory://ws-bg-{uuid.uuid4().hex}"
+    return str(tmp_path / "store")
+
+
+# -- the pool ----------------------------------------------------------------------------------
+
+
+def test_pool_is_bounded_and_its_threads_exit_when_idle() -> None:
+    pool = background.IOPool("test", 2, max_pending=3, idle_seconds=0.05)
+    running, peak, lock = [0], [0], threading.Lock()
+    gate = threading.Event()
+
+    def task(i: int) -> int:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        gate.wait(5)
+        time.sleep(0.01)
+        with lock:
+            running[0] -= 1
+        return i * i
+
+    submitted: list[Any] = []
+    feeder = threading.Thread(
+        target=lambda: submitted.extend(pool.submit(lambda i=i: task(i)) for i in range(10))
+    )
+    feeder.start()
+    # the fourth submit blocks while three tasks are in flight
+    assert _wait_for(lambda: pool.high_water == 3)
+    time.sleep(0.05)
+    assert pool.high_water == 3 and len(submitted) == 3 and feeder.is_alive()
+    gate.set()
+    feeder.join(10)
+    assert [f.result(10) for f in submitted] == [i * i for i in range(10)]
+    assert peak[0] <= 2 and pool.high_water <= 3
+    assert _wait_for(lambda: pool.threads() == 0), "idle workers must exit"
+
+
+def test_pool_hands_errors_to_the_future() -> None:
+    pool = background.IOPool("err", 1, idle_seconds=0.05)
+    fut = pool.submit(lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        fut.result(10)
+    assert pool.submit(lambda: "ok").result(10) == "ok"  # the worker survived it
+    with pytest.raises(ValueError, match="max_workers"):
+        background.IOPool("bad", 0)
+    with pytest.raises(ValueError, match="max_pending"):
+        background.IOPool("bad", 1, max_pending=0)
+
+
+def test_run_concurrently_keeps_order_and_waits_for_all_before_raising() -> None:
+    done: list[int] = []
+
+    def slow(i: int) -> int:
+        time.sleep(0.02)
+        done.append(i)
+        return i
+
+    assert background.run_concurrently([lambda i=i: slow(i) for i in range(4)]) == [0, 1, 2, 3]
+
+    def fail() -> int:
+        raise RuntimeError("read failed")
+
+    done.clear()
+    with pytest.raises(RuntimeError, match="read failed"):
+        background.run_concurrently([fail, lambda: slow(1), lambda: slow(2)])
+    assert sorted(done) == [1, 2]  # nothing left running behind the caller
+
+
+def test_a_failing_background_save_is_logged_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    before = background.stats().failed
+    with caplog.at_level(logging.WARNING, logger="gamstore.warmstart"):
+        fut = background.defer("test save", lambda: 1 / 0)
+        assert background.flush(10)
+    assert fut.result() is None  # resolved, never raised
+    assert background.stats().failed == before + 1
+    assert "background warm-start save (test save) failed: ZeroDivisionError" in caplog.text
+
+
+# -- deferred saves of real fits -------------------------------------------------------------
+
+
+def test_deferred_saves_land_and_are_visible_after_the_flush(store_url: str, data: Any) -> None:
+    store = gamstore.open_store(store_url)
+    with background.deferred_saves():
+        res = _model().fit(data, y="y", store=store, warm_policy="always")
+        assert background.flush(30)
+        assert {i.keyspace for i in store.entries()} == {"block", "outer", "artifact"}
+    assert res.warm == "cold"
+    # the next fit finds the record the background wrote: an exact hit, recertified
+    again = _model().fit(data, y="y", store=store, warm_policy="always")
+    assert again.warm == "exact"
+    assert abs(again.reml - res.reml) <= 1e-8 * abs(res.reml)
+
+
+def test_outside_the_block_saves_stay_synchronous(store_url: str, data: Any) -> None:
+    store = gamstore.open_store(store_url)
+    before = background.stats().deferred
+    _model().fit(data, y="y", store=store, warm_policy="always")
+    assert background.stats().deferred == before
+    assert {i.keyspace for i in store.entries()} == {"block", "outer", "artifact"}
+
+
+def test_a_lookup_reads_the_writes_deferred_before_it(store_url: str, data: Any) -> None:
+    """Read your writes: inside the block the levels are those of the synchronous order."""
+    store = gamstore.open_store(store_url)
+    model = _model()
+    with background.deferred_saves():
+        first = model.fit(data, y="y", store=store, warm_policy="always")
+        second = model.fit(data, y="y", store=store, warm_policy="always")
+        fold = data[data.subj != 0]
+        cross = model.fit(fold, y="y", store=store, knots=first.knots, warm_policy="always")
+    cold = model.fit(fold, y="y", knots=first.knots)
+    assert [first.warm, second.warm, cross.warm] == ["cold", "exact", "cross-fit"]
+    assert abs(cross.reml - cold.reml) <= 1e-6 * abs(cold.reml)
+
+
+def test_a_deferred_save_keeps_what_the_fit_returned(store_url: str, data: Any) -> None:
+    """The arrays are copied and the provenance captured before the fit returns: changing
+    the result afterwards, or leaving the provenance block, changes nothing stored."""
+    from gamstore.warmstart.provenance import new_run_id, provenance
+
+    store = gamstore.open_store(store_url)
+    run_id = new_run_id()
+    with background.deferred_saves():
+        with provenance(run_id=run_id):
+            res = _model().fit(data, y="y", store=store, warm_policy="always")
+        rho = np.array(res.rho, copy=True)
+        if res.rho.flags.writeable:
+            res.rho[:] = 99.0
+    infos = list(store.entries("block"))
+    assert len(infos) == 1
+    entry = store.read_entry(infos[0])
+    assert entry is not None
+    np.testing.assert_array_equal(entry.record.rho, rho)
+    assert entry.provenance is not None and entry.provenance.get("run_id") == run_id
+
+
+class _FailingSaves:
+    """A memory store whose every save raises (an I/O failure in the background)."""
+
+    def __init__(self) -> None:
+        self.inner = gamstore.open_store(f"memory://ws-bg-fail-{uuid.uuid4().hex}")
+        self.url = self.inner.url
+        self.attempts = 0
+
+    def save(self, *args: Any, **kwargs: Any) -> str | None:
+        self.attempts += 1
+        raise OSError("disk on fire")
+
+    def lookup(self, keyspace: str, key: str) -> Any:
+        return self.inner.lookup(keyspace, key)
+
+    def lookup_latest(self, keyspace: str, key: str) -> Any:
+        return self.inner.lookup_latest(keyspace, key)
+
+    def session(self, key: str, keyspace: str = "outer") -> Any:
+        return self.inner.session(key, keyspace=keyspace)
+
+
+def test_a_save_failing_in_the_background_never_fails_the_fit(
+    data: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = _FailingSaves()
+    ws = WarmStartStore(store=bad)
+    cold = _model().fit(data, y="y")
+    with caplog.at_level(logging.INFO, logger="gamstore"):
+        with background.deferred_saves():
+            res = _model().fit(data, y="y", store=ws, warm_policy="always")
+    assert bad.attempts >= 1
+    assert res.reml == pytest.approx(cold.reml, rel=1e-10)
+    assert not ws.available and "disk on fire" in (ws.disabled_reason or "")
+    assert "disk on fire" in caplog.text
+    assert list(bad.inner.entries()) == []  # nothing half-written became visible
+
+
+# -- run_loso ----------------------------------------------------------------------------------
+
+
+def _sync_saves(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = background.deferred_saves
+    monkeypatch.setattr(background, "deferred_saves", lambda enabled=True: real(False))
+
+
+@pytest.mark.parametrize("policy", ["always", "adaptive"])
+def test_run_loso_with_deferred_saves_equals_the_synchronous_run(
+    store_url: str,
+    data: Any,
+    policy: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    quick_idle: None,
+) -> None:
+    from gamstore.warmstart.policy import COSTS, set_default_policy
+
+    old = set_default_policy(policy)
+    try:
+        COSTS.clear()
+        before = background.stats().deferred
+        fast = run_loso(data, _model(), subject="subj", store=store_url, compare_cold=True)
+        deferred = background.stats().deferred - before
+        # run_loso returned: everything it deferred has landed
+        assert background.flush(0.0)
+        entries = sorted((i.keyspace, i.folder) for i in gamstore.open_store(store_url).entries())
+        COSTS.clear()
+        with monkeypatch.context() as m:
+            _sync_saves(m)
+            other = (
+                store_url + "-sync" if store_url.startswith("memory://") else str(tmp_path / "s2")
+            )
+            before = background.stats().deferred
+            sync = run_loso(data, _model(), subject="subj", store=other, compare_cold=True)
+            assert background.stats().deferred == before
+    finally:
+        set_default_policy(old)
+    if policy == "always":
+        assert deferred >= 1 + len(data.subj.unique())  # the full-data fit and every fold
+        assert len(entries) >= 3
+        np.testing.assert_array_equal(fast["warm_source"].values, sync["warm_source"].values)
+    # the answers: warm = synchronous = cold
+    np.testing.assert_allclose(fast["reml"].values, sync["reml"].values, rtol=1e-9)
+    warm, cold = fast["reml"].sel(start="warm").values, fast["reml"].sel(start="cold").values
+    np.testing.assert_allclose(warm, cold, rtol=1e-6)
+    assert _wait_for(lambda: not _io_threads()), "no background thread outlives its work"
+
+
+# -- stores opened lazily ------------------------------------------------------------------------
+
+
+def test_open_lazily_on_a_directory_or_memory_is_a_plain_open(store_url: str) -> None:
+    store, ws = open_lazily(store_url)
+    assert isinstance(store, gamstore.Store) and store.root_exists
+    assert not ws.absent and ws.writable
+
+
+@pytest.mark.s3
+def test_a_new_object_store_is_read_once_and_created_by_its_first_save(
+    s3_store_url: str, s3_options: dict[str, Any], data: Any
+) -> None:
+    probe, ws = open_lazily(s3_store_url, storage_options=s3_options)
+    assert probe.read_only and not probe.root_exists
+    assert probe.backend.requests["get"] == 1 and sum(probe.backend.requests.values()) == 1
+    assert ws.absent and ws.probe_seconds is not None and ws.probe_seconds > 0
+    # lookups of an absent store are misses at no cost
+    assert ws.lookup("block", "cf-0123456789abcdef") is None
+    sess = ws.session("k", keyspace="outer")
+    assert sess is not None and sess.load() is None
+    assert sum(probe.backend.requests.values()) == 1
+    assert not probe.backend.list_dir("")  # nothing written yet: no root either
+    res = _model().fit(data, y="y", store=ws, warm_policy="always")
+    assert res.warm == "cold" and not ws.absent
+    store = gamstore.open_store(s3_store_url, storage_options=s3_options)
+    assert store.root_exists
+    assert {i.keyspace for i in store.entries()} == {"block", "outer", "artifact"}
+    # an existing root: opened as usual, the root read once
+    store2, ws2 = open_lazily(s3_store_url, storage_options=s3_options)
+    assert not ws2.absent and not store2.read_only
+    assert _model().fit(data, y="y", store=ws2, warm_policy="always").warm == "exact"
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("policy", ["always", "adaptive"])
+def test_run_loso_on_a_new_s3_store(
+    s3_store_url: str, s3_options: dict[str, Any], data: Any, policy: str, quick_idle: None
+) -> None:
+    from gamstore.warmstart.policy import COSTS, set_default_policy
+
+    old = set_default_policy(policy)
+    try:
+        COSTS.clear()
+        ds = run_loso(
+            data, _model(), subject="subj", store=s3_store_url, storage_options=s3_options,
+            compare_cold=True,
+        )  # fmt: skip
+    finally:
+        set_default_policy(old)
+    assert (ds["status"] == "ok").all()
+    assert ds.attrs["store_url"] == s3_store_url
+    warm, cold = ds["reml"].sel(start="warm").values, ds["reml"].sel(start="cold").values
+    np.testing.assert_allclose(warm, cold, rtol=1e-6)
+    assert ds["full_warm_source"].item() == "cold"  # a new store holds nothing
+    saved = (
+        "saved" in str(ds["full_warm_decision"].item())
+        and "skipped" not in str(ds["full_warm_decision"].item()).split(";")[-1]
+    )
+    store = gamstore.open_store(s3_store_url, storage_options=s3_options, read_only=True)
+    if policy == "always":
+        assert set(ds["warm_source"].sel(start="warm").values) == {"cross-fit"}
+        assert {i.keyspace for i in store.entries()} == {"block", "outer", "artifact"}
+    elif not saved:
+        assert list(store.entries()) == []
+    assert _wait_for(lambda: not _io_threads())
