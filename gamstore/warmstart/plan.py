@@ -81,6 +81,7 @@ from gamstore.warmstart.blocks import (
 from gamstore.warmstart.capability import StoreArg, WarmStartStore, warm_store
 from gamstore.warmstart.keys import BLOCK_KEY_RE, block_key, check_specs, family_fingerprint
 from gamstore.warmstart.policy import COSTS, CostModel, WarmPolicy, as_policy
+from gamstore.warmstart.provenance import current_provenance
 from gamstore.warmstart.sessions import OuterSession
 from gamstore.warmstart.specs import (
     BlockSpec,
@@ -633,7 +634,9 @@ class FitWarmStart(_Policed):
         * resumed from a session final without a step: the block record only;
         * a fold seeded by a cross-fit artifact: block record, plus the session final only
           if the fit checkpointed (long fits); never the artifact, so every fold keeps
-          transferring from the full-data fit rather than from another fold;
+          transferring from the full-data fit rather than from another fold; nor does any
+          LOSO fold (provenance ``held_out`` set) that started otherwise (cold, its lookups
+          skipped);
         * a completely separated fit: nothing (PIRLS from its β goes on towards the
           separation, so every refit must be the cold fit).
 
@@ -746,6 +749,11 @@ class FitWarmStart(_Policed):
         artifact = session
         if level == "cross-fit":
             session = self.checkpoints > 0
+            artifact = False
+        if current_provenance().get("held_out") is not None:
+            # a LOSO fold never writes an artifact, whatever its start: one that fitted cold
+            # (its lookups skipped by the policy) would otherwise become the newest parent of
+            # the later folds, whose drop share it hides from the start check
             artifact = False
         try:
             betas = [beta[sl] for sl in _slices(self.widths)]
