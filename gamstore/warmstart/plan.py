@@ -257,6 +257,7 @@ class ExactProbe(_Policed):
         if key is None or not isinstance(key, str) or not BLOCK_KEY_RE.fullmatch(key):
             return None
         self.key = key
+        background.settle()  # read your writes: an earlier fit's deferred saves land first
         clock = self.costs.clock
         t0 = clock()
         try:
