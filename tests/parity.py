@@ -321,7 +321,7 @@ class Terms(Suite):
         from gamstore.fit import te, ti
 
         fn = te if spec["type"] == "te" else ti
-        return fn(*spec["x"], k=[int(k) for k in spec["k"]], bs=spec["bs"])
+        return fn(*spec["x"], k=[int(k) for k in spec["k"]], bs=spec["bs"], by=spec["by"])
 
     def model(self, case: Case) -> GAM:
         return GAM(
@@ -360,11 +360,15 @@ class Terms(Suite):
 
     @staticmethod
     def kind(case: Case) -> set[str]:
-        """The kinds of term a case is about: re, by-factor, by-numeric, te, ti."""
+        """The kinds of term a case is about: re, by-factor, by-numeric, te, ti, and for a
+        te/ti with ``by`` also te-by-factor, te-by-numeric, ti-by-factor, ti-by-numeric."""
         out = set()
         for sp in case["smooths"]:
             if sp["type"] != "s":
                 out.add(sp["type"])
+                if sp["by"] is not None:
+                    factor = sp["by"] in case["factors"]
+                    out.add(f"{sp['type']}-by-{'factor' if factor else 'numeric'}")
             elif sp["bs"] == "re":
                 out.add("re")
             elif sp["by"] is not None:
@@ -424,7 +428,10 @@ class Terms(Suite):
                 parts.append(f's({sp["x"][0]}, bs = "ps", k = {int(sp["k"][0])}{by})')
             else:
                 ks = ", ".join(str(int(k)) for k in sp["k"])
-                parts.append(f'{sp["type"]}({", ".join(sp["x"])}, bs = "{sp["bs"]}", k = c({ks}))')
+                by = "" if sp["by"] is None else f", by = {sp['by']}"
+                parts.append(
+                    f'{sp["type"]}({", ".join(sp["x"])}, bs = "{sp["bs"]}", k = c({ks}){by})'
+                )
         return " + ".join(parts)
 
 

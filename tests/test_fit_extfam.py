@@ -271,8 +271,10 @@ def test_nb_deviance_and_density_at_a_given_theta() -> None:
     per_row = np.array([0.7, 2.5, 40.0, 1.0, 3.0])
     np.testing.assert_allclose(
         deviance("nb", y, mu, None, theta=per_row),
-        sum(NegBin(theta=t).deviance(y[i : i + 1], mu[i : i + 1], np.ones(1))
-            for i, t in enumerate(per_row)),  # fmt: skip
+        sum(
+            NegBin(theta=t).deviance(y[i : i + 1], mu[i : i + 1], np.ones(1))
+            for i, t in enumerate(per_row)
+        ),  # fmt: skip
         rtol=1e-13,
     )
     assert deviance("nb", y, np.r_[mu[:4], -0.1], None, theta=2.0) == float("inf")

@@ -31,7 +31,8 @@ CASES: dict[str, dict[str, Any]] = sup.cases()
 _kind = sup.kind
 check = sup.check
 
-IMPLEMENTED = {"re", "by-factor", "by-numeric", "te", "ti"}
+TENSOR_BY = {f"{t}-by-{b}" for t in ("te", "ti") for b in ("factor", "numeric")}
+IMPLEMENTED = {"re", "by-factor", "by-numeric", "te", "ti"} | TENSOR_BY
 ACTIVE = [n for n, c in CASES.items() if _kind(c) <= IMPLEMENTED]
 
 
@@ -48,7 +49,7 @@ def _fit(name: str) -> tuple[dict[str, Any], Any]:
 
 def test_fixture_covers_each_term_on_two_data_sets() -> None:
     assert sup.load()["mgcv_version"] == "1.8.41"
-    for kind in ("re", "by-factor", "by-numeric", "te", "ti"):
+    for kind in ("re", "by-factor", "by-numeric", "te", "ti", *sorted(TENSOR_BY)):
         sources = {CASES[n]["source"] for n in CASES if kind in _kind(CASES[n])}
         assert len(sources) >= 2, (kind, sources)
     for case in CASES.values():  # the R script and gamstore fit the same model
@@ -63,7 +64,12 @@ def test_terms_parity_with_recorded_mgcv(name: str) -> None:
     # summary.gam's smooth table: Ref.df and F (Chi.sq), a random effect by mgcv's reTest
     table = res.summary(show=False).smooth
     np.testing.assert_allclose(table["Ref.df"], case["mgcv"]["s_ref_df"], rtol=2e-3)
-    np.testing.assert_allclose(table.iloc[:, 2], case["mgcv"]["s_stat"], rtol=2e-3)
+    # where a flat direction leaves rho undetermined, the test statistic moves with it: mgcv's
+    # own default and tight answers differ by up to 0.5% (iris_te_by_Species, whose other
+    # levels' rho stop anywhere from 10 to 21); allow twice mgcv's own spread there
+    stat, tight = np.asarray(case["mgcv"]["s_stat"]), np.asarray(case["mgcv_tight"]["s_stat"])
+    rtol = max(2e-3, 2.0 * float(np.max(np.abs(stat - tight) / np.abs(tight))))
+    np.testing.assert_allclose(table.iloc[:, 2], stat, rtol=rtol)
 
 
 @pytest.mark.parametrize("name", ["ChickWeight_re", "CO2_re"])

@@ -338,6 +338,12 @@ class TensorTerm(SmoothTerm):
         each margin centred before the product (mgcv's ``ti``).
     bs : str
         The margins' basis (registered 1-D basis, default ``"ps"``).
+    by : str or None
+        mgcv's ``te(x, z, by = ...)``: a factor gives one tensor product per level (each its
+        own block ``te(x,z):fA`` with one ρ per margin, built and centred on all rows as
+        ``smoothCon`` does before applying ``by``); a numeric column multiplies the tensor
+        product (a varying coefficient surface), which a ``te`` then leaves uncentred when
+        the column is not constant.
     """
 
     margins: tuple[str, ...] = ()
@@ -354,8 +360,12 @@ class TensorTerm(SmoothTerm):
             raise ValueError(f"{name}: margins must be distinct columns")
         if len(self.ks) != len(self.margins):
             raise ValueError(f"{name}: k must have one value per margin, got {self.ks!r}")
-        if self.bs == "re" or self.by is not None:
-            raise ValueError(f"{name}: margins must be a spline basis, without by=")
+        if self.bs == "re":
+            raise ValueError(f"{name}: margins must be a spline basis")
+        if self.by is not None and (not isinstance(self.by, str) or not self.by):
+            raise TypeError(f"{name}: by must be a column name or None, got {self.by!r}")
+        if self.by is not None and self.by in self.margins:
+            raise ValueError(f"{name}: by must be another column than the margins")
         bt = get_basis_type(self.bs)
         for kk in self.ks:
             if isinstance(kk, bool) or not isinstance(kk, (int, np.integer)) or kk < bt.min_k:
@@ -368,13 +378,13 @@ class TensorTerm(SmoothTerm):
 
     @property
     def key(self) -> tuple[str, str | None]:
-        """One tensor term per label."""
-        return (self.label, None)
+        """One tensor term per label and ``by``."""
+        return (self.label, self.by)
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """Every data column the term reads: its margins."""
-        return tuple(self.margins)
+        """Every data column the term reads: its margins, and its ``by`` column."""
+        return tuple(self.margins) + (() if self.by is None else (self.by,))
 
     @property
     def covariates_of(self) -> tuple[str, ...]:
@@ -392,8 +402,10 @@ class TensorTerm(SmoothTerm):
 
     def knot_key(self, margin: str) -> str:
         """The ``knots=`` / ``FitResult.knots`` key of a margin: ``te(x,z)[x]`` (its own, so a
-        margin never takes the knots of an ``s(x)`` with another k)."""
-        return f"{self.label}[{margin}]"
+        margin never takes the knots of an ``s(x)`` with another k); with ``by``:
+        ``te(x,z):f[x]``, shared by every level (one basis, as mgcv builds it)."""
+        by = "" if self.by is None else f":{self.by}"
+        return f"{self.label}{by}[{margin}]"
 
 
 @dataclass(frozen=True)
@@ -693,7 +705,10 @@ class Design:
         outside: list[str] = []
         for b in self.smooths:
             if b.extra is not None and b.extra.tensor is not None:
-                X[:, b.cols] = tensor_predict(b.extra, b.spec, data, self.covariates) @ b.U
+                Xb = tensor_predict(b.extra, b.spec, data, self.covariates)
+                if b.extra.by is not None:
+                    Xb = Xb * by_multiplier(b.extra, data, n)[:, None]
+                X[:, b.cols] = Xb @ b.U
                 continue
             if b.extra is not None and b.extra.kind == "re":
                 # unseen levels: zero rows, the random effect's mean (mgcv's predict.gam)
@@ -863,7 +878,10 @@ def _block_sp_stacked(
     cols = np.array([c.start for c, _ in pen_blocks])[:, None] + np.arange(m)
     sp = np.asarray((add(ldxx[cols], axis=1) / m) / (add(dS, axis=1) / m))
     pen[cols] = True
-    ldss[cols] += sp[:, None] * dS
+    # np.add.at, not ``ldss[cols] += ``: a tensor product's penalties share their columns,
+    # and a buffered fancy-index += keeps only the last penalty's share of a repeated column
+    # (mgcv's initial.sp adds every penalty's; its start was 10x off for a ti by factor)
+    np.add.at(ldss, cols, sp[:, None] * dS)
     return sp
 
 
@@ -982,8 +1000,9 @@ def build_design(
         if i in plain:
             continue
         if isinstance(sm, TensorTerm):
-            ext, bas, Xr, _parts = build_tensor(data, sm, n, knots)
-            special[i] = [(ext, bas, Xr, None)]
+            special[i] = [
+                (ext, bas, Xr, None) for ext, bas, Xr, _ in build_tensor(data, sm, n, knots)
+            ]
         elif sm.bs == "re":
             ext, bas, Xr = build_re(data, sm, n)
             special[i] = [(ext, bas, Xr, None)]

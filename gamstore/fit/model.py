@@ -134,7 +134,9 @@ def s(
     return SmoothTerm(term, int(k) if isinstance(k, (int, np.integer)) else k, bs, by)  # type: ignore[arg-type]
 
 
-def te(*terms: str, k: int | Sequence[int] = 5, bs: str = "ps") -> TensorTerm:
+def te(
+    *terms: str, k: int | Sequence[int] = 5, bs: str = "ps", by: str | None = None
+) -> TensorTerm:
     """A tensor-product smooth of two or more covariates (mgcv ``te(x, z, bs=bs, k=k)``).
 
     One smoothing parameter per margin; the penalties are mgcv's ``S_1 (x) I`` and
@@ -150,26 +152,35 @@ def te(*terms: str, k: int | Sequence[int] = 5, bs: str = "ps") -> TensorTerm:
         Basis dimension per margin (mgcv's default 5).
     bs : str
         The margins' 1-D basis (default ``"ps"``; mgcv's te default is ``"cr"``).
+    by : str, optional
+        mgcv's ``by``: a factor column gives one tensor product per level (blocks
+        ``te(x,z):fA``, one ρ per margin each; put the factor in ``linear=`` for the level
+        means, as in mgcv); a numeric column multiplies the product (a varying-coefficient
+        surface, uncentred when the column is not constant). Margin knots are then keyed
+        ``te(x,z):f[x]``.
 
     Returns
     -------
     TensorTerm
     """
-    return _tensor("te", terms, k, bs)
+    return _tensor("te", terms, k, bs, by)
 
 
-def ti(*terms: str, k: int | Sequence[int] = 5, bs: str = "ps") -> TensorTerm:
+def ti(
+    *terms: str, k: int | Sequence[int] = 5, bs: str = "ps", by: str | None = None
+) -> TensorTerm:
     """A tensor-product interaction (mgcv ``ti(x, z, bs=bs, k=k)``): each margin is centred
     before the product, so ``s(x) + s(z) + ti(x, z)`` separates main effects and interaction.
-    Arguments as :func:`te`."""
-    return _tensor("ti", terms, k, bs)
+    Arguments as :func:`te` (``by``: one interaction per level, or times a numeric column;
+    a ti has no constraint of its own to drop)."""
+    return _tensor("ti", terms, k, bs, by)
 
 
-def _tensor(kind: str, terms: tuple[str, ...], k: Any, bs: str) -> TensorTerm:
+def _tensor(kind: str, terms: tuple[str, ...], k: Any, bs: str, by: str | None) -> TensorTerm:
     ks: list[Any] = [k] * len(terms) if isinstance(k, (int, np.integer)) else list(k)
     ks = [int(v) if isinstance(v, np.integer) else v for v in ks]
     first: Any = ks[0] if ks else 5
-    return TensorTerm(terms[0] if terms else "", first, bs, None, tuple(terms), tuple(ks), kind)
+    return TensorTerm(terms[0] if terms else "", first, bs, by, tuple(terms), tuple(ks), kind)
 
 
 class Prediction(NamedTuple):
@@ -1211,7 +1222,8 @@ def _py_term(sm: SmoothTerm) -> str:
     """``s(...)`` as it was written in Python (for reprs)."""
     if isinstance(sm, TensorTerm):
         bs = "" if sm.bs == "ps" else f", bs={sm.bs!r}"
-        return f"{sm.kind}({', '.join(map(repr, sm.margins))}, k={list(sm.ks)}{bs})"
+        by = "" if sm.by is None else f", by={sm.by!r}"
+        return f"{sm.kind}({', '.join(map(repr, sm.margins))}, k={list(sm.ks)}{bs}{by})"
     cov = sm.covariates_of
     first = repr(cov) if len(cov) > 1 else repr(sm.term)
     out = f"s({first}" + ("" if sm.bs == "re" else f", k={sm.k}")
@@ -1226,7 +1238,8 @@ def _mgcv_term(sm: SmoothTerm) -> str:
     """The term as mgcv writes it (for :attr:`FitResult.formula`)."""
     if isinstance(sm, TensorTerm):
         ks = ", ".join(str(k) for k in sm.ks)
-        return f'{sm.kind}({", ".join(sm.margins)}, bs = "{sm.bs}", k = c({ks}))'
+        by = "" if sm.by is None else f", by = {sm.by}"
+        return f'{sm.kind}({", ".join(sm.margins)}, bs = "{sm.bs}", k = c({ks}){by})'
     if sm.bs == "re":
         return f's({sm.term}, bs = "re")'
     by = "" if sm.by is None else f", by = {sm.by}"

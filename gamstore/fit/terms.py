@@ -40,10 +40,11 @@ class TermExtra:
     label : str
         Block name (mgcv's smooth label).
     kind : {"re", "by-factor", "by-numeric", "te", "ti"}
+        (a te/ti with ``by`` keeps its kind; ``level`` says whether the ``by`` is a factor)
     by : str or None
         The ``by`` column.
     level : Any
-        The level of a factor ``by`` this block belongs to.
+        The level of a factor ``by`` this block belongs to (None: no factor ``by``).
     levels : tuple or None
         A random effect's levels (its columns, in order); None for a numeric random slope.
     """
@@ -54,6 +55,11 @@ class TermExtra:
     level: Any = None
     levels: tuple[Any, ...] | None = None
     tensor: TensorParts | None = None  # te/ti: the construction (margins, T, penalties)
+
+    @property
+    def by_factor(self) -> bool:
+        """One level of a factor ``by`` (an ``s`` or a te/ti): the blocks a fold can lose."""
+        return self.kind == "by-factor" or (self.tensor is not None and self.level is not None)
 
     def spec(self) -> list[Any]:
         """Strict-JSON description (levels as R prints them), for keys and records."""
@@ -162,7 +168,7 @@ def build_by(
 
 def by_multiplier(extra: TermExtra, data: Any, n: int) -> np.ndarray:
     """The ``by`` factor of new rows: the level's indicator or the numeric column."""
-    if extra.kind == "by-factor":
+    if extra.by_factor:
         assert extra.by is not None
         return (_factor_values(data, extra.by, n) == extra.level).astype(np.float64)
     assert extra.by is not None
@@ -261,8 +267,9 @@ def _np_reparam(impl: Any, x: np.ndarray, T: np.ndarray | None) -> np.ndarray | 
 
 def build_tensor(
     data: Any, term: Any, n: int, knots: dict[str, Any]
-) -> tuple[TermExtra, SmoothBasis, np.ndarray, TensorParts]:
-    """``te(...)`` / ``ti(...)``: (extra, basis, reduced design, parts).
+) -> list[tuple[TermExtra, SmoothBasis, np.ndarray, TensorParts]]:
+    """``te(...)`` / ``ti(...)``: per block (extra, basis, reduced design, parts); one block,
+    or one per level of a factor ``by``.
 
     te margins are mgcv's ``smooth.construct`` (raw basis, unscaled penalty, no constraint);
     ti margins go through ``smoothCon`` first (scaled penalty, sum-to-zero constraint). Then,
@@ -270,8 +277,16 @@ def build_tensor(
     largest eigenvalue, the row-wise Kronecker product of the margin designs and the
     penalties ``S_1 (x) I``, ``I (x) S_2``; then ``smoothCon`` on the product: each penalty
     scaled by ``norm(S, "O") / norm(X, "I")^2`` and, for te only, the sum-to-zero constraint.
+
+    ``by`` (mgcv's ``smoothCon``, which builds the smooth, its penalty scaling and its
+    constraint on the unmultiplied design before applying ``by``): a factor gives one copy
+    per level, the design times the level's indicator, each centred as the plain te (ti: no
+    constraint), labels ``te(x,z):fA``; a numeric column multiplies the design, and a te
+    drops its constraint when the column is not constant (``sd(by) > mean(by) eps 1000``):
+    all ``prod(k)`` columns, null space ``prod`` of the margins' null spaces.
     """
     from gamstore.fit.bases import constrain, get_basis_type
+    from gamstore.fit.design import factor_levels
 
     bt = get_basis_type(term.bs)
     ti = term.kind == "ti"
@@ -313,7 +328,15 @@ def build_tensor(
     w_raw = X.shape[1]
     null_dim = int(np.prod(nulls))
     col_means: np.ndarray | None = None
-    if ti:
+    z_by: np.ndarray | None = None
+    centre = not ti
+    by_levels = None if term.by is None else factor_levels(data, term.by)
+    if term.by is not None and by_levels is None:
+        z_by = get_column(data, term.by, role=f"by variable of {term.label}")
+        sd = float(np.std(z_by, ddof=1)) if n > 1 else 0.0
+        if sd > float(np.mean(z_by)) * _EPS * 1000:  # a non-constant by: no constraint
+            centre = False
+    if not centre:
         Z = np.eye(w_raw)
     else:
         from gamstore.fit.basis import sum_to_zero_transform
@@ -329,8 +352,23 @@ def build_tensor(
     knots_all = np.concatenate([np.asarray(im.knots, dtype=np.float64) for im in impls])
     basis = SmoothBasis(knots_all, w_raw, T, S_full[0], S_red[0], scales[0], rank, col_means)
     parts = TensorParts(tuple(impls), T, S_red, scales, rank, col_means)
-    extra = TermExtra(term.label, term.kind, None, None, None, parts)
-    return extra, basis, Xr, parts
+    if term.by is None:
+        return [(TermExtra(term.label, term.kind, None, None, None, parts), basis, Xr, parts)]
+    if z_by is not None:
+        label = f"{term.label}:{term.by}"
+        extra = TermExtra(label, term.kind, term.by, None, None, parts)
+        return [(extra, basis, Xr * z_by[:, None], parts)]
+    from gamstore.fit.design import _r_level
+
+    assert by_levels is not None
+    f = _factor_values(data, term.by, n)
+    out = []
+    for lev in by_levels:
+        mult = (f == lev).astype(np.float64)
+        label = f"{term.label}:{term.by}{_r_level(lev)}"
+        extra = TermExtra(label, term.kind, term.by, lev, None, parts)
+        out.append((extra, basis, Xr * mult[:, None], parts))
+    return out
 
 
 def tensor_predict(

@@ -269,7 +269,10 @@ def structure_descriptor(family_kind: str, d: Design, specs: Sequence[BlockSpec]
     from gamstore.artifact import FitDescriptor, ResponseSig, TermRole, term_identity_from_block
     from gamstore.warmstart.artifacts import block_term_identity
 
-    levels = [b.extra is not None and b.extra.kind in LEVEL_KINDS for b in d.smooths]
+    levels = [
+        b.extra is not None and (b.extra.kind in LEVEL_KINDS or b.extra.by_factor)
+        for b in d.smooths
+    ]
     if not any(levels) and not d.has_factors:
         return None
 
