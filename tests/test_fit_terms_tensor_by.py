@@ -24,7 +24,6 @@ from gamstore.fit import GAM, s, te, ti
 from gamstore.fit.warm import block_specs, structure_descriptor
 from gamstore.loso import run_loso
 
-
 sup = parity.suite("terms")
 IRIS = sup.frame(sup.cases()["iris_te_by_Species"])
 AIRQ = sup.frame(sup.cases()["airquality_te_by_SolarR"]).assign(
@@ -162,3 +161,36 @@ def test_by_factor_and_plain_smooth_terms_still_build_as_before() -> None:
     assert res.block_names[-1] == "te(Wind,Solar.R)"
     assert sum(n.startswith("s(Temp):Month") for n in res.block_names) == 5
     assert isinstance(res.fitted, np.ndarray) and isinstance(AIRQ, pd.DataFrame)
+
+
+@pytest.mark.parametrize(
+    ("terms", "dependent"),
+    [
+        ([s("Temp", k=6), te("Temp", "Wind", k=4)], "te(Temp,Wind): 3 of its 15 columns"),
+        ([te("Temp", "Wind", k=4), s("Wind", k=5)], "te(Temp,Wind): 3 of its 15 columns"),
+    ],
+)
+def test_nested_smooths_are_refused_where_mgcv_gam_side_deletes_columns(
+    terms: list[object], dependent: str
+) -> None:
+    """mgcv 1.8-41 (airquality): ``s(Temp, k=6) + te(Temp, Wind, k=c(4,4))`` has 18
+    coefficients and ``te(Temp, Wind) + s(Wind, k=5)`` 17, not 21 and 20: gam.side deleted 3
+    te columns that the intercept and the 1-D smooth span. gamstore finds the same 3 columns
+    and refuses the model with a clear error instead of deleting them."""
+    with pytest.raises(ValueError, match=re.escape(dependent) + r".*gam.side would delete them"):
+        GAM(terms).fit(AIRQ, y="Ozone")
+
+
+@pytest.mark.parametrize(
+    "terms",
+    [
+        [s("Temp", k=6), s("Wind", k=6), ti("Temp", "Wind", k=4)],  # mgcv: 20 = 1 + 5 + 5 + 9
+        [s("Temp", k=6), te("Temp", "Wind", k=4, by="Solar.R")],  # 22: another variable name
+        [s("Temp", k=6), s("Temp", k=6, by="Solar.R")],
+    ],
+)
+def test_shared_covariates_without_dependence_fit(terms: list[object]) -> None:
+    """Where mgcv's gam.side deletes nothing (a ti is not in the span of the main effects; a
+    numeric by makes another variable), the model fits as before."""
+    res = GAM(terms).fit(AIRQ, y="Ozone")
+    assert res.converged

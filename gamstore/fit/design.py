@@ -787,6 +787,7 @@ def predict_basis(
 
 
 _EPS_08 = np.finfo(float).eps ** 0.8  # mgcv's threshold for "non-zero" penalty entries
+_SQRT_EPS = np.finfo(float).eps ** 0.5  # mgcv gam.side / fixDependence tolerance
 
 
 def _initial_sp(
@@ -1181,7 +1182,73 @@ def build_design(
                 covs.setdefault(m, get_column(data, m))
     for i, x in xs_all.items():
         covs.setdefault(all_smooths[i].term, x)
+    check_side_constraints(blocks, X)
     return Design(X, pterms, blocks, n, p, rho0, names, cols, covariates=covs, notes=notes)
+
+
+def _side_names(b: SmoothBlock) -> list[str]:
+    """mgcv ``gam.side``'s variable names of a block: each covariate with its ``by`` column
+    and ``by`` level pasted on (``Temp``, ``TempMonthm5``)."""
+    spec = b.spec
+    cov = list(spec.margins) if isinstance(spec, TensorTerm) else list(spec.covariates_of)
+    by = "" if spec.by is None else spec.by
+    level = ""
+    if b.extra is not None and b.extra.level is not None:
+        level = _r_level(b.extra.level)
+    return [f"{c}{by}{level}" for c in cov]
+
+
+def check_side_constraints(blocks: list[SmoothBlock], X: np.ndarray) -> None:
+    """Refuse nested smooths that mgcv's ``gam.side`` would make identifiable.
+
+    mgcv, for every smooth that shares a covariate with smooths of lower (or equal, earlier)
+    dimension (``s(x) + te(x, z)``), deletes the columns that are linear combinations of the
+    intercept and those smooths (``fixDependence``, tolerance ``sqrt(eps)`` against the
+    largest R diagonal of the intercept and the lower smooths). gamstore does not delete
+    columns: it runs the same test and raises, naming the terms. A random effect is exempt
+    (mgcv's ``side.constrain = FALSE``); a ``ti`` passes the test by construction.
+
+    Raises
+    ------
+    ValueError
+        When some columns of a smooth depend on the intercept and the smooths it shares a
+        covariate with.
+    """
+    from scipy.linalg import qr
+
+    cand = [b for b in blocks if b.spec.bs != "re"]
+    names = [_side_names(b) for b in cand]
+    flat = [v for vn in names for v in vn]
+    if len(set(flat)) == len(flat):
+        return  # no shared covariate: nothing to check (the usual case)
+    dims = [len(vn) for vn in names]
+    order = sorted(range(len(cand)), key=lambda i: (dims[i], i))
+    rank_of = {i: r for r, i in enumerate(order)}
+    n = X.shape[0]
+    for i in order:
+        lower = [j for j in order if rank_of[j] < rank_of[i] and set(names[j]) & set(names[i])]
+        if not lower:
+            continue
+        X1 = np.column_stack([np.ones(n)] + [X[:, cand[j].cols] for j in lower])
+        X2 = X[:, cand[i].cols]
+        q1, r1, _ = qr(X1, mode="economic", pivoting=True)
+        r11 = abs(float(r1[0, 0]))
+        rest = X2 - q1 @ (q1.T @ X2)
+        r2 = qr(rest, mode="r", pivoting=True)[0]
+        m = r2.shape[1]
+        # mgcv: shrink the trailing block while its mean |R| is below R11 * sqrt(eps)
+        r0 = m
+        while r0 > 0 and np.mean(np.abs(r2[r0 - 1 : m, r0 - 1 : m])) < r11 * _SQRT_EPS:
+            r0 -= 1
+        dropped = m - r0
+        if dropped:
+            lows = ", ".join(cand[j].label for j in lower)
+            raise ValueError(
+                f"{cand[i].label}: {dropped} of its {m} columns are linear combinations of "
+                f"the intercept and {lows}, which share its covariates; mgcv's gam.side "
+                "would delete them, gamstore does not (not identifiable). Write main effects "
+                "plus interaction with ti() (s(x) + s(z) + ti(x, z)), or drop the nested term"
+            )
 
 
 def _tensor_block(sm: SmoothTerm, basis: SmoothBasis, ext: TermExtra, sl: slice) -> SmoothBlock:
