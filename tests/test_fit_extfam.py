@@ -55,10 +55,16 @@ def _check(name: str, res: Any, data: pd.DataFrame, gam: GAM, mg: dict[str, Any]
 
 def test_fixture_is_mgcv_nb_on_two_data_sets() -> None:
     assert FX["mgcv_version"] == "1.8.41"
-    sources = {c["source"].split(" ")[0] for c in CASES.values() if c["family"] == "nb"}
-    assert len(sources) >= 2
+    for link in ("log", "identity", "sqrt"):  # every link of nb() on two data sets
+        sources = {
+            c["source"].split(" ")[0]
+            for c in CASES.values()
+            if get_family(c["family"]).link == link
+        }
+        assert len(sources) >= 2, (link, sources)
     for c in CASES.values():
         assert c["mgcv"]["family"].startswith("Negative Binomial"), c["mgcv"]["family"]
+        assert c["mgcv"]["link"] == get_family(c["family"]).link
         assert c["mgcv"]["warnings"] == [] and c["mgcv"]["outer_conv"] == "full convergence"
 
 
@@ -81,12 +87,17 @@ def test_reml_score_at_mgcv_rho_and_theta(name: str) -> None:
     data, gam = fs.frame(case), fs.model(case)
     prob, _ = gam.prepare(data, case["y"], None, None)
     mg = case["mgcv_tight"]
-    at = dataclasses.replace(prob, family=NegBin(theta=float(np.exp(mg["ext"][0]))))
+    link = get_family(case["family"]).link
+
+    def nb(t: float) -> NegBin:
+        return NegBin(link, theta=float(np.exp(t)))
+
+    at = dataclasses.replace(prob, family=nb(mg["ext"][0]))
     ev = evaluate(at, np.asarray(mg["log_sp"], dtype=np.float64))
     assert ev.score == pytest.approx(mg["reml"][0], rel=1e-9, abs=1e-6), name
     assert np.max(np.abs(ev.grad)) < 1e-3, (name, ev.grad)
     for dt in (-0.05, 0.05):
-        off = dataclasses.replace(prob, family=NegBin(theta=float(np.exp(mg["ext"][0] + dt))))
+        off = dataclasses.replace(prob, family=nb(mg["ext"][0] + dt))
         assert gam.run(off, np.asarray(mg["log_sp"]), None).final.score > ev.score - 1e-9
 
 
