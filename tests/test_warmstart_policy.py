@@ -151,11 +151,11 @@ def test_a_fast_store_keeps_its_warm_starts(monkeypatch: pytest.MonkeyPatch) -> 
         "(design built on first use)"
     )
     assert clock.done
-    # it ran no outer loop: the family's warm fits cost nothing, so lookups keep paying
+    # the hit teaches the store's round trip, not a warm fit time (an exact hit says nothing
+    # about what a session or cross-fit start saves)
     family = next(iter(costs._fit))
-    assert costs.expected_fit(family, len(df), cold=False) == 0.0
-    decision = costs.lookup_decision(WarmPolicy(), store.url, family, len(df))
-    assert decision.go, decision.reason
+    assert costs.expected_fit(family, len(df), cold=False) is None
+    assert costs.lookup_time(store.url) == pytest.approx(0.7 * 0.0001 + 0.3 * 0.0001)
     # the cold fit wrote its block record and artifact, not a session final that would only
     # duplicate the block record
     assert {ks: len(list(store.entries(ks))) for ks in ("block", "outer", "artifact")} == {
@@ -295,3 +295,25 @@ def test_policy_arguments_and_the_process_default(monkeypatch: pytest.MonkeyPatc
     finally:
         pol.set_default_policy(old)
     assert pol.default_policy().mode == "always"
+
+
+def test_exact_probe_goes_when_warm_starts_saved_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Warm starts of the family saved nothing (e.g. LOSO folds whose starts were checked by
+    a cold refit): the fit's lookups are skipped, but the exact probe is not - an exact hit
+    saves the whole fit - and an exact refit is still answered from its record."""
+    df, model, store = _data(), _model(), _store()
+    costs = _costs(monkeypatch, Step(2.0**-10))
+    first = model.fit(df, y="y", store=store, warm_policy="always")
+    family = next(iter(costs._fit))
+    costs.observe_fit(family, len(df), 1.0, WarmPolicy(weight=1.0), cold=True)
+    costs.observe_fit(family, len(df), 1.0, WarmPolicy(weight=1.0), cold=False)
+    assert not costs.lookup_decision(WarmPolicy(), store.url, family, len(df)).go
+    again = model.fit(df, y="y", store=store, warm_policy="adaptive")
+    assert again.warm == "exact" and again.deferred
+    assert again.warm_decision.startswith("looked up: fit ~1e+03 ms cold, store round trip")
+    assert again.reml == first.reml
+    # a refit of other data of the same model: no record, and its own lookups are skipped
+    other = model.fit(df.iloc[:-1], y="y", store=store, warm_policy="adaptive")
+    assert other.warm == "cold" and other.warm_decision.startswith("lookup skipped")

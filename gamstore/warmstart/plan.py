@@ -186,8 +186,10 @@ class ExactProbe(_Policed):
     :class:`FitWarmStart`; none yet: "no history", the probe is made) - but with its own
     rule: an exact hit saves the whole fit, so the probe is skipped only when the store is
     slower than a cold fit (``lookup_ratio`` times it), not when warm starts have been
-    saving little (cross-fit starts checked by cold refits). An exact hit ran no outer loop,
-    so it teaches the family a warm fit time of zero.
+    saving little (cross-fit starts checked by cold refits). An exact hit teaches the store's
+    round trip (its read) and nothing about warm fits: the family's warm fit times stay those
+    of the starts the fit's own lookups find (session, cross-fit), which an exact hit says
+    nothing about.
 
     Parameters
     ----------
@@ -299,10 +301,8 @@ class ExactProbe(_Policed):
         return d.go
 
     def observe_hit(self) -> None:
-        """The fit was answered from the record: its lookup phase was the probe's read, and
-        it ran no outer loop."""
+        """The fit was answered from the record: its lookup phase was the probe's read."""
         self.costs.observe_lookup(self.ws.url, self.seconds, self.policy)
-        self.costs.observe_fit(self.family_tag, self.n_rows, 0.0, self.policy, cold=False)
 
 
 def answerable(rec: BlockWarmStartRecord, rho_convention: str = "mgcv") -> str | None:
