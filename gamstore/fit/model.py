@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -1188,8 +1189,9 @@ class GAM:
             # read from the raw bases, in one pass, instead of for every fold
             for name in ("fitted", "linear_predictor"):
                 del res.__dict__[name]
-            res.__dict__["_pending"] = functools.partial(
-                _fitted_values, d, fin.fit.beta, prob.offset, prob.family
+            res.__dict__["_pending"] = (
+                functools.partial(_fitted_values, d, fin.fit.beta, prob.offset, prob.family),
+                threading.Lock(),
             )
         return res
 
