@@ -18,7 +18,7 @@ built from those of the variance function and the inverse link.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.special import digamma, expit, gammaln, ndtr, polygamma, xlogy
@@ -215,6 +215,12 @@ class Family(ABC):
     scale_known: ClassVar[bool]
     # the three original families keep their closed-form canonical weights bit for bit
     _closed_canonical: ClassVar[bool] = False
+    # an mgcv extended family (nb, tw): fitted by gam.fit4, whose reported scale is the REML
+    # estimate (not Fletcher's)
+    extended: ClassVar[bool] = False
+    # whether the REML score is convex in log(scale) through ls (a slope-based Newton then
+    # suffices; tw's series is lumpy in the scale near p = 1)
+    ls_log_concave: ClassVar[bool] = True
 
     def __init__(self, link: str | None = None) -> None:
         link = self.canonical if link is None else link
@@ -250,6 +256,15 @@ class Family(ABC):
     def start_family(self) -> Family:
         """The family the cold start's weights use (nb with theta estimated: theta = 1)."""
         return self
+
+    def ext_bounds(self) -> tuple[float, float]:
+        """Search interval of the extended-family parameter (``n_ext == 1`` only)."""
+        raise NotImplementedError(f"family {self.name!r} estimates no extra parameter")
+
+    def with_ext(self, t: float) -> Family:
+        """A copy with the extended-family parameter fixed at ``t`` (its working scale:
+        nb's log theta, tw's theta = log((p - a)/(b - p)))."""
+        raise NotImplementedError(f"family {self.name!r} estimates no extra parameter")
 
     @property
     def identity_gaussian(self) -> bool:
@@ -705,6 +720,7 @@ class NegBin(Family):
 
     name = "nb"
     canonical = "log"
+    extended = True
     links = ("log", "identity", "sqrt")
     scale_known = True
 
@@ -726,6 +742,15 @@ class NegBin(Family):
     def with_theta(self, theta: float) -> NegBin:
         """A copy with theta fixed (an evaluation of the REML profile)."""
         return NegBin(self.link, theta)
+
+    def ext_bounds(self) -> tuple[float, float]:
+        """log(theta) from e^-7 to e^12 (near-geometric to Poisson-like; at the upper end nb
+        is Poisson to 1e-5)."""
+        return (-7.0, 12.0)
+
+    def with_ext(self, t: float) -> NegBin:
+        """A copy at ``log(theta) = t``."""
+        return self.with_theta(float(np.exp(t)))
 
     def start_family(self) -> Family:
         return self if self.theta is not None else self.with_theta(1.0)
@@ -785,6 +810,134 @@ class NegBin(Family):
         return hash((type(self).__name__, self.link, self.theta))
 
 
+class Tweedie(Family):
+    """Tweedie errors with ``1 < p < 2`` (mgcv's ``tw()``): ``V(mu) = mu^p``, scale estimated,
+    link log.
+
+    ``p=None`` (``"tw"``) estimates the power by REML with the smoothing parameters and the
+    scale, as mgcv does on its working scale ``theta = log((p - a)/(b - p))``,
+    ``(a, b) = (1.01, 1.99)``: the fit profiles the REML score over theta
+    (:func:`gamstore.fit.newton.profile_theta`) and evaluates each candidate with a fixed-p
+    copy (:meth:`with_ext`), whose scale is profiled like any estimated scale, with mgcv's
+    saturated log-likelihood ``ls(phi) = sum(w * log f(y; y, phi, p))`` from Dunn & Smyth's
+    series (:mod:`gamstore.fit.tweedie`). As in mgcv, prior weights multiply the log density
+    (``w * ldTweedie(y, mu, p, phi)``); they do not divide the scale.
+    """
+
+    name = "tw"
+    canonical = "log"
+    links = ("log",)  # mgcv also offers identity, sqrt, inverse: not yet covered by parity
+    scale_known = False
+    extended = True
+    ls_log_concave = False
+    A, B = 1.01, 1.99  # mgcv tw()'s default (a, b)
+
+    def __init__(self, link: str | None = None, p: float | None = None) -> None:
+        super().__init__(link)
+        if p is not None and not (np.isfinite(p) and self.A < p < self.B):
+            raise ValueError(
+                f"family 'tw': p must be a number in ({self.A}, {self.B}), got {p!r}"
+            )
+        self.p: float | None = None if p is None else float(p)
+        self._table: Any = None  # the series' tabulated terms at p (built on first use)
+
+    def _series(self) -> Any:
+        from gamstore.fit.tweedie import SeriesTable
+
+        if self._table is None:
+            self._table = SeriesTable(self._p())
+        return self._table
+
+    @property
+    def is_canonical(self) -> bool:
+        return False  # mu^(1-p)/(1-p) is the canonical link, never offered
+
+    @property
+    def n_ext(self) -> int:
+        """Number of extended-family parameters estimated (mgcv's theta for p)."""
+        return 1 if self.p is None else 0
+
+    def ext_bounds(self) -> tuple[float, float]:
+        """theta in [-16, 16]: p within 1e-7 of (a, b) at the ends (mgcv's theta is
+        unbounded; past these ends p, the fit and REML change by less than 1e-7)."""
+        return (-16.0, 16.0)
+
+    def with_ext(self, t: float) -> Tweedie:
+        """A copy at mgcv's working parameter ``theta = t`` (``p = p_of_theta(t)``)."""
+        from gamstore.fit.tweedie import p_of_theta
+
+        return Tweedie(self.link, p_of_theta(t, self.A, self.B))
+
+    def start_family(self) -> Family:
+        # mgcv's iniTheta = 0: p = (a + b) / 2
+        return self if self.p is not None else Tweedie(self.link, (self.A + self.B) / 2.0)
+
+    def _p(self) -> float:
+        if self.p is None:
+            raise ValueError("family 'tw': p is estimated; evaluate with_ext(theta)")
+        return self.p
+
+    def variance(self, mu: np.ndarray) -> np.ndarray:
+        return np.power(mu, self._p())
+
+    def var_derivs(self, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        p = self._p()
+        v1 = p * np.power(mu, p - 1.0)
+        v2 = p * (p - 1.0) * np.power(mu, p - 2.0)
+        return v1, v2, p * (p - 1.0) * (p - 2.0) * np.power(mu, p - 3.0)
+
+    def deviance(self, y: np.ndarray, mu: np.ndarray, wt: np.ndarray) -> float:
+        # mgcv tw()$dev.resids
+        p = self._p()
+        y1 = y + (y == 0)
+        th = (np.power(y1, 1.0 - p) - np.power(mu, 1.0 - p)) / (1.0 - p)
+        ka = (np.power(y, 2.0 - p) - np.power(mu, 2.0 - p)) / (2.0 - p)
+        return float(np.sum(np.maximum(2.0 * (y * th - ka) * wt, 0.0)))
+
+    def loglik(self, y: np.ndarray, mu: np.ndarray, wt: np.ndarray, scale: float) -> float:
+        from gamstore.fit.tweedie import log_density
+
+        pos = wt > 0
+        ld = log_density(y[pos], mu[pos], scale, self._p(), self._series())[0]
+        return float(np.dot(wt[pos], ld))
+
+    def ls(self, y: np.ndarray, wt: np.ndarray, scale: float) -> tuple[float, float, float]:
+        # mgcv tw()$ls: colSums(w * ldTweedie(y, y, rho = log(scale), theta)), in d/dphi
+        from gamstore.fit.tweedie import log_density
+
+        pos = wt > 0
+        w = wt[pos]
+        l0, l1, l2 = log_density(y[pos], y[pos], scale, self._p(), self._series())
+        r0, r1, r2 = float(np.dot(w, l0)), float(np.dot(w, l1)), float(np.dot(w, l2))
+        return r0, r1 / scale, (r2 - r1) / (scale * scale)
+
+    def initial_mu(self, y: np.ndarray, wt: np.ndarray) -> np.ndarray:
+        return y + (y == 0) * 0.1  # mgcv tw()$initialize
+
+    def validate(self, y: np.ndarray, wt: np.ndarray, column: str) -> None:
+        if np.any(y < 0):
+            raise ValueError(
+                f"column {column!r}: tw (Tweedie) response must be non-negative, found "
+                f"{int(np.count_nonzero(y < 0))} negative value(s)"
+            )
+        if not np.any(y[wt > 0] > 0):
+            raise ValueError(f"column {column!r}: tw (Tweedie) response is all zero")
+        self._check_link_range(y, wt, column)
+
+    def __repr__(self) -> str:
+        return f"Tweedie(link={self.link!r}, p={self.p!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(other) is type(self)
+            and other.link == self.link  # type: ignore[attr-defined]
+            and other.p == self.p  # type: ignore[attr-defined]
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.link, self.p))
+
+
 FAMILIES: dict[str, type[Family]] = {
     "gaussian": Gaussian,
     "poisson": Poisson,
@@ -794,6 +947,7 @@ FAMILIES: dict[str, type[Family]] = {
     "quasipoisson": QuasiPoisson,
     "quasibinomial": QuasiBinomial,
     "nb": NegBin,
+    "tw": Tweedie,
 }
 
 

@@ -1149,7 +1149,7 @@ class GAM:
         if emit:
             diagnostics.emit(notes, stacklevel=4)
         scale = fin.scale
-        if not (self.family.scale_known or self.family.identity_gaussian):
+        if not (self.family.scale_known or self.family.identity_gaussian or self.family.extended):
             # mgcv reports (and scales Vp with) Fletcher's estimate, not the REML one
             scale = fletcher_scale(prob, fin, float(sum(edf.values())))
         res = FitResult(

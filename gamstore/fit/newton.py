@@ -488,8 +488,7 @@ def _fine_step(
     return step, exact
 
 
-# log(theta) search interval and tolerance of the profile (theta from e^-7 to e^12 covers
-# counts from near-geometric to Poisson-like; at the upper end nb is Poisson to 1e-5)
+# log(theta) search interval of nb (NegBin.ext_bounds) and the tolerance of every profile
 LOG_THETA_BOUNDS = (-7.0, 12.0)
 LOG_THETA_XTOL = 1e-7
 
@@ -504,21 +503,23 @@ def profile_theta(
     inner_cap: InnerCap | None = None,
     on_iterate: OnIterate | None = None,
 ) -> NewtonResult:
-    """REML fit of a negative binomial with theta estimated.
+    """REML fit of an extended family with one parameter estimated: nb's ``log(theta)``,
+    tw's ``theta = log((p - a)/(b - p))`` (the family's ``with_ext`` and ``ext_bounds``).
 
-    mgcv estimates ``log(theta)`` jointly with rho in its outer Newton iteration. Here the
-    REML score is profiled instead: ``V*(t) = min_rho V(rho, t)`` at ``t = log(theta)`` is
-    minimised by bounded Brent search, each ``V*(t)`` a :func:`newton` over rho started from
-    the previous candidate's rho and beta. The minimum of the profile is the joint minimum,
-    so the optimum (REML, rho, theta, fitted values) is mgcv's; only the path differs.
-    ``ext0`` (a stored ``[log theta]``) starts the search: Brent first brackets around it
-    (a warm start costs fewer profile points, never a different answer beyond the tolerance).
+    mgcv estimates that parameter jointly with rho in its outer Newton iteration. Here the
+    REML score is profiled instead: ``V*(t) = min_rho V(rho, t)`` is minimised over ``t`` by
+    bounded Brent search, each ``V*(t)`` a :func:`newton` over rho (the scale profiled
+    inside, for tw) started from the previous candidate's rho and beta. The minimum of the
+    profile is the joint minimum, so the optimum (REML, rho, the parameter, fitted values) is
+    mgcv's; only the path differs. ``ext0`` (a stored value) starts the search: Brent first
+    brackets around it (a warm start costs fewer profile points, never a different answer
+    beyond the tolerance).
     """
     from scipy.optimize import minimize_scalar
 
     fam = prob.family
     if fam.n_ext != 1:
-        raise ValueError(f"profile_theta needs a family with theta estimated, got {fam!r}")
+        raise ValueError(f"profile_theta needs a family with one parameter estimated, got {fam!r}")
     ctl = control or NewtonControl()
     state: dict[str, Any] = {"rho": np.asarray(rho0, dtype=np.float64), "beta": beta0}
     runs: dict[float, tuple[NewtonResult, Problem]] = {}
@@ -528,7 +529,7 @@ def profile_theta(
         t = float(t)
         if t in runs:
             return runs[t][0].final.score
-        p = dataclasses.replace(prob, family=fam.with_theta(float(np.exp(t))))  # type: ignore[attr-defined]
+        p = dataclasses.replace(prob, family=fam.with_ext(t))
         r = newton(p, state["rho"], state["beta"], control=ctl, inner_cap=inner_cap)
         totals[0] += r.n_pirls_calls
         totals[1] += r.n_pirls_iters
@@ -537,7 +538,7 @@ def profile_theta(
             state["rho"], state["beta"] = r.final.rho, r.final.fit.beta
         return r.final.score
 
-    lo, hi = LOG_THETA_BOUNDS
+    lo, hi = fam.ext_bounds()
     t0 = None if ext0 is None else float(np.asarray(ext0, dtype=np.float64).ravel()[0])
     opts = {"xatol": LOG_THETA_XTOL}
     if t0 is not None and np.isfinite(t0) and lo + 0.5 < t0 < hi - 0.5:

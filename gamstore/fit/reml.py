@@ -246,7 +246,11 @@ def evaluate(
         score = -ll + 0.5 * penalty + 0.5 * fac.logdet - 0.5 * logdet_S - 0.5 * Mp * LOG_2PI
     elif not gaussian:
         dp = fit.deviance + penalty
-        scale, ls0, v_tt = profile_scale(fam, prob.y, prob.wt, dp, Mp, prob.n_eff)
+        # a family with a costly ls (tw's series) starts at the previous evaluation's scale
+        hint = None if fam.ls_log_concave else prob._cache.get("log_scale")
+        scale, ls0, v_tt = profile_scale(fam, prob.y, prob.wt, dp, Mp, prob.n_eff, t0=hint)
+        if not fam.ls_log_concave:
+            prob._cache["log_scale"] = float(np.log(scale))
         extras = (fac.logdet, logdet_S, fam.loglik(prob.y, mu, prob.wt, scale))
         score = (
             dp / (2.0 * scale)
@@ -394,15 +398,22 @@ def fisher_hessian(prob: Problem, ev: RemlEval) -> np.ndarray:
 
 
 def profile_scale(
-    fam: Family, y: np.ndarray, wt: np.ndarray, dp: float, Mp: int, n_eff: int
+    fam: Family,
+    y: np.ndarray,
+    wt: np.ndarray,
+    dp: float,
+    Mp: int,
+    n_eff: int,
+    t0: float | None = None,
 ) -> tuple[float, float, float]:
     """The scale minimizing mgcv's REML score at fixed rho (beta does not depend on it).
 
     Minimizes ``V(t) = dp e^{-t} / 2 - ls(e^t) - (M_p / 2) t`` over ``t = log(scale)`` by
-    safeguarded Newton; returns ``(scale, ls(scale), V''(t))``.
+    safeguarded Newton from ``t0`` (default ``log(dp / (n - M_p))``); returns
+    ``(scale, ls(scale), V''(t))``.
     """
     dof = max(n_eff - Mp, 1)
-    t = float(np.log(max(dp, 1e-300) / dof))
+    t = float(np.log(max(dp, 1e-300) / dof)) if t0 is None or not np.isfinite(t0) else float(t0)
 
     def derivs(t: float) -> tuple[float, float, float]:
         phi = float(np.exp(t))
@@ -412,20 +423,57 @@ def profile_scale(
         return ls0, v_t, v_tt
 
     ls0, v_t, v_tt = derivs(t)
+    if not fam.ls_log_concave:
+        return _profile_scale_by_value(derivs, t, ls0, v_t, v_tt, dp, Mp)
     for _ in range(100):
         step = -v_t / v_tt if v_tt > 0 else -float(np.sign(v_t))
         step = float(np.clip(step, -2.0, 2.0))
         t_new = t + step
         ls_new, vt_new, vtt_new = derivs(t_new)
-        # safeguard: halve a step that leaves a larger slope than it started from
+        # safeguard: halve a step that leaves a larger slope than it started from (not a
+        # step already below the tolerance: there the slopes are rounding noise)
         n_half = 0
-        while abs(vt_new) > abs(v_t) and n_half < 50:
+        tiny = abs(step) < 1e-13 * max(1.0, abs(t))
+        while not tiny and abs(vt_new) > abs(v_t) and n_half < 50:
             step *= 0.5
             t_new = t + step
             ls_new, vt_new, vtt_new = derivs(t_new)
             n_half += 1
         t, ls0, v_t, v_tt = t_new, ls_new, vt_new, vtt_new
         if abs(step) < 1e-13 * max(1.0, abs(t)):
+            break
+    return float(np.exp(t)), float(ls0), float(v_tt)
+
+
+def _profile_scale_by_value(
+    derivs: Any, t: float, ls0: float, v_t: float, v_tt: float, dp: float, Mp: int
+) -> tuple[float, float, float]:
+    """:func:`profile_scale` for a family whose ``ls`` need not make ``V`` convex in
+    ``log(scale)`` (Tweedie near p = 1, where the density is lumpy in the scale as a scaled
+    Poisson's is): Newton steps (gradient steps where ``V'' <= 0``) halved until ``V``
+    itself does not increase, to a local minimum."""
+
+    def value(t: float, ls0: float) -> float:
+        return dp * float(np.exp(-t)) / 2.0 - ls0 - 0.5 * Mp * t
+
+    v = value(t, ls0)
+    for _ in range(200):
+        step = -v_t / v_tt if v_tt > 0 else -float(np.sign(v_t))
+        step = float(np.clip(step, -2.0, 2.0))
+        tiny = abs(step) < 1e-13 * max(1.0, abs(t))
+        t_new = t + step
+        ls_new, vt_new, vtt_new = derivs(t_new)
+        v_new = value(t_new, ls_new)
+        n_half = 0
+        while not tiny and v_new > v + 1e-14 * abs(v) and n_half < 60:
+            step *= 0.5
+            tiny = abs(step) < 1e-13 * max(1.0, abs(t))
+            t_new = t + step
+            ls_new, vt_new, vtt_new = derivs(t_new)
+            v_new = value(t_new, ls_new)
+            n_half += 1
+        t, ls0, v_t, v_tt, v = t_new, ls_new, vt_new, vtt_new, v_new
+        if tiny or abs(step) < 1e-13 * max(1.0, abs(t)):
             break
     return float(np.exp(t)), float(ls0), float(v_tt)
 
