@@ -261,6 +261,11 @@ class Family(ABC):
         """Search interval of the extended-family parameter (``n_ext == 1`` only)."""
         raise NotImplementedError(f"family {self.name!r} estimates no extra parameter")
 
+    def ext_first_bounds(self) -> tuple[float, float] | None:
+        """Where a cold search of the extended-family parameter looks first (None: the whole
+        of :meth:`ext_bounds`); the whole interval follows when the optimum is at an edge."""
+        return None
+
     def with_ext(self, t: float) -> Family:
         """A copy with the extended-family parameter fixed at ``t`` (its working scale:
         nb's log theta, tw's theta = log((p - a)/(b - p)))."""
@@ -861,6 +866,11 @@ class Tweedie(Family):
         """theta in [-16, 16]: p within 1e-7 of (a, b) at the ends (mgcv's theta is
         unbounded; past these ends p, the fit and REML change by less than 1e-7)."""
         return (-16.0, 16.0)
+
+    def ext_first_bounds(self) -> tuple[float, float] | None:
+        """theta in [-4, 4] (p from 1.027 to 1.973) first: near p = 2 the series needs
+        hundreds of terms per row, and most fits end inside."""
+        return (-4.0, 4.0)
 
     def with_ext(self, t: float) -> Tweedie:
         """A copy at mgcv's working parameter ``theta = t`` (``p = p_of_theta(t)``)."""

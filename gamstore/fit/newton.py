@@ -547,6 +547,13 @@ def profile_theta(
         opt = minimize_scalar(at, bounds=(t0 - 0.5, t0 + 0.5), method="bounded", options=opts)
         if abs(opt.x - (t0 - 0.5)) < 1e-3 or abs(opt.x - (t0 + 0.5)) < 1e-3:
             minimize_scalar(at, bounds=(lo, hi), method="bounded", options=opts)
+    elif fam.ext_first_bounds() is not None:
+        # a cold search over a family's usual range first (tw: p in 1.03..1.97, where the
+        # series is cheap), the full interval only when the optimum is at its edge
+        a, b = fam.ext_first_bounds()  # type: ignore[misc]
+        opt = minimize_scalar(at, bounds=(a, b), method="bounded", options=opts)
+        if abs(opt.x - a) < 1e-3 or abs(opt.x - b) < 1e-3:
+            minimize_scalar(at, bounds=(lo, hi), method="bounded", options=opts)
     else:
         minimize_scalar(at, bounds=(lo, hi), method="bounded", options=opts)
     t_best = min(runs, key=lambda k: runs[k][0].final.score)

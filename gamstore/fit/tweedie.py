@@ -32,6 +32,7 @@ from scipy.special import gammaln
 _LOG_TOL = 2.0 * float(np.log(np.finfo(np.float64).eps))  # about -72.1
 _FIRST_BLOCK = 16
 _MAX_BLOCK = 4096
+_WINDOW_MAX = 100_000.0  # widest first window each way (then blocks)
 # at most this many terms each way from j_max (a width of sqrt((p - 1) j_max) per standard
 # deviation: enough for j_max up to ~1e12)
 MAX_TERMS = 10_000_000
@@ -116,44 +117,68 @@ def log_w(
     if table is not None and table.p != p:
         raise ValueError(f"log_w: table for p = {table.p}, called with p = {p}")
 
-    def terms(j: np.ndarray, lz: np.ndarray) -> np.ndarray:
+    def flat_terms(j: np.ndarray, lz: np.ndarray) -> np.ndarray:
         g = None if table is None else table.get(j)
         if g is None:
             g = gammaln(j + 1.0) + gammaln(-alpha * j)
-        return j * lz[:, None] - g
+        return np.asarray(j * lz - g)
 
-    # running (max, S0, S1, S2) about j0: S_k = sum (j - j0)^k exp(logW_j - max)
-    top = terms(j0[:, None], log_z)[:, 0]
-    s0 = np.ones(n)
-    s1 = np.zeros(n)
-    s2 = np.zeros(n)
+    # One ragged window per row, [j0 - down, j0 + up], summed in one flat pass. The second
+    # difference of log W_j is about -1/((p - 1) j), so d terms above the mode the terms
+    # have fallen by g(d) / (p - 1), g(d) = (j0 + d) log(1 + d/j0) - d (slower than a
+    # Gaussian's d^2 / (2 (p - 1) j0)), and below it faster than that Gaussian: solve
+    # g(d) = c (convex: Newton from the right) for the upper reach, the Gaussian's for the
+    # lower. Rows whose window edge is not yet below the tolerance go on in blocks.
+    c = -_LOG_TOL * (p - 1.0) * 1.1
+    d = np.sqrt(2.0 * c * j0) + c
+    for _ in range(8):
+        g = (j0 + d) * np.log1p(d / j0) - d
+        d = np.maximum(d - (g - c) / np.log1p(d / j0), 1.0)
+    up = np.minimum(np.ceil(d) + 3.0, _WINDOW_MAX)
+    down = np.minimum(np.ceil(np.sqrt(2.0 * c * j0)) + 3.0, np.minimum(j0 - 1.0, _WINDOW_MAX))
+    counts = (up + down + 1.0).astype(np.intp)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    row = np.repeat(np.arange(n), counts)
+    off = (np.arange(int(counts.sum())) - np.repeat(starts, counts)).astype(np.float64)
+    off -= np.repeat(down, counts)
+    lw = flat_terms(j0[row] + off, log_z[row])
+    top = np.maximum.reduceat(lw, starts)
+    e = np.exp(lw - top[row])
+    s0 = np.add.reduceat(e, starts)
+    s1 = np.add.reduceat(e * off, starts)
+    s2 = np.add.reduceat(e * off * off, starts)
+    ends = starts + counts - 1
+    up_done = (lw[ends] - top < _LOG_TOL) & (lw[ends] <= lw[ends - 1])
+    first = lw[starts]
+    nxt = lw[np.minimum(starts + 1, ends)]
+    down_done = (j0 - down <= 1.0) | ((first - top < _LOG_TOL) & (first <= nxt))
+
+    def terms(j: np.ndarray, lz: np.ndarray) -> np.ndarray:
+        return flat_terms(j, lz[:, None])
+
     unconverged = 0
-    # first block: the terms fall like a Gaussian of variance (p - 1) j near the mode, so
-    # 12.5 standard deviations (72 in log) plus a margin cover most rows in one block
-    sd = np.sqrt((p - 1.0) * j0)
-    for sign in (1.0, -1.0):
-        active = np.arange(n)
-        start = np.ones(n)  # offset of the next block from j0 (1, 2, ... up; -1, -2, ... down)
-        reach = 13.0 * sd + 8.0 if sign > 0 else np.minimum(13.0 * sd + 8.0, j0)
-        width = int(min(_MAX_BLOCK, max(_FIRST_BLOCK, np.ceil(np.max(reach)))))
+    for sign, pending, reach in ((1.0, ~up_done, up), (-1.0, ~down_done, down)):
+        active = np.flatnonzero(pending)
+        start = reach + 1.0  # offset of the next block from j0 (beyond the window)
+        width = _FIRST_BLOCK
         walked = 0
         while active.size:
-            off = sign * (start[active][:, None] + np.arange(width)[None, :])
-            j = j0[active][:, None] + off
+            offb = sign * (start[active][:, None] + np.arange(width)[None, :])
+            j = j0[active][:, None] + offb
             valid = j >= 1.0
-            lw = np.where(valid, terms(np.where(valid, j, 1.0), log_z[active]), -np.inf)
+            lwb = np.where(valid, terms(np.where(valid, j, 1.0), log_z[active]), -np.inf)
             m_old = top[active]
-            m_new = np.maximum(m_old, lw.max(axis=1))
+            m_new = np.maximum(m_old, lwb.max(axis=1))
             rescale = np.exp(m_old - m_new)
-            e = np.exp(lw - m_new[:, None])
-            s0[active] = s0[active] * rescale + e.sum(axis=1)
-            s1[active] = s1[active] * rescale + (e * off).sum(axis=1)
-            s2[active] = s2[active] * rescale + (e * off * off).sum(axis=1)
+            eb = np.exp(lwb - m_new[:, None])
+            s0[active] = s0[active] * rescale + eb.sum(axis=1)
+            s1[active] = s1[active] * rescale + (eb * offb).sum(axis=1)
+            s2[active] = s2[active] * rescale + (eb * offb * offb).sum(axis=1)
             top[active] = m_new
             # concave in j: once the last term of the block is below the tolerance and the
             # terms fall outward, every further term is smaller still
-            last = lw[:, -1]
-            falling = lw[:, -1] <= lw[:, -2] if width > 1 else np.ones(active.size, bool)
+            last = lwb[:, -1]
+            falling = lwb[:, -1] <= lwb[:, -2]
             done = (~valid[:, -1]) | ((last - m_new < _LOG_TOL) & falling)
             start[active] += width
             active = active[~done]
