@@ -690,12 +690,17 @@ def family_loglik_ml(
     Gaussian: the scale at its ML value ``deviance / n`` (n = all rows), plus the parameter
     count correction mgcv applies separately. Gamma and inverse Gaussian: R's ``family$aic``
     at ``disp = reml_scale`` (mgcv passes ``dev = reml.scale * sum(w)``), prior weights
-    multiplying the log densities. Quasi families: NaN (mgcv: NA, no likelihood).
+    multiplying the log densities. Tweedie (``tw``): the series log density at the REML
+    scale, weighted likewise. Quasi families: NaN (mgcv: NA, no likelihood).
     """
     from scipy.special import gammaln
 
     if family.name in ("quasipoisson", "quasibinomial"):
         return float("nan")
+    if family.name == "tw":
+        # mgcv tw()$aic: -2 sum(w * ldTweedie(y, mu, p, phi = reml scale)) + 2, and
+        # logLik.gam adds back what that + 2 and the edf took
+        return float(family.loglik(y, mu, wt, reml_scale))
     if family.name == "Gamma":
         a = 1.0 / reml_scale
         sc = mu * reml_scale

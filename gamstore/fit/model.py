@@ -241,8 +241,9 @@ class FitResult:
         With a store: where the fit started, how far rho moved, whether the cold check ran
         and what it found (see :mod:`gamstore.fit.startcheck`); None without a store.
     ext : numpy.ndarray or None
-        Extended-family parameters estimated with rho (``nb``: ``[log theta]``, mgcv's
-        ``family$getTheta()``); None for the other families.
+        Extended-family parameters estimated with rho (``nb``: ``[log theta]``; ``tw``:
+        ``[theta]`` with ``p = (b + a e^-theta)/(1 + e^-theta)``, ``(a, b) = (1.01, 1.99)``;
+        mgcv's ``family$getTheta()``); None for the other families.
     reml_scale : float
         The scale at the REML optimum (mgcv's ``reml.scale``; 1 for a known scale).
     warm_decision : str
@@ -302,6 +303,13 @@ class FitResult:
         its held-out rows at its own theta (:func:`gamstore.loso.deviance.deviance`)."""
         th = getattr(self._family, "theta", None)
         return None if th is None else float(th)
+
+    @property
+    def power(self) -> float | None:
+        """The Tweedie power ``p`` the fit used (``tw``: estimated, mgcv's
+        ``family$getTheta(TRUE)``); None for the other families."""
+        p = getattr(self._family, "p", None)
+        return None if p is None else float(p)
 
     # -- an exact hit's deferred fields ------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
@@ -416,10 +424,12 @@ class FitResult:
     @property
     def loglik_df(self) -> float:
         """Degrees of freedom of ``loglik`` (mgcv: ``sum(edf2)`` + 1 for an estimated
-        scale, at most the number of coefficients + 1)."""
+        scale, at most the number of coefficients + 1; plus the extended-family parameters
+        estimated, ``n.theta``: nb's theta, tw's p)."""
         sc = 0.0 if self._family.scale_known else 1.0
         df = float(self.edf2.sum()) + sc
-        return min(df, float(self._design.p) + sc)
+        n_theta = 0 if self.ext is None else int(np.size(self.ext))
+        return min(df, float(self._design.p) + sc) + n_theta
 
     @property
     def aic(self) -> float:
