@@ -10,6 +10,7 @@ name       fixture                              cases
 ========== =================================== ================================================
 families   families/families.json              families and links, ``s(x, bs="ps")`` smooths
 extended   families/extended.json              extended families (nb, theta estimated)
+tweedie    families/tweedie.json               Tweedie, ``tw()`` with p estimated
 bases      bases/bases.json                    smooth bases tp / cr / cc / cp, 2-D tp surfaces
 terms      terms/terms.json                    random effects, ``by``, ``te()`` / ``ti()``
 ========== =================================== ================================================
@@ -216,6 +217,14 @@ class Extended(Families):
 
     name = "extended"
     fixture = "families/extended.json"
+
+
+class Tweedie(Families):
+    """Tweedie with p estimated (mgcv's ``tw()``), the families suite's model; ``ext`` is
+    mgcv's ``family$getTheta()``, tw's working parameter ``log((p - a)/(b - p))``."""
+
+    name = "tweedie"
+    fixture = "families/tweedie.json"
 
 
 class Bases(Suite):
@@ -435,7 +444,9 @@ class Terms(Suite):
         return " + ".join(parts)
 
 
-SUITES: dict[str, Suite] = {s_.name: s_ for s_ in (Families(), Extended(), Bases(), Terms())}
+SUITES: dict[str, Suite] = {
+    s_.name: s_ for s_ in (Families(), Extended(), Tweedie(), Bases(), Terms())
+}
 
 
 def suite(name: str) -> Suite:

@@ -66,9 +66,10 @@ def test_fixture_covers_every_family_and_link() -> None:
         assert (c["mgcv"]["family"].lower(), c["mgcv"]["link"]) == (fam.name.lower(), fam.link)
         assert c["mgcv"]["warnings"] == [], c["name"]
     # the extended families (theta estimated) have their own fixture and tests
-    # (tests/fixtures/families/extended.json, tests/test_fit_extfam.py)
+    # (tests/fixtures/families/extended.json, tests/test_fit_extfam.py; Tweedie:
+    # tests/fixtures/families/tweedie.json, tests/test_fit_tweedie.py)
     extended = {get_family(n).kind for n in family_names() if get_family(n).n_ext}
-    assert extended == {"nb(log)", "nb(identity)", "nb(sqrt)"}
+    assert extended == {"nb(log)", "nb(identity)", "nb(sqrt)", "tw(log)"}
     expected = {get_family(n).kind for n in family_names()} - {"gaussian", "poisson", "binomial"}
     expected -= extended
     assert set(by_kind) == expected

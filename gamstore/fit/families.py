@@ -840,9 +840,7 @@ class Tweedie(Family):
     def __init__(self, link: str | None = None, p: float | None = None) -> None:
         super().__init__(link)
         if p is not None and not (np.isfinite(p) and self.A < p < self.B):
-            raise ValueError(
-                f"family 'tw': p must be a number in ({self.A}, {self.B}), got {p!r}"
-            )
+            raise ValueError(f"family 'tw': p must be a number in ({self.A}, {self.B}), got {p!r}")
         self.p: float | None = None if p is None else float(p)
         self._table: Any = None  # the series' tabulated terms at p (built on first use)
 

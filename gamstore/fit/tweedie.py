@@ -277,4 +277,9 @@ def theta_of_p(p: float, a: float = 1.01, b: float = 1.99) -> float:
 __all__ = [
     "MAX_TERMS",
     "SeriesTable",
-    "TweedieSeriesWarning", "log_density", "log_w", "p_of_theta", "theta_of_p"]
+    "TweedieSeriesWarning",
+    "log_density",
+    "log_w",
+    "p_of_theta",
+    "theta_of_p",
+]
