@@ -395,3 +395,42 @@ def test_tw_parity_with_live_mgcv() -> None:
         np.testing.assert_allclose(live[name]["reml"], case["mgcv"]["reml"], rtol=1e-8)
         np.testing.assert_allclose(live[name]["ext"], case["mgcv"]["ext"], atol=1e-8)
         _tw_check(name, res, data, live[name])
+
+
+def test_loso_tw_scores_each_fold_at_its_own_p_and_scale() -> None:
+    """``run_loso`` with tw (airquality by month, each fold starting from the full fit's
+    artifact, p included): warm folds reach the cold folds' optimum, each fold's held-out
+    deviance and log score are at that fold's p (and scale), the totals sum them."""
+    from gamstore.loso import run_loso
+    from gamstore.loso.deviance import log_density as loso_log_density
+
+    case = TW["airquality_tw"]
+    data = fs.frame(case)
+    gam = GAM([s("Temp", 10), s("Wind", 10)], family="tw")
+    ds = run_loso(data, gam, y="Ozone", subject="Month", compare_cold=True, progress=False)
+    assert (ds.status == "ok").all() and ds.attrs["family"] == "tw"
+    warm, cold = ds.sel(start="warm"), ds.sel(start="cold")
+    np.testing.assert_allclose(warm.reml, cold.reml, rtol=1e-8)
+    np.testing.assert_allclose(warm.power, cold.power, atol=1e-5)
+    np.testing.assert_allclose(warm.heldout_deviance, cold.heldout_deviance, rtol=1e-4)
+    full = gam.fit(data, y="Ozone")
+    assert float(ds.full_power) == pytest.approx(full.power, rel=1e-12)
+    y = ds.y_observed.values
+    for month in ds.fold.values:
+        rows = ds.row_subject.values == month
+        fold = data[data["Month"] != month].reset_index(drop=True)
+        res = gam.fit(fold, y="Ozone", knots=full.knots)
+        p = float(cold.power.sel(fold=month))
+        assert p == pytest.approx(res.power, abs=1e-6)
+        mu = cold.pred_response.values[rows]
+        np.testing.assert_allclose(mu, res.predict(data[data["Month"] == month]), rtol=1e-5)
+        dev = Tweedie(p=p).deviance(y[rows], mu, np.ones(rows.sum()))
+        assert float(cold.heldout_deviance.sel(fold=month)) == pytest.approx(dev, rel=1e-12)
+    assert float(cold.cv_deviance) == pytest.approx(float(cold.heldout_deviance.sum()), rel=1e-12)
+    p_rows = np.array([float(cold.power.sel(fold=m)) for m in ds.row_subject.values])
+    sc_rows = np.array([float(cold.scale.sel(fold=m)) for m in ds.row_subject.values])
+    mu_all = cold.pred_response.values
+    ref = np.sum(loso_log_density("tw", y, mu_all, None, sc_rows, power=p_rows))
+    assert float(cold.cv_log_score) == pytest.approx(float(ref), rel=1e-12)
+    with pytest.raises(ValueError, match="power: family 'tw' needs"):
+        loso_log_density("tw", y, mu_all, None, 1.0)

@@ -45,6 +45,7 @@ FAMILIES = (
     "nb",
     "nb(identity)",
     "nb(sqrt)",
+    "tw",
 )
 # options that take several values: `--smooth x0 x1` is read as `--smooth x0 --smooth x1`
 _MULTI = ("--smooth", "--linear")

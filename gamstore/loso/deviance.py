@@ -14,6 +14,7 @@ _FAMILIES = (
     "quasipoisson",
     "quasibinomial",
     "nb",
+    "tw",
 )
 
 
@@ -37,8 +38,8 @@ def family_name(family: object) -> str:
     -------
     str
         One of ``"gaussian"``, ``"poisson"``, ``"binomial"``, ``"gamma"``,
-        ``"inverse.gaussian"``, ``"quasipoisson"``, ``"quasibinomial"``, ``"nb"`` (the link
-        does not change a deviance).
+        ``"inverse.gaussian"``, ``"quasipoisson"``, ``"quasibinomial"``, ``"nb"``, ``"tw"``
+        (the link does not change a deviance).
     """
     name = family if isinstance(family, str) else getattr(family, "name", None)
     if not isinstance(name, str) or name.lower() not in _FAMILIES:
@@ -61,12 +62,30 @@ def _nb_theta(theta: ArrayLike | float | None, shape: tuple[int, ...]) -> np.nda
     return th
 
 
+def _tw_power(power: ArrayLike | float | None, shape: tuple[int, ...]) -> np.ndarray:
+    """The Tweedie power per row (a fold's estimate, or one per held-out row)."""
+    if power is None:
+        raise ValueError(
+            "power: family 'tw' needs the fit's power p for a deviance or density "
+            "(FitResult.power), got None"
+        )
+    p = np.asarray(power, dtype=np.float64)
+    try:
+        p = np.broadcast_to(p, shape)
+    except ValueError as exc:
+        raise ValueError(f"power: expected a scalar or shape {shape}, got {p.shape}") from exc
+    if not np.all((p > 1.0) & (p < 2.0)):
+        raise ValueError("power: the Tweedie power must be in (1, 2)")
+    return p
+
+
 def deviance(
     family: str,
     y: ArrayLike,
     mu: ArrayLike,
     weights: ArrayLike | None = None,
     theta: ArrayLike | float | None = None,
+    power: ArrayLike | float | None = None,
 ) -> float:
     """Total (prior-weighted) deviance of the response ``y`` at the fitted mean ``mu``.
 
@@ -82,6 +101,9 @@ def deviance(
     theta : float or array_like, shape (n,), optional
         Negative binomial ``theta`` (``"nb"`` only, required there): the fit's own estimate
         (a LOSO fold scores its held-out rows at the fold's theta), or one per row.
+    power : float or array_like, shape (n,), optional
+        Tweedie power ``p`` (``"tw"`` only, required there): the fit's own estimate, or one
+        per row.
 
     Returns
     -------
@@ -116,6 +138,12 @@ def deviance(
                 _xlogy_ratio(y_arr, mu_arr) - (y_arr + th) * np.log((y_arr + th) / (mu_arr + th))
             )
             unit = np.where(mu_arr > 0, unit, np.inf)
+        elif fam == "tw":  # mgcv tw()$dev.resids
+            p = _tw_power(power, y_arr.shape)
+            y1 = y_arr + (y_arr == 0)
+            th = (y1 ** (1.0 - p) - mu_arr ** (1.0 - p)) / (1.0 - p)
+            ka = (y_arr ** (2.0 - p) - mu_arr ** (2.0 - p)) / (2.0 - p)
+            unit = np.where(mu_arr > 0, np.maximum(2.0 * (y_arr * th - ka), 0.0), np.inf)
         else:
             unit = 2.0 * (_xlogy_ratio(y_arr, mu_arr) + _xlogy_ratio(1.0 - y_arr, 1.0 - mu_arr))
     total = float(np.sum(w * unit))
@@ -129,6 +157,7 @@ def log_density(
     weights: ArrayLike | None = None,
     scale: ArrayLike | float = 1.0,
     theta: ArrayLike | float | None = None,
+    power: ArrayLike | float | None = None,
 ) -> np.ndarray:
     """Per-row log predictive density of ``y`` at the mean ``mu`` (the log score's terms).
 
@@ -136,7 +165,9 @@ def log_density(
     likelihood the fit maximises); binomial: ``Bin(round(w), mu)`` at ``round(w y)``
     successes (``w`` = trials); Gamma: shape ``w / scale``, mean ``mu``; inverse Gaussian:
     dispersion ``scale / w``; nb: ``NB(mu, theta)`` (R's ``dnbinom(y, size = theta,
-    mu = mu)``, times the prior weight as for Poisson; ``theta`` required). The quasi
+    mu = mu)``, times the prior weight as for Poisson; ``theta`` required); tw: the Tweedie
+    density at ``scale`` and ``power`` (Dunn & Smyth's series, :mod:`gamstore.fit.tweedie`;
+    times the prior weight, as mgcv's ``ldTweedie``; ``power`` required). The quasi
     families have no density: NaN.
 
     Returns
@@ -166,6 +197,20 @@ def log_density(
                 + xlogy(y_arr, mu_arr / (mu_arr + th))
             )
             return w * np.where(mu_arr > 0, per, -np.inf)
+        if fam == "tw":
+            from gamstore.fit.tweedie import log_density as tw_log_density
+
+            p = _tw_power(power, y_arr.shape)
+            phi = np.broadcast_to(np.asarray(scale, dtype=np.float64), y_arr.shape)
+            out = np.full_like(y_arr, -np.inf)
+            good = mu_arr > 0
+            # one series per (power, scale): a fold's rows share both
+            keys = np.stack([p, phi], axis=1)[good]
+            idx = np.flatnonzero(good)
+            for pk, fk in np.unique(keys, axis=0):
+                rows = idx[(keys[:, 0] == pk) & (keys[:, 1] == fk)]
+                out[rows] = tw_log_density(y_arr[rows], mu_arr[rows], float(fk), float(pk))[0]
+            return w * out
         if fam in ("quasipoisson", "quasibinomial"):
             return np.full_like(y_arr, np.nan)
         if fam in ("gamma", "inverse.gaussian"):

@@ -77,6 +77,9 @@ class FoldOutcome:
     #: negative binomial theta of the fold's fit (its held-out rows are scored at it); NaN
     #: for the other families
     theta: float = float("nan")
+    #: Tweedie power p of the fold's fit (its held-out rows are scored at it and at the
+    #: fold's scale); NaN for the other families
+    power: float = float("nan")
     n_outer: int = -1
     n_pirls_calls: int = -1
     n_pirls_iters: int = -1
@@ -388,6 +391,8 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
         out.scale = _as_float(getattr(res, "scale", float("nan")))
         theta = getattr(res, "theta", None)
         out.theta = float("nan") if theta is None else _as_float(theta)
+        power = getattr(res, "power", None)
+        out.power = float("nan") if power is None else _as_float(power)
         out.n_outer = _as_int(res.n_outer)
         out.n_pirls_calls = _as_int(res.n_pirls_calls)
         out.n_pirls_iters = _as_int(res.n_pirls_iters)
@@ -401,7 +406,8 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
         y_obs, wt = heldout_response(test, task.y, task.weights)
         fam = family_name(task.family)
         theta = out.theta if fam == "nb" else None  # nb: the fold's own theta
-        out.heldout_deviance = deviance(fam, y_obs, mu, wt, theta=theta)
+        power = out.power if fam == "tw" else None  # tw: the fold's own p
+        out.heldout_deviance = deviance(fam, y_obs, mu, wt, theta=theta, power=power)
         out.status = STATUS_OK
     except Exception as exc:  # a failing fold is data, not a crash
         out.status = STATUS_FAILED

@@ -159,6 +159,7 @@ def _fit_summary(res: Any, wall_time: float) -> dict[str, Any]:
         "reml": float(res.reml),
         "scale": float(getattr(res, "scale", np.nan)),
         "theta": float(getattr(res, "theta", None) or np.nan),
+        "power": float(getattr(res, "power", None) or np.nan),
         "n_outer": int(res.n_outer),
         "n_pirls_calls": int(res.n_pirls_calls),
         "n_pirls_iters": int(res.n_pirls_iters),

@@ -4,7 +4,7 @@ Layout (dims ``fold`` = held-out subject, ``start`` = ``"warm"``/``"cold"``, ``t
 smoothing parameter):
 
 * per fold and start: ``rho(fold, start, term)``, ``edf(fold, start, term)``, ``edf_total``,
-  ``reml``, ``scale`` (and ``theta``, negative binomial only), ``n_outer``, ``n_pirls_calls``, ``n_pirls_iters``, ``wall_time``,
+  ``reml``, ``scale`` (and ``theta``, negative binomial only; ``power``, Tweedie only), ``n_outer``, ``n_pirls_calls``, ``n_pirls_iters``, ``wall_time``,
   ``cpu_time``,
   ``warm_source`` (where the fit started), ``warm_decision`` (what the warm-start policy
   did and why), ``converged``, ``heldout_deviance``,
@@ -12,7 +12,7 @@ smoothing parameter):
   (:mod:`gamstore.fit.startcheck`): ``rho_moved``, ``cold_checked``, ``check_reasons``,
   ``start_disagree``, ``warm_reml``, ``cold_check_reml``, ``kept``; and ``fit_warnings``;
 * the full-data fit: ``full_rho(term)``, ``full_edf(term)``, ``full_edf_total``,
-  ``full_reml``, ``full_scale`` (``full_theta``), ``full_n_outer``, ``full_n_pirls_calls``,
+  ``full_reml``, ``full_scale`` (``full_theta``, ``full_power``), ``full_n_outer``, ``full_n_pirls_calls``,
   ``full_n_pirls_iters``, ``full_wall_time``, ``full_warm_source``, ``full_warm_decision``
   (and the same numbers in ``attrs`` for a quick look, with ``warm_decisions``: each policy
   decision of the folds and how many folds made it);
@@ -97,7 +97,7 @@ def build_dataset(
     edf = filled(np.nan, np.float64, nt)
     floats = {
         k: filled(np.nan, np.float64)
-        for k in ("edf_total", "reml", "scale", "theta", "wall_time", "cpu_time")
+        for k in ("edf_total", "reml", "scale", "theta", "power", "wall_time", "cpu_time")
     }
     floats["heldout_deviance"] = filled(np.nan, np.float64)
     for k in ("rho_moved", "warm_reml", "cold_check_reml"):
@@ -226,6 +226,9 @@ def build_dataset(
     if nb:  # negative binomial: each fit's theta (the held-out rows are scored at it)
         data_vars["theta"] = (dims, floats["theta"], {"long_name": "negative binomial theta"})
         full_scalars["full_theta"] = float(full.get("theta", np.nan))
+    if str(attrs.get("family", "")) == "tw":  # Tweedie: each fit's power p, likewise
+        data_vars["power"] = (dims, floats["power"], {"long_name": "Tweedie power p"})
+        full_scalars["full_power"] = float(full.get("power", np.nan))
     data_vars["full_rho"] = (("term",), full_rho, {"long_name": "full-data log sp"})
     data_vars["full_edf"] = (("term",), full_edf, {"long_name": "full-data edf"})
     for k, v in full_scalars.items():
@@ -285,7 +288,7 @@ def _add_predictions(
 
     Totals use the rows of folds that succeeded: ``cv_deviance`` (sum of the held-out
     deviances), ``cv_log_score`` (sum of the log predictive densities; Gaussian at each fold
-    fit's scale; negative binomial at each fold's theta), ``cv_rmse`` (Gaussian) and ``cv_auc`` (binomial), and ``cv_n`` rows.
+    fit's scale; negative binomial at each fold's theta; Tweedie at each fold's scale and p), ``cv_rmse`` (Gaussian) and ``cv_auc`` (binomial), and ``cv_n`` rows.
     """
     from gamstore.loso.deviance import auc, deviance, log_density
 
@@ -297,6 +300,7 @@ def _add_predictions(
     pred = {k: np.full((n, ns), np.nan) for k in ("link", "response", "se_link", "se_response")}
     scale = np.full((n, ns), np.nan)
     theta = np.full((n, ns), np.nan)
+    power = np.full((n, ns), np.nan)
     for out in outcomes:
         r = np.asarray(out.heldout_rows, dtype=np.int64)
         if not out.ok or r.size == 0 or out.pred_response.shape != r.shape:
@@ -308,6 +312,7 @@ def _add_predictions(
         pred["se_response"][r, j] = out.se_response
         scale[r, j] = out.scale
         theta[r, j] = getattr(out, "theta", np.nan)
+        power[r, j] = getattr(out, "power", np.nan)
     dims = ("row", "start")
     data_vars["y_observed"] = (
         ("row",),
@@ -340,9 +345,10 @@ def _add_predictions(
         w = None if wt is None else wt[ok]
         mu = pred["response"][ok, j]
         th = theta[ok, j] if family == "nb" else None  # nb: each row at its fold's theta
-        totals["cv_deviance"][j] = deviance(family, y[ok], mu, w, theta=th)
+        pw = power[ok, j] if family == "tw" else None  # tw: each row at its fold's p
+        totals["cv_deviance"][j] = deviance(family, y[ok], mu, w, theta=th, power=pw)
         totals["cv_log_score"][j] = float(
-            np.sum(log_density(family, y[ok], mu, w, scale[ok, j], theta=th))
+            np.sum(log_density(family, y[ok], mu, w, scale[ok, j], theta=th, power=pw))
         )
         if family == "gaussian":
             totals["cv_rmse"][j] = float(np.sqrt(np.mean((y[ok] - mu) ** 2)))
