@@ -5,7 +5,8 @@ Run: ``OPENBLAS_NUM_THREADS=1 python bench/bench_parity.py [--suite S] [--reps N
 
 ``--suite``: ``realdata`` (default; the real-data suite and its LOSO table, below) or one of
 the suites of tests/parity.py: ``families`` (families and links), ``extended`` (nb() with
-theta estimated: a Δθ column, |log theta - mgcv's| against ``ref``), ``bases`` (tp, cr, cc,
+theta estimated: a Δθ column, |log theta - mgcv's| against ``ref``), ``tweedie`` (tw() with p
+estimated: Δθ of tw's theta, gamstore's p and Δp against ``ref``), ``bases`` (tp, cr, cc,
 cp; tp coefficients compared sign-aligned, not at all on volcano's regular grid) or ``terms``
 (random effects, ``by``, ``te()``, ``ti()``). Their fixtures are written by
 ``Rscript tests/fixtures/parity_mgcv.R make <suite> tests/fixtures/<dir>``; their table has
@@ -62,7 +63,7 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = {"mgcv": "mgcv", "mgcv_tight": "tight", "mgcv_multistart": "multistart"}
-SUITES = ("realdata", "families", "extended", "bases", "terms")
+SUITES = ("realdata", "families", "extended", "tweedie", "bases", "terms")
 
 
 def _parity_module() -> ModuleType:
@@ -219,12 +220,12 @@ def suite_table(name: str, reps: int, recorded: bool) -> int:
     cases = su.cases()
     live: dict[str, Any] = {} if recorded else su.run_live(list(cases), timed=True)
     what = {"bases": "bases", "terms": "terms"}.get(name, "family")
-    theta_col = " Δθ |" if name == "extended" else ""
+    theta_col = {"extended": " Δθ |", "tweedie": " Δθ | p | Δp |"}.get(name, "")
     print(
         f"| case | {what} | n | ref | ΔREML | Δρ |{theta_col} Δfitted | Δedf "
         "| gamstore ms (wall/CPU) | mgcv ms (wall/CPU) | status |"
     )
-    print("|" + "---|" * (12 if theta_col else 11))
+    print("|" + "---|" * (11 + theta_col.count("|")))
     bad = 0
     for case_name, case in cases.items():
         data, gam = su.frame(case), su.model(case)
@@ -254,6 +255,13 @@ def suite_table(name: str, reps: int, recorded: bool) -> int:
             theta = f" {d_theta:.1e} |"
             if not d_theta <= 1e-3:  # the criterion of tests/test_fit_extfam.py
                 fail.append(f"log theta {res.ext[0]:.6g} vs {ref_ext:.6g}")
+            if name == "tweedie":  # p = (b + a e^-theta)/(1 + e^-theta), (a, b) = (1.01, 1.99)
+                from gamstore.fit.tweedie import p_of_theta
+
+                d_p = abs(float(res.power) - p_of_theta(ref_ext))
+                theta += f" {res.power:.4f} | {d_p:.1e} |"
+                if not d_p <= 1e-4:  # the criterion of tests/test_fit_tweedie.py
+                    fail.append(f"p {res.power:.6g} vs {p_of_theta(ref_ext):.6g}")
         mg0 = float(case["mgcv"]["reml"][0])
         d_reml = (res.reml - mg0) / abs(mg0)
         if recorded:
