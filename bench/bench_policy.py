@@ -16,7 +16,11 @@ simulations (Appendix B, n = 2000, 10 subjects: gaussian; and poisson n = 1000, 
 serial executor, the store on S3). Prints one markdown table with warm/cold ratios; the
 answers of adaptive and always are checked equal to cold (largest relative ΔREML).
 
-Run: ``OPENBLAS_NUM_THREADS=1 python bench/bench_policy.py --realdata --demo [--s3]``
+``--s3-latency-ms 20`` puts a delaying proxy (tests/faults/proxy.py) in front of moto: every
+request then takes 20 ms more, the round trip of a remote store.
+
+Run: ``OPENBLAS_NUM_THREADS=1 python bench/bench_policy.py --realdata --demo [--s3]
+[--s3-latency-ms 20]``
 """
 
 from __future__ import annotations
@@ -146,6 +150,13 @@ def main() -> None:
     ap.add_argument("--realdata", action="store_true", help="the real-data LOSO sets")
     ap.add_argument("--demo", action="store_true", help="the gamstore demo simulations")
     ap.add_argument("--s3", action="store_true", help="examples/dask_loso.py's model on moto S3")
+    ap.add_argument(
+        "--s3-latency-ms",
+        type=float,
+        default=0.0,
+        help="with --s3: delay every request by this much (a delaying proxy in front of moto: "
+        "the round trip of a remote store; moto on loopback alone answers in a few ms)",
+    )
     ap.add_argument("--repeats", type=int, default=3, help="alternating rounds (median)")
     ap.add_argument("--only", nargs="*", default=None, help="run only these workload names")
     args = ap.parse_args()
@@ -177,9 +188,17 @@ def main() -> None:
 
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
         server.start()
+        proxy = None
         try:
             host, port = server.get_host_and_port()
             endpoint = f"http://{host}:{port}"
+            if args.s3_latency_ms > 0:
+                sys.path.insert(0, str(ROOT / "tests"))
+                from faults.proxy import FaultProxy, Rule
+
+                proxy = FaultProxy(endpoint).start()
+                proxy.add(Rule("delay", seconds=args.s3_latency_ms / 1e3, times=-1))
+                endpoint = proxy.endpoint
             opts = {
                 "key": "bench-key", "secret": "bench-secret",
                 "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
@@ -200,8 +219,12 @@ def main() -> None:
             df = simulate("binomial", n=1200, n_subjects=6)
             model = GAM([s("x0"), s("x1"), s("x2")], family="binomial")
             name = "examples/dask_loso.py model, S3 (moto)"
+            if proxy is not None:
+                name = f"examples/dask_loso.py model, S3 (moto, +{args.s3_latency_ms:g} ms/request)"
             print(bench(name, df, model, {"subject": "subj"}, s3, args.repeats, opts), flush=True)
         finally:
+            if proxy is not None:
+                proxy.stop()
             server.stop()
     print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 

@@ -301,6 +301,7 @@ def test_open_lazily_on_a_directory_or_memory_is_a_plain_open(store_url: str) ->
     store, ws = open_lazily(store_url)
     assert isinstance(store, gamstore.Store) and store.root_exists
     assert not ws.absent and ws.writable
+    assert not ws.parallel_reads  # a local read is no round trip: reads stay in order
 
 
 @pytest.mark.s3
@@ -319,6 +320,7 @@ def test_a_new_object_store_is_read_once_and_created_by_its_first_save(
     assert not probe.backend.list_dir("")  # nothing written yet: no root either
     res = _model().fit(data, y="y", store=ws, warm_policy="always")
     assert res.warm == "cold" and not ws.absent
+    assert ws.parallel_reads  # opened now: an object store, its reads go side by side
     store = gamstore.open_store(s3_store_url, storage_options=s3_options)
     assert store.root_exists
     assert {i.keyspace for i in store.entries()} == {"block", "outer", "artifact"}
@@ -326,6 +328,15 @@ def test_a_new_object_store_is_read_once_and_created_by_its_first_save(
     store2, ws2 = open_lazily(s3_store_url, storage_options=s3_options)
     assert not ws2.absent and not store2.read_only
     assert _model().fit(data, y="y", store=ws2, warm_policy="always").warm == "exact"
+    # a fold: session and cross-fit artifact read side by side, the same start as in order
+    full = _model().fit(data, y="y")
+    fold = data[data.subj != 1]
+    side = _model().fit(fold, y="y", store=ws2, knots=full.knots, warm_policy="always")
+    local = gamstore.open_store(f"memory://ws-bg-order-{uuid.uuid4().hex}")
+    _model().fit(data, y="y", store=local, warm_policy="always")
+    ordered = _model().fit(fold, y="y", store=local, knots=full.knots, warm_policy="always")
+    assert side.warm == ordered.warm == "cross-fit"
+    assert side.n_outer == ordered.n_outer and side.reml == pytest.approx(ordered.reml, rel=1e-12)
 
 
 @pytest.mark.s3

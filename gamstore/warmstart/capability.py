@@ -291,6 +291,13 @@ class WarmStartStore:
         return self._absent and not self._opened
 
     @property
+    def parallel_reads(self) -> bool:
+        """True when the open store is an object store (each read a round trip: independent
+        reads are worth sending side by side); False for a local or memory store, or one not
+        open yet."""
+        return bool(self._opened and getattr(self._store, "flat_listing", False))
+
+    @property
     def available(self) -> bool:
         """False once opening failed or an I/O error disabled the capability."""
         return self._available

@@ -596,6 +596,15 @@ class FitWarmStart(_Policed):
         warm = None if missed else self.exact(n)  # a probed miss is not read twice
         if warm is not None:
             return warm
+        if cross_fit is not None and self.ws.parallel_reads:
+            # an object store: each read is a round trip, so the session and the cross-fit
+            # artifact are read side by side (the order of preference is kept below; the
+            # artifact is read even when the session answers, which is rare: a cold fit
+            # writes no session final under the adaptive policy)
+            sess, cross = background.run_concurrently([lambda: self.session_start(n), cross_fit])
+            if sess is not None and not sess.seed:
+                return sess
+            return cross if cross is not None else sess
         sess = self.session_start(n)
         if sess is not None and not sess.seed:
             return sess
