@@ -147,6 +147,20 @@ def test_a_failing_background_save_is_logged_and_counted(
     assert "background warm-start save (test save) failed: ZeroDivisionError" in caplog.text
 
 
+def test_a_lookup_waits_only_for_the_saves_of_what_it_reads() -> None:
+    gate = threading.Event()
+    fut = background.defer("slow save", lambda: gate.wait(10), {("block", "cf-a")})
+    try:
+        t0 = time.monotonic()
+        assert background.settle({("block", "cf-b")}, timeout=5)  # another key: no wait
+        assert time.monotonic() - t0 < 1.0
+        assert not background.settle({("block", "cf-a")}, timeout=0.05)  # its own: waits
+        assert not background.settle(timeout=0.05)  # everything: waits
+    finally:
+        gate.set()
+    assert background.settle({("block", "cf-a")}, timeout=10) and fut.result(10) is True
+
+
 # -- deferred saves of real fits -------------------------------------------------------------
 
 

@@ -17,9 +17,10 @@ Rules:
 * **Flushed.** :func:`deferred_saves` waits for every save it deferred before it returns
   (``run_loso`` therefore returns with everything stored, as before); :func:`flush` waits for
   all of them (also registered with :mod:`atexit`, bounded by :data:`EXIT_FLUSH_SECONDS`).
-* **Read your writes.** A lookup waits for the saves deferred before it (:func:`settle`), so
-  a fit never misses what an earlier fit of the same process wrote: the lookups and the
-  answers are those of the synchronous order.
+* **Read your writes.** A lookup waits for the saves deferred before it that write what it
+  reads (:func:`settle`: the same block key, session or artifact family), so a fit never
+  misses what an earlier fit of the same process wrote: the lookups and the answers are
+  those of the synchronous order. A LOSO fold does not wait for its siblings' records.
 * **Never raised.** A save that fails in the background is logged (``gamstore.warmstart``,
   WARNING) and counted (:func:`stats`); it never reaches a fit. A failed save leaves the
   store consistent: an entry is committed by its create-only marker, written last, so a
@@ -193,8 +194,8 @@ _WRITES = IOPool("write", WRITE_WORKERS, max_pending=MAX_PENDING)
 _READS = IOPool("read", READ_WORKERS)
 _STATS = BackgroundStats()
 _pending_lock = threading.Lock()
-#: deferred saves not yet finished
-_pending: set[Future[Any]] = set()
+#: deferred saves not yet finished, with what each writes (None: anything)
+_pending: dict[Future[Any], frozenset[Any] | None] = {}
 _defer_depth = contextvars.ContextVar("gamstore_defer_saves", default=0)
 
 
@@ -243,14 +244,20 @@ def deferred_saves(enabled: bool = True) -> Iterator[None]:
             flush()
 
 
-def _snapshot() -> set[Future[Any]]:
+def _snapshot(tags: frozenset[Any] | set[Any] | None = None) -> set[Future[Any]]:
+    """The pending saves (those whose tags meet ``tags``; a save without tags always)."""
     with _pending_lock:
-        return set(_pending)
+        if tags is None:
+            return set(_pending)
+        return {f for f, t in _pending.items() if t is None or not t.isdisjoint(tags)}
 
 
-def defer(what: str, fn: Callable[[], Any]) -> Future[Any]:
+def defer(
+    what: str, fn: Callable[[], Any], tags: frozenset[Any] | set[Any] | None = None
+) -> Future[Any]:
     """Run the save ``fn()`` in the background (never raises into the caller); ``what`` names
-    it in the log.
+    it in the log, ``tags`` say what it writes (e.g. ``("block", key)``: a lookup settles only
+    the saves that write what it reads, :func:`settle`; None: anything).
 
     The caller's context (provenance of the entries) travels with it. An error is logged at
     WARNING and counted; the future always resolves to ``fn()``'s result or None.
@@ -272,11 +279,11 @@ def defer(what: str, fn: Callable[[], Any]) -> Future[Any]:
     _STATS.deferred += 1
     fut = _WRITES.submit(run)
     with _pending_lock:
-        _pending.add(fut)
+        _pending[fut] = None if tags is None else frozenset(tags)
 
     def forget(f: Future[Any]) -> None:
         with _pending_lock:
-            _pending.discard(f)
+            _pending.pop(f, None)
 
     fut.add_done_callback(forget)
     return fut
@@ -294,11 +301,12 @@ def _wait(futures: set[Future[Any]], timeout: float | None) -> bool:
     return True
 
 
-def settle(timeout: float | None = None) -> bool:
-    """Wait for the saves deferred so far, before a lookup (read your writes): every
-    deferred save of this process, so that any handle on the same root sees them (a read-only
-    twin of the store included). True when none is left."""
-    left = _snapshot()
+def settle(tags: frozenset[Any] | set[Any] | None = None, timeout: float | None = None) -> bool:
+    """Wait, before a lookup, for the saves deferred so far that write what it reads (read
+    your writes): those whose tags meet ``tags`` (None: every one). Tags name keys, not
+    stores, so any handle on the same root sees the writes (a read-only twin included), and
+    a LOSO fold does not wait for its siblings' records. True when none is left."""
+    left = _snapshot(None if tags is None else frozenset(tags))
     return _wait(left, timeout) if left else True
 
 

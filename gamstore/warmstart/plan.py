@@ -113,6 +113,29 @@ _log = logging.getLogger("gamstore.warmstart")
 LOOKUPS_PER_PHASE = 3
 
 
+def _family_tag(family: Any) -> tuple[str, str]:
+    # artifacts are keyed by a descriptor (family and terms, or a structure without levels):
+    # its family name is a coarser tag that every fit sharing a descriptor shares
+    return ("artifact", str(getattr(family, "name", type(family).__name__)))
+
+
+def write_tags(key: str, family: Any = None) -> frozenset[Any]:
+    """What a fit's deferred save writes: its block record and session (by block key), and
+    with ``family`` its artifact (:func:`gamstore.warmstart.background.defer`)."""
+    tags: set[Any] = {("block", key), ("outer", key)}
+    if family is not None:
+        tags.add(_family_tag(family))
+    return frozenset(tags)
+
+
+def read_tags(key: str, family: Any = None) -> frozenset[Any]:
+    """What a lookup reads: the block record (and with ``family`` the session of the same
+    key and the artifacts of the family)."""
+    if family is None:
+        return frozenset({("block", key)})
+    return write_tags(key, family)
+
+
 def _usable(rho: Any, betas: Sequence[Any] | None, rho_len: int, widths: Sequence[int]) -> bool:
     """ρ of length ``rho_len`` and (when given) one finite β per block of the given widths."""
     r = np.asarray(rho)
@@ -259,7 +282,8 @@ class ExactProbe(_Policed):
         if key is None or not isinstance(key, str) or not BLOCK_KEY_RE.fullmatch(key):
             return None
         self.key = key
-        background.settle()  # read your writes: an earlier fit's deferred saves land first
+        # read your writes: an earlier fit's deferred save of this record lands first
+        background.settle(read_tags(key))
         clock = self.costs.clock
         t0 = clock()
         try:
@@ -562,29 +586,35 @@ class FitWarmStart(_Policed):
         """Exact record, exact session, cross-fit (``cross_fit()``), seed session; None: cold."""
         probe = self.probe
         probed = 0.0 if probe is None or not probe.probed else probe.seconds
-        # an absent store (gamstore.warmstart.capability.open_lazily) answers without a
-        # request: its phase is timed at what it costs once the store exists, from the probe
-        # that found it missing (the store's measured round trip)
-        absent = self.ws.absent
-        rtt = self.ws.probe_seconds
-        estimate = LOOKUPS_PER_PHASE * rtt if absent and rtt is not None else None
         if probe is not None:
             probe.learn(self.family_tag)
         if not self._lookup_allowed():
             if probe is not None and probe.probed:
+                estimate = self._absent_estimate()
                 seconds = probed if estimate is None else estimate
                 self.costs.observe_lookup(self.ws.url, seconds, self.policy)
             return None
-        # read your writes: what an earlier fit deferred to this store lands first
-        background.settle()
+        if self.ws.absent:
+            background.settle()  # a deferred save may be creating the store: it lands first
+        estimate = self._absent_estimate()
         clock = self.costs.clock
         t0 = clock()
         try:
             # an absent store holds nothing: no key is derived, no request sent
-            return None if absent else self._find(rho_default, cross_fit)
+            return None if estimate is not None else self._find(rho_default, cross_fit)
         finally:
             seconds = clock() - t0 + probed if estimate is None else estimate
             self.costs.observe_lookup(self.ws.url, seconds, self.policy)
+
+    def _absent_estimate(self) -> float | None:
+        """The time of a lookup phase on an absent store
+        (:func:`~gamstore.warmstart.capability.open_lazily`), which answers without a
+        request: what the phase costs once the store exists, from the probe that found it
+        missing (the store's measured round trip); None when the store is not absent."""
+        rtt = self.ws.probe_seconds
+        if not self.ws.absent or rtt is None:
+            return None
+        return LOOKUPS_PER_PHASE * rtt
 
     def _find(
         self,
@@ -592,6 +622,8 @@ class FitWarmStart(_Policed):
         cross_fit: Callable[[], BlockWarmStart | None] | None,
     ) -> BlockWarmStart | None:
         n = int(rho_default.shape[0])
+        # read your writes: an earlier fit's deferred saves of what this fit reads land first
+        background.settle(read_tags(self.key, self.family))
         missed = self.probe is not None and self.probe.missed
         warm = None if missed else self.exact(n)  # a probed miss is not read twice
         if warm is not None:
@@ -720,6 +752,8 @@ class FitWarmStart(_Policed):
         hessian = None if hessian is None else np.array(hessian, dtype=np.float64)
         ext = None if ext is None else np.array(ext, dtype=np.float64)
         clock = self.costs.clock
+        may_write_artifact = level != "cross-fit" and current_provenance().get("held_out") is None
+        tags = write_tags(self.key, self.family if may_write_artifact else None)
 
         def job() -> None:
             t0 = clock()
@@ -733,7 +767,7 @@ class FitWarmStart(_Policed):
             finally:
                 self.costs.observe_save(self.ws.url, clock() - t0, self.policy)
 
-        background.defer(f"{level} fit under {self.key} on {self.ws.url}", job)
+        background.defer(f"{level} fit under {self.key} on {self.ws.url}", job, tags)
 
     def _write(
         self,
@@ -1103,6 +1137,7 @@ def plan_warm_start(
     if warm_store(store) is None:
         return WarmPlan(None, None, "cold", rho_default)
     fws = FitWarmStart(store, family, specs, options)
+    background.settle()  # read your writes: every save deferred so far lands first
     n = rho_default.shape[0]
     warm = fws.exact(n)
     if warm is not None:
