@@ -318,6 +318,10 @@ def test_repeated_loso_folds_are_answered_from_their_records() -> None:
     one = run_loso(df, model, subject="subj", y="y", store=store)
     two = run_loso(df, model, subject="subj", y="y", store=store)
     assert set(two["warm_source"].values.ravel()) == {"exact"}
+    # answered from their records (written by the first run's saves, deferred to the
+    # background writer): no PIRLS call, the full-data fit too
+    assert set(two["n_pirls_calls"].values.ravel()) == {0}
+    assert int(two["full_n_pirls_calls"].item()) == 0
     for name in ("rho", "reml", "pred_response", "se_response"):
         np.testing.assert_array_equal(two[name].values, one[name].values, err_msg=name)
 

@@ -704,6 +704,7 @@ class FitWarmStart(_Policed):
                 start, level, rho=rho, beta=beta, score=score, n_outer=n_outer,
                 converged=converged, inner=inner, hessian=hessian, gauge=gauge,
                 basis_metas=basis_metas, saturation_threshold=saturation_threshold, ext=ext,
+                result=result,
             )  # fmt: skip
             return
         t0 = clock()
@@ -733,16 +734,18 @@ class FitWarmStart(_Policed):
         basis_metas: Callable[[], Sequence[Any]] | None,
         saturation_threshold: float | None,
         ext: np.ndarray | None,
+        result: Callable[[], ResultSummary | None] | None = None,
     ) -> None:
         """:meth:`_write` on the background writer (inside
         :func:`~gamstore.warmstart.background.deferred_saves`). What the writes read from the
         caller is fixed first, in this thread: the key (it hashes the caller's data), copies
-        of the arrays the result hands out, the inner summary; the records, the gauge and the
+        of the arrays the result hands out, the inner and result summaries; the records, the gauge and the
         I/O are built and sent in the background. Never raises (a key error of the caller's
         inputs excepted, as in the synchronous path)."""
         try:
             _ = self.key
             summary = None if inner is None else inner()
+            outcome = None if result is None else result()  # reads the caller's FitResult
         except KeyInputError:
             raise
         except Exception as exc:  # a warm-start problem never fails a fit
@@ -762,7 +765,7 @@ class FitWarmStart(_Policed):
                     start, level, rho=rho, beta=beta, score=score, n_outer=n_outer,
                     converged=converged, inner=lambda: summary, hessian=hessian, gauge=gauge,
                     basis_metas=basis_metas, saturation_threshold=saturation_threshold,
-                    ext=ext,
+                    ext=ext, result=lambda: outcome,
                 )  # fmt: skip
             finally:
                 self.costs.observe_save(self.ws.url, clock() - t0, self.policy)
