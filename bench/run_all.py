@@ -38,6 +38,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
         ["--suite", "all", "--no-big", "--recorded-mgcv", "--reps", "1"],
     ),
     "bench_breaker.py": ([], []),
+    "bench_ext_polish.py": ([], ["--rounds", "1"]),
     "bench_startcheck.py": ([], ["--quick", "--reps", "1"]),
     "bench_initial_sp.py": ([], ["--sizes", "2000"]),
     "bench_hdf5.py": ([], ["--sizes", "200", "1000"]),

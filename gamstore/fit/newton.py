@@ -540,7 +540,7 @@ def _polish_ext(
                 break
             t0, g0 = t1, g1
             t1, g1 = float(t2), slope(float(t2))
-            if abs(t1 - t0) < 1e-9:
+            if abs(t1 - t0) < 1e-6:  # REML moves by ~1e-12 relative per 1e-6 in t here
                 break
     except (ValueError, FloatingPointError, np.linalg.LinAlgError):
         return t_best
@@ -614,7 +614,8 @@ def profile_theta(
     else:
         minimize_scalar(at, bounds=(lo, hi), method="bounded", options=opts)
     t_best = min(runs, key=lambda k: runs[k][0].final.score)
-    t_best = _polish_ext(prob, runs, at, t_best, lo, hi)
+    if fam.polish_ext:
+        t_best = _polish_ext(prob, runs, at, t_best, lo, hi)
     best, p_best = runs[t_best]
     # polish rho at the chosen theta from its own optimum (reports its iterate to the caller,
     # with the log theta it was computed at, so a session checkpoint stores both)
