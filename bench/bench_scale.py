@@ -134,13 +134,18 @@ def child(args: argparse.Namespace) -> None:
                     "decision": out.warm_decision,
                     "since_last": now - last["t"],
                     "fold_cpu": cpu - last["cpu"],
+                    "checked": bool(getattr(out, "cold_checked", False)),
+                    "reasons": str(getattr(out, "check_reasons", "")),
                 }
             )
             last["t"], last["cpu"] = now, cpu
             report(out)
 
+        if phase["name"] == "rebuild":  # the reference path on the first folds only
+            tasks = [t for t in tasks if t.subject in set(rebuild_subjects)]
         return orig(frame, model, tasks, store, rep)
 
+    rebuild_subjects: list[Any] = []
     pipeline.run_serial = logged_serial  # type: ignore[assignment]
 
     t0 = time.perf_counter()
@@ -165,6 +170,14 @@ def child(args: argparse.Namespace) -> None:
                 }
             )
             del ds
+        if args.rebuild_folds and not args.no_loso:
+            # the plain reference path (every fold design built from its covariates, as
+            # before fold designs were reused), cold, on the first folds: what the new warm
+            # and cold folds replace
+            rebuild_subjects.extend(sorted(df["subj"].unique())[: args.rebuild_folds])
+            phase["name"] = "rebuild"
+            last["t"], last["cpu"] = time.perf_counter(), time.process_time()
+            run_loso(df, model, subject="subj", warm=False, reuse_designs=False, progress=False)
         if args.exact_refit:
             if args.no_loso:  # the full-data fit to refit
                 model.fit(df, y="y", store=store, warm_policy="always")
@@ -295,6 +308,26 @@ def summarize(family: str, log: Path, subjects: int, mg: pd.DataFrame | None) ->
             cells += ["not run", ""]
         cells.append(f"{peak:.0f}{'' if done else ' (run cut short)'}")
         lines.append("| " + " | ".join(cells) + " |")
+        if "checked" in w:
+            reasons = w.loc[w.checked, "reasons"].value_counts().to_dict()
+            lines.append(
+                f"\n{family} {name}: start check ran on {int(w.checked.sum())} of {k} warm folds "
+                f"{reasons or ''}; CPU per fold (fit only) cold {c.cpu.mean():.3f} s, warm "
+                f"{w.cpu.mean():.3f} s; whole fold (design, fit, held-out predictions) cold "
+                f"{c.fold_cpu.mean():.3f} s, warm {w.fold_cpu.mean():.3f} s"
+            )
+        rb = folds[folds["phase"] == "rebuild"].set_index("subject") if "phase" in folds else None
+        if name == "first" and rb is not None and len(rb):
+            sub = rb.index.intersection(both)
+            lines.append(
+                f"\n{family} reference path (reuse_designs=False), cold, the first {len(sub)} "
+                f"folds: fit CPU {rb.loc[sub].cpu.mean():.3f} s a fold, whole fold "
+                f"{rb.loc[sub].fold_cpu.mean():.3f} s; the same folds now: cold "
+                f"{c.loc[sub].cpu.mean():.3f} s, warm {w.loc[sub].cpu.mean():.3f} s (fit), "
+                f"warm / reference cold **{w.loc[sub].cpu.sum() / rb.loc[sub].cpu.sum():.3f}×** "
+                f"fit CPU, {w.loc[sub].fold_cpu.sum() / rb.loc[sub].fold_cpu.sum():.3f}× whole "
+                "fold"
+            )
         if "fold_cpu" in f:
             lines.append(
                 f"\n{family} {name} LOSO, whole folds (fit + held-out predictions, CPU since the "
@@ -351,6 +384,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exact-refit", action="store_true", help="exact refit vs cold fit")
     parser.add_argument("--no-loso", action="store_true", help="only the exact refit")
     parser.add_argument("--rounds", type=int, default=3, help="exact refit rounds")
+    parser.add_argument(
+        "--rebuild-folds",
+        type=int,
+        default=0,
+        help="also fit the first K folds cold on the reference path (reuse_designs=False)",
+    )
     parser.add_argument("--mgcv-folds", type=int, default=0, help="mgcv on the first K folds")
     parser.add_argument("--mgcv-method", choices=["gam", "bam"], default="gam")
     parser.add_argument("--mgcv-timeout", type=float, default=600.0)
@@ -381,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd += ["--n", str(args.n), "--subjects", str(args.subjects)]
             cmd += ["--smooths", str(args.smooths)]
             cmd += ["--repeat-loso"] * args.repeat_loso + ["--exact-refit"] * args.exact_refit
+            cmd += ["--rebuild-folds", str(args.rebuild_folds)]
             cmd += ["--no-loso"] * args.no_loso + ["--rounds", str(args.rounds)]
             try:
                 subprocess.run(cmd, check=False, timeout=args.timeout)
