@@ -181,6 +181,27 @@ def triggers(
     return tuple(reasons), moved, drop
 
 
+def foreseen(policy: StartCheckPolicy, n_rows: int, parent_rows: int | None) -> tuple[str, ...]:
+    """The triggers that will fire for a start from another fit whatever the warm run does:
+    known before fitting, from the row counts alone.
+
+    ``("always",)`` under ``mode="always"``; ``("rows",)`` under ``"auto"`` when the fit has
+    fewer than ``1 - max_drop_share`` of the parent's rows (or the parent's count is
+    unknown); ``()`` otherwise (``"moved"``, ``"indefinite"`` and ``"not-converged"`` are
+    known only after the warm run). A start from another fit with a foreseen check costs a
+    warm run *and* the cold fit: the caller can fit cold instead and get the answer the check
+    would keep at the least (a fold fitted cold is trivially never worse than cold).
+    """
+    if policy.mode == "never":
+        return ()
+    if policy.mode == "always":
+        return ("always",)
+    drop = float("nan")
+    if parent_rows is not None and parent_rows > 0:
+        drop = 1.0 - n_rows / parent_rows
+    return () if drop <= policy.max_drop_share else ("rows",)
+
+
 def check_start(
     policy: StartCheckPolicy,
     level: str,
@@ -240,4 +261,12 @@ def check_start(
     return (cold if keep_cold else warm), record
 
 
-__all__ = ["CHECK_MODES", "StartCheck", "StartCheckPolicy", "as_policy", "check_start", "triggers"]
+__all__ = [
+    "CHECK_MODES",
+    "StartCheck",
+    "StartCheckPolicy",
+    "as_policy",
+    "check_start",
+    "foreseen",
+    "triggers",
+]

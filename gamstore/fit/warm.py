@@ -527,6 +527,18 @@ def fit_with_store(
     d = prob.design
     ctx: WarmContext | None = None
     start: BlockWarmStart | None = None
+    skipped = _lookup_skipped(store, prob, policy)
+    if skipped is not None:
+        # the policy skips every lookup (the store has been slower than the fit, or the caller
+        # knows no start can pay, e.g. a LOSO fold its start check would refit cold): fit
+        # cold, and build the warm-start context only if the fit turns out worth saving
+        if probe is not None:  # its read (if any) was this fit's lookup phase
+            probe.learn(family_tag(prob))
+            if probe.probed:
+                _observe_probe(store, probe, policy)
+        return _fit_without_lookups(
+            model, prob, off_col, store, t0, inner_cap, on_iterate, key, policy, skipped
+        )
     try:
         ctx = WarmContext(prob, store, model.control, key, policy, probe)
         start = ctx.find_start()
@@ -629,7 +641,10 @@ def fit_with_store(
     )
     if ctx is not None:
         # the outer loop(s) only: what a warm start can shorten, and what a save must beat
-        ctx.plan.observe_fit(fit_seconds, start is None)
+        # the fit's own state (an exact record, an exact-key session) needs few or no Newton
+        # steps and is never checked: timed apart from starts from another fit
+        own = start is not None and level in ("exact", "session") and not start.seed
+        ctx.plan.observe_fit(fit_seconds, start is None, own)
         ctx.save(start, kept, functools.partial(result_summary, res, kept))
         res.wall_time = time.perf_counter() - t0  # the writes are part of the fit
     res.warm_decision = ctx.plan.explain() if ctx is not None else "warm start unavailable"
@@ -836,3 +851,136 @@ def _exact_result(
     diagnostics.emit(notes, stacklevel=5)
     res.wall_time = time.perf_counter() - t0
     return res
+
+
+def _observe_probe(store: Any, probe: ExactProbe, policy: Any) -> None:
+    """Time the exact probe's read as the lookup phase of a fit that looks nothing else up
+    (an absent store's: what the phase costs once the store exists, as the orchestrator)."""
+    import gamstore.warmstart.plan as plan_mod
+    from gamstore.warmstart.policy import as_policy
+
+    rtt = getattr(store, "probe_seconds", None)
+    absent = bool(getattr(store, "absent", False))
+    seconds = plan_mod.LOOKUPS_PER_PHASE * rtt if absent and rtt is not None else probe.seconds
+    plan_mod.COSTS.observe_lookup(store.url, seconds, as_policy(policy))
+
+
+def _lookup_skipped(store: Any, prob: Problem, policy: Any) -> str | None:
+    """Why the adaptive policy skips every lookup of this fit, decided before any warm-start
+    state is built (None: look up, or the policy is "always"; the orchestrator then decides
+    again, the same way, and explains it)."""
+    import gamstore.warmstart.plan as plan_mod
+    from gamstore.warmstart.policy import as_policy, current_hint
+
+    pol = as_policy(policy)
+    if pol.mode != "adaptive":
+        return None
+    d = plan_mod.COSTS.lookup_decision(
+        pol, store.url, family_tag(prob), prob.design.n, current_hint()
+    )
+    return None if d.go else d.reason
+
+
+def _fit_without_lookups(
+    model: GAM,
+    prob: Problem,
+    off_col: str | None,
+    store: Any,
+    t0: float,
+    inner_cap: InnerCap | None,
+    on_iterate: OnIterate | None,
+    key: str | Callable[[], str | None] | None,
+    policy: Any,
+    reason: str,
+) -> FitResult:
+    """A cold fit whose lookups the policy skips (``reason``): the same fit as without a
+    store; the warm-start context (block specs, keys) is built only for a checkpoint or a
+    save that the policy allows, so a fit that neither looks up nor saves costs what a fit
+    without a store costs."""
+    import gamstore.warmstart.plan as plan_mod
+    from gamstore.warmstart.keys import UnsupportedFamilyError
+    from gamstore.warmstart.plan import KeyInputError
+    from gamstore.warmstart.policy import as_policy, current_hint
+
+    d = prob.design
+    costs = plan_mod.COSTS
+    pol = as_policy(policy)
+    ctx: WarmContext | None = None
+    failed = False
+
+    def context() -> WarmContext | None:
+        nonlocal ctx, failed
+        if ctx is None and not failed:
+            try:
+                ctx = WarmContext(prob, store, model.control, key, policy)
+            except (UnsupportedFamilyError, KeyInputError):
+                raise
+            except Exception as exc:  # a warm-start problem never fails a fit
+                logger.info("warm-start context unavailable (%s: %s)", type(exc).__name__, exc)
+                failed = True
+        return ctx
+
+    last_checkpoint = t0
+
+    def iterate(it: Iterate) -> None:
+        nonlocal last_checkpoint
+        now = time.perf_counter()
+        if it.iteration > 0 and now - last_checkpoint >= model.checkpoint_interval:
+            last_checkpoint = now
+            c = context()
+            if c is not None:
+                try:
+                    c.checkpoint(it)
+                except Exception as exc:  # pragma: no cover - best-effort already
+                    logger.debug("session checkpoint failed: %s", exc)
+        if on_iterate is not None:
+            on_iterate(it)
+
+    clock = costs.clock
+    t_run = clock()
+    nres = model.run(prob, d.initial_rho.copy(), None, inner_cap=inner_cap, on_iterate=iterate)
+    seconds = clock() - t_run
+    kept, check = check_start(
+        model.start_check, "cold", nres, d.initial_rho, d.n, None, lambda: nres
+    )
+    decisions = [reason]
+    # the cost model's fit family, as the orchestrator names it (family, block names, widths)
+    tag = family_tag(prob)
+    costs.observe_fit(tag, d.n, seconds, pol)
+    writable = bool(getattr(store, "writable", True))
+    if writable and not getattr(nres, "separated", False):
+        hint = current_hint()
+        save = costs.save_decision(pol, store.url, seconds, in_run=hint is not None)
+        # the artifact other fits of this run start from (a LOSO full-data fit in a new store)
+        uses = 0 if hint is None or pol.mode != "adaptive" else int(hint.artifact_uses or 0)
+        art = None
+        if hint is not None and uses > 0:
+            art = costs.artifact_decision(pol, store.url, tag, hint)
+        if ctx is None and not save.go and not (art is not None and art.go):
+            decisions.append(save.reason)
+            if art is not None:
+                decisions.append(art.reason)
+            if hint is not None:
+                hint.report.artifact = False
+        else:
+            c = context()
+            if c is not None:
+                c.plan.fit_seconds = float(seconds)
+                c.save(None, kept)
+                decisions += c.plan.decisions
+    res = model.make_result(prob, off_col, kept, "cold", t0, start_check=check)
+    res.warm_decision = "; ".join(decisions)
+    return res
+
+
+def family_tag(prob: Problem) -> str:
+    """The cost model's fit family of ``prob`` without building its block specs: the same
+    string as :attr:`gamstore.warmstart.plan.FitWarmStart.family_tag`."""
+    d = prob.design
+    names = [d.block_names[0]]
+    if d.has_factors:
+        names[0] = f"{names[0]}[{','.join(d.param_labels)}]"
+    for b in d.smooths:
+        names.append(b.label if b.spec.bs in ("ps", "re") else f"{b.label}[bs={b.spec.bs}]")
+    widths = [c.stop - c.start for c in d.block_cols]
+    return f"{prob.family.kind}|" + ",".join(f"{n}:{w}" for n, w in zip(names, widths, strict=True))

@@ -22,6 +22,7 @@ import pandas as pd
 
 from gamstore.loso.deviance import deviance, family_name
 from gamstore.store.spec import StoreSpec
+from gamstore.warmstart.policy import fit_hint
 
 __all__ = ["STATUS_FAILED", "STATUS_OK", "FoldOutcome", "FoldTask", "StoreSpec", "run_fold"]
 
@@ -59,6 +60,9 @@ class FoldTask:
     #: digests of the full data per subject (GAM.row_block_digests); the fold's store key is
     #: derived from them minus the held-out subject, without hashing a row
     row_blocks: Any = None
+    #: what the run knows about this fold's warm start before fitting it
+    #: (gamstore.warmstart.policy.FitHint, e.g. its start check will refit it cold)
+    hint: Any = None
 
 
 @dataclass
@@ -381,7 +385,10 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
             extra["raw_rows"] = raw_rows
         if task.row_blocks is not None and fit_store is not None:
             extra["row_blocks"] = task.row_blocks.without(task.subject)
-        with fold_provenance(task.subject_column, task.subject, task.run_id):
+        with (
+            fold_provenance(task.subject_column, task.subject, task.run_id),
+            fit_hint(task.hint if fit_store is not None else None),
+        ):
             res = model.fit(train, y=task.y, knots=task.knots, store=fit_store, **extra)
         out.wall_time = time.perf_counter() - t0
         out.cpu_time = time.process_time() - c0

@@ -21,6 +21,7 @@ from gamstore.loso.executors import run_dask, run_processes, run_serial
 from gamstore.loso.folds import FoldOutcome, FoldTask, StoreSpec, fold_provenance
 from gamstore.loso.results import build_dataset
 from gamstore.store.provenance import new_run_id
+from gamstore.warmstart.policy import fit_hint
 
 #: rows from which run_loso reuses fold designs by default (reuse_designs=None). Measured in
 #: fresh processes (BENCHMARKS.md, "fold designs reused"): a cold 10-fold LOSO is 1.16x the
@@ -137,6 +138,101 @@ def _row_blocks(
     except Exception as exc:  # noqa: BLE001 - the full-data fit reports bad input itself
         logger.info("LOSO: per-subject digests unavailable (%s: %s)", type(exc).__name__, exc)
         return None
+
+
+def _fold_hints(
+    model: Any, frame: pd.DataFrame, subject: str, subjects: list[Any]
+) -> tuple[Any, dict[Any, tuple[str, str]]] | None:
+    """What the run knows about the warm starts before fitting (adaptive policy only).
+
+    Per subject: the start-check triggers its fold will fire whatever its warm run does
+    (:func:`gamstore.fit.startcheck.foreseen`, e.g. ``"rows"``: the fold drops more than
+    ``max_drop_share`` of the rows), with the phrase for the decision string; and the
+    full-data fit's hint: how many folds will start from its artifact. None when the policy is
+    ``"always"`` or the model has no start check (another fitter).
+    """
+    from gamstore.fit.startcheck import StartCheckPolicy, foreseen
+    from gamstore.warmstart.policy import FitHint, default_policy
+
+    check = getattr(model, "start_check", None)
+    if default_policy().mode != "adaptive" or not isinstance(check, StartCheckPolicy):
+        return None
+    n = len(frame)
+    counts = frame[subject].value_counts(sort=False)
+    checked: dict[Any, tuple[str, str]] = {}
+    rows_of_users: list[int] = []
+    for s in subjects:
+        rows = n - int(counts[s])
+        reasons = foreseen(check, rows, n)
+        if reasons:
+            why = (
+                f"the start check would refit a cross-fit start cold ({','.join(reasons)}: "
+                f"the fold drops {1 - rows / n:.0%} of the rows)"
+            )
+            checked[s] = (",".join(reasons), why)
+        else:
+            rows_of_users.append(rows)
+    full = FitHint(
+        artifact_uses=len(rows_of_users),
+        artifact_rows=int(np.mean(rows_of_users)) if rows_of_users else 0,
+        artifact_reason="the start check would refit every fold's cross-fit start cold",
+    )
+    return full, checked
+
+
+def _new_local_store(store: Any) -> bool:
+    """A local directory (path or ``file://`` URL) that does not exist yet: the store this
+    run opens there is new, so nothing in it can be looked up."""
+    import os
+
+    if not isinstance(store, str | os.PathLike):
+        return False
+    text = os.fspath(store)
+    if "://" in text:
+        if not text.startswith("file://"):
+            return False
+        text = text[len("file://") :]
+    return bool(text) and not os.path.lexists(text)
+
+
+#: a lookup phase (a block key, three listings and reads that miss) against the open of a new
+#: local store (a directory and its root metadata), measured 4-6x on a local disk
+LOOKUP_PER_OPEN = 5.0
+
+
+def _new_store_hint(full: Any, url: str, open_seconds: float) -> Any:
+    """The full-data fit's hint in a store this run created: no lookups (there is nothing
+    to find); the store's round trip, which the save decisions need, is estimated from its
+    open (``LOOKUP_PER_OPEN`` times it) until a lookup or save is timed."""
+    import gamstore.warmstart.plan as plan_mod
+    from gamstore.warmstart.policy import default_policy
+
+    costs = plan_mod.COSTS
+    if costs.lookup_time(url) is None and np.isfinite(open_seconds) and open_seconds > 0:
+        costs.observe_lookup(url, LOOKUP_PER_OPEN * open_seconds, default_policy())
+    return replace(full, foreign=False, own=False, reason="the store is new: nothing to find")
+
+
+def _fold_hint(
+    s: Any, plan: tuple[Any, dict[Any, tuple[str, str]]], own_found: bool, artifact: bool | None
+) -> Any:
+    """The hint of the fold holding out ``s`` (see :func:`_fold_hints`)."""
+    from gamstore.warmstart.policy import FitHint
+
+    full, checked = plan
+    # a fold's artifact is never a parent in this run: every fold starts from the full fit's
+    fold = FitHint(artifact_uses=0, artifact_reason="folds start from the full-data fit's")
+    why = checked[s][1] if s in checked else ""
+    if not why and artifact is False:
+        why = "the full-data fit wrote no artifact"
+    if not why:  # the full-data fit's artifact: the prior of a cross-fit start
+        return replace(fold, expect="exact" if own_found else "cross-fit")
+    if own_found:  # a repeated run: the fold's own record may be there
+        return replace(fold, foreign=False, expect="exact", reason=why)
+    # no record of the full data in the store: none of its folds' either (a run that saved
+    # the folds saved the full-data fit too), so a lookup would only miss
+    tail = " and found" if s not in checked else ", and the full-data fit found"
+    return replace(fold, foreign=False, own=False, reason=f"{why}{tail} no record of its own")
 
 
 def _executor_kind(executor: Any) -> str:
@@ -312,6 +408,9 @@ def run_loso(
     spec: StoreSpec | None = None
     url = ""
     try:
+        # a store this run creates holds nothing: its full-data fit need not look up
+        new_store = store is None or _new_local_store(store)
+        t_open = time.perf_counter()
         if store is None and not warm:
             pass  # cold folds only: nothing to store, nothing to read
         elif store is None:
@@ -339,6 +438,7 @@ def run_loso(
             store_obj = store
         if fit_store is None:
             fit_store = store_obj
+        t_open = time.perf_counter() - t_open
         if store_obj is not None:
             url = str(store_obj.url)
             if kind != "serial" and url.startswith("memory://"):
@@ -356,13 +456,26 @@ def run_loso(
             extra: dict[str, Any] = {
                 k: v for k, v in (("weights", weights), ("offset", offset)) if v
             }
-            with fold_provenance(subject, None, run_id):
+            # the adaptive policy's run-level knowledge: which folds the start check will
+            # refit cold whatever their warm start, so which use the full-data fit's artifact
+            plan = (
+                _fold_hints(model, frame, subject, subjects)
+                if store_obj is not None and "warm" in starts
+                else None
+            )
+            if plan is not None and new_store:
+                plan = (_new_store_hint(plan[0], url, t_open), plan[1])
+            with (
+                fold_provenance(subject, None, run_id),
+                fit_hint(None if plan is None else plan[0]),
+            ):
                 # the full-data fit is a plain fit (the same key as model.fit(data) by hand)
                 full_res = model.fit(frame, y=y, knots=None, store=fit_store, **extra)
             full = _fit_summary(full_res, time.perf_counter() - t0)
             knots = {
                 str(k): np.asarray(v, dtype=np.float64) for k, v in dict(full_res.knots).items()
             }
+            own_found = str(getattr(full_res, "warm", "")) in ("exact", "session")
             # the result keeps its n x p design (for inference): let it go before the folds,
             # which hold their own and the full raw bases (gamstore.fit.foldview)
             del full_res
@@ -398,6 +511,11 @@ def run_loso(
                     ),
                     order=tuple(subjects),
                     row_blocks=row_blocks if mode == "warm" else None,
+                    hint=(
+                        _fold_hint(s, plan, own_found, plan[0].report.artifact)
+                        if mode == "warm" and plan is not None
+                        else None
+                    ),
                 )
                 for s in subjects
                 for mode in starts

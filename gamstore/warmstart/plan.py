@@ -80,7 +80,14 @@ from gamstore.warmstart.blocks import (
 )
 from gamstore.warmstart.capability import StoreArg, WarmStartStore, warm_store
 from gamstore.warmstart.keys import BLOCK_KEY_RE, block_key, check_specs, family_fingerprint
-from gamstore.warmstart.policy import COSTS, CostModel, WarmPolicy, as_policy
+from gamstore.warmstart.policy import (
+    COSTS,
+    CostModel,
+    FitHint,
+    WarmPolicy,
+    as_policy,
+    current_hint,
+)
 from gamstore.warmstart.provenance import current_provenance
 from gamstore.warmstart.sessions import OuterSession
 from gamstore.warmstart.specs import (
@@ -163,24 +170,55 @@ class _Policed:
         self.costs = COSTS if costs is None else costs
         self.decisions: list[str] = []
         self.fit_seconds: float | None = None
+        # what the caller knows about this fit (gamstore.warmstart.policy.fit_hint); the
+        # policy "always" ignores hints (deterministic store traffic)
+        self.hint: FitHint | None = current_hint() if self.policy.mode == "adaptive" else None
+
+    @property
+    def _own(self) -> bool:
+        return self.hint is None or self.hint.own
+
+    @property
+    def _foreign(self) -> bool:
+        return self.hint is None or self.hint.foreign
 
     def _lookup_allowed(self) -> bool:
-        d = self.costs.lookup_decision(self.policy, self.ws.url, self.family_tag, self.n_rows)
+        d = self.costs.lookup_decision(
+            self.policy, self.ws.url, self.family_tag, self.n_rows, self.hint
+        )
         self.decisions.append(d.reason)
         return d.go
 
     def _save_allowed(self) -> bool:
         if self.fit_seconds is None:  # the fitter did not time itself: nothing to compare
             return True
-        d = self.costs.save_decision(self.policy, self.ws.url, self.fit_seconds)
+        d = self.costs.save_decision(
+            self.policy, self.ws.url, self.fit_seconds, in_run=self.hint is not None
+        )
         self.decisions.append(d.reason)
         return d.go
 
-    def observe_fit(self, seconds: float, cold: bool) -> None:
+    def observe_fit(self, seconds: float, cold: bool, own: bool = False) -> None:
         """The fit itself took ``seconds`` (what a warm start can shorten and a save must
-        beat), ``cold`` or from a looked-up start: teaches the family's expected times."""
+        beat), ``cold`` or from a looked-up start (``own``: the fit's own exact record or
+        session, timed apart from starts from another fit): teaches the family's expected
+        times."""
         self.fit_seconds = float(seconds)
-        self.costs.observe_fit(self.family_tag, self.n_rows, seconds, self.policy, cold=cold)
+        self.costs.observe_fit(
+            self.family_tag, self.n_rows, seconds, self.policy, cold=cold, own=own
+        )
+
+    def _artifact_allowed(self, record: bool) -> bool | None:
+        """The in-run decision on the artifact of a hinted fit (None: no hint, the artifact
+        follows the later-run rule of the other saves). Not explained when nothing is
+        written anyway (no record, and no fit of this run would start from it)."""
+        hint = self.hint
+        if hint is None or hint.artifact_uses is None:
+            return None
+        d = self.costs.artifact_decision(self.policy, self.ws.url, self.family_tag, hint)
+        if d.go or record or (hint.artifact_uses or 0) > 0:
+            self.decisions.append(d.reason)
+        return d.go
 
     def explain(self) -> str:
         """The policy's decisions for this fit, e.g. ``"looked up (no history yet); saved
@@ -310,6 +348,8 @@ class ExactProbe(_Policed):
         policy, costs = self.policy, self.costs
         if policy.mode == "always":
             d = Decision(True, "looked up (policy always)")
+        elif not self._own:  # the caller knows the store holds no record of this fit
+            d = Decision(False, f"exact probe skipped: {self.hint.reason if self.hint else ''}")
         else:
             fit = costs.expected_fit(self.family_tag, self.n_rows)
             rtt = costs.lookup_time(self.ws.url)
@@ -583,7 +623,11 @@ class FitWarmStart(_Policed):
         rho_default: np.ndarray,
         cross_fit: Callable[[], BlockWarmStart | None] | None = None,
     ) -> BlockWarmStart | None:
-        """Exact record, exact session, cross-fit (``cross_fit()``), seed session; None: cold."""
+        """Exact record, exact session, cross-fit (``cross_fit()``), seed session; None: cold.
+
+        A :class:`~gamstore.warmstart.policy.FitHint` may restrict them: ``foreign=False``
+        stops after the fit's own state, ``own=False`` starts at the cross-fit artifact.
+        """
         probe = self.probe
         probed = 0.0 if probe is None or not probe.probed else probe.seconds
         if probe is not None:
@@ -624,22 +668,28 @@ class FitWarmStart(_Policed):
         n = int(rho_default.shape[0])
         # read your writes: an earlier fit's deferred saves of what this fit reads land first
         background.settle(read_tags(self.key, self.family))
-        missed = self.probe is not None and self.probe.missed
-        warm = None if missed else self.exact(n)  # a probed miss is not read twice
-        if warm is not None:
-            return warm
-        if cross_fit is not None and self.ws.parallel_reads:
-            # an object store: each read is a round trip, so the session and the cross-fit
-            # artifact are read side by side (the order of preference is kept below; the
-            # artifact is read even when the session answers, which is rare: a cold fit
-            # writes no session final under the adaptive policy)
-            sess, cross = background.run_concurrently([lambda: self.session_start(n), cross_fit])
+        sess = None
+        if self._own:
+            missed = self.probe is not None and self.probe.missed
+            warm = None if missed else self.exact(n)  # a probed miss is not read twice
+            if warm is not None:
+                return warm
+            if self._foreign and cross_fit is not None and self.ws.parallel_reads:
+                # an object store: each read is a round trip, so the session and the
+                # cross-fit artifact are read side by side (the order of preference is kept
+                # below; the artifact is read even when the session answers, which is rare:
+                # a cold fit writes no session final under the adaptive policy)
+                sess, cross = background.run_concurrently(
+                    [lambda: self.session_start(n), cross_fit]
+                )
+                if sess is not None and not sess.seed:
+                    return sess
+                return cross if cross is not None else sess
+            sess = self.session_start(n)
             if sess is not None and not sess.seed:
                 return sess
-            return cross if cross is not None else sess
-        sess = self.session_start(n)
-        if sess is not None and not sess.seed:
-            return sess
+        if not self._foreign:  # a start from another fit cannot pay (FitHint)
+            return None
         cross = None if cross_fit is None else cross_fit()
         return cross if cross is not None else sess
 
@@ -683,7 +733,10 @@ class FitWarmStart(_Policed):
           separation, so every refit must be the cold fit).
 
         Under the adaptive policy a session final that would only duplicate the block record
-        just written (no checkpoints to close) is not written.
+        just written (no checkpoints to close) is not written, and a fit hinted with
+        ``artifact_uses`` (:class:`~gamstore.warmstart.policy.FitHint`: the full-data fit of a
+        LOSO run) writes its artifact when the fits of this run that start from it save more
+        than it costs, whatever the later-run rule decides for the record.
 
         ``result`` (what the converged fit reported, kept with the block record so that an
         exact refit can answer without building the design: :meth:`probe_exact`), ``inner``,
@@ -696,7 +749,14 @@ class FitWarmStart(_Policed):
         stepped = n_outer > 0
         if (level == "exact" and not stepped) or separated or not self.ws.writable:
             return
-        if not self._save_allowed():
+        record = self._save_allowed()
+        # a hinted fit whose artifact other fits of this run start from: decided by what
+        # they save, not by the later-run rule (FitHint.artifact_uses)
+        in_run = self._artifact_allowed(record) if level != "cross-fit" else None
+        artifact = record if in_run is None else in_run
+        if self.hint is not None:
+            self.hint.report.artifact = bool(artifact and converged and level != "cross-fit")
+        if not (record or artifact):
             return
         clock = self.costs.clock
         if background.deferring():
@@ -704,7 +764,7 @@ class FitWarmStart(_Policed):
                 start, level, rho=rho, beta=beta, score=score, n_outer=n_outer,
                 converged=converged, inner=inner, hessian=hessian, gauge=gauge,
                 basis_metas=basis_metas, saturation_threshold=saturation_threshold, ext=ext,
-                result=result,
+                result=result, record=record, publish=artifact,
             )  # fmt: skip
             return
         t0 = clock()
@@ -713,7 +773,7 @@ class FitWarmStart(_Policed):
                 start, level, rho=rho, beta=beta, score=score, n_outer=n_outer,
                 converged=converged, inner=inner, hessian=hessian, gauge=gauge,
                 basis_metas=basis_metas, saturation_threshold=saturation_threshold, ext=ext,
-                result=result,
+                result=result, record=record, publish=artifact,
             )  # fmt: skip
         finally:
             self.costs.observe_save(self.ws.url, clock() - t0, self.policy)
@@ -735,6 +795,8 @@ class FitWarmStart(_Policed):
         saturation_threshold: float | None,
         ext: np.ndarray | None,
         result: Callable[[], ResultSummary | None] | None = None,
+        record: bool = True,
+        publish: bool = True,
     ) -> None:
         """:meth:`_write` on the background writer (inside
         :func:`~gamstore.warmstart.background.deferred_saves`). What the writes read from the
@@ -765,7 +827,7 @@ class FitWarmStart(_Policed):
                     start, level, rho=rho, beta=beta, score=score, n_outer=n_outer,
                     converged=converged, inner=lambda: summary, hessian=hessian, gauge=gauge,
                     basis_metas=basis_metas, saturation_threshold=saturation_threshold,
-                    ext=ext, result=lambda: outcome,
+                    ext=ext, result=lambda: outcome, record=record, publish=publish,
                 )  # fmt: skip
             finally:
                 self.costs.observe_save(self.ws.url, clock() - t0, self.policy)
@@ -789,11 +851,13 @@ class FitWarmStart(_Policed):
         saturation_threshold: float | None,
         ext: np.ndarray | None = None,
         result: Callable[[], ResultSummary | None] | None = None,
+        record: bool = True,
+        publish: bool = True,
     ) -> None:
         stepped = n_outer > 0
         final = start is not None and start.final
         session = not (level == "session" and final and not stepped)
-        artifact = session
+        artifact = session and publish
         if level == "cross-fit":
             session = self.checkpoints > 0
             artifact = False
@@ -802,9 +866,10 @@ class FitWarmStart(_Policed):
             # (its lookups skipped by the policy) would otherwise become the newest parent of
             # the later folds, whose drop share it hides from the start check
             artifact = False
+        session = session and record
         try:
             betas = [beta[sl] for sl in _slices(self.widths)]
-            stored = store_block_warm_start(
+            stored = record and store_block_warm_start(
                 self.ws,
                 self.key,
                 self.specs,
@@ -990,7 +1055,7 @@ class KeyedWarmStart(_Policed):
         clock = self.costs.clock
         t0 = clock()
         try:
-            return self._exact() or self._seed()
+            return self._exact() or (self._seed() if self._foreign else None)
         except Exception as exc:  # a warm-start problem never fails a fit
             _log.info("warm start under %s unavailable (%s: %s); starting cold",
                       self.exact_key, type(exc).__name__, exc)  # fmt: skip
