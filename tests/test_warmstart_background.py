@@ -403,8 +403,9 @@ def test_a_fold_that_fitted_cold_writes_no_artifact(
         _sync_saves(monkeypatch)
     url = f"memory://ws-bg-folds-{uuid.uuid4().hex}"
     # no history: the full-data fit looks up and saves; every fold then skips its lookups
-    # (any store time beats 1e-9 of a fit) and saves (no save costs 1e9 fits)
-    old = set_default_policy(WarmPolicy(lookup_ratio=1e-9, save_ratio=1e9))
+    # (any store time beats 1e-9 of a fit; with 4 subjects every fold's start check is
+    # foreseen too) and saves (no save costs 1e9 fits, in a LOSO run: run_save_ratio)
+    old = set_default_policy(WarmPolicy(lookup_ratio=1e-9, save_ratio=1e9, run_save_ratio=1e9))
     try:
         COSTS.clear()
         ds = run_loso(data, _model(), subject="subj", store=url, compare_cold=True)
@@ -413,6 +414,8 @@ def test_a_fold_that_fitted_cold_writes_no_artifact(
     assert set(ds["warm_source"].sel(start="warm").values) == {"cold"}
     store = gamstore.open_store(url)
     arts = [store.read_entry(i) for i in store.entries("artifact")]
-    assert [(a.provenance or {}).get("held_out") for a in arts if a is not None] == [None]
+    # no fold's artifact (the full-data fit's is not written either: every fold drops 25% of
+    # the rows, so no fold starts from it)
+    assert [(a.provenance or {}).get("held_out") for a in arts if a is not None] in ([None], [])
     # every fold still wrote its own block record (a repeated LOSO finds it: "exact")
     assert len(list(store.entries("block"))) == 1 + len(data.subj.unique())
