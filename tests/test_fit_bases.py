@@ -10,7 +10,7 @@ from gamstore.fit import GAM, s
 from gamstore.fit.bases import basis_names, constrain, get_basis_type
 from gamstore.fit.bases.cc import cwrap, place_knots
 from gamstore.fit.bases.cr import r_quantile7
-from gamstore.fit.bases.tp import householder_qt
+from gamstore.fit.bases.tp import householder_qt, lanczos_start, tp_setup
 from gamstore.fit.basis import bspline_design, ps_knots
 
 # exact float64 data (no generator): a covariate with ties and a response
@@ -99,6 +99,60 @@ def test_householder_qt_gives_a_reverse_triangular_factor() -> None:
     # A Q = [0, T] with T reverse lower triangular: the first c - r columns vanish
     assert np.abs(AQ[:, :2]).max() < 1e-14
     assert abs(AQ[0, 2]) < 1e-14
+
+
+def _eigh_flipping(monkeypatch: pytest.MonkeyPatch, every: int) -> None:
+    """LAPACK's eigenvectors are the build's: flip every ``every``-th one and change its
+    rounding (a relative 1e-15 pattern of either sign, as another build's would be)."""
+    real = np.linalg.eigh
+
+    def eigh(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        vals, vecs = real(a)
+        n, m = vecs.shape
+        noise = np.sin(np.arange(n)[:, None] * (0.37 * every) + np.arange(m)[None, :])
+        noise += 0.5 if every % 2 else -0.5  # a net component along 1, either sign
+        vecs = vecs + 1e-15 * np.abs(vecs).max(axis=0) * noise
+        vecs /= np.sqrt((vecs * vecs).sum(axis=0))
+        return vals, vecs * np.where(np.arange(m) % every == 0, -1.0, 1.0)
+
+    monkeypatch.setattr(np.linalg, "eigh", eigh)
+
+
+# a regular grid (discoveries' 100 years): symmetric and antisymmetric eigenvectors, exact
+# zeros in T'U and so zero Householder pivots, whose reflection LAPACK's rounding used to pick
+GRID = np.arange(1860.0, 1960.0)
+SURFACE = np.column_stack([X, (X * 7.3) % 5.0])
+
+
+@pytest.mark.parametrize(
+    ("x", "k", "identified"), [(X, 8, True), (GRID, 10, False), (SURFACE, 12, True)]
+)
+@pytest.mark.parametrize("every", [1, 2, 3])
+def test_tp_basis_does_not_depend_on_lapacks_eigenvector_signs(
+    monkeypatch: pytest.MonkeyPatch, x: np.ndarray, k: int, identified: bool, every: int
+) -> None:
+    """The same knots give the same tp basis whatever signs the eigensolver returns: each
+    eigenvector is oriented along mgcv's Lanczos start vector, and a zero pivot of the
+    constraint's Householder steps reflects one fixed way (not by its rounding noise)."""
+    ref = tp_setup(x, k)
+    assert ref.identified is identified
+    _eigh_flipping(monkeypatch, every)
+    other = tp_setup(x, k)
+    np.testing.assert_allclose(other.UZ, ref.UZ, rtol=0, atol=1e-9 * np.abs(ref.UZ).max())
+    np.testing.assert_allclose(other.S0, ref.S0, rtol=0, atol=1e-9 * np.abs(ref.S0).max())
+    assert other.identified is identified
+
+
+def test_tp_eigenvectors_are_oriented_along_mgcvs_lanczos_start() -> None:
+    g = lanczos_start(5)
+    # mgcv's Rlanczos: jran = (106 jran + 1283) mod 6075 from 1, element jran / 6075 - 0.5
+    np.testing.assert_array_equal(g[:2], [1389 / 6075 - 0.5, (1389 * 106 + 1283) % 6075 / 6075 - 0.5])
+    from gamstore.fit.bases.tp import _largest_eigenpairs, radial
+
+    xu = (GRID - GRID.mean())[:, None]
+    _, U, determined = _largest_eigenpairs(radial(xu, xu, 2), 10)
+    assert determined  # distinct eigenvalues: only the zero pivots leave the grid unidentified
+    assert np.all(lanczos_start(GRID.size) @ U > 0)
 
 
 def test_tp_is_centred_uses_unique_points_and_keeps_lines_unpenalized() -> None:

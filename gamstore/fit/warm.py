@@ -63,7 +63,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger("gamstore.fit.warm")
 
-FITTER_TAG = "gamstore.fit/reference-2"  # bumped with the end-game stopping rule
+# bumped with the end-game stopping rule (2) and the tp basis made independent of LAPACK (3:
+# eigenvectors oriented, zero pivots reflected one way; an exact hit evaluates the stored β on
+# the rebuilt design, so a record of the former, build-dependent tp basis must not match)
+FITTER_TAG = "gamstore.fit/reference-3"
 
 
 class LikelihoodKey:

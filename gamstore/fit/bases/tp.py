@@ -8,8 +8,25 @@ by the Householder ``QT`` factorisation ``T'U Q = [0, R]`` (``Z`` = the first ``
 columns of ``Q``), and the design ``[U D Z, T]`` has every column scaled to unit root mean
 square over the rows. Prediction evaluates ``[eta(|x - x_u|), T(x)] UZ``.
 
-The eigenvector signs (LAPACK's here, Lanczos's in mgcv) only flip the signs of basis
-columns: neither the penalty scaling nor REML, fitted values or edf depend on them.
+The basis is a function of the knots alone, whatever LAPACK computed the eigenvectors:
+
+* **eigenvector signs**: each eigenvector is oriented to a positive component along mgcv's
+  Lanczos start vector (:func:`lanczos_start`; a vector orthogonal to it, to rounding, takes
+  the sign of its first largest-magnitude element). LAPACK's (or ARPACK's) signs depend on
+  the build; mgcv's come from its Lanczos iteration and its LAPACK's tridiagonal solver and
+  follow no rule, so a column may still have the opposite sign of mgcv's. Away from the case
+  below, a sign flip of an eigenvector only flips the sign of basis columns (the Householder
+  steps are sign-equivariant): REML, fitted values, edf and the penalty scaling do not
+  depend on it.
+* **zero pivots**: on a regular grid the eigenvectors are symmetric or antisymmetric, so
+  ``T'U`` has exact zeros (``1'u = 0``, ``x'u = 0``). A Householder step whose pivot is such a
+  zero (rounding noise, ``<= 1e-10`` of its row) reflects as mgcv's rule does for an exact
+  zero (``+||p||``), instead of by the sign of the noise. mgcv itself decides by the sign of
+  its own rounding noise there, so the constrained columns of such a basis are only
+  identified as a space (the other choice rotates them): :attr:`TPBasis.identified` is then
+  False, and so it is when two kept eigenvalues (or the last kept and the first dropped)
+  coincide to 1e-8 of the largest, where the eigenvectors are not determined at all. The
+  fitted model (each smooth's fitted contribution, REML, edf) does not depend on the choice.
 """
 
 from __future__ import annotations
@@ -135,15 +152,30 @@ def radial(x: np.ndarray, xu: np.ndarray, m: int) -> np.ndarray:
     return eta_sq(r2, m, d)
 
 
+#: a Householder pivot at most this fraction of its row's norm is a structural zero (rounding
+#: noise, ~1e-16 of the row): its reflection's sign is then fixed, not the noise's
+ZERO_PIVOT = 1e-10
+
+
 def householder_qt(A: np.ndarray) -> np.ndarray:
     """Q of mgcv's ``QT``: ``A Q = [0, T]`` for A (r, c), r <= c, from r Householder steps.
 
     Step i reflects elements ``0 .. c-i-1`` of row i into element ``c-i-1`` (sign chosen
-    to avoid cancellation); Q is the product of the reflections in order.
+    to avoid cancellation; a zero pivot, to :data:`ZERO_PIVOT` of the row, counts as
+    ``+0``); Q is the product of the reflections in order.
     """
+    return _householder_qt(A)[0]
+
+
+def _householder_qt(
+    A: np.ndarray, negative: frozenset[int] = frozenset()
+) -> tuple[np.ndarray, list[int]]:
+    """:func:`householder_qt` and the steps whose pivot was a zero; the steps in
+    ``negative`` reflect a zero pivot the other way (the alternative basis)."""
     A = np.array(A, dtype=np.float64)
     r, c = A.shape
     Q = np.eye(c)
+    zero_steps = []
     for i in range(r):
         n_i = c - i
         p = A[i, :n_i].copy()
@@ -151,7 +183,11 @@ def householder_qt(A: np.ndarray) -> np.ndarray:
         if scale:
             p /= scale
         lsq = float(np.sqrt(p @ p))
-        if p[-1] < 0.0:
+        if abs(p[-1]) <= ZERO_PIVOT * lsq:
+            zero_steps.append(i)
+            if i in negative:
+                lsq = -lsq
+        elif p[-1] < 0.0:
             lsq = -lsq
         p[-1] += lsq
         g = 1.0 / (lsq * p[-1]) if lsq else 0.0
@@ -159,7 +195,7 @@ def householder_qt(A: np.ndarray) -> np.ndarray:
         u[:n_i] = p * np.sqrt(g)
         A -= np.outer(A @ u, u)  # rows below (and row i itself, unused afterwards)
         Q -= np.outer(Q @ u, u)
-    return Q
+    return Q, zero_steps
 
 
 @dataclass(frozen=True)
@@ -174,6 +210,9 @@ class TPBasis(Basis):
     m: int
     n_null: int
     knot_points: np.ndarray  # the knots as given / found (uncentred), flattened
+    #: False when the knots determine the basis only as a space, not up to column signs
+    #: (a zero Householder pivot or coinciding eigenvalues: see the module docstring)
+    identified: bool = True
 
     @property
     def width(self) -> int:
@@ -224,21 +263,63 @@ def _as_points(x: np.ndarray, d: int | None = None) -> np.ndarray:
 _FULL_EIGEN_MAX = 400
 
 
-def _largest_eigenpairs(E: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _largest_eigenpairs(E: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, bool]:
     """The k largest-magnitude eigenvalues of symmetric E and their eigenvectors, ordered by
-    decreasing value (mgcv's ``Rlanczos`` order)."""
+    decreasing value (mgcv's ``Rlanczos`` order) and oriented by :func:`orient`; and whether
+    they are determined (no two of them, nor the last and the next one, within
+    :data:`_EIGEN_TIE` of the largest)."""
     nu = E.shape[0]
     if nu <= _FULL_EIGEN_MAX or k >= nu - 1:
         vals, vecs = np.linalg.eigh(E)
     else:
         from scipy.sparse.linalg import eigsh
 
-        # a fixed start vector: the same knots give the same basis in every process
+        # a fixed start vector: the same knots give the same basis in every process; one
+        # eigenpair more than kept, to see whether the truncation splits a repeated value
         v0 = np.cos(np.arange(nu, dtype=np.float64) * 0.7071067811865476) + 1.5
-        vals, vecs = eigsh(E, k=k, which="LM", v0=v0, tol=0.0)
-    pick = np.argsort(-np.abs(vals), kind="stable")[:k]
+        vals, vecs = eigsh(E, k=k + 1, which="LM", v0=v0, tol=0.0)
+    by_size = np.argsort(-np.abs(vals), kind="stable")
+    pick = by_size[:k]
     pick = pick[np.argsort(-vals[pick], kind="stable")]  # decreasing value, as Lanczos
-    return vals[pick], np.ascontiguousarray(vecs[:, pick])
+    v = vals[pick]
+    tie = _EIGEN_TIE * float(np.abs(v).max())
+    determined = bool(np.all(np.diff(v) < -tie))
+    if by_size.size > k:  # the first dropped eigenvalue is not (minus) a kept one's twin
+        nxt = float(np.abs(vals[by_size[k]]))
+        determined &= bool(np.all(np.abs(np.abs(v) - nxt) > tie))
+    return v, orient(np.ascontiguousarray(vecs[:, pick])), determined
+
+
+#: eigenvalues this close (relative to the largest magnitude kept) count as one repeated value
+_EIGEN_TIE = 1e-8
+
+
+@lru_cache(maxsize=4)
+def lanczos_start(nu: int) -> np.ndarray:
+    """mgcv's ``Rlanczos`` start vector for an ``nu x nu`` matrix (its generator
+    ``j = (106 j + 1283) mod 6075`` from j = 1, each element ``j / 6075 - 0.5``; unnormalised),
+    read-only. Used to orient eigenvectors (:func:`orient`)."""
+    out = np.empty(nu)
+    j = 1
+    for i in range(nu):
+        j = (j * 106 + 1283) % 6075
+        out[i] = j / 6075 - 0.5
+    out.setflags(write=False)
+    return out
+
+
+def orient(U: np.ndarray) -> np.ndarray:
+    """The unit columns of U with the sign that makes their component along
+    :func:`lanczos_start` positive (a column orthogonal to it, to 1e-8: its first element
+    within 1e-6 of its largest magnitude positive); in place, returned."""
+    g = lanczos_start(U.shape[0])
+    proj = g @ U
+    for j in np.flatnonzero(np.abs(proj) <= 1e-8 * float(np.sqrt(g @ g))):
+        col = np.abs(U[:, j])
+        first = int(np.flatnonzero(col >= (1.0 - 1e-6) * col.max())[0])
+        proj[j] = U[first, j]
+    U *= np.where(proj < 0.0, -1.0, 1.0)[None, :]
+    return U
 
 
 def _tp_design(xc: np.ndarray, xu: np.ndarray, UZ: np.ndarray, m: int) -> np.ndarray:
@@ -294,30 +375,33 @@ def _check_unique(nu: int, k: int) -> None:
         raise ValueError(f"s(bs='tp'): {nu} unique covariate values, fewer than k = {k}: reduce k")
 
 
-def _truncated(xu: np.ndarray, k: int, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(U Z, Z' D Z)`` of the truncated eigen-basis on centred unique knots xu (nu, d):
-    the radial part of UZ (nu, k - M) and the penalty block (k - M, k - M)."""
+def _truncated(xu: np.ndarray, k: int, m: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """``(U Z, Z' D Z, identified)`` of the truncated eigen-basis on centred unique knots xu
+    (nu, d): the radial part of UZ (nu, k - M), the penalty block (k - M, k - M), and whether
+    the knots determine it up to column signs (module docstring)."""
     d = xu.shape[1]
     M = null_space_dim(d, m)
     E = radial(xu, xu, m)
     T = poly_matrix(xu, poly_powers(d, m))
     if xu.shape[0] == k:  # mgcv's pure knot basis: no eigen step
-        Z = householder_qt(T.T)[:, : k - M]
-        return Z, Z.T @ E @ Z
-    v, U = _largest_eigenpairs(E, k)
-    Z = householder_qt(T.T @ U)[:, : k - M]
-    return U @ Z, Z.T @ (v[:, None] * Z)
+        Q, zero_steps = _householder_qt(T.T)
+        Z = Q[:, : k - M]
+        return Z, Z.T @ E @ Z, not zero_steps
+    v, U, determined = _largest_eigenpairs(E, k)
+    Q, zero_steps = _householder_qt(T.T @ U)
+    Z = Q[:, : k - M]
+    return U @ Z, Z.T @ (v[:, None] * Z), determined and not zero_steps
 
 
 @lru_cache(maxsize=8)
-def _knot_eigen(ku_bytes: bytes, d: int, k: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+def _knot_eigen(ku_bytes: bytes, d: int, k: int, m: int) -> tuple[np.ndarray, np.ndarray, bool]:
     """:func:`_truncated` of sorted unique knot points (their bytes), centred on their mean;
     cached: every fold of a LOSO run with frozen knots shares one eigendecomposition."""
     ku = np.frombuffer(ku_bytes, dtype=np.float64).reshape(-1, d)
-    UZ_top, S_top = _truncated(ku - ku.mean(axis=0), k, m)
+    UZ_top, S_top, identified = _truncated(ku - ku.mean(axis=0), k, m)
     UZ_top.setflags(write=False)
     S_top.setflags(write=False)
-    return UZ_top, S_top
+    return UZ_top, S_top, identified
 
 
 def tp_setup(x: np.ndarray, k: int, knots: np.ndarray | None = None, m: int = 0) -> TPBasis:
@@ -348,18 +432,18 @@ def tp_setup(x: np.ndarray, k: int, knots: np.ndarray | None = None, m: int = 0)
     if knot_points is None:
         xu = np.unique(xc, axis=0)  # sorted rows, as mgcv's msort + strip
         _check_unique(xu.shape[0], k)
-        UZ_top, S_top = _truncated(xu, k, m)
+        UZ_top, S_top, identified = _truncated(xu, k, m)
     else:
         # knots given (a frozen basis, e.g. a LOSO fold) or drawn: the eigen step depends on
         # the knots alone (E on their differences; Z is the same for any centring), so it is
         # computed once per knot set, centred on the knots' own mean, and shared by the folds
         ku = np.unique(np.ascontiguousarray(knot_points, dtype=np.float64), axis=0)
         _check_unique(ku.shape[0], k)
-        UZ_top, S_top = _knot_eigen(ku.tobytes(), d, k, m)
+        UZ_top, S_top, identified = _knot_eigen(ku.tobytes(), d, k, m)
         xu = ku - shift
         if np.unique(xu, axis=0).shape[0] != ku.shape[0]:  # centring merged two knots
             xu = np.unique(xu, axis=0)
-            UZ_top, S_top = _truncated(xu, k, m)
+            UZ_top, S_top, identified = _truncated(xu, k, m)
     nu = xu.shape[0]
     UZ = np.zeros((nu + M, k))
     UZ[:nu, : k - M] = UZ_top
@@ -382,6 +466,7 @@ def tp_setup(x: np.ndarray, k: int, knots: np.ndarray | None = None, m: int = 0)
         m=m,
         n_null=M,
         knot_points=np.ascontiguousarray(kp, dtype=np.float64).ravel(),
+        identified=identified,
     )
 
 
