@@ -7,7 +7,8 @@ Run: ``OPENBLAS_NUM_THREADS=1 python bench/bench_parity.py [--suite S] [--reps N
 the suites of tests/parity.py: ``families`` (families and links), ``extended`` (nb() with
 theta estimated: a Δθ column, |log theta - mgcv's| against ``ref``), ``tweedie`` (tw() with p
 estimated: Δθ of tw's theta, gamstore's p and Δp against ``ref``), ``bases`` (tp, cr, cc,
-cp; tp coefficients compared sign-aligned, not at all on volcano's regular grid) or ``terms``
+cp; tp coefficients compared sign-aligned, an unidentified tp smooth by its contribution) or
+``terms``
 (random effects, ``by``, ``te()``, ``ti()``). Their fixtures are written by
 ``Rscript tests/fixtures/parity_mgcv.R make <suite> tests/fixtures/<dir>``; their table has
 the columns below (``ref`` ``mgcv`` or ``tight``; Δρ, Δfitted, Δedf against ``ref``;

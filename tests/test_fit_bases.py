@@ -146,7 +146,9 @@ def test_tp_basis_does_not_depend_on_lapacks_eigenvector_signs(
 def test_tp_eigenvectors_are_oriented_along_mgcvs_lanczos_start() -> None:
     g = lanczos_start(5)
     # mgcv's Rlanczos: jran = (106 jran + 1283) mod 6075 from 1, element jran / 6075 - 0.5
-    np.testing.assert_array_equal(g[:2], [1389 / 6075 - 0.5, (1389 * 106 + 1283) % 6075 / 6075 - 0.5])
+    np.testing.assert_array_equal(
+        g[:2], [1389 / 6075 - 0.5, (1389 * 106 + 1283) % 6075 / 6075 - 0.5]
+    )
     from gamstore.fit.bases.tp import _largest_eigenpairs, radial
 
     xu = (GRID - GRID.mean())[:, None]

@@ -277,7 +277,7 @@ def _largest_eigenpairs(E: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, 
         # a fixed start vector: the same knots give the same basis in every process; one
         # eigenpair more than kept, to see whether the truncation splits a repeated value
         v0 = np.cos(np.arange(nu, dtype=np.float64) * 0.7071067811865476) + 1.5
-        vals, vecs = eigsh(E, k=k + 1, which="LM", v0=v0, tol=0.0)
+        vals, vecs = eigsh(E, k=k + 1, which="LM", v0=v0, tol=0.0, ncv=min(nu, 2 * k + 1))
     by_size = np.argsort(-np.abs(vals), kind="stable")
     pick = by_size[:k]
     pick = pick[np.argsort(-vals[pick], kind="stable")]  # decreasing value, as Lanczos
