@@ -21,14 +21,14 @@ _REQUIRED = ("rho", "full_rho", "n_outer", "wall_time", "status")
 def plot_loso(ds: xr.Dataset, path: str | PathLike[str] | None = None, *, dpi: int = 110) -> Any:
     """Plot a :func:`gamstore.loso.run_loso` result.
 
-    Three panels: ρ per fold against the full-data ρ (one colour per term, the full-data value
+    Three panels: ρ per fold against the full-data ρ (one colour per smoothing parameter, the full-data value
     as a dashed line); outer iterations per fold, cold against warm; fit wall time per fold,
     cold against warm. Failed folds are left out (gaps).
 
     Parameters
     ----------
     ds : xarray.Dataset
-        The Dataset returned by ``run_loso`` (dims ``fold``, ``start``, ``term``).
+        The Dataset returned by ``run_loso`` (dims ``fold``, ``start``, ``penalty``).
     path : str or os.PathLike, optional
         Write the figure there (format from the suffix, e.g. ``.png``).
     dpi : int
@@ -57,9 +57,10 @@ def plot_loso(ds: xr.Dataset, path: str | PathLike[str] | None = None, *, dpi: i
     # rho: the warm fits if present (they are what the user keeps), else the first start
     shown = "warm" if "warm" in starts else starts[0]
     rho = ds["rho"].where(ok).sel(start=shown)
-    colors = [f"C{i % 10}" for i in range(ds.sizes["term"])]
-    for t, term in enumerate(ds["term"].values):
-        ax_rho.plot(x, rho.isel(term=t).values, "o", color=colors[t], label=str(term))
+    dim = "penalty" if "penalty" in ds["rho"].dims else "term"  # older Datasets: one ρ a term
+    colors = [f"C{i % 10}" for i in range(ds.sizes[dim])]
+    for t, term in enumerate(ds[dim].values):
+        ax_rho.plot(x, rho.isel({dim: t}).values, "o", color=colors[t], label=str(term))
         ax_rho.axhline(float(ds["full_rho"].values[t]), color=colors[t], ls="--", lw=1)
     ax_rho.set_title(f"log sp per fold ({shown}); dashed: full data")
     ax_rho.set_xlabel("held-out subject")

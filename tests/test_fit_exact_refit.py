@@ -30,7 +30,8 @@ FAMILIES = ("gaussian", "poisson", "binomial")
 # every public property of a result, and the methods a user calls without arguments
 PROPERTIES = (
     "coef_names", "Vp", "Ve", "Vc", "edf_coef", "edf1", "edf2", "loglik", "loglik_df", "aic",
-    "formula", "dropped_rows", "n_dropped", "sp", "block_names", "coef", "edf_total",
+    "formula", "dropped_rows", "n_dropped", "sp", "block_names", "rho_names", "coef",
+    "edf_total",
 )  # fmt: skip
 # fields that differ between two fits of the same inputs by construction
 TIMING = ("wall_time", "warm_decision")

@@ -25,7 +25,7 @@ def _model(family: str = "poisson") -> GAM:
 def test_warm_folds_match_cold_optimum(poisson_data: pd.DataFrame) -> None:
     store = open_store("memory://loso-warm-vs-cold")
     ds = run_loso(poisson_data, _model(), subject="subj", store=store, compare_cold=True)
-    assert dict(ds.sizes) == {"fold": 6, "start": 2, "term": 3, "row": 1200}
+    assert dict(ds.sizes) == {"fold": 6, "start": 2, "term": 3, "penalty": 3, "row": 1200}
     assert list(ds["fold"].values) == [0, 1, 2, 3, 4, 5]
     assert list(ds["start"].values) == ["warm", "cold"]
     assert list(ds["term"].values) == ["s(x0)", "s(x1)", "s(x2)"]

@@ -143,7 +143,7 @@ def test_build_dataset_layout_and_failures() -> None:
         _outcome(s, m, ok=(s, m) != (2, "cold")) for s in (3, 1, 2) for m in ("cold", "warm")
     ]
     ds = build_dataset([1, 2, 3], ["warm", "cold"], outcomes, full, {"family": "gaussian"})
-    assert dict(ds.sizes) == {"fold": 3, "start": 2, "term": 2}
+    assert dict(ds.sizes) == {"fold": 3, "start": 2, "term": 2, "penalty": 2}
     assert list(ds["fold"].values) == [1, 2, 3]
     assert list(ds["term"].values) == ["s(a)", "s(b)"]
     np.testing.assert_array_equal(ds["rho"].sel(start="warm").values[:, 0], [2.0, 3.0, 4.0])

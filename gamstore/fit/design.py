@@ -591,6 +591,22 @@ class Design:
         """Number of smoothing parameters."""
         return sum(max(1, len(b.pens)) for b in self.smooths)
 
+    def rho_labels(self) -> list[str]:
+        """One label per smoothing parameter, in ρ order: the block's name for a block with
+        one penalty (``s(x)``, ``s(x):fA``); for a tensor product, one per margin, the block's
+        name then the margin in brackets (``te(x,z)[x]``, ``te(x,z):fA[z]``), the
+        convention of :meth:`TensorTerm.knot_key`."""
+        out: list[str] = []
+        for b in self.smooths:
+            margins = tuple(getattr(b.spec, "margins", ()) or ())
+            if len(b.pens) > 1 and len(margins) == len(b.pens):
+                out.extend(f"{b.label}[{m}]" for m in margins)
+            elif len(b.pens) > 1:
+                out.extend(f"{b.label}[{i + 1}]" for i in range(len(b.pens)))
+            else:
+                out.append(b.label)
+        return out
+
     def block_slots(self) -> list[tuple[int, ...]]:
         """Per smooth block, the indices of its smoothing parameters."""
         out, j = [], 0

@@ -200,7 +200,8 @@ class FitResult:
     family : str
         Family name.
     rho : numpy.ndarray
-        Log smoothing parameters, one per smooth (mgcv ``log(sp)`` scale).
+        Log smoothing parameters (mgcv ``log(sp)`` scale): one per smooth, one per margin of
+        a tensor product; ``rho_names`` labels them.
     beta_raw, beta_reduced : dict[str, numpy.ndarray]
         Coefficients per block (``"(parametric)"``, ``"s(x0)"``, ...); raw = B-spline
         coefficients, reduced = after the sum-to-zero constraint (mgcv's ``coef``).
@@ -491,6 +492,14 @@ class FitResult:
     def block_names(self) -> list[str]:
         """Block names in model order."""
         return list(self._design.block_names)
+
+    @property
+    def rho_names(self) -> list[str]:
+        """One name per entry of ``rho``: the block's name for a block with one smoothing
+        parameter (``s(x)``, ``s(x):fA``), the block's name and the margin for a tensor
+        product's (``te(x,z)[x]``, ``te(x,z)[z]``, ``te(x,z):fA[x]``), as the margins' knots
+        are keyed in ``knots``."""
+        return self._design.rho_labels()
 
     @property
     def coef(self) -> np.ndarray:

@@ -76,6 +76,8 @@ class FoldOutcome:
     attempts: int = 1
     rho: np.ndarray = field(default_factory=lambda: np.empty(0))
     edf: dict[str, float] = field(default_factory=dict)
+    #: one name per entry of ``rho`` (``FitResult.rho_names``; empty when the fitter has none)
+    rho_names: list[str] = field(default_factory=list)
     reml: float = float("nan")
     scale: float = float("nan")
     #: negative binomial theta of the fold's fit (its held-out rows are scored at it); NaN
@@ -394,6 +396,7 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
         out.cpu_time = time.process_time() - c0
         out.rho = np.asarray(res.rho, dtype=np.float64).ravel()
         out.edf = {str(k): _as_float(v) for k, v in dict(res.edf).items()}
+        out.rho_names = [str(v) for v in getattr(res, "rho_names", None) or ()]
         out.reml = _as_float(res.reml)
         out.scale = _as_float(getattr(res, "scale", float("nan")))
         theta = getattr(res, "theta", None)

@@ -252,6 +252,7 @@ def _fit_summary(res: Any, wall_time: float) -> dict[str, Any]:
     return {
         "rho": np.asarray(res.rho, dtype=np.float64).ravel(),
         "edf": {str(k): float(v) for k, v in dict(res.edf).items()},
+        "rho_names": [str(v) for v in getattr(res, "rho_names", None) or ()],
         "reml": float(res.reml),
         "scale": float(getattr(res, "scale", np.nan)),
         "theta": float(getattr(res, "theta", None) or np.nan),

@@ -1,9 +1,13 @@
 """Turning fold outcomes into the xarray Dataset that :func:`run_loso` returns.
 
 Layout (dims ``fold`` = held-out subject, ``start`` = ``"warm"``/``"cold"``, ``term`` =
-smoothing parameter):
+smooth block of the full-data fit, ``s(x)``, ``s(x):fA``, ``te(x,z)``; ``penalty`` =
+smoothing parameter, named as :attr:`FitResult.rho_names <gamstore.fit.FitResult.rho_names>`:
+the block's name for a block with one ρ, the block's name and the margin for a tensor
+product's, ``te(x,z)[x]``, ``te(x,z):fA[z]``; coordinate ``penalty_term`` = its block):
 
-* per fold and start: ``rho(fold, start, term)``, ``edf(fold, start, term)``, ``edf_total``,
+* per fold and start: ``rho(fold, start, penalty)``, ``edf(fold, start, term)`` (the sum
+  over the block's coefficients, however many ρ it has), ``edf_total``,
   ``reml``, ``scale`` (and ``theta``, negative binomial only; ``power``, Tweedie only), ``n_outer``, ``n_pirls_calls``, ``n_pirls_iters``, ``wall_time``,
   ``cpu_time``,
   ``warm_source`` (where the fit started), ``warm_decision`` (what the warm-start policy
@@ -11,7 +15,7 @@ smoothing parameter):
   ``heldout_n``, ``status``, ``error``, ``attempts``; the start check
   (:mod:`gamstore.fit.startcheck`): ``rho_moved``, ``cold_checked``, ``check_reasons``,
   ``start_disagree``, ``warm_reml``, ``cold_check_reml``, ``kept``; and ``fit_warnings``;
-* the full-data fit: ``full_rho(term)``, ``full_edf(term)``, ``full_edf_total``,
+* the full-data fit: ``full_rho(penalty)``, ``full_edf(term)``, ``full_edf_total``,
   ``full_reml``, ``full_scale`` (``full_theta``, ``full_power``), ``full_n_outer``, ``full_n_pirls_calls``,
   ``full_n_pirls_iters``, ``full_wall_time``, ``full_warm_source``, ``full_warm_decision``
   (and the same numbers in ``attrs`` for a quick look, with ``warm_decisions``: each policy
@@ -39,11 +43,31 @@ PARAMETRIC = "(parametric)"
 
 
 def term_names(rho: np.ndarray, edf: Mapping[str, float]) -> list[str]:
-    """Names for the smoothing parameters: the smooth blocks' names when one per block."""
+    """Names for the smoothing parameters of a fitter without ``rho_names``: the smooth
+    blocks' names when one per block, ``sp0``, ``sp1``... otherwise."""
     smooth = [name for name in edf if name != PARAMETRIC]
     if len(smooth) == len(rho):
         return smooth
     return [f"sp{i}" for i in range(len(rho))]
+
+
+def penalty_names(
+    rho: np.ndarray, edf: Mapping[str, float], names: Sequence[str] | None = None
+) -> list[str]:
+    """Names for the smoothing parameters: the fit's ``rho_names`` when it has one per ρ
+    (gamstore's fitter), else :func:`term_names`."""
+    if names is not None and len(names) == len(rho) and len(set(names)) == len(names):
+        return [str(v) for v in names]
+    return term_names(rho, edf)
+
+
+def penalty_block(name: str, blocks: Sequence[str]) -> str:
+    """The smooth block a smoothing parameter belongs to: itself, or for a tensor margin's
+    ``te(x,z)[x]`` the block ``te(x,z)``; ``""`` when none is known (``sp0``)."""
+    if name in blocks:
+        return name
+    head = name.rsplit("[", 1)[0]
+    return head if name.endswith("]") and head in blocks else ""
 
 
 def _label(value: Any) -> Any:
@@ -85,15 +109,17 @@ def build_dataset(
     xarray.Dataset
     """
     full_rho = np.asarray(full["rho"], dtype=np.float64)
-    terms = term_names(full_rho, full["edf"])
-    nf, ns, nt = len(subjects), len(starts), len(terms)
+    pens = penalty_names(full_rho, full["edf"], full.get("rho_names"))
+    terms = [name for name in full["edf"] if name != PARAMETRIC]
+    nf, ns, nt, npen = len(subjects), len(starts), len(terms), len(pens)
+    pidx = {name: k for k, name in enumerate(pens)}
     fidx = {_label(s): i for i, s in enumerate(subjects)}
     sidx = {s: j for j, s in enumerate(starts)}
 
     def filled(value: Any, dtype: Any, *shape: int) -> np.ndarray:
         return np.full((nf, ns, *shape), value, dtype=dtype)
 
-    rho = filled(np.nan, np.float64, nt)
+    rho = filled(np.nan, np.float64, npen)
     edf = filled(np.nan, np.float64, nt)
     floats = {
         k: filled(np.nan, np.float64)
@@ -125,7 +151,11 @@ def build_dataset(
 
     for out in outcomes:
         i, j = fidx[_label(out.subject)], sidx[out.mode]
-        if out.ok and out.rho.shape == (nt,):
+        names = list(getattr(out, "rho_names", None) or ())
+        if out.ok and len(names) == out.rho.size and names and set(names) <= set(pidx):
+            # by name: a fold without a by level's rows has that level's ρ missing (NaN)
+            rho[i, j, [pidx[v] for v in names]] = out.rho
+        elif out.ok and out.rho.shape == (npen,):
             rho[i, j] = out.rho
         if out.ok:
             edf[i, j] = [out.edf.get(t, np.nan) for t in terms]
@@ -148,8 +178,8 @@ def build_dataset(
 
     dims = ("fold", "start")
     data_vars: dict[str, Any] = {
-        "rho": ((*dims, "term"), rho, {"long_name": "log smoothing parameter (mgcv scale)"}),
-        "edf": ((*dims, "term"), edf, {"long_name": "effective degrees of freedom"}),
+        "rho": ((*dims, "penalty"), rho, {"long_name": "log smoothing parameter (mgcv scale)"}),
+        "edf": ((*dims, "term"), edf, {"long_name": "effective degrees of freedom of the block"}),
         "edf_total": (dims, floats["edf_total"], {"long_name": "total edf, all blocks"}),
         "reml": (dims, floats["reml"], {"long_name": "REML criterion (mgcv gcv.ubre scale)"}),
         "scale": (dims, floats["scale"], {"long_name": "scale estimate"}),
@@ -229,7 +259,7 @@ def build_dataset(
     if str(attrs.get("family", "")) == "tw":  # Tweedie: each fit's power p, likewise
         data_vars["power"] = (dims, floats["power"], {"long_name": "Tweedie power p"})
         full_scalars["full_power"] = float(full.get("power", np.nan))
-    data_vars["full_rho"] = (("term",), full_rho, {"long_name": "full-data log sp"})
+    data_vars["full_rho"] = (("penalty",), full_rho, {"long_name": "full-data log sp"})
     data_vars["full_edf"] = (("term",), full_edf, {"long_name": "full-data edf"})
     for k, v in full_scalars.items():
         data_vars[k] = ((), v)
@@ -241,7 +271,17 @@ def build_dataset(
     coords: dict[str, Any] = {
         "fold": ("fold", np.asarray(labels), {"long_name": "held-out subject"}),
         "start": ("start", np.asarray(list(starts), dtype=object)),
-        "term": ("term", np.asarray(terms, dtype=object)),
+        "term": ("term", np.asarray(terms, dtype=object), {"long_name": "smooth block"}),
+        "penalty": (
+            "penalty",
+            np.asarray(pens, dtype=object),
+            {"long_name": "smoothing parameter (block, and [margin] for a tensor product)"},
+        ),
+        "penalty_term": (
+            "penalty",
+            np.asarray([penalty_block(v, terms) for v in pens], dtype=object),
+            {"long_name": "smooth block of the smoothing parameter"},
+        ),
     }
     if rows is not None:
         n_rows = len(rows["y"])
