@@ -235,6 +235,17 @@ def _fold_hint(
     return replace(fold, foreign=False, own=False, reason=f"{why}{tail} no record of its own")
 
 
+def _is_remote(store: Any) -> bool:
+    """Whether ``store`` is an object store (its requests are round trips)."""
+    from gamstore.warmstart.capability import warm_store
+
+    try:
+        ws = warm_store(store)
+    except TypeError:
+        return False
+    return ws is not None and ws.remote
+
+
 def _executor_kind(executor: Any) -> str:
     if executor is None or executor == "serial":
         return "serial"
@@ -449,10 +460,13 @@ def run_loso(
                 )
             spec = _worker_spec(store_obj, storage_options, read_only=not save_folds)
 
-        # serial: the saves after each fit go to a background writer (the next fit does not
-        # wait for them); flushed before run_loso returns. Worker processes open the store
-        # themselves and must find the full-data fit's entries: saved synchronously there.
-        with deferred_saves(kind == "serial" and fit_store is not None):
+        # serial, on an object store: the saves after each fit go to a background writer
+        # (the next fit does not wait for their round trips); flushed before run_loso
+        # returns. A local or memory save is no round trip: synchronous, as before (deferring
+        # it measured no faster; BENCHMARKS.md). Worker processes open the store themselves
+        # and must find the full-data fit's entries: saved synchronously there.
+        remote = fit_store is not None and _is_remote(fit_store)
+        with deferred_saves(kind == "serial" and remote):
             t0 = time.perf_counter()
             extra: dict[str, Any] = {
                 k: v for k, v in (("weights", weights), ("offset", offset)) if v

@@ -16,7 +16,9 @@ Modules (one concept each): :mod:`~gamstore.warmstart.specs` (block/penalty/opti
 :mod:`~gamstore.warmstart.plan` (the orchestrator every fitter goes through: exact record,
 outer session, cross-fit artifact, and what to save),
 :mod:`~gamstore.warmstart.sessions` (outer iterates), :mod:`~gamstore.warmstart.from_model`
-(explicit resume points, keyspace ``from``).
+(explicit resume points, keyspace ``from``), :mod:`~gamstore.warmstart.background` (saves
+deferred to a bounded background writer inside ``deferred_saves``, as ``run_loso`` does, and
+side-by-side reads on object stores).
 
 Example
 -------

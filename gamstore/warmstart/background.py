@@ -2,8 +2,8 @@
 
 A fit needs its warm start *before* it runs, but never the result of a save: what a fit
 writes is for the next fit. Inside :func:`deferred_saves` (``run_loso`` opens one around its
-serial run) the writes after a fit are handed to a background writer and the fit returns at
-once; the block record, session final and artifact reach the store while the next fit
+serial run on an object store, where a save is round trips of waiting) the writes after a fit
+are handed to a background writer and the fit returns at once; the block record, session final and artifact reach the store while the next fit
 builds its design and runs. Outside it every save is synchronous, as before: a plain
 ``GAM.fit(store=...)`` returns with its state stored.
 

@@ -291,6 +291,14 @@ class WarmStartStore:
         return self._absent and not self._opened
 
     @property
+    def remote(self) -> bool:
+        """True for an object store (each request a round trip, worth taking off a fit's
+        critical path): told by the open store, or by the URL scheme before it is opened."""
+        if self._opened:
+            return bool(getattr(self._store, "flat_listing", False))
+        return self._url is not None and _object_store_url(self._url)
+
+    @property
     def parallel_reads(self) -> bool:
         """True when the open store is an object store (each read a round trip: independent
         reads are worth sending side by side); False for a local or memory store, or one not
