@@ -362,7 +362,25 @@ def bench_s3(n: int) -> None:
             t = median_us(fn, n, warmup=0)
             per[label] = (Counter({k: v / n for k, v in calls.items()}), t)
 
-        measure("save", lambda i: store.save("block", f"key-{i}", recs[i]))
+        measure("save, new key (fresh store: mostly new shards)",
+                lambda i: store.save("block", f"key-{i}", recs[i]))  # fmt: skip
+        from gamstore.store.core import Store
+        from gamstore.store.layout import key_folder
+        from gamstore.store.registry import open_backend
+
+        same = _keys_in_shard(key_folder("block", "warm")[:2], n, "s3-shard")
+        measure("save, new key, known shard", lambda i: store.save("block", same[i], recs[i]))
+        measure("save, known key", lambda i: store.save("block", "warm", recs[i]))
+        # the same saves into a layout-1 store (the write path before layout 2)
+        old = Store(_layout1(open_backend("s3://bench/g1", opts)), sweep_every=10**9)
+        old.backend.fs._call_s3 = counting  # type: ignore[attr-defined]
+        old.save("block", "warm", recs[0])
+        measure("layout 1: save, new key (fresh store: mostly new shards)",
+                lambda i: old.save("block", f"key-{i}", recs[i]))  # fmt: skip
+        same1 = _keys_in_shard(key_folder("block", "warm")[:2], n, "s3-shard1")
+        measure("layout 1: save, new key, known shard",
+                lambda i: old.save("block", same1[i], recs[i]))  # fmt: skip
+        measure("layout 1: save, known key", lambda i: old.save("block", "warm", recs[i]))
 
         def first_hit(i: int) -> None:
             store._state.decoded.clear()
@@ -1092,16 +1110,47 @@ def _bench_levels_s3(n: int, rec: Any, variants: dict[str, Any]) -> None:
         print(f"| {case} | {v} | {sum(c.values()):g} ({kinds}) | {t * 1e3:.1f} |")
 
 
+def _layout1(backend: Any) -> Any:
+    """Make ``backend``'s (new, empty) root a layout-1 store root: a ``Store`` opened on it
+    then writes layout 1 (``<ks>/<kk>/<key64>/<entry id>`` + key folder docs), as before."""
+    from gamstore.store import codec
+    from gamstore.store.layout import MARKER
+
+    backend.put(MARKER, codec.group_meta_bytes({"gamstore": {"layout": 1}}))
+    return backend
+
+
+def _keys_in_shard(shard: str, n: int, tag: str) -> list[str]:
+    """``n`` new block keys whose ``<kk>`` shard is ``shard``."""
+    from gamstore.store.layout import key_folder
+
+    out: list[str] = []
+    i = 0
+    while len(out) < n:
+        key = f"{tag}-{i}"
+        i += 1
+        if key_folder("block", key)[:2] == shard:
+            out.append(key)
+    return out
+
+
 def bench_pack(parents: list[Path], n: int) -> None:
-    """Entry format 2: a 5-block record's save beside ``np.savez`` of the same arrays."""
+    """Entry format 2: a 5-block record's save beside ``np.savez`` of the same arrays, for
+    layout 2 (this version) and layout 1 (a store whose root says 1: the write path before
+    it, same code, same process)."""
     from gamstore.store.core import Store
+    from gamstore.store.layout import key_folder
 
     rec = block_record("k", 1)  # 5 blocks x 50 coefficients + 4 rho, no active sets
     arrs = arrays_of(rec)
     flat = {k.replace("/", "_"): v for k, v in arrs.items()}
+    shard = key_folder("block", "same")[:2]
+    in_shard = _keys_in_shard(shard, n + 32, "ks")  # warm-up, counted and timed saves
 
     def writers(base: Path) -> dict[str, Callable[[int], Any]]:
         store = Store(LocalBackend(base / "g"), sweep_every=10**9)
+        old = Store(_layout1(LocalBackend(base / "g1")), sweep_every=10**9)
+        assert store.layout == 2 and old.layout == 1
         (base / "npz").mkdir()
         (base / "npzdir").mkdir()
 
@@ -1134,9 +1183,21 @@ def bench_pack(parents: list[Path], n: int) -> None:
             os.link(f"{entry}/.m.tmp", f"{entry}/zarr.json")
             os.unlink(f"{entry}/.m.tmp")
 
+        def known_shard(st: Store) -> Callable[[int], Any]:
+            fresh = iter(in_shard)  # each call: a key never saved, in the shard of "same"
+            return lambda i: st.save("block", next(fresh), rec)
+
         return {
-            "gamstore `Store.save`, new key": lambda i: store.save("block", f"n{i}", rec),
-            "gamstore `Store.save`, known key": lambda i: store.save("block", "same", rec),
+            "layout 2 `Store.save`, new key (fresh store: mostly new shards)": lambda i: store.save(
+                "block", f"n{i}", rec
+            ),
+            "layout 2 `Store.save`, new key, known shard": known_shard(store),
+            "layout 2 `Store.save`, known key": lambda i: store.save("block", "same", rec),
+            "layout 1 `Store.save`, new key (fresh store: mostly new shards)": lambda i: old.save(
+                "block", f"n{i}", rec
+            ),
+            "layout 1 `Store.save`, new key, known shard": known_shard(old),
+            "layout 1 `Store.save`, known key": lambda i: old.save("block", "same", rec),
             "`np.savez`, same arrays, one file": lambda i: np.savez(
                 base / "npz" / f"k{i}.npz", **flat
             ),
@@ -1154,7 +1215,7 @@ def bench_pack(parents: list[Path], n: int) -> None:
                 name: count_os_calls(fn, range(10**6 + 1, 10**6 + 17)) for name, fn in ops.items()
             }
             med = interleaved(ops, n)
-            entry = next(p for p in (base / "g" / "block").glob("??/*/*") if p.is_dir())
+            entry = next(p for p in (base / "g" / "block").glob("??/*") if p.is_dir())
             objects = sorted(
                 p.relative_to(entry).as_posix() for p in entry.rglob("*") if p.is_file()
             )

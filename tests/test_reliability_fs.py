@@ -166,17 +166,38 @@ def test_access_symlinks_are_never_touched_through(tmp_path: Path) -> None:
     assert _snapshot(out) == before
 
 
-def test_symlinked_key_folder_save_and_lookup_stay_inside(tmp_path: Path) -> None:
+def test_symlinked_key_folder_is_skipped_and_a_save_never_writes_through_it(
+    tmp_path: Path,
+) -> None:
+    # layout 2 writes no key folder, but walks one (layout-1 entries live there): a symlink
+    # planted where it would be is skipped by every reader and never written through
     out = _outside(tmp_path)
     root, store = _store(tmp_path)
     kp = root / key_prefix(KS, key_folder(KS, "victim"))
     kp.parent.mkdir(parents=True, exist_ok=True)
     kp.symlink_to(out / "a")
+    before = _snapshot(out)
+    eid = store.save(KS, "victim", block_record("victim", 1))
+    assert eid is not None and (kp.parent / f"{kp.name}.{eid}").is_dir()
+    hit = store.lookup(KS, "victim")
+    assert hit is not None and hit.entry_id == eid
+    assert store.stats().foreign >= 1
+    _every_command(store, root)
+    assert _snapshot(out) == before
+    assert kp.is_symlink()  # left in place
+
+
+def test_symlinked_shard_folder_save_and_lookup_stay_inside(tmp_path: Path) -> None:
+    out = _outside(tmp_path)
+    root, store = _store(tmp_path)
+    assert key_folder(KS, "victim")[:2] != key_folder(KS, "k")[:2]  # a shard not made yet
+    kp = root / KS / key_folder(KS, "victim")[:2]
+    kp.symlink_to(out / "a")
     acc = root / ".access" / key_prefix(KS, key_folder(KS, "k"))
     fresh = gamstore.open_store(root, touch_interval=0.0)
     assert fresh.lookup(KS, "k") is not None
     fresh.flush()
-    acc_kp = acc.parent / key_folder(KS, "victim")
+    acc_kp = acc.parent.parent / key_folder(KS, "victim")[:2]
     acc_kp.symlink_to(out / "a" / "b")
     before = _snapshot(out)
     assert store.save(KS, "victim", block_record("victim", 1)) is None  # refused, reported
@@ -434,13 +455,15 @@ def test_non_utf8_names_are_skipped_by_every_reader(tmp_path: Path) -> None:
     root, store = _store(tmp_path)
     write_catalog(store)
     info = next(iter(store.entries(KS)))
-    key_dir = os.fsencode(root / info.path.rsplit("/", 1)[0])
-    for parent in (os.fsencode(root), os.fsencode(root / KS), os.path.dirname(key_dir), key_dir):
+    shard_dir = os.fsencode(root / info.path.rsplit("/", 1)[0])  # layout 2: entries in it
+    for parent in (os.fsencode(root), os.fsencode(root / KS), shard_dir):
         bad = os.path.join(parent, b"\xff\xfe-x")
         os.mkdir(bad)
         with open(os.path.join(bad, b"zarr.json"), "wb") as f:
             f.write(b'{"zarr_format": 3, "node_type": "group", "attributes": {}}')
-    with open(os.path.join(key_dir, b"18eab8e5bcaa3fb8-f828973e-e9c6697\xff"), "wb") as f:
+    # a name shaped like an entry of the same key, but not UTF-8
+    name = os.fsencode(info.folder) + b".18eab8e5bcaa3fb8-f828973e-e9c6697\xff"
+    with open(os.path.join(shard_dir, name), "wb") as f:
         f.write(b"x")
     fresh = gamstore.open_store(root)
     fits = gamstore.open_fits(fresh, keyspace=KS, catalog="never")

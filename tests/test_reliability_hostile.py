@@ -42,8 +42,8 @@ def _good_objects() -> dict[str, bytes]:
 
 
 GOOD_OBJECTS = _good_objects()
-ENTRY_MARKER = next(
-    p for p in GOOD_OBJECTS if p.startswith(f"{KS}/") and p.count("/") == 4 and p.endswith(MARKER)
+ENTRY_MARKER = next(  # layout 2: <ks>/<kk>/<key64>.<entry id>/zarr.json
+    p for p in GOOD_OBJECTS if p.startswith(f"{KS}/") and p.count("/") == 3 and p.endswith(MARKER)
 )
 ENTRY = ENTRY_MARKER.rsplit("/", 1)[0]
 PAYLOAD = sorted(p for p in GOOD_OBJECTS if p.startswith(ENTRY + "/") and p != ENTRY_MARKER)
@@ -259,7 +259,7 @@ def test_planted_huge_object_is_not_read_into_memory(which: str, tmp_path: Path)
     store.save(KS, KEY, GOOD)
     path = ENTRY_MARKER if which == "marker" else next(p for p in PAYLOAD if p.endswith("/0"))
     folder = next(i.path for i in store.entries())
-    full = root / folder / path.split("/", 4)[4]
+    full = root / folder / path[len(ENTRY) + 1 :]
     with open(full, "r+b") as f:
         f.truncate(BIG)  # sparse: costs no disk, 256 MiB if read
     fresh = gamstore.open_store(str(root))
@@ -405,8 +405,8 @@ FS_WHERE = [
     "array",  # an array folder inside the entry
     "chunk",
     "marker",
-    "key",  # the key folder
-    "sibling",  # a new name in the key folder, shaped like an entry id
+    "key",  # the key folder of layout 1 (walked for old entries)
+    "sibling",  # a new name in the shard, shaped like an entry of the key
     "shard",
     "keyspace",
     "other_keyspace",  # a keyspace folder gamstore has not made yet
@@ -429,15 +429,17 @@ FS_WHAT = [
 
 
 def _fs_target(root: Path, entry: str, where: str) -> Path:
-    key = entry.rsplit("/", 1)[0]
+    shard, _, name = entry.rpartition("/")
+    key64 = name.split(".", 1)[0]
     return {
         "entry": root / entry,
         "array": root / entry / "values",
         "chunk": root / entry / "values" / "0",
         "marker": root / entry / MARKER,
-        "key": root / key,
-        "sibling": root / key / "18eab8e5bcaa3fb8-f828973e-e9c66971",
-        "shard": root / key.rsplit("/", 1)[0],
+        # the key's folder of layout 1 (still walked: old entries live there)
+        "key": root / shard / key64,
+        "sibling": root / shard / f"{key64}.18eab8e5bcaa3fb8-f828973e-e9c66971",
+        "shard": root / shard,
         "keyspace": root / KS,
         "other_keyspace": root / "outer",
         "access": root / ".access" / entry,

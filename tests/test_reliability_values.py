@@ -182,7 +182,7 @@ def test_small_budget_keeps_a_small_store_whole(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------- stored bytes
 def _entry_markers(root: Path, keyspace: str) -> list[Path]:
-    return sorted(root.glob(f"{keyspace}/*/*/*/{MARKER}"))
+    return sorted(root.glob(f"{keyspace}/*/*.*/{MARKER}"))  # layout 2: <kk>/<key64>.<id>
 
 
 def _attrs(marker: Path) -> dict[str, Any]:

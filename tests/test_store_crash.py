@@ -59,6 +59,6 @@ def test_sigkill_during_saves_leaves_no_torn_entry(tmp_path: Path) -> None:
     for o in store.backend.list(""):
         if o.path == MARKER or o.path.startswith(f"{ACCESS_DIR}/") or is_level_doc(o.path):
             continue
-        entry = "/".join(o.path.split("/")[:4])
+        entry = "/".join(o.path.split("/")[:3])  # layout 2: <ks>/<kk>/<key64>.<entry id>
         assert entry in committed, f"leftover after gc: {o.path}"
     assert store.verify().uncommitted == 0

@@ -78,6 +78,43 @@ def test_old_and_new_entries_side_by_side(old_store: Path) -> None:
     assert report.corrupt == () and report.checked == len(ENTRIES) + 1
 
 
+def test_old_store_keeps_layout_1_until_upgraded_then_reads_both(old_store: Path) -> None:
+    from click.testing import CliRunner
+
+    from gamstore.cli import EXIT_OK, main
+    from gamstore.store.cache import clear_states
+
+    store = open_store(old_store)
+    assert store.layout == 1  # an older gamstore may share it: new entries in layout 1 too
+    rec = CASES["block_full"]
+    first = store.save("block", "cf-new", BlockWarmStartRecord(**{**rec.__dict__, "key": "cf-new"}))
+    assert first is not None and len(list(old_store.glob(f"block/??/*/{first}"))) == 1
+    res = CliRunner().invoke(main, ["upgrade", str(old_store), "--json"])
+    assert res.exit_code == EXIT_OK, res.output
+    assert json.loads(res.output) == {"layout_before": 1, "layout": 2}
+    again = CliRunner().invoke(main, ["upgrade", str(old_store)])
+    assert again.exit_code == EXIT_OK and "already layout 2" in again.output
+    clear_states()  # a new process
+    store = open_store(old_store)
+    assert store.layout == 2
+    second = store.save(
+        "block", "cf-new", BlockWarmStartRecord(**{**rec.__dict__, "key": "cf-new"})
+    )
+    assert second is not None and len(list(old_store.glob(f"block/??/*.{second}"))) == 1
+    # every old entry and both shapes under one key read; nothing was moved
+    for keyspace, key, case, _kind in ENTRIES:
+        hit = store.lookup(keyspace, key)
+        assert hit is not None and hit.record == CASES[case]
+    assert store.lookup_latest("block", "cf-new").entry_id == second  # type: ignore[union-attr]
+    ids = {i.entry_id for i in store.entries("block")}
+    assert {first, second} <= ids
+    report = store.verify()
+    assert report.corrupt == () and report.checked == len(ENTRIES) + 2
+    gc = store.gc(grace=0)
+    assert (gc.payloads, gc.temps, gc.access) == (0, 0, 0)
+    assert len(list(store.entries())) == len(ENTRIES) + 2
+
+
 def test_old_store_opens_in_the_views(old_store: Path) -> None:
     import gamstore
 
@@ -105,7 +142,7 @@ def test_a_packed_block_record_is_at_most_four_objects_and_its_marker(tmp_path: 
     )
     entry_id = store.save("block", "k", rec)
     assert entry_id is not None
-    entry = next(tmp_path.glob(f"block/??/*/{entry_id}"))
+    entry = next(tmp_path.glob(f"block/??/*.{entry_id}"))  # layout 2: <key64>.<entry id>
     objects = sorted(p.relative_to(entry).as_posix() for p in entry.rglob("*") if p.is_file())
     assert objects == [
         "offsets/0",

@@ -18,7 +18,7 @@ import gamstore
 from gamstore.records import IteratePayload
 from gamstore.store import ReadOnlyStoreError, codec, open_store
 from gamstore.store import core as store_core
-from gamstore.store.layout import MARKER, key_folder, key_prefix
+from gamstore.store.layout import MARKER, key_folder
 from gamstore.store.testing import block_record, iterate_payload, record_values_ok
 
 
@@ -43,7 +43,7 @@ def test_plain_zarr_open_group_on_path_reads_every_value(tmp_path: Path) -> None
     n_values = rec.rho.size + sum(b.size for b in rec.block_beta)
     assert (_entry_dir(tmp_path, s) / "values" / "0").stat().st_size == 8 * n_values + 4
     root = zarr.open_group(str(tmp_path), mode="r")
-    assert root.attrs.asdict() == {"gamstore": {"layout": 1}}
+    assert root.attrs.asdict() == {"gamstore": {"layout": 2}}
 
 
 def test_zero_length_and_2d_arrays_read_by_plain_zarr(tmp_path: Path) -> None:
@@ -142,10 +142,10 @@ def test_item33_stray_temps_removed_after_grace(tmp_path: Path) -> None:
     assert e is not None and record_values_ok(e.record, "k", 0)
 
 
-def test_item18_key_folder_removed_by_someone_else(tmp_path: Path) -> None:
+def test_item18_shard_folder_removed_by_someone_else(tmp_path: Path) -> None:
     s = open_store(tmp_path)
     s.save("block", "k", block_record("k", 1))
-    shutil.rmtree(tmp_path / key_prefix("block", key_folder("block", "k")))
+    shutil.rmtree(tmp_path / "block" / key_folder("block", "k")[:2])
     assert s.lookup("block", "k") is None
     assert s.save("block", "k", block_record("k", 2)) is not None
     e = s.lookup("block", "k")

@@ -93,14 +93,16 @@ def test_save_makes_each_folder_once_and_never_stats(
     # own first open (it does not exist yet); below a fresh folder mkdir comes first
     fails = [(c, a, r) for c, a, r in calls if r != "ok"]
     assert all(c == "open" and a.endswith("/") and r == "FileNotFoundError" for c, a, r in fails)
-    assert len(fails) <= 3  # at most the shard, key and entry folders of a new key
+    assert len(fails) <= 2  # at most the shard and entry folders of a new key
     path = entry_prefix("block", key_folder("block", "fold"), entry_id)
     files = {p for p in root.rglob("*") if p.is_file()} - files_before
     levels = sorted(str(p.relative_to(root)) for p in files if (root / path) not in p.parents)
     kp = key_prefix("block", key_folder("block", "fold"))
     assert key_folder("block", "warm")[:2] != key_folder("block", "fold")[:2]  # a new shard
-    # the new shard and key folders get their level doc; the keyspace already has one
-    assert levels == sorted([f"{kp.rsplit('/', 1)[0]}/{MARKER}", f"{kp}/{MARKER}"])
+    # the new shard folder gets its level doc; the keyspace already has one, and layout 2
+    # has no key folder: the entry folder <key64>.<entry id> sits in the shard
+    assert levels == [f"{kp.rsplit('/', 1)[0]}/{MARKER}"]
+    assert path == f"{kp}.{entry_id}"
     file_opens = [a for c, a, r in calls if c == "open" and not a.endswith("/")]
     # payload objects + the temp files of the marker and the level docs, each once
     assert len(file_opens) == len(files)
@@ -124,6 +126,29 @@ def test_second_save_under_a_key_makes_only_its_entry_folders(
     assert len(mkdirs) == 3
     # the level docs were written by the first save of this process: only the marker links
     assert kinds_of(calls)["link"] == 1
+
+
+def test_new_key_in_a_known_shard_costs_what_a_known_key_costs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # layout 2 (issue 17 item 3): a first save under a key makes no key folder and no level
+    # doc once its shard exists, so it issues the very calls of a repeat save under a key
+    s = open_store(tmp_path, sweep_every=10**9)
+    s.save("block", "k", block_record("k", 1, n_blocks=2))
+    kk = key_folder("block", "k")[:2]
+    new = next(f"n{i}" for i in range(9999) if key_folder("block", f"n{i}")[:2] == kk)
+    with counting_os(monkeypatch) as known:
+        assert s.save("block", "k", block_record("k", 2, n_blocks=2)) is not None
+    before = _folders_below(tmp_path)
+    with counting_os(monkeypatch) as fresh:
+        assert s.save("block", new, block_record(new, 3, n_blocks=2)) is not None
+    assert kinds_of(fresh) == kinds_of(known)
+    made = sorted(os.path.relpath(p, tmp_path) for p in _folders_below(tmp_path) - before)
+    entry = f"block/{kk}/{key_folder('block', new)}."
+    assert len(made) == 3 and all(m.startswith(entry) for m in made)  # entry, values, offsets
+    assert kinds_of(fresh)["link"] == 1  # the marker only
+    hit = s.lookup("block", new)
+    assert hit is not None and record_values_ok(hit.record, new, 3)
 
 
 def test_saved_entry_still_opens_with_plain_zarr(tmp_path: Path) -> None:

@@ -56,12 +56,14 @@ def _marker_gets(store: Store) -> list[str]:
 
     def get_many(paths: Any, caps: Any = None) -> Any:
         got.extend(
-            p for p in paths if p.endswith("/zarr.json") and p.count("/") == 4 and p[0] != "."
+            p
+            for p in paths
+            if p.endswith("/zarr.json") and p.count("/") == 3 and len(p.split("/")[2]) > 64
         )
         return orig_many(paths, caps)
 
     def get(path: str, cap: Any = None) -> Any:
-        if path.endswith("/zarr.json") and path.count("/") == 4 and path[0] != ".":
+        if path.endswith("/zarr.json") and path.count("/") == 3 and len(path.split("/")[2]) > 64:
             got.append(path)
         return orig_get(path, cap)
 
@@ -118,10 +120,10 @@ def test_walk_with_objects_finds_markerless_and_empty_entry_folders(tmp_path: Pa
     eid = store.save("block", "k", block_record("k", 1), objective=1.0)
     assert eid is not None
     (info,) = store.entries("block")
-    kp = info.path.rsplit("/", 1)[0]
-    empty = tmp_path / "s" / kp / "18eab8e5bcaa3fb8-f828973e-e9c66971"
+    kp = f"{info.path.rsplit('/', 1)[0]}/{info.folder}."  # layout 2: <shard>/<key64>.<id>
+    empty = tmp_path / "s" / f"{kp}18eab8e5bcaa3fb8-f828973e-e9c66971"
     empty.mkdir()
-    half = tmp_path / "s" / kp / "18eab8e5bcaa3fb9-f828973e-e9c66971" / "rho"
+    half = tmp_path / "s" / f"{kp}18eab8e5bcaa3fb9-f828973e-e9c66971" / "rho"
     half.mkdir(parents=True)
     (half / "zarr.json").write_bytes(b"{}")
     dirs = {d.entry_id: d for d in walk(store.backend, objects=True)}

@@ -69,9 +69,25 @@ def test_entry_bytes_unchanged() -> None:
         iteration=3,
         kind="final",
         provenance={"gamstore_version": "0.0.0"},
+        layout=1,  # the bytes pinned before layout 2 (an entry of a layout-1 store)
     )
     old = _before_record_digest(objs)
     assert _digest(old) == "3eaf85700e9eb85d31b56f0abb58177516ed65d2bd4cd3105388aa92d7393873"
+    # layout 2 (the default) changes the marker's "layout" field and nothing else
+    new = _entry(
+        rec,
+        "outer",
+        "18eab8e5bcaa3fb8-f828973e-e9c66971",
+        objective=2.5,
+        iteration=3,
+        kind="final",
+        provenance={"gamstore_version": "0.0.0"},
+    )
+    assert {k: v for k, v in new.items() if k != "zarr.json"} == {
+        k: v for k, v in objs.items() if k != "zarr.json"
+    }
+    assert new["zarr.json"] == objs["zarr.json"].replace(b'"layout":1', b'"layout":2')
+    assert objs["zarr.json"].count(b'"layout":1') == 1
     block = BlockWarmStartRecord(
         key="k",
         n_rows=12,
@@ -89,6 +105,7 @@ def test_entry_bytes_unchanged() -> None:
         objective=None,
         iteration=None,
         kind="checkpoint",
+        layout=1,
     )
     assert sorted(objs) == [  # entry format 2: the arrays packed into values + offsets
         "offsets/0",

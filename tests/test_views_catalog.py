@@ -88,7 +88,7 @@ def test_entry_committing_after_the_rebuild_makes_it_stale(tmp_path: Path) -> No
     key = "outer/mid-save"
     folder = key_folder("outer", key)
     eid = new_entry_id()
-    path = f"outer/{folder[:2]}/{folder}/{eid}"
+    path = f"outer/{folder[:2]}/{folder}.{eid}"  # layout 2
     enc = codec.encode_entry(
         record=iterate_record(synthetic_fit(50, 0), 0),
         keyspace="outer",

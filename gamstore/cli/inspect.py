@@ -514,6 +514,29 @@ def gc_command(url: str, storage_option: tuple[str, ...], grace: str, as_json: b
         )
 
 
+@click.command("upgrade")
+@_url_argument
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def upgrade_command(url: str, storage_option: tuple[str, ...], as_json: bool) -> None:
+    """Make a layout-1 store a layout-2 store (one root write; entries stay in place).
+
+    Exit codes: 0 ok (also when already up to date), 2 bad URL/option, 3 storage error or
+    read-only store.
+    """
+    store = _open(url, storage_option, write=True)
+    with _storage_errors(url):
+        before, after = store.upgrade()
+    if as_json:
+        click.echo(json.dumps({"layout_before": before, "layout": after}))
+    elif before == after:
+        click.echo(f"upgrade {store.url}: already layout {after}, nothing to do")
+    else:
+        click.echo(
+            f"upgrade {store.url}: layout {before} -> {after}; existing entries stay where "
+            "they are, new ones are written flat in their shard"
+        )
+
+
 @click.command("verify")
 @_url_argument
 @click.option("--fix", is_flag=True, help="Delete the corrupt entries found.")
@@ -697,6 +720,7 @@ _COMMANDS = (
     show_command,
     du_command,
     gc_command,
+    upgrade_command,
     verify_command,
     evict_command,
     export_command,

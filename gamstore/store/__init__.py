@@ -31,6 +31,7 @@ from gamstore.store.errors import ReadOnlyStoreError, StoreError
 from gamstore.store.ids import is_entry_id
 from gamstore.store.keyspaces import REGISTRY, Keyspace, KeyspaceLayout, keyspace_info
 from gamstore.store.layout import key_folder
+from gamstore.store.layout import split_entry_path as entry_path_parts
 from gamstore.store.portable import ExportedEntry, ImportResult
 from gamstore.store.registry import open_backend, register_backend, resolve_url
 from gamstore.store.session import Session
@@ -68,6 +69,7 @@ __all__ = [
     "StoreSpec",
     "StoreStats",
     "VerifyReport",
+    "entry_path_parts",
     "key_folder",
     "keyspace_info",
     "open_store",

@@ -92,6 +92,20 @@ class Backend(ABC):
     def list(self, prefix: str) -> builtins.list[ObjectInfo]:
         """Return every object below folder ``prefix`` (recursive), with sizes and mtimes."""
 
+    def list_prefixed(self, prefix: str, start: str) -> builtins.list[ObjectInfo]:
+        """Every object below folder ``prefix`` whose path below it starts with ``start``.
+
+        ``start`` is a partial name of a direct child of ``prefix`` (no ``/``): the objects
+        of every child folder (and the child objects) whose name starts with it, recursive.
+        Object stores answer this with one LIST on the key prefix ``<prefix>/<start>``; a
+        lookup lists a key's entries (``<key64>.<entry id>`` in a shard) this way. Default:
+        filter :meth:`list` (correct everywhere, but lists the whole folder).
+        """
+        if not start or "/" in start:
+            raise ValueError(f"start: expected a partial name without '/', got {start!r}")
+        cut = len(prefix) + 1 if prefix else 0
+        return [o for o in self.list(prefix) if o.path[cut:].startswith(start)]
+
     @abstractmethod
     def list_dir(self, prefix: str) -> builtins.list[str]:
         """Return the names of the direct children (objects and folders) of ``prefix``."""

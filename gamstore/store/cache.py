@@ -35,6 +35,7 @@ class RootState:
     touched: dict[str, int] = field(default_factory=dict)  # when we last wrote the touch
     pending: dict[str, int] = field(default_factory=dict)  # touches not yet written
     root_checked: bool = False
+    layout: int = 0  # layout of the root doc (0: not read yet); saves write this layout
     # Folders whose level doc (zarr.json) this process wrote or found: written once per folder.
     level_docs: set[str] = field(default_factory=set)
     save_counter: int = 0

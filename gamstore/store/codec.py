@@ -34,7 +34,7 @@ import numpy as np
 
 from gamstore import _json
 from gamstore.store import zarr_v3
-from gamstore.store.layout import LAYOUT_VERSION, MARKER
+from gamstore.store.layout import LAYOUT_VERSION, MARKER, READABLE_LAYOUTS
 from gamstore.store.provenance import check_provenance
 
 __all__ = [
@@ -315,8 +315,12 @@ def encode_entry(
     schema: str,
     max_bytes: int = MAX_ENTRY_BYTES,
     provenance: Mapping[str, Any] | None = None,
+    layout: int = LAYOUT_VERSION,
 ) -> EncodedEntry:
     """Build every object of one entry from ``record.to_parts()``.
+
+    ``layout`` is the layout of the store the entry goes into (its marker says so, so an
+    older gamstore sharing a layout-1 store reads it).
 
     Raises
     ------
@@ -395,7 +399,7 @@ def encode_entry(
         "key": key,
         "keyspace": keyspace,
         "kind": kind,
-        "layout": LAYOUT_VERSION,
+        "layout": int(layout),
         "nbytes": total,
         "objective": objective,
         "parts": parts,
@@ -440,7 +444,13 @@ def parse_marker(data: bytes, *, keyspace: str, entry_id: str) -> Marker:
     if not isinstance(attrs, dict):
         raise CorruptEntryError("marker: no attrs['gamstore']")
     fmt = attrs.get("format")
-    if fmt not in READABLE_FORMATS or type(fmt) is not int or attrs.get("layout") != LAYOUT_VERSION:
+    layout = attrs.get("layout")
+    if (
+        fmt not in READABLE_FORMATS
+        or type(fmt) is not int
+        or type(layout) is not int
+        or layout not in READABLE_LAYOUTS
+    ):
         raise CorruptEntryError("marker: unknown format or layout version")
     if fmt == 2 and (not isinstance(attrs.get("parts"), dict) or attrs.get("groups") != []):
         raise CorruptEntryError("marker: format 2 without parts, or with groups")

@@ -41,6 +41,7 @@ from gamstore.store.layout import (
     CATALOG_DIR,
     LAYOUT_VERSION,
     MARKER,
+    READABLE_LAYOUTS,
     access_path,
     bookkeeping_attrs,
     check_keyspace,
@@ -302,7 +303,7 @@ class Store:
                         f"url: {self.url} has a root zarr.json that is not a regular file"
                     )
         if existing is not None:
-            self._check_root_doc(existing)
+            st.layout = self._check_root_doc(existing)
             st.root_checked = True  # a missing root seen read-only is checked again later
 
     @property
@@ -327,9 +328,48 @@ class Store:
                 f"url: {self.url} holds no gamstore root zarr.json; refusing maintenance on a "
                 "folder that is not a gamstore store"
             )
-        self._check_root_doc(blob)
+        self._state.layout = self._check_root_doc(blob)
 
-    def _check_root_doc(self, data: bytes) -> None:
+    @property
+    def layout(self) -> int:
+        """Layout version of this store's root (1 or 2): the entry shape its saves write."""
+        return self._state.layout or LAYOUT_VERSION
+
+    def upgrade(self) -> tuple[int, int]:
+        """Make a layout-1 store a layout-2 store (new entries flat inside their shard).
+
+        Only the root doc changes (one write): the entries already stored stay where they
+        are and read as before (every reader of this version walks both entry shapes), so
+        nothing is copied and nothing is lost if this is interrupted. A gamstore that
+        predates layout 2 refuses the store afterwards, with an error naming the layout,
+        instead of missing the new entries.
+
+        Returns
+        -------
+        tuple of int
+            ``(layout before, layout after)``; equal when there was nothing to do.
+
+        Raises
+        ------
+        ReadOnlyStoreError
+            On a read-only store.
+        ValueError
+            If the root is not a gamstore store.
+        """
+        self._check_writable()
+        self.require_root()
+        before = self._state.layout
+        if before < LAYOUT_VERSION:
+            doc = codec.group_meta_bytes({"gamstore": {"layout": LAYOUT_VERSION}})
+            self._backend.put(MARKER, doc)
+            self._state.layout = LAYOUT_VERSION
+        return before, self._state.layout
+
+    def _entry_path(self, keyspace: str, folder: str, entry_id: str) -> str:
+        """Where this store writes entry ``entry_id`` of key ``folder`` (its layout)."""
+        return entry_prefix(keyspace, folder, entry_id, self.layout)
+
+    def _check_root_doc(self, data: bytes) -> int:
         from gamstore import _json
 
         try:
@@ -340,12 +380,14 @@ class Store:
         except (ValueError, KeyError, TypeError):
             raise ValueError(
                 f"url: {self.url} holds a zarr.json that is not a gamstore root "
-                "(expected attrs {'gamstore': {'layout': 1}})"
+                f"(expected attrs {{'gamstore': {{'layout': {LAYOUT_VERSION}}}}})"
             ) from None
-        if layout != LAYOUT_VERSION:
+        if type(layout) is not int or layout not in READABLE_LAYOUTS:
             raise ValueError(
-                f"url: {self.url} has gamstore layout {layout!r}; this version reads {LAYOUT_VERSION}"
+                f"url: {self.url} has gamstore layout {layout!r:.40}; this version reads "
+                f"layouts {', '.join(map(str, READABLE_LAYOUTS))}"
             )
+        return layout
 
     def _resolve(self, name: str) -> type | None:
         if self._record_types is not None and name in self._record_types:
@@ -432,7 +474,9 @@ class Store:
         entry_id = new_entry_id(self.producer, self._clock())
         created = parse_created(entry_id)
         assert created is not None
+        layout = self.layout
         enc = codec.encode_entry(
+            layout=layout,
             record=record,
             keyspace=keyspace,
             key=key,
@@ -445,7 +489,7 @@ class Store:
             schema=self._schema,
             provenance=prov,
         )
-        path = entry_prefix(keyspace, folder, entry_id)
+        path = entry_prefix(keyspace, folder, entry_id, layout)
         if enc.nbytes > self.budget_bytes:
             # The first sweep would evict it: never write (and acknowledge) such an entry.
             log.warning(
@@ -459,7 +503,7 @@ class Store:
         try:
             self._backend.put_many({f"{path}/{p}": b for p, b in enc.payload.items()})
             levels = {}
-            if key_prefix(keyspace, folder) not in self._state.level_docs:
+            if self._innermost_level(keyspace, folder) not in self._state.level_docs:
                 levels = self._level_docs(keyspace, folder, key)
             marker_sent = True
             if levels:
@@ -530,7 +574,8 @@ class Store:
         self._backend.put_many({f"{path}/{p}": b for p, b in payload.items()})
 
     def ensure_levels(self, keyspace: str, key: str) -> None:
-        """Make the keyspace, shard and key folders of ``key`` Zarr groups (create-only).
+        """Make the folders above ``key``'s entries Zarr groups (create-only): keyspace and
+        shard (layout 1: and the key folder).
 
         :meth:`save` and :meth:`import_entry` do this themselves before committing. A no-op for folders this process already did.
 
@@ -541,16 +586,20 @@ class Store:
         """
         self._check_writable()
         folder = key_folder(keyspace, key)
-        if key_prefix(keyspace, folder) not in self._state.level_docs:
+        if self._innermost_level(keyspace, folder) not in self._state.level_docs:
             self._write_levels(keyspace, folder, key)
 
+    def _innermost_level(self, keyspace: str, folder: str) -> str:
+        """The deepest level folder above ``folder``'s entries (shard; layout 1: key)."""
+        return key_prefix(keyspace, folder) if self.layout < 2 else f"{keyspace}/{folder[:2]}"
+
     def _level_docs(self, keyspace: str, folder: str, key: str) -> dict[str, bytes]:
-        """``zarr.json`` of the keyspace, shard and key folders this process has not
-        written or met yet (path -> bytes): every level is a Zarr group."""
+        """``zarr.json`` of the level folders above ``folder``'s entries that this process
+        has not written or met yet (path -> bytes): every level is a Zarr group."""
         st = self._state
         return {
             f"{p}/{MARKER}": codec.group_meta_bytes(a)
-            for p, a in level_attrs(keyspace, folder, key)
+            for p, a in level_attrs(keyspace, folder, key, self.layout)
             if p not in st.level_docs
         }
 
@@ -631,18 +680,20 @@ class Store:
         be = self._backend
         st = self._state
         # committed is None on a names-only walk: the marker GET below tells
-        paths = [d.path for d in walk(be, keyspace, folder=folder) if d.committed is not False]
-        unknown = [p for p in paths if p not in st.markers]
+        dirs = [d for d in walk(be, keyspace, folder=folder) if d.committed is not False]
+        paths = [d.path for d in dirs]
+        unknown = [d for d in dirs if d.path not in st.markers]
         if unknown:
             blobs = be.get_many(
-                [f"{p}/{MARKER}" for p in unknown], [MAX_MARKER_BYTES] * len(unknown)
+                [f"{d.path}/{MARKER}" for d in unknown], [MAX_MARKER_BYTES] * len(unknown)
             )
-            for p, blob in zip(unknown, blobs, strict=True):
+            for d, blob in zip(unknown, blobs, strict=True):
+                p = d.path
                 if blob is None:
                     continue  # not committed (yet): being written, crashed or deleted
                 self._stats.bytes_read += len(blob)
                 try:
-                    m = codec.parse_marker(blob, keyspace=keyspace, entry_id=p.rsplit("/", 1)[1])
+                    m = codec.parse_marker(blob, keyspace=keyspace, entry_id=d.entry_id)
                 except CorruptEntryError as exc:
                     self._corrupt(p, exc)
                     continue
@@ -1065,7 +1116,8 @@ class Store:
         arrays : mapping of str to numpy.ndarray
             Every array the marker declares, by its path in the entry.
         path : str, optional
-            Where the entry came from (``<keyspace>/<kk>/<key64>/<entry id>``); refused
+            Where the entry came from (``<keyspace>/<kk>/<key64>.<entry id>``, or the layout-1
+            ``<keyspace>/<kk>/<key64>/<entry id>``); refused
             unless it is where the entry belongs.
 
         Returns
@@ -1081,7 +1133,7 @@ class Store:
         """
         self._check_writable()
         try:
-            ks, key, entry_id, entry_path = portable.check_import_attrs(attrs, path)
+            ks, key, entry_id, entry_path = portable.check_import_attrs(attrs, path, self.layout)
             payload, marker = portable.entry_objects(attrs, arrays, ks, entry_id)
         except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
             return ImportResult("refused", path or "", str(exc))
@@ -1093,7 +1145,7 @@ class Store:
         self.ensure_levels(ks, key)
         if not backend.put_if_absent(f"{entry_path}/{MARKER}", marker):
             return ImportResult("exists", entry_path)  # a concurrent import committed it
-        _, _, folder, _ = entry_path.split("/")
+        folder = key_folder(ks, key)
         info = EntryInfo(
             keyspace=ks,
             folder=folder,

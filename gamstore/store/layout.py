@@ -1,17 +1,22 @@
 """Paths of the on-storage layout (DESIGN §3), relative to the store root.
 
-::
+Layout 2 (what this version writes into a layout-2 root)::
 
-    zarr.json                                   root group, attrs {"gamstore": {"layout": 1}}
+    zarr.json                                   root group, attrs {"gamstore": {"layout": 2}}
     <keyspace>/zarr.json                        level group {"gamstore": {"level": "keyspace", ...}}
     <keyspace>/<kk>/zarr.json                   level group {"gamstore": {"level": "shard", ...}}
-    <keyspace>/<kk>/<key64>/zarr.json           level group {"gamstore": {"level": "key", ...}}
-    <keyspace>/<kk>/<key64>/<entry>/zarr.json   commit marker (group metadata, written last)
-    <keyspace>/<kk>/<key64>/<entry>/<array>/... the entry's arrays
+    <keyspace>/<kk>/<key64>.<entry>/zarr.json   commit marker (group metadata, written last)
+    <keyspace>/<kk>/<key64>.<entry>/<array>/... the entry's arrays
     .access/zarr.json                           a zero-length placeholder array (a Zarr leaf)
-    .access/<keyspace>/<kk>/<key64>/<entry>     touch objects (mtime = last access)
+    .access/<entry path>                        touch objects (mtime = last access)
     .catalog/zarr.json                          a zero-length placeholder array (a Zarr leaf)
     .catalog/...                                free-form objects of the catalog (views layer)
+
+Layout 1 had one more folder level per key, ``<keyspace>/<kk>/<key64>/`` (with its own level
+doc naming the key) holding ``<entry>/`` folders. Every reader here understands both entry
+shapes, side by side in one store: a layout-1 root keeps being written in layout 1 (an older
+gamstore may share it) until :meth:`Store.upgrade <gamstore.store.Store.upgrade>` flips its
+root doc to 2; its old entries stay where they are and read as before.
 
 The level groups make the whole store one Zarr hierarchy; they are written create-only, once
 per folder, and readers never need them (stores of the first layout have none). The two
@@ -35,10 +40,12 @@ __all__ = [
     "CATALOG_DIR",
     "LAYOUT_VERSION",
     "MARKER",
+    "READABLE_LAYOUTS",
     "access_path",
     "bookkeeping_attrs",
     "check_keyspace",
     "entry_prefix",
+    "flat_entry_name",
     "key_folder",
     "is_folder_name",
     "is_level_doc",
@@ -46,9 +53,13 @@ __all__ = [
     "key_prefix",
     "level_attrs",
     "split_entry_path",
+    "split_flat_name",
 ]
 
-LAYOUT_VERSION = 1
+#: Layout of the stores this version creates (entries ``<ks>/<kk>/<key64>.<entry id>``).
+LAYOUT_VERSION = 2
+#: Layouts this version reads and writes (1: ``<ks>/<kk>/<key64>/<entry id>``).
+READABLE_LAYOUTS = (1, 2)
 MARKER = "zarr.json"
 ACCESS_DIR = ".access"
 CATALOG_DIR = ".catalog"
@@ -83,13 +94,32 @@ def _folder_of(keyspace: str, key: str) -> str:
 
 
 def key_prefix(keyspace: str, folder: str) -> str:
-    """``"<keyspace>/<kk>/<folder>"``."""
+    """``"<keyspace>/<kk>/<folder>"``: the key folder of layout 1, and in layout 2 the
+    name prefix every entry folder of the key starts with (inside its shard)."""
     return f"{keyspace}/{folder[:2]}/{folder}"
 
 
-def entry_prefix(keyspace: str, folder: str, entry_id: str) -> str:
-    """``"<keyspace>/<kk>/<folder>/<entry_id>"``."""
-    return f"{keyspace}/{folder[:2]}/{folder}/{entry_id}"
+def entry_prefix(keyspace: str, folder: str, entry_id: str, layout: int = LAYOUT_VERSION) -> str:
+    """``"<keyspace>/<kk>/<folder>.<entry_id>"`` (layout 2) or
+    ``"<keyspace>/<kk>/<folder>/<entry_id>"`` (layout 1)."""
+    sep = "." if layout >= 2 else "/"
+    return f"{keyspace}/{folder[:2]}/{folder}{sep}{entry_id}"
+
+
+def flat_entry_name(folder: str, entry_id: str) -> str:
+    """``"<folder>.<entry_id>"``: an entry folder's name inside its shard (layout 2)."""
+    return f"{folder}.{entry_id}"
+
+
+def split_flat_name(name: str) -> tuple[str, str] | None:
+    """``(folder, entry_id)`` of a layout-2 entry folder name ``<key64>.<entry id>``, or None.
+
+    Only the shape is checked here (64 hex digits, a dot, a rest); the caller checks the
+    entry id with :func:`gamstore.store.ids.is_entry_id`.
+    """
+    if len(name) < 66 or name[64] != "." or not is_folder_name(name[:64]):
+        return None
+    return name[:64], name[65:]
 
 
 def access_path(entry_path: str) -> str:
@@ -98,32 +128,52 @@ def access_path(entry_path: str) -> str:
 
 
 def split_entry_path(path: str) -> tuple[str, str, str] | None:
-    """Split ``"<ks>/<kk>/<folder>/<entry>"`` into (keyspace, folder, entry_id), or None."""
+    """Split an entry path into (keyspace, folder, entry_id), or None.
+
+    Both shapes: ``"<ks>/<kk>/<folder>.<entry>"`` (layout 2) and
+    ``"<ks>/<kk>/<folder>/<entry>"`` (layout 1). The entry id's shape is not checked.
+    """
     parts = path.split("/")
-    if len(parts) != 4:
+    if len(parts) == 3:
+        ks, kk, name = parts
+        flat = split_flat_name(name)
+        if flat is None:
+            return None
+        folder, entry_id = flat
+    elif len(parts) == 4:
+        ks, kk, folder, entry_id = parts
+    else:
         return None
-    ks, kk, folder, entry_id = parts
     # hex only: a listed name that is not (e.g. not UTF-8) is no entry of the layout
     if ks not in KEYSPACES or not is_folder_name(folder) or folder[:2] != kk:
         return None
     return ks, folder, entry_id
 
 
-def level_attrs(keyspace: str, folder: str, key: str) -> list[tuple[str, dict[str, object]]]:
-    """``(folder path, attrs)`` of the keyspace, shard and key groups above an entry.
+def level_attrs(
+    keyspace: str, folder: str, key: str | None, layout: int = LAYOUT_VERSION
+) -> list[tuple[str, dict[str, object]]]:
+    """``(folder path, attrs)`` of the level groups above an entry: keyspace and shard, and
+    in layout 1 the key folder (``key`` is then required: its doc names the key).
 
     Top first; each folder's ``zarr.json`` is a plain Zarr group whose attrs say which level
-    it is (``{"gamstore": {"level": "key", "keyspace": "block", "key": "cf-..."}}``).
+    it is (``{"gamstore": {"level": "shard", "keyspace": "block", "shard": "9a"}}``).
     """
     kk = folder[:2]
-    return [
+    out: list[tuple[str, dict[str, object]]] = [
         (keyspace, {"gamstore": {"level": "keyspace", "keyspace": keyspace}}),
         (f"{keyspace}/{kk}", {"gamstore": {"level": "shard", "keyspace": keyspace, "shard": kk}}),
-        (
-            f"{keyspace}/{kk}/{folder}",
-            {"gamstore": {"level": "key", "keyspace": keyspace, "key": key}},
-        ),
     ]
+    if layout < 2:
+        if key is None:
+            raise ValueError("key: required for the key folder of layout 1")
+        out.append(
+            (
+                f"{keyspace}/{kk}/{folder}",
+                {"gamstore": {"level": "key", "keyspace": keyspace, "key": key}},
+            )
+        )
+    return out
 
 
 def bookkeeping_attrs(top: str) -> dict[str, object]:

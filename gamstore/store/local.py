@@ -311,10 +311,28 @@ class LocalBackend(Backend):
             self._walk(fd, prefix, out, 0)
         return out
 
-    def _walk(self, fd: int, rel: str, out: builtins.list[ObjectInfo], depth: int) -> None:
+    def list_prefixed(self, prefix: str, start: str) -> builtins.list[ObjectInfo]:
+        check_path(prefix)
+        if not start or "/" in start:
+            raise ValueError(f"start: expected a partial name without '/', got {start!r}")
+        self.requests["list"] += 1
+        out: list[ObjectInfo] = []
+        with self._folders() as dirs:
+            try:
+                fd = dirs.open(prefix)
+            except (*_MISSING, ForeignObjectError):
+                return out
+            self._walk(fd, prefix, out, 0, start)
+        return out
+
+    def _walk(
+        self, fd: int, rel: str, out: builtins.list[ObjectInfo], depth: int, start: str = ""
+    ) -> None:
         try:
             with os.scandir(fd) as it:
-                entries = builtins.list(it)
+                entries = (
+                    [e for e in it if e.name.startswith(start)] if start else builtins.list(it)
+                )
         except _MISSING:
             return
         for e in entries:

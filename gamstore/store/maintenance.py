@@ -24,6 +24,7 @@ from gamstore.store.layout import (
     bookkeeping_attrs,
     key_folder,
     level_attrs,
+    split_entry_path,
 )
 from gamstore.store.types import EntryInfo, GcReport, VerifyReport
 from gamstore.store.walk import walk
@@ -127,20 +128,34 @@ def _add_level_docs(h: Housekeeping, listed: set[str], committed: set[str]) -> i
     """Write the level docs (create-only) that the folders of committed entries lack.
 
     Stores written before level docs existed have none; ``gc`` upgrades them from the
-    listing it already has (a marker GET per key folder that lacks its doc, for the key
-    string). Returns how many docs were created.
+    listing it already has. A layout-2 entry needs its keyspace and shard docs; a layout-1
+    entry also its key folder's, which names the key (one marker GET per such key folder).
+    Returns how many docs were created.
     """
     be = h.backend
     st = h.state
     made = 0
-    todo: dict[str, str] = {}  # key folder path -> one committed entry path in it
+
+    def missing(p: str) -> bool:
+        return f"{p}/{MARKER}" not in listed and p not in st.level_docs
+
+    flat: dict[str, bytes] = {}  # level docs of layout-2 entries (no key string needed)
+    todo: dict[str, str] = {}  # layout-1 key folder path -> one committed entry path in it
     for ep in sorted(committed):
-        kp = ep.rsplit("/", 1)[0]
-        ks, kk, _folder = kp.split("/")
-        if kp not in todo and any(
-            f"{d}/{MARKER}" not in listed and d not in st.level_docs for d in (ks, f"{ks}/{kk}", kp)
-        ):
+        parts = ep.split("/")
+        ks, kk = parts[0], parts[1]
+        if len(parts) == 3:
+            for p, a in level_attrs(ks, parts[2][:64], None, layout=2):
+                if missing(p) and f"{p}/{MARKER}" not in flat:
+                    flat[f"{p}/{MARKER}"] = codec.group_meta_bytes(a)
+            continue
+        kp = "/".join(parts[:3])
+        if kp not in todo and any(missing(d) for d in (ks, f"{ks}/{kk}", kp)):
             todo[kp] = ep
+    if flat:
+        made += sum(be.put_many_if_absent(flat))
+        listed.update(flat)
+        st.remember_levels([d.rsplit("/", 1)[0] for d in flat])
     for kp, ep in todo.items():
         ks, _kk, folder = kp.split("/")
         try:
@@ -155,8 +170,8 @@ def _add_level_docs(h: Housekeeping, listed: set[str], committed: set[str]) -> i
             continue  # verify reports it; a level doc can wait
         docs = {
             f"{p}/{MARKER}": codec.group_meta_bytes(a)
-            for p, a in level_attrs(ks, folder, m.key)
-            if f"{p}/{MARKER}" not in listed and p not in st.level_docs
+            for p, a in level_attrs(ks, folder, m.key, layout=1)
+            if missing(p)
         }
         made += sum(be.put_many_if_absent(docs))
         listed.update(docs)
@@ -265,7 +280,10 @@ def _marker_problem(path: str, blob: bytes | None) -> str:
     """Why the marker of ``path`` does not parse (it did not while listing)."""
     if blob is None:
         return f"marker {MARKER} vanished"
-    keyspace, entry_id = path.split("/", 1)[0], path.rsplit("/", 1)[-1]
+    where = split_entry_path(path)
+    if where is None:
+        return "not an entry path"
+    keyspace, _folder, entry_id = where
     try:
         codec.parse_marker(blob, keyspace=keyspace, entry_id=entry_id)
     except CorruptEntryError as exc:

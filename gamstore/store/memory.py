@@ -118,6 +118,34 @@ class MemoryBackend(Backend):
                         out.append(ObjectInfo(r, len(item[0]), item[1]))
         return out
 
+    def list_prefixed(self, prefix: str, start: str) -> builtins.list[ObjectInfo]:
+        if not start or "/" in start:
+            raise ValueError(f"start: expected a partial name without '/', got {start!r}")
+        self.requests["list"] += 1
+        out: list[ObjectInfo] = []
+        with _LOCK:
+            top = self._folder(prefix)
+            if top is None:
+                return out
+            stack: list[tuple[_Node, str]] = []
+            for name, item in top.items():
+                if not name.startswith(start):
+                    continue
+                r = f"{prefix}/{name}" if prefix else name
+                if isinstance(item, dict):
+                    stack.append((item, r))
+                else:
+                    out.append(ObjectInfo(r, len(item[0]), item[1]))
+            while stack:
+                node, rel = stack.pop()
+                for name, item in node.items():
+                    r = f"{rel}/{name}"
+                    if isinstance(item, dict):
+                        stack.append((item, r))
+                    else:
+                        out.append(ObjectInfo(r, len(item[0]), item[1]))
+        return out
+
     def list_dir(self, prefix: str) -> builtins.list[str]:
         self.requests["list"] += 1
         with _LOCK:

@@ -14,6 +14,8 @@ put_if_absent       ``_pipe_file(path, data, mode="create")``: S3 ``If-None-Matc
 list                ``_find(parent, prefix=name + "/", detail=True)`` (one paged LIST with
                     sizes and modification times; the ``prefix`` form never falls back to a
                     HEAD when the folder is empty)
+list_prefixed       ``_find(folder, prefix=start, detail=True)`` (one paged LIST of the key
+                    prefix ``<folder>/<start>``: a lookup's listing of one key's entries)
 list_dir            ``_ls(folder)`` (one delimited LIST)
 mtime               ``_info(path)`` (one HEAD; a missing object may cost a LIST too)
 delete_many         ``_rm(paths)`` where the service deletes in bulk (S3: 1000 keys per
@@ -110,9 +112,10 @@ class Service:
     endpoint_keys : tuple of str
         Options naming the endpoint (part of the in-process cache identity, never secret).
     list_folder : callable or None
-        ``await list_folder(fs, folder) -> {full_name: info}``: every object below
-        ``folder`` in one paged LIST, where the file system's ``_find`` costs more requests
-        (adlfs probes the path first). None: ``_find``.
+        ``await list_folder(fs, folder, start) -> {full_name: info}``: every object below
+        ``folder`` whose path below it starts with ``start`` (``""``: all) in one paged
+        LIST, where the file system's ``_find`` costs more requests (adlfs probes the path
+        first). None: ``_find``.
     """
 
     name: str
@@ -126,7 +129,7 @@ class Service:
     request_bound: Callable[[Mapping[str, Any]], float] | None = None
     bulk_delete: bool = True
     endpoint_keys: tuple[str, ...] = ("endpoint_url",)
-    list_folder: Callable[[Any, str], Awaitable[dict[str, Any]]] | None = None
+    list_folder: Callable[[Any, str, str], Awaitable[dict[str, Any]]] | None = None
 
 
 def _prepare_s3(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -157,7 +160,7 @@ def _prepare_azure(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     return opts, {}
 
 
-async def _azure_list_folder(fs: Any, folder: str) -> dict[str, Any]:
+async def _azure_list_folder(fs: Any, folder: str, start: str = "") -> dict[str, Any]:
     """Every blob below ``folder`` with one paged List Blobs (the Azure SDK's public client).
 
     adlfs's ``_find`` first asks whether the path is a blob and, on an empty folder, whether
@@ -167,7 +170,8 @@ async def _azure_list_folder(fs: Any, folder: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     cc = fs.service_client.get_container_client(container)
     try:
-        async for b in cc.list_blobs(name_starts_with=f"{key}/" if key else None):
+        begin = f"{key}/{start}" if key else start
+        async for b in cc.list_blobs(name_starts_with=begin or None):
             out[f"{container}/{b.name}"] = {
                 "size": b.size,
                 "last_modified": b.last_modified,
@@ -498,10 +502,14 @@ class ObjectStoreBackend(Backend):
     def mtime(self, path: str) -> int | None:
         return self._run(self._mtime(self._full(path)))  # type: ignore[no-any-return]
 
-    async def _list(self, folder: str) -> dict[str, Any]:
+    async def _list(self, folder: str, start: str = "") -> dict[str, Any]:
         self.requests["list"] += 1
         if self.service.list_folder is not None:
-            return await self.service.list_folder(self.fs, folder)
+            return await self.service.list_folder(self.fs, folder, start)
+        if start:
+            # one paged LIST of the key prefix ``<folder>/<start>`` (s3fs, gcsfs)
+            found = await self.fs._find(folder, prefix=start, detail=True)
+            return dict(found) if isinstance(found, dict) else {}
         parent, _, name = folder.rpartition("/")
         if not parent:  # the bucket root itself
             return dict(await self.fs._find(folder, detail=True))
@@ -516,6 +524,18 @@ class ObjectStoreBackend(Backend):
         folder = self._full(prefix)
         found = self._run(self._list(folder))
         base = folder + "/"
+        return [
+            ObjectInfo(self._rel(k), int(v.get("size") or 0), _info_mtime(v))
+            for k, v in found.items()
+            if k.startswith(base) and v.get("type", "file") == "file" and not k.endswith("/")
+        ]
+
+    def list_prefixed(self, prefix: str, start: str) -> builtins.list[ObjectInfo]:
+        if not start or "/" in start:
+            raise ValueError(f"start: expected a partial name without '/', got {start!r}")
+        folder = self._full(prefix)
+        found = self._run(self._list(folder, start))
+        base = f"{folder}/{start}"
         return [
             ObjectInfo(self._rel(k), int(v.get("size") or 0), _info_mtime(v))
             for k, v in found.items()

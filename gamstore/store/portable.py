@@ -22,7 +22,14 @@ import numpy as np
 
 from gamstore.store import codec
 from gamstore.store.ids import parse_created
-from gamstore.store.layout import MARKER, check_keyspace, entry_prefix, key_folder
+from gamstore.store.layout import (
+    LAYOUT_VERSION,
+    MARKER,
+    check_keyspace,
+    entry_prefix,
+    key_folder,
+    split_entry_path,
+)
 from gamstore.store.types import EntryInfo
 
 __all__ = [
@@ -126,10 +133,13 @@ def check_numbers(value: Any, path: str = "marker") -> None:
             check_numbers(v, f"{path}[{i}]")
 
 
-def check_import_attrs(attrs: Mapping[str, Any], path: str | None) -> tuple[str, str, str, str]:
+def check_import_attrs(
+    attrs: Mapping[str, Any], path: str | None, layout: int = LAYOUT_VERSION
+) -> tuple[str, str, str, str]:
     """Check imported marker attributes; return (keyspace, key, entry id, entry path).
 
-    ``path``, if given, is where the entry came from; it must be where it belongs.
+    ``path``, if given, is where the entry came from (either layout's entry path); it must
+    be where it belongs. The returned entry path is in ``layout``, the target store's.
     """
     if not isinstance(attrs, Mapping):
         raise ValueError("marker attribute is not a JSON object")
@@ -141,18 +151,25 @@ def check_import_attrs(attrs: Mapping[str, Any], path: str | None) -> tuple[str,
         check_keyspace(ks)
     except (TypeError, ValueError):
         raise ValueError("marker keyspace/entry id/key disagree with the group path") from None
+    where = None
     if path is not None:
-        parts = path.split("/")
-        if len(parts) != 4:
+        where = split_entry_path(path) if isinstance(path, str) else None
+        if where is None:
             raise ValueError("not an entry path")
-        if parts[0] != ks or parts[3] != entry_id:
+        if where[0] != ks or where[2] != entry_id:
             raise ValueError("marker keyspace/entry id/key disagree with the group path")
     created = parse_created(entry_id)
     if created is None or attrs.get("created") != created:
         raise ValueError("invalid entry id or creation time")
     folder = key_folder(ks, key)
-    if path is not None and path.split("/")[2] != folder:
+    if where is not None and where[1] != folder:
         raise ValueError("key folder does not match the key string")
+    marker_layout = attrs.get("layout")
+    if isinstance(marker_layout, int) and marker_layout > layout:
+        raise ValueError(
+            f"marker of layout {marker_layout} into a store of layout {layout}: "
+            "upgrade the store first (gamstore upgrade)"
+        )
     specs, groups = attrs.get("arrays"), attrs.get("groups")
     if not isinstance(specs, dict) or not isinstance(groups, list):
         raise ValueError("marker has no arrays/groups")
@@ -163,7 +180,7 @@ def check_import_attrs(attrs: Mapping[str, Any], path: str | None) -> tuple[str,
     total = sum(math.prod(spec_shape(n, s)) for n, s in specs.items())
     if total > codec.MAX_ENTRY_BYTES // 8:
         raise ValueError(f"arrays exceed the entry cap of {codec.MAX_ENTRY_BYTES} bytes")
-    return ks, key, entry_id, entry_prefix(ks, folder, entry_id)
+    return ks, key, entry_id, entry_prefix(ks, folder, entry_id, layout)
 
 
 def entry_objects(

@@ -14,7 +14,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
-from gamstore.store.layout import entry_prefix, key_folder
+from gamstore.store.layout import key_folder
 from gamstore.store.ranking import OBJECTIVE_TIE
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ class Session:
         old, self._current = self._current, new_id
         if old is not None:
             try:
-                self.store._delete_path(entry_prefix(self.keyspace, self._folder, old))
+                self.store._delete_path(self.store._entry_path(self.keyspace, self._folder, old))
             except Exception as exc:  # noqa: BLE001 - a leftover checkpoint is only clutter
                 log.debug("gamstore: removing superseded checkpoint failed: %s", exc)
         return True

@@ -36,7 +36,7 @@ from gamstore.store.backend import Backend
 from gamstore.store.core import Store
 from gamstore.store.errors import ReadOnlyStoreError
 from gamstore.store.layout import MARKER, access_path, key_folder, key_prefix
-from gamstore.store.types import Entry
+from gamstore.store.types import Entry, VerifyReport
 
 __all__ = [
     "BackendConformance",
@@ -84,7 +84,20 @@ def _payload_paths(store: Store, entry_path: str) -> list[str]:
 
 
 def _entry_path(store: Store, keyspace: str, key: str, entry_id: str) -> str:
-    return f"{key_prefix(keyspace, key_folder(keyspace, key))}/{entry_id}"
+    return store._entry_path(keyspace, key_folder(keyspace, key), entry_id)
+
+
+def _layout1_store(make_store: MakeStore, name: str = "a") -> Store:
+    """A new store whose root says layout 1 (as an older gamstore made it): it keeps
+    writing layout 1 (``<ks>/<kk>/<key64>/<entry id>``) until upgraded."""
+    from gamstore.store.cache import clear_states
+
+    s = make_store(name)
+    s.backend.put(MARKER, codec.group_meta_bytes({"gamstore": {"layout": 1}}))
+    clear_states()  # a new process reads the root doc again
+    s = make_store(name)
+    assert s.layout == 1
+    return s
 
 
 class StoreConformance:
@@ -107,7 +120,7 @@ class StoreConformance:
 
         parsed = _json.loads(doc)
         assert parsed["node_type"] == "group" and parsed["zarr_format"] == 3
-        assert parsed["attributes"] == {"gamstore": {"layout": 1}}
+        assert parsed["attributes"] == {"gamstore": {"layout": 2}}
         s2 = make_store()  # reopening is idempotent
         assert s2.backend.get(MARKER) == doc
 
@@ -804,15 +817,17 @@ class StoreConformance:
         levels = {
             "block": {"level": "keyspace", "keyspace": "block"},
             f"block/{kk}": {"level": "shard", "keyspace": "block", "shard": kk},
-            f"block/{kk}/{folder}": {"level": "key", "keyspace": "block", "key": "k"},
         }
         for path, attrs in levels.items():
             node = nodes[path]
             assert isinstance(node, zarr.Group)
             assert node.attrs.asdict() == {"gamstore": attrs}
-        assert f"block/{kk}/{folder}/{eid}/values" in nodes
+        # layout 2: the entry is a group right inside its shard, no key folder
+        assert isinstance(nodes[f"block/{kk}/{folder}.{eid}"], zarr.Group)
+        assert f"block/{kk}/{folder}.{eid}/values" in nodes
+        assert f"block/{kk}/{folder}" not in nodes
         outer = key_folder("outer", "s")
-        assert nodes[f"outer/{outer[:2]}/{outer}"].attrs["gamstore"]["key"] == "s"
+        assert nodes[f"outer/{outer[:2]}"].attrs["gamstore"]["level"] == "shard"
         # the bookkeeping folders are leaves (zero-length arrays): nothing below is walked
         for top in (ACCESS_DIR, CATALOG_DIR):
             leaf = nodes[top]
@@ -822,7 +837,7 @@ class StoreConformance:
             assert not [p for p in nodes if p.startswith(f"{top}/")]
         assert [p for p, _, _ in store.list_raw()] == ["v1/zarr.json"]
 
-    def test_item13_7_key_folder_opens_as_a_datatree(self, store: Store) -> None:
+    def test_item13_7_shard_folder_opens_as_a_datatree(self, store: Store) -> None:
         import warnings
 
         import xarray as xr
@@ -830,12 +845,14 @@ class StoreConformance:
         rec = block_record("k", n_blocks=2)
         eid = store.save("block", "k", rec, objective=1.0, kind="final")
         assert eid is not None
-        kp = key_prefix("block", key_folder("block", "k"))
+        folder = key_folder("block", "k")
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            tree = xr.open_datatree(store.zarr_store(), engine="zarr", group=kp, consolidated=False)
-        assert tree.attrs["gamstore"]["level"] == "key"
-        node = tree[eid]
+            tree = xr.open_datatree(
+                store.zarr_store(), engine="zarr", group=f"block/{folder[:2]}", consolidated=False
+            )
+        assert tree.attrs["gamstore"]["level"] == "shard"
+        node = tree[f"{folder}.{eid}"]
         assert node["values"].dims == ("value",) and node["offsets"].dims == ("part_edge",)
         parts = codec.group_parts(node)  # the packs split at offsets, as the parts say
         np.testing.assert_array_equal(parts["rho"], rec.rho)
@@ -846,22 +863,24 @@ class StoreConformance:
 
         s = make_store()
         reqs = s.backend.requests
-        s.save("block", "a", block_record("a"))  # keyspace, shard, key docs + marker
-        assert reqs["put_if_absent"] == 1 + 4  # + the root doc when the store opened
+        s.save("block", "a", block_record("a"))  # keyspace and shard docs + marker
+        assert reqs["put_if_absent"] == 1 + 3  # + the root doc when the store opened
         kk = key_folder("block", "a")[:2]
         other = next(f"b{i}" for i in range(999) if key_folder("block", f"b{i}")[:2] != kk)
         same = next(f"c{i}" for i in range(999) if key_folder("block", f"c{i}")[:2] == kk)
-        for key, extra in [("a", 0), ("a", 0), (same, 1), (other, 2), (other, 0)]:
+        # layout 2: a new key in a known shard writes no level doc (no key folder)
+        for key, extra in [("a", 0), ("a", 0), (same, 0), (other, 1), (other, 0)]:
             before = reqs["put_if_absent"]
             assert s.save("block", key, block_record(key)) is not None
             assert reqs["put_if_absent"] - before == 1 + extra, key
-        docs = {p: s.backend.get(f"{p}/{MARKER}") for p in ["block", key_prefix("block", "a" * 64)]}
+        docs = {p: s.backend.get(f"{p}/{MARKER}") for p in ["block", f"block/{kk}"]}
         # a new process meets existing docs: create-only, so they stay as they are
         clear_states()
         t = make_store()
         before = t.backend.requests["put_if_absent"]
         assert t.save("block", "a", block_record("a", 1)) is not None
-        assert t.backend.requests["put_if_absent"] - before == 1 + 3
+        assert t.backend.requests["put_if_absent"] - before == 1 + 2
+        assert s.backend.get(f"block/{kk}/{MARKER}") == docs[f"block/{kk}"]
         assert s.backend.get(f"block/{MARKER}") == docs["block"]
 
     def test_put_many_if_absent_is_create_only_and_in_order(self, store: Store) -> None:
@@ -914,7 +933,7 @@ class StoreConformance:
             return out
 
         other = key_folder("block", "other")
-        bad_path = "/".join([*info.path.split("/")[:2], other, info.entry_id])
+        bad_path = f"block/{other[:2]}/{other}.{info.entry_id}"
         cases: list[tuple[dict[str, Any], dict[str, np.ndarray], str | None, str]] = [
             (ex.attrs, {**arrays, name: arrays[name] + 1.0}, None, "digest"),
             (ex.attrs, {**arrays, name: arrays[name][:-1]}, None, "shape"),
@@ -957,8 +976,8 @@ class StoreConformance:
             make_store("b", read_only=True).import_entry(ex.attrs, arrays)
 
     def test_item13_7_existing_level_doc_is_kept(self, store: Store) -> None:
-        kp = key_prefix("block", key_folder("block", "k"))
-        foreign = codec.group_meta_bytes({"gamstore": {"level": "key", "note": "first"}})
+        kp = f"block/{key_folder('block', 'k')[:2]}"
+        foreign = codec.group_meta_bytes({"gamstore": {"level": "shard", "note": "first"}})
         store.backend.put(f"{kp}/{MARKER}", foreign)
         assert store.save("block", "k", block_record("k")) is not None
         assert store.backend.get(f"{kp}/{MARKER}") == foreign  # create-only
@@ -968,7 +987,7 @@ class StoreConformance:
         from gamstore.store.cache import clear_states
         from gamstore.store.layout import is_level_doc
 
-        s = make_store()
+        s = _layout1_store(make_store)
         ids: dict[str, Any] = {
             k: s.save("block", k, block_record(k), objective=1.0) for k in ("a", "b")
         }
@@ -1007,6 +1026,51 @@ class StoreConformance:
         nodes = self._walk_zarr(u)  # no warnings
         assert nodes[kb].attrs["gamstore"]["key"] == "b"
         assert u.gc(grace=0).level_docs == 0  # nothing left to add
+
+    def test_layout1_store_upgrades_in_place_and_reads_both_shapes(
+        self, make_store: MakeStore
+    ) -> None:
+        from gamstore.store.cache import clear_states
+        from gamstore.store.layout import split_entry_path
+
+        s = _layout1_store(make_store)
+        old_a = s.save("block", "a", block_record("a", 0), objective=5.0)
+        old_b = s.save("block", "b", block_record("b", 0), objective=5.0, kind="final")
+        assert old_a is not None and old_b is not None
+        fa = key_folder("block", "a")
+        assert s.backend.get(f"block/{fa[:2]}/{fa}/{old_a}/{MARKER}") is not None  # layout 1
+        assert s.upgrade() == (1, 2) and s.layout == 2
+        assert s.upgrade() == (2, 2)  # nothing left to do
+        clear_states()  # a new process reads the upgraded root
+        t = make_store()
+        assert t.layout == 2
+        new_a = t.save("block", "a", block_record("a", 1), objective=1.0)
+        assert new_a is not None
+        assert t.backend.get(f"block/{fa[:2]}/{fa}.{new_a}/{MARKER}") is not None  # layout 2
+        # one key, both shapes: the lookup ranks them together (lowest objective)
+        hit = t.lookup("block", "a")
+        assert hit is not None and hit.entry_id == new_a and record_values_ok(hit.record, "a", 1)
+        latest_b = t.lookup("block", "b")
+        assert latest_b is not None and latest_b.entry_id == old_b
+        infos = sorted(t.entries("block"), key=lambda i: i.entry_id)
+        assert [i.entry_id for i in infos] == sorted([old_a, old_b, new_a])
+        assert {len(i.path.split("/")) for i in infos} == {3, 4}
+        assert all(split_entry_path(i.path) == ("block", i.folder, i.entry_id) for i in infos)
+        t.flush()
+        assert t.verify() == VerifyReport(checked=3, ok=3)
+        rep = t.gc(grace=0)
+        assert (rep.payloads, rep.temps, rep.access) == (0, 0, 0)
+        self._walk_zarr(t)  # the mixed store is one Zarr hierarchy, no warnings
+        # deleting an old-shape entry works as before, and the other shape stays
+        old_info = next(i for i in infos if i.entry_id == old_a)
+        assert t.delete_entry(old_info)
+        assert sorted(i.entry_id for i in t.entries("block")) == sorted([old_b, new_a])
+        assert t.lookup("block", "a") is not None
+        # an old gamstore would refuse the upgraded root; this one refuses a later layout
+        t.backend.put(MARKER, codec.group_meta_bytes({"gamstore": {"layout": 3}}))
+        clear_states()
+        with pytest.raises(ValueError, match="layout 3"):
+            make_store()
 
     def test_catalog_raw_objects(self, store: Store) -> None:
         assert store.put_raw("shards/00.json", b"{}")
@@ -1147,6 +1211,30 @@ class BackendConformance:
         for o in be.list(""):
             # services keep whole seconds; clocks of one host agree within a minute
             assert before - 60 * 10**9 <= o.mtime <= time.time_ns() + 60 * 10**9
+
+    def test_list_prefixed_takes_a_partial_name(self, be: Backend) -> None:
+        # a key's entries in its shard: "<key>.<id>/..." (layout 2) and "<key>/<id>/..." (1)
+        be.put_many(
+            {
+                "s/ab.1/zarr.json": b"1",
+                "s/ab.1/values/0": b"22",
+                "s/ab/2/zarr.json": b"3",
+                "s/abc.3/zarr.json": b"4",  # another name with the same start: included
+                "s/b.4/zarr.json": b"5",
+                "s/zarr.json": b"6",
+                "t/ab.5/zarr.json": b"7",
+            }
+        )
+        got = {o.path: o.size for o in be.list_prefixed("s", "ab")}
+        assert got == {"s/ab.1/zarr.json": 1, "s/ab.1/values/0": 2, "s/ab/2/zarr.json": 1,
+                       "s/abc.3/zarr.json": 1}  # fmt: skip
+        assert {o.path for o in be.list_prefixed("s", "ab.")} == {
+            "s/ab.1/zarr.json",
+            "s/ab.1/values/0",
+        }
+        assert be.list_prefixed("s", "zz") == [] and be.list_prefixed("none", "ab") == []
+        with pytest.raises(ValueError, match="start"):
+            be.list_prefixed("s", "a/b")
 
     def test_list_dir_names_children(self, be: Backend) -> None:
         be.put_many({"d/k1/e/zarr.json": b"1", "d/k2/zarr.json": b"2", "d/zarr.json": b"3"})

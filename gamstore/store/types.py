@@ -96,7 +96,8 @@ class EntryInfo:
     last_access : int or None
         ns of the last recorded access (touch object mtime), None if never accessed.
     path : str
-        ``"<keyspace>/<kk>/<folder>/<entry_id>"`` relative to the store root.
+        ``"<keyspace>/<kk>/<folder>.<entry_id>"`` relative to the store root (layout 1:
+        ``"<keyspace>/<kk>/<folder>/<entry_id>"``).
     """
 
     keyspace: str
@@ -125,7 +126,7 @@ class Listing:
         memory: a names-only walk that read no marker, so ``paths`` may include entries still
         being written (no marker yet).
     paths : tuple of str
-        Entry paths found (``"<keyspace>/<kk>/<folder>/<entry_id>"``), sorted.
+        Entry paths found (``EntryInfo.path``), sorted.
     """
 
     __slots__ = ("_infos", "_load", "keyspace", "method", "paths")

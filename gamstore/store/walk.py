@@ -1,4 +1,8 @@
-"""The one walk of the layout: every entry folder ``<keyspace>/<kk>/<key64>/<entry id>``.
+"""The one walk of the layout: every entry folder of a scope, in both entry shapes.
+
+An entry folder is ``<keyspace>/<kk>/<key64>.<entry id>`` (layout 2) or
+``<keyspace>/<kk>/<key64>/<entry id>`` (layout 1); a store may hold both (a layout-1 store
+upgraded in place keeps its old entries where they are), and every walk yields both.
 
 Everything that needs the entries of a scope takes them from :func:`walk`: the listing
 behind :meth:`Store.entries <gamstore.store.Store.entries>` and
@@ -16,9 +20,11 @@ The backend decides how a scope is walked:
   listing, plus the names walk for entry folders that hold no object at all (a writer
   killed before its first file).
 
-Only names of the layout are yielded (a known keyspace, a two-hex shard, the 64-hex folder
-under its own shard, an entry id); temporary files (``.tmp.`` in the name) are no part of an
-entry. Entries come in path order.
+Only names of the layout are yielded (a known keyspace, a two-hex shard, the 64-hex key under
+its own shard, an entry id); temporary files (``.tmp.`` in the name) are no part of an
+entry. Entries come in path order. A key's scope (``folder=``) is one listing of its shard
+filtered on the name prefix ``<key64>`` (:meth:`Backend.list_prefixed`, one LIST with that
+key prefix on object stores), which takes both shapes at once.
 """
 
 from __future__ import annotations
@@ -29,7 +35,13 @@ from dataclasses import dataclass
 from gamstore.store.backend import Backend, ObjectInfo
 from gamstore.store.ids import is_entry_id
 from gamstore.store.keyspaces import KEYSPACES
-from gamstore.store.layout import ACCESS_DIR, MARKER, is_folder_name, is_shard_name
+from gamstore.store.layout import (
+    ACCESS_DIR,
+    MARKER,
+    is_folder_name,
+    is_shard_name,
+    split_flat_name,
+)
 
 __all__ = ["EntryDir", "touch_times", "walk"]
 
@@ -41,7 +53,8 @@ class EntryDir:
     Attributes
     ----------
     path : str
-        ``"<keyspace>/<kk>/<folder>/<entry_id>"``.
+        ``"<keyspace>/<kk>/<folder>.<entry_id>"`` (layout 2) or
+        ``"<keyspace>/<kk>/<folder>/<entry_id>"`` (layout 1).
     keyspace, folder, entry_id : str
         The parts of ``path``.
     committed : bool or None
@@ -61,10 +74,8 @@ class EntryDir:
     newest: int | None = None
 
 
-def _tops(keyspace: str | None, shard: str | None, folder: str | None) -> list[str]:
+def _tops(keyspace: str | None, shard: str | None) -> list[str]:
     spaces = list(KEYSPACES) if keyspace is None else [keyspace]
-    if folder is not None:
-        return [f"{ks}/{folder[:2]}/{folder}" for ks in spaces]
     if shard is not None:
         return [f"{ks}/{shard}" for ks in spaces]
     return spaces
@@ -103,8 +114,13 @@ def walk(
         raise ValueError("keyspace: required with folder")
     if backend.flat_listing or objects:
         whole = keyspace is None and shard is None and folder is None
-        objs = backend.list("") if whole else [o for t in _tops(keyspace, shard, folder)
-                                                for o in backend.list(t)]  # fmt: skip
+        if folder is not None:
+            assert keyspace is not None
+            objs = backend.list_prefixed(f"{keyspace}/{folder[:2]}", folder)
+        elif whole:
+            objs = backend.list("")
+        else:
+            objs = [o for t in _tops(keyspace, shard) for o in backend.list(t)]
         if seen is not None:
             seen.extend(objs)
         found = _group(objs)
@@ -122,35 +138,55 @@ def walk(
 def _group(objs: list[ObjectInfo]) -> dict[str, EntryDir]:
     """Entry folders of a recursive listing, with marker presence, bytes and newest time."""
     sizes: dict[str, list[int]] = {}  # entry path -> [nbytes, newest, committed]
-    valid: dict[str, bool] = {}
+    valid: dict[str, tuple[str, str, str] | None] = {}  # shape-checked entry folders
     for o in objs:
         parts = o.path.split("/", 4)
-        if len(parts) < 5 or ".tmp." in parts[4].rsplit("/", 1)[-1]:
+        if len(parts) < 4 or ".tmp." in parts[-1].rsplit("/", 1)[-1]:
             continue
-        ep = "/".join(parts[:4])
-        ok = valid.get(ep)
+        if len(parts[2]) > 64:  # layout 2: <ks>/<kk>/<key64>.<entry id>/<object>
+            ep = "/".join(parts[:3])
+            rest = "/".join(parts[3:])
+        elif len(parts) == 5:  # layout 1: <ks>/<kk>/<key64>/<entry id>/<object>
+            ep = "/".join(parts[:4])
+            rest = parts[4]
+        else:
+            continue
+        if ep in valid:
+            ok = valid[ep]
+        else:
+            ok = valid[ep] = _entry_parts(ep)
         if ok is None:
-            ks, kk, folder, entry_id = parts[:4]
-            ok = valid[ep] = (
-                ks in KEYSPACES
-                and is_folder_name(folder)
-                and folder[:2] == kk
-                and is_entry_id(entry_id)
-            )
-        if not ok:
             continue
         acc = sizes.get(ep)
         if acc is None:
             acc = sizes[ep] = [0, o.mtime, 0]
         acc[0] += o.size
         acc[1] = max(acc[1], o.mtime)
-        if parts[4] == MARKER:
+        if rest == MARKER:
             acc[2] = 1
     out: dict[str, EntryDir] = {}
     for ep, (nbytes, newest, committed) in sizes.items():
-        ks, _kk, folder, entry_id = ep.split("/")
+        ks, folder, entry_id = valid[ep]  # type: ignore[misc]
         out[ep] = EntryDir(ep, ks, folder, entry_id, bool(committed), nbytes, newest)
     return out
+
+
+def _entry_parts(ep: str) -> tuple[str, str, str] | None:
+    """(keyspace, folder, entry id) of an entry folder path of either layout, or None."""
+    parts = ep.split("/")
+    if len(parts) == 3:
+        ks, kk, name = parts
+        flat = split_flat_name(name)
+        if flat is None:
+            return None
+        folder, entry_id = flat
+    else:
+        ks, kk, folder, entry_id = parts
+        if not is_folder_name(folder):
+            return None
+    if ks not in KEYSPACES or folder[:2] != kk or not is_entry_id(entry_id):
+        return None
+    return ks, folder, entry_id
 
 
 def _names(
@@ -166,19 +202,26 @@ def _names(
             # level docs (zarr.json) sit beside the shard and key folders: skip them
             shards = sorted(filter(is_shard_name, backend.list_dir(ks)))
         for kk in shards:
-            if folder is not None:
-                folders = [folder]
-            else:
-                folders = sorted(
-                    f
-                    for f in backend.list_dir(f"{ks}/{kk}")
-                    if is_folder_name(f) and f[:2] == kk  # a key folder under its own shard
-                )
-            for f in folders:
-                kp = f"{ks}/{kk}/{f}"
-                for name in sorted(backend.list_dir(kp)):
-                    if is_entry_id(name):
-                        yield EntryDir(f"{kp}/{name}", ks, f, name)
+            sp = f"{ks}/{kk}"
+            yield from sorted(_shard_names(backend, sp, kk, folder), key=lambda d: d.path)
+
+
+def _shard_names(backend: Backend, sp: str, kk: str, folder: str | None) -> Iterator[EntryDir]:
+    """Entry folders of the shard ``sp`` (both layouts), optionally of one key only."""
+    ks = sp.split("/", 1)[0]
+    for name in backend.list_dir(sp):
+        if folder is not None and not name.startswith(folder):
+            continue
+        flat = split_flat_name(name)
+        if flat is not None:  # layout 2: <key64>.<entry id>
+            f, entry_id = flat
+            if f[:2] == kk and is_entry_id(entry_id):
+                yield EntryDir(f"{sp}/{name}", ks, f, entry_id)
+        elif is_folder_name(name) and name[:2] == kk:  # layout 1: a key folder
+            kp = f"{sp}/{name}"
+            for eid in sorted(backend.list_dir(kp)):
+                if is_entry_id(eid):
+                    yield EntryDir(f"{kp}/{eid}", ks, name, eid)
 
 
 def touch_times(
@@ -194,8 +237,6 @@ def touch_times(
     already holds the touch objects; otherwise ``.access/<scope>`` is listed.
     """
     if listed is None:
-        listed = [
-            o for t in _tops(keyspace, shard, None) for o in backend.list(f"{ACCESS_DIR}/{t}")
-        ]
+        listed = [o for t in _tops(keyspace, shard) for o in backend.list(f"{ACCESS_DIR}/{t}")]
     cut = len(ACCESS_DIR) + 1
     return {o.path[cut:]: o.mtime for o in listed if o.path.startswith(f"{ACCESS_DIR}/")}

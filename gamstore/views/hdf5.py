@@ -3,8 +3,11 @@
 The file keeps the store's hierarchy and attributes::
 
     /                                   attrs: gamstore_export = JSON {"format", "version", ...}
-    /<keyspace>/<kk>/<key64>/<entry>    one group per entry; attrs: gamstore = the entry's
-                                        commit-marker attributes as strict JSON text
+    /<entry path>                       one group per entry, at its path in the store
+                                        (``<keyspace>/<kk>/<key64>.<entry>``; from a layout-1
+                                        store ``<keyspace>/<kk>/<key64>/<entry>``); attrs:
+                                        gamstore = the entry's commit-marker attributes as
+                                        strict JSON text
         <array path>                    each stored array as a variable at the same path
                                         (``terms/0/raw_beta``), with its dimension names;
                                         attrs: dimension_names = JSON list
@@ -44,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from gamstore import _json
-from gamstore.store import KEYSPACES, MAX_ENTRY_BYTES, ReadOnlyStoreError
+from gamstore.store import KEYSPACES, MAX_ENTRY_BYTES, ReadOnlyStoreError, entry_path_parts
 from gamstore.store.portable import check_import_attrs, spec_shape
 from gamstore.views.rows import layout_for
 
@@ -505,7 +508,9 @@ def _iter_entry_groups(reader: _Reader, fid: Any) -> Iterator[tuple[str, Any, st
             yield path, exc if isinstance(exc, _Refused) else _Refused(f"{path}: {exc}"), None
             return
         for name in names:
-            if depth == 2:
+            # an entry group: <ks>/<kk>/<key64>.<entry id> (layout 2) at depth 1, or
+            # <ks>/<kk>/<key64>/<entry id> (layout 1) at depth 2
+            if depth == 2 or (depth == 1 and entry_path_parts(f"{path}/{name}") is not None):
                 yield f"{path}/{name}", gid, name
                 continue
             try:
