@@ -1234,6 +1234,64 @@ def bench_pack(parents: list[Path], n: int) -> None:
             )
 
 
+def bench_lookup_scaling(parent: Path, sizes: list[int], n: int) -> None:
+    """Layout 2 lists a key's shard (``scandir`` of ``<ks>/<kk>``) where layout 1 listed the
+    key folder: first-hit latency against the entries already in the same keyspace, both
+    layouts in one process, interleaved (stores of layout 1 are made by a root doc saying 1).
+    """
+    from gamstore.store.cache import clear_states
+    from gamstore.store.core import Store
+
+    roots: dict[tuple[int, int], Path] = {}
+    for size in sizes:
+        for layout in (1, 2):
+            root = parent / f"lookup-{layout}-{size}"
+            be = LocalBackend(root)
+            if layout == 1:
+                _layout1(be)
+            filler = Store(be, sweep_every=10**9, record_types={"bench_filler": Filler})
+            assert filler.layout == layout
+            for i in range(size):  # the fill shares the probes' keyspace (and shards)
+                filler.save("block", f"fill-{i}", tiny(i))
+            for i in range(n):
+                filler.save("block", f"probe-{i}", block_record(f"probe-{i}"))
+            filler.close()
+            roots[(layout, size)] = root
+    clear_states()
+    gc.collect()
+    handles = {k: Store(LocalBackend(r)) for k, r in roots.items()}
+
+    def hit_op(h: Store) -> Callable[[int], None]:
+        def op(i: int) -> None:
+            h._state.decoded.clear()
+            h._state.markers.clear()
+            assert h.lookup("block", f"probe-{i % n}") is not None
+
+        return op
+
+    def miss_op(h: Store) -> Callable[[int], None]:
+        return lambda i: h.lookup("block", f"absent-{i}")
+
+    hits = interleaved({f"{k}": hit_op(h) for k, h in handles.items()}, n)
+    misses = interleaved({f"{k}": miss_op(h) for k, h in handles.items()}, n)
+    calls = {
+        k: count_os_calls(hit_op(h), range(n, n + 8)) for k, h in handles.items()
+    }  # fmt: skip
+    print(f"\n### Lookup against entries in the same keyspace ({parent}), median of {n} µs\n")
+    print("| entries in `block` | entries per shard | layout 1 first hit | layout 2 first hit "
+          "| 2 / 1 | layout 1 miss | layout 2 miss | fs calls per first hit, 1 / 2 |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for size in sizes:
+        a, b = hits[f"{(1, size)}"], hits[f"{(2, size)}"]
+        ma, mb = misses[f"{(1, size)}"], misses[f"{(2, size)}"]
+        ca = sum(calls[(1, size)].values()) / 8
+        cb = sum(calls[(2, size)].values()) / 8
+        print(
+            f"| {size + n} | {(size + n) / 256:.0f} | {a:.0f} | {b:.0f} | {b / a:.2f} "
+            f"| {ma:.0f} | {mb:.0f} | {ca:g} / {cb:g} |"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and entries")
@@ -1265,6 +1323,12 @@ def main() -> None:
         help="only the packed-entry table (save vs np.savez) and S3 requests (unless --skip-s3)",
     )
     ap.add_argument(
+        "--only-lookup-scaling",
+        action="store_true",
+        help="only the first-hit latency against entries in the same keyspace, layout 1 vs 2 "
+        "(stores under --scaling-dir, default the system temp dir)",
+    )
+    ap.add_argument(
         "--only-levels",
         action="store_true",
         help="only the Zarr level-doc cost per save (local, and S3 unless --skip-s3)",
@@ -1288,6 +1352,15 @@ def main() -> None:
             if not args.skip_s3:
                 bench_s3(max(10, n // 6))
         finally:
+            shutil.rmtree(base, ignore_errors=True)
+        return
+    if args.only_lookup_scaling:
+        lbase = Path(tempfile.mkdtemp(prefix="bench-lookup-", dir=args.scaling_dir or parent))
+        try:
+            sizes = [1000, 20_000] if args.quick else [1000, 20_000, 100_000]
+            bench_lookup_scaling(lbase, sizes, 30 if args.quick else 60)
+        finally:
+            shutil.rmtree(lbase, ignore_errors=True)
             shutil.rmtree(base, ignore_errors=True)
         return
     if args.only_levels:

@@ -601,7 +601,7 @@ def group_parts(group: Any) -> dict[str, np.ndarray]:
     Format 2 splits the packs at ``offsets`` as the marker's ``parts`` say; format 1 reads
     each array by its name. Nothing is verified here (that is what :class:`Store` does)::
 
-        g = zarr.open_group("<root>/block/ab/<key64>/<entry id>", mode="r")
+        g = zarr.open_group("<root>/block/ab/<key64>.<entry id>", mode="r")
         codec.group_parts(g)["block_beta/0"]
     """
     attrs = group.attrs["gamstore"]
