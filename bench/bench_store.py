@@ -22,14 +22,18 @@ Run ``OPENBLAS_NUM_THREADS=1 python bench/bench_store.py [--quick] [--dir DIR] [
   ``os`` calls, and the same number of files in one folder. ``--only-small-save`` runs just
   this table;
 * packed entries (``--pack``): a 5-block record (5 x 50 coefficients + 4 rho, entry format 2:
-  ``values`` + ``offsets`` + marker) saved by gamstore under a new key and under a known key,
-  beside ``np.savez`` of the same arrays into one file on the same disk (system temp dir and
-  /dev/shm), with file-system calls per save; then S3 requests per save / first hit on moto
-  (unless ``--skip-s3``);
-* level docs (``--only-levels``): what the Zarr level docs (keyspace, shard, key folders)
-  cost per save: first save under a new key in a new or known shard vs a repeat save, with
-  them vs without (a ``Store`` that makes no level docs), local fs calls and time,
-  S3 requests on moto.
+  ``values`` + ``offsets`` + marker) saved by gamstore under a new key (in a fresh store, and
+  in a known shard) and under a known key, in layout 2 and in layout 1 (a store whose root
+  says 1: the write path before layout 2) side by side, beside ``np.savez`` of the same arrays
+  into one file on the same disk (system temp dir and /dev/shm), with file-system calls per
+  save; then S3 requests per save (both layouts) / first hit on moto (unless ``--skip-s3``);
+* level docs (``--only-levels``): what the Zarr level docs (keyspace and shard folders; key
+  folders in layout 1) cost per save: first save under a new key in a new or known shard vs
+  a repeat save, with them vs without (a ``Store`` that makes no level docs), local fs calls
+  and time, S3 requests on moto;
+* lookup against the size of the keyspace (``--only-lookup-scaling``): layout 2 lists a key's
+  shard where layout 1 listed its key folder; first hit and miss at 1 000 / 20 000 / 100 000
+  entries in the probed keyspace, both layouts interleaved.
 """
 
 from __future__ import annotations

@@ -151,6 +151,23 @@ def test_new_key_in_a_known_shard_costs_what_a_known_key_costs(
     assert hit is not None and record_values_ok(hit.record, new, 3)
 
 
+def test_a_lookup_before_the_save_spares_the_shard_doc_in_a_new_process(tmp_path: Path) -> None:
+    from gamstore.store.cache import clear_states
+
+    s = open_store(tmp_path, sweep_every=10**9)
+    s.save("block", "k", block_record("k", 1, n_blocks=2))
+    kk = key_folder("block", "k")[:2]
+    new = next(f"n{i}" for i in range(9999) if key_folder("block", f"n{i}")[:2] == kk)
+    clear_states()  # a new process: no level doc known yet
+    t = open_store(tmp_path, sweep_every=10**9)
+    assert t.lookup("block", new) is None  # a fold looks up first (a miss) ...
+    before = t.backend.requests["put_if_absent"]
+    assert t.save("block", new, block_record(new, 2, n_blocks=2)) is not None  # ... then saves
+    # the marker only: the lookup's listing of the shard showed the shard's doc, so no
+    # create-only attempt for it (nor for the keyspace's, written before it)
+    assert t.backend.requests["put_if_absent"] - before == 1
+
+
 def test_saved_entry_still_opens_with_plain_zarr(tmp_path: Path) -> None:
     s = open_store(tmp_path)
     rec = block_record("k", 5, n_blocks=3)

@@ -676,11 +676,19 @@ class Store:
         return None
 
     def _scan_key(self, keyspace: str, folder: str) -> list[Candidate]:
-        """Committed entries of one key folder (one listing; markers from cache or GET)."""
+        """Committed entries of one key (one listing of its shard on the name prefix
+        ``<key64>``, both layouts; markers from cache or GET)."""
         be = self._backend
         st = self._state
-        # committed is None on a names-only walk: the marker GET below tells
-        dirs = [d for d in walk(be, keyspace, folder=folder) if d.committed is not False]
+        # committed is None on a names-only walk: the marker GET below tells;
+        # a names-only walk lists the whole shard: its level doc, if there, is seen for free
+        # (a fold looks its key up, then saves under it: that save then writes no shard doc)
+        seen: set[str] = set()
+        dirs = [
+            d for d in walk(be, keyspace, folder=folder, levels=seen) if d.committed is not False
+        ]
+        if seen - st.level_docs:
+            st.remember_levels(sorted(seen))
         paths = [d.path for d in dirs]
         unknown = [d for d in dirs if d.path not in st.markers]
         if unknown:

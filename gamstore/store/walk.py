@@ -89,6 +89,7 @@ def walk(
     folder: str | None = None,
     objects: bool = False,
     seen: list[ObjectInfo] | None = None,
+    levels: set[str] | None = None,
 ) -> Iterator[EntryDir]:
     """Yield the entry folders of a scope, in path order (see the module notes).
 
@@ -109,6 +110,9 @@ def walk(
         Receives every object the listing returned, layout or not (the whole root's,
         ``.access`` and ``.catalog`` included, when no keyspace is given), so a caller that
         needs more of the listing does not list again.
+    levels : set, optional
+        Receives the shard folders (``<keyspace>/<kk>``) whose level doc a names-only walk
+        saw in its listing (a save into them need not write it again).
     """
     if folder is not None and keyspace is None:
         raise ValueError("keyspace: required with folder")
@@ -132,7 +136,7 @@ def walk(
         for path in sorted(found):
             yield found[path]
         return
-    yield from _names(backend, keyspace, shard, folder)
+    yield from _names(backend, keyspace, shard, folder, levels)
 
 
 def _group(objs: list[ObjectInfo]) -> dict[str, EntryDir]:
@@ -190,7 +194,11 @@ def _entry_parts(ep: str) -> tuple[str, str, str] | None:
 
 
 def _names(
-    backend: Backend, keyspace: str | None, shard: str | None, folder: str | None
+    backend: Backend,
+    keyspace: str | None,
+    shard: str | None,
+    folder: str | None,
+    levels: set[str] | None = None,
 ) -> Iterator[EntryDir]:
     """Names-only walk of a folder backend (``list_dir`` per level; reads no object)."""
     for ks in list(KEYSPACES) if keyspace is None else [keyspace]:
@@ -203,13 +211,18 @@ def _names(
             shards = sorted(filter(is_shard_name, backend.list_dir(ks)))
         for kk in shards:
             sp = f"{ks}/{kk}"
-            yield from sorted(_shard_names(backend, sp, kk, folder), key=lambda d: d.path)
+            yield from sorted(_shard_names(backend, sp, kk, folder, levels), key=lambda d: d.path)
 
 
-def _shard_names(backend: Backend, sp: str, kk: str, folder: str | None) -> Iterator[EntryDir]:
+def _shard_names(
+    backend: Backend, sp: str, kk: str, folder: str | None, levels: set[str] | None
+) -> Iterator[EntryDir]:
     """Entry folders of the shard ``sp`` (both layouts), optionally of one key only."""
     ks = sp.split("/", 1)[0]
-    for name in backend.list_dir(sp):
+    names = backend.list_dir(sp)
+    if levels is not None and MARKER in names:
+        levels.add(sp)
+    for name in names:
         if folder is not None and not name.startswith(folder):
             continue
         flat = split_flat_name(name)
