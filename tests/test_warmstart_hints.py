@@ -386,6 +386,12 @@ def test_a_store_the_run_creates_is_not_looked_up(adaptive: Any, tmp_path: Path)
         assert "estimated from a round trip" in full
         np.testing.assert_array_equal(res["reml"].values, plain["reml"].values)
         np.testing.assert_array_equal(res["rho"].values, plain["rho"].values)
+    # folds that may start from the full-data fit's artifact: its lookups (misses) measure
+    # the round trip the artifact's in-run decision needs
+    ten = simulate("poisson", n=400, S=10, seed=7)
+    pol.COSTS.clear()
+    res = run_loso(ten, model, subject="subj", y="y", store=str(tmp_path / "ten"), progress=False)
+    assert str(res["full_warm_decision"].values).startswith("looked up")
     # an existing directory may hold a run's records: looked up as before
     pol.COSTS.clear()
     again = run_loso(

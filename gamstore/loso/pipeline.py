@@ -201,9 +201,12 @@ LOOKUP_PER_OPEN = 5.0
 
 
 def _new_store_hint(full: Any, url: str, open_seconds: float) -> Any:
-    """The full-data fit's hint in a store this run created: no lookups (there is nothing
-    to find); the store's round trip, which the save decisions need, is estimated from its
-    open (``LOOKUP_PER_OPEN`` times it) until a lookup or save is timed."""
+    """The full-data fit's hint in a store this run created, when no fold starts from its
+    artifact: no lookups (there is nothing to find); the store's round trip, which the
+    later-run save decision needs, is estimated from its open (``LOOKUP_PER_OPEN`` times it,
+    a single noisy sample: it only decides whether the record is left for a later run) until
+    a lookup or save is timed. When folds may start from the artifact, the full-data fit's
+    lookups (misses) measure the round trip its in-run decision needs."""
     import gamstore.warmstart.plan as plan_mod
     from gamstore.warmstart.policy import default_policy
 
@@ -478,7 +481,9 @@ def run_loso(
                 if store_obj is not None and "warm" in starts
                 else None
             )
-            if plan is not None and new_store:
+            if plan is not None and new_store and not plan[0].artifact_uses:
+                # nothing to find, and no in-run artifact to decide on (which would need the
+                # store's measured round trip): the full-data fit does not look up
                 plan = (_new_store_hint(plan[0], url, t_open), plan[1])
             with (
                 fold_provenance(subject, None, run_id),
