@@ -44,6 +44,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "bench_hdf5.py": ([], ["--sizes", "200", "1000"]),
     "bench_local_safety.py": ([], ["--quick"]),
     "bench_policy.py": (["--realdata", "--demo", "--s3"], ["--demo", "--repeats", "1"]),
+    "bench_background.py": (["--realdata", "--demo", "--s3"], ["--demo", "--repeats", "1"]),
     "trace_warm_refit.py": ([], []),
     "trace_open_fits.py": ([], ["--repeat", "1"]),
     "stress_load.py": ([], ["--quick"]),
