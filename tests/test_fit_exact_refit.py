@@ -310,14 +310,17 @@ def test_result_summary_round_trips_the_record() -> None:
         dataclasses.replace(summary, edf=np.array([1.0]))
 
 
-def test_repeated_loso_folds_are_answered_from_their_records() -> None:
+@pytest.mark.parametrize("reuse", [False, True])
+def test_repeated_loso_folds_are_answered_from_their_records(reuse: bool) -> None:
+    """``reuse=True``: the folds are built from the full data's raw bases and (Gaussian)
+    fitted from its moments, whose fitted values are themselves deferred."""
     from gamstore.loso import run_loso
 
     df = simulate("gaussian", n=600, S=4, seed=5)
     model = GAM([s("x0"), s("x1")])
     store = _store()
-    one = run_loso(df, model, subject="subj", y="y", store=store)
-    two = run_loso(df, model, subject="subj", y="y", store=store)
+    one = run_loso(df, model, subject="subj", y="y", store=store, reuse_designs=reuse)
+    two = run_loso(df, model, subject="subj", y="y", store=store, reuse_designs=reuse)
     assert set(two["warm_source"].values.ravel()) == {"exact"}
     # answered from their records (written by the first run's saves, deferred to the
     # background writer): no PIRLS call, the full-data fit too
@@ -325,6 +328,34 @@ def test_repeated_loso_folds_are_answered_from_their_records() -> None:
     assert int(two["full_n_pirls_calls"].item()) == 0
     for name in ("rho", "reml", "pred_response", "se_response"):
         np.testing.assert_array_equal(two[name].values, one[name].values, err_msg=name)
+
+
+def test_exact_hit_of_a_fold_from_moments_defers_its_fitted_values_again() -> None:
+    from gamstore.fit.foldview import FullRawBases
+
+    df = simulate("gaussian", n=600, S=4, seed=5)
+    model = GAM([s("x0"), s("x1")])
+    full = model.fit(df, y="y")
+    keep = np.flatnonzero(df["subj"].to_numpy() != 1)
+    train = df.iloc[keep].reset_index(drop=True)
+    bases = FullRawBases(df)
+
+    def fit(**kw: Any) -> FitResult:
+        rows = bases.rows(keep, ("y", None, None))
+        return model.fit(train, y="y", knots=full.knots, raw_rows=rows, **kw)
+
+    store = _store()
+    first = fit(store=store, warm_policy="always")
+    assert first.deferred  # from moments: fitted values formed when read
+    lazy = fit(store=store, warm_policy="always")
+    assert lazy.warm == "exact" and lazy.deferred
+    np.testing.assert_array_equal(lazy.Vp, first.Vp)  # the fold, not its fitted values
+    assert lazy.deferred and "fitted" not in lazy.__dict__
+    np.testing.assert_allclose(lazy.fitted, first.fitted, rtol=1e-12)
+    assert not lazy.deferred
+    np.testing.assert_allclose(
+        pickle.loads(pickle.dumps(fit(store=store))).fitted, first.fitted, rtol=1e-12
+    )
 
 
 def test_threads_reading_one_lazy_result_build_its_design_once(

@@ -315,8 +315,13 @@ class FitResult:
     # -- an exact hit's deferred fields ------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
         # only reached for a missing attribute: a deferred field of an exact hit not read yet
-        if name in DEFERRED_FIELDS and self._materialize():
-            return self.__dict__[name]
+        # (an exact hit of a LOSO fold fitted from moments computes in two steps: the fold,
+        # then its fitted values when they are read)
+        if name in DEFERRED_FIELDS:
+            while name not in self.__dict__ and self._materialize():
+                pass
+            if name in self.__dict__:
+                return self.__dict__[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _materialize(self) -> bool:
@@ -326,10 +331,11 @@ class FitResult:
             return False
         compute, lock = pending
         with lock:  # one result's threads wait for one computation; other results do not
-            if self.__dict__.get("_pending") is None:
+            if self.__dict__.get("_pending") is not pending:
                 return True  # another thread computed them meanwhile
             compute(self)  # sets every deferred field (raises: nothing set, still pending)
-            self.__dict__["_pending"] = None
+            if self.__dict__.get("_pending") is pending:  # compute may leave a next step
+                self.__dict__["_pending"] = None
             return True
 
     @property
@@ -341,7 +347,8 @@ class FitResult:
         return self.__dict__.get("_pending") is not None
 
     def __getstate__(self) -> dict[str, Any]:
-        self._materialize()  # a pickled result carries its values, not a way to compute them
+        while self._materialize():  # a pickled result carries its values, not a way to
+            pass  # compute them
         return dict(self.__dict__)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -349,7 +356,8 @@ class FitResult:
 
     # -- inference (mgcv's Vp, Ve, summary.gam, AIC) -----------------------------------------
     def _need_final(self) -> tuple[Problem, RemlEval]:
-        self._materialize()
+        if self._problem is None or self._final is None:
+            self._materialize()  # an exact hit's deferred fit (not a fold's fitted values)
         if self._problem is None or self._final is None:
             raise ValueError(
                 "this FitResult carries no final REML evaluation (it was not made by "

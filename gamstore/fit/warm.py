@@ -846,9 +846,11 @@ def _exact_result(
                 "computed; refit, or fit with exact_hit='eager'"
             )
         full = _exact_parts(model, record, inputs, t0)
-        # getattr: a part fitted from moments defers its fitted values itself
-        target.__dict__.update({name: getattr(full, name) for name in DEFERRED_FIELDS})
+        # a LOSO fold fitted from moments defers its fitted values itself (formed from the
+        # raw bases when read): its pending step is handed on, not computed here
+        target.__dict__.update({n: full.__dict__[n] for n in DEFERRED_FIELDS if n in full.__dict__})
         target._problem, target._final = full._problem, full._final
+        target.__dict__["_pending"] = full.__dict__.get("_pending")
 
     res.__dict__["_pending"] = (materialize, threading.Lock())
     diagnostics.emit(notes, stacklevel=5)
