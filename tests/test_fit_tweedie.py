@@ -336,11 +336,26 @@ THETA_ATOL = 1e-3  # tw's theta, as log smoothing parameters in the parity crite
 P_ATOL = 1e-4
 
 
+# cases where mgcv's tw() stops in a local optimum at p ~ 1.2 while a lower one lies at the
+# lower bound p = a = 1.01, which gamstore's cold search finds (test below): their parity with
+# mgcv's local optimum is checked from a start at mgcv's theta (the +-0.5 search a stored
+# theta gets), the optimum the profile search reaches from there
+LOCAL = ("epil_tw", "ships_tw")
+
+
 def _tw_fit(name: str) -> tuple[dict[str, Any], pd.DataFrame, GAM, Any]:
+    import time
+
     case = TW[name]
     data = fs.frame(case)
     gam = fs.model(case)
-    return case, data, gam, gam.fit(data, y=case["y"])
+    if name not in LOCAL:
+        return case, data, gam, gam.fit(data, y=case["y"])
+    prob, off = gam.prepare(data, case["y"], None, None)
+    t0 = time.perf_counter()
+    rho0 = np.zeros(prob.design.n_sp)
+    nres = gam.run(prob, rho0, None, ext0=np.asarray(case["mgcv"]["ext"], dtype=np.float64))
+    return case, data, gam, gam.make_result(prob, off, nres, "cold", t0)
 
 
 def _tw_check(name: str, res: Any, data: pd.DataFrame, mg: dict[str, Any]) -> dict[str, Any]:
@@ -455,3 +470,45 @@ def test_loso_tw_scores_each_fold_at_its_own_p_and_scale() -> None:
     assert float(cold.cv_log_score) == pytest.approx(float(ref), rel=1e-12)
     with pytest.raises(ValueError, match="power: family 'tw' needs"):
         loso_log_density("tw", y, mu_all, None, 1.0)
+
+
+# ------------------------------------------------- a cold fit never stops in a worse optimum
+
+# mgcv 1.8-41 (R 4.x), method = "REML", bs = "ps": tw()'s REML, and Tweedie(p = 1.0100001)'s
+# (p fixed at the lower bound a = 1.01, where gamstore's cold fit ends), on the fixtures' data:
+#   gam(count ~ s(year, k = 12, bs = "ps"), family = tw(), data = discoveries)
+#   gam(incidents ~ s(lserv, k = 8, bs = "ps"), family = Tweedie(p = 1.0100001), data = ships)
+#   gam(y ~ s(age, k = 10, bs = "ps") + s(lbase, k = 10, bs = "ps"), Tweedie(p = 1.0100001))
+MGCV_NEAR_1 = {
+    # name: (mgcv tw() REML, mgcv REML at p = 1.0100001 or None)
+    "discoveries_tw": (128.13025192, None),  # mgcv itself ends at p = 1.01 (theta -18.8)
+    "ships_tw": (81.31248095630016, 76.065874),
+    "epil_tw": (655.8089214540332, 646.363770),
+}
+
+
+def _near_1_case(name: str) -> tuple[pd.DataFrame, GAM, str]:
+    if name == "discoveries_tw":
+        ext = parity.suite("extended")
+        return ext.frame(ext.cases()["discoveries_nb"]), GAM([s("year", 12)], family="tw"), "count"
+    return fs.frame(TW[name]), fs.model(TW[name]), TW[name]["y"]
+
+
+@pytest.mark.parametrize("name", list(MGCV_NEAR_1))
+def test_tw_cold_fit_is_not_worse_than_mgcv_near_p_1(name: str) -> None:
+    """Near p = 1 the profile in p is multimodal (and the REML lumpy in the scale, a local
+    optimum near every phi = 1/k): the cold fit scans p down to the bound 1.01 and keeps
+    the lowest REML. discoveries: mgcv's own answer (p = 1.01, REML 128.130); ships and
+    epil: mgcv's tw() stops at p ~ 1.2, 5.2 and 9.4 above the optimum at p = 1.01 that
+    gamstore finds, which is mgcv's REML with p fixed there."""
+    data, gam, y = _near_1_case(name)
+    tw_reml, fixed_reml = MGCV_NEAR_1[name]
+    res = gam.fit(data, y=y)
+    assert res.reml <= tw_reml + 1e-6 * tw_reml, (name, res.reml, tw_reml)
+    assert res.power < 1.0101, (name, res.power)
+    if fixed_reml is not None:
+        assert res.reml < tw_reml - 1.0
+        assert res.reml == pytest.approx(fixed_reml, abs=1e-3)
+        # the same optimum with p fixed at the fit's p (the scale's global optimum there)
+        at_p = GAM(gam.smooths, family=Tweedie(p=res.power))
+        assert at_p.fit(data, y=y).reml == pytest.approx(res.reml, rel=1e-8)

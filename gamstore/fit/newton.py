@@ -550,6 +550,38 @@ def _polish_ext(
     return t_best
 
 
+def _scan_ext(
+    at: Any,
+    runs: dict[float, tuple[NewtonResult, Problem]],
+    scan: tuple[float, ...],
+    lo: float,
+    hi: float,
+    opts: dict[str, float],
+) -> None:
+    """A cold profile search's second look: the family's scan points (tw: p from 1.01 to
+    1.018, where the profile is multimodal); when the best of them is clearly below the best
+    REML found so far, bounded Brent between its neighbours among every point evaluated."""
+    from scipy.optimize import minimize_scalar
+
+    if not scan:
+        return
+    best = min(r.final.score for r, _ in runs.values())
+    for t in scan:
+        if lo <= t <= hi:
+            at(t)
+    t_scan = min((t for t in scan if t in runs), key=lambda t: runs[t][0].final.score)
+    v_scan = runs[t_scan][0].final.score
+    if not (np.isfinite(v_scan) and v_scan < best - 1e-6 * max(1.0, abs(best))):
+        return
+    if t_scan == lo and at(lo + 0.05) >= v_scan:
+        return  # the optimum is at the bound (tw: p within 1.4e-11 of a): no Brent along it
+    known = sorted({lo, hi, *runs})
+    k = known.index(t_scan)
+    a, b = known[max(k - 1, 0)], known[min(k + 1, len(known) - 1)]
+    if b > a:  # to 1e-4 in theta: the secant polish that follows refines an inner optimum
+        minimize_scalar(at, bounds=(a, b), method="bounded", options={**opts, "xatol": 1e-4})
+
+
 def profile_theta(
     prob: Problem,
     rho0: np.ndarray,
@@ -611,6 +643,7 @@ def profile_theta(
         opt = minimize_scalar(at, bounds=(a, b), method="bounded", options=opts)
         if abs(opt.x - a) < 1e-3 or abs(opt.x - b) < 1e-3:
             minimize_scalar(at, bounds=(lo, hi), method="bounded", options=opts)
+        _scan_ext(at, runs, fam.ext_scan(), lo, hi, opts)
     else:
         minimize_scalar(at, bounds=(lo, hi), method="bounded", options=opts)
     t_best = min(runs, key=lambda k: runs[k][0].final.score)

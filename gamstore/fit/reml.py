@@ -424,7 +424,25 @@ def profile_scale(
 
     ls0, v_t, v_tt = derivs(t)
     if not fam.ls_log_concave:
-        return _profile_scale_by_value(derivs, t, ls0, v_t, v_tt, dp, Mp)
+        out = _profile_scale_by_value(derivs, t, ls0, v_t, v_tt, dp, Mp)
+        starts = fam.log_scale_starts()
+        if not starts:
+            return out
+
+        def value(t: float, ls0: float) -> float:
+            return dp * float(np.exp(-t)) / 2.0 - ls0 - 0.5 * Mp * t
+
+        # a multimodal profile: screen the family's starting points by value (one ls each)
+        # and descend from the lowest when it is already below the minimum reached
+        best_v = value(float(np.log(out[0])), out[1])
+        v0, c, (l0, g, h) = min(
+            ((value(c, d[0]), c, d) for c in starts for d in [derivs(c)]), key=lambda r: r[0]
+        )
+        if v0 < best_v - 1e-12 * abs(best_v):
+            cand = _profile_scale_by_value(derivs, c, l0, g, h, dp, Mp)
+            if value(float(np.log(cand[0])), cand[1]) < best_v:
+                out = cand
+        return out
     for _ in range(100):
         step = -v_t / v_tt if v_tt > 0 else -float(np.sign(v_t))
         step = float(np.clip(step, -2.0, 2.0))
