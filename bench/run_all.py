@@ -45,7 +45,10 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "bench_local_safety.py": ([], ["--quick"]),
     "bench_policy.py": (["--realdata", "--demo", "--s3"], ["--demo", "--repeats", "1"]),
     "bench_background.py": (["--realdata", "--demo", "--s3"], ["--demo", "--repeats", "1"]),
-    "bench_policy_phases.py": (["Orange", "Indometh", "Theoph", "poisson"], ["poisson", "--runs", "1"]),
+    "bench_policy_phases.py": (
+        ["Orange", "Indometh", "Theoph", "poisson"],
+        ["poisson", "--runs", "1"],
+    ),
     "trace_warm_refit.py": ([], []),
     "trace_open_fits.py": ([], ["--repeat", "1"]),
     "stress_load.py": ([], ["--quick"]),
