@@ -77,14 +77,27 @@ def test_reused_fold_designs_give_the_rebuilt_folds_answers(
         return out
 
     monkeypatch.setattr(foldview.FoldRows, "gaussian_design", counting_moments)
+    folds: list[bool] = []
+    plain_fold = foldview.FoldRows.gaussian_fold
+
+    def counting_folds(self: Any, *args: Any) -> Any:
+        out = plain_fold(self, *args)
+        folds.append(out is not None)
+        return out
+
+    monkeypatch.setattr(foldview.FoldRows, "gaussian_fold", counting_folds)
     ref = _run(case, reuse=False)
-    assert not served and not moments  # the reference path evaluates every basis
+    assert not served and not moments and not folds  # the reference path evaluates every basis
     got = _run(case, reuse=True)
     n_folds = got.sizes["fold"] * got.sizes["start"]
-    assert len(served) == n_folds * len(case["smooths"]) and all(served), name
-    # every Gaussian fold is built from the full data's moments (its X never formed)
     gaussian = rd.model(case).family.identity_gaussian
-    assert moments == ([True] * n_folds if gaussian else []), name
+    if gaussian:
+        # every Gaussian fold is made from the full data's moments and checks (its X never
+        # formed, its own columns never read: no rows served, no per-fold design check)
+        assert folds == [True] * n_folds and not served and not moments, name
+    else:
+        assert len(served) == n_folds * len(case["smooths"]) and all(served), name
+        assert not moments and not any(folds), name
     assert not foldview._SHARED  # released when the run ended
     assert list(got["fold"].values) == list(ref["fold"].values)
     assert list(got["start"].values) == ["warm", "cold"]
@@ -148,6 +161,14 @@ def test_by_default_small_data_rebuild_and_large_data_reuse(
         return out
 
     monkeypatch.setattr(foldview.FoldRows, "__call__", counting)
+    plain_fold = foldview.FoldRows.gaussian_fold
+
+    def counting_fold(self: Any, *args: Any) -> Any:  # a Gaussian fold: no rows served
+        out = plain_fold(self, *args)
+        served.append(out is not None)
+        return out
+
+    monkeypatch.setattr(foldview.FoldRows, "gaussian_fold", counting_fold)
     case = CASES[next(n for n in CASES if n.startswith("Orange"))]
     data, model = rd.base_frame(case), rd.model(case)
     kw = {"y": case["y"], "progress": False, "warm": False}

@@ -380,6 +380,15 @@ def smooth_knots(x: np.ndarray, k: int, knots: np.ndarray | None = None) -> tupl
         The full knot vector (k + 4 values) and whether ``x`` reaches outside its span.
     """
     x_lo, x_hi = (float(x.min()), float(x.max())) if x.size else (np.nan, np.nan)
+    return smooth_knots_range(x_lo, x_hi, x.size, k, knots)
+
+
+def smooth_knots_range(
+    x_lo: float, x_hi: float, size: int, k: int, knots: np.ndarray | None = None
+) -> tuple[np.ndarray, bool]:
+    """:func:`smooth_knots` from the covariate's range (``size`` values, min ``x_lo``, max
+    ``x_hi``) instead of its values: all it reads of them (a LOSO fold knows its range from
+    the full data's, :mod:`gamstore.fit.foldview`)."""
     if knots is None:
         t = ps_knots(x_lo, x_hi, k)
     else:
@@ -399,7 +408,7 @@ def smooth_knots(x: np.ndarray, k: int, knots: np.ndarray | None = None) -> tupl
                 f"got {kn.size}"
             )
     # rows outside [t[3], t[k]] would not sum to one; frozen knots may not cover new data
-    extrapolate = bool(x.size) and not (x_lo >= t[DEGREE] and x_hi <= t[k])
+    extrapolate = bool(size) and not (x_lo >= t[DEGREE] and x_hi <= t[k])
     return t, extrapolate
 
 

@@ -529,8 +529,28 @@ class Design:
     dropped: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     # each smooth's covariate values (references, for plots' rugs)
     covariates: dict[str, np.ndarray] = field(default_factory=dict)
+    # a plain P-spline's fitted covariate (min, max), as prediction reads them (filled on
+    # first prediction, or given by a LOSO fold from moments: gamstore.fit.foldview)
+    covariate_ranges: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     # the model matrix's source when X was not formed (see the class docstring)
     lazy: LazyRows | None = field(default=None, repr=False, compare=False)
+
+    def fitted_values_of(self, b: SmoothBlock) -> np.ndarray | None:
+        """What prediction needs of a smooth's fitted covariate values (its
+        ``extrapolation_range``): a plain P-spline reads their minimum and maximum only, so
+        those two values (computed once per design: a LOSO fold predicts its held-out rows
+        twice); other bases the values themselves."""
+        name = b.spec.knot_name
+        if b.spec.bs != "ps" or b.extra is not None:
+            return self.covariates.get(name)
+        rng = self.covariate_ranges.get(name)
+        if rng is None:
+            x = self.covariates.get(name)
+            if x is None:
+                return None
+            rng = np.array([x.min(), x.max()]) if x.size else np.zeros(0)
+            self.covariate_ranges[name] = rng
+        return rng
 
     @property
     def has_matrix(self) -> bool:
@@ -731,7 +751,7 @@ class Design:
                 X[:, b.cols] = re_predict(b.extra, b.spec.term, data, n) @ b.U
                 continue
             x = b.spec.values(data)
-            fitted = self.covariates.get(b.spec.knot_name)
+            fitted = self.fitted_values_of(b)
             Xb = predict_basis(b.basis, x, fitted)
             if b.extra is not None:
                 Xb = Xb * by_multiplier(b.extra, data, n)[:, None]

@@ -67,6 +67,7 @@ from gamstore.fit.basis import (
     finish_smooth_bases,
     row_sums,
     smooth_knots,
+    smooth_knots_range,
 )
 from gamstore.fit.data import get_column, n_rows, resolve_vector
 from gamstore.fit.design import (
@@ -82,7 +83,7 @@ from gamstore.fit.design import (
 from gamstore.fit.diagnostics import GamFitWarning, unidentifiable_note
 from gamstore.fit.linalg import row_chunks
 
-__all__ = ["FoldRows", "FullRawBases", "release_raw_bases", "shared_raw_bases"]
+__all__ = ["FoldRows", "FullRawBases", "GaussianFold", "release_raw_bases", "shared_raw_bases"]
 
 
 #: default memory for dense full raw designs (see FullRawBases): n = 100 000 rows of 30
@@ -112,6 +113,7 @@ class _FullBlock:
     col_sum: np.ndarray | None = None
     nnz: np.ndarray | None = None
     abs_max: float = float("nan")
+    abs_max_rows: int = 0  # how many rows attain it (B-spline rows inside the span all sum to 1)
 
     def with_stats(self) -> _FullBlock:
         """This block with ``col_sum``, ``nnz`` and ``abs_max`` filled in."""
@@ -124,7 +126,13 @@ class _FullBlock:
             col_sum = np.bincount(c, weights=v, minlength=self.k)
             nnz = np.bincount(c[v != 0.0], minlength=self.k).astype(np.int64)
         abs_max = float(self.row_abs.max()) if self.row_abs.size else 0.0
-        return dataclasses.replace(self, col_sum=col_sum, nnz=nnz, abs_max=abs_max)
+        return dataclasses.replace(
+            self,
+            col_sum=col_sum,
+            nnz=nnz,
+            abs_max=abs_max,
+            abs_max_rows=int(np.count_nonzero(self.row_abs == abs_max)),
+        )
 
     def matvec(self, c: np.ndarray) -> np.ndarray:
         """``B c`` over every row, shape (n,)."""
@@ -183,6 +191,51 @@ class _Moments:
 
 
 @dataclass(frozen=True)
+class _Column:
+    """A finite numeric column of the full data with its extremes and how many rows attain
+    each: a subset's extremes follow from the rows left out (:meth:`fold_range`)."""
+
+    x: np.ndarray
+    lo: float
+    hi: float
+    n_lo: int
+    n_hi: int
+
+    @classmethod
+    def of(cls, x: np.ndarray) -> _Column:
+        lo, hi = float(x.min()), float(x.max())
+        return cls(x, lo, hi, int(np.count_nonzero(x == lo)), int(np.count_nonzero(x == hi)))
+
+    def fold_range(self, held: np.ndarray, keep: np.ndarray) -> tuple[float, float]:
+        """min and max of ``x[keep]`` (``keep`` and ``held`` partition the rows): O(held)
+        unless the held-out rows hold every row attaining an extreme (then O(kept)); exact
+        either way."""
+        if not keep.size:
+            return float("nan"), float("nan")
+        xh = self.x.take(held)
+        if int(np.count_nonzero(xh == self.lo)) >= self.n_lo or (
+            int(np.count_nonzero(xh == self.hi)) >= self.n_hi
+        ):
+            xk = self.x.take(keep)
+            return float(xk.min()), float(xk.max())
+        return self.lo, self.hi
+
+
+@dataclass(frozen=True)
+class _ResponseFacts:
+    """What a Gaussian fold checks of its response and weights, on the full data."""
+
+    n_pos: int  # rows with positive weight
+    y_lo: float  # the response's range over those rows
+    y_hi: float
+    w_min: float  # the smallest weight
+    w_one: bool  # every weight is 1
+    off_zero: bool  # every offset is 0
+    ztwz: float  # z'Wz, z = y - offset
+    sum_log_w: float  # sum(log w) over positive weights
+
+
+@dataclass(frozen=True)
 class TakenRows:
     """A :class:`~gamstore.fit.basis.RowBlock`: rows ``keep`` of a full raw design."""
 
@@ -234,6 +287,8 @@ class FullRawBases:
         self._blocks: dict[tuple[str, int, bytes], _FullBlock | None] = {}
         self.dense_bytes = DENSE_BYTES if dense_bytes is None else int(dense_bytes)
         self._moments: dict[str, _Moments | None] = {}
+        self._columns: dict[str, _Column | None] = {}
+        self._facts: dict[int, tuple[_Moments, _ResponseFacts]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -359,7 +414,10 @@ class FullRawBases:
         return mom
 
     def rows(
-        self, keep: np.ndarray, response: tuple[str, str | None, str | None] | None = None
+        self,
+        keep: np.ndarray,
+        response: tuple[str, str | None, str | None] | None = None,
+        held: np.ndarray | None = None,
     ) -> FoldRows:
         """The raw rows of a subset of the data (a fold), for ``GAM.fit(raw_rows=...)``.
 
@@ -371,6 +429,12 @@ class FullRawBases:
             The response, weights and offset columns of the fit: a Gaussian (identity link)
             fit then also gets its ``X'WX`` and ``X'W(y - offset)`` downdated from the full
             data's instead of summed over its rows (:meth:`FoldRows.gaussian_gram`).
+        held : numpy.ndarray, optional
+            The full data's rows *not* in the subset. Given only by a caller that builds the
+            fit's data itself as the full data's rows at ``keep`` (a LOSO fold,
+            :func:`gamstore.loso.folds.run_fold`): a Gaussian fold is then built without
+            reading its own columns (:meth:`FoldRows.gaussian_fold`); the full data's were
+            checked once.
         """
         idx = np.asarray(keep)
         if idx.ndim != 1 or idx.dtype.kind not in "iu":
@@ -381,7 +445,61 @@ class FullRawBases:
             raise ValueError(
                 f"keep: row positions must lie in [0, {self.n}), got {idx.min()}..{idx.max()}"
             )
-        return FoldRows(self, idx.astype(np.intp, copy=False), response)
+        hidx = None
+        if held is not None:
+            hidx = np.asarray(held)
+            if (
+                hidx.ndim != 1
+                or hidx.dtype.kind not in "iu"
+                or hidx.size + idx.size != self.n
+                or (hidx.size and (int(hidx.min()) < 0 or int(hidx.max()) >= self.n))
+            ):
+                raise ValueError(
+                    f"held: expected the {self.n - idx.size} row positions in [0, {self.n}) "
+                    f"not in keep, got {hidx.dtype} {hidx.shape}"
+                )
+            hidx = hidx.astype(np.intp, copy=False)
+        return FoldRows(self, idx.astype(np.intp, copy=False), response, hidx)
+
+    def column_range(self, name: str) -> _Column | None:
+        """A numeric covariate column of the full data, finite, with its min and max (read
+        and checked once; None: not a finite numeric column, the fit reads it itself)."""
+        with self._lock:
+            if name not in self._columns:
+                self._columns[name] = self._column_range(name)
+            return self._columns[name]
+
+    def _column_range(self, name: str) -> _Column | None:
+        data = self._data if self._weak is None else self._weak()
+        if data is None:
+            return None
+        try:
+            x = get_column(data, name, role="covariate")
+        except (ValueError, TypeError, KeyError):
+            return None
+        if x.ndim != 1 or x.size != self.n or not x.size or not np.isfinite(x).all():
+            return None
+        return _Column.of(x)
+
+    def response_facts(self, mom: _Moments) -> _ResponseFacts:
+        """The full data's response facts a Gaussian fold checks (once per moments)."""
+        with self._lock:
+            hit = self._facts.get(id(mom))
+            if hit is None or hit[0] is not mom:
+                used = mom.w > 0
+                yu = mom.y[used]
+                f = _ResponseFacts(
+                    n_pos=int(np.count_nonzero(used)),
+                    y_lo=float(yu.min()) if yu.size else float("nan"),
+                    y_hi=float(yu.max()) if yu.size else float("nan"),
+                    w_min=float(mom.w.min()) if mom.w.size else 0.0,
+                    w_one=bool(np.all(mom.w == 1.0)),
+                    off_zero=bool(np.all(mom.off == 0.0)),
+                    ztwz=float(np.dot(mom.w * (mom.y - mom.off), mom.y - mom.off)),
+                    sum_log_w=float(np.sum(np.log(mom.w[used]))),
+                )
+                hit = self._facts[id(mom)] = (mom, f)
+            return hit[1]
 
 
 class FoldRows:
@@ -398,10 +516,14 @@ class FoldRows:
         full: FullRawBases,
         keep: np.ndarray,
         response: tuple[str, str | None, str | None] | None = None,
+        held: np.ndarray | None = None,
     ) -> None:
         self.full = full
         self.keep = keep
         self.response = response
+        #: the full data's rows not in the fold, given by a caller that vouches for the fit's
+        #: data being the full data's rows at ``keep`` (see :meth:`gaussian_fold`)
+        self.held = held
         self.served: set[tuple[str, int, bytes]] = set()
 
     def __call__(self, sm: SmoothTerm, knots: np.ndarray, x: np.ndarray) -> RowBlock | None:
@@ -543,84 +665,230 @@ class FoldRows:
         held = self._held()
         if held is None:
             return None
-        Zh = mom.z_rows(held)
-        G, b = _downdate(mom, held, Zh)
-        # per smooth: the fold's column means and penalty scale from the full data's
-        raws: list[RawSmoothBasis] = []
-        starts = []
-        r = n_par
-        for blk, t, ext in zip(mom.blocks, ts, extrap, strict=True):
-            k = blk.k
-            assert blk.col_sum is not None and blk.nnz is not None
-            Zj = Zh[:, r : r + k]
-            csum = blk.col_sum - Zj.sum(axis=0)
-            csum[blk.nnz - np.count_nonzero(Zj, axis=0) == 0] = 0.0  # no data left: exact
-            held_abs = blk.row_abs.take(held)
-            if held_abs.size and float(held_abs.max()) >= blk.abs_max:
-                x_inf = float(blk.row_abs.take(keep).max())  # the largest row was held out
-            else:
-                x_inf = blk.abs_max
-            s_scale = _penalty(k)[1] / x_inf**2
-            raws.append(RawSmoothBasis(t, k, ext, csum / n, s_scale, None))
-            starts.append(r)
-            r += k
-        # constraints, penalties and rotations, grouped by k as build_design does
-        by_k: dict[int, list[int]] = {}
-        for i, sm in enumerate(smooths):
-            by_k.setdefault(sm.k, []).append(i)
-        bases: list[Any] = [None] * len(smooths)
-        rots: list[Any] = [None] * len(smooths)
-        stacks = []
-        for idx in by_k.values():
-            group_bases, S_stack, _T = finish_smooth_bases([raws[i] for i in idx])
-            stacks.append(S_stack)
-            group_rots = _working_rotations(S_stack, group_bases[0].rank)
-            for j, i in enumerate(idx):
-                bases[i], rots[i] = group_bases[j], group_rots[j]
-        blocks: list[SmoothBlock] = []
-        ldxx = np.zeros(p)
-        ldxx[:n_par] = np.diag(G)[:n_par]  # (not read: initial.sp looks at penalized columns)
-        c0 = n_par
-        carry = []
-        for i, sm in enumerate(smooths):
-            U, eig, logdet = rots[i]
-            sl = slice(c0, c0 + sm.width)
-            c0 += sm.width
-            blocks.append(SmoothBlock(sm, bases[i], U, eig, sl, logdet))
-            T = bases[i].T
-            r = starts[i]
-            Gjj = G[r : r + sm.k, r : r + sm.k]
-            # colSums((B T)^2) over the fold's rows (weighted by wt: initial.spg)
-            ldxx[sl] = np.einsum("ij,ji->i", T.T @ Gjj, T)
-            carry.append((T @ U, sl))
-        notes: list[GamFitWarning] = []
-        for sb, note in zip(blocks, dim_notes, strict=True):
-            empty = unidentifiable_note(sb.spec.label, sb.basis.col_means)
-            notes.extend(w for w in (empty, note) if w is not None)
-        S_all = stacks[0] if len(stacks) == 1 else None
-        rho0 = _initial_sp(ldxx, [(blk.cols, blk.basis.S) for blk in blocks], S_all)
-        A, bw = _carry(G, b, n_par, p, carry)
-        lazy = _FoldMatrix(
-            mom,
-            keep,
-            n_par,
-            p,
-            [(mb, T_U, sl) for mb, (T_U, sl) in zip(mom.blocks, carry, strict=True)],
+        covariates = {sm.knot_name: x for sm, x in zip(smooths, xs, strict=True)}
+        return _moment_design(
+            mom, keep, held, pterms, smooths, ts, extrap, dim_notes, covariates, {}
         )
-        design = Design(
-            None,  # type: ignore[arg-type]  # formed on first read (lazy)
-            pterms,
-            blocks,
-            n,
-            p,
-            rho0,
-            ["(parametric)"] + [blk.label for blk in blocks],
-            [slice(0, n_par)] + [blk.cols for blk in blocks],
-            covariates={sm.knot_name: x for sm, x in zip(smooths, xs, strict=True)},
-            notes=notes,
-            lazy=lazy,
+
+    def gaussian_fold(
+        self,
+        smooths: list[SmoothTerm],
+        linear: list[str],
+        knots: dict[str, Any] | None,
+        response: tuple[str, str | None, str | None],
+        n: int,
+    ) -> GaussianFold | None:
+        """A Gaussian fold's whole fit problem from the full data, its own rows never read.
+
+        Only for a fold whose rows the caller vouches for (``held`` given to
+        :meth:`FullRawBases.rows`: the fit's data are the full data's rows at ``keep``, a
+        LOSO fold): the fold's columns are not read or compared with the full data's. What
+        the checks of a fresh build need of them follows from the full data's, checked
+        once per process (finite covariates, response, weights and offset; numeric linear
+        terms), and the held-out rows: each covariate's range (the knots and their span),
+        whether the response is constant on the rows with weight and whether any weight is
+        positive, the first ``4 k`` values of each covariate (its distinct values, else all
+        of them). The design is :meth:`gaussian_design`'s, the response, weights and offset
+        are the full data's at ``keep``, and ``n_eff``, ``z'Wz`` and ``sum(log w)`` are the
+        full data's minus the held-out rows' (:meth:`~gamstore.fit.reml.Problem.seed_sums`).
+
+        None (build as usual, with every check of the fresh build) for anything else,
+        including input the fresh build would refuse: its errors are the fit's.
+        """
+        held, keep = self.held, self.keep
+        if held is None or self.response is None or tuple(response) != tuple(self.response):
+            return None
+        if not smooths or n != keep.size or any(not _plain_ps(sm) for sm in smooths):
+            return None
+        knots = dict(knots or {})
+        keys = [sm.key for sm in smooths]
+        names = [sm.term for sm in smooths]
+        if set(knots) - {sm.knot_name for sm in smooths} or len(set(keys)) != len(keys):
+            return None
+        if len(set(linear)) != len(linear) or set(linear) & set(names):
+            return None
+        full = self.full
+        data = full._data if full._weak is None else full._weak()
+        if data is None:
+            return None
+        try:  # numeric or factor is the column's type: the fold's rows share it
+            pterms = [ParamTerm(t, factor_levels(data, t)) for t in linear]
+        except (ValueError, TypeError, KeyError):
+            return None
+        if any(t.is_factor for t in pterms):
+            return None
+        p = 1 + sum(t.width for t in pterms) + sum(sm.width for sm in smooths)
+        if n <= p:
+            return None
+        ts, extrap, dim_notes = [], [], []
+        ranges: dict[str, np.ndarray] = {}
+        for sm in smooths:
+            col = full.column_range(sm.term)
+            if col is None:
+                return None
+            x = col.x
+            lo, hi = col.fold_range(held, keep)
+            # the fresh build's own checks, on the fold's range (raises as the build does)
+            t, ext = smooth_knots_range(lo, hi, keep.size, sm.k, knots.get(sm.term))
+            head = x.take(keep[: 4 * sm.k])
+            if len(set(head.tolist())) >= sm.k:
+                dim_notes.append(None)
+            else:  # few distinct values at the start: the build's full check
+                dim_notes.append(_check_distinct(x.take(keep), sm))
+            if full.block(sm, t) is None:
+                return None
+            ts.append(t)
+            extrap.append(ext)
+            ranges[sm.knot_name] = np.array([lo, hi])
+        mom = full.gaussian_moments(pterms, list(zip(smooths, ts, strict=True)), self.response)
+        if mom is None:
+            return None
+        facts = full.response_facts(mom)
+        if facts.w_min < 0.0:
+            return None  # the build reports negative weights
+        wh = mom.w.take(held)
+        pos_h = wh > 0.0
+        n_eff = facts.n_pos - int(np.count_nonzero(pos_h))
+        if n_eff <= 0:
+            return None  # all weights zero: the build reports it
+        yh = mom.y.take(held)[pos_h]
+        if yh.size and (float(yh.min()) <= facts.y_lo or float(yh.max()) >= facts.y_hi):
+            yk = mom.y.take(keep)[mom.w.take(keep) > 0.0]
+            constant = float(yk.max()) == float(yk.min())
+        else:
+            constant = facts.y_lo == facts.y_hi
+        if constant:
+            return None  # a constant response: the build's family check reports it
+        design, A, bw = _moment_design(
+            mom, keep, held, pterms, smooths, ts, extrap, dim_notes, {}, ranges
         )
-        return design, A, bw
+        zh = mom.y.take(held) - mom.off.take(held)
+        ztwz = facts.ztwz - float(np.dot(wh * zh, zh))
+        slw = facts.sum_log_w - float(np.sum(np.log(wh[pos_h])))
+        return GaussianFold(
+            design,
+            A,
+            bw,
+            mom.y.take(keep),
+            np.ones(keep.size) if facts.w_one else mom.w.take(keep),
+            np.zeros(keep.size) if facts.off_zero else mom.off.take(keep),
+            n_eff,
+            ztwz,
+            slw,
+        )
+
+
+@dataclass(frozen=True)
+class GaussianFold:
+    """A Gaussian LOSO fold's fit problem made by :meth:`FoldRows.gaussian_fold`."""
+
+    design: Design
+    XtWX: np.ndarray
+    XtWz: np.ndarray
+    y: np.ndarray
+    wt: np.ndarray
+    offset: np.ndarray
+    n_eff: int  # rows with positive weight
+    ztwz: float  # z'Wz, z = y - offset
+    sum_log_wt: float  # sum(log w) over positive weights
+
+
+def _moment_design(
+    mom: _Moments,
+    keep: np.ndarray,
+    held: np.ndarray,
+    pterms: list[ParamTerm],
+    smooths: list[SmoothTerm],
+    ts: list[np.ndarray],
+    extrap: list[bool],
+    dim_notes: list[GamFitWarning | None],
+    covariates: dict[str, np.ndarray],
+    ranges: dict[str, np.ndarray],
+) -> tuple[Design, np.ndarray, np.ndarray]:
+    """A fold's design from the full data's moments minus the held-out rows' (see
+    :meth:`FoldRows.gaussian_design`): ``(design, X'WX, X'W(y - offset))``."""
+    n = keep.size
+    n_par = 1 + sum(t.width for t in pterms)
+    p = n_par + sum(sm.width for sm in smooths)
+    Zh = mom.z_rows(held)
+    G, b = _downdate(mom, held, Zh)
+    # per smooth: the fold's column means and penalty scale from the full data's
+    raws: list[RawSmoothBasis] = []
+    starts = []
+    r = n_par
+    for blk, t, ext in zip(mom.blocks, ts, extrap, strict=True):
+        k = blk.k
+        assert blk.col_sum is not None and blk.nnz is not None
+        Zj = Zh[:, r : r + k]
+        csum = blk.col_sum - Zj.sum(axis=0)
+        csum[blk.nnz - np.count_nonzero(Zj, axis=0) == 0] = 0.0  # no data left: exact
+        held_abs = blk.row_abs.take(held)
+        if held_abs.size and int(np.count_nonzero(held_abs >= blk.abs_max)) >= blk.abs_max_rows:
+            x_inf = float(blk.row_abs.take(keep).max())  # the largest row was held out
+        else:
+            x_inf = blk.abs_max
+        s_scale = _penalty(k)[1] / x_inf**2
+        raws.append(RawSmoothBasis(t, k, ext, csum / n, s_scale, None))
+        starts.append(r)
+        r += k
+    # constraints, penalties and rotations, grouped by k as build_design does
+    by_k: dict[int, list[int]] = {}
+    for i, sm in enumerate(smooths):
+        by_k.setdefault(sm.k, []).append(i)
+    bases: list[Any] = [None] * len(smooths)
+    rots: list[Any] = [None] * len(smooths)
+    stacks = []
+    for idx in by_k.values():
+        group_bases, S_stack, _T = finish_smooth_bases([raws[i] for i in idx])
+        stacks.append(S_stack)
+        group_rots = _working_rotations(S_stack, group_bases[0].rank)
+        for j, i in enumerate(idx):
+            bases[i], rots[i] = group_bases[j], group_rots[j]
+    blocks: list[SmoothBlock] = []
+    ldxx = np.zeros(p)
+    ldxx[:n_par] = np.diag(G)[:n_par]  # (not read: initial.sp looks at penalized columns)
+    c0 = n_par
+    carry = []
+    for i, sm in enumerate(smooths):
+        U, eig, logdet = rots[i]
+        sl = slice(c0, c0 + sm.width)
+        c0 += sm.width
+        blocks.append(SmoothBlock(sm, bases[i], U, eig, sl, logdet))
+        T = bases[i].T
+        r = starts[i]
+        Gjj = G[r : r + sm.k, r : r + sm.k]
+        # colSums((B T)^2) over the fold's rows (weighted by wt: initial.spg)
+        ldxx[sl] = np.einsum("ij,ji->i", T.T @ Gjj, T)
+        carry.append((T @ U, sl))
+    notes: list[GamFitWarning] = []
+    for sb, note in zip(blocks, dim_notes, strict=True):
+        empty = unidentifiable_note(sb.spec.label, sb.basis.col_means)
+        notes.extend(w for w in (empty, note) if w is not None)
+    S_all = stacks[0] if len(stacks) == 1 else None
+    rho0 = _initial_sp(ldxx, [(blk.cols, blk.basis.S) for blk in blocks], S_all)
+    A, bw = _carry(G, b, n_par, p, carry)
+    lazy = _FoldMatrix(
+        mom,
+        keep,
+        n_par,
+        p,
+        [(mb, T_U, sl) for mb, (T_U, sl) in zip(mom.blocks, carry, strict=True)],
+    )
+    design = Design(
+        None,  # type: ignore[arg-type]  # formed on first read (lazy)
+        pterms,
+        blocks,
+        n,
+        p,
+        rho0,
+        ["(parametric)"] + [blk.label for blk in blocks],
+        [slice(0, n_par)] + [blk.cols for blk in blocks],
+        covariates=covariates,
+        notes=notes,
+        lazy=lazy,
+    )
+    design.covariate_ranges.update(ranges)
+    return design, A, bw
 
 
 def _downdate(mom: _Moments, held: np.ndarray, Zh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

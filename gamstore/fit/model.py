@@ -800,6 +800,9 @@ class GAM:
         evaluated elsewhere (see :func:`~gamstore.fit.design.build_design`).
         """
         cols = response_columns(y)
+        fold = self._gaussian_fold(data, cols, weights, offset, knots, raw_rows)
+        if fold is not None:
+            return fold, offset if isinstance(offset, str) else None
         dropped = np.zeros(0, dtype=np.int64)
         if self.na_action == "omit":
             bad = self.complete_rows(data, y, weights, offset)
@@ -870,6 +873,44 @@ class GAM:
             if gram is not None:
                 prob.seed_gaussian_gram(*gram)
         return prob, off_col
+
+    def _gaussian_fold(
+        self,
+        data: Any,
+        cols: tuple[str, ...],
+        weights: Any,
+        offset: Any,
+        knots: Mapping[str, Any] | None,
+        raw_rows: RawRows | None,
+    ) -> Problem | None:
+        """A Gaussian LOSO fold's problem from the full data, its own rows not read
+        (:meth:`gamstore.fit.foldview.FoldRows.gaussian_fold`: only for rows the LOSO
+        pipeline vouches for, the full data checked once); None: prepare as usual."""
+        make = getattr(raw_rows, "gaussian_fold", None)
+        if (
+            make is None
+            or not self.family.identity_gaussian
+            or len(cols) != 1
+            or not (weights is None or isinstance(weights, str))
+            or not (offset is None or isinstance(offset, str))
+            or not (knots is None or isinstance(knots, Mapping))
+        ):
+            return None
+        got = make(
+            list(self.smooths),
+            list(self.linear),
+            dict(knots) if knots else None,
+            (cols[0], weights, offset),
+            n_rows(data),
+        )
+        if got is None:
+            return None
+        # mgcv's initial.spg weights of an identity Gaussian are the prior weights (w0 = wt)
+        # and its response draws no notes (diagnostics.response_notes): nothing else to do
+        prob = Problem(got.design, got.y, got.wt, got.offset, self.family)
+        prob.seed_gaussian_gram(got.XtWX, got.XtWz)
+        prob.seed_sums(got.n_eff, got.ztwz, got.sum_log_wt)
+        return prob
 
     def _binomial_counts(
         self, data: Any, cols: tuple[str, ...], wt: np.ndarray

@@ -73,6 +73,12 @@ class Problem:
             )
         self._cache["gram"] = (XtWX, XtWz)
 
+    def seed_sums(self, n_eff: int, ztwz: float, sum_log_wt: float) -> None:
+        """Set :attr:`n_eff`, :meth:`gaussian_ztwz` and :meth:`sum_log_wt`, computed elsewhere
+        (a Gaussian LOSO fold: the full data's minus the held-out rows',
+        :meth:`gamstore.fit.foldview.FoldRows.gaussian_fold`)."""
+        self._cache.update(n_eff=int(n_eff), ztwz=float(ztwz), sum_log_wt=float(sum_log_wt))
+
     def gaussian_ztwz(self) -> float:
         """``z'Wz`` with ``z = y - offset``, once per problem (a Gaussian fit from moments
         forms its deviance from it, :func:`~gamstore.fit.pirls.pirls` with ``X=None``)."""

@@ -382,7 +382,11 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
         extra: dict[str, Any] = {
             k: v for k, v in (("weights", task.weights), ("offset", task.offset)) if v
         }
-        raw_rows = fold_raw_rows(data, model, keep, task) if task.reuse_design else None
+        raw_rows = (
+            fold_raw_rows(data, model, keep, task, np.flatnonzero(held))
+            if task.reuse_design
+            else None
+        )
         if raw_rows is not None:
             extra["raw_rows"] = raw_rows
         if task.row_blocks is not None and fit_store is not None:
@@ -434,8 +438,18 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
     return out
 
 
-def fold_raw_rows(data: pd.DataFrame, model: Any, keep: np.ndarray, task: FoldTask) -> Any:
+def fold_raw_rows(
+    data: pd.DataFrame,
+    model: Any,
+    keep: np.ndarray,
+    task: FoldTask,
+    held: np.ndarray | None = None,
+) -> Any:
     """The fold's rows of the full data's raw bases, for ``GAM.fit(raw_rows=...)``.
+
+    ``held`` (the held-out rows) is given when the fit's data are ``data.iloc[keep]``, as
+    :func:`run_fold` makes them: a Gaussian fold then reads none of its own columns, only
+    the full data's (checked once) and the held-out rows' (``FoldRows.gaussian_fold``).
 
     The full raw bases are evaluated once per process and data set (a worker: on its first
     fold, from the data it already holds; nothing is shipped per fold) and shared by every
@@ -449,7 +463,7 @@ def fold_raw_rows(data: pd.DataFrame, model: Any, keep: np.ndarray, task: FoldTa
         return None
     response = (task.y, task.weights, task.offset) if isinstance(task.y, str) else None
     # the fold's rows, in the order it fits them
-    return shared_raw_bases(data).rows(keep, response)
+    return shared_raw_bases(data).rows(keep, response, held)
 
 
 def _record_check(out: FoldOutcome, res: Any) -> None:
