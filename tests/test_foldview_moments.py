@@ -10,6 +10,7 @@ to rounding, and the fit the plain fit (REML within 1e-9 relative; ``reuse_desig
 
 from __future__ import annotations
 
+import re
 import tempfile
 from typing import Any
 
@@ -214,3 +215,95 @@ def test_a_store_key_of_the_inputs_keeps_the_matrix_unformed() -> None:
         assert not prob.design.has_matrix
         WarmContext(prob, store, MODEL.control, key=None)  # keys the built design
         assert prob.design.has_matrix
+
+
+# -- a LOSO fold whose rows the pipeline vouches for (held given): its columns are not read --
+
+
+def _vouched(
+    bases: FullRawBases, df: pd.DataFrame, subject: int, response: tuple[str, Any, Any]
+) -> Any:
+    held = (df["subj"] == subject).to_numpy()
+    return bases.rows(np.flatnonzero(~held), response, np.flatnonzero(held))
+
+
+@pytest.mark.parametrize("response", RESPONSES, ids=["plain", "weights+offset"])
+def test_a_vouched_fold_reads_none_of_its_own_rows_and_gives_the_plain_fit(
+    response: tuple[str, Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fold's frame carries no model column at all (only the subject): the fit cannot
+    have read its rows, yet equals the plain fit of the fold's rows. The full data's
+    columns are read and checked once for every fold (counted), and the fold's fitted
+    values, formed from the full raw bases on first read, are the plain fit's."""
+    from gamstore.fit import foldview
+
+    df = _data(4000)
+    y, w, off = response
+    full = MODEL.fit(df, y=y, weights=w, offset=off)
+    bases = FullRawBases(df)
+    reads: list[str] = []
+    plain_read = foldview.FullRawBases._column_range
+
+    def counting(self: Any, name: str) -> Any:
+        reads.append(name)
+        return plain_read(self, name)
+
+    monkeypatch.setattr(foldview.FullRawBases, "_column_range", counting)
+    model = GAM([s("x0"), s("x1", k=7), s("x2")], linear=[])  # numeric columns only
+    for subject in (0, 3, 7):
+        train, keep = _fold(df, subject)
+        ref = model.fit(train, y=y, weights=w, offset=off, knots=full.knots)
+        bare = pd.DataFrame({"subj": train["subj"]})  # no response, weights or covariates
+        got = model.fit(
+            bare, y=y, weights=w, offset=off, knots=full.knots,
+            raw_rows=_vouched(bases, df, subject, response),
+        )  # fmt: skip
+        assert got.deferred  # fitted values not formed yet
+        assert abs(got.reml - ref.reml) <= 1e-9 * abs(ref.reml)
+        _close(got.rho, ref.rho, 1e-6)
+        for name, coef in ref.beta_raw.items():
+            _close(got.beta_raw[name], coef, 1e-7)
+        test = df.loc[df["subj"] == subject]
+        _close(got.predict(test), ref.predict(test), 1e-8)
+        _close(got.predict(test, se_fit=True)[1], ref.predict(test, se_fit=True)[1], 1e-7)
+        assert got.deferred  # neither prediction nor Vp formed the fold's fitted values
+        _close(got.fitted, ref.fitted, 1e-8)
+    assert sorted(reads) == ["x0", "x1", "x2"]  # once per column, not once per fold
+
+
+def test_a_vouched_fold_still_reports_bad_input() -> None:
+    """Validation is hoisted, not removed: a held-out index that does not complement the
+    fold is refused by name; a constant covariate or response on a fold, or non-finite full
+    data, falls back to the plain build, whose error names the column."""
+    df = _data(800)
+    bases = FullRawBases(df)
+    held = (df["subj"] == 0).to_numpy()
+    with pytest.raises(ValueError, match="held: expected the 100 row positions"):
+        bases.rows(np.flatnonzero(~held), ("y", None, None), np.flatnonzero(held)[:-1])
+    with pytest.raises(ValueError, match="held"):
+        bases.rows(np.flatnonzero(~held), ("y", None, None), np.flatnonzero(held) * 1.0)
+    model = GAM([s("x0"), s("x1", k=7)])
+    knots = model.fit(df).knots
+    # the response constant on every row but subject 0's: that fold's fit reports it
+    bad = df.copy()
+    bad.loc[bad["subj"] != 0, "y"] = 1.0
+    keep = np.flatnonzero(~held)
+    rows = FullRawBases(bad).rows(keep, ("y", None, None), np.flatnonzero(held))
+    assert rows.gaussian_fold(list(model.smooths), [], None, ("y", None, None), keep.size) is None
+    with pytest.raises(ValueError, match="'y'.*constant"):
+        model.fit(bad.iloc[keep].reset_index(drop=True), knots=knots, raw_rows=rows)
+    # a non-finite covariate in the full data: nothing is vouched, the build reports it
+    nan = df.copy()
+    nan.loc[5, "x1"] = np.nan
+    rows = FullRawBases(nan).rows(keep, ("y", None, None), np.flatnonzero(held))
+    assert rows.gaussian_fold(list(model.smooths), [], None, ("y", None, None), keep.size) is None
+    # the x1 covariate constant on the fold: the error of the plain fit of its rows
+    const = df.copy()
+    const.loc[const["subj"] != 0, "x1"] = 0.5
+    train = const.iloc[keep].reset_index(drop=True)
+    for kn in (None, {"x0": knots["x0"]}):
+        with pytest.raises(ValueError) as plain:
+            model.fit(train, knots=kn)
+        rows = FullRawBases(const).rows(keep, ("y", None, None), np.flatnonzero(held))
+        with pytest.raises(ValueError, match=re.escape(str(plain.value))):
+            model.fit(train, knots=kn, raw_rows=rows)

@@ -720,21 +720,25 @@ class FoldRows:
         p = 1 + sum(t.width for t in pterms) + sum(sm.width for sm in smooths)
         if n <= p:
             return None
-        ts, extrap, dim_notes = [], [], []
+        ts: list[np.ndarray] = []
+        extrap: list[bool] = []
+        dim_notes: list[GamFitWarning | None] = []
         ranges: dict[str, np.ndarray] = {}
         for sm in smooths:
             col = full.column_range(sm.term)
             if col is None:
                 return None
             x = col.x
-            lo, hi = col.fold_range(held, keep)
-            # the fresh build's own checks, on the fold's range (raises as the build does)
-            t, ext = smooth_knots_range(lo, hi, keep.size, sm.k, knots.get(sm.term))
+            # the fresh build's own checks in its order (raising as it does): distinct
+            # values (the first 4 k settle it as a rule, else all), then the knots on the
+            # fold's covariate range
             head = x.take(keep[: 4 * sm.k])
             if len(set(head.tolist())) >= sm.k:
                 dim_notes.append(None)
-            else:  # few distinct values at the start: the build's full check
+            else:
                 dim_notes.append(_check_distinct(x.take(keep), sm))
+            lo, hi = col.fold_range(held, keep)
+            t, ext = smooth_knots_range(lo, hi, keep.size, sm.k, knots.get(sm.term))
             if full.block(sm, t) is None:
                 return None
             ts.append(t)
