@@ -29,6 +29,13 @@ from the moments, fitted values formed only when read); the matrix itself is for
 read (:class:`_FoldMatrix`). Equal to the built design up to rounding
 (tests/test_foldview_moments.py); ``run_loso(reuse_designs=False)`` stays the plain path.
 
+Inside a LOSO run a Gaussian fold does not read its own columns at all
+(:meth:`FoldRows.gaussian_fold`): the pipeline builds the fold's data as the full data's rows
+at ``keep`` and vouches for it by passing the held-out rows; the fold's checks then follow
+from the full data's, made once (:meth:`FullRawBases.column_range`,
+:meth:`FullRawBases.response_facts`), and from the held-out rows: O(held-out rows · p²) per
+fold, plus the gathers of the response, weights and offset the fit holds.
+
 Safety: rows are served only for the P-spline smooths this module knows to be row-wise, for
 the same knot vector and only when the fold's covariate values are the full data's values
 at the given rows; anything else (another basis type, other knots, other data) is evaluated
