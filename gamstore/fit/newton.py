@@ -48,6 +48,13 @@ RHO_BOUND = 50.0
 #: does not count.
 BOUND_EDF = 1.0
 
+#: a smoothing parameter is deep in its flat tail where less than this many effective degrees
+#: of freedom separate its smooth from its null space: there the REML gradient in ``rho_j`` is
+#: nil to rounding, so a Newton run started there cannot leave it (an interior basin of lower
+#: REML stays unseen; :func:`gamstore.fit.startcheck.stayed_at_bound`). Far stricter than
+#: :data:`BOUND_EDF` (a smooth 0.9 edf above its null space still has a REML gradient).
+TAIL_EDF = 0.01
+
 
 @dataclass(frozen=True)
 class NewtonControl:
@@ -147,6 +154,11 @@ class NewtonResult:
     # extended-family parameters estimated with rho (nb: [log theta]); None for other families
     ext: np.ndarray | None = None
     prob: Problem | None = None  # the problem at the estimated ext (its family fixed there)
+    # per rho: deep in its flat tail (:data:`TAIL_EDF`) at the start, and at the optimum
+    # (None: not known). A rho in its tail at both never left the flat tail it started in:
+    # the run did not search it (:func:`gamstore.fit.startcheck.stayed_at_bound`)
+    tail_start: np.ndarray | None = None
+    tail_end: np.ndarray | None = None
 
 
 InnerCap = Callable[[int], "int | None"]
@@ -213,6 +225,7 @@ def newton(
     if m == 0:
         return NewtonResult(cur, 0, calls, iters, True, history)
     bound_start = at_bound(prob, cur)
+    tail_start = at_bound(prob, cur, TAIL_EDF)
 
     def score_scale(e: RemlEval) -> float:
         if prob.family.scale_known:
@@ -362,6 +375,8 @@ def newton(
         n_indefinite_bound,
         bound,
         sep is not None,
+        tail_start=tail_start,
+        tail_end=at_bound(prob, cur, TAIL_EDF),
     )
 
 

@@ -49,7 +49,7 @@ from gamstore.fit.newton import (
     NewtonResult,
     OnIterate,
 )
-from gamstore.fit.reml import Problem
+from gamstore.fit.reml import Problem, evaluate
 from gamstore.fit.startcheck import check_start
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -610,6 +610,13 @@ def fit_with_store(
         runs.append(model.run(prob, d.initial_rho.copy(), None, inner_cap=inner_cap))
         return runs[-1]
 
+    def tail_probe(j: int, f: float) -> float:
+        # REML at the warm optimum with rho_j moved the share f back to the cold start
+        rho = np.asarray(nres.final.rho, dtype=np.float64).copy()
+        rho[j] += f * (float(d.initial_rho[j]) - rho[j])
+        at = nres.prob if nres.prob is not None else prob
+        return float(evaluate(at, rho, nres.final.fit.beta, hessian=False).score)
+
     kept, check = check_start(
         model.start_check,
         "session-seed" if start is not None and start.seed else level,
@@ -618,6 +625,7 @@ def fit_with_store(
         d.n,
         None if start is None else start.parent_rows,
         run_cold,
+        tail_probe,
     )
     if check.cold_checked:
         logger.info(
