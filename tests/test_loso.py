@@ -71,13 +71,16 @@ def test_second_run_on_same_store_hits_exact_records(tmp_path: Path) -> None:
     assert float(rel.max()) <= 1e-6
 
 
-def test_unidentifiable_fold_is_reported_not_raised() -> None:
+@pytest.mark.parametrize("reuse", [False, True], ids=["rebuilt", "reused"])
+def test_unidentifiable_fold_is_reported_not_raised(reuse: bool) -> None:
+    """Also with reused designs, where a numeric column's constancy on a fold follows from
+    the full data's extremes and the held-out rows (no scan of the fold)."""
     data = simulate("gaussian", n=600, n_subjects=3, seed=5)
     # z varies only within subject 1: without it the linear term is a constant column
     rng = np.random.default_rng(1)
     data["z"] = np.where(data["subj"] == 1, rng.normal(size=len(data)), 0.5)
     model = GAM([s("x0"), s("x1")], linear=["z"])
-    ds = run_loso(data, model, subject="subj", warm=False)
+    ds = run_loso(data, model, subject="subj", warm=False, reuse_designs=reuse)
     bad = ds.sel(fold=1, start="cold")
     assert bad["status"].item() == "failed"
     assert bad["attempts"].item() == 1  # deterministic: a retry would only repeat it

@@ -14,6 +14,7 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -218,7 +219,11 @@ def model_columns(model: Any) -> list[tuple[str, str]]:
 
 
 def check_identifiable(
-    model: Any, train: pd.DataFrame, subject: Any, test: pd.DataFrame | None = None
+    model: Any,
+    train: pd.DataFrame,
+    subject: Any,
+    test: pd.DataFrame | None = None,
+    constant: Callable[[str], bool | None] | None = None,
 ) -> None:
     """Raise if dropping ``subject`` leaves a term without information.
 
@@ -226,6 +231,10 @@ def check_identifiable(
     linear term becomes collinear with the intercept, a centred smooth becomes zero. A
     factor level that only the held-out rows have (``test``) has no coefficient in the fold
     fit, so those rows cannot be predicted: reported before fitting.
+
+    ``constant(column)``, when given, says whether a numeric column is constant on ``train``
+    without scanning it (None: not known, scan): a LOSO fold answers from the full data's
+    extremes and its held-out rows (:meth:`gamstore.fit.foldview.FullRawBases.column_range`).
     """
     # a random effect predicts a level it has not seen at zero (mgcv's predict.gam): its
     # held-out subject is exactly what a LOSO by that factor leaves out
@@ -235,8 +244,13 @@ def check_identifiable(
     for label, column in model_columns(model):
         if column not in train.columns:
             continue  # the fitter reports missing columns itself
-        values = train[column].to_numpy()
-        if len(values) and np.all(values == values[0]):
+        known = None
+        if constant is not None and not _is_factor(train[column]):
+            known = constant(column)
+        if known is None:
+            values = train[column].to_numpy()
+            known = bool(len(values) and np.all(values == values[0]))
+        if known:
             raise ValueError(
                 f"term {label} is unidentifiable without subject {subject!r}: "
                 f"covariate {column!r} is constant on the remaining rows"
@@ -371,7 +385,14 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
         train = data.iloc[keep].reset_index(drop=True)
         test = data.loc[held].reset_index(drop=True)
         out.train_n, out.heldout_n = len(train), len(test)
-        check_identifiable(model, train, task.subject, test)
+        held_rows = np.flatnonzero(held)
+        check_identifiable(
+            model,
+            train,
+            task.subject,
+            test,
+            _fold_constant(data, model, keep, held_rows) if task.reuse_design else None,
+        )
         fit_store = None
         if task.mode == "warm":
             if store is not None:
@@ -382,11 +403,7 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
         extra: dict[str, Any] = {
             k: v for k, v in (("weights", task.weights), ("offset", task.offset)) if v
         }
-        raw_rows = (
-            fold_raw_rows(data, model, keep, task, np.flatnonzero(held))
-            if task.reuse_design
-            else None
-        )
+        raw_rows = fold_raw_rows(data, model, keep, task, held_rows) if task.reuse_design else None
         if raw_rows is not None:
             extra["raw_rows"] = raw_rows
         if task.row_blocks is not None and fit_store is not None:
@@ -414,7 +431,7 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
         out.warm_decision = str(getattr(res, "warm_decision", ""))
         out.converged = bool(getattr(res, "converged", True))
         _record_check(out, res)
-        out.heldout_rows = np.flatnonzero(held).astype(np.int64)
+        out.heldout_rows = held_rows.astype(np.int64)
         _predict_heldout(res, test, out)
         mu = out.pred_response
         y_obs, wt = heldout_response(test, task.y, task.weights)
@@ -436,6 +453,31 @@ def run_fold(data: pd.DataFrame, model: Any, task: FoldTask, store: Any = None) 
             traceback.format_exc(limit=4),
         )
     return out
+
+
+def _fold_constant(
+    data: pd.DataFrame, model: Any, keep: np.ndarray, held: np.ndarray
+) -> Callable[[str], bool | None] | None:
+    """Whether a numeric column is constant on a fold's rows, from the full data's extremes
+    (read once per process with the shared raw bases) and the held-out rows; None for a
+    fitter other than gamstore's GAM (its folds do not share the raw bases)."""
+    from gamstore.fit.foldview import shared_raw_bases
+    from gamstore.fit.model import GAM
+
+    if not isinstance(model, GAM):
+        return None
+    full = shared_raw_bases(data)
+
+    def constant(column: str) -> bool | None:
+        if full.n != keep.size + held.size:
+            return None
+        col = full.column_range(column)
+        if col is None:
+            return None  # not a finite numeric column: scan it
+        lo, hi = col.fold_range(held, keep)
+        return bool(keep.size) and lo == hi
+
+    return constant
 
 
 def fold_raw_rows(
