@@ -315,3 +315,87 @@ def test_exact_refit_and_repeated_loso_hit_without_hashing_a_design(
     # the same optimum as the first run's warm and cold folds (same rows, same order)
     for prev in (a["reml"].sel(start="warm"), a["reml"].sel(start="cold")):
         np.testing.assert_allclose(b["reml"].sel(start="warm"), prev, rtol=1e-9)
+
+
+# -- deferred digests (run_loso makes them when a fold first needs its key) -------------------
+
+
+class _CountingGAM(GAM):
+    """A GAM counting how often the per-subject digests of a LOSO run are made."""
+
+    made = 0
+
+    def row_block_digests(self, *args: Any, **kwargs: Any) -> RowBlockDigests:
+        type(self).made += 1
+        return super().row_block_digests(*args, **kwargs)
+
+
+def test_deferred_digests_give_the_eager_keys_and_are_made_once() -> None:
+    import pickle
+
+    from gamstore.fit.inputkey import DeferredRowBlocks
+
+    df = _df().assign(subj=np.repeat([3, 1, 2], 20))
+    full = MODEL.row_block_digests(df, "y", groups="subj")
+    calls = []
+
+    def make() -> RowBlockDigests:
+        calls.append(1)
+        return MODEL.row_block_digests(df, "y", groups="subj")
+
+    deferred = DeferredRowBlocks(make)
+    order = tuple(subject_order(df["subj"]))
+    views = {subj: deferred.without(subj) for subj in order}
+    assert not calls and "not made yet" in repr(views[1])
+    for subj in order:
+        train = fold_train(df, "subj", (df["subj"] == subj).to_numpy(), order)
+        eager = fit_key(MODEL, train, "y", None, None, KNOTS, full.without(subj))
+        assert fit_key(MODEL, train, "y", None, None, KNOTS, views[subj]) == eager
+    assert len(calls) == 1 and deferred.computed
+    # a worker process receives the digests themselves
+    assert pickle.loads(pickle.dumps(views[2])) == full.without(2)
+    assert pickle.loads(pickle.dumps(deferred)) == full
+    # digests that cannot be made: the fit hashes its own data (as without row_blocks)
+    train = fold_train(df, "subj", (df["subj"] == 1).to_numpy(), order)
+    none = DeferredRowBlocks(lambda: None).without(1)
+    assert fit_key(MODEL, train, "y", None, None, KNOTS, none) == fit_key(
+        MODEL, train, "y", None, None, KNOTS, None
+    )
+    with pytest.raises(KeyError):
+        DeferredRowBlocks(lambda: full).without(7).resolve()
+    with pytest.raises(TypeError, match="make: expected a callable"):
+        DeferredRowBlocks(full)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("policy", ["always", "adaptive"])
+def test_loso_makes_its_digests_only_when_a_fold_needs_its_key(policy: str) -> None:
+    from gamstore.warmstart.policy import COSTS, set_default_policy
+
+    df = simulate("poisson", n=400, n_subjects=4, seed=3)
+    model = _CountingGAM([s("x0"), s("x1")], family="poisson")
+    store = open_store(f"memory://input-keys-deferred-{policy}")
+    _CountingGAM.made = 0
+    old = set_default_policy(policy)
+    try:
+        COSTS.clear()  # no history: the adaptive policy skips the new store's lookups
+        ds = run_loso(df, model, subject="subj", store=store, progress=False)
+    finally:
+        set_default_policy(old)
+    assert (ds["status"] == "ok").all()
+    decisions = str(ds.attrs.get("warm_decisions", ""))
+    keyed = any(
+        p.strip().startswith(("looked up", "saved")) for p in decisions.split(";") if p.strip()
+    )
+    assert _CountingGAM.made == int(keyed), decisions
+    if policy != "always":
+        return
+    # every fold saved under the key the eager digests give
+    knots = {
+        k: np.asarray(v, dtype=np.float64) for k, v in dict(model.fit(df, y="y").knots).items()
+    }
+    full = model.row_block_digests(df, "y", groups="subj")
+    order = tuple(subject_order(df["subj"]))
+    for subj in order:
+        train = fold_train(df, "subj", (df["subj"] == subj).to_numpy(), order)
+        key = fit_key(model, train, "y", None, None, knots, full.without(subj))
+        assert store.lookup("block", key) is not None, subj

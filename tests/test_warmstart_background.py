@@ -334,11 +334,73 @@ def test_run_loso_with_deferred_saves_equals_the_synchronous_run(
 # -- stores opened lazily ------------------------------------------------------------------------
 
 
-def test_open_lazily_on_a_directory_or_memory_is_a_plain_open(store_url: str) -> None:
+def test_open_lazily_on_an_existing_store_is_a_plain_open(store_url: str) -> None:
+    gamstore.open_store(store_url)  # the root exists
     store, ws = open_lazily(store_url)
-    assert isinstance(store, gamstore.Store) and store.root_exists
+    assert isinstance(store, gamstore.Store) and store.root_exists and not store.read_only
     assert not ws.absent and ws.writable
     assert not ws.parallel_reads  # a local read is no round trip: reads stay in order
+
+
+def test_open_lazily_refuses_a_foreign_folder_up_front(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a store")
+    with pytest.raises(ValueError, match="not empty"):
+        open_lazily(str(tmp_path))
+
+
+def test_a_new_local_or_memory_store_is_created_by_its_first_save(
+    store_url: str, data: Any
+) -> None:
+    probe, ws = open_lazily(store_url)
+    assert probe.read_only and not probe.root_exists
+    assert ws.absent and ws.writable and not ws.remote
+    local = not store_url.startswith("memory://")
+    if local:
+        assert not Path(store_url).exists()
+    # lookups of an absent store are misses that touch nothing
+    assert ws.lookup("block", "cf-0123456789abcdef") is None
+    sess = ws.session("k", keyspace="outer")
+    assert sess is not None and sess.load() is None
+    assert ws.absent and not gamstore.open_store(store_url, read_only=True).root_exists
+    if local:
+        assert not Path(store_url).exists()
+    # the first save opens the store and makes its root; a refit then finds its record
+    res = _model().fit(data, y="y", store=ws, warm_policy="always")
+    assert res.warm == "cold" and not ws.absent
+    store = gamstore.open_store(store_url, read_only=True)
+    assert store.root_exists
+    assert {i.keyspace for i in store.entries()} == {"block", "outer", "artifact"}
+    assert _model().fit(data, y="y", store=ws, warm_policy="always").warm == "exact"
+
+
+@pytest.mark.parametrize("policy", ["always", "adaptive"])
+@pytest.mark.parametrize("where", ["local", "memory"])
+def test_a_loso_run_creates_its_store_only_when_it_saves(
+    tmp_path: Path, data: Any, policy: str, where: str
+) -> None:
+    """A run's new store (a local directory, or the in-memory store of ``store=None``) is
+    created by its first save: a run whose fits all skip their saves creates nothing."""
+    from gamstore.warmstart.policy import COSTS, set_default_policy
+
+    url = str(tmp_path / "new") if where == "local" else None
+    old = set_default_policy(policy)
+    try:
+        COSTS.clear()  # no history: the adaptive policy skips the new store's lookups
+        ds = run_loso(data, _model(), subject="subj", store=url, progress=False)
+    finally:
+        set_default_policy(old)
+    assert (ds["status"] == "ok").all()
+    decisions = f"{ds['full_warm_decision'].item()}; {ds.attrs.get('warm_decisions', '')}"
+    saved = "saved" in decisions  # the record, or the artifact
+    if url is None:
+        url = ds.attrs["store_url"]
+        assert url.startswith("memory://")
+        created = gamstore.open_store(url, read_only=True).root_exists
+    else:
+        created = Path(url).exists()
+    assert created == saved, decisions
+    if policy == "always":
+        assert saved
 
 
 @pytest.mark.s3

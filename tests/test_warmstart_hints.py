@@ -392,7 +392,12 @@ def test_a_store_the_run_creates_is_not_looked_up(adaptive: Any, tmp_path: Path)
     pol.COSTS.clear()
     res = run_loso(ten, model, subject="subj", y="y", store=str(tmp_path / "ten"), progress=False)
     assert str(res["full_warm_decision"].values).startswith("looked up")
-    # an existing directory may hold a run's records: looked up as before
+    # the runs above saved nothing there, so created nothing (the root is made by the first
+    # save); an existing store may hold a run's records: looked up as before
+    decisions = f"{res['full_warm_decision'].item()}; {res.attrs.get('warm_decisions', '')}"
+    saved = "saved" in decisions  # the record, or the artifact
+    assert (tmp_path / "ten").exists() == saved, decisions
+    gs.open_store(str(tmp_path / "new-store"))
     pol.COSTS.clear()
     again = run_loso(
         df, model, subject="subj", y="y", store=str(tmp_path / "new-store"), progress=False

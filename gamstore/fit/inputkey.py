@@ -35,7 +35,8 @@ never share an exact record, which only costs a warm start, never an answer.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -46,7 +47,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from gamstore.fit.model import GAM
     from gamstore.warmstart.keys import RowBlockDigests
 
-__all__ = ["canonical_blocks", "data_digests", "fit_key", "input_columns", "subject_order"]
+__all__ = [
+    "DeferredRowBlocks",
+    "canonical_blocks",
+    "data_digests",
+    "fit_key",
+    "input_columns",
+    "subject_order",
+]
 
 #: prefix of a column read from the data, and of an array passed as an argument: a data
 #: column named like an argument can never take its place in the digest
@@ -194,6 +202,91 @@ def data_digests(
     return row_block_digests(cols, blocks)
 
 
+class DeferredRowBlocks:
+    """Row-block digests made on first use: what ``run_loso`` hands its folds.
+
+    A LOSO fold's store key is the full data's per-subject digests minus its own subject
+    (:meth:`~gamstore.warmstart.keys.RowBlockDigests.without`); hashing the full data costs
+    about a millisecond on a small set, which a run whose folds never look up nor save
+    (the adaptive policy skipped both) need not pay. ``make`` runs once, on the first
+    :meth:`resolve` of this object or of any :meth:`without` view of it; the digests, and so
+    every key, are the ones ``make`` returns (the same as computing them up front).
+
+    Parameters
+    ----------
+    make : callable
+        Zero-argument callable returning the digests, or None when they cannot be made (the
+        fit then hashes its own data). An exception it raises is raised by :meth:`resolve`
+        every time (the fit reports it and keys its built design).
+
+    Notes
+    -----
+    Thread-safe (``make`` runs once under a lock). Pickles as the digests themselves (made
+    then): a worker process receives plain :class:`~gamstore.warmstart.keys.RowBlockDigests`.
+    """
+
+    __slots__ = ("_drop", "_error", "_lock", "_make", "_parent", "_value", "computed")
+
+    def __init__(self, make: Callable[[], RowBlockDigests | None]) -> None:
+        if not callable(make):
+            raise TypeError(f"make: expected a callable, got {type(make).__name__}")
+        self._make: Callable[[], RowBlockDigests | None] | None = make
+        self._parent: DeferredRowBlocks | None = None
+        self._drop: object = None
+        self._lock = threading.Lock()
+        self._value: RowBlockDigests | None = None
+        self._error: BaseException | None = None
+        #: True once ``make`` ran (on this object, or on the one a view was taken of).
+        self.computed = False
+
+    def without(self, label: object) -> DeferredRowBlocks:
+        """A deferred view of the same digests minus the block ``label`` (nothing computed
+        now; :meth:`resolve` raises KeyError if there is no such block)."""
+        view = DeferredRowBlocks.__new__(DeferredRowBlocks)
+        view._make = None
+        view._parent = self
+        view._drop = label
+        view._lock = self._lock
+        view._value = None
+        view._error = None
+        view.computed = False
+        return view
+
+    def resolve(self) -> RowBlockDigests | None:
+        """The digests (made now on first use), or None when they cannot be made."""
+        if self._parent is not None:
+            full = self._parent.resolve()
+            return None if full is None else full.without(self._drop)
+        if not self.computed:
+            with self._lock:
+                if not self.computed:
+                    assert self._make is not None
+                    try:
+                        self._value = self._make()
+                    except Exception as exc:  # kept: raised again on every resolve
+                        self._error = exc
+                    self._make = None  # its data need not be kept alive
+                    self.computed = True
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_resolved, (self.resolve(),))
+
+    def __repr__(self) -> str:
+        root = self
+        while root._parent is not None:
+            root = root._parent
+        state = "made" if root.computed else "not made yet"
+        drop = "" if self._parent is None else f" without {self._drop!r}"
+        return f"DeferredRowBlocks({state}{drop})"
+
+
+def _resolved(value: RowBlockDigests | None) -> RowBlockDigests | None:
+    return value
+
+
 def fit_key(
     model: GAM,
     data: Any,
@@ -201,12 +294,13 @@ def fit_key(
     weights: Any,
     offset: Any,
     knots: Mapping[str, Any] | None,
-    row_blocks: RowBlockDigests | None,
+    row_blocks: RowBlockDigests | DeferredRowBlocks | None,
 ) -> str:
     """The fit's exact block key from its inputs (see the module docstring).
 
     ``row_blocks``: digests of ``data`` computed before (e.g. the full data's minus one
-    subject); None hashes ``data`` now, as one block.
+    subject), or a :class:`DeferredRowBlocks` (resolved now); None, or deferred digests that
+    cannot be made, hashes ``data`` now, as one block.
 
     Raises
     ------
@@ -217,6 +311,8 @@ def fit_key(
     from gamstore.fit.warm import fit_options
     from gamstore.warmstart.keys import input_block_key, row_block_digests
 
+    if isinstance(row_blocks, DeferredRowBlocks):
+        row_blocks = row_blocks.resolve()
     cols, notes = input_columns(model, data, y, weights, offset)
     if row_blocks is None:
         digests = row_block_digests(cols)

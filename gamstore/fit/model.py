@@ -61,6 +61,7 @@ from gamstore.fit.reml import Problem, RemlEval, edf_per_block, fletcher_scale
 from gamstore.fit.startcheck import StartCheck, StartCheckPolicy, as_policy
 
 if TYPE_CHECKING:  # pragma: no cover
+    from gamstore.fit.inputkey import DeferredRowBlocks
     from gamstore.warmstart.keys import RowBlockDigests
 
 logger = logging.getLogger("gamstore.fit")
@@ -949,7 +950,7 @@ class GAM:
         inner_cap: InnerCap | None = None,
         on_iterate: OnIterate | None = None,
         raw_rows: RawRows | None = None,
-        row_blocks: RowBlockDigests | None = None,
+        row_blocks: RowBlockDigests | DeferredRowBlocks | None = None,
         warm_policy: Any = None,
         exact_hit: str = "lazy",
     ) -> FitResult:
@@ -984,11 +985,13 @@ class GAM:
             Raw basis rows already evaluated on a larger data set these rows come from (a
             LOSO fold: ``gamstore.fit.foldview.FullRawBases(full_data).rows(keep)``); the
             fit is the same, only the basis evaluation is skipped.
-        row_blocks : RowBlockDigests or None
+        row_blocks : RowBlockDigests, DeferredRowBlocks or None
             With a store: digests of ``data`` made earlier by :meth:`row_block_digests`
             (e.g. the full data's minus one subject, as ``run_loso`` passes to each fold),
             in the row order of ``data``; the store key is then derived from them without
-            hashing the data. They must describe ``data`` exactly: the columns and row count
+            hashing the data. Deferred digests
+            (:class:`gamstore.fit.inputkey.DeferredRowBlocks`) are made only when the key
+            is needed (a lookup or a save). They must describe ``data`` exactly: the columns and row count
             are checked, the values are not (wrong digests cannot change the answer, every
             warm start is recertified, but they can cost one). None: the data is hashed.
         warm_policy : WarmPolicy, "always", "adaptive" or None
@@ -1017,11 +1020,13 @@ class GAM:
         """
         t0 = time.perf_counter()
         if row_blocks is not None:
+            from gamstore.fit.inputkey import DeferredRowBlocks
             from gamstore.warmstart.keys import RowBlockDigests
 
-            if not isinstance(row_blocks, RowBlockDigests):
+            if not isinstance(row_blocks, RowBlockDigests | DeferredRowBlocks):
                 raise TypeError(
-                    "row_blocks: expected RowBlockDigests (from GAM.row_block_digests), "
+                    "row_blocks: expected RowBlockDigests (from GAM.row_block_digests) or "
+                    "DeferredRowBlocks, "
                     f"got {type(row_blocks).__name__}"
                 )
         if exact_hit not in EXACT_HIT_MODES:
@@ -1076,7 +1081,7 @@ class GAM:
         weights: Any,
         offset: Any,
         knots: Mapping[str, Any] | None,
-        row_blocks: RowBlockDigests | None,
+        row_blocks: RowBlockDigests | DeferredRowBlocks | None,
     ) -> str | None:
         """The fit's store key from its inputs; None (the fit keys its built design
         instead) if the inputs cannot be hashed: a key problem never fails a fit."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import tempfile
@@ -413,6 +414,7 @@ def run_loso(
     family = family_name(getattr(model, "family", "gaussian"))
     run_id = new_run_id()  # provenance of every entry of this run (and in the result attrs)
 
+    from gamstore.fit.inputkey import DeferredRowBlocks
     from gamstore.store import open_store
     from gamstore.warmstart.background import deferred_saves
     from gamstore.warmstart.capability import open_lazily
@@ -430,7 +432,8 @@ def run_loso(
             pass  # cold folds only: nothing to store, nothing to read
         elif store is None:
             if kind == "serial":
-                store_obj = open_store(f"memory://gamstore-loso-{uuid.uuid4().hex}")
+                # made by the first save: a run that saves nothing makes no store
+                store_obj, fit_store = open_lazily(f"memory://gamstore-loso-{uuid.uuid4().hex}")
             elif kind == "processes":
                 tmp = tempfile.TemporaryDirectory(prefix="gamstore-loso-")
                 store_obj = open_store(tmp.name)
@@ -441,8 +444,9 @@ def run_loso(
                 )
         elif isinstance(store, str):
             try:
-                # an object store's root is created by the first save, not up front: a new
-                # store holds nothing to look up (gamstore.warmstart.capability.open_lazily)
+                # a new store's root (object store, new local directory) is created by the
+                # first save, not up front: it holds nothing to look up, and a run that saves
+                # nothing leaves nothing behind (gamstore.warmstart.capability.open_lazily)
                 store_obj, fit_store = open_lazily(store, storage_options=storage_options)
             except (ValueError, TypeError, ImportError):
                 raise  # a bad URL or missing extra is the caller's to fix
@@ -508,10 +512,14 @@ def run_loso(
 
             # every fold reads its rows in canonical order (subjects sorted, each subject's rows
             # in data order), so its store key comes from the full data's per-subject digests
-            # minus its own subject, O(subjects) (gamstore.fit.inputkey)
+            # minus its own subject, O(subjects) (gamstore.fit.inputkey). The digests are made
+            # when the first fold needs its key (a lookup or a save), not up front: a run whose
+            # folds skip both never hashes its data (worker processes receive them made)
             row_blocks = None
             if store_obj is not None and "warm" in starts:
-                row_blocks = _row_blocks(model, frame, y, weights, offset, subject)
+                row_blocks = DeferredRowBlocks(
+                    functools.partial(_row_blocks, model, frame, y, weights, offset, subject)
+                )
             tasks = [
                 FoldTask(
                     subject=s,

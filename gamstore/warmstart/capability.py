@@ -731,8 +731,11 @@ def open_lazily(
     read once, read-only: when it exists the store is opened as usual (its root is checked
     already, no further request); when it does not, the returned capability is *absent*:
     every lookup through it is a miss at no cost, and its first save opens the store and
-    creates the root. Another path (a local directory, ``memory://``) is opened as
-    :func:`gamstore.open_store` does.
+    creates the root. A local directory that does not exist yet and a ``memory://`` store
+    are probed the same way (creating them costs a fraction of a millisecond to a few,
+    which a small run that never saves need not pay, and a run that never saves leaves
+    nothing on disk); an existing local directory is opened as :func:`gamstore.open_store`
+    does (a folder that is not a store is refused up front).
 
     Parameters
     ----------
@@ -756,12 +759,20 @@ def open_lazily(
     """
     from gamstore.store import open_store
 
-    if not _object_store_url(url):
+    if not (_object_store_url(url) or _new_local_or_memory(url)):
+        # an existing local directory: opened (and checked) as usual, so a foreign folder
+        # is refused up front
         store = open_store(url, storage_options=storage_options)
         return store, _wrapped(store)
     t0 = time.perf_counter()
     probe = open_store(url, storage_options=storage_options, read_only=True)
     seconds = time.perf_counter() - t0
+    if not probe.root_exists and not _object_store_url(url):
+        # a local read is no round trip: the first probe of a process also paid for imports,
+        # which the policy must not take for the cost of a read (a second probe is a stat)
+        t0 = time.perf_counter()
+        probe = open_store(url, storage_options=storage_options, read_only=True)
+        seconds = time.perf_counter() - t0
     if probe.root_exists:
         # the root check is cached per root: this open sends no request
         store = open_store(url, storage_options=storage_options)
@@ -770,6 +781,19 @@ def open_lazily(
         probe.url, storage_options=storage_options, absent=True, probe_seconds=seconds
     )
     return probe, ws
+
+
+def _new_local_or_memory(url: str) -> bool:
+    """A ``memory://`` URL, or a local directory (path or ``file://``) that does not exist:
+    worth opening lazily (its root is made by the first save)."""
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        if scheme.lower() == "memory":
+            return True
+        if scheme.lower() != "file":
+            return False
+        url = rest
+    return bool(url) and not os.path.lexists(os.path.expanduser(url))
 
 
 def _wrapped(store: Any) -> WarmStartStore:
