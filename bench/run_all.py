@@ -40,6 +40,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "bench_breaker.py": ([], []),
     "bench_ext_polish.py": ([], ["--rounds", "1"]),
     "bench_startcheck.py": ([], ["--quick", "--reps", "1"]),
+    "bench_tail_probe.py": ([], ["--rounds", "2", "--folds", "2"]),
     "bench_initial_sp.py": ([], ["--sizes", "2000"]),
     "bench_hdf5.py": ([], ["--sizes", "200", "1000"]),
     "bench_local_safety.py": ([], ["--quick"]),
