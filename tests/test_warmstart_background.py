@@ -342,6 +342,12 @@ def test_open_lazily_on_an_existing_store_is_a_plain_open(store_url: str) -> Non
     assert not ws.parallel_reads  # a local read is no round trip: reads stay in order
 
 
+def test_open_lazily_local_false_opens_a_new_directory_now(tmp_path: Path) -> None:
+    store, ws = open_lazily(str(tmp_path / "new"), local=False)
+    assert store.root_exists and not store.read_only and not ws.absent
+    assert (tmp_path / "new" / "zarr.json").exists()
+
+
 def test_open_lazily_refuses_a_foreign_folder_up_front(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("not a store")
     with pytest.raises(ValueError, match="not empty"):
@@ -354,6 +360,7 @@ def test_a_new_local_or_memory_store_is_created_by_its_first_save(
     probe, ws = open_lazily(store_url)
     assert probe.read_only and not probe.root_exists
     assert ws.absent and ws.writable and not ws.remote
+    assert ws.probe_seconds is None  # no round trip: its lookup phases are timed as they run
     local = not store_url.startswith("memory://")
     if local:
         assert not Path(store_url).exists()

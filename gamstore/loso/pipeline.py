@@ -427,13 +427,22 @@ def run_loso(
     try:
         # a store this run creates holds nothing: its full-data fit need not look up
         new_store = store is None or _new_local_store(store)
+        # the adaptive policy's run-level knowledge: which folds the start check will refit
+        # cold whatever their warm start, so which use the full-data fit's artifact
+        hints = _fold_hints(model, frame, subject, subjects) if "warm" in starts else None
+        # a new local or memory store is made by its first save, unless the full-data fit's
+        # lookups (misses) must time it for the in-run artifact decision (folds may start from
+        # the artifact): free misses on a store not made yet would time nothing but the key
+        lazy_local = hints is None or not hints[0].artifact_uses
         t_open = time.perf_counter()
         if store is None and not warm:
             pass  # cold folds only: nothing to store, nothing to read
         elif store is None:
             if kind == "serial":
                 # made by the first save: a run that saves nothing makes no store
-                store_obj, fit_store = open_lazily(f"memory://gamstore-loso-{uuid.uuid4().hex}")
+                store_obj, fit_store = open_lazily(
+                    f"memory://gamstore-loso-{uuid.uuid4().hex}", local=lazy_local
+                )
             elif kind == "processes":
                 tmp = tempfile.TemporaryDirectory(prefix="gamstore-loso-")
                 store_obj = open_store(tmp.name)
@@ -447,7 +456,9 @@ def run_loso(
                 # a new store's root (object store, new local directory) is created by the
                 # first save, not up front: it holds nothing to look up, and a run that saves
                 # nothing leaves nothing behind (gamstore.warmstart.capability.open_lazily)
-                store_obj, fit_store = open_lazily(store, storage_options=storage_options)
+                store_obj, fit_store = open_lazily(
+                    store, storage_options=storage_options, local=lazy_local
+                )
             except (ValueError, TypeError, ImportError):
                 raise  # a bad URL or missing extra is the caller's to fix
             except Exception as exc:  # unreachable cache: the run goes on cold
@@ -478,13 +489,7 @@ def run_loso(
             extra: dict[str, Any] = {
                 k: v for k, v in (("weights", weights), ("offset", offset)) if v
             }
-            # the adaptive policy's run-level knowledge: which folds the start check will
-            # refit cold whatever their warm start, so which use the full-data fit's artifact
-            plan = (
-                _fold_hints(model, frame, subject, subjects)
-                if store_obj is not None and "warm" in starts
-                else None
-            )
+            plan = hints if store_obj is not None else None
             if plan is not None and new_store and not plan[0].artifact_uses:
                 # nothing to find, and no in-run artifact to decide on (which would need the
                 # store's measured round trip): the full-data fit does not look up

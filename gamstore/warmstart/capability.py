@@ -721,7 +721,7 @@ def _object_store_url(url: str) -> bool:
 
 
 def open_lazily(
-    url: str, *, storage_options: Mapping[str, Any] | None = None
+    url: str, *, storage_options: Mapping[str, Any] | None = None, local: bool = True
 ) -> tuple[Any, WarmStartStore]:
     """Open ``url`` for a run of fits, creating an object store's root only when written.
 
@@ -743,6 +743,10 @@ def open_lazily(
         The store URL.
     storage_options : mapping, optional
         As for :func:`gamstore.open_store`.
+    local : bool
+        False: a new local directory or ``memory://`` store is opened (created) now, as
+        :func:`gamstore.open_store` does (``run_loso`` does so when its full-data fit's
+        lookups must measure the store's round trip for its in-run artifact decision).
 
     Returns
     -------
@@ -759,7 +763,7 @@ def open_lazily(
     """
     from gamstore.store import open_store
 
-    if not (_object_store_url(url) or _new_local_or_memory(url)):
+    if not (_object_store_url(url) or (local and _new_local_or_memory(url))):
         # an existing local directory: opened (and checked) as usual, so a foreign folder
         # is refused up front
         store = open_store(url, storage_options=storage_options)
@@ -767,18 +771,18 @@ def open_lazily(
     t0 = time.perf_counter()
     probe = open_store(url, storage_options=storage_options, read_only=True)
     seconds = time.perf_counter() - t0
-    if not probe.root_exists and not _object_store_url(url):
-        # a local read is no round trip: the first probe of a process also paid for imports,
-        # which the policy must not take for the cost of a read (a second probe is a stat)
-        t0 = time.perf_counter()
-        probe = open_store(url, storage_options=storage_options, read_only=True)
-        seconds = time.perf_counter() - t0
     if probe.root_exists:
         # the root check is cached per root: this open sends no request
         store = open_store(url, storage_options=storage_options)
         return store, _wrapped(store)
+    # a local or memory read is no round trip: its lookup phases are timed as they run (the
+    # input key dominates them, as when the store exists), not estimated from the probe
+    remote = _object_store_url(url)
     ws = WarmStartStore(
-        probe.url, storage_options=storage_options, absent=True, probe_seconds=seconds
+        probe.url,
+        storage_options=storage_options,
+        absent=True,
+        probe_seconds=seconds if remote else None,
     )
     return probe, ws
 
