@@ -616,15 +616,12 @@ class Design:
         one penalty (``s(x)``, ``s(x):fA``); for a tensor product, one per margin, the block's
         name then the margin in brackets (``te(x,z)[x]``, ``te(x,z):fA[z]``), the
         convention of :meth:`TensorTerm.knot_key`."""
+        from gamstore.rhonames import block_rho_labels
+
         out: list[str] = []
         for b in self.smooths:
             margins = tuple(getattr(b.spec, "margins", ()) or ())
-            if len(b.pens) > 1 and len(margins) == len(b.pens):
-                out.extend(f"{b.label}[{m}]" for m in margins)
-            elif len(b.pens) > 1:
-                out.extend(f"{b.label}[{i + 1}]" for i in range(len(b.pens)))
-            else:
-                out.append(b.label)
+            out.extend(block_rho_labels(b.label, max(1, len(b.pens)), margins))
         return out
 
     def block_slots(self) -> list[tuple[int, ...]]:

@@ -38,13 +38,13 @@ import numpy as np
 import xarray as xr
 
 from gamstore.loso.folds import FoldOutcome
-
-PARAMETRIC = "(parametric)"
+from gamstore.rhonames import PARAMETRIC, penalty_block
 
 
 def term_names(rho: np.ndarray, edf: Mapping[str, float]) -> list[str]:
     """Names for the smoothing parameters of a fitter without ``rho_names``: the smooth
-    blocks' names when one per block, ``sp0``, ``sp1``... otherwise."""
+    blocks' names when one per block, ``sp0``, ``sp1``... otherwise (its ρ order within a
+    block is not known, so a tensor's margins are not named here)."""
     smooth = [name for name in edf if name != PARAMETRIC]
     if len(smooth) == len(rho):
         return smooth
@@ -59,15 +59,6 @@ def penalty_names(
     if names is not None and len(names) == len(rho) and len(set(names)) == len(names):
         return [str(v) for v in names]
     return term_names(rho, edf)
-
-
-def penalty_block(name: str, blocks: Sequence[str]) -> str:
-    """The smooth block a smoothing parameter belongs to: itself, or for a tensor margin's
-    ``te(x,z)[x]`` the block ``te(x,z)``; ``""`` when none is known (``sp0``)."""
-    if name in blocks:
-        return name
-    head = name.rsplit("[", 1)[0]
-    return head if name.endswith("]") and head in blocks else ""
 
 
 def _label(value: Any) -> Any:

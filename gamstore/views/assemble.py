@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from gamstore.rhonames import block_label, block_rho_labels, rho_labels_for_blocks
 from gamstore.views.attrs import variable_attrs
 from gamstore.views.rows import PROVENANCE, FitRow, KeyspaceLayout, layout_for
 
@@ -40,7 +41,7 @@ __all__ = [
 ]
 
 FIT_DIM = "fit"
-VIEW_SCHEMA = 2  # 2: provenance coordinates, term names
+VIEW_SCHEMA = 3  # 2: provenance coordinates, term names; 3: penalty names
 #: Default cap on the bytes of one many-fits Dataset (``open_fits``, the engine, the catalog).
 DEFAULT_MAX_BYTES = 1 << 30
 
@@ -65,6 +66,7 @@ class ViewTooLargeError(ValueError):
 _STRING_COORDS = ("key", "keyspace", "family", "descriptor_key", "kind", "producer", *PROVENANCE)
 #: The label that names each group (term or block), used as the group coordinate.
 _GROUP_NAMES = {"term": "term_name", "block": "block_name"}
+_RHO, _PENALTY, _NAME = "rho", "penalty", "penalty_name"
 
 
 def _strings(values: Sequence[str]) -> np.ndarray:
@@ -136,6 +138,8 @@ def view_nbytes(rows: Sequence[FitRow], keyspace: str, *, ragged: bool = False) 
         sizes = [r.flat[name].size for r in rows]
         total += 8 * n  # the count
         total += 8 * sum(sizes) if ragged else 9 * n * max(sizes, default=0)
+        if name == _RHO and layout.group_dim is not None:  # penalty_name, one per slot
+            total += 8 * sum(sizes) if ragged else 8 * n * max(sizes, default=0)
     if layout.group_dim is None:
         return total
     groups = [r.n_groups for r in rows]
@@ -146,6 +150,8 @@ def view_nbytes(rows: Sequence[FitRow], keyspace: str, *, ragged: bool = False) 
         sizes = [v.size for r in rows for v in r.nested[name]]
         total += 8 * slots  # the count per group
         total += 8 * sum(sizes) if ragged else 9 * slots * max(sizes, default=0)
+        if name == _RHO:  # penalty_name, one per slot
+            total += 8 * sum(sizes) if ragged else 8 * slots * max(sizes, default=0)
     return total
 
 
@@ -252,6 +258,7 @@ def assemble_fits(
             coords[layout.group_dim] = _with_attrs(
                 layout.group_dim, (layout.group_dim,), group_names
             )
+    coords.update(_penalty_coordinates(ordered, layout, ragged))
 
     ds = xr.Dataset(data, coords=coords)
     meta: dict[str, Any] = {"view_schema": VIEW_SCHEMA, "keyspace": keyspace}
@@ -270,6 +277,62 @@ def assemble_fits(
         "gamstore": meta,
     }
     return ds
+
+
+def _row_penalty_names(row: FitRow, layout: KeyspaceLayout) -> list[list[str]] | None:
+    """Names of one row's ρ per group (one group for a flat ρ), by :mod:`gamstore.rhonames`:
+    a nested ρ (an artifact's, per term) from its term's name and length; a flat ρ (a block
+    record's) from the block names and its length. ``""`` where the row does not say; None
+    when the layout has no ρ with group names."""
+    label = _GROUP_NAMES.get(layout.group_dim or "")
+    if label is None or label not in layout.labels:
+        return None
+    names = row.labels[label]
+    if layout.nested.get(_RHO) == _PENALTY:
+        return [
+            block_rho_labels(block_label(name), v.size) if name else [""] * v.size
+            for name, v in zip(names, row.nested[_RHO], strict=True)
+        ]
+    if layout.flat.get(_RHO) == _PENALTY:
+        n = row.flat[_RHO].size
+        return [rho_labels_for_blocks(names, n) or [""] * n]
+    return None
+
+
+def _penalty_coordinates(
+    rows: Sequence[FitRow], layout: KeyspaceLayout, ragged: bool
+) -> dict[str, xr.Variable]:
+    """``penalty_name`` along ρ's dimensions (``""`` = padding or unknown), and names for the
+    ``penalty`` dimension of a flat ρ when every fit has the same, distinct, known ones."""
+    label = _GROUP_NAMES.get(layout.group_dim or "")
+    if label not in layout.labels or _PENALTY not in (
+        layout.nested.get(_RHO),
+        layout.flat.get(_RHO),
+    ):
+        return {}
+    table = [p for p in (_row_penalty_names(r, layout) for r in rows) if p is not None]
+    if ragged:
+        flat = [s for groups in table for names in groups for s in names]
+        return {_NAME: _with_attrs(_NAME, (_PENALTY,), _strings(flat))}
+    if _RHO in layout.nested:
+        group = layout.group_dim
+        assert group is not None
+        n_groups = max((len(groups) for groups in table), default=0)
+        width = max((len(names) for groups in table for names in groups), default=0)
+        arr = np.full((len(rows), n_groups, width), "", dtype=object)
+        for i, groups in enumerate(table):
+            for g, names in enumerate(groups):
+                arr[i, g, : len(names)] = names
+        return {_NAME: _with_attrs(_NAME, (FIT_DIM, group, _PENALTY), arr)}
+    width = max((len(groups[0]) for groups in table), default=0)
+    arr = np.full((len(rows), width), "", dtype=object)
+    for i, groups in enumerate(table):
+        arr[i, : len(groups[0])] = groups[0]
+    out = {_NAME: _with_attrs(_NAME, (FIT_DIM, _PENALTY), arr)}
+    first = list(arr[0]) if len(rows) else []
+    if first and all(first) and len(set(first)) == len(first) and bool((arr == arr[:1]).all()):
+        out[_PENALTY] = _with_attrs(_PENALTY, (_PENALTY,), _strings(first))
+    return out
 
 
 def _group_coordinate(data: dict[str, xr.Variable], layout: KeyspaceLayout) -> np.ndarray | None:

@@ -71,6 +71,16 @@ VARIABLE_ATTRS: dict[str, dict[str, str]] = {
         "description": "64-hex fingerprint identifying the term across folds.",
     },
     "block_name": {"long_name": "block name", "description": "Name of the block ('' = padding)."},
+    "penalty_name": {
+        "long_name": "smoothing parameter name",
+        "description": "Name of the smoothing parameter as FitResult.rho_names gives it: the "
+        "block's name, or for a tensor product's one per margin 'te(x,z)[x]' ('' = padding "
+        "or unknown).",
+    },
+    "penalty": {
+        "long_name": "smoothing parameter",
+        "description": "Smoothing parameter names, when every fit in the view has the same.",
+    },
     "term_name": {
         "long_name": "term name",
         "description": "Model term of the fit that wrote the artifact, e.g. 's(x0)' ('' = "

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from gamstore.rhonames import block_label, block_rho_labels, rho_labels_for_blocks
 from gamstore.store import KEYSPACES
 from gamstore.views.attrs import variable_attrs
 from gamstore.views.listing import as_stored
@@ -185,6 +186,9 @@ def _block_tree(
         "rho": _var("rho", ("penalty",), record.rho),
         "n_rows": _var("n_rows", (), record.n_rows),
     }
+    names = rho_labels_for_blocks([str(n) for n in record.block_names], len(record.rho))
+    if names is not None:
+        root["penalty"] = _var("penalty", ("penalty",), _strings(names))
     attrs = {"version": record.version, "package_version": record.package_version}
     children: dict[str, xr.Dataset] = {}
     for i, (name, dim, beta) in enumerate(
@@ -274,6 +278,26 @@ def _generic_tree(
     return {}, {}, children
 
 
+def _strings(values: list[str]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def _name_terms(children: dict[str, xr.Dataset], prov: Any) -> None:
+    # an artifact names no terms; the fit that wrote it recorded its blocks in provenance
+    terms = prov.get("terms") if isinstance(prov, Mapping) else None
+    nodes = [children[k] for k in children if k.startswith("terms/")]
+    if not isinstance(terms, list) or len(terms) != len(nodes):
+        return
+    for name, node in zip(terms, nodes, strict=True):
+        label = block_label(str(name))
+        node.attrs["term_name"] = label
+        names = block_rho_labels(label, node.sizes.get("penalty", 0))
+        if names:
+            node.coords["penalty"] = _var("penalty", ("penalty",), _strings(names))
+
+
 _TREES = {
     "fit_artifact": _artifact_tree,
     "block_warm_start": _block_tree,
@@ -287,6 +311,8 @@ def entry_tree(entry: Any) -> xr.DataTree:
     rtype = getattr(type(entry.record), "RECORD_TYPE", None)
     build = _TREES.get(rtype, _generic_tree) if isinstance(rtype, str) else _generic_tree
     root_vars, rattrs, children = build(entry.record)
+    if rtype == "fit_artifact":
+        _name_terms(children, getattr(entry, "provenance", None))
     attrs = _entry_attrs(entry)
     attrs.update({k: _scalar(v) for k, v in rattrs.items()})
     tree: dict[str, xr.Dataset] = {"/": xr.Dataset(root_vars, attrs=attrs)}
