@@ -169,3 +169,31 @@ def test_old_store_still_opens(tmp_path: Path, keyspace: str) -> None:
         assert ds["penalty_name"].shape == ds["rho"].shape
     write_catalog(open_store(root))
     assert gamstore.open_fits(root, keyspace, catalog="require").sizes["fit"] == ds.sizes["fit"]
+
+
+def test_cli_show_names_penalties(fits: tuple[Path, Any, Any]) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from gamstore.cli import main
+
+    root, r_by, _ = fits
+    runner = CliRunner()
+    for keyspace in ("block", "artifact"):
+        ds = gamstore.open_fits(root, keyspace, catalog="never")
+        entry_id = str(ds.fit.values[_by_id(ds, r_by)])
+        out = runner.invoke(main, ["show", str(root), entry_id, "-k", keyspace, "--json"])
+        assert out.exit_code == 0, out.output
+        doc = json.loads(out.output)
+        names = doc["penalty_names"]
+        assert [s for labels in names.values() for s in labels] == r_by.rho_names
+        for array, labels in names.items():
+            assert len(doc["arrays"][array]["values"]) == len(labels)
+        table = runner.invoke(main, ["show", str(root), entry_id, "-k", keyspace])
+        assert table.exit_code == 0 and "smoothing parameters" in table.output
+        assert "Speciesvirginica[Petal.Length]" in table.output
+    # an entry whose record names no blocks: nothing named, the table is left out
+    outer = gamstore.open_fits(root, "outer", catalog="never")
+    out = runner.invoke(main, ["show", str(root), str(outer.fit.values[0]), "-k", "outer"])
+    assert out.exit_code == 0 and "smoothing parameters" not in out.output

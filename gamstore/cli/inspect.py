@@ -14,7 +14,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -317,6 +317,33 @@ def ls_command(
 
 
 # ------------------------------------------------------------------ show
+def _penalty_names(entry: Any, arrays: Any) -> dict[str, list[str]]:
+    """Smoothing-parameter names per stored ρ array, as ``FitResult.rho_names`` gives them
+    (:mod:`gamstore.rhonames`): a block record's ``rho`` from its block names, an artifact's
+    ``terms/<i>/rho_for_term`` from the term names in its provenance; none when unknown."""
+    from gamstore.rhonames import block_label, block_rho_labels, rho_labels_for_blocks
+
+    record = entry.record
+    rtype = getattr(type(record), "RECORD_TYPE", None)
+    out: dict[str, list[str]] = {}
+    if rtype == "block_warm_start" and "rho" in arrays:
+        blocks = [str(b) for b in record.block_names]
+        names = rho_labels_for_blocks(blocks, int(arrays["rho"].data.size))
+        if names is not None:
+            out["rho"] = names
+    elif rtype == "fit_artifact":
+        prov = getattr(entry, "provenance", None) or {}
+        terms = prov.get("terms") if isinstance(prov, Mapping) else None
+        if isinstance(terms, list) and len(terms) == len(record.terms):
+            for i, term in enumerate(terms):
+                part = arrays.get(f"terms/{i}/rho_for_term")
+                if part is not None and part.data.size:
+                    out[f"terms/{i}/rho_for_term"] = block_rho_labels(
+                        block_label(str(term)), int(part.data.size)
+                    )
+    return out
+
+
 def _entry_payload(entry: Any) -> dict[str, Any]:
     parts = entry.record.to_parts()
     arrays = {
@@ -347,6 +374,7 @@ def _entry_payload(entry: Any) -> dict[str, Any]:
         "provenance": {name: prov.get(name) for name in _PROVENANCE},
         "fields": parts.fields,
         "arrays": arrays,
+        "penalty_names": _penalty_names(entry, parts.arrays),
     }
 
 
@@ -426,6 +454,14 @@ def show_command(
             values = np.asarray(spec["values"], dtype=spec["dtype"])
             arrays.add_row(name, ", ".join(spec["dims"]), str(tuple(spec["shape"])), str(values))
     console.print(arrays)
+    if payload["penalty_names"]:
+        pens = Table(title="smoothing parameters")
+        for col in ("array", "name", "rho"):
+            pens.add_column(col, overflow="fold")
+        for name, labels in payload["penalty_names"].items():
+            for label, value in zip(labels, payload["arrays"][name]["values"], strict=True):
+                pens.add_row(name, label, f"{value:.6g}")
+        console.print(pens)
 
 
 # ------------------------------------------------------------------ du
