@@ -405,3 +405,72 @@ def test_a_store_the_run_creates_is_not_looked_up(adaptive: Any, tmp_path: Path)
         df, model, subject="subj", y="y", store=str(tmp_path / "new-store"), progress=False
     )
     assert str(again["full_warm_decision"].values).startswith("looked up")
+
+
+def test_folds_on_a_new_store_look_up_the_artifact_alone_without_a_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A store this run creates holds no record or session of any fold: a fold that looks up
+    reads only the full-data fit's artifact, and neither probes for its own record nor
+    derives its input key (nor the run its row digests) unless it saves. The folds start
+    from the same artifact as under the policy "always" (every lookup): the same answers."""
+    import gamstore.fit.inputkey as inputkey
+
+    df = simulate("poisson", n=400, S=10, seed=7)
+    model = _model()
+    keyed: list[int] = []
+    real_key = inputkey.fit_key
+
+    def counting_key(*a: Any, **k: Any) -> Any:
+        keyed.append(1)
+        return real_key(*a, **k)
+
+    monkeypatch.setattr(inputkey, "fit_key", counting_key)
+    # lookups and the artifact decided to pay whatever the timings (what a fold does once
+    # it looks up is under test, not the decision); saves for a later run as the policy says
+    go = pol.Decision(True, "looked up (test)")
+    monkeypatch.setattr(CostModel, "lookup_decision", lambda *a, **k: go)
+    monkeypatch.setattr(CostModel, "artifact_decision", lambda *a, **k: go)
+    eager = WarmPolicy()
+    old = pol.set_default_policy(eager)
+    try:
+        pol.COSTS.clear()
+        res = run_loso(
+            df, model, subject="subj", y="y", store=str(tmp_path / "new"), progress=False
+        )
+    finally:
+        pol.set_default_policy(old)
+    warm = res.sel(start="warm")
+    sources = [str(v) for v in warm["warm_source"].values]
+    assert sources and all(v == "cross-fit" for v in sources), sources
+    decisions = [str(v) for v in warm["warm_decision"].values]
+    assert all(d.startswith("looked up (test)") and "saved:" not in d for d in decisions)
+    assert not any("probe" in d for d in decisions), decisions
+    assert len(keyed) == 1  # the full-data fit's key (its lookups and its artifact)
+    old = pol.set_default_policy("always")
+    try:
+        every = run_loso(
+            df, model, subject="subj", y="y", store=str(tmp_path / "always"), progress=False
+        )
+    finally:
+        pol.set_default_policy(old)
+    assert [str(v) for v in every.sel(start="warm")["warm_source"].values] == sources
+    np.testing.assert_array_equal(res["rho"].values, every["rho"].values)
+    np.testing.assert_array_equal(res["reml"].values, every["reml"].values)
+    # a fold that saves keys itself, and a later run on that store finds its record
+    keyed.clear()
+    old = pol.set_default_policy(replace(eager, run_save_ratio=1e9, save_ratio=1e9))
+    try:
+        pol.COSTS.clear()
+        saved = run_loso(
+            df, model, subject="subj", y="y", store=str(tmp_path / "saved"), progress=False
+        )
+        assert len(keyed) == 1 + len(sources)
+        pol.COSTS.clear()
+        again = run_loso(
+            df, model, subject="subj", y="y", store=str(tmp_path / "saved"), progress=False
+        )
+    finally:
+        pol.set_default_policy(old)
+    assert all(str(v) == "exact" for v in again.sel(start="warm")["warm_source"].values)
+    np.testing.assert_allclose(again["reml"].values, saved["reml"].values, rtol=1e-8)

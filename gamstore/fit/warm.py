@@ -73,6 +73,11 @@ class LikelihoodKey:
     """The warm-start layer's view of a family: its name and a fingerprint of the
     likelihood inputs that are not in the block specs (response and prior weights)."""
 
+    #: it can always fingerprint its likelihood (from the fit's input key, else by hashing
+    #: its arrays), so the cross-fit transfer's gate does not derive the fingerprint (and the
+    #: input key behind it) for a fit that never saves (gamstore.warmstart.artifacts)
+    warm_start_keyable = True
+
     def __init__(self, prob: Problem, digest: str | None = None) -> None:
         self._prob = prob
         # the inputs are fixed: hash them once per fit; a fit keyed by its inputs passes the

@@ -218,9 +218,14 @@ def _new_store_hint(full: Any, url: str, open_seconds: float) -> Any:
 
 
 def _fold_hint(
-    s: Any, plan: tuple[Any, dict[Any, tuple[str, str]]], own_found: bool, artifact: bool | None
+    s: Any,
+    plan: tuple[Any, dict[Any, tuple[str, str]]],
+    own_found: bool,
+    artifact: bool | None,
+    new_store: bool = False,
 ) -> Any:
-    """The hint of the fold holding out ``s`` (see :func:`_fold_hints`)."""
+    """The hint of the fold holding out ``s`` (see :func:`_fold_hints`); ``new_store``: the
+    run created the store, so nothing in it but what this run wrote."""
     from gamstore.warmstart.policy import FitHint
 
     full, checked = plan
@@ -229,6 +234,13 @@ def _fold_hint(
     why = checked[s][1] if s in checked else ""
     if not why and artifact is False:
         why = "the full-data fit wrote no artifact"
+    if not why and new_store and not own_found:
+        # a store this run created holds no record or session of the fold (folds save
+        # after their own fit): only the full-data fit's artifact is looked up, and the
+        # fold's input key is not derived for lookups that can only miss
+        return replace(
+            fold, own=False, expect="cross-fit", reason="the store is new: no record of the fold"
+        )
     if not why:  # the full-data fit's artifact: the prior of a cross-fit start
         return replace(fold, expect="exact" if own_found else "cross-fit")
     if own_found:  # a repeated run: the fold's own record may be there
@@ -545,7 +557,7 @@ def run_loso(
                     order=tuple(subjects),
                     row_blocks=row_blocks if mode == "warm" else None,
                     hint=(
-                        _fold_hint(s, plan, own_found, plan[0].report.artifact)
+                        _fold_hint(s, plan, own_found, plan[0].report.artifact, new_store)
                         if mode == "warm" and plan is not None
                         else None
                     ),

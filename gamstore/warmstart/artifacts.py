@@ -203,7 +203,11 @@ def load_fit_artifact(
 
 
 def _check_gated(family: WarmStartFamily, specs: Sequence[BlockSpec], options: Any) -> None:
-    # #1607 gate; raises UnsupportedFamilyError for a family that cannot key itself
+    # #1607 gate; raises UnsupportedFamilyError for a family that cannot key itself. A family
+    # that declares it always can (gamstore's GAM: gamstore.fit.warm.LikelihoodKey) is not
+    # asked here: its fingerprint, derived from the fit's input key, is made when a key is
+    if getattr(family, "warm_start_keyable", False) is True:
+        return
     family_fingerprint(family, specs, options if options is not None else FitOptions())
 
 

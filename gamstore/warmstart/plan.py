@@ -667,7 +667,11 @@ class FitWarmStart(_Policed):
     ) -> BlockWarmStart | None:
         n = int(rho_default.shape[0])
         # read your writes: an earlier fit's deferred saves of what this fit reads land first
-        background.settle(read_tags(self.key, self.family))
+        # (only the family's artifacts when the fit's own state is not looked for: its key is
+        # then not derived, a fit that skips its saves too never hashes its inputs)
+        background.settle(
+            read_tags(self.key, self.family) if self._own else frozenset({_family_tag(self.family)})
+        )
         sess = None
         if self._own:
             missed = self.probe is not None and self.probe.missed
