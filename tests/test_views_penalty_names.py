@@ -171,7 +171,7 @@ def test_old_store_still_opens(tmp_path: Path, keyspace: str) -> None:
     assert gamstore.open_fits(root, keyspace, catalog="require").sizes["fit"] == ds.sizes["fit"]
 
 
-def test_cli_show_names_penalties(fits: tuple[Path, Any, Any]) -> None:
+def test_cli_show_names_penalties(fits: tuple[Path, Any, Any], tmp_path: Path) -> None:
     import json
 
     from click.testing import CliRunner
@@ -193,7 +193,45 @@ def test_cli_show_names_penalties(fits: tuple[Path, Any, Any]) -> None:
         table = runner.invoke(main, ["show", str(root), entry_id, "-k", keyspace])
         assert table.exit_code == 0 and "smoothing parameters" in table.output
         assert "Speciesvirginica[Petal.Length]" in table.output
-    # an entry whose record names no blocks: nothing named, the table is left out
+    # an outer session: named from the fit's terms in its provenance
     outer = gamstore.open_fits(root, "outer", catalog="never")
-    out = runner.invoke(main, ["show", str(root), str(outer.fit.values[0]), "-k", "outer"])
+    entry_id = str(outer.fit.values[_by_id(outer, r_by)])
+    out = runner.invoke(main, ["show", str(root), entry_id, "-k", "outer", "--json"])
+    assert json.loads(out.output)["penalty_names"] == {"rho": r_by.rho_names}
+    tree = gamstore.open_entry(root, "outer", entry_id=entry_id)
+    assert tree["penalty"].values.tolist() == r_by.rho_names
+    # an old entry (no provenance, no block names): nothing named, the table is left out
+    copy = tmp_path / "old"
+    shutil.copytree(OLD, copy)
+    old_id = str(gamstore.open_fits(copy, "outer", catalog="never").fit.values[0])
+    out = runner.invoke(main, ["show", str(copy), old_id, "-k", "outer"])
     assert out.exit_code == 0 and "smoothing parameters" not in out.output
+    assert "penalty" not in gamstore.open_entry(copy, "outer", entry_id=old_id).coords
+
+
+@pytest.mark.parametrize("ragged", [False, True])
+def test_outer_sessions_named_from_provenance(fits: tuple[Path, Any, Any], ragged: bool) -> None:
+    # iterate records hold no block names; the fit's terms in the entry's provenance do
+    root, r_by, r_te = fits
+    ds = gamstore.open_fits(root, "outer", catalog="never", ragged=ragged)
+    if ragged:
+        assert sorted(ds["penalty_name"].values.tolist()) == sorted(r_by.rho_names + r_te.rho_names)
+        return
+    for res in (r_by, r_te):
+        i = _by_id(ds, res)
+        assert ds["penalty_name"].values[i, : res.rho.size].tolist() == res.rho_names
+
+
+def test_outer_names_survive_the_catalog(tmp_path: Path) -> None:
+    from gamstore.views.assemble import dataset_rows
+
+    res = GAM([te("Sepal.Width", "Petal.Length", k=4)]).fit(
+        IRIS, y="Sepal.Length", store=str(tmp_path / "s")
+    )
+    write_catalog(open_store(tmp_path / "s"))
+    ds = gamstore.open_fits(tmp_path / "s", "outer", catalog="require")
+    assert ds["penalty"].values.tolist() == res.rho_names
+    (row,) = dataset_rows(ds, "outer")
+    assert list(row.penalty_names) == res.rho_names
+    ragged = gamstore.open_fits(tmp_path / "s", "outer", catalog="require", ragged=True)
+    assert ragged["penalty_name"].values.tolist() == res.rho_names

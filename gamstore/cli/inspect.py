@@ -320,7 +320,8 @@ def ls_command(
 def _penalty_names(entry: Any, arrays: Any) -> dict[str, list[str]]:
     """Smoothing-parameter names per stored ρ array, as ``FitResult.rho_names`` gives them
     (:mod:`gamstore.rhonames`): a block record's ``rho`` from its block names, an artifact's
-    ``terms/<i>/rho_for_term`` from the term names in its provenance; none when unknown."""
+    ``terms/<i>/rho_for_term`` and an iterate's or record A's ``rho`` from the fit's terms in
+    the entry's provenance; none when unknown."""
     from gamstore.rhonames import block_label, block_rho_labels, rho_labels_for_blocks
 
     record = entry.record
@@ -331,9 +332,14 @@ def _penalty_names(entry: Any, arrays: Any) -> dict[str, list[str]]:
         names = rho_labels_for_blocks(blocks, int(arrays["rho"].data.size))
         if names is not None:
             out["rho"] = names
+        return out
+    prov = getattr(entry, "provenance", None) or {}
+    terms = prov.get("terms") if isinstance(prov, Mapping) else None
+    if rtype in ("iterate", "warm_start") and "rho" in arrays and isinstance(terms, list):
+        names = rho_labels_for_blocks([str(t) for t in terms], int(arrays["rho"].data.size))
+        if names is not None:
+            out["rho"] = names
     elif rtype == "fit_artifact":
-        prov = getattr(entry, "provenance", None) or {}
-        terms = prov.get("terms") if isinstance(prov, Mapping) else None
         if isinstance(terms, list) and len(terms) == len(record.terms):
             for i, term in enumerate(terms):
                 part = arrays.get(f"terms/{i}/rho_for_term")

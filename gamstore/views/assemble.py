@@ -134,11 +134,11 @@ def view_nbytes(rows: Sequence[FitRow], keyspace: str, *, ragged: bool = False) 
     n = len(rows)
     # per row: the string coordinates, fit, created and 4 numbers (8 bytes each), 1 bool
     total = n * (8 * (len(_STRING_COORDS) + 6) + 1)
-    for name in layout.flat:
+    for name, dim in layout.flat.items():
         sizes = [r.flat[name].size for r in rows]
         total += 8 * n  # the count
         total += 8 * sum(sizes) if ragged else 9 * n * max(sizes, default=0)
-        if name == _RHO and layout.group_dim is not None:  # penalty_name, one per slot
+        if name == _RHO and dim == _PENALTY:  # penalty_name, one per slot
             total += 8 * sum(sizes) if ragged else 8 * n * max(sizes, default=0)
     if layout.group_dim is None:
         return total
@@ -282,11 +282,15 @@ def assemble_fits(
 def _row_penalty_names(row: FitRow, layout: KeyspaceLayout) -> list[list[str]] | None:
     """Names of one row's ρ per group (one group for a flat ρ), by :mod:`gamstore.rhonames`:
     a nested ρ (an artifact's, per term) from its term's name and length; a flat ρ (a block
-    record's) from the block names and its length. ``""`` where the row does not say; None
-    when the layout has no ρ with group names."""
+    record's) from the block names and its length, or without block names the row's own
+    ``penalty_names`` (from provenance). ``""`` where the row does not say; None when the
+    layout has no ``rho(penalty)``."""
     label = _GROUP_NAMES.get(layout.group_dim or "")
     if label is None or label not in layout.labels:
-        return None
+        if layout.flat.get(_RHO) != _PENALTY:
+            return None
+        n = row.flat[_RHO].size
+        return [list(row.penalty_names) or [""] * n]
     names = row.labels[label]
     if layout.nested.get(_RHO) == _PENALTY:
         return [
@@ -305,10 +309,8 @@ def _penalty_coordinates(
     """``penalty_name`` along ρ's dimensions (``""`` = padding or unknown), and names for the
     ``penalty`` dimension of a flat ρ when every fit has the same, distinct, known ones."""
     label = _GROUP_NAMES.get(layout.group_dim or "")
-    if label not in layout.labels or _PENALTY not in (
-        layout.nested.get(_RHO),
-        layout.flat.get(_RHO),
-    ):
+    named = layout.nested.get(_RHO) == _PENALTY and label in layout.labels
+    if not (named or layout.flat.get(_RHO) == _PENALTY):
         return {}
     table = [p for p in (_row_penalty_names(r, layout) for r in rows) if p is not None]
     if ragged:
@@ -493,6 +495,14 @@ def dataset_rows(ds: xr.Dataset, keyspace: str) -> list[FitRow]:
     if missing:
         raise ValueError(f"ds: not a {keyspace!r} fits Dataset (missing {', '.join(missing)})")
     v = {name: ds[name].values for name in needed}
+    # names a row carries itself (no block names to derive them from): back from penalty_name
+    own_names = (
+        layout.flat.get(_RHO) == _PENALTY
+        and _GROUP_NAMES.get(layout.group_dim or "") not in layout.labels
+        and _NAME in ds.variables
+        and ds[_NAME].dims == (FIT_DIM, _PENALTY)
+    )
+    pnames = ds[_NAME].values if own_names else None
     ids = ds[FIT_DIM].values
     created = ds["created"].values.astype("datetime64[ns]").view(np.int64)
     rows = []
@@ -524,6 +534,14 @@ def dataset_rows(ds: xr.Dataset, keyspace: str) -> list[FitRow]:
                     name: v[name][i, : int(v[f"n_{dim}"][i])].copy()
                     for name, dim in layout.flat.items()
                 },
+                penalty_names=_stored_names(pnames, i, int(v[f"n_{_PENALTY}"][i]))
+                if pnames is not None
+                else (),
             )
         )
     return rows
+
+
+def _stored_names(table: np.ndarray, i: int, n: int) -> tuple[str, ...]:
+    names = tuple(str(x) for x in table[i, :n])
+    return names if all(names) else ()

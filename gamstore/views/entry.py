@@ -311,8 +311,16 @@ def entry_tree(entry: Any) -> xr.DataTree:
     rtype = getattr(type(entry.record), "RECORD_TYPE", None)
     build = _TREES.get(rtype, _generic_tree) if isinstance(rtype, str) else _generic_tree
     root_vars, rattrs, children = build(entry.record)
+    prov = getattr(entry, "provenance", None)
     if rtype == "fit_artifact":
-        _name_terms(children, getattr(entry, "provenance", None))
+        _name_terms(children, prov)
+    elif rtype in ("iterate", "warm_start") and "rho" in root_vars:
+        # no block names in the record: the fit's terms from its provenance
+        terms = prov.get("terms") if isinstance(prov, Mapping) else None
+        if isinstance(terms, list) and all(isinstance(t, str) for t in terms):
+            names = rho_labels_for_blocks(terms, root_vars["rho"].size)
+            if names is not None:
+                root_vars["penalty"] = _var("penalty", ("penalty",), _strings(names))
     attrs = _entry_attrs(entry)
     attrs.update({k: _scalar(v) for k, v in rattrs.items()})
     tree: dict[str, xr.Dataset] = {"/": xr.Dataset(root_vars, attrs=attrs)}

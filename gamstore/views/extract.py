@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from gamstore.rhonames import rho_labels_for_blocks
 from gamstore.views.rows import PROVENANCE, FitRow
 
 __all__ = ["row_from_entry", "row_from_record", "UnsupportedRecordError"]
@@ -33,6 +34,14 @@ def _term_names(prov: Any, n: int) -> list[str]:
     if isinstance(names, list) and len(names) == n:
         return [str(s) for s in names]
     return [""] * n
+
+
+def _rho_names(prov: Any, rho: Any) -> tuple[str, ...]:
+    # a record without block names: the fit that wrote it recorded its blocks (model order)
+    names = prov.get("terms") if isinstance(prov, Mapping) else None
+    if not isinstance(names, list) or not all(isinstance(v, str) for v in names):
+        return ()
+    return tuple(rho_labels_for_blocks(names, int(np.asarray(rho).size)) or ())
 
 
 def _provenance_fields(prov: Any) -> dict[str, Any]:
@@ -94,6 +103,7 @@ def _iterate(record: Any, meta: dict[str, Any]) -> dict[str, Any]:
         "converged": meta["kind"] == "final",  # only a converged, certified run finalizes
         "iterations": int(record.eval_id if iteration is None else iteration),
         "flat": {"rho": np.asarray(record.rho), "beta": np.asarray(record.beta)},
+        "penalty_names": _rho_names(meta.get("provenance"), record.rho),
     }
 
 
@@ -105,6 +115,7 @@ def _warm_start(record: Any, meta: dict[str, Any]) -> dict[str, Any]:
         "converged": bool(record.last_inner_converged),
         "iterations": int(record.last_inner_iters if iteration is None else iteration),
         "flat": {"rho": np.asarray(record.rho), "beta": np.asarray(record.beta)},
+        "penalty_names": _rho_names(meta.get("provenance"), record.rho),
     }
 
 

@@ -75,11 +75,12 @@ def open_fits(
 
         The ``term``/``block`` dimension is labelled with the term names (``"s(x0)"``) when
         every fit in the view has the same ones; otherwise it is a plain index and the names
-        are per fit in ``term_name``/``block_name``. ``artifact`` and ``block`` views name
-        the smoothing parameters as ``FitResult.rho_names`` does (``te(x,z)[x]``, see
-        :mod:`gamstore.rhonames`) in the coordinate ``penalty_name(fit, term, penalty)`` /
-        ``penalty_name(fit, penalty)`` (``""`` for padding or unknown); the ``block`` view's
-        ``penalty`` dimension is labelled with them when every fit has the same ones. Provenance coordinates say which fit
+        are per fit in ``term_name``/``block_name``. The smoothing parameters are named as
+        ``FitResult.rho_names`` does (``te(x,z)[x]``, see :mod:`gamstore.rhonames`) in the
+        coordinate ``penalty_name(fit, term, penalty)`` (``artifact``) /
+        ``penalty_name(fit, penalty)`` (``""`` for padding or unknown: from the term or block
+        names, or the fit's terms in the provenance); the ``penalty`` dimension of a flat
+        ``rho`` is labelled with them when every fit has the same ones. Provenance coordinates say which fit
         wrote each entry: ``response``, ``covariates`` (comma-separated),
         ``subject_column``, ``held_out`` (``""`` for a LOSO run's full-data fit),
         ``run_id``, ``gamstore_version`` (all ``""`` for entries written before gamstore

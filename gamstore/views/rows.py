@@ -90,6 +90,10 @@ class FitRow:
         One vector per group for each nested array of the layout.
     flat : mapping of str to 1-D array
         One vector for each flat array of the layout.
+    penalty_names : sequence of str
+        One name per entry of a flat ``rho`` (``FitResult.rho_names``), when the entry says
+        which ρ is which but its layout has no block names (``outer``, ``inner``, ``from``:
+        from the fit's terms in its provenance); empty when unknown.
     """
 
     entry_id: str
@@ -114,6 +118,7 @@ class FitRow:
     labels: Mapping[str, Sequence[str]] = field(default_factory=dict)
     nested: Mapping[str, Sequence[np.ndarray]] = field(default_factory=dict)
     flat: Mapping[str, np.ndarray] = field(default_factory=dict)
+    penalty_names: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         for name in ("entry_id", "key", "keyspace", "kind", "producer", "family", *PROVENANCE):
@@ -171,6 +176,17 @@ class FitRow:
             n_groups = len(vals) if n_groups is None else n_groups
             labels[name] = vals
         object.__setattr__(self, "labels", labels)
+        names = tuple(self.penalty_names)
+        if names:
+            if not all(isinstance(v, str) for v in names):
+                raise TypeError("FitRow.penalty_names: expected a sequence of str")
+            rho = flat.get("rho")
+            if layout.flat.get("rho") != "penalty" or rho is None or rho.size != len(names):
+                raise ValueError(
+                    f"FitRow.penalty_names: expected one name per entry of a flat rho, got "
+                    f"{len(names)} names for keyspace {layout.keyspace!r}"
+                )
+        object.__setattr__(self, "penalty_names", names)
 
     @property
     def n_groups(self) -> int:
