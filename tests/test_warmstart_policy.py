@@ -278,10 +278,18 @@ def test_cost_model_means_and_decisions() -> None:
     assert d.go and d.reason == (
         "saved: store save ~40 ms (estimated from a round trip of 10 ms), fit 41 ms"
     )
+    # an estimate within save_explore (4) times the fit: one save times the store
     d = costs.save_decision(p, "u", 0.039)
-    assert not d.go and d.reason == (
-        "save skipped: fit 39 ms, store save ~40 ms (estimated from a round trip of 10 ms)"
+    assert d.go and d.reason == (
+        "saved to time this store: store save ~40 ms (estimated from a round trip of 10 ms), "
+        "fit 39 ms"
     )
+    d = costs.save_decision(p, "u", 0.0099)
+    assert not d.go and d.reason == (
+        "save skipped: fit 9.9 ms, store save ~40 ms (estimated from a round trip of 10 ms)"
+    )
+    # not inside a pipeline run: its saves are insurance (run_save_ratio), no exploring
+    assert not costs.save_decision(p, "u", 0.039, in_run=True).go
     # a fit of a pipeline run saves for a later run only: at most 5% of the fit
     assert not costs.save_decision(p, "u", 0.79, in_run=True).go
     assert costs.save_decision(p, "u", 0.81, in_run=True).go

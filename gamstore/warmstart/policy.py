@@ -104,6 +104,11 @@ class WarmPolicy:
         Before a save has been timed on a store, a save is estimated at this many times the
         lookup phase just timed (a local store measured 3.5-5.8x: a save writes a record's
         and an artifact's objects, a lookup lists and misses).
+    save_explore : float
+        A fit outside a pipeline run saves once to time the store (no save timed on it yet)
+        while that estimate is below this many times the fit: the first lookup phase of a
+        process is inflated by first-use costs, so an estimate near the fit's time says
+        little, and a skipped save costs every later exact refit its record.
     artifact_margin : float
         The full-data fit's artifact is written when the folds that start from it are
         expected to save at least this many times its save (the saving is a prior or a few
@@ -119,6 +124,7 @@ class WarmPolicy:
     prior_cross_fit: float = 0.3
     prior_exact: float = 0.5
     save_per_lookup: float = 4.0
+    save_explore: float = 4.0
     artifact_margin: float = 2.0
 
     def __post_init__(self) -> None:
@@ -133,6 +139,7 @@ class WarmPolicy:
             "save_ratio",
             "run_save_ratio",
             "save_per_lookup",
+            "save_explore",
             "artifact_margin",
         ):
             v = getattr(self, name)
@@ -426,6 +433,12 @@ class CostModel:
             if rtt is None:
                 return Decision(True, "saved (no history yet)")
             est = policy.save_per_lookup * rtt
+            if not in_run and ratio * fit_seconds <= est < policy.save_explore * fit_seconds:
+                return Decision(
+                    True,
+                    f"saved to time this store: store save ~{ms(est)} (estimated from a "
+                    f"round trip of {ms(rtt)}), fit {ms(fit_seconds)}",
+                )
             if est >= ratio * fit_seconds:
                 return Decision(
                     False,
