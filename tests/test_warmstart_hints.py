@@ -474,3 +474,42 @@ def test_folds_on_a_new_store_look_up_the_artifact_alone_without_a_key(
         pol.set_default_policy(old)
     assert all(str(v) == "exact" for v in again.sel(start="warm")["warm_source"].values)
     np.testing.assert_allclose(again["reml"].values, saved["reml"].values, rtol=1e-8)
+
+
+def test_a_repeated_run_starts_its_folds_from_the_artifact_an_earlier_run_wrote(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A first run wrote the full-data fit's artifact and no records (its saves for a later
+    run were skipped); a second run's full-data fit starts from that artifact and decides not
+    to write another. Its folds must still start from the artifact in the store (before: they
+    were told "the full-data fit wrote no artifact" and all fitted cold, so the repeated run
+    was slower than the first)."""
+    df = simulate("poisson", n=400, S=10, seed=7)
+    model = _model()
+    go = pol.Decision(True, "looked up (test)")
+    monkeypatch.setattr(CostModel, "lookup_decision", lambda *a, **k: go)
+    write = {"artifact": True}
+
+    def artifact_decision(*a: Any, **k: Any) -> pol.Decision:
+        return pol.Decision(write["artifact"], "artifact (test)")
+
+    monkeypatch.setattr(CostModel, "artifact_decision", artifact_decision)
+    no_later = replace(WarmPolicy(), run_save_ratio=1e-9)  # no record left for a later run
+    old = pol.set_default_policy(no_later)
+    try:
+        store = str(tmp_path / "store")
+        pol.COSTS.clear()
+        first = run_loso(df, model, subject="subj", y="y", store=store, progress=False)
+        write["artifact"] = False
+        pol.COSTS.clear()
+        again = run_loso(df, model, subject="subj", y="y", store=store, progress=False)
+    finally:
+        pol.set_default_policy(old)
+    assert str(first["full_warm_source"].values) == "cold"
+    assert str(again["full_warm_source"].values) == "cross-fit"
+    sources = [str(v) for v in again.sel(start="warm")["warm_source"].values]
+    assert sources and all(v == "cross-fit" for v in sources), sources
+    decisions = [str(v) for v in again.sel(start="warm")["warm_decision"].values]
+    assert not any("wrote no artifact" in d for d in decisions), decisions
+    cold = run_loso(df, model, subject="subj", y="y", warm=False, progress=False)
+    np.testing.assert_allclose(again["reml"].values, cold["reml"].values, rtol=1e-8)

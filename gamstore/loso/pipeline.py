@@ -517,6 +517,10 @@ def run_loso(
                 str(k): np.asarray(v, dtype=np.float64) for k, v in dict(full_res.knots).items()
             }
             own_found = str(getattr(full_res, "warm", "")) in ("exact", "session")
+            # the full-data fit started from an artifact already in the store (a repeated
+            # run whose first run wrote it): the folds can start from it too, whether or not
+            # this run writes another
+            artifact_found = str(getattr(full_res, "warm", "")) == "cross-fit"
             # the result keeps its n x p design (for inference): let it go before the folds,
             # which hold their own and the full raw bases (gamstore.fit.foldview)
             del full_res
@@ -557,7 +561,13 @@ def run_loso(
                     order=tuple(subjects),
                     row_blocks=row_blocks if mode == "warm" else None,
                     hint=(
-                        _fold_hint(s, plan, own_found, plan[0].report.artifact, new_store)
+                        _fold_hint(
+                            s,
+                            plan,
+                            own_found,
+                            True if artifact_found else plan[0].report.artifact,
+                            new_store,
+                        )
                         if mode == "warm" and plan is not None
                         else None
                     ),
